@@ -1,0 +1,1 @@
+"""Local multi-process launcher, scenarios (package data) and deployment files."""

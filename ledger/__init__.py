@@ -1,0 +1,1 @@
+"""Transactions, blocks, the pure state transition, proposer selection, finality and the store."""

@@ -1,0 +1,1 @@
+"""Pure, synchronous numerical code: one module or sub-package per market. Imports nothing of ours."""

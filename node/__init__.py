@@ -1,0 +1,1 @@
+"""The trio runtime: libp2p host, roles, chain sync, CLI. The only package that does network I/O."""

@@ -1,0 +1,1 @@
+"""``bazaar solve`` sub-commands, one module per market (see ``node/cli_registry.py``)."""

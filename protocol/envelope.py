@@ -1,0 +1,166 @@
+"""The signed envelope every message and transaction travels in (SPEC §3, docs/protocol.md).
+
+Wire form (canonical msgpack)::
+
+    {"k": sender public key (32 B), "p": payload (bin), "s": Ed25519 signature (64 B)}
+
+``payload`` is itself canonical msgpack of ``{v, type, market, round, sender, seq, ts, body}``. The signature
+covers ``DOMAIN || network_id || 0x00 || payload``: a signature for one network or protocol version can never
+be replayed on another. Receivers verify the signature over the *received* payload bytes first, decode
+second, and never re-encode to verify (STYLE §3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import codec
+from .errors import DecodeError, SchemaError
+from .keys import PUBKEY_LEN, SIG_LEN, KeyPair, verify
+
+VERSION = 1
+DOMAIN = b"bazaar/envelope/v1\x00"
+MAX_TYPE_LEN = 64
+MAX_MARKET_LEN = 64
+MAX_NETWORK_ID = 64
+
+
+def sign_bytes(network_id: str, payload: bytes) -> bytes:
+    """The exact bytes an envelope signature covers."""
+    nid = network_id.encode()
+    if not 0 < len(nid) <= MAX_NETWORK_ID or b"\x00" in nid:
+        raise ValueError(f"bad network id {network_id!r}")
+    return DOMAIN + nid + b"\x00" + payload
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds (envelope timestamps)."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A verified (or freshly signed) message.
+
+    Attributes:
+        type: message type, e.g. ``"ai-bazaar/price"`` or ``"tx/transfer"``.
+        market: market name, or ``""`` for market-independent messages (blocks, sync).
+        round: market round the message belongs to (0 when not round-bound).
+        sender: the signer's 32-byte public key (its account).
+        seq: the sender's sequence number for replay protection.
+        ts: sender's wall clock in milliseconds.
+        body: the type-specific content (a map).
+        payload: the signed canonical bytes.
+        signature: 64-byte Ed25519 signature over :func:`sign_bytes`.
+    """
+
+    type: str
+    market: str
+    round: int
+    sender: bytes
+    seq: int
+    ts: int
+    body: dict[str, Any]
+    payload: bytes = field(repr=False)
+    signature: bytes = field(repr=False)
+    v: int = VERSION
+
+    @property
+    def wire(self) -> bytes:
+        """The bytes to send."""
+        return codec.encode({"k": self.sender, "p": self.payload, "s": self.signature})
+
+    @property
+    def digest(self) -> bytes:
+        """SHA-256 of the payload: the message / transaction id."""
+        return hashlib.sha256(self.payload).digest()
+
+
+def seal(
+    key: KeyPair,
+    network_id: str,
+    type: str,
+    body: dict[str, Any],
+    *,
+    seq: int,
+    market: str = "",
+    round: int = 0,
+    ts: int | None = None,
+) -> Envelope:
+    """Build and sign an envelope.
+
+    Raises:
+        TypeError: ``body`` has no canonical msgpack form.
+        ValueError: a header field is out of range.
+    """
+    if not 0 < len(type) <= MAX_TYPE_LEN or len(market) > MAX_MARKET_LEN:
+        raise ValueError("type/market length out of range")
+    if seq < 0 or round < 0:
+        raise ValueError("seq and round must be non-negative")
+    ts = now_ms() if ts is None else ts
+    header = {
+        "v": VERSION,
+        "type": type,
+        "market": market,
+        "round": round,
+        "sender": key.public,
+        "seq": seq,
+        "ts": ts,
+        "body": body,
+    }
+    payload = codec.encode(header)
+    signature = key.sign(sign_bytes(network_id, payload))
+    return Envelope(type, market, round, key.public, seq, ts, body, payload, signature)
+
+
+def _field(header: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    if name not in header:
+        raise SchemaError(f"envelope lacks {name!r}")
+    value = header[name]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise SchemaError(f"envelope field {name!r} has type {type(value).__name__}")
+    return value
+
+
+def open_envelope(data: bytes, network_id: str, *, max_size: int = codec.MAX_MESSAGE) -> Envelope:
+    """Verify and decode an envelope received from a peer.
+
+    Order: bound the size, decode the outer map, verify the signature over the raw payload, then decode
+    and check the header. The body is *not* schema-checked here; see ``protocol.messages.validate_basic``.
+
+    Raises:
+        OversizeError, DecodeError, SignatureError, SchemaError: the message must be dropped.
+    """
+    outer = codec.decode(data, max_size=max_size)
+    if not isinstance(outer, dict) or set(outer) != {"k", "p", "s"}:
+        raise DecodeError("envelope must be a map with keys k, p, s")
+    sender, payload, signature = outer["k"], outer["p"], outer["s"]
+    if not (isinstance(sender, bytes) and isinstance(payload, bytes) and isinstance(signature, bytes)):
+        raise DecodeError("envelope k, p, s must be bin")
+    if len(sender) != PUBKEY_LEN or len(signature) != SIG_LEN:
+        raise DecodeError("bad key or signature length")
+    verify(sender, sign_bytes(network_id, payload), signature)
+    header = codec.decode_canonical(payload, max_size=max_size)
+    if not isinstance(header, dict):
+        raise DecodeError("payload must be a map")
+    extra = set(header) - {"v", "type", "market", "round", "sender", "seq", "ts", "body"}
+    if extra:
+        raise SchemaError(f"unknown envelope fields {sorted(extra)}")
+    if _field(header, "v", int) != VERSION:
+        raise SchemaError(f"unsupported version {header['v']}")
+    mtype = _field(header, "type", str)
+    market = _field(header, "market", str)
+    if not 0 < len(mtype) <= MAX_TYPE_LEN or len(market) > MAX_MARKET_LEN:
+        raise SchemaError("type/market length out of range")
+    rnd = _field(header, "round", int)
+    seq = _field(header, "seq", int)
+    ts = _field(header, "ts", int)
+    if rnd < 0 or seq < 0 or ts < 0:
+        raise SchemaError("round, seq and ts must be non-negative")
+    if _field(header, "sender", bytes) != sender:
+        raise SchemaError("payload sender differs from the signing key")
+    body = _field(header, "body", dict)
+    return Envelope(mtype, market, rnd, sender, seq, ts, body, payload, signature)

@@ -1,0 +1,93 @@
+"""Ed25519 identities: an agent's 32-byte public key is its ledger account.
+
+Signing and verification use PyNaCl (libsodium), which py-libp2p already depends on; see
+docs/adr/0002-ed25519-library.md for the measurement behind that choice. Signatures are byte-identical to
+``cryptography``'s and to libp2p's Ed25519 keys, so a node's libp2p identity and its account are one key.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from nacl.exceptions import BadSignatureError
+from nacl.signing import SigningKey, VerifyKey
+
+from .errors import SignatureError
+
+PUBKEY_LEN = 32
+SIG_LEN = 64
+SEED_LEN = 32
+
+
+@dataclass(frozen=True)
+class KeyPair:
+    """An Ed25519 key pair built from a 32-byte seed."""
+
+    seed: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.seed) != SEED_LEN:
+            raise ValueError(f"Ed25519 seed must be {SEED_LEN} bytes, got {len(self.seed)}")
+        object.__setattr__(self, "_sk", SigningKey(self.seed))
+
+    @classmethod
+    def generate(cls) -> KeyPair:
+        """A fresh random key pair."""
+        return cls(os.urandom(SEED_LEN))
+
+    @classmethod
+    def from_label(cls, label: str) -> KeyPair:
+        """A deterministic key pair for tests and golden vectors (never for real accounts)."""
+        import hashlib
+
+        return cls(hashlib.sha256(b"bazaar-test-key:" + label.encode()).digest())
+
+    @property
+    def public(self) -> bytes:
+        """The 32-byte public key (the account)."""
+        return bytes(self._sk.verify_key)  # type: ignore[attr-defined]
+
+    def sign(self, message: bytes) -> bytes:
+        """Sign ``message``; returns the 64-byte signature."""
+        return self._sk.sign(message).signature  # type: ignore[attr-defined,no-any-return]
+
+
+def verify(public: bytes, message: bytes, signature: bytes) -> None:
+    """Check an Ed25519 signature.
+
+    Raises:
+        SignatureError: wrong key or signature length, or the signature does not verify.
+    """
+    if len(public) != PUBKEY_LEN or len(signature) != SIG_LEN:
+        raise SignatureError("bad key or signature length")
+    try:
+        VerifyKey(public).verify(message, signature)
+    except (BadSignatureError, ValueError, TypeError) as err:
+        raise SignatureError("signature does not verify") from err
+
+
+def load_or_create_seed(path: Path) -> bytes:
+    """Read a 32-byte key seed from ``path``, creating it (mode 0600) on first use.
+
+    Raises:
+        ValueError: the file exists but does not hold a 32-byte seed, or is readable by others.
+    """
+    if path.exists():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ValueError(f"key file {path} is accessible by group/others (mode {oct(mode)}); chmod 600 it")
+        seed = path.read_bytes()
+        if len(seed) != SEED_LEN:
+            raise ValueError(f"key file {path} holds {len(seed)} bytes, expected {SEED_LEN}")
+        return seed
+    path.parent.mkdir(parents=True, exist_ok=True)
+    seed = os.urandom(SEED_LEN)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(seed)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return seed
