@@ -20,14 +20,16 @@ SOLVE_MODULES = (
     "bazaar.node.solve.ai_bazaar",
     "bazaar.node.solve.hierarchical",
     "bazaar.node.solve.collab",
-    "bazaar.node.solve.tbcim",
+    "bazaar.node.solve.tbcim_auction",
+    "bazaar.node.solve.tbcim_stackelberg",
 )
 
 EXPERIMENT_MODULES = (
     "bazaar.node.experiments.ai_bazaar",
     "bazaar.node.experiments.hierarchical",
     "bazaar.node.experiments.collab",
-    "bazaar.node.experiments.tbcim",
+    "bazaar.node.experiments.tbcim_auction",
+    "bazaar.node.experiments.tbcim_fl",
 )
 
 TRAIN_MODULES = ("bazaar.node.train",)
