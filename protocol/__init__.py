@@ -12,21 +12,37 @@ from .errors import (
     StaleError,
 )
 from .keys import KeyPair, verify
+from .messages import register, registered_types, validate_basic
+from .replay import ReplayGuard
+from .schema import Bool, Bytes, Int, List, Map, Num, Optional, Schema, Str
 
 __all__ = [
+    "Bool",
+    "Bytes",
     "DecodeError",
     "Envelope",
+    "Int",
     "KeyPair",
+    "List",
+    "Map",
+    "Num",
+    "Optional",
     "OversizeError",
     "ProtocolError",
     "ReplayError",
+    "ReplayGuard",
+    "Schema",
     "SchemaError",
     "SignatureError",
     "StaleError",
+    "Str",
     "decode",
     "decode_canonical",
     "encode",
     "open_envelope",
+    "register",
+    "registered_types",
     "seal",
+    "validate_basic",
     "verify",
 ]

@@ -78,7 +78,7 @@ def load_or_create_seed(path: Path) -> bytes:
     if path.exists():
         mode = stat.S_IMODE(path.stat().st_mode)
         if mode & 0o077:
-            raise ValueError(f"key file {path} is accessible by group/others (mode {oct(mode)}); chmod 600 it")
+            raise ValueError(f"key file {path} is readable by group/others (mode {oct(mode)}); chmod 600 it")
         seed = path.read_bytes()
         if len(seed) != SEED_LEN:
             raise ValueError(f"key file {path} holds {len(seed)} bytes, expected {SEED_LEN}")

@@ -12,8 +12,8 @@ Semantics every implementation keeps:
 * ``subscribe`` returns a bounded receive channel of :class:`Delivery`; when the consumer falls behind,
   deliveries are dropped and counted (``stats["gossip_dropped"]``), never buffered without bound.
 * ``request`` opens a direct exchange with one peer: one request frame, one response frame, each at most
-  ``MAX_FRAME`` bytes; it raises :class:`PeerUnavailable` (no route / refused / reset) or ``trio.TooSlowError``
-  (deadline), never hangs past ``timeout``.
+  ``MAX_FRAME`` bytes; it raises :class:`PeerUnavailable` (no route / refused / reset / handler crashed),
+  :class:`RemoteRejected` or ``trio.TooSlowError`` (deadline), never hangs past ``timeout``.
 * a request handler receives the authenticated peer key and the request bytes and returns response bytes;
   raising :class:`RejectRequest` sends a typed error frame back; any other exception resets the stream.
   Handlers run concurrently, capped per protocol.
