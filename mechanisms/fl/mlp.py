@@ -51,7 +51,7 @@ def _unpack(params: Array, X: Array, hidden: int) -> tuple[Array, Array, Array, 
     f = X.shape[1]
     rest = params.size - (f + 1) * hidden
     if hidden < 1 or rest <= 0 or rest % (hidden + 1) or rest // (hidden + 1) < 2:
-        raise MechanismError(f"{params.size} parameters do not fit an MLP on {f} features, {hidden} hidden units")
+        raise MechanismError(f"{params.size} parameters do not fit an MLP ({f} features, {hidden} hidden)")
     c = rest // (hidden + 1)
     i = 0
     W1 = params[i : i + f * hidden].reshape(f, hidden)
