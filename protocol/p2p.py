@@ -1,0 +1,466 @@
+"""The py-libp2p implementation of :class:`~.transport.Transport` (SPEC §3, libp2p.md §8).
+
+Gossip goes over gossipsub (``/meshsub/1.1.0``, strict signing); direct requests over one new libp2p stream
+per request, speaking the framed exchange of :mod:`.framing` under the caller's protocol name. The node's
+Ed25519 key is also its libp2p identity, so a peer ID and an account are the same key::
+
+    async with open_libp2p_transport(key, peers=[(boot_key, boot_addr)], topics=["bazaar/blocks"]) as t:
+        print(t.listen_addrs)
+        await t.publish("bazaar/blocks", announcement)
+
+What the transport runs for you (all in one nursery owned by the context manager):
+
+* a keep-connected supervisor that re-dials every address-book peer with backoff, calling
+  ``unblock_peer`` to bypass the swarm's 60 s negative dial cache (§2.3);
+* a mesh watchdog that disconnects peers stuck without a pubsub stream, or a topic whose mesh stays empty
+  while peers subscribe to it, so that re-dialling re-runs pubsub registration (§6.9);
+* one drain task per subscription that moves messages into a bounded channel and counts drops (§3.1).
+
+Start order is pubsub services outermost, then ``host.run`` (§2.2: prevents the startup race); on exit
+``host.close()`` runs first (prevents the shutdown ExceptionGroup).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost
+from libp2p.crypto.ed25519 import Ed25519PublicKey, create_new_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.tools.anyio_service import background_trio_service
+
+from .framing import client_exchange, serve_exchange
+from .keys import PUBKEY_LEN, KeyPair
+from .p2p_settings import apply_process_patches, make_gossipsub, quiet_libp2p_logging
+from .transport import MAX_FRAME, MAX_GOSSIP, Delivery, PeerUnavailable, RemoteRejected, RequestHandler
+
+log = logging.getLogger(__name__)
+
+HANDLER_CONCURRENCY = 8
+"""Concurrent handler runs per protocol; further inbound streams wait for a slot."""
+HANDLER_TIMEOUT = 30.0
+"""Responder deadline for one whole exchange (read request, handle, write response)."""
+NEW_STREAM_TIMEOUT = 5.0
+"""Dial + protocol negotiation deadline (negotiation can hang 10-30 s on a sick peer, §2.5)."""
+CONNECT_TIMEOUT = 5.0
+SUPERVISOR_PERIOD = 0.5
+BACKOFF_MIN, BACKOFF_MAX = 0.5, 8.0
+WATCHDOG_PERIOD = 2.0
+WATCHDOG_GRACE = 10.0
+"""How long a peer may stay without a pubsub stream (or a subscribed topic without a mesh) before a kick."""
+PUBLISH_HIGH_WATER = 64
+"""Publish waits while any peer's outbound pubsub queue holds this many RPCs (§3.2)."""
+PUBLISH_MAX_WAIT = 2.0
+"""Longest a publish waits for queues to drain; after that it publishes anyway (gossip is best effort)."""
+INBOX_SIZE = 1000
+ADDRESS_TTL = 10**9
+"""Peerstore TTL for address-book entries: effectively permanent (``connect`` alone keeps them 120 s)."""
+
+_PEER_ERRORS = (BaseLibp2pError, OSError, EOFError, trio.BrokenResourceError)
+"""Failures caused by the peer or the link: reported as PeerUnavailable."""
+
+_Channels = tuple[trio.MemorySendChannel[Delivery], trio.MemoryReceiveChannel[Delivery]]
+
+_STAT_KEYS = (
+    "gossip_out",
+    "gossip_in",
+    "gossip_dropped",
+    "publish_waited",
+    "requests_sent",
+    "requests_served",
+    "requests_rejected",
+    "requests_failed",
+    "dials_failed",
+    "watchdog_kicks",
+)
+
+
+def peer_id_for(key: bytes) -> ID:
+    """The libp2p peer ID of a 32-byte Ed25519 public key (identity multihash, key inline)."""
+    if len(key) != PUBKEY_LEN:
+        raise ValueError(f"expected a {PUBKEY_LEN}-byte Ed25519 public key, got {len(key)} bytes")
+    return ID.from_pubkey(Ed25519PublicKey.from_bytes(key))
+
+
+def key_for_peer_id(peer_id: ID) -> bytes | None:
+    """The Ed25519 public key inlined in ``peer_id``, or ``None`` for another key type (RSA, secp256k1)."""
+    try:
+        public = peer_id.extract_public_key()
+    except (BaseLibp2pError, ValueError):
+        return None
+    if not isinstance(public, Ed25519PublicKey):
+        return None
+    return public.to_bytes()
+
+
+def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
+    """Parse ``maddr``; return it without a trailing ``/p2p/<id>`` and that id (or None)."""
+    parsed = multiaddr.Multiaddr(maddr)
+    try:
+        pid = parsed.value_for_protocol("p2p")
+    except Exception:  # multiaddr raises ProtocolLookupError (not exported uniformly across versions)
+        pid = None
+    if pid:
+        parsed = parsed.decapsulate(multiaddr.Multiaddr(f"/p2p/{pid}"))
+    return parsed, pid
+
+
+class Libp2pTransport:
+    """A running libp2p node seen through the ``Transport`` interface; see :func:`open_libp2p_transport`."""
+
+    def __init__(
+        self, key: KeyPair, host: IHost, pubsub: Pubsub, gossipsub: GossipSub, nursery: trio.Nursery
+    ) -> None:
+        self._key = key.public
+        self._host = host
+        self._ps = pubsub
+        self._gs = gossipsub
+        self._nursery = nursery
+        self._closed = False
+        self._stats = dict.fromkeys(_STAT_KEYS, 0)
+        self._subs: dict[str, _Channels] = {}
+        self._limiters: dict[str, trio.CapacityLimiter] = {}
+        self._book: dict[ID, list[multiaddr.Multiaddr]] = {}
+        self._book_changed = trio.Event()
+        self._keys: dict[bytes, bytes | None] = {}  # raw peer-id bytes -> Ed25519 key (cache)
+
+    # --- identity and addresses -------------------------------------------------------------------
+    @property
+    def local_key(self) -> bytes:
+        """Our 32-byte public key."""
+        return self._key
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counters: gossip_out/in/dropped, publish_waited, requests_*, dials_failed, watchdog_kicks."""
+        return self._stats
+
+    @property
+    def peer_id(self) -> str:
+        """Our libp2p peer ID (base58)."""
+        return self._host.get_id().to_base58()
+
+    @property
+    def listen_addrs(self) -> list[str]:
+        """Full multiaddrs we listen on, with the actual bound port and ``/p2p/<our id>``."""
+        pid = self._host.get_id().to_base58()
+        return [f"{addr}/p2p/{pid}" for addr in self._host.get_transport_addrs()]
+
+    def peer_id_of(self, key: bytes) -> str:
+        """The base58 libp2p peer ID of account ``key``."""
+        return peer_id_for(key).to_base58()
+
+    def add_peer(self, key: bytes, maddr: str) -> None:
+        """Add ``key`` reachable at ``maddr`` to the address book; the supervisor keeps it connected.
+
+        Raises:
+            ValueError: ``maddr`` is malformed or names a different peer ID than ``key``'s.
+        """
+        pid = peer_id_for(key)
+        addr, named = _split_maddr(maddr)
+        if named is not None and named != pid.to_base58():
+            raise ValueError(f"multiaddr {maddr} names peer {named}, not the peer of this key ({pid})")
+        if key == self._key:
+            return
+        self._host.get_peerstore().add_addrs(pid, [addr], ADDRESS_TTL)
+        known = self._book.setdefault(pid, [])
+        if addr not in known:
+            known.append(addr)
+        self._book_changed.set()
+
+    def _key_of(self, peer_id: ID) -> bytes | None:
+        raw = peer_id.to_bytes()
+        if raw not in self._keys:
+            if len(self._keys) > 10_000:
+                self._keys.clear()
+            self._keys[raw] = key_for_peer_id(peer_id)
+        return self._keys[raw]
+
+    def peers(self) -> list[bytes]:
+        """Keys of the peers we hold a connection to (Ed25519 identities only)."""
+        keys = (self._key_of(pid) for pid in self._host.get_connected_peers())
+        return [k for k in keys if k is not None]
+
+    def mesh_peers(self, topic: str) -> list[bytes]:
+        """Keys of our gossipsub mesh peers on ``topic`` (health checks and tests)."""
+        keys = (self._key_of(pid) for pid in self._gs.mesh.get(topic, ()))
+        return [k for k in keys if k is not None]
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("transport is closed")
+
+    # --- gossip ----------------------------------------------------------------------------------
+    async def publish(self, topic: str, data: bytes) -> None:
+        """Publish ``data`` on ``topic`` with backpressure on the per-peer outbound queues (§3.2).
+
+        Raises:
+            ValueError: ``data`` is longer than ``MAX_GOSSIP`` (libp2p would drop > 1 MiB silently).
+            trio.ClosedResourceError: this transport was closed.
+        """
+        self._check_open()
+        if len(data) > MAX_GOSSIP:
+            raise ValueError(f"gossip payload of {len(data)} bytes > MAX_GOSSIP {MAX_GOSSIP}")
+        if self._queues_full():
+            self._stats["publish_waited"] += 1
+            with trio.move_on_after(PUBLISH_MAX_WAIT):
+                while self._queues_full():
+                    await trio.sleep(0.005)
+        await self._ps.publish(topic, bytes(data))
+        self._stats["gossip_out"] += 1
+
+    def _queues_full(self) -> bool:
+        return any(len(q) >= PUBLISH_HIGH_WATER for q in self._ps.peer_queues.values())
+
+    def subscribe(self, topic: str) -> trio.MemoryReceiveChannel[Delivery]:
+        """Start receiving ``topic``; calling again returns the same channel.
+
+        The pubsub subscription itself is announced by a background task; topics passed to
+        :func:`open_libp2p_transport` are subscribed before the transport is handed out.
+        """
+        self._check_open()
+        if topic not in self._subs:
+            self._subs[topic] = trio.open_memory_channel[Delivery](INBOX_SIZE)
+            self._nursery.start_soon(self._drain, topic)
+        return self._subs[topic][1]
+
+    async def _subscribe_now(self, topic: str) -> None:
+        if topic not in self._subs:
+            self._subs[topic] = trio.open_memory_channel[Delivery](INBOX_SIZE)
+            subscription = await self._ps.subscribe(topic)
+            self._nursery.start_soon(self._drain, topic, subscription)
+
+    async def _drain(self, topic: str, subscription: Any = None) -> None:
+        if subscription is None:
+            subscription = await self._ps.subscribe(topic)
+        send = self._subs[topic][0]
+        own = self._host.get_id().to_bytes()
+        async for msg in subscription:  # never await application work here
+            if msg.from_id == own:
+                continue  # pubsub hands our own publishes to our own subscription
+            origin = self._key_of(ID(msg.from_id))
+            if origin is None:
+                continue
+            try:
+                send.send_nowait(Delivery(topic, bytes(msg.data), origin))
+                self._stats["gossip_in"] += 1
+            except (trio.WouldBlock, trio.BrokenResourceError):
+                self._stats["gossip_dropped"] += 1
+
+    # --- direct requests ----------------------------------------------------------------------------
+    def set_handler(self, protocol: str, handler: RequestHandler) -> None:
+        """Serve direct requests on ``protocol`` (a libp2p protocol ID such as ``/bazaar/sync/1``)."""
+        limiter = self._limiters.setdefault(protocol, trio.CapacityLimiter(HANDLER_CONCURRENCY))
+
+        async def on_stream(stream: Any) -> None:
+            await self._serve(protocol, handler, limiter, stream)
+
+        self._host.set_stream_handler(TProtocol(protocol), on_stream)
+
+    async def _serve(
+        self, protocol: str, handler: RequestHandler, limiter: trio.CapacityLimiter, stream: Any
+    ) -> None:
+        peer = self._key_of(stream.muxed_conn.peer_id)  # authenticated by the noise handshake
+        try:
+            if peer is None:
+                raise PeerUnavailable("peer identity is not an Ed25519 key")
+            async with limiter:
+                with trio.fail_after(HANDLER_TIMEOUT):
+                    answered = await serve_exchange(stream, peer, handler, max_frame=MAX_FRAME)
+                    await stream.close()
+            self._stats["requests_served" if answered else "requests_rejected"] += 1
+        except Exception as err:  # a failing handler or peer must never take the node down
+            self._stats["requests_failed"] += 1
+            log.warning("request on %s from %s failed: %r", protocol, (peer or b"").hex()[:16], err)
+            await _reset_quietly(stream)
+
+    async def request(self, peer: bytes, protocol: str, data: bytes, *, timeout: float) -> bytes:
+        """Send one request to ``peer`` on ``protocol`` and return its response.
+
+        Raises:
+            ValueError: ``data`` exceeds ``MAX_FRAME`` or ``peer`` is ourselves.
+            PeerUnavailable: dial, negotiation or the stream failed, or the remote handler crashed.
+            RemoteRejected: the remote handler refused with ``RejectRequest``.
+            trio.TooSlowError: no response within ``timeout`` seconds.
+            trio.ClosedResourceError: this transport was closed.
+        """
+        self._check_open()
+        if peer == self._key:
+            raise ValueError("cannot send a request to ourselves")
+        if len(data) > MAX_FRAME:
+            raise ValueError(f"request of {len(data)} bytes > MAX_FRAME {MAX_FRAME}")
+        pid = peer_id_for(peer)
+        self._stats["requests_sent"] += 1
+        try:
+            with trio.fail_after(timeout):
+                stream = await self._open_stream(pid, protocol)
+                try:
+                    response = await client_exchange(stream, bytes(data), max_frame=MAX_FRAME)
+                except RemoteRejected:
+                    await _close_quietly(stream)
+                    raise
+                except BaseException:
+                    await _reset_quietly(stream)
+                    raise
+                await _close_quietly(stream)
+                return response
+        except RemoteRejected:
+            raise
+        except _PEER_ERRORS as err:
+            self._stats["requests_failed"] += 1
+            raise PeerUnavailable(f"{type(err).__name__}: {err}") from err
+        except BaseException:
+            self._stats["requests_failed"] += 1
+            raise
+
+    async def _open_stream(self, pid: ID, protocol: str) -> Any:
+        network: Any = self._host.get_network()  # the Swarm; unblock_peer is not on the interface
+        if not network.get_connections(pid):
+            network.unblock_peer(pid)  # an on-demand dial must not hit the 60 s negative cache
+        with trio.move_on_after(NEW_STREAM_TIMEOUT):
+            return await self._host.new_stream(pid, [TProtocol(protocol)])
+        raise PeerUnavailable(f"no stream to {pid} within {NEW_STREAM_TIMEOUT} s")
+
+    # --- background services ----------------------------------------------------------------------
+    async def _supervise(self) -> None:
+        """Keep every address-book peer connected (§2.3)."""
+        backoff: dict[ID, float] = {}
+        due: dict[ID, float] = {}
+        network = self._host.get_network()
+        while True:
+            now = trio.current_time()
+            todo = [
+                pid for pid in self._book if not network.get_connections(pid) and due.get(pid, 0.0) <= now
+            ]
+            if todo:
+                async with trio.open_nursery() as nursery:
+                    for pid in todo:
+                        nursery.start_soon(self._dial, pid, backoff, due)
+            self._book_changed = trio.Event()
+            with trio.move_on_after(SUPERVISOR_PERIOD):
+                await self._book_changed.wait()
+
+    async def _dial(self, pid: ID, backoff: dict[ID, float], due: dict[ID, float]) -> None:
+        swarm: Any = self._host.get_network()
+        swarm.unblock_peer(pid)  # bypass the 60 s negative dial cache (§2.3)
+        try:
+            with trio.fail_after(CONNECT_TIMEOUT):
+                await self._host.connect(PeerInfo(pid, self._book[pid]))
+            backoff[pid] = BACKOFF_MIN
+        except (trio.TooSlowError, *_PEER_ERRORS) as err:
+            self._stats["dials_failed"] += 1
+            backoff[pid] = min(backoff.get(pid, BACKOFF_MIN / 2) * 2, BACKOFF_MAX)
+            due[pid] = trio.current_time() + backoff[pid]
+            log.debug("dial %s failed: %r", pid, err)
+
+    async def _watchdog(self) -> None:
+        """Kick connections that pubsub silently failed to register (§6.9)."""
+        stuck_since: dict[ID, float] = {}
+        meshless_since: dict[str, float] = {}
+        while True:
+            await trio.sleep(WATCHDOG_PERIOD)
+            now = trio.current_time()
+            connected = set(self._host.get_connected_peers())
+            kick: set[ID] = set()
+            for pid in connected:
+                if pid in self._ps.peers:
+                    stuck_since.pop(pid, None)
+                elif now - stuck_since.setdefault(pid, now) > WATCHDOG_GRACE:
+                    kick.add(pid)
+            for pid in set(stuck_since) - connected:
+                del stuck_since[pid]
+            for topic in self._subs:
+                subscribers = self._ps.peer_topics.get(topic, set()) & connected
+                if subscribers and not self._gs.mesh.get(topic):
+                    if now - meshless_since.setdefault(topic, now) > WATCHDOG_GRACE:
+                        kick |= subscribers
+                        del meshless_since[topic]
+                else:
+                    meshless_since.pop(topic, None)
+            for pid in kick:
+                self._stats["watchdog_kicks"] += 1
+                stuck_since.pop(pid, None)
+                log.info("watchdog: disconnecting %s to re-run pubsub registration", pid)
+                try:
+                    await self._host.disconnect(pid)
+                except _PEER_ERRORS as err:
+                    log.debug("watchdog disconnect of %s failed: %r", pid, err)
+
+
+async def _quietly(action: Callable[[], Awaitable[None]]) -> None:
+    # the stream is being abandoned; its failure to close cleanly changes nothing
+    with trio.CancelScope(shield=True), trio.move_on_after(1.0), contextlib.suppress(*_PEER_ERRORS):
+        await action()
+
+
+async def _reset_quietly(stream: Any) -> None:
+    await _quietly(stream.reset)
+
+
+async def _close_quietly(stream: Any) -> None:
+    await _quietly(stream.close)
+
+
+@asynccontextmanager
+async def open_libp2p_transport(
+    key: KeyPair,
+    *,
+    listen: str = "/ip4/127.0.0.1/tcp/0",
+    peers: Sequence[tuple[bytes, str]] = (),
+    topics: Sequence[str] = (),
+    quiet: bool = True,
+) -> AsyncIterator[Libp2pTransport]:
+    """Start a libp2p host with gossipsub for ``key`` and yield it as a :class:`Libp2pTransport`.
+
+    Args:
+        key: the node's Ed25519 key; it is also the libp2p identity.
+        listen: listen multiaddr; port 0 picks a free port (read it back from ``listen_addrs``).
+        peers: bootstrap address book, ``(public key, multiaddr)`` pairs; kept connected by the supervisor.
+        topics: topics subscribed before the transport is yielded (so the mesh can form at once).
+        quiet: raise the ``libp2p`` logger to CRITICAL (§6.10).
+
+    Raises:
+        ValueError: a malformed multiaddr, or a peer entry whose multiaddr names another peer.
+    """
+    apply_process_patches()
+    if quiet:
+        quiet_libp2p_logging()
+    listen_addr = multiaddr.Multiaddr(listen)
+    host = new_host(key_pair=create_new_key_pair(key.seed))
+    gossipsub = make_gossipsub()
+    pubsub = Pubsub(host, gossipsub, strict_signing=True)
+    # Pubsub services outermost: no inbound pubsub stream can arrive before pubsub runs (§2.2).
+    async with (
+        background_trio_service(pubsub),
+        background_trio_service(gossipsub),
+        host.run(listen_addrs=[listen_addr]),
+        trio.open_nursery() as nursery,
+    ):
+        transport = Libp2pTransport(key, host, pubsub, gossipsub, nursery)
+        try:
+            for peer_key, maddr in peers:
+                transport.add_peer(peer_key, maddr)
+            for topic in topics:
+                await transport._subscribe_now(topic)
+            nursery.start_soon(transport._supervise)
+            nursery.start_soon(transport._watchdog)
+            yield transport
+        finally:
+            transport._closed = True
+            with trio.CancelScope(shield=True), trio.move_on_after(5.0):
+                await host.close()  # connections first: avoids the shutdown ExceptionGroup (§2.2)
+            for send, _ in transport._subs.values():
+                send.close()
+            nursery.cancel_scope.cancel()

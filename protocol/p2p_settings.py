@@ -1,0 +1,75 @@
+"""py-libp2p 0.8.1 settings measured in libp2p.md §1 (see docs/adr/0003-transport.md).
+
+The library's defaults are wrong for a small market network: a 250 ms stall on every dial, frames over a few
+MB that fail, 32-slot queues that drop silently, a 120 s gossip heartbeat. Four of the fixes are process-wide
+module attributes; :func:`apply_process_patches` sets them idempotently (it compares the current values, no
+flag of its own) and is called when a transport opens, never at import.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import libp2p.io.utils as _io_utils
+import libp2p.network.swarm as _swarm
+import libp2p.pubsub.pubsub as _pubsub_mod
+from libp2p.custom_types import TProtocol
+from libp2p.pubsub.gossipsub import GossipSub
+from libp2p.pubsub.rpc_queue import RpcQueue
+
+GOSSIP_PROTOCOL = TProtocol("/meshsub/1.1.0")
+"""Not 1.2.0: its per-message IDONTWANT doubles CPU for small messages (libp2p.md §1)."""
+
+DEGREE, DEGREE_LOW, DEGREE_HIGH = 4, 3, 6
+HEARTBEAT_S = 1
+GOSSIP_TTL_S = 30
+
+READ_EXACTLY_RETRIES = 100_000
+"""py-libp2p's read_exactly gives up after 100 partial reads; a 10 MB msgio frame then fails (§6.4)."""
+SUBSCRIPTION_CHANNEL = 1024
+"""Pubsub's per-subscription channel (default 32, overflow is a silent drop)."""
+RPC_QUEUE = 512
+"""Per-peer outbound pubsub queue (default 32, overflow is a silent drop)."""
+
+
+def apply_process_patches() -> None:
+    """Set the four process-wide py-libp2p fixes of libp2p.md §1 (idempotent).
+
+    Must run before hosts and pubsub objects are created: ``SUBSCRIPTION_CHANNEL_SIZE`` is read at
+    ``subscribe()`` and ``RpcQueue`` when a peer joins.
+    """
+    _swarm._HAPPY_EYEBALLS_DELAY = 0.0
+    if _io_utils.read_exactly.__defaults__ != (READ_EXACTLY_RETRIES,):
+        _io_utils.read_exactly.__defaults__ = (READ_EXACTLY_RETRIES,)
+    _pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_CHANNEL
+    current = _pubsub_mod.RpcQueue
+    if not (isinstance(current, functools.partial) and current.keywords.get("max_size") == RPC_QUEUE):
+        _pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=RPC_QUEUE)  # type: ignore[misc,assignment]
+
+
+def quiet_libp2p_logging() -> None:
+    """Raise the ``libp2p`` logger to CRITICAL (failed dials otherwise print 4 ERROR lines each, §6.10).
+
+    ``import libp2p`` installs its own handler with ``propagate=False``, so this is the only effective knob;
+    set ``LIBP2P_DEBUG`` in the environment to debug the library instead.
+    """
+    logging.getLogger("libp2p").setLevel(logging.CRITICAL)
+
+
+def make_gossipsub() -> GossipSub:
+    """A GossipSub router with the measured settings (degree 4/3/6, heartbeat 1 s, no adaptive/spam gates).
+
+    Adaptive gossip stretches the heartbeat to 60 s after ~30 s; spam protection drops more than 10 msg/s per
+    forwarder, counting our own publishes (libp2p.md §1). Rate limiting belongs in our own validation.
+    """
+    return GossipSub(
+        protocols=[GOSSIP_PROTOCOL],
+        degree=DEGREE,
+        degree_low=DEGREE_LOW,
+        degree_high=DEGREE_HIGH,
+        heartbeat_interval=HEARTBEAT_S,
+        time_to_live=GOSSIP_TTL_S,
+        adaptive_gossip_enabled=False,
+        spam_protection_enabled=False,
+    )
