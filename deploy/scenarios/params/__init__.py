@@ -1,0 +1,1 @@
+"""Shipped parameter sets for the offline solvers and scenarios (TOML)."""

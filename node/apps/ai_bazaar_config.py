@@ -1,0 +1,93 @@
+"""The ``[market]`` table of an ai-bazaar scenario, checked, with its parameter sets loaded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bazaar.deploy import scenario_file
+from bazaar.mechanisms.ai_bazaar import Params
+from bazaar.mechanisms.errors import MechanismError
+
+from ..params import Field, ParamError, check_params, read_toml
+from ..scenario import Scenario
+
+FIELDS = (
+    Field("param_sets", "str", required=False, default="", doc="(a table: name -> parameter file)"),
+    Field("price_levels", "int", required=False, default=11, low=2, high=1000),
+    Field("demand_levels", "int", required=False, default=11, low=2, high=1000),
+    Field("demand_buckets", "int", required=False, default=10, low=1, high=1000),
+    Field("steps_per_unit", "float", required=False, default=2.0, low=0),
+    Field("max_steps", "int", required=False, default=400, low=1, high=100_000),
+    Field("learning_rate", "float", required=False, default=0.5, low=0, low_open=True),
+    Field("batch_size", "int", required=False, default=32, low=1, high=4096),
+    Field("eval_fraction", "float", required=False, default=0.25, low=0.05, high=0.9),
+    Field("data_seed", "int", required=False, default=7, low=0),
+    Field("agent_seed", "int", required=False, default=1, low=0),
+    Field("escrow_expiry", "int", required=False, default=20, low=1, high=10_000),
+)
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """Checked ai-bazaar market settings."""
+
+    param_sets: dict[str, Params]
+    price_levels: int
+    demand_levels: int
+    demand_buckets: int
+    steps_per_unit: float
+    max_steps: int
+    learning_rate: float
+    batch_size: int
+    eval_fraction: float
+    data_seed: int
+    agent_seed: int
+    escrow_expiry: int
+
+
+def _resolve(path: str, scenario: Scenario) -> Path:
+    candidate = (scenario.source.parent / path).resolve()
+    if candidate.is_file():
+        return candidate
+    shipped = scenario_file("ai-bazaar").parent / path
+    if shipped.is_file():
+        return shipped
+    raise ParamError("market.param_sets", f"parameter file {path!r} not found next to the scenario or shipped")
+
+
+def market_config(scenario: Scenario) -> MarketConfig:
+    """Check the scenario's ``[market]`` table and load every parameter set it names.
+
+    Raises:
+        ParamError: naming the key (parameter-set errors name ``market.param_sets.<set>.<key>``).
+    """
+    raw: dict[str, Any] = dict(scenario.market)
+    sets_raw = raw.pop("param_sets", None)
+    values = check_params(raw, FIELDS[1:])
+    if not isinstance(sets_raw, dict) or not sets_raw:
+        raise ParamError("market.param_sets", "expected a table: set name -> parameter file")
+    consumers = len(scenario.names("consumer"))
+    param_sets = {}
+    for name, path in sets_raw.items():
+        if not isinstance(path, str):
+            raise ParamError(f"market.param_sets.{name}", "expected a file path")
+        try:
+            params = Params.from_mapping(read_toml(_resolve(path, scenario)))
+        except MechanismError as err:
+            raise ParamError(f"market.param_sets.{name}", str(err)) from err
+        if params.n != consumers:
+            raise ParamError(f"market.param_sets.{name}",
+                             f"describes n = {params.n} consumers but the scenario has {consumers}")
+        param_sets[name] = params
+    for i, phase in enumerate(scenario.phases):
+        if phase.params not in param_sets:
+            raise ParamError(f"phases[{i}].params", f"unknown parameter set {phase.params!r}")
+        if phase.mode not in ("equilibrium", "learning"):
+            raise ParamError(f"phases[{i}].mode", "expected 'equilibrium' or 'learning'")
+    if set(scenario.roles) != {"cpp", "consumer"} or scenario.roles["cpp"] != 1:
+        raise ParamError("roles", "ai-bazaar needs exactly one cpp and at least one consumer")
+    if scenario.consensus != "pol":
+        raise ParamError("consensus", "ai-bazaar settles with Proof-of-Learning: consensus = \"pol\"")
+    return MarketConfig(param_sets=param_sets, **values)

@@ -1,0 +1,179 @@
+"""Proof-of-Learning on the network: collect miners' submissions, verify claimed losses by re-computing
+them, rank, propose when we won, check proposed blocks, and adopt the winner's model.
+
+Shared by every node of a PoL market (leaders validate too). The pure ledger checks the proof's shape and
+that the winner is the lowest *claimed* loss of the listed submissions; this component supplies the
+``verify_loss`` callback that re-computes the winner's loss, and refuses to attest a block whose winner is
+not the best submission it verified itself.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+
+from bazaar.ledger.block import Block
+from bazaar.ledger.txs import decode_tx
+from bazaar.protocol import Envelope, ProtocolError
+from bazaar.protocol.chainmsg import PROTO_MODEL
+from bazaar.protocol.envelope import now_ms
+from bazaar.protocol.transport import PeerUnavailable, RemoteRejected
+
+from ..logs import Events
+from .pol import LearningTask, ModelStore
+
+FETCH_TIMEOUT = 10.0
+ROUNDS_KEPT = 32
+_events = Events("pol")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A miner's signed claim: the hash of its trained weights and their loss on the evaluation split."""
+
+    miner: bytes
+    model_hash: bytes
+    loss: float
+    commit: bytes
+
+
+def loss_matches(claimed: float, recomputed: float) -> bool:
+    """Deterministic training makes the re-computed loss equal the claim; allow float formatting noise."""
+    return abs(claimed - recomputed) <= 1e-9 * max(1.0, abs(claimed))
+
+
+class PolValidator:
+    """Submissions per round, verified ranking, block checks and model adoption."""
+
+    def __init__(self, node: Any, task: LearningTask, models: ModelStore) -> None:
+        self.node = node
+        self.task = task
+        self.models = models
+        self.submissions: OrderedDict[int, dict[bytes, Submission]] = OrderedDict()
+        self.winners: dict[int, bytes] = {}
+        self.cheaters: set[tuple[int, bytes]] = set()
+        node.transport.set_handler(PROTO_MODEL, models.serve)
+        node.chain.prepare_block = self.prepare_block
+        node.chain.may_attest = self.may_attest
+        node.chain.after_import = self.after_import
+
+    # ------------------------------------------------------------ submissions
+    def add_submission(self, round_no: int, commit_raw: bytes) -> Submission:
+        """Record a signed ``tx/model_commit`` as a submission of ``round_no``.
+
+        Raises:
+            ProtocolError: the commitment does not verify or is not a model commitment of that round.
+        """
+        env = decode_tx(commit_raw, self.node.network_id)
+        if env.type != "tx/model_commit" or env.round != round_no:
+            raise ProtocolError("expected a model commitment of this round", reason="schema")
+        sub = Submission(env.sender, env.body["hash"], float(env.body["loss"]), commit_raw)
+        table = self.submissions.setdefault(round_no, {})
+        table.setdefault(env.sender, sub)
+        while len(self.submissions) > ROUNDS_KEPT:
+            self.submissions.popitem(last=False)
+        return sub
+
+    def ranked(self, round_no: int) -> list[Submission]:
+        """Submissions of a round, lowest claimed loss first (ties by account bytes, as the ledger rules)."""
+        return sorted(self.submissions.get(round_no, {}).values(), key=lambda s: (s.loss, s.miner))
+
+    async def verify(self, sub: Submission) -> bool:
+        """Fetch the submission's weights and re-compute its loss."""
+        try:
+            w = await self.models.fetch(self.node.transport, sub.miner, sub.model_hash, timeout=FETCH_TIMEOUT)
+        except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ValueError, ProtocolError) as err:
+            _events.warning("pol.fetch_failed", miner=sub.miner, error=repr(err)[:200])
+            return False
+        recomputed = await self.node.compute(self.task.loss, w)
+        if not loss_matches(sub.loss, recomputed):
+            _events.warning("pol.false_claim", miner=sub.miner, claimed=sub.loss, recomputed=recomputed)
+            return False
+        return True
+
+    async def decide(self, round_no: int) -> Submission | None:
+        """The lowest claim that verifies; later claims are not fetched."""
+        for sub in self.ranked(round_no):
+            if (round_no, sub.miner) in self.cheaters:
+                continue
+            if await self.verify(sub):
+                self.winners[round_no] = sub.miner
+                return sub
+            self.cheaters.add((round_no, sub.miner))
+        return None
+
+    def proof(self, round_no: int, winner: Submission) -> dict[str, Any]:
+        """The consensus proof of a block we propose: every honest submission we hold, and the winner."""
+        subs = [s.commit for s in self.ranked(round_no) if (round_no, s.miner) not in self.cheaters]
+        return {"rule": "pol", "submissions": subs, "winner": winner.miner}
+
+    async def propose(self, round_no: int, winner: Submission) -> Block:
+        """Build, import and gossip the round's block (we are its winner)."""
+        return await self.node.chain.propose(self.proof(round_no, winner), timestamp_ms=now_ms())
+
+    # ------------------------------------------------------------ block hooks
+    def _winner_of(self, block: Block) -> tuple[int, Submission] | None:
+        proof = block.header.consensus
+        if proof.get("rule") != "pol":
+            return None
+        for raw in proof.get("submissions", []):
+            try:
+                env: Envelope = decode_tx(raw, self.node.network_id)
+            except ProtocolError:
+                continue
+            if env.sender == proof.get("winner") and env.type == "tx/model_commit":
+                return env.round, Submission(env.sender, env.body["hash"], float(env.body["loss"]), raw)
+        return None
+
+    async def prepare_block(self, block: Block) -> Callable[[bytes, bytes, float], bool] | None:
+        """Fetch and re-evaluate the block's winning model; returns the ledger's ``verify_loss`` callback."""
+        found = self._winner_of(block)
+        if found is None:
+            return None
+        round_no, sub = found
+        ok = sub.miner == self.node.key.public or await self.verify(sub)
+
+        def verify_loss(miner: bytes, model_hash: bytes, claimed: float) -> bool:
+            return ok and miner == sub.miner and model_hash == sub.model_hash and loss_matches(claimed, sub.loss)
+
+        return verify_loss
+
+    def may_attest(self, block: Block) -> bool:
+        """Refuse a block whose winner is not the best submission we verified for that round."""
+        found = self._winner_of(block)
+        if found is None:
+            return True
+        round_no, sub = found
+        mine = self.winners.get(round_no)
+        if mine is not None and mine != sub.miner:
+            _events.warning("pol.not_best", round=round_no, proposer=sub.miner, expected=mine)
+            return False
+        return True
+
+    def after_import(self, block: Block) -> None:
+        """Adopt the winner's weights as the global model."""
+        found = self._winner_of(block)
+        if found is not None and self.models.adopt(found[1].model_hash):
+            _events.info("pol.adopted", round=found[0], miner=found[1].miner, loss=found[1].loss)
+
+    async def adopt_head_model(self) -> None:
+        """After a restart or sync: fetch the head block's winning model if we lack it."""
+        head = self.node.chain.chain.head
+        if head is None:
+            return
+        found = self._winner_of(head)
+        if found is None or found[1].model_hash == self.models.global_hash:
+            return
+        try:
+            await self.models.fetch(self.node.transport, found[1].miner, found[1].model_hash, timeout=FETCH_TIMEOUT)
+        except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ValueError, ProtocolError):
+            return
+        self.after_import(head)
+
+    def status(self) -> dict[str, Any]:
+        """PoL fields for the status endpoint."""
+        return {"global_model": self.models.global_hash.hex()[:16], "rounds_seen": len(self.submissions)}

@@ -1,0 +1,312 @@
+"""The node's view of the ledger: mempool, block import, attestations, finality and chain sync.
+
+Market apps plug in two hooks: ``prepare_block(block)`` (async; e.g. fetch and re-evaluate a PoL winner's
+model, returning the synchronous ``verify_loss`` callback the pure ledger needs) and ``may_attest(block)``
+(whether this validator endorses a block it could import, e.g. no better PoL submission is known).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from bazaar.ledger import errors as lerr
+from bazaar.ledger.block import Block
+from bazaar.ledger.chain import Chain
+from bazaar.ledger.finality import (
+    Attestation,
+    Certificate,
+    FinalityTracker,
+    make_attestation,
+    verify_certificate,
+)
+from bazaar.ledger.txs import decode_tx, make_tx
+from bazaar.protocol import Envelope, KeyPair, ProtocolError, codec
+from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_SYNC
+from bazaar.protocol.transport import PeerUnavailable, RejectRequest, RemoteRejected, Transport
+
+from .logs import Events
+from .mempool import Mempool
+from .notify import Changes
+
+VerifyLoss = Callable[[bytes, bytes, float], bool]
+PrepareBlock = Callable[[Block], Awaitable[VerifyLoss | None]]
+MayAttest = Callable[[Block], bool]
+
+SYNC_BATCH = 64
+_events = Events("chain")
+
+
+class ChainService:
+    """Owns the chain of one node and keeps it in step with its peers."""
+
+    def __init__(self, chain: Chain, *, key: KeyPair, bls_secret: Any, transport: Transport,
+                 publish: Callable[[str, dict[str, Any]], Awaitable[None]], network_id: str) -> None:
+        self.chain = chain
+        self.key = key
+        self.bls_secret = bls_secret
+        self.transport = transport
+        self.publish = publish
+        self.network_id = network_id
+        self.mempool = Mempool()
+        self.changes = Changes()
+        self.tracker = FinalityTracker(network_id)
+        self.prepare_block: PrepareBlock | None = None
+        self.may_attest: MayAttest | None = None
+        self.after_import: Callable[[Block], None] | None = None
+        self._pending_blocks: dict[int, Block] = {}
+        self._pending_certs: dict[int, Certificate] = {}
+        self._syncing = trio.Lock()
+        self._tx_nonce: int | None = None
+        self.highest_seen = 0
+        transport.set_handler(PROTO_SYNC, self._serve_sync)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def height(self) -> int:
+        """Height of our head."""
+        return self.chain.height
+
+    @property
+    def finalized_height(self) -> int:
+        """Height of our last finalized block."""
+        return self.chain.finalized_height
+
+    def validator_weights(self) -> dict[bytes, tuple[bytes, int]]:
+        """account -> (BLS public key, weight) of the validators at our head."""
+        state = self.chain.state
+        return {acct: (pub, state.stake(acct)) for acct, pub in state.validators.items() if state.stake(acct) > 0}
+
+    # ------------------------------------------------------------------ transactions
+    def next_nonce(self) -> int:
+        """Next transaction nonce for our own account (state nonce plus what we have in flight)."""
+        base = self.chain.state.nonce(self.key.public)
+        self._tx_nonce = max(base, self._tx_nonce if self._tx_nonce is not None else base) + 1
+        return self._tx_nonce
+
+    def sign_tx(self, kind: str, body: dict[str, Any], *, market: str = "", round: int = 0) -> Envelope:
+        """Build and sign one of our own transactions with the next nonce."""
+        return make_tx(self.key, self.network_id, kind, {**body, "nonce": self.next_nonce()},
+                       market=market, round=round)
+
+    def forget_nonce(self) -> None:
+        """A transaction of ours will not be used (e.g. a refused escrow): reuse its nonce."""
+        self._tx_nonce = None
+
+    def add_tx(self, raw: bytes) -> Envelope | None:
+        """Verify a raw transaction and keep it in the mempool; None when it is unusable."""
+        try:
+            env = decode_tx(raw, self.network_id)
+        except ProtocolError as err:
+            _events.warning("tx.rejected", reason=err.reason, detail=err.detail[:200])
+            return None
+        if not self.mempool.add(env, raw, self.chain.state):
+            return None
+        return env
+
+    async def broadcast_txs(self, raws: list[bytes]) -> None:
+        """Keep transactions locally and gossip them in one batch."""
+        for raw in raws:
+            self.add_tx(raw)
+        if raws:
+            await self.publish(MSG_TXS, {"txs": raws})
+
+    async def on_txs(self, env: Envelope) -> None:
+        """Gossip handler: a batch of transactions."""
+        for raw in env.body["txs"]:
+            self.add_tx(raw)
+
+    # ------------------------------------------------------------------ blocks
+    async def propose(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
+        """Build a block on our head from the mempool, import it and gossip it."""
+        block, _, rejected = self.chain.build_block(self.key, self.mempool.ordered(), timestamp_ms=timestamp_ms,
+                                                    consensus=consensus)
+        for raw, err in rejected:
+            _events.info("tx.skipped", reason=err.reason)
+        await self._import(block, announce=True)
+        return block
+
+    async def on_block(self, env: Envelope) -> None:
+        """Gossip handler: a new block."""
+        try:
+            block = Block.decode(env.body["block"], self.network_id)
+        except (ProtocolError, lerr.LedgerError) as err:
+            _events.warning("block.rejected", reason=getattr(err, "reason", "malformed"), detail=str(err)[:200])
+            return
+        await self.offer_block(block, source=env.sender)
+
+    async def offer_block(self, block: Block, *, source: bytes | None) -> None:
+        """Import ``block`` if it extends our head, buffer it if it is ahead, sync if we are behind."""
+        h = block.header.height
+        self.highest_seen = max(self.highest_seen, h)
+        if h <= self.chain.height:
+            evidence = self.chain.check_conflict(block)
+            if evidence is not None:
+                _events.warning("block.equivocation", height=h, proposer=block.header.proposer)
+                await self.broadcast_txs([self.sign_tx("evidence", evidence).wire])
+            return
+        if h > self.chain.height + 1:
+            self._pending_blocks[h] = block
+            self._trim_pending()
+            if source is not None:
+                await self.sync_from(source)
+            return
+        await self._import(block, announce=False)
+        while self.chain.height + 1 in self._pending_blocks:
+            await self._import(self._pending_blocks.pop(self.chain.height + 1), announce=False)
+
+    def _trim_pending(self) -> None:
+        for table in (self._pending_blocks, self._pending_certs):
+            for h in sorted(table)[:-SYNC_BATCH]:
+                del table[h]
+            for h in [h for h in table if h <= self.chain.finalized_height]:
+                del table[h]
+
+    async def _import(self, block: Block, *, announce: bool, certified: bool = False) -> bool:
+        """Import one block. ``certified``: a verified finality certificate vouches for it (chain sync of
+        history), so the market's re-execution hook (e.g. re-evaluating a PoL model) is skipped."""
+        verify_loss = None
+        if self.prepare_block is not None and not certified:
+            verify_loss = await self.prepare_block(block)
+        try:
+            self.chain.import_block(block, verify_loss=verify_loss)
+        except lerr.LedgerError as err:
+            _events.warning("block.rejected", height=block.header.height, reason=getattr(err, "reason", "invalid"),
+                            detail=str(err)[:200])
+            return False
+        self.mempool.prune(self.chain.state)
+        self._tx_nonce = None
+        h = block.header.height
+        if self.after_import is not None:
+            self.after_import(block)
+        _events.info("block.imported", height=h, hash=block.hash, proposer=block.header.proposer,
+                     txs=len(block.txs))
+        if announce:
+            await self.publish(MSG_BLOCK, {"block": block.encode()})
+        cert = self._pending_certs.pop(h, None)
+        if cert is not None:
+            self._finalize(cert)
+        if self.may_attest is None or self.may_attest(block):
+            await self._attest(block)
+        self.changes.notify()
+        return True
+
+    # ------------------------------------------------------------------ finality
+    async def _attest(self, block: Block) -> None:
+        if self.key.public not in self.validator_weights():
+            return
+        att = make_attestation(self.bls_secret, self.network_id, block.header.height, block.hash, self.key.public)
+        await self.publish(MSG_ATTEST, {"height": att.height, "hash": att.block_hash, "sig": att.signature})
+        self._count(att)
+
+    async def on_attestation(self, env: Envelope) -> None:
+        """Gossip handler: a validator's vote for a block."""
+        body = env.body
+        self.highest_seen = max(self.highest_seen, body["height"])
+        att = Attestation(body["height"], body["hash"], env.sender, body["sig"])
+        self._count(att)
+
+    def _count(self, att: Attestation) -> None:
+        if att.height <= self.chain.finalized_height:
+            return
+        try:
+            cert = self.tracker.add(att, self.validator_weights())
+        except lerr.LedgerError as err:
+            _events.warning("attestation.rejected", reason=getattr(err, "reason", "invalid"), detail=str(err)[:200])
+            return
+        if cert is not None:
+            self._finalize(cert)
+
+    def _finalize(self, cert: Certificate) -> None:
+        head = self.chain.block_at(cert.height) if cert.height <= self.chain.height else None
+        if head is None:
+            self._pending_certs[cert.height] = cert
+            return
+        try:
+            self.chain.add_certificate(cert)
+        except lerr.LedgerError as err:
+            _events.warning("certificate.rejected", height=cert.height, detail=str(err)[:200])
+            return
+        _events.info("block.final", height=cert.height, hash=cert.block_hash, signers=len(cert.signers))
+        self.changes.notify()
+
+    def _cert_ok(self, cert: Certificate, block: Block) -> bool:
+        try:
+            verify_certificate(cert, self.validator_weights(), self.network_id)
+        except lerr.LedgerError:
+            return False
+        return cert.height == block.header.height and cert.block_hash == block.hash
+
+    async def on_certificate(self, env: Envelope) -> None:
+        """Gossip handler: an aggregated finality certificate."""
+        cert = Certificate.decode(env.body["cert"])
+        self.highest_seen = max(self.highest_seen, cert.height)
+        if cert.height > self.chain.finalized_height:
+            self._finalize(cert)
+
+    # ------------------------------------------------------------------ sync
+    async def _serve_sync(self, peer: bytes, request: bytes) -> bytes:
+        req = codec.decode(request, max_size=1024)
+        if not isinstance(req, dict) or not isinstance(req.get("from"), int) or req["from"] < 0:
+            raise RejectRequest("sync request must be {from: int >= 0, limit: int}")
+        limit = req.get("limit", SYNC_BATCH)
+        if not isinstance(limit, int) or not 0 < limit <= SYNC_BATCH:
+            limit = SYNC_BATCH
+        blocks, certs = [], []
+        for block, cert in self.chain.blocks_after(req["from"], limit):
+            blocks.append(block.encode())
+            certs.append(cert.encode() if cert is not None else b"")
+        return codec.encode({"blocks": blocks, "certs": certs, "height": self.chain.height})
+
+    async def sync_from(self, peer: bytes, *, timeout: float = 20.0) -> int:
+        """Fetch and import blocks past our head from ``peer``; returns how many were imported."""
+        if self._syncing.locked():
+            return 0
+        imported = 0
+        async with self._syncing:
+            while True:
+                try:
+                    raw = await self.transport.request(
+                        peer, PROTO_SYNC, codec.encode({"from": self.chain.height, "limit": SYNC_BATCH}),
+                        timeout=timeout)
+                    answer = codec.decode(raw)
+                    blocks = [Block.decode(b, self.network_id) for b in answer["blocks"]]
+                    certs = [Certificate.decode(c) if c else None for c in answer["certs"]]
+                except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ProtocolError, lerr.LedgerError,
+                        KeyError, TypeError) as err:
+                    _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
+                    return imported
+                if not blocks:
+                    break
+                for block, cert in zip(blocks, certs, strict=False):
+                    certified = cert is not None and self._cert_ok(cert, block)
+                    if block.header.height != self.chain.height + 1 or not await self._import(
+                            block, announce=False, certified=certified):
+                        return imported
+                    imported += 1
+                    if cert is not None:
+                        self._finalize(cert)
+                if len(blocks) < SYNC_BATCH:
+                    break
+        if imported:
+            _events.info("sync.done", peer=peer, imported=imported, height=self.chain.height)
+        return imported
+
+    async def sync_loop(self, *, interval: float = 3.0) -> None:
+        """Catch up whenever a peer shows a height above ours (blocks, attestations, certificates)."""
+        while True:
+            if self.highest_seen > self.chain.height or self.chain.finalized_height < self.highest_seen:
+                for peer in self.transport.peers():
+                    await self.sync_from(peer)
+                    if self.chain.height >= self.highest_seen:
+                        break
+            await trio.sleep(interval)
+
+    def register(self, router: Any) -> None:
+        """Attach the gossip handlers to a :class:`~bazaar.node.router.Router`."""
+        router.on(MSG_BLOCK, self.on_block)
+        router.on(MSG_ATTEST, self.on_attestation)
+        router.on(MSG_CERT, self.on_certificate)
+        router.on(MSG_TXS, self.on_txs)

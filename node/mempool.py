@@ -1,0 +1,53 @@
+"""Pending transactions: signature- and schema-checked, bounded, ordered for block building."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bazaar.ledger.state import State
+from bazaar.protocol import Envelope
+
+
+@dataclass(frozen=True)
+class PendingTx:
+    """A transaction waiting for a block."""
+
+    env: Envelope
+    raw: bytes
+    nonce: int
+
+
+class Mempool:
+    """Transactions by digest, at most ``capacity`` and ``per_sender`` each.
+
+    Only transactions that can still apply (nonce above the sender's state nonce) are kept; block building
+    takes them ordered by (sender, nonce), which keeps each sender's transactions in nonce order.
+    """
+
+    def __init__(self, capacity: int = 10_000, per_sender: int = 64) -> None:
+        self.capacity = capacity
+        self.per_sender = per_sender
+        self._txs: dict[bytes, PendingTx] = {}
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def add(self, env: Envelope, raw: bytes, state: State) -> bool:
+        """Add a decoded transaction; False (not kept) when stale, duplicate or over a cap."""
+        nonce = env.body.get("nonce")
+        if not isinstance(nonce, int) or nonce <= state.nonce(env.sender):
+            return False
+        if env.digest in self._txs or len(self._txs) >= self.capacity:
+            return False
+        if sum(1 for p in self._txs.values() if p.env.sender == env.sender) >= self.per_sender:
+            return False
+        self._txs[env.digest] = PendingTx(env, raw, nonce)
+        return True
+
+    def ordered(self) -> list[bytes]:
+        """Raw transactions in block order."""
+        return [p.raw for p in sorted(self._txs.values(), key=lambda p: (p.env.sender, p.nonce, p.env.digest))]
+
+    def prune(self, state: State) -> None:
+        """Drop what a new head made stale (included or superseded nonces)."""
+        self._txs = {d: p for d, p in self._txs.items() if p.nonce > state.nonce(p.env.sender)}

@@ -1,0 +1,90 @@
+"""Roles as apps (STYLE §2): one handler per message type; checks are middleware, not preambles.
+
+Every gossip delivery passes: size cap -> envelope signature (over the received bytes) -> ``validate_basic``
+(schema) -> network/market/round filter -> replay guard -> handler. A failure at any stage drops the message
+with a logged, counted reason; a handler's own exception is logged and never reaches the transport.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from bazaar.protocol import Envelope, ProtocolError, open_envelope
+from bazaar.protocol.envelope import now_ms
+from bazaar.protocol.messages import validate_basic
+from bazaar.protocol.replay import ReplayGuard
+from bazaar.protocol.transport import Delivery
+
+from .logs import Events
+
+MessageHandler = Callable[[Envelope], Awaitable[None]]
+
+_events = Events("router")
+
+
+class Router:
+    """Dispatches verified envelopes to the handler registered for their type."""
+
+    def __init__(self, network_id: str, *, local_key: bytes, max_skew_ms: int = 60_000) -> None:
+        self.network_id = network_id
+        self.local_key = local_key
+        self.handlers: dict[str, MessageHandler] = {}
+        self.replay = ReplayGuard(max_skew_ms=max_skew_ms)
+        self.rejected: Counter[str] = Counter()
+        self.accepted = 0
+
+    def on(self, mtype: str, handler: MessageHandler) -> None:
+        """Register ``handler`` for envelopes of type ``mtype`` (one handler per type)."""
+        if mtype in self.handlers:
+            raise ValueError(f"handler for {mtype} already registered")
+        self.handlers[mtype] = handler
+
+    def verify(self, data: bytes) -> Envelope:
+        """Signature, schema and replay checks for a direct request (no handler lookup).
+
+        Raises:
+            ProtocolError: the reason to refuse it.
+        """
+        env = open_envelope(data, self.network_id)
+        validate_basic(env)
+        self.replay.check(env, now_ms())
+        return env
+
+    def check(self, data: bytes, origin: str) -> Envelope | None:
+        """Run the middleware chain; returns the envelope, or None after logging why it was dropped."""
+        try:
+            env = open_envelope(data, self.network_id)
+            validate_basic(env)
+            if env.type not in self.handlers:
+                raise ProtocolError(f"no handler for {env.type}", reason="unexpected-type")
+            self.replay.check(env, now_ms())
+        except ProtocolError as err:
+            self.rejected[err.reason] += 1
+            _events.warning("msg.rejected", reason=err.reason, detail=err.detail[:200], origin=origin)
+            return None
+        return env
+
+    async def dispatch(self, env: Envelope) -> None:
+        """Run the handler for an already-checked envelope; its failures are logged, not raised."""
+        try:
+            await self.handlers[env.type](env)
+            self.accepted += 1
+        except trio.Cancelled:
+            raise
+        except ProtocolError as err:
+            self.rejected[err.reason] += 1
+            _events.warning("msg.rejected", reason=err.reason, detail=err.detail[:200], type=env.type,
+                            sender=env.sender)
+        except Exception as err:
+            self.rejected["handler-error"] += 1
+            _events.error("msg.handler_failed", type=env.type, sender=env.sender, error=repr(err)[:300])
+
+    async def drain(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
+        """Consume one subscription channel for the node's lifetime."""
+        async for delivery in channel:
+            env = self.check(delivery.data, origin=delivery.forwarder.hex()[:16])
+            if env is not None and env.sender != self.local_key:
+                await self.dispatch(env)

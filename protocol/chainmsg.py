@@ -1,0 +1,42 @@
+"""Market-independent messages: blocks, attestations, certificates, transaction batches, sync, models.
+
+Gossip topic ``bazaar/<network>/chain`` carries the first four; the direct protocols serve chain sync and
+content-addressed model weights. Formats: docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from .messages import register
+from .schema import Bytes, Int, List, Schema
+
+MAX_BLOCK = 4 << 20
+MAX_TX = 96 << 10
+
+MSG_BLOCK = "chain/block"
+MSG_ATTEST = "chain/attest"
+MSG_CERT = "chain/cert"
+MSG_TXS = "chain/txs"
+
+PROTO_SYNC = "/bazaar/sync/1"
+PROTO_MODEL = "/bazaar/model/1"
+
+
+def chain_topic(network_id: str) -> str:
+    """The gossip topic for blocks, attestations, certificates and transactions."""
+    return f"bazaar/{network_id}/chain"
+
+
+def market_topic(network_id: str, market: str) -> str:
+    """The gossip topic of one market's announcements."""
+    return f"bazaar/{network_id}/market/{market}"
+
+
+def market_protocol(market: str) -> str:
+    """The direct-stream protocol of one market's point-to-point exchanges (bids, demands)."""
+    return f"/bazaar/{market}/1"
+
+
+register(MSG_BLOCK, Schema({"block": Bytes(max_len=MAX_BLOCK)}))
+register(MSG_ATTEST, Schema({"height": Int(low=1), "hash": Bytes(size=32), "sig": Bytes(size=96)}))
+register(MSG_CERT, Schema({"cert": Bytes(max_len=64 << 10)}))
+register(MSG_TXS, Schema({"txs": List(Bytes(max_len=MAX_TX), max_len=256, min_len=1)}))

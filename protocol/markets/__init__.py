@@ -1,0 +1,1 @@
+"""Message schemas of each market (importing a module registers its types)."""
