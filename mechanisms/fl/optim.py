@@ -56,13 +56,16 @@ def run_sgd(
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
     pos = 0
-    for _ in range(int(steps)):
-        if pos >= n:
-            perm = rng.permutation(n)
-            pos = 0
-        batch = perm[pos : pos + batch_size]
-        pos += batch_size
-        w -= lr * grad(w, X[batch], y[batch])
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(int(steps)):
+            if pos >= n:
+                perm = rng.permutation(n)
+                pos = 0
+            batch = perm[pos : pos + batch_size]
+            pos += batch_size
+            w -= lr * grad(w, X[batch], y[batch])
+            if not np.all(np.isfinite(w)):
+                break
     if not np.all(np.isfinite(w)):
         raise MechanismError(f"SGD diverged (non-finite parameters) with lr={lr}")
     return w

@@ -48,7 +48,8 @@ def leader_value(game: StackelbergGame, price: float) -> float:
 def price_upper_bound(game: StackelbergGame) -> float:
     """A price above which the leader's profit only falls (all EDs in, past the unconstrained optimum)."""
     K = float(game.k.sum())
-    return 2.0 * max(float(game.thresholds.max()), game.omega / 2.0, math.sqrt(game.omega / max(K, 1e-300))) + 1.0
+    top = max(float(game.thresholds.max()), game.omega / 2.0, math.sqrt(game.omega / max(K, 1e-300)))
+    return 2.0 * top + 1.0
 
 
 def reference_leader(game: StackelbergGame, grid: int = 20001) -> tuple[float, float]:
@@ -80,7 +81,8 @@ def reference_leader(game: StackelbergGame, grid: int = 20001) -> tuple[float, f
             def neg(p: float, members: NDArray[np.int64] = members) -> float:
                 return -game.es_profit(p, members)
 
-            r = minimize_scalar(neg, bounds=(lo, up), method="bounded", options={"xatol": 1e-12 * max(up, 1.0)})
+            opts = {"xatol": 1e-12 * max(up, 1.0)}
+            r = minimize_scalar(neg, bounds=(lo, up), method="bounded", options=opts)
             cands.append(float(r.x))
     for p in cands:
         v = leader_value(game, p)

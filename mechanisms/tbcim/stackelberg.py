@@ -9,8 +9,8 @@ chooses its compute C_i and whether to take part. With ``m = delta_1 delta_g M``
   ``f_i = c^m_i + gamma_i d_i``. ED i takes part iff that is >= 0, i.e. ``p >= t_i = sqrt(2 f_i / k_i)``.
 * ES profit for participants W: ``U_d(W) + omega log(1 + p K_W) - p^2 K_W - a6 g_e p_g |W|`` with
   ``K_W = sum_{i in W} k_i`` (and 0 for an empty W: no workers, no model, no payments).
-  For fixed W it is maximised by ``p*(K) = (-1 + sqrt(1 + 2 K omega)) / (2K) = omega / (1 + sqrt(1 + 2 K omega))``
-  (the second form is the same number without cancellation).
+  For fixed W it is maximised by ``p*(K) = (-1 + sqrt(1 + 2 K omega)) / (2K)``, evaluated as the equal
+  ``omega / (1 + sqrt(1 + 2 K omega))`` (no cancellation).
 
 Two ways to settle participation:
 
@@ -18,7 +18,7 @@ Two ways to settle participation:
   threshold t_i, so the price axis splits into intervals on which W is fixed and the profit concave; the
   optimum on each is the closed form clipped to the interval, and the best interval wins. Indifferent EDs
   (profit exactly 0 at a threshold) break ties in the leader's favour (strong Stackelberg equilibrium).
-  This is an equilibrium: no ED gains by changing C_i, joining or leaving, and no other price pays the ES more.
+  This is an equilibrium: no ED gains by changing C_i, joining or leaving; no other price pays the ES more.
 * ``"drop"``: SPEC §7's procedure: start from all EDs, take p*(K_W), drop the ED with the most negative
   profit, repeat. Every remaining ED is individually rational, but a dropped ED may want back in at the
   final (higher) price and the ES may prefer a price at a threshold; kept for comparison.
