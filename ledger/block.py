@@ -1,0 +1,273 @@
+"""Block headers, blocks, their canonical encodings, proposer signatures and the transaction Merkle tree.
+
+Formats (docs/ledger.md §Blocks):
+
+* header map ``{height, parent, timestamp_ms, proposer, tx_root, state_root, reward, consensus}`` as canonical
+  msgpack; ``block.hash = sha256("bazaar/header/v1\\0" || header bytes)``;
+* proposer signature: Ed25519 over ``"bazaar/block-sig/v1\\0" || network_id || 0x00 || block.hash``;
+* block wire form ``{"h": header map, "t": [raw tx envelope bytes...], "s": signature}``;
+* signed header (evidence) ``{"h": header map, "s": signature}``;
+* ``tx_root``: binary Merkle tree over the raw transaction bytes, leaves ``sha256(0x00 || tx)``, inner nodes
+  ``sha256(0x01 || left || right)``, an odd node carried up unchanged; the empty list has root
+  ``sha256(b"")``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bazaar.protocol import codec
+from bazaar.protocol.errors import ProtocolError, SignatureError
+from bazaar.protocol.keys import KeyPair, verify
+
+from .errors import InvalidBlock
+
+HEADER_DOMAIN = b"bazaar/header/v1\x00"
+BLOCK_SIG_DOMAIN = b"bazaar/block-sig/v1\x00"
+MAX_BLOCK = 8 << 20
+"""Cap on a block's wire size (8 MiB)."""
+MAX_TXS = 10_000
+"""Cap on the number of transactions in one block."""
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+_HEADER_FIELDS = (
+    "height",
+    "parent",
+    "timestamp_ms",
+    "proposer",
+    "tx_root",
+    "state_root",
+    "reward",
+    "consensus",
+)
+
+
+def _leaf(item: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + item).digest()
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + left + right).digest()
+
+
+def merkle_root(items: Sequence[bytes]) -> bytes:
+    """The Merkle root of ``items`` (raw transaction bytes); ``sha256(b"")`` for no items."""
+    if not items:
+        return EMPTY_ROOT
+    level = [_leaf(x) for x in items]
+    while len(level) > 1:
+        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def merkle_proof(items: Sequence[bytes], index: int) -> list[tuple[bytes, bool]]:
+    """The inclusion proof of ``items[index]``: ``(sibling hash, sibling is on the left)`` from leaf to root.
+
+    Raises:
+        IndexError: ``index`` out of range.
+    """
+    if not 0 <= index < len(items):
+        raise IndexError(f"index {index} out of range for {len(items)} items")
+    level = [_leaf(x) for x in items]
+    proof: list[tuple[bytes, bool]] = []
+    pos = index
+    while len(level) > 1:
+        sibling = pos ^ 1
+        if sibling < len(level):
+            proof.append((level[sibling], sibling < pos))
+        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, pos = nxt, pos // 2
+    return proof
+
+
+def verify_merkle_proof(item: bytes, proof: Sequence[tuple[bytes, bool]], root: bytes) -> bool:
+    """Whether ``proof`` (from :func:`merkle_proof`) shows ``item`` under ``root``."""
+    acc = _leaf(item)
+    for sibling, left in proof:
+        acc = _node(sibling, acc) if left else _node(acc, sibling)
+    return acc == root
+
+
+def _bytes32(m: dict[str, Any], name: str) -> bytes:
+    value = m.get(name)
+    if not isinstance(value, bytes) or len(value) != 32:
+        raise InvalidBlock("malformed", f"header.{name} must be 32 bytes")
+    return value
+
+
+def _uint(m: dict[str, Any], name: str) -> int:
+    value = m.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidBlock("malformed", f"header.{name} must be a non-negative int")
+    return value
+
+
+@dataclass(frozen=True)
+class Header:
+    """A block header (see the module docstring for its encoding)."""
+
+    height: int
+    parent: bytes
+    timestamp_ms: int
+    proposer: bytes
+    tx_root: bytes
+    state_root: bytes
+    reward: int
+    consensus: dict[str, Any] = field(default_factory=dict)
+
+    def to_map(self) -> dict[str, Any]:
+        """The header as the map that is encoded and hashed."""
+        return {name: getattr(self, name) for name in _HEADER_FIELDS}
+
+    @classmethod
+    def from_map(cls, m: Any) -> Header:
+        """Build from a decoded map, checking every field's type.
+
+        Raises:
+            InvalidBlock: reason ``malformed``.
+        """
+        if not isinstance(m, dict) or set(m) != set(_HEADER_FIELDS):
+            raise InvalidBlock("malformed", f"header must have exactly the fields {_HEADER_FIELDS}")
+        consensus = m["consensus"]
+        if not isinstance(consensus, dict) or not all(isinstance(k, str) for k in consensus):
+            raise InvalidBlock("malformed", "header.consensus must be a map with string keys")
+        return cls(
+            height=_uint(m, "height"),
+            parent=_bytes32(m, "parent"),
+            timestamp_ms=_uint(m, "timestamp_ms"),
+            proposer=_bytes32(m, "proposer"),
+            tx_root=_bytes32(m, "tx_root"),
+            state_root=_bytes32(m, "state_root"),
+            reward=_uint(m, "reward"),
+            consensus=consensus,
+        )
+
+    def encode(self) -> bytes:
+        """Canonical msgpack of :meth:`to_map`."""
+        return codec.encode(self.to_map())
+
+    @property
+    def hash(self) -> bytes:
+        """The block hash: ``sha256(HEADER_DOMAIN || encode())``."""
+        return hashlib.sha256(HEADER_DOMAIN + self.encode()).digest()
+
+
+def header_sign_bytes(network_id: str, block_hash: bytes) -> bytes:
+    """The bytes a proposer signs for a block with hash ``block_hash``."""
+    return BLOCK_SIG_DOMAIN + network_id.encode() + b"\x00" + block_hash
+
+
+def sign_header(key: KeyPair, network_id: str, header: Header) -> bytes:
+    """The proposer's 64-byte Ed25519 signature of ``header``.
+
+    Raises:
+        ValueError: ``key`` is not the header's proposer.
+    """
+    if key.public != header.proposer:
+        raise ValueError("the signing key is not the header's proposer")
+    return key.sign(header_sign_bytes(network_id, header.hash))
+
+
+def check_header_signature(network_id: str, header: Header, signature: bytes) -> None:
+    """Verify the proposer's signature.
+
+    Raises:
+        InvalidBlock: reason ``bad-signature``.
+    """
+    try:
+        verify(header.proposer, header_sign_bytes(network_id, header.hash), signature)
+    except SignatureError as err:
+        raise InvalidBlock("bad-signature", "proposer signature does not verify") from err
+
+
+@dataclass(frozen=True)
+class Block:
+    """A block: header, raw transaction envelopes (wire bytes) in order, proposer signature."""
+
+    header: Header
+    txs: tuple[bytes, ...]
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "txs", tuple(self.txs))
+
+    @property
+    def hash(self) -> bytes:
+        """The header hash."""
+        return self.header.hash
+
+    @property
+    def height(self) -> int:
+        """The header's height."""
+        return self.header.height
+
+    def encode(self) -> bytes:
+        """The canonical wire form ``{"h", "t", "s"}``."""
+        return codec.encode({"h": self.header.to_map(), "t": list(self.txs), "s": self.signature})
+
+    def signed_header(self) -> bytes:
+        """The signed header alone (``{"h", "s"}``), as carried by ``tx/evidence``."""
+        return codec.encode({"h": self.header.to_map(), "s": self.signature})
+
+    @classmethod
+    def decode(cls, raw: bytes, network_id: str, *, max_size: int = MAX_BLOCK) -> Block:
+        """Decode a block from a peer or the store, bounded; checks shape, proposer signature and tx root.
+
+        Transactions themselves are verified when the block is applied.
+
+        Raises:
+            InvalidBlock: ``oversize``, ``malformed``, ``bad-signature`` or ``bad-tx-root``.
+        """
+        if len(raw) > max_size:
+            raise InvalidBlock("oversize", f"block of {len(raw)} bytes > cap {max_size}")
+        try:
+            outer = codec.decode_canonical(raw, max_size=max_size)
+        except ProtocolError as err:
+            raise InvalidBlock("malformed", str(err)) from err
+        if not isinstance(outer, dict) or set(outer) != {"h", "t", "s"}:
+            raise InvalidBlock("malformed", "block must be a map with keys h, t, s")
+        header = Header.from_map(outer["h"])
+        txs, signature = outer["t"], outer["s"]
+        if not isinstance(txs, list) or not all(isinstance(t, bytes) for t in txs):
+            raise InvalidBlock("malformed", "block.t must be a list of bin")
+        if len(txs) > MAX_TXS:
+            raise InvalidBlock("oversize", f"{len(txs)} transactions > cap {MAX_TXS}")
+        if not isinstance(signature, bytes) or len(signature) != 64:
+            raise InvalidBlock("malformed", "block.s must be 64 bytes")
+        check_header_signature(network_id, header, signature)
+        if merkle_root(txs) != header.tx_root:
+            raise InvalidBlock("bad-tx-root", "tx_root does not match the transactions")
+        return cls(header, tuple(txs), signature)
+
+
+def decode_signed_header(raw: bytes, network_id: str, *, max_size: int = 128 << 10) -> tuple[Header, bytes]:
+    """Decode and verify a signed header (``{"h", "s"}``).
+
+    Returns:
+        ``(header, signature)``.
+
+    Raises:
+        InvalidBlock: ``malformed``, ``oversize`` or ``bad-signature``.
+    """
+    if len(raw) > max_size:
+        raise InvalidBlock("oversize", "signed header too large")
+    try:
+        outer = codec.decode_canonical(raw, max_size=max_size)
+    except ProtocolError as err:
+        raise InvalidBlock("malformed", str(err)) from err
+    if not isinstance(outer, dict) or set(outer) != {"h", "s"}:
+        raise InvalidBlock("malformed", "signed header must be a map with keys h, s")
+    header = Header.from_map(outer["h"])
+    signature = outer["s"]
+    if not isinstance(signature, bytes) or len(signature) != 64:
+        raise InvalidBlock("malformed", "signature must be 64 bytes")
+    check_header_signature(network_id, header, signature)
+    return header, signature

@@ -1,0 +1,285 @@
+"""BLS12-381 signatures, IETF ciphersuite ``BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_`` (docs/adr/0005).
+
+Minimal-pubkey-size variant: public keys are compressed G1 points (48 B), signatures compressed G2 points
+(96 B). Rogue-key attacks on aggregates are prevented by proof of possession: a validator's first ``tx/stake``
+carries ``pop_prove(sk)``, checked once, after which :func:`fast_aggregate_verify` over registered keys is
+safe.
+
+Two backends give byte-identical results (tests/ledger/test_bls.py checks it on fixed vectors):
+
+* :data:`FAST` — pyblst (Rust bindings of supranational's blst): hash-to-curve, scalar multiplication and
+  pairings are compiled; the BLS scheme itself (≈ 20 lines) is written here on those primitives.
+* :data:`REFERENCE` — py-ecc's ``G2ProofOfPossession``, the pure-Python reference (≈ 0.5 s per verify).
+
+The module-level functions use :data:`FAST`. Every verify function returns ``False`` (never raises) on a
+malformed key or signature, so peer input cannot crash a caller.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+PUBKEY_LEN = 48
+SIG_LEN = 96
+CURVE_ORDER = 0x73EDA753299D7D483339D80809A1D80553BDA402FFFE5BFEFFFFFFFF00000001
+DST_SIG = b"BLS_SIG_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_"
+DST_POP = b"BLS_POP_BLS12381G2_XMD:SHA-256_SSWU_RO_POP_"
+_G1_GENERATOR = bytes.fromhex(
+    "97f1d3a73197d7942695638c4fa9ac0fc3688c4f9774b905a14e3a3f171bac586c55e83ff97a1aeffb3af00adb22c6bb"
+)
+_G1_INFINITY = b"\xc0" + b"\x00" * 47
+_G2_INFINITY = b"\xc0" + b"\x00" * 95
+
+
+def keygen(ikm: bytes, key_info: bytes = b"") -> int:
+    """IETF ``KeyGen`` (draft-irtf-cfrg-bls-signature-05 §2.3): HKDF-SHA256 to a scalar in [1, r).
+
+    Args:
+        ikm: at least 32 bytes of secret input keying material.
+        key_info: optional context.
+
+    Raises:
+        ValueError: ``ikm`` shorter than 32 bytes.
+    """
+    if len(ikm) < 32:
+        raise ValueError("BLS key material must be at least 32 bytes")
+    salt = b"BLS-SIG-KEYGEN-SALT-"
+    sk = 0
+    length = 48  # ceil(1.5 * ceil(log2(r)) / 8)
+    while sk == 0:
+        salt = hashlib.sha256(salt).digest()
+        prk = hmac.new(salt, ikm + b"\x00", hashlib.sha256).digest()
+        info = key_info + length.to_bytes(2, "big")
+        okm, block = b"", b""
+        counter = 1
+        while len(okm) < length:
+            block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+            okm += block
+            counter += 1
+        sk = int.from_bytes(okm[:length], "big") % CURVE_ORDER
+    return sk
+
+
+def bls_keygen(ed25519_seed: bytes) -> int:
+    """A validator's BLS secret derived from its Ed25519 seed: ``KeyGen(sha256(b"bazaar-bls" + seed))``."""
+    return keygen(hashlib.sha256(b"bazaar-bls" + ed25519_seed).digest())
+
+
+class Backend(Protocol):
+    """The operations both backends implement (same bytes in, same bytes out)."""
+
+    name: str
+
+    def sk_to_pk(self, sk: int) -> bytes:
+        """The 48-byte compressed public key of secret ``sk``."""
+        ...
+
+    def sign(self, sk: int, message: bytes) -> bytes:
+        """A 96-byte signature of ``message``."""
+        ...
+
+    def verify(self, pk: bytes, message: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` is ``pk``'s signature of ``message``."""
+        ...
+
+    def aggregate(self, signatures: Sequence[bytes]) -> bytes:
+        """The aggregate (sum) of one or more signatures."""
+        ...
+
+    def fast_aggregate_verify(self, pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+        """Whether ``signature`` aggregates signatures of ``message`` by every key in ``pks``."""
+        ...
+
+    def pop_prove(self, sk: int) -> bytes:
+        """Proof of possession of ``sk``."""
+        ...
+
+    def pop_verify(self, pk: bytes, proof: bytes) -> bool:
+        """Whether ``proof`` proves possession of ``pk``'s secret."""
+        ...
+
+
+def _check_sk(sk: int) -> None:
+    if isinstance(sk, bool) or not isinstance(sk, int) or not 0 < sk < CURVE_ORDER:
+        raise ValueError("BLS secret must be an int in [1, r)")
+
+
+class BlstBackend:
+    """The compiled fast path on pyblst's group primitives."""
+
+    name = "pyblst"
+
+    def __init__(self) -> None:
+        import pyblst
+
+        self._p1 = pyblst.BlstP1Element
+        self._p2 = pyblst.BlstP2Element
+        self._miller = pyblst.miller_loop
+        self._final = pyblst.final_verify
+        self._g1 = self._p1.uncompress(_G1_GENERATOR)
+        self._neg_g1 = -self._g1
+
+    def sk_to_pk(self, sk: int) -> bytes:
+        _check_sk(sk)
+        return bytes(self._g1.scalar_mul(sk).compress())
+
+    def _core_sign(self, sk: int, message: bytes, dst: bytes) -> bytes:
+        _check_sk(sk)
+        return bytes(self._p2.hash_to_group(message, dst).scalar_mul(sk).compress())
+
+    def sign(self, sk: int, message: bytes) -> bytes:
+        return self._core_sign(sk, message, DST_SIG)
+
+    def _pk_point(self, pk: bytes):  # type: ignore[no-untyped-def]
+        if not isinstance(pk, bytes) or len(pk) != PUBKEY_LEN or pk == _G1_INFINITY:
+            return None
+        try:
+            return self._p1.uncompress(pk)  # blst checks the encoding, the curve and the subgroup
+        except ValueError:
+            return None
+
+    def _sig_point(self, sig: bytes):  # type: ignore[no-untyped-def]
+        if not isinstance(sig, bytes) or len(sig) != SIG_LEN:
+            return None
+        try:
+            return self._p2.uncompress(sig)
+        except ValueError:
+            return None
+
+    def _core_verify(self, pk_point, message: bytes, signature: bytes, dst: bytes) -> bool:  # type: ignore[no-untyped-def]
+        sig = self._sig_point(signature)
+        if pk_point is None or sig is None:
+            return False
+        # e(pk, H(m)) == e(g1, sig)
+        lhs = self._miller(pk_point, self._p2.hash_to_group(message, dst))
+        rhs = self._miller(self._g1, sig)
+        return bool(self._final(lhs, rhs))
+
+    def verify(self, pk: bytes, message: bytes, signature: bytes) -> bool:
+        return self._core_verify(self._pk_point(pk), message, signature, DST_SIG)
+
+    def aggregate(self, signatures: Sequence[bytes]) -> bytes:
+        if not signatures:
+            raise ValueError("cannot aggregate zero signatures")
+        total = self._p2()
+        for sig in signatures:
+            point = self._sig_point(sig)
+            if point is None:
+                raise ValueError("malformed signature in aggregate")
+            total = total + point
+        return bytes(total.compress())
+
+    def fast_aggregate_verify(self, pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+        if not pks:
+            return False
+        total = self._p1()
+        for pk in pks:
+            point = self._pk_point(pk)
+            if point is None:
+                return False
+            total = total + point
+        return self._core_verify(total, message, signature, DST_SIG)
+
+    def pop_prove(self, sk: int) -> bytes:
+        return self._core_sign(sk, self.sk_to_pk(sk), DST_POP)
+
+    def pop_verify(self, pk: bytes, proof: bytes) -> bool:
+        return self._core_verify(self._pk_point(pk), pk, proof, DST_POP)
+
+
+class PyEccBackend:
+    """py-ecc's ``G2ProofOfPossession``: the slow, obviously-correct reference."""
+
+    name = "py-ecc"
+
+    def __init__(self) -> None:
+        from py_ecc.bls import G2ProofOfPossession
+
+        self._scheme: Any = G2ProofOfPossession
+
+    def sk_to_pk(self, sk: int) -> bytes:
+        _check_sk(sk)
+        return bytes(self._scheme.SkToPk(sk))
+
+    def sign(self, sk: int, message: bytes) -> bytes:
+        _check_sk(sk)
+        return bytes(self._scheme.Sign(sk, message))
+
+    def verify(self, pk: bytes, message: bytes, signature: bytes) -> bool:
+        try:
+            return bool(self._scheme.Verify(pk, message, signature))
+        except Exception:  # py-ecc raises assorted types on malformed points; a bad input is "no"
+            return False
+
+    def aggregate(self, signatures: Sequence[bytes]) -> bytes:
+        if not signatures:
+            raise ValueError("cannot aggregate zero signatures")
+        try:
+            return bytes(self._scheme.Aggregate(list(signatures)))
+        except Exception as err:  # same as above: normalise to ValueError
+            raise ValueError(f"malformed signature in aggregate: {err}") from err
+
+    def fast_aggregate_verify(self, pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+        try:
+            return bool(self._scheme.FastAggregateVerify(list(pks), message, signature))
+        except Exception:
+            return False
+
+    def pop_prove(self, sk: int) -> bytes:
+        _check_sk(sk)
+        return bytes(self._scheme.PopProve(sk))
+
+    def pop_verify(self, pk: bytes, proof: bytes) -> bool:
+        try:
+            return bool(self._scheme.PopVerify(pk, proof))
+        except Exception:
+            return False
+
+
+FAST: Backend = BlstBackend()
+"""The default backend (pyblst)."""
+
+REFERENCE: Backend = PyEccBackend()
+"""The reference backend (py-ecc)."""
+
+
+def sk_to_pk(sk: int) -> bytes:
+    """The 48-byte public key of ``sk`` (fast backend)."""
+    return FAST.sk_to_pk(sk)
+
+
+def sign(sk: int, message: bytes) -> bytes:
+    """Sign ``message`` with ``sk``; returns 96 bytes (fast backend)."""
+    return FAST.sign(sk, message)
+
+
+def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
+    """Verify one signature; ``False`` on any malformed input (fast backend)."""
+    return FAST.verify(pk, message, signature)
+
+
+def aggregate(signatures: Sequence[bytes]) -> bytes:
+    """Aggregate signatures into one (fast backend).
+
+    Raises:
+        ValueError: empty list or a malformed signature.
+    """
+    return FAST.aggregate(signatures)
+
+
+def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+    """Verify an aggregate of signatures of one message by ``pks`` (keys must have passed PoP)."""
+    return FAST.fast_aggregate_verify(pks, message, signature)
+
+
+def pop_prove(sk: int) -> bytes:
+    """Proof of possession of ``sk`` (fast backend)."""
+    return FAST.pop_prove(sk)
+
+
+def pop_verify(pk: bytes, proof: bytes) -> bool:
+    """Check a proof of possession (fast backend)."""
+    return FAST.pop_verify(pk, proof)

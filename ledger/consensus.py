@@ -1,0 +1,266 @@
+"""Proposer rules ``pol``, ``pos`` and ``lottery``: deterministic and checkable by every validator.
+
+Each block's ``header.consensus`` map is the proof that its proposer was entitled to propose
+(docs/ledger.md §Consensus):
+
+* ``pos`` — ``{"rule": "pos", "reveal": 96 B, "attempt": k (optional, default 0)}``. The proposer for height
+  h,
+  attempt k, is ``sortition(proposer_weights, seed_{h-1}, h, k)``; ``reveal`` is its BLS signature of
+  ``"bazaar/reveal/v1\\0" || network_id || 0x00 || h`` (unique per key and height, so it cannot be ground);
+  ``seed_h = sha256(seed_{h-1} || reveal)`` (RANDAO; docs/adr/0006 for the last-revealer weakness).
+  ``attempt`` lets the next candidate take over when the drawn proposer is offline: nodes wait
+  ``k × deadline`` before accepting an attempt-k block.
+* ``lottery`` — ``{"rule": "lottery", "weights": [[account, weight], ...], "seed": seed_{h-1}}``; ``weights``
+  must equal the state's proposer weights (the allocation published with a ``weights`` record, else stakes)
+  and the proposer must equal ``lottery_winner(weights, seed, h)``.
+* ``pol`` — ``{"rule": "pol", "submissions": [raw tx/model_commit envelopes], "winner": account}``; the
+  winner is the submitter with the lowest claimed loss (ties broken by account bytes) and must be the
+  proposer;
+  a node-supplied ``verify_loss`` callback re-evaluates the winner's model.
+
+For ``pol`` and ``lottery`` the seed still advances, as ``sha256(domain || seed || proposer || tx_root)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bazaar.protocol.envelope import Envelope
+from bazaar.protocol.errors import ProtocolError
+
+from . import bls
+from .block import Header
+from .errors import InvalidBlock
+from .state import State
+from .txs import decode_tx
+
+SORTITION_DOMAIN = b"bazaar/sortition/v1\x00"
+LOTTERY_DOMAIN = b"bazaar/lottery/v1\x00"
+REVEAL_DOMAIN = b"bazaar/reveal/v1\x00"
+NEXT_SEED_DOMAIN = b"bazaar/next-seed/v1\x00"
+MAX_ATTEMPT = 1024
+MAX_SUBMISSIONS = 4096
+
+VerifyLoss = Callable[[bytes, bytes, float], bool]
+"""``verify_loss(miner, model_hash, claimed_loss) -> bool``, supplied by the node (it re-evaluates models)."""
+
+
+def _items(weights: Mapping[bytes, int] | Iterable[Sequence[Any]]) -> list[tuple[bytes, int]]:
+    pairs = weights.items() if isinstance(weights, Mapping) else ((w[0], w[1]) for w in weights)
+    return sorted((bytes(a), int(w)) for a, w in pairs if w > 0)
+
+
+def weighted_draw(
+    weights: Mapping[bytes, int] | Iterable[Sequence[Any]],
+    seed: bytes,
+    height: int,
+    domain: bytes,
+    attempt: int = 0,
+) -> bytes:
+    """Draw one account with probability proportional to its weight, from public randomness.
+
+    ``r = int(sha256(domain || seed || height (8 B) || attempt (4 B))) mod W``; accounts sorted by
+    their bytes;
+    the first whose cumulative weight exceeds ``r`` wins (modulo bias < 2^-190 for W < 2^64).
+
+    Raises:
+        InvalidBlock: reason ``no-weight`` when no account has a positive weight.
+    """
+    items = _items(weights)
+    total = sum(w for _, w in items)
+    if total <= 0:
+        raise InvalidBlock("no-weight", "no account has a positive weight")
+    digest = hashlib.sha256(domain + seed + height.to_bytes(8, "big") + attempt.to_bytes(4, "big")).digest()
+    r = int.from_bytes(digest, "big") % total
+    acc = 0
+    for account, weight in items:
+        acc += weight
+        if r < acc:
+            return account
+    raise AssertionError("unreachable: r < total")
+
+
+def sortition(weights: Mapping[bytes, int], seed: bytes, height: int, attempt: int = 0) -> bytes:
+    """The ``pos`` proposer draw."""
+    return weighted_draw(weights, seed, height, SORTITION_DOMAIN, attempt)
+
+
+def pos_proposer(state: State, height: int | None = None, attempt: int = 0) -> bytes:
+    """Who must propose the next block (height ``state.height + 1``) on a ``pos`` network.
+
+    Raises:
+        ValueError: ``height`` is not the next height (the seed for later heights is not known yet).
+        InvalidBlock: ``no-weight`` when there is no validator.
+    """
+    if height is None:
+        height = state.height + 1
+    if height != state.height + 1:
+        raise ValueError(f"can only draw the proposer of height {state.height + 1}")
+    return sortition(state.proposer_weights(), state.seed, height, attempt)
+
+
+def reveal_message(network_id: str, height: int) -> bytes:
+    """What a ``pos`` proposer signs with its BLS key as its RANDAO reveal."""
+    return REVEAL_DOMAIN + network_id.encode() + b"\x00" + height.to_bytes(8, "big")
+
+
+def make_reveal(bls_secret: int, network_id: str, height: int) -> bytes:
+    """The 96-byte RANDAO reveal for ``height``."""
+    return bls.sign(bls_secret, reveal_message(network_id, height))
+
+
+def pos_consensus(bls_secret: int, network_id: str, height: int, attempt: int = 0) -> dict[str, Any]:
+    """The ``header.consensus`` map of a ``pos`` block."""
+    proof: dict[str, Any] = {"rule": "pos", "reveal": make_reveal(bls_secret, network_id, height)}
+    if attempt:
+        proof["attempt"] = attempt
+    return proof
+
+
+def lottery_winner(weights: Mapping[bytes, int] | Iterable[Sequence[Any]], seed: bytes, height: int) -> bytes:
+    """The ``lottery`` block winner for ``height`` (weights: map or ``[[account, weight], ...]``)."""
+    return weighted_draw(weights, seed, height, LOTTERY_DOMAIN)
+
+
+def lottery_consensus(state: State) -> dict[str, Any]:
+    """The ``header.consensus`` map of the next ``lottery`` block (its proposer: :func:`lottery_next`)."""
+    return {
+        "rule": "lottery",
+        "weights": [[a, w] for a, w in state.proposer_weights().items()],
+        "seed": state.seed,
+    }
+
+
+def lottery_next(state: State) -> bytes:
+    """Who wins the lottery for the next block."""
+    return lottery_winner(state.proposer_weights(), state.seed, state.height + 1)
+
+
+def pol_winner(submissions: Sequence[Envelope]) -> Envelope:
+    """The submission with the lowest claimed loss (ties: lowest account bytes).
+
+    Raises:
+        ValueError: no submissions.
+    """
+    if not submissions:
+        raise ValueError("no submissions")
+    return min(submissions, key=lambda e: (float(e.body["loss"]), e.sender))
+
+
+def pol_consensus(submissions: Sequence[bytes], network_id: str) -> dict[str, Any]:
+    """The ``header.consensus`` map of a ``pol`` block from the round's raw model commitments.
+
+    Raises:
+        ProtocolError: a submission does not verify.
+    """
+    envs = [decode_tx(raw, network_id) for raw in submissions]
+    return {"rule": "pol", "submissions": list(submissions), "winner": pol_winner(envs).sender}
+
+
+@dataclass(frozen=True)
+class ConsensusOutcome:
+    """What a checked proof contributes to the next state."""
+
+    seed: bytes
+    pol_round: int
+
+
+def _keys(proof: Mapping[str, Any], required: set[str], optional: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    keys = set(proof)
+    if not required <= keys or not keys <= required | optional:
+        raise InvalidBlock("bad-consensus", f"consensus fields {sorted(keys)}, expected {sorted(required)}")
+
+
+def _plain_next_seed(state: State, header: Header) -> bytes:
+    return hashlib.sha256(NEXT_SEED_DOMAIN + state.seed + header.proposer + header.tx_root).digest()
+
+
+def _check_pos(state: State, header: Header, proof: Mapping[str, Any]) -> ConsensusOutcome:
+    _keys(proof, {"rule", "reveal"}, {"attempt"})
+    attempt = proof.get("attempt", 0)
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= MAX_ATTEMPT:
+        raise InvalidBlock("bad-consensus", "attempt must be an int in [0, 1024]")
+    reveal = proof["reveal"]
+    if not isinstance(reveal, bytes) or len(reveal) != bls.SIG_LEN:
+        raise InvalidBlock("bad-consensus", "reveal must be 96 bytes")
+    expected = sortition(state.proposer_weights(), state.seed, header.height, attempt)
+    if header.proposer != expected:
+        raise InvalidBlock("bad-proposer", f"sortition drew {expected.hex()[:16]} for attempt {attempt}")
+    pubkey = state.validators[header.proposer]
+    if not bls.verify(pubkey, reveal_message(state.network_id, header.height), reveal):
+        raise InvalidBlock("bad-reveal", "RANDAO reveal does not verify")
+    return ConsensusOutcome(hashlib.sha256(state.seed + reveal).digest(), state.pol_round)
+
+
+def _check_lottery(state: State, header: Header, proof: Mapping[str, Any]) -> ConsensusOutcome:
+    _keys(proof, {"rule", "weights", "seed"})
+    if proof["seed"] != state.seed:
+        raise InvalidBlock("bad-seed", "lottery seed is not the previous block's seed")
+    rows = proof["weights"]
+    expected = [[a, w] for a, w in state.proposer_weights().items()]
+    if rows != expected:
+        raise InvalidBlock("bad-weights", "lottery weights differ from the state's proposer weights")
+    winner = lottery_winner(state.proposer_weights(), state.seed, header.height)
+    if header.proposer != winner:
+        raise InvalidBlock("bad-proposer", f"the lottery drew {winner.hex()[:16]}")
+    return ConsensusOutcome(_plain_next_seed(state, header), state.pol_round)
+
+
+def _check_pol(
+    state: State, header: Header, proof: Mapping[str, Any], verify_loss: VerifyLoss | None
+) -> ConsensusOutcome:
+    _keys(proof, {"rule", "submissions", "winner"})
+    raw = proof["submissions"]
+    if (
+        not isinstance(raw, list)
+        or not 0 < len(raw) <= MAX_SUBMISSIONS
+        or not all(isinstance(r, bytes) for r in raw)
+    ):
+        raise InvalidBlock("bad-consensus", "submissions must be a non-empty list of envelope bytes")
+    envs: list[Envelope] = []
+    for i, item in enumerate(raw):
+        try:
+            env = decode_tx(item, state.network_id)
+        except ProtocolError as err:
+            raise InvalidBlock("bad-consensus", f"submission {i}: {err}") from err
+        if env.type != "tx/model_commit":
+            raise InvalidBlock("bad-consensus", f"submission {i} is {env.type}, not tx/model_commit")
+        envs.append(env)
+    if len({e.sender for e in envs}) != len(envs):
+        raise InvalidBlock("bad-consensus", "one submission per miner")
+    if len({(e.market, e.round) for e in envs}) != 1:
+        raise InvalidBlock("bad-consensus", "submissions from different markets or rounds")
+    rnd = envs[0].round
+    if rnd < state.pol_round:
+        raise InvalidBlock("stale-round", f"submissions of round {rnd} < last PoL round {state.pol_round}")
+    winner = pol_winner(envs)
+    if proof["winner"] != winner.sender or header.proposer != winner.sender:
+        raise InvalidBlock("bad-proposer", f"lowest claimed loss is {winner.sender.hex()[:16]}")
+    if verify_loss is not None and not verify_loss(
+        winner.sender, winner.body["hash"], float(winner.body["loss"])
+    ):
+        raise InvalidBlock("pol-loss", "the winner's claimed loss does not verify")
+    return ConsensusOutcome(_plain_next_seed(state, header), rnd)
+
+
+def check_consensus(state: State, header: Header, verify_loss: VerifyLoss | None = None) -> ConsensusOutcome:
+    """Check ``header.consensus`` against ``state`` (the parent state) and the network's rule.
+
+    Raises:
+        InvalidBlock: ``bad-consensus``, ``bad-proposer``, ``bad-reveal``, ``bad-seed``, ``bad-weights``,
+            ``stale-round``, ``pol-loss`` or ``no-weight``.
+    """
+    proof = header.consensus
+    rule = state.genesis.consensus
+    if proof.get("rule") != rule:
+        raise InvalidBlock("bad-consensus", f"this network uses {rule!r}, block says {proof.get('rule')!r}")
+    if header.proposer in state.slashed:
+        raise InvalidBlock("bad-proposer", "the proposer has been slashed")
+    if rule == "pos":
+        return _check_pos(state, header, proof)
+    if rule == "lottery":
+        return _check_lottery(state, header, proof)
+    return _check_pol(state, header, proof, verify_loss)

@@ -1,0 +1,283 @@
+"""Transaction execution: each handler checks everything first, then writes to a :class:`Draft`.
+
+Because no handler writes before its last check, a rejected transaction leaves the draft untouched; that
+is what lets :func:`.apply.build_block` skip a bad transaction and keep building, and lets
+:meth:`.state.State.check_tx` run the same code for the mempool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+from bazaar.protocol.envelope import Envelope
+from bazaar.protocol.errors import SchemaError
+
+from . import bls
+from .amounts import MAX_AMOUNT
+from .errors import InvalidBlock, InvalidTx
+from .genesis import PPM
+from .state import RECORDS_DOMAIN, Escrow, ModelCommit, Overlay, State, Supply
+from .txs import NONCELESS, WEIGHTS_RECORD, tx_kind
+
+
+class Draft:
+    """The mutable state of the block being applied at ``height`` on top of ``base``."""
+
+    def __init__(self, base: State, height: int) -> None:
+        self.base = base
+        self.height = height
+        self.balances: Overlay[bytes, int] = Overlay(base.balances)
+        self.nonces: Overlay[bytes, int] = Overlay(base.nonces)
+        self.escrows: Overlay[bytes, Escrow] = Overlay(base.escrows)
+        self.stakes: Overlay[bytes, int] = Overlay(base.stakes)
+        self.validators: Overlay[bytes, bytes] = Overlay(base.validators)
+        self.slashed: Overlay[bytes, int] = Overlay(base.slashed)
+        self.new_evidence: set[tuple[bytes, int]] = set()
+        self.weights: dict[bytes, int] | None = None
+        self.records_root = base.records_root
+        self.records_count = base.records_count
+        self.models: list[ModelCommit] = []
+        self.minted = 0
+        self.burned = 0
+
+    def balance(self, account: bytes) -> int:
+        """Current free balance."""
+        return int(self.balances.get(account, 0))
+
+    def credit(self, account: bytes, amount: int) -> None:
+        """Add ``amount`` to ``account``'s balance."""
+        self.balances.set(account, self.balance(account) + amount)
+
+    def debit(self, account: bytes, amount: int) -> None:
+        """Subtract ``amount`` (the caller has checked the balance)."""
+        self.balances.set(account, self.balance(account) - amount)
+
+    def stake(self, account: bytes) -> int:
+        """Current stake."""
+        return int(self.stakes.get(account, 0))
+
+    def freeze(self, *, head: bytes, timestamp_ms: int, seed: bytes, pol_round: int) -> State:
+        """The resulting immutable :class:`State`."""
+        base = self.base
+        return State(
+            genesis=base.genesis,
+            height=self.height,
+            head=head,
+            timestamp_ms=timestamp_ms,
+            seed=seed,
+            balances=self.balances.merged(drop_zero=True),
+            nonces=self.nonces.merged(),
+            escrows=self.escrows.merged(),
+            stakes=self.stakes.merged(drop_zero=True),
+            validators=self.validators.merged(),
+            slashed=self.slashed.merged(),
+            evidence=base.evidence | frozenset(self.new_evidence),
+            weights=base.weights if self.weights is None else self.weights,
+            records_root=self.records_root,
+            records_count=self.records_count,
+            models=tuple(self.models),
+            pol_round=pol_round,
+            supply=Supply(
+                base.supply.genesis, base.supply.minted + self.minted, base.supply.burned + self.burned
+            ),
+        )
+
+
+def _funds(draft: Draft, account: bytes, amount: int) -> None:
+    have = draft.balance(account)
+    if have < amount:
+        raise InvalidTx("insufficient-funds", f"balance {have} < {amount}")
+
+
+def _transfer(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    _funds(draft, env.sender, body["amount"])
+    if draft.balance(body["to"]) + body["amount"] > MAX_AMOUNT:
+        raise InvalidTx("overflow", "recipient balance would overflow")
+    draft.debit(env.sender, body["amount"])
+    draft.credit(body["to"], body["amount"])
+
+
+def _escrow_lock(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    if body["id"] in draft.escrows:
+        raise InvalidTx("escrow-exists", f"escrow {body['id'].hex()[:16]} is already open")
+    if body["expires"] < draft.height:
+        raise InvalidTx("bad-expiry", f"expires {body['expires']} < height {draft.height}")
+    _funds(draft, env.sender, body["amount"])
+    draft.debit(env.sender, body["amount"])
+    draft.escrows.set(
+        body["id"],
+        Escrow(
+            payer=env.sender,
+            payee=body["payee"],
+            amount=body["amount"],
+            expires=body["expires"],
+            arbiter=body.get("arbiter"),
+            ref=body.get("ref") or b"",
+            market=env.market,
+        ),
+    )
+
+
+def _open_escrow(draft: Draft, escrow_id: bytes) -> Escrow:
+    escrow = draft.escrows.get(escrow_id)
+    if escrow is None:
+        raise InvalidTx("unknown-escrow", f"no open escrow {escrow_id.hex()[:16]}")
+    return escrow  # type: ignore[no-any-return]
+
+
+def _escrow_release(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    escrow = _open_escrow(draft, body["id"])
+    if env.sender not in (escrow.payer, escrow.arbiter):
+        raise InvalidTx("not-authorised", "only the payer or the arbiter may release")
+    draft.escrows.delete(body["id"])
+    draft.credit(escrow.payee, escrow.amount)
+
+
+def _escrow_refund(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    escrow = _open_escrow(draft, body["id"])
+    if env.sender == escrow.payer and env.sender not in (escrow.payee, escrow.arbiter):
+        if draft.height <= escrow.expires:
+            raise InvalidTx("not-expired", f"payer may refund only after height {escrow.expires}")
+    elif env.sender not in (escrow.payee, escrow.arbiter):
+        raise InvalidTx("not-authorised", "only the payee, the arbiter, or the payer after expiry may refund")
+    draft.escrows.delete(body["id"])
+    draft.credit(escrow.payer, escrow.amount)
+
+
+def _stake(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    sender = env.sender
+    if sender in draft.slashed:
+        raise InvalidTx("slashed", "a slashed account may not stake")
+    registered = draft.validators.get(sender)
+    pubkey = body.get("bls_pubkey")
+    if registered is None:
+        pop = body.get("bls_pop")
+        if pubkey is None or pop is None:
+            raise InvalidTx("missing-bls-key", "the first stake must carry bls_pubkey and bls_pop")
+        if any(pk == pubkey for _, pk in draft.validators.items()):
+            raise InvalidTx("bls-key-taken", "this BLS key is registered to another account")
+        if not bls.pop_verify(pubkey, pop):
+            raise InvalidTx("bad-pop", "BLS proof of possession does not verify")
+    elif pubkey is not None and pubkey != registered:
+        raise InvalidTx("bls-key-mismatch", "bls_pubkey differs from the registered key")
+    _funds(draft, sender, body["amount"])
+    draft.debit(sender, body["amount"])
+    draft.stakes.set(sender, draft.stake(sender) + body["amount"])
+    if registered is None and pubkey is not None:
+        draft.validators.set(sender, pubkey)
+
+
+def _unstake(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    have = draft.stake(env.sender)
+    if have < body["amount"]:
+        raise InvalidTx("insufficient-stake", f"stake {have} < {body['amount']}")
+    draft.stakes.set(env.sender, have - body["amount"])
+    draft.credit(env.sender, body["amount"])
+
+
+def parse_weights(data: dict[str, Any]) -> dict[bytes, int]:
+    """Parse a ``weights`` record's data ``{"weights": [[account, int weight], ...]}``.
+
+    Raises:
+        InvalidTx: reason ``bad-weights``.
+    """
+    rows = data.get("weights")
+    if set(data) != {"weights"} or not isinstance(rows, list):
+        raise InvalidTx("bad-weights", 'weights record data must be {"weights": [[account, weight], ...]}')
+    out: dict[bytes, int] = {}
+    for row in rows:
+        if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], bytes) and len(row[0]) == 32):
+            raise InvalidTx("bad-weights", "each row must be [32-byte account, weight]")
+        weight = row[1]
+        if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= MAX_AMOUNT:
+            raise InvalidTx("bad-weights", "weights must be non-negative ints")
+        if row[0] in out:
+            raise InvalidTx("bad-weights", "duplicate account in weights")
+        out[row[0]] = weight
+    return out
+
+
+def _record(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    if body["kind"] == WEIGHTS_RECORD:
+        authority = draft.base.genesis.weights_authority
+        if authority is None or env.sender != authority:
+            raise InvalidTx("not-authorised", "only the network's weights_authority may set weights")
+        weights = parse_weights(body["data"])
+        unknown = [a.hex()[:16] for a in weights if a not in draft.validators]
+        if unknown and draft.base.genesis.consensus == "pos":
+            raise InvalidTx("unknown-validator", f"accounts without a BLS key: {unknown}")
+        draft.weights = {a: w for a, w in weights.items() if w > 0}
+    draft.records_root = hashlib.sha256(RECORDS_DOMAIN + draft.records_root + env.digest).digest()
+    draft.records_count += 1
+
+
+def _model_commit(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    draft.models.append(
+        ModelCommit(
+            miner=env.sender,
+            hash=body["hash"],
+            size=body["size"],
+            pointer=body["pointer"],
+            loss=float(body["loss"]),
+            market=env.market,
+            round=env.round,
+        )
+    )
+
+
+def _evidence(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    from .evidence import check_evidence  # evidence imports block only; kept local to keep import order flat
+
+    proposer, height = check_evidence(body["a"], body["b"], draft.base.network_id)
+    key = (proposer, height)
+    if key in draft.base.evidence or key in draft.new_evidence:
+        raise InvalidTx("duplicate-evidence", f"proposer already punished for height {height}")
+    stake = draft.stake(proposer)
+    burn = stake * draft.base.genesis.slash_ppm // PPM
+    draft.stakes.set(proposer, stake - burn)
+    draft.burned += burn
+    if proposer not in draft.slashed:
+        draft.slashed.set(proposer, draft.height)
+    draft.new_evidence.add(key)
+
+
+HANDLERS: dict[str, Callable[[Draft, Envelope, dict[str, Any]], None]] = {
+    "transfer": _transfer,
+    "escrow_lock": _escrow_lock,
+    "escrow_release": _escrow_release,
+    "escrow_refund": _escrow_refund,
+    "stake": _stake,
+    "unstake": _unstake,
+    "record": _record,
+    "model_commit": _model_commit,
+    "evidence": _evidence,
+}
+
+
+def apply_tx(draft: Draft, env: Envelope) -> None:
+    """Check ``env`` against ``draft`` and apply it; on :class:`InvalidTx` the draft is unchanged.
+
+    Args:
+        draft: the block under construction.
+        env: an opened, schema-checked transaction (``decode_tx``).
+
+    Raises:
+        InvalidTx: the reject reason.
+    """
+    try:
+        kind = tx_kind(env)
+    except SchemaError as err:
+        raise InvalidTx("unknown-type", str(err)) from err
+    body = env.body
+    if kind not in NONCELESS:
+        expected = int(draft.nonces.get(env.sender, 0)) + 1
+        if body.get("nonce") != expected or env.seq != expected:
+            raise InvalidTx("bad-nonce", f"nonce {body.get('nonce')} (seq {env.seq}), expected {expected}")
+    try:
+        HANDLERS[kind](draft, env, body)
+    except InvalidBlock as err:  # evidence decoding reports header problems as InvalidBlock
+        raise InvalidTx("bad-evidence", f"{err.reason}: {err.detail}") from err
+    if kind not in NONCELESS:
+        draft.nonces.set(env.sender, expected)

@@ -1,0 +1,359 @@
+"""The ledger state: an immutable value; :func:`.apply.apply` returns a new one for each block.
+
+The state root is ``sha256("bazaar/state/v1\\0" || canonical msgpack of to_canonical())``; it covers
+everything except ``head`` (the hash of the header that carries the root) — a flat hash of the
+whole state, sorted by key (docs/ledger.md §State root; docs/adr/0009 for why not a Merkle trie).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+from bazaar.protocol import codec
+from bazaar.protocol.envelope import Envelope
+
+from .genesis import Genesis
+
+STATE_DOMAIN = b"bazaar/state/v1\x00"
+RECORDS_DOMAIN = b"bazaar/records/v1\x00"
+SEED_DOMAIN = b"bazaar/seed/v1\x00"
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+@dataclass(frozen=True)
+class Escrow:
+    """Tokens locked by ``payer`` for ``payee`` until released, refunded or expired.
+
+    Attributes:
+        payer: who locked the tokens (gets them back on refund).
+        payee: who is paid on release.
+        amount: micro-tokens.
+        expires: after this height the payer may refund.
+        arbiter: a third account that may release or refund, or ``None``.
+        ref: up to 64 bytes of market reference (e.g. auction id), may be empty.
+        market: the market named in the lock transaction's envelope.
+    """
+
+    payer: bytes
+    payee: bytes
+    amount: int
+    expires: int
+    arbiter: bytes | None = None
+    ref: bytes = b""
+    market: str = ""
+
+    def to_canonical(self) -> list[Any]:
+        """Fixed-order list used in the state root."""
+        return [self.payer, self.payee, self.amount, self.expires, self.arbiter, self.ref, self.market]
+
+
+@dataclass(frozen=True)
+class ModelCommit:
+    """A ``tx/model_commit`` applied in the head block."""
+
+    miner: bytes
+    hash: bytes
+    size: int
+    pointer: str
+    loss: float
+    market: str
+    round: int
+
+    def to_canonical(self) -> list[Any]:
+        """Fixed-order list used in the state root."""
+        return [self.miner, self.hash, self.size, self.pointer, float(self.loss), self.market, self.round]
+
+
+@dataclass(frozen=True)
+class Supply:
+    """Token supply accounting: ``genesis + minted - burned`` must equal all tokens held."""
+
+    genesis: int
+    minted: int = 0
+    burned: int = 0
+
+    @property
+    def total(self) -> int:
+        """Tokens that must exist."""
+        return self.genesis + self.minted - self.burned
+
+
+def _frozen(m: Mapping[K, V]) -> Mapping[K, V]:
+    return MappingProxyType(dict(m))
+
+
+@dataclass(frozen=True)
+class State:
+    """The ledger state after ``height`` blocks (immutable; maps are read-only views).
+
+    Attributes:
+        genesis: the network's genesis (not hashed itself; its hash is part of the root).
+        height: number of applied blocks.
+        head: hash of the last applied block (the genesis hash at height 0).
+        timestamp_ms: the last block's timestamp.
+        seed: the running randomness seed (RANDAO for ``pos``).
+        balances: free micro-tokens per account (accounts at zero are absent).
+        nonces: last used nonce per account.
+        escrows: open escrows by id.
+        stakes: staked micro-tokens per account.
+        validators: registered BLS public key per account.
+        slashed: height at which each slashed account was slashed.
+        evidence: ``(proposer, height)`` pairs already punished.
+        weights: validator weight map set by a ``weights`` record (empty: use stakes).
+        records_root: running hash over every applied ``tx/record``'s digest.
+        records_count: number of applied records.
+        models: the model commitments applied in the head block.
+        pol_round: the market round of the last PoL block's submissions.
+        supply: minted and burned totals.
+    """
+
+    genesis: Genesis = field(repr=False, compare=False)
+    height: int
+    head: bytes
+    timestamp_ms: int
+    seed: bytes
+    balances: Mapping[bytes, int]
+    nonces: Mapping[bytes, int]
+    escrows: Mapping[bytes, Escrow]
+    stakes: Mapping[bytes, int]
+    validators: Mapping[bytes, bytes]
+    slashed: Mapping[bytes, int]
+    evidence: frozenset[tuple[bytes, int]]
+    weights: Mapping[bytes, int]
+    records_root: bytes
+    records_count: int
+    models: tuple[ModelCommit, ...]
+    pol_round: int
+    supply: Supply
+
+    def __post_init__(self) -> None:
+        for name in ("balances", "nonces", "escrows", "stakes", "validators", "slashed", "weights"):
+            value = getattr(self, name)
+            if not isinstance(value, MappingProxyType):
+                object.__setattr__(self, name, _frozen(value))
+
+    @classmethod
+    def from_genesis(cls, genesis: Genesis) -> State:
+        """The state at height 0."""
+        ghash = genesis.hash()
+        return cls(
+            genesis=genesis,
+            height=0,
+            head=ghash,
+            timestamp_ms=genesis.timestamp_ms,
+            seed=hashlib.sha256(SEED_DOMAIN + ghash).digest(),
+            balances={a: v for a, v in genesis.balances.items() if v},
+            nonces={},
+            escrows={},
+            stakes={a: v for a, v in genesis.stakes.items() if v},
+            validators=dict(genesis.validators),
+            slashed={},
+            evidence=frozenset(),
+            weights={},
+            records_root=bytes(32),
+            records_count=0,
+            models=(),
+            pol_round=0,
+            supply=Supply(genesis=genesis.supply),
+        )
+
+    @property
+    def network_id(self) -> str:
+        """The network id of the genesis."""
+        return self.genesis.network_id
+
+    # ---- queries -------------------------------------------------------------------------------------------
+
+    def balance(self, account: bytes) -> int:
+        """Free micro-tokens of ``account``."""
+        return self.balances.get(account, 0)
+
+    def nonce(self, account: bytes) -> int:
+        """The last nonce ``account`` used (its next transaction carries this + 1)."""
+        return self.nonces.get(account, 0)
+
+    def next_nonce(self, account: bytes) -> int:
+        """The nonce ``account``'s next transaction must carry."""
+        return self.nonce(account) + 1
+
+    def stake(self, account: bytes) -> int:
+        """Staked micro-tokens of ``account``."""
+        return self.stakes.get(account, 0)
+
+    def escrow(self, escrow_id: bytes) -> Escrow | None:
+        """The open escrow ``escrow_id``, or ``None``."""
+        return self.escrows.get(escrow_id)
+
+    def is_slashed(self, account: bytes) -> bool:
+        """Whether ``account`` has been slashed (it may no longer propose or attest)."""
+        return account in self.slashed
+
+    def _stake_weights(self) -> dict[bytes, int]:
+        return {
+            a: w
+            for a, w in sorted(self.stakes.items())
+            if w > 0 and a in self.validators and a not in self.slashed
+        }
+
+    def proposer_weights(self) -> dict[bytes, int]:
+        """Weights of the proposer draw (``pos`` sortition, ``lottery``): the ``weights`` record if one is
+        set, else the stakes of registered validators. Slashed accounts and zero weights are left out."""
+        if self.weights:
+            return {a: w for a, w in sorted(self.weights.items()) if w > 0 and a not in self.slashed}
+        return self._stake_weights()
+
+    def validator_weights(self) -> dict[bytes, int]:
+        """Finality weights of the validators that attest to the next block.
+
+        On a ``pos`` network with a ``weights`` record (revenue share) that record, else the stakes; only
+        registered, unslashed validators with a positive weight appear.
+        """
+        if self.genesis.consensus == "pos" and self.weights:
+            return {a: w for a, w in self.proposer_weights().items() if a in self.validators}
+        return self._stake_weights()
+
+    def validator_set(self) -> dict[bytes, tuple[bytes, int]]:
+        """``account -> (BLS public key, weight)`` of the validators that attest to the next block."""
+        return {a: (self.validators[a], w) for a, w in self.validator_weights().items()}
+
+    def held(self) -> int:
+        """All tokens held: Σ balances + Σ escrow + Σ stake."""
+        return (
+            sum(self.balances.values())
+            + sum(e.amount for e in self.escrows.values())
+            + sum(self.stakes.values())
+        )
+
+    def conserved(self) -> bool:
+        """Token conservation and non-negativity (SPEC §4 state invariants)."""
+        if any(v < 0 for v in self.balances.values()) or any(v < 0 for v in self.stakes.values()):
+            return False
+        if any(e.amount <= 0 for e in self.escrows.values()):
+            return False
+        return self.supply.total == self.held()
+
+    def check_tx(self, env: Envelope) -> None:
+        """Stateful check of one transaction against this state, as the next block would apply it.
+
+        For the mempool; does not change the state. The envelope must already be opened (``decode_tx``).
+
+        Raises:
+            InvalidTx: with the reject reason (``bad-nonce``, ``insufficient-funds``, ...).
+        """
+        from .execute import Draft, apply_tx  # the executor imports this module
+
+        apply_tx(Draft(self, self.height + 1), env)
+
+    # ---- encoding ------------------------------------------------------------------------------------------
+
+    def to_canonical(self) -> dict[str, Any]:
+        """The map whose canonical encoding is hashed into the state root."""
+        return {
+            "genesis": self.genesis.hash(),
+            "height": self.height,
+            "timestamp_ms": self.timestamp_ms,
+            "seed": self.seed,
+            "balances": dict(self.balances),
+            "nonces": dict(self.nonces),
+            "escrows": {k: e.to_canonical() for k, e in self.escrows.items()},
+            "stakes": dict(self.stakes),
+            "validators": dict(self.validators),
+            "slashed": dict(self.slashed),
+            "evidence": sorted([p, h] for p, h in self.evidence),
+            "weights": dict(self.weights),
+            "records": [self.records_root, self.records_count],
+            "models": [m.to_canonical() for m in self.models],
+            "pol_round": self.pol_round,
+            "supply": [self.supply.genesis, self.supply.minted, self.supply.burned],
+        }
+
+    @cached_property
+    def _root(self) -> bytes:
+        return hashlib.sha256(STATE_DOMAIN + codec.encode(self.to_canonical())).digest()
+
+    def root(self) -> bytes:
+        """The 32-byte state root (cached; the state is immutable)."""
+        return self._root
+
+    def export(self) -> dict[str, Any]:
+        """JSON-able balances, escrows, stakes and supply (hex strings for bytes)."""
+        return {
+            "height": self.height,
+            "balances": {a.hex(): v for a, v in sorted(self.balances.items())},
+            "escrow": {
+                k.hex(): {
+                    "payer": e.payer.hex(),
+                    "payee": e.payee.hex(),
+                    "amount": e.amount,
+                    "expires": e.expires,
+                    "arbiter": e.arbiter.hex() if e.arbiter else None,
+                    "ref": e.ref.hex(),
+                    "market": e.market,
+                }
+                for k, e in sorted(self.escrows.items())
+            },
+            "stake": {a.hex(): v for a, v in sorted(self.stakes.items())},
+            "slashed": {a.hex(): h for a, h in sorted(self.slashed.items())},
+            "supply": {
+                "genesis": self.supply.genesis,
+                "minted": self.supply.minted,
+                "burned": self.supply.burned,
+            },
+            "records": {"count": self.records_count, "root": self.records_root.hex()},
+        }
+
+
+class Overlay(Generic[K, V]):
+    """Copy-on-write view of a mapping: reads fall through to ``base``, writes stay local until merged."""
+
+    _DELETED: Any = object()
+
+    def __init__(self, base: Mapping[K, V]) -> None:
+        self.base = base
+        self.changes: dict[K, Any] = {}
+
+    def get(self, key: K, default: Any = None) -> Any:
+        """The current value of ``key``."""
+        if key in self.changes:
+            value = self.changes[key]
+            return default if value is self._DELETED else value
+        return self.base.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.changes:
+            return self.changes[key] is not self._DELETED
+        return key in self.base
+
+    def set(self, key: K, value: V) -> None:
+        """Write ``value`` at ``key``."""
+        self.changes[key] = value
+
+    def delete(self, key: K) -> None:
+        """Remove ``key``."""
+        self.changes[key] = self._DELETED
+
+    def items(self) -> Iterator[tuple[K, V]]:
+        """Current items (base overridden by changes)."""
+        for key, value in self.base.items():
+            if key not in self.changes:
+                yield key, value
+        for key, value in self.changes.items():
+            if value is not self._DELETED:
+                yield key, value
+
+    def merged(self, *, drop_zero: bool = False) -> dict[K, V]:
+        """A new plain dict with the changes applied (zero ints dropped when ``drop_zero``)."""
+        out = dict(self.base)
+        for key, value in self.changes.items():
+            if value is self._DELETED or (drop_zero and value == 0):
+                out.pop(key, None)
+            else:
+                out[key] = value
+        return out

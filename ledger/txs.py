@@ -1,0 +1,167 @@
+"""Transaction types: signed envelopes of type ``tx/<kind>`` (SPEC §4, docs/ledger.md §Transactions).
+
+A transaction is an ordinary :class:`~bazaar.protocol.envelope.Envelope`; its signer is the acting account and
+its ``seq`` equals the body's ``nonce``. This module holds the stateless half of validation (the body schemas,
+registered in the protocol registry so ``validate_basic`` knows them); the stateful half (nonce, balance,
+authorisation) is in :mod:`.state`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bazaar.protocol import codec
+from bazaar.protocol.envelope import Envelope, open_envelope, seal
+from bazaar.protocol.errors import OversizeError, SchemaError
+from bazaar.protocol.keys import KeyPair
+from bazaar.protocol.messages import register, validate_basic
+from bazaar.protocol.schema import Bytes, Field, Int, Num, Optional, Schema, Str
+
+from .amounts import MAX_AMOUNT
+
+MAX_TX = 256 << 10
+"""Cap on one transaction's wire size (256 KiB)."""
+
+MAX_RECORD_DATA = 64 << 10
+"""Cap on the canonical encoding of a ``tx/record`` body's ``data`` (64 KiB)."""
+
+MAX_HEADER_BYTES = 128 << 10
+"""Cap on one signed header inside ``tx/evidence``."""
+
+
+@dataclass(frozen=True)
+class RecordData(Field):
+    """A ``tx/record`` payload: a map with string keys and any msgpack values, ≤ 64 KiB encoded."""
+
+    max_bytes: int = MAX_RECORD_DATA
+
+    def check(self, value: Any, path: str = "body") -> None:
+        if not isinstance(value, dict):
+            raise SchemaError(f"{path}: expected map, got {type(value).__name__}")
+        if not all(isinstance(k, str) for k in value):
+            raise SchemaError(f"{path}: keys must be strings")
+        try:
+            size = len(codec.encode(value))
+        except TypeError as err:
+            raise SchemaError(f"{path}: {err}") from err
+        if size > self.max_bytes:
+            raise SchemaError(f"{path}: {size} bytes encoded > max {self.max_bytes}")
+
+
+_ACCOUNT = Bytes(size=32)
+_AMOUNT = Int(low=1, high=MAX_AMOUNT)
+_NONCE = Int(low=1, high=2**63 - 1)
+_HEIGHT = Int(low=0, high=2**63 - 1)
+
+SCHEMAS: dict[str, Schema] = {
+    "transfer": Schema({"to": _ACCOUNT, "amount": _AMOUNT, "nonce": _NONCE}),
+    "escrow_lock": Schema(
+        {
+            "id": Bytes(size=32),
+            "payee": _ACCOUNT,
+            "amount": _AMOUNT,
+            "expires": _HEIGHT,
+            "arbiter": Optional(_ACCOUNT),
+            "ref": Optional(Bytes(max_len=64)),
+            "nonce": _NONCE,
+        }
+    ),
+    "escrow_release": Schema({"id": Bytes(size=32), "nonce": _NONCE}),
+    "escrow_refund": Schema({"id": Bytes(size=32), "nonce": _NONCE}),
+    "stake": Schema(
+        {
+            "amount": _AMOUNT,
+            "bls_pubkey": Optional(Bytes(size=48)),
+            "bls_pop": Optional(Bytes(size=96)),
+            "nonce": _NONCE,
+        }
+    ),
+    "unstake": Schema({"amount": _AMOUNT, "nonce": _NONCE}),
+    "record": Schema(
+        {
+            "kind": Str(min_len=1, max_len=32),
+            "data": RecordData(),
+            "nonce": _NONCE,
+        }
+    ),
+    "model_commit": Schema(
+        {
+            "hash": Bytes(size=32),
+            "size": Int(low=0, high=2**63 - 1),
+            "pointer": Str(max_len=200),
+            "loss": Num(low=0.0),
+            "nonce": _NONCE,
+        }
+    ),
+    "evidence": Schema({"a": Bytes(max_len=MAX_HEADER_BYTES), "b": Bytes(max_len=MAX_HEADER_BYTES)}),
+}
+
+KINDS: tuple[str, ...] = tuple(SCHEMAS)
+"""Every transaction kind; the envelope type is ``"tx/" + kind``."""
+
+NONCELESS = frozenset({"evidence"})
+"""Kinds without an account nonce (anyone may submit; duplicates are rejected by the state)."""
+
+for _kind, _schema in SCHEMAS.items():
+    register("tx/" + _kind, _schema)
+
+WEIGHTS_RECORD = "weights"
+"""``tx/record`` kind that sets the validator weight map (revenue-share PoS, lottery allocation)."""
+
+
+def tx_kind(env: Envelope) -> str:
+    """The kind of a transaction envelope (``"transfer"`` for type ``"tx/transfer"``).
+
+    Raises:
+        SchemaError: not a transaction type (reason ``unknown-type``).
+    """
+    if not env.type.startswith("tx/") or env.type[3:] not in SCHEMAS:
+        raise SchemaError(f"not a transaction type: {env.type[:64]!r}", reason="unknown-type")
+    return env.type[3:]
+
+
+def make_tx(
+    key: KeyPair, network_id: str, kind: str, body: dict[str, Any], *, market: str = "", round: int = 0
+) -> Envelope:
+    """Build and sign a transaction.
+
+    Args:
+        key: the acting account's key pair.
+        network_id: the ledger's network id (signatures do not transfer across networks).
+        kind: one of :data:`KINDS`, e.g. ``"transfer"``.
+        body: the kind's body; ``nonce`` must be the account's next nonce (none for ``evidence``).
+        market: the market the transaction belongs to (records, escrows), or ``""``.
+        round: the market round, or 0.
+
+    Returns:
+        The signed envelope (``seq`` = ``body["nonce"]``); send ``env.wire``.
+
+    Raises:
+        SchemaError: unknown kind or a body that does not match its schema.
+    """
+    if kind not in SCHEMAS:
+        raise SchemaError(f"unknown transaction kind {kind!r}", reason="unknown-type")
+    SCHEMAS[kind].check(body)
+    env = seal(key, network_id, "tx/" + kind, body, seq=int(body.get("nonce", 0)), market=market, round=round)
+    if len(env.wire) > MAX_TX:
+        raise OversizeError(f"transaction of {len(env.wire)} bytes > cap {MAX_TX}")
+    return env
+
+
+def decode_tx(raw: bytes, network_id: str) -> Envelope:
+    """Open a transaction received from a peer: size cap, signature, header, body schema, nonce/seq match.
+
+    Raises:
+        ProtocolError: any subclass (``OversizeError``, ``DecodeError``, ``SignatureError``, ``SchemaError``);
+            the transaction must be dropped.
+    """
+    if len(raw) > MAX_TX:
+        raise OversizeError(f"transaction of {len(raw)} bytes > cap {MAX_TX}")
+    env = open_envelope(raw, network_id, max_size=MAX_TX)
+    kind = tx_kind(env)
+    validate_basic(env)
+    expected_seq = 0 if kind in NONCELESS else env.body["nonce"]
+    if env.seq != expected_seq:
+        raise SchemaError(f"envelope seq {env.seq} differs from body nonce {expected_seq}")
+    return env
