@@ -1,8 +1,9 @@
 """Canonical msgpack: one byte string per value, bounded decoding.
 
-Canonical means: map keys sorted (by their encoded bytes), bytes as ``bin``, strings as ``str``, integers in
-the smallest msgpack form, floats always as float64, no extension types. Two encoders that follow these rules
-produce the same bytes for the same value, so hashes and signatures are reproducible across nodes.
+Canonical means: map keys are str or bytes, sorted by their encoded bytes; bytes as ``bin``, strings as
+``str``, integers in the smallest msgpack form, floats always as float64, no extension types. Two encoders
+that follow these rules produce the same bytes for the same value, so hashes and signatures are reproducible
+across nodes.
 
 Decoding is bounded before anything is allocated: the total size, and the length of every string, bin, array
 and map (py-libp2p's msgio and STYLE §4: "bound before you decode").
@@ -24,6 +25,9 @@ _MAX_CONTAINER = 100_000
 
 def _canonical(value: Any) -> Any:
     if isinstance(value, dict):
+        for k in value:
+            if not isinstance(k, (str, bytes)):
+                raise TypeError(f"map keys must be str or bytes, got {type(k).__name__}")
         items = [(_canonical(k), _canonical(v)) for k, v in value.items()]
         items.sort(key=lambda kv: msgpack.packb(kv[0], use_bin_type=True))
         return dict(items)
@@ -52,7 +56,8 @@ def encode(value: Any) -> bytes:
         The canonical byte string.
 
     Raises:
-        TypeError: for a value with no canonical form (sets, objects, ...).
+        TypeError: for a value with no canonical form (sets, objects, non-str/bytes map keys, ...).
+        OverflowError: an integer outside the 64-bit msgpack range.
     """
     return msgpack.packb(_canonical(value), use_bin_type=True, strict_types=False)
 
@@ -65,7 +70,7 @@ def decode(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
         max_size: maximum accepted length of ``data``.
 
     Returns:
-        The decoded value (maps with str/bytes/int keys, lists for arrays).
+        The decoded value (maps with str/bytes keys, lists for arrays).
 
     Raises:
         OversizeError: ``data`` longer than ``max_size``.

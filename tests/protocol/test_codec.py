@@ -1,0 +1,125 @@
+"""Canonical msgpack: one encoding per value, bounded decoding, typed errors only."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import msgpack
+import pytest
+from bazaar.protocol.codec import decode, decode_canonical, encode
+from bazaar.protocol.errors import DecodeError, OversizeError
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=20)
+    | st.binary(max_size=20)
+)
+keys = st.text(max_size=8) | st.binary(max_size=8)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(keys, inner, max_size=5),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values)
+def test_round_trip_and_canonical(value: object) -> None:
+    data = encode(value)
+    assert decode_canonical(data) == value
+    assert encode(decode(data)) == data
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), scalars, max_size=8), st.randoms())
+def test_key_order_does_not_change_the_bytes(mapping: dict[str, object], rnd: object) -> None:
+    items = list(mapping.items())
+    rnd.shuffle(items)  # type: ignore[attr-defined]
+    assert encode(dict(items)) == encode(mapping)
+
+
+def test_specific_encodings() -> None:
+    assert encode({"b": 1, "a": 2}) == b"\x82\xa1a\x02\xa1b\x01"
+    assert encode(b"\x00") == b"\xc4\x01\x00"  # bytes as bin, never str
+    assert encode(1.5) == b"\xcb" + msgpack.packb(1.5)[1:]  # float64 always
+    assert encode((1, 2)) == encode([1, 2])
+    assert encode(True) == b"\xc3" and encode(1) == b"\x01"
+
+
+def test_numpy_scalars_encode_as_python_numbers() -> None:
+    np = pytest.importorskip("numpy")
+    assert encode({"x": np.float64(0.25), "n": np.int64(3)}) == encode({"x": 0.25, "n": 3})
+
+
+def test_unencodable_values_raise_type_error() -> None:
+    with pytest.raises(TypeError):
+        encode({1, 2})
+    with pytest.raises(TypeError):
+        encode(object())
+    with pytest.raises(TypeError, match="map keys"):
+        encode({1: "int keys would not decode under strict_map_key"})
+    with pytest.raises(OverflowError):
+        encode(2**64)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x82\xa1b\x01\xa1a\x02",  # keys out of order
+        b"\xcd\x00\x01",  # 1 as uint16: not the smallest form
+        b"\xca\x3f\xc0\x00\x00",  # float32
+        b"\xd9\x01a",  # str8 for a 1-byte string
+        b"\x82\xa1a\x01\xa1a\x02",  # duplicate key
+    ],
+)
+def test_non_canonical_encodings_are_rejected(data: bytes) -> None:
+    decode(data)  # well-formed
+    with pytest.raises(DecodeError, match="canonical"):
+        decode_canonical(data)
+
+
+def test_size_limit_is_checked_before_decoding() -> None:
+    with pytest.raises(OversizeError):
+        decode(b"\xc0" * 11, max_size=10)
+    with pytest.raises(DecodeError):
+        decode(b"\xdd\xff\xff\xff\xff")  # array header announcing 4 billion items
+    with pytest.raises(DecodeError):
+        decode(b"\xc6\x7f\xff\xff\xff", max_size=100)  # bin32 longer than the cap
+
+
+@pytest.mark.parametrize("data", [b"", b"\xc1", b"\x91", b"\x01\x02", b"\xd4\x00\x00", b"\x81\x90\x01"])
+def test_malformed_inputs(data: bytes) -> None:
+    with pytest.raises(DecodeError):
+        decode(data)
+
+
+def test_non_bytes_input() -> None:
+    with pytest.raises(DecodeError):
+        decode("text")  # type: ignore[arg-type]
+
+
+def test_nan_is_encodable_but_stays_nan() -> None:
+    assert math.isnan(decode(encode(float("nan"))))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64))
+def test_garbage_only_raises_protocol_errors(data: bytes) -> None:
+    for fn in (decode, decode_canonical):
+        with contextlib.suppress(DecodeError, OversizeError):
+            fn(data, max_size=48)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values, st.integers(min_value=0, max_value=200), st.integers(min_value=0, max_value=255))
+def test_mutated_valid_encodings_only_raise_protocol_errors(value: object, pos: int, byte: int) -> None:
+    data = bytearray(encode(value))
+    data[pos % len(data)] = byte
+    with contextlib.suppress(DecodeError, OversizeError):
+        decode_canonical(bytes(data))

@@ -1,0 +1,194 @@
+"""Signed envelope: sign/verify, domain separation, tampering, header checks, golden vectors."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+from bazaar.protocol import codec
+from bazaar.protocol.envelope import DOMAIN, VERSION, open_envelope, seal, sign_bytes
+from bazaar.protocol.errors import DecodeError, OversizeError, ProtocolError, SchemaError, SignatureError
+from bazaar.protocol.keys import KeyPair, verify
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .vectors import CASES, NETWORK_ID, VECTOR_FILE, build, from_json, seal_case
+
+NET = "bazaar-test"
+ALICE = KeyPair.from_label("alice")
+MALLORY = KeyPair.from_label("mallory")
+
+
+def make(**kw: object) -> bytes:
+    args: dict[str, object] = {"seq": 1, "market": "ai-bazaar", "round": 2, "ts": 1_000}
+    args.update(kw)
+    return seal(ALICE, NET, "ai-bazaar/price", {"price": 1.5}, **args).wire  # type: ignore[arg-type]
+
+
+def resign(header: dict[str, object], key: KeyPair = ALICE, *, raw_payload: bytes | None = None) -> bytes:
+    payload = codec.encode(header) if raw_payload is None else raw_payload
+    sig = key.sign(sign_bytes(NET, payload))
+    return codec.encode({"k": key.public, "p": payload, "s": sig})
+
+
+def header(**kw: object) -> dict[str, object]:
+    h: dict[str, object] = {
+        "v": VERSION, "type": "a/b", "market": "", "round": 0, "sender": ALICE.public, "seq": 0, "ts": 0,
+        "body": {},
+    }
+    h.update(kw)
+    return h
+
+
+def test_round_trip() -> None:
+    env = open_envelope(make(), NET)
+    assert (env.type, env.market, env.round, env.seq, env.ts) == ("ai-bazaar/price", "ai-bazaar", 2, 1, 1_000)
+    assert env.sender == ALICE.public and env.body == {"price": 1.5}
+    assert env.wire == make()
+    assert len(env.digest) == 32
+
+
+def test_wrong_network_id_fails_the_signature() -> None:
+    with pytest.raises(SignatureError):
+        open_envelope(make(), "bazaar-other")
+
+
+def test_signature_covers_domain_and_network() -> None:
+    env = open_envelope(make(), NET)
+    verify(ALICE.public, DOMAIN + NET.encode() + b"\x00" + env.payload, env.signature)
+    with pytest.raises(SignatureError):
+        verify(ALICE.public, env.payload, env.signature)
+
+
+@pytest.mark.parametrize("bad", ["", "x" * 65, "a\x00b"])
+def test_bad_network_ids(bad: str) -> None:
+    with pytest.raises(ValueError):
+        sign_bytes(bad, b"")
+
+
+def test_tampered_payload_fails() -> None:
+    outer = codec.decode(make())
+    payload = bytearray(outer["p"])
+    payload[-1] ^= 1
+    outer["p"] = bytes(payload)
+    with pytest.raises(SignatureError):
+        open_envelope(codec.encode(outer), NET)
+
+
+def test_swapped_sender_key_fails() -> None:
+    outer = codec.decode(make())
+    outer["k"] = MALLORY.public
+    with pytest.raises(SignatureError):
+        open_envelope(codec.encode(outer), NET)
+
+
+def test_payload_sender_must_be_the_signer() -> None:
+    with pytest.raises(SchemaError, match="sender"):
+        open_envelope(resign(header(sender=MALLORY.public), ALICE), NET)
+
+
+def test_non_canonical_payload_is_rejected_even_if_signed() -> None:
+    canonical = codec.encode(header())
+    # same map, keys in the reverse order: a second byte string for one message
+    import msgpack
+
+    h = header()
+    reordered = msgpack.packb(dict(reversed(list(h.items()))), use_bin_type=True)
+    assert reordered != canonical
+    with pytest.raises(DecodeError, match="canonical"):
+        open_envelope(resign(h, raw_payload=reordered), NET)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"v": 2}, "version"),
+        ({"v": True}, "type bool"),
+        ({"type": ""}, "length"),
+        ({"type": "x" * 65}, "length"),
+        ({"round": -1}, "non-negative"),
+        ({"seq": 1.0}, "type float"),
+        ({"body": [1]}, "type list"),
+        ({"extra": 1}, "unknown envelope fields"),
+    ],
+)
+def test_header_checks(kw: dict[str, object], match: str) -> None:
+    with pytest.raises(SchemaError, match=match):
+        open_envelope(resign(header(**kw)), NET)
+
+
+def test_missing_header_field() -> None:
+    h = header()
+    del h["ts"]
+    with pytest.raises(SchemaError, match="lacks 'ts'"):
+        open_envelope(resign(h), NET)
+
+
+@pytest.mark.parametrize(
+    "outer",
+    [
+        [1, 2, 3],
+        {"k": b"", "p": b"", "s": b""},
+        {"k": ALICE.public, "p": "str", "s": b"\0" * 64},
+        {"k": ALICE.public, "p": b"", "s": b"\0" * 64, "x": 1},
+    ],
+)
+def test_malformed_outer(outer: object) -> None:
+    with pytest.raises(DecodeError):
+        open_envelope(codec.encode(outer), NET)
+
+
+def test_oversize_envelope() -> None:
+    with pytest.raises(OversizeError):
+        open_envelope(make(), NET, max_size=50)
+
+
+def test_seal_refuses_bad_headers() -> None:
+    with pytest.raises(ValueError):
+        seal(ALICE, NET, "", {}, seq=0)
+    with pytest.raises(ValueError):
+        seal(ALICE, NET, "a/b", {}, seq=-1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_garbage_only_raises_protocol_errors(data: bytes) -> None:
+    with contextlib.suppress(ProtocolError):
+        open_envelope(data, NET)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(min_value=0, max_value=10_000), st.integers(min_value=0, max_value=255))
+def test_bit_flips_never_verify_or_crash(pos: int, byte: int) -> None:
+    wire = bytearray(make())
+    i = pos % len(wire)
+    if wire[i] == byte:
+        return
+    wire[i] = byte
+    with pytest.raises(ProtocolError):
+        open_envelope(bytes(wire), NET)
+
+
+# --- golden vectors -------------------------------------------------------------------------------
+
+
+def test_golden_vectors_file_matches_the_generator() -> None:
+    assert json.loads(VECTOR_FILE.read_text()) == json.loads(json.dumps(build(), ensure_ascii=False))
+
+
+@pytest.mark.parametrize("index", range(len(CASES)))
+def test_golden_vectors_open_and_reseal(index: int) -> None:
+    stored = json.loads(VECTOR_FILE.read_text())
+    assert stored["network_id"] == NETWORK_ID and stored["version"] == VERSION
+    vec = stored["vectors"][index]
+    wire = bytes.fromhex(vec["wire"])
+    env = open_envelope(wire, NETWORK_ID)
+    assert env.sender.hex() == vec["public_key"]
+    assert env.body == from_json(vec["body"])
+    assert {k: getattr(env, k) for k in vec["header"]} == vec["header"]
+    assert env.payload.hex() == vec["payload"] and env.signature.hex() == vec["signature"]
+    assert env.digest.hex() == vec["digest"]
+    assert sign_bytes(NETWORK_ID, env.payload).hex() == vec["sign_bytes"]
+    assert KeyPair(bytes.fromhex(vec["seed"])).public == env.sender
+    assert seal_case(CASES[index]).wire == wire

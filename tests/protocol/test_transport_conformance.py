@@ -1,0 +1,172 @@
+"""One suite for the Transport interface, run against both implementations (STYLE §10).
+
+The ``cluster`` fixture (conftest.py) yields three connected transports, in memory or over libp2p on
+127.0.0.1 with port 0, all subscribed to ``TOPIC`` with the gossip mesh formed.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from bazaar.protocol.transport import (
+    MAX_FRAME,
+    MAX_GOSSIP,
+    Delivery,
+    PeerUnavailable,
+    RejectRequest,
+    RemoteRejected,
+)
+
+from .conftest import TOPIC, Cluster
+
+PROTO = "/bazaar/test/1"
+DEADLINE = 15.0
+
+
+async def echo_with_peer(peer: bytes, request: bytes) -> bytes:
+    """Answers with the authenticated requester key followed by the request."""
+    return peer + request
+
+
+async def test_publish_reaches_every_other_subscriber_but_not_the_sender(cluster: Cluster) -> None:
+    a, b, c = cluster.nodes
+    await a.publish(TOPIC, b"from-a")
+    with trio.fail_after(DEADLINE):
+        got_b = await b.subscribe(TOPIC).receive()
+        got_c = await c.subscribe(TOPIC).receive()
+    for got in (got_b, got_c):
+        assert got == Delivery(TOPIC, b"from-a", a.local_key)
+    # a must not see its own message: the first thing it receives is b's later publish.
+    await b.publish(TOPIC, b"from-b")
+    with trio.fail_after(DEADLINE):
+        first_at_a = await a.subscribe(TOPIC).receive()
+    assert first_at_a.data == b"from-b"
+    assert first_at_a.forwarder == b.local_key
+    assert a.stats["gossip_out"] == 1 and b.stats["gossip_in"] == 1
+
+
+async def test_subscribe_twice_returns_the_same_channel(cluster: Cluster) -> None:
+    node = cluster.nodes[0]
+    assert node.subscribe(TOPIC) is node.subscribe(TOPIC)
+
+
+async def test_peers_lists_the_others(cluster: Cluster) -> None:
+    a, b, c = cluster.nodes
+    assert set(a.peers()) == {b.local_key, c.local_key}
+    assert a.local_key == cluster.keys[0].public
+
+
+async def test_request_response_with_authenticated_peer(cluster: Cluster) -> None:
+    a, b, _ = cluster.nodes
+    b.set_handler(PROTO, echo_with_peer)
+    with trio.fail_after(DEADLINE):
+        response = await a.request(b.local_key, PROTO, b"ping", timeout=DEADLINE)
+    assert response == a.local_key + b"ping"
+    assert b.stats["requests_served"] == 1
+
+
+async def test_large_and_empty_frames(cluster: Cluster) -> None:
+    a, b, _ = cluster.nodes
+    b.set_handler(PROTO, echo_with_peer)
+    big = bytes(range(256)) * (3 << 12)  # 3 MiB: many partial reads through the exact-read loop
+    with trio.fail_after(DEADLINE):
+        assert await a.request(b.local_key, PROTO, big, timeout=DEADLINE) == a.local_key + big
+        assert await a.request(b.local_key, PROTO, b"", timeout=DEADLINE) == a.local_key
+
+
+async def test_concurrent_requests_beyond_the_handler_cap_all_complete(cluster: Cluster) -> None:
+    a, b, _ = cluster.nodes
+    b.set_handler(PROTO, echo_with_peer)
+    results: dict[int, bytes] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await a.request(b.local_key, PROTO, str(i).encode(), timeout=DEADLINE)
+
+    with trio.fail_after(DEADLINE):
+        async with trio.open_nursery() as nursery:
+            for i in range(20):
+                nursery.start_soon(one, i)
+    assert results == {i: a.local_key + str(i).encode() for i in range(20)}
+
+
+async def test_reject_request_reaches_the_requester_as_remote_rejected(cluster: Cluster) -> None:
+    a, b, _ = cluster.nodes
+
+    async def refuse(peer: bytes, request: bytes) -> bytes:
+        raise RejectRequest("round-closed")
+
+    b.set_handler(PROTO, refuse)
+    with trio.fail_after(DEADLINE), pytest.raises(RemoteRejected) as info:
+        await a.request(b.local_key, PROTO, b"bid", timeout=DEADLINE)
+    assert info.value.reason == "round-closed"
+    assert b.stats["requests_rejected"] == 1
+
+
+async def test_handler_exception_is_peer_unavailable_for_the_requester(cluster: Cluster) -> None:
+    a, b, _ = cluster.nodes
+
+    async def crash(peer: bytes, request: bytes) -> bytes:
+        raise RuntimeError("handler bug")
+
+    b.set_handler(PROTO, crash)
+    with trio.fail_after(DEADLINE), pytest.raises(PeerUnavailable):
+        await a.request(b.local_key, PROTO, b"x", timeout=DEADLINE)
+    assert b.stats["requests_failed"] == 1
+    # the responder survives and serves the next request
+    b.set_handler(PROTO, echo_with_peer)
+    with trio.fail_after(DEADLINE):
+        assert await a.request(b.local_key, PROTO, b"y", timeout=DEADLINE) == a.local_key + b"y"
+
+
+async def test_request_times_out(cluster: Cluster) -> None:
+    a, b, _ = cluster.nodes
+    release = trio.Event()
+
+    async def stall(peer: bytes, request: bytes) -> bytes:
+        await release.wait()
+        return b"late"
+
+    b.set_handler(PROTO, stall)
+    try:
+        with trio.fail_after(DEADLINE), pytest.raises(trio.TooSlowError):
+            await a.request(b.local_key, PROTO, b"x", timeout=0.5)
+    finally:
+        release.set()
+
+
+async def test_unserved_protocol_is_peer_unavailable(cluster: Cluster) -> None:
+    a, b, _ = cluster.nodes
+    with trio.fail_after(DEADLINE), pytest.raises(PeerUnavailable):
+        await a.request(b.local_key, "/bazaar/nobody-serves-this/1", b"x", timeout=DEADLINE)
+
+
+async def test_oversize_gossip_is_refused_at_publish(cluster: Cluster) -> None:
+    a = cluster.nodes[0]
+    with pytest.raises(ValueError, match="MAX_GOSSIP"):
+        await a.publish(TOPIC, b"\0" * (MAX_GOSSIP + 1))
+    await a.publish(TOPIC, b"\0" * MAX_GOSSIP)  # exactly the cap is fine
+
+
+async def test_oversize_request_and_self_request_are_refused(cluster: Cluster) -> None:
+    a, b, _ = cluster.nodes
+    with pytest.raises(ValueError):
+        await a.request(b.local_key, PROTO, b"\0" * (MAX_FRAME + 1), timeout=DEADLINE)
+    with pytest.raises(ValueError):
+        await a.request(a.local_key, PROTO, b"x", timeout=DEADLINE)
+
+
+async def test_closed_peer_is_peer_unavailable(cluster: Cluster) -> None:
+    a, b, c = cluster.nodes
+    c.set_handler(PROTO, echo_with_peer)
+    with trio.fail_after(DEADLINE):
+        assert await a.request(c.local_key, PROTO, b"x", timeout=DEADLINE) == a.local_key + b"x"
+    gone = c.local_key
+    await cluster.close(2)
+    with trio.fail_after(DEADLINE), pytest.raises(PeerUnavailable):
+        await a.request(gone, PROTO, b"x", timeout=DEADLINE)
+    with pytest.raises(trio.ClosedResourceError):
+        await c.publish(TOPIC, b"after close")
+    # the survivors still talk to each other
+    b.set_handler(PROTO, echo_with_peer)
+    with trio.fail_after(DEADLINE):
+        assert await a.request(b.local_key, PROTO, b"z", timeout=DEADLINE) == a.local_key + b"z"
