@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from bazaar.mechanisms.errors import MechanismError
 
 from .instance import HierarchicalInstance, hierarchical_welfare, utilization

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-
 from bazaar.mechanisms.errors import MechanismError
 
 NO_TRADE = -1

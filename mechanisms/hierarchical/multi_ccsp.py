@@ -1,0 +1,241 @@
+"""Several CCSPs (Section 5): both levels are double auctions.
+
+Upper level: MESP ``j`` bids ``b_j(k·g)`` (its lower-level surplus gain, as with one CCSP) for bundles up to the
+largest CCSP's capacity; CCSP ``k`` sells ``Q_k`` units at a per-unit ask ``α_k``; each MESP buys from at most
+one CCSP: maximise ``Σ (b_jq − α_k q) z_jqk`` s.t. ``Σ q z_jqk ≤ Q_k`` and ``Σ_qk z_jqk ≤ 1``. Solved by the
+greedy (Algorithm 3 generalised), the Lagrangian heuristic, or the MILP. The lower level is cleared as before
+with capacities ``C_j + c_j``. The joint MILP over both levels is the reference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from bazaar.mechanisms.errors import MechanismError
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_matrix
+
+from .exact import exact_clear
+from .greedy import greedy_clear
+from .instance import make_instance
+from .lagrangian import lagrangian_clear
+from .levels import bundle_bids, clear_lower
+from .market import NO_TRADE, Market, make_market
+
+MULTI_UPPER_METHODS = ("greedy", "lagrangian", "milp")
+
+
+@dataclass(frozen=True)
+class MultiCcspInstance:
+    """Miners, MESPs and several CCSPs.
+
+    Attributes:
+        demand, bid: ``(N,)`` miners' demands and bids.
+        mesp_capacity, mesp_ask: ``(M,)`` MESPs' own capacity and per-unit ask.
+        ccsp_capacity: ``(K,)`` units each CCSP sells.
+        ccsp_ask: ``(K,)`` each CCSP's per-unit ask.
+        bundle_step: grid step ``g``.
+        base_price: per-unit floor on miners' bids.
+    """
+
+    demand: np.ndarray
+    bid: np.ndarray
+    mesp_capacity: np.ndarray
+    mesp_ask: np.ndarray
+    ccsp_capacity: np.ndarray
+    ccsp_ask: np.ndarray
+    bundle_step: float
+    base_price: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.ccsp_capacity.shape != self.ccsp_ask.shape or self.ccsp_capacity.size == 0:
+            raise MechanismError("one capacity and one ask per CCSP, at least one CCSP")
+        if np.any(self.ccsp_capacity < 0) or np.any(self.ccsp_ask < 0):
+            raise MechanismError("CCSP capacities and asks must be non-negative")
+        # validates the rest
+        self.single()
+
+    @property
+    def n_steps(self) -> int:
+        """Largest bundle in steps: ``⌊max_k Q_k / g⌋``."""
+        return math.floor(float(self.ccsp_capacity.max()) / self.bundle_step + 1e-9)
+
+    def single(self) -> Any:
+        """The single-CCSP view used to derive bundle bids (spare = the largest CCSP, no cost)."""
+        return make_instance(self.demand, self.bid, self.mesp_capacity, self.mesp_ask,
+                             float(self.mesp_capacity.sum() + self.ccsp_capacity.max()), self.bundle_step,
+                             0.0, self.base_price)
+
+
+@dataclass
+class MultiOutcome:
+    """Outcome of a multi-CCSP round.
+
+    Attributes:
+        assignment: ``(N,)`` MESP per miner or −1.
+        bundles: ``(M,)`` cloud units per MESP.
+        ccsp_of: ``(M,)`` the CCSP each MESP buys from, −1 if none.
+        miner_payments, mesp_payments: payments at each level.
+        welfare: ``Σ (v_i − a_j d_i) − Σ α_k c_j``.
+        utilization: served demand over ``Σ C_j + Σ Q_k``.
+        upper_welfare: welfare of the upper allocation on the bundle bids.
+        upper_bound: Lagrangian dual bound (``nan`` for other methods).
+        upper_optimum: the upper MILP on the same bids (``nan`` when not computed).
+        optimum_welfare: the joint MILP (``nan`` when not computed).
+    """
+
+    assignment: np.ndarray
+    bundles: np.ndarray
+    ccsp_of: np.ndarray
+    miner_payments: np.ndarray
+    mesp_payments: np.ndarray
+    welfare: float
+    utilization: float
+    upper_welfare: float
+    upper_bound: float
+    upper_optimum: float
+    optimum_welfare: float
+
+
+def make_multi_instance(demand: Any, bid: Any, mesp_capacity: Any, mesp_ask: Any, ccsp_capacity: Any,
+                        ccsp_ask: Any, bundle_step: float, base_price: float = 0.0) -> MultiCcspInstance:
+    """Build and validate a :class:`MultiCcspInstance`."""
+    return MultiCcspInstance(np.asarray(demand, float), np.asarray(bid, float), np.asarray(mesp_capacity, float),
+                             np.asarray(mesp_ask, float), np.asarray(ccsp_capacity, float).reshape(-1),
+                             np.asarray(ccsp_ask, float).reshape(-1), float(bundle_step), float(base_price))
+
+
+def multi_upper_market(inst: MultiCcspInstance, values: np.ndarray) -> Market:
+    """MESPs' bundle options against the CCSPs."""
+    m, k = values.shape
+    q = np.tile(inst.bundle_step * np.arange(1, k + 1, dtype=float), (m, 1)) if k else np.zeros((m, 1))
+    v = values if k else np.zeros((m, 1))
+    return make_market(q, v, inst.ccsp_capacity, inst.ccsp_ask)
+
+
+def multi_joint_milp(inst: MultiCcspInstance) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Joint optimum over both levels: ``(assignment, bundles, ccsp_of, welfare)``.
+
+    Raises:
+        MechanismError: HiGHS fails.
+    """
+    single = inst.single()
+    lm = single.lower_market()
+    n, mm, kk = single.n_miners, single.n_mesps, inst.ccsp_capacity.size
+    g = inst.bundle_step
+    steps = np.floor(inst.ccsp_capacity / g + 1e-9)
+    adm = lm.admitted()
+    pairs = [(i, j) for i in range(n) if adm[i, 0] for j in range(mm) if lm.trade_ok(i, 0, j)]
+    nx = len(pairs)
+    ny = mm * kk
+    nv = nx + 2 * ny
+    c = np.zeros(nv)
+    for t, (i, j) in enumerate(pairs):
+        c[t] = -(inst.bid[i] - inst.mesp_ask[j] * inst.demand[i])
+    for j in range(mm):
+        for k in range(kk):
+            c[nx + j * kk + k] = inst.ccsp_ask[k] * g
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    ub: list[float] = []
+    r = 0
+    for j in range(mm):  # capacity of MESP j
+        for t, (i, jj) in enumerate(pairs):
+            if jj == j:
+                rows.append(r)
+                cols.append(t)
+                vals.append(float(inst.demand[i]))
+        for k in range(kk):
+            rows.append(r)
+            cols.append(nx + j * kk + k)
+            vals.append(-g)
+        ub.append(float(inst.mesp_capacity[j]))
+        r += 1
+    for i in range(n):  # one MESP per miner
+        for t, (ii, _) in enumerate(pairs):
+            if ii == i:
+                rows.append(r)
+                cols.append(t)
+                vals.append(1.0)
+        ub.append(1.0)
+        r += 1
+    for k in range(kk):  # CCSP capacity
+        for j in range(mm):
+            rows.append(r)
+            cols.append(nx + j * kk + k)
+            vals.append(1.0)
+        ub.append(float(steps[k]))
+        r += 1
+    for j in range(mm):  # one CCSP per MESP, y_jk <= steps_k u_jk
+        for k in range(kk):
+            rows.append(r)
+            cols.append(nx + ny + j * kk + k)
+            vals.append(1.0)
+        ub.append(1.0)
+        r += 1
+        for k in range(kk):
+            rows += [r, r]
+            cols += [nx + j * kk + k, nx + ny + j * kk + k]
+            vals += [1.0, -float(steps[k])]
+            ub.append(0.0)
+            r += 1
+    a = coo_matrix((vals, (rows, cols)), shape=(r, nv)).tocsr()
+    hi = np.concatenate([np.ones(nx), np.repeat(steps[None, :], mm, axis=0).reshape(-1), np.ones(ny)])
+    res = milp(c, constraints=LinearConstraint(a, -np.inf, np.array(ub)), integrality=np.ones(nv),
+               bounds=Bounds(np.zeros(nv), hi), options={"mip_rel_gap": 1e-9, "presolve": False})
+    if res.x is None:
+        raise MechanismError(f"multi-CCSP joint MILP failed: {res.message}")
+    assignment = np.full(n, NO_TRADE, dtype=int)
+    for t, (i, j) in enumerate(pairs):
+        if res.x[t] > 0.5:
+            assignment[i] = j
+    y = np.round(res.x[nx:nx + ny]).reshape(mm, kk)
+    bundles = g * y.sum(axis=1)
+    ccsp_of = np.where(y.sum(axis=1) > 0, np.argmax(y, axis=1), NO_TRADE)
+    return assignment, bundles, ccsp_of, float(-res.fun)
+
+
+def solve_multi_ccsp(inst: MultiCcspInstance, upper: str = "lagrangian", lower: str = "greedy",
+                     reference: bool = True, **lagrangian_options: float) -> MultiOutcome:
+    """Clear a multi-CCSP round by backward induction.
+
+    Args:
+        inst: the round.
+        upper: ``"greedy"`` (critical payments), ``"lagrangian"`` (VCG-like payments) or ``"milp"`` (VCG).
+        lower: ``"greedy"`` or ``"exact"``.
+        reference: also compute the upper MILP on the same bids and the joint MILP.
+        **lagrangian_options: passed to :func:`lagrangian_allocate`.
+
+    Raises:
+        MechanismError: unknown method.
+    """
+    single = inst.single()
+    bids = bundle_bids(single, lower)
+    um = multi_upper_market(inst, bids.values)
+    bound = math.nan
+    if upper == "greedy":
+        a = greedy_clear(um)
+    elif upper == "lagrangian":
+        res = lagrangian_clear(um, **lagrangian_options)
+        a, bound = res.allocation, res.dual_bound
+    elif upper == "milp":
+        a = exact_clear(um, "milp")
+    else:
+        raise MechanismError(f"unknown upper method {upper!r} (use one of {', '.join(MULTI_UPPER_METHODS)})")
+    bundles = np.array([um.quantity[j, a.option[j]] if a.seller[j] != NO_TRADE else 0.0
+                        for j in range(um.n_buyers)])
+    low = clear_lower(single.lower_market(bundles), lower)
+    cloud_cost = sum(float(inst.ccsp_ask[a.seller[j]] * bundles[j]) for j in range(um.n_buyers)
+                     if a.seller[j] != NO_TRADE)
+    welfare = low.surplus - cloud_cost
+    served = float(inst.demand[low.assignment != NO_TRADE].sum())
+    total_cap = float(inst.mesp_capacity.sum() + inst.ccsp_capacity.sum())
+    up_opt = exact_clear(um, "milp").welfare if reference and upper != "milp" else (
+        a.welfare if upper == "milp" else math.nan)
+    opt = multi_joint_milp(inst)[3] if reference else math.nan
+    return MultiOutcome(low.assignment, bundles, a.seller.copy(), low.payments, a.payment, welfare,
+                        served / total_cap if total_cap > 0 else 0.0, a.welfare, bound, up_opt, opt)
