@@ -74,10 +74,11 @@ class ChainService:
         """Height of our last finalized block."""
         return self.chain.finalized_height
 
-    def validator_weights(self) -> dict[bytes, tuple[bytes, int]]:
-        """account -> (BLS public key, weight) of the validators at our head."""
-        state = self.chain.state
-        return {acct: (pub, state.stake(acct)) for acct, pub in state.validators.items() if state.stake(acct) > 0}
+    def validator_set(self, height: int) -> dict[bytes, tuple[bytes, int]]:
+        """account -> (BLS public key, weight) of the validators attesting block ``height``."""
+        if height <= self.chain.height + 1:
+            return self.chain.validator_set(min(height, self.chain.height + 1)) if height >= 1 else {}
+        return self.chain.state.validator_set()
 
     # ------------------------------------------------------------------ transactions
     def next_nonce(self) -> int:
@@ -120,12 +121,13 @@ class ChainService:
 
     # ------------------------------------------------------------------ blocks
     async def propose(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
-        """Build a block on our head from the mempool, import it and gossip it."""
-        block, _, rejected = self.chain.build_block(self.key, self.mempool.ordered(), timestamp_ms=timestamp_ms,
-                                                    consensus=consensus)
-        for raw, err in rejected:
-            _events.info("tx.skipped", reason=err.reason)
-        await self._import(block, announce=True)
+        """Build a block on our head from the mempool, store it, gossip it and attest it."""
+        timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
+        block, rejected = self.chain.build_and_import(self.key, self.mempool.ordered(), timestamp_ms=timestamp_ms,
+                                                      consensus=consensus)
+        for _, err in rejected:
+            _events.info("tx.skipped", reason=err.reason, detail=str(err)[:120])
+        await self._imported(block, announce=True)
         return block
 
     async def on_block(self, env: Envelope) -> None:
@@ -142,10 +144,14 @@ class ChainService:
         h = block.header.height
         self.highest_seen = max(self.highest_seen, h)
         if h <= self.chain.height:
-            evidence = self.chain.check_conflict(block)
+            try:
+                evidence = self.chain.import_block(block)
+            except lerr.LedgerError as err:
+                _events.warning("block.rejected", height=h, reason=err.reason, detail=str(err)[:200])
+                return
             if evidence is not None:
                 _events.warning("block.equivocation", height=h, proposer=block.header.proposer)
-                await self.broadcast_txs([self.sign_tx("evidence", evidence).wire])
+                await self.broadcast_txs([self.sign_tx("evidence", evidence.body()).wire])
             return
         if h > self.chain.height + 1:
             self._pending_blocks[h] = block
@@ -176,6 +182,11 @@ class ChainService:
             _events.warning("block.rejected", height=block.header.height, reason=getattr(err, "reason", "invalid"),
                             detail=str(err)[:200])
             return False
+        await self._imported(block, announce=announce)
+        return True
+
+    async def _imported(self, block: Block, *, announce: bool) -> None:
+        """Everything that follows a new head: mempool, market hook, gossip, pending certificate, our vote."""
         self.mempool.prune(self.chain.state)
         self._tx_nonce = None
         h = block.header.height
@@ -191,13 +202,12 @@ class ChainService:
         if self.may_attest is None or self.may_attest(block):
             await self._attest(block)
         self.changes.notify()
-        return True
 
     # ------------------------------------------------------------------ finality
     async def _attest(self, block: Block) -> None:
-        if self.key.public not in self.validator_weights():
+        if self.key.public not in self.validator_set(block.header.height):
             return
-        att = make_attestation(self.bls_secret, self.network_id, block.header.height, block.hash, self.key.public)
+        att = make_attestation(self.bls_secret, self.key.public, self.network_id, block.header.height, block.hash)
         await self.publish(MSG_ATTEST, {"height": att.height, "hash": att.block_hash, "sig": att.signature})
         self._count(att)
 
@@ -212,7 +222,7 @@ class ChainService:
         if att.height <= self.chain.finalized_height:
             return
         try:
-            cert = self.tracker.add(att, self.validator_weights())
+            cert = self.tracker.add(att, self.validator_set(att.height))
         except lerr.LedgerError as err:
             _events.warning("attestation.rejected", reason=getattr(err, "reason", "invalid"), detail=str(err)[:200])
             return
@@ -220,21 +230,22 @@ class ChainService:
             self._finalize(cert)
 
     def _finalize(self, cert: Certificate) -> None:
-        head = self.chain.block_at(cert.height) if cert.height <= self.chain.height else None
-        if head is None:
+        if cert.height > self.chain.height:
             self._pending_certs[cert.height] = cert
             return
         try:
-            self.chain.add_certificate(cert)
+            advanced = self.chain.add_certificate(cert)
         except lerr.LedgerError as err:
             _events.warning("certificate.rejected", height=cert.height, detail=str(err)[:200])
             return
-        _events.info("block.final", height=cert.height, hash=cert.block_hash, signers=len(cert.signers))
-        self.changes.notify()
+        if advanced:
+            _events.info("block.final", height=cert.height, hash=cert.block_hash, signers=len(cert.signers))
+            self.tracker.prune(cert.height + 1)
+            self.changes.notify()
 
     def _cert_ok(self, cert: Certificate, block: Block) -> bool:
         try:
-            verify_certificate(cert, self.validator_weights(), self.network_id)
+            verify_certificate(cert, self.validator_set(cert.height), self.network_id)
         except lerr.LedgerError:
             return False
         return cert.height == block.header.height and cert.block_hash == block.hash
@@ -255,7 +266,8 @@ class ChainService:
         if not isinstance(limit, int) or not 0 < limit <= SYNC_BATCH:
             limit = SYNC_BATCH
         blocks, certs = [], []
-        for block, cert in self.chain.blocks_after(req["from"], limit):
+        for block in self.chain.blocks_after(req["from"], limit):
+            cert = self.chain.certificate(block.height)
             blocks.append(block.encode())
             certs.append(cert.encode() if cert is not None else b"")
         return codec.encode({"blocks": blocks, "certs": certs, "height": self.chain.height})
@@ -268,9 +280,9 @@ class ChainService:
         async with self._syncing:
             while True:
                 try:
+                    start = min(self.chain.height, self.chain.finalized_height)
                     raw = await self.transport.request(
-                        peer, PROTO_SYNC, codec.encode({"from": self.chain.height, "limit": SYNC_BATCH}),
-                        timeout=timeout)
+                        peer, PROTO_SYNC, codec.encode({"from": start, "limit": SYNC_BATCH}), timeout=timeout)
                     answer = codec.decode(raw)
                     blocks = [Block.decode(b, self.network_id) for b in answer["blocks"]]
                     certs = [Certificate.decode(c) if c else None for c in answer["certs"]]
@@ -280,28 +292,40 @@ class ChainService:
                     return imported
                 if not blocks:
                     break
+                progressed = False
                 for block, cert in zip(blocks, certs, strict=False):
+                    if block.height <= self.chain.height:
+                        if cert is not None and cert.height > self.chain.finalized_height:
+                            self._finalize(cert)
+                            progressed = True
+                        continue
                     certified = cert is not None and self._cert_ok(cert, block)
-                    if block.header.height != self.chain.height + 1 or not await self._import(
+                    if block.height != self.chain.height + 1 or not await self._import(
                             block, announce=False, certified=certified):
                         return imported
                     imported += 1
+                    progressed = True
                     if cert is not None:
                         self._finalize(cert)
-                if len(blocks) < SYNC_BATCH:
+                if len(blocks) < SYNC_BATCH or not progressed:
                     break
         if imported:
             _events.info("sync.done", peer=peer, imported=imported, height=self.chain.height)
         return imported
 
-    async def sync_loop(self, *, interval: float = 3.0) -> None:
-        """Catch up whenever a peer shows a height above ours (blocks, attestations, certificates)."""
+    async def sync_loop(self, *, interval: float = 2.0, probe_every: int = 5) -> None:
+        """Catch up whenever a peer shows a height above ours (blocks, attestations, certificates), and
+        probe one peer every ``probe_every`` intervals in case the network is idle after our restart."""
+        tick = 0
         while True:
-            if self.highest_seen > self.chain.height or self.chain.finalized_height < self.highest_seen:
-                for peer in self.transport.peers():
-                    await self.sync_from(peer)
-                    if self.chain.height >= self.highest_seen:
+            peers = self.transport.peers()
+            behind = self.highest_seen > self.chain.height or self.chain.finalized_height < self.highest_seen
+            if peers and (behind or tick % probe_every == 0):
+                for i in range(len(peers) if behind else 1):
+                    await self.sync_from(peers[(tick + i) % len(peers)])
+                    if self.chain.finalized_height >= self.highest_seen:
                         break
+            tick += 1
             await trio.sleep(interval)
 
     def register(self, router: Any) -> None:

@@ -1,9 +1,188 @@
-"""Network commands of the CLI: node, net, round, chain, demo (filled in by the node runtime)."""
+"""Network commands of the CLI: ``node``, ``net``, ``round``, ``chain``, ``demo`` (SPEC §5).
+
+Exit codes: 0 success, 1 runtime failure (a node, the network or a chain check failed), 2 bad usage or
+parameters.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .params import ParamError
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, default=str))
+
+
+def _err(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 1
+
+
+def _cmd_node(args: argparse.Namespace) -> int:
+    import trio
+
+    from .config import load_node_config
+    from .logs import configure
+    from .runtime import open_node
+    from .scenario import load_scenario
+
+    if not args.config:
+        raise ParamError("--config", "a node needs its node.toml (written by `bazaar net up`, see README)")
+    cfg = load_node_config(args.config, listen=args.listen, data_dir=args.data_dir, log_json=args.log_json or None)
+    if args.role and args.role != cfg.role:
+        raise ParamError("--role", f"the config says role {cfg.role!r}")
+    scenario = load_scenario(cfg.scenario)
+    if args.market and args.market != scenario.market_name:
+        raise ParamError("--market", f"the scenario's market is {scenario.market_name!r}")
+    if args.bootstrap:
+        raise ParamError("--bootstrap", "give peers in node.toml ([[peers]] name, role, key, addr)")
+    configure(cfg.name, as_json=cfg.log_json)
+
+    async def run() -> None:
+        async with open_node(cfg) as node:
+            with trio.open_signal_receiver(2, 15) as signals:  # SIGINT, SIGTERM
+                async with trio.open_nursery() as nursery:
+
+                    async def on_signal() -> None:
+                        async for _ in signals:
+                            node.stop.set()
+                            return
+
+                    nursery.start_soon(on_signal)
+                    await node.stop.wait()
+                    nursery.cancel_scope.cancel()
+
+    trio.run(run)
+    return 0
+
+
+def _progress(line: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
+
+
+def _cmd_net(args: argparse.Namespace) -> int:
+    from . import launcher
+
+    root = Path(args.dir)
+    try:
+        if args.action == "up":
+            if not args.scenario:
+                raise ParamError("--scenario", "missing (a shipped name such as ai-bazaar, or a TOML file)")
+            info = launcher.net_up(args.scenario, root, log_json=args.log_json, progress=_progress)
+            _print_json({"dir": str(root), "nodes": len(info["nodes"]), "up_seconds": info["up_seconds"]})
+        elif args.action == "down":
+            _print_json({"stopped": launcher.net_down(root)})
+        elif args.action == "status":
+            status = launcher.net_status(root)
+            if args.json:
+                _print_json(status)
+            else:
+                for row in status["nodes"]:
+                    print(f"{row['name']:14s} {row['role']:10s} pid={row['pid']:<7d} alive={row['alive']!s:5s} "
+                          f"height={row['height']} finalized={row['finalized']} peers={row['peers']}")
+        elif args.action in ("kill", "start"):
+            if not args.node:
+                raise ParamError("--node", "missing: which node")
+            if args.action == "kill":
+                _print_json({"killed": args.node, "pid": launcher.net_kill(root, args.node)})
+            else:
+                _print_json({"started": args.node, "pid": launcher.net_start(root, args.node)["pid"]})
+    except launcher.LaunchError as err:
+        return _err(str(err))
+    return 0
+
+
+def _cmd_round(args: argparse.Namespace) -> int:
+    from . import launcher
+    from .rounds import run_rounds
+
+    if args.rounds < 1:
+        raise ParamError("--rounds", "must be at least 1")
+    try:
+        for summary in run_rounds(Path(args.dir), args.rounds, progress=_progress if args.progress else None):
+            _print_json(summary)
+    except launcher.LaunchError as err:
+        return _err(str(err))
+    return 0
+
+
+def _cmd_chain(args: argparse.Namespace) -> int:
+    from bazaar.ledger.errors import LedgerError
+
+    from .chaintools import export_data_dir, verify_data_dir
+
+    data_dir = Path(args.data_dir)
+    if not data_dir.is_dir():
+        raise ParamError("--data-dir", f"{data_dir} is not a directory")
+    try:
+        if args.action == "verify":
+            report = verify_data_dir(data_dir)
+            _print_json(report)
+            return 0 if report["ok"] else 1
+        exported = export_data_dir(data_dir)
+        if args.action == "show" and not args.json:
+            for b in exported["blocks"]:
+                print(f"#{b['height']:<5d} {b['hash'][:16]} proposer={b['proposer'][:16]} txs={len(b['txs'])}")
+            print(f"supply: {exported['supply']}")
+        else:
+            _print_json(exported)
+    except LedgerError as err:
+        return _err(f"{type(err).__name__}: {err}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from . import launcher
+    from .demo import run_demo
+
+    try:
+        return run_demo(Path(args.out) if args.out else None, scenario=args.scenario, progress=_progress)
+    except launcher.LaunchError as err:
+        return _err(str(err))
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the network sub-commands to the top-level parser."""
+    node = sub.add_parser("node", help="run one participant (normally started by `bazaar net up`)")
+    node.add_argument("--role", help="cpp | consumer (must match the config)")
+    node.add_argument("--market", help="market name (must match the scenario)")
+    node.add_argument("--config", help="the node's node.toml")
+    node.add_argument("--listen", help="libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/0")
+    node.add_argument("--bootstrap", nargs="*", help="(peers come from node.toml)")
+    node.add_argument("--data-dir", dest="data_dir", help="override the data directory")
+    node.add_argument("--log-json", action="store_true", help="one JSON object per log line")
+    node.set_defaults(func=_cmd_node)
+
+    net = sub.add_parser("net", help="a local multi-process network")
+    net.add_argument("action", choices=("up", "down", "status", "kill", "start"))
+    net.add_argument("--scenario", help="shipped scenario name or TOML file (for up)")
+    net.add_argument("--dir", required=True, help="the network folder")
+    net.add_argument("--node", help="node name (for kill / start)")
+    net.add_argument("--json", action="store_true", help="JSON output (status)")
+    net.add_argument("--log-json", action="store_true", help="nodes log JSON lines")
+    net.set_defaults(func=_cmd_net)
+
+    rnd = sub.add_parser("round", help="run scripted market rounds on a running network (one JSON line each)")
+    rnd.add_argument("--dir", required=True, help="the network folder")
+    rnd.add_argument("--rounds", type=int, default=1)
+    rnd.add_argument("--scenario", help="(the network's own scenario is used)")
+    rnd.add_argument("--progress", action="store_true", help="progress lines on stderr")
+    rnd.set_defaults(func=_cmd_round)
+
+    chain = sub.add_parser("chain", help="inspect or verify a node's chain offline")
+    chain.add_argument("action", choices=("verify", "show", "export"))
+    chain.add_argument("--data-dir", dest="data_dir", required=True)
+    chain.add_argument("--json", action="store_true")
+    chain.set_defaults(func=_cmd_chain)
+
+    demo = sub.add_parser("demo", help="the main job: a local network running every scripted round")
+    demo.add_argument("--out", help="run folder (default runs/demo-<time>)")
+    demo.add_argument("--scenario", default="ai-bazaar", help="scenario (default: the embedded ai-bazaar)")
+    demo.set_defaults(func=_cmd_demo)

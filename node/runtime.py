@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import trio
 
-from bazaar.ledger.bls import validator_secret
+from bazaar.ledger.bls import bls_keygen
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.genesis import Genesis
 from bazaar.ledger.store import SqliteStore
@@ -140,7 +140,7 @@ class Node:
             "peer_id": getattr(self.transport, "peer_id", self.key.public.hex()),
             "height": chain.height, "finalized": chain.finalized_height,
             "head": head.hash.hex() if head is not None else None,
-            "finalized_hash": chain.finalized_hash.hex() if chain.finalized_height else None,
+            "finalized_hash": _hash_at(chain, chain.finalized_height),
             "peers": len(self.transport.peers()), "mempool": len(self.chain.mempool),
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),
@@ -149,6 +149,11 @@ class Node:
         if self.app is not None:
             out["app"] = self.app.status()
         return out
+
+
+def _hash_at(chain: Chain, height: int) -> str | None:
+    block = chain.block(height) if height else None
+    return block.hash.hex() if block is not None else None
 
 
 def _rss_mb() -> float:
@@ -197,7 +202,11 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
     seed = load_or_create_seed(data_dir / "node.key")
     key = KeyPair(seed)
     scenario = load_scenario(config.scenario)
-    genesis = Genesis.from_json(config.genesis.read_text())
+    genesis_text = config.genesis.read_text()
+    genesis = Genesis.from_dict(json.loads(genesis_text))
+    local_genesis = data_dir / "genesis.json"
+    if not local_genesis.exists():
+        local_genesis.write_text(genesis_text)  # the data dir verifies offline on its own
     if scenario.market_name not in APPS:
         raise ValueError(f"market {scenario.market_name!r} has no node app (known: {', '.join(APPS)})")
     app_module = importlib.import_module(APPS[scenario.market_name])
@@ -213,7 +222,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             async def publish_chain(mtype: str, body: dict[str, Any]) -> None:
                 await node_ref[0].publish_chain(mtype, body)
 
-            service = ChainService(chain, key=key, bls_secret=validator_secret(seed), transport=transport,
+            service = ChainService(chain, key=key, bls_secret=bls_keygen(seed), transport=transport,
                                    publish=publish_chain, network_id=genesis.network_id)
             service.register(router)
             node = Node(config=config, key=key, scenario=scenario, genesis=genesis, transport=transport,

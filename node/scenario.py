@@ -1,6 +1,6 @@
 """Scenario files: which market, which roles and how many, economy, deadlines, phases, faults (TOML).
 
-The market-specific table ``[market]`` is checked by the market's app (``node/apps/<market>.py``); this module
+The market-specific table ``[mechanism]`` is checked by the market's app (``node/apps/<market>.py``); this module
 checks everything else and names the offending key in every error (:class:`~bazaar.node.params.ParamError`).
 """
 
@@ -67,7 +67,7 @@ class Scenario:
 
     Attributes:
         nodes: (name, role) in start order; names are ``<role>-<i>`` (or the role alone for a single node).
-        market: the raw ``[market]`` table, checked by the market app.
+        market: the raw ``[mechanism]`` table, checked by the market app.
     """
 
     name: str
@@ -151,7 +151,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
          Field("consensus", "str", choices=("pol", "pos", "lottery")), Field("description", "str",
                                                                                required=False, default="")),
     )
-    known_tables = {"roles", "economy", "deadlines", "market", "phases", "faults"}
+    known_tables = {"roles", "economy", "deadlines", "mechanism", "phases", "faults"}
     for key, value in data.items():
         if isinstance(value, (dict, list)) and key not in known_tables:
             raise ParamError(key, f"unknown table (allowed: {', '.join(sorted(known_tables))})")
@@ -183,5 +183,5 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     return Scenario(
         name=top["name"], market_name=top["market"], network_id=top["network_id"], consensus=top["consensus"],
         roles=roles, economy=economy, deadlines=deadlines, phases=phases, faults=tuple(faults),
-        market=_table(data, "market"), source=path.resolve(), nodes=nodes,
+        market=_table(data, "mechanism"), source=path.resolve(), nodes=nodes,
     )

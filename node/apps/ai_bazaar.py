@@ -313,7 +313,7 @@ class CppRole(_Common):
             "demand": {self.names[k]: demands[k] for k in answered},
             "height": height, "final": final, "latency_ms": latency_ms,
         }
-        block = node.chain.chain.block_at(height) if height else None
+        block = node.chain.chain.block(height) if height else None
         if block is not None:
             summary["block_hash"] = block.hash.hex()
             summary["winner"] = self.names.get(block.header.proposer, block.header.proposer.hex()[:16])

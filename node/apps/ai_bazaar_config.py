@@ -54,31 +54,31 @@ def _resolve(path: str, scenario: Scenario) -> Path:
     shipped = scenario_file("ai-bazaar").parent / path
     if shipped.is_file():
         return shipped
-    raise ParamError("market.param_sets", f"parameter file {path!r} not found next to the scenario or shipped")
+    raise ParamError("mechanism.param_sets", f"parameter file {path!r} not found next to the scenario or shipped")
 
 
 def market_config(scenario: Scenario) -> MarketConfig:
     """Check the scenario's ``[market]`` table and load every parameter set it names.
 
     Raises:
-        ParamError: naming the key (parameter-set errors name ``market.param_sets.<set>.<key>``).
+        ParamError: naming the key (parameter-set errors name ``mechanism.param_sets.<set>``).
     """
     raw: dict[str, Any] = dict(scenario.market)
     sets_raw = raw.pop("param_sets", None)
     values = check_params(raw, FIELDS[1:])
     if not isinstance(sets_raw, dict) or not sets_raw:
-        raise ParamError("market.param_sets", "expected a table: set name -> parameter file")
+        raise ParamError("mechanism.param_sets", "expected a table: set name -> parameter file")
     consumers = len(scenario.names("consumer"))
     param_sets = {}
     for name, path in sets_raw.items():
         if not isinstance(path, str):
-            raise ParamError(f"market.param_sets.{name}", "expected a file path")
+            raise ParamError(f"mechanism.param_sets.{name}", "expected a file path")
         try:
             params = Params.from_mapping(read_toml(_resolve(path, scenario)))
         except MechanismError as err:
-            raise ParamError(f"market.param_sets.{name}", str(err)) from err
+            raise ParamError(f"mechanism.param_sets.{name}", str(err)) from err
         if params.n != consumers:
-            raise ParamError(f"market.param_sets.{name}",
+            raise ParamError(f"mechanism.param_sets.{name}",
                              f"describes n = {params.n} consumers but the scenario has {consumers}")
         param_sets[name] = params
     for i, phase in enumerate(scenario.phases):

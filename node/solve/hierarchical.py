@@ -18,6 +18,7 @@ from typing import Any
 
 from bazaar.node.params import Field, ParamError, check_params, read_toml
 
+
 def fields(n_miners: int | None = None, n_mesps: int | None = None) -> tuple[Field, ...]:
     """The parameter keys; list lengths are checked against the miner and MESP counts when given."""
     return (

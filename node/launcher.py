@@ -1,0 +1,303 @@
+"""Local multi-process networks: ``bazaar net up|down|status|kill|start`` (SPEC §5).
+
+``net up`` creates a network folder::
+
+    DIR/net.json              what was started (names, roles, pids, ports, keys)
+    DIR/genesis.json          the network's genesis (every node's account, stake and BLS key)
+    DIR/nodes/<name>/         node.key (0600), node.toml, chain.sqlite, node.log, ready.json, ...
+
+Nodes are separate OS processes bound to 127.0.0.1 on free ports. Only processes this launcher started are
+ever signalled, by the PID it recorded and after checking that PID still runs our node command.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bazaar.ledger.amounts import to_units
+from bazaar.ledger.genesis import make_genesis
+from bazaar.protocol import KeyPair
+from bazaar.protocol.keys import load_or_create_seed
+
+from .config import NodeConfig, PeerEntry
+from .params import ParamError
+from .scenario import Scenario, load_scenario
+
+Progress = Callable[[str], None]
+
+
+class LaunchError(RuntimeError):
+    """A network could not be started or reached; the message says which node and why."""
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1 (bound without SO_REUSEPORT, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class NetDir:
+    """The files of one local network."""
+
+    root: Path
+
+    @property
+    def net_json(self) -> Path:
+        return self.root / "net.json"
+
+    @property
+    def genesis(self) -> Path:
+        return self.root / "genesis.json"
+
+    def node_dir(self, name: str) -> Path:
+        return self.root / "nodes" / name
+
+    def load(self) -> dict[str, Any]:
+        """The recorded network (raises LaunchError if there is none)."""
+        try:
+            return dict(json.loads(self.net_json.read_text()))
+        except FileNotFoundError as err:
+            raise LaunchError(f"no network in {self.root} (run: bazaar net up --dir {self.root})") from err
+        except json.JSONDecodeError as err:
+            raise LaunchError(f"{self.net_json} is corrupt: {err}") from err
+
+    def save(self, info: dict[str, Any]) -> None:
+        tmp = self.net_json.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info, indent=1))
+        tmp.replace(self.net_json)
+
+
+def pid_alive(pid: int, config_path: str | None = None) -> bool:
+    """Whether ``pid`` runs (and, given ``config_path``, is our node process for that config)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.split(") ", 1)[-1].startswith("Z"):
+        return False
+    return config_path is None or config_path.encode() in cmdline
+
+
+def _spawn(config_path: Path, log_path: Path) -> int:
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bazaar.node.cli", "node", "--config", str(config_path)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    finally:
+        log.close()
+    return proc.pid
+
+
+def _wait_ready(ndir: Path, pid: int, config_path: Path, deadline: float) -> dict[str, Any]:
+    ready = ndir / "ready.json"
+    while time.monotonic() < deadline:
+        if ready.exists():
+            try:
+                return dict(json.loads(ready.read_text()))
+            except json.JSONDecodeError:
+                pass
+        if not pid_alive(pid, str(config_path)):
+            tail = (ndir / "node.log").read_text(errors="replace")[-2000:] if (ndir / "node.log").exists() else ""
+            raise LaunchError(f"node {ndir.name} exited during start-up:\n{tail}")
+        time.sleep(0.1)
+    raise LaunchError(f"node {ndir.name} was not ready in time")
+
+
+def _prepare(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str, NodeConfig]:
+    keys = {}
+    for name, _ in scenario.nodes:
+        ndir = net.node_dir(name)
+        ndir.mkdir(parents=True, exist_ok=True)
+        keys[name] = KeyPair(load_or_create_seed(ndir / "node.key"))
+    if not net.genesis.exists():
+        econ = scenario.economy
+        genesis = make_genesis(
+            scenario.network_id, scenario.consensus,
+            balances={k.public: to_units(econ["initial_balance"]) for k in keys.values()},
+            validator_keys=list(keys.values()), stake=to_units(econ["stake"]),
+            block_reward=to_units(econ["block_reward"]), reward_per_tx=to_units(econ["reward_per_tx"]),
+            timestamp_ms=int(time.time() * 1000), params={"scenario": scenario.name},
+        )
+        net.genesis.write_text(json.dumps(genesis.to_dict(json=True), indent=1))
+    ports = {name: free_port() for name, _ in scenario.nodes}
+    entries = [PeerEntry(name, role, keys[name].public, f"/ip4/127.0.0.1/tcp/{ports[name]}")
+               for name, role in scenario.nodes]
+    configs = {}
+    for entry in entries:
+        cfg = NodeConfig(
+            name=entry.name, role=entry.role, data_dir=net.node_dir(entry.name).resolve(),
+            genesis=net.genesis.resolve(), scenario=scenario.source, listen=entry.addr, http_port=0,
+            peers=tuple(e for e in entries if e.name != entry.name), log_json=log_json,
+        )
+        (net.node_dir(entry.name) / "node.toml").write_text(cfg.to_toml())
+        configs[entry.name] = cfg
+    return configs
+
+
+def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,
+           progress: Progress = _quiet) -> dict[str, Any]:
+    """Start every node of a scenario as its own process; return once all are ready and connected.
+
+    Raises:
+        ParamError: bad scenario.
+        LaunchError: a node failed to start or connect (every node started is stopped again).
+    """
+    net = NetDir(root)
+    if net.net_json.exists():
+        old = net.load()
+        if any(pid_alive(n["pid"], n["config"]) for n in old["nodes"].values()):
+            raise LaunchError(f"a network is already running in {root} (bazaar net down --dir {root})")
+    scenario = load_scenario(scenario_ref)
+    root.mkdir(parents=True, exist_ok=True)
+    configs = _prepare(scenario, net, log_json)
+    info: dict[str, Any] = {"scenario": str(scenario.source), "name": scenario.name, "started": time.time(),
+                            "nodes": {}}
+    deadline = time.monotonic() + timeout
+    t0 = time.monotonic()
+    try:
+        for name, cfg in configs.items():
+            config_path = net.node_dir(name) / "node.toml"
+            (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
+            pid = _spawn(config_path, net.node_dir(name) / "node.log")
+            info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path), "listen": cfg.listen,
+                                   "key": None}
+            net.save(info)
+        for name, cfg in configs.items():
+            node = info["nodes"][name]
+            ready = _wait_ready(net.node_dir(name), node["pid"], Path(node["config"]), deadline)
+            node.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
+            progress(f"node {name} ready (pid {node['pid']})")
+        net.save(info)
+        wait_connected(info, deadline, progress)
+    except BaseException:
+        net_down(root)
+        raise
+    info["up_seconds"] = round(time.monotonic() - t0, 2)
+    net.save(info)
+    return info
+
+
+def node_status(node: dict[str, Any], timeout: float = 5.0) -> dict[str, Any] | None:
+    """``GET /status`` of one node, or None when it does not answer."""
+    import trio
+
+    from .httpapi import HttpError, http_json
+
+    async def get() -> Any:
+        return await http_json(node["http_port"], "GET", "/status", timeout=timeout)
+
+    try:
+        return dict(trio.run(get))
+    except (OSError, trio.TooSlowError, HttpError, ValueError, KeyError, TypeError):
+        return None
+
+
+def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _quiet) -> None:
+    """Block until every live node reports at least one peer and the first node sees all others."""
+    nodes = info["nodes"]
+    first = next(iter(nodes))
+    while time.monotonic() < deadline:
+        statuses = {n: node_status(v) for n, v in nodes.items() if pid_alive(v["pid"], v["config"])}
+        if statuses and all(s is not None and s["peers"] >= 1 for s in statuses.values()):
+            hub = statuses.get(first)
+            if hub is not None and hub["peers"] >= len(statuses) - 1:
+                progress(f"network connected ({len(statuses)} nodes)")
+                return
+        time.sleep(0.25)
+    raise LaunchError("nodes did not connect in time")
+
+
+def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
+    """Stop every node this network started (SIGTERM, then SIGKILL after ``grace``); returns their names."""
+    net = NetDir(root)
+    try:
+        info = net.load()
+    except LaunchError:
+        return []
+    live = {n: v for n, v in info["nodes"].items() if pid_alive(v["pid"], v["config"])}
+    for v in live.values():
+        os.kill(v["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(pid_alive(v["pid"], v["config"]) for v in live.values()):
+        time.sleep(0.1)
+    for v in live.values():
+        if pid_alive(v["pid"], v["config"]):
+            os.kill(v["pid"], signal.SIGKILL)
+    return sorted(live)
+
+
+def net_status(root: Path) -> dict[str, Any]:
+    """``{"nodes": [{"name", "role", "pid", "alive", "peer_id", "height", "finalized", ...}]}``."""
+    info = NetDir(root).load()
+    rows = []
+    for name, v in info["nodes"].items():
+        alive = pid_alive(v["pid"], v["config"])
+        st = node_status(v) if alive else None
+        rows.append({
+            "name": name, "role": v["role"], "pid": v["pid"], "alive": alive, "peer_id": v.get("peer_id"),
+            "height": st["height"] if st else None, "finalized": st["finalized"] if st else None,
+            "head": st["head"] if st else None, "finalized_hash": st.get("finalized_hash") if st else None,
+            "peers": st["peers"] if st else None, "rss_mb": st.get("rss_mb") if st else None,
+        })
+    return {"nodes": rows}
+
+
+def net_kill(root: Path, name: str) -> int:
+    """SIGKILL one node (fault injection); returns its PID."""
+    net = NetDir(root)
+    info = net.load()
+    if name not in info["nodes"]:
+        raise ParamError("node", f"no node {name!r} in {root} (nodes: {', '.join(info['nodes'])})")
+    v = info["nodes"][name]
+    if not pid_alive(v["pid"], v["config"]):
+        raise LaunchError(f"node {name} is not running")
+    os.kill(v["pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(v["pid"], v["config"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return int(v["pid"])
+
+
+def net_start(root: Path, name: str, *, timeout: float = 60.0) -> dict[str, Any]:
+    """Restart one node with its data dir; returns once it is ready and has a peer."""
+    net = NetDir(root)
+    info = net.load()
+    if name not in info["nodes"]:
+        raise ParamError("node", f"no node {name!r} in {root} (nodes: {', '.join(info['nodes'])})")
+    v = info["nodes"][name]
+    if pid_alive(v["pid"], v["config"]):
+        raise LaunchError(f"node {name} is already running (pid {v['pid']})")
+    ndir = net.node_dir(name)
+    (ndir / "ready.json").unlink(missing_ok=True)
+    v["pid"] = _spawn(Path(v["config"]), ndir / "node.log")
+    net.save(info)
+    deadline = time.monotonic() + timeout
+    ready = _wait_ready(ndir, v["pid"], Path(v["config"]), deadline)
+    v.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
+    net.save(info)
+    while time.monotonic() < deadline:
+        st = node_status(v)
+        if st is not None and st["peers"] >= 1:
+            return v
+        time.sleep(0.2)
+    raise LaunchError(f"node {name} restarted but found no peer in time")

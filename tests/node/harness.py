@@ -1,0 +1,106 @@
+"""Factories for in-process networks: N real nodes (the same runtime and role code as the processes) joined
+through the in-memory transport, as one async context manager (STYLE §12)."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from bazaar.node.launcher import NetDir, _prepare
+from bazaar.node.runtime import Node, open_node
+from bazaar.node.scenario import load_scenario
+from bazaar.protocol.memory import MemoryNetwork
+
+CALIBRATED_3 = """
+n = 3
+epsilon = 1.0
+tau = 0.01
+delta = [0.6, 0.2, 0.3]
+C_b = 20.0
+u = [1.0, 1.2, 1.3]
+m = [1.0, 1.2, 1.6]
+R = 4000.0
+B = 200.0
+lambda = 5.0
+beta = [0.2, 0.5, 0.45]
+C = 5.0
+F_min = 10.0
+F_max = 100.0
+p_min = 10.0
+p_max = 20.0
+"""
+
+
+def small_scenario(folder: Path, *, consumers: int = 3, mining_s: float = 1.0, demand_s: float = 2.0,
+                   phases: str = "") -> Path:
+    """Write a small ai-bazaar scenario (its own n-consumer parameter set) and return its path."""
+    assert consumers == 3, "the shipped test parameter set has n = 3"
+    (folder / "p3.toml").write_text(CALIBRATED_3)
+    phases = phases or textwrap.dedent("""
+        [[phases]]
+        name = "eq"
+        params = "p3"
+        mode = "equilibrium"
+        rounds = 2
+
+        [[phases]]
+        name = "learn"
+        params = "p3"
+        mode = "learning"
+        rounds = 2
+        """)
+    path = folder / "small.toml"
+    path.write_text(textwrap.dedent(f"""
+        name = "small"
+        market = "ai-bazaar"
+        network_id = "bazaar-test"
+        consensus = "pol"
+
+        [roles]
+        cpp = 1
+        consumer = {consumers}
+
+        [economy]
+        initial_balance = 100000.0
+        stake = 100.0
+        block_reward = 40.0
+        reward_per_tx = 0.5
+
+        [deadlines]
+        demand_s = {demand_s}
+        mining_s = {mining_s}
+        block_s = 5.0
+        final_s = 5.0
+
+        [mechanism]
+        steps_per_unit = 0.5
+        max_steps = 50
+
+        [mechanism.param_sets]
+        p3 = "p3.toml"
+        """) + phases)
+    return path
+
+
+@asynccontextmanager
+async def memory_net(scenario_path: Path, root: Path, *, network: MemoryNetwork | None = None,
+                     ) -> AsyncIterator[dict[str, Node]]:
+    """Every node of the scenario, started in this trio run over one in-memory mesh."""
+    net = network or MemoryNetwork(seed=1)
+    configs = _prepare(load_scenario(scenario_path), NetDir(root), log_json=False)
+
+    def factory(key, cfg, topics):  # type: ignore[no-untyped-def]
+        return net.join(key)
+
+    async with AsyncExitStack() as stack:
+        nodes = {}
+        for name, cfg in configs.items():
+            nodes[name] = await stack.enter_async_context(open_node(cfg, transport_factory=factory))
+        with trio.fail_after(10):
+            while not all(len(n.transport.peers()) == len(nodes) - 1 for n in nodes.values()):
+                await trio.sleep(0)
+        yield nodes
