@@ -71,7 +71,10 @@ def reference_leader(game: StackelbergGame, grid: int = 20001) -> tuple[float, f
     vals = np.where(cnt > 0, u + game.omega * np.log1p(ps * K) - ps * ps * K - cb, 0.0)
     best = (0.0, 0.0)
     cands = [float(ps[j]) for j in np.argsort(vals)[-5:]]
+    # thresholds from both sides: just above, the indifferent ED is in; just below, it is out (the sup of
+    # the piece that ends there, which the leader attains under leader-favourable tie-breaking)
     cands += [float(t) * (1 + 1e-12) + 1e-300 for t in game.thresholds]
+    cands += [float(t) * (1 - 1e-12) for t in game.thresholds if t > 0]
     for p0 in list(cands):
         j = int(np.searchsorted(ps, p0))
         lo, up = float(ps[max(j - 1, 0)]), float(ps[min(j + 1, grid - 1)])

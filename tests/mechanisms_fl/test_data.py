@@ -30,7 +30,7 @@ def test_split_is_stratified_deterministic_and_disjoint() -> None:
     b = split_train_eval(X, y, 0.2, seed=3)
     for u, v in zip(a, b, strict=True):
         assert np.array_equal(u, v)
-    X_tr, y_tr, X_ev, y_ev = a
+    _, y_tr, X_ev, y_ev = a
     assert len(y_tr) + len(y_ev) == 1797
     assert abs(len(y_ev) - 0.2 * 1797) <= 10
     # every class keeps its share within one sample
