@@ -201,7 +201,9 @@ def run_bcfl(cfg: BcflConfig) -> BcflRun:
     poisoners = np.sort(rng.choice(workers, size=n_poison, replace=False)).astype(np.int64)
     n_fail = math.ceil(cfg.fail_share * cfg.n_es) if cfg.fail_share > 0 else 0
     failed = np.sort(rng.choice(cfg.n_es, size=n_fail, replace=False)).astype(np.int64)
-    filt = UpdateFilter(cfg.filter_threshold, cfg.filter_history) if cfg.filter_threshold is not None else None
+    filt = None
+    if cfg.filter_threshold is not None:
+        filt = UpdateFilter(cfg.filter_threshold, cfg.filter_history)
     params = model.init_params(X.shape[1], 10, derive_seed(cfg.seed, 5))
     poison_set, failed_set = set(poisoners.tolist()), set(failed.tolist())
     acc, losses = [], []
@@ -216,9 +218,8 @@ def run_bcfl(cfg: BcflConfig) -> BcflRun:
             attacking = i in poison_set and r >= cfg.attack_start
             labels = 9 - y_tr[idx] if attacking and cfg.attack == "label_flip" else y_tr[idx]
             s = derive_seed(cfg.seed, 6, r, i)
-            delta = local_delta(
-                model, params, X_tr[idx], labels, epochs=cfg.local_epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=s
-            )
+            hyper = {"epochs": cfg.local_epochs, "lr": cfg.lr, "batch_size": cfg.batch_size, "seed": s}
+            delta = local_delta(model, params, X_tr[idx], labels, **hyper)
             if attacking and cfg.attack == "sign_flip":
                 delta = -cfg.attack_scale * delta
             if filt is not None:
