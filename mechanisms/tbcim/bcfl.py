@@ -218,8 +218,8 @@ def run_bcfl(cfg: BcflConfig) -> BcflRun:
             attacking = i in poison_set and r >= cfg.attack_start
             labels = 9 - y_tr[idx] if attacking and cfg.attack == "label_flip" else y_tr[idx]
             s = derive_seed(cfg.seed, 6, r, i)
-            hyper = {"epochs": cfg.local_epochs, "lr": cfg.lr, "batch_size": cfg.batch_size, "seed": s}
-            delta = local_delta(model, params, X_tr[idx], labels, **hyper)
+            ep, bs = cfg.local_epochs, cfg.batch_size
+            delta = local_delta(model, params, X_tr[idx], labels, epochs=ep, lr=cfg.lr, batch_size=bs, seed=s)
             if attacking and cfg.attack == "sign_flip":
                 delta = -cfg.attack_scale * delta
             if filt is not None:

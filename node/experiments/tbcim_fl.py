@@ -31,10 +31,10 @@ def _configs(seed: int, quick: bool) -> list[tuple[str, str, dict[str, Any]]]:
     }
     if quick:
         base.update(n_es=3, eds_per_es=(3, 5), rounds=8, local_epochs=1, attack_start=2)
-        window, shares = (3, 6), (0.0, 0.3)
+        window, shares = (3, 6), [0.0, 0.3]
     else:
         base.update(n_es=5, eds_per_es=(3, 10), rounds=60, local_epochs=5, attack_start=3)
-        window, shares = (15, 30), (0.0, 0.1, 0.2, 0.3)
+        window, shares = (15, 30), [0.0, 0.1, 0.2, 0.3]
     runs: list[tuple[str, str, dict[str, Any]]] = [
         ("fig5", "iid", {"split": "iid", "selection": "random"}),
         ("fig5", "non-iid", {"selection": "random"}),
@@ -91,7 +91,7 @@ def run(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
         "fig12": "Fig. 12: 20% of ESs down",
         "poison": "Poisoning EDs, with / without filter",
     }
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
     for ax, (name, title) in zip(axes.ravel(), titles.items(), strict=True):
         for label, acc in curves.get(name, {}).items():
             ax.plot(range(1, len(acc) + 1), acc, label=label, linestyle="--" if "no filter" in label else "-")
@@ -100,9 +100,9 @@ def run(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
         ax.set_ylabel("held-out accuracy")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "tbcim_fl.png", dpi=110)
-    plt.close(fig)
+    figure.tight_layout()
+    figure.savefig(out_dir / "tbcim_fl.png", dpi=110)
+    plt.close(figure)
     summary = {
         "final_accuracy": {
             "iid": curves["fig5"]["iid"][-1],

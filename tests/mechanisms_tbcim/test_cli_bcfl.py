@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.tbcim.bcfl import BcflConfig, run_bcfl
 from bazaar.node.cli import main
@@ -53,7 +52,9 @@ def test_cli_prints_the_equilibrium(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert all(res["ed_profit"][i] >= -1e-12 for i in res["participants"])
 
 
-def test_cli_client_selection_reports_original_indices(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_client_selection_reports_original_indices(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = _run(tmp_path, PARAMS + "select_clients = true\n", capsys)
     res = json.loads(out)
     assert code == 0 and res["selected"] == [0, 2, 4]  # EMD <= mean 0.68
@@ -71,7 +72,9 @@ def test_cli_client_selection_reports_original_indices(tmp_path: Path, capsys: p
         ("M = 0.5", "M = 0.5\nbogus = 1"),
     ],
 )
-def test_cli_bad_params_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str, key: str) -> None:
+def test_cli_bad_params_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], edit: str, key: str
+) -> None:
     code, _, err = _run(tmp_path, PARAMS.replace(edit, key), capsys)
     assert code == 2
     assert err.startswith("error: parameter")

@@ -6,9 +6,6 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.tbcim import TbcimConstants
 from bazaar.mechanisms.tbcim.reference import (
@@ -18,9 +15,13 @@ from bazaar.mechanisms.tbcim.reference import (
     reference_leader,
 )
 from bazaar.mechanisms.tbcim.stackelberg import StackelbergGame, price_closed_form, solve_stackelberg
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 
-def make_game(seed: int, n: int, omega: float = 5.0, cost_scale: float = 1.0, p_g: float = 1e-4) -> StackelbergGame:
+def make_game(
+    seed: int, n: int, omega: float = 5.0, cost_scale: float = 1.0, p_g: float = 1e-4
+) -> StackelbergGame:
     rng = np.random.default_rng(seed)
     return StackelbergGame(
         d=rng.uniform(50, 500, n),
