@@ -1,0 +1,193 @@
+"""Blocks (encoding, Merkle proofs, tampering) and the proposer rules pos / pol / lottery."""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import replace
+
+import pytest
+from bazaar.ledger import bls
+from bazaar.ledger.apply import apply, build_block
+from bazaar.ledger.block import Block, merkle_proof, merkle_root, sign_header, verify_merkle_proof
+from bazaar.ledger.consensus import lottery_winner, pos_consensus, sortition
+from bazaar.ledger.errors import InvalidBlock
+from bazaar.ledger.state import State, Supply
+
+from .helpers import NID, Net
+
+
+def test_merkle_proofs_for_every_size() -> None:
+    for n in range(0, 9):
+        items = [bytes([i]) * (i + 1) for i in range(n)]
+        root = merkle_root(items)
+        for i, item in enumerate(items):
+            assert verify_merkle_proof(item, merkle_proof(items, i), root)
+            assert not verify_merkle_proof(item + b"!", merkle_proof(items, i), root)
+    assert merkle_root([b"a", b"b"]) != merkle_root([b"b", b"a"])
+
+
+def test_block_roundtrip_and_every_tampering_is_rejected() -> None:
+    net = Net()
+    txs = [net.tx("alice", "transfer", to=net.acct("bob"), amount=5)]
+    block, _, _ = net.build(txs)
+    assert Block.decode(block.encode(), NID) == block
+    apply(net.state, block, net.genesis)
+    key = net.by_account[block.header.proposer]
+    h = block.header
+    changes = {
+        "height": h.height + 1,
+        "parent": b"\x01" * 32,
+        "timestamp_ms": net.state.timestamp_ms - 1,
+        "tx_root": b"\x02" * 32,
+        "state_root": b"\x03" * 32,
+        "reward": h.reward + 1,
+        "consensus": {**h.consensus, "reveal": bls.sign(1, b"x")},
+    }
+    for name, value in changes.items():
+        forged = replace(h, **{name: value})
+        resigned = Block(forged, block.txs, sign_header(key, NID, forged))
+        with pytest.raises(InvalidBlock):
+            apply(net.state, resigned, net.genesis)
+        with pytest.raises(InvalidBlock) as info:  # not re-signed: the signature fails first
+            apply(net.state, Block(forged, block.txs, block.signature), net.genesis)
+        assert info.value.reason in {"bad-signature", "bad-height", "bad-parent", "bad-timestamp"}
+    flipped = bytearray(txs[0])
+    flipped[-1] ^= 1
+    with pytest.raises(InvalidBlock, match="bad-tx-root"):
+        apply(net.state, Block(h, (bytes(flipped),), block.signature), net.genesis)
+    with pytest.raises(InvalidBlock, match="bad-signature"):
+        apply(net.state, Block(h, block.txs, bytes(64)), net.genesis)
+    other = net.keys["alice"]
+    stolen = replace(h, proposer=other.public)
+    with pytest.raises(InvalidBlock, match="bad-proposer"):
+        apply(net.state, Block(stolen, block.txs, sign_header(other, NID, stolen)), net.genesis)
+    raw = bytearray(block.encode())
+    raw[len(raw) // 2] ^= 0xFF
+    with pytest.raises(InvalidBlock):
+        apply(net.state, Block.decode(bytes(raw), NID), net.genesis)
+
+
+def test_conservation_detects_an_imbalanced_state() -> None:
+    net = Net()
+    assert net.state.conserved()
+    leaked = replace(net.state, supply=Supply(net.state.supply.genesis + 1))
+    assert not leaked.conserved()
+    negative = replace(net.state, balances={**net.state.balances, net.acct("bob"): -1})
+    assert not negative.conserved()
+
+
+def test_state_root_is_deterministic_across_independent_executions() -> None:
+    a, b = Net(), Net()
+    for _ in range(3):
+        txs = [a.tx("alice", "transfer", to=a.acct("carol"), amount=7)]
+        block, _ = a.commit(txs)
+        b.state = apply(b.state, Block.decode(block.encode(), NID), b.genesis)
+    assert a.state.root() == b.state.root() and a.state == b.state
+    assert State.from_genesis(a.genesis).root() == State.from_genesis(b.genesis).root()
+
+
+def test_pos_proposer_is_deterministic_and_stake_proportional() -> None:
+    weights = {bytes([i]) * 32: w for i, w in enumerate([1, 2, 3, 4], start=1)}
+    seed = b"\x42" * 32
+    assert sortition(weights, seed, 7) == sortition(dict(reversed(list(weights.items()))), seed, 7)
+    n = 4000
+    counts = collections.Counter(sortition(weights, seed, h) for h in range(1, n + 1))
+    total = sum(weights.values())
+    chi2 = sum((counts[a] - n * w / total) ** 2 / (n * w / total) for a, w in weights.items())
+    assert chi2 < 16.27  # chi-square, 3 degrees of freedom, p = 0.001
+
+
+def test_pos_chain_follows_sortition_and_the_randao_seed() -> None:
+    net = Net("pos", stakes=[1, 1, 1])
+    seeds = [net.state.seed]
+    for _ in range(4):
+        block, _ = net.commit([])
+        assert net.state.seed != seeds[-1]
+        seeds.append(net.state.seed)
+    # a validator that is not drawn cannot propose, even with a valid reveal
+    drawn = sortition(net.state.proposer_weights(), net.state.seed, net.state.height + 1)
+    other = next(v for v in net.validators if v.public != drawn)
+    proof = pos_consensus(bls.bls_keygen(other.seed), NID, net.state.height + 1)
+    with pytest.raises(InvalidBlock, match="bad-proposer"):
+        build_block(net.state, net.genesis, other, [], timestamp_ms=10**7, consensus=proof)
+    # the drawn proposer with someone else's reveal
+    key = net.by_account[drawn]
+    with pytest.raises(InvalidBlock, match="bad-reveal"):
+        build_block(net.state, net.genesis, key, [], timestamp_ms=10**7, consensus=proof)
+    # attempt 1 draws a (possibly) different proposer, and it is accepted
+    alt = net.by_account[sortition(net.state.proposer_weights(), net.state.seed, net.state.height + 1, 1)]
+    proof1 = pos_consensus(bls.bls_keygen(alt.seed), NID, net.state.height + 1, attempt=1)
+    build_block(net.state, net.genesis, alt, [], timestamp_ms=10**7, consensus=proof1)
+    with pytest.raises(InvalidBlock, match="bad-consensus"):
+        build_block(net.state, net.genesis, alt, [], timestamp_ms=10**7, consensus={"rule": "lottery"})
+
+
+def commit_model(net: Net, label: str, loss: float, rnd: int) -> bytes:
+    return net.tx(
+        label,
+        "model_commit",
+        hash=bytes([len(label)]) * 32,
+        size=1,
+        pointer=label,
+        loss=loss,
+        market="ai-bazaar",
+        round=rnd,
+        nonce=rnd,
+    )
+
+
+def test_pol_lowest_loss_wins_ties_by_account_and_loss_is_verified() -> None:
+    net = Net("pol")
+    subs = [
+        commit_model(net, "alice", 0.4, 1),
+        commit_model(net, "bob", 0.2, 1),
+        commit_model(net, "carol", 0.3, 1),
+    ]
+    block, _ = net.commit(subs, submissions=subs)
+    assert block.header.proposer == net.acct("bob") and net.state.pol_round == 1
+    tie = [commit_model(net, "alice", 0.1, 2), commit_model(net, "dave", 0.1, 2)]
+    block, _ = net.commit([], submissions=tie)
+    assert block.header.proposer == min(net.acct("alice"), net.acct("dave"))
+    # a proposer that is not the lowest loss
+    key = net.keys["carol"]
+    proof = {"rule": "pol", "submissions": tie, "winner": key.public}
+    with pytest.raises(InvalidBlock, match="bad-proposer"):
+        build_block(net.state, net.genesis, key, [], timestamp_ms=10**7, consensus=proof)
+    # the node's re-evaluation disagrees with the claimed loss
+    good, _, _ = net.build([], submissions=[commit_model(net, "carol", 0.05, 3)])
+    with pytest.raises(InvalidBlock, match="pol-loss"):
+        apply(net.state, good, net.genesis, verify_loss=lambda miner, h, loss: loss > 0.1)
+    apply(net.state, good, net.genesis, verify_loss=lambda miner, h, loss: True)
+    # submissions of an older round cannot win again
+    stale = [commit_model(net, "carol", 0.01, 1)]
+    with pytest.raises(InvalidBlock, match="stale-round"):
+        net.build([], submissions=stale)
+
+
+def test_lottery_winner_and_proof_checks() -> None:
+    net = Net("lottery", stakes=[5, 1, 1])
+    wins = collections.Counter()
+    for _ in range(6):
+        block, _ = net.commit([])
+        wins[block.header.proposer] += 1
+    assert sum(wins.values()) == 6
+    state = net.state
+    winner = lottery_winner(state.proposer_weights(), state.seed, state.height + 1)
+    assert winner == lottery_winner(
+        [[a, w] for a, w in state.proposer_weights().items()], state.seed, state.height + 1
+    )
+    key = net.by_account[winner]
+    good = {
+        "rule": "lottery",
+        "weights": [[a, w] for a, w in state.proposer_weights().items()],
+        "seed": state.seed,
+    }
+    build_block(state, net.genesis, key, [], timestamp_ms=10**7, consensus=good)
+    with pytest.raises(InvalidBlock, match="bad-seed"):
+        build_block(state, net.genesis, key, [], timestamp_ms=10**7, consensus={**good, "seed": bytes(32)})
+    with pytest.raises(InvalidBlock, match="bad-weights"):
+        rigged = {**good, "weights": [[key.public, 1]]}
+        build_block(state, net.genesis, key, [], timestamp_ms=10**7, consensus=rigged)
+    loser = next(v for v in net.validators if v.public != winner)
+    with pytest.raises(InvalidBlock, match="bad-proposer"):
+        build_block(state, net.genesis, loser, [], timestamp_ms=10**7, consensus=good)

@@ -1,0 +1,132 @@
+"""Finality at exactly 2/3 of the weight, certificates, equivocation evidence and slashing."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from bazaar.ledger import bls
+from bazaar.ledger.chain import Chain
+from bazaar.ledger.errors import InvalidAttestation, InvalidTx
+from bazaar.ledger.finality import Certificate, FinalityTracker, make_attestation, verify_certificate
+from bazaar.ledger.store import MemoryStore
+from bazaar.ledger.txs import decode_tx
+
+from .helpers import NID, Net
+
+HASH = b"\x77" * 32
+
+
+def vset(net: Net) -> dict[bytes, tuple[bytes, int]]:
+    return net.state.validator_set()
+
+
+def att(net: Net, i: int, block_hash: bytes = HASH, height: int = 1):  # type: ignore[no-untyped-def]
+    v = net.validators[i]
+    return make_attestation(bls.bls_keygen(v.seed), v.public, NID, height, block_hash)
+
+
+def test_finality_at_exactly_two_thirds_not_below() -> None:
+    net = Net(stakes=[3, 2, 1])  # total 6: {v0, v2} = 4 = 2/3 exactly; {v1, v2} = 3 < 4
+    tracker = FinalityTracker(NID)
+    assert tracker.add(att(net, 1), vset(net)) is None
+    assert tracker.add(att(net, 2), vset(net)) is None  # 3/6
+    cert = tracker.add(att(net, 0), vset(net))  # 6/6, first quorum
+    assert cert is not None
+    tracker2 = FinalityTracker(NID)
+    assert tracker2.add(att(net, 2), vset(net)) is None
+    cert2 = tracker2.add(att(net, 0), vset(net))  # 4/6 == 2/3
+    assert cert2 is not None and list(cert2.signers) == sorted(
+        [net.validators[0].public, net.validators[2].public]
+    )
+    verify_certificate(cert2, vset(net), NID)
+    assert Certificate.decode(cert2.encode()) == cert2
+
+
+def test_tracker_rejects_outsiders_and_bad_signatures_and_records_double_votes() -> None:
+    net = Net(stakes=[1, 1, 1])
+    tracker = FinalityTracker(NID)
+    outsider = make_attestation(bls.bls_keygen(net.keys["alice"].seed), net.acct("alice"), NID, 1, HASH)
+    with pytest.raises(InvalidAttestation, match="unknown-validator"):
+        tracker.add(outsider, vset(net))
+    with pytest.raises(InvalidAttestation, match="bad-signature"):
+        tracker.add(replace(att(net, 0), block_hash=b"\x01" * 32), vset(net))
+    assert tracker.add(att(net, 0), vset(net)) is None
+    assert tracker.add(att(net, 0, b"\x01" * 32), vset(net)) is None
+    assert len(tracker.conflicts) == 1
+
+
+def test_tampered_certificates_are_rejected() -> None:
+    net = Net(stakes=[1, 1, 1, 1], n_validators=4)
+    tracker = FinalityTracker(NID)
+    cert = None
+    for i in range(3):
+        cert = tracker.add(att(net, i), vset(net)) or cert
+    assert cert is not None and len(cert.signers) == 3
+    verify_certificate(cert, vset(net), NID)
+    missing = net.validators[3].public
+    bad = {
+        "added signer": replace(cert, signers=tuple(sorted([*cert.signers, missing]))),
+        "dropped signer": replace(cert, signers=cert.signers[:2]),
+        "unsorted": replace(cert, signers=tuple(reversed(cert.signers))),
+        "duplicate": replace(cert, signers=(cert.signers[0], *cert.signers[:2])),
+        "other block": replace(cert, block_hash=b"\x01" * 32),
+        "other height": replace(cert, height=2),
+    }
+    for name, forged in bad.items():
+        with pytest.raises(InvalidAttestation):
+            verify_certificate(forged, vset(net), NID)
+        assert name
+
+
+def test_chain_finalizes_with_a_certificate() -> None:
+    net = Net(stakes=[1, 1, 1])
+    chain = Chain(MemoryStore(), net.genesis)
+    for _ in range(2):
+        key, proof = net.proposer_and_proof(chain.state)
+        chain.build_and_import(key, [], timestamp_ms=chain.state.timestamp_ms + 1, consensus=proof)
+    block = chain.head
+    assert block is not None
+    tracker = FinalityTracker(NID)
+    cert = None
+    for i in range(3):
+        cert = tracker.add(att(net, i, block.hash, 2), chain.validator_set(2)) or cert
+    assert cert is not None and chain.add_certificate(cert) and chain.finalized_height == 2
+    assert not chain.add_certificate(cert)
+    exported = chain.export()
+    assert [b["height"] for b in exported["blocks"]] == [1, 2] and exported["supply"]["minted"] == 200
+
+
+def test_equivocation_evidence_slashes_and_excludes_the_proposer() -> None:
+    net = Net(stakes=[1_000, 1_000, 1_000])
+    chain = Chain(MemoryStore(), net.genesis)
+    key, proof = net.proposer_and_proof(chain.state)
+    base = chain.state
+    first, _ = chain.build_and_import(key, [], timestamp_ms=base.timestamp_ms + 1, consensus=proof)
+    from bazaar.ledger.apply import build_block
+
+    twin, _, _ = build_block(base, net.genesis, key, [], timestamp_ms=base.timestamp_ms + 2, consensus=proof)
+    assert twin.hash != first.hash
+    assert chain.import_block(first) is None  # the same block again is a no-op
+    evidence = chain.import_block(twin)
+    assert evidence is not None and evidence.proposer == key.public and chain.evidence == [evidence]
+    tx = evidence.to_tx(net.keys["alice"], NID).wire
+    net.state = chain.state
+    block, rejected = net.commit([tx])
+    assert not rejected
+    state = net.state
+    assert state.stake(key.public) == 500 and state.supply.burned == 500 and state.conserved()
+    assert state.is_slashed(key.public)
+    assert key.public not in state.validator_set() and key.public not in state.proposer_weights()
+    with pytest.raises(InvalidTx, match="duplicate-evidence"):
+        state.check_tx(decode_tx(evidence.to_tx(net.keys["bob"], NID).wire, NID))
+    with pytest.raises(InvalidTx, match="bad-evidence"):
+        state.check_tx(
+            decode_tx(net.tx("bob", "evidence", a=first.signed_header(), b=first.signed_header()), NID)
+        )
+    with pytest.raises(InvalidTx, match="slashed"):
+        state.check_tx(decode_tx(net.tx(_label(net, key.public), "stake", amount=1), NID))
+
+
+def _label(net: Net, account: bytes) -> str:
+    return next(label for label, k in net.keys.items() if k.public == account)

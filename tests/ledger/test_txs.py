@@ -1,0 +1,242 @@
+"""Transactions: schemas, every reject reason, nonces, escrow flows, stake / unstake, records."""
+
+from __future__ import annotations
+
+import pytest
+from bazaar.ledger import bls
+from bazaar.ledger.errors import InvalidBlock, InvalidTx
+from bazaar.ledger.txs import decode_tx, make_tx
+from bazaar.protocol.errors import SchemaError, SignatureError
+
+from .helpers import NID, Net
+
+ESC = b"\x11" * 32
+
+
+def reject(net: Net, raw: bytes) -> str:
+    """The reason the state rejects ``raw``; also checks that a block containing it is invalid."""
+    env = decode_tx(raw, NID)
+    with pytest.raises(InvalidTx) as info:
+        net.state.check_tx(env)
+    block, _, rejected = net.build([raw])
+    assert rejected and rejected[0][1].reason == info.value.reason and not block.txs
+    net._nonces.clear()  # the rejected transaction did not use up its nonce
+    return info.value.reason
+
+
+def test_transfer_moves_tokens_and_mints_reward() -> None:
+    net = Net()
+    a, b = net.acct("alice"), net.acct("bob")
+    block, rejected = net.commit([net.tx("alice", "transfer", to=b, amount=250)])
+    assert not rejected
+    assert net.state.balance(a) == 1_000_000 - 250 and net.state.balance(b) == 1_000_000 + 250
+    assert net.state.balance(block.header.proposer) == 100 + 1
+    assert net.state.supply.minted == 101 and net.state.conserved()
+
+
+def test_schema_rejects_malformed_bodies() -> None:
+    key = Net().keys["alice"]
+    for body in (
+        {"to": b"x", "amount": 1, "nonce": 1},
+        {"to": bytes(32), "amount": 0, "nonce": 1},
+        {"to": bytes(32), "amount": 1.0, "nonce": 1},
+        {"to": bytes(32), "amount": 1, "nonce": 0},
+        {"to": bytes(32), "amount": 1, "nonce": 1, "extra": 1},
+    ):
+        with pytest.raises(SchemaError):
+            make_tx(key, NID, "transfer", body)
+    with pytest.raises(SchemaError):
+        make_tx(key, NID, "record", {"kind": "price", "data": {"x": b"\x00" * (70 << 10)}, "nonce": 1})
+    with pytest.raises(SchemaError):
+        make_tx(key, NID, "mint", {"nonce": 1})
+
+
+def test_decode_tx_checks_network_signature_and_seq() -> None:
+    net = Net()
+    raw = net.tx("alice", "transfer", to=net.acct("bob"), amount=1)
+    assert decode_tx(raw, NID).body["amount"] == 1
+    with pytest.raises(SignatureError):
+        decode_tx(raw, "other-net")
+    from bazaar.protocol.envelope import seal
+
+    bad = seal(net.keys["alice"], NID, "tx/transfer", {"to": net.acct("bob"), "amount": 1, "nonce": 2}, seq=5)
+    with pytest.raises(SchemaError):
+        decode_tx(bad.wire, NID)
+
+
+def test_nonce_replay_and_out_of_order() -> None:
+    net = Net()
+    first = net.tx("alice", "transfer", to=net.acct("bob"), amount=1)
+    net.commit([first])
+    assert reject(net, first) == "bad-nonce"  # replay
+    assert reject(net, net.tx("alice", "transfer", to=net.acct("bob"), amount=1, nonce=3)) == "bad-nonce"
+    # in one block: 2 then 3 applies, a second 3 is skipped
+    t2 = net.tx("alice", "transfer", to=net.acct("bob"), amount=1, nonce=2)
+    t3 = net.tx("alice", "transfer", to=net.acct("bob"), amount=1, nonce=3)
+    t3b = net.tx("alice", "transfer", to=net.acct("carol"), amount=1, nonce=3)
+    block, rejected = net.commit([t3, t2, t3, t3b])
+    assert [r.reason for _, r in rejected] == ["bad-nonce", "bad-nonce"]
+    assert len(block.txs) == 2 and net.state.nonce(net.acct("alice")) == 3
+
+
+def test_insufficient_funds() -> None:
+    net = Net(balance=10)
+    assert reject(net, net.tx("alice", "transfer", to=net.acct("bob"), amount=11)) == "insufficient-funds"
+    assert reject(
+        net, net.tx("alice", "escrow_lock", id=ESC, payee=net.acct("bob"), amount=11, expires=5)
+    ) == ("insufficient-funds")
+
+
+def lock(net: Net, *, arbiter: bytes | None = None, expires: int = 3, amount: int = 500) -> None:
+    body = {"id": ESC, "payee": net.acct("bob"), "amount": amount, "expires": expires, "ref": b"auction-7"}
+    if arbiter is not None:
+        body["arbiter"] = arbiter
+    net.commit([net.tx("alice", "escrow_lock", market="hierarchical", **body)])
+    e = net.state.escrow(ESC)
+    assert e is not None and e.amount == amount and e.market == "hierarchical" and e.ref == b"auction-7"
+    assert net.state.conserved()
+
+
+@pytest.mark.parametrize("who", ["alice", "carol"])
+def test_release_by_payer_or_arbiter_pays_payee(who: str) -> None:
+    net = Net()
+    lock(net, arbiter=net.acct("carol"))
+    bob = net.state.balance(net.acct("bob"))
+    net.commit([net.tx(who, "escrow_release", id=ESC)])
+    assert net.state.escrow(ESC) is None and net.state.balance(net.acct("bob")) == bob + 500
+
+
+def test_release_by_others_is_refused() -> None:
+    net = Net()
+    lock(net)
+    assert reject(net, net.tx("bob", "escrow_release", id=ESC)) == "not-authorised"
+    assert reject(net, net.tx("dave", "escrow_release", id=ESC)) == "not-authorised"
+    assert reject(net, net.tx("alice", "escrow_release", id=b"\x22" * 32)) == "unknown-escrow"
+    assert reject(
+        net, net.tx("alice", "escrow_lock", id=ESC, payee=net.acct("bob"), amount=1, expires=9)
+    ) == ("escrow-exists")
+
+
+def test_refund_by_payee_any_time_by_payer_only_after_expiry() -> None:
+    net = Net()
+    lock(net, expires=3)  # locked at height 1
+    alice = net.state.balance(net.acct("alice"))
+    assert reject(net, net.tx("alice", "escrow_refund", id=ESC)) == "not-expired"  # height 2
+    net.commit([])  # height 2
+    assert reject(net, net.tx("alice", "escrow_refund", id=ESC)) == "not-expired"  # height 3 == expires
+    assert reject(net, net.tx("dave", "escrow_refund", id=ESC)) == "not-authorised"
+    net.commit([])  # height 3
+    net.commit([net.tx("alice", "escrow_refund", id=ESC)])  # height 4 > expires
+    assert net.state.escrow(ESC) is None and net.state.balance(net.acct("alice")) == alice + 500
+
+    net2 = Net()
+    lock(net2, expires=100)
+    alice2 = net2.state.balance(net2.acct("alice"))
+    net2.commit([net2.tx("bob", "escrow_refund", id=ESC)])
+    assert net2.state.balance(net2.acct("alice")) == alice2 + 500 and net2.state.conserved()
+
+
+def test_lock_with_past_expiry_is_refused() -> None:
+    net = Net()
+    net.commit([])
+    net.commit([])
+    assert reject(
+        net, net.tx("alice", "escrow_lock", id=ESC, payee=net.acct("bob"), amount=1, expires=1)
+    ) == ("bad-expiry")
+
+
+def stake_body(net: Net, label: str, amount: int) -> dict[str, object]:
+    sk = net.bls_secret(label)
+    return {"amount": amount, "bls_pubkey": bls.sk_to_pk(sk), "bls_pop": bls.pop_prove(sk)}
+
+
+def test_stake_registers_validator_and_unstake_returns_tokens() -> None:
+    net = Net()
+    dave = net.acct("dave")
+    blocks = [net.commit([net.tx("dave", "stake", **stake_body(net, "dave", 4_000))])[0]]
+    assert net.state.stake(dave) == 4_000 and dave in net.state.validator_weights()
+    assert net.state.validators[dave] == bls.sk_to_pk(net.bls_secret("dave"))
+    blocks.append(net.commit([net.tx("dave", "stake", amount=1_000)])[0])  # later stakes need no key
+    blocks.append(net.commit([net.tx("dave", "unstake", amount=5_000)])[0])
+    earned = sum(b.header.reward for b in blocks if b.header.proposer == dave)
+    assert net.state.stake(dave) == 0 and dave not in net.state.validator_weights()
+    assert net.state.balance(dave) == 1_000_000 + earned and net.state.conserved()
+
+
+def test_stake_reject_reasons() -> None:
+    net = Net()
+    assert reject(net, net.tx("dave", "stake", amount=10)) == "missing-bls-key"
+    body = stake_body(net, "dave", 10)
+    body["bls_pop"] = bls.pop_prove(net.bls_secret("carol"))
+    assert reject(net, net.tx("dave", "stake", **body)) == "bad-pop"
+    taken = stake_body(net, "v0", 10)
+    assert reject(net, net.tx("dave", "stake", **taken)) == "bls-key-taken"
+    assert reject(net, net.tx("dave", "stake", **stake_body(net, "dave", 10**7))) == "insufficient-funds"
+    assert reject(net, net.tx("v0", "stake", amount=1, bls_pubkey=bls.sk_to_pk(net.bls_secret("dave")))) == (
+        "bls-key-mismatch"
+    )
+    assert reject(net, net.tx("v0", "unstake", amount=1_001)) == "insufficient-stake"
+
+
+def test_records_chain_into_records_root_and_weights_need_authority() -> None:
+    net = Net(params={"weights_authority": Net().acct("carol").hex()})
+    root0 = net.state.records_root
+    net.commit(
+        [
+            net.tx(
+                "alice",
+                "record",
+                kind="price",
+                data={"price": 1.25, "who": b"x"},
+                market="ai-bazaar",
+                round=3,
+            )
+        ]
+    )
+    assert net.state.records_count == 1 and net.state.records_root != root0
+    v = [net.acct(f"v{i}") for i in range(3)]
+    weights = {"weights": [[v[0], 5], [v[1], 1]]}
+    assert reject(net, net.tx("alice", "record", kind="weights", data=weights)) == "not-authorised"
+    assert (
+        reject(net, net.tx("carol", "record", kind="weights", data={"weights": [[v[0], -1]]}))
+        == "bad-weights"
+    )
+    assert reject(
+        net, net.tx("carol", "record", kind="weights", data={"weights": [[net.acct("bob"), 1]]})
+    ) == ("unknown-validator")
+    net.commit([net.tx("carol", "record", kind="weights", data=weights)])
+    assert net.state.proposer_weights() == {v[0]: 5, v[1]: 1}
+    assert net.state.validator_weights() == {v[0]: 5, v[1]: 1}
+
+
+def test_model_commit_is_kept_for_the_head_block_only() -> None:
+    net = Net()
+    net.commit(
+        [net.tx("alice", "model_commit", hash=b"\x01" * 32, size=10, pointer="ipfs://x", loss=0.5, round=2)]
+    )
+    assert [m.loss for m in net.state.models] == [0.5] and net.state.models[0].round == 2
+    net.commit([])
+    assert net.state.models == ()
+
+
+def test_invalid_tx_in_a_block_invalidates_the_block() -> None:
+    net = Net()
+    good = net.tx("alice", "transfer", to=net.acct("bob"), amount=1)
+    block, _, _ = net.build([good])
+    from dataclasses import replace
+
+    from bazaar.ledger.apply import apply
+    from bazaar.ledger.block import Block, merkle_root, sign_header
+
+    bad = net.tx("bob", "transfer", to=net.acct("alice"), amount=10**9)
+    txs = (good, bad)
+    header = replace(block.header, tx_root=merkle_root(txs), reward=block.header.reward + 1)
+    key = net.by_account[header.proposer]
+    forged = Block(header, txs, sign_header(key, NID, header))
+    with pytest.raises(InvalidBlock) as info:
+        apply(net.state, forged, net.genesis)
+    assert (
+        info.value.reason == "bad-tx"
+        and info.value.tx_index == 1
+        and info.value.tx_reason == "insufficient-funds"
+    )
