@@ -25,7 +25,7 @@ VECTORS = [bytes([i]) * 32 for i in (1, 7)]
 
 
 def test_keygen_matches_py_ecc() -> None:
-    for ikm in VECTORS + [b"bazaar" * 6]:
+    for ikm in [*VECTORS, b"bazaar" * 6]:
         assert bls.keygen(ikm) == G2ProofOfPossession.KeyGen(ikm)
 
 

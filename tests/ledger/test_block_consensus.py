@@ -101,7 +101,7 @@ def test_pos_chain_follows_sortition_and_the_randao_seed() -> None:
     net = Net("pos", stakes=[1, 1, 1])
     seeds = [net.state.seed]
     for _ in range(4):
-        block, _ = net.commit([])
+        _block, _ = net.commit([])
         assert net.state.seed != seeds[-1]
         seeds.append(net.state.seed)
     # a validator that is not drawn cannot propose, even with a valid reveal

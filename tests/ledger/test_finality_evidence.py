@@ -112,7 +112,7 @@ def test_equivocation_evidence_slashes_and_excludes_the_proposer() -> None:
     assert evidence is not None and evidence.proposer == key.public and chain.evidence == [evidence]
     tx = evidence.to_tx(net.keys["alice"], NID).wire
     net.state = chain.state
-    block, rejected = net.commit([tx])
+    _block, rejected = net.commit([tx])
     assert not rejected
     state = net.state
     assert state.stake(key.public) == 500 and state.supply.burned == 500 and state.conserved()

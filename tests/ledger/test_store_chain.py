@@ -80,7 +80,7 @@ def test_chain_reload_reverifies_and_sync_helpers(tmp_path: Path) -> None:
 
 def _future(net: Net, chain: Chain) -> Block:
     """A valid-looking block two heights ahead (its parent is unknown)."""
-    block, state, _ = net.build([], state=chain.state)
+    _block, state, _ = net.build([], state=chain.state)
     block2, _, _ = net.build([], state=state)
     return block2
 
@@ -127,7 +127,7 @@ WRITER = textwrap.dedent(
 def test_kill_minus_nine_never_leaves_a_torn_tail(tmp_path: Path) -> None:
     from bazaar.protocol import codec
 
-    net, blocks = make_blocks(25)
+    _net, blocks = make_blocks(25)
     blob = tmp_path / "blocks.bin"
     blob.write_bytes(codec.encode([b.encode() for b in blocks]))
     db = tmp_path / "kill.sqlite3"

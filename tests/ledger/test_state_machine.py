@@ -1,0 +1,107 @@
+"""A Hypothesis state machine: random transactions in random blocks; conservation and the other invariants."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from bazaar.ledger import bls
+from bazaar.ledger.apply import apply
+from bazaar.ledger.block import Block
+from bazaar.ledger.state import State
+
+from .helpers import NID, USERS, Net
+
+LABELS = st.sampled_from(USERS)
+AMOUNTS = st.integers(min_value=1, max_value=400_000)
+ESCROW_IDS = st.sampled_from([bytes([i]) * 32 for i in range(1, 5)])
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    """Queue random (often invalid) transactions, seal them into blocks, and re-execute independently."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = Net("pos", balance=1_000_000, stakes=[2, 1, 1])
+        self.pending: list[bytes] = []
+        self.replica = State.from_genesis(self.net.genesis)
+        self.applied_blocks = 0
+
+    def _queue(self, label: str, kind: str, nonce_shift: int, /, **body: object) -> None:
+        base = max(self.net._nonces.get(self.net.acct(label), 0), self.net.state.nonce(self.net.acct(label)))
+        nonce = max(1, base + 1 + nonce_shift)
+        if nonce_shift == 0:
+            self.net._nonces[self.net.acct(label)] = nonce
+        self.pending.append(self.net.tx(label, kind, nonce=nonce, **body))
+
+    @rule(sender=LABELS, to=LABELS, amount=AMOUNTS, shift=st.sampled_from([0, 0, 0, -1, 1]))
+    def transfer(self, sender: str, to: str, amount: int, shift: int) -> None:
+        self._queue(sender, "transfer", shift, to=self.net.acct(to), amount=amount)
+
+    @rule(
+        payer=LABELS,
+        payee=LABELS,
+        eid=ESCROW_IDS,
+        amount=AMOUNTS,
+        ttl=st.integers(0, 3),
+        arbiter=st.none() | LABELS,
+    )
+    def lock(self, payer: str, payee: str, eid: bytes, amount: int, ttl: int, arbiter: str | None) -> None:
+        body: dict[str, object] = {
+            "id": eid,
+            "payee": self.net.acct(payee),
+            "amount": amount,
+            "expires": self.net.state.height + ttl,
+        }
+        if arbiter is not None:
+            body["arbiter"] = self.net.acct(arbiter)
+        self._queue(payer, "escrow_lock", 0, **body)
+
+    @rule(signer=LABELS, eid=ESCROW_IDS, release=st.booleans())
+    def settle(self, signer: str, eid: bytes, release: bool) -> None:
+        self._queue(signer, "escrow_release" if release else "escrow_refund", 0, id=eid)
+
+    @rule(label=LABELS, amount=AMOUNTS, unstake=st.booleans())
+    def stake(self, label: str, amount: int, unstake: bool) -> None:
+        if unstake:
+            self._queue(label, "unstake", 0, amount=amount)
+        else:
+            sk = self.net.bls_secret(label)
+            self._queue(
+                label, "stake", 0, amount=amount, bls_pubkey=bls.sk_to_pk(sk), bls_pop=bls.pop_prove(sk)
+            )
+
+    @rule(label=LABELS, price=st.floats(0, 100, allow_nan=False))
+    def record(self, label: str, price: float) -> None:
+        self._queue(label, "record", 0, kind="price", data={"price": price})
+
+    @rule()
+    def seal_block(self) -> None:
+        block, rejected = self.net.commit(self.pending)
+        assert len(block.txs) + len(rejected) == len(self.pending)
+        self.pending = []
+        # an independent replica re-executes the wire bytes and reaches the same root
+        self.replica = apply(self.replica, Block.decode(block.encode(), NID), self.net.genesis)
+        assert self.replica.root() == self.net.state.root()
+        self.applied_blocks += 1
+
+    @invariant()
+    def conserved(self) -> None:
+        state = self.net.state
+        assert state.conserved()
+        assert state.supply.total == state.held()
+        assert all(v > 0 for v in state.balances.values())
+        assert all(e.amount > 0 for e in state.escrows.values())
+        assert all(v > 0 for v in state.stakes.values())
+        genesis = self.net.genesis
+        # every applied transaction here carries a nonce, so the nonces count the included transactions
+        assert state.supply.minted == genesis.block_reward * state.height + genesis.reward_per_tx * sum(
+            state.nonces.values()
+        )
+
+
+LedgerMachine.TestCase.settings = settings(
+    max_examples=12, stateful_step_count=14, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestLedgerMachine = LedgerMachine.TestCase
