@@ -228,19 +228,21 @@ def outcome(game: StackelbergGame, price: float, members: ArrayLike, participati
 def _solve_exact(game: StackelbergGame) -> StackelbergResult:
     t = game.thresholds
     order = np.argsort(t, kind="stable")
-    best_value, best_price, best_k = 0.0, 0.0, 0
-    k_sorted = game.k[order]
-    for size in range(1, game.n + 1):
-        lo = float(t[order[size - 1]])
-        hi = float(t[order[size]]) if size < game.n else math.inf
-        K = float(k_sorted[:size].sum())
-        p = min(max(price_closed_form(K, game.omega), lo), hi)
-        if not math.isfinite(p):
-            continue
-        value = game.es_profit(p, order[:size])
-        if value > best_value + TOL * max(1.0, abs(best_value)):
-            best_value, best_price, best_k = value, p, size
-    return outcome(game, best_price, order[:best_k], "exact")
+    ts = t[order]
+    size = np.arange(1, game.n + 1, dtype=np.float64)
+    K = np.cumsum(game.k[order])
+    D = np.cumsum(game.d[order])
+    theta_mean = np.cumsum(game.theta[order]) / size
+    p_star = game.omega / (1.0 + np.sqrt(1.0 + 2.0 * K * game.omega))
+    hi = np.append(ts[1:], math.inf)
+    p = np.minimum(np.maximum(p_star, ts), hi)
+    u = np.asarray(data_utility(D, theta_mean, game.consts), dtype=np.float64)
+    cb = game.consts.a6 * game.consts.g_e * game.p_g * size
+    values = u + game.omega * np.log1p(p * K) - p * p * K - cb
+    best = int(np.argmax(values))  # first maximum: the smallest worker set among equals
+    if not values[best] > TOL:
+        return outcome(game, 0.0, np.array([], dtype=np.int64), "exact")
+    return outcome(game, float(p[best]), order[: best + 1], "exact")
 
 
 def _solve_drop(game: StackelbergGame) -> StackelbergResult:

@@ -74,7 +74,7 @@ def test_best_response_matches_numeric_maximisation(game: StackelbergGame, price
         assert C[i] == pytest.approx(c_num, rel=1e-4)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(game=games)
 def test_exact_equilibrium_has_no_profitable_deviation(game: StackelbergGame) -> None:
     res = solve_stackelberg(game, "exact")
@@ -94,7 +94,7 @@ def test_exact_equilibrium_has_no_profitable_deviation(game: StackelbergGame) ->
         assert interior or on_kink
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(game=games)
 def test_reference_leader_agrees_with_closed_form(game: StackelbergGame) -> None:
     res = solve_stackelberg(game, "exact")
@@ -102,7 +102,7 @@ def test_reference_leader_agrees_with_closed_form(game: StackelbergGame) -> None
     assert value == pytest.approx(res.es_profit, rel=1e-7, abs=1e-9)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(game=games)
 def test_drop_rule_is_individually_rational_and_never_beats_exact(game: StackelbergGame) -> None:
     drop = solve_stackelberg(game, "drop")
