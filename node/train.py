@@ -1,4 +1,4 @@
-"""``bazaar train ranet``: offline training of the learned reverse auction (PyTorch extra, imported lazily)."""
+"""``bazaar train ranet``: offline training of the learned reverse auction (PyTorch, imported lazily)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _handler(args: argparse.Namespace) -> int:
     _positive("sellers", args.sellers)
     _positive("iterations", args.iterations)
     if args.sellers > 12:
-        raise ParamError("sellers", "at most 12 sellers (the VCG baseline and the regret search enumerate them)")
+        raise ParamError("sellers", "at most 12 sellers (the exact VCG baseline enumerates 2^S sets)")
     out = Path(args.out)
     if out.suffix != ".npz":
         raise ParamError("out", "the weights file must end in .npz")
@@ -42,6 +42,7 @@ def _handler(args: argparse.Namespace) -> int:
         log_every=_positive("log-every", args.log_every),
         lr=args.lr,
         misreport_steps=_positive("misreport-steps", args.misreport_steps, 0),
+        misreport_grid=_positive("misreport-grid", args.misreport_grid, 0),
         lambda_init=args.lambda_init,
         rho_every=_positive("rho-every", args.rho_every),
         rho_increment=args.rho_increment,
@@ -83,6 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (SPEC: 1e-3)")
     p.add_argument("--misreport-steps", type=int, default=10, help="R, misreport ascent steps (SPEC: 10)")
+    p.add_argument("--misreport-grid", type=int, default=8, help="coarse misreport grid points (0: off)")
     p.add_argument("--lambda-init", type=float, default=5.0, help="initial Lagrange multipliers")
     p.add_argument("--rho-every", type=int, default=10000, help="iterations between rho increments")
     p.add_argument("--rho-increment", type=float, default=1.0)

@@ -29,4 +29,5 @@ __all__ = [
     "random_selection",
     "vcg",
     "weights_name",
+    "winner_sets",
 ]

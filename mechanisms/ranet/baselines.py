@@ -36,7 +36,9 @@ def _set_values(setting: Setting, masks: np.ndarray, profiles: np.ndarray | None
     return setting.value(z, prof).reshape(batch, K)
 
 
-def vcg(setting: Setting, bids: np.ndarray, profiles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def vcg(
+    setting: Setting, bids: np.ndarray, profiles: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """VCG procurement over all winner sets (exact; ``S <= 12``).
 
     Winners ``W* = argmax_W V(W) - sum_{s in W} b_s``; winner ``s`` is paid
@@ -62,7 +64,9 @@ def vcg(setting: Setting, bids: np.ndarray, profiles: np.ndarray | None = None) 
     return z, p
 
 
-def greedy(setting: Setting, bids: np.ndarray, profiles: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def greedy(
+    setting: Setting, bids: np.ndarray, profiles: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Greedy by cost per quality, pay-as-bid.
 
     Sellers with a bid at most the reserve are ranked by ``b_s / q_s`` with ``q_s = V({s})`` (sellers whose

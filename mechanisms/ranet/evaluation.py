@@ -116,8 +116,12 @@ def evaluate_all(
     rng = np.random.default_rng(seed + 1)
     baselines: dict[str, Any] = {}
     if net.sellers <= VCG_MAX_SELLERS:
-        baselines["vcg"] = evaluate(lambda b, pr: vcg(setting, b, pr), setting, costs, profiles, **kw).as_dict()
-    baselines["greedy"] = evaluate(lambda b, pr: greedy(setting, b, pr), setting, costs, profiles, **kw).as_dict()
+        baselines["vcg"] = evaluate(
+            lambda b, pr: vcg(setting, b, pr), setting, costs, profiles, **kw
+        ).as_dict()
+    baselines["greedy"] = evaluate(
+        lambda b, pr: greedy(setting, b, pr), setting, costs, profiles, **kw
+    ).as_dict()
     # "No-IM" ignores the bids (beyond the reserve test) and pays them: a selected seller's best misreport is
     # the reserve itself, so its regret is z_s (b_bar - c_s) in closed form (a grid search would need the
     # same random draw at every misreport)

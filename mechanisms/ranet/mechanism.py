@@ -1,4 +1,4 @@
-"""RANet as a mechanism: shipped weights, numpy forward pass, ``allocate(bids, profiles) -> (z, payments)``."""
+"""RANet as a mechanism: shipped weights, numpy forward pass, ``allocate(bids, profiles) -> (z, p)``."""
 
 from __future__ import annotations
 
@@ -83,14 +83,15 @@ class RANet:
         if path is None:
             ref = resources.files("bazaar.mechanisms.ranet") / "weights" / weights_name(setting, sellers)
             if not ref.is_file():
-                raise MechanismError(f"no shipped RANet weights for setting {setting!r} with {sellers} sellers")
+                raise MechanismError(f"no shipped RANet weights for {setting!r} with {sellers} sellers")
             with resources.as_file(ref) as p:
                 net = cls.from_file(p)
         else:
             net = cls.from_file(path)
         if net.sellers != sellers or net.setting.name != setting:
             raise MechanismError(
-                f"weights are for {net.setting.name!r} with {net.sellers} sellers, not {setting!r} with {sellers}"
+                f"weights are for {net.setting.name!r} with {net.sellers} sellers, "
+                f"not {setting!r} with {sellers}"
             )
         return net
 

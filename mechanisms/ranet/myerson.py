@@ -21,7 +21,7 @@ def myerson_outcome(bids: np.ndarray, unit_value: float = 1.0) -> tuple[np.ndarr
         unit_value: the requester's value ``v`` of the unit, ``0 < v <= 2``.
 
     Returns:
-        ``(z, p)`` of shape ``(batch, S)``; ``z`` is 0/1 with at most one winner (ties go to the lowest index).
+        ``(z, p)`` of shape ``(batch, S)``; ``z`` is 0/1, at most one winner (ties: lowest index).
 
     Raises:
         MechanismError: bad shape or value.
@@ -35,10 +35,7 @@ def myerson_outcome(bids: np.ndarray, unit_value: float = 1.0) -> tuple[np.ndarr
     rows = np.arange(batch)
     win = b.argmin(axis=1)
     low = b[rows, win]
-    if sellers > 1:
-        second = np.partition(b, 1, axis=1)[:, 1]
-    else:
-        second = np.full(batch, np.inf)
+    second = np.partition(b, 1, axis=1)[:, 1] if sellers > 1 else np.full(batch, np.inf)
     buys = 2.0 * low <= unit_value
     z = np.zeros_like(b)
     p = np.zeros_like(b)

@@ -77,7 +77,7 @@ def allocation_head(logits: np.ndarray, head: str) -> np.ndarray:
     """Turn allocation logits into win probabilities ``z``.
 
     Args:
-        logits: ``(..., S + 1)`` for ``single`` (the last column is "buy nothing"), ``(..., S)`` for ``multi``.
+        logits: ``(..., S + 1)`` for ``single`` (last column: "buy nothing"), ``(..., S)`` for ``multi``.
         head: ``"single"`` (softmax, ``sum z <= 1``) or ``"multi"`` (independent sigmoids).
 
     Returns:

@@ -23,7 +23,7 @@ def _utilities(
     outcome: Outcome, costs: np.ndarray, profiles: np.ndarray | None, seller: int, cand: np.ndarray
 ) -> np.ndarray:
     """``u[l, g]``: seller's utility bidding ``cand[l, g]`` while the others bid their costs."""
-    batch, S = costs.shape
+    batch = costs.shape[0]
     G = cand.shape[1]
     bids = np.repeat(costs, G, axis=0)
     bids[:, seller] = cand.reshape(-1)

@@ -66,7 +66,7 @@ class Setting(ABC):
                 raise MechanismError(f"setting {self.name} takes no profiles")
             return
         if profiles is None:
-            raise MechanismError(f"setting {self.name} needs profiles of shape (batch, S, {self.profile_width})")
+            raise MechanismError(f"setting {self.name} needs profiles (batch, S, {self.profile_width})")
         if profiles.shape != (*bids.shape, self.profile_width):
             raise MechanismError(
                 f"profiles must have shape {(*bids.shape, self.profile_width)}, got {profiles.shape}"

@@ -11,7 +11,7 @@ One iteration on a batch ``L_t`` of true costs ``c`` (bids are truthful, ``b = c
 2. ``rgt_s = mean_l max(0, u_s(b'_s, b_-s) - u_s(b))``;
 3. ``C = -mean(V(z) - sum p) + sum_s lambda_s rgt_s + rho/2 (sum_s rgt_s)^2`` (paper eq. 6), one Adam step on
    the network weights;
-4. every ``Q`` iterations ``lambda_s += rho * rgt_s``; every ``rho_every`` iterations ``rho += rho_increment``.
+4. every ``Q`` iterations ``lambda_s += rho * rgt_s``; every ``rho_every`` ones ``rho += rho_increment``.
 """
 
 from __future__ import annotations
@@ -73,15 +73,16 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raise :class:`MechanismError` on a value no run can use."""
-        for name in ("iterations", "batch", "train_size", "lagrange_every", "rho_every", "log_every", "threads"):
+        names = ("iterations", "batch", "train_size", "lagrange_every", "rho_every", "log_every", "threads")
+        for name in names:
             if getattr(self, name) < 1:
                 raise MechanismError(f"{name} must be at least 1")
         if self.misreport_steps < 0 or self.misreport_grid < 0:
             raise MechanismError("misreport_steps and misreport_grid must be non-negative")
         if not self.hidden or min(self.hidden) < 1:
             raise MechanismError("hidden needs at least one layer of positive width")
-        if self.lr <= 0 or self.misreport_lr <= 0 or self.rho <= 0 or self.rho_increment < 0 or self.lambda_init < 0:
-            raise MechanismError("learning rates and rho must be positive, rho_increment and lambda_init non-negative")
+        if min(self.lr, self.misreport_lr, self.rho) <= 0 or min(self.rho_increment, self.lambda_init) < 0:
+            raise MechanismError("learning rates and rho must be positive, rho_increment, lambda_init >= 0")
         if self.batch > self.train_size:
             raise MechanismError("batch must not exceed train_size")
 
@@ -172,7 +173,7 @@ class _Model:
         B, S = cost.shape
         eye = torch.eye(S, dtype=cost.dtype)
         bids = cost[:, None, :] * (1 - eye) + mis[:, :, None] * eye  # (B, S_dev, S)
-        p_rep = None if prof is None else prof[:, None].expand(B, S, *prof.shape[1:]).reshape(B * S, *prof.shape[1:])
+        p_rep = None if prof is None else prof.repeat_interleave(S, dim=0)
         z, p = self.outcome(bids.reshape(B * S, S), p_rep)
         z = z.reshape(B, S, S).diagonal(dim1=1, dim2=2)
         p = p.reshape(B, S, S).diagonal(dim1=1, dim2=2)
@@ -295,7 +296,8 @@ def _search_misreports(
             G = grid.shape[0]
             cand = torch.cat([mis[:, None, :], grid[None, :, None].expand(B, G, S)], dim=1)  # (B, G+1, S)
             prof_g = None if prof is None else prof.repeat_interleave(G + 1, dim=0)
-            u = model.misreport_utility(c.repeat_interleave(G + 1, dim=0), prof_g, cand.reshape(B * (G + 1), S))
+            c_g = c.repeat_interleave(G + 1, dim=0)
+            u = model.misreport_utility(c_g, prof_g, cand.reshape(B * (G + 1), S))
             best = u.reshape(B, G + 1, S).argmax(dim=1)  # ties keep the stored misreport (index 0)
             mis = cand.gather(1, best[:, None, :]).squeeze(1)
     m = mis.clone().requires_grad_(True)

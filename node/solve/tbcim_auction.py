@@ -13,7 +13,6 @@ SETTINGS = ("single-uniform", "tbcim")
 
 def _handler(args: argparse.Namespace) -> int:
     import numpy as np
-
     from bazaar.mechanisms.errors import MechanismError
     from bazaar.mechanisms.ranet import RANet, evaluate_all
 
@@ -80,13 +79,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     """Add ``tbcim-auction`` to ``bazaar solve``."""
     p = subparsers.add_parser(
         "tbcim-auction",
-        help="RANet reverse auction (tbcim): utility, welfare, regret, IR versus VCG / greedy / random / Myerson",
+        help="RANet reverse auction (tbcim): utility, welfare, regret, IR vs VCG / greedy / random / Myerson",
     )
-    p.add_argument("--sellers", type=int, required=True, help="number of sellers S (shipped: 3; tbcim 3, 5, 10)")
+    p.add_argument("--sellers", type=int, required=True, help="sellers S (shipped: single 3; tbcim 3, 5, 10)")
     p.add_argument("--setting", choices=SETTINGS, default="tbcim")
     p.add_argument("--samples", type=int, default=2000, help="bid profiles drawn from the setting")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--chain", choices=("with", "without", "mixed"), help="tbcim: blockchain cost in the costs")
+    p.add_argument("--chain", choices=("with", "without", "mixed"), help="tbcim: blockchain cost in costs")
     p.add_argument("--weights", help="a .npz from 'bazaar train ranet' instead of the shipped weights")
     p.add_argument("--regret-profiles", type=int, help="profiles the regret grid search runs on (default "
                    "min(samples, 1000))")

@@ -1,0 +1,64 @@
+"""``bazaar solve tbcim-auction``, ``bazaar train ranet`` argument checks and the quick experiment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from bazaar.node.cli import main
+
+
+def test_solve_prints_the_documented_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["solve", "tbcim-auction", "--sellers", "3", "--setting", "single-uniform",
+                 "--samples", "200", "--seed", "1", "--regret-profiles", "40", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("requester_utility", "welfare", "regret", "ir_violation", "winners_mean"):
+        assert isinstance(out[key], float)
+    assert set(out["baselines"]) == {"vcg", "greedy", "random", "myerson"}
+    assert out["ir_violation"] == 0.0
+    assert len(out["examples"]) == 3
+
+
+def test_solve_tbcim_has_no_myerson(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["solve", "tbcim-auction", "--sellers", "5", "--setting", "tbcim", "--samples", "100",
+                 "--chain", "without", "--regret-profiles", "10", "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["baselines"]) == {"vcg", "greedy", "random"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "key"),
+    [
+        (["solve", "tbcim-auction", "--sellers", "4", "--setting", "single-uniform"], "sellers"),
+        (["solve", "tbcim-auction", "--sellers", "3", "--samples", "0"], "samples"),
+        (["solve", "tbcim-auction", "--sellers", "3", "--setting", "single-uniform", "--chain", "with"],
+         "chain"),
+        (["train", "ranet", "--sellers", "3", "--setting", "tbcim", "--out", "x.txt"], "out"),
+        (["train", "ranet", "--sellers", "0", "--setting", "tbcim", "--out", "x.npz"], "sellers"),
+        (["train", "ranet", "--sellers", "3", "--setting", "tbcim", "--out", "/no/such/dir/x.npz"], "out"),
+    ],
+)
+def test_bad_parameters_exit_2_naming_the_key(argv: list[str], key: str, capsys) -> None:
+    assert main(argv) == 2
+    assert f"'{key}'" in capsys.readouterr().err
+
+
+def test_train_cli_writes_weights_and_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch")
+    out = tmp_path / "w.npz"
+    code = main(["train", "ranet", "--sellers", "2", "--setting", "single-uniform", "--iterations", "20",
+                 "--batch", "16", "--hidden", "4", "--log-every", "10", "--quiet", "--out", str(out)])
+    assert code == 0
+    lines = (tmp_path / "w.log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["iteration"] for line in lines] == [10.0, 20.0]
+    assert {"utility", "regret", "lambda", "rho"} <= set(json.loads(lines[-1]))
+    assert json.loads(capsys.readouterr().out)["weights"] == str(out)
+
+
+def test_quick_experiment_writes_csv_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["experiment", "tbcim-auction", "--quick", "--out", str(tmp_path)]) == 0
+    for name in ("tbcim_auction.csv", "fig7_win_probability.csv", "tbcim_auction.png", "summary.json"):
+        assert (tmp_path / name).stat().st_size > 0
