@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from bazaar.mechanisms.collab import Book, Publisher, Seller, optimize_portfolio
 from bazaar.mechanisms.collab.problem import PortfolioProblem
 from bazaar.mechanisms.errors import MechanismError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 seller_st = st.builds(Seller, st.integers(1, 12).map(float), st.floats(1, 20).map(lambda v: round(v, 2)),
                       st.integers(0, 10).map(float), st.floats(5, 20).map(lambda v: round(v, 2)),
@@ -80,7 +79,8 @@ def test_aggressive_publisher_spends_its_budget() -> None:
 
 
 def test_relabelling_sellers_permutes_purchases() -> None:
-    sellers = [Seller(10, 3.0, 8, 7.0, 0.4, 0.02), Seller(6, 2.0, 5, 9.0, 0.5, 0.03), Seller(9, 5.0, 7, 6.0, 0.3, 0.01)]
+    sellers = [Seller(10, 3.0, 8, 7.0, 0.4, 0.02), Seller(6, 2.0, 5, 9.0, 0.5, 0.03),
+               Seller(9, 5.0, 7, 6.0, 0.3, 0.01)]
     pub = Publisher(70, 12, 30, 2.0, 0.6)
     a = optimize_portfolio(pub, sellers)
     b = optimize_portfolio(pub, sellers[::-1])

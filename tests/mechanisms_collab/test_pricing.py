@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
-
-from bazaar.mechanisms.collab import ALGORITHMS, PricingConfig, Publisher, Seller, evaluate_market, run_pricing
+from bazaar.mechanisms.collab import (
+    ALGORITHMS,
+    PricingConfig,
+    Publisher,
+    Seller,
+    evaluate_market,
+    run_pricing,
+)
 from bazaar.mechanisms.collab.instances import random_publishers, random_sellers
 from bazaar.mechanisms.errors import MechanismError
 
@@ -24,7 +32,7 @@ def test_prices_stay_in_range_and_follow_the_gap(algorithm: str, seed: int) -> N
     hist = res.history
     assert len(hist) == res.iterations + 1
     n = len(sellers)
-    for (p0, dirs), (p1, _) in zip(hist[:-1], hist[1:], strict=True):
+    for (p0, dirs), (p1, _) in itertools.pairwise(hist):
         for k, (a, b, d) in enumerate(zip(p0, p1, dirs, strict=True)):
             pmax = cfg.p_max_compute if k < n else cfg.p_max_data
             assert 0.0 <= b <= pmax
