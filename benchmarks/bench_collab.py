@@ -9,7 +9,6 @@ import argparse
 import time
 
 import numpy as np
-
 from bazaar.mechanisms.collab import Book, optimize_portfolio
 from bazaar.mechanisms.collab.instances import random_publishers, random_sellers
 
@@ -22,8 +21,8 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [10, 20] if args.quick else list(range(10, 101, 10))
     book = Book.from_sellers(random_sellers(np.random.default_rng(0), args.sellers))
-    print(f"{'publishers':>10} {'sgsa_s':>9} {'newton_s':>9} {'greedy_s':>9} {'speedup':>8} {'payoff_ratio':>12}"
-          f" {'greedy_ratio':>12}")
+    print(f"{'publishers':>10} {'sgsa_s':>9} {'newton_s':>9} {'greedy_s':>9} {'speedup':>8}"
+          f" {'payoff_ratio':>12} {'greedy_ratio':>12}")
     for j in sizes:
         pubs = random_publishers(np.random.default_rng(j), j)
         res = {}

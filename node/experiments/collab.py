@@ -49,7 +49,7 @@ def run_portfolio(out: Path, seed: int, quick: bool) -> dict[str, Any]:
 
     sizes = [10, 20] if quick else list(range(10, 101, 10))
     reps = 1 if quick else 5
-    rows = []
+    rows: list[dict[str, Any]] = []
     rng = np.random.default_rng(seed)
     book = Book.from_sellers(random_sellers(rng, 10))  # resource providers kept fixed (paper)
     for j in sizes:
@@ -66,7 +66,7 @@ def run_portfolio(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     _write(out, "collab_portfolio", rows)
     _plot(out, "collab_portfolio", rows, "publishers", "method", ["time_s", "total_payoff"],
           "Portfolio solvers (paper Fig. 4, 8)")
-    last = {r["method"]: r for r in rows if r["publishers"] == sizes[-1]}
+    last: dict[str, dict[str, Any]] = {r["method"]: r for r in rows if r["publishers"] == sizes[-1]}
     speedup = last["newton"]["time_s"] / last["sgsa"]["time_s"]
     return {"publishers": sizes[-1], "speedup_sgsa_vs_newton": speedup,
             "payoff_ratio_sgsa_vs_newton": last["sgsa"]["total_payoff"] / last["newton"]["total_payoff"]}
