@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from bazaar.ledger.chain import Chain
-from bazaar.ledger.errors import LedgerError
+from bazaar.ledger.chain import verify_data_dir as _verify
 from bazaar.ledger.genesis import Genesis
-from bazaar.ledger.store import SqliteStore
+from bazaar.ledger.store import CHAIN_DB, SqliteStore
 
 from .params import ParamError
 
@@ -25,28 +25,19 @@ def _genesis(data_dir: Path) -> Genesis:
 
 
 def _store(data_dir: Path) -> SqliteStore:
-    path = data_dir / "chain.sqlite"
-    if not path.is_file():
-        raise ParamError("--data-dir", f"{data_dir} holds no chain.sqlite")
-    return SqliteStore(path)
+    if not (data_dir / CHAIN_DB).is_file():
+        raise ParamError("--data-dir", f"{data_dir} holds no {CHAIN_DB} (is it a node's data directory?)")
+    return SqliteStore.in_dir(data_dir)
 
 
 def verify_data_dir(data_dir: Path) -> dict[str, Any]:
-    """Re-check every hash, signature, state root and certificate from genesis.
+    """Re-check every hash, signature, state root and certificate from genesis (``bazaar chain verify``).
 
     Returns:
-        ``{"ok", "height", "finalized", "error"}``; ``ok`` is False with the failing height in ``error``.
+        The ledger's report: ``ok`` is False with the first bad ``height`` and the ``error`` otherwise.
     """
-    genesis = _genesis(data_dir)
-    store = _store(data_dir)
-    try:
-        chain = Chain(store, genesis)
-        return {"ok": True, "height": chain.height, "finalized": chain.finalized_height,
-                "conserved": chain.state.conserved(), "error": None}
-    except LedgerError as err:
-        return {"ok": False, "height": None, "finalized": None, "error": f"{type(err).__name__}: {err}"}
-    finally:
-        store.close()
+    _store(data_dir).close()
+    return _verify(data_dir)
 
 
 def export_data_dir(data_dir: Path) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     import trio
 
     from .config import load_node_config
-    from .logs import configure
+    from .logs import Events, configure
     from .runtime import open_node
     from .scenario import load_scenario
 
@@ -45,6 +45,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
         raise ParamError("--bootstrap", "give peers in node.toml ([[peers]] name, role, key, addr)")
     configure(cfg.name, as_json=cfg.log_json)
 
+    events = Events("node")
+
     async def run() -> None:
         async with open_node(cfg) as node:
             with trio.open_signal_receiver(2, 15) as signals:  # SIGINT, SIGTERM
@@ -57,9 +59,12 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
                     nursery.start_soon(on_signal)
                     await node.stop.wait()
+                    events.info("node.stopping")
                     nursery.cancel_scope.cancel()
 
+    t0 = time.monotonic()
     trio.run(run)
+    events.info("node.stopped", seconds=round(time.monotonic() - t0, 2))
     return 0
 
 

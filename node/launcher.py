@@ -4,7 +4,7 @@
 
     DIR/net.json              what was started (names, roles, pids, ports, keys)
     DIR/genesis.json          the network's genesis (every node's account, stake and BLS key)
-    DIR/nodes/<name>/         node.key (0600), node.toml, chain.sqlite, node.log, ready.json, ...
+    DIR/nodes/<name>/         node.key (0600), node.toml, chain.sqlite3, node.log, ready.json, ...
 
 Nodes are separate OS processes bound to 127.0.0.1 on free ports. Only processes this launcher started are
 ever signalled, by the PID it recorded and after checking that PID still runs our node command.

@@ -210,7 +210,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
     if scenario.market_name not in APPS:
         raise ValueError(f"market {scenario.market_name!r} has no node app (known: {', '.join(APPS)})")
     app_module = importlib.import_module(APPS[scenario.market_name])
-    store = SqliteStore(data_dir / "chain.sqlite")
+    store = SqliteStore.in_dir(data_dir)
     try:
         chain = Chain(store, genesis)
         topics = [chain_topic(genesis.network_id), market_topic(genesis.network_id, scenario.market_name)]

@@ -4,27 +4,81 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import pytest
 import trio
+
+from bazaar.mechanisms.ai_bazaar import solve_stackelberg
+from bazaar.node.runtime import Node
+from bazaar.protocol.memory import MemoryNetwork
 
 from .harness import memory_net, small_scenario
 
 
-async def test_rounds_settle_and_every_node_agrees(tmp_path: Path) -> None:
-    scenario = small_scenario(tmp_path)
-    async with memory_net(scenario, tmp_path / "net") as nodes:
+async def _settled(nodes: dict[str, Node], height: int) -> None:
+    """Wait until every node has finalized ``height`` on the same block."""
+    with trio.fail_after(10):
+        for node in nodes.values():
+            await node.chain.changes.wait_for(lambda n=node: n.chain.finalized_height >= height, timeout=10)
+    heads = {n.chain.chain.block(height).hash for n in nodes.values()}
+    assert len(heads) == 1
+
+
+async def test_rounds_settle_at_the_equilibrium_and_every_node_agrees(tmp_path: Path) -> None:
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
         cpp = nodes["cpp"].app
         summaries = []
         for _ in range(4):
             with trio.fail_after(30):
                 summaries.append(await cpp.play_round())
-        for s in summaries:
-            assert s["final"], s
-            assert s["left_out"] == []
-            assert s["winner"].startswith("consumer-")
-        heights = {n.chain.finalized_height for n in nodes.values()}
-        with trio.fail_after(10):
-            while len({(n.chain.finalized_height, n.chain.chain.head_hash) for n in nodes.values()}) != 1:
-                await nodes["cpp"].chain.changes.wait_for(lambda: False, 0.05) if False else trio.sleep(0.01)
-        assert heights == {4} or max(heights) == 4
-        state = nodes["cpp"].chain.chain.state
-        assert state.conserved()
+        eq = solve_stackelberg(cpp.cfg.param_sets["p3"])
+        for s in summaries[:2]:  # equilibrium phase: exactly the Stackelberg outcome
+            assert s["final"] and s["left_out"] == [] and s["winner"].startswith("consumer-")
+            assert s["price"] == pytest.approx(eq.price)
+            assert list(s["demand"].values()) == pytest.approx(list(eq.demand), rel=1e-6)
+        for s in summaries[2:]:  # learning phase: prices from the WoLF-PHC grid
+            assert s["final"] and s["mode"] == "learning"
+            assert np.isclose(np.linspace(10, 20, 11), s["price"]).any()
+        await _settled(nodes, 4)
+        for node in nodes.values():
+            state = node.chain.chain.state
+            assert state.conserved()
+            assert state.nonce(node.key.public) > 0  # every node transacted
+        minted = nodes["cpp"].chain.chain.state.supply.minted
+        assert minted > 0  # block rewards R + lambda B went to the PoL winners
+
+
+async def test_unreachable_consumer_is_left_out_and_the_round_settles(tmp_path: Path) -> None:
+    net = MemoryNetwork(seed=3)
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net", network=net) as nodes:
+        cut = nodes["consumer-2"]
+        for node in nodes.values():
+            if node is not cut:
+                net.disconnect(node.key.public, cut.key.public)
+        with trio.fail_after(30):
+            summary = await nodes["cpp"].app.play_round()
+        assert summary["final"]
+        assert "consumer-2" not in summary["participants"] and "consumer-2" not in summary["demand"]
+        live = {k: v for k, v in nodes.items() if v is not cut}
+        await _settled(live, summary["height"])
+        net.heal()
+        with trio.fail_after(30):
+            await cut.chain.sync_from(nodes["cpp"].key.public)
+        assert cut.chain.chain.block(summary["height"]).hash == nodes["cpp"].chain.chain.block(summary["height"]).hash
+
+
+async def test_a_false_loss_claim_never_wins(tmp_path: Path) -> None:
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
+        liar = nodes["consumer-0"].app
+        honest_loss = liar.task.loss
+        liar.task = type(liar.task)(**{**liar.task.__dict__})
+        object.__setattr__(liar.task, "loss", lambda w: honest_loss(w) * 0.1)  # claims 10x better
+        liar.pol.task = liar.task
+        with trio.fail_after(30):
+            summary = await nodes["cpp"].app.play_round()
+        assert summary["final"], summary
+        assert summary["winner"] != "consumer-0"
+        honest = {k: v for k, v in nodes.items() if k != "consumer-0"}
+        await _settled(honest, summary["height"])
+        for node in honest.values():
+            assert (1, liar.node.key.public) in node.app.pol.cheaters
