@@ -116,7 +116,10 @@ def round_to_integers(prob: PortfolioProblem, D: float, d_max: float) -> tuple[f
     top = math.floor(d_max + 1e-9)
     if top < 0:
         return None
-    cands = {min(max(v, 0), top) for v in (math.floor(D) - 1, math.floor(D), math.ceil(D), math.ceil(D) + 1)}
+    # a window of integer D around the continuous optimum (all of them when the range is small: on tiny
+    # markets one unit moves the payoff by several percent and the integer optimum can sit further away)
+    window = range(0, top + 1) if top <= 24 else range(math.floor(D) - 3, math.ceil(D) + 4)
+    cands = {min(max(v, 0), top) for v in window}
     best: tuple[float, float, float] | None = None
     for dd in sorted(cands):
         val, x = best_integer_x(prob, float(dd))
