@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -49,7 +50,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
     async def run() -> None:
         async with open_node(cfg) as node:
-            with trio.open_signal_receiver(2, 15) as signals:  # SIGINT, SIGTERM
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async with trio.open_nursery() as nursery:
 
                     async def on_signal() -> None:

@@ -30,7 +30,7 @@ def _table(rounds: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['round']:>5} {r['phase'][:24]:24s} {r['price']:>8.3f} {eq.get('price', float('nan')):>8.3f} "
             f"{r.get('price_gap', float('nan')):>7.3f} {total:>8.1f} {r.get('cpp_profit', 0.0):>11.1f} "
-            f"{cons:>10.1f} {str(r.get('winner'))[:12]:12s} {str(r.get('height')):>6} "
+            f"{cons:>10.1f} {str(r.get('winner'))[:12]:12s} {r.get('height')!s:>6} "
             f"{'yes' if r.get('final_everywhere') else 'no':>5} {r.get('latency_all_ms') or float('nan'):>7.0f}")
     return "\n".join(lines)
 

@@ -117,7 +117,7 @@ class HttpApi:
             await stream.aclose()
 
     async def serve(self, port: int, *, request_timeout: float = 600.0,
-                    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+                    task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Listen on 127.0.0.1:``port`` (0 = any) and report the bound port through ``task_status``."""
         listeners = await trio.open_tcp_listeners(port, host="127.0.0.1")
         bound = listeners[0].socket.getsockname()[1]

@@ -182,7 +182,7 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
             info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path), "listen": cfg.listen,
                                    "key": None}
             net.save(info)
-        for name, cfg in configs.items():
+        for name in configs:
             node = info["nodes"][name]
             ready = _wait_ready(net.node_dir(name), node["pid"], Path(node["config"]), deadline)
             node.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])

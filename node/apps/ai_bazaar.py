@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import trio
-
 from bazaar.ledger.amounts import to_units
 from bazaar.ledger.txs import decode_tx
 from bazaar.mechanisms.ai_bazaar import (
@@ -43,7 +42,6 @@ from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.chainmsg import market_protocol
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import ai_bazaar as msg
-from bazaar.protocol.messages import validate_basic
 from bazaar.protocol.transport import PeerUnavailable, RejectRequest, RemoteRejected
 
 from ..httpapi import HttpError
@@ -373,9 +371,10 @@ class ConsumerRole(_Common):
                 self.agent.update(s, a, r, int(body["level"]))
                 self._persist()
             state = min(int(body["level"]), self.cfg.price_levels - 1)
-            level: int | None = self.agent.act(state)
-            demand = float(demand_grid(params_all, self.cfg.demand_levels)[level])
-            self.pending = (state, level, 0.0)
+            action = self.agent.act(state)
+            demand = float(demand_grid(params_all, self.cfg.demand_levels)[action])
+            self.pending = (state, action, 0.0)
+            level: int | None = action
         else:
             try:
                 idx = [self.consumer_index[k] for k in body["participants"]]

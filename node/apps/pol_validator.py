@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
-
 from bazaar.ledger.block import Block
 from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError
@@ -134,7 +133,7 @@ class PolValidator:
         found = self._winner_of(block)
         if found is None:
             return None
-        round_no, sub = found
+        _, sub = found
         ok = sub.miner == self.node.key.public or await self.verify(sub)
 
         def verify_loss(miner: bytes, model_hash: bytes, claimed: float) -> bool:

@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 import trio
-from libp2p.network.stream.exceptions import StreamEOF, StreamReset
-
 from bazaar.deploy import scenario_file
 from bazaar.node import launcher
 from bazaar.node.httpapi import http_json
@@ -26,6 +24,7 @@ from bazaar.node.rounds import run_rounds
 from bazaar.protocol import KeyPair, seal
 from bazaar.protocol.chainmsg import MSG_TXS, PROTO_SYNC, chain_topic
 from bazaar.protocol.p2p import open_libp2p_transport, peer_id_for
+from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 
 pytestmark = pytest.mark.network
 
@@ -136,7 +135,7 @@ def test_killed_consumer_is_left_out_and_resyncs_after_restart(net: Path) -> Non
     assert not killed["alive"]
 
     launcher.net_start(net, "consumer-3")
-    after = list(run_rounds(net, 1))[0]
+    after = next(iter(run_rounds(net, 1)))
     assert after["final"] and "consumer-3" in after["participants"], after
     rows = _agree(net, after["height"])
     assert len({(r["finalized"], r["finalized_hash"]) for r in rows}) == 1
