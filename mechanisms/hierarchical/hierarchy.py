@@ -28,6 +28,7 @@ def solve_hierarchical(
     lower: str = "greedy",
     reference: bool = True,
     seller_order: str = "ask",
+    reference_time_limit: float | None = None,
 ) -> Outcome:
     """Clear one round of the single-CCSP hierarchical auction.
 
@@ -41,6 +42,8 @@ def solve_hierarchical(
         lower: ``"greedy"``, ``"exact"`` or ``"brute"``.
         reference: also solve the joint MILP and report ``optimum_welfare``.
         seller_order: MESP order of the lower greedy.
+        reference_time_limit: seconds for the reference MILP (``None``: to optimality); the joint mode
+            always solves to optimality.
 
     Raises:
         MechanismError: unknown method.
@@ -59,7 +62,7 @@ def solve_hierarchical(
     up = clear_upper(bids, inst.spare, inst.ccsp_cost, upper)
     low = clear_lower(inst.lower_market(up.bundles), lower, seller_order)
     revenue, asks = _accounts(inst, low.assignment, low.payments)
-    opt = joint_milp(inst).welfare if reference else None
+    opt = joint_milp(inst, time_limit=reference_time_limit).welfare if reference else None
     return Outcome(low.assignment, up.bundles, low.payments, up.payments,
                    hierarchical_welfare(inst, low.assignment, up.bundles), utilization(inst, low.assignment),
                    opt, upper, lower, revenue, asks, bids.values)

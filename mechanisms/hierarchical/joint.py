@@ -33,17 +33,22 @@ class JointSolution:
         assignment: ``(N,)`` MESP per miner or −1.
         bundles: ``(M,)`` cloud units per MESP.
         welfare: its welfare.
+        bound: an upper bound on the optimum (equal to ``welfare`` when proven optimal).
+        proven: whether HiGHS proved optimality (``False`` only when a time limit stopped it).
     """
 
     assignment: np.ndarray
     bundles: np.ndarray
     welfare: float
+    bound: float = float("nan")
+    proven: bool = True
 
 
 def joint_milp(
     inst: HierarchicalInstance,
     exclude_miner: int | None = None,
     no_bundle_for: int | None = None,
+    time_limit: float | None = None,
 ) -> JointSolution:
     """Solve the joint MILP (HiGHS).
 
@@ -51,6 +56,8 @@ def joint_milp(
         inst: the instance.
         exclude_miner: drop this miner (for VCG).
         no_bundle_for: force this MESP's bundle to zero (for VCG).
+        time_limit: seconds for HiGHS; when it stops early the best allocation found is returned with
+            ``proven = False`` and HiGHS's bound. ``None``: solve to optimality.
 
     Raises:
         MechanismError: HiGHS fails.
@@ -81,8 +88,11 @@ def joint_milp(
     hi = np.concatenate([np.ones(nx), np.full(mm, float(k))])
     if no_bundle_for is not None:
         hi[nx + no_bundle_for] = 0.0
+    options: dict[str, float | bool] = {"mip_rel_gap": 1e-9, "presolve": False}
+    if time_limit is not None:
+        options["time_limit"] = float(time_limit)
     res = milp(c, constraints=LinearConstraint(a, -np.inf, ub), integrality=np.ones(nv),
-               bounds=Bounds(np.zeros(nv), hi), options={"mip_rel_gap": 1e-9, "presolve": False})
+               bounds=Bounds(np.zeros(nv), hi), options=options)
     if res.x is None:
         raise MechanismError(f"joint MILP failed: {res.message}")
     assignment = np.full(n, NO_TRADE, dtype=int)
@@ -95,7 +105,10 @@ def joint_milp(
     for j in range(mm):
         need = float(inst.demand[assignment == j].sum()) - inst.mesp_capacity[j]
         bundles[j] = min(bundles[j], max(0.0, np.ceil(need / g - 1e-9) * g))
-    return JointSolution(assignment, bundles, hierarchical_welfare(inst, assignment, bundles))
+    w = hierarchical_welfare(inst, assignment, bundles)
+    proven = bool(res.status == 0)
+    bound = w if proven else max(w, -float(getattr(res, "mip_dual_bound", -w) or -w))
+    return JointSolution(assignment, bundles, w, bound, proven)
 
 
 def joint_brute_force(inst: HierarchicalInstance) -> JointSolution:

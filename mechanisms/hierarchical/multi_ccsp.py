@@ -116,8 +116,11 @@ def multi_upper_market(inst: MultiCcspInstance, values: np.ndarray) -> Market:
     return make_market(q, v, inst.ccsp_capacity, inst.ccsp_ask)
 
 
-def multi_joint_milp(inst: MultiCcspInstance) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def multi_joint_milp(inst: MultiCcspInstance, time_limit: float | None = None
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Joint optimum over both levels: ``(assignment, bundles, ccsp_of, welfare)``.
+
+    With ``time_limit`` (seconds) HiGHS may stop early and the best allocation found is returned.
 
     Raises:
         MechanismError: HiGHS fails.
@@ -185,8 +188,11 @@ def multi_joint_milp(inst: MultiCcspInstance) -> tuple[np.ndarray, np.ndarray, n
             r += 1
     a = coo_matrix((vals, (rows, cols)), shape=(r, nv)).tocsr()
     hi = np.concatenate([np.ones(nx), np.repeat(steps[None, :], mm, axis=0).reshape(-1), np.ones(ny)])
+    options: dict[str, float | bool] = {"mip_rel_gap": 1e-9, "presolve": False}
+    if time_limit is not None:
+        options["time_limit"] = float(time_limit)
     res = milp(c, constraints=LinearConstraint(a, -np.inf, np.array(ub)), integrality=np.ones(nv),
-               bounds=Bounds(np.zeros(nv), hi), options={"mip_rel_gap": 1e-9, "presolve": False})
+               bounds=Bounds(np.zeros(nv), hi), options=options)
     if res.x is None:
         raise MechanismError(f"multi-CCSP joint MILP failed: {res.message}")
     assignment = np.full(n, NO_TRADE, dtype=int)
@@ -200,7 +206,8 @@ def multi_joint_milp(inst: MultiCcspInstance) -> tuple[np.ndarray, np.ndarray, n
 
 
 def solve_multi_ccsp(inst: MultiCcspInstance, upper: str = "lagrangian", lower: str = "greedy",
-                     reference: bool = True, **lagrangian_options: float) -> MultiOutcome:
+                     reference: bool = True, reference_time_limit: float | None = None,
+                     **lagrangian_options: float) -> MultiOutcome:
     """Clear a multi-CCSP round by backward induction.
 
     Args:
@@ -208,6 +215,7 @@ def solve_multi_ccsp(inst: MultiCcspInstance, upper: str = "lagrangian", lower: 
         upper: ``"greedy"`` (critical payments), ``"lagrangian"`` (VCG-like payments) or ``"milp"`` (VCG).
         lower: ``"greedy"`` or ``"exact"``.
         reference: also compute the upper MILP on the same bids and the joint MILP.
+        reference_time_limit: seconds for the joint MILP (``None``: to optimality).
         **lagrangian_options: passed to :func:`lagrangian_allocate`.
 
     Raises:
@@ -236,6 +244,6 @@ def solve_multi_ccsp(inst: MultiCcspInstance, upper: str = "lagrangian", lower: 
     total_cap = float(inst.mesp_capacity.sum() + inst.ccsp_capacity.sum())
     up_opt = exact_clear(um, "milp").welfare if reference and upper != "milp" else (
         a.welfare if upper == "milp" else math.nan)
-    opt = multi_joint_milp(inst)[3] if reference else math.nan
+    opt = multi_joint_milp(inst, reference_time_limit)[3] if reference else math.nan
     return MultiOutcome(low.assignment, bundles, a.seller.copy(), low.payments, a.payment, welfare,
                         served / total_cap if total_cap > 0 else 0.0, a.welfare, bound, up_opt, opt)
