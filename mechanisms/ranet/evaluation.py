@@ -14,6 +14,8 @@ from .myerson import myerson_outcome
 from .regret import Outcome, grid_regret
 from .settings import Setting, SingleUniform
 
+VCG_REGRET_WORK = 4e7  # set evaluations the VCG regret search may use
+
 
 @dataclass(frozen=True)
 class Metrics:
@@ -96,7 +98,8 @@ def evaluate_all(
         samples: number of bid profiles.
         seed: sampling seed (the random baseline uses ``seed + 1``).
         chain: for ``tbcim``, evaluate ``with`` / ``without`` the blockchain cost (None: the net's setting).
-        regret_profiles: regret measured on the first this-many profiles (None: all).
+        regret_profiles: regret measured on the first this-many profiles (None: all); for VCG at most
+            ``VCG_REGRET_WORK / (S (points + refine) 2^S)`` of them (at least 10), e.g. 40 for S = 10.
         points, refine: regret grid.
 
     Returns:
@@ -116,8 +119,12 @@ def evaluate_all(
     rng = np.random.default_rng(seed + 1)
     baselines: dict[str, Any] = {}
     if net.sellers <= VCG_MAX_SELLERS:
+        # VCG's regret search enumerates 2^S sets at every grid point: cap its profiles by a work budget
+        n_rgt = samples if regret_profiles is None else regret_profiles
+        budget = int(VCG_REGRET_WORK / (net.sellers * (points + refine) * 2**net.sellers))
+        kw_vcg = {**kw, "regret_profiles": min(n_rgt, max(10, budget))}
         baselines["vcg"] = evaluate(
-            lambda b, pr: vcg(setting, b, pr), setting, costs, profiles, **kw
+            lambda b, pr: vcg(setting, b, pr), setting, costs, profiles, **kw_vcg
         ).as_dict()
     baselines["greedy"] = evaluate(
         lambda b, pr: greedy(setting, b, pr), setting, costs, profiles, **kw
