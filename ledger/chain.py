@@ -274,6 +274,30 @@ class Chain:
         self._finalize(cert.height)
         return True
 
+    def rewind(self, height: int) -> int:
+        """Drop the non-final blocks above ``height`` (the node's fork choice: a certified block elsewhere).
+
+        Returns:
+            How many blocks were removed.
+
+        Raises:
+            InvalidBlock: ``finalized`` when ``height`` is below the finalized height.
+        """
+        if height < self._finalized:
+            raise InvalidBlock("finalized", f"cannot rewind below the finalized height {self._finalized}")
+        if height >= self.height:
+            return 0
+        state = self.state_at(height)
+        try:
+            removed = self.store.truncate_above(height)
+        except StoreError as err:
+            raise InvalidBlock("finalized", str(err)) from err
+        self._state = state
+        self._head = self.block(height) if height else None
+        self._states = {h: st for h, st in self._states.items() if h <= height}
+        self._states[height] = state
+        return removed
+
     # ---- export --------------------------------------------------------------------------------------------
 
     def export(self, *, finalized_only: bool = True) -> dict[str, Any]:

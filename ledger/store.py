@@ -85,6 +85,14 @@ class Store(Protocol):
         """Stored rows for ``start <= height <= stop`` (``stop=None``: the head) in order."""
         ...
 
+    def truncate_above(self, height: int) -> int:
+        """Delete every block (and certificate) above ``height`` in one transaction; returns how many.
+
+        Raises:
+            StoreError: ``finalized`` when a deleted block carries a certificate.
+        """
+        ...
+
     def get_meta(self, key: str) -> bytes | None:
         """A metadata value (e.g. ``"genesis"``)."""
         ...
@@ -148,6 +156,15 @@ class MemoryStore:
         top = self.head_height() if stop is None else min(stop, self.head_height())
         for h in range(max(start, 1), top + 1):
             yield self._blocks[h]
+
+    def truncate_above(self, height: int) -> int:
+        self._check_open()
+        doomed = [h for h in self._blocks if h > height]
+        if any(h in self._certs for h in doomed):
+            raise StoreError("finalized", f"cannot remove finalized blocks above {height}")
+        for h in doomed:
+            del self._blocks[h]
+        return len(doomed)
 
     def get_meta(self, key: str) -> bytes | None:
         self._check_open()
@@ -287,6 +304,21 @@ class SqliteStore:
             for height, block_hash, raw, root in rows:
                 yield StoredBlock(int(height), bytes(block_hash), bytes(raw), bytes(root))
             h += 256
+
+    def truncate_above(self, height: int) -> int:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if self._db.execute("SELECT 1 FROM certificates WHERE height > ?", (height,)).fetchone():
+                    raise StoreError("finalized", f"cannot remove finalized blocks above {height}")
+                removed = self._db.execute("DELETE FROM blocks WHERE height > ?", (height,)).rowcount
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise StoreError("io", str(err)) from err
+        return int(removed)
 
     def get_meta(self, key: str) -> bytes | None:
         row = self._one("SELECT value FROM meta WHERE key = ?", (key,))

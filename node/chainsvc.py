@@ -60,6 +60,7 @@ class ChainService:
         self._syncing = trio.Lock()
         self._tx_nonce: int | None = None
         self.highest_seen = 0
+        self.rewinds = 0
         transport.set_handler(PROTO_SYNC, self._serve_sync)
 
     # ------------------------------------------------------------------ queries
@@ -234,6 +235,13 @@ class ChainService:
             return
         try:
             advanced = self.chain.add_certificate(cert)
+        except lerr.InvalidAttestation as err:
+            if err.reason == "wrong-block" and self._certifies_height(cert):
+                self._switch_to(cert)
+            else:
+                _events.warning("certificate.rejected", height=cert.height, reason=err.reason,
+                                detail=str(err)[:200])
+            return
         except lerr.LedgerError as err:
             _events.warning("certificate.rejected", height=cert.height, detail=str(err)[:200])
             return
@@ -241,6 +249,29 @@ class ChainService:
             _events.info("block.final", height=cert.height, hash=cert.block_hash, signers=len(cert.signers))
             self.tracker.prune(cert.height + 1)
             self.changes.notify()
+
+    def _certifies_height(self, cert: Certificate) -> bool:
+        """Whether ``cert`` is a valid certificate for some block at a height we hold unfinalized."""
+        if not self.chain.finalized_height < cert.height <= self.chain.height:
+            return False
+        try:
+            verify_certificate(cert, self.validator_set(cert.height), self.network_id)
+        except lerr.LedgerError:
+            return False
+        return True
+
+    def _switch_to(self, cert: Certificate) -> None:
+        """Fork choice: 2/3 of the stake finalized another block at a height we hold unfinalized, so drop our
+        tail from that height and sync the certified block from peers."""
+        ours = self.chain.block(cert.height)
+        removed = self.chain.rewind(cert.height - 1)
+        self.rewinds += 1
+        _events.warning("chain.rewound", height=cert.height, removed=removed, dropped=ours.hash if ours else None,
+                        certified=cert.block_hash)
+        self._pending_certs[cert.height] = cert
+        self.highest_seen = max(self.highest_seen, cert.height)
+        self._tx_nonce = None
+        self.changes.notify()
 
     def _cert_ok(self, cert: Certificate, block: Block) -> bool:
         try:

@@ -47,6 +47,14 @@ def _handler(args: argparse.Namespace) -> int:
         rho_every=_positive("rho-every", args.rho_every),
         rho_increment=args.rho_increment,
     )
+    init = None
+    if args.init:
+        from bazaar.mechanisms.ranet import RANet
+
+        try:
+            init = RANet.load(args.sellers, args.setting, args.init)
+        except MechanismError as err:
+            raise ParamError("init", str(err)) from err
     log_path = Path(args.log) if args.log else out.with_suffix(".log.jsonl")
     records: list[dict[str, float]] = []
     try:
@@ -57,7 +65,7 @@ def _handler(args: argparse.Namespace) -> int:
                 fh.write(json.dumps(rec) + "\n")
                 fh.flush()
 
-            net, _ = train(args.setting, args.sellers, cfg, progress=not args.quiet, on_log=on_log)
+            net, _ = train(args.setting, args.sellers, cfg, progress=not args.quiet, on_log=on_log, init=init)
     except MechanismError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -88,6 +96,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--lambda-init", type=float, default=5.0, help="initial Lagrange multipliers")
     p.add_argument("--rho-every", type=int, default=10000, help="iterations between rho increments")
     p.add_argument("--rho-increment", type=float, default=1.0)
+    p.add_argument("--init", help="continue training from these weights (.npz)")
     p.add_argument("--log-every", type=int, default=250)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_handler)

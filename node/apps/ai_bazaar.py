@@ -121,6 +121,7 @@ class _Common:
     async def after_lease(self, env: Envelope) -> None:
         """Role-specific reaction to a lease (consumers mine; the CPP validates)."""
         deadline = env.body["mining_deadline_ms"]
+        self.pol.expect(env.round)
         self.nursery.start_soon(self.settle_round, env.round, deadline)
 
     async def settle_round(self, round_no: int, deadline_ms: int) -> None:
@@ -275,6 +276,7 @@ class CppRole(_Common):
         mining_deadline = now_ms() + int(dl["mining_s"] * 1000)
         await node.publish_market(msg.MSG_LEASE, {"price": price, "demands": demands, "txs": txs,
                                                   "mining_deadline_ms": mining_deadline}, round=number)
+        self.pol.expect(number)
         self.nursery.start_soon(self.settle_round, number, mining_deadline)
         lease_nonce = lease_tx.body["nonce"]
         block_height, final = None, False

@@ -26,6 +26,7 @@ from ..logs import Events
 from .pol import LearningTask, ModelStore
 
 FETCH_TIMEOUT = 10.0
+DECISION_WAIT = 30.0
 ROUNDS_KEPT = 32
 _events = Events("pol")
 
@@ -54,6 +55,7 @@ class PolValidator:
         self.models = models
         self.submissions: OrderedDict[int, dict[bytes, Submission]] = OrderedDict()
         self.winners: dict[int, bytes] = {}
+        self.decisions: OrderedDict[int, trio.Event] = OrderedDict()
         self.cheaters: set[tuple[int, bytes]] = set()
         node.transport.set_handler(PROTO_MODEL, models.serve)
         node.chain.prepare_block = self.prepare_block
@@ -94,16 +96,26 @@ class PolValidator:
             return False
         return True
 
+    def expect(self, round_no: int) -> None:
+        """A round we take part in has started mining: blocks for it wait for our own ranking."""
+        self.decisions.setdefault(round_no, trio.Event())
+        while len(self.decisions) > ROUNDS_KEPT:
+            self.decisions.popitem(last=False)
+
     async def decide(self, round_no: int) -> Submission | None:
         """The lowest claim that verifies; later claims are not fetched."""
-        for sub in self.ranked(round_no):
-            if (round_no, sub.miner) in self.cheaters:
-                continue
-            if await self.verify(sub):
-                self.winners[round_no] = sub.miner
-                return sub
-            self.cheaters.add((round_no, sub.miner))
-        return None
+        try:
+            for sub in self.ranked(round_no):
+                if (round_no, sub.miner) in self.cheaters:
+                    continue
+                if await self.verify(sub):
+                    self.winners[round_no] = sub.miner
+                    return sub
+                self.cheaters.add((round_no, sub.miner))
+            return None
+        finally:
+            self.expect(round_no)
+            self.decisions[round_no].set()
 
     def proof(self, round_no: int, winner: Submission) -> dict[str, Any]:
         """The consensus proof of a block we propose: every honest submission we hold, and the winner."""
@@ -133,8 +145,17 @@ class PolValidator:
         found = self._winner_of(block)
         if found is None:
             return None
-        _, sub = found
-        ok = sub.miner == self.node.key.public or await self.verify(sub)
+        round_no, sub = found
+        pending = self.decisions.get(round_no)
+        if pending is not None and not pending.is_set():
+            with trio.move_on_after(DECISION_WAIT):
+                await pending.wait()  # import only once we ranked the round ourselves
+        expected = self.winners.get(round_no)
+        if expected is not None and expected != sub.miner:
+            _events.warning("pol.not_best", round=round_no, proposer=sub.miner, expected=expected)
+            ok = False  # we verified a better claim for this round: never build on this block
+        else:
+            ok = sub.miner == self.node.key.public or await self.verify(sub)
 
         def verify_loss(miner: bytes, model_hash: bytes, claimed: float) -> bool:
             return ok and miner == sub.miner and model_hash == sub.model_hash and loss_matches(claimed, sub.loss)

@@ -81,3 +81,27 @@ async def test_a_false_loss_claim_never_wins(tmp_path: Path) -> None:
         await _settled(honest, summary["height"])
         for node in honest.values():
             assert (1, liar.node.key.public) in node.app.pol.cheaters
+
+
+async def test_a_wrong_proposer_is_outvoted_and_rewinds_to_the_certified_block(tmp_path: Path) -> None:
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
+        stray = nodes["consumer-0"]
+        own_only = stray.app.pol.ranked
+
+        def ranked(round_no: int):  # type: ignore[no-untyped-def]
+            return [s for s in own_only(round_no) if s.miner == stray.key.public]  # it "misses" the others
+
+        stray.app.pol.ranked = ranked
+        with trio.fail_after(30):
+            summary = await nodes["cpp"].app.play_round()
+        assert summary["final"] and summary["winner"] != "consumer-0", summary
+        height = summary["height"]
+        # the stray node proposed its own block at that height, then saw 2/3 of the stake certify another
+        with trio.fail_after(30):
+            await stray.chain.changes.wait_for(lambda: stray.chain.finalized_height >= height, timeout=30)
+        assert stray.chain.chain.block(height).hash == nodes["cpp"].chain.chain.block(height).hash
+        assert stray.chain.rewinds == 1  # it had built on its own block and dropped it
+        stray.app.pol.ranked = own_only
+        with trio.fail_after(30):
+            again = await nodes["cpp"].app.play_round()
+        await _settled(nodes, again["height"])
