@@ -144,7 +144,8 @@ def _aggregate_solve(params: Params, p: float) -> np.ndarray:
     fixed = (am <= 0) | (rm <= 0)
     fixed_x = np.where(am <= 0, hi, lo)
     var = ~fixed
-    cr = np.divide(am / beta[miners], rm, out=np.zeros_like(am), where=var)
+    with np.errstate(over="ignore"):  # a vanishing R_i^c makes c_i / R_i^c infinite: x_i = lo_i, correctly
+        cr = np.divide(am / beta[miners], rm, out=np.zeros_like(am), where=var)
 
     def x_of(X: float) -> np.ndarray:
         return np.where(var, np.clip(X - cr * X * X, lo, hi), fixed_x)
@@ -227,7 +228,7 @@ def reference_follower_equilibrium(params: Params, p: float, *, max_sweeps: int 
     Each sweep replaces ``F_i`` by ``(1−η) F_i + η BR_i`` in turn, where ``BR_i`` maximises ``U_i`` by a grid
     plus bounded Brent search (no closed form used). ``η`` starts at 1 and halves whenever a sweep moves more
     than the previous one (best-response cycles in lottery contests). Stops when a sweep moves less than
-    ``xtol``·F_max (the numerical best response is only accurate to about 1e-8 relative).
+    ``xtol``·max(1, max F) (the numerical best response is only accurate to about 1e-8 relative).
 
     Raises:
         ConvergenceError: no convergence in ``max_sweeps`` sweeps.
@@ -239,7 +240,7 @@ def reference_follower_equilibrium(params: Params, p: float, *, max_sweeps: int 
         for i in range(params.n):
             F[i] = (1 - eta) * F[i] + eta * _numeric_best_response(params, i, p, F)
         move = float(np.max(np.abs(F - old)))
-        if move <= xtol * params.F_max:
+        if move <= xtol * max(1.0, float(np.max(F))):
             return F
         if move > last and eta > 1e-3:
             eta *= 0.5

@@ -89,7 +89,8 @@ class WolfPHC:
         s = self._state(state)
         if self.rng.random() < self.epsilon_explore:
             return int(self.rng.integers(self.n_actions))
-        return int(min(self.rng.choice(self.n_actions, p=self.pi[s]), self.n_actions - 1))
+        cdf = np.cumsum(self.pi[s])
+        return int(min(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right"), self.n_actions - 1))
 
     def update(self, state: int, action: int, reward: float, next_state: int) -> None:
         """One WoLF-PHC step: ``action`` played in ``state`` earned ``reward`` and led to ``next_state``."""
