@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
-
 from bazaar.mechanisms.ai_bazaar import (
     Params,
     best_response,
@@ -19,6 +16,8 @@ from bazaar.mechanisms.ai_bazaar import (
 )
 from bazaar.mechanisms.ai_bazaar.followers import profit_scale
 from bazaar.mechanisms.errors import MechanismError
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from .strategies import base_mapping, games, load
 
@@ -47,7 +46,7 @@ def test_best_response_beats_a_dense_grid(params: Params, t: float, data: st.Dat
 def test_no_follower_gains_by_a_unilateral_deviation(params: Params, t: float) -> None:
     p = _price(params, t)
     F = follower_equilibrium(params, p)
-    assert np.all((F >= params.F_min) & (F <= params.F_max))
+    assert np.all((params.F_min <= F) & (params.F_max >= F))
     tol = 1e-8 * profit_scale(params, p)
     # independent check on a much denser grid than the solver's own verification
     for i in range(params.n):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from bazaar.mechanisms.ai_bazaar import WolfPHC, demand_bucket
 from bazaar.mechanisms.errors import MechanismError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from .strategies import load
 
