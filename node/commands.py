@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def _cmd_node(args: argparse.Namespace) -> int:
     if args.market and args.market != scenario.market_name:
         raise ParamError("--market", f"the scenario's market is {scenario.market_name!r}")
     if args.bootstrap:
-        raise ParamError("--bootstrap", "give peers in node.toml ([[peers]] name, role, key, addr)")
+        cfg = replace(cfg, peers=(*cfg.peers, *(_bootstrap_entry(a) for a in args.bootstrap)))
     configure(cfg.name, as_json=cfg.log_json)
 
     events = Events("node")
@@ -67,6 +68,23 @@ def _cmd_node(args: argparse.Namespace) -> int:
     trio.run(run)
     events.info("node.stopped", seconds=round(time.monotonic() - t0, 2))
     return 0
+
+
+def _bootstrap_entry(maddr: str) -> Any:
+    """A dial-only address-book entry from ``/ip4/../tcp/../p2p/<peer id>`` (the key is inline in the id)."""
+    from bazaar.protocol.p2p import key_for_peer_id
+    from libp2p.peer.id import ID
+
+    from .config import PeerEntry
+
+    head, sep, peer_id = maddr.rpartition("/p2p/")
+    try:
+        key = key_for_peer_id(ID.from_base58(peer_id)) if sep and head else None
+    except ValueError:
+        key = None
+    if key is None:
+        raise ParamError("--bootstrap", f"{maddr!r} must end in /p2p/<Ed25519 peer id>")
+    return PeerEntry(f"bootstrap-{peer_id[-8:]}", "bootstrap", key, head)
 
 
 def _progress(line: str) -> None:
@@ -161,7 +179,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     node.add_argument("--market", help="market name (must match the scenario)")
     node.add_argument("--config", help="the node's node.toml")
     node.add_argument("--listen", help="libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/0")
-    node.add_argument("--bootstrap", nargs="*", help="(peers come from node.toml)")
+    node.add_argument("--bootstrap", nargs="*", metavar="MULTIADDR",
+                      help="extra peers to dial: /ip4/127.0.0.1/tcp/PORT/p2p/PEER_ID (the address book is node.toml)")
     node.add_argument("--data-dir", dest="data_dir", help="override the data directory")
     node.add_argument("--log-json", action="store_true", help="one JSON object per log line")
     node.set_defaults(func=_cmd_node)
