@@ -1,5 +1,6 @@
 """Market ``ai-bazaar`` (seed 000, SPEC §6): Stackelberg pricing of compute, WoLF-PHC agents, PB-MARL."""
 
+from .baselines import GigaWolf, MinimaxQ, PgaApp, genetic_maximize, minimax_policy, project_simplex
 from .followers import (
     best_response,
     closed_form_equilibrium,
@@ -19,14 +20,28 @@ from .leader import (
     reference_stackelberg,
     solve_stackelberg,
 )
+from .marl import (
+    LEARNERS,
+    Trace,
+    discrete_equilibrium_price,
+    episodes_to_converge,
+    equilibrium_profits,
+    one_sided_ga,
+    run_learning,
+)
 from .params import KEYS, ParameterError, Params, demand_grid, mining_value, price_grid
 from .wolf import WolfPHC, demand_bucket
 
 __all__ = [
     "KEYS",
+    "LEARNERS",
     "Equilibrium",
+    "GigaWolf",
+    "MinimaxQ",
     "ParameterError",
     "Params",
+    "PgaApp",
+    "Trace",
     "WolfPHC",
     "best_response",
     "closed_form_equilibrium",
@@ -34,16 +49,24 @@ __all__ = [
     "cpp_profit",
     "demand_bucket",
     "demand_grid",
+    "discrete_equilibrium_price",
+    "episodes_to_converge",
     "equilibrium_at",
+    "equilibrium_profits",
     "find_kinks",
     "follower_equilibrium",
+    "genetic_maximize",
     "leader_profit",
     "marginal_cost",
     "max_deviation_gain",
+    "minimax_policy",
     "mining_value",
+    "one_sided_ga",
     "own_profit",
     "price_grid",
+    "project_simplex",
     "reference_follower_equilibrium",
     "reference_stackelberg",
+    "run_learning",
     "solve_stackelberg",
 ]
