@@ -97,6 +97,19 @@ class _Common:
         node.router.on(msg.MSG_MINED, self.on_mined)
         node.router.on(msg.MSG_LEASE, self.on_lease)
 
+    def spawn(self, name: str, fn: Any, *args: Any) -> None:
+        """Run a background task of the role; its failure is logged, never fatal to the node."""
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except trio.Cancelled:
+                raise
+            except Exception as err:  # a peer's odd input must not take the node down
+                _events.error("task.failed", task=name, error=repr(err)[:300])
+
+        self.nursery.start_soon(guarded)
+
     def mining_steps(self, params: Params, index: int, demand: float) -> int:
         """SGD steps bought by a lease: proportional to β_i F_i, capped."""
         return int(min(self.cfg.max_steps, round(self.cfg.steps_per_unit * params.beta[index] * demand)))
@@ -114,6 +127,8 @@ class _Common:
         """The CPP's lease: keep its transactions (every node may propose the round's block)."""
         if env.sender != self.cpp_key:
             raise ProtocolError("lease not signed by the cpp", reason="not-authorised")
+        if any(k not in self.consumer_index for k in env.body["demands"]):
+            raise ProtocolError("lease names an unknown consumer", reason="schema")
         for raw in env.body["txs"]:
             self.node.chain.add_tx(raw)
         await self.after_lease(env)
@@ -122,7 +137,7 @@ class _Common:
         """Role-specific reaction to a lease (consumers mine; the CPP validates)."""
         deadline = env.body["mining_deadline_ms"]
         self.pol.expect(env.round)
-        self.nursery.start_soon(self.settle_round, env.round, deadline)
+        self.spawn("settle", self.settle_round, env.round, deadline)
 
     async def settle_round(self, round_no: int, deadline_ms: int) -> None:
         """After the mining deadline: rank and verify the claims; the winner proposes the block."""
@@ -277,7 +292,7 @@ class CppRole(_Common):
         await node.publish_market(msg.MSG_LEASE, {"price": price, "demands": demands, "txs": txs,
                                                   "mining_deadline_ms": mining_deadline}, round=number)
         self.pol.expect(number)
-        self.nursery.start_soon(self.settle_round, number, mining_deadline)
+        self.spawn("settle", self.settle_round, number, mining_deadline)
         lease_nonce = lease_tx.body["nonce"]
         block_height, final = None, False
         try:
@@ -404,7 +419,7 @@ class ConsumerRole(_Common):
         me = self.node.key.public
         body = env.body
         if me in body["demands"]:
-            self.nursery.start_soon(self.mine, env)
+            self.spawn("mine", self.mine, env)
         await super().after_lease(env)
 
     async def mine(self, env: Envelope) -> None:
@@ -448,8 +463,8 @@ class ConsumerRole(_Common):
     def _observe(self, env: Envelope, params_all: Params) -> None:
         if self.pending is None:
             return
-        keys = list(env.body["demands"])
-        idx = [self.consumer_index[k] for k in keys if k in self.consumer_index]
+        keys = [k for k in env.body["demands"] if k in self.consumer_index]
+        idx = [self.consumer_index[k] for k in keys]
         F = np.array([float(env.body["demands"][k]) for k in keys])
         profit = consumer_profit(params_all.subset(idx), float(env.body["price"]), F)
         s, a, _ = self.pending
