@@ -29,6 +29,7 @@ from bazaar.protocol.keys import load_or_create_seed
 from bazaar.protocol.messages import validate_basic
 from bazaar.protocol.transport import RemoteRejected, Transport
 
+from . import explorer
 from .chainsvc import ChainService
 from .config import NodeConfig, PeerEntry
 from .httpapi import HttpApi
@@ -237,6 +238,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
                 return {"stopping": True}
 
             node.http.route("GET", "/status", get_status)
+            explorer.register(node.http, chain, genesis.network_id)
             node.http.route("POST", "/stop", post_stop)
             async with trio.open_nursery() as nursery:
                 for topic in topics:
