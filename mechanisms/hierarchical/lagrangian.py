@@ -8,7 +8,8 @@ as well, with ``ν_b``, gives a bound that is never tighter: the buyer sub-probl
 minimised by projected subgradient ``λ ← max(0, λ + θ_t (demand − cap))`` with Polyak's step
 ``θ_t = μ_t (L(λ_t) − LB) / ‖g‖²`` (``μ`` halves after ``patience`` iterations without a better bound); every
 iteration repairs the relaxed choice into a feasible allocation (keep the choices that fit, by decreasing
-reduced profit, then give every buyer left out its best option that still fits) and keeps the best one.
+reduced profit, then give every buyer left out its best option that still fits), improves it by a 1-opt local
+search (each buyer in turn moves to its best option that fits) and keeps the best one.
 """
 
 from __future__ import annotations
@@ -91,6 +92,35 @@ def _repair(m: Market, ok: np.ndarray, reduced: np.ndarray, choice: np.ndarray) 
     return seller, option
 
 
+def _improve(m: Market, ok: np.ndarray, seller: np.ndarray, option: np.ndarray, passes: int = 3) -> None:
+    """1-opt local search in place: each buyer in turn moves to its best (option, seller) that fits."""
+    ns = m.n_sellers
+    surplus = np.where(ok, m.value[:, :, None] - m.ask[None, None, :] * m.quantity[:, :, None], -np.inf)
+    used = np.zeros(ns)
+    for b in range(m.n_buyers):
+        if seller[b] != NO_TRADE:
+            used[seller[b]] += m.quantity[b, option[b]]
+    for _ in range(passes):
+        changed = False
+        for b in range(m.n_buyers):
+            cur = 0.0
+            if seller[b] != NO_TRADE:
+                cur = float(surplus[b, option[b], seller[b]])
+                used[seller[b]] -= m.quantity[b, option[b]]
+            best, pick = cur, (int(seller[b]), int(option[b]))
+            for o in range(m.n_options):
+                for s in range(ns):
+                    val = float(surplus[b, o, s])
+                    if val > best + 1e-12 and fits(float(m.capacity[s] - used[s]), float(m.quantity[b, o])):
+                        best, pick = val, (s, o)
+            seller[b], option[b] = pick
+            if pick[0] != NO_TRADE:
+                used[pick[0]] += m.quantity[b, pick[1]]
+            changed = changed or best > cur + 1e-12
+        if not changed:
+            break
+
+
 def lagrangian_allocate(m: Market, max_iter: int = 300, mu0: float = 2.0, patience: int = 10,
                         tol: float = 1e-6) -> LagrangianResult:
     """Projected-subgradient Lagrangian heuristic with feasibility repair.
@@ -120,6 +150,7 @@ def lagrangian_allocate(m: Market, max_iter: int = 300, mu0: float = 2.0, patien
         bound = float(np.sum(np.maximum(top, 0.0)) + lam @ m.capacity)
         history.append(bound)
         seller, option = _repair(m, ok, reduced, choice)
+        _improve(m, ok, seller, option)
         w = welfare_of(m, seller, option)
         if w > best_w + 1e-12:
             best_seller, best_option, best_w = seller, option, w

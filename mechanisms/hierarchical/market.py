@@ -150,6 +150,7 @@ class Allocation:
         payment: ``(B,)`` what each buyer pays (0 for losers).
         welfare: ``Σ (v − ask·q)`` over the trades.
         method: the solver that produced it.
+        proven: ``False`` when an exact solver stopped at a time limit before proving optimality.
     """
 
     seller: np.ndarray
@@ -157,6 +158,7 @@ class Allocation:
     payment: np.ndarray = field(default_factory=lambda: np.zeros(0))
     welfare: float = 0.0
     method: str = ""
+    proven: bool = True
 
     def won(self, b: int) -> bool:
         """Whether buyer ``b`` trades."""
