@@ -148,7 +148,8 @@ def _aggregate_solve(params: Params, p: float) -> np.ndarray:
         cr = np.divide(am / beta[miners], rm, out=np.zeros_like(am), where=var)
 
     def x_of(X: float) -> np.ndarray:
-        return np.where(var, np.clip(X - cr * X * X, lo, hi), fixed_x)
+        with np.errstate(over="ignore", invalid="ignore"):  # cr = inf: X - inf = -inf, clipped to lo
+            return np.where(var, np.clip(X - cr * X * X, lo, hi), fixed_x)
 
     def h(X: float) -> float:
         return float(np.sum(x_of(X)) / X - 1.0)
