@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
-
 from bazaar.mechanisms.hierarchical import (
     BundleBids,
     dp_allocate,
@@ -46,7 +45,7 @@ def quiet_stdout() -> Iterator[None]:
         os.close(saved)
 
 
-def timed(fn: Callable[[], Any], repeat: int = 1) -> tuple[Any, float]:
+def timed(fn: Callable[..., Any], repeat: int = 1) -> tuple[Any, float]:
     """Best wall time of ``repeat`` calls and the last result."""
     best = float("inf")
     out = None

@@ -55,7 +55,7 @@ class HierarchicalInstance:
     @property
     def n_steps(self) -> int:
         """Largest bundle, in steps: ``⌊C_up / g⌋``."""
-        return int(math.floor(self.spare / self.bundle_step + 1e-9))
+        return math.floor(self.spare / self.bundle_step + 1e-9)
 
     @property
     def reach_matrix(self) -> np.ndarray:

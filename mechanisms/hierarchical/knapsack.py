@@ -34,7 +34,7 @@ def dp_allocate(m: Market, step: float) -> Allocation:
         raise MechanismError("the DP solves the single-seller upper level only")
     if not (step > 0 and math.isfinite(step)):
         raise MechanismError(f"bundle step must be positive, got {step}")
-    cap = int(math.floor(float(m.capacity[0]) / step + 1e-9))
+    cap = math.floor(float(m.capacity[0]) / step + 1e-9)
     nb, no = m.n_buyers, m.n_options
     adm = m.admitted()
     k_of = np.zeros((nb, no), dtype=int)

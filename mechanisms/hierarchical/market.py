@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from bazaar.mechanisms.errors import MechanismError
+from numpy.typing import ArrayLike
 
 NO_TRADE = -1
 """Marker in ``seller`` / ``option`` arrays for a buyer that does not trade."""
@@ -97,11 +98,11 @@ class Market:
 
 
 def make_market(
-    quantity: np.ndarray,
-    value: np.ndarray,
-    capacity: np.ndarray,
-    ask: np.ndarray,
-    allowed: np.ndarray | None = None,
+    quantity: ArrayLike,
+    value: ArrayLike,
+    capacity: ArrayLike,
+    ask: ArrayLike,
+    allowed: ArrayLike | None = None,
     base_price: float = 0.0,
 ) -> Market:
     """Build and validate a :class:`Market`; 1-D ``quantity``/``value`` mean one option per buyer.

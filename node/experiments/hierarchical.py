@@ -66,8 +66,10 @@ def _aggregate(rows: list[dict[str, Any]], keys: tuple[str, ...], values: tuple[
     return out
 
 
-def _plot(path: Path, panels: list[tuple[str, str, dict[str, tuple[list[float], list[float], list[float]]]]],
-          title: str) -> None:
+Series = dict[str, tuple[list[float], ...]]
+
+
+def _plot(path: Path, panels: list[tuple[str, str, Series]], title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -76,7 +78,7 @@ def _plot(path: Path, panels: list[tuple[str, str, dict[str, tuple[list[float], 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0))
     axes = [axes] if len(panels) == 1 else list(axes)
     for ax, (ylabel, _, series) in zip(axes, panels, strict=True):
-        for name, (xs, ys, es) in series.items():
+        for name, (xs, ys, es) in ((k, (v[0], v[1], v[2])) for k, v in series.items()):
             style = {"color": "black", "linestyle": "--"} if name.startswith("MILP") else {"marker": "o"}
             ax.errorbar(xs, ys, yerr=es, label=name, capsize=3, **style)  # type: ignore[arg-type]
         ax.set_xlabel("number of miners")
@@ -89,8 +91,8 @@ def _plot(path: Path, panels: list[tuple[str, str, dict[str, tuple[list[float], 
     plt.close(fig)
 
 
-def _series(agg: list[dict[str, Any]], metric: str, names: dict[str, str]) -> dict[str, tuple[list[float], ...]]:
-    out: dict[str, tuple[list[float], ...]] = {}
+def _series(agg: list[dict[str, Any]], metric: str, names: dict[str, str]) -> Series:
+    out: Series = {}
     for method, label in names.items():
         rs = sorted((r for r in agg if r["method"] == method), key=lambda r: r["n_miners"])
         out[label] = ([r["n_miners"] for r in rs], [r[f"{metric}_mean"] for r in rs],
@@ -105,7 +107,6 @@ def _sweep(quick: bool) -> tuple[list[int], int]:
 def run_welfare(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     """Fig. 6–8: welfare and utilisation versus the number of miners, with the joint optimum."""
     import numpy as np
-
     from bazaar.mechanisms.hierarchical import (
         fixed_bundles,
         joint_milp,
@@ -161,7 +162,6 @@ def run_welfare(out: Path, seed: int, quick: bool) -> dict[str, Any]:
 def run_satisfaction(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     """Fig. 9: share of miners served, edge + cloud (DP upper level) versus edge-only."""
     import numpy as np
-
     from bazaar.mechanisms.hierarchical import edge_only, joint_milp, solve_hierarchical
     from bazaar.mechanisms.hierarchical.scenarios import paper_instance
 
@@ -193,7 +193,6 @@ def run_satisfaction(out: Path, seed: int, quick: bool) -> dict[str, Any]:
 def run_multi_ccsp(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     """Fig. 10–11: greedy versus Lagrangian upper level with several CCSPs, against the joint MILP."""
     import numpy as np
-
     from bazaar.mechanisms.hierarchical import SShapedEffect, ex_post_valuation, solve_multi_ccsp
     from bazaar.mechanisms.hierarchical.multi_ccsp import multi_joint_milp
     from bazaar.mechanisms.hierarchical.scenarios import multi_ccsp_instance

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
-
 from bazaar.mechanisms.hierarchical import HierarchicalInstance, make_instance, make_market
+from hypothesis import strategies as st
 
 
 @st.composite

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
-
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.hierarchical import (
     MinerPopulation,
@@ -47,7 +48,7 @@ def test_network_effect_is_flat_on_raw_units_and_informative_once_normalised():
     assert raw(1000.0) == pytest.approx(1.0)  # the paper's a = 1 on raw MIPS: w ≡ 1
     norm = SShapedEffect(reference=2500.0)
     ws = [norm(x) for x in (0.0, 1000.0, 2500.0, 5000.0, 10000.0)]
-    assert ws[0] == 0.0 and all(a < b for a, b in zip(ws, ws[1:], strict=False)) and ws[-1] < 1.0
+    assert ws[0] == 0.0 and all(a < b for a, b in itertools.pairwise(ws)) and ws[-1] < 1.0
     assert ws[2] - ws[1] > 0.1  # not flat over the allocations that occur
     with pytest.raises(MechanismError):
         SShapedEffect(a=0.0)
