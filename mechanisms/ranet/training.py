@@ -7,7 +7,8 @@ One iteration on a batch ``L_t`` of true costs ``c`` (bids are truthful, ``b = c
 
 1. misreport search: every seller's stored misreport ``b'_s`` (one per training sample, kept across passes as
    in the paper) is first compared with a coarse grid over ``[0, b_bar]`` (the best point replaces it when it
-   pays more), then improved by ``R`` Adam ascent steps on the seller's utility ``p_s - z_s c_s``;
+   pays more), then improved by ``R`` Adam ascent steps on the seller's utility ``p_s - z_s c_s``, keeping
+   the best point of the ascent path (Adam's momentum overshoots the maximiser);
 2. ``rgt_s = mean_l max(0, u_s(b'_s, b_-s) - u_s(b))``;
 3. ``C = -mean(V(z) - sum p) + sum_s lambda_s rgt_s + rho/2 (sum_s rgt_s)^2`` (paper eq. 6), one Adam step on
    the network weights;
@@ -61,7 +62,7 @@ class TrainConfig:
     train_size: int = 1 << 15
     lr: float = 1e-3
     misreport_steps: int = 10
-    misreport_lr: float = 0.05
+    misreport_lr: float = 0.02
     misreport_grid: int = 8
     lambda_init: float = 5.0
     lagrange_every: int = 100
@@ -131,6 +132,20 @@ def _mlp(torch: Any, n_in: int, hidden: tuple[int, ...], n_out: int) -> Any:
     return net
 
 
+def _load(model: _Model, init: RANet, torch: Any) -> None:
+    """Copy numpy weights into the torch model (warm start)."""
+    if init.setting.name != model.setting.name or init.sellers != model.S:
+        raise MechanismError("init weights are for another setting or number of sellers")
+    for net, mlp in ((model.alloc, init.alloc), (model.pay, init.pay)):
+        lin = [m for m in net if hasattr(m, "weight")]
+        if [tuple(m.weight.shape) for m in lin] != [w.T.shape for w in mlp.weights]:
+            raise MechanismError("init weights have other layer widths than the configuration")
+        with torch.no_grad():
+            for m, w, b in zip(lin, mlp.weights, mlp.biases, strict=True):
+                m.weight.copy_(torch.as_tensor(w.T))
+                m.bias.copy_(torch.as_tensor(b))
+
+
 def _export(net: Any) -> Mlp:
     lin = [m for m in net if hasattr(m, "weight")]
     return Mlp(
@@ -196,6 +211,7 @@ def train(
     *,
     progress: bool = False,
     on_log: Callable[[dict[str, float]], None] | None = None,
+    init: RANet | None = None,
 ) -> tuple[RANet, list[dict[str, float]]]:
     """Train a RANet for ``setting`` with ``sellers`` sellers.
 
@@ -205,6 +221,7 @@ def train(
         config: hyper-parameters (defaults of :class:`TrainConfig` when None).
         progress: draw a progress bar on stderr.
         on_log: called with every log record (iteration, utility, regret, regret_max, lambda, rho, seconds).
+        init: continue from these weights (same setting, sellers and layer widths) instead of a fresh start.
 
     Returns:
         The trained mechanism (numpy weights) and the training log.
@@ -228,6 +245,8 @@ def train(
     reserve = st.reserve
     mis_all = costs.clone().clamp(0.0, reserve)
     model = _Model(st, sellers, cfg.hidden, torch)
+    if init is not None:
+        _load(model, init, torch)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     lam = torch.full((sellers,), cfg.lambda_init, dtype=dt)
     rho = cfg.rho
@@ -281,6 +300,7 @@ def train(
         "final": log[-1],
         "seconds": time.perf_counter() - start,
         "lambda": [float(x) for x in lam],
+        "log": [*(init.meta.get("log", []) if init is not None else []), *log],
     }
     net = RANet(st, sellers, _export(model.alloc), _export(model.pay), meta)
     return net, log
@@ -301,13 +321,23 @@ def _search_misreports(
             best = u.reshape(B, G + 1, S).argmax(dim=1)  # ties keep the stored misreport (index 0)
             mis = cand.gather(1, best[:, None, :]).squeeze(1)
     m = mis.clone().requires_grad_(True)
-    if cfg.misreport_steps:
-        opt = torch.optim.Adam([m], lr=cfg.misreport_lr * reserve)
-        for _ in range(cfg.misreport_steps):
-            u = model.misreport_utility(c, prof, m)
-            opt.zero_grad()
-            (-u.sum()).backward()
-            opt.step()
-            with torch.no_grad():
-                m.clamp_(0.0, reserve)
-    return m.detach()
+    if not cfg.misreport_steps:
+        return m.detach()
+    # Adam with momentum can step past the maximiser: keep the best misreport seen, not the last one
+    best_m = mis.clone()
+    best_u = torch.full_like(mis, -float("inf"))
+    opt = torch.optim.Adam([m], lr=cfg.misreport_lr * reserve)
+    for step in range(cfg.misreport_steps + 1):
+        u = model.misreport_utility(c, prof, m)
+        with torch.no_grad():
+            better = u > best_u
+            best_u = torch.where(better, u, best_u)
+            best_m = torch.where(better, m, best_m)
+        if step == cfg.misreport_steps:
+            break
+        opt.zero_grad()
+        (-u.sum()).backward()
+        opt.step()
+        with torch.no_grad():
+            m.clamp_(0.0, reserve)
+    return best_m.detach()

@@ -64,7 +64,27 @@ def run(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
         for i in range(grid.size):
             w2.writerow([grid[i], z[i, 0], p[i, 0], util[i], costs[0, 0]])
 
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    # Fig. 6: training curves stored in the shipped weights (meta["log"], one record per checkpoint)
+    curves = []
+    for S in sellers:
+        for rec in RANet.load(S, "tbcim").meta.get("log", []):
+            curves.append({"sellers": S, **rec})
+    with (out_dir / "fig6_training.csv").open("w", newline="") as fh:
+        fields = ["sellers", "iteration", "utility", "regret", "regret_max", "lambda", "rho", "seconds"]
+        w3 = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        w3.writeheader()
+        w3.writerows(curves)
+
+    fig, axes = plt.subplots(1, 5, figsize=(20, 3.6))
+    for S in sellers:
+        pts = [(i, c["utility"], c["regret"]) for i, c in enumerate(r for r in curves if r["sellers"] == S)]
+        if pts:
+            steps, util_c, rgt_c = zip(*pts, strict=True)
+            axes[4].plot(steps, util_c, label=f"utility S={S}")
+            axes[4].plot(steps, np.asarray(rgt_c) * 100, ":", label=f"regret x100 S={S}")
+    axes[4].set_xlabel("checkpoint (all training stages)")
+    axes[4].set_title("training (Fig. 6)")
+    axes[4].legend(fontsize=6)
     mechs = ("ranet", "vcg", "greedy", "random")
     for ax, key in zip(axes[:3], ("requester_utility", "welfare", "winners_mean"), strict=True):
         for mech in mechs:
@@ -89,7 +109,8 @@ def run(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
         "single_uniform_gap_to_myerson": gap,
         "myerson_optimum": optimum,
         "rows": len(rows),
-        "files": ["tbcim_auction.csv", "fig7_win_probability.csv", "tbcim_auction.png", "summary.json"],
+        "files": ["tbcim_auction.csv", "fig6_training.csv", "fig7_win_probability.csv", "tbcim_auction.png",
+                  "summary.json"],
     }
     (out_dir / "summary.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
     return summary

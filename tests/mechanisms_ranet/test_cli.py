@@ -60,5 +60,7 @@ def test_train_cli_writes_weights_and_log(tmp_path: Path, capsys: pytest.Capture
 
 def test_quick_experiment_writes_csv_and_png(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["experiment", "tbcim-auction", "--quick", "--out", str(tmp_path)]) == 0
-    for name in ("tbcim_auction.csv", "fig7_win_probability.csv", "tbcim_auction.png", "summary.json"):
+    names = ("tbcim_auction.csv", "fig6_training.csv", "fig7_win_probability.csv", "tbcim_auction.png",
+             "summary.json")
+    for name in names:
         assert (tmp_path / name).stat().st_size > 0

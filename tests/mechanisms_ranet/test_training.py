@@ -18,12 +18,14 @@ def test_numpy_forward_matches_torch(setting: str) -> None:
     net = RANet(st, 4, _export(model.alloc), _export(model.pay))
     costs, prof = st.sample(np.random.default_rng(0), 32, 4)
     z, p = net.allocate(costs, prof)
+    f32 = torch.float32
+    prof_t = None if prof is None else torch.as_tensor(prof, dtype=f32)
     with torch.no_grad():
-        zt, pt = model.outcome(torch.as_tensor(costs), None if prof is None else torch.as_tensor(prof))
-        vt = model.ts.value(zt, None if prof is None else torch.as_tensor(prof))
-    np.testing.assert_allclose(z, zt.numpy(), atol=1e-6)
-    np.testing.assert_allclose(p, pt.numpy(), atol=1e-6)
-    np.testing.assert_allclose(st.value(z, prof), vt.numpy(), atol=1e-6)
+        zt, pt = model.outcome(torch.as_tensor(costs, dtype=f32), prof_t)
+        vt = model.ts.value(zt, prof_t)
+    np.testing.assert_allclose(z, zt.numpy(), atol=1e-5)
+    np.testing.assert_allclose(p, pt.numpy(), atol=1e-5)
+    np.testing.assert_allclose(st.value(z, prof), vt.numpy(), atol=1e-5)
 
 
 def test_short_training_run_logs_and_improves_regret_bookkeeping() -> None:
