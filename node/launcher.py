@@ -12,6 +12,7 @@ ever signalled, by the PID it recorded and after checking that PID still runs ou
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -31,6 +32,7 @@ from bazaar.protocol.keys import load_or_create_seed
 
 from .config import NodeConfig, PeerEntry
 from .params import ParamError
+from .runtime import APPS
 from .scenario import Scenario, load_scenario
 
 Progress = Callable[[str], None]
@@ -151,6 +153,9 @@ def _prepare(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str, NodeC
         )
         (net.node_dir(entry.name) / "node.toml").write_text(cfg.to_toml())
         configs[entry.name] = cfg
+    app = importlib.import_module(APPS[scenario.market_name]) if scenario.market_name in APPS else None
+    if app is not None and hasattr(app, "prepare"):  # market-specific set-up of a fresh network
+        app.prepare(scenario, {name: net.node_dir(name) for name, _ in scenario.nodes})
     return configs
 
 

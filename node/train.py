@@ -31,7 +31,10 @@ def _handler(args: argparse.Namespace) -> int:
         raise ParamError("out", "the weights file must end in .npz")
     if not out.parent.exists():
         raise ParamError("out", f"folder {out.parent} does not exist")
-    hidden = tuple(int(h) for h in args.hidden.split(",")) if args.hidden else TrainConfig.hidden
+    try:
+        hidden = tuple(int(h) for h in args.hidden.split(",")) if args.hidden else TrainConfig.hidden
+    except ValueError as err:
+        raise ParamError("hidden", f"comma-separated integers, got {args.hidden!r}") from err
     if not hidden or min(hidden) < 1:
         raise ParamError("hidden", "comma-separated positive layer widths, e.g. 32,32")
     cfg = TrainConfig(

@@ -27,6 +27,8 @@ from .marl import (
     episodes_to_converge,
     equilibrium_profits,
     one_sided_ga,
+    pretrain_wolf,
+    reward_scales,
     run_learning,
 )
 from .params import KEYS, ParameterError, Params, demand_grid, mining_value, price_grid
@@ -67,6 +69,8 @@ __all__ = [
     "project_simplex",
     "reference_follower_equilibrium",
     "reference_stackelberg",
+    "pretrain_wolf",
+    "reward_scales",
     "run_learning",
     "solve_stackelberg",
 ]

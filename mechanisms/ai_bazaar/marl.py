@@ -61,28 +61,27 @@ def _update(agent: Any, s: int, a: int, r: float, s2: int, o: int) -> None:
         agent.update(s, a, r, s2, opponent=o)
 
 
-def run_learning(params: Params, learner: str, *, episodes: int, price_levels: int = 11,
-                 demand_levels: int = 10, buckets: int = 4, seed: int = 0) -> Trace:
-    """Play ``episodes`` rounds with the CPP and every consumer driven by ``learner`` agents.
+def reward_scales(params: Params) -> tuple[float, np.ndarray]:
+    """The fixed reward divisors of the CPP and of each consumer (their largest profit magnitude on the grid).
 
-    Args:
-        params: the game.
-        learner: one of :data:`LEARNERS` (``"pb-marl"`` is WoLF-PHC).
-        episodes: number of rounds.
-        price_levels, demand_levels: sizes of the action grids on ``[p_min, p_max]`` and ``[F_min, F_max]``.
-        buckets: number of demand buckets of the CPP's state (and of the opponent observation of Minimax-Q).
-        seed: seed of all agents (each agent gets its own stream).
+    Online learners (the network's agents) divide their profits by the same scales as the offline loop, so a
+    pre-trained agent keeps learning on the scale it was trained on.
     """
+    scale_cpp = max(1.0, abs(params.p_max - params.C) * params.n * params.F_max)
+    a_worst = np.maximum(np.abs(params.u * params.p_max - (1 - params.beta) * params.C_b),
+                         np.abs(params.u * params.p_min - (1 - params.beta) * params.C_b))
+    return scale_cpp, np.maximum(1.0, a_worst * params.F_max + mining_value(params))
+
+
+def _play(params: Params, learner: str, *, episodes: int, price_levels: int, demand_levels: int, buckets: int,
+          seed: int) -> tuple[Trace, Any, list[Any]]:
     if episodes < 1:
         raise MechanismError(f"need episodes >= 1, got {episodes}")
     prices, demands = price_grid(params, price_levels), demand_grid(params, demand_levels)
     seeds = np.random.SeedSequence(seed).generate_state(params.n + 1)
     cpp = _make(learner, buckets, price_levels, buckets, int(seeds[0]))
     cons = [_make(learner, price_levels, demand_levels, buckets, int(seeds[i + 1])) for i in range(params.n)]
-    scale_cpp = max(1.0, abs(params.p_max - params.C) * params.n * params.F_max)
-    a_worst = np.maximum(np.abs(params.u * params.p_max - (1 - params.beta) * params.C_b),
-                         np.abs(params.u * params.p_min - (1 - params.beta) * params.C_b))
-    scale_c = np.maximum(1.0, a_worst * params.F_max + mining_value(params))
+    scale_cpp, scale_c = reward_scales(params)
     out_p, out_g, out_u = np.empty(episodes), np.empty(episodes), np.empty(episodes)
     out_ui, out_f = np.empty((episodes, params.n)), np.empty((episodes, params.n))
     s_cpp = buckets // 2
@@ -107,7 +106,39 @@ def run_learning(params: Params, learner: str, *, episodes: int, price_levels: i
         pending = (a_p, acts, u_i / scale_c, opp)
         out_p[t], out_u[t], out_ui[t], out_f[t] = p, u_c, u_i, F
         s_cpp = s_next
-    return Trace(price=out_p, greedy_price=out_g, cpp_profit=out_u, consumer_profit=out_ui, demand=out_f)
+    trace = Trace(price=out_p, greedy_price=out_g, cpp_profit=out_u, consumer_profit=out_ui, demand=out_f)
+    return trace, cpp, cons
+
+
+def run_learning(params: Params, learner: str, *, episodes: int, price_levels: int = 11,
+                 demand_levels: int = 10, buckets: int = 4, seed: int = 0) -> Trace:
+    """Play ``episodes`` rounds with the CPP and every consumer driven by ``learner`` agents.
+
+    Args:
+        params: the game.
+        learner: one of :data:`LEARNERS` (``"pb-marl"`` is WoLF-PHC).
+        episodes: number of rounds.
+        price_levels, demand_levels: sizes of the action grids on ``[p_min, p_max]`` and ``[F_min, F_max]``.
+        buckets: number of demand buckets of the CPP's state (and of the opponent observation of Minimax-Q).
+        seed: seed of all agents (each agent gets its own stream).
+    """
+    return _play(params, learner, episodes=episodes, price_levels=price_levels, demand_levels=demand_levels,
+                 buckets=buckets, seed=seed)[0]
+
+
+def pretrain_wolf(params: Params, *, episodes: int, price_levels: int, demand_levels: int, buckets: int,
+                  seed: int) -> tuple[WolfPHC, list[WolfPHC], Trace]:
+    """PB-MARL self-play: the CPP's and every consumer's WoLF-PHC agent after ``episodes`` rounds.
+
+    The network uses this as offline pre-training: each node then keeps learning online from where its agent
+    stopped (same grids, same reward scales).
+
+    Returns:
+        ``(cpp_agent, consumer_agents, trace)``.
+    """
+    trace, cpp, cons = _play(params, "pb-marl", episodes=episodes, price_levels=price_levels,
+                             demand_levels=demand_levels, buckets=buckets, seed=seed)
+    return cpp, cons, trace
 
 
 def discrete_equilibrium_price(params: Params, price_levels: int) -> float:

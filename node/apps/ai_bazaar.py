@@ -21,6 +21,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,9 @@ from bazaar.mechanisms.ai_bazaar import (
     demand_bucket,
     demand_grid,
     follower_equilibrium,
+    pretrain_wolf,
     price_grid,
+    reward_scales,
     solve_stackelberg,
 )
 from bazaar.protocol import Envelope, ProtocolError
@@ -46,6 +49,7 @@ from bazaar.protocol.transport import PeerUnavailable, RejectRequest, RemoteReje
 
 from ..httpapi import HttpError
 from ..logs import Events
+from ..scenario import Scenario
 from .ai_bazaar_config import MarketConfig, market_config
 from .pol import LearningTask, ModelStore
 from .pol_validator import PolValidator
@@ -187,7 +191,7 @@ class CppRole(_Common):
         super().__init__(node)
         saved = _state_file(node, "cpp-state.json") or {}
         self.round_no: int = int(saved.get("round", 0))
-        self.last_bucket: int = int(saved.get("bucket", 0))
+        self.last_bucket: int = int(saved.get("bucket", self.cfg.demand_buckets // 2))
         agent_state = saved.get("agent")
         self.agent = (WolfPHC.from_state_dict(agent_state) if agent_state else
                       WolfPHC(self.cfg.demand_buckets, self.cfg.price_levels, seed=self.cfg.agent_seed))
@@ -312,7 +316,8 @@ class CppRole(_Common):
             realised = params_all.subset(idx_ans)
             total = float(sum(demands.values()))
             next_bucket = demand_bucket(total, realised, self.cfg.demand_buckets)
-            self.agent.update(self.last_bucket, level, summary["cpp_profit"], next_bucket)
+            scale = reward_scales(params_all)[0]
+            self.agent.update(self.last_bucket, level, summary["cpp_profit"] / scale, next_bucket)
             self.last_bucket = next_bucket
         self._persist()
         return summary
@@ -467,8 +472,31 @@ class ConsumerRole(_Common):
         idx = [self.consumer_index[k] for k in keys]
         F = np.array([float(env.body["demands"][k]) for k in keys])
         profit = consumer_profit(params_all.subset(idx), float(env.body["price"]), F)
+        scale = reward_scales(params_all)[1][self.index]
         s, a, _ = self.pending
-        self.pending = (s, a, float(profit[keys.index(self.node.key.public)]))
+        self.pending = (s, a, float(profit[keys.index(self.node.key.public)]) / scale)
+
+
+def prepare(scenario: Scenario, node_dirs: dict[str, Path]) -> None:
+    """Before a new network starts: pre-train the WoLF-PHC agents by PB-MARL self-play (offline), and give
+    each node its own agent; online learning then continues from there. Runs once, in the launcher; nodes that
+    already hold an agent keep it."""
+    cfg = market_config(scenario)
+    name = cfg.learning_params(scenario)
+    if cfg.pretrain_episodes == 0 or name is None:
+        return
+    files = {"cpp": node_dirs[scenario.names("cpp")[0]] / "cpp-state.json"}
+    files.update({n: node_dirs[n] / "consumer-state.json" for n in scenario.names("consumer")})
+    if all(f.exists() for f in files.values()):
+        return
+    cpp, consumers, trace = pretrain_wolf(cfg.param_sets[name], episodes=cfg.pretrain_episodes,
+                                          price_levels=cfg.price_levels, demand_levels=cfg.demand_levels,
+                                          buckets=cfg.demand_buckets, seed=cfg.agent_seed)
+    files["cpp"].write_text(json.dumps({"round": 0, "bucket": cfg.demand_buckets // 2, "agent": cpp.state_dict(),
+                                        "pretrained": {"params": name, "episodes": cfg.pretrain_episodes,
+                                                       "final_price": float(trace.price[-1])}}))
+    for agent, consumer in zip(consumers, scenario.names("consumer"), strict=True):
+        files[consumer].write_text(json.dumps({"agent": agent.state_dict()}))
 
 
 def create_app(node: Any) -> _Common:

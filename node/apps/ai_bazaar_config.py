@@ -26,6 +26,7 @@ FIELDS = (
     Field("data_seed", "int", required=False, default=7, low=0),
     Field("agent_seed", "int", required=False, default=1, low=0),
     Field("escrow_expiry", "int", required=False, default=20, low=1, high=10_000),
+    Field("pretrain_episodes", "int", required=False, default=0, low=0, high=1_000_000),
 )
 
 
@@ -45,6 +46,11 @@ class MarketConfig:
     data_seed: int
     agent_seed: int
     escrow_expiry: int
+    pretrain_episodes: int
+
+    def learning_params(self, scenario: Scenario) -> str | None:
+        """The parameter set of the first learning phase (what agents are pre-trained on), if any."""
+        return next((p.params for p in scenario.phases if p.mode == "learning"), None)
 
 
 def _resolve(path: str, scenario: Scenario) -> Path:

@@ -105,3 +105,27 @@ async def test_a_wrong_proposer_is_outvoted_and_rewinds_to_the_certified_block(t
         with trio.fail_after(30):
             again = await nodes["cpp"].app.play_round()
         await _settled(nodes, again["height"])
+
+
+async def test_pretrained_agents_start_near_the_equilibrium_and_keep_learning(tmp_path: Path) -> None:
+    scenario = small_scenario(tmp_path, phases="""
+[[phases]]
+name = "learn"
+params = "p3"
+mode = "learning"
+rounds = 3
+""")
+    scenario.write_text(scenario.read_text().replace("max_steps = 50", "max_steps = 50\npretrain_episodes = 6000"))
+    async with memory_net(scenario, tmp_path / "net") as nodes:
+        cpp = nodes["cpp"].app
+        before = cpp.agent.state_dict()
+        assert any(any(abs(q) > 0 for q in row) for row in before["q"])  # pre-trained, not a blank table
+        eq = solve_stackelberg(cpp.cfg.param_sets["p3"])
+        step = 1.0  # the price grid step on [10, 20] with 11 levels
+        greedy = np.linspace(10, 20, 11)[cpp.agent.greedy_action(cpp.last_bucket)]
+        assert abs(greedy - eq.price) <= 2 * step
+        for _ in range(3):
+            with trio.fail_after(30):
+                summary = await cpp.play_round()
+            assert summary["final"] and summary["mode"] == "learning"
+        assert cpp.agent.state_dict()["q"] != before["q"]  # online updates continued from the pre-trained table
