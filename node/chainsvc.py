@@ -35,6 +35,7 @@ PrepareBlock = Callable[[Block], Awaitable[VerifyLoss | None]]
 MayAttest = Callable[[Block], bool]
 
 SYNC_BATCH = 64
+STALE_BLOCKS = 3
 _events = Events("chain")
 
 
@@ -58,7 +59,7 @@ class ChainService:
         self._pending_blocks: dict[int, Block] = {}
         self._pending_certs: dict[int, Certificate] = {}
         self._syncing = trio.Lock()
-        self._tx_nonce: int | None = None
+        self._inflight: dict[int, int] = {}
         self.highest_seen = 0
         self.rewinds = 0
         transport.set_handler(PROTO_SYNC, self._serve_sync)
@@ -82,19 +83,28 @@ class ChainService:
 
     # ------------------------------------------------------------------ transactions
     def next_nonce(self) -> int:
-        """Next transaction nonce for our own account (state nonce plus what we have in flight)."""
+        """Next transaction nonce for our own account: above the state's and above every transaction of ours
+        still in flight. In-flight nonces that have not landed within ``STALE_BLOCKS`` blocks (the transaction
+        was lost, e.g. its round never settled) are given up, so a lost transaction never blocks later ones."""
         base = self.chain.state.nonce(self.key.public)
-        self._tx_nonce = max(base, self._tx_nonce if self._tx_nonce is not None else base) + 1
-        return self._tx_nonce
+        self._inflight = {n: h for n, h in self._inflight.items() if n > base}
+        if self._inflight and self.chain.height - min(self._inflight.values()) > STALE_BLOCKS:
+            _events.warning("tx.nonces_reset", lost=sorted(self._inflight))
+            self._inflight.clear()
+        nonce = max([base, *self._inflight]) + 1
+        self._inflight[nonce] = self.chain.height
+        return nonce
 
     def sign_tx(self, kind: str, body: dict[str, Any], *, market: str = "", round: int = 0) -> Envelope:
         """Build and sign one of our own transactions with the next nonce."""
         return make_tx(self.key, self.network_id, kind, {**body, "nonce": self.next_nonce()},
                        market=market, round=round)
 
-    def forget_nonce(self) -> None:
-        """A transaction of ours will not be used (e.g. a refused escrow): reuse its nonce."""
-        self._tx_nonce = None
+    def forget_nonce(self, nonce: int) -> None:
+        """Our transaction with ``nonce`` will never be sent (e.g. a refused escrow): reuse the nonce if nothing
+        later was signed since."""
+        if self._inflight and nonce == max(self._inflight):
+            del self._inflight[nonce]
 
     def add_tx(self, raw: bytes) -> Envelope | None:
         """Verify a raw transaction and keep it in the mempool; None when it is unusable."""
@@ -188,7 +198,6 @@ class ChainService:
     async def _imported(self, block: Block, *, announce: bool) -> None:
         """Everything that follows a new head: mempool, market hook, gossip, pending certificate, our vote."""
         self.mempool.prune(self.chain.state)
-        self._tx_nonce = None
         h = block.header.height
         if self.after_import is not None:
             self.after_import(block)
@@ -270,7 +279,6 @@ class ChainService:
                         certified=cert.block_hash)
         self._pending_certs[cert.height] = cert
         self.highest_seen = max(self.highest_seen, cert.height)
-        self._tx_nonce = None
         self.changes.notify()
 
     def _cert_ok(self, cert: Certificate, block: Block) -> bool:

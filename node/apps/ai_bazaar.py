@@ -416,7 +416,7 @@ class ConsumerRole(_Common):
             await self.node.ask(self.cpp_key, PROTOCOL, request, timeout=timeout)
         except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ProtocolError) as err:
             _events.warning("demand.refused", round=env.round, error=repr(err)[:200])
-            self.node.chain.forget_nonce()
+            self.node.chain.forget_nonce(lock.body["nonce"])
             return
         _events.info("demand.accepted", round=env.round, price=price, demand=demand)
 
@@ -438,6 +438,9 @@ class ConsumerRole(_Common):
         w = await node.compute(self.task.train, start, steps, seed)
         loss = await node.compute(self.task.loss, w)
         h = self.models.put(w)
+        if now_ms() > body["mining_deadline_ms"]:
+            _events.warning("mining.late", round=env.round, steps=steps)
+            return
         commit = node.chain.sign_tx("model_commit", {"hash": h, "size": w.size * 8, "pointer": f"p2p:{me.hex()}",
                                                     "loss": loss}, market=msg.MARKET, round=env.round)
         release = node.chain.sign_tx("escrow_release", {"id": escrow_id(env.round, me)}, market=msg.MARKET,
@@ -445,9 +448,6 @@ class ConsumerRole(_Common):
         self.pol.add_submission(env.round, commit.wire)
         for raw in (commit.wire, release.wire):
             node.chain.add_tx(raw)
-        if now_ms() > body["mining_deadline_ms"]:
-            _events.warning("mining.late", round=env.round)
-            return
         await node.publish_market(msg.MSG_MINED, {"model_hash": h, "loss": loss, "steps": steps,
                                                   "txs": [commit.wire, release.wire]}, round=env.round)
         _events.info("mining.submitted", round=env.round, steps=steps, loss=loss)

@@ -1,0 +1,26 @@
+"""Our own transaction nonces: never reused while in flight, never blocked by a transaction that was lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from .harness import memory_net, small_scenario
+
+
+async def test_in_flight_nonces_survive_imports_and_lost_ones_are_given_up(tmp_path: Path) -> None:
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
+        consumer = nodes["consumer-0"].chain
+        a = consumer.next_nonce()
+        b = consumer.next_nonce()
+        assert (a, b) == (1, 2)
+        consumer.forget_nonce(a)  # not the latest: b is still in flight, a stays taken
+        assert consumer.next_nonce() == 3
+        consumer.forget_nonce(3)  # the latest: reusable
+        assert consumer.next_nonce() == 3
+        for _ in range(5):  # blocks land without any of those transactions
+            with trio.fail_after(30):
+                await nodes["cpp"].app.play_round()
+        base = consumer.chain.state.nonce(consumer.key.public)
+        assert consumer.next_nonce() == base + 1  # the lost nonces were given up after STALE_BLOCKS blocks
