@@ -45,6 +45,11 @@ class PricingConfig:
         q_gamma: Q-learning discount.
         q_epsilon: Q-learning exploration rate.
         evo_population: candidates per generation of the evolutionary pricer.
+        damping: factor by which a seller's step shrinks when its gap direction reverses (1 = never: the
+            paper's rules verbatim; see docs/adr/0031). PDPA is exempt: its step δ·(p_max − p_min) already
+            shrinks as prices converge.
+        damping_growth: factor by which a damped step recovers (up to the rule's own step) while the
+            direction persists.
         seed: seed of the learning baselines.
         method: the publishers' portfolio solver.
         integral: whether publishers buy whole units.
@@ -67,6 +72,8 @@ class PricingConfig:
     q_gamma: float = 0.5
     q_epsilon: float = 0.1
     evo_population: int = 6
+    damping: float = 0.5
+    damping_growth: float = 1.2
     seed: int = 0
     method: str = "sgsa"
     integral: bool = False
@@ -82,6 +89,8 @@ class PricingConfig:
                 raise MechanismError(f"{name} must be finite and >= 0, got {v!r}")
         if not 0 < self.sigma <= 1:
             raise MechanismError("sigma must lie in (0, 1]")
+        if not 0 < self.damping <= 1 or not math.isfinite(self.damping_growth) or self.damping_growth < 1:
+            raise MechanismError("damping must lie in (0, 1] and damping_growth must be >= 1")
         if self.step_min > self.step_max:
             raise MechanismError("step_min must not exceed step_max")
         for name in ("q_alpha", "q_gamma", "q_epsilon"):
@@ -129,20 +138,64 @@ class PricingResult:
 
 
 class _Rule:
-    """A price-update rule over slots (compute offers then data offers)."""
+    """A price-update rule over slots (compute offers then data offers).
+
+    Every rule proposes a nominal step per slot; ``moved`` scales it by the slot's damping factor λ_i
+    (halved, by default, when the slot's gap direction reverses against its last move, regrown by
+    ``damping_growth`` up to 1 while the direction persists) and moves the price in its gap direction.
+    """
+
+    damped = True
 
     def __init__(self, cfg: PricingConfig, n: int) -> None:
         self.cfg = cfg
         self.n = n
         self.pmax = [cfg.p_max_compute] * n + [cfg.p_max_data] * n
+        self.lam = [1.0] * (2 * n)
+        self.last_dir = [0] * (2 * n)
+        self._seen: MarketState | None = None
 
     def groups(self) -> tuple[range, range]:
         return range(0, self.n), range(self.n, 2 * self.n)
 
-    def moved(self, prices: Sequence[float], state: MarketState, steps: Sequence[float]) -> list[float]:
-        """Move each slot by its step in its gap direction, clipped to [0, p_max]."""
-        return [min(max(p + state.direction(i) * s, 0.0), self.pmax[i])
-                for i, (p, s) in enumerate(zip(prices, steps, strict=True))]
+    def _observe(self, state: MarketState) -> None:
+        """Update the damping factors once per market state (before any move is derived from it)."""
+        if self._seen is state:
+            return
+        self._seen = state
+        if not self.damped:
+            return
+        c = self.cfg
+        for i, last in enumerate(self.last_dir):
+            d = state.direction(i)
+            if d == 0 or last == 0:
+                continue
+            self.lam[i] = self.lam[i] * c.damping if d == -last else min(1.0, self.lam[i] * c.damping_growth)
+
+    def moved(self, prices: Sequence[float], state: MarketState, steps: Sequence[float],
+              commit: bool = True) -> list[float]:
+        """Move each slot by its damped step in its gap direction, clipped to [0, p_max].
+
+        Args:
+            prices: current prices per slot.
+            state: the market at those prices.
+            steps: the rule's nominal step per slot (≥ 0).
+            commit: record the moves as made (False for candidates that may be discarded).
+        """
+        self._observe(state)
+        out = []
+        for i, (p, s) in enumerate(zip(prices, steps, strict=True)):
+            d = state.direction(i)
+            out.append(min(max(p + d * s * self.lam[i], 0.0), self.pmax[i]))
+            if commit and d != 0 and s > 0:
+                self.last_dir[i] = d
+        return out
+
+    def commit(self, prices: Sequence[float], new: Sequence[float], state: MarketState) -> None:
+        """Record the moves of an adopted candidate (see ``moved(commit=False)``)."""
+        for i, (a, b) in enumerate(zip(prices, new, strict=True)):
+            if b != a:
+                self.last_dir[i] = state.direction(i)
 
     def propose(self, t: int, prices: list[float], state: MarketState, evaluate: Evaluate
                 ) -> tuple[list[float], MarketState | None]:
@@ -165,7 +218,11 @@ class _Spa(_Rule):
 
 
 class _Pdpa(_Rule):
-    """PDPA: every out-of-equilibrium seller moves by δ × (highest − lowest current price of its resource)."""
+    """PDPA: every out-of-equilibrium seller moves by δ × (highest − lowest current price of its resource).
+
+    Not damped: the drop shrinks by itself as the prices of a resource draw together."""
+
+    damped = False
 
     def propose(self, t: int, prices: list[float], state: MarketState, evaluate: Evaluate
                 ) -> tuple[list[float], MarketState | None]:
@@ -259,13 +316,14 @@ class _Evolutionary(_Rule):
                 pop.append(np.clip(self.best * noise, 0.01, 8.0))
         best: tuple[float, list[float], MarketState, np.ndarray] | None = None
         for genes in pop:
-            cand = self.moved(prices, state, list(genes * c.step))
+            cand = self.moved(prices, state, list(genes * c.step), commit=False)
             st = evaluate(cand)
             fit = _misfit(st)
             if best is None or fit < best[0]:
                 best = (fit, cand, st, genes)
         assert best is not None
         self.best = best[3]
+        self.commit(prices, best[1], state)
         return best[1], best[2]
 
 

@@ -81,3 +81,88 @@ def test_bad_pricing_input() -> None:
         PricingConfig(sigma=0)
     with pytest.raises(MechanismError):
         run_pricing(sellers, pubs, "spa", PricingConfig(p_max_compute=0.5))
+
+
+def _independent_state(sellers: list[Seller], pubs: list[Publisher], tol: float
+                       ) -> tuple[list[float], list[bool]]:
+    """Demand per offer and the cleared test, recomputed from the definitions without ``market.py``:
+    plans on the full book, filled in publisher order cheapest first within budget, unmet demand spread over
+    the sold-out offers of its resource in proportion to capacity."""
+    from bazaar.mechanisms.collab import optimize_portfolio
+
+    n = len(sellers)
+    prices = [s.compute_price for s in sellers] + [s.data_price for s in sellers]
+    caps = [s.compute_capacity for s in sellers] + [s.data_capacity for s in sellers]
+    left = list(caps)
+    got = [0.0] * (2 * n)
+    unmet = [0.0, 0.0]
+    for pub in pubs:
+        plan = optimize_portfolio(pub, sellers, "sgsa", integral=False)
+        if not plan.feasible:
+            continue
+        money = pub.budget
+        for r, want in enumerate((plan.compute, plan.data)):
+            slots = sorted(range(r * n, (r + 1) * n), key=lambda k: (prices[k], k))
+            for k in slots:
+                q = min(left[k], want, money / prices[k] if prices[k] > 0 else np.inf)
+                q = max(q, 0.0)
+                left[k] -= q
+                got[k] += q
+                want -= q
+                money -= q * prices[k]
+            unmet[r] += max(0.0, want)
+    dem = list(got)
+    for r in range(2):
+        sold = [k for k in range(r * n, (r + 1) * n) if caps[k] > 0 and left[k] <= 1e-9 * max(1.0, caps[k])]
+        tot = sum(caps[k] for k in sold)
+        for k in sold:
+            dem[k] += unmet[r] * caps[k] / tot if unmet[r] > 1e-12 else 0.0
+    cleared = [caps[k] <= 0 or abs(dem[k] - caps[k]) <= tol * caps[k] or (prices[k] <= 0 and dem[k] < caps[k])
+               for k in range(2 * n)]
+    return dem, cleared
+
+
+@pytest.mark.parametrize("algorithm", ["tapa", "pdpa"])
+def test_paper_range_market_reaches_equilibrium_within_200_iterations(algorithm: str) -> None:
+    # 10 sellers x 10 publishers drawn from the paper's ranges (fixed seed), paper coefficients, 200 iterations
+    rng = np.random.default_rng([0, 10, 4])
+    sellers, pubs = random_sellers(rng, 10), random_publishers(rng, 10)
+    cfg = PricingConfig(max_iter=200)
+    res = run_pricing(sellers, pubs, algorithm, cfg)
+    assert res.equilibrium and res.iterations <= 200
+    final = [s.with_prices(pf, pd) for s, pf, pd in zip(sellers, res.compute_prices, res.data_prices, strict=True)]
+    dem, cleared = _independent_state(final, pubs, cfg.tol)
+    assert all(cleared)
+    assert dem == pytest.approx(list(res.state.demand_qty), rel=1e-9, abs=1e-9)
+    assert res.state.supply == pytest.approx([p * c for p, c in zip(res.state.prices, res.state.capacity,
+                                                                     strict=True)])
+
+
+@pytest.mark.parametrize("seed", [2, 3])
+def test_equilibrium_check_matches_an_independent_computation(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    sellers, pubs = random_sellers(rng, 4), random_publishers(rng, 6)
+    st = evaluate_market(sellers, pubs)
+    dem, cleared = _independent_state(sellers, pubs, 0.05)
+    assert dem == pytest.approx(list(st.demand_qty), rel=1e-9, abs=1e-9)
+    assert list(st.cleared) == cleared
+
+
+def test_damping_shrinks_steps_after_a_reversal() -> None:
+    sellers, pubs = _market(1)
+    # σ = 1: every out-of-equilibrium offer moves each iteration, so each reversal is seen by a move
+    cfg = PricingConfig(max_iter=30, record_history=True, sigma=1.0, damping=0.5, damping_growth=1.0)
+    hist = run_pricing(sellers, pubs, "spa", cfg).history
+    last: dict[int, tuple[int, float]] = {}
+    for (p0, _dirs), (p1, _) in itertools.pairwise(hist):
+        for k, (a, b) in enumerate(zip(p0, p1, strict=True)):
+            if b == a or b in (0.0, cfg.p_max_compute, cfg.p_max_data) or a == 0.0:
+                continue
+            d, size = int(np.sign(b - a)), abs(b - a)
+            if k in last and last[k][0] == -d:
+                assert size == pytest.approx(last[k][1] / 2, rel=1e-9)
+            elif k in last:
+                assert size == pytest.approx(last[k][1], rel=1e-9)
+            last[k] = (d, size)
+    with pytest.raises(MechanismError):
+        PricingConfig(damping=0.0)
