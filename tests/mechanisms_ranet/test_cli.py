@@ -39,6 +39,9 @@ def test_solve_tbcim_has_no_myerson(capsys: pytest.CaptureFixture[str]) -> None:
         (["train", "ranet", "--sellers", "3", "--setting", "tbcim", "--out", "x.txt"], "out"),
         (["train", "ranet", "--sellers", "0", "--setting", "tbcim", "--out", "x.npz"], "sellers"),
         (["train", "ranet", "--sellers", "3", "--setting", "tbcim", "--out", "/no/such/dir/x.npz"], "out"),
+        (["train", "ranet", "--sellers", "3", "--setting", "tbcim", "--out", "x.npz", "--init", "/no/w.npz"],
+         "init"),
+        (["train", "ranet", "--sellers", "3", "--setting", "tbcim", "--out", "x.npz", "--hidden", "0"], "hidden"),
     ],
 )
 def test_bad_parameters_exit_2_naming_the_key(argv: list[str], key: str, capsys) -> None:

@@ -50,3 +50,17 @@ def test_bad_configuration_is_rejected() -> None:
         TrainConfig(batch=512, train_size=256).check()
     with pytest.raises(MechanismError):
         TrainConfig(hidden=()).check()
+
+
+def test_warm_start_continues_from_the_given_weights() -> None:
+    pytest.importorskip("torch")
+    cfg = TrainConfig(iterations=10, batch=16, train_size=64, log_every=5, hidden=(4,), misreport_steps=1,
+                      misreport_grid=2)
+    first, _ = train("single-uniform", 2, cfg)
+    second, log = train("single-uniform", 2, TrainConfig(**{**cfg.__dict__, "lr": 1e-12}), init=first)
+    bids = np.random.default_rng(0).random((20, 2))
+    # with a vanishing learning rate the continued network is the one it started from
+    np.testing.assert_allclose(second.allocate(bids)[0], first.allocate(bids)[0], atol=1e-6)
+    assert len(second.meta["log"]) == len(first.meta["log"]) + len(log)
+    with pytest.raises(MechanismError, match="layer widths"):
+        train("single-uniform", 2, TrainConfig(**{**cfg.__dict__, "hidden": (3,)}), init=first)
