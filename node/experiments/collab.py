@@ -77,11 +77,12 @@ def _pricing_rows(seed: int, quick: bool, mode: str) -> list[dict[str, Any]]:
     from bazaar.mechanisms.collab import ALGORITHMS, PricingConfig, run_pricing
     from bazaar.mechanisms.collab.instances import random_publishers, random_sellers
 
-    if mode == "equal":  # Fig. 5/7: sellers = publishers = n
-        sizes = [4, 6] if quick else [10, 20, 30, 40]
-    else:  # Fig. 6, 9–11: fixed sellers, growing publishers
-        sizes = [4, 8] if quick else [10, 20, 30, 40, 50]
-    reps = 1 if quick else 2
+    # full sweeps are shrunk from the paper's (10-60 participants, 10 repetitions) so that each experiment
+    # finishes in minutes on a shared 2-core machine (docs/models/collab.md)
+    # Fig. 5/7: sellers = publishers = n; Fig. 6, 9–11: fixed sellers, growing publishers
+    full = [10, 20, 30] if mode == "equal" else [10, 20, 30, 40]
+    sizes = ([4, 6] if mode == "equal" else [4, 8]) if quick else full
+    reps = 1 if quick else (2 if mode == "equal" else 1)
     max_iter = 20 if quick else (500 if mode == "equal" else 200)
     rows = []
     for n in sizes:
@@ -94,7 +95,7 @@ def _pricing_rows(seed: int, quick: bool, mode: str) -> list[dict[str, Any]]:
                 pubs = random_publishers(rng, n)
                 t0 = time.perf_counter()
                 res = run_pricing(sellers, pubs, alg, PricingConfig(max_iter=max_iter, seed=seed + r,
-                                                                     evo_population=3 if quick else 4))
+                                                                     evo_population=3))
                 acc["time_s"] += time.perf_counter() - t0
                 acc["iterations"] += res.iterations
                 acc["equilibrium"] += float(res.equilibrium)

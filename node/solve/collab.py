@@ -71,6 +71,9 @@ PRICING_KEYS = (
     Field("q_gamma", "float", required=False, default=0.5, low=0, high=1),
     Field("q_epsilon", "float", required=False, default=0.1, low=0, high=1),
     Field("evo_population", "int", required=False, default=6, low=1, high=1000),
+    Field("damping", "float", required=False, default=0.5, low=0, high=1, low_open=True,
+          doc="step factor on a gap reversal (1: the rules verbatim)"),
+    Field("damping_growth", "float", required=False, default=1.2, low=1, doc="step regrowth while the gap persists"),
 )
 
 

@@ -56,6 +56,7 @@ def test_portfolio_bad_params(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.parametrize(("text", "key"), [
     (PRICING + "[pricing]\nsigma = 2.0\n", "pricing.sigma"),
+    (PRICING + "[pricing]\ndamping = 0.0\n", "pricing.damping"),
     (PRICING.replace("budget = [60.0, 40.0]", "budget = [60.0]"), "publishers.deadline"),
     (PRICING.replace('algorithm = "tapa"', 'algorithm = "nope"'), "algorithm"),
     (PRICING + "[extra]\nx = 1\n", "extra"),
