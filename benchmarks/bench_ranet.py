@@ -7,13 +7,19 @@ Run: ``python benchmarks/bench_ranet.py [--quick]``. Training needs PyTorch (ski
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
-import numpy as np
-from bazaar.mechanisms.ranet import RANet, evaluate_all, myerson_expected_utility, vcg
+# one BLAS thread: on a shared machine a spinning thread pool makes small matmuls 100x slower and noisy
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+from bazaar.mechanisms.ranet import RANet, evaluate_all, myerson_expected_utility, vcg  # noqa: E402
 
 
 def _timeit(fn, repeat: int) -> float:
+    fn()  # warm-up
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
@@ -28,7 +34,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     n = 1000
-    repeat = 2 if args.quick else 5
+    repeat = 5 if args.quick else 20
     print("inference per 1k bid profiles (numpy RANet vs exact VCG over all winner sets)")
     for setting, S in (("single-uniform", 3), ("tbcim", 3), ("tbcim", 5), ("tbcim", 10)):
         net = RANet.load(S, setting)

@@ -174,10 +174,8 @@ class _Model:
         torch = self.torch
         x = self.ts.features(b, prof)
         logits = self.alloc(x)
-        if self.setting.head == "single":
-            z = torch.softmax(logits, dim=-1)[..., :-1]
-        else:
-            z = torch.sigmoid(logits)
+        single = self.setting.head == "single"
+        z = torch.softmax(logits, dim=-1)[..., :-1] if single else torch.sigmoid(logits)
         ratio = torch.sigmoid(self.pay(x))
         r = self.setting.reserve
         return z, z * (b + ratio * (r - b))
