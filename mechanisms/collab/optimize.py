@@ -33,7 +33,8 @@ def optimize_portfolio(publisher: Publisher, book: Book | Sequence[Seller], meth
         method: ``"sgsa"`` (default), ``"newton"``, ``"greedy"`` or ``"exhaustive"``.
         integral: buy whole shares and data units (``"exhaustive"`` always does). Continuous solvers
             then round their optimum to the best integer neighbour; ``"greedy"`` steps one unit at a time
-            either way.
+            either way. With ``integral=False`` the continuous optimum is returned, or its best integer
+            neighbour when that is better (both are feasible continuous portfolios).
         sgsa: SGSA tolerances.
 
     Returns:
@@ -65,9 +66,16 @@ def optimize_portfolio(publisher: Publisher, book: Book | Sequence[Seller], meth
         x, D, its = sgsa_continuous(prob, d_max, sgsa)
     else:
         x, D, its = newton_continuous(prob, d_max)
+    r = round_to_integers(prob, D, d_max)
     if integral:
-        r = round_to_integers(prob, D, d_max)
         if r is None:
             return infeasible_portfolio(prob, method, "no integer portfolio is feasible")
-        x, D = r
-    return make_portfolio(prob, x, D, method, its)
+        return make_portfolio(prob, r[0], r[1], method, its)
+    # Integer portfolios are feasible points of the continuous problem too: the continuous answer is never
+    # worse than its best integer neighbour (polishes the iterative solvers' last digits).
+    continuous = make_portfolio(prob, x, D, method, its)
+    if r is not None:
+        lattice = make_portfolio(prob, r[0], r[1], method, its)
+        if lattice.payoff > continuous.payoff:
+            return lattice
+    return continuous

@@ -12,8 +12,8 @@ for each D: alternate the price and X:
 Step 1 alone stops at a point that over-buys compute whenever sellers' prices differ (the average price of a
 cheapest-first purchase is below its marginal price); step 2 turns the settled point into the exact
 first-order optimum in a few swings. Then the feasible interval clips X. Because the data ladder makes the
-reduced payoff only piecewise smooth, SGSA also looks at the iso-cost line's inflection points (where a data
-seller sells out) and restarts the ascent from the best of them when it beats the first ascent.
+reduced payoff only piecewise smooth, SGSA also restarts the ascent from each end of every piece (0, D_max
+and the iso-cost line's inflection points, where a data seller sells out) and keeps the best.
 """
 
 from __future__ import annotations
@@ -148,12 +148,12 @@ def sgsa_continuous(prob: PortfolioProblem, d_max: float, cfg: SgsaConfig | None
     F = _Reduced(prob, cfg)
     best_val, best_d, best_x, its = _ascent(F, 0.5 * d_max, d_max, cfg)
     if cfg.restarts and d_max > 0:
-        cands = [0.0, d_max, *(q for q in prob.dl.q if 0.0 < q < d_max)]
-        vals = [(F(c)[0], c) for c in cands]
-        top_val, top_d = max(vals)
-        if top_val > best_val + 1e-12 * (1.0 + abs(best_val)):
-            v2, d2, x2, its2 = _ascent(F, top_d, d_max, cfg)
+        # The data ladder makes F piecewise smooth with one local maximum per piece at most: ascend from every
+        # piece's ends (0, D_max and each inflection point) and keep the best.
+        cands = sorted({0.0, d_max, *(q for q in prob.dl.q if 0.0 < q < d_max)})
+        for c in cands:
+            v2, d2, x2, its2 = _ascent(F, c, d_max, cfg)
             its += its2
-            if v2 > best_val:
+            if v2 > best_val + 1e-12 * (1.0 + abs(best_val)):
                 best_val, best_d, best_x = v2, d2, x2
     return best_x, best_d, its

@@ -122,13 +122,14 @@ def _independent_state(sellers: list[Seller], pubs: list[Publisher], tol: float
     return dem, cleared
 
 
-@pytest.mark.parametrize("algorithm", ["tapa", "pdpa"])
-def test_paper_range_market_reaches_equilibrium_within_200_iterations(algorithm: str) -> None:
-    # 10 sellers x 10 publishers drawn from the paper's ranges (fixed seed), paper coefficients, 200 iterations
+def test_paper_range_market_reaches_equilibrium_within_200_iterations() -> None:
+    # 10 sellers x 10 publishers drawn from the paper's ranges (fixed seed), paper coefficients, 200 iterations.
+    # PDPA (whose step shrinks as prices draw together) clears 5 of 6 such markets; TAPA clears none once the
+    # publishers' portfolios are optimal (ADR 0031), which test_tapa_reports_the_cap_cleanly pins down.
     rng = np.random.default_rng([0, 10, 4])
     sellers, pubs = random_sellers(rng, 10), random_publishers(rng, 10)
     cfg = PricingConfig(max_iter=200)
-    res = run_pricing(sellers, pubs, algorithm, cfg)
+    res = run_pricing(sellers, pubs, "pdpa", cfg)
     assert res.equilibrium and res.iterations <= 200
     final = [s.with_prices(pf, pd) for s, pf, pd in zip(sellers, res.compute_prices, res.data_prices, strict=True)]
     dem, cleared = _independent_state(final, pubs, cfg.tol)
@@ -136,6 +137,19 @@ def test_paper_range_market_reaches_equilibrium_within_200_iterations(algorithm:
     assert dem == pytest.approx(list(res.state.demand_qty), rel=1e-9, abs=1e-9)
     assert res.state.supply == pytest.approx([p * c for p, c in zip(res.state.prices, res.state.capacity,
                                                                      strict=True)])
+
+
+def test_tapa_reports_the_cap_cleanly() -> None:
+    rng = np.random.default_rng([0, 10, 4])
+    sellers, pubs = random_sellers(rng, 10), random_publishers(rng, 10)
+    cfg = PricingConfig(max_iter=200)
+    res = run_pricing(sellers, pubs, "tapa", cfg)
+    assert not res.equilibrium and res.iterations == 200
+    final = [s.with_prices(pf, pd) for s, pf, pd in zip(sellers, res.compute_prices, res.data_prices, strict=True)]
+    _, cleared = _independent_state(final, pubs, cfg.tol)
+    assert not all(cleared)  # "not reached" is true, not a reporting artefact
+    assert all(0.0 <= p <= cfg.p_max_compute for p in res.compute_prices)
+    assert all(0.0 <= p <= cfg.p_max_data for p in res.data_prices)
 
 
 @pytest.mark.parametrize("seed", [2, 3])
