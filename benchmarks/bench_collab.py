@@ -9,6 +9,7 @@ import argparse
 import time
 
 import numpy as np
+
 from bazaar.mechanisms.collab import Book, optimize_portfolio
 from bazaar.mechanisms.collab.instances import random_publishers, random_sellers
 

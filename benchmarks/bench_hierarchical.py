@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+
 from bazaar.mechanisms.hierarchical import (
     BundleBids,
     dp_allocate,

@@ -15,6 +15,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+
 from bazaar.mechanisms.ranet import RANet, evaluate_all, myerson_expected_utility, vcg  # noqa: E402
 
 

@@ -18,13 +18,14 @@ import time
 from collections.abc import Callable
 
 import msgpack
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from nacl.signing import SigningKey, VerifyKey
+
 from bazaar.protocol.envelope import open_envelope, seal, sign_bytes
 from bazaar.protocol.keys import KeyPair
 from bazaar.protocol.messages import Registry
 from bazaar.protocol.replay import ReplayGuard
 from bazaar.protocol.schema import Bytes, Int, List, Num, Optional, Schema, Str
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from nacl.signing import SigningKey, VerifyKey
 
 NET = "bench"
 NOW = 1_700_000_000_000

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
+
 from bazaar.ledger import errors as lerr
 from bazaar.ledger.block import Block
 from bazaar.ledger.chain import Chain

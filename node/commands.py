@@ -72,8 +72,9 @@ def _cmd_node(args: argparse.Namespace) -> int:
 
 def _bootstrap_entry(maddr: str) -> Any:
     """A dial-only address-book entry from ``/ip4/../tcp/../p2p/<peer id>`` (the key is inline in the id)."""
-    from bazaar.protocol.p2p import key_for_peer_id
     from libp2p.peer.id import ID
+
+    from bazaar.protocol.p2p import key_for_peer_id
 
     from .config import PeerEntry
 

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 
 import trio
+
 from bazaar.protocol import Envelope, ProtocolError, open_envelope
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.messages import validate_basic

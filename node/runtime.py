@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import trio
+
 from bazaar.ledger.bls import bls_keygen
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.genesis import Genesis

@@ -9,6 +9,7 @@ MESPs) reads as a *total* reservation per MESP: ``c_j = 4000 − C_j``; random s
 from __future__ import annotations
 
 import numpy as np
+
 from bazaar.mechanisms.errors import MechanismError
 
 from .instance import HierarchicalInstance, hierarchical_welfare, utilization

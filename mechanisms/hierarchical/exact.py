@@ -12,9 +12,10 @@ import itertools
 import math
 
 import numpy as np
-from bazaar.mechanisms.errors import MechanismError
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
+
+from bazaar.mechanisms.errors import MechanismError
 
 from .market import NO_TRADE, Allocation, Market, fits, welfare_of
 

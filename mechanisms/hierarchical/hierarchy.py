@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from bazaar.mechanisms.errors import MechanismError
 
 from .instance import HierarchicalInstance, hierarchical_welfare, utilization

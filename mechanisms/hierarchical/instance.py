@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from bazaar.mechanisms.errors import MechanismError
 
 from .market import NO_TRADE, Market, make_market

@@ -16,9 +16,10 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from bazaar.mechanisms.errors import MechanismError
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
+
+from bazaar.mechanisms.errors import MechanismError
 
 from .exact import brute_force_allocate, milp_allocate
 from .instance import HierarchicalInstance, hierarchical_welfare

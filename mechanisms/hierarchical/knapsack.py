@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from bazaar.mechanisms.errors import MechanismError
 
 from .market import NO_TRADE, Allocation, Market, welfare_of

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
 from bazaar.mechanisms.errors import MechanismError
 
 from .market import NO_TRADE, Allocation, Market, fits, welfare_of

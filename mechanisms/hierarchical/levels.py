@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from bazaar.mechanisms.errors import MechanismError
 
 from .exact import brute_force_allocate, exact_clear, milp_allocate

@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from bazaar.mechanisms.errors import MechanismError
 from numpy.typing import ArrayLike
+
+from bazaar.mechanisms.errors import MechanismError
 
 NO_TRADE = -1
 """Marker in ``seller`` / ``option`` arrays for a buyer that does not trade."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
+
 from bazaar.mechanisms.errors import MechanismError
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from bazaar.mechanisms.errors import MechanismError
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_matrix
+
+from bazaar.mechanisms.errors import MechanismError
 
 from .exact import exact_clear
 from .greedy import greedy_clear

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import trio
+
 from bazaar.ledger.amounts import to_units
 from bazaar.ledger.txs import decode_tx
 from bazaar.mechanisms.ai_bazaar import (

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from bazaar.mechanisms.fl import data as fl_data
 from bazaar.mechanisms.fl import softmax
 from bazaar.protocol import codec

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
+
 from bazaar.ledger.block import Block
 from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError

@@ -39,6 +39,7 @@ def run_convergence(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+
     from bazaar.mechanisms.ai_bazaar import (
         LEARNERS,
         discrete_equilibrium_price,
@@ -114,6 +115,7 @@ def run_profits(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+
     from bazaar.mechanisms.ai_bazaar import leader_profit, one_sided_ga, run_learning, solve_stackelberg
 
     base = _calibrated()

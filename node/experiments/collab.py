@@ -44,6 +44,7 @@ def _plot(out: Path, name: str, rows: list[dict[str, Any]], x: str, series: str,
 def run_portfolio(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     """Fig. 4/8: time and total payoff of SGSA, Newton and greedy versus the number of publishers."""
     import numpy as np
+
     from bazaar.mechanisms.collab import Book, optimize_portfolio
     from bazaar.mechanisms.collab.instances import random_publishers, random_sellers
 
@@ -74,6 +75,7 @@ def run_portfolio(out: Path, seed: int, quick: bool) -> dict[str, Any]:
 
 def _pricing_rows(seed: int, quick: bool, mode: str) -> list[dict[str, Any]]:
     import numpy as np
+
     from bazaar.mechanisms.collab import ALGORITHMS, PricingConfig, run_pricing
     from bazaar.mechanisms.collab.instances import random_publishers, random_sellers
 

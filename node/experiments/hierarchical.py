@@ -107,6 +107,7 @@ def _sweep(quick: bool) -> tuple[list[int], int]:
 def run_welfare(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     """Fig. 6–8: welfare and utilisation versus the number of miners, with the joint optimum."""
     import numpy as np
+
     from bazaar.mechanisms.hierarchical import (
         fixed_bundles,
         joint_milp,
@@ -162,6 +163,7 @@ def run_welfare(out: Path, seed: int, quick: bool) -> dict[str, Any]:
 def run_satisfaction(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     """Fig. 9: share of miners served, edge + cloud (DP upper level) versus edge-only."""
     import numpy as np
+
     from bazaar.mechanisms.hierarchical import edge_only, joint_milp, solve_hierarchical
     from bazaar.mechanisms.hierarchical.scenarios import paper_instance
 
@@ -193,6 +195,7 @@ def run_satisfaction(out: Path, seed: int, quick: bool) -> dict[str, Any]:
 def run_multi_ccsp(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     """Fig. 10–11: greedy versus Lagrangian upper level with several CCSPs, against the joint MILP."""
     import numpy as np
+
     from bazaar.mechanisms.hierarchical import SShapedEffect, ex_post_valuation, solve_multi_ccsp
     from bazaar.mechanisms.hierarchical.multi_ccsp import multi_joint_milp
     from bazaar.mechanisms.hierarchical.scenarios import multi_ccsp_instance

@@ -28,6 +28,7 @@ def run(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import numpy as np
+
     from bazaar.mechanisms.ranet import RANet, evaluate_all, myerson_expected_utility
 
     samples = 200 if quick else 4000

@@ -59,6 +59,7 @@ def run(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from bazaar.mechanisms.tbcim.bcfl import BcflConfig, run_bcfl
 
     out_dir.mkdir(parents=True, exist_ok=True)

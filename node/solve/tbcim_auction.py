@@ -13,6 +13,7 @@ SETTINGS = ("single-uniform", "tbcim")
 
 def _handler(args: argparse.Namespace) -> int:
     import numpy as np
+
     from bazaar.mechanisms.errors import MechanismError
     from bazaar.mechanisms.ranet import RANet, evaluate_all
 

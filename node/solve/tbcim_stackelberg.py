@@ -51,6 +51,7 @@ def _handler(args: argparse.Namespace) -> int:
             raise ParamError(key, f"expected {n} entries (one per ED, like d), got {len(p[key])}")
 
     import numpy as np
+
     from bazaar.mechanisms.errors import MechanismError
     from bazaar.mechanisms.tbcim import TbcimConstants, select_clients
     from bazaar.mechanisms.tbcim.reference import ed_deviation_gain, es_deviation_gain

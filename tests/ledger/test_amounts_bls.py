@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from py_ecc.bls import G2ProofOfPossession
+
 from bazaar.ledger import bls
 from bazaar.ledger.amounts import UNIT, from_units, to_units
-from py_ecc.bls import G2ProofOfPossession
 
 
 def test_to_units_rounds_half_even_and_rejects_bad_values() -> None:

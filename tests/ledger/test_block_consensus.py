@@ -6,6 +6,7 @@ import collections
 from dataclasses import replace
 
 import pytest
+
 from bazaar.ledger import bls
 from bazaar.ledger.apply import apply, build_block
 from bazaar.ledger.block import Block, merkle_proof, merkle_root, sign_header, verify_merkle_proof

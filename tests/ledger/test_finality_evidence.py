@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+
 from bazaar.ledger import bls
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.errors import InvalidAttestation, InvalidTx

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.store import MemoryStore, SqliteStore, Store, StoreError

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
 from bazaar.ledger import bls
 from bazaar.ledger.apply import apply
 from bazaar.ledger.block import Block
 from bazaar.ledger.state import State
-from hypothesis import HealthCheck, settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from .helpers import NID, USERS, Net
 

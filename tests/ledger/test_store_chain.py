@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from bazaar.ledger.block import Block
 from bazaar.ledger.chain import Chain, verify_data_dir
 from bazaar.ledger.errors import StoreCorrupt, UnknownParent

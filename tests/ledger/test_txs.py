@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from bazaar.ledger import bls
 from bazaar.ledger.errors import InvalidBlock, InvalidTx
 from bazaar.ledger.txs import decode_tx, make_tx

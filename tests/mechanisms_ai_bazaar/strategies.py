@@ -6,8 +6,9 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from bazaar.mechanisms.ai_bazaar import Params
 from hypothesis import strategies as st
+
+from bazaar.mechanisms.ai_bazaar import Params
 
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS_DIR = ROOT / "deploy" / "scenarios" / "params"

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.ai_bazaar import (
     LEARNERS,
     episodes_to_converge,
@@ -16,8 +19,6 @@ from bazaar.mechanisms.ai_bazaar import (
     project_simplex,
     run_learning,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from .strategies import load
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from bazaar.node.cli import main
 
 from .strategies import PARAMS_DIR

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.ai_bazaar import (
     Params,
     best_response,
@@ -18,8 +21,6 @@ from bazaar.mechanisms.ai_bazaar import (
 )
 from bazaar.mechanisms.ai_bazaar.followers import profit_scale
 from bazaar.mechanisms.errors import MechanismError
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from .strategies import base_mapping, games, load
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+
 from bazaar.mechanisms.ai_bazaar import (
     Params,
     consumer_profit,
@@ -13,7 +15,6 @@ from bazaar.mechanisms.ai_bazaar import (
     solve_stackelberg,
 )
 from bazaar.mechanisms.ai_bazaar.followers import profit_scale
-from hypothesis import given, settings
 
 from .strategies import games, load
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
+from hypothesis import given, settings
+
 from bazaar.mechanisms.ai_bazaar import KEYS, ParameterError, Params, demand_grid, mining_value, price_grid
 from bazaar.mechanisms.errors import MechanismError
-from hypothesis import given, settings
 
 from .strategies import base_mapping, games, load
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import msgpack
 import numpy as np
 import pytest
-from bazaar.mechanisms.ai_bazaar import WolfPHC, demand_bucket
-from bazaar.mechanisms.errors import MechanismError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bazaar.mechanisms.ai_bazaar import WolfPHC, demand_bucket
+from bazaar.mechanisms.errors import MechanismError
 
 from .strategies import load
 

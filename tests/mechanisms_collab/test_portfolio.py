@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.collab import Book, Publisher, Seller, optimize_portfolio
 from bazaar.mechanisms.collab.problem import PortfolioProblem
 from bazaar.mechanisms.errors import MechanismError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 seller_st = st.builds(Seller, st.integers(1, 12).map(float), st.floats(1, 20).map(lambda v: round(v, 2)),
                       st.integers(0, 10).map(float), st.floats(5, 20).map(lambda v: round(v, 2)),

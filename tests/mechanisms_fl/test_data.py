@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.fl.data import (
     dirichlet_split,
@@ -12,8 +15,6 @@ from bazaar.mechanisms.fl.data import (
     load_digits,
     split_train_eval,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def test_load_digits_shape_and_range() -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+
 from bazaar.mechanisms.fl.data import dirichlet_split, load_digits, split_train_eval
 from bazaar.mechanisms.fl.models import get_model
 from bazaar.mechanisms.fl.rounds import federated_round

@@ -7,12 +7,13 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.fl import linalg, mlp, softmax
 from bazaar.mechanisms.fl.data import load_digits, split_train_eval
 from bazaar.mechanisms.fl.models import get_model
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 MODELS = [softmax, mlp]
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from bazaar.mechanisms.hierarchical import HierarchicalInstance, make_instance, make_market
 from hypothesis import strategies as st
+
+from bazaar.mechanisms.hierarchical import HierarchicalInstance, make_instance, make_market
 
 
 @st.composite

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.hierarchical import (
     NO_TRADE,
@@ -16,8 +19,6 @@ from bazaar.mechanisms.hierarchical import (
     solve_hierarchical,
     solve_with_bundles,
 )
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from .strategies import instances
 

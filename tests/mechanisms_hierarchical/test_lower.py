@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.hierarchical import (
     NO_TRADE,
@@ -17,8 +20,6 @@ from bazaar.mechanisms.hierarchical import (
     milp_allocate,
 )
 from bazaar.mechanisms.hierarchical.market import check_feasible
-from hypothesis import assume, given, settings
-from hypothesis import strategies as st
 
 from .strategies import lower_markets
 

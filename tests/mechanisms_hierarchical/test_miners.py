@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.hierarchical import (
     MinerPopulation,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.hierarchical import (
     NO_TRADE,
@@ -18,8 +21,6 @@ from bazaar.mechanisms.hierarchical import (
     milp_allocate,
     upper_market,
 )
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 TOL = 1e-6
 

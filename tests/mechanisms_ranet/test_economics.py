@@ -7,6 +7,9 @@ from itertools import combinations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.ranet import (
     get_setting,
@@ -18,8 +21,6 @@ from bazaar.mechanisms.ranet import (
     vcg,
 )
 from bazaar.mechanisms.tbcim import data_utility, select_clients
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 SU = get_setting("single-uniform")
 TB = get_setting("tbcim")

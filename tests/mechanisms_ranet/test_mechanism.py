@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bazaar.mechanisms.errors import MechanismError
-from bazaar.mechanisms.ranet import RANet, get_setting
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bazaar.mechanisms.errors import MechanismError
+from bazaar.mechanisms.ranet import RANet, get_setting
 
 SHIPPED = [("single-uniform", 3), ("tbcim", 3), ("tbcim", 5), ("tbcim", 10)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.ranet import RANet, get_setting
 from bazaar.mechanisms.ranet.training import TrainConfig, _export, _Model, train

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.tbcim.bcfl import BcflConfig, run_bcfl
 from bazaar.node.cli import main

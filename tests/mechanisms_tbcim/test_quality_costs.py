@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.tbcim import TbcimConstants, costs, select_clients
 from bazaar.mechanisms.tbcim import quality as Q
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 C = TbcimConstants()
 

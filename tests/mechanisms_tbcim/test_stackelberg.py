@@ -6,6 +6,9 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.tbcim import TbcimConstants
 from bazaar.mechanisms.tbcim.reference import (
@@ -15,8 +18,6 @@ from bazaar.mechanisms.tbcim.reference import (
     reference_leader,
 )
 from bazaar.mechanisms.tbcim.stackelberg import StackelbergGame, price_closed_form, solve_stackelberg
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def make_game(

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import trio
+
 from bazaar.node.launcher import NetDir, _prepare
 from bazaar.node.runtime import Node, open_node
 from bazaar.node.scenario import load_scenario

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import trio
+
 from bazaar.mechanisms.ai_bazaar import solve_stackelberg
 from bazaar.node.runtime import Node
 from bazaar.protocol.memory import MemoryNetwork

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from bazaar.node.cli import main
 from bazaar.node.params import ParamError
 from bazaar.node.scenario import load_scenario

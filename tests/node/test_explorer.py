@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from bazaar.node.httpapi import HttpError, http_json
 
 from .harness import memory_net, small_scenario

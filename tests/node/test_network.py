@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import trio
+from libp2p.network.stream.exceptions import StreamEOF, StreamReset
+
 from bazaar.deploy import scenario_file
 from bazaar.node import launcher
 from bazaar.node.httpapi import http_json
@@ -24,7 +26,6 @@ from bazaar.node.rounds import run_rounds
 from bazaar.protocol import KeyPair, seal
 from bazaar.protocol.chainmsg import MSG_TXS, PROTO_SYNC, chain_topic
 from bazaar.protocol.p2p import open_libp2p_transport, peer_id_for
-from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 
 pytestmark = pytest.mark.network
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import trio
+
 from bazaar.protocol.keys import KeyPair
 from bazaar.protocol.memory import MemoryNetwork
 

@@ -7,10 +7,11 @@ import math
 
 import msgpack
 import pytest
-from bazaar.protocol.codec import decode, decode_canonical, encode
-from bazaar.protocol.errors import DecodeError, OversizeError
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from bazaar.protocol.codec import decode, decode_canonical, encode
+from bazaar.protocol.errors import DecodeError, OversizeError
 
 scalars = (
     st.none()

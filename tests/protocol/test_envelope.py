@@ -6,12 +6,13 @@ import contextlib
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.protocol import codec
 from bazaar.protocol.envelope import DOMAIN, VERSION, open_envelope, seal, sign_bytes
 from bazaar.protocol.errors import DecodeError, OversizeError, ProtocolError, SchemaError, SignatureError
 from bazaar.protocol.keys import KeyPair, verify
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from .vectors import CASES, NETWORK_ID, VECTOR_FILE, build, from_json, seal_case
 

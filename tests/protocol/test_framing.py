@@ -7,6 +7,7 @@ import struct
 import pytest
 import trio
 import trio.testing
+
 from bazaar.protocol.errors import OversizeError
 from bazaar.protocol.framing import (
     MAX_REASON,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+
 from bazaar.protocol.keys import KeyPair
 from bazaar.protocol.memory import MemoryNetwork
 from bazaar.protocol.transport import PeerUnavailable

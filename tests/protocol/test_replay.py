@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.protocol.envelope import Envelope, seal
 from bazaar.protocol.errors import ReplayError, StaleError
 from bazaar.protocol.keys import KeyPair
 from bazaar.protocol.replay import ReplayGuard
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 KEYS = [KeyPair.from_label(f"replay-{i}") for i in range(4)]
 NOW = 1_700_000_000_000

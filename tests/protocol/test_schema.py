@@ -5,13 +5,14 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from bazaar.protocol.envelope import open_envelope, seal
 from bazaar.protocol.errors import SchemaError
 from bazaar.protocol.keys import KeyPair
 from bazaar.protocol.messages import Registry
 from bazaar.protocol.schema import Bool, Bytes, Int, List, Map, Num, Optional, Schema, Str
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 PRICE = Schema(
     {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+
 from bazaar.protocol.transport import (
     MAX_FRAME,
     MAX_GOSSIP,
