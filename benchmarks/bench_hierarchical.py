@@ -10,11 +10,9 @@ Usage: ``python benchmarks/bench_hierarchical.py [--quick] [--seed S]``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,21 +27,7 @@ from bazaar.mechanisms.hierarchical import (
     upper_market,
 )
 from bazaar.mechanisms.hierarchical.scenarios import paper_instance
-
-
-@contextlib.contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """Silence C-level stdout (HiGHS diagnostics) while solving."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+from bazaar.node.stdio import quiet_stdout
 
 
 def timed(fn: Callable[..., Any], repeat: int = 1) -> tuple[Any, float]:

@@ -14,6 +14,7 @@ of a write — the reopened store holds either all of a block or none of it. The
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -222,6 +223,17 @@ class SqliteStore:
         directory.mkdir(parents=True, exist_ok=True)
         return cls(directory / CHAIN_DB)
 
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction: committed when the block exits normally, rolled back on any exception."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> Any:
         try:
             row = self._db.execute(sql, args).fetchone()
@@ -232,8 +244,7 @@ class SqliteStore:
     def append(self, block: Block, state_root: bytes, cert: Certificate | bytes | None = None) -> None:
         height, raw_cert = block.height, _cert_bytes(cert)
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 row = self._db.execute("SELECT COALESCE(MAX(height), 0) FROM blocks").fetchone()
                 if height != row[0] + 1:
                     raise StoreError("gap", f"append height {height} but head is {row[0]}")
@@ -245,10 +256,6 @@ class SqliteStore:
                     self._db.execute(
                         "INSERT INTO certificates(height, raw) VALUES (?, ?)", (height, raw_cert)
                     )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
         except sqlite3.IntegrityError as err:
             raise StoreError("duplicate", str(err)) from err
         except sqlite3.Error as err:
@@ -267,17 +274,12 @@ class SqliteStore:
     def set_certificate(self, height: int, cert: Certificate | bytes) -> None:
         raw_cert = _cert_bytes(cert)
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 if self._db.execute("SELECT 1 FROM blocks WHERE height = ?", (height,)).fetchone() is None:
                     raise StoreError("missing-block", f"no block at height {height}")
                 self._db.execute(
                     "INSERT OR REPLACE INTO certificates(height, raw) VALUES (?, ?)", (height, raw_cert)
                 )
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
         except sqlite3.Error as err:
             raise StoreError("io", str(err)) from err
 
@@ -307,15 +309,10 @@ class SqliteStore:
 
     def truncate_above(self, height: int) -> int:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._transaction():
                 if self._db.execute("SELECT 1 FROM certificates WHERE height > ?", (height,)).fetchone():
                     raise StoreError("finalized", f"cannot remove finalized blocks above {height}")
                 removed = self._db.execute("DELETE FROM blocks WHERE height > ?", (height,)).rowcount
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
         except sqlite3.Error as err:
             raise StoreError("io", str(err)) from err
         return int(removed)

@@ -12,33 +12,16 @@ whether each one was proven optimal.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bazaar.node.cli_registry import Experiment
+from bazaar.node.stdio import quiet_stdout
 
 MILP_SECONDS = 5.0
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence C-level writes to stdout (HiGHS diagnostics) while solving."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -123,7 +106,7 @@ def run_welfare(out: Path, seed: int, quick: bool) -> dict[str, Any]:
         for t in range(trials):
             rng = np.random.default_rng([seed, n, t])
             inst, _ = paper_instance(n, rng)
-            with _quiet_stdout():
+            with quiet_stdout():
                 opt = joint_milp(inst, time_limit=MILP_SECONDS)
                 outs = {
                     "dp": solve_hierarchical(inst, "dp", "greedy", reference=False),
@@ -172,7 +155,7 @@ def run_satisfaction(out: Path, seed: int, quick: bool) -> dict[str, Any]:
     for n in sizes:
         for t in range(trials):
             inst, _ = paper_instance(n, np.random.default_rng([seed, n, t]))
-            with _quiet_stdout():
+            with quiet_stdout():
                 outs = {"edge+cloud": solve_hierarchical(inst, "dp", "greedy", reference=False).assignment,
                         "edge-only": edge_only(inst).assignment,
                         "milp": joint_milp(inst, time_limit=MILP_SECONDS).assignment}
@@ -216,7 +199,7 @@ def run_multi_ccsp(out: Path, seed: int, quick: bool) -> dict[str, Any]:
                 cloud = sum(float(inst.ccsp_ask[k] * bundles[j]) for j, k in enumerate(ccsp_of) if k >= 0)
                 return float(v_post.sum()) - asks - cloud
 
-            with _quiet_stdout():
+            with quiet_stdout():
                 res = {u: solve_multi_ccsp(inst, u, "greedy", reference=False) for u in ("greedy", "lagrangian")}
                 opt = multi_joint_milp(inst, MILP_SECONDS)
                 from bazaar.mechanisms.hierarchical import exact_clear

@@ -9,14 +9,11 @@ default ``"greedy"``), and optionally ``miner_mesp`` (the only MESP each miner c
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 from bazaar.node.params import Field, ParamError, check_params, read_toml
+from bazaar.node.stdio import quiet_stdout
 
 
 def fields(n_miners: int | None = None, n_mesps: int | None = None) -> tuple[Field, ...]:
@@ -40,21 +37,6 @@ def fields(n_miners: int | None = None, n_mesps: int | None = None) -> tuple[Fie
 
 
 MAX_STEPS = 100_000
-
-
-@contextlib.contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence C-level writes to stdout (HiGHS may print diagnostics) so that only the JSON reaches it."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
 
 
 def load(path: str) -> dict[str, Any]:
@@ -87,7 +69,7 @@ def handler(args: argparse.Namespace) -> int:
     try:
         inst = make_instance(p["miner_demand"], p["miner_bid"], p["mesp_capacity"], p["mesp_ask"],
                              p["ccsp_capacity"], p["bundle_step"], p["ccsp_cost"], p["base_price"], reach)
-        with _quiet_stdout():
+        with quiet_stdout():
             out = solve_hierarchical(inst, upper=p["upper"], lower=p["lower"])
     except MechanismError as err:
         raise ParamError("", str(err)) from err
