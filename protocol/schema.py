@@ -19,6 +19,7 @@ exactly when they accept the same shapes (``messages.register`` relies on that).
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,9 +41,10 @@ __all__ = [
 ]
 
 
-class Field:
+class Field(abc.ABC):
     """Base class of all descriptors."""
 
+    @abc.abstractmethod
     def check(self, value: Any, path: str = "body") -> None:
         """Validate ``value``.
 
@@ -53,7 +55,6 @@ class Field:
         Raises:
             SchemaError: the value does not match; the message starts with ``path``.
         """
-        raise NotImplementedError
 
 
 def _fail(path: str, what: str) -> SchemaError:

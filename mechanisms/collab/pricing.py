@@ -8,6 +8,7 @@ settles the trades at the final prices.
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -137,7 +138,7 @@ class PricingResult:
         }
 
 
-class _Rule:
+class _Rule(abc.ABC):
     """A price-update rule over slots (compute offers then data offers).
 
     Every rule proposes a nominal step per slot; ``moved`` scales it by the slot's damping factor λ_i
@@ -197,9 +198,10 @@ class _Rule:
             if b != a:
                 self.last_dir[i] = state.direction(i)
 
+    @abc.abstractmethod
     def propose(self, t: int, prices: list[float], state: MarketState, evaluate: Evaluate
                 ) -> tuple[list[float], MarketState | None]:
-        raise NotImplementedError
+        """The next prices (and their market state when the rule already evaluated them)."""
 
 
 class _Spa(_Rule):
