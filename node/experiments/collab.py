@@ -79,13 +79,15 @@ def _pricing_rows(seed: int, quick: bool, mode: str) -> list[dict[str, Any]]:
     from bazaar.mechanisms.collab import ALGORITHMS, PricingConfig, run_pricing
     from bazaar.mechanisms.collab.instances import random_publishers, random_sellers
 
-    # full sweeps are shrunk from the paper's (10-60 participants, 10 repetitions) so that each experiment
-    # finishes in minutes on a shared 2-core machine (docs/models/collab.md)
-    # Fig. 5/7: sellers = publishers = n; Fig. 6, 9–11: fixed sellers, growing publishers
-    full = [10, 20, 30] if mode == "equal" else [10, 20, 30, 40]
+    # Full sweeps are shrunk from the paper's (10-60 participants, 10 repetitions, 500 iterations in the
+    # comparison) so that each experiment finishes in about three minutes on a shared 2-core machine: one
+    # pricing run of 10 x 10 costs 2-22 s per algorithm (every iteration re-solves every publisher's portfolio)
+    # and grows with sellers x publishers (docs/models/collab.md).
+    # Fig. 5/7: sellers = publishers = n; Fig. 6, 9–11: fixed sellers (10), growing publishers
+    full = [6, 10, 14] if mode == "equal" else [5, 10, 15]
     sizes = ([4, 6] if mode == "equal" else [4, 8]) if quick else full
-    reps = 1 if quick else (2 if mode == "equal" else 1)
-    max_iter = 20 if quick else (500 if mode == "equal" else 200)
+    reps = 1
+    max_iter = 20 if quick else 200
     rows = []
     for n in sizes:
         for alg in ALGORITHMS:
@@ -93,7 +95,7 @@ def _pricing_rows(seed: int, quick: bool, mode: str) -> list[dict[str, Any]]:
                    "total_payoff": 0.0, "time_s": 0.0}
             for r in range(reps):
                 rng = np.random.default_rng([seed, n, r])
-                sellers = random_sellers(rng, n if mode == "equal" else (4 if quick else 15))
+                sellers = random_sellers(rng, n if mode == "equal" else (4 if quick else 10))
                 pubs = random_publishers(rng, n)
                 t0 = time.perf_counter()
                 res = run_pricing(sellers, pubs, alg, PricingConfig(max_iter=max_iter, seed=seed + r,
