@@ -69,3 +69,16 @@ def run_sgd(
     if not np.all(np.isfinite(w)):
         raise MechanismError(f"SGD diverged (non-finite parameters) with lr={lr}")
     return w
+
+
+def epochs_to_steps(n_samples: int, epochs: int, batch_size: int) -> int:
+    """SGD steps of ``epochs`` passes over ``n_samples``: ``epochs * ceil(n_samples / batch_size)``.
+
+    Raises:
+        MechanismError: ``epochs`` not a non-negative integer or ``batch_size`` not a positive one.
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+        raise MechanismError(f"epochs must be a non-negative integer, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise MechanismError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(epochs) * steps_per_epoch(n_samples, int(batch_size))

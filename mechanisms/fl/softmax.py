@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from ..errors import MechanismError
 from . import linalg
-from .optim import run_sgd, steps_per_epoch
+from .optim import epochs_to_steps, run_sgd
 
 Array = NDArray[np.float64]
 
@@ -109,9 +109,5 @@ def local_train(
     params: Array, X: Array, y: NDArray[np.int64], *, epochs: int, lr: float, batch_size: int, seed: int
 ) -> Array:
     """``epochs`` passes over the local data: ``epochs * ceil(n / batch_size)`` SGD steps."""
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise MechanismError(f"epochs must be a non-negative integer, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise MechanismError(f"batch_size must be a positive integer, got {batch_size!r}")
-    steps = int(epochs) * steps_per_epoch(np.asarray(X).shape[0], int(batch_size))
+    steps = epochs_to_steps(np.asarray(X).shape[0], epochs, batch_size)
     return sgd(params, X, y, steps=steps, lr=lr, batch_size=batch_size, seed=seed)
