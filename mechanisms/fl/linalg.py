@@ -15,6 +15,8 @@ import math
 import numpy as np
 from numpy.typing import NDArray
 
+from ..errors import MechanismError
+
 Array = NDArray[np.float64]
 
 
@@ -68,3 +70,17 @@ def softmax(logits: Array) -> Array:
 def mean(values: Array) -> float:
     """Exactly rounded mean of a 1-D array (``math.fsum``)."""
     return math.fsum(values.tolist()) / len(values)
+
+
+def flat_params(params: Array, X: Array) -> tuple[Array, int]:
+    """A model's flat float64 parameter vector and the feature count of ``X``, both checked.
+
+    Raises:
+        MechanismError: ``params`` is not a flat vector or ``X`` not a non-empty 2-D array.
+    """
+    params = np.asarray(params, dtype=np.float64)
+    if params.ndim != 1:
+        raise MechanismError("params must be a flat vector")
+    if X.ndim != 2 or X.shape[0] == 0:
+        raise MechanismError(f"X must be a non-empty 2-D array, got shape {X.shape}")
+    return params, int(X.shape[1])

@@ -43,12 +43,7 @@ def init_params(n_features: int, n_classes: int, seed: int, hidden: int = HIDDEN
 
 
 def _unpack(params: Array, X: Array, hidden: int) -> tuple[Array, Array, Array, Array]:
-    params = np.asarray(params, dtype=np.float64)
-    if params.ndim != 1:
-        raise MechanismError("params must be a flat vector")
-    if X.ndim != 2 or X.shape[0] == 0:
-        raise MechanismError(f"X must be a non-empty 2-D array, got shape {X.shape}")
-    f = X.shape[1]
+    params, f = linalg.flat_params(params, X)
     rest = params.size - (f + 1) * hidden
     if hidden < 1 or rest <= 0 or rest % (hidden + 1) or rest // (hidden + 1) < 2:
         raise MechanismError(f"{params.size} parameters do not fit an MLP ({f} features, {hidden} hidden)")
