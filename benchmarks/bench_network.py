@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from bazaar.node import launcher
-from bazaar.node.rounds import run_rounds
+from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.scenario import load_scenario
 
 

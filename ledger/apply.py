@@ -1,7 +1,7 @@
 """``apply(state, block, genesis)`` — the single pure state transition — and ``build_block`` for proposers.
 
-No clock, no I/O: the result depends on the arguments only (and the node's ``verify_loss`` callback for
-``pol``). Importing a peer's block means re-executing it and comparing the state root (STYLE §6).
+No clock, no I/O: the result depends on the arguments only (and the node's block ``checks``). Importing a
+peer's block means re-executing it and comparing the state root (STYLE §6).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from bazaar.protocol.errors import ProtocolError
 from bazaar.protocol.keys import KeyPair
 
 from .block import MAX_TXS, Block, Header, check_header_signature, merkle_root, sign_header
-from .consensus import VerifyLoss, check_consensus
+from .checks import BlockCheck
+from .consensus import check_consensus
 from .errors import InvalidBlock, InvalidTx
 from .execute import Draft, apply_tx
 from .genesis import Genesis
@@ -43,7 +44,7 @@ def _check_frame(state: State, header: Header, genesis: Genesis) -> None:
 
 
 def apply(
-    state: State, block: Block, genesis: Genesis | None = None, *, verify_loss: VerifyLoss | None = None
+    state: State, block: Block, genesis: Genesis | None = None, *, checks: Sequence[BlockCheck] = ()
 ) -> State:
     """Apply ``block`` to ``state`` and return the new state; ``state`` is unchanged.
 
@@ -56,7 +57,8 @@ def apply(
         state: the state at the parent block.
         block: the block to apply.
         genesis: the network's genesis (defaults to ``state.genesis``; must match it).
-        verify_loss: for ``pol`` networks, the node's loss re-evaluation callback.
+        checks: the node's block checks (consensus driver, market contracts), run with the parent state
+            after the consensus proof and every transaction applied, before the state root is compared.
 
     Returns:
         The state after the block.
@@ -78,7 +80,7 @@ def apply(
         raise InvalidBlock("bad-tx-root", "tx_root does not match the transactions")
     if header.reward != block_reward(genesis, len(block.txs)):
         raise InvalidBlock("bad-reward", f"reward {header.reward} != {block_reward(genesis, len(block.txs))}")
-    outcome = check_consensus(state, header, verify_loss)
+    outcome = check_consensus(state, header)
     draft = Draft(state, header.height)
     for i, raw in enumerate(block.txs):
         try:
@@ -88,6 +90,8 @@ def apply(
             raise InvalidBlock("bad-tx", f"tx {i}: {err}", tx_index=i, tx_reason=err.reason) from err
         except InvalidTx as err:
             raise InvalidBlock("bad-tx", f"tx {i}: {err}", tx_index=i, tx_reason=err.reason) from err
+    for check in checks:
+        check(state, block)
     reward = block_reward(genesis, len(block.txs))
     draft.credit(header.proposer, reward)
     draft.minted += reward
@@ -109,7 +113,6 @@ def build_block(
     *,
     timestamp_ms: int,
     consensus: dict[str, Any],
-    verify_loss: VerifyLoss | None = None,
 ) -> tuple[Block, State, list[tuple[bytes, InvalidTx]]]:
     """Build, execute and sign the next block from candidate transactions.
 
@@ -123,7 +126,6 @@ def build_block(
         txs: candidate raw transactions, in the order to try them.
         timestamp_ms: the block's timestamp (at least the parent's).
         consensus: the proof (``pos_consensus``, ``lottery_consensus`` or ``pol_consensus``).
-        verify_loss: optional ``pol`` loss check, as in :func:`apply`.
 
     Returns:
         ``(block, new_state, rejected)``.
@@ -161,7 +163,7 @@ def build_block(
         consensus=consensus,
     )
     _check_frame(state, provisional, genesis)
-    outcome = check_consensus(state, provisional, verify_loss)
+    outcome = check_consensus(state, provisional)
     draft.credit(proposer_key.public, reward)
     draft.minted += reward
     # The state root does not cover the head hash (the hash of the very header that carries the root), so the

@@ -16,7 +16,7 @@ from bazaar.protocol.keys import KeyPair
 
 from .apply import apply, build_block
 from .block import Block, check_header_signature
-from .consensus import VerifyLoss
+from .checks import BlockCheck
 from .errors import InvalidAttestation, InvalidBlock, InvalidTx, LedgerError, StoreCorrupt, UnknownParent
 from .evidence import Evidence, evidence_from_blocks
 from .finality import Certificate, ValidatorSet, verify_certificate
@@ -185,12 +185,12 @@ class Chain:
 
     # ---- mutation ------------------------------------------------------------------------------------------
 
-    def import_block(self, block: Block, *, verify_loss: VerifyLoss | None = None) -> Evidence | None:
+    def import_block(self, block: Block, *, checks: Sequence[BlockCheck] = ()) -> Evidence | None:
         """Verify and append a peer's block, or detect an equivocation.
 
         Args:
             block: the received block.
-            verify_loss: the ``pol`` loss re-evaluation callback.
+            checks: the node's block checks (see :func:`~.apply.apply`).
 
         Returns:
             ``None`` when the block was appended (or was already stored); an :class:`Evidence` when ``block``
@@ -220,7 +220,7 @@ class Chain:
             raise InvalidBlock("fork", f"a different block by another proposer is stored at height {height}")
         if height != self.height + 1 or block.header.parent != self.head_hash:
             raise UnknownParent("unknown-parent", f"block {height} does not extend head {self.height}")
-        state = apply(self._state, block, self.genesis, verify_loss=verify_loss)
+        state = apply(self._state, block, self.genesis, checks=checks)
         self.store.append(block, state.root())
         self._advance(block, state)
         return None
@@ -232,7 +232,6 @@ class Chain:
         *,
         timestamp_ms: int,
         consensus: dict[str, Any],
-        verify_loss: VerifyLoss | None = None,
     ) -> tuple[Block, list[tuple[bytes, InvalidTx]]]:
         """Build the next block from ``txs`` (see :func:`~.apply.build_block`), store it and advance the head.
 
@@ -246,7 +245,6 @@ class Chain:
             txs,
             timestamp_ms=timestamp_ms,
             consensus=consensus,
-            verify_loss=verify_loss,
         )
         self.store.append(block, state.root())
         self._advance(block, state)

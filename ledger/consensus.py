@@ -10,21 +10,22 @@ Each block's ``header.consensus`` map is the proof that its proposer was entitle
   ``seed_h = sha256(seed_{h-1} || reveal)`` (RANDAO; docs/adr/0006 for the last-revealer weakness).
   ``attempt`` lets the next candidate take over when the drawn proposer is offline: nodes wait
   ``k × deadline`` before accepting an attempt-k block.
-* ``lottery`` — ``{"rule": "lottery", "weights": [[account, weight], ...], "seed": seed_{h-1}}``; ``weights``
-  must equal the state's proposer weights (the allocation published with a ``weights`` record, else stakes)
-  and the proposer must equal ``lottery_winner(weights, seed, h)``.
+* ``lottery`` — ``{"rule": "lottery", "weights": [[account, weight], ...], "seed": seed_{h-1}, "reveal": 96 B,
+  "attempt": k (optional)}``; ``weights`` must equal the state's proposer weights (the allocation published with
+  a ``weights`` record, else stakes), the proposer must equal the attempt-k draw
+  ``weighted_draw(weights, seed, h, LOTTERY_DOMAIN, k)``, and ``reveal`` is its BLS reveal for ``h`` (verified
+  against the BLS key registered for the proposer); the next seed is ``sha256(seed || reveal)`` as for ``pos``,
+  so no proposer can grind the next draw through its transactions.
 * ``pol`` — ``{"rule": "pol", "submissions": [raw tx/model_commit envelopes], "winner": account}``; the
   winner is the submitter with the lowest claimed loss (ties broken by account bytes) and must be the
-  proposer;
-  a node-supplied ``verify_loss`` callback re-evaluates the winner's model.
-
-For ``pol`` and ``lottery`` the seed still advances, as ``sha256(domain || seed || proposer || tx_root)``.
+  proposer; the node re-evaluates the winner's model with a block check (``ledger.checks``), the seed advances
+  as ``sha256(domain || seed || proposer || tx_root)``.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +44,6 @@ REVEAL_DOMAIN = b"bazaar/reveal/v1\x00"
 NEXT_SEED_DOMAIN = b"bazaar/next-seed/v1\x00"
 MAX_ATTEMPT = 1024
 MAX_SUBMISSIONS = 4096
-
-VerifyLoss = Callable[[bytes, bytes, float], bool]
-"""``verify_loss(miner, model_hash, claimed_loss) -> bool``, supplied by the node (it re-evaluates models)."""
-
 
 def _items(weights: Mapping[bytes, int] | Iterable[Sequence[Any]]) -> list[tuple[bytes, int]]:
     pairs = weights.items() if isinstance(weights, Mapping) else ((w[0], w[1]) for w in weights)
@@ -120,23 +117,30 @@ def pos_consensus(bls_secret: int, network_id: str, height: int, attempt: int = 
     return proof
 
 
-def lottery_winner(weights: Mapping[bytes, int] | Iterable[Sequence[Any]], seed: bytes, height: int) -> bytes:
-    """The ``lottery`` block winner for ``height`` (weights: map or ``[[account, weight], ...]``)."""
-    return weighted_draw(weights, seed, height, LOTTERY_DOMAIN)
+def lottery_winner(
+    weights: Mapping[bytes, int] | Iterable[Sequence[Any]], seed: bytes, height: int, attempt: int = 0
+) -> bytes:
+    """The ``lottery`` block winner for ``height`` at ``attempt`` (weights: map or ``[[account, weight], ...]``)."""
+    return weighted_draw(weights, seed, height, LOTTERY_DOMAIN, attempt)
 
 
-def lottery_consensus(state: State) -> dict[str, Any]:
+def lottery_consensus(state: State, bls_secret: int, network_id: str, attempt: int = 0) -> dict[str, Any]:
     """The ``header.consensus`` map of the next ``lottery`` block (its proposer: :func:`lottery_next`)."""
-    return {
+    height = state.height + 1
+    proof: dict[str, Any] = {
         "rule": "lottery",
         "weights": [[a, w] for a, w in state.proposer_weights().items()],
         "seed": state.seed,
+        "reveal": make_reveal(bls_secret, network_id, height),
     }
+    if attempt:
+        proof["attempt"] = attempt
+    return proof
 
 
-def lottery_next(state: State) -> bytes:
-    """Who wins the lottery for the next block."""
-    return lottery_winner(state.proposer_weights(), state.seed, state.height + 1)
+def lottery_next(state: State, attempt: int = 0) -> bytes:
+    """Who wins the lottery for the next block at ``attempt`` (attempt k takes over when k−1 is silent)."""
+    return lottery_winner(state.proposer_weights(), state.seed, state.height + 1, attempt)
 
 
 def pol_winner(submissions: Sequence[Envelope]) -> Envelope:
@@ -148,6 +152,21 @@ def pol_winner(submissions: Sequence[Envelope]) -> Envelope:
     if not submissions:
         raise ValueError("no submissions")
     return min(submissions, key=lambda e: (float(e.body["loss"]), e.sender))
+
+
+def pol_winner_of(header: Header, network_id: str) -> Envelope | None:
+    """The winning ``tx/model_commit`` of a ``pol`` proof, or None (not pol, or no verifiable winner)."""
+    proof = header.consensus
+    if proof.get("rule") != "pol":
+        return None
+    for raw in proof.get("submissions", []):
+        try:
+            env = decode_tx(raw, network_id)
+        except ProtocolError:
+            continue
+        if env.sender == proof.get("winner") and env.type == "tx/model_commit":
+            return env
+    return None
 
 
 def pol_consensus(submissions: Sequence[bytes], network_id: str) -> dict[str, Any]:
@@ -178,40 +197,51 @@ def _plain_next_seed(state: State, header: Header) -> bytes:
     return hashlib.sha256(NEXT_SEED_DOMAIN + state.seed + header.proposer + header.tx_root).digest()
 
 
-def _check_pos(state: State, header: Header, proof: Mapping[str, Any]) -> ConsensusOutcome:
-    _keys(proof, {"rule", "reveal"}, {"attempt"})
+def _attempt(proof: Mapping[str, Any]) -> int:
     attempt = proof.get("attempt", 0)
     if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= MAX_ATTEMPT:
         raise InvalidBlock("bad-consensus", "attempt must be an int in [0, 1024]")
-    reveal = proof["reveal"]
+    return attempt
+
+
+def _check_reveal(state: State, header: Header, reveal: Any) -> bytes:
     if not isinstance(reveal, bytes) or len(reveal) != bls.SIG_LEN:
+        raise InvalidBlock("bad-consensus", "reveal must be 96 bytes")
+    pubkey = state.validators.get(header.proposer)
+    if pubkey is None:
+        raise InvalidBlock("bad-proposer", "the proposer has no registered BLS key")
+    if not bls.verify(pubkey, reveal_message(state.network_id, header.height), reveal):
+        raise InvalidBlock("bad-reveal", "RANDAO reveal does not verify")
+    return hashlib.sha256(state.seed + reveal).digest()
+
+
+def _check_pos(state: State, header: Header, proof: Mapping[str, Any]) -> ConsensusOutcome:
+    _keys(proof, {"rule", "reveal"}, {"attempt"})
+    attempt = _attempt(proof)
+    if not isinstance(proof["reveal"], bytes) or len(proof["reveal"]) != bls.SIG_LEN:
         raise InvalidBlock("bad-consensus", "reveal must be 96 bytes")
     expected = sortition(state.proposer_weights(), state.seed, header.height, attempt)
     if header.proposer != expected:
         raise InvalidBlock("bad-proposer", f"sortition drew {expected.hex()[:16]} for attempt {attempt}")
-    pubkey = state.validators[header.proposer]
-    if not bls.verify(pubkey, reveal_message(state.network_id, header.height), reveal):
-        raise InvalidBlock("bad-reveal", "RANDAO reveal does not verify")
-    return ConsensusOutcome(hashlib.sha256(state.seed + reveal).digest(), state.pol_round)
+    return ConsensusOutcome(_check_reveal(state, header, proof["reveal"]), state.pol_round)
 
 
 def _check_lottery(state: State, header: Header, proof: Mapping[str, Any]) -> ConsensusOutcome:
-    _keys(proof, {"rule", "weights", "seed"})
+    _keys(proof, {"rule", "weights", "seed", "reveal"}, {"attempt"})
+    attempt = _attempt(proof)
     if proof["seed"] != state.seed:
         raise InvalidBlock("bad-seed", "lottery seed is not the previous block's seed")
     rows = proof["weights"]
     expected = [[a, w] for a, w in state.proposer_weights().items()]
     if rows != expected:
         raise InvalidBlock("bad-weights", "lottery weights differ from the state's proposer weights")
-    winner = lottery_winner(state.proposer_weights(), state.seed, header.height)
+    winner = lottery_winner(state.proposer_weights(), state.seed, header.height, attempt)
     if header.proposer != winner:
-        raise InvalidBlock("bad-proposer", f"the lottery drew {winner.hex()[:16]}")
-    return ConsensusOutcome(_plain_next_seed(state, header), state.pol_round)
+        raise InvalidBlock("bad-proposer", f"the lottery drew {winner.hex()[:16]} for attempt {attempt}")
+    return ConsensusOutcome(_check_reveal(state, header, proof["reveal"]), state.pol_round)
 
 
-def _check_pol(
-    state: State, header: Header, proof: Mapping[str, Any], verify_loss: VerifyLoss | None
-) -> ConsensusOutcome:
+def _check_pol(state: State, header: Header, proof: Mapping[str, Any]) -> ConsensusOutcome:
     _keys(proof, {"rule", "submissions", "winner"})
     raw = proof["submissions"]
     if (
@@ -239,19 +269,15 @@ def _check_pol(
     winner = pol_winner(envs)
     if proof["winner"] != winner.sender or header.proposer != winner.sender:
         raise InvalidBlock("bad-proposer", f"lowest claimed loss is {winner.sender.hex()[:16]}")
-    if verify_loss is not None and not verify_loss(
-        winner.sender, winner.body["hash"], float(winner.body["loss"])
-    ):
-        raise InvalidBlock("pol-loss", "the winner's claimed loss does not verify")
     return ConsensusOutcome(_plain_next_seed(state, header), rnd)
 
 
-def check_consensus(state: State, header: Header, verify_loss: VerifyLoss | None = None) -> ConsensusOutcome:
+def check_consensus(state: State, header: Header) -> ConsensusOutcome:
     """Check ``header.consensus`` against ``state`` (the parent state) and the network's rule.
 
     Raises:
         InvalidBlock: ``bad-consensus``, ``bad-proposer``, ``bad-reveal``, ``bad-seed``, ``bad-weights``,
-            ``stale-round``, ``pol-loss`` or ``no-weight``.
+            ``stale-round`` or ``no-weight``.
     """
     proof = header.consensus
     rule = state.genesis.consensus
@@ -263,4 +289,4 @@ def check_consensus(state: State, header: Header, verify_loss: VerifyLoss | None
         return _check_pos(state, header, proof)
     if rule == "lottery":
         return _check_lottery(state, header, proof)
-    return _check_pol(state, header, proof, verify_loss)
+    return _check_pol(state, header, proof)

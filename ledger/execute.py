@@ -2,7 +2,7 @@
 
 Because no handler writes before its last check, a rejected transaction leaves the draft untouched; that
 is what lets :func:`.apply.build_block` skip a bad transaction and keep building, and lets
-:meth:`.state.State.check_tx` run the same code for the mempool.
+:func:`check_tx` run the same code for the mempool.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from bazaar.protocol.errors import SchemaError
 from . import bls
 from .amounts import MAX_AMOUNT
 from .errors import InvalidBlock, InvalidTx
+from .evidence import check_evidence
 from .genesis import PPM
 from .state import RECORDS_DOMAIN, Escrow, ModelCommit, Overlay, State, Supply
 from .txs import NONCELESS, WEIGHTS_RECORD, tx_kind
@@ -146,6 +147,17 @@ def _escrow_refund(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     draft.credit(escrow.payer, escrow.amount)
 
 
+def _escrow_settle(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    escrow = _open_escrow(draft, body["id"])
+    if escrow.arbiter is None or env.sender != escrow.arbiter:
+        raise InvalidTx("not-authorised", "only the escrow's arbiter may settle it")
+    if body["amount"] > escrow.amount:
+        raise InvalidTx("over-escrow", f"settles {body['amount']} > escrow {escrow.amount}")
+    draft.escrows.delete(body["id"])
+    draft.credit(body["to"], body["amount"])
+    draft.credit(escrow.payer, escrow.amount - body["amount"])
+
+
 def _stake(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     sender = env.sender
     if sender in draft.slashed:
@@ -205,8 +217,8 @@ def _record(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
         if authority is None or env.sender != authority:
             raise InvalidTx("not-authorised", "only the network's weights_authority may set weights")
         weights = parse_weights(body["data"])
-        unknown = [a.hex()[:16] for a in weights if a not in draft.validators]
-        if unknown and draft.base.genesis.consensus == "pos":
+        unknown = [a.hex()[:16] for a in weights if a not in draft.validators and weights[a] > 0]
+        if unknown and draft.base.genesis.consensus in ("pos", "lottery"):
             raise InvalidTx("unknown-validator", f"accounts without a BLS key: {unknown}")
         draft.weights = {a: w for a, w in weights.items() if w > 0}
     draft.records_root = hashlib.sha256(RECORDS_DOMAIN + draft.records_root + env.digest).digest()
@@ -228,8 +240,6 @@ def _model_commit(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
 
 
 def _evidence(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
-    from .evidence import check_evidence  # evidence imports block only; kept local to keep import order flat
-
     proposer, height = check_evidence(body["a"], body["b"], draft.base.network_id)
     key = (proposer, height)
     if key in draft.base.evidence or key in draft.new_evidence:
@@ -248,12 +258,23 @@ HANDLERS: dict[str, Callable[[Draft, Envelope, dict[str, Any]], None]] = {
     "escrow_lock": _escrow_lock,
     "escrow_release": _escrow_release,
     "escrow_refund": _escrow_refund,
+    "escrow_settle": _escrow_settle,
     "stake": _stake,
     "unstake": _unstake,
     "record": _record,
     "model_commit": _model_commit,
     "evidence": _evidence,
 }
+
+
+def check_tx(state: State, env: Envelope) -> None:
+    """Stateful check of one transaction against ``state``, as the next block would apply it (the mempool's
+    check; ``state`` is unchanged). The envelope must already be opened (``decode_tx``).
+
+    Raises:
+        InvalidTx: with the reject reason (``bad-nonce``, ``insufficient-funds``, ...).
+    """
+    apply_tx(Draft(state, state.height + 1), env)
 
 
 def apply_tx(draft: Draft, env: Envelope) -> None:

@@ -173,6 +173,7 @@ def make_genesis(
     balances: Mapping[bytes, int] | None = None,
     validator_keys: Iterable[KeyPair] = (),
     stake: int = 0,
+    bls_keys: Iterable[KeyPair] = (),
     block_reward: int = 0,
     reward_per_tx: int = 0,
     timestamp_ms: int = 0,
@@ -187,6 +188,8 @@ def make_genesis(
         balances: initial free balances.
         validator_keys: key pairs of the genesis validators; each gets ``stake`` staked micro-tokens.
         stake: genesis stake per validator.
+        bls_keys: further accounts whose BLS keys are registered without stake (e.g. ``lottery`` proposers
+            that do not validate).
         block_reward: minted per block.
         reward_per_tx: minted per transaction.
         timestamp_ms: genesis time.
@@ -202,6 +205,8 @@ def make_genesis(
         validators[key.public] = bls.sk_to_pk(bls.bls_keygen(key.seed))
         if stake:
             stakes[key.public] = stake
+    for key in bls_keys:
+        validators.setdefault(key.public, bls.sk_to_pk(bls.bls_keygen(key.seed)))
     return Genesis(
         network_id=network_id,
         timestamp_ms=timestamp_ms,

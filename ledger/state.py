@@ -15,7 +15,6 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from bazaar.protocol import codec
-from bazaar.protocol.envelope import Envelope
 
 from .genesis import Genesis
 
@@ -238,18 +237,6 @@ class State:
         if any(e.amount <= 0 for e in self.escrows.values()):
             return False
         return self.supply.total == self.held()
-
-    def check_tx(self, env: Envelope) -> None:
-        """Stateful check of one transaction against this state, as the next block would apply it.
-
-        For the mempool; does not change the state. The envelope must already be opened (``decode_tx``).
-
-        Raises:
-            InvalidTx: with the reject reason (``bad-nonce``, ``insufficient-funds``, ...).
-        """
-        from .execute import Draft, apply_tx  # the executor imports this module
-
-        apply_tx(Draft(self, self.height + 1), env)
 
     # ---- encoding ------------------------------------------------------------------------------------------
 

@@ -69,6 +69,8 @@ SCHEMAS: dict[str, Schema] = {
     ),
     "escrow_release": Schema({"id": Bytes(size=32), "nonce": _NONCE}),
     "escrow_refund": Schema({"id": Bytes(size=32), "nonce": _NONCE}),
+    "escrow_settle": Schema({"id": Bytes(size=32), "to": _ACCOUNT, "amount": Int(low=0, high=MAX_AMOUNT),
+                             "nonce": _NONCE}),
     "stake": Schema(
         {
             "amount": _AMOUNT,

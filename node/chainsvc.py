@@ -1,18 +1,22 @@
 """The node's view of the ledger: mempool, block import, attestations, finality and chain sync.
 
-Market apps plug in two hooks: ``prepare_block(block)`` (async; e.g. fetch and re-evaluate a PoL winner's
-model, returning the synchronous ``verify_loss`` callback the pure ledger needs) and ``may_attest(block)``
-(whether this validator endorses a block it could import, e.g. no better PoL submission is known).
+Consensus drivers and market apps plug in a **list** of :class:`BlockHooks`, so a consensus check and a
+market contract compose: ``prepare(block)`` (async; e.g. fetch and re-evaluate a PoL winner's model) returns a
+synchronous ledger check, ``check(parent_state, block)`` is a market contract re-executed on import,
+``may_attest(block)`` says whether this validator endorses a block it could import, ``imported(block)``
+observes every new head.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from bazaar.ledger import errors as lerr
+from bazaar.ledger.apply import build_block
 from bazaar.ledger.block import Block
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.finality import (
@@ -22,6 +26,7 @@ from bazaar.ledger.finality import (
     make_attestation,
     verify_certificate,
 )
+from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx, make_tx
 from bazaar.protocol import Envelope, KeyPair, ProtocolError, codec
 from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_SYNC
@@ -31,9 +36,19 @@ from .logs import Events
 from .mempool import Mempool
 from .notify import Changes
 
-VerifyLoss = Callable[[bytes, bytes, float], bool]
-PrepareBlock = Callable[[Block], Awaitable[VerifyLoss | None]]
-MayAttest = Callable[[Block], bool]
+BlockCheck = Callable[[State, Block], None]
+"""``check(parent_state, block)``: raise ``InvalidBlock`` to refuse the block."""
+
+
+@dataclass
+class BlockHooks:
+    """One participant's block hooks (a consensus driver's, or a market role's)."""
+
+    prepare: Callable[[Block], Awaitable[BlockCheck | None]] | None = None
+    check: BlockCheck | None = None
+    may_attest: Callable[[Block], bool] | None = None
+    imported: Callable[[Block], None] | None = None
+
 
 SYNC_BATCH = 64
 STALE_BLOCKS = 3
@@ -54,9 +69,8 @@ class ChainService:
         self.mempool = Mempool()
         self.changes = Changes()
         self.tracker = FinalityTracker(network_id)
-        self.prepare_block: PrepareBlock | None = None
-        self.may_attest: MayAttest | None = None
-        self.after_import: Callable[[Block], None] | None = None
+        self.hooks: list[BlockHooks] = []
+        self.market = ""
         self._pending_blocks: dict[int, Block] = {}
         self._pending_certs: dict[int, Certificate] = {}
         self._syncing = trio.Lock()
@@ -96,10 +110,10 @@ class ChainService:
         self._inflight[nonce] = self.chain.height
         return nonce
 
-    def sign_tx(self, kind: str, body: dict[str, Any], *, market: str = "", round: int = 0) -> Envelope:
-        """Build and sign one of our own transactions with the next nonce."""
+    def sign_tx(self, kind: str, body: dict[str, Any], *, market: str | None = None, round: int = 0) -> Envelope:
+        """Build and sign one of our own transactions with the next nonce (our market unless told)."""
         return make_tx(self.key, self.network_id, kind, {**body, "nonce": self.next_nonce()},
-                       market=market, round=round)
+                       market=self.market if market is None else market, round=round)
 
     def forget_nonce(self, nonce: int) -> None:
         """Our transaction with ``nonce`` will never be sent (e.g. a refused escrow): reuse the nonce if nothing
@@ -116,6 +130,7 @@ class ChainService:
             return None
         if not self.mempool.add(env, raw, self.chain.state):
             return None
+        self.changes.notify()
         return env
 
     async def broadcast_txs(self, raws: list[bytes]) -> None:
@@ -125,19 +140,52 @@ class ChainService:
         if raws:
             await self.publish(MSG_TXS, {"txs": raws})
 
+    async def submit(self, raws: Sequence[bytes]) -> None:
+        """Keep transactions locally and gossip them in one batch (alias of :meth:`broadcast_txs`)."""
+        await self.broadcast_txs(list(raws))
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Return once ``predicate()`` holds after some chain change (``trio.TooSlowError`` at the deadline)."""
+        await self.changes.wait_for(predicate, timeout)
+
+    @property
+    def state(self) -> State:
+        """The state at our head."""
+        return self.chain.state
+
+    def block(self, height: int) -> Block | None:
+        """Our block at ``height``."""
+        return self.chain.block(height)
+
     async def on_txs(self, env: Envelope) -> None:
         """Gossip handler: a batch of transactions."""
         for raw in env.body["txs"]:
             self.add_tx(raw)
 
     # ------------------------------------------------------------------ blocks
+    def _candidates(self) -> list[bytes]:
+        """Mempool transactions in block order, twice: a transaction that depends on another sender's (an
+        escrow settlement on a lock signed by the payer) fails on the first pass and lands on the second, in
+        the same block; duplicates of included ones are skipped by their nonce."""
+        ordered = self.mempool.ordered()
+        return ordered + ordered
+
+    def would_include(self, consensus: dict[str, Any], *, timestamp_ms: int) -> int:
+        """How many mempool transactions a block proposed now would carry (a dry run, nothing stored)."""
+        timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
+        block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key, self._candidates(),
+                                  timestamp_ms=timestamp_ms, consensus=consensus)
+        return len(block.txs)
+
     async def propose(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
         """Build a block on our head from the mempool, store it, gossip it and attest it."""
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
-        block, rejected = self.chain.build_and_import(self.key, self.mempool.ordered(), timestamp_ms=timestamp_ms,
+        block, rejected = self.chain.build_and_import(self.key, self._candidates(), timestamp_ms=timestamp_ms,
                                                       consensus=consensus)
-        for _, err in rejected:
-            _events.info("tx.skipped", reason=err.reason, detail=str(err)[:120])
+        included = set(block.txs)
+        for raw, err in rejected:
+            if raw not in included:
+                _events.info("tx.skipped", reason=err.reason, detail=str(err)[:120])
         await self._imported(block, announce=True)
         return block
 
@@ -184,11 +232,17 @@ class ChainService:
     async def _import(self, block: Block, *, announce: bool, certified: bool = False) -> bool:
         """Import one block. ``certified``: a verified finality certificate vouches for it (chain sync of
         history), so the market's re-execution hook (e.g. re-evaluating a PoL model) is skipped."""
-        verify_loss = None
-        if self.prepare_block is not None and not certified:
-            verify_loss = await self.prepare_block(block)
+        checks: list[BlockCheck] = []
+        if not certified:
+            for hooks in self.hooks:
+                if hooks.check is not None:
+                    checks.append(hooks.check)
+                if hooks.prepare is not None:
+                    prepared = await hooks.prepare(block)
+                    if prepared is not None:
+                        checks.append(prepared)
         try:
-            self.chain.import_block(block, verify_loss=verify_loss)
+            self.chain.import_block(block, checks=checks)
         except lerr.LedgerError as err:
             _events.warning("block.rejected", height=block.header.height, reason=getattr(err, "reason", "invalid"),
                             detail=str(err)[:200])
@@ -200,8 +254,12 @@ class ChainService:
         """Everything that follows a new head: mempool, market hook, gossip, pending certificate, our vote."""
         self.mempool.prune(self.chain.state)
         h = block.header.height
-        if self.after_import is not None:
-            self.after_import(block)
+        for hooks in self.hooks:
+            if hooks.imported is not None:
+                try:
+                    hooks.imported(block)
+                except Exception as err:  # an observer's bug must not stop the chain
+                    _events.error("hook.failed", height=h, error=repr(err)[:200])
         _events.info("block.imported", height=h, hash=block.hash, proposer=block.header.proposer,
                      txs=len(block.txs))
         if announce:
@@ -209,7 +267,7 @@ class ChainService:
         cert = self._pending_certs.pop(h, None)
         if cert is not None:
             self._finalize(cert)
-        if self.may_attest is None or self.may_attest(block):
+        if all(hooks.may_attest is None or hooks.may_attest(block) for hooks in self.hooks):
             await self._attest(block)
         self.changes.notify()
 

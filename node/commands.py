@@ -99,7 +99,7 @@ def _cmd_net(args: argparse.Namespace) -> int:
     try:
         if args.action == "up":
             if not args.scenario:
-                raise ParamError("--scenario", "missing (a shipped name such as ai-bazaar, or a TOML file)")
+                raise ParamError("--scenario", "missing (a shipped scenario name, or a TOML file)")
             info = launcher.net_up(args.scenario, root, log_json=args.log_json, progress=_progress)
             _print_json({"dir": str(root), "nodes": len(info["nodes"]), "up_seconds": info["up_seconds"]})
         elif args.action == "down":
@@ -126,7 +126,7 @@ def _cmd_net(args: argparse.Namespace) -> int:
 
 def _cmd_round(args: argparse.Namespace) -> int:
     from . import launcher
-    from .rounds import run_rounds
+    from .rounds.driver import run_rounds
 
     if args.rounds < 1:
         raise ParamError("--rounds", "must be at least 1")
@@ -168,7 +168,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     try:
-        return run_demo(Path(args.out) if args.out else None, scenario=args.scenario, progress=_progress)
+        return run_demo(Path(args.out) if args.out else None, scenarios=args.scenario, progress=_progress)
     except launcher.LaunchError as err:
         return _err(str(err))
 
@@ -176,7 +176,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add the network sub-commands to the top-level parser."""
     node = sub.add_parser("node", help="run one participant (normally started by `bazaar net up`)")
-    node.add_argument("--role", help="cpp | consumer (must match the config)")
+    node.add_argument("--role", help="the node's role (must match the config; see the market's roles)")
     node.add_argument("--market", help="market name (must match the scenario)")
     node.add_argument("--config", help="the node's node.toml")
     node.add_argument("--listen", help="libp2p listen multiaddr, e.g. /ip4/127.0.0.1/tcp/0")
@@ -200,6 +200,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rnd.add_argument("--rounds", type=int, default=1)
     rnd.add_argument("--scenario", help="(the network's own scenario is used)")
     rnd.add_argument("--progress", action="store_true", help="progress lines on stderr")
+    rnd.add_argument("--json", action="store_true", help="one JSON object per round (the default output)")
     rnd.set_defaults(func=_cmd_round)
 
     chain = sub.add_parser("chain", help="inspect or verify a node's chain offline")
@@ -210,5 +211,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     demo = sub.add_parser("demo", help="the main job: a local network running every scripted round")
     demo.add_argument("--out", help="run folder (default runs/demo-<time>)")
-    demo.add_argument("--scenario", default="ai-bazaar", help="scenario (default: the embedded ai-bazaar)")
+    demo.add_argument("--scenario", action="append",
+                      help="scenario to run (repeatable; default: every registered market's default scenario)")
     demo.set_defaults(func=_cmd_demo)

@@ -12,7 +12,7 @@ ever signalled, by the PID it recorded and after checking that PID still runs ou
 
 from __future__ import annotations
 
-import importlib
+import contextlib
 import json
 import os
 import signal
@@ -26,14 +26,16 @@ from pathlib import Path
 from typing import Any
 
 from bazaar.ledger.amounts import to_units
-from bazaar.ledger.genesis import make_genesis
+from bazaar.ledger.genesis import Genesis, make_genesis
 from bazaar.protocol import KeyPair
 from bazaar.protocol.keys import load_or_create_seed
 
 from .config import NodeConfig, PeerEntry
+from .markets.registry import get_spec
+from .markets.spec import GenesisPlan
 from .params import ParamError
-from .runtime import APPS
 from .scenario import Scenario, load_scenario
+from .waiting import WaitTimeout, wait_until
 
 Progress = Callable[[str], None]
 
@@ -112,35 +114,56 @@ def _spawn(config_path: Path, log_path: Path) -> int:
 
 def _wait_ready(ndir: Path, pid: int, config_path: Path, deadline: float) -> dict[str, Any]:
     ready = ndir / "ready.json"
-    while time.monotonic() < deadline:
+
+    def probe() -> dict[str, Any] | None:
         if ready.exists():
             try:
                 return dict(json.loads(ready.read_text()))
             except json.JSONDecodeError:
-                pass
+                return None
         if not pid_alive(pid, str(config_path)):
             tail = (ndir / "node.log").read_text(errors="replace")[-2000:] if (ndir / "node.log").exists() else ""
             raise LaunchError(f"node {ndir.name} exited during start-up:\n{tail}")
-        time.sleep(0.1)
-    raise LaunchError(f"node {ndir.name} was not ready in time")
+        return None
+
+    try:
+        return wait_until(probe, deadline=deadline, what=f"node {ndir.name} to be ready")
+    except WaitTimeout as err:
+        raise LaunchError(f"node {ndir.name} was not ready in time") from err
 
 
-def _prepare(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str, NodeConfig]:
+def build_genesis(scenario: Scenario, keys: dict[str, KeyPair]) -> Genesis:
+    """The genesis of a fresh network: every account funded, the validators its market's spec names staked
+    (each role's own stake or the economy's), BLS keys registered for the spec's lottery proposers, and the
+    spec's genesis params (e.g. who may publish the lottery weights)."""
+    spec = get_spec(scenario.market_name)
+    econ = scenario.economy
+    plan = spec.genesis(scenario) if spec.genesis is not None else GenesisPlan()
+    validators = [(name, spec.role(role)) for name, role in scenario.nodes if spec.role(role).validates]
+    authority = {"weights_authority": keys[plan.weights_authority].public.hex()} if plan.weights_authority else {}
+    stakes = {keys[name].public: to_units(econ["stake"] if r.stake is None else r.stake) for name, r in validators}
+    genesis = make_genesis(
+        scenario.network_id, scenario.consensus,
+        balances={k.public: to_units(econ["initial_balance"]) for k in keys.values()},
+        validator_keys=[keys[name] for name, _ in validators], stake=0,
+        bls_keys=[keys[name] for name in plan.bls_accounts if name in keys],
+        block_reward=to_units(econ["block_reward"]), reward_per_tx=to_units(econ["reward_per_tx"]),
+        timestamp_ms=int(time.time() * 1000), params={"scenario": scenario.name, **plan.params, **authority},
+    )
+    return Genesis(**{**genesis.__dict__, "stakes": stakes,
+                      "balances": {a: b for a, b in genesis.balances.items()}})
+
+
+def prepare_network(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str, NodeConfig]:
+    """Keys, genesis, ports and every node's ``node.toml`` of a fresh (or existing) network folder, and the
+    market's one-off preparation; returns the node configs by name."""
     keys = {}
     for name, _ in scenario.nodes:
         ndir = net.node_dir(name)
         ndir.mkdir(parents=True, exist_ok=True)
         keys[name] = KeyPair(load_or_create_seed(ndir / "node.key"))
     if not net.genesis.exists():
-        econ = scenario.economy
-        genesis = make_genesis(
-            scenario.network_id, scenario.consensus,
-            balances={k.public: to_units(econ["initial_balance"]) for k in keys.values()},
-            validator_keys=list(keys.values()), stake=to_units(econ["stake"]),
-            block_reward=to_units(econ["block_reward"]), reward_per_tx=to_units(econ["reward_per_tx"]),
-            timestamp_ms=int(time.time() * 1000), params={"scenario": scenario.name},
-        )
-        net.genesis.write_text(json.dumps(genesis.to_dict(json=True), indent=1))
+        net.genesis.write_text(json.dumps(build_genesis(scenario, keys).to_dict(json=True), indent=1))
     ports = {name: free_port() for name, _ in scenario.nodes}
     entries = [PeerEntry(name, role, keys[name].public, f"/ip4/127.0.0.1/tcp/{ports[name]}")
                for name, role in scenario.nodes]
@@ -153,9 +176,9 @@ def _prepare(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str, NodeC
         )
         (net.node_dir(entry.name) / "node.toml").write_text(cfg.to_toml())
         configs[entry.name] = cfg
-    app = importlib.import_module(APPS[scenario.market_name]) if scenario.market_name in APPS else None
-    if app is not None and hasattr(app, "prepare"):  # market-specific set-up of a fresh network
-        app.prepare(scenario, {name: net.node_dir(name) for name, _ in scenario.nodes})
+    spec = get_spec(scenario.market_name)
+    if spec.prepare is not None:  # market-specific set-up of a fresh network
+        spec.prepare(scenario, {name: net.node_dir(name) for name, _ in scenario.nodes})
     return configs
 
 
@@ -174,7 +197,7 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
             raise LaunchError(f"a network is already running in {root} (bazaar net down --dir {root})")
     scenario = load_scenario(scenario_ref)
     root.mkdir(parents=True, exist_ok=True)
-    configs = _prepare(scenario, net, log_json)
+    configs = prepare_network(scenario, net, log_json)
     info: dict[str, Any] = {"scenario": str(scenario.source), "name": scenario.name, "started": time.time(),
                             "nodes": {}}
     deadline = time.monotonic() + timeout
@@ -221,15 +244,19 @@ def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _
     """Block until every live node reports at least one peer and the first node sees all others."""
     nodes = info["nodes"]
     first = next(iter(nodes))
-    while time.monotonic() < deadline:
+
+    def connected() -> bool:
         statuses = {n: node_status(v) for n, v in nodes.items() if pid_alive(v["pid"], v["config"])}
         if statuses and all(s is not None and s["peers"] >= 1 for s in statuses.values()):
             hub = statuses.get(first)
-            if hub is not None and hub["peers"] >= len(statuses) - 1:
-                progress(f"network connected ({len(statuses)} nodes)")
-                return
-        time.sleep(0.25)
-    raise LaunchError("nodes did not connect in time")
+            return hub is not None and hub["peers"] >= len(statuses) - 1
+        return False
+
+    try:
+        wait_until(connected, deadline=deadline, interval=0.25, what="the nodes to connect")
+    except WaitTimeout as err:
+        raise LaunchError("nodes did not connect in time") from err
+    progress(f"network connected ({len(nodes)} nodes)")
 
 
 def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
@@ -242,9 +269,9 @@ def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
     live = {n: v for n, v in info["nodes"].items() if pid_alive(v["pid"], v["config"])}
     for v in live.values():
         os.kill(v["pid"], signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(pid_alive(v["pid"], v["config"]) for v in live.values()):
-        time.sleep(0.1)
+    with contextlib.suppress(WaitTimeout):  # the stragglers get SIGKILL below
+        wait_until(lambda: not any(pid_alive(v["pid"], v["config"]) for v in live.values()), timeout=grace,
+                   what="the nodes to exit")
     for v in live.values():
         if pid_alive(v["pid"], v["config"]):
             os.kill(v["pid"], signal.SIGKILL)
@@ -277,9 +304,10 @@ def net_kill(root: Path, name: str) -> int:
     if not pid_alive(v["pid"], v["config"]):
         raise LaunchError(f"node {name} is not running")
     os.kill(v["pid"], signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while pid_alive(v["pid"], v["config"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    try:
+        wait_until(lambda: not pid_alive(v["pid"], v["config"]), timeout=10, interval=0.05, what=f"{name} to die")
+    except WaitTimeout as err:
+        raise LaunchError(f"node {name} survived SIGKILL") from err
     return int(v["pid"])
 
 
@@ -300,9 +328,9 @@ def net_start(root: Path, name: str, *, timeout: float = 60.0) -> dict[str, Any]
     ready = _wait_ready(ndir, v["pid"], Path(v["config"]), deadline)
     v.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
     net.save(info)
-    while time.monotonic() < deadline:
-        st = node_status(v)
-        if st is not None and st["peers"] >= 1:
-            return v
-        time.sleep(0.2)
-    raise LaunchError(f"node {name} restarted but found no peer in time")
+    try:
+        wait_until(lambda: (st := node_status(v)) is not None and st["peers"] >= 1, deadline=deadline,
+                   interval=0.2, what=f"{name} to find a peer")
+    except WaitTimeout as err:
+        raise LaunchError(f"node {name} restarted but found no peer in time") from err
+    return v

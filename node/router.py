@@ -19,6 +19,7 @@ from bazaar.protocol.replay import ReplayGuard
 from bazaar.protocol.transport import Delivery
 
 from .logs import Events
+from .notify import Changes
 
 MessageHandler = Callable[[Envelope], Awaitable[None]]
 
@@ -35,6 +36,8 @@ class Router:
         self.replay = ReplayGuard(max_skew_ms=max_skew_ms)
         self.rejected: Counter[str] = Counter()
         self.accepted = 0
+        self.ignored = 0
+        self.changes = Changes()
 
     def on(self, mtype: str, handler: MessageHandler) -> None:
         """Register ``handler`` for envelopes of type ``mtype`` (one handler per type)."""
@@ -53,17 +56,23 @@ class Router:
         self.replay.check(env, now_ms())
         return env
 
+    def refuse(self, reason: str, detail: str = "", **fields: object) -> None:
+        """Count and log one refused message (the runtime's middleware and the roles' ``Refuse``)."""
+        self.rejected[reason] += 1
+        self.changes.notify()
+        _events.warning("msg.rejected", reason=reason, detail=detail[:200], **fields)
+
     def check(self, data: bytes, origin: str) -> Envelope | None:
         """Run the middleware chain; returns the envelope, or None after logging why it was dropped."""
         try:
             env = open_envelope(data, self.network_id)
             validate_basic(env)
-            if env.type not in self.handlers:
-                raise ProtocolError(f"no handler for {env.type}", reason="unexpected-type")
             self.replay.check(env, now_ms())
         except ProtocolError as err:
-            self.rejected[err.reason] += 1
-            _events.warning("msg.rejected", reason=err.reason, detail=err.detail[:200], origin=origin)
+            self.refuse(err.reason, err.detail, origin=origin)
+            return None
+        if env.type not in self.handlers:
+            self.ignored += 1  # a valid message for other roles (gossip reaches everyone): not an offence
             return None
         return env
 
@@ -75,9 +84,7 @@ class Router:
         except trio.Cancelled:
             raise
         except ProtocolError as err:
-            self.rejected[err.reason] += 1
-            _events.warning("msg.rejected", reason=err.reason, detail=err.detail[:200], type=env.type,
-                            sender=env.sender)
+            self.refuse(err.reason, err.detail, type=env.type, sender=env.sender)
         except Exception as err:
             self.rejected["handler-error"] += 1
             _events.error("msg.handler_failed", type=env.type, sender=env.sender, error=repr(err)[:300])

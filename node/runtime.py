@@ -1,22 +1,22 @@
 """``async with open_node(config) as node``: one participant's whole runtime (STYLE §7).
 
 The node owns its key, its chain (SQLite store), its transport, the router that checks every message, the
-chain service (mempool, import, attestations, finality, sync), the market app of its role, and a local HTTP
+chain service (mempool, import, attestations, finality, sync), the consensus driver the genesis names, the
+role app of its market (from the registry), the round engine when its role leads, and a local HTTP
 status/control endpoint. Every background task lives in the node's nursery; leaving the ``async with``
 cancels them and closes the store.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import trio
 
@@ -24,60 +24,62 @@ from bazaar.ledger.bls import bls_keygen
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.genesis import Genesis
 from bazaar.ledger.store import SqliteStore
-from bazaar.protocol import Envelope, KeyPair, open_envelope, seal
-from bazaar.protocol.chainmsg import chain_topic, market_topic
+from bazaar.protocol import Envelope, KeyPair, ProtocolError, open_envelope, seal
+from bazaar.protocol.chainmsg import chain_topic, market_protocol, market_topic
 from bazaar.protocol.keys import load_or_create_seed
 from bazaar.protocol.messages import validate_basic
-from bazaar.protocol.transport import RemoteRejected, Transport
+from bazaar.protocol.transport import PeerUnavailable, RemoteRejected, Transport
 
 from . import explorer
 from .chainsvc import ChainService
 from .config import NodeConfig, PeerEntry
+from .consensus.base import ConsensusDriver
+from .consensus.factory import make_driver
 from .httpapi import HttpApi
 from .logs import Events
+from .markets.app import Role
+from .markets.context import RequestFailed
+from .markets.registry import get_spec
+from .markets.spec import MarketSpec
+from .rounds.engine import RoundEngine
 from .router import Router
 from .scenario import Scenario, load_scenario
+from .wiring import wire_role
 
 TransportFactory = Callable[[KeyPair, NodeConfig, list[str]], AbstractAsyncContextManager[Transport]]
-
-APPS = {"ai-bazaar": "bazaar.node.apps.ai_bazaar"}
-"""Market name -> module exposing ``create_app(node) -> App``."""
 
 _events = Events("node")
 
 
-class App(Protocol):
-    """A market role running inside a node."""
-
-    async def run(self) -> None:
-        """Background work of the role for the node's lifetime (may return at once)."""
-        ...
-
-    def status(self) -> dict[str, Any]:
-        """Role-specific fields for the status endpoint."""
-        ...
-
-
 @dataclass
 class Node:
-    """A running participant (see module docstring)."""
+    """A running participant; implements :class:`~.markets.context.RoleContext` for its role app."""
 
     config: NodeConfig
     key: KeyPair
     scenario: Scenario
+    spec: MarketSpec
+    settings: Any
     genesis: Genesis
     transport: Transport
     router: Router
     chain: ChainService
     http: HttpApi
     data_dir: Path
+    bls_secret: Any
+    nursery: trio.Nursery
     limiter: trio.CapacityLimiter = field(default_factory=lambda: trio.CapacityLimiter(1))
     started: float = field(default_factory=time.time)
     http_port: int = 0
-    app: App | None = None
+    consensus: Any = None
+    app: Role | None = None
+    engine: RoundEngine | None = None
     stop: trio.Event = field(default_factory=trio.Event)
+    events: Events = field(default_factory=lambda: Events("role"))
     _seq: int = field(default_factory=lambda: time.time_ns() // 1000)
+    _book: dict[bytes, PeerEntry] = field(default_factory=dict)
 
+    # ------------------------------------------------------------------ identity and peers
     @property
     def name(self) -> str:
         """The node's scenario name."""
@@ -93,62 +95,153 @@ class Node:
         """The network id every signature is bound to."""
         return self.genesis.network_id
 
-    def peers_of_role(self, role: str) -> list[PeerEntry]:
-        """Address-book entries of one role, in scenario order (ourselves included)."""
+    @property
+    def market(self) -> str:
+        """The market this node trades in."""
+        return self.spec.name
+
+    def deadline(self, name: str) -> float:
+        """A named deadline of the scenario, in seconds.
+
+        Raises:
+            KeyError: no such deadline.
+        """
+        return float(self.scenario.deadlines[name])
+
+    def peers(self, role: str | None = None) -> list[PeerEntry]:
+        """Address-book entries (ourselves included) of one role or all, in scenario order."""
         me = PeerEntry(self.name, self.role, self.key.public, "")
         book = {p.name: p for p in (*self.config.peers, me)}
-        return [book[n] for n in self.scenario.names(role) if n in book]
+        return [book[n] for n, r in self.scenario.nodes if n in book and (role is None or r == role)]
 
+    def _entries(self) -> dict[bytes, PeerEntry]:
+        if not self._book:
+            self._book = {p.key: p for p in self.peers()}
+        return self._book
+
+    def name_of(self, key: bytes) -> str:
+        """A peer's scenario name (a hex prefix when unknown)."""
+        entry = self._entries().get(key)
+        return entry.name if entry is not None else key.hex()[:12]
+
+    def role_of(self, key: bytes) -> str | None:
+        """A peer's role, or None when it is not in the address book."""
+        entry = self._entries().get(key)
+        return entry.role if entry is not None else None
+
+    def connected(self) -> set[bytes]:
+        """Keys of the peers we are connected to now."""
+        return set(self.transport.peers())
+
+    # ------------------------------------------------------------------ messages
     def seal(self, mtype: str, body: dict[str, Any], *, round: int = 0) -> Envelope:
         """Sign a message of ours (sequence numbers are time-based, so they grow across restarts)."""
         self._seq = max(self._seq + 1, time.time_ns() // 1000)
-        return seal(self.key, self.network_id, mtype, body, seq=self._seq, market=self.scenario.market_name,
-                    round=round)
+        return seal(self.key, self.network_id, mtype, body, seq=self._seq, market=self.market, round=round)
 
-    async def publish_market(self, mtype: str, body: dict[str, Any], *, round: int) -> Envelope:
-        """Gossip a market announcement."""
+    async def publish(self, mtype: str, body: dict[str, Any], *, round: int) -> Envelope:
+        """Gossip a market message."""
         env = self.seal(mtype, body, round=round)
-        await self.transport.publish(market_topic(self.network_id, self.scenario.market_name), env.wire)
+        await self.transport.publish(market_topic(self.network_id, self.market), env.wire)
         return env
 
     async def publish_chain(self, mtype: str, body: dict[str, Any]) -> None:
         """Gossip a chain message (block, attestation, certificate, transactions)."""
         await self.transport.publish(chain_topic(self.network_id), self.seal(mtype, body).wire)
 
-    async def ask(self, peer: bytes, protocol: str, env: Envelope, *, timeout: float) -> Envelope:
-        """Send a signed request and return the peer's verified, schema-checked, signed answer.
+    async def ask(self, peer: bytes, mtype: str, body: dict[str, Any], *, round: int,
+                  timeout: float) -> Envelope:
+        """Send a signed direct request; returns the peer's verified, schema-checked, signed answer.
 
         Raises:
-            PeerUnavailable, RemoteRejected, trio.TooSlowError, ProtocolError.
+            RequestFailed: ``unavailable``, ``timeout``, ``refused`` or ``bad-answer``.
         """
-        raw = await self.transport.request(peer, protocol, env.wire, timeout=timeout)
-        answer = open_envelope(raw, self.network_id)
-        validate_basic(answer)
+        return await self.ask_envelope(peer, self.seal(mtype, body, round=round), timeout=timeout)
+
+    async def ask_envelope(self, peer: bytes, request: Envelope, *, timeout: float) -> Envelope:
+        """Like :meth:`ask` for a message already sealed (the same signed bid sent to several peers).
+
+        Raises:
+            RequestFailed: ``unavailable``, ``timeout``, ``refused`` or ``bad-answer``.
+        """
+        raw = await self.request_raw(peer, market_protocol(self.market), request.wire, timeout=timeout)
+        try:
+            answer = open_envelope(raw, self.network_id)
+            validate_basic(answer)
+        except ProtocolError as err:
+            raise RequestFailed("bad-answer", err.reason) from err
         if answer.sender != peer:
-            raise RemoteRejected("answer signed by another key")
+            raise RequestFailed("bad-answer", "answer signed by another key")
         return answer
 
+    async def request_raw(self, peer: bytes, protocol: str, data: bytes, *, timeout: float) -> bytes:
+        """A raw direct-stream request (raises ``RequestFailed``)."""
+        try:
+            return await self.transport.request(peer, protocol, data, timeout=max(0.05, timeout))
+        except PeerUnavailable as err:
+            raise RequestFailed("unavailable", str(err)[:200]) from err
+        except RemoteRejected as err:
+            raise RequestFailed("refused", err.reason) from err
+        except trio.TooSlowError as err:
+            raise RequestFailed("timeout", f"no answer within {timeout:.2f} s") from err
+
+    def set_protocol(self, protocol: str, handler: Callable[[bytes, bytes], Awaitable[bytes]]) -> None:
+        """Serve a raw direct-stream protocol."""
+        self.transport.set_handler(protocol, handler)
+
+    # ------------------------------------------------------------------ work
     async def compute(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a solver or training step off the event loop (STYLE §8)."""
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
+    def spawn(self, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run a background task in the node's nursery; its failure is logged, never fatal."""
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except trio.Cancelled:
+                raise
+            except Exception as err:  # a peer's odd input must not take the node down
+                _events.error("task.failed", task=name, error=repr(err)[:300])
+
+        self.nursery.start_soon(guarded)
+
+    def load_state(self, name: str) -> Any:
+        """A JSON document saved in the data dir (None when absent or unreadable)."""
+        path = self.data_dir / name
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def save_state(self, name: str, value: Any) -> None:
+        """Atomically save a JSON document in the data dir."""
+        tmp = self.data_dir / (name + ".tmp")
+        tmp.write_text(json.dumps(value))
+        tmp.replace(self.data_dir / name)
+
+    # ------------------------------------------------------------------ status
     def status(self) -> dict[str, Any]:
         """The fields of ``GET /status``."""
         chain = self.chain.chain
         head = chain.head
         out = {
-            "name": self.name, "role": self.role, "pid": os.getpid(), "key": self.key.public.hex(),
-            "peer_id": getattr(self.transport, "peer_id", self.key.public.hex()),
+            "name": self.name, "role": self.role, "market": self.market, "pid": os.getpid(),
+            "key": self.key.public.hex(), "peer_id": getattr(self.transport, "peer_id", self.key.public.hex()),
             "height": chain.height, "finalized": chain.finalized_height,
             "head": head.hash.hex() if head is not None else None,
             "finalized_hash": _hash_at(chain, chain.finalized_height),
             "peers": len(self.transport.peers()), "mempool": len(self.chain.mempool),
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
+            "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),
-            "rss_mb": _rss_mb(),
+            "rss_mb": _rss_mb(), "consensus": self.consensus.status() if self.consensus is not None else {},
         }
         if self.app is not None:
             out["app"] = self.app.status()
+        if self.engine is not None:
+            out["rounds"] = self.engine.status()
         return out
 
 
@@ -189,12 +282,21 @@ def _write_ready(node: Node) -> None:
     tmp.replace(node.data_dir / "ready.json")
 
 
+def _leads(node: Node) -> bool:
+    """Whether this node drives rounds: the first node of the market's first leading role."""
+    for role in node.spec.leader_roles:
+        names = node.scenario.names(role)
+        if names:
+            return names[0] == node.name
+    return False
+
+
 @asynccontextmanager
 async def open_node(config: NodeConfig, *, transport_factory: TransportFactory | None = None) -> AsyncIterator[Node]:
     """Start a node; it runs until the ``async with`` block is left.
 
     Raises:
-        ParamError: bad scenario or configuration.
+        ParamError: bad scenario or configuration (an unknown market or role included).
         StoreCorrupt: the chain in ``data_dir`` does not verify.
     """
     data_dir = config.data_dir
@@ -203,20 +305,25 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
     seed = load_or_create_seed(data_dir / "node.key")
     key = KeyPair(seed)
     scenario = load_scenario(config.scenario)
+    spec = get_spec(scenario.market_name)
+    role_spec = spec.role(config.role) if config.role in spec.role_names else None
+    if role_spec is None:
+        from .params import ParamError
+
+        raise ParamError("role", f"market {spec.name} has no role {config.role!r} (roles: "
+                                 f"{', '.join(spec.role_names)})")
+    settings = spec.settings(scenario)
     genesis_text = config.genesis.read_text()
     genesis = Genesis.from_dict(json.loads(genesis_text))
     local_genesis = data_dir / "genesis.json"
     if not local_genesis.exists():
         local_genesis.write_text(genesis_text)  # the data dir verifies offline on its own
-    if scenario.market_name not in APPS:
-        raise ValueError(f"market {scenario.market_name!r} has no node app (known: {', '.join(APPS)})")
-    app_module = importlib.import_module(APPS[scenario.market_name])
     store = SqliteStore.in_dir(data_dir)
     try:
         chain = Chain(store, genesis)
-        topics = [chain_topic(genesis.network_id), market_topic(genesis.network_id, scenario.market_name)]
+        topics = [chain_topic(genesis.network_id), market_topic(genesis.network_id, spec.name)]
         factory = transport_factory or libp2p_transport
-        async with factory(key, config, topics) as transport:
+        async with factory(key, config, topics) as transport, trio.open_nursery() as nursery:
             router = Router(genesis.network_id, local_key=key.public)
             node_ref: list[Node] = []
 
@@ -225,11 +332,21 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
 
             service = ChainService(chain, key=key, bls_secret=bls_keygen(seed), transport=transport,
                                    publish=publish_chain, network_id=genesis.network_id)
+            service.market = spec.name
             service.register(router)
-            node = Node(config=config, key=key, scenario=scenario, genesis=genesis, transport=transport,
-                        router=router, chain=service, http=HttpApi(), data_dir=data_dir)
+            node = Node(config=config, key=key, scenario=scenario, spec=spec, settings=settings, genesis=genesis,
+                        transport=transport, router=router, chain=service, http=HttpApi(), data_dir=data_dir,
+                        bls_secret=service.bls_secret, nursery=nursery)
             node_ref.append(node)
-            node.app = app_module.create_app(node)
+            task = spec.learning_task(settings) if spec.learning_task is not None else None
+            driver: ConsensusDriver = make_driver(genesis.consensus, node, learning_task=task, data_dir=data_dir)
+            node.consensus = driver
+            service.hooks.append(driver.hooks)
+            app = wire_role(node, spec, role_spec.app)
+            node.app = app
+            if _leads(node):
+                node.engine = RoundEngine(node, app, spec.name)  # type: ignore[arg-type]
+                node.http.route("POST", "/round", node.engine.http_round)
 
             async def get_status(_: dict[str, Any]) -> Any:
                 return node.status()
@@ -241,20 +358,19 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             node.http.route("GET", "/status", get_status)
             explorer.register(node.http, chain, genesis.network_id)
             node.http.route("POST", "/stop", post_stop)
-            async with trio.open_nursery() as nursery:
+            try:
                 for topic in topics:
                     nursery.start_soon(router.drain, transport.subscribe(topic))
                 nursery.start_soon(service.sync_loop)
                 node.http_port = await nursery.start(node.http.serve, config.http_port)
-                nursery.start_soon(node.app.run)
+                node.spawn("consensus", driver.run)
                 for peer in transport.peers()[:3]:
                     await service.sync_from(peer)
                 _write_ready(node)
-                _events.info("node.ready", name=node.name, role=node.role, height=chain.height,
-                             http_port=node.http_port)
-                try:
-                    yield node
-                finally:
-                    nursery.cancel_scope.cancel()
+                _events.info("node.ready", name=node.name, role=node.role, market=spec.name, height=chain.height,
+                             http_port=node.http_port, consensus=genesis.consensus)
+                yield node
+            finally:
+                nursery.cancel_scope.cancel()
     finally:
         store.close()

@@ -1,7 +1,9 @@
 """Scenario files: which market, which roles and how many, economy, deadlines, phases, faults (TOML).
 
-The market-specific table ``[mechanism]`` is checked by the market's app (``node/apps/<market>.py``); this module
-checks everything else and names the offending key in every error (:class:`~bazaar.node.params.ParamError`).
+Everything is checked against the market's spec from the registry: the roles and their counts, the consensus
+rule, the generic deadlines (``block_s``, ``final_s``) and the market's own, the phase modes, and the
+``[mechanism]`` table (by the spec's ``settings``). Every error names the dotted key and the file
+(:class:`~bazaar.node.params.ParamError`).
 """
 
 from __future__ import annotations
@@ -24,16 +26,15 @@ ECONOMY = (
     Field("reward_per_tx", "float", low=0, doc="lambda: tokens minted per transaction in the block"),
 )
 DEADLINES = (
-    Field("demand_s", "float", low=0.1, high=600, doc="seconds the leader waits for answers"),
-    Field("mining_s", "float", low=0.1, high=600, doc="seconds for local work (training, solving)"),
-    Field("block_s", "float", low=0.1, high=600, doc="seconds to wait for the round's block"),
+    Field("block_s", "float", low=0.1, high=600, doc="seconds to wait for the round's block (and the "
+                                                      "proposer fallback of pos/lottery)"),
     Field("final_s", "float", low=0.1, high=600, doc="seconds to wait for finality"),
 )
 PHASE = (
     Field("name", "str"),
     Field("rounds", "int", low=1, high=100_000),
     Field("mode", "str"),
-    Field("params", "str"),
+    Field("params", "str", required=False, default=""),
 )
 FAULT = (
     Field("round", "int", low=1),
@@ -131,11 +132,19 @@ def node_names(roles: dict[str, int]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _prefixed(prefix: str, fields: tuple[Field, ...], raw: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return check_params(raw, fields)
+    except ParamError as err:
+        raise ParamError(f"{prefix}.{err.key}" if err.key else prefix, str(err).split(": ", 1)[-1]) from err
+
+
 def load_scenario(name_or_path: str | Path) -> Scenario:
-    """Load a scenario by shipped name (``ai-bazaar``) or by path.
+    """Load a scenario by shipped name (``ai-bazaar``) or by path, checked against its market's spec.
 
     Raises:
-        ParamError: missing file, bad TOML, unknown/missing key, wrong type or value.
+        ParamError: missing file, bad TOML, unknown market, unknown/missing key, wrong type or value; the
+            message names the dotted key and the file.
     """
     path = Path(name_or_path)
     if not path.suffix and not path.exists():
@@ -143,6 +152,17 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             path = scenario_file(str(name_or_path))
         except FileNotFoundError as err:
             raise ParamError("scenario", str(err)) from err
+    try:
+        return _load(path)
+    except ParamError as err:
+        if str(path) in str(err):
+            raise
+        raise ParamError(err.key, f"{str(err).split(': ', 1)[-1]} (in {path})") from err
+
+
+def _load(path: Path) -> Scenario:
+    from .markets.registry import get_spec
+
     data = read_toml(path)
     top = check_params(
         {k: v for k, v in data.items() if not isinstance(v, (dict, list))},
@@ -151,6 +171,10 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
          Field("consensus", "str", choices=("pol", "pos", "lottery")), Field("description", "str",
                                                                                required=False, default="")),
     )
+    spec = get_spec(top["market"])
+    if top["consensus"] not in spec.consensus:
+        raise ParamError("consensus", f"market {spec.name} runs on {' or '.join(spec.consensus)}, "
+                                      f"not {top['consensus']!r}")
     known_tables = {"roles", "economy", "deadlines", "mechanism", "phases", "faults"}
     for key, value in data.items():
         if isinstance(value, (dict, list)) and key not in known_tables:
@@ -158,30 +182,49 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     if not _NAME.match(top["network_id"]):
         raise ParamError("network_id", "use 1-32 lowercase letters, digits and dashes")
     roles_raw = _table(data, "roles")
-    if not roles_raw:
-        raise ParamError("roles", "missing: name at least one role and its count")
     roles: dict[str, int] = {}
     for role, count in roles_raw.items():
-        if not _NAME.match(role):
-            raise ParamError(f"roles.{role}", "bad role name")
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 512:
-            raise ParamError(f"roles.{role}", "expected an integer count in [1, 512]")
-        roles[role] = count
-    economy = check_params(_table(data, "economy"), ECONOMY)
-    deadlines = check_params(_table(data, "deadlines"), DEADLINES)
-    phases = tuple(Phase(**check_params(p, PHASE)) for p in _list_of_tables(data, "phases"))
+        if role not in spec.role_names:
+            raise ParamError(f"roles.{role}", f"market {spec.name} has no role {role!r} "
+                                              f"(roles: {', '.join(spec.role_names)})")
+        rspec = spec.role(role)
+        if isinstance(count, bool) or not isinstance(count, int) or not rspec.min_count <= count <= rspec.max_count:
+            raise ParamError(f"roles.{role}", f"expected an integer count in [{rspec.min_count}, "
+                                              f"{rspec.max_count}]")
+    for rspec in spec.roles:
+        if rspec.name not in roles_raw and rspec.min_count > 0:
+            raise ParamError(f"roles.{rspec.name}", f"missing: market {spec.name} needs at least "
+                                                    f"{rspec.min_count}")
+        if rspec.name in roles_raw:
+            roles[rspec.name] = roles_raw[rspec.name]
+    economy = _prefixed("economy", ECONOMY, _table(data, "economy"))
+    deadlines = _prefixed("deadlines", DEADLINES + spec.deadlines, _table(data, "deadlines"))
+    phases = []
+    for i, raw in enumerate(_list_of_tables(data, "phases")):
+        phase = Phase(**_prefixed(f"phases[{i}]", PHASE, raw))
+        if phase.mode not in spec.modes:
+            raise ParamError(f"phases[{i}].mode", f"{phase.mode!r} is not a mode of {spec.name} "
+                                                  f"(modes: {', '.join(spec.modes)})")
+        phases.append(phase)
     if not phases:
         raise ParamError("phases", "missing: at least one [[phases]] entry")
     nodes = node_names(roles)
     names = {n for n, _ in nodes}
     faults = []
     for i, raw in enumerate(_list_of_tables(data, "faults")):
-        fault = Fault(**check_params(raw, FAULT))
+        fault = Fault(**_prefixed(f"faults[{i}]", FAULT, raw))
         if fault.node not in names:
             raise ParamError(f"faults[{i}].node", f"no node named {fault.node!r}")
         faults.append(fault)
-    return Scenario(
+    scenario = Scenario(
         name=top["name"], market_name=top["market"], network_id=top["network_id"], consensus=top["consensus"],
-        roles=roles, economy=economy, deadlines=deadlines, phases=phases, faults=tuple(faults),
+        roles=roles, economy=economy, deadlines=deadlines, phases=tuple(phases), faults=tuple(faults),
         market=_table(data, "mechanism"), source=path.resolve(), nodes=nodes,
     )
+    try:
+        spec.settings(scenario)  # checks [mechanism] and the phases' parameter names
+    except ParamError as err:
+        if err.key.split(".")[0].split("[")[0] in (*known_tables, "consensus", "market"):
+            raise
+        raise ParamError(f"mechanism.{err.key}", str(err).split(": ", 1)[-1]) from err
+    return scenario

@@ -48,9 +48,18 @@ from .multi_ccsp import (
     multi_upper_market,
     solve_multi_ccsp,
 )
+from .network import (
+    DECOMPOSABLE,
+    clear_multi_upper_from_rows,
+    clear_upper_from_rows,
+    lottery_weights,
+    mesp_bundle_bids,
+    multi_mesp_bundle_bids,
+)
 from .outcome import Outcome
 
 __all__ = [
+    "DECOMPOSABLE",
     "LOWER_METHODS",
     "MULTI_UPPER_METHODS",
     "NO_TRADE",
@@ -74,7 +83,9 @@ __all__ = [
     "brute_force_allocate",
     "bundle_bids",
     "clear_lower",
+    "clear_multi_upper_from_rows",
     "clear_upper",
+    "clear_upper_from_rows",
     "critical_bid_bisection",
     "critical_bids",
     "dp_allocate",
@@ -93,11 +104,14 @@ __all__ = [
     "joint_vcg",
     "lagrangian_allocate",
     "lagrangian_clear",
+    "lottery_weights",
     "make_instance",
     "make_market",
     "make_multi_instance",
+    "mesp_bundle_bids",
     "milp_allocate",
     "multi_joint_milp",
+    "multi_mesp_bundle_bids",
     "multi_upper_market",
     "orphan_factor",
     "paper_population",

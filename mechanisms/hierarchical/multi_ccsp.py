@@ -100,6 +100,35 @@ class MultiOutcome:
     upper_optimum: float
     optimum_welfare: float
 
+    @property
+    def duality_gap(self) -> float | None:
+        """``(dual bound − upper welfare) / |dual bound|`` of the Lagrangian upper level (None otherwise)."""
+        if not math.isfinite(self.upper_bound) or abs(self.upper_bound) < 1e-12:
+            return None
+        return float((self.upper_bound - self.upper_welfare) / abs(self.upper_bound))
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-able dict with the single-CCSP output's keys plus ``ccsp_of`` and the Lagrangian figures."""
+
+        def num(x: float) -> float | None:
+            return float(x) if math.isfinite(x) else None
+
+        return {
+            "assignment": [None if int(j) == NO_TRADE else int(j) for j in self.assignment],
+            "bundles": [float(c) for c in self.bundles],
+            "ccsp_of": [None if int(k) == NO_TRADE else int(k) for k in self.ccsp_of],
+            "miner_payments": [float(p) for p in self.miner_payments],
+            "mesp_payments": [float(p) for p in self.mesp_payments],
+            "welfare": float(self.welfare),
+            "optimum_welfare": num(self.optimum_welfare),
+            "utilization": float(self.utilization),
+            "utilisation": float(self.utilization),
+            "upper_welfare": float(self.upper_welfare),
+            "upper_bound": num(self.upper_bound),
+            "duality_gap": self.duality_gap,
+            "details": {"upper_optimum": num(self.upper_optimum)},
+        }
+
 
 def make_multi_instance(demand: Any, bid: Any, mesp_capacity: Any, mesp_ask: Any, ccsp_capacity: Any,
                         ccsp_ask: Any, bundle_step: float, base_price: float = 0.0) -> MultiCcspInstance:

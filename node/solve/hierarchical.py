@@ -4,6 +4,16 @@ Parameter file keys (TOML): ``miner_demand`` (list), ``miner_bid`` (list), ``mes
 ``mesp_ask`` (list, per unit), ``ccsp_capacity``, ``ccsp_cost`` (default 0), ``bundle_step``, ``base_price``
 (default 0), ``upper`` (``"dp" | "greedy" | "milp"``, default ``"dp"``), ``lower`` (``"greedy" | "exact"``,
 default ``"greedy"``), and optionally ``miner_mesp`` (the only MESP each miner can reach, −1 = any).
+
+With ``miner_block_size`` (list, > 0) the output also carries ``lottery_weights``: each served miner's integer
+lottery weight ∝ ``P_i = h_i e^{−λ z s_i}`` (``arrival_rate`` λ, default 1/600 s⁻¹; ``propagation_delay`` z,
+default 0.1 s per unit of block size) — what the network's block lottery draws from.
+
+**Several CCSPs.** When ``ccsp_capacity`` is a list, the file describes a multi-CCSP round (SPEC §8 "Several
+CCSPs"): ``ccsp_capacity[k]`` is what CCSP ``k`` sells (not a total including the MESPs' own, as in the single
+case), ``ccsp_ask`` (list, same length) its per-unit ask, ``upper`` one of ``"lagrangian" | "greedy" | "milp"``
+(default ``"lagrangian"``), and the output adds ``ccsp_of``, ``upper_welfare``, ``upper_bound`` (the Lagrangian
+dual bound) and ``duality_gap``. ``miner_mesp`` and ``ccsp_cost`` do not apply there.
 """
 
 from __future__ import annotations
@@ -14,6 +24,34 @@ from typing import Any
 
 from bazaar.node.params import Field, ParamError, check_params, read_toml
 from bazaar.node.stdio import quiet_stdout
+
+LOTTERY_FIELDS = (
+    Field("arrival_rate", "float", required=False, default=1.0 / 600.0, low=0,
+          doc="block arrival rate λ (1/s) of the lottery weights"),
+    Field("propagation_delay", "float", required=False, default=0.1, low=0,
+          doc="propagation delay z per unit of block size (s)"),
+)
+
+
+def multi_fields(n_miners: int | None, n_mesps: int | None, n_ccsps: int | None) -> tuple[Field, ...]:
+    """The keys of a multi-CCSP file."""
+    return (
+        Field("miner_demand", "list_float", low=0, low_open=True, min_len=1, doc="units d_i each miner requests"),
+        Field("miner_bid", "list_float", low=0, length=n_miners, doc="each miner's bid v_i for its demand"),
+        Field("mesp_capacity", "list_float", low=0, min_len=1, doc="own capacity C_j of each MESP"),
+        Field("mesp_ask", "list_float", low=0, length=n_mesps, doc="per-unit ask a_j of each MESP"),
+        Field("ccsp_capacity", "list_float", low=0, min_len=2, doc="units Q_k each CCSP sells"),
+        Field("ccsp_ask", "list_float", low=0, length=n_ccsps, doc="per-unit ask of each CCSP"),
+        Field("bundle_step", "float", low=0, low_open=True, doc="grid step g of the MESPs' bundles"),
+        Field("base_price", "float", required=False, default=0.0, low=0, doc="per-unit floor on miners' bids"),
+        Field("upper", "str", required=False, default="lagrangian", choices=("lagrangian", "greedy", "milp"),
+              doc="upper-level double auction"),
+        Field("lower", "str", required=False, default="greedy", choices=("greedy", "exact"),
+              doc="lower-level solver"),
+        Field("miner_block_size", "list_float", required=False, default=None, low=0, low_open=True,
+              length=n_miners, doc="block size s_i of each miner (for the lottery weights)"),
+        *LOTTERY_FIELDS,
+    )
 
 
 def fields(n_miners: int | None = None, n_mesps: int | None = None) -> tuple[Field, ...]:
@@ -33,6 +71,9 @@ def fields(n_miners: int | None = None, n_mesps: int | None = None) -> tuple[Fie
               doc="lower-level solver"),
         Field("miner_mesp", "list_int", required=False, default=None, low=-1, length=n_miners,
               doc="the only MESP each miner can reach (-1: any)"),
+        Field("miner_block_size", "list_float", required=False, default=None, low=0, low_open=True,
+              length=n_miners, doc="block size s_i of each miner (for the lottery weights)"),
+        *LOTTERY_FIELDS,
     )
 
 
@@ -48,6 +89,11 @@ def load(path: str) -> dict[str, Any]:
     raw = read_toml(path)
     n = len(raw["miner_demand"]) if isinstance(raw.get("miner_demand"), list) else None
     m = len(raw["mesp_capacity"]) if isinstance(raw.get("mesp_capacity"), list) else None
+    if isinstance(raw.get("ccsp_capacity"), list):
+        p = check_params(raw, multi_fields(n, m, len(raw["ccsp_capacity"])))
+        if max(p["ccsp_capacity"]) / p["bundle_step"] > MAX_STEPS:
+            raise ParamError("bundle_step", f"too fine: more than {MAX_STEPS} bundles per MESP")
+        return p
     p = check_params(raw, fields(n, m))
     if p["ccsp_capacity"] < sum(p["mesp_capacity"]):
         raise ParamError("ccsp_capacity", f"{p['ccsp_capacity']} is below the MESPs' own total "
@@ -59,27 +105,57 @@ def load(path: str) -> dict[str, Any]:
     return p
 
 
-def handler(args: argparse.Namespace) -> int:
-    """Solve the round described by ``--params`` and print the outcome as JSON."""
-    from bazaar.mechanisms.errors import MechanismError
-    from bazaar.mechanisms.hierarchical import make_instance, reach_from_home, solve_hierarchical
+def solve_params(p: dict[str, Any]) -> dict[str, Any]:
+    """The outcome document of a checked parameter file (what ``--json`` prints; the network compares to it).
 
-    p = load(args.params)
-    reach = None if p["miner_mesp"] is None else reach_from_home(p["miner_mesp"], len(p["mesp_capacity"]))
+    Raises:
+        ParamError: the values do not form a market.
+    """
+    from bazaar.mechanisms.errors import MechanismError
+    from bazaar.mechanisms.hierarchical import (
+        lottery_weights,
+        make_instance,
+        make_multi_instance,
+        reach_from_home,
+        solve_hierarchical,
+        solve_multi_ccsp,
+    )
+
     try:
-        inst = make_instance(p["miner_demand"], p["miner_bid"], p["mesp_capacity"], p["mesp_ask"],
-                             p["ccsp_capacity"], p["bundle_step"], p["ccsp_cost"], p["base_price"], reach)
         with quiet_stdout():
-            out = solve_hierarchical(inst, upper=p["upper"], lower=p["lower"])
+            if isinstance(p["ccsp_capacity"], list):
+                minst = make_multi_instance(p["miner_demand"], p["miner_bid"], p["mesp_capacity"], p["mesp_ask"],
+                                            p["ccsp_capacity"], p["ccsp_ask"], p["bundle_step"], p["base_price"])
+                doc = solve_multi_ccsp(minst, p["upper"], p["lower"]).to_json()
+            else:
+                reach = (None if p["miner_mesp"] is None
+                         else reach_from_home(p["miner_mesp"], len(p["mesp_capacity"])))
+                inst = make_instance(p["miner_demand"], p["miner_bid"], p["mesp_capacity"], p["mesp_ask"],
+                                     p["ccsp_capacity"], p["bundle_step"], p["ccsp_cost"], p["base_price"], reach)
+                doc = solve_hierarchical(inst, upper=p["upper"], lower=p["lower"]).to_json()
+                doc["utilisation"] = doc["utilization"]
     except MechanismError as err:
         raise ParamError("", str(err)) from err
-    doc = out.to_json()
+    if p.get("miner_block_size") is not None:
+        served = [a is not None for a in doc["assignment"]]
+        doc["lottery_weights"] = lottery_weights(p["miner_demand"], served, p["miner_block_size"],
+                                                 p["arrival_rate"], p["propagation_delay"])
+    return doc
+
+
+def handler(args: argparse.Namespace) -> int:
+    """Solve the round described by ``--params`` and print the outcome as JSON."""
+    p = load(args.params)
+    doc = solve_params(p)
     if args.json:
         print(json.dumps(doc))
     else:
         print(f"upper={p['upper']} lower={p['lower']}  welfare={doc['welfare']:.6g}  "
-              f"optimum={doc['optimum_welfare']:.6g}  utilization={doc['utilization']:.3f}")
-        print(f"bundles c_j: {doc['bundles']}   MESP payments to the CCSP: {doc['mesp_payments']}")
+              f"optimum={doc['optimum_welfare']}  utilization={doc['utilization']:.3f}")
+        if doc.get("duality_gap") is not None:
+            print(f"Lagrangian upper level: welfare {doc['upper_welfare']:.6g}, dual bound "
+                  f"{doc['upper_bound']:.6g}, duality gap {doc['duality_gap']:.2%}")
+        print(f"bundles c_j: {doc['bundles']}   MESP payments: {doc['mesp_payments']}")
         for i, (j, pay) in enumerate(zip(doc["assignment"], doc["miner_payments"], strict=True)):
             print(f"  miner {i}: {'unserved' if j is None else f'MESP {j}, pays {pay:.6g}'}")
     return 0

@@ -105,7 +105,8 @@ class Net:
             key = self.by_account[pos_proposer(state)]
             return key, pos_consensus(bls.bls_keygen(key.seed), NID, height)
         if rule == "lottery":
-            return self.by_account[lottery_next(state)], lottery_consensus(state)
+            key = self.by_account[lottery_next(state)]
+            return key, lottery_consensus(state, bls.bls_keygen(key.seed), NID)
         proof = pol_consensus(list(submissions), NID)
         return self.by_account[proof["winner"]], proof
 

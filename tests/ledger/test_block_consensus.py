@@ -10,7 +10,14 @@ import pytest
 from bazaar.ledger import bls
 from bazaar.ledger.apply import apply, build_block
 from bazaar.ledger.block import Block, merkle_proof, merkle_root, sign_header, verify_merkle_proof
-from bazaar.ledger.consensus import lottery_winner, pos_consensus, sortition
+from bazaar.ledger.consensus import (
+    lottery_consensus,
+    lottery_next,
+    lottery_winner,
+    pol_winner_of,
+    pos_consensus,
+    sortition,
+)
 from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.state import State, Supply
 
@@ -156,9 +163,14 @@ def test_pol_lowest_loss_wins_ties_by_account_and_loss_is_verified() -> None:
         build_block(net.state, net.genesis, key, [], timestamp_ms=10**7, consensus=proof)
     # the node's re-evaluation disagrees with the claimed loss
     good, _, _ = net.build([], submissions=[commit_model(net, "carol", 0.05, 3)])
+    def loss_check(parent, block):  # type: ignore[no-untyped-def]
+        winner = pol_winner_of(block.header, NID)
+        if winner is None or float(winner.body["loss"]) <= 0.1:
+            raise InvalidBlock("pol-loss", "re-evaluated loss differs")
+
     with pytest.raises(InvalidBlock, match="pol-loss"):
-        apply(net.state, good, net.genesis, verify_loss=lambda miner, h, loss: loss > 0.1)
-    apply(net.state, good, net.genesis, verify_loss=lambda miner, h, loss: True)
+        apply(net.state, good, net.genesis, checks=[loss_check])
+    apply(net.state, good, net.genesis, checks=[lambda parent, block: None])
     # submissions of an older round cannot win again
     stale = [commit_model(net, "carol", 0.01, 1)]
     with pytest.raises(InvalidBlock, match="stale-round"):
@@ -178,12 +190,14 @@ def test_lottery_winner_and_proof_checks() -> None:
         [[a, w] for a, w in state.proposer_weights().items()], state.seed, state.height + 1
     )
     key = net.by_account[winner]
-    good = {
-        "rule": "lottery",
-        "weights": [[a, w] for a, w in state.proposer_weights().items()],
-        "seed": state.seed,
-    }
+    good = lottery_consensus(state, bls.bls_keygen(key.seed), NID)
     build_block(state, net.genesis, key, [], timestamp_ms=10**7, consensus=good)
+    with pytest.raises(InvalidBlock, match="bad-reveal"):
+        build_block(state, net.genesis, key, [], timestamp_ms=10**7, consensus={**good, "reveal": bls.sign(
+            bls.bls_keygen(key.seed), b"something else")})
+    with pytest.raises(InvalidBlock, match="bad-consensus"):
+        build_block(state, net.genesis, key, [], timestamp_ms=10**7,
+                    consensus={k: v for k, v in good.items() if k != "reveal"})
     with pytest.raises(InvalidBlock, match="bad-seed"):
         build_block(state, net.genesis, key, [], timestamp_ms=10**7, consensus={**good, "seed": bytes(32)})
     with pytest.raises(InvalidBlock, match="bad-weights"):
@@ -191,4 +205,24 @@ def test_lottery_winner_and_proof_checks() -> None:
         build_block(state, net.genesis, key, [], timestamp_ms=10**7, consensus=rigged)
     loser = next(v for v in net.validators if v.public != winner)
     with pytest.raises(InvalidBlock, match="bad-proposer"):
-        build_block(state, net.genesis, loser, [], timestamp_ms=10**7, consensus=good)
+        build_block(state, net.genesis, loser, [], timestamp_ms=10**7,
+                    consensus=lottery_consensus(state, bls.bls_keygen(loser.seed), NID))
+
+
+def test_lottery_falls_back_to_the_next_draw_and_its_seed_cannot_be_ground() -> None:
+    net = Net("lottery", n_validators=4, stakes=[1, 1, 1, 1])
+    state = net.state
+    first = lottery_next(state)
+    attempt = next(k for k in range(1, 64) if lottery_next(state, k) != first)
+    standby = net.by_account[lottery_next(state, attempt)]
+    proof = lottery_consensus(state, bls.bls_keygen(standby.seed), NID, attempt)
+    block, after, _ = build_block(state, net.genesis, standby, [], timestamp_ms=10**7, consensus=proof)
+    assert block.header.proposer == standby.public and proof["attempt"] == attempt
+    with pytest.raises(InvalidBlock, match="bad-proposer"):  # attempt 0 belongs to the first draw
+        build_block(state, net.genesis, standby, [], timestamp_ms=10**7,
+                    consensus=lottery_consensus(state, bls.bls_keygen(standby.seed), NID))
+    # the next seed depends on the unique BLS reveal only, not on the transactions the proposer picks
+    _other, after2, _ = build_block(state, net.genesis, standby, [net.tx("alice", "transfer", to=net.acct("bob"),
+                                                                          amount=1)],
+                                   timestamp_ms=10**7, consensus=proof)
+    assert after.seed == after2.seed

@@ -9,6 +9,7 @@ import pytest
 from bazaar.ledger import bls
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.errors import InvalidAttestation, InvalidTx
+from bazaar.ledger.execute import check_tx
 from bazaar.ledger.finality import Certificate, FinalityTracker, make_attestation, verify_certificate
 from bazaar.ledger.store import MemoryStore
 from bazaar.ledger.txs import decode_tx
@@ -120,13 +121,13 @@ def test_equivocation_evidence_slashes_and_excludes_the_proposer() -> None:
     assert state.is_slashed(key.public)
     assert key.public not in state.validator_set() and key.public not in state.proposer_weights()
     with pytest.raises(InvalidTx, match="duplicate-evidence"):
-        state.check_tx(decode_tx(evidence.to_tx(net.keys["bob"], NID).wire, NID))
+        check_tx(state, decode_tx(evidence.to_tx(net.keys["bob"], NID).wire, NID))
     with pytest.raises(InvalidTx, match="bad-evidence"):
-        state.check_tx(
+        check_tx(state,
             decode_tx(net.tx("bob", "evidence", a=first.signed_header(), b=first.signed_header()), NID)
         )
     with pytest.raises(InvalidTx, match="slashed"):
-        state.check_tx(decode_tx(net.tx(_label(net, key.public), "stake", amount=1), NID))
+        check_tx(state, decode_tx(net.tx(_label(net, key.public), "stake", amount=1), NID))
 
 
 def _label(net: Net, account: bytes) -> str:

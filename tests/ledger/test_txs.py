@@ -6,6 +6,7 @@ import pytest
 
 from bazaar.ledger import bls
 from bazaar.ledger.errors import InvalidBlock, InvalidTx
+from bazaar.ledger.execute import check_tx
 from bazaar.ledger.txs import decode_tx, make_tx
 from bazaar.protocol.errors import SchemaError, SignatureError
 
@@ -18,7 +19,7 @@ def reject(net: Net, raw: bytes) -> str:
     """The reason the state rejects ``raw``; also checks that a block containing it is invalid."""
     env = decode_tx(raw, NID)
     with pytest.raises(InvalidTx) as info:
-        net.state.check_tx(env)
+        check_tx(net.state, env)
     block, _, rejected = net.build([raw])
     assert rejected and rejected[0][1].reason == info.value.reason and not block.txs
     net._nonces.clear()  # the rejected transaction did not use up its nonce
@@ -135,6 +136,34 @@ def test_refund_by_payee_any_time_by_payer_only_after_expiry() -> None:
     alice2 = net2.state.balance(net2.acct("alice"))
     net2.commit([net2.tx("bob", "escrow_refund", id=ESC)])
     assert net2.state.balance(net2.acct("alice")) == alice2 + 500 and net2.state.conserved()
+
+
+def test_settle_by_the_arbiter_splits_the_escrow() -> None:
+    net = Net()
+    lock(net, arbiter=net.acct("dave"))
+    alice, carol = net.state.balance(net.acct("alice")), net.state.balance(net.acct("carol"))
+    assert reject(net, net.tx("alice", "escrow_settle", id=ESC, to=net.acct("carol"), amount=1)) == "not-authorised"
+    assert reject(net, net.tx("bob", "escrow_settle", id=ESC, to=net.acct("carol"), amount=1)) == "not-authorised"
+    assert reject(net, net.tx("dave", "escrow_settle", id=ESC, to=net.acct("carol"), amount=501)) == "over-escrow"
+    assert reject(net, net.tx("dave", "escrow_settle", id=b"\x22" * 32, to=net.acct("carol"), amount=1)) == (
+        "unknown-escrow")
+    net.commit([net.tx("dave", "escrow_settle", id=ESC, to=net.acct("carol"), amount=120)])
+    assert net.state.escrow(ESC) is None
+    assert net.state.balance(net.acct("carol")) == carol + 120
+    assert net.state.balance(net.acct("alice")) == alice + 380
+    assert net.state.conserved()
+
+
+def test_settle_of_zero_is_a_full_refund_and_needs_an_arbiter() -> None:
+    net = Net()
+    lock(net, arbiter=net.acct("dave"))
+    alice = net.state.balance(net.acct("alice"))
+    net.commit([net.tx("dave", "escrow_settle", id=ESC, to=net.acct("carol"), amount=0)])
+    assert net.state.balance(net.acct("alice")) == alice + 500 and net.state.escrow(ESC) is None
+    other = Net()
+    lock(other)  # no arbiter: nobody may settle it this way
+    assert reject(other, other.tx("bob", "escrow_settle", id=ESC, to=other.acct("bob"), amount=1)) == (
+        "not-authorised")
 
 
 def test_lock_with_past_expiry_is_refused() -> None:

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-import trio
-
-from bazaar.node.launcher import NetDir, _prepare
-from bazaar.node.runtime import Node, open_node
-from bazaar.node.scenario import load_scenario
+from bazaar.node.memnet import open_memory_network
+from bazaar.node.runtime import Node
 from bazaar.protocol.memory import MemoryNetwork
 
 CALIBRATED_3 = """
@@ -90,17 +87,5 @@ def small_scenario(folder: Path, *, consumers: int = 3, mining_s: float = 1.0, d
 async def memory_net(scenario_path: Path, root: Path, *, network: MemoryNetwork | None = None,
                      ) -> AsyncIterator[dict[str, Node]]:
     """Every node of the scenario, started in this trio run over one in-memory mesh."""
-    net = network or MemoryNetwork(seed=1)
-    configs = _prepare(load_scenario(scenario_path), NetDir(root), log_json=False)
-
-    def factory(key, cfg, topics):  # type: ignore[no-untyped-def]
-        return net.join(key)
-
-    async with AsyncExitStack() as stack:
-        nodes = {}
-        for name, cfg in configs.items():
-            nodes[name] = await stack.enter_async_context(open_node(cfg, transport_factory=factory))
-        with trio.fail_after(10):
-            while not all(len(n.transport.peers()) == len(nodes) - 1 for n in nodes.values()):
-                await trio.sleep(0)
+    async with open_memory_network(scenario_path, root, network=network) as nodes:
         yield nodes

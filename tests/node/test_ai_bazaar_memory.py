@@ -30,7 +30,7 @@ async def test_rounds_settle_at_the_equilibrium_and_every_node_agrees(tmp_path: 
         summaries = []
         for _ in range(4):
             with trio.fail_after(30):
-                summaries.append(await cpp.play_round())
+                summaries.append(await nodes["cpp"].engine.play())
         eq = solve_stackelberg(cpp.cfg.param_sets["p3"])
         for s in summaries[:2]:  # equilibrium phase: exactly the Stackelberg outcome
             assert s["final"] and s["left_out"] == [] and s["winner"].startswith("consumer-")
@@ -56,7 +56,7 @@ async def test_unreachable_consumer_is_left_out_and_the_round_settles(tmp_path: 
             if node is not cut:
                 net.disconnect(node.key.public, cut.key.public)
         with trio.fail_after(30):
-            summary = await nodes["cpp"].app.play_round()
+            summary = await nodes["cpp"].engine.play()
         assert summary["final"]
         assert "consumer-2" not in summary["participants"] and "consumer-2" not in summary["demand"]
         live = {k: v for k, v in nodes.items() if v is not cut}
@@ -70,18 +70,17 @@ async def test_unreachable_consumer_is_left_out_and_the_round_settles(tmp_path: 
 async def test_a_false_loss_claim_never_wins(tmp_path: Path) -> None:
     async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
         liar = nodes["consumer-0"].app
-        honest_loss = liar.task.loss
-        liar.task = type(liar.task)(**{**liar.task.__dict__})
-        object.__setattr__(liar.task, "loss", lambda w: honest_loss(w) * 0.1)  # claims 10x better
-        liar.pol.task = liar.task
+        honest_loss = liar.pol.task.loss
+        liar.pol.task = type(liar.pol.task)(**{**liar.pol.task.__dict__})
+        object.__setattr__(liar.pol.task, "loss", lambda w: honest_loss(w) * 0.1)  # claims 10x better
         with trio.fail_after(30):
-            summary = await nodes["cpp"].app.play_round()
+            summary = await nodes["cpp"].engine.play()
         assert summary["final"], summary
         assert summary["winner"] != "consumer-0"
         honest = {k: v for k, v in nodes.items() if k != "consumer-0"}
         await _settled(honest, summary["height"])
         for node in honest.values():
-            assert (1, liar.node.key.public) in node.app.pol.cheaters
+            assert (1, liar.ctx.key.public) in node.app.pol.cheaters
 
 
 async def test_a_wrong_proposer_is_outvoted_and_rewinds_to_the_certified_block(tmp_path: Path) -> None:
@@ -90,11 +89,11 @@ async def test_a_wrong_proposer_is_outvoted_and_rewinds_to_the_certified_block(t
         own_only = stray.app.pol.ranked
 
         def ranked(round_no: int):  # type: ignore[no-untyped-def]
-            return [s for s in own_only(round_no) if s.miner == stray.key.public]  # it "misses" the others
+            return [s for s in own_only(round_no) if s.submitter == stray.key.public]  # it "misses" the others
 
         stray.app.pol.ranked = ranked
         with trio.fail_after(30):
-            summary = await nodes["cpp"].app.play_round()
+            summary = await nodes["cpp"].engine.play()
         assert summary["final"] and summary["winner"] != "consumer-0", summary
         height = summary["height"]
         # the stray node proposed its own block at that height, then saw 2/3 of the stake certify another
@@ -104,7 +103,7 @@ async def test_a_wrong_proposer_is_outvoted_and_rewinds_to_the_certified_block(t
         assert stray.chain.rewinds == 1  # it had built on its own block and dropped it
         stray.app.pol.ranked = own_only
         with trio.fail_after(30):
-            again = await nodes["cpp"].app.play_round()
+            again = await nodes["cpp"].engine.play()
         await _settled(nodes, again["height"])
 
 
@@ -127,6 +126,6 @@ rounds = 3
         assert abs(greedy - eq.price) <= 2 * step
         for _ in range(3):
             with trio.fail_after(30):
-                summary = await cpp.play_round()
+                summary = await nodes["cpp"].engine.play()
             assert summary["final"] and summary["mode"] == "learning"
         assert cpp.agent.state_dict()["q"] != before["q"]  # online updates continued from the pre-trained table

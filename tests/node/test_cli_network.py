@@ -25,7 +25,7 @@ def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         async with memory_net(small_scenario(root), root / "net") as nodes:
             for _ in range(2):
                 with trio.fail_after(30):
-                    await nodes["cpp"].app.play_round()
+                    await nodes["cpp"].engine.play()
             for node in nodes.values():
                 await node.chain.changes.wait_for(lambda n=node: n.chain.finalized_height >= 2, timeout=10)
 

@@ -16,7 +16,7 @@ async def test_status_and_explorer(tmp_path: Path) -> None:
     async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
         cpp = nodes["cpp"]
         with trio.fail_after(30):
-            summary = await cpp.app.play_round()
+            summary = await cpp.engine.play()
         port = nodes["consumer-1"].http_port
         status = await http_json(port, "GET", "/status")
         assert status["name"] == "consumer-1" and status["height"] >= 1 and status["peers"] == 3

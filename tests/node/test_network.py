@@ -22,7 +22,7 @@ from libp2p.network.stream.exceptions import StreamEOF, StreamReset
 from bazaar.deploy import scenario_file
 from bazaar.node import launcher
 from bazaar.node.httpapi import http_json
-from bazaar.node.rounds import run_rounds
+from bazaar.node.rounds.driver import run_rounds
 from bazaar.protocol import KeyPair, seal
 from bazaar.protocol.chainmsg import MSG_TXS, PROTO_SYNC, chain_topic
 from bazaar.protocol.p2p import open_libp2p_transport, peer_id_for
@@ -118,12 +118,12 @@ def test_killed_consumer_is_left_out_and_resyncs_after_restart(net: Path) -> Non
     cpp = info["nodes"]["cpp"]
     before = launcher.node_status(cpp)
     assert before is not None
-    next_round = before["app"]["round"] + 1
+    next_round = before["rounds"]["round"] + 1
     results: list[dict[str, Any]] = []
     worker = threading.Thread(target=lambda: results.extend(run_rounds(net, 1)), daemon=True)
     worker.start()
     deadline = time.monotonic() + 20
-    while (launcher.node_status(cpp) or {}).get("app", {}).get("round", 0) < next_round:
+    while (launcher.node_status(cpp) or {}).get("rounds", {}).get("round", 0) < next_round:
         assert time.monotonic() < deadline, "the round did not start"
         time.sleep(0.02)
     launcher.net_kill(net, "consumer-3")  # mid-round: the price is out

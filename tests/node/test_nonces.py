@@ -21,6 +21,6 @@ async def test_in_flight_nonces_survive_imports_and_lost_ones_are_given_up(tmp_p
         assert consumer.next_nonce() == 3
         for _ in range(5):  # blocks land without any of those transactions
             with trio.fail_after(30):
-                await nodes["cpp"].app.play_round()
+                await nodes["cpp"].engine.play()
         base = consumer.chain.state.nonce(consumer.key.public)
         assert consumer.next_nonce() == base + 1  # the lost nonces were given up after STALE_BLOCKS blocks

@@ -1,30 +1,34 @@
-"""Proof-of-Learning on the network: collect miners' submissions, verify claimed losses by re-computing
-them, rank, propose when we won, check proposed blocks, and adopt the winner's model.
+"""The ``pol`` consensus driver: collect miners' submissions, verify claimed losses by re-computing them,
+rank, propose when we won, check proposed blocks, and adopt the winner's model.
 
-Shared by every node of a PoL market (leaders validate too). The pure ledger checks the proof's shape and
-that the winner is the lowest *claimed* loss of the listed submissions; this component supplies the
-``verify_loss`` callback that re-computes the winner's loss, and refuses to attest a block whose winner is
-not the best submission it verified itself.
+Shared by every node of a PoL network (leaders validate too). The pure ledger checks the proof's shape and
+that the winner is the lowest *claimed* loss of the listed submissions; this driver adds a block check that
+re-computes the winner's loss (reason ``pol-loss``), and refuses to attest a block whose winner is not the
+best submission it verified itself. The market says when a round's mining ends (``decide`` then
+``propose``); the learning task comes from the market's spec (``MarketSpec.learning_task``).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import trio
 
 from bazaar.ledger.block import Block
+from bazaar.ledger.errors import InvalidBlock
+from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.chainmsg import PROTO_MODEL
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected
 
+from ..chainsvc import BlockCheck, BlockHooks
 from ..logs import Events
-from .pol import LearningTask, ModelStore
+from .base import DriverHost
+from .pol_models import LearningTask, ModelStore
 
 FETCH_TIMEOUT = 10.0
 DECISION_WAIT = 30.0
@@ -36,7 +40,7 @@ _events = Events("pol")
 class Submission:
     """A miner's signed claim: the hash of its trained weights and their loss on the evaluation split."""
 
-    miner: bytes
+    submitter: bytes
     model_hash: bytes
     loss: float
     commit: bytes
@@ -47,10 +51,12 @@ def loss_matches(claimed: float, recomputed: float) -> bool:
     return abs(claimed - recomputed) <= 1e-9 * max(1.0, abs(claimed))
 
 
-class PolValidator:
+class PolDriver:
     """Submissions per round, verified ranking, block checks and model adoption."""
 
-    def __init__(self, node: Any, task: LearningTask, models: ModelStore) -> None:
+    rule = "pol"
+
+    def __init__(self, node: DriverHost, task: LearningTask, models: ModelStore) -> None:
         self.node = node
         self.task = task
         self.models = models
@@ -59,9 +65,7 @@ class PolValidator:
         self.decisions: OrderedDict[int, trio.Event] = OrderedDict()
         self.cheaters: set[tuple[int, bytes]] = set()
         node.transport.set_handler(PROTO_MODEL, models.serve)
-        node.chain.prepare_block = self.prepare_block
-        node.chain.may_attest = self.may_attest
-        node.chain.after_import = self.after_import
+        self.hooks = BlockHooks(prepare=self.prepare_block, may_attest=self.may_attest, imported=self.after_import)
 
     # ------------------------------------------------------------ submissions
     def add_submission(self, round_no: int, commit_raw: bytes) -> Submission:
@@ -82,18 +86,18 @@ class PolValidator:
 
     def ranked(self, round_no: int) -> list[Submission]:
         """Submissions of a round, lowest claimed loss first (ties by account bytes, as the ledger rules)."""
-        return sorted(self.submissions.get(round_no, {}).values(), key=lambda s: (s.loss, s.miner))
+        return sorted(self.submissions.get(round_no, {}).values(), key=lambda s: (s.loss, s.submitter))
 
     async def verify(self, sub: Submission) -> bool:
         """Fetch the submission's weights and re-compute its loss."""
         try:
-            w = await self.models.fetch(self.node.transport, sub.miner, sub.model_hash, timeout=FETCH_TIMEOUT)
+            w = await self.models.fetch(self.node.transport, sub.submitter, sub.model_hash, timeout=FETCH_TIMEOUT)
         except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ValueError, ProtocolError) as err:
-            _events.warning("pol.fetch_failed", miner=sub.miner, error=repr(err)[:200])
+            _events.warning("pol.fetch_failed", miner=sub.submitter, error=repr(err)[:200])
             return False
         recomputed = await self.node.compute(self.task.loss, w)
         if not loss_matches(sub.loss, recomputed):
-            _events.warning("pol.false_claim", miner=sub.miner, claimed=sub.loss, recomputed=recomputed)
+            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed)
             return False
         return True
 
@@ -107,12 +111,12 @@ class PolValidator:
         """The lowest claim that verifies; later claims are not fetched."""
         try:
             for sub in self.ranked(round_no):
-                if (round_no, sub.miner) in self.cheaters:
+                if (round_no, sub.submitter) in self.cheaters:
                     continue
                 if await self.verify(sub):
-                    self.winners[round_no] = sub.miner
+                    self.winners[round_no] = sub.submitter
                     return sub
-                self.cheaters.add((round_no, sub.miner))
+                self.cheaters.add((round_no, sub.submitter))
             return None
         finally:
             self.expect(round_no)
@@ -120,8 +124,8 @@ class PolValidator:
 
     def proof(self, round_no: int, winner: Submission) -> dict[str, Any]:
         """The consensus proof of a block we propose: every honest submission we hold, and the winner."""
-        subs = [s.commit for s in self.ranked(round_no) if (round_no, s.miner) not in self.cheaters]
-        return {"rule": "pol", "submissions": subs, "winner": winner.miner}
+        subs = [s.commit for s in self.ranked(round_no) if (round_no, s.submitter) not in self.cheaters]
+        return {"rule": "pol", "submissions": subs, "winner": winner.submitter}
 
     async def propose(self, round_no: int, winner: Submission) -> Block:
         """Build, import and gossip the round's block (we are its winner)."""
@@ -141,8 +145,8 @@ class PolValidator:
                 return env.round, Submission(env.sender, env.body["hash"], float(env.body["loss"]), raw)
         return None
 
-    async def prepare_block(self, block: Block) -> Callable[[bytes, bytes, float], bool] | None:
-        """Fetch and re-evaluate the block's winning model; returns the ledger's ``verify_loss`` callback."""
+    async def prepare_block(self, block: Block) -> BlockCheck | None:
+        """Fetch and re-evaluate the block's winning model; returns the ledger check of the winner's loss."""
         found = self._winner_of(block)
         if found is None:
             return None
@@ -152,16 +156,18 @@ class PolValidator:
             with trio.move_on_after(DECISION_WAIT):
                 await pending.wait()  # import only once we ranked the round ourselves
         expected = self.winners.get(round_no)
-        if expected is not None and expected != sub.miner:
-            _events.warning("pol.not_best", round=round_no, proposer=sub.miner, expected=expected)
+        if expected is not None and expected != sub.submitter:
+            _events.warning("pol.not_best", round=round_no, proposer=sub.submitter, expected=expected)
             ok = False  # we verified a better claim for this round: never build on this block
         else:
-            ok = sub.miner == self.node.key.public or await self.verify(sub)
+            ok = sub.submitter == self.node.key.public or await self.verify(sub)
 
-        def verify_loss(miner: bytes, model_hash: bytes, claimed: float) -> bool:
-            return ok and miner == sub.miner and model_hash == sub.model_hash and loss_matches(claimed, sub.loss)
+        def check_loss(parent: State, checked: Block) -> None:
+            found_again = self._winner_of(checked)
+            if not ok or found_again is None or found_again[1] != sub:
+                raise InvalidBlock("pol-loss", "the winner's claimed loss does not verify")
 
-        return verify_loss
+        return check_loss
 
     def may_attest(self, block: Block) -> bool:
         """Refuse a block whose winner is not the best submission we verified for that round."""
@@ -170,8 +176,8 @@ class PolValidator:
             return True
         round_no, sub = found
         mine = self.winners.get(round_no)
-        if mine is not None and mine != sub.miner:
-            _events.warning("pol.not_best", round=round_no, proposer=sub.miner, expected=mine)
+        if mine is not None and mine != sub.submitter:
+            _events.warning("pol.not_best", round=round_no, proposer=sub.submitter, expected=mine)
             return False
         return True
 
@@ -179,7 +185,11 @@ class PolValidator:
         """Adopt the winner's weights as the global model."""
         found = self._winner_of(block)
         if found is not None and self.models.adopt(found[1].model_hash):
-            _events.info("pol.adopted", round=found[0], miner=found[1].miner, loss=found[1].loss)
+            _events.info("pol.adopted", round=found[0], miner=found[1].submitter, loss=found[1].loss)
+
+    async def run(self) -> None:
+        """Fetch the head block's model after a restart or sync; nothing else runs in the background."""
+        await self.adopt_head_model()
 
     async def adopt_head_model(self) -> None:
         """After a restart or sync: fetch the head block's winning model if we lack it."""
@@ -190,7 +200,7 @@ class PolValidator:
         if found is None or found[1].model_hash == self.models.global_hash:
             return
         try:
-            await self.models.fetch(self.node.transport, found[1].miner, found[1].model_hash, timeout=FETCH_TIMEOUT)
+            await self.models.fetch(self.node.transport, found[1].submitter, found[1].model_hash, timeout=FETCH_TIMEOUT)
         except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ValueError, ProtocolError):
             return
         self.after_import(head)

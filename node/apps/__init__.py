@@ -1,1 +1,0 @@
-"""Market apps: the role logic each node runs (one module per market, see ``node/runtime.py:APPS``)."""

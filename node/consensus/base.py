@@ -1,0 +1,63 @@
+"""What a consensus driver may use of its node, and the driver interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from bazaar.protocol import KeyPair
+from bazaar.protocol.transport import Transport
+
+from ..chainsvc import BlockHooks, ChainService
+
+
+class DriverHost(Protocol):
+    """The node as a consensus driver sees it."""
+
+    @property
+    def key(self) -> KeyPair:
+        """The node's key (its account)."""
+        ...
+
+    @property
+    def bls_secret(self) -> Any:
+        """Its BLS secret (attestations, RANDAO reveals)."""
+        ...
+
+    @property
+    def network_id(self) -> str:
+        """The network id."""
+        ...
+
+    @property
+    def chain(self) -> ChainService:
+        """The chain service."""
+        ...
+
+    @property
+    def transport(self) -> Transport:
+        """The transport (model weights are fetched over direct streams)."""
+        ...
+
+    def deadline(self, name: str) -> float:
+        """A named scenario deadline in seconds."""
+        ...
+
+    async def compute(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run CPU work off the event loop."""
+        ...
+
+
+class ConsensusDriver(Protocol):
+    """A proposer rule as the node runs it."""
+
+    rule: str
+    hooks: BlockHooks
+
+    async def run(self) -> None:
+        """Background work for the node's lifetime (may return at once)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Fields for ``GET /status``."""
+        ...

@@ -1,0 +1,128 @@
+"""The ``pos`` and ``lottery`` consensus drivers: the next block's proposer is drawn from shared randomness.
+
+* ``pos`` — stake- (or revenue-record-) weighted sortition from the RANDAO seed (``ledger.consensus``);
+* ``lottery`` — the same draw over the proposer ``weights`` record (the round's allocation, published by the
+  network's ``weights_authority``), stakes until one exists.
+
+Both seeds advance with the proposer's BLS reveal, which is unique per key and height, so no proposer can
+grind the next draw. A block is wanted as soon as the mempool holds a transaction that applies: every node
+notes when that happened for the next height, waits a short quiet window (so a round's batch lands in one
+block), and the draw for attempt ``k = ⌊waited / fallback_s⌋`` may propose — when the attempt-0 proposer is
+silent (crashed, partitioned), the attempt-1 draw takes over after ``fallback_s``, and so on.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+
+from bazaar.ledger.consensus import lottery_consensus, lottery_next, pos_consensus, pos_proposer
+from bazaar.ledger.errors import LedgerError
+from bazaar.protocol.envelope import now_ms
+
+from ..chainsvc import BlockHooks
+from ..logs import Events
+from .base import DriverHost
+
+QUIET_S = 0.15
+"""Transactions keep arriving for this long before the proposer seals (a round's batch lands in one block)."""
+MAX_BATCH_WAIT_S = 1.0
+IDLE_WAIT_S = 30.0
+_events = Events("draw")
+
+
+class DrawDriver:
+    """Proposes when drawn; falls back to the next draw when the drawn proposer is silent."""
+
+    def __init__(self, node: DriverHost, rule: str, *, fallback_s: float) -> None:
+        if rule not in ("pos", "lottery"):
+            raise ValueError(f"the draw driver runs pos or lottery, not {rule!r}")
+        self.node = node
+        self.rule = rule
+        self.fallback_s = fallback_s
+        self.hooks = BlockHooks()
+        self.proposed = 0
+        self.fallbacks = 0
+        self._proposed_at: set[tuple[int, int]] = set()
+
+    def drawn(self, attempt: int) -> bytes:
+        """The account drawn to propose the next block at ``attempt``."""
+        state = self.node.chain.state
+        if self.rule == "pos":
+            return pos_proposer(state, state.height + 1, attempt)
+        return lottery_next(state, attempt)
+
+    def proof(self, attempt: int) -> dict[str, Any]:
+        """Our consensus proof for the next block at ``attempt``."""
+        state = self.node.chain.state
+        if self.rule == "pos":
+            return pos_consensus(self.node.bls_secret, self.node.network_id, state.height + 1, attempt)
+        return lottery_consensus(state, self.node.bls_secret, self.node.network_id, attempt)
+
+    async def _quiet(self) -> None:
+        """Wait until no new transaction arrived for ``QUIET_S`` (at most ``MAX_BATCH_WAIT_S``)."""
+        chain = self.node.chain
+        with trio.move_on_after(MAX_BATCH_WAIT_S):
+            while True:
+                size = len(chain.mempool)
+
+                def grew(size: int = size) -> bool:
+                    return len(chain.mempool) != size
+
+                with trio.move_on_after(QUIET_S) as quiet:
+                    await chain.changes.wait_for(grew, timeout=QUIET_S * 2)
+                if quiet.cancelled_caught:
+                    return
+
+    async def run(self) -> None:
+        """The proposer loop, for the node's lifetime."""
+        chain = self.node.chain
+        wanted_since: dict[int, float] = {}
+        while True:
+            try:
+                await chain.changes.wait_for(lambda: len(chain.mempool) > 0, timeout=IDLE_WAIT_S)
+            except trio.TooSlowError:
+                continue
+            height = chain.height + 1
+            first = height not in wanted_since
+            since = wanted_since.setdefault(height, time.monotonic())
+            for h in [h for h in wanted_since if h < height]:
+                del wanted_since[h]
+            if first:
+                await self._quiet()
+                if chain.height + 1 != height:
+                    continue
+            attempt = int((time.monotonic() - since) // self.fallback_s)
+            try:
+                proposer = self.drawn(attempt)
+            except LedgerError as err:
+                _events.warning("draw.failed", height=height, reason=err.reason)
+                proposer = b""
+            if proposer == self.node.key.public and (height, attempt) not in self._proposed_at:
+                self._proposed_at.add((height, attempt))
+                await self._propose(height, attempt)
+            next_attempt_at = since + (attempt + 1) * self.fallback_s
+            def advanced(height: int = height) -> bool:
+                return chain.height >= height
+
+            try:
+                await chain.changes.wait_for(advanced, timeout=max(0.01, next_attempt_at - time.monotonic()))
+            except trio.TooSlowError:
+                if chain.height + 1 == height:
+                    self.fallbacks += 1
+                    _events.warning("draw.silent_proposer", height=height, attempt=attempt)
+
+    async def _propose(self, height: int, attempt: int) -> None:
+        chain = self.node.chain
+        proof = self.proof(attempt)
+        if chain.would_include(proof, timestamp_ms=now_ms()) == 0:
+            return  # nothing in the mempool applies (e.g. a nonce gap): no empty blocks
+        block = await chain.propose(proof, timestamp_ms=now_ms())
+        self.proposed += 1
+        _events.info("draw.proposed", height=block.height, attempt=attempt, txs=len(block.txs))
+
+    def status(self) -> dict[str, Any]:
+        """Fields for ``GET /status``."""
+        return {"rule": self.rule, "proposed": self.proposed, "fallbacks": self.fallbacks}

@@ -1,0 +1,1 @@
+"""The market layer: one registry, a :class:`~.spec.MarketSpec` per market, roles as apps (MARKETS.md)."""

@@ -1,0 +1,127 @@
+"""Roles as apps (MARKETS.md, STYLE §2): a role is a class whose methods are declared handlers.
+
+    class Mesp(Role):
+        @serve(MSG_BID, reply=MSG_BID_ACK, from_roles=("miner",))
+        async def on_bid(self, env: Envelope) -> dict[str, Any]: ...
+
+        @on(MSG_UPPER_RESULT, from_roles=("ccsp",))
+        async def on_result(self, env: Envelope) -> None: ...
+
+        @block_check
+        def settlement_matches(self, parent: State, block: Block) -> None: ...
+
+    APP = RoleApp("mesp", Mesp)
+
+The runtime does the wiring and the middleware once for every market: signature, schema, replay,
+``sender == stream peer`` for direct requests, sender known and of an authorised role, coded rejects that are
+logged and counted. A handler raises :class:`~.context.Refuse` to refuse with a reason.
+
+* ``@on(mtype, from_roles=..., slow=False)`` — a gossip handler; ``slow`` handlers run in their own task so a
+  slow one never stalls the topic.
+* ``@serve(mtype, reply=..., from_roles=...)`` — a direct request; returns the body of the signed reply.
+* ``@block_check`` — ``check(parent_state, block)``: a market contract every validator re-executes when it
+  imports a block; raise ``InvalidBlock`` to refuse the block.
+* ``@on_block`` — ``observe(block)`` after every import.
+* ``@lifespan`` — ``async run()``: background work for the node's lifetime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .context import RoleContext
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MARK = "_bazaar_role_handler"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """How one method is wired."""
+
+    kind: str
+    mtype: str = ""
+    reply: str = ""
+    from_roles: tuple[str, ...] | None = None
+    slow: bool = False
+
+
+def _mark(fn: F, declared: Declared) -> F:
+    setattr(fn, _MARK, declared)
+    return fn
+
+
+def on(mtype: str, *, from_roles: tuple[str, ...] | None = None, slow: bool = False) -> Callable[[F], F]:
+    """Declare a gossip handler ``async handler(self, env)`` for message type ``mtype``."""
+    return lambda fn: _mark(fn, Declared("gossip", mtype, "", from_roles, slow))
+
+
+def serve(mtype: str, *, reply: str, from_roles: tuple[str, ...] | None = None) -> Callable[[F], F]:
+    """Declare a direct-request handler ``async handler(self, env) -> reply body``."""
+    return lambda fn: _mark(fn, Declared("request", mtype, reply, from_roles))
+
+
+def block_check(fn: F) -> F:
+    """Declare a market contract ``check(self, parent_state, block)`` re-executed on every import."""
+    return _mark(fn, Declared("block_check"))
+
+
+def on_block(fn: F) -> F:
+    """Declare an observer ``observe(self, block)`` called after every import."""
+    return _mark(fn, Declared("on_block"))
+
+
+def lifespan(fn: F) -> F:
+    """Declare ``async run(self)``: background work owned by the node's nursery."""
+    return _mark(fn, Declared("lifespan"))
+
+
+class Role:
+    """Base class of role implementations: holds the :class:`RoleContext`."""
+
+    def __init__(self, ctx: RoleContext) -> None:
+        self.ctx = ctx
+
+    def status(self) -> dict[str, Any]:
+        """Role fields for ``GET /status``."""
+        return {}
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A declared method bound to its declaration."""
+
+    name: str
+    declared: Declared
+
+
+class RoleApp:
+    """A role's class and its declared handlers, collected once."""
+
+    def __init__(self, role: str, cls: type[Role]) -> None:
+        self.role = role
+        self.cls = cls
+        self.handlers: list[Handler] = []
+        seen: set[tuple[str, str]] = set()
+        for klass in reversed(cls.__mro__):
+            for name, value in vars(klass).items():
+                declared = getattr(value, _MARK, None)
+                if isinstance(declared, Declared):
+                    self.handlers = [h for h in self.handlers if h.name != name]
+                    self.handlers.append(Handler(name, declared))
+        for h in self.handlers:
+            if h.declared.kind in ("gossip", "request"):
+                key = (h.declared.kind, h.declared.mtype)
+                if key in seen:
+                    raise ValueError(f"role {role}: two handlers for {h.declared.kind} {h.declared.mtype}")
+                seen.add(key)
+
+    def of_kind(self, kind: str) -> list[Handler]:
+        """The handlers of one kind (``gossip``, ``request``, ``block_check``, ``on_block``, ``lifespan``)."""
+        return [h for h in self.handlers if h.declared.kind == kind]
+
+    def create(self, ctx: RoleContext) -> Role:
+        """Instantiate the role for one node."""
+        return self.cls(ctx)

@@ -1,0 +1,1 @@
+"""Market ``hierarchical`` on the market layer: CCSPs, MESPs and miners (SPEC §8)."""

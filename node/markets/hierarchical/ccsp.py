@@ -1,0 +1,156 @@
+"""The CCSP: the leading one calls rounds, collects the MESPs' offers, clears the upper level, collects the
+lower results and submits the settlement; every CCSP validates blocks (the settlement contract)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bazaar.ledger.amounts import from_units, to_units
+from bazaar.ledger.txs import MAX_RECORD_DATA, WEIGHTS_RECORD
+from bazaar.mechanisms.errors import MechanismError
+from bazaar.protocol import Envelope, codec
+from bazaar.protocol.envelope import now_ms
+from bazaar.protocol.markets import hierarchical as msg
+
+from ...rounds.collector import Collector
+from ...rounds.engine import RoundError, RoundResult, RoundStart
+from ...stdio import quiet_stdout
+from ..app import RoleApp, on, serve
+from ..context import Refuse
+from .clearing import Cleared, Offer, clear, lower_result, outcome_doc, parse_lower, parse_offer
+from .common import MESP, HierarchicalRole
+
+
+@dataclass
+class _Open:
+    number: int
+    offers: Collector[Offer]
+    lowers: Collector[tuple[bytes, dict[bytes, float]]] | None = None
+    cleared: Cleared | None = None
+
+
+class Ccsp(HierarchicalRole):
+    """A cloud provider; the first one leads rounds (its :class:`RoundPlan`)."""
+
+    current: _Open | None = None
+
+    @serve(msg.MSG_BUNDLE, reply=msg.MSG_BUNDLE_ACK, from_roles=(MESP,))
+    async def on_offer(self, env: Envelope) -> dict[str, Any]:
+        """A MESP's bundle offer for the round in progress."""
+        rnd = self.current
+        if rnd is None or env.round != rnd.number:
+            raise Refuse("wrong-round", "no round open")
+        offer = parse_offer(env.wire, self.ctx.network_id, env.round, self.roster, self.steps, self.cfg.max_bid)
+        if offer.lock is not None and self.ctx.chain.state.balance(env.sender) < to_units(max(offer.values)):
+            raise Refuse("insufficient-funds", "the MESP cannot cover its largest bundle bid")
+        rnd.offers.offer(env.sender, offer)
+        return {"accepted": True, "reason": ""}
+
+    @on(msg.MSG_LOWER, from_roles=(MESP,))
+    async def on_lower(self, env: Envelope) -> None:
+        """A MESP's signed lower result: kept when it matches our clearing."""
+        rnd = self.current
+        if rnd is None or rnd.lowers is None or rnd.cleared is None or env.round != rnd.number:
+            raise Refuse("wrong-round", "no lower results expected now")
+        j, served = parse_lower(env.wire, self.ctx.network_id, env.round, self.roster)
+        expected = lower_result(rnd.cleared, j)
+        if set(served) != set(expected) or any(abs(served[k] - v) > 1e-9 * max(1.0, v) for k, v in expected.items()):
+            raise Refuse("result-mismatch", f"MESP {j}'s lower result differs from the cleared round")
+        rnd.lowers.offer(env.sender, (env.wire, served))
+
+    async def open_round(self, rnd: RoundStart) -> RoundResult:
+        """Call, collect offers, clear, publish, collect lower results, settle."""
+        ctx = self.ctx
+        if ctx.key.public != self.roster.leader:
+            raise RoundError("only the leading CCSP runs rounds")
+        connected = ctx.connected()
+        mesps = [k for k in self.roster.mesps if k in connected]
+        miners = [k for k in self.roster.miners if k in connected]
+        if not mesps or not miners:
+            raise RoundError("no MESP or no miner is connected")
+        bid_s, bundle_s, lower_s = ctx.deadline("bid_s"), ctx.deadline("bundle_s"), ctx.deadline("lower_s")
+        start = now_ms()
+        call = {"params": rnd.params, "miners": miners, "mesps": mesps,
+                "bid_deadline_ms": start + int(bid_s * 1000),
+                "bundle_deadline_ms": start + int((bid_s + bundle_s) * 1000),
+                "lower_deadline_ms": start + int((bid_s + bundle_s + lower_s) * 1000),
+                "expires": ctx.chain.height + self.cfg.escrow_expiry}
+        self.current = _Open(rnd.number, Collector(mesps, bid_s + bundle_s))
+        await ctx.publish(msg.MSG_CALL, call, round=rnd.number)
+        got = await self.current.offers.wait()
+        offers = [got.answers[k] for k in self.roster.mesps if k in got.answers]
+        invited = [ctx.name_of(k) for k in (*mesps, *miners)]
+        if not offers:
+            self.current = None
+            return RoundResult(invited, invited, None, 0.0, metrics={"offers": 0})
+        try:
+            cleared = await ctx.compute(_clear_quietly, self.p, offers)
+        except MechanismError as err:
+            self.current = None
+            raise RoundError(f"the offers do not form a market: {err}") from err
+        self.current.cleared = cleared
+        present = [self.roster.mesps[j] for j in cleared.mesps]
+        self.current.lowers = Collector(present, lower_s)
+        await ctx.publish(msg.MSG_UPPER, {
+            "offers": [o.wire for o in sorted(offers, key=lambda o: o.index)],
+            "bundles": [float(x) for x in cleared.bundles], "ccsp_of": [int(x) for x in cleared.ccsp_of],
+            "payments": [float(x) for x in cleared.mesp_payments], "upper_welfare": cleared.upper_welfare,
+            "upper_bound": cleared.upper_bound}, round=rnd.number)
+        lowers_got = await self.current.lowers.wait()
+        self.current = None
+        lower_wires = [lowers_got.answers[k][0] for k in present if k in lowers_got.answers]
+        nonce = await self._settle(rnd.number, offers, lower_wires)
+        doc = outcome_doc(cleared, len(self.roster.miners), len(self.roster.mesps), self.cfg.multi)
+        in_book = {b.miner for b in cleared.book}
+        confirmed = {self.roster.mesps[j] for j in cleared.mesps if self.roster.mesps[j] in lowers_got.answers}
+        left_out = [ctx.name_of(k) for k in mesps if k not in confirmed]
+        left_out += [ctx.name_of(k) for k in miners if k not in in_book]
+        optimum = doc["optimum_welfare"]
+        metrics = {"welfare": doc["welfare"], "optimum_welfare": optimum,
+                   "gap": (None if optimum in (None, 0) else (optimum - doc["welfare"]) / abs(optimum)),
+                   "utilisation": doc["utilisation"], "served": sum(1 for a in doc["assignment"] if a is not None),
+                   "bids": len(cleared.book), "cloud_units": float(sum(doc["bundles"])),
+                   "ccsp_revenue": float(sum(doc["mesp_payments"])), "duality_gap": doc.get("duality_gap")}
+        return RoundResult(invited, left_out, nonce, ctx.deadline("block_s"), metrics=metrics, outcome=doc)
+
+    async def _settle(self, round_no: int, offers: list[Offer], lower_wires: list[bytes]) -> int | None:
+        """Submit the locks, the escrow settlements, the settlement record and the lottery weights."""
+        ctx = self.ctx
+        data = {"offers": [o.wire for o in sorted(offers, key=lambda o: o.index)], "lowers": lower_wires}
+        if len(codec.encode(data)) > MAX_RECORD_DATA:
+            ctx.events.error("round.record_too_large", round=round_no, bytes=len(codec.encode(data)))
+            return None  # nothing moves; every lock stays off chain
+        _, settlement = await ctx.compute(lambda: self.settlement_of(round_no, data))
+        txs = list(settlement.locks)
+        for escrow, (to, amount) in sorted(settlement.settles.items()):
+            txs.append(ctx.chain.sign_tx("escrow_settle", {"id": escrow, "to": to, "amount": amount},
+                                         round=round_no).wire)
+        record = ctx.chain.sign_tx("record", {"kind": msg.SETTLEMENT_RECORD, "data": data}, round=round_no)
+        txs.append(record.wire)
+        last = record
+        if settlement.weights:
+            last = ctx.chain.sign_tx("record", {"kind": WEIGHTS_RECORD, "data": {"weights": settlement.weights}},
+                                     round=round_no)
+            txs.append(last.wire)
+        await ctx.chain.submit(txs)
+        ctx.events.info("round.settlement", round=round_no, txs=len(txs),
+                        moved=from_units(sum(a for _, a in settlement.settles.values())))
+        return int(last.body["nonce"])
+
+    async def close_round(self, rnd: RoundStart, result: RoundResult, summary: dict[str, Any]) -> None:
+        """Name the block's proposer (drawn by the lottery)."""
+        block = self.ctx.chain.block(summary["height"]) if summary["height"] else None
+        if block is not None:
+            summary["proposer"] = self.ctx.name_of(block.header.proposer)
+            self.settled_rounds += 1
+
+
+
+def _clear_quietly(p: dict[str, Any], offers: list[Offer]) -> Cleared:
+    """Clear with the joint-MILP reference (HiGHS may print to stdout; the node's log stays clean)."""
+    with quiet_stdout():
+        return clear(p, offers, reference=True)
+
+
+APP = RoleApp("ccsp", Ccsp)

@@ -1,0 +1,93 @@
+"""A miner: bids (demand, bid, block size) with a signed escrow lock to the MESPs it can reach, and learns
+its allocation from the round's results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from bazaar.ledger.amounts import to_units
+from bazaar.protocol import Envelope
+from bazaar.protocol.envelope import now_ms
+from bazaar.protocol.markets import hierarchical as msg
+
+from ..app import RoleApp, on
+from ..context import RequestFailed, RoleContext
+from .clearing import escrow_id, escrow_ref, parse_offer
+from .common import CCSP, HierarchicalRole
+from .mesp import reach_of
+
+DEFAULT_BLOCK_SIZE = 1.0
+
+
+class Miner(HierarchicalRole):
+    """A miner buying compute for its mining."""
+
+    def __init__(self, ctx: RoleContext) -> None:
+        super().__init__(ctx)
+        self.pending: dict[int, int] = {}
+
+    @property
+    def index(self) -> int:
+        """Our index in the parameter file."""
+        return self.roster.miners.index(self.ctx.key.public)
+
+    def my_bid(self) -> dict[str, Any]:
+        """Our demand, bid and block size from the parameter file (our private values)."""
+        p, i = self.p, self.index
+        sizes = p.get("miner_block_size")
+        return {"demand": float(p["miner_demand"][i]), "bid": float(p["miner_bid"][i]),
+                "block_size": float(sizes[i]) if sizes else DEFAULT_BLOCK_SIZE}
+
+    @on(msg.MSG_CALL, from_roles=(CCSP,))
+    async def on_call(self, env: Envelope) -> None:
+        """Bid to every reachable MESP of the round, with one signed bid and one escrow lock."""
+        self.from_leader(env)
+        ctx, me = self.ctx, self.ctx.key.public
+        if me not in env.body["miners"]:
+            return
+        reach = [j for j in reach_of(self.p, self.index, len(self.roster.mesps))
+                 if self.roster.mesps[j] in env.body["mesps"]]
+        if not reach:
+            return
+        mine = self.my_bid()
+        lock = ctx.chain.sign_tx("escrow_lock", {
+            "id": escrow_id(env.round, me), "payee": self.roster.leader, "amount": to_units(mine["bid"]),
+            "expires": env.body["expires"], "arbiter": self.roster.leader, "ref": escrow_ref(env.round)},
+            round=env.round)
+        self.pending[env.round] = int(lock.body["nonce"])
+        bid = ctx.seal(msg.MSG_BID, {**mine, "reach": reach, "escrow": lock.wire}, round=env.round)
+        timeout = max(0.1, (env.body["bid_deadline_ms"] - now_ms()) / 1000)
+        accepted = 0
+
+        async def send(j: int) -> None:
+            nonlocal accepted
+            try:
+                await ctx.ask_envelope(self.roster.mesps[j], bid, timeout=timeout)
+                accepted += 1
+            except RequestFailed as err:
+                ctx.events.warning("bid.refused", round=env.round, mesp=j, error=str(err)[:200])
+
+        async with trio.open_nursery() as nursery:
+            for j in reach:
+                nursery.start_soon(send, j)
+        if not accepted:
+            ctx.chain.forget_nonce(self.pending.pop(env.round))
+        ctx.events.info("bid.sent", round=env.round, accepted=accepted, bid=mine["bid"])
+
+    @on(msg.MSG_UPPER, from_roles=(CCSP,))
+    async def on_upper(self, env: Envelope) -> None:
+        """If our bid is not in the cleared book, the lock never lands: give its nonce back."""
+        self.from_leader(env)
+        nonce = self.pending.pop(env.round, None)
+        if nonce is None:
+            return
+        offers = [parse_offer(w, self.ctx.network_id, env.round, self.roster, self.steps, self.cfg.max_bid)
+                  for w in env.body["offers"]]
+        if not any(b.miner == self.ctx.key.public for o in offers for b in o.bids):
+            self.ctx.chain.forget_nonce(nonce)
+            self.ctx.events.warning("bid.left_out", round=env.round)
+
+
+APP = RoleApp("miner", Miner)

@@ -1,0 +1,113 @@
+"""``bazaar round``: scripted rounds on a running local network, with the scenario's faults applied.
+
+Each round asks the market's leader (``POST /round``), then waits until every live node has finalized the
+round's block, and yields the leader's summary with ``final_everywhere`` and ``latency_all_ms`` (from the
+round's start to finality on the last node). Any market: the leader role comes from its spec.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .. import launcher
+from ..httpapi import HttpError, http_json
+from ..markets.registry import get_spec
+from ..markets.spec import MarketSpec
+from ..scenario import load_scenario
+from ..waiting import WaitTimeout, wait_until
+
+
+def leader_of(info: dict[str, Any], spec: MarketSpec) -> tuple[str, dict[str, Any]]:
+    """The node that drives rounds: the first node of the market's leading role.
+
+    Raises:
+        LaunchError: the network has none.
+    """
+    for role in spec.leader_roles:
+        for name, node in info["nodes"].items():
+            if node["role"] == role:
+                return name, node
+    raise launcher.LaunchError(f"this network has no round leader (a {' or '.join(spec.leader_roles)})")
+
+
+def progress_line(spec: MarketSpec, summary: Mapping[str, Any]) -> str:
+    """The market's one-line progress text for a round (a generic one when the market has none)."""
+    if spec.report.progress is not None:
+        return spec.report.progress(summary)
+    return (f"round {summary['round']} ({summary.get('mode')}): height {summary.get('height')}, left out "
+            f"{len(summary.get('left_out', []))}, final everywhere: {summary.get('final_everywhere')}")
+
+
+def _post_round(port: int, timeout: float) -> dict[str, Any]:
+    async def go() -> Any:
+        return await http_json(port, "POST", "/round", {}, timeout=timeout)
+
+    return dict(trio.run(go))
+
+
+def _apply_faults(root: Path, scenario: Any, next_round: int, progress: Callable[[str], None] | None) -> None:
+    info = launcher.NetDir(root).load()
+    for fault in scenario.faults:
+        if fault.round != next_round:
+            continue
+        if fault.action == "kill":
+            launcher.net_kill(root, fault.node)
+        elif not launcher.pid_alive(info["nodes"][fault.node]["pid"], info["nodes"][fault.node]["config"]):
+            launcher.net_start(root, fault.node)
+        if progress:
+            progress(f"fault before round {next_round}: {fault.action} {fault.node}")
+
+
+def _final_everywhere(root: Path, height: int, timeout: float) -> bool:
+    def all_final() -> bool:
+        info = launcher.NetDir(root).load()
+        live = [v for v in info["nodes"].values() if launcher.pid_alive(v["pid"], v["config"])]
+        statuses = [launcher.node_status(v) for v in live]
+        return all(s is not None and s["finalized"] >= height for s in statuses)
+
+    try:
+        return wait_until(all_final, timeout=timeout, interval=0.05, what=f"block {height} final everywhere")
+    except WaitTimeout:
+        return False
+
+
+def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | None = None,
+               ) -> Iterator[dict[str, Any]]:
+    """Run ``rounds`` rounds; yields each round's summary as soon as it settles everywhere.
+
+    Raises:
+        LaunchError: no network, leader down, or a round the leader could not run.
+    """
+    net = launcher.NetDir(root)
+    scenario = load_scenario(net.load()["scenario"])
+    spec = get_spec(scenario.market_name)
+    round_timeout = sum(scenario.deadlines.values()) + 60
+    for _ in range(rounds):
+        info = net.load()
+        leader_name, leader = leader_of(info, spec)
+        if not launcher.pid_alive(leader["pid"], leader["config"]):
+            raise launcher.LaunchError(f"the leader {leader_name} is not running")
+        status = launcher.node_status(leader) or {}
+        next_round = status.get("rounds", {}).get("round", 0) + 1
+        _apply_faults(root, scenario, next_round, progress)
+        info = net.load()
+        t0 = time.monotonic()
+        try:
+            summary = _post_round(info["nodes"][leader_name]["http_port"], round_timeout)
+        except (OSError, trio.TooSlowError, HttpError) as err:
+            raise launcher.LaunchError(f"round {next_round} failed at the leader: {err}") from err
+        height = summary.get("height")
+        final_everywhere = bool(height is not None and summary.get("final")
+                                and _final_everywhere(root, height, scenario.deadlines["final_s"] + 15))
+        summary["final_everywhere"] = final_everywhere
+        leader_ms = float(summary.get("latency_ms") or 0.0)
+        summary["latency_all_ms"] = (round(max(leader_ms, (time.monotonic() - t0) * 1000), 1)
+                                     if final_everywhere else None)
+        if progress:
+            progress(progress_line(spec, summary))
+        yield summary

@@ -1,0 +1,140 @@
+"""The round engine: runs a market's rounds at its leader and reports one generic summary per round.
+
+It owns the round counter (persisted), ``POST /round``, the phase of each round, the timing, the wait for the
+round's settlement block and its finality, and the summary every market shares::
+
+    {round, market, phase, mode, params, participants, left_out, height, final, latency_ms, metrics, outcome}
+
+plus the market's own top-level fields. A market's leading role supplies a :class:`RoundPlan`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from ..httpapi import HttpError
+from ..logs import Events
+
+if TYPE_CHECKING:
+    from ..markets.context import RoleContext
+
+_events = Events("rounds")
+STATE_FILE = "rounds.json"
+
+
+class RoundError(Exception):
+    """A round cannot run now (e.g. no participant is connected); answered as HTTP 503."""
+
+
+@dataclass(frozen=True)
+class RoundStart:
+    """What the engine tells a plan about the round it opens."""
+
+    number: int
+    phase: str
+    mode: str
+    params: str
+    started: float
+
+
+@dataclass
+class RoundResult:
+    """What a plan hands back once the round's transactions are submitted.
+
+    Attributes:
+        participants: names of the nodes invited to the round.
+        left_out: names of those that missed a deadline.
+        settle_nonce: the leader's own transaction nonce whose inclusion settles the round (None: nothing to
+            settle on chain).
+        settle_wait_s: seconds to wait for that transaction's block (the plan's remaining work, e.g. mining,
+            plus the scenario's ``block_s``).
+        metrics: market figures of the round (JSON-able).
+        outcome: the settled outcome (JSON-able; compared with the offline solver).
+        fields: extra top-level summary fields.
+    """
+
+    participants: list[str]
+    left_out: list[str]
+    settle_nonce: int | None
+    settle_wait_s: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    outcome: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+class RoundPlan(Protocol):
+    """What the leading role of a market implements."""
+
+    async def open_round(self, rnd: RoundStart) -> RoundResult:
+        """Announce, collect, clear and submit the round's transactions (raise ``RoundError`` to refuse)."""
+        ...
+
+    async def close_round(self, rnd: RoundStart, result: RoundResult, summary: dict[str, Any]) -> None:
+        """Complete the summary once the settlement block is known (``summary["height"]``, ``["final"]``)."""
+        ...
+
+
+class RoundEngine:
+    """Runs rounds of one plan; one at a time."""
+
+    def __init__(self, ctx: RoleContext, plan: RoundPlan, market: str) -> None:
+        self.ctx = ctx
+        self.plan = plan
+        self.market = market
+        saved = ctx.load_state(STATE_FILE) or {}
+        self.number = int(saved.get("round", 0)) if isinstance(saved, dict) else 0
+        self.lock = trio.Lock()
+        self.last: dict[str, Any] | None = None
+
+    async def http_round(self, request: dict[str, Any]) -> Any:
+        """``POST /round``: run one round and answer its summary."""
+        if self.lock.locked():
+            raise HttpError(409, "a round is already running")
+        async with self.lock:
+            try:
+                return await self.play()
+            except RoundError as err:
+                raise HttpError(503, str(err)) from err
+
+    async def play(self) -> dict[str, Any]:
+        """Run one round and return its summary."""
+        self.number += 1
+        self.ctx.save_state(STATE_FILE, {"round": self.number})
+        phase = self.ctx.scenario.phase_of(self.number)
+        rnd = RoundStart(self.number, phase.name, phase.mode, phase.params, time.monotonic())
+        _events.info("round.open", round=rnd.number, phase=rnd.phase, mode=rnd.mode)
+        result = await self.plan.open_round(rnd)
+        height, final = await self._settle(result)
+        summary: dict[str, Any] = {
+            "round": rnd.number, "market": self.market, "phase": rnd.phase, "mode": rnd.mode, "params": rnd.params,
+            "participants": result.participants, "left_out": result.left_out, "height": height, "final": final,
+            "latency_ms": round((time.monotonic() - rnd.started) * 1000, 1), "metrics": result.metrics,
+            "outcome": result.outcome, **result.fields,
+        }
+        await self.plan.close_round(rnd, result, summary)
+        _events.info("round.closed", round=rnd.number, height=height, final=final, left_out=len(result.left_out),
+                     latency_ms=summary["latency_ms"])
+        self.last = summary
+        return summary
+
+    async def _settle(self, result: RoundResult) -> tuple[int | None, bool]:
+        if result.settle_nonce is None:
+            return None, False
+        chain, me, nonce = self.ctx.chain, self.ctx.key.public, result.settle_nonce
+        height: int | None = None
+        try:
+            await chain.wait_for(lambda: chain.state.nonce(me) >= nonce, timeout=result.settle_wait_s)
+            height = chain.height
+            await chain.wait_for(lambda: chain.finalized_height >= height, timeout=self.ctx.deadline("final_s"))
+        except trio.TooSlowError:
+            _events.warning("round.unsettled", round=self.number, block=height)
+            return height, False
+        return height, True
+
+    def status(self) -> dict[str, Any]:
+        """Engine fields for ``GET /status``."""
+        return {"round": self.number, "running": self.lock.locked()}

@@ -1,0 +1,41 @@
+"""One ``wait_until`` for the synchronous side (launcher, ``bazaar round``, tests of processes): poll a
+condition with a deadline instead of hand-written ``while ...: sleep`` loops. Async code waits on events
+(:class:`~bazaar.node.notify.Changes`) instead."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class WaitTimeout(TimeoutError):
+    """The condition did not hold before the deadline."""
+
+
+def wait_until(probe: Callable[[], T | None], *, timeout: float | None = None, deadline: float | None = None,
+               interval: float = 0.1, what: str = "condition") -> T:
+    """Call ``probe()`` until it returns a truthy value, and return that value.
+
+    Args:
+        probe: the condition; its truthy result is returned.
+        timeout: seconds from now (or give ``deadline``, a ``time.monotonic()`` instant).
+        interval: seconds between probes.
+        what: named in the timeout error.
+
+    Raises:
+        WaitTimeout: still falsy at the deadline.
+    """
+    if deadline is None:
+        if timeout is None:
+            raise ValueError("give a timeout or a deadline")
+        deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"timed out waiting for {what}")
+        time.sleep(min(interval, max(0.0, deadline - time.monotonic())))

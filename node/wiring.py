@@ -1,0 +1,122 @@
+"""Wire a role app into its node: handlers, middleware, block hooks and background work (MARKETS.md).
+
+The middleware runs once for every market, in this order: signature, schema and replay (the router, before
+any handler), then for market messages: the sender is in the address book (``unknown-sender``), its role
+may send this type (``not-authorised``), and for direct requests the signer is the stream's peer
+(``wrong-sender``). Every refusal is logged with its reason and counted in ``GET /status``'s ``rejected``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from bazaar.ledger.block import Block
+from bazaar.ledger.state import State
+from bazaar.protocol import Envelope, ProtocolError
+from bazaar.protocol.chainmsg import market_protocol
+from bazaar.protocol.transport import RejectRequest
+
+from .chainsvc import BlockHooks
+from .markets.app import Declared, Role, RoleApp
+from .markets.spec import MarketSpec
+
+if TYPE_CHECKING:
+    from .runtime import Node
+
+
+def load_app(ref: str) -> RoleApp:
+    """Import ``"module:attribute"`` and check it is a :class:`RoleApp`."""
+    module_name, _, attr = ref.partition(":")
+    app = getattr(importlib.import_module(module_name), attr)
+    if not isinstance(app, RoleApp):
+        raise TypeError(f"{ref} is not a RoleApp")
+    return app
+
+
+def _authorise(node: Node, env: Envelope, declared: Declared) -> None:
+    role = node.role_of(env.sender)
+    if role is None:
+        raise ProtocolError("sender is not in the address book", reason="unknown-sender")
+    if declared.from_roles is not None and role not in declared.from_roles:
+        raise ProtocolError(f"a {role} may not send {env.type}", reason="not-authorised")
+    if env.market != node.market:
+        raise ProtocolError(f"message of market {env.market!r}", reason="wrong-market")
+
+
+def _gossip_handler(node: Node, declared: Declared, fn: Callable[[Envelope], Awaitable[None]],
+                    ) -> Callable[[Envelope], Awaitable[None]]:
+    async def handle(env: Envelope) -> None:
+        _authorise(node, env, declared)
+        if declared.slow:
+            node.spawn(f"{env.type}", _guarded, node, fn, env)
+        else:
+            await fn(env)
+
+    return handle
+
+
+async def _guarded(node: Node, fn: Callable[[Envelope], Awaitable[None]], env: Envelope) -> None:
+    try:
+        await fn(env)
+    except ProtocolError as err:
+        node.router.refuse(err.reason, err.detail, type=env.type, sender=env.sender)
+
+
+def _request_server(node: Node, app: RoleApp, role: Role) -> Callable[[bytes, bytes], Awaitable[bytes]]:
+    table = {h.declared.mtype: (h.declared, getattr(role, h.name)) for h in app.of_kind("request")}
+
+    async def serve(peer: bytes, data: bytes) -> bytes:
+        try:
+            env = node.router.verify(data)
+            if env.sender != peer:
+                raise ProtocolError("request signed by another key than the stream's peer", reason="wrong-sender")
+            if env.type not in table:
+                raise ProtocolError(f"{node.role} serves no {env.type}", reason="unexpected-type")
+            declared, fn = table[env.type]
+            _authorise(node, env, declared)
+            body = await fn(env)
+        except ProtocolError as err:
+            node.router.refuse(err.reason, err.detail, peer=peer)
+            raise RejectRequest(err.reason) from err
+        node.router.accepted += 1
+        return node.seal(declared.reply, body, round=env.round).wire
+
+    return serve
+
+
+def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
+    """Instantiate the node's role app and plug every declared handler into the node."""
+    app = load_app(ref)
+    if app.role != node.role:
+        raise TypeError(f"{ref} is the app of role {app.role!r}, not {node.role!r}")
+    role = app.create(node)
+    for h in app.of_kind("gossip"):
+        node.router.on(h.declared.mtype, _gossip_handler(node, h.declared, getattr(role, h.name)))
+    if app.of_kind("request"):
+        node.set_protocol(market_protocol(spec.name), _request_server(node, app, role))
+    checks = [getattr(role, h.name) for h in app.of_kind("block_check")]
+    observers = [getattr(role, h.name) for h in app.of_kind("on_block")]
+    if checks or observers:
+
+        def check(parent: State, block: Block) -> None:
+            for fn in checks:
+                fn(parent, block)
+
+        def imported(block: Block) -> None:
+            for fn in observers:
+                fn(block)
+
+        node.chain.hooks.append(BlockHooks(check=check if checks else None,
+                                           imported=imported if observers else None))
+    for h in app.of_kind("lifespan"):
+        node.spawn(f"{node.role}.{h.name}", getattr(role, h.name))
+    return role
+
+
+async def sleep_forever() -> Any:
+    """A lifespan body that only holds the role's place (for roles without background work)."""
+    await trio.sleep_forever()

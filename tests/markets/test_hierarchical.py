@@ -1,0 +1,145 @@
+"""The hierarchical auction on in-memory nodes: the network's settled outcome equals the offline solver's, the
+escrows move exactly the published payments, bad messages are refused with coded reasons."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+
+from bazaar.ledger.amounts import to_units
+from bazaar.node.markets.context import RequestFailed
+from bazaar.node.markets.hierarchical.clearing import escrow_id
+from bazaar.node.markets.registry import get_spec
+from bazaar.node.memnet import open_memory_network
+from bazaar.node.runtime import Node
+from bazaar.node.scenario import load_scenario
+from bazaar.node.solve import hierarchical as solve_file
+from bazaar.protocol.markets import hierarchical as msg
+from bazaar.protocol.memory import MemoryNetwork
+
+SMALL = "hierarchical-small"
+MULTI = "hierarchical-multi"
+KEYS = ("assignment", "bundles", "miner_payments", "mesp_payments", "welfare", "optimum_welfare", "utilisation")
+
+
+def _offline(scenario: str) -> dict:
+    """What `bazaar solve hierarchical --params P.toml --json` prints for the scenario's parameter file."""
+    cfg = get_spec("hierarchical").settings(load_scenario(scenario))
+    return solve_file.solve_params(solve_file.load(str(cfg.params_path)))
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) or isinstance(b, float):
+        if a is None or b is None:
+            return a is b
+        return abs(float(a) - float(b)) <= 1e-9 * max(1.0, abs(float(b)))  # type: ignore[arg-type]
+    return a == b
+
+
+async def _play(nodes: dict[str, Node]) -> dict:
+    leader = next(n for n in nodes.values() if n.engine is not None)
+    with trio.fail_after(60):
+        return await leader.engine.play()
+
+
+@pytest.mark.parametrize("scenario", [SMALL, MULTI])
+async def test_the_network_settles_what_the_offline_solver_computes(scenario: str, tmp_path: Path) -> None:
+    offline = _offline(scenario)
+    async with open_memory_network(scenario, tmp_path / "net") as nodes:
+        start = {n.name: n.chain.state.balance(n.key.public) for n in nodes.values()}
+        summary = await _play(nodes)
+        assert summary["final"] and summary["left_out"] == [], summary
+        outcome = summary["outcome"]
+        for key in KEYS:
+            assert _same(outcome[key], offline[key]), (key, outcome[key], offline[key])
+        if "lottery_weights" in offline:
+            assert outcome["lottery_weights"] == offline["lottery_weights"]
+        if scenario == MULTI:
+            assert outcome["duality_gap"] is not None and outcome["ccsp_of"] == offline["ccsp_of"]
+        # the chain moved exactly the published payments (block rewards aside)
+        state = nodes["mesp-0"].chain.state
+        height = summary["height"]
+        minted = {}
+        for h in range(1, height + 1):
+            block = nodes["mesp-0"].chain.block(h)
+            minted[block.header.proposer] = minted.get(block.header.proposer, 0) + block.header.reward
+        scen = nodes["mesp-0"].scenario
+        miners, mesps = scen.names("miner"), scen.names("mesp")
+        ccsps = scen.names("ccsp")
+        for i, name in enumerate(miners):
+            key = nodes[name].key.public
+            paid = to_units(offline["miner_payments"][i]) if offline["assignment"][i] is not None else 0
+            assert state.balance(key) == start[name] - paid + minted.get(key, 0)
+            assert escrow_id(summary["round"], key) not in state.escrows
+        for j, name in enumerate(mesps):
+            key = nodes[name].key.public
+            got = sum(to_units(offline["miner_payments"][i]) for i, a in enumerate(offline["assignment"]) if a == j)
+            assert state.balance(key) == start[name] + got - to_units(offline["mesp_payments"][j]) + minted.get(key, 0)
+        revenue = sum(to_units(p) for p in offline["mesp_payments"])
+        assert sum(state.balance(nodes[c].key.public) - start[c] - minted.get(nodes[c].key.public, 0)
+                   for c in ccsps) == revenue
+        assert state.conserved()
+
+
+async def test_the_next_block_is_drawn_from_the_allocation(tmp_path: Path) -> None:
+    async with open_memory_network(SMALL, tmp_path / "net") as nodes:
+        first = await _play(nodes)
+        weights = nodes["ccsp"].chain.state.proposer_weights()
+        served = {nodes[f"miner-{i}"].key.public for i, a in enumerate(first["outcome"]["assignment"])
+                  if a is not None}
+        assert set(weights) == served
+        second = await _play(nodes)
+        assert second["final"]
+        block = nodes["ccsp"].chain.block(second["height"])
+        assert block.header.proposer in served
+        assert block.header.consensus["rule"] == "lottery"
+
+
+async def test_a_ccsp_that_dies_mid_round_moves_no_token(tmp_path: Path) -> None:
+    net = MemoryNetwork(seed=2)
+    async with open_memory_network(SMALL, tmp_path / "net", network=net) as nodes:
+        ccsp = nodes["ccsp"]
+        others = [n for n in nodes.values() if n is not ccsp]
+        before = {n.name: n.chain.state.balance(n.key.public) for n in others}
+        died = trio.Event()
+
+        async def die(*_: object) -> None:  # the CCSP cleared and published, then vanished before settling
+            for node in others:
+                net.disconnect(ccsp.key.public, node.key.public)
+            died.set()
+            await trio.sleep_forever()
+
+        ccsp.app._settle = die  # type: ignore[attr-defined]
+        with trio.move_on_after(30):
+            await ccsp.engine.play()
+        assert died.is_set()
+        for node in others:  # the MESPs saw the upper result; nothing reached the chain, nothing is locked
+            state = node.chain.state
+            assert state.height == 0 and not state.escrows
+            assert state.balance(node.key.public) == before[node.name]
+        assert any(n.router.accepted for n in others if n.role == "mesp")
+
+
+async def test_bad_bids_and_forged_results_are_refused_with_reasons(tmp_path: Path) -> None:
+    async with open_memory_network(SMALL, tmp_path / "net") as nodes:
+        await _play(nodes)
+        mesp, miner, ccsp = nodes["mesp-0"], nodes["miner-0"], nodes["ccsp"]
+        # a MESP posing as the CCSP: its upper result is refused by role
+        await mesp.publish(msg.MSG_UPPER, {"offers": [], "bundles": [], "ccsp_of": [], "payments": [],
+                                           "upper_welfare": 0.0, "upper_bound": None}, round=99)
+        await miner.router.changes.wait_for(lambda: miner.router.rejected.get("not-authorised", 0) >= 1, timeout=10)
+        # a bid for a round that is not open
+        lock = miner.chain.sign_tx("escrow_lock", {"id": escrow_id(99, miner.key.public), "payee": ccsp.key.public,
+                                                   "amount": 1, "expires": 99, "arbiter": ccsp.key.public,
+                                                   "ref": b"hierarchical/99"}, round=99)
+        with pytest.raises(RequestFailed) as err:
+            await miner.ask(mesp.key.public, msg.MSG_BID, {"demand": 1.0, "bid": 1e9, "block_size": 1.0,
+                                                           "reach": [0], "escrow": lock.wire}, round=99, timeout=5)
+        assert err.value.reason == "refused" and "wrong-round" in err.value.detail
+        miner.chain.forget_nonce(lock.body["nonce"])
+        second = await _play(nodes)
+        assert second["final"]

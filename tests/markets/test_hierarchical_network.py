@@ -1,0 +1,70 @@
+"""The hierarchical auction over real libp2p processes on loopback: 7 node processes (1 CCSP, 2 MESPs,
+4 miners) agree on one finalized head; a killed MESP is left out and the round settles; restarted, it resyncs.
+
+Every wait is bounded; only the processes the launcher started are ever signalled (by PID).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bazaar.node import launcher
+from bazaar.node.rounds.driver import run_rounds
+from bazaar.node.waiting import wait_until
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("hier-net")
+    launcher.net_up("hierarchical-small", root, timeout=120)
+    try:
+        yield root
+    finally:
+        launcher.net_down(root)
+
+
+def _rows(root: Path) -> list[dict[str, Any]]:
+    return list(launcher.net_status(root)["nodes"])
+
+
+def _agree(root: Path, height: int) -> list[dict[str, Any]]:
+    def probe() -> list[dict[str, Any]] | None:
+        rows = [r for r in _rows(root) if r["alive"]]
+        ok = all(r["finalized"] is not None and r["finalized"] >= height for r in rows)
+        return rows if ok else None
+
+    return wait_until(probe, timeout=30, what=f"every live node to finalize {height}")
+
+
+def test_seven_processes_settle_the_auction_on_one_head(net: Path) -> None:
+    rows = _rows(net)
+    assert len(rows) == 7 and all(r["alive"] for r in rows) and len({r["pid"] for r in rows}) == 7
+    summaries = list(run_rounds(net, 2))
+    for s in summaries:
+        assert s["final"] and s["final_everywhere"] and s["left_out"] == [], s
+        assert s["market"] == "hierarchical" and s["outcome"]["welfare"] > 0
+    rows = _agree(net, summaries[-1]["height"])
+    assert len({(r["finalized"], r["finalized_hash"]) for r in rows}) == 1
+
+
+def test_a_killed_mesp_is_left_out_and_resyncs_after_restart(net: Path) -> None:
+    launcher.net_kill(net, "mesp-1")
+    t0 = time.monotonic()
+    summary = next(iter(run_rounds(net, 1)))
+    assert summary["final"] and summary["final_everywhere"], summary
+    assert "mesp-1" not in summary["participants"] or "mesp-1" in summary["left_out"]
+    assert all(a in (None, 0) for a in summary["outcome"]["assignment"])  # nobody is served by the dead MESP
+    assert time.monotonic() - t0 < 120
+    launcher.net_start(net, "mesp-1")
+    after = next(iter(run_rounds(net, 1)))
+    assert after["final"] and "mesp-1" in after["participants"] and "mesp-1" not in after["left_out"], after
+    rows = _agree(net, after["height"])
+    assert all(r["alive"] for r in rows)
+    assert len({(r["finalized"], r["finalized_hash"]) for r in rows}) == 1
