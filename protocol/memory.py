@@ -48,6 +48,8 @@ _Channels = tuple[trio.MemorySendChannel[Delivery], trio.MemoryReceiveChannel[De
 
 _STAT_KEYS = (
     "gossip_out",
+    "gossip_out_bytes",
+    "request_bytes",
     "gossip_in",
     "gossip_dropped",
     "requests_sent",
@@ -190,6 +192,7 @@ class MemoryTransport:
             if topic in member._subs and net.connected(self._key, key) and not net._lose():
                 member._receive(delivery)
         self._stats["gossip_out"] += 1
+        self._stats["gossip_out_bytes"] += len(data)
         await trio.lowlevel.checkpoint()
 
     def _receive(self, delivery: Delivery) -> None:
@@ -245,6 +248,7 @@ class MemoryTransport:
         if len(data) > MAX_FRAME:
             raise ValueError(f"request of {len(data)} bytes > MAX_FRAME {MAX_FRAME}")
         self._stats["requests_sent"] += 1
+        self._stats["request_bytes"] += len(data)
         latency = self._network.latency
         try:
             with trio.fail_after(timeout):

@@ -75,6 +75,8 @@ _Channels = tuple[trio.MemorySendChannel[Delivery], trio.MemoryReceiveChannel[De
 
 _STAT_KEYS = (
     "gossip_out",
+    "gossip_out_bytes",
+    "request_bytes",
     "gossip_in",
     "gossip_dropped",
     "publish_waited",
@@ -220,6 +222,7 @@ class Libp2pTransport:
                     await trio.sleep(0.005)
         await self._ps.publish(topic, bytes(data))
         self._stats["gossip_out"] += 1
+        self._stats["gossip_out_bytes"] += len(data)
 
     def _queues_full(self) -> bool:
         return any(len(q) >= PUBLISH_HIGH_WATER for q in self._ps.peer_queues.values())
@@ -303,6 +306,7 @@ class Libp2pTransport:
             raise ValueError(f"request of {len(data)} bytes > MAX_FRAME {MAX_FRAME}")
         pid = peer_id_for(peer)
         self._stats["requests_sent"] += 1
+        self._stats["request_bytes"] += len(data)
         try:
             with trio.fail_after(timeout):
                 stream = await self._open_stream(pid, protocol)

@@ -74,12 +74,18 @@ class Report:
         columns: market columns between the generic ``round``/``phase`` and ``height``/``final``/``ms`` columns.
         progress: one progress line for a round summary (``bazaar round --progress``, ``bazaar demo``).
         plots: ``plots(rounds, folder) -> [paths]`` writes the market's figures (matplotlib, Agg).
+        floor_deadlines: deadlines every round waits out by design (ai-bazaar's mining time); benchmarks
+            subtract them to show the protocol's own latency.
+        min_messages: ``min_messages(scenario) -> int``: messages one round needs at least (gossips and direct
+            requests, the block and its attestations), to compare with what a round sends.
     """
 
     title: str
     columns: tuple[Column, ...] = ()
     progress: Callable[[Mapping[str, Any]], str] | None = None
     plots: Callable[[list[dict[str, Any]], Path], list[str]] | None = None
+    floor_deadlines: tuple[str, ...] = ()
+    min_messages: Callable[[Scenario], int] | None = None
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,12 @@ def plots(rounds: list[dict[str, Any]], out: Path) -> list[str]:
     return [str(path)]
 
 
+def min_messages(scenario: Scenario) -> int:
+    """price + N demands + lease + N claims + block + (N + 1) attestations."""
+    n = scenario.roles["consumer"]
+    return 1 + n + 1 + n + 1 + (n + 1)
+
+
 SPEC = MarketSpec(
     name="ai-bazaar",
     roles=(
@@ -111,5 +117,7 @@ SPEC = MarketSpec(
         ),
         progress=progress,
         plots=plots,
+        floor_deadlines=("mining_s",),
+        min_messages=min_messages,
     ),
 )

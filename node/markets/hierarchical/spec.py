@@ -55,6 +55,16 @@ def plots(rounds: list[dict[str, Any]], out: Path) -> list[str]:
     return [str(path)]
 
 
+def min_messages(scenario: Scenario) -> int:
+    """call + one bid per (miner, reachable MESP) + M offers + upper + M lower results + the settlement batch
+    + block + one attestation per validator (CCSPs and MESPs)."""
+    cfg = market_config(scenario)
+    home = cfg.params.get("miner_mesp")
+    m, k = scenario.roles["mesp"], scenario.roles["ccsp"]
+    bids = sum(m if home is None or home[i] < 0 else 1 for i in range(scenario.roles["miner"]))
+    return 1 + bids + m + 1 + m + 1 + 1 + (m + k)
+
+
 SPEC = MarketSpec(
     name="hierarchical",
     roles=(
@@ -86,5 +96,6 @@ SPEC = MarketSpec(
         ),
         progress=progress,
         plots=plots,
+        min_messages=min_messages,
     ),
 )
