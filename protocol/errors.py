@@ -6,8 +6,40 @@ Every failure caused by bytes a peer sent is a :class:`ProtocolError` with a sho
 
 from __future__ import annotations
 
+from enum import StrEnum
 
-class ProtocolError(Exception):
+
+class BazaarError(Exception):
+    """Base of every error with a stable ``reason`` code (protocol, ledger, node refusals).
+
+    Attributes:
+        reason: stable short code, part of the documented contract (docs/protocol.md §5).
+        detail: human-readable detail for logs.
+    """
+
+    reason: str = "error"
+
+    def __init__(self, reason: str | None = None, detail: str = "") -> None:
+        if reason is not None:
+            self.reason = reason
+        self.detail = detail
+        super().__init__(f"{self.reason}: {detail}" if detail else self.reason)
+
+
+class ProtocolReason(StrEnum):
+    """Why the wire layer refuses a peer's bytes (docs/protocol.md §5)."""
+
+    PROTOCOL_ERROR = "protocol-error"
+    MALFORMED = "malformed"
+    OVERSIZE = "oversize"
+    BAD_SIGNATURE = "bad-signature"
+    SCHEMA = "schema"
+    UNKNOWN_TYPE = "unknown-type"
+    REPLAY = "replay"
+    STALE = "stale"
+
+
+class ProtocolError(BazaarError):
     """A message or frame from a peer is unacceptable.
 
     Attributes:
@@ -15,46 +47,43 @@ class ProtocolError(Exception):
         detail: human-readable detail for logs.
     """
 
-    reason = "protocol-error"
+    reason = ProtocolReason.PROTOCOL_ERROR
 
     def __init__(self, detail: str = "", *, reason: str | None = None) -> None:
-        if reason is not None:
-            self.reason = reason
-        self.detail = detail
-        super().__init__(f"{self.reason}: {detail}" if detail else self.reason)
+        super().__init__(reason, detail)
 
 
 class DecodeError(ProtocolError):
     """Bytes are not canonical msgpack within our limits."""
 
-    reason = "malformed"
+    reason = ProtocolReason.MALFORMED
 
 
 class OversizeError(ProtocolError):
     """A frame or field is larger than the configured cap."""
 
-    reason = "oversize"
+    reason = ProtocolReason.OVERSIZE
 
 
 class SignatureError(ProtocolError):
     """The signature does not verify against the sender's key."""
 
-    reason = "bad-signature"
+    reason = ProtocolReason.BAD_SIGNATURE
 
 
 class SchemaError(ProtocolError):
     """A field is missing, of the wrong type, or out of range (``validate_basic``)."""
 
-    reason = "schema"
+    reason = ProtocolReason.SCHEMA
 
 
 class ReplayError(ProtocolError):
     """The ``(sender, seq)`` pair was already seen, or is stale."""
 
-    reason = "replay"
+    reason = ProtocolReason.REPLAY
 
 
 class StaleError(ProtocolError):
     """Timestamp outside the allowed clock skew, or a round that is not current."""
 
-    reason = "stale"
+    reason = ProtocolReason.STALE

@@ -64,3 +64,108 @@ def test_the_rule_catches_an_upward_import(tmp_path: Path) -> None:
     bad.write_text("from bazaar.node import cli\nimport trio\n")
     names = [n for n, _ in _imports(bad)]
     assert names == ["bazaar.node", "trio"]
+
+
+# ---------------------------------------------------------------- module cycles (lazy imports included)
+
+
+def _guarded_by_type_checking(tree: ast.AST) -> set[int]:
+    """Line numbers of imports inside ``if TYPE_CHECKING:`` blocks (they never run)."""
+    lines: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for sub in node.body:
+                for inner in ast.walk(sub):
+                    if isinstance(inner, (ast.Import, ast.ImportFrom)):
+                        lines.add(inner.lineno)
+    return lines
+
+
+def import_graph(root: Path, packages: tuple[str, ...] = tuple(sorted(OURS))) -> dict[str, set[str]]:
+    """``module -> modules of ours it imports`` anywhere in the file (functions included), ``TYPE_CHECKING``
+    blocks excluded; ``from pkg import name`` counts as importing ``pkg.name`` when that is a module."""
+    files = [p for pkg in packages for p in sorted((root / pkg).rglob("*.py"))]
+    modules = {_module_name_in(root, p): p for p in files}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for mod, path in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        skip = _guarded_by_type_checking(tree)
+        is_pkg = path.name == "__init__.py"
+        package = mod if is_pkg else mod.rsplit(".", 1)[0]
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or node.lineno in skip:
+                continue
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                if node.level:
+                    base = package.split(".")
+                    base = base[: len(base) - (node.level - 1)]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                subs = [f"{target}.{a.name}" for a in node.names]
+                # "from pkg import mod" imports the module; the package itself only for names it defines
+                targets = subs + ([target] if any(t not in modules for t in subs) else [])
+            for t in targets:
+                if t in modules and t != mod:
+                    graph[mod].add(t)
+    return graph
+
+
+def _module_name_in(root: Path, path: Path) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return "bazaar." + ".".join(parts)
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle (its modules in order), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                found = visit(nxt)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+@pytest.mark.parametrize("package", sorted(OURS))
+def test_no_import_cycles(package: str) -> None:
+    graph = import_graph(ROOT)
+    sub = {m: {t for t in ts if t.startswith(f"bazaar.{package}")} for m, ts in graph.items()
+           if m.startswith(f"bazaar.{package}")}
+    assert find_cycle(sub) is None, find_cycle(sub)
+    assert find_cycle(graph) is None, find_cycle(graph)
+
+
+def test_the_cycle_check_finds_a_lazy_cycle(tmp_path: Path) -> None:
+    pkg = tmp_path / "ledger"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .b import thing\n")
+    (pkg / "b.py").write_text("def thing():\n    from . import a  # lazy\n    return a\n")
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from . import a\n")
+    graph = import_graph(tmp_path, ("ledger",))
+    assert find_cycle(graph) in (["bazaar.ledger.a", "bazaar.ledger.b", "bazaar.ledger.a"],
+                                 ["bazaar.ledger.b", "bazaar.ledger.a", "bazaar.ledger.b"])
+    assert "bazaar.ledger.a" not in graph["bazaar.ledger.c"]

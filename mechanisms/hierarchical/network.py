@@ -54,8 +54,8 @@ def _rows(rows: Sequence[np.ndarray | Sequence[float]], k: int) -> np.ndarray:
         r = np.asarray(row, dtype=float).reshape(-1)
         if r.size != k:
             raise MechanismError(f"MESP row {j} has {r.size} bundle bids, expected {k}")
-        if not np.all(np.isfinite(r)) or np.any(r < 0):
-            raise MechanismError(f"MESP row {j} has a negative or non-finite bid")
+        if not np.all(np.isfinite(r)):
+            raise MechanismError(f"MESP row {j} has a non-finite bid")
         out[j] = r
     return out
 
@@ -65,7 +65,8 @@ def clear_upper_from_rows(rows: Sequence[np.ndarray | Sequence[float]], step: fl
     """The CCSP's clearing from the MESPs' rows (one per MESP, ``⌊spare/step⌋`` bids each).
 
     Raises:
-        MechanismError: a row of the wrong length, a negative or non-finite bid, or an unknown method.
+        MechanismError: a row of the wrong length, a non-finite bid, or an unknown method. (A row may hold
+            negative bids: with a greedy lower level the surplus is not monotone in the capacity.)
     """
     if method not in UPPER_METHODS:
         raise MechanismError(f"unknown upper method {method!r}")

@@ -55,7 +55,7 @@ ACK = Schema({"accepted": Bool(), "reason": Str(max_len=200)})
 register(MSG_BID_ACK, ACK)
 register(MSG_BUNDLE_ACK, ACK)
 BUNDLE = register(MSG_BUNDLE, Schema({
-    "values": List(Num(low=0), max_len=MAX_BUNDLES),
+    "values": List(Num(), max_len=MAX_BUNDLES),
     "bids": List(Bytes(max_len=MAX_BID_WIRE), max_len=MAX_MINERS),
     "escrow": Optional(Bytes(max_len=MAX_TX)),
 }))

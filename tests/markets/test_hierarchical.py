@@ -46,7 +46,7 @@ async def _play(nodes: dict[str, Node]) -> dict:
         return await leader.engine.play()
 
 
-@pytest.mark.parametrize("scenario", [SMALL, MULTI])
+@pytest.mark.parametrize("scenario", [SMALL, MULTI, "hierarchical"])
 async def test_the_network_settles_what_the_offline_solver_computes(scenario: str, tmp_path: Path) -> None:
     offline = _offline(scenario)
     async with open_memory_network(scenario, tmp_path / "net") as nodes:
