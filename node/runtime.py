@@ -31,7 +31,7 @@ from bazaar.protocol.messages import validate_basic
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected, Transport
 
 from . import explorer
-from .chainsvc import ChainService
+from .chain.service import ChainService
 from .config import NodeConfig, PeerEntry
 from .consensus.base import ConsensusDriver
 from .consensus.factory import make_driver

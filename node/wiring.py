@@ -20,7 +20,7 @@ from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.chainmsg import market_protocol
 from bazaar.protocol.transport import RejectRequest
 
-from .chainsvc import BlockHooks
+from .chain.hooks import BlockHooks
 from .markets.app import Declared, Role, RoleApp
 from .markets.spec import MarketSpec
 

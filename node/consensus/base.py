@@ -8,7 +8,8 @@ from typing import Any, Protocol
 from bazaar.protocol import KeyPair
 from bazaar.protocol.transport import Transport
 
-from ..chainsvc import BlockHooks, ChainService
+from ..chain.hooks import BlockHooks
+from ..chain.service import ChainService
 
 
 class DriverHost(Protocol):

@@ -22,7 +22,7 @@ from bazaar.ledger.consensus import lottery_consensus, lottery_next, pos_consens
 from bazaar.ledger.errors import LedgerError
 from bazaar.protocol.envelope import now_ms
 
-from ..chainsvc import BlockHooks
+from ..chain.hooks import BlockHooks
 from ..logs import Events
 from .base import DriverHost
 

@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from bazaar.ledger.block import Block
+from bazaar.ledger.checks import BlockCheck
 from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
@@ -25,7 +26,7 @@ from bazaar.protocol.chainmsg import PROTO_MODEL
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected
 
-from ..chainsvc import BlockCheck, BlockHooks
+from ..chain.hooks import BlockHooks
 from ..logs import Events
 from .base import DriverHost
 from .pol_models import LearningTask, ModelStore

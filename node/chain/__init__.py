@@ -1,0 +1,1 @@
+"""The node's chain service, split by job: import and proposing, finality, sync, own nonces, hooks."""

@@ -1,0 +1,24 @@
+"""Block hooks: how consensus drivers and market roles plug into block import (a list, so they compose).
+
+``prepare(block)`` (async; e.g. fetch and re-evaluate a PoL winner's model) returns a synchronous ledger
+check, ``check(parent_state, block)`` is a market contract re-executed on import, ``may_attest(block)`` says
+whether this validator endorses a block it could import, ``imported(block)`` observes every new head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from bazaar.ledger.block import Block
+from bazaar.ledger.checks import BlockCheck
+
+
+@dataclass
+class BlockHooks:
+    """One participant's block hooks (a consensus driver's, or a market role's)."""
+
+    prepare: Callable[[Block], Awaitable[BlockCheck | None]] | None = None
+    check: BlockCheck | None = None
+    may_attest: Callable[[Block], bool] | None = None
+    imported: Callable[[Block], None] | None = None

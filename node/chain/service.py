@@ -1,0 +1,262 @@
+"""The node's view of the ledger: mempool, block import (through the hooks), proposing; it composes the other
+jobs — finality (``finality.py``), sync (``sync.py``), our own nonces (``nonces.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from bazaar.ledger import errors as lerr
+from bazaar.ledger.apply import build_block
+from bazaar.ledger.block import Block
+from bazaar.ledger.chain import Chain
+from bazaar.ledger.checks import BlockCheck
+from bazaar.ledger.state import State
+from bazaar.ledger.txs import decode_tx, make_tx
+from bazaar.protocol import Envelope, KeyPair, ProtocolError
+from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_SYNC
+from bazaar.protocol.transport import Transport
+
+from ..logs import Events
+from ..mempool import Mempool
+from ..notify import Changes
+from .finality import Finality
+from .hooks import BlockHooks
+from .nonces import OwnNonces
+from .sync import SYNC_BATCH, ChainSync
+
+_events = Events("chain")
+
+
+class ChainService:
+    """Owns the chain of one node and keeps it in step with its peers."""
+
+    def __init__(self, chain: Chain, *, key: KeyPair, bls_secret: Any, transport: Transport,
+                 publish: Callable[[str, dict[str, Any]], Awaitable[None]], network_id: str) -> None:
+        self.chain = chain
+        self.key = key
+        self.bls_secret = bls_secret
+        self.transport = transport
+        self.publish = publish
+        self.network_id = network_id
+        self.mempool = Mempool()
+        self.changes = Changes()
+        self.hooks: list[BlockHooks] = []
+        self.market = ""
+        self._pending_blocks: dict[int, Block] = {}
+        self.highest_seen = 0
+        self.nonces = OwnNonces(chain, key.public)
+        self.finality = Finality(self)
+        self.sync = ChainSync(self)
+        transport.set_handler(PROTO_SYNC, self.sync.serve)
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def height(self) -> int:
+        """Height of our head."""
+        return self.chain.height
+
+    @property
+    def finalized_height(self) -> int:
+        """Height of our last finalized block."""
+        return self.chain.finalized_height
+
+    def validator_set(self, height: int) -> dict[bytes, tuple[bytes, int]]:
+        """account -> (BLS public key, weight) of the validators attesting block ``height``."""
+        if height <= self.chain.height + 1:
+            return self.chain.validator_set(min(height, self.chain.height + 1)) if height >= 1 else {}
+        return self.chain.state.validator_set()
+
+    # ------------------------------------------------------------------ transactions
+    def next_nonce(self) -> int:
+        """Next transaction nonce for our own account (see :class:`~.nonces.OwnNonces`)."""
+        return self.nonces.next()
+
+    def sign_tx(self, kind: str, body: dict[str, Any], *, market: str | None = None, round: int = 0) -> Envelope:
+        """Build and sign one of our own transactions with the next nonce (our market unless told)."""
+        return make_tx(self.key, self.network_id, kind, {**body, "nonce": self.next_nonce()},
+                       market=self.market if market is None else market, round=round)
+
+    def forget_nonce(self, nonce: int) -> None:
+        """Our transaction with ``nonce`` will never be sent (e.g. a refused escrow): reuse the nonce."""
+        self.nonces.forget(nonce)
+
+    def add_tx(self, raw: bytes) -> Envelope | None:
+        """Verify a raw transaction and keep it in the mempool; None when it is unusable."""
+        try:
+            env = decode_tx(raw, self.network_id)
+        except ProtocolError as err:
+            _events.warning("tx.rejected", reason=err.reason, detail=err.detail[:200])
+            return None
+        if not self.mempool.add(env, raw, self.chain.state):
+            return None
+        self.changes.notify()
+        return env
+
+    async def broadcast_txs(self, raws: list[bytes]) -> None:
+        """Keep transactions locally and gossip them in one batch."""
+        for raw in raws:
+            self.add_tx(raw)
+        if raws:
+            await self.publish(MSG_TXS, {"txs": raws})
+
+    async def submit(self, raws: Sequence[bytes]) -> None:
+        """Keep transactions locally and gossip them in one batch (alias of :meth:`broadcast_txs`)."""
+        await self.broadcast_txs(list(raws))
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Return once ``predicate()`` holds after some chain change (``trio.TooSlowError`` at the deadline)."""
+        await self.changes.wait_for(predicate, timeout)
+
+    @property
+    def state(self) -> State:
+        """The state at our head."""
+        return self.chain.state
+
+    def block(self, height: int) -> Block | None:
+        """Our block at ``height``."""
+        return self.chain.block(height)
+
+    async def on_txs(self, env: Envelope) -> None:
+        """Gossip handler: a batch of transactions."""
+        for raw in env.body["txs"]:
+            self.add_tx(raw)
+
+    # ------------------------------------------------------------------ blocks
+    def _candidates(self) -> list[bytes]:
+        """Mempool transactions in block order, twice: a transaction that depends on another sender's (an
+        escrow settlement on a lock signed by the payer) fails on the first pass and lands on the second, in
+        the same block; duplicates of included ones are skipped by their nonce."""
+        ordered = self.mempool.ordered()
+        return ordered + ordered
+
+    def would_include(self, consensus: dict[str, Any], *, timestamp_ms: int) -> int:
+        """How many mempool transactions a block proposed now would carry (a dry run, nothing stored)."""
+        timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
+        block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key, self._candidates(),
+                                  timestamp_ms=timestamp_ms, consensus=consensus)
+        return len(block.txs)
+
+    async def propose(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
+        """Build a block on our head from the mempool, store it, gossip it and attest it."""
+        timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
+        block, rejected = self.chain.build_and_import(self.key, self._candidates(), timestamp_ms=timestamp_ms,
+                                                      consensus=consensus)
+        included = set(block.txs)
+        for raw, err in rejected:
+            if raw not in included:
+                _events.info("tx.skipped", reason=err.reason, detail=str(err)[:120])
+        await self._imported(block, announce=True)
+        return block
+
+    async def on_block(self, env: Envelope) -> None:
+        """Gossip handler: a new block."""
+        try:
+            block = Block.decode(env.body["block"], self.network_id)
+        except (ProtocolError, lerr.LedgerError) as err:
+            _events.warning("block.rejected", reason=getattr(err, "reason", "malformed"), detail=str(err)[:200])
+            return
+        await self.offer_block(block, source=env.sender)
+
+    async def offer_block(self, block: Block, *, source: bytes | None) -> None:
+        """Import ``block`` if it extends our head, buffer it if it is ahead, sync if we are behind."""
+        h = block.header.height
+        self.highest_seen = max(self.highest_seen, h)
+        if h <= self.chain.height:
+            try:
+                evidence = self.chain.import_block(block)
+            except lerr.LedgerError as err:
+                _events.warning("block.rejected", height=h, reason=err.reason, detail=str(err)[:200])
+                return
+            if evidence is not None:
+                _events.warning("block.equivocation", height=h, proposer=block.header.proposer)
+                await self.broadcast_txs([self.sign_tx("evidence", evidence.body()).wire])
+            return
+        if h > self.chain.height + 1:
+            self._pending_blocks[h] = block
+            self._trim_pending()
+            if source is not None:
+                await self.sync_from(source)
+            return
+        await self.import_block(block, announce=False)
+        while self.chain.height + 1 in self._pending_blocks:
+            await self.import_block(self._pending_blocks.pop(self.chain.height + 1), announce=False)
+
+    def _trim_pending(self) -> None:
+        for table in (self._pending_blocks, self.finality.pending):
+            for h in sorted(table)[:-SYNC_BATCH]:
+                del table[h]
+            for h in [h for h in table if h <= self.chain.finalized_height]:
+                del table[h]
+
+    async def import_block(self, block: Block, *, announce: bool, certified: bool = False) -> bool:
+        """Import one block. ``certified``: a verified finality certificate vouches for it (chain sync of
+        history), so the market's re-execution hook (e.g. re-evaluating a PoL model) is skipped."""
+        checks: list[BlockCheck] = []
+        if not certified:
+            for hooks in self.hooks:
+                if hooks.check is not None:
+                    checks.append(hooks.check)
+                if hooks.prepare is not None:
+                    prepared = await hooks.prepare(block)
+                    if prepared is not None:
+                        checks.append(prepared)
+        try:
+            self.chain.import_block(block, checks=checks)
+        except lerr.LedgerError as err:
+            _events.warning("block.rejected", height=block.header.height, reason=getattr(err, "reason", "invalid"),
+                            detail=str(err)[:200])
+            return False
+        await self._imported(block, announce=announce)
+        return True
+
+    async def _imported(self, block: Block, *, announce: bool) -> None:
+        """Everything that follows a new head: mempool, market hook, gossip, pending certificate, our vote."""
+        self.mempool.prune(self.chain.state)
+        h = block.header.height
+        for hooks in self.hooks:
+            if hooks.imported is not None:
+                try:
+                    hooks.imported(block)
+                except Exception as err:  # an observer's bug must not stop the chain
+                    _events.error("hook.failed", height=h, error=repr(err)[:200])
+        _events.info("block.imported", height=h, hash=block.hash, proposer=block.header.proposer,
+                     txs=len(block.txs))
+        if announce:
+            await self.publish(MSG_BLOCK, {"block": block.encode()})
+        cert = self.finality.pending.pop(h, None)
+        if cert is not None:
+            self.finality.finalize(cert)
+        if all(hooks.may_attest is None or hooks.may_attest(block) for hooks in self.hooks):
+            await self.finality.attest(block)
+        self.changes.notify()
+
+    # ------------------------------------------------------------------ delegated jobs
+    async def on_attestation(self, env: Envelope) -> None:
+        """Gossip handler: a validator's vote for a block."""
+        await self.finality.on_attestation(env)
+
+    async def on_certificate(self, env: Envelope) -> None:
+        """Gossip handler: an aggregated finality certificate."""
+        await self.finality.on_certificate(env)
+
+    @property
+    def rewinds(self) -> int:
+        """How often fork choice rewound our chain."""
+        return self.finality.rewinds
+
+    async def sync_from(self, peer: bytes, *, timeout: float = 20.0) -> int:
+        """Fetch and import blocks past our head from ``peer``; returns how many were imported."""
+        return await self.sync.sync_from(peer, timeout=timeout)
+
+    async def sync_loop(self) -> None:
+        """Keep in step with the peers for the node's lifetime."""
+        await self.sync.loop()
+
+    def register(self, router: Any) -> None:
+        """Attach the gossip handlers to a :class:`~bazaar.node.router.Router`."""
+        router.on(MSG_BLOCK, self.on_block)
+        router.on(MSG_ATTEST, self.on_attestation)
+        router.on(MSG_CERT, self.on_certificate)
+        router.on(MSG_TXS, self.on_txs)
