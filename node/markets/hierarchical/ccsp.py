@@ -112,7 +112,8 @@ class Ccsp(HierarchicalRole):
                    "utilisation": doc["utilisation"], "served": sum(1 for a in doc["assignment"] if a is not None),
                    "bids": len(cleared.book), "cloud_units": float(sum(doc["bundles"])),
                    "ccsp_revenue": float(sum(doc["mesp_payments"])), "duality_gap": doc.get("duality_gap")}
-        return RoundResult(invited, left_out, nonce, ctx.deadline("block_s"), metrics=metrics, outcome=doc)
+        # two silent draws may be replaced (each after block_s) before the settlement block comes
+        return RoundResult(invited, left_out, nonce, 3 * ctx.deadline("block_s"), metrics=metrics, outcome=doc)
 
     async def _settle(self, round_no: int, offers: list[Offer], lower_wires: list[bytes]) -> int | None:
         """Submit the locks, the escrow settlements, the settlement record and the lottery weights."""
@@ -129,7 +130,7 @@ class Ccsp(HierarchicalRole):
         record = ctx.chain.sign_tx("record", {"kind": msg.SETTLEMENT_RECORD, "data": data}, round=round_no)
         txs.append(record.wire)
         last = record
-        if settlement.weights:
+        if settlement.weights and self.lottery:
             last = ctx.chain.sign_tx("record", {"kind": WEIGHTS_RECORD, "data": {"weights": settlement.weights}},
                                      round=round_no)
             txs.append(last.wire)

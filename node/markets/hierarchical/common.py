@@ -39,6 +39,8 @@ class HierarchicalRole(Role):
                              tuple(e.key for e in ctx.peers(MINER)))
         self.steps = n_steps(self.p)
         self.settled_rounds = 0
+        self.lottery = ctx.scenario.consensus == "lottery"
+        """On a lottery network the allocation sets the next draw's weights; on pos the stakes draw."""
 
     def from_leader(self, env: Envelope) -> None:
         """Refuse a round message not signed by the leading CCSP."""
@@ -94,10 +96,12 @@ class HierarchicalRole(Role):
             except (Refuse, MechanismError, KeyError, TypeError, ValueError) as err:
                 raise InvalidBlock("market-contract", f"settlement record does not re-derive: {err}") from err
             expected.update(settlement.settles)
-            expected_weights = settlement.weights
+            expected_weights = settlement.weights if self.lottery else []
         got = {t.body["id"]: (t.body["to"], t.body["amount"]) for t in settles}
         if got != expected:
             raise InvalidBlock("market-contract", "escrow settlements differ from the re-derived round")
+        if not self.lottery and weights:
+            raise InvalidBlock("market-contract", "a weights record on a stake-drawn network")
         if expected_weights is not None and expected_weights:
             if len(weights) != 1 or weights[0].sender != self.roster.leader:
                 raise InvalidBlock("market-contract", "the round's lottery weights record is missing")

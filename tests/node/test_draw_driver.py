@@ -1,0 +1,59 @@
+"""The pos and lottery drivers over in-memory nodes: blocks come from the drawn proposer, and when the drawn
+proposer is silent the next draw takes over after ``block_s``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trio
+
+from bazaar.deploy import scenario_file
+from bazaar.ledger.consensus import lottery_next
+from bazaar.node.memnet import open_memory_network
+from bazaar.protocol.memory import MemoryNetwork
+
+SMALL = "hierarchical-small"
+
+
+def _scenario(folder: Path, consensus: str) -> Path:
+    src = scenario_file(SMALL)
+    (folder / "params").mkdir(parents=True, exist_ok=True)
+    for f in (src.parent / "params").glob("hierarchical-*.toml"):
+        (folder / "params" / f.name).write_text(f.read_text())
+    path = folder / f"{SMALL}-{consensus}.toml"
+    path.write_text(src.read_text().replace('consensus = "lottery"', f'consensus = "{consensus}"'))
+    return path
+
+
+async def test_pos_rounds_settle_with_drawn_proposers(tmp_path: Path) -> None:
+    async with open_memory_network(_scenario(tmp_path, "pos"), tmp_path / "net") as nodes:
+        ccsp = nodes["ccsp"]
+        for _ in range(2):
+            with trio.fail_after(60):
+                summary = await ccsp.engine.play()
+            assert summary["final"], summary
+            block = ccsp.chain.block(summary["height"])
+            assert block.header.consensus["rule"] == "pos"
+            assert ccsp.role_of(block.header.proposer) in ("ccsp", "mesp")  # pos draws from the validators' stake
+
+
+async def test_a_silent_lottery_winner_is_replaced_by_the_next_draw(tmp_path: Path) -> None:
+    net = MemoryNetwork(seed=9)
+    async with open_memory_network(_scenario(tmp_path, "lottery"), tmp_path / "net", network=net) as nodes:
+        ccsp = nodes["ccsp"]
+        with trio.fail_after(60):
+            first = await ccsp.engine.play()
+        assert first["final"]
+        silent_key = lottery_next(ccsp.chain.state, 0)  # who the next block's first draw names
+        silent = next(n for n in nodes.values() if n.key.public == silent_key)
+        for node in nodes.values():
+            if node is not silent:
+                net.disconnect(node.key.public, silent.key.public)
+        live = [n for n in nodes.values() if n is not silent]
+        with trio.fail_after(90):
+            second = await ccsp.engine.play()
+        assert second["final"], second
+        block = ccsp.chain.block(second["height"])
+        assert block.header.proposer != silent_key
+        assert block.header.consensus.get("attempt", 0) >= 1
+        assert sum(n.consensus.status()["fallbacks"] for n in live) >= 1
