@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .block import Block
-from .errors import LedgerError
+from .errors import LedgerError, LedgerReason
 from .finality import Certificate
 
 CHAIN_DB = "chain.sqlite3"
@@ -32,7 +32,7 @@ CHAIN_DB = "chain.sqlite3"
 class StoreError(LedgerError):
     """Misuse of a store (gap in heights, certificate for a missing block) or an I/O failure."""
 
-    reason = "store-error"
+    reason = LedgerReason.STORE_ERROR
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-import trio
-
 from bazaar.protocol.memory import MemoryNetwork
 
 from .launcher import NetDir, prepare_network
 from .runtime import Node, open_node
 from .scenario import load_scenario
+from .waiting import wait_until_async
 
 
 @asynccontextmanager
@@ -24,7 +23,7 @@ async def open_memory_network(scenario_ref: str | Path, root: Path, *, network: 
 
     Raises:
         ParamError: bad scenario.
-        trio.TooSlowError: the mesh did not connect in ``connect_timeout`` seconds.
+        WaitTimeout: the mesh did not connect in ``connect_timeout`` seconds.
     """
     net = network or MemoryNetwork(seed=1)
     configs = prepare_network(load_scenario(scenario_ref), NetDir(root), log_json=False)
@@ -36,7 +35,6 @@ async def open_memory_network(scenario_ref: str | Path, root: Path, *, network: 
         nodes = {}
         for name, cfg in configs.items():
             nodes[name] = await stack.enter_async_context(open_node(cfg, transport_factory=factory))
-        with trio.fail_after(connect_timeout):
-            while not all(len(n.transport.peers()) == len(nodes) - 1 for n in nodes.values()):
-                await trio.sleep(0)
+        await wait_until_async(lambda: all(len(n.transport.peers()) == len(nodes) - 1 for n in nodes.values()),
+                               timeout=connect_timeout, interval=0.001, what="the in-memory mesh to connect")
         yield nodes

@@ -18,6 +18,7 @@ class BazaarError(Exception):
     """
 
     reason: str = "error"
+    """The default code of the class; an instance's code is set by the constructor."""
 
     def __init__(self, reason: str | None = None, detail: str = "") -> None:
         if reason is not None:

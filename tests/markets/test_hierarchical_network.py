@@ -6,6 +6,7 @@ Every wait is bounded; only the processes the launcher started are ever signalle
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from bazaar.node import launcher
+from bazaar.node.chaintools import export_data_dir
 from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.waiting import wait_until
 
@@ -52,6 +54,31 @@ def test_seven_processes_settle_the_auction_on_one_head(net: Path) -> None:
         assert s["market"] == "hierarchical" and s["outcome"]["welfare"] > 0
     rows = _agree(net, summaries[-1]["height"])
     assert len({(r["finalized"], r["finalized_hash"]) for r in rows}) == 1
+    _payments_add_up(export_data_dir(net / "nodes" / "mesp-0"), json.loads((net / "genesis.json").read_text()))
+
+
+def _payments_add_up(export: dict[str, Any], genesis: dict[str, Any]) -> None:
+    """`bazaar chain export` shows the settlements as balance changes that add up: every account's change is
+    what it was paid by escrow settlements and refunds, minus what it locked, plus the block rewards it won."""
+    assert export["height"] == export["finalized_height"]
+    expected: dict[str, int] = {}
+    locks: dict[str, tuple[str, int]] = {}
+    for block in export["blocks"]:
+        expected[block["proposer"]] = expected.get(block["proposer"], 0) + block["reward"]
+        for tx in block["txs"]:
+            body = tx["body"]
+            if tx["type"] == "tx/escrow_lock":
+                locks[body["id"]] = (tx["sender"], body["amount"])
+                expected[tx["sender"]] = expected.get(tx["sender"], 0) - body["amount"]
+            elif tx["type"] == "tx/escrow_settle":
+                payer, amount = locks.pop(body["id"])
+                expected[body["to"]] = expected.get(body["to"], 0) + body["amount"]
+                expected[payer] = expected.get(payer, 0) + amount - body["amount"]
+    assert not locks and not export["escrow"]  # every lock of every round was settled
+    for account, start in genesis["balances"].items():
+        assert export["balances"].get(account, 0) - start == expected.get(account, 0), account
+    minted = sum(b["reward"] for b in export["blocks"])
+    assert sum(export["balances"].values()) - sum(genesis["balances"].values()) == minted
 
 
 def test_a_killed_mesp_is_left_out_and_resyncs_after_restart(net: Path) -> None:

@@ -10,7 +10,6 @@ import json
 import struct
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from bazaar.deploy import scenario_file
 from bazaar.node import launcher
 from bazaar.node.httpapi import http_json
 from bazaar.node.rounds.driver import run_rounds
+from bazaar.node.waiting import wait_until, wait_until_async
 from bazaar.protocol import KeyPair, seal
 from bazaar.protocol.chainmsg import MSG_TXS, PROTO_SYNC, chain_topic
 from bazaar.protocol.p2p import open_libp2p_transport, peer_id_for
@@ -88,14 +88,11 @@ def _statuses(root: Path) -> list[dict[str, Any]]:
 
 
 def _agree(root: Path, height: int, timeout: float = 20.0) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while True:
+    def probe() -> list[dict[str, Any]] | None:
         rows = [r for r in _statuses(root) if r["alive"]]
-        if all(r["finalized"] is not None and r["finalized"] >= height for r in rows):
-            return rows
-        if time.monotonic() > deadline:
-            raise AssertionError(f"nodes did not all finalize {height}: {rows}")
-        time.sleep(0.1)
+        return rows if all(r["finalized"] is not None and r["finalized"] >= height for r in rows) else None
+
+    return wait_until(probe, timeout=timeout, what=f"every live node to finalize {height}")
 
 
 def test_nine_processes_settle_rounds_on_one_finalized_head(net: Path) -> None:
@@ -122,10 +119,8 @@ def test_killed_consumer_is_left_out_and_resyncs_after_restart(net: Path) -> Non
     results: list[dict[str, Any]] = []
     worker = threading.Thread(target=lambda: results.extend(run_rounds(net, 1)), daemon=True)
     worker.start()
-    deadline = time.monotonic() + 20
-    while (launcher.node_status(cpp) or {}).get("rounds", {}).get("round", 0) < next_round:
-        assert time.monotonic() < deadline, "the round did not start"
-        time.sleep(0.02)
+    wait_until(lambda: (launcher.node_status(cpp) or {}).get("rounds", {}).get("round", 0) >= next_round,
+               timeout=20, interval=0.02, what="the round to start")
     launcher.net_kill(net, "consumer-3")  # mid-round: the price is out
     worker.join(timeout=60)
     assert not worker.is_alive() and results, "the round did not settle"
@@ -156,9 +151,7 @@ async def test_hostile_peer_is_rejected_and_nobody_crashes(net: Path) -> None:
     before = await status()
     rogue = KeyPair.generate()
     async with open_libp2p_transport(rogue, peers=[(cpp_key, cpp["listen"])], topics=[topic]) as t:
-        with trio.fail_after(30):
-            while not t.mesh_peers(topic):
-                await trio.sleep(0.1)
+        await wait_until_async(lambda: t.mesh_peers(topic), timeout=30, what="a gossip mesh peer")
         await t.publish(topic, b"\xc1\xff not msgpack")  # malformed
         forged = seal(rogue, network_id, MSG_TXS, {"txs": [b"x"]}, seq=1)
         tampered = forged.wire.replace(forged.signature, bytes(64))

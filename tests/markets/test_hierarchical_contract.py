@@ -1,0 +1,42 @@
+"""The settlement contract every node re-executes: a block whose escrow settlement differs from the signed
+round it claims to settle is refused (`market-contract`), so no escrow moves without its signed result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import trio
+
+from bazaar.ledger.errors import InvalidBlock
+from bazaar.ledger.txs import decode_tx, make_tx
+from bazaar.node.memnet import open_memory_network
+from bazaar.protocol.markets import hierarchical as msg
+
+
+async def test_a_forged_payment_or_a_settlement_without_its_record_is_refused(tmp_path: Path) -> None:
+    async with open_memory_network("hierarchical-small", tmp_path / "net") as nodes:
+        ccsp, mesp = nodes["ccsp"], nodes["mesp-0"]
+        with trio.fail_after(60):
+            summary = await ccsp.engine.play()
+        assert summary["height"] == 1  # the first round's settlement is the first block: its parent is genesis
+        block = mesp.chain.block(1)
+        parent = type(mesp.chain.state).from_genesis(mesp.genesis)
+        txs = [decode_tx(raw, mesp.network_id) for raw in block.txs]
+        settles = [t for t in txs if t.type == "tx/escrow_settle" and t.body["amount"] > 0]
+        assert settles
+        role = mesp.app
+        role.settlement_matches(parent, SimpleNamespace(txs=block.txs))  # the real block passes
+
+        victim = settles[0]
+        forged = make_tx(ccsp.key, ccsp.network_id, "escrow_settle",
+                         {**victim.body, "amount": victim.body["amount"] + 1}, market=msg.MARKET,
+                         round=victim.round).wire
+        tampered = [forged if raw == victim.wire else raw for raw in block.txs]
+        with pytest.raises(InvalidBlock, match="market-contract"):
+            role.settlement_matches(parent, SimpleNamespace(txs=tampered))
+        no_record = [raw for raw, t in zip(block.txs, txs, strict=True)
+                     if not (t.type == "tx/record" and t.body["kind"] == msg.SETTLEMENT_RECORD)]
+        with pytest.raises(InvalidBlock, match="market-contract"):
+            role.settlement_matches(parent, SimpleNamespace(txs=no_record))
