@@ -132,10 +132,24 @@ def _cmd_round(args: argparse.Namespace) -> int:
         raise ParamError("--rounds", "must be at least 1")
     try:
         for summary in run_rounds(Path(args.dir), args.rounds, progress=_progress if args.progress else None):
-            _print_json(summary)
+            if args.json:
+                _print_json(summary)
+            else:
+                print(round_line(Path(args.dir), summary), flush=True)
     except launcher.LaunchError as err:
         return _err(str(err))
     return 0
+
+
+def round_line(root: Path, summary: dict[str, Any]) -> str:
+    """One line for people: the market's progress line for the round."""
+    from . import launcher
+    from .markets.registry import get_spec
+    from .rounds.driver import progress_line
+    from .scenario import load_scenario
+
+    spec = get_spec(load_scenario(launcher.NetDir(root).load()["scenario"]).market_name)
+    return progress_line(spec, summary)
 
 
 def _cmd_chain(args: argparse.Namespace) -> int:
@@ -200,7 +214,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rnd.add_argument("--rounds", type=int, default=1)
     rnd.add_argument("--scenario", help="(the network's own scenario is used)")
     rnd.add_argument("--progress", action="store_true", help="progress lines on stderr")
-    rnd.add_argument("--json", action="store_true", help="one JSON object per round (the default output)")
+    rnd.add_argument("--json", action="store_true", help="one JSON object per round (default: a line for people)")
     rnd.set_defaults(func=_cmd_round)
 
     chain = sub.add_parser("chain", help="inspect or verify a node's chain offline")

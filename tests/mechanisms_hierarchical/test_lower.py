@@ -53,8 +53,9 @@ def test_greedy_monotone_and_payment_is_critical_bid(m, data):
         assert a.payment[b] == pytest.approx(max(crit, m.base_price * m.quantity[b, 0]), rel=1e-6, abs=1e-7)
         higher = v * data.draw(st.floats(1.0, 3.0))
         assert greedy_allocate(m.with_value(b, 0, higher)).seller[b] != NO_TRADE  # monotone
-        if a.payment[b] > TOL:
-            lower = greedy_allocate(m.with_value(b, 0, a.payment[b] * (1 - 1e-4)))
+        below = a.payment[b] * (1 - 1e-4) - 1e-8  # beyond the 1e-9 absolute tolerance of an ask check
+        if a.payment[b] > TOL and below > 0:
+            lower = greedy_allocate(m.with_value(b, 0, below))
             assert lower.seller[b] == NO_TRADE  # below the critical bid it loses
 
 
