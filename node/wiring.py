@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
-
-import trio
+from typing import TYPE_CHECKING
 
 from bazaar.ledger.block import Block
 from bazaar.ledger.state import State
@@ -116,7 +114,3 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
         node.spawn(f"{node.role}.{h.name}", getattr(role, h.name))
     return role
 
-
-async def sleep_forever() -> Any:
-    """A lifespan body that only holds the role's place (for roles without background work)."""
-    await trio.sleep_forever()

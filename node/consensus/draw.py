@@ -101,6 +101,7 @@ class DrawDriver:
                 _events.warning("draw.failed", height=height, reason=err.reason)
                 proposer = b""
             if proposer == self.node.key.public and (height, attempt) not in self._proposed_at:
+                self._proposed_at = {(h, a) for h, a in self._proposed_at if h >= height}
                 self._proposed_at.add((height, attempt))
                 await self._propose(height, attempt)
             next_attempt_at = since + (attempt + 1) * self.fallback_s

@@ -55,6 +55,7 @@ class RoundResult:
         metrics: market figures of the round (JSON-able).
         outcome: the settled outcome (JSON-able; compared with the offline solver).
         fields: extra top-level summary fields.
+        private: what the plan hands itself from ``open_round`` to ``close_round`` (not reported).
     """
 
     participants: list[str]
@@ -64,6 +65,7 @@ class RoundResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     outcome: dict[str, Any] = field(default_factory=dict)
     fields: dict[str, Any] = field(default_factory=dict)
+    private: dict[str, Any] = field(default_factory=dict)
 
 
 class RoundPlan(Protocol):

@@ -129,15 +129,15 @@ class Cpp(AiBazaarRole):
         return RoundResult(
             participants=[ctx.name_of(k) for k in participants], left_out=[ctx.name_of(k) for k in got.missing],
             settle_nonce=lease_tx.body["nonce"], settle_wait_s=mining_s + ctx.deadline("block_s"),
-            fields={"price": price, "demand": {n: demands[k] for n, k in zip(names, answered, strict=True)},
-                    "_answered": answered, "_level": level},
+            fields={"price": price, "demand": {n: demands[k] for n, k in zip(names, answered, strict=True)}},
+            private={"answered": answered, "level": level},
         )
 
     async def close_round(self, rnd: RoundStart, result: RoundResult, summary: dict[str, Any]) -> None:
         """Profits, the equilibrium for comparison, the winner; the CPP's agent learns."""
         ctx = self.ctx
-        answered: list[bytes] = summary.pop("_answered")
-        level: int | None = summary.pop("_level")
+        answered: list[bytes] = result.private["answered"]
+        level: int | None = result.private["level"]
         price = float(summary["price"])
         params_all = self.cfg.param_sets[rnd.params]
         block = ctx.chain.block(summary["height"]) if summary["height"] else None

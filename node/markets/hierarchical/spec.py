@@ -22,7 +22,9 @@ def genesis(scenario: Scenario) -> GenesisPlan:
 def progress(r: Mapping[str, Any]) -> str:
     """One progress line per round."""
     m = r.get("metrics", {})
-    return (f"round {r['round']}: welfare {m.get('welfare', float('nan')):.4g} (optimum "
+    gap = m.get("duality_gap")
+    lagrangian = f", Lagrangian duality gap {gap:.2%}" if gap is not None else ""
+    return (f"round {r['round']}: welfare {m.get('welfare', float('nan')):.4g}{lagrangian} (optimum "
             f"{m.get('optimum_welfare') or float('nan'):.4g}), served {m.get('served')}/{m.get('bids')}, "
             f"cloud units {m.get('cloud_units')}, left out {len(r.get('left_out', []))}, proposer "
             f"{r.get('proposer')}, height {r.get('height')}, final everywhere: {r.get('final_everywhere')}")
