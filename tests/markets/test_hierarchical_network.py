@@ -16,7 +16,10 @@ import pytest
 
 from bazaar.node import launcher
 from bazaar.node.chaintools import export_data_dir
+from bazaar.node.cli import main
+from bazaar.node.markets.registry import get_spec
 from bazaar.node.rounds.driver import run_rounds
+from bazaar.node.scenario import load_scenario
 from bazaar.node.waiting import wait_until
 
 pytestmark = pytest.mark.network
@@ -79,6 +82,21 @@ def _payments_add_up(export: dict[str, Any], genesis: dict[str, Any]) -> None:
         assert export["balances"].get(account, 0) - start == expected.get(account, 0), account
     minted = sum(b["reward"] for b in export["blocks"])
     assert sum(export["balances"].values()) - sum(genesis["balances"].values()) == minted
+
+
+def test_bazaar_round_json_settles_what_bazaar_solve_prints(net: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["round", "--dir", str(net), "--rounds", "1", "--json"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for key in ("round", "market", "height", "final_everywhere", "latency_all_ms", "left_out", "outcome"):
+        assert key in line, key
+    assert line["final_everywhere"] and line["left_out"] == []
+    params = get_spec("hierarchical").settings(load_scenario("hierarchical-small")).params_path
+    assert main(["solve", "hierarchical", "--params", str(params), "--json"]) == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert line["outcome"]["assignment"] == offline["assignment"]
+    assert line["outcome"]["lottery_weights"] == offline["lottery_weights"]
+    for key in ("bundles", "miner_payments", "mesp_payments", "welfare", "optimum_welfare", "utilisation"):
+        assert line["outcome"][key] == pytest.approx(offline[key], rel=1e-9, abs=1e-12), key
 
 
 def test_a_killed_mesp_is_left_out_and_resyncs_after_restart(net: Path) -> None:
