@@ -12,6 +12,8 @@ import importlib
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+import trio
+
 from bazaar.ledger.block import Block
 from bazaar.ledger.state import State
 from bazaar.protocol import Envelope, ProtocolError
@@ -62,6 +64,10 @@ async def _guarded(node: Node, fn: Callable[[Envelope], Awaitable[None]], env: E
         await fn(env)
     except ProtocolError as err:
         node.router.refuse(err.reason, err.detail, type=env.type, sender=env.sender)
+    except trio.Cancelled:
+        raise
+    except Exception as err:  # a slow handler's bug: logged and counted like the router does for fast ones
+        node.router.refuse("handler-error", repr(err)[:300], type=env.type, sender=env.sender)
 
 
 def _request_server(node: Node, app: RoleApp, role: Role) -> Callable[[bytes, bytes], Awaitable[bytes]]:
@@ -80,6 +86,11 @@ def _request_server(node: Node, app: RoleApp, role: Role) -> Callable[[bytes, by
         except ProtocolError as err:
             node.router.refuse(err.reason, err.detail, peer=peer)
             raise RejectRequest(err.reason) from err
+        except trio.Cancelled:
+            raise
+        except Exception as err:  # our handler's bug: answered and counted, never a crash
+            node.router.refuse("handler-error", repr(err)[:300], peer=peer)
+            raise RejectRequest("handler-error") from err
         node.router.accepted += 1
         return node.seal(declared.reply, body, round=env.round).wire
 
