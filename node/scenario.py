@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +101,20 @@ class Scenario:
         """Rounds over every phase."""
         return sum(p.rounds for p in self.phases)
 
+    def resolve_file(self, path: str, key: str) -> Path:
+        """A file a scenario names (a parameter file): next to the scenario, else among the shipped ones.
+
+        Raises:
+            ParamError: naming ``key``, when it is in neither place.
+        """
+        candidate = (self.source.parent / path).resolve()
+        if candidate.is_file():
+            return candidate
+        shipped = _shipped_folder() / path
+        if shipped.is_file():
+            return shipped
+        raise ParamError(key, f"file {path!r} not found next to the scenario ({self.source}) or shipped")
+
     def phase_of(self, round_no: int) -> Phase:
         """The phase a (1-based) round belongs to; rounds past the end repeat the last phase."""
         left = round_no
@@ -108,6 +123,11 @@ class Scenario:
                 return phase
             left -= phase.rounds
         return self.phases[-1]
+
+
+def _shipped_folder() -> Path:
+    """The folder of the shipped scenarios (package data)."""
+    return Path(str(resources.files("bazaar.deploy").joinpath("scenarios")))
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from bazaar.deploy import scenario_file
 from bazaar.mechanisms.ai_bazaar import Params
 from bazaar.mechanisms.errors import MechanismError
 
@@ -53,16 +51,6 @@ class MarketConfig:
         return next((p.params for p in scenario.phases if p.mode == "learning"), None)
 
 
-def _resolve(path: str, scenario: Scenario) -> Path:
-    candidate = (scenario.source.parent / path).resolve()
-    if candidate.is_file():
-        return candidate
-    shipped = scenario_file("ai-bazaar").parent / path
-    if shipped.is_file():
-        return shipped
-    raise ParamError("mechanism.param_sets", f"parameter file {path!r} not found next to the scenario or shipped")
-
-
 def market_config(scenario: Scenario) -> MarketConfig:
     """Check the scenario's ``[market]`` table and load every parameter set it names.
 
@@ -80,7 +68,7 @@ def market_config(scenario: Scenario) -> MarketConfig:
         if not isinstance(path, str):
             raise ParamError(f"mechanism.param_sets.{name}", "expected a file path")
         try:
-            params = Params.from_mapping(read_toml(_resolve(path, scenario)))
+            params = Params.from_mapping(read_toml(scenario.resolve_file(path, "mechanism.param_sets")))
         except MechanismError as err:
             raise ParamError(f"mechanism.param_sets.{name}", str(err)) from err
         if params.n != consumers:

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bazaar.deploy import scenario_file
-
 from ...params import Field, ParamError, check_params
 from ...solve import hierarchical as solve_file
 
@@ -62,16 +60,6 @@ class HierarchicalConfig:
         return len(self.params["ccsp_capacity"]) if self.multi else 1
 
 
-def _resolve(path: str, scenario: Scenario) -> Path:
-    candidate = (scenario.source.parent / path).resolve()
-    if candidate.is_file():
-        return candidate
-    shipped = scenario_file("hierarchical").parent / path
-    if shipped.is_file():
-        return shipped
-    raise ParamError("mechanism.params", f"parameter file {path!r} not found next to the scenario or shipped")
-
-
 def market_config(scenario: Scenario) -> HierarchicalConfig:
     """Check ``[mechanism]``, load the parameter file and match its sizes to the scenario's roles.
 
@@ -82,7 +70,7 @@ def market_config(scenario: Scenario) -> HierarchicalConfig:
         values = check_params(dict(scenario.market), FIELDS)
     except ParamError as err:
         raise ParamError(f"mechanism.{err.key}", str(err).split(": ", 1)[-1]) from err
-    path = _resolve(values["params"], scenario)
+    path = scenario.resolve_file(values["params"], "mechanism.params")
     try:
         params = solve_file.load(str(path))
     except ParamError as err:
