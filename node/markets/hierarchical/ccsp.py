@@ -49,7 +49,9 @@ class Ccsp(HierarchicalRole):
 
     @on(msg.MSG_LOWER, from_roles=(MESP,))
     async def on_lower(self, env: Envelope) -> None:
-        """A MESP's signed lower result: kept when it matches our clearing."""
+        """A MESP's signed lower result: kept when it matches our clearing (only the leading CCSP collects)."""
+        if self.ctx.key.public != self.roster.leader:
+            return
         rnd = self.current
         if rnd is None or rnd.lowers is None or rnd.cleared is None or env.round != rnd.number:
             raise Refuse("wrong-round", "no lower results expected now")
