@@ -41,7 +41,7 @@ from .markets.app import Role
 from .markets.context import RequestFailed
 from .markets.registry import get_spec
 from .markets.spec import MarketSpec
-from .rounds.engine import RoundEngine
+from .rounds.engine import RoundEngine, RoundPlan
 from .router import Router
 from .scenario import Scenario, load_scenario
 from .wiring import wire_role
@@ -345,7 +345,9 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             app = wire_role(node, spec, role_spec.app)
             node.app = app
             if _leads(node):
-                node.engine = RoundEngine(node, app, spec.name)  # type: ignore[arg-type]
+                if not isinstance(app, RoundPlan):
+                    raise TypeError(f"role {node.role} leads rounds of {spec.name} but is no RoundPlan")
+                node.engine = RoundEngine(node, app, spec.name)
                 node.http.route("POST", "/round", node.engine.http_round)
 
             async def get_status(_: dict[str, Any]) -> Any:

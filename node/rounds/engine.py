@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import trio
 
@@ -68,6 +68,7 @@ class RoundResult:
     private: dict[str, Any] = field(default_factory=dict)
 
 
+@runtime_checkable
 class RoundPlan(Protocol):
     """What the leading role of a market implements."""
 
