@@ -148,7 +148,9 @@ def _escrow_refund(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
 
 
 def _escrow_settle(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
-    escrow = _open_escrow(draft, body["id"])
+    escrow = draft.escrows.get(body["id"])
+    if escrow is None:
+        return  # settles nothing: the lock never landed (its payer spent the funds) or was already closed
     if escrow.arbiter is None or env.sender != escrow.arbiter:
         raise InvalidTx("not-authorised", "only the escrow's arbiter may settle it")
     if body["amount"] > escrow.amount:

@@ -21,7 +21,7 @@ class Mempool:
     """Transactions by digest, at most ``capacity`` and ``per_sender`` each.
 
     Only transactions that can still apply (nonce above the sender's state nonce) are kept; block building
-    takes them ordered by (sender, nonce), which keeps each sender's transactions in nonce order.
+    takes them in arrival order, each sender's transactions in nonce order (:meth:`ordered`).
     """
 
     def __init__(self, capacity: int = 10_000, per_sender: int = 64) -> None:
@@ -45,8 +45,13 @@ class Mempool:
         return True
 
     def ordered(self) -> list[bytes]:
-        """Raw transactions in block order."""
-        return [p.raw for p in sorted(self._txs.values(), key=lambda p: (p.env.sender, p.nonce, p.env.digest))]
+        """Raw transactions in block order: the order they arrived in (a batch — locks, then the settlements that
+        depend on them — stays in its order), each sender's own transactions in nonce order."""
+        arrived = list(self._txs.values())
+        queues: dict[bytes, list[PendingTx]] = {}
+        for p in sorted(arrived, key=lambda p: (p.nonce, p.env.digest), reverse=True):
+            queues.setdefault(p.env.sender, []).append(p)
+        return [queues[p.env.sender].pop().raw for p in arrived]
 
     def prune(self, state: State) -> None:
         """Drop what a new head made stale (included or superseded nonces)."""

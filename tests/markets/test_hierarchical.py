@@ -143,3 +143,28 @@ async def test_bad_bids_and_forged_results_are_refused_with_reasons(tmp_path: Pa
         miner.chain.forget_nonce(lock.body["nonce"])
         second = await _play(nodes)
         assert second["final"]
+
+
+async def test_a_miner_that_empties_its_account_after_bidding_does_not_stall_the_settlement(tmp_path: Path) -> None:
+    async with open_memory_network(SMALL, tmp_path / "net") as nodes:
+        ccsp, cheat, other = nodes["ccsp"], nodes["miner-0"], nodes["miner-1"]
+        original = ccsp.app._settle  # type: ignore[attr-defined]
+
+        async def settle_after_the_double_spend(round_no, offers, lowers):  # type: ignore[no-untyped-def]
+            lock_nonce = cheat.chain.state.nonce(cheat.key.public) + 1  # its bid's lock, not on chain yet
+            cheat.chain.forget_nonce(lock_nonce)  # sign a transfer with the lock's nonce: only one can land
+            drain = cheat.chain.sign_tx("transfer", {"to": other.key.public,
+                                                     "amount": cheat.chain.state.balance(cheat.key.public)})
+            assert drain.body["nonce"] == lock_nonce
+            await cheat.chain.submit([drain.wire])
+            await ccsp.chain.wait_for(lambda: ccsp.chain.state.nonce(cheat.key.public) >= lock_nonce, timeout=20)
+            return await original(round_no, offers, lowers)
+
+        ccsp.app._settle = settle_after_the_double_spend  # type: ignore[attr-defined]
+        with trio.fail_after(90):
+            summary = await ccsp.engine.play()
+        assert summary["final"], summary
+        state = ccsp.chain.state
+        assert state.balance(cheat.key.public) == 0 and not state.escrows and state.conserved()
+        served = [i for i, a in enumerate(summary["outcome"]["assignment"]) if a is not None and i != 0]
+        assert served  # everyone else's escrows settled in the same block

@@ -3,8 +3,10 @@
 The settlement contract (``@block_check``): a block that moves any escrow of this market must carry the
 leading CCSP's settlement record of that round; every node re-derives the round's clearing from the signed
 messages in the record (the MESPs' offers with the miners' bids inside, the MESPs' lower results) and refuses
-the block unless every escrow settlement and the lottery ``weights`` record match it exactly. So no escrow is
-released without the signed result that justifies it, and a CCSP cannot forge a bid, an offer or a payment.
+the block unless every escrow settlement in it and the lottery ``weights`` record match it exactly. So no escrow
+is released without the signed result that justifies it, and a CCSP cannot forge a bid, an offer or a payment.
+A settlement may be missing — a miner that emptied its account after bidding makes its own lock fail, so its
+settlement cannot apply — and the block still settles everyone else (an escrow never locked moves nothing).
 """
 
 from __future__ import annotations
@@ -98,8 +100,9 @@ class HierarchicalRole(Role):
             expected.update(settlement.settles)
             expected_weights = settlement.weights if self.lottery else []
         got = {t.body["id"]: (t.body["to"], t.body["amount"]) for t in settles}
-        if got != expected:
-            raise InvalidBlock("market-contract", "escrow settlements differ from the re-derived round")
+        wrong = [k for k, v in got.items() if expected.get(k) != v]
+        if wrong:
+            raise InvalidBlock("market-contract", f"{len(wrong)} escrow settlement(s) differ from the re-derived round")
         if not self.lottery and weights:
             raise InvalidBlock("market-contract", "a weights record on a stake-drawn network")
         if expected_weights is not None and expected_weights:
