@@ -40,9 +40,10 @@ class Miner(HierarchicalRole):
         return {"demand": float(p["miner_demand"][i]), "bid": float(p["miner_bid"][i]),
                 "block_size": float(sizes[i]) if sizes else DEFAULT_BLOCK_SIZE}
 
-    @on(msg.MSG_CALL, from_roles=(CCSP,))
+    @on(msg.MSG_CALL, from_roles=(CCSP,), slow=True)
     async def on_call(self, env: Envelope) -> None:
-        """Bid to every reachable MESP of the round, with one signed bid and one escrow lock."""
+        """Bid to every reachable MESP of the round, with one signed bid and one escrow lock (in its own task:
+        waiting for the MESPs' answers never holds up the market topic)."""
         self.from_leader(env)
         ctx, me = self.ctx, self.ctx.key.public
         if me not in env.body["miners"]:
