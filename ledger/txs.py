@@ -3,7 +3,7 @@
 A transaction is an ordinary :class:`~bazaar.protocol.envelope.Envelope`; its signer is the acting account and
 its ``seq`` equals the body's ``nonce``. This module holds the stateless half of validation (the body schemas,
 registered in the protocol registry so ``validate_basic`` knows them); the stateful half (nonce, balance,
-authorisation) is in :mod:`.state`.
+authorisation) is :func:`.execute.check_tx` / :func:`.execute.apply_tx`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ docs/adr/0002-ed25519-library.md for the measurement behind that choice. Signatu
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
@@ -41,8 +42,6 @@ class KeyPair:
     @classmethod
     def from_label(cls, label: str) -> KeyPair:
         """A deterministic key pair for tests and golden vectors (never for real accounts)."""
-        import hashlib
-
         return cls(hashlib.sha256(b"bazaar-test-key:" + label.encode()).digest())
 
     @property

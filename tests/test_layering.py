@@ -69,16 +69,20 @@ def test_the_rule_catches_an_upward_import(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- module cycles (lazy imports included)
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
 def _guarded_by_type_checking(tree: ast.AST) -> set[int]:
-    """Line numbers of imports inside ``if TYPE_CHECKING:`` blocks (they never run)."""
-    lines: set[int] = set()
+    """``id()`` of the import nodes inside ``if TYPE_CHECKING:`` bodies (they never run; ``else`` branches do)."""
+    guarded: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
             for sub in node.body:
-                for inner in ast.walk(sub):
-                    if isinstance(inner, (ast.Import, ast.ImportFrom)):
-                        lines.add(inner.lineno)
-    return lines
+                guarded |= {id(n) for n in ast.walk(sub) if isinstance(n, (ast.Import, ast.ImportFrom))}
+    return guarded
 
 
 def import_graph(root: Path, packages: tuple[str, ...] = tuple(sorted(OURS))) -> dict[str, set[str]]:
@@ -93,7 +97,7 @@ def import_graph(root: Path, packages: tuple[str, ...] = tuple(sorted(OURS))) ->
         is_pkg = path.name == "__init__.py"
         package = mod if is_pkg else mod.rsplit(".", 1)[0]
         for node in ast.walk(tree):
-            if not isinstance(node, (ast.Import, ast.ImportFrom)) or node.lineno in skip:
+            if not isinstance(node, (ast.Import, ast.ImportFrom)) or id(node) in skip:
                 continue
             targets: list[str] = []
             if isinstance(node, ast.Import):
@@ -149,13 +153,67 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-@pytest.mark.parametrize("package", sorted(OURS))
+def strongly_connected(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components with more than one module (each holds at least one cycle)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                top = stack.pop()
+                on_stack.discard(top)
+                component.add(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def cycles_through(graph: dict[str, set[str]], package: str) -> list[list[str]]:
+    """One cycle (modules in order) per strongly connected component that holds a module of ``package``."""
+    prefix = f"bazaar.{package}"
+    out = []
+    for component in strongly_connected(graph):
+        if any(m == prefix or m.startswith(prefix + ".") for m in component):
+            cycle = find_cycle({m: graph[m] & component for m in component})
+            assert cycle is not None
+            out.append(cycle)
+    return out
+
+
+# node/ is being refactored by another engineer; mark it xfail(strict=False) here only while it holds a cycle.
+CYCLE_XFAIL: dict[str, str] = {}
+
+
+@pytest.mark.parametrize(
+    "package",
+    [pytest.param(p, marks=pytest.mark.xfail(strict=False, reason=CYCLE_XFAIL[p])) if p in CYCLE_XFAIL else p
+     for p in sorted(OURS)],
+)
 def test_no_import_cycles(package: str) -> None:
+    """No module of ``package`` is on an import cycle (edges over the whole tree, lazy imports included)."""
     graph = import_graph(ROOT)
-    sub = {m: {t for t in ts if t.startswith(f"bazaar.{package}")} for m, ts in graph.items()
-           if m.startswith(f"bazaar.{package}")}
-    assert find_cycle(sub) is None, find_cycle(sub)
-    assert find_cycle(graph) is None, find_cycle(graph)
+    assert any(m.startswith(f"bazaar.{package}") for m in graph)
+    assert cycles_through(graph, package) == []
 
 
 def test_the_cycle_check_finds_a_lazy_cycle(tmp_path: Path) -> None:
@@ -169,3 +227,22 @@ def test_the_cycle_check_finds_a_lazy_cycle(tmp_path: Path) -> None:
     assert find_cycle(graph) in (["bazaar.ledger.a", "bazaar.ledger.b", "bazaar.ledger.a"],
                                  ["bazaar.ledger.b", "bazaar.ledger.a", "bazaar.ledger.b"])
     assert "bazaar.ledger.a" not in graph["bazaar.ledger.c"]
+    assert cycles_through(graph, "ledger") == [find_cycle(graph)]
+
+
+def test_a_cycle_is_reported_for_its_own_packages_only(tmp_path: Path) -> None:
+    """A cycle among node modules (absolute, relative and ``from pkg import module`` imports, one of them lazy)
+    fails the ``node`` parameter and not ``ledger``, which node imports."""
+    for pkg in ("node", "node/sub", "ledger"):
+        (tmp_path / pkg).mkdir()
+        (tmp_path / pkg / "__init__.py").write_text("")
+    (tmp_path / "ledger" / "state.py").write_text("X = 1\n")
+    (tmp_path / "node" / "a.py").write_text("import bazaar.ledger.state\nfrom .sub import b\n")
+    (tmp_path / "node" / "sub" / "b.py").write_text("def f():\n    from bazaar.node import c\n    return c\n")
+    (tmp_path / "node" / "c.py").write_text("from .. import ledger\nfrom ..node.a import thing\n")
+    graph = import_graph(tmp_path, ("ledger", "node"))
+    assert graph["bazaar.node.a"] == {"bazaar.ledger.state", "bazaar.node.sub.b"}
+    assert graph["bazaar.node.c"] == {"bazaar.ledger", "bazaar.node.a"}  # "from .. import ledger": the package
+    assert cycles_through(graph, "ledger") == []
+    [cycle] = cycles_through(graph, "node")
+    assert set(cycle) == {"bazaar.node.a", "bazaar.node.sub.b", "bazaar.node.c"} and cycle[0] == cycle[-1]
