@@ -113,6 +113,7 @@ def build_block(
     *,
     timestamp_ms: int,
     consensus: dict[str, Any],
+    checks: Sequence[BlockCheck] = (),
 ) -> tuple[Block, State, list[tuple[bytes, InvalidTx]]]:
     """Build, execute and sign the next block from candidate transactions.
 
@@ -126,12 +127,15 @@ def build_block(
         txs: candidate raw transactions, in the order to try them.
         timestamp_ms: the block's timestamp (at least the parent's).
         consensus: the proof (``pos_consensus``, ``lottery_consensus`` or ``pol_consensus``).
+        checks: the node's block checks, run with ``state`` (the parent) and the signed block, so a proposer
+            refuses to build what its peers' :func:`apply` would refuse.
 
     Returns:
         ``(block, new_state, rejected)``.
 
     Raises:
-        InvalidBlock: the frame or the consensus proof is invalid (the caller may not propose now).
+        InvalidBlock: the frame or the consensus proof is invalid (the caller may not propose now), or a
+            block check refused the built block.
     """
     _check_genesis(state, genesis)
     included: list[bytes] = []
@@ -175,4 +179,6 @@ def build_block(
         raise AssertionError("conservation broken while building a block")  # a ledger bug, never peer input
     header = replace(provisional, state_root=unsigned.root())
     block = Block(header, tuple(included), sign_header(proposer_key, genesis.network_id, header))
+    for check in checks:
+        check(state, block)
     return block, replace(unsigned, head=header.hash), rejected

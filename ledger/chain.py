@@ -232,11 +232,22 @@ class Chain:
         *,
         timestamp_ms: int,
         consensus: dict[str, Any],
+        checks: Sequence[BlockCheck] = (),
     ) -> tuple[Block, list[tuple[bytes, InvalidTx]]]:
         """Build the next block from ``txs`` (see :func:`~.apply.build_block`), store it and advance the head.
 
+        Args:
+            proposer_key: the proposer's key (must be entitled by ``consensus``).
+            txs: candidate raw transactions, in the order to try them.
+            timestamp_ms: the block's timestamp.
+            consensus: the proof.
+            checks: the node's block checks, run on the built block before it is stored.
+
         Returns:
             ``(block, rejected)``.
+
+        Raises:
+            InvalidBlock: the proof is invalid or a check refused the block (nothing is stored).
         """
         block, state, rejected = build_block(
             self._state,
@@ -245,6 +256,7 @@ class Chain:
             txs,
             timestamp_ms=timestamp_ms,
             consensus=consensus,
+            checks=checks,
         )
         self.store.append(block, state.root())
         self._advance(block, state)

@@ -10,6 +10,8 @@ import pytest
 from bazaar.ledger import bls
 from bazaar.ledger.apply import apply, build_block
 from bazaar.ledger.block import Block, merkle_proof, merkle_root, sign_header, verify_merkle_proof
+from bazaar.ledger.chain import Chain
+from bazaar.ledger.checks import BlockCheck
 from bazaar.ledger.consensus import (
     lottery_consensus,
     lottery_next,
@@ -20,6 +22,7 @@ from bazaar.ledger.consensus import (
 )
 from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.state import State, Supply
+from bazaar.ledger.store import MemoryStore
 
 from .helpers import NID, Net
 
@@ -226,3 +229,42 @@ def test_lottery_falls_back_to_the_next_draw_and_its_seed_cannot_be_ground() -> 
                                                                           amount=1)],
                                    timestamp_ms=10**7, consensus=proof)
     assert after.seed == after2.seed
+
+
+def test_block_checks_see_the_parent_state_and_the_block_everywhere_a_block_is_made_or_taken() -> None:
+    """``checks`` run in ``apply``, ``build_block`` (on the signed block), ``Chain.import_block`` and
+    ``Chain.build_and_import``, with the parent state; a refusal stores nothing."""
+    net = Net("pos")
+    seen: list[tuple[int, int, bytes]] = []
+
+    def record(parent: State, block: Block) -> None:
+        seen.append((parent.height, block.height, block.signature))
+
+    def refuse(parent: State, block: Block) -> None:
+        raise InvalidBlock("market-contract", f"block {block.height} refused")
+
+    checks: list[BlockCheck] = [record]
+    tx = net.tx("alice", "transfer", to=net.acct("bob"), amount=5)
+    block, _, _ = net.build([tx])
+    key, proof = net.proposer_and_proof(net.state)
+    built, _, _ = build_block(net.state, net.genesis, key, [tx], timestamp_ms=block.header.timestamp_ms,
+                              consensus=proof, checks=checks)
+    assert seen == [(0, 1, built.signature)] and built.signature  # called after signing
+    apply(net.state, block, net.genesis, checks=checks)
+    assert seen[-1] == (0, 1, block.signature)
+    with pytest.raises(InvalidBlock, match="market-contract"):
+        build_block(net.state, net.genesis, key, [tx], timestamp_ms=10**7, consensus=proof, checks=[refuse])
+    with pytest.raises(InvalidBlock, match="market-contract"):
+        apply(net.state, block, net.genesis, checks=[record, refuse])
+
+    chain = Chain(MemoryStore(), net.genesis)
+    with pytest.raises(InvalidBlock, match="market-contract"):
+        chain.import_block(block, checks=[refuse])
+    with pytest.raises(InvalidBlock, match="market-contract"):
+        chain.build_and_import(key, [tx], timestamp_ms=10**7, consensus=proof, checks=[refuse])
+    assert chain.height == 0
+    chain.import_block(block, checks=checks)
+    assert chain.height == 1 and seen[-1] == (0, 1, block.signature)
+    key2, proof2 = net.proposer_and_proof(chain.state)
+    block2, _ = chain.build_and_import(key2, [], timestamp_ms=10**7, consensus=proof2, checks=checks)
+    assert chain.height == 2 and seen[-1] == (1, 2, block2.signature)
