@@ -39,6 +39,7 @@ class Net:
         reward_per_tx: int = 1,
         params: dict[str, Any] | None = None,
         stakes: Sequence[int] | None = None,
+        bls_users: Sequence[str] = (),
     ) -> None:
         self.keys: dict[str, KeyPair] = {u: KeyPair.from_label(u) for u in USERS}
         self.validators = [KeyPair.from_label(f"validator-{i}") for i in range(n_validators)]
@@ -55,6 +56,7 @@ class Net:
             reward_per_tx=reward_per_tx,
             timestamp_ms=1_000,
             params=params,
+            bls_keys=[self.keys[u] for u in bls_users],
         )
         if stakes is not None:
             genesis = Genesis.from_dict(

@@ -20,9 +20,11 @@ from bazaar.ledger.consensus import (
     pos_consensus,
     sortition,
 )
-from bazaar.ledger.errors import InvalidBlock
+from bazaar.ledger.errors import InvalidBlock, InvalidTx
+from bazaar.ledger.execute import check_tx
 from bazaar.ledger.state import State, Supply
 from bazaar.ledger.store import MemoryStore
+from bazaar.ledger.txs import decode_tx
 
 from .helpers import NID, Net
 
@@ -268,3 +270,25 @@ def test_block_checks_see_the_parent_state_and_the_block_everywhere_a_block_is_m
     key2, proof2 = net.proposer_and_proof(chain.state)
     block2, _ = chain.build_and_import(key2, [], timestamp_ms=10**7, consensus=proof2, checks=checks)
     assert chain.height == 2 and seen[-1] == (1, 2, block2.signature)
+
+
+def test_a_lottery_draws_accounts_with_a_bls_key_only_and_they_need_no_stake() -> None:
+    """``make_genesis(bls_keys=...)`` registers a miner's BLS key without stake; the weights authority may then
+    allot it lottery weight, and it proposes with its reveal. An account without a BLS key cannot be named."""
+    authority = Net().acct("carol").hex()
+    net = Net("lottery", params={"weights_authority": authority}, bls_users=("alice",))
+    alice = net.acct("alice")
+    assert alice in net.state.validators and net.state.stake(alice) == 0
+    assert alice not in net.state.validator_weights()  # registered for reveals, not a finality validator
+    no_key = net.tx("carol", "record", kind="weights", data={"weights": [[alice, 3], [net.acct("bob"), 1]]})
+    with pytest.raises(InvalidTx, match="unknown-validator"):
+        check_tx(net.state, decode_tx(no_key, NID))
+    net._nonces.clear()
+    net.commit([net.tx("carol", "record", kind="weights", data={"weights": [[alice, 1]]})])
+    assert net.state.proposer_weights() == {alice: 1} and lottery_next(net.state) == alice
+    block, _ = net.commit([])
+    assert block.header.proposer == alice and block.header.consensus["rule"] == "lottery"
+    # the same draw with another account's reveal is refused
+    proof = lottery_consensus(net.state, net.bls_secret("carol"), NID)
+    with pytest.raises(InvalidBlock, match="bad-reveal"):
+        build_block(net.state, net.genesis, net.keys["alice"], [], timestamp_ms=10**7, consensus=proof)
