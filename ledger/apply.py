@@ -17,7 +17,7 @@ from bazaar.protocol.keys import KeyPair
 from .block import MAX_TXS, Block, Header, check_header_signature, merkle_root, sign_header
 from .checks import BlockCheck
 from .consensus import check_consensus
-from .errors import InvalidBlock, InvalidTx
+from .errors import InvalidBlock, InvalidTx, LedgerReason
 from .execute import Draft, apply_tx
 from .genesis import Genesis
 from .state import State
@@ -36,11 +36,11 @@ def _check_genesis(state: State, genesis: Genesis) -> None:
 
 def _check_frame(state: State, header: Header, genesis: Genesis) -> None:
     if header.height != state.height + 1:
-        raise InvalidBlock("bad-height", f"height {header.height}, expected {state.height + 1}")
+        raise InvalidBlock(LedgerReason.BAD_HEIGHT, f"height {header.height}, expected {state.height + 1}")
     if header.parent != state.head:
-        raise InvalidBlock("bad-parent", "parent is not the current head")
+        raise InvalidBlock(LedgerReason.BAD_PARENT, "parent is not the current head")
     if header.timestamp_ms < state.timestamp_ms:
-        raise InvalidBlock("bad-timestamp", f"timestamp {header.timestamp_ms} < parent {state.timestamp_ms}")
+        raise InvalidBlock(LedgerReason.BAD_TIMESTAMP, f"timestamp {header.timestamp_ms} < parent {state.timestamp_ms}")
 
 
 def apply(
@@ -75,11 +75,12 @@ def apply(
     _check_frame(state, header, genesis)
     check_header_signature(genesis.network_id, header, block.signature)
     if len(block.txs) > MAX_TXS:
-        raise InvalidBlock("oversize", f"{len(block.txs)} transactions > cap {MAX_TXS}")
+        raise InvalidBlock(LedgerReason.OVERSIZE, f"{len(block.txs)} transactions > cap {MAX_TXS}")
     if merkle_root(block.txs) != header.tx_root:
-        raise InvalidBlock("bad-tx-root", "tx_root does not match the transactions")
-    if header.reward != block_reward(genesis, len(block.txs)):
-        raise InvalidBlock("bad-reward", f"reward {header.reward} != {block_reward(genesis, len(block.txs))}")
+        raise InvalidBlock(LedgerReason.BAD_TX_ROOT, "tx_root does not match the transactions")
+    reward = block_reward(genesis, len(block.txs))
+    if header.reward != reward:
+        raise InvalidBlock(LedgerReason.BAD_REWARD, f"reward {header.reward} != {reward}")
     outcome = check_consensus(state, header)
     draft = Draft(state, header.height)
     for i, raw in enumerate(block.txs):
@@ -87,21 +88,20 @@ def apply(
             env = decode_tx(raw, genesis.network_id)
             apply_tx(draft, env)
         except ProtocolError as err:
-            raise InvalidBlock("bad-tx", f"tx {i}: {err}", tx_index=i, tx_reason=err.reason) from err
+            raise InvalidBlock(LedgerReason.BAD_TX, f"tx {i}: {err}", tx_index=i, tx_reason=err.reason) from err
         except InvalidTx as err:
-            raise InvalidBlock("bad-tx", f"tx {i}: {err}", tx_index=i, tx_reason=err.reason) from err
+            raise InvalidBlock(LedgerReason.BAD_TX, f"tx {i}: {err}", tx_index=i, tx_reason=err.reason) from err
     for check in checks:
         check(state, block)
-    reward = block_reward(genesis, len(block.txs))
     draft.credit(header.proposer, reward)
     draft.minted += reward
     new = draft.freeze(
         head=header.hash, timestamp_ms=header.timestamp_ms, seed=outcome.seed, pol_round=outcome.pol_round
     )
     if not new.conserved():
-        raise InvalidBlock("conservation", f"supply {new.supply.total} != held {new.held()}")
+        raise InvalidBlock(LedgerReason.CONSERVATION, f"supply {new.supply.total} != held {new.held()}")
     if new.root() != header.state_root:
-        raise InvalidBlock("bad-state-root", "the re-executed state root differs from the header's")
+        raise InvalidBlock(LedgerReason.BAD_STATE_ROOT, "the re-executed state root differs from the header's")
     return new
 
 
@@ -143,7 +143,7 @@ def build_block(
     draft = Draft(state, state.height + 1)
     for raw in txs:
         if len(included) >= MAX_TXS:
-            rejected.append((raw, InvalidTx("block-full", "block transaction cap reached")))
+            rejected.append((raw, InvalidTx(LedgerReason.BLOCK_FULL, "block transaction cap reached")))
             continue
         try:
             env: Envelope = decode_tx(raw, genesis.network_id)

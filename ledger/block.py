@@ -23,7 +23,7 @@ from bazaar.protocol import codec
 from bazaar.protocol.errors import ProtocolError, SignatureError
 from bazaar.protocol.keys import KeyPair, verify
 
-from .errors import InvalidBlock
+from .errors import InvalidBlock, LedgerReason
 
 HEADER_DOMAIN = b"bazaar/header/v1\x00"
 BLOCK_SIG_DOMAIN = b"bazaar/block-sig/v1\x00"
@@ -99,14 +99,14 @@ def verify_merkle_proof(item: bytes, proof: Sequence[tuple[bytes, bool]], root: 
 def _bytes32(m: dict[str, Any], name: str) -> bytes:
     value = m.get(name)
     if not isinstance(value, bytes) or len(value) != 32:
-        raise InvalidBlock("malformed", f"header.{name} must be 32 bytes")
+        raise InvalidBlock(LedgerReason.MALFORMED, f"header.{name} must be 32 bytes")
     return value
 
 
 def _uint(m: dict[str, Any], name: str) -> int:
     value = m.get(name)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidBlock("malformed", f"header.{name} must be a non-negative int")
+        raise InvalidBlock(LedgerReason.MALFORMED, f"header.{name} must be a non-negative int")
     return value
 
 
@@ -135,10 +135,10 @@ class Header:
             InvalidBlock: reason ``malformed``.
         """
         if not isinstance(m, dict) or set(m) != set(_HEADER_FIELDS):
-            raise InvalidBlock("malformed", f"header must have exactly the fields {_HEADER_FIELDS}")
+            raise InvalidBlock(LedgerReason.MALFORMED, f"header must have exactly the fields {_HEADER_FIELDS}")
         consensus = m["consensus"]
         if not isinstance(consensus, dict) or not all(isinstance(k, str) for k in consensus):
-            raise InvalidBlock("malformed", "header.consensus must be a map with string keys")
+            raise InvalidBlock(LedgerReason.MALFORMED, "header.consensus must be a map with string keys")
         return cls(
             height=_uint(m, "height"),
             parent=_bytes32(m, "parent"),
@@ -185,7 +185,7 @@ def check_header_signature(network_id: str, header: Header, signature: bytes) ->
     try:
         verify(header.proposer, header_sign_bytes(network_id, header.hash), signature)
     except SignatureError as err:
-        raise InvalidBlock("bad-signature", "proposer signature does not verify") from err
+        raise InvalidBlock(LedgerReason.BAD_SIGNATURE, "proposer signature does not verify") from err
 
 
 @dataclass(frozen=True)
@@ -227,24 +227,24 @@ class Block:
             InvalidBlock: ``oversize``, ``malformed``, ``bad-signature`` or ``bad-tx-root``.
         """
         if len(raw) > max_size:
-            raise InvalidBlock("oversize", f"block of {len(raw)} bytes > cap {max_size}")
+            raise InvalidBlock(LedgerReason.OVERSIZE, f"block of {len(raw)} bytes > cap {max_size}")
         try:
             outer = codec.decode_canonical(raw, max_size=max_size)
         except ProtocolError as err:
-            raise InvalidBlock("malformed", str(err)) from err
+            raise InvalidBlock(LedgerReason.MALFORMED, str(err)) from err
         if not isinstance(outer, dict) or set(outer) != {"h", "t", "s"}:
-            raise InvalidBlock("malformed", "block must be a map with keys h, t, s")
+            raise InvalidBlock(LedgerReason.MALFORMED, "block must be a map with keys h, t, s")
         header = Header.from_map(outer["h"])
         txs, signature = outer["t"], outer["s"]
         if not isinstance(txs, list) or not all(isinstance(t, bytes) for t in txs):
-            raise InvalidBlock("malformed", "block.t must be a list of bin")
+            raise InvalidBlock(LedgerReason.MALFORMED, "block.t must be a list of bin")
         if len(txs) > MAX_TXS:
-            raise InvalidBlock("oversize", f"{len(txs)} transactions > cap {MAX_TXS}")
+            raise InvalidBlock(LedgerReason.OVERSIZE, f"{len(txs)} transactions > cap {MAX_TXS}")
         if not isinstance(signature, bytes) or len(signature) != 64:
-            raise InvalidBlock("malformed", "block.s must be 64 bytes")
+            raise InvalidBlock(LedgerReason.MALFORMED, "block.s must be 64 bytes")
         check_header_signature(network_id, header, signature)
         if merkle_root(txs) != header.tx_root:
-            raise InvalidBlock("bad-tx-root", "tx_root does not match the transactions")
+            raise InvalidBlock(LedgerReason.BAD_TX_ROOT, "tx_root does not match the transactions")
         return cls(header, tuple(txs), signature)
 
 
@@ -258,16 +258,16 @@ def decode_signed_header(raw: bytes, network_id: str, *, max_size: int = 128 << 
         InvalidBlock: ``malformed``, ``oversize`` or ``bad-signature``.
     """
     if len(raw) > max_size:
-        raise InvalidBlock("oversize", "signed header too large")
+        raise InvalidBlock(LedgerReason.OVERSIZE, "signed header too large")
     try:
         outer = codec.decode_canonical(raw, max_size=max_size)
     except ProtocolError as err:
-        raise InvalidBlock("malformed", str(err)) from err
+        raise InvalidBlock(LedgerReason.MALFORMED, str(err)) from err
     if not isinstance(outer, dict) or set(outer) != {"h", "s"}:
-        raise InvalidBlock("malformed", "signed header must be a map with keys h, s")
+        raise InvalidBlock(LedgerReason.MALFORMED, "signed header must be a map with keys h, s")
     header = Header.from_map(outer["h"])
     signature = outer["s"]
     if not isinstance(signature, bytes) or len(signature) != 64:
-        raise InvalidBlock("malformed", "signature must be 64 bytes")
+        raise InvalidBlock(LedgerReason.MALFORMED, "signature must be 64 bytes")
     check_header_signature(network_id, header, signature)
     return header, signature

@@ -17,7 +17,7 @@ from bazaar.protocol.keys import KeyPair
 from .apply import apply, build_block
 from .block import Block, check_header_signature
 from .checks import BlockCheck
-from .errors import InvalidAttestation, InvalidBlock, InvalidTx, LedgerError, StoreCorrupt, UnknownParent
+from .errors import InvalidAttestation, InvalidBlock, InvalidTx, LedgerError, LedgerReason, StoreCorrupt, UnknownParent
 from .evidence import Evidence, evidence_from_blocks
 from .finality import Certificate, ValidatorSet, verify_certificate
 from .genesis import Genesis
@@ -100,7 +100,7 @@ class Chain:
             try:
                 cert = Certificate.decode(cert_raw)
                 if cert.height != height or cert.block_hash != block.hash:
-                    raise InvalidAttestation("wrong-block", "certificate is for another block")
+                    raise InvalidAttestation(LedgerReason.WRONG_BLOCK, "certificate is for another block")
                 verify_certificate(cert, parent.validator_set(), self.network_id)
             except InvalidAttestation as err:
                 raise StoreCorrupt(height, f"certificate does not verify: {err}") from err
@@ -213,13 +213,13 @@ class Chain:
                 try:
                     ev = evidence_from_blocks(existing, block, self.network_id)
                 except InvalidTx as err:
-                    raise InvalidBlock("bad-evidence", str(err)) from err
+                    raise InvalidBlock(LedgerReason.BAD_EVIDENCE, str(err)) from err
                 if all((e.proposer, e.height) != (ev.proposer, ev.height) for e in self.evidence):
                     self.evidence.append(ev)
                 return ev
-            raise InvalidBlock("fork", f"a different block by another proposer is stored at height {height}")
+            raise InvalidBlock(LedgerReason.FORK, f"a different block by another proposer is stored at height {height}")
         if height != self.height + 1 or block.header.parent != self.head_hash:
-            raise UnknownParent("unknown-parent", f"block {height} does not extend head {self.height}")
+            raise UnknownParent(LedgerReason.UNKNOWN_PARENT, f"block {height} does not extend head {self.height}")
         state = apply(self._state, block, self.genesis, checks=checks)
         self.store.append(block, state.root())
         self._advance(block, state)
@@ -275,10 +275,10 @@ class Chain:
         if cert.height <= self._finalized:
             return False
         if cert.height > self.height:
-            raise InvalidAttestation("unknown-block", f"no block at height {cert.height} yet")
+            raise InvalidAttestation(LedgerReason.UNKNOWN_BLOCK, f"no block at height {cert.height} yet")
         row = self.store.get_block(cert.height)
         if row is None or row.hash != cert.block_hash:
-            raise InvalidAttestation("wrong-block", "certificate is for a block we do not hold")
+            raise InvalidAttestation(LedgerReason.WRONG_BLOCK, "certificate is for a block we do not hold")
         verify_certificate(cert, self.validator_set(cert.height), self.network_id)
         self.store.set_certificate(cert.height, cert)
         self._finalize(cert.height)
@@ -294,14 +294,14 @@ class Chain:
             InvalidBlock: ``finalized`` when ``height`` is below the finalized height.
         """
         if height < self._finalized:
-            raise InvalidBlock("finalized", f"cannot rewind below the finalized height {self._finalized}")
+            raise InvalidBlock(LedgerReason.FINALIZED, f"cannot rewind below the finalized height {self._finalized}")
         if height >= self.height:
             return 0
         state = self.state_at(height)
         try:
             removed = self.store.truncate_above(height)
         except StoreError as err:
-            raise InvalidBlock("finalized", str(err)) from err
+            raise InvalidBlock(LedgerReason.FINALIZED, str(err)) from err
         self._state = state
         self._head = self.block(height) if height else None
         self._states = {h: st for h, st in self._states.items() if h <= height}

@@ -34,7 +34,7 @@ from bazaar.protocol.errors import ProtocolError
 
 from . import bls
 from .block import Header
-from .errors import InvalidBlock
+from .errors import InvalidBlock, LedgerReason
 from .state import State
 from .txs import decode_tx
 
@@ -69,7 +69,7 @@ def weighted_draw(
     items = _items(weights)
     total = sum(w for _, w in items)
     if total <= 0:
-        raise InvalidBlock("no-weight", "no account has a positive weight")
+        raise InvalidBlock(LedgerReason.NO_WEIGHT, "no account has a positive weight")
     digest = hashlib.sha256(domain + seed + height.to_bytes(8, "big") + attempt.to_bytes(4, "big")).digest()
     r = int.from_bytes(digest, "big") % total
     acc = 0
@@ -190,7 +190,7 @@ class ConsensusOutcome:
 def _keys(proof: Mapping[str, Any], required: set[str], optional: set[str] = frozenset()) -> None:  # type: ignore[assignment]
     keys = set(proof)
     if not required <= keys or not keys <= required | optional:
-        raise InvalidBlock("bad-consensus", f"consensus fields {sorted(keys)}, expected {sorted(required)}")
+        raise InvalidBlock(LedgerReason.BAD_CONSENSUS, f"consensus fields {sorted(keys)}, expected {sorted(required)}")
 
 
 def _plain_next_seed(state: State, header: Header) -> bytes:
@@ -200,18 +200,18 @@ def _plain_next_seed(state: State, header: Header) -> bytes:
 def _attempt(proof: Mapping[str, Any]) -> int:
     attempt = proof.get("attempt", 0)
     if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= MAX_ATTEMPT:
-        raise InvalidBlock("bad-consensus", "attempt must be an int in [0, 1024]")
+        raise InvalidBlock(LedgerReason.BAD_CONSENSUS, "attempt must be an int in [0, 1024]")
     return attempt
 
 
 def _check_reveal(state: State, header: Header, reveal: Any) -> bytes:
     if not isinstance(reveal, bytes) or len(reveal) != bls.SIG_LEN:
-        raise InvalidBlock("bad-consensus", "reveal must be 96 bytes")
+        raise InvalidBlock(LedgerReason.BAD_CONSENSUS, "reveal must be 96 bytes")
     pubkey = state.validators.get(header.proposer)
     if pubkey is None:
-        raise InvalidBlock("bad-proposer", "the proposer has no registered BLS key")
+        raise InvalidBlock(LedgerReason.BAD_PROPOSER, "the proposer has no registered BLS key")
     if not bls.verify(pubkey, reveal_message(state.network_id, header.height), reveal):
-        raise InvalidBlock("bad-reveal", "RANDAO reveal does not verify")
+        raise InvalidBlock(LedgerReason.BAD_REVEAL, "RANDAO reveal does not verify")
     return hashlib.sha256(state.seed + reveal).digest()
 
 
@@ -219,10 +219,10 @@ def _check_pos(state: State, header: Header, proof: Mapping[str, Any]) -> Consen
     _keys(proof, {"rule", "reveal"}, {"attempt"})
     attempt = _attempt(proof)
     if not isinstance(proof["reveal"], bytes) or len(proof["reveal"]) != bls.SIG_LEN:
-        raise InvalidBlock("bad-consensus", "reveal must be 96 bytes")
+        raise InvalidBlock(LedgerReason.BAD_CONSENSUS, "reveal must be 96 bytes")
     expected = sortition(state.proposer_weights(), state.seed, header.height, attempt)
     if header.proposer != expected:
-        raise InvalidBlock("bad-proposer", f"sortition drew {expected.hex()[:16]} for attempt {attempt}")
+        raise InvalidBlock(LedgerReason.BAD_PROPOSER, f"sortition drew {expected.hex()[:16]} for attempt {attempt}")
     return ConsensusOutcome(_check_reveal(state, header, proof["reveal"]), state.pol_round)
 
 
@@ -230,14 +230,14 @@ def _check_lottery(state: State, header: Header, proof: Mapping[str, Any]) -> Co
     _keys(proof, {"rule", "weights", "seed", "reveal"}, {"attempt"})
     attempt = _attempt(proof)
     if proof["seed"] != state.seed:
-        raise InvalidBlock("bad-seed", "lottery seed is not the previous block's seed")
+        raise InvalidBlock(LedgerReason.BAD_SEED, "lottery seed is not the previous block's seed")
     rows = proof["weights"]
     expected = [[a, w] for a, w in state.proposer_weights().items()]
     if rows != expected:
-        raise InvalidBlock("bad-weights", "lottery weights differ from the state's proposer weights")
+        raise InvalidBlock(LedgerReason.BAD_WEIGHTS, "lottery weights differ from the state's proposer weights")
     winner = lottery_winner(state.proposer_weights(), state.seed, header.height, attempt)
     if header.proposer != winner:
-        raise InvalidBlock("bad-proposer", f"the lottery drew {winner.hex()[:16]} for attempt {attempt}")
+        raise InvalidBlock(LedgerReason.BAD_PROPOSER, f"the lottery drew {winner.hex()[:16]} for attempt {attempt}")
     return ConsensusOutcome(_check_reveal(state, header, proof["reveal"]), state.pol_round)
 
 
@@ -249,26 +249,26 @@ def _check_pol(state: State, header: Header, proof: Mapping[str, Any]) -> Consen
         or not 0 < len(raw) <= MAX_SUBMISSIONS
         or not all(isinstance(r, bytes) for r in raw)
     ):
-        raise InvalidBlock("bad-consensus", "submissions must be a non-empty list of envelope bytes")
+        raise InvalidBlock(LedgerReason.BAD_CONSENSUS, "submissions must be a non-empty list of envelope bytes")
     envs: list[Envelope] = []
     for i, item in enumerate(raw):
         try:
             env = decode_tx(item, state.network_id)
         except ProtocolError as err:
-            raise InvalidBlock("bad-consensus", f"submission {i}: {err}") from err
+            raise InvalidBlock(LedgerReason.BAD_CONSENSUS, f"submission {i}: {err}") from err
         if env.type != "tx/model_commit":
-            raise InvalidBlock("bad-consensus", f"submission {i} is {env.type}, not tx/model_commit")
+            raise InvalidBlock(LedgerReason.BAD_CONSENSUS, f"submission {i} is {env.type}, not tx/model_commit")
         envs.append(env)
     if len({e.sender for e in envs}) != len(envs):
-        raise InvalidBlock("bad-consensus", "one submission per miner")
+        raise InvalidBlock(LedgerReason.BAD_CONSENSUS, "one submission per miner")
     if len({(e.market, e.round) for e in envs}) != 1:
-        raise InvalidBlock("bad-consensus", "submissions from different markets or rounds")
+        raise InvalidBlock(LedgerReason.BAD_CONSENSUS, "submissions from different markets or rounds")
     rnd = envs[0].round
     if rnd < state.pol_round:
-        raise InvalidBlock("stale-round", f"submissions of round {rnd} < last PoL round {state.pol_round}")
+        raise InvalidBlock(LedgerReason.STALE_ROUND, f"submissions of round {rnd} < last PoL round {state.pol_round}")
     winner = pol_winner(envs)
     if proof["winner"] != winner.sender or header.proposer != winner.sender:
-        raise InvalidBlock("bad-proposer", f"lowest claimed loss is {winner.sender.hex()[:16]}")
+        raise InvalidBlock(LedgerReason.BAD_PROPOSER, f"lowest claimed loss is {winner.sender.hex()[:16]}")
     return ConsensusOutcome(_plain_next_seed(state, header), rnd)
 
 
@@ -282,9 +282,9 @@ def check_consensus(state: State, header: Header) -> ConsensusOutcome:
     proof = header.consensus
     rule = state.genesis.consensus
     if proof.get("rule") != rule:
-        raise InvalidBlock("bad-consensus", f"this network uses {rule!r}, block says {proof.get('rule')!r}")
+        raise InvalidBlock(LedgerReason.BAD_CONSENSUS, f"this network uses {rule!r}, block says {proof.get('rule')!r}")
     if header.proposer in state.slashed:
-        raise InvalidBlock("bad-proposer", "the proposer has been slashed")
+        raise InvalidBlock(LedgerReason.BAD_PROPOSER, "the proposer has been slashed")
     if rule == "pos":
         return _check_pos(state, header, proof)
     if rule == "lottery":

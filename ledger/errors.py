@@ -49,6 +49,7 @@ class LedgerReason(StrEnum):
     BLS_KEY_TAKEN = "bls-key-taken"
     CONSERVATION = "conservation"
     DUPLICATE_EVIDENCE = "duplicate-evidence"
+    STORE_DUPLICATE = "duplicate"
     ESCROW_EXISTS = "escrow-exists"
     FINALIZED = "finalized"
     FORK = "fork"
@@ -131,5 +132,5 @@ class StoreCorrupt(LedgerError):
     reason = LedgerReason.STORE_CORRUPT
 
     def __init__(self, height: int, detail: str = "") -> None:
-        super().__init__("store-corrupt", f"height {height}: {detail}")
+        super().__init__(LedgerReason.STORE_CORRUPT, f"height {height}: {detail}")
         self.height = height

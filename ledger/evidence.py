@@ -13,7 +13,7 @@ from bazaar.protocol.envelope import Envelope
 from bazaar.protocol.keys import KeyPair
 
 from .block import Block, decode_signed_header
-from .errors import InvalidBlock, InvalidTx
+from .errors import InvalidBlock, InvalidTx, LedgerReason
 from .txs import make_tx
 
 
@@ -49,13 +49,13 @@ def check_evidence(a: bytes, b: bytes, network_id: str) -> tuple[bytes, int]:
         ha, _ = decode_signed_header(a, network_id)
         hb, _ = decode_signed_header(b, network_id)
     except InvalidBlock as err:
-        raise InvalidTx("bad-evidence", f"{err.reason}: {err.detail}") from err
+        raise InvalidTx(LedgerReason.BAD_EVIDENCE, f"{err.reason}: {err.detail}") from err
     if ha.height != hb.height:
-        raise InvalidTx("bad-evidence", "headers at different heights")
+        raise InvalidTx(LedgerReason.BAD_EVIDENCE, "headers at different heights")
     if ha.proposer != hb.proposer:
-        raise InvalidTx("bad-evidence", "headers by different proposers")
+        raise InvalidTx(LedgerReason.BAD_EVIDENCE, "headers by different proposers")
     if ha.hash == hb.hash:
-        raise InvalidTx("bad-evidence", "the same header twice")
+        raise InvalidTx(LedgerReason.BAD_EVIDENCE, "the same header twice")
     return ha.proposer, ha.height
 
 

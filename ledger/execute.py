@@ -16,7 +16,7 @@ from bazaar.protocol.errors import SchemaError
 
 from . import bls
 from .amounts import MAX_AMOUNT
-from .errors import InvalidBlock, InvalidTx
+from .errors import InvalidBlock, InvalidTx, LedgerReason
 from .evidence import check_evidence
 from .genesis import PPM
 from .state import RECORDS_DOMAIN, Escrow, ModelCommit, Overlay, State, Supply
@@ -89,22 +89,22 @@ class Draft:
 def _funds(draft: Draft, account: bytes, amount: int) -> None:
     have = draft.balance(account)
     if have < amount:
-        raise InvalidTx("insufficient-funds", f"balance {have} < {amount}")
+        raise InvalidTx(LedgerReason.INSUFFICIENT_FUNDS, f"balance {have} < {amount}")
 
 
 def _transfer(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     _funds(draft, env.sender, body["amount"])
     if draft.balance(body["to"]) + body["amount"] > MAX_AMOUNT:
-        raise InvalidTx("overflow", "recipient balance would overflow")
+        raise InvalidTx(LedgerReason.OVERFLOW, "recipient balance would overflow")
     draft.debit(env.sender, body["amount"])
     draft.credit(body["to"], body["amount"])
 
 
 def _escrow_lock(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     if body["id"] in draft.escrows:
-        raise InvalidTx("escrow-exists", f"escrow {body['id'].hex()[:16]} is already open")
+        raise InvalidTx(LedgerReason.ESCROW_EXISTS, f"escrow {body['id'].hex()[:16]} is already open")
     if body["expires"] < draft.height:
-        raise InvalidTx("bad-expiry", f"expires {body['expires']} < height {draft.height}")
+        raise InvalidTx(LedgerReason.BAD_EXPIRY, f"expires {body['expires']} < height {draft.height}")
     _funds(draft, env.sender, body["amount"])
     draft.debit(env.sender, body["amount"])
     draft.escrows.set(
@@ -124,14 +124,14 @@ def _escrow_lock(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
 def _open_escrow(draft: Draft, escrow_id: bytes) -> Escrow:
     escrow = draft.escrows.get(escrow_id)
     if escrow is None:
-        raise InvalidTx("unknown-escrow", f"no open escrow {escrow_id.hex()[:16]}")
+        raise InvalidTx(LedgerReason.UNKNOWN_ESCROW, f"no open escrow {escrow_id.hex()[:16]}")
     return escrow  # type: ignore[no-any-return]
 
 
 def _escrow_release(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     escrow = _open_escrow(draft, body["id"])
     if env.sender not in (escrow.payer, escrow.arbiter):
-        raise InvalidTx("not-authorised", "only the payer or the arbiter may release")
+        raise InvalidTx(LedgerReason.NOT_AUTHORISED, "only the payer or the arbiter may release")
     draft.escrows.delete(body["id"])
     draft.credit(escrow.payee, escrow.amount)
 
@@ -140,9 +140,11 @@ def _escrow_refund(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     escrow = _open_escrow(draft, body["id"])
     if env.sender == escrow.payer and env.sender not in (escrow.payee, escrow.arbiter):
         if draft.height <= escrow.expires:
-            raise InvalidTx("not-expired", f"payer may refund only after height {escrow.expires}")
+            raise InvalidTx(LedgerReason.NOT_EXPIRED, f"payer may refund only after height {escrow.expires}")
     elif env.sender not in (escrow.payee, escrow.arbiter):
-        raise InvalidTx("not-authorised", "only the payee, the arbiter, or the payer after expiry may refund")
+        raise InvalidTx(
+            LedgerReason.NOT_AUTHORISED, "only the payee, the arbiter, or the payer after expiry may refund"
+        )
     draft.escrows.delete(body["id"])
     draft.credit(escrow.payer, escrow.amount)
 
@@ -152,9 +154,9 @@ def _escrow_settle(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     if escrow is None:
         return  # settles nothing: the lock never landed (its payer spent the funds) or was already closed
     if escrow.arbiter is None or env.sender != escrow.arbiter:
-        raise InvalidTx("not-authorised", "only the escrow's arbiter may settle it")
+        raise InvalidTx(LedgerReason.NOT_AUTHORISED, "only the escrow's arbiter may settle it")
     if body["amount"] > escrow.amount:
-        raise InvalidTx("over-escrow", f"settles {body['amount']} > escrow {escrow.amount}")
+        raise InvalidTx(LedgerReason.OVER_ESCROW, f"settles {body['amount']} > escrow {escrow.amount}")
     draft.escrows.delete(body["id"])
     draft.credit(body["to"], body["amount"])
     draft.credit(escrow.payer, escrow.amount - body["amount"])
@@ -163,19 +165,19 @@ def _escrow_settle(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
 def _stake(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     sender = env.sender
     if sender in draft.slashed:
-        raise InvalidTx("slashed", "a slashed account may not stake")
+        raise InvalidTx(LedgerReason.SLASHED, "a slashed account may not stake")
     registered = draft.validators.get(sender)
     pubkey = body.get("bls_pubkey")
     if registered is None:
         pop = body.get("bls_pop")
         if pubkey is None or pop is None:
-            raise InvalidTx("missing-bls-key", "the first stake must carry bls_pubkey and bls_pop")
+            raise InvalidTx(LedgerReason.MISSING_BLS_KEY, "the first stake must carry bls_pubkey and bls_pop")
         if any(pk == pubkey for _, pk in draft.validators.items()):
-            raise InvalidTx("bls-key-taken", "this BLS key is registered to another account")
+            raise InvalidTx(LedgerReason.BLS_KEY_TAKEN, "this BLS key is registered to another account")
         if not bls.pop_verify(pubkey, pop):
-            raise InvalidTx("bad-pop", "BLS proof of possession does not verify")
+            raise InvalidTx(LedgerReason.BAD_POP, "BLS proof of possession does not verify")
     elif pubkey is not None and pubkey != registered:
-        raise InvalidTx("bls-key-mismatch", "bls_pubkey differs from the registered key")
+        raise InvalidTx(LedgerReason.BLS_KEY_MISMATCH, "bls_pubkey differs from the registered key")
     _funds(draft, sender, body["amount"])
     draft.debit(sender, body["amount"])
     draft.stakes.set(sender, draft.stake(sender) + body["amount"])
@@ -186,7 +188,7 @@ def _stake(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
 def _unstake(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     have = draft.stake(env.sender)
     if have < body["amount"]:
-        raise InvalidTx("insufficient-stake", f"stake {have} < {body['amount']}")
+        raise InvalidTx(LedgerReason.INSUFFICIENT_STAKE, f"stake {have} < {body['amount']}")
     draft.stakes.set(env.sender, have - body["amount"])
     draft.credit(env.sender, body["amount"])
 
@@ -199,16 +201,16 @@ def parse_weights(data: dict[str, Any]) -> dict[bytes, int]:
     """
     rows = data.get("weights")
     if set(data) != {"weights"} or not isinstance(rows, list):
-        raise InvalidTx("bad-weights", 'weights record data must be {"weights": [[account, weight], ...]}')
+        raise InvalidTx(LedgerReason.BAD_WEIGHTS, 'weights record data must be {"weights": [[account, weight], ...]}')
     out: dict[bytes, int] = {}
     for row in rows:
         if not (isinstance(row, list) and len(row) == 2 and isinstance(row[0], bytes) and len(row[0]) == 32):
-            raise InvalidTx("bad-weights", "each row must be [32-byte account, weight]")
+            raise InvalidTx(LedgerReason.BAD_WEIGHTS, "each row must be [32-byte account, weight]")
         weight = row[1]
         if isinstance(weight, bool) or not isinstance(weight, int) or not 0 <= weight <= MAX_AMOUNT:
-            raise InvalidTx("bad-weights", "weights must be non-negative ints")
+            raise InvalidTx(LedgerReason.BAD_WEIGHTS, "weights must be non-negative ints")
         if row[0] in out:
-            raise InvalidTx("bad-weights", "duplicate account in weights")
+            raise InvalidTx(LedgerReason.BAD_WEIGHTS, "duplicate account in weights")
         out[row[0]] = weight
     return out
 
@@ -217,11 +219,11 @@ def _record(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     if body["kind"] == WEIGHTS_RECORD:
         authority = draft.base.genesis.weights_authority
         if authority is None or env.sender != authority:
-            raise InvalidTx("not-authorised", "only the network's weights_authority may set weights")
+            raise InvalidTx(LedgerReason.NOT_AUTHORISED, "only the network's weights_authority may set weights")
         weights = parse_weights(body["data"])
         unknown = [a.hex()[:16] for a in weights if a not in draft.validators and weights[a] > 0]
         if unknown and draft.base.genesis.consensus in ("pos", "lottery"):
-            raise InvalidTx("unknown-validator", f"accounts without a BLS key: {unknown}")
+            raise InvalidTx(LedgerReason.UNKNOWN_VALIDATOR, f"accounts without a BLS key: {unknown}")
         draft.weights = {a: w for a, w in weights.items() if w > 0}
     draft.records_root = hashlib.sha256(RECORDS_DOMAIN + draft.records_root + env.digest).digest()
     draft.records_count += 1
@@ -245,7 +247,7 @@ def _evidence(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     proposer, height = check_evidence(body["a"], body["b"], draft.base.network_id)
     key = (proposer, height)
     if key in draft.base.evidence or key in draft.new_evidence:
-        raise InvalidTx("duplicate-evidence", f"proposer already punished for height {height}")
+        raise InvalidTx(LedgerReason.DUPLICATE_EVIDENCE, f"proposer already punished for height {height}")
     stake = draft.stake(proposer)
     burn = stake * draft.base.genesis.slash_ppm // PPM
     draft.stakes.set(proposer, stake - burn)
@@ -292,15 +294,15 @@ def apply_tx(draft: Draft, env: Envelope) -> None:
     try:
         kind = tx_kind(env)
     except SchemaError as err:
-        raise InvalidTx("unknown-type", str(err)) from err
+        raise InvalidTx(LedgerReason.UNKNOWN_TYPE, str(err)) from err
     body = env.body
     if kind not in NONCELESS:
         expected = int(draft.nonces.get(env.sender, 0)) + 1
         if body.get("nonce") != expected or env.seq != expected:
-            raise InvalidTx("bad-nonce", f"nonce {body.get('nonce')} (seq {env.seq}), expected {expected}")
+            raise InvalidTx(LedgerReason.BAD_NONCE, f"nonce {body.get('nonce')} (seq {env.seq}), expected {expected}")
     try:
         HANDLERS[kind](draft, env, body)
     except InvalidBlock as err:  # evidence decoding reports header problems as InvalidBlock
-        raise InvalidTx("bad-evidence", f"{err.reason}: {err.detail}") from err
+        raise InvalidTx(LedgerReason.BAD_EVIDENCE, f"{err.reason}: {err.detail}") from err
     if kind not in NONCELESS:
         draft.nonces.set(env.sender, expected)

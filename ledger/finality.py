@@ -17,7 +17,7 @@ from bazaar.protocol import codec
 from bazaar.protocol.errors import ProtocolError
 
 from . import bls
-from .errors import InvalidAttestation
+from .errors import InvalidAttestation, LedgerReason
 
 ATTEST_DOMAIN = b"bazaar/attest/v1\x00"
 MAX_SIGNERS = 10_000
@@ -38,9 +38,9 @@ def reaches_quorum(signed: int, total: int) -> bool:
 
 def _check_fields(height: Any, block_hash: Any, what: str) -> None:
     if isinstance(height, bool) or not isinstance(height, int) or height < 1:
-        raise InvalidAttestation("malformed", f"{what}.height must be a positive int")
+        raise InvalidAttestation(LedgerReason.MALFORMED, f"{what}.height must be a positive int")
     if not isinstance(block_hash, bytes) or len(block_hash) != 32:
-        raise InvalidAttestation("malformed", f"{what}.block_hash must be 32 bytes")
+        raise InvalidAttestation(LedgerReason.MALFORMED, f"{what}.block_hash must be 32 bytes")
 
 
 @dataclass(frozen=True)
@@ -73,14 +73,14 @@ class Attestation:
         try:
             m = codec.decode_canonical(raw, max_size=1024)
         except ProtocolError as err:
-            raise InvalidAttestation("malformed", str(err)) from err
+            raise InvalidAttestation(LedgerReason.MALFORMED, str(err)) from err
         if not isinstance(m, dict) or set(m) != {"height", "block", "validator", "sig"}:
-            raise InvalidAttestation("malformed", "attestation fields")
+            raise InvalidAttestation(LedgerReason.MALFORMED, "attestation fields")
         _check_fields(m["height"], m["block"], "attestation")
         if not isinstance(m["validator"], bytes) or len(m["validator"]) != 32:
-            raise InvalidAttestation("malformed", "validator must be 32 bytes")
+            raise InvalidAttestation(LedgerReason.MALFORMED, "validator must be 32 bytes")
         if not isinstance(m["sig"], bytes) or len(m["sig"]) != bls.SIG_LEN:
-            raise InvalidAttestation("malformed", "sig must be 96 bytes")
+            raise InvalidAttestation(LedgerReason.MALFORMED, "sig must be 96 bytes")
         return cls(m["height"], m["block"], m["validator"], m["sig"])
 
 
@@ -100,10 +100,10 @@ def verify_attestation(att: Attestation, validators: ValidatorSet, network_id: s
     """
     entry = validators.get(att.validator)
     if entry is None or entry[1] <= 0:
-        raise InvalidAttestation("unknown-validator", f"{att.validator.hex()[:16]} is not a validator")
+        raise InvalidAttestation(LedgerReason.UNKNOWN_VALIDATOR, f"{att.validator.hex()[:16]} is not a validator")
     pubkey, weight = entry
     if not bls.verify(pubkey, attestation_message(network_id, att.height, att.block_hash), att.signature):
-        raise InvalidAttestation("bad-signature", "attestation signature does not verify")
+        raise InvalidAttestation(LedgerReason.BAD_SIGNATURE, "attestation signature does not verify")
     return weight
 
 
@@ -140,15 +140,15 @@ class Certificate:
         try:
             m = codec.decode_canonical(raw, max_size=64 + 40 * MAX_SIGNERS)
         except ProtocolError as err:
-            raise InvalidAttestation("malformed", str(err)) from err
+            raise InvalidAttestation(LedgerReason.MALFORMED, str(err)) from err
         if not isinstance(m, dict) or set(m) != {"height", "block", "signers", "agg"}:
-            raise InvalidAttestation("malformed", "certificate fields")
+            raise InvalidAttestation(LedgerReason.MALFORMED, "certificate fields")
         _check_fields(m["height"], m["block"], "certificate")
         signers = m["signers"]
         if not isinstance(signers, list) or not all(isinstance(s, bytes) and len(s) == 32 for s in signers):
-            raise InvalidAttestation("malformed", "signers must be a list of 32-byte accounts")
+            raise InvalidAttestation(LedgerReason.MALFORMED, "signers must be a list of 32-byte accounts")
         if not isinstance(m["agg"], bytes) or len(m["agg"]) != bls.SIG_LEN:
-            raise InvalidAttestation("malformed", "agg must be 96 bytes")
+            raise InvalidAttestation(LedgerReason.MALFORMED, "agg must be 96 bytes")
         return cls(m["height"], m["block"], tuple(signers), m["agg"])
 
 
@@ -161,21 +161,21 @@ def verify_certificate(cert: Certificate, validators: ValidatorSet, network_id: 
     """
     signers = list(cert.signers)
     if not signers or signers != sorted(set(signers)) or len(signers) > MAX_SIGNERS:
-        raise InvalidAttestation("bad-signers", "signers must be non-empty, sorted and unique")
+        raise InvalidAttestation(LedgerReason.BAD_SIGNERS, "signers must be non-empty, sorted and unique")
     total = sum(w for _, w in validators.values() if w > 0)
     signed = 0
     pubkeys = []
     for s in signers:
         entry = validators.get(s)
         if entry is None or entry[1] <= 0:
-            raise InvalidAttestation("bad-signers", f"{s.hex()[:16]} is not a validator")
+            raise InvalidAttestation(LedgerReason.BAD_SIGNERS, f"{s.hex()[:16]} is not a validator")
         pubkeys.append(entry[0])
         signed += entry[1]
     if not reaches_quorum(signed, total):
-        raise InvalidAttestation("no-quorum", f"signed weight {signed} < 2/3 of {total}")
+        raise InvalidAttestation(LedgerReason.NO_QUORUM, f"signed weight {signed} < 2/3 of {total}")
     message = attestation_message(network_id, cert.height, cert.block_hash)
     if not bls.fast_aggregate_verify(pubkeys, message, cert.aggregate):
-        raise InvalidAttestation("bad-signature", "aggregate signature does not verify")
+        raise InvalidAttestation(LedgerReason.BAD_SIGNATURE, "aggregate signature does not verify")
 
 
 @dataclass

@@ -118,13 +118,13 @@ class MemoryStore:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreError("closed", "store is closed")
+            raise StoreError(LedgerReason.STORE_CLOSED, "store is closed")
 
     def append(self, block: Block, state_root: bytes, cert: Certificate | bytes | None = None) -> None:
         self._check_open()
         height = block.height
         if height != self.head_height() + 1:
-            raise StoreError("gap", f"append height {height} but head is {self.head_height()}")
+            raise StoreError(LedgerReason.STORE_GAP, f"append height {height} but head is {self.head_height()}")
         self._blocks[height] = StoredBlock(height, block.hash, block.encode(), bytes(state_root))
         raw_cert = _cert_bytes(cert)
         if raw_cert is not None:
@@ -141,7 +141,7 @@ class MemoryStore:
     def set_certificate(self, height: int, cert: Certificate | bytes) -> None:
         self._check_open()
         if height not in self._blocks:
-            raise StoreError("missing-block", f"no block at height {height}")
+            raise StoreError(LedgerReason.STORE_MISSING_BLOCK, f"no block at height {height}")
         self._certs[height] = _cert_bytes(cert) or b""
 
     def head_height(self) -> int:
@@ -162,7 +162,7 @@ class MemoryStore:
         self._check_open()
         doomed = [h for h in self._blocks if h > height]
         if any(h in self._certs for h in doomed):
-            raise StoreError("finalized", f"cannot remove finalized blocks above {height}")
+            raise StoreError(LedgerReason.FINALIZED, f"cannot remove finalized blocks above {height}")
         for h in doomed:
             del self._blocks[h]
         return len(doomed)
@@ -214,7 +214,7 @@ class SqliteStore:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as err:
-            raise StoreError("io", f"cannot open {self.path}: {err}") from err
+            raise StoreError(LedgerReason.STORE_IO, f"cannot open {self.path}: {err}") from err
 
     @classmethod
     def in_dir(cls, data_dir: str | Path) -> SqliteStore:
@@ -238,7 +238,7 @@ class SqliteStore:
         try:
             row = self._db.execute(sql, args).fetchone()
         except sqlite3.Error as err:
-            raise StoreError("io", str(err)) from err
+            raise StoreError(LedgerReason.STORE_IO, str(err)) from err
         return row
 
     def append(self, block: Block, state_root: bytes, cert: Certificate | bytes | None = None) -> None:
@@ -247,7 +247,7 @@ class SqliteStore:
             with self._transaction():
                 row = self._db.execute("SELECT COALESCE(MAX(height), 0) FROM blocks").fetchone()
                 if height != row[0] + 1:
-                    raise StoreError("gap", f"append height {height} but head is {row[0]}")
+                    raise StoreError(LedgerReason.STORE_GAP, f"append height {height} but head is {row[0]}")
                 self._db.execute(
                     "INSERT INTO blocks(height, hash, state_root, raw) VALUES (?, ?, ?, ?)",
                     (height, block.hash, bytes(state_root), block.encode()),
@@ -257,9 +257,9 @@ class SqliteStore:
                         "INSERT INTO certificates(height, raw) VALUES (?, ?)", (height, raw_cert)
                     )
         except sqlite3.IntegrityError as err:
-            raise StoreError("duplicate", str(err)) from err
+            raise StoreError(LedgerReason.STORE_DUPLICATE, str(err)) from err
         except sqlite3.Error as err:
-            raise StoreError("io", str(err)) from err
+            raise StoreError(LedgerReason.STORE_IO, str(err)) from err
 
     def get_block(self, height: int) -> StoredBlock | None:
         row = self._one("SELECT hash, raw, state_root FROM blocks WHERE height = ?", (height,))
@@ -276,12 +276,12 @@ class SqliteStore:
         try:
             with self._transaction():
                 if self._db.execute("SELECT 1 FROM blocks WHERE height = ?", (height,)).fetchone() is None:
-                    raise StoreError("missing-block", f"no block at height {height}")
+                    raise StoreError(LedgerReason.STORE_MISSING_BLOCK, f"no block at height {height}")
                 self._db.execute(
                     "INSERT OR REPLACE INTO certificates(height, raw) VALUES (?, ?)", (height, raw_cert)
                 )
         except sqlite3.Error as err:
-            raise StoreError("io", str(err)) from err
+            raise StoreError(LedgerReason.STORE_IO, str(err)) from err
 
     def head_height(self) -> int:
         row = self._one("SELECT COALESCE(MAX(height), 0) FROM blocks")
@@ -302,7 +302,7 @@ class SqliteStore:
                     (h, min(top, h + 255)),
                 ).fetchall()
             except sqlite3.Error as err:
-                raise StoreError("io", str(err)) from err
+                raise StoreError(LedgerReason.STORE_IO, str(err)) from err
             for height, block_hash, raw, root in rows:
                 yield StoredBlock(int(height), bytes(block_hash), bytes(raw), bytes(root))
             h += 256
@@ -311,10 +311,10 @@ class SqliteStore:
         try:
             with self._transaction():
                 if self._db.execute("SELECT 1 FROM certificates WHERE height > ?", (height,)).fetchone():
-                    raise StoreError("finalized", f"cannot remove finalized blocks above {height}")
+                    raise StoreError(LedgerReason.FINALIZED, f"cannot remove finalized blocks above {height}")
                 removed = self._db.execute("DELETE FROM blocks WHERE height > ?", (height,)).rowcount
         except sqlite3.Error as err:
-            raise StoreError("io", str(err)) from err
+            raise StoreError(LedgerReason.STORE_IO, str(err)) from err
         return int(removed)
 
     def get_meta(self, key: str) -> bytes | None:
@@ -325,7 +325,7 @@ class SqliteStore:
         try:
             self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, bytes(value)))
         except sqlite3.Error as err:
-            raise StoreError("io", str(err)) from err
+            raise StoreError(LedgerReason.STORE_IO, str(err)) from err
 
     def close(self) -> None:
         self._db.close()

@@ -13,7 +13,7 @@ from typing import Any
 
 from bazaar.protocol import codec
 from bazaar.protocol.envelope import Envelope, open_envelope, seal
-from bazaar.protocol.errors import OversizeError, SchemaError
+from bazaar.protocol.errors import OversizeError, ProtocolReason, SchemaError
 from bazaar.protocol.keys import KeyPair
 from bazaar.protocol.messages import register, validate_basic
 from bazaar.protocol.schema import Bytes, Field, Int, Num, Optional, Schema, Str
@@ -119,7 +119,7 @@ def tx_kind(env: Envelope) -> str:
         SchemaError: not a transaction type (reason ``unknown-type``).
     """
     if not env.type.startswith("tx/") or env.type[3:] not in SCHEMAS:
-        raise SchemaError(f"not a transaction type: {env.type[:64]!r}", reason="unknown-type")
+        raise SchemaError(f"not a transaction type: {env.type[:64]!r}", reason=ProtocolReason.UNKNOWN_TYPE)
     return env.type[3:]
 
 
@@ -143,7 +143,7 @@ def make_tx(
         SchemaError: unknown kind or a body that does not match its schema.
     """
     if kind not in SCHEMAS:
-        raise SchemaError(f"unknown transaction kind {kind!r}", reason="unknown-type")
+        raise SchemaError(f"unknown transaction kind {kind!r}", reason=ProtocolReason.UNKNOWN_TYPE)
     SCHEMAS[kind].check(body)
     env = seal(key, network_id, "tx/" + kind, body, seq=int(body.get("nonce", 0)), market=market, round=round)
     if len(env.wire) > MAX_TX:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 from .envelope import Envelope
-from .errors import SchemaError
+from .errors import ProtocolReason, SchemaError
 from .schema import Schema
 
 TYPE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)+$")
@@ -56,7 +56,7 @@ class Registry:
         try:
             return self._schemas[type]
         except KeyError:
-            raise SchemaError(f"unknown message type {type[:64]!r}", reason="unknown-type") from None
+            raise SchemaError(f"unknown message type {type[:64]!r}", reason=ProtocolReason.UNKNOWN_TYPE) from None
 
     def validate_basic(self, env: Envelope) -> None:
         """Stateless check of an opened envelope's body against its type's schema.
