@@ -12,6 +12,7 @@ from .block import (
     verify_merkle_proof,
 )
 from .chain import Chain, verify_data_dir
+from .checks import BlockCheck
 from .consensus import (
     lottery_consensus,
     lottery_next,
@@ -19,6 +20,7 @@ from .consensus import (
     make_reveal,
     pol_consensus,
     pol_winner,
+    pol_winner_of,
     pos_consensus,
     pos_proposer,
 )
@@ -27,10 +29,12 @@ from .errors import (
     InvalidBlock,
     InvalidTx,
     LedgerError,
+    LedgerReason,
     StoreCorrupt,
     UnknownParent,
 )
 from .evidence import Evidence, check_evidence, evidence_from_blocks
+from .execute import check_tx
 from .finality import Attestation, Certificate, FinalityTracker, make_attestation, verify_certificate
 from .genesis import Genesis, make_genesis
 from .state import Escrow, ModelCommit, State, Supply
@@ -42,6 +46,7 @@ __all__ = [
     "UNIT",
     "Attestation",
     "Block",
+    "BlockCheck",
     "Certificate",
     "Chain",
     "Escrow",
@@ -53,6 +58,7 @@ __all__ = [
     "InvalidBlock",
     "InvalidTx",
     "LedgerError",
+    "LedgerReason",
     "MemoryStore",
     "ModelCommit",
     "SqliteStore",
@@ -67,6 +73,7 @@ __all__ = [
     "block_reward",
     "build_block",
     "check_evidence",
+    "check_tx",
     "decode_signed_header",
     "decode_tx",
     "evidence_from_blocks",
@@ -82,6 +89,7 @@ __all__ = [
     "merkle_root",
     "pol_consensus",
     "pol_winner",
+    "pol_winner_of",
     "pos_consensus",
     "pos_proposer",
     "sign_header",

@@ -3,9 +3,11 @@
 from .codec import decode, decode_canonical, encode
 from .envelope import Envelope, open_envelope, seal
 from .errors import (
+    BazaarError,
     DecodeError,
     OversizeError,
     ProtocolError,
+    ProtocolReason,
     ReplayError,
     SchemaError,
     SignatureError,
@@ -17,6 +19,7 @@ from .replay import ReplayGuard
 from .schema import Bool, Bytes, Int, List, Map, Num, Optional, Schema, Str
 
 __all__ = [
+    "BazaarError",
     "Bool",
     "Bytes",
     "DecodeError",
@@ -29,6 +32,7 @@ __all__ = [
     "Optional",
     "OversizeError",
     "ProtocolError",
+    "ProtocolReason",
     "ReplayError",
     "ReplayGuard",
     "Schema",
