@@ -139,10 +139,16 @@ class ChainService:
         return len(block.txs)
 
     async def propose(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
-        """Build a block on our head from the mempool, store it, gossip it and attest it."""
+        """Build a block on our head from the mempool, store it, gossip it and attest it. The market contracts
+        run on it first, so we never propose what our peers would refuse.
+
+        Raises:
+            InvalidBlock: the proof is not ours to give now, or a market contract refuses the block.
+        """
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
+        contracts = [h.check for h in self.hooks if h.check is not None]
         block, rejected = self.chain.build_and_import(self.key, self._candidates(), timestamp_ms=timestamp_ms,
-                                                      consensus=consensus)
+                                                      consensus=consensus, checks=contracts)
         included = set(block.txs)
         for raw, err in rejected:
             if raw not in included:

@@ -120,7 +120,12 @@ class DrawDriver:
         proof = self.proof(attempt)
         if chain.would_include(proof, timestamp_ms=now_ms()) == 0:
             return  # nothing in the mempool applies (e.g. a nonce gap): no empty blocks
-        block = await chain.propose(proof, timestamp_ms=now_ms())
+        try:
+            block = await chain.propose(proof, timestamp_ms=now_ms())
+        except LedgerError as err:  # e.g. a market contract refuses what the mempool holds: propose nothing
+            _events.warning("draw.not_proposed", height=height, attempt=attempt, reason=err.reason,
+                            detail=err.detail[:200])
+            return
         self.proposed += 1
         _events.info("draw.proposed", height=block.height, attempt=attempt, txs=len(block.txs))
 
