@@ -8,7 +8,7 @@ from bazaar.mechanisms.errors import MechanismError
 
 from .instance import HierarchicalInstance, hierarchical_welfare, utilization
 from .joint import joint_milp, joint_vcg
-from .levels import LOWER_METHODS, UPPER_METHODS, bundle_bids, clear_lower, clear_upper
+from .levels import LOWER_METHODS, UPPER_METHODS, bundle_bids, clear_lower_on, clear_upper
 from .market import NO_TRADE
 from .outcome import Outcome
 
@@ -33,9 +33,11 @@ def solve_hierarchical(
 ) -> Outcome:
     """Clear one round of the single-CCSP hierarchical auction.
 
-    ``upper="milp"`` with ``lower="exact"`` solves both levels jointly (exact, VCG payments). Every other pair
-    runs backward induction: bundle bids from the lower-level surplus, the upper clearing, then the lower
-    clearing with capacities ``C_j + c_j``, each level with its own pricing.
+    ``upper="milp"`` with ``lower="exact"`` solves both levels jointly (exact, VCG payments): a centralised
+    computation the network cannot reproduce. Every other pair runs backward induction — bundle bids from the
+    lower-level surplus, the upper clearing, then the lower clearing with capacities ``C_j + c_j``, each level
+    with its own pricing — and the pairs of :data:`~.network.DECOMPOSABLE` are exactly those a network of
+    separate MESPs and a CCSP clears level by level with the functions of :mod:`.network`.
 
     Args:
         inst: the round's bids and asks.
@@ -61,9 +63,9 @@ def solve_hierarchical(
                        utilization(inst, sol.assignment), sol.welfare, upper, lower, revenue, asks)
     bids = bundle_bids(inst, lower, seller_order)
     up = clear_upper(bids, inst.spare, inst.ccsp_cost, upper)
-    low = clear_lower(inst.lower_market(up.bundles), lower, seller_order)
+    low = clear_lower_on(inst, up.bundles, lower, seller_order)
     revenue, asks = _accounts(inst, low.assignment, low.payments)
     opt = joint_milp(inst, time_limit=reference_time_limit).welfare if reference else None
     return Outcome(low.assignment, up.bundles, low.payments, up.payments,
                    hierarchical_welfare(inst, low.assignment, up.bundles), utilization(inst, low.assignment),
-                   opt, upper, lower, revenue, asks, bids.values)
+                   opt, upper, lower, revenue, asks, bids.values, float(up.welfare))

@@ -26,6 +26,11 @@ from .market import NO_TRADE, Market, make_market, served_quantity
 LOWER_METHODS = ("greedy", "exact", "brute")
 UPPER_METHODS = ("dp", "greedy", "milp", "brute")
 
+DECOMPOSABLE: frozenset[tuple[str, str]] = frozenset(
+    (u, lo) for u in ("dp", "greedy", "milp") for lo in ("greedy", "exact")) - {("milp", "exact")}
+"""(upper, lower) pairs that clear level by level, so a network of separate MESPs and a CCSP reproduces them
+(:mod:`.network`); ``("milp", "exact")`` is the centralised joint MILP (``"brute"`` is for tests only)."""
+
 
 @dataclass
 class LowerOutcome:
@@ -128,16 +133,45 @@ def bundle_bids(inst: HierarchicalInstance, lower: str = "greedy", seller_order:
     MESP ``j``'s own surplus gain and the upper WDP over these bids is the joint problem; otherwise it is a
     decomposition (heuristic).
     """
-    k_max = inst.n_steps
     base_market = inst.lower_market()
     s0 = lower_surplus(base_market, lower, seller_order)
-    values = np.zeros((inst.n_mesps, k_max))
+    values = np.zeros((inst.n_mesps, inst.n_steps))
     for j in range(inst.n_mesps):
-        for k in range(1, k_max + 1):
-            cap = inst.mesp_capacity.copy()
-            cap[j] += k * inst.bundle_step
-            values[j, k - 1] = lower_surplus(base_market.with_capacity(cap), lower, seller_order) - s0
+        values[j] = surplus_gain_row(inst, base_market, s0, j, lower, seller_order)
     return BundleBids(inst.bundle_step, values, s0)
+
+
+def surplus_gain_row(inst: HierarchicalInstance, base_market: Market, s0: float, j: int, lower: str,
+                     seller_order: str = "ask") -> np.ndarray:
+    """MESP ``j``'s bundle bids ``S(C + k·g·e_j) − s0`` for ``k = 1..K`` (``s0 = S(C)`` on ``base_market``).
+
+    The one computation :func:`bundle_bids` (every row) and :func:`~.network.mesp_bundle_bids` (one row) share,
+    so that a MESP computing its own row over the network gets exactly the offline solver's numbers.
+    """
+    row = np.zeros(inst.n_steps)
+    for k in range(1, inst.n_steps + 1):
+        cap = inst.mesp_capacity.copy()
+        cap[j] += k * inst.bundle_step
+        row[k - 1] = lower_surplus(base_market.with_capacity(cap), lower, seller_order) - s0
+    return row
+
+
+def clear_lower_on(inst: HierarchicalInstance, bundles: np.ndarray | list[float] | None, lower: str = "greedy",
+                   seller_order: str = "ask") -> LowerOutcome:
+    """Clear the lower level of ``inst`` with MESP capacities ``C_j + c_j`` (``bundles`` = the ``c_j``).
+
+    The single call a MESP (or the CCSP, checking) makes once the upper level is cleared; the offline solvers
+    make the same call.
+
+    Raises:
+        MechanismError: ``bundles`` has the wrong length or a negative or non-finite entry, or unknown method.
+    """
+    c = np.zeros(inst.n_mesps) if bundles is None else np.asarray(bundles, dtype=float).reshape(-1)
+    if c.size != inst.n_mesps:
+        raise MechanismError(f"bundles has {c.size} entries, expected one per MESP ({inst.n_mesps})")
+    if not np.all(np.isfinite(c)) or np.any(c < 0):
+        raise MechanismError("bundles must be finite and non-negative")
+    return clear_lower(inst.lower_market(c), lower, seller_order)
 
 
 def upper_market(bids: BundleBids, spare: float, cost: float) -> Market:

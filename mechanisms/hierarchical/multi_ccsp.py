@@ -23,8 +23,8 @@ from .exact import exact_clear
 from .greedy import greedy_clear
 from .instance import make_instance
 from .lagrangian import lagrangian_clear
-from .levels import bundle_bids, clear_lower
-from .market import NO_TRADE, Market, make_market
+from .levels import bundle_bids, clear_lower_on
+from .market import NO_TRADE, Allocation, Market, make_market
 
 MULTI_UPPER_METHODS = ("greedy", "lagrangian", "milp")
 
@@ -86,6 +86,7 @@ class MultiOutcome:
         upper_bound: Lagrangian dual bound (``nan`` for other methods).
         upper_optimum: the upper MILP on the same bids (``nan`` when not computed).
         optimum_welfare: the joint MILP (``nan`` when not computed).
+        upper, lower: the methods used.
     """
 
     assignment: np.ndarray
@@ -99,6 +100,8 @@ class MultiOutcome:
     upper_bound: float
     upper_optimum: float
     optimum_welfare: float
+    upper: str = ""
+    lower: str = ""
 
     @property
     def duality_gap(self) -> float | None:
@@ -106,6 +109,15 @@ class MultiOutcome:
         if not math.isfinite(self.upper_bound) or abs(self.upper_bound) < 1e-12:
             return None
         return float((self.upper_bound - self.upper_welfare) / abs(self.upper_bound))
+
+    @property
+    def gap(self) -> float | None:
+        """Relative welfare gap to the joint optimum (``None`` without the optimum)."""
+        if not math.isfinite(self.optimum_welfare):
+            return None
+        if abs(self.optimum_welfare) < 1e-12:
+            return 0.0
+        return float((self.optimum_welfare - self.welfare) / abs(self.optimum_welfare))
 
     def to_json(self) -> dict[str, Any]:
         """JSON-able dict with the single-CCSP output's keys plus ``ccsp_of`` and the Lagrangian figures."""
@@ -126,7 +138,13 @@ class MultiOutcome:
             "upper_welfare": float(self.upper_welfare),
             "upper_bound": num(self.upper_bound),
             "duality_gap": self.duality_gap,
-            "details": {"upper_optimum": num(self.upper_optimum)},
+            "details": {
+                "upper": self.upper,
+                "lower": self.lower,
+                "upper_optimum": num(self.upper_optimum),
+                "gap_to_optimum": self.gap,
+                "ccsp_revenue": float(np.sum(self.mesp_payments)),
+            },
         }
 
 
@@ -251,29 +269,56 @@ def solve_multi_ccsp(inst: MultiCcspInstance, upper: str = "lagrangian", lower: 
     Raises:
         MechanismError: unknown method.
     """
+    if upper not in MULTI_UPPER_METHODS:
+        raise MechanismError(f"unknown upper method {upper!r} (use one of {', '.join(MULTI_UPPER_METHODS)})")
     single = inst.single()
     bids = bundle_bids(single, lower)
     um = multi_upper_market(inst, bids.values)
+    a, bundles, bound = clear_multi_upper(um, upper, **lagrangian_options)
+    low = clear_lower_on(single, bundles, lower)
+    welfare = low.surplus - cloud_cost(inst, bundles, a.seller)
+    up_opt = exact_clear(um, "milp").welfare if reference and upper != "milp" else (
+        a.welfare if upper == "milp" else math.nan)
+    opt = multi_joint_milp(inst, reference_time_limit)[3] if reference else math.nan
+    return MultiOutcome(low.assignment, bundles, a.seller.copy(), low.payments, a.payment, welfare,
+                        multi_utilization(inst, low.assignment), a.welfare, bound, up_opt, opt, upper, lower)
+
+
+def clear_multi_upper(um: Market, upper: str = "lagrangian", **lagrangian_options: float
+                      ) -> tuple[Allocation, np.ndarray, float]:
+    """Clear the upper double auction ``um`` (MESPs' bundle options × CCSPs).
+
+    The one clearing :func:`solve_multi_ccsp` and :func:`~.network.clear_multi_upper_from_rows` share.
+
+    Returns:
+        ``(allocation, bundles, dual_bound)``: the allocation with its payments, the ``(M,)`` cloud units per
+        MESP, and the Lagrangian dual bound (``nan`` for the other methods).
+
+    Raises:
+        MechanismError: unknown method.
+    """
     bound = math.nan
     if upper == "greedy":
         a = greedy_clear(um)
     elif upper == "lagrangian":
         res = lagrangian_clear(um, **lagrangian_options)
-        a, bound = res.allocation, res.dual_bound
+        a, bound = res.allocation, float(res.dual_bound)
     elif upper == "milp":
         a = exact_clear(um, "milp")
     else:
         raise MechanismError(f"unknown upper method {upper!r} (use one of {', '.join(MULTI_UPPER_METHODS)})")
     bundles = np.array([um.quantity[j, a.option[j]] if a.seller[j] != NO_TRADE else 0.0
                         for j in range(um.n_buyers)])
-    low = clear_lower(single.lower_market(bundles), lower)
-    cloud_cost = sum(float(inst.ccsp_ask[a.seller[j]] * bundles[j]) for j in range(um.n_buyers)
-                     if a.seller[j] != NO_TRADE)
-    welfare = low.surplus - cloud_cost
-    served = float(inst.demand[low.assignment != NO_TRADE].sum())
+    return a, bundles, bound
+
+
+def cloud_cost(inst: MultiCcspInstance, bundles: np.ndarray, ccsp_of: np.ndarray) -> float:
+    """``Σ_j α_{k(j)} c_j``: the CCSPs' asks on the cloud units they sell."""
+    return sum(float(inst.ccsp_ask[int(k)] * bundles[j]) for j, k in enumerate(ccsp_of) if k != NO_TRADE)
+
+
+def multi_utilization(inst: MultiCcspInstance, assignment: np.ndarray) -> float:
+    """Served demand over ``Σ C_j + Σ Q_k``."""
+    served = float(inst.demand[np.asarray(assignment) != NO_TRADE].sum())
     total_cap = float(inst.mesp_capacity.sum() + inst.ccsp_capacity.sum())
-    up_opt = exact_clear(um, "milp").welfare if reference and upper != "milp" else (
-        a.welfare if upper == "milp" else math.nan)
-    opt = multi_joint_milp(inst, reference_time_limit)[3] if reference else math.nan
-    return MultiOutcome(low.assignment, bundles, a.seller.copy(), low.payments, a.payment, welfare,
-                        served / total_cap if total_cap > 0 else 0.0, a.welfare, bound, up_opt, opt)
+    return served / total_cap if total_cap > 0 else 0.0

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .levels import DECOMPOSABLE
 from .market import NO_TRADE
 
 
@@ -26,6 +27,8 @@ class Outcome:
         mesp_revenue: ``(M,)`` what each MESP collects from its miners.
         mesp_ask_cost: ``(M,)`` its asks on the units it serves, ``a_j Σ d_i``.
         bundle_bids: ``(M, K)`` the MESPs' bundle bids (empty in the joint mode).
+        upper_welfare: ``Σ (b_j(c_j) − κ c_j)`` of the upper clearing on the bundle bids (``None`` in the joint
+            mode, which has no separate upper clearing).
     """
 
     assignment: np.ndarray
@@ -40,6 +43,7 @@ class Outcome:
     mesp_revenue: np.ndarray
     mesp_ask_cost: np.ndarray
     bundle_bids: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    upper_welfare: float | None = None
 
     @property
     def mesp_margin(self) -> np.ndarray:
@@ -56,7 +60,10 @@ class Outcome:
         return float((self.optimum_welfare - self.welfare) / abs(self.optimum_welfare))
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-able dict: the SPEC's keys plus a ``details`` block."""
+        """JSON-able dict: the SPEC's keys plus a ``details`` block.
+
+        ``utilization`` and ``utilisation`` carry the same number (both spellings are read).
+        """
         return {
             "assignment": [None if int(j) == NO_TRADE else int(j) for j in self.assignment],
             "bundles": [float(c) for c in self.bundles],
@@ -64,10 +71,13 @@ class Outcome:
             "mesp_payments": [float(p) for p in self.mesp_payments],
             "welfare": float(self.welfare),
             "utilization": float(self.utilization),
+            "utilisation": float(self.utilization),
             "optimum_welfare": None if self.optimum_welfare is None else float(self.optimum_welfare),
+            "upper_welfare": None if self.upper_welfare is None else float(self.upper_welfare),
             "details": {
                 "upper": self.upper,
                 "lower": self.lower,
+                "decomposable": (self.upper, self.lower) in DECOMPOSABLE,
                 "gap_to_optimum": self.gap,
                 "mesp_revenue": [float(x) for x in self.mesp_revenue],
                 "mesp_ask_cost": [float(x) for x in self.mesp_ask_cost],
