@@ -3,17 +3,31 @@
 Parameter file keys (TOML): ``miner_demand`` (list), ``miner_bid`` (list), ``mesp_capacity`` (list),
 ``mesp_ask`` (list, per unit), ``ccsp_capacity``, ``ccsp_cost`` (default 0), ``bundle_step``, ``base_price``
 (default 0), ``upper`` (``"dp" | "greedy" | "milp"``, default ``"dp"``), ``lower`` (``"greedy" | "exact"``,
-default ``"greedy"``), and optionally ``miner_mesp`` (the only MESP each miner can reach, −1 = any).
+default ``"greedy"``), and optionally ``miner_mesp`` (the only MESP each miner can reach, −1 = any). Here
+``ccsp_capacity`` is the TOTAL capacity ``C`` of the system, the MESPs' own included: the CCSP auctions the
+spare ``C − Σ C_j``. ``upper = "milp"`` with ``lower = "exact"`` is the centralised joint MILP; every other pair
+clears level by level (``DECOMPOSABLE`` in ``bazaar.mechanisms.hierarchical``) and a network reproduces it.
 
 With ``miner_block_size`` (list, > 0) the output also carries ``lottery_weights``: each served miner's integer
-lottery weight ∝ ``P_i = h_i e^{−λ z s_i}`` (``arrival_rate`` λ, default 1/600 s⁻¹; ``propagation_delay`` z,
-default 0.1 s per unit of block size) — what the network's block lottery draws from.
+lottery weight ``round(10⁶·P_i)``, ``P_i = h_i e^{−λ z s_i}`` (``arrival_rate`` λ, default 1/600 s⁻¹;
+``propagation_delay`` z, default 0.1 s per unit of block size, as ``MinerPopulation``) — what the network's block
+lottery draws from. Without it no weights are reported.
+
+Output (``--json``): ``assignment`` (MESP per miner, null = unserved), ``bundles``, ``miner_payments``,
+``mesp_payments``, ``welfare``, ``utilization`` and ``utilisation`` (the same number), ``optimum_welfare`` (joint
+MILP), ``upper_welfare`` (null in the joint mode), ``details`` (methods, ``decomposable``, gap to the optimum,
+MESP accounts, the bundle bids) and, with block sizes, ``lottery_weights``.
 
 **Several CCSPs.** When ``ccsp_capacity`` is a list, the file describes a multi-CCSP round (SPEC §8 "Several
-CCSPs"): ``ccsp_capacity[k]`` is what CCSP ``k`` sells (not a total including the MESPs' own, as in the single
-case), ``ccsp_ask`` (list, same length) its per-unit ask, ``upper`` one of ``"lagrangian" | "greedy" | "milp"``
-(default ``"lagrangian"``), and the output adds ``ccsp_of``, ``upper_welfare``, ``upper_bound`` (the Lagrangian
-dual bound) and ``duality_gap``. ``miner_mesp`` and ``ccsp_cost`` do not apply there.
+CCSPs"): ``ccsp_capacity[k]`` is what CCSP ``k`` sells, ``Q_k`` (not a total including the MESPs' own, as in the
+single case), ``ccsp_ask`` (list, same length) its per-unit ask, ``upper`` one of ``"lagrangian" | "greedy" |
+"milp"`` (default ``"lagrangian"``); ``miner_mesp`` and ``ccsp_cost`` do not apply there (refused as unknown
+keys). The output has the single-CCSP keys plus ``ccsp_of`` (the CCSP each MESP buys from, null = none),
+``upper_bound`` (the Lagrangian dual bound, null for the other methods) and ``duality_gap``
+``(upper_bound − upper_welfare)/|upper_bound|`` (null when not Lagrangian).
+
+:func:`solve_params` is the whole computation from a checked parameter dict (what :func:`load` returns) to the
+printed document, so the network compares its settled outcome with the very same code path.
 """
 
 from __future__ import annotations
@@ -108,6 +122,12 @@ def load(path: str) -> dict[str, Any]:
 def solve_params(p: dict[str, Any]) -> dict[str, Any]:
     """The outcome document of a checked parameter file (what ``--json`` prints; the network compares to it).
 
+    Args:
+        p: the checked parameters, as :func:`load` returns them (every optional key present).
+
+    Returns:
+        The JSON-able document (keys in the module docstring).
+
     Raises:
         ParamError: the values do not form a market.
     """
@@ -133,7 +153,6 @@ def solve_params(p: dict[str, Any]) -> dict[str, Any]:
                 inst = make_instance(p["miner_demand"], p["miner_bid"], p["mesp_capacity"], p["mesp_ask"],
                                      p["ccsp_capacity"], p["bundle_step"], p["ccsp_cost"], p["base_price"], reach)
                 doc = solve_hierarchical(inst, upper=p["upper"], lower=p["lower"]).to_json()
-                doc["utilisation"] = doc["utilization"]
     except MechanismError as err:
         raise ParamError("", str(err)) from err
     if p.get("miner_block_size") is not None:
