@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from bazaar.protocol import Envelope, KeyPair, ProtocolError
+from bazaar.protocol.errors import BazaarError
 
 if TYPE_CHECKING:
     from bazaar.ledger.block import Block
@@ -31,18 +32,13 @@ class Refuse(ProtocolError):
         super().__init__(detail, reason=reason)
 
 
-class RequestFailed(Exception):
+class RequestFailed(BazaarError):
     """A direct request got no usable answer.
 
     Attributes:
         reason: ``unavailable`` (peer unreachable), ``timeout``, ``refused`` (the peer refused; ``detail`` has
             its reason) or ``bad-answer`` (the answer did not verify).
     """
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
 class ChainView(Protocol):

@@ -19,6 +19,7 @@ import numpy as np
 from bazaar.ledger.amounts import to_units
 from bazaar.ledger.txs import decode_tx
 from bazaar.mechanisms import hierarchical as mech
+from bazaar.mechanisms.hierarchical.network import n_bundle_steps
 from bazaar.protocol import Envelope, ProtocolError, open_envelope
 from bazaar.protocol.markets import hierarchical as msg
 from bazaar.protocol.messages import validate_basic
@@ -178,9 +179,8 @@ def spare(p: dict[str, Any]) -> float:
 
 def n_steps(p: dict[str, Any]) -> int:
     """Bundle steps each MESP bids for."""
-    if isinstance(p["ccsp_capacity"], list):
-        return int(np.floor(max(p["ccsp_capacity"]) / p["bundle_step"] + 1e-9))
-    return int(np.floor(spare(p) / p["bundle_step"] + 1e-9))
+    sold = max(p["ccsp_capacity"]) if isinstance(p["ccsp_capacity"], list) else spare(p)
+    return n_bundle_steps(float(sold), p["bundle_step"])
 
 
 def single_instance(p: dict[str, Any], book: list[MinerBid], mesps: list[int]) -> mech.HierarchicalInstance:
