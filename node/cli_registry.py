@@ -22,6 +22,7 @@ SOLVE_MODULES = (
     "bazaar.node.solve.collab",
     "bazaar.node.solve.tbcim_auction",
     "bazaar.node.solve.tbcim_stackelberg",
+    "bazaar.node.solve.tbcim_bcfl",
 )
 
 EXPERIMENT_MODULES = (

@@ -135,8 +135,14 @@ class Node:
 
     # ------------------------------------------------------------------ messages
     def seal(self, mtype: str, body: dict[str, Any], *, round: int = 0) -> Envelope:
-        """Sign a message of ours (sequence numbers are time-based, so they grow across restarts)."""
-        self._seq = max(self._seq + 1, time.time_ns() // 1000)
+        """Sign a message of ours.
+
+        Sequence numbers start at the start-up time in microseconds and then count messages one by one, so
+        they grow across restarts (a node never seals a million messages a second) and two messages sealed in
+        a row differ by one: receivers accept them in any order within the replay window (4096 messages), even
+        when they travel on different topics and one waits behind slow handlers.
+        """
+        self._seq += 1
         return seal(self.key, self.network_id, mtype, body, seq=self._seq, market=self.market, round=round)
 
     async def publish(self, mtype: str, body: dict[str, Any], *, round: int) -> Envelope:

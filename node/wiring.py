@@ -108,8 +108,9 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
     if app.of_kind("request"):
         node.set_protocol(market_protocol(spec.name), _request_server(node, app, role))
     checks = [getattr(role, h.name) for h in app.of_kind("block_check")]
+    prepares = [getattr(role, h.name) for h in app.of_kind("block_prepare")]
     observers = [getattr(role, h.name) for h in app.of_kind("on_block")]
-    if checks or observers:
+    if checks or observers or prepares:
 
         def check(parent: State, block: Block) -> None:
             for fn in checks:
@@ -119,7 +120,11 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
             for fn in observers:
                 fn(block)
 
-        node.chain.hooks.append(BlockHooks(check=check if checks else None,
+        async def prepare(block: Block) -> None:
+            for fn in prepares:
+                await fn(block)
+
+        node.chain.hooks.append(BlockHooks(prepare=prepare if prepares else None, check=check if checks else None,
                                            imported=imported if observers else None))
     for h in app.of_kind("lifespan"):
         node.spawn(f"{node.role}.{h.name}", getattr(role, h.name))

@@ -21,6 +21,8 @@ logged and counted. A handler raises :class:`~.context.Refuse` to refuse with a 
 * ``@serve(mtype, reply=..., from_roles=...)`` — a direct request; returns the body of the signed reply.
 * ``@block_check`` — ``check(parent_state, block)``: a market contract every validator re-executes when it
   imports a block; raise ``InvalidBlock`` to refuse the block.
+* ``@block_prepare`` — ``async prepare(block)`` before the checks of a block received from a peer (fetch what
+  the contract needs, e.g. content-addressed weights).
 * ``@on_block`` — ``observe(block)`` after every import.
 * ``@lifespan`` — ``async run()``: background work for the node's lifetime.
 """
@@ -66,6 +68,11 @@ def serve(mtype: str, *, reply: str, from_roles: tuple[str, ...] | None = None) 
 def block_check(fn: F) -> F:
     """Declare a market contract ``check(self, parent_state, block)`` re-executed on every import."""
     return _mark(fn, Declared("block_check"))
+
+
+def block_prepare(fn: F) -> F:
+    """Declare ``async prepare(self, block)``, awaited before the block checks of a received block."""
+    return _mark(fn, Declared("block_prepare"))
 
 
 def on_block(fn: F) -> F:
@@ -119,7 +126,8 @@ class RoleApp:
                 seen.add(key)
 
     def of_kind(self, kind: str) -> list[Handler]:
-        """The handlers of one kind (``gossip``, ``request``, ``block_check``, ``on_block``, ``lifespan``)."""
+        """The handlers of one kind (``gossip``, ``request``, ``block_check``, ``block_prepare``,
+        ``on_block``, ``lifespan``)."""
         return [h for h in self.handlers if h.declared.kind == kind]
 
     def create(self, ctx: RoleContext) -> Role:

@@ -15,6 +15,7 @@ from .spec import MarketSpec
 MARKETS: dict[str, str] = {
     "ai-bazaar": "bazaar.node.markets.ai_bazaar.spec",
     "hierarchical": "bazaar.node.markets.hierarchical.spec",
+    "tbcim": "bazaar.node.markets.tbcim.spec",
 }
 
 

@@ -1,0 +1,111 @@
+"""An edge device: reports its shard (size, label histogram, EMD) and its costs to its ES, answers its ES's
+price with its best response, and in every epoch it works in pulls the global model by hash, trains locally
+for the epochs its compute buys, and sends its ES the hash of its update (the weights are pulled over the blob
+stream). A device named in ``[mechanism] poisoners`` poisons its updates (a Byzantine device)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bazaar.mechanisms.tbcim import market as mk
+from bazaar.protocol import Envelope
+from bazaar.protocol.envelope import now_ms
+from bazaar.protocol.markets import tbcim as msg
+
+from ..app import RoleApp, on
+from ..context import RequestFailed
+from .common import ES, FETCH_TIMEOUT_S, REQUESTER, TbcimRole
+
+
+class EdgeDevice(TbcimRole):
+    """An ED (a data owner and FL worker)."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.compute: dict[int, float] = {}
+        self.trained = 0
+
+    @property
+    def index(self) -> int:
+        """Our ED index."""
+        return self.roster.ed.index(self.ctx.key.public)
+
+    @property
+    def home(self) -> bytes:
+        """Our ES's key."""
+        return self.roster.es[self.roster.home[self.index]]
+
+    @on(msg.MSG_TASK, from_roles=(REQUESTER,), slow=True)
+    async def on_task(self, env: Envelope) -> None:
+        """Report our shard and costs to our ES."""
+        self.from_requester(env)
+        if self.home not in env.body["es"]:
+            return
+        report = await self.ctx.compute(mk.ed_report, self.cfg, self.data, self.index)
+        body = {"task": env.body["task"], "d": report.d, "histogram": list(report.histogram), "theta": report.theta,
+                "gamma": report.gamma, "beta": report.beta, "compute": report.compute, "c_m": report.c_m}
+        timeout = max(0.1, (env.body["report_deadline_ms"] - now_ms()) / 1000)
+        try:
+            await self.ctx.ask(self.home, msg.MSG_REPORT, body, round=env.round, timeout=timeout)
+        except RequestFailed as err:
+            self.ctx.events.warning("report.refused", task=env.body["task"], error=str(err)[:200])
+
+    @on(msg.MSG_PRICE, from_roles=(ES,), slow=True)
+    async def on_price(self, env: Envelope) -> None:
+        """Our ES's unit price: join iff our best response earns a non-negative profit."""
+        if env.sender != self.home or self.ctx.key.public not in env.body["eds"]:
+            return
+        task = env.body["task"]
+        report = mk.ed_report(self.cfg, self.data, self.index)
+        join, compute, fee = mk.best_response(self.cfg, report, float(env.body["price"]))
+        if join:
+            self.compute[task] = compute
+        timeout = max(0.1, (env.body["answer_deadline_ms"] - now_ms()) / 1000)
+        try:
+            await self.ctx.ask(self.home, msg.MSG_ANSWER, {"task": task, "price": env.body["price"], "join": join,
+                                                           "compute": compute}, round=env.round, timeout=timeout)
+        except RequestFailed as err:
+            self.ctx.events.warning("answer.refused", task=task, error=str(err)[:200])
+            return
+        self.ctx.events.info("answer.sent", task=task, join=join, compute=compute, fee=fee)
+
+    @on(msg.MSG_EPOCH, from_roles=(REQUESTER,), slow=True)
+    async def on_epoch(self, env: Envelope) -> None:
+        """Train on the global model and send our update's commitment to our ES."""
+        self.from_requester(env)
+        b = env.body
+        if self.ctx.key.public not in b["workers"]:
+            return
+        compute = self.compute.get(b["task"])
+        book = self.books.get(b["task"])
+        if compute is None and book is not None:
+            compute = book.workers().get(self.index)
+        if compute is None:
+            self.ctx.events.warning("epoch.no_compute", task=b["task"])
+            return
+        try:
+            model = await self.blobs.fetch(b["model"], [self.roster.requester, self.home],
+                                           size=self.init_model.size, timeout=FETCH_TIMEOUT_S)
+        except RequestFailed as err:
+            self.ctx.events.warning("epoch.no_model", task=b["task"], error=str(err)[:200])
+            return
+        delta = await self.ctx.compute(mk.ed_update, self.cfg, self.data, self.index, b["epoch"], model, compute)
+        h = self.blobs.put(delta)
+        body = {"task": b["task"], "epoch": b["epoch"], "parent": b["model"], "hash": h, "size": int(delta.size),
+                "samples": int(self.data.parts[self.index].size)}
+        timeout = max(0.2, (b["deadline_ms"] - now_ms()) / 1000)
+        try:
+            ack = await self.ctx.ask(self.home, msg.MSG_UPDATE, body, round=env.round, timeout=timeout)
+        except RequestFailed as err:
+            self.ctx.events.warning("update.refused", task=b["task"], epoch=b["epoch"], error=str(err)[:200])
+            return
+        self.trained += 1
+        self.ctx.events.info("update.sent", task=b["task"], epoch=b["epoch"], accepted=ack.body["accepted"],
+                             score=ack.body["score"])
+
+    def status(self) -> dict[str, Any]:
+        """Role fields for ``GET /status``."""
+        return {"trained": self.trained}
+
+
+APP = RoleApp("ed", EdgeDevice)
