@@ -19,6 +19,7 @@ from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import tbcim as msg
 
+from ...notify import Changes
 from ...rounds.collector import Collector
 from ..app import RoleApp, block_check, block_prepare, on, serve
 from ..context import Refuse, RequestFailed
@@ -26,6 +27,8 @@ from .common import ED, ES, FETCH_TIMEOUT_S, REQUESTER, TbcimRole, escrow_lock_b
 from .contract import MissingBlob, Update, check_report, derive_auction, parse_lower, parse_update
 
 MARGIN_S = 0.3
+EARLY_UPDATE_S = 1.0
+"""How long an update may wait for the epoch announcement it overtook."""
 
 
 @dataclass
@@ -53,6 +56,7 @@ class EdgeServer(TbcimRole):
         self.tasks: dict[int, _Task] = {}
         self.epochs: dict[tuple[int, int], _Epoch] = {}
         self.screened = 0
+        self.opened = Changes()
 
     @property
     def index(self) -> int:
@@ -168,35 +172,48 @@ class EdgeServer(TbcimRole):
         ctx.events.info("lower.recorded", task=task.number, price=price, joined=len(low.joined))
 
     # ------------------------------------------------------------------ epochs
-    def epoch_state(self, task: int, epoch: int, round_no: int) -> _Epoch:
-        """The epoch's update collector (made by the first update or the epoch message, whichever is first)."""
+    def open_epoch(self, task: int, epoch: int, round_no: int) -> _Epoch:
+        """Start collecting our workers' updates of an epoch the requester announced."""
         key = (task, epoch)
         state = self.epochs.get(key)
         if state is None:
-            book = self.books.get(task)
-            if book is None or book.epochs != epoch:
-                raise Refuse("wrong-epoch", f"task {task} epoch {epoch} is not open here")
+            book = self.books[task]
             mine = [self.roster.ed[i] for i in sorted(book.workers()) if self.roster.home[i] == self.index]
             state = _Epoch(task, epoch, round_no, Collector(mine, self.ctx.deadline("epoch_s")))
             self.epochs = {k: v for k, v in self.epochs.items() if k[0] >= task - 1}
             self.epochs[key] = state
+            self.opened.notify()
             self.ctx.spawn("verdicts", self.publish_verdicts, state)
         return state
+
+    async def epoch_state(self, task: int, epoch: int) -> _Epoch:
+        """The collector of an announced epoch; an update may overtake the announcement by a moment.
+
+        Raises:
+            Refuse: ``wrong-epoch`` when the epoch is not announced within ``EARLY_UPDATE_S``.
+        """
+        try:
+            await self.opened.wait_for(lambda: (task, epoch) in self.epochs, timeout=EARLY_UPDATE_S)
+        except trio.TooSlowError as err:
+            raise Refuse("wrong-epoch", f"task {task} epoch {epoch} is not open here") from err
+        return self.epochs[(task, epoch)]
 
     @on(msg.MSG_EPOCH, from_roles=(REQUESTER,))
     async def on_epoch(self, env: Envelope) -> None:
         """An epoch opens: start collecting our workers' updates."""
         self.from_requester(env)
-        book = self.books.get(env.body["task"])
-        if book is None or self.index not in book.lowers or not book.lowers[self.index].joined:
+        b = env.body
+        book = self.books.get(b["task"])
+        if book is None or book.epochs != b["epoch"] or self.index not in book.lowers \
+                or not book.lowers[self.index].joined:
             return
-        self.epoch_state(env.body["task"], env.body["epoch"], env.round)
+        self.open_epoch(b["task"], b["epoch"], env.round)
 
     @serve(msg.MSG_UPDATE, reply=msg.MSG_UPDATE_ACK, from_roles=(ED,))
     async def on_update(self, env: Envelope) -> dict[str, Any]:
         """A worker's update: pull its weights by hash, check shape and hash, screen it with the filter."""
         b = env.body
-        state = self.epoch_state(b["task"], b["epoch"], env.round)
+        state = await self.epoch_state(b["task"], b["epoch"])
         book = self.books[b["task"]]
         u = parse_update(env.wire, self.ctx.network_id, self.roster, b["task"], b["epoch"])
         if self.roster.home[u.ed] != self.index:
