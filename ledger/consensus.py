@@ -4,8 +4,8 @@ Each block's ``header.consensus`` map is the proof that its proposer was entitle
 (docs/ledger.md §Consensus):
 
 * ``pos`` — ``{"rule": "pos", "reveal": 96 B, "attempt": k (optional, default 0)}``. The proposer for height
-  h,
-  attempt k, is ``sortition(proposer_weights, seed_{h-1}, h, k)``; ``reveal`` is its BLS signature of
+  h, attempt k, is ``sortition(w_k, seed_{h-1}, h, k)`` with ``w_0`` the proposer weights (a revenue-share
+  ``weights`` record, else the stakes) and ``w_k`` the stakes for every fallback ``k >= 1``; ``reveal`` is its BLS signature of
   ``"bazaar/reveal/v1\\0" || network_id || 0x00 || h`` (unique per key and height, so it cannot be ground);
   ``seed_h = sha256(seed_{h-1} || reveal)`` (RANDAO; docs/adr/0006 for the last-revealer weakness).
   ``attempt`` lets the next candidate take over when the drawn proposer is offline: nodes wait
@@ -85,6 +85,13 @@ def sortition(weights: Mapping[bytes, int], seed: bytes, height: int, attempt: i
     return weighted_draw(weights, seed, height, SORTITION_DOMAIN, attempt)
 
 
+def pos_weights(state: State, attempt: int) -> dict[bytes, int]:
+    """The weights of the ``pos`` draw at ``attempt``: the proposer weights (a revenue-share record, else the
+    stakes) for attempt 0, the stakes for every fallback attempt — so a silent drawn proposer is replaced by a
+    live validator even when the record puts all the weight on it (ADR 0081)."""
+    return state.proposer_weights() if attempt == 0 else state.stake_weights()
+
+
 def pos_proposer(state: State, height: int | None = None, attempt: int = 0) -> bytes:
     """Who must propose the next block (height ``state.height + 1``) on a ``pos`` network.
 
@@ -96,7 +103,7 @@ def pos_proposer(state: State, height: int | None = None, attempt: int = 0) -> b
         height = state.height + 1
     if height != state.height + 1:
         raise ValueError(f"can only draw the proposer of height {state.height + 1}")
-    return sortition(state.proposer_weights(), state.seed, height, attempt)
+    return sortition(pos_weights(state, attempt), state.seed, height, attempt)
 
 
 def reveal_message(network_id: str, height: int) -> bytes:
@@ -220,7 +227,7 @@ def _check_pos(state: State, header: Header, proof: Mapping[str, Any]) -> Consen
     attempt = _attempt(proof)
     if not isinstance(proof["reveal"], bytes) or len(proof["reveal"]) != bls.SIG_LEN:
         raise InvalidBlock(LedgerReason.BAD_CONSENSUS, "reveal must be 96 bytes")
-    expected = sortition(state.proposer_weights(), state.seed, header.height, attempt)
+    expected = sortition(pos_weights(state, attempt), state.seed, header.height, attempt)
     if header.proposer != expected:
         raise InvalidBlock(LedgerReason.BAD_PROPOSER, f"sortition drew {expected.hex()[:16]} for attempt {attempt}")
     return ConsensusOutcome(_check_reveal(state, header, proof["reveal"]), state.pol_round)

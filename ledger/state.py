@@ -194,6 +194,10 @@ class State:
         """Whether ``account`` has been slashed (it may no longer propose or attest)."""
         return account in self.slashed
 
+    def stake_weights(self) -> dict[bytes, int]:
+        """Stakes of the registered, unslashed validators with a positive stake (the fallback draw's weights)."""
+        return self._stake_weights()
+
     def _stake_weights(self) -> dict[bytes, int]:
         return {
             a: w
@@ -209,13 +213,10 @@ class State:
         return self._stake_weights()
 
     def validator_weights(self) -> dict[bytes, int]:
-        """Finality weights of the validators that attest to the next block.
-
-        On a ``pos`` network with a ``weights`` record (revenue share) that record, else the stakes; only
-        registered, unslashed validators with a positive weight appear.
+        """Finality weights of the validators that attest to the next block: their stakes (registered,
+        unslashed, positive). A ``weights`` record (revenue share, allocation) only weights the proposer draw
+        (ADR 0081): an allocation may concentrate on one account, and a crashed winner must not stop finality.
         """
-        if self.genesis.consensus == "pos" and self.weights:
-            return {a: w for a, w in self.proposer_weights().items() if a in self.validators}
         return self._stake_weights()
 
     def validator_set(self) -> dict[bytes, tuple[bytes, int]]:

@@ -6,6 +6,8 @@ scikit-learn wheel, so nothing is downloaded. Every split is a pure function of 
 
 from __future__ import annotations
 
+from importlib import resources
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -17,14 +19,18 @@ N_CLASSES = 10
 def load_digits() -> tuple[NDArray[np.float64], NDArray[np.int64]]:
     """The handwritten digits, pixels scaled from 0..16 to [0, 1].
 
+    Read from ``digits.npz`` shipped beside this module (the UCI optical-recognition digits as scikit-learn
+    bundles them, CC BY 4.0; the same 1797 images in the same order, stored as uint8), so a node does not
+    import scikit-learn (a second of start-up and ~30 MB per process).
+
     Returns:
         ``X`` float64 ``[1797, 64]`` in [0, 1] and ``y`` int64 ``[1797]`` in 0..9.
     """
-    from sklearn.datasets import load_digits as _load
-
-    bunch = _load()
-    X = np.ascontiguousarray(bunch.data, dtype=np.float64) / 16.0
-    y = np.ascontiguousarray(bunch.target, dtype=np.int64)
+    with resources.as_file(resources.files(__package__) / "digits.npz") as path, \
+            np.load(path, allow_pickle=False) as data:
+        pixels, labels = data["pixels"], data["labels"]
+    X = np.ascontiguousarray(pixels, dtype=np.float64) / 16.0
+    y = np.ascontiguousarray(labels, dtype=np.int64)
     return X, y
 
 

@@ -133,10 +133,22 @@ class ChainService:
 
     def would_include(self, consensus: dict[str, Any], *, timestamp_ms: int) -> int:
         """How many mempool transactions a block proposed now would carry (a dry run, nothing stored)."""
+        return len(self.dry_run(consensus, timestamp_ms=timestamp_ms).txs)
+
+    def dry_run(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
+        """The block we would propose now, without the market contracts (nothing stored)."""
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
         block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key, self._candidates(),
                                   timestamp_ms=timestamp_ms, consensus=consensus)
-        return len(block.txs)
+        return block
+
+    async def prepare_candidate(self, block: Block) -> None:
+        """Run the prepare hooks on a block we are about to propose, as an importer would (fetch what the
+        market contracts read, e.g. update blobs), so a proposer never refuses its own block for want of data
+        its peers can fetch."""
+        for hooks in self.hooks:
+            if hooks.prepare is not None:
+                await hooks.prepare(block)
 
     async def propose(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
         """Build a block on our head from the mempool, store it, gossip it and attest it. The market contracts

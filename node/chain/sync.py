@@ -89,11 +89,13 @@ class ChainSync:
         """Catch up whenever a peer shows a height above ours (blocks, attestations, certificates), and
         probe one peer every ``probe_every`` intervals in case the network is idle after our restart."""
         tick = 0
+        probed = False  # a restarted node probes as soon as it has a peer, not ``probe_every`` ticks later
         while True:
             peers = self.svc.transport.peers()
             chain, seen = self.svc.chain, self.svc.highest_seen
             behind = seen > chain.height or chain.finalized_height < seen
-            if peers and (behind or tick % probe_every == 0):
+            if peers and (behind or not probed or tick % probe_every == 0):
+                probed = True
                 for i in range(len(peers) if behind else 1):
                     await self.sync_from(peers[(tick + i) % len(peers)])
                     if self.svc.chain.finalized_height >= self.svc.highest_seen:

@@ -118,8 +118,12 @@ class DrawDriver:
     async def _propose(self, height: int, attempt: int) -> None:
         chain = self.node.chain
         proof = self.proof(attempt)
-        if chain.would_include(proof, timestamp_ms=now_ms()) == 0:
+        candidate = chain.dry_run(proof, timestamp_ms=now_ms())
+        if not candidate.txs:
             return  # nothing in the mempool applies (e.g. a nonce gap): no empty blocks
+        await chain.prepare_candidate(candidate)
+        if chain.height + 1 != height:
+            return  # a block arrived while we prepared
         try:
             block = await chain.propose(proof, timestamp_ms=now_ms())
         except LedgerError as err:  # e.g. a market contract refuses what the mempool holds: propose nothing

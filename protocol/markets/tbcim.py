@@ -8,7 +8,9 @@ each winning ES gossips ``price``, its EDs answer with ``answer``, and the ES go
 answers, with the escrow locks of the EDs' fees). Each global epoch: the requester gossips ``epoch`` (the
 global model's hash and the workers); each worker pulls the model by hash, trains and sends ``update`` (the
 hash and size of its update; the weights travel over the blob stream) to its ES; each ES gossips ``verdicts``
-(the signed updates with its filter verdicts).
+(the signed updates with its filter verdicts) and sends the same signed message to the requester as a direct
+request (``verdicts-ack``): the gossip lets the other ESs pull the update blobs before the epoch's block comes,
+the request is what the requester counts (a node that just restarted may not be in the gossip mesh yet).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ MSG_EPOCH = "tbcim/epoch"
 MSG_UPDATE = "tbcim/update"
 MSG_UPDATE_ACK = "tbcim/update-ack"
 MSG_VERDICTS = "tbcim/verdicts"
+MSG_VERDICTS_ACK = "tbcim/verdicts-ack"
 
 AUCTION_RECORD = "tbcim/auction"
 """``tx/record`` kind: the task message and the signed bids RANet ran on (every ES re-derives the allocation)."""
@@ -144,3 +147,4 @@ VERDICTS = register(MSG_VERDICTS, Schema({
     "accepted": List(Bool(), max_len=MAX_ED),
     "scores": List(Optional(Num(low=-1, high=1)), max_len=MAX_ED),
 }))
+register(MSG_VERDICTS_ACK, ACK)

@@ -183,7 +183,7 @@ async def test_bad_reports_bids_and_updates_are_refused_with_reasons(tmp_path: P
         h = wnode.app.blobs.put(delta)  # type: ignore[union-attr]
         upd = {"task": 1, "epoch": 1, "parent": book.model, "hash": h, "size": int(delta.size), "samples": 5}
         with pytest.raises(RequestFailed) as rf:
-            await wnode.ask(home.key.public, msg.MSG_UPDATE, upd, round=2, timeout=5)
+            await wnode.ask(home.key.public, msg.MSG_UPDATE, {**upd, "epoch": 3}, round=2, timeout=5)
         assert rf.value.reason == "refused" and "wrong-epoch" in rf.value.detail
         summaries = []
         async with trio.open_nursery() as nursery:
@@ -197,7 +197,7 @@ async def test_bad_reports_bids_and_updates_are_refused_with_reasons(tmp_path: P
         # an ED posing as the requester: its epoch message is refused by role
         await ed.publish(msg.MSG_EPOCH, {"task": 1, "epoch": 1, "model": bytes(32), "workers": [],
                                          "deadline_ms": 0}, round=9)
-        await req.router.changes.wait_for(lambda: es.router.rejected.get("not-authorised", 0) >= 1, timeout=10)
+        await es.router.changes.wait_for(lambda: es.router.rejected.get("not-authorised", 0) >= 1, timeout=10)
         summary = await _play(nodes)  # nothing of that moved the market: the next epoch settles
         assert summary["final"]
         for node in nodes.values():

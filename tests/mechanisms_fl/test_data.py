@@ -99,3 +99,10 @@ def test_label_distribution() -> None:
         label_distribution(np.array([4]), n_classes=4)
     with pytest.raises(MechanismError):
         label_distribution(np.array([], dtype=np.int64))
+
+
+def test_the_shipped_digits_are_scikit_learns() -> None:
+    sklearn = pytest.importorskip("sklearn.datasets")
+    X, y = load_digits()
+    bunch = sklearn.load_digits()
+    assert np.array_equal(X, bunch.data / 16.0) and np.array_equal(y, bunch.target)

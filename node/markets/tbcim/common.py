@@ -23,6 +23,7 @@ import math
 from typing import Any
 
 import numpy as np
+import trio
 
 from bazaar.ledger.amounts import to_units
 from bazaar.ledger.block import Block
@@ -78,6 +79,7 @@ class TbcimRole(Role):
         self.blobs = BlobStore(ctx)
         self.books: dict[int, TaskBook] = {}
         self._data: mk.TaskData | None = None
+        self._loading = trio.Lock()
         self.init_model = mk.initial_model(self.cfg)
         self.init_hash = self.blobs.put(self.init_model)
         chain = ctx.chain
@@ -85,6 +87,13 @@ class TbcimRole(Role):
             block = chain.block(h)
             if block is not None:
                 self.follow(block)
+
+    async def load_data(self) -> None:
+        """Load the data split off the event loop at start-up (the digits and the split take a second or two on
+        a busy machine: a first report must not miss its deadline for it)."""
+        async with self._loading:
+            if self._data is None:
+                await self.ctx.compute(lambda: self.data)
 
     @property
     def data(self) -> mk.TaskData:

@@ -12,7 +12,7 @@ from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import tbcim as msg
 
-from ..app import RoleApp, on
+from ..app import RoleApp, lifespan, on
 from ..context import RequestFailed
 from .common import ES, FETCH_TIMEOUT_S, REQUESTER, TbcimRole
 
@@ -41,6 +41,7 @@ class EdgeDevice(TbcimRole):
         self.from_requester(env)
         if self.home not in env.body["es"]:
             return
+        await self.load_data()
         report = await self.ctx.compute(mk.ed_report, self.cfg, self.data, self.index)
         body = {"task": env.body["task"], "d": report.d, "histogram": list(report.histogram), "theta": report.theta,
                 "gamma": report.gamma, "beta": report.beta, "compute": report.compute, "c_m": report.c_m}
@@ -102,6 +103,11 @@ class EdgeDevice(TbcimRole):
         self.trained += 1
         self.ctx.events.info("update.sent", task=b["task"], epoch=b["epoch"], accepted=ack.body["accepted"],
                              score=ack.body["score"])
+
+    @lifespan
+    async def warm_up(self) -> None:
+        """Load the data split at start-up."""
+        await self.load_data()
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""

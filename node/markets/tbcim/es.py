@@ -186,17 +186,22 @@ class EdgeServer(TbcimRole):
             self.ctx.spawn("verdicts", self.publish_verdicts, state)
         return state
 
-    async def epoch_state(self, task: int, epoch: int) -> _Epoch:
-        """The collector of an announced epoch; an update may overtake the announcement by a moment.
+    async def epoch_state(self, task: int, epoch: int, parent: bytes, round_no: int) -> _Epoch:
+        """The collector of the epoch an update belongs to. An update may overtake the requester's announcement
+        (or a node that just restarted may have missed it while the gossip mesh re-forms): after
+        ``EARLY_UPDATE_S`` an update trained on the global model the chain holds opens the current epoch.
 
         Raises:
-            Refuse: ``wrong-epoch`` when the epoch is not announced within ``EARLY_UPDATE_S``.
+            Refuse: ``wrong-epoch`` for an update of any other epoch or model.
         """
-        try:
-            await self.opened.wait_for(lambda: (task, epoch) in self.epochs, timeout=EARLY_UPDATE_S)
-        except trio.TooSlowError as err:
-            raise Refuse("wrong-epoch", f"task {task} epoch {epoch} is not open here") from err
-        return self.epochs[(task, epoch)]
+        with trio.move_on_after(EARLY_UPDATE_S):
+            await self.opened.wait_for(lambda: (task, epoch) in self.epochs, timeout=EARLY_UPDATE_S * 2)
+        if (task, epoch) in self.epochs:
+            return self.epochs[(task, epoch)]
+        book = self.books.get(task)
+        if book is None or book.epochs != epoch or book.model != parent or book.final:
+            raise Refuse("wrong-epoch", f"task {task} epoch {epoch} is not open here")
+        return self.open_epoch(task, epoch, round_no)
 
     @on(msg.MSG_EPOCH, from_roles=(REQUESTER,))
     async def on_epoch(self, env: Envelope) -> None:
@@ -213,7 +218,7 @@ class EdgeServer(TbcimRole):
     async def on_update(self, env: Envelope) -> dict[str, Any]:
         """A worker's update: pull its weights by hash, check shape and hash, screen it with the filter."""
         b = env.body
-        state = await self.epoch_state(b["task"], b["epoch"])
+        state = await self.epoch_state(b["task"], b["epoch"], b["parent"], env.round)
         book = self.books[b["task"]]
         u = parse_update(env.wire, self.ctx.network_id, self.roster, b["task"], b["epoch"])
         if self.roster.home[u.ed] != self.index:
@@ -240,9 +245,15 @@ class EdgeServer(TbcimRole):
         """When every worker has sent (or at the deadline): our signed verdicts, to everyone."""
         got = await state.updates.wait()
         rows = sorted(got.answers.values(), key=lambda r: r[0].ed)
-        await self.ctx.publish(msg.MSG_VERDICTS, {
-            "task": state.task, "epoch": state.epoch, "updates": [r[0].wire for r in rows],
-            "accepted": [r[1] for r in rows], "scores": [r[2] for r in rows]}, round=state.round)
+        body = {"task": state.task, "epoch": state.epoch, "updates": [r[0].wire for r in rows],
+                "accepted": [r[1] for r in rows], "scores": [r[2] for r in rows]}
+        await self.ctx.publish(msg.MSG_VERDICTS, body, round=state.round)  # the other ESs prefetch the blobs
+        try:
+            await self.ctx.ask(self.roster.requester, msg.MSG_VERDICTS, body, round=state.round,
+                               timeout=self.ctx.deadline("epoch_s"))
+        except RequestFailed as err:
+            self.ctx.events.warning("verdicts.refused", task=state.task, epoch=state.epoch, error=str(err)[:200])
+            return
         self.ctx.events.info("verdicts.published", task=state.task, epoch=state.epoch, updates=len(rows),
                              rejected=sum(1 for r in rows if not r[1]))
 

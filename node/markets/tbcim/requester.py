@@ -25,7 +25,7 @@ from bazaar.protocol.markets import tbcim as msg
 
 from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
-from ..app import RoleApp, on, serve
+from ..app import RoleApp, lifespan, on, serve
 from ..context import Refuse
 from .common import ES, TbcimRole, escrow_lock_body
 from .contract import Auction, MissingBlob, TaskBook, Update, derive_auction, escrow_id, parse_lower, parse_update
@@ -86,13 +86,14 @@ class Requester(TbcimRole):
         parse_lower(env.sender, env.body, self.ctx.network_id, self.roster, cur.auction, self.cfg.kappa)
         cur.lowers.offer(env.sender, env)
 
-    @on(msg.MSG_VERDICTS, from_roles=(ES,))
-    async def on_verdicts(self, env: Envelope) -> None:
+    @serve(msg.MSG_VERDICTS, reply=msg.MSG_VERDICTS_ACK, from_roles=(ES,))
+    async def on_verdicts(self, env: Envelope) -> dict[str, Any]:
         """An ES's verdicts on its EDs' updates of the epoch in progress."""
         ep = self.epoch
         if ep is None or env.body["task"] != ep.task or env.body["epoch"] != ep.epoch:
             raise Refuse("wrong-epoch", "no epoch open for these verdicts")
         ep.verdicts.offer(env.sender, env)
+        return {"accepted": True, "reason": ""}
 
     def task_body(self, cur: _Task) -> dict[str, Any]:
         """The body of our own task message."""
@@ -124,7 +125,7 @@ class Requester(TbcimRole):
         metrics = {"accuracy": result["accuracy"], "workers": len(book.workers()),
                    "updates": result["updates"], "rejected": result["rejected"],
                    "winners": len(book.lowers), "blob_bytes_in": self.blobs.fetched_bytes}
-        return RoundResult(invited, left_out, nonce, 3 * self.ctx.deadline("block_s"), metrics=metrics,
+        return RoundResult(invited, left_out, nonce, 5 * self.ctx.deadline("block_s"), metrics=metrics,
                            outcome=outcome.doc(), fields={"task": task, "epoch": epoch})
 
     async def auction(self, rnd: RoundStart, task: int) -> list[str]:
@@ -304,6 +305,11 @@ class Requester(TbcimRole):
         if book is not None:
             summary["outcome"]["rejected_updates"] = [
                 {"epoch": e, "ed": self.ctx.name_of(self.roster.ed[i]), "score": s} for e, i, s in book.rejected]
+
+    @lifespan
+    async def warm_up(self) -> None:
+        """Load the data split at start-up."""
+        await self.load_data()
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""

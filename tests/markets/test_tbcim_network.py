@@ -1,0 +1,91 @@
+"""Market tbcim over real libp2p processes on loopback: 10 node processes (the requester, 3 edge servers, 6
+edge devices) settle a whole task exactly as `bazaar solve tbcim-bcfl` computes it and agree on one finalized
+head; a killed winning ES is left out of an epoch and, restarted, resyncs and works again.
+
+Every wait is bounded; only the processes the launcher started are ever signalled (by PID).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bazaar.node import launcher
+from bazaar.node.chaintools import export_data_dir
+from bazaar.node.cli import main
+from bazaar.node.rounds.driver import run_rounds
+from bazaar.node.waiting import wait_until
+
+pytestmark = pytest.mark.network
+SMALL = "tbcim-small"
+EPOCHS = 6
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("tbcim-net")
+    launcher.net_up(SMALL, root, timeout=150)
+    try:
+        yield root
+    finally:
+        launcher.net_down(root)
+
+
+def _agree(root: Path, height: int) -> list[dict[str, Any]]:
+    def probe() -> list[dict[str, Any]] | None:
+        rows = [r for r in launcher.net_status(root)["nodes"] if r["alive"]]
+        ok = all(r["finalized"] is not None and r["finalized"] >= height for r in rows)
+        return rows if ok else None
+
+    return wait_until(probe, timeout=30, what=f"every live node to finalize {height}")
+
+
+def test_ten_processes_settle_a_task_as_the_offline_twin(net: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = launcher.net_status(net)["nodes"]
+    assert len(rows) == 10 and all(r["alive"] for r in rows) and len({r["pid"] for r in rows}) == 10
+    assert main(["round", "--dir", str(net), "--rounds", str(EPOCHS), "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert len(lines) == EPOCHS
+    for line in lines:
+        for key in ("round", "market", "height", "final_everywhere", "left_out", "outcome"):
+            assert key in line, key
+        assert line["final_everywhere"] and line["left_out"] == [], line
+    assert main(["solve", "tbcim-bcfl", "--scenario", SMALL, "--json"]) == 0
+    offline = json.loads(capsys.readouterr().out)
+    assert lines[-1]["outcome"] == offline  # the same global model bit for bit, the same winners and payments
+    rows = _agree(net, lines[-1]["height"])
+    assert len({(r["finalized"], r["finalized_hash"]) for r in rows}) == 1
+    export = export_data_dir(net / "nodes" / "es-0")
+    assert not export["escrow"]  # every escrow of the task was released with its final record
+    genesis = json.loads((net / "genesis.json").read_text())
+    minted = sum(b["reward"] for b in export["blocks"])
+    assert sum(export["balances"].values()) - sum(genesis["balances"].values()) == minted  # tokens conserved
+
+
+def test_a_killed_winning_es_is_left_out_and_resyncs_after_restart(net: Path) -> None:
+    first = next(iter(run_rounds(net, 1)))  # the second task's auction and its epoch 0
+    assert first["final"] and first["epoch"] == 0, first
+    outcome = first["outcome"]
+    victim = next(es for es in outcome["winners"] if outcome["participants"].get(es))
+    launcher.net_kill(net, victim)
+    down = next(iter(run_rounds(net, 1)))
+    assert down["final"] and down["final_everywhere"], {k: v for k, v in down.items() if k != "outcome"}
+    assert set(outcome["participants"][victim]) <= set(down["left_out"]), down  # its workers could not send
+    assert down["metrics"]["updates"] < first["metrics"]["updates"]
+    launcher.net_start(net, victim)
+    height = down["height"]
+
+    def synced() -> bool:
+        rows = {r["name"]: r for r in launcher.net_status(net)["nodes"]}
+        return bool(rows[victim]["alive"] and (rows[victim]["height"] or 0) >= height)
+
+    wait_until(synced, timeout=60, what=f"{victim} to resync to height {height}")
+    after = next(iter(run_rounds(net, 1)))
+    assert after["final"] and after["left_out"] == [], after
+    assert after["metrics"]["updates"] == first["metrics"]["updates"]
+    rows = _agree(net, after["height"])
+    assert all(r["alive"] for r in rows) and len({(r["finalized"], r["finalized_hash"]) for r in rows}) == 1
