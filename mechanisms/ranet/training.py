@@ -1,7 +1,7 @@
 """Offline training of RANet by the augmented Lagrangian with misreport search (SPEC §7, Algorithm 1).
 
-PyTorch is an optional extra (``pip install bazaar[train]``) and is imported only inside these functions;
-the trained weights are exported to numpy (:class:`.mechanism.RANet`) so nodes never need it.
+PyTorch is an optional extra (``pip install -e '.[train]'`` in a source checkout) and is imported only inside
+these functions; the trained weights are exported to numpy (:class:`.mechanism.RANet`) so nodes never need it.
 
 One iteration on a batch ``L_t`` of true costs ``c`` (bids are truthful, ``b = c``):
 
@@ -92,7 +92,7 @@ def _torch() -> Any:
     try:
         import torch
     except ModuleNotFoundError as err:  # pragma: no cover - depends on the environment
-        raise MechanismError("training RANet needs PyTorch: pip install 'bazaar[train]'") from err
+        raise MechanismError("training RANet needs PyTorch: pip install -e '.[train]' (in a checkout)") from err
     return torch
 
 
