@@ -39,6 +39,8 @@ from typing import Any
 from bazaar.node.params import Field, ParamError, check_params, read_toml
 from bazaar.node.stdio import quiet_stdout
 
+from .options import solver_parser
+
 LOTTERY_FIELDS = (
     Field("arrival_rate", "float", required=False, default=1.0 / 600.0, low=0,
           doc="block arrival rate λ (1/s) of the lottery weights"),
@@ -182,7 +184,7 @@ def handler(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``bazaar solve hierarchical``."""
-    p = subparsers.add_parser("hierarchical", help="two-level combinatorial auction CCSP -> MESPs -> miners")
-    p.add_argument("--params", required=True, help="TOML parameter file")
-    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    p.set_defaults(func=handler)
+    solver_parser(subparsers, "hierarchical", help="two-level combinatorial auction CCSP -> MESPs -> miners",
+                  handler=handler, example="hierarchical-paper",
+                  params_help="TOML parameter file (docs/models/hierarchical.md)",
+                  json_help="print the outcome as JSON")

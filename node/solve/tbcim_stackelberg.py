@@ -15,6 +15,8 @@ from typing import Any
 
 from bazaar.node.params import Field, ParamError, load_params
 
+from .options import solver_parser
+
 _POS = {"low": 0.0, "low_open": True}
 FIELDS = (
     Field("omega", "float", **_POS, doc="ES value-of-compute weight"),
@@ -93,7 +95,6 @@ def _handler(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``tbcim-stackelberg`` to ``bazaar solve``."""
-    p = subparsers.add_parser("tbcim-stackelberg", help="TBCIM lower level: ES price, ED compute (SPEC §7)")
-    p.add_argument("--params", required=True, help="TOML parameter file")
-    p.add_argument("--json", action="store_true", help="compact JSON on one line")
-    p.set_defaults(func=_handler)
+    solver_parser(subparsers, "tbcim-stackelberg",
+                  help="TBCIM lower level: ES price, ED compute (docs/models/tbcim.md)", handler=_handler,
+                  example="tbcim-stackelberg", params_help="TOML parameter file (docs/models/tbcim.md)")
