@@ -102,5 +102,5 @@ def test_scenarios_by_name_by_suffixed_name_and_by_path(tmp_path: Path, monkeypa
     copy.write_text(by_name.source.read_text())
     os.symlink(shipped_folder("scenario") / "params", tmp_path / "params")  # the file it names, next to it
     assert load_scenario(str(copy)).source == copy.resolve()
-    with pytest.raises(ParamError, match="no shipped scenario 'nope'.*hierarchical-small"):
+    with pytest.raises(ParamError, match=r"no shipped scenario 'nope'.*hierarchical-small"):
         load_scenario("nope")
