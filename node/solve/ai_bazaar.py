@@ -1,7 +1,7 @@
 """``bazaar solve ai-bazaar --params P.toml --json``: the Stackelberg equilibrium of the AI-Bazaar market.
 
-Prints ``{"price", "demand", "cpp_profit", "consumer_profit", "max_deviation_gain"}`` (SPEC §6). Unknown,
-missing, mistyped or out-of-range keys and empty ranges raise :class:`ParamError` naming the key (exit 2).
+Prints ``{"price", "demand", "cpp_profit", "consumer_profit", "max_deviation_gain"}`` (docs/models/ai-bazaar.md).
+Unknown, missing, mistyped or out-of-range keys and empty ranges raise :class:`ParamError` naming the key (exit 2).
 """
 
 from __future__ import annotations

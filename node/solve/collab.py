@@ -1,4 +1,4 @@
-"""``bazaar solve collab-portfolio`` and ``bazaar solve collab-pricing`` (market ``collab``, SPEC §9).
+"""``bazaar solve collab-portfolio`` and ``bazaar solve collab-pricing`` (market ``collab``, docs/models/collab.md).
 
 Parameter files are documented in docs/models/collab.md. Heavy imports happen inside the handlers.
 """

@@ -1,4 +1,4 @@
-"""``bazaar solve tbcim-stackelberg``: one ES's lower-level Stackelberg game (SPEC §7).
+"""``bazaar solve tbcim-stackelberg``: one ES's lower-level Stackelberg game (docs/models/tbcim.md).
 
 Parameter file (TOML): scalars ``omega, kappa, delta_1, delta_g, M, a1, a2, a3, a4, a5, a6, g_e, p_g`` and
 per-ED lists of one length ``d, theta, beta, gamma, c_m``. Optional: ``participation`` ("exact", default,
