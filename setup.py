@@ -1,4 +1,4 @@
-"""Maps the top-level folders onto sub-packages of the one import package ``bazaar`` (SPEC §2).
+"""Maps the top-level folders onto sub-packages of the one import package ``bazaar`` (docs/adr/0001-architecture.md).
 
 ``node/`` installs as ``bazaar.node``, ``protocol/`` as ``bazaar.protocol`` and so on; sub-packages are
 found automatically, so adding a market never touches packaging. Everything else lives in pyproject.toml.

@@ -1,4 +1,4 @@
-"""Attestations, BLS finality certificates and the tracker that forms them (SPEC §4 finality).
+"""Attestations, BLS finality certificates and the tracker that forms them (docs/ledger.md, finality).
 
 A validator attests to a block by BLS-signing ``"bazaar/attest/v1\\0" || network_id || 0x00 || height (8 B) ||
 block_hash``. Once validators holding at least 2/3 of the weight (``3·signed ≥ 2·total``, integer arithmetic)

@@ -232,7 +232,7 @@ class State:
         )
 
     def conserved(self) -> bool:
-        """Token conservation and non-negativity (SPEC §4 state invariants)."""
+        """Token conservation and non-negativity (docs/ledger.md, state invariants)."""
         if any(v < 0 for v in self.balances.values()) or any(v < 0 for v in self.stakes.values()):
             return False
         if any(e.amount <= 0 for e in self.escrows.values()):

@@ -1,4 +1,4 @@
-"""Transaction types: signed envelopes of type ``tx/<kind>`` (SPEC §4, docs/ledger.md §Transactions).
+"""Transaction types: signed envelopes of type ``tx/<kind>`` (docs/ledger.md §Transactions).
 
 A transaction is an ordinary :class:`~bazaar.protocol.envelope.Envelope`; its signer is the acting account and
 its ``seq`` equals the body's ``nonce``. This module holds the stateless half of validation (the body schemas,

@@ -1,7 +1,7 @@
-"""Network commands of the CLI: ``node``, ``net``, ``round``, ``chain``, ``demo`` (SPEC §5).
+"""Network commands of the CLI: ``node``, ``net``, ``round``, ``chain``, ``demo`` (README.md).
 
-Exit codes: 0 success, 1 runtime failure (a node, the network or a chain check failed), 2 bad usage or
-parameters.
+Exit codes: 0 success, 1 runtime failure (a node, the network or a chain check failed; ``net status``: a node
+is down), 2 bad usage or parameters (a folder that holds no network included).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ def _print_json(value: Any) -> None:
     print(json.dumps(value, default=str))
 
 
-def _err(message: str) -> int:
+def _err(message: str, code: int = 1) -> int:
     print(f"error: {message}", file=sys.stderr)
-    return 1
+    return code
 
 
 def _cmd_node(args: argparse.Namespace) -> int:
@@ -97,6 +97,8 @@ def _cmd_net(args: argparse.Namespace) -> int:
 
     root = Path(args.dir)
     try:
+        if args.action != "up":
+            launcher.NetDir(root).load()  # NoNetwork: exit 2 before any action
         if args.action == "up":
             if not args.scenario:
                 raise ParamError("--scenario", "missing (a shipped scenario name, or a TOML file)")
@@ -112,6 +114,10 @@ def _cmd_net(args: argparse.Namespace) -> int:
                 for row in status["nodes"]:
                     print(f"{row['name']:14s} {row['role']:10s} pid={row['pid']:<7d} alive={row['alive']!s:5s} "
                           f"height={row['height']} finalized={row['finalized']} peers={row['peers']}")
+            down = [row["name"] for row in status["nodes"] if not row["alive"]]
+            if down:
+                print(f"{len(down)} of {len(status['nodes'])} nodes down: {', '.join(down)}", file=sys.stderr)
+                return 1
         elif args.action in ("kill", "start"):
             if not args.node:
                 raise ParamError("--node", "missing: which node")
@@ -119,6 +125,8 @@ def _cmd_net(args: argparse.Namespace) -> int:
                 _print_json({"killed": args.node, "pid": launcher.net_kill(root, args.node)})
             else:
                 _print_json({"started": args.node, "pid": launcher.net_start(root, args.node)["pid"]})
+    except launcher.NoNetwork as err:
+        return _err(str(err), 2)
     except launcher.LaunchError as err:
         return _err(str(err))
     return 0
@@ -136,6 +144,8 @@ def _cmd_round(args: argparse.Namespace) -> int:
                 _print_json(summary)
             else:
                 print(round_line(Path(args.dir), summary), flush=True)
+    except launcher.NoNetwork as err:
+        return _err(str(err), 2)
     except launcher.LaunchError as err:
         return _err(str(err))
     return 0
@@ -201,7 +211,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     node.set_defaults(func=_cmd_node)
 
     net = sub.add_parser("net", help="a local multi-process network")
-    net.add_argument("action", choices=("up", "down", "status", "kill", "start"))
+    net.add_argument("action", choices=("up", "down", "status", "kill", "start"),
+                     help="up: start every node; down: stop them; status: one row per node (exit 1 if a "
+                          "node is down); kill / start: one node (--node)")
     net.add_argument("--scenario", help="shipped scenario name or TOML file (for up)")
     net.add_argument("--dir", required=True, help="the network folder")
     net.add_argument("--node", help="node name (for kill / start)")
@@ -211,16 +223,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     rnd = sub.add_parser("round", help="run scripted market rounds on a running network (one JSON line each)")
     rnd.add_argument("--dir", required=True, help="the network folder")
-    rnd.add_argument("--rounds", type=int, default=1)
+    rnd.add_argument("--rounds", type=int, default=1, help="how many rounds to run (default 1)")
     rnd.add_argument("--scenario", help="(the network's own scenario is used)")
     rnd.add_argument("--progress", action="store_true", help="progress lines on stderr")
     rnd.add_argument("--json", action="store_true", help="one JSON object per round (default: a line for people)")
     rnd.set_defaults(func=_cmd_round)
 
     chain = sub.add_parser("chain", help="inspect or verify a node's chain offline")
-    chain.add_argument("action", choices=("verify", "show", "export"))
-    chain.add_argument("--data-dir", dest="data_dir", required=True)
-    chain.add_argument("--json", action="store_true")
+    chain.add_argument("action", choices=("verify", "show", "export"),
+                       help="verify: re-check every hash, signature and state root; show: one line per block; "
+                            "export: the finalized chain and state as JSON")
+    chain.add_argument("--data-dir", dest="data_dir", required=True, help="the node's data folder (NET/nodes/NAME)")
+    chain.add_argument("--json", action="store_true", help="JSON output (show)")
     chain.set_defaults(func=_cmd_chain)
 
     demo = sub.add_parser("demo", help="the main job: a local network running every scripted round")

@@ -1,4 +1,4 @@
-"""``bazaar demo``: the main job on the embedded defaults (SPEC §5).
+"""``bazaar demo``: the main job on the embedded defaults (README.md).
 
 For each registered market's default scenario, in registration order, it
 starts a local network (one OS process per node), runs every scripted round of the scenario's phases with

@@ -1,4 +1,4 @@
-"""Local multi-process networks: ``bazaar net up|down|status|kill|start`` (SPEC §5).
+"""Local multi-process networks: ``bazaar net up|down|status|kill|start`` (README.md, "Running nodes by hand").
 
 ``net up`` creates a network folder::
 
@@ -44,6 +44,10 @@ class LaunchError(RuntimeError):
     """A network could not be started or reached; the message says which node and why."""
 
 
+class NoNetwork(LaunchError):
+    """The folder holds no network (no ``net.json``): a usage error, not a failure of a network."""
+
+
 def _quiet(_: str) -> None:
     return None
 
@@ -76,8 +80,9 @@ class NetDir:
         """The recorded network (raises LaunchError if there is none)."""
         try:
             return dict(json.loads(self.net_json.read_text()))
-        except FileNotFoundError as err:
-            raise LaunchError(f"no network in {self.root} (run: bazaar net up --dir {self.root})") from err
+        except (FileNotFoundError, NotADirectoryError) as err:
+            raise NoNetwork(f"no network in {self.root} (start one: bazaar net up --scenario NAME --dir "
+                            f"{self.root})") from err
         except json.JSONDecodeError as err:
             raise LaunchError(f"{self.net_json} is corrupt: {err}") from err
 

@@ -149,7 +149,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file.
 
     Raises:
-        ParamError: missing file or invalid TOML (key ``""``).
+        ParamError: missing or unreadable file, not UTF-8, or invalid TOML (key ``""``); the message names the
+            file.
     """
     p = Path(path)
     try:
@@ -159,8 +160,12 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ParamError("", f"parameter file {p} does not exist") from err
     except IsADirectoryError as err:
         raise ParamError("", f"parameter file {p} is a directory") from err
+    except UnicodeDecodeError as err:
+        raise ParamError("", f"{p} is not UTF-8 text (byte {err.start}); TOML files must be UTF-8") from err
     except tomllib.TOMLDecodeError as err:
         raise ParamError("", f"{p} is not valid TOML: {err}") from err
+    except OSError as err:
+        raise ParamError("", f"cannot read parameter file {p}: {err.strerror or err}") from err
 
 
 def load_params(path: str | Path, fields: Iterable[Field]) -> dict[str, Any]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bazaar.deploy import scenario_file
+from bazaar.deploy import shipped_folder
 
 from .params import Field, ParamError, check_params, read_toml
+from .shipped import resolve
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 
@@ -110,7 +110,7 @@ class Scenario:
         candidate = (self.source.parent / path).resolve()
         if candidate.is_file():
             return candidate
-        shipped = _shipped_folder() / path
+        shipped = shipped_folder("scenario") / path
         if shipped.is_file():
             return shipped
         raise ParamError(key, f"file {path!r} not found next to the scenario ({self.source}) or shipped")
@@ -123,11 +123,6 @@ class Scenario:
                 return phase
             left -= phase.rounds
         return self.phases[-1]
-
-
-def _shipped_folder() -> Path:
-    """The folder of the shipped scenarios (package data)."""
-    return Path(str(resources.files("bazaar.deploy").joinpath("scenarios")))
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -166,12 +161,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         ParamError: missing file, bad TOML, unknown market, unknown/missing key, wrong type or value; the
             message names the dotted key and the file.
     """
-    path = Path(name_or_path)
-    if not path.suffix and not path.exists():
-        try:
-            path = scenario_file(str(name_or_path))
-        except FileNotFoundError as err:
-            raise ParamError("scenario", str(err)) from err
+    path = resolve(name_or_path, "scenario", "scenario")
     try:
         return _load(path)
     except ParamError as err:

@@ -1,4 +1,4 @@
-"""The signed envelope every message and transaction travels in (SPEC §3, docs/protocol.md).
+"""The signed envelope every message and transaction travels in (docs/protocol.md).
 
 Wire form (canonical msgpack)::
 

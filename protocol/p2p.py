@@ -1,4 +1,4 @@
-"""The py-libp2p implementation of :class:`~.transport.Transport` (SPEC §3, libp2p.md §8).
+"""The py-libp2p implementation of :class:`~.transport.Transport` (docs/protocol.md, libp2p.md §8).
 
 Gossip goes over gossipsub (``/meshsub/1.1.0``, strict signing); direct requests over one new libp2p stream
 per request, speaking the framed exchange of :mod:`.framing` under the caller's protocol name. The node's

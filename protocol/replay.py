@@ -1,4 +1,4 @@
-"""Replay and clock-skew protection for received envelopes (SPEC §3).
+"""Replay and clock-skew protection for received envelopes (docs/protocol.md).
 
 Per sender the guard keeps the highest ``seq`` seen and a sliding bitmap of the ``window`` sequence numbers
 below it (the IPsec/DTLS anti-replay window, RFC 4303 §3.4.3), so messages may arrive out of order (gossip

@@ -12,7 +12,7 @@ A schema is a tree of field descriptors; :meth:`Schema.check` walks a decoded bo
     PRICE.check(env.body)
 
 Rules every descriptor keeps: unknown map keys are rejected; floats must be finite; ``Int`` rejects ``bool``
-and ``float`` (msgpack keeps them distinct, and so do we: "no floats where an integer is meant", SPEC §3);
+and ``float`` (msgpack keeps them distinct, and so do we: "no floats where an integer is meant", docs/protocol.md);
 every container has an explicit length cap. Descriptors are frozen dataclasses, so two schemas compare equal
 exactly when they accept the same shapes (``messages.register`` relies on that).
 """

@@ -1,4 +1,4 @@
-"""Dependencies point down only (SPEC §2, STYLE "The house"); this test fails on any upward import."""
+"""Dependencies point down only (docs/adr/0001-architecture.md); this test fails on any upward import."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Market ``ai-bazaar`` (seed 000, SPEC §6): Stackelberg pricing of compute, WoLF-PHC agents, PB-MARL."""
+"""Market ``ai-bazaar`` (seed 000): Stackelberg pricing of compute, WoLF-PHC agents, PB-MARL.
+
+See docs/models/ai-bazaar.md.
+"""
 
 from .baselines import GigaWolf, MinimaxQ, PgaApp, genetic_maximize, minimax_policy, project_simplex
 from .followers import (

@@ -2,10 +2,11 @@
 
 ``U_cpp(p) = (p − C) Σ_i F_i*(p)`` is smooth between *kinks*: prices where some ``F_i*`` reaches ``F_min`` or
 ``F_max`` or where some ``a_i(p)`` changes sign. With equal ``β`` and every follower interior it is a
-linear-fractional function of ``p`` (eq. 26), hence monotone (SPEC §6: the paper's Theorem 5 misses this), so
-the optimum sits at a bound or a kink; with unequal ``β`` a piece may have an interior maximum. The fast
-solver locates the kinks (pattern changes on a grid, refined by bisection), runs a bounded scalar search on
-every smooth piece, takes the best of bounds, kinks and piece optima, and verifies it on a grid.
+linear-fractional function of ``p`` (eq. 26), hence monotone (the paper's Theorem 5 misses this;
+docs/models/ai-bazaar.md), so the optimum sits at a bound or a kink; with unequal ``β`` a piece may have an
+interior maximum. The fast solver locates the kinks (pattern changes on a grid, refined by bisection), runs a
+bounded scalar search on every smooth piece, takes the best of bounds, kinks and piece optima, and verifies it on a
+grid.
 """
 
 from __future__ import annotations

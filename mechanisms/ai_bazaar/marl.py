@@ -1,4 +1,6 @@
-"""PB-MARL: the repeated pricing game played by learning agents (SPEC §6), and the one-sided GA problems.
+"""PB-MARL: the repeated pricing game played by learning agents, and the one-sided GA problems.
+
+See docs/models/ai-bazaar.md.
 
 Each episode: the CPP (state = previous total demand, bucketed) picks a price level; every consumer (state =
 current price level) picks a demand level; profits are paid; every agent updates. Rewards are divided by a fixed

@@ -1,4 +1,4 @@
-"""Parameters of the AI-Bazaar Stackelberg game (SPEC §6) and the action grids the learners use."""
+"""Parameters of the AI-Bazaar Stackelberg game (docs/models/ai-bazaar.md) and the action grids the learners use."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""WoLF policy hill-climbing (Bowling & Veloso 2002), the learner of PB-MARL (SPEC §6).
+"""WoLF policy hill-climbing (Bowling & Veloso 2002), the learner of PB-MARL (docs/models/ai-bazaar.md).
 
 Per state ``s``: Q-learning ``Q(s,a) ← (1−α) Q(s,a) + α (r + γ max_a' Q(s',a'))``; the average policy
 ``π̄(s) ← π̄(s) + (π(s) − π̄(s)) / C(s)``; the step ``δ = δ_win`` if ``Σ_a π(s,a) Q(s,a) >= Σ_a π̄(s,a) Q(s,a)``

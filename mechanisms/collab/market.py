@@ -1,4 +1,4 @@
-"""The resource pool's view of the market: demand, supply and the equilibrium test (SPEC §9).
+"""The resource pool's view of the market: demand, supply and the equilibrium test (docs/models/collab.md).
 
 One evaluation at given prices:
 

@@ -22,7 +22,7 @@ class DataGain(Protocol):
 
 @dataclass(frozen=True)
 class QuadraticDataGain:
-    """SPEC §9 data gain ``a·phi·y − b·theta·y²`` (phi: increment factor, theta: fluctuation factor)."""
+    """Data gain ``a·phi·y − b·theta·y²`` (phi: increment factor, theta: fluctuation factor; docs/models/collab.md)."""
 
     a: float = 1.0
     b: float = 0.5
@@ -39,7 +39,7 @@ def _finite(name: str, value: float) -> None:
 
 @dataclass(frozen=True)
 class Publisher:
-    """A task publisher j (SPEC §9).
+    """A task publisher j (docs/models/collab.md).
 
     Attributes:
         budget: b_j > 0.

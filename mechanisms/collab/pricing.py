@@ -1,4 +1,4 @@
-"""Price regulation (SPEC §9): SPA, PDPA, TAPA, and the Q-learning and evolutionary baselines.
+"""Price regulation (docs/models/collab.md): SPA, PDPA, TAPA, and the Q-learning and evolutionary baselines.
 
 Every rule moves a seller's price only in the direction of its demand − supply gap (up on excess demand,
 down on excess supply), leaves cleared sellers alone, and keeps every price in [0, p_max] of its resource.

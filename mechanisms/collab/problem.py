@@ -1,7 +1,7 @@
 # ruff: noqa: SIM300  (X and D are the paper's names, not constants: 'X > bound' is not a Yoda condition)
 """OPT-1 of one publisher against a book: payoff, constraints, bounds and the exact inner X-solve.
 
-Notation (SPEC §9): X total computing shares, D total data units, both bought cheapest first.
+Notation (docs/models/collab.md): X total computing shares, D total data units, both bought cheapest first.
 
 * time gain      U^T(X, D) = ε_t (T − (o + dD)/(fX) − dD/r_net)
 * data gain      U^D(D)    = ε_d Σ_i g(φ_i, θ_i, y_i)            (y_i: cheapest-first fill of D)

@@ -1,5 +1,5 @@
 # ruff: noqa: SIM300  (X and D are the paper's names, not constants: 'X > bound' is not a Yoda condition)
-"""Swing Gradient Search Algorithm (SGSA, paper Algorithm 1; SPEC §9).
+"""Swing Gradient Search Algorithm (SGSA, paper Algorithm 1; docs/models/collab.md).
 
 Outer loop: projected gradient ascent on D over [0, D_max] from the midpoint of the feasible part of the
 iso-cost line, with Barzilai–Borwein step sizes safeguarded by Armijo back-tracking. Inner loop ("swing")

@@ -31,7 +31,7 @@ def cosine_similarity(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
 
 
 class UpdateFilter:
-    """Per-client cosine filter of the paper's BCFL (SPEC §7).
+    """Per-client cosine filter of the paper's BCFL (docs/models/tbcim.md).
 
     An update is accepted when its mean cosine similarity with the client's last ``history`` recorded
     updates is at least ``threshold``; a client's first update is always accepted. :meth:`check` does not

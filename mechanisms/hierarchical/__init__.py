@@ -1,4 +1,7 @@
-"""Market ``hierarchical`` (seed 002): two-level combinatorial auction CCSP → MESPs → miners (SPEC §8)."""
+"""Market ``hierarchical`` (seed 002): two-level combinatorial auction CCSP → MESPs → miners.
+
+See docs/models/hierarchical.md.
+"""
 
 from .baselines import edge_only, fixed_bundles, random_bundles, solve_with_bundles
 from .exact import brute_force_allocate, exact_clear, milp_allocate, vcg_payments

@@ -1,4 +1,4 @@
-"""A single-CCSP hierarchical market: miners, MESPs and one CCSP (SPEC §8)."""
+"""A single-CCSP hierarchical market: miners, MESPs and one CCSP (docs/models/hierarchical.md)."""
 
 from __future__ import annotations
 

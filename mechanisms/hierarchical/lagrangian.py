@@ -1,4 +1,4 @@
-"""Lagrangian relaxation of the multi-seller double-auction WDP (Section 5 of the paper, SPEC §8).
+"""Lagrangian relaxation of the multi-seller double-auction WDP (Section 5 of the paper, docs/models/hierarchical.md).
 
 Relaxing the sellers' capacity constraints with multipliers ``λ_s ≥ 0`` gives
 ``L(λ) = Σ_b max(0, max_{o,s} v_bo − (ask_s + λ_s) q_bo) + Σ_s λ_s cap_s``: each buyer's sub-problem picks its

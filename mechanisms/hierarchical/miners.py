@@ -1,4 +1,4 @@
-"""The miner model (SPEC §8): hash share, orphan factor, reward, ex-ante and ex-post valuations.
+"""The miner model (docs/models/hierarchical.md): hash share, orphan factor, reward, ex-ante and ex-post valuations.
 
 Miner ``i`` requests ``d_i`` units and mines blocks of ``s_i`` transactions. Its hash share is
 ``h_i = d_i x_i / Σ_k d_k x_k``; blocks arrive at Poisson rate ``λ`` and a block of size ``s`` propagates in

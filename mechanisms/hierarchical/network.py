@@ -1,4 +1,4 @@
-"""The per-participant pieces of a round, for markets cleared by separate parties (SPEC §8 "Over the network").
+"""The per-participant pieces of a round, for markets cleared by separate parties (docs/models/hierarchical.md §10).
 
 The offline solvers compute every level in one place; over the network a MESP computes only its own bundle
 row, the CCSP clears the upper level from the rows it received, and the lower level is cleared on the awarded

@@ -1,4 +1,7 @@
-"""RANet: the learned reverse auction of market ``tbcim`` (SPEC §7), numpy inference from shipped weights."""
+"""RANet: the learned reverse auction of market ``tbcim``, numpy inference from shipped weights.
+
+See docs/models/tbcim-auction.md.
+"""
 
 from .baselines import greedy, random_selection, vcg, winner_sets
 from .evaluation import Metrics, evaluate, evaluate_all

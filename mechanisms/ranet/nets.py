@@ -91,7 +91,7 @@ def allocation_head(logits: np.ndarray, head: str) -> np.ndarray:
 
 
 def ir_payment(z: np.ndarray, bids: np.ndarray, ratio: np.ndarray, reserve: float) -> np.ndarray:
-    """The IR-preserving payment ``p_s = z_s (b_s + p~_s (b_bar - b_s))`` (SPEC §7).
+    """The IR-preserving payment ``p_s = z_s (b_s + p~_s (b_bar - b_s))`` (docs/models/tbcim-auction.md).
 
     For ``b_s <= b_bar`` it lies in ``[z_s b_s, z_s b_bar]``, so a truthful seller never loses.
     """

@@ -1,7 +1,8 @@
-"""Offline training of RANet by the augmented Lagrangian with misreport search (SPEC §7, Algorithm 1).
+"""Offline training of RANet by the augmented Lagrangian with misreport search (Algorithm 1).
 
-PyTorch is an optional extra (``pip install bazaar[train]``) and is imported only inside these functions;
-the trained weights are exported to numpy (:class:`.mechanism.RANet`) so nodes never need it.
+The model and every departure from the paper: docs/models/tbcim-auction.md. PyTorch is an optional extra
+(``pip install -e '.[train]'`` in a source checkout) and is imported only inside these functions; the trained
+weights are exported to numpy (:class:`.mechanism.RANet`) so nodes never need it.
 
 One iteration on a batch ``L_t`` of true costs ``c`` (bids are truthful, ``b = c``):
 
@@ -34,7 +35,7 @@ from .settings import Setting, SingleUniform
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of one training run (defaults: SPEC §7 and the RegretNet reference code).
+    """Hyper-parameters of one training run (defaults: docs/models/tbcim-auction.md and the RegretNet reference code).
 
     Attributes:
         iterations: number of weight updates ``T``.
@@ -92,7 +93,7 @@ def _torch() -> Any:
     try:
         import torch
     except ModuleNotFoundError as err:  # pragma: no cover - depends on the environment
-        raise MechanismError("training RANet needs PyTorch: pip install 'bazaar[train]'") from err
+        raise MechanismError("training RANet needs PyTorch: pip install -e '.[train]' (in a checkout)") from err
     return torch
 
 

@@ -1,4 +1,4 @@
-"""Blockchain-aided federated learning of TBCIM, simulated deterministically (SPEC §7, paper Section V).
+"""Blockchain-aided federated learning of TBCIM, simulated deterministically (docs/models/tbcim.md, paper Section V).
 
 The same pieces the network runs — Dirichlet non-IID split, EMD client selection, local training, the
 per-ED cosine filter, deterministic FedAvg — put together in one process so that the paper's accuracy

@@ -1,4 +1,4 @@
-"""The TBCIM model constants (SPEC §7; paper Section V-A)."""
+"""The TBCIM model constants (docs/models/tbcim.md; paper Section V-A)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ED and ES cost model (paper eqs. 29-32, SPEC §7). Every function is vectorised over numpy arrays."""
+"""ED and ES cost model (paper eqs. 29-32, docs/models/tbcim.md). Every function is vectorised over numpy arrays."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""EMD, model quality q(D, theta) and data utility U_d (paper eqs. 26-28, SPEC §7)."""
+"""EMD, model quality q(D, theta) and data utility U_d (paper eqs. 26-28, docs/models/tbcim.md)."""
 
 from __future__ import annotations
 

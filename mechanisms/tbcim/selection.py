@@ -1,4 +1,4 @@
-"""Client selection (Algorithm 2, with the comparison the right way round; SPEC §7)."""
+"""Client selection (Algorithm 2, with the comparison the right way round; docs/models/tbcim.md)."""
 
 from __future__ import annotations
 

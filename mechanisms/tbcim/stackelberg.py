@@ -1,4 +1,4 @@
-"""The lower-level ES-ED Stackelberg game with the completed ES utility of SPEC §7.
+"""The lower-level ES-ED Stackelberg game with the completed ES utility of docs/models/tbcim.md.
 
 ES s (leader) announces a unit price p for "ED utility" ``C_i d_i / (kappa theta_i)``; each ED i (follower)
 chooses its compute C_i and whether to take part. With ``m = delta_1 delta_g M``:
@@ -19,8 +19,8 @@ Two ways to settle participation:
   optimum on each is the closed form clipped to the interval, and the best interval wins. Indifferent EDs
   (profit exactly 0 at a threshold) break ties in the leader's favour (strong Stackelberg equilibrium).
   This is an equilibrium: no ED gains by changing C_i, joining or leaving; no other price pays the ES more.
-* ``"drop"``: SPEC §7's procedure: start from all EDs, take p*(K_W), drop the ED with the most negative
-  profit, repeat. Every remaining ED is individually rational, but a dropped ED may want back in at the
+* ``"drop"``: the procedure of docs/models/tbcim.md: start from all EDs, take p*(K_W), drop the ED with the most
+  negative profit, repeat. Every remaining ED is individually rational, but a dropped ED may want back in at the
   final (higher) price and the ES may prefer a price at a threshold; kept for comparison.
 """
 

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import csv
 import json
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from bazaar.deploy import shipped_file
 from bazaar.node.cli_registry import Experiment
-
-PARAMS_DIR = Path(__file__).resolve().parents[2] / "deploy" / "scenarios" / "params"
+from bazaar.node.params import read_toml
 
 
 def _calibrated() -> Any:
     from bazaar.mechanisms.ai_bazaar import Params
 
-    with (PARAMS_DIR / "ai-bazaar-calibrated.toml").open("rb") as fh:
-        return Params.from_mapping(tomllib.load(fh))
+    return Params.from_mapping(read_toml(shipped_file("params", "ai-bazaar-calibrated")))
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:

@@ -1,4 +1,4 @@
-"""``bazaar experiment tbcim-fl``: the BCFL accuracy figures of the TBCIM paper (SPEC §7).
+"""``bazaar experiment tbcim-fl``: the BCFL accuracy figures of the TBCIM paper (docs/models/tbcim.md).
 
 * Fig. 5  — IID versus non-IID (Dirichlet) data, EDs picked at random at rate 0.5.
 * Fig. 11 — No-IM (random EDs), greedy (cheapest bids), ours (EMD client selection + quality-per-bid

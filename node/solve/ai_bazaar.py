@@ -1,7 +1,7 @@
 """``bazaar solve ai-bazaar --params P.toml --json``: the Stackelberg equilibrium of the AI-Bazaar market.
 
-Prints ``{"price", "demand", "cpp_profit", "consumer_profit", "max_deviation_gain"}`` (SPEC §6). Unknown,
-missing, mistyped or out-of-range keys and empty ranges raise :class:`ParamError` naming the key (exit 2).
+Prints ``{"price", "demand", "cpp_profit", "consumer_profit", "max_deviation_gain"}`` (docs/models/ai-bazaar.md).
+Unknown, missing, mistyped or out-of-range keys and empty ranges raise :class:`ParamError` naming the key (exit 2).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..params import Field, ParamError, check_params, read_toml
+from .options import solver_parser
 
 #: The parameter file's keys, with their types and ranges (the mechanism re-checks cross-key ranges).
 FIELDS = (
@@ -73,7 +74,7 @@ def _handler(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``ai-bazaar`` to ``bazaar solve``."""
-    p = subparsers.add_parser("ai-bazaar", help="AI-Bazaar Stackelberg pricing (SPEC §6)")
-    p.add_argument("--params", required=True, help="TOML file with the keys of SPEC §6 (see docs/models)")
-    p.add_argument("--json", action="store_true", help="print the JSON object of SPEC §6")
-    p.set_defaults(func=_handler)
+    solver_parser(subparsers, "ai-bazaar", help="AI-Bazaar Stackelberg pricing (docs/models/ai-bazaar.md)",
+                  handler=_handler, example="ai-bazaar-calibrated",
+                  params_help="TOML file with the keys of docs/models/ai-bazaar.md",
+                  json_help="print the equilibrium as one JSON object")

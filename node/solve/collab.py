@@ -1,4 +1,4 @@
-"""``bazaar solve collab-portfolio`` and ``bazaar solve collab-pricing`` (market ``collab``, SPEC §9).
+"""``bazaar solve collab-portfolio`` and ``bazaar solve collab-pricing`` (market ``collab``, docs/models/collab.md).
 
 Parameter files are documented in docs/models/collab.md. Heavy imports happen inside the handlers.
 """
@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from ..params import Field, ParamError, check_params, read_toml
+from .options import solver_parser
 
 PUBLISHER_KEYS = (
     Field("budget", "float", low=0, low_open=True, doc="budget b"),
@@ -180,11 +181,8 @@ def _pricing(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``collab-portfolio`` and ``collab-pricing``."""
-    p = subparsers.add_parser("collab-portfolio", help="collab: a publisher's CPPI portfolio")
-    p.add_argument("--params", required=True, help="TOML parameter file (docs/models/collab.md)")
-    p.add_argument("--json", action="store_true", help="compact JSON on one line")
-    p.set_defaults(func=_portfolio)
-    q = subparsers.add_parser("collab-pricing", help="collab: price regulation to market equilibrium")
-    q.add_argument("--params", required=True, help="TOML parameter file (docs/models/collab.md)")
-    q.add_argument("--json", action="store_true", help="compact JSON on one line")
-    q.set_defaults(func=_pricing)
+    solver_parser(subparsers, "collab-portfolio", help="collab: a publisher's CPPI portfolio", handler=_portfolio,
+                  example="collab-portfolio", params_help="TOML parameter file (docs/models/collab.md)")
+    solver_parser(subparsers, "collab-pricing", help="collab: price regulation to market equilibrium",
+                  handler=_pricing, example="collab-pricing",
+                  params_help="TOML parameter file (docs/models/collab.md)")

@@ -1,4 +1,4 @@
-"""``bazaar solve hierarchical``: one round of the two-level CCSP → MESP → miners auction (SPEC §8).
+"""``bazaar solve hierarchical``: one round of the two-level CCSP → MESP → miners auction (docs/models/hierarchical.md).
 
 Parameter file keys (TOML): ``miner_demand`` (list), ``miner_bid`` (list), ``mesp_capacity`` (list),
 ``mesp_ask`` (list, per unit), ``ccsp_capacity``, ``ccsp_cost`` (default 0), ``bundle_step``, ``base_price``
@@ -18,12 +18,12 @@ Output (``--json``): ``assignment`` (MESP per miner, null = unserved), ``bundles
 MILP), ``upper_welfare`` (null in the joint mode), ``details`` (methods, ``decomposable``, gap to the optimum,
 MESP accounts, the bundle bids) and, with block sizes, ``lottery_weights``.
 
-**Several CCSPs.** When ``ccsp_capacity`` is a list, the file describes a multi-CCSP round (SPEC §8 "Several
-CCSPs"): ``ccsp_capacity[k]`` is what CCSP ``k`` sells, ``Q_k`` (not a total including the MESPs' own, as in the
-single case), ``ccsp_ask`` (list, same length) its per-unit ask, ``upper`` one of ``"lagrangian" | "greedy" |
-"milp"`` (default ``"lagrangian"``); ``miner_mesp`` and ``ccsp_cost`` do not apply there (refused as unknown
-keys). The output has the single-CCSP keys plus ``ccsp_of`` (the CCSP each MESP buys from, null = none),
-``upper_bound`` (the Lagrangian dual bound, null for the other methods) and ``duality_gap``
+**Several CCSPs.** When ``ccsp_capacity`` is a list, the file describes a multi-CCSP round
+(docs/models/hierarchical.md §7): ``ccsp_capacity[k]`` is what CCSP ``k`` sells, ``Q_k`` (not a total including the
+MESPs' own, as in the single case), ``ccsp_ask`` (list, same length) its per-unit ask, ``upper`` one of
+``"lagrangian" | "greedy" | "milp"`` (default ``"lagrangian"``); ``miner_mesp`` and ``ccsp_cost`` do not apply
+there (refused as unknown keys). The output has the single-CCSP keys plus ``ccsp_of`` (the CCSP each MESP buys
+from, null = none), ``upper_bound`` (the Lagrangian dual bound, null for the other methods) and ``duality_gap``
 ``(upper_bound − upper_welfare)/|upper_bound|`` (null when not Lagrangian).
 
 :func:`solve_params` is the whole computation from a checked parameter dict (what :func:`load` returns) to the
@@ -38,6 +38,8 @@ from typing import Any
 
 from bazaar.node.params import Field, ParamError, check_params, read_toml
 from bazaar.node.stdio import quiet_stdout
+
+from .options import solver_parser
 
 LOTTERY_FIELDS = (
     Field("arrival_rate", "float", required=False, default=1.0 / 600.0, low=0,
@@ -182,7 +184,7 @@ def handler(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``bazaar solve hierarchical``."""
-    p = subparsers.add_parser("hierarchical", help="two-level combinatorial auction CCSP -> MESPs -> miners")
-    p.add_argument("--params", required=True, help="TOML parameter file")
-    p.add_argument("--json", action="store_true", help="print the outcome as JSON")
-    p.set_defaults(func=handler)
+    solver_parser(subparsers, "hierarchical", help="two-level combinatorial auction CCSP -> MESPs -> miners",
+                  handler=handler, example="hierarchical-paper",
+                  params_help="TOML parameter file (docs/models/hierarchical.md)",
+                  json_help="print the outcome as JSON")

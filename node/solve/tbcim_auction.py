@@ -1,14 +1,41 @@
-"""``bazaar solve tbcim-auction``: run the shipped RANet on seeded bid profiles and compare the baselines."""
+"""``bazaar solve tbcim-auction``: run the shipped RANet on seeded bid profiles and compare the baselines.
+
+The run is described by options or by a parameter file (``--params``, keys :data:`FIELDS`, the options'
+names with ``_`` for ``-``); an option given on the command line overrides the file's value.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any
 
-from ..params import ParamError
+from ..params import Field, ParamError, check_params, read_toml
+from .options import solver_parser
 
 SETTINGS = ("single-uniform", "tbcim")
+CHAINS = ("with", "without", "mixed")
+
+#: The parameter file's keys (ranges are checked below, naming the command-line option).
+FIELDS = (
+    Field("sellers", "int", doc="sellers S (shipped weights: single-uniform 3; tbcim 3, 5, 10)"),
+    Field("setting", "str", required=False, default="tbcim", choices=SETTINGS, doc="the auction setting"),
+    Field("samples", "int", required=False, default=2000, doc="bid profiles drawn from the setting"),
+    Field("seed", "int", required=False, default=0, doc="seed of the bid profiles"),
+    Field("chain", "str", required=False, default=None, choices=CHAINS, doc="tbcim: blockchain cost in costs"),
+    Field("regret_profiles", "int", required=False, default=None, doc="profiles of the regret grid search"),
+    Field("show", "int", required=False, default=3, doc="profiles listed with bids, z, payments, winners"),
+)
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings: the parameter file's values, overridden by the options given."""
+    raw = read_toml(args.params) if args.params is not None else {}
+    given = {f.name: getattr(args, f.name) for f in FIELDS if getattr(args, f.name) is not None}
+    if "sellers" not in raw and "sellers" not in given:
+        raise ParamError("sellers", "missing: give --sellers or a --params file with sellers")
+    return check_params({**raw, **given}, FIELDS)
 
 
 def _handler(args: argparse.Namespace) -> int:
@@ -17,6 +44,7 @@ def _handler(args: argparse.Namespace) -> int:
     from bazaar.mechanisms.errors import MechanismError
     from bazaar.mechanisms.ranet import RANet, evaluate_all
 
+    args = argparse.Namespace(**{**vars(args), **_options(args)})
     if args.sellers < 1:
         raise ParamError("sellers", f"must be at least 1, got {args.sellers}")
     if not 1 <= args.samples <= 1_000_000:
@@ -78,18 +106,19 @@ def _handler(args: argparse.Namespace) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``tbcim-auction`` to ``bazaar solve``."""
-    p = subparsers.add_parser(
-        "tbcim-auction",
+    p = solver_parser(
+        subparsers, "tbcim-auction",
         help="RANet reverse auction (tbcim): utility, welfare, regret, IR vs VCG / greedy / random / Myerson",
+        handler=_handler, example="tbcim-auction", params_required=False,
+        params_help="TOML file with the options below as keys (an option given overrides it)",
+        json_help="print one JSON object",
     )
-    p.add_argument("--sellers", type=int, required=True, help="sellers S (shipped: single 3; tbcim 3, 5, 10)")
-    p.add_argument("--setting", choices=SETTINGS, default="tbcim")
-    p.add_argument("--samples", type=int, default=2000, help="bid profiles drawn from the setting")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--chain", choices=("with", "without", "mixed"), help="tbcim: blockchain cost in costs")
+    p.add_argument("--sellers", type=int, help="sellers S (shipped: single-uniform 3; tbcim 3, 5, 10)")
+    p.add_argument("--setting", choices=SETTINGS, help="the auction setting (default tbcim)")
+    p.add_argument("--samples", type=int, help="bid profiles drawn from the setting (default 2000)")
+    p.add_argument("--seed", type=int, help="seed of the bid profiles (default 0)")
+    p.add_argument("--chain", choices=CHAINS, help="tbcim: blockchain cost in costs")
     p.add_argument("--weights", help="a .npz from 'bazaar train ranet' instead of the shipped weights")
     p.add_argument("--regret-profiles", type=int, help="profiles the regret grid search runs on (default "
                    "min(samples, 1000))")
-    p.add_argument("--show", type=int, default=3, help="profiles listed with bids, z, payments, winners")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=_handler)
+    p.add_argument("--show", type=int, help="profiles listed with bids, z, payments, winners (default 3)")

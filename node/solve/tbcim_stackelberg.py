@@ -1,4 +1,4 @@
-"""``bazaar solve tbcim-stackelberg``: one ES's lower-level Stackelberg game (SPEC §7).
+"""``bazaar solve tbcim-stackelberg``: one ES's lower-level Stackelberg game (docs/models/tbcim.md).
 
 Parameter file (TOML): scalars ``omega, kappa, delta_1, delta_g, M, a1, a2, a3, a4, a5, a6, g_e, p_g`` and
 per-ED lists of one length ``d, theta, beta, gamma, c_m``. Optional: ``participation`` ("exact", default,
@@ -14,6 +14,8 @@ import json
 from typing import Any
 
 from bazaar.node.params import Field, ParamError, load_params
+
+from .options import solver_parser
 
 _POS = {"low": 0.0, "low_open": True}
 FIELDS = (
@@ -93,7 +95,6 @@ def _handler(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``tbcim-stackelberg`` to ``bazaar solve``."""
-    p = subparsers.add_parser("tbcim-stackelberg", help="TBCIM lower level: ES price, ED compute (SPEC §7)")
-    p.add_argument("--params", required=True, help="TOML parameter file")
-    p.add_argument("--json", action="store_true", help="compact JSON on one line")
-    p.set_defaults(func=_handler)
+    solver_parser(subparsers, "tbcim-stackelberg",
+                  help="TBCIM lower level: ES price, ED compute (docs/models/tbcim.md)", handler=_handler,
+                  example="tbcim-stackelberg", params_help="TOML parameter file (docs/models/tbcim.md)")

@@ -1,4 +1,4 @@
-"""Messages of market ``ai-bazaar`` (SPEC §6): price, demand, lease, mining submission.
+"""Messages of market ``ai-bazaar`` (docs/models/ai-bazaar.md): price, demand, lease, mining submission.
 
 Flow of one round: the CPP gossips ``price``; each consumer sends ``demand`` (with its signed escrow lock)
 to the CPP over a direct stream and gets ``ack``; the CPP gossips ``lease`` (the accepted demands and the

@@ -1,5 +1,5 @@
-"""Messages of market ``hierarchical`` (SPEC §8): the round call, miner bids, MESP bundle bids, the CCSP's
-upper result and each MESP's lower result.
+"""Messages of market ``hierarchical`` (docs/models/hierarchical.md): the round call, miner bids, MESP bundle bids,
+the CCSP's upper result and each MESP's lower result.
 
 Flow of one round (docs/protocol.md §hierarchical): the leading CCSP gossips ``call``; each miner sends ``bid``
 (its demand, bid, block size, reach and a signed escrow lock of its bid) point to point to the MESPs it can

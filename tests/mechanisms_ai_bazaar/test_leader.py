@@ -63,7 +63,7 @@ def test_calibrated_price_is_strictly_inside_and_mining_matters() -> None:
     x = params.beta * eq.demand
     mining = mining_value(params) * x / x.sum()
     assert mining.sum() > 0.5 * eq.consumer_profit.sum()
-    # the optimum is at a kink (SPEC §6), not on a smooth piece
+    # the optimum is at a kink (docs/models/ai-bazaar.md), not on a smooth piece
     kinks = find_kinks(params)
     assert np.min(np.abs(kinks - eq.price)) < 1e-6
     # the slow reference on a four-consumer sub-market (one business user, three miners)

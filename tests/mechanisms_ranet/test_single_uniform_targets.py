@@ -1,4 +1,7 @@
-"""The shipped single-uniform S = 3 network against the Myerson optimum (SPEC §7 targets), numpy only."""
+"""The shipped single-uniform S = 3 network against the Myerson optimum (targets: docs/models/tbcim-auction.md).
+
+Numpy only.
+"""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def test_bad_inputs_get_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFi
     assert "--data-dir" in capsys.readouterr().err
     assert main(["node", "--config", str(tmp_path / "nope.toml")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["net", "status", "--dir", str(tmp_path)]) == 1
+    assert main(["net", "status", "--dir", str(tmp_path)]) == 2  # no network: a usage error
     assert "no network" in capsys.readouterr().err
     assert main(["round", "--dir", str(tmp_path), "--rounds", "0"]) == 2
 

@@ -1,6 +1,6 @@
 """What both ai-bazaar roles share: config, PoL settlement after the mining deadline, the CPP's identity.
 
-One round (SPEC §6), driven by the CPP through the round engine:
+One round (docs/models/ai-bazaar.md), driven by the CPP through the round engine:
 
 1. the CPP gossips its price (Stackelberg optimum for the consumers present, or its WoLF-PHC agent's action);
 2. each consumer answers over a direct stream with its demand and a signed escrow lock of ``price × demand``;
@@ -11,7 +11,7 @@ One round (SPEC §6), driven by the CPP through the round engine:
 5. after the mining deadline every node asks the PoL driver for the lowest verified claim; its miner proposes
    the block (reward R + λB), validators re-check the winner's loss, attest, and the block becomes final at 2/3
    of the stake; everyone adopts the winner's weights;
-6. the agents observe their profits (SPEC §6 formulas at the realised price and demands).
+6. the agents observe their profits (docs/models/ai-bazaar.md formulas at the realised price and demands).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The spec of market ``ai-bazaar`` (SPEC §6): roles, consensus, settings, deadlines, modes, report."""
+"""The spec of market ``ai-bazaar`` (docs/models/ai-bazaar.md): roles, consensus, settings, deadlines, modes, report."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Market ``hierarchical`` on the market layer: CCSPs, MESPs and miners (SPEC §8)."""
+"""Market ``hierarchical`` on the market layer: CCSPs, MESPs and miners (docs/models/hierarchical.md)."""

@@ -1,4 +1,4 @@
-"""The spec of market ``hierarchical`` (SPEC §8): CCSP(s) → MESPs → miners, settled by lottery."""
+"""The spec of market ``hierarchical`` (docs/models/hierarchical.md): CCSP(s) → MESPs → miners, settled by lottery."""
 
 from __future__ import annotations
 
