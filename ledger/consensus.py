@@ -5,8 +5,9 @@ Each block's ``header.consensus`` map is the proof that its proposer was entitle
 
 * ``pos`` — ``{"rule": "pos", "reveal": 96 B, "attempt": k (optional, default 0)}``. The proposer for height
   h, attempt k, is ``sortition(w_k, seed_{h-1}, h, k)`` with ``w_0`` the proposer weights (a revenue-share
-  ``weights`` record, else the stakes) and ``w_k`` the stakes for every fallback ``k >= 1``; ``reveal`` is its BLS signature of
-  ``"bazaar/reveal/v1\\0" || network_id || 0x00 || h`` (unique per key and height, so it cannot be ground);
+  ``weights`` record, else the stakes) and ``w_k`` the stakes for every fallback ``k >= 1``; ``reveal`` is
+  its BLS signature of ``"bazaar/reveal/v1\\0" || network_id || 0x00 || h`` (unique per key and height, so it
+  cannot be ground);
   ``seed_h = sha256(seed_{h-1} || reveal)`` (RANDAO; docs/adr/0006 for the last-revealer weakness).
   ``attempt`` lets the next candidate take over when the drawn proposer is offline: nodes wait
   ``k × deadline`` before accepting an attempt-k block.

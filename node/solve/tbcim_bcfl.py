@@ -59,7 +59,17 @@ def solve(scenario_ref: str, *, use_filter: bool = True, down: list[str] | None 
     return from_run(run, task, es_names, ed_names, members).doc()
 
 
+EXAMPLE = "tbcim-small"
+
+
 def _handler(args: argparse.Namespace) -> int:
+    if args.example:
+        from bazaar.deploy import shipped_file
+
+        sys.stdout.write(shipped_file("scenario", EXAMPLE).read_text(encoding="utf-8"))
+        return 0
+    if args.scenario is None:
+        raise ParamError("--scenario", "missing: a tbcim scenario file or a shipped name (--example prints one)")
     doc = solve(args.scenario, use_filter=not args.no_filter, down=args.down)
     if args.json:
         print(json.dumps(doc))
@@ -82,7 +92,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     """Add ``tbcim-bcfl`` to ``bazaar solve``."""
     p = subparsers.add_parser("tbcim-bcfl", help="one whole TBCIM task offline (auction, ES-ED game, BCFL): the "
                                                  "outcome the tbcim network settles for the same scenario")
-    p.add_argument("--scenario", required=True, help="a tbcim scenario (shipped name or path)")
+    p.add_argument("--scenario", metavar="NAME|FILE", help="a tbcim scenario: a path, or a shipped name "
+                                                            f"(e.g. {EXAMPLE}, tbcim, tbcim-poison)")
+    p.add_argument("--example", action="store_true",
+                   help=f"print the shipped example scenario ({EXAMPLE}) and exit")
     p.add_argument("--no-filter", action="store_true", help="run without the cosine poisoning filter")
     p.add_argument("--down", action="append", metavar="ES:FIRST:LAST",
                    help="ES offline for epochs FIRST..LAST (0-based, inclusive); repeatable")

@@ -1,4 +1,4 @@
-"""Messages of market ``tbcim`` (SPEC §7): the task, ED reports, ES bids, the RANet allocation, the ES–ED
+"""Messages of market ``tbcim`` (docs/models/tbcim.md): the task, ED reports, ES bids, the RANet allocation, the ES–ED
 game, and per global epoch the model updates and the ESs' filter verdicts.
 
 Flow of a task (docs/protocol.md §tbcim): the requester gossips ``task`` (with its signed budget lock); each

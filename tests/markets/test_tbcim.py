@@ -148,7 +148,7 @@ async def test_poisoned_updates_are_rejected_with_evidence_on_the_ledger(tmp_pat
 async def test_bad_reports_bids_and_updates_are_refused_with_reasons(tmp_path: Path) -> None:
     async with open_memory_network(SMALL, tmp_path / "net") as nodes:
         await _play(nodes)
-        ed, es, req = nodes["ed-0"], nodes["es-0"], nodes["requester"]
+        ed, es = nodes["ed-0"], nodes["es-0"]
         app: Any = es.app
         cfg = app.cfg
         rep = mk.ed_report(cfg, app.data, 0)

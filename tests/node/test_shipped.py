@@ -21,12 +21,32 @@ def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentP
     return dict(action.choices)
 
 
-SOLVERS = sorted(_subparsers(_subparsers(build_parser())["solve"]))
+SCENARIO_SOLVERS = ["tbcim-bcfl"]
+"""Offline twins of a networked market: their input is a scenario (``--scenario NAME|FILE``), not a params file."""
+SOLVERS = sorted(set(_subparsers(_subparsers(build_parser())["solve"])) - set(SCENARIO_SOLVERS))
 
 
-def test_there_are_six_solvers() -> None:
+def test_there_are_six_params_solvers_and_one_scenario_solver() -> None:
     assert SOLVERS == ["ai-bazaar", "collab-portfolio", "collab-pricing", "hierarchical", "tbcim-auction",
                        "tbcim-stackelberg"]
+    assert set(SCENARIO_SOLVERS) <= set(_subparsers(_subparsers(build_parser())["solve"]))
+
+
+@pytest.mark.parametrize("solver", SCENARIO_SOLVERS)
+def test_a_scenario_solver_prints_its_example_and_solves_it_by_name_and_path(
+        solver: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["solve", solver, "--example"]) == 0
+    text = capsys.readouterr().out
+    name = next(n for n in shipped_names("scenario") if shipped_file("scenario", n).read_text(encoding="utf-8")
+                == text)
+    assert main(["solve", solver, "--scenario", name, "--json"]) == 0
+    by_name = json.loads(capsys.readouterr().out)
+    copy = tmp_path / "mine.toml"
+    copy.write_text(text, encoding="utf-8")
+    assert main(["solve", solver, "--scenario", str(copy), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == by_name
+    assert main(["solve", solver]) == 2
+    assert "'--scenario'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("solver", SOLVERS)

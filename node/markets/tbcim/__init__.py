@@ -1,1 +1,1 @@
-"""Market ``tbcim`` on the network: requester, edge servers and edge devices (SPEC §7)."""
+"""Market ``tbcim`` on the network: requester, edge servers and edge devices (docs/models/tbcim.md)."""

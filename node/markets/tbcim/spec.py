@@ -1,4 +1,4 @@
-"""The spec of market ``tbcim`` (SPEC §7): a requester buys federated learning from edge servers (RANet
+"""The spec of market ``tbcim`` (docs/models/tbcim.md): a requester buys federated learning from edge servers (RANet
 auction) that price their edge devices (ES–ED Stackelberg game); the ESs validate by PoS weighted by revenue
 share and re-execute the FedAvg contract. A round is one global epoch; a task's first epoch runs its auction."""
 
