@@ -124,7 +124,8 @@ class Requester(TbcimRole):
         outcome = self.outcome(book, extra_epoch=result)
         metrics = {"accuracy": result["accuracy"], "workers": len(book.workers()),
                    "updates": result["updates"], "rejected": result["rejected"],
-                   "winners": len(book.lowers), "blob_bytes_in": self.blobs.fetched_bytes}
+                   "winners": len(book.lowers), "paid": sum(outcome.paid.values()),
+                   "requester_utility": outcome.requester_utility, "blob_bytes_in": self.blobs.fetched_bytes}
         return RoundResult(invited, left_out, nonce, 5 * self.ctx.deadline("block_s"), metrics=metrics,
                            outcome=outcome.doc(), fields={"task": task, "epoch": epoch})
 

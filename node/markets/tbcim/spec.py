@@ -48,13 +48,15 @@ def plots(rounds: list[dict[str, Any]], out: Path) -> list[str]:
     last = rounds[-1]["outcome"] if rounds else {}
     acc = last.get("accuracy", [])
     fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(range(1, len(acc) + 1), acc, "o-", label="network (non-IID, TBCIM pipeline)")
-    offline = rounds[-1].get("offline_accuracy") if rounds else None
-    if offline:
-        ax.plot(range(1, len(offline) + 1), offline, "k--", label="offline twin (bazaar solve tbcim-bcfl)")
+    ax.plot(range(1, len(acc) + 1), acc, "o-", label="network: RANet winners, ES-ED game, filter (non-IID)")
     if acc:
-        iid = run_bcfl(BcflConfig(n_es=3, eds_per_es=(2, 2), split="iid", rounds=len(acc), seed=0)).accuracy
-        ax.plot(range(1, len(iid) + 1), iid, ":", color="gray", label="offline IID reference (all EDs)")
+        names = rounds[-1].get("participants", [])
+        n_es = max(1, sum(1 for n in names if n.startswith("es-")))
+        n_ed = max(n_es, sum(1 for n in names if n.startswith("ed-")))
+        for split, style in (("dirichlet", "k--"), ("iid", ":")):
+            ref = run_bcfl(BcflConfig(n_es=n_es, eds_per_es=(n_ed // n_es, n_ed // n_es), split=split,
+                                      selection="all", rounds=len(acc), seed=0)).accuracy
+            ax.plot(range(1, len(ref) + 1), ref, style, label=f"offline FedAvg, every ED, {split} split")
     ax.set_xlabel("global epoch")
     ax.set_ylabel("requester's held-out accuracy")
     ax.set_ylim(0, 1)
@@ -94,6 +96,8 @@ SPEC = MarketSpec(
             Column("task", "task", "{}", 5), Column("epoch", "epoch", "{}", 5),
             Column("accuracy", "metrics.accuracy", "{:.3f}", 8), Column("workers", "metrics.workers", "{}", 7),
             Column("updates", "metrics.updates", "{}", 7), Column("rejected", "metrics.rejected", "{}", 8),
+            Column("winners", "metrics.winners", "{}", 7), Column("paid", "metrics.paid", "{:.4g}", 8),
+            Column("U_req", "metrics.requester_utility", "{:.4g}", 8),
             Column("proposer", "proposer", "{}", 10),
         ),
         progress=progress,
