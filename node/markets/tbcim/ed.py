@@ -24,6 +24,7 @@ class EdgeDevice(TbcimRole):
         super().__init__(ctx)
         self.compute: dict[int, float] = {}
         self.trained = 0
+        self._report: mk.EdReport | None = None
 
     @property
     def index(self) -> int:
@@ -41,8 +42,7 @@ class EdgeDevice(TbcimRole):
         self.from_requester(env)
         if self.home not in env.body["es"]:
             return
-        await self.load_data()
-        report = await self.ctx.compute(mk.ed_report, self.cfg, self.data, self.index)
+        report = await self.my_report()
         body = {"task": env.body["task"], "d": report.d, "histogram": list(report.histogram), "theta": report.theta,
                 "gamma": report.gamma, "beta": report.beta, "compute": report.compute, "c_m": report.c_m}
         timeout = max(0.1, (env.body["report_deadline_ms"] - now_ms()) / 1000)
@@ -57,7 +57,7 @@ class EdgeDevice(TbcimRole):
         if env.sender != self.home or self.ctx.key.public not in env.body["eds"]:
             return
         task = env.body["task"]
-        report = mk.ed_report(self.cfg, self.data, self.index)
+        report = await self.my_report()
         join, compute, fee = mk.best_response(self.cfg, report, float(env.body["price"]))
         if join:
             self.compute[task] = compute
@@ -106,8 +106,15 @@ class EdgeDevice(TbcimRole):
 
     @lifespan
     async def warm_up(self) -> None:
-        """Load the data split at start-up."""
-        await self.load_data()
+        """Load the data split and compute our report at start-up (a task's report deadline is short)."""
+        await self.my_report()
+
+    async def my_report(self) -> mk.EdReport:
+        """Our shard's report (computed once)."""
+        if self._report is None:
+            await self.load_data()
+            self._report = await self.ctx.compute(mk.ed_report, self.cfg, self.data, self.index)
+        return self._report
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
