@@ -19,6 +19,7 @@ from bazaar.node.chaintools import export_data_dir
 from bazaar.node.cli import main
 from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.waiting import wait_until
+from bazaar.protocol import open_envelope
 
 pytestmark = pytest.mark.network
 SMALL = "tbcim-small"
@@ -89,3 +90,23 @@ def test_a_killed_winning_es_is_left_out_and_resyncs_after_restart(net: Path) ->
     assert after["metrics"]["updates"] == first["metrics"]["updates"]
     rows = _agree(net, after["height"])
     assert all(r["alive"] for r in rows) and len({(r["finalized"], r["finalized_hash"]) for r in rows}) == 1
+
+
+def test_poisoned_updates_are_rejected_over_processes_with_evidence_on_chain(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = tmp_path_factory.mktemp("tbcim-poison")
+    launcher.net_up("tbcim-poison", root, timeout=150)
+    try:
+        rounds = list(run_rounds(root, 3))  # the poisoners attack from epoch 2 on
+        assert all(r["final_everywhere"] for r in rounds), rounds
+        rejected = rounds[-1]["outcome"]["rejected_updates"]
+        assert {r["ed"] for r in rejected} == {"ed-2", "ed-5"} and all(r["epoch"] == 2 for r in rejected)
+        export = export_data_dir(root / "nodes" / "es-1")
+        verdicts = [tx["body"]["data"]["verdicts"] for b in export["blocks"] for tx in b["txs"]
+                    if tx["type"] == "tx/record" and tx["body"]["kind"] == "tbcim/epoch"]
+        assert len(verdicts) == 3
+        nid = json.loads((root / "genesis.json").read_text())["network_id"]
+        flags = [f for v in verdicts for w in v for f in open_envelope(bytes.fromhex(w), nid).body["accepted"]]
+        assert flags.count(False) == 2  # the two rejections, signed by the ESs, on chain
+    finally:
+        launcher.net_down(root)
