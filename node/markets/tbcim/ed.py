@@ -118,7 +118,7 @@ class EdgeDevice(TbcimRole):
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
-        return {"trained": self.trained}
+        return {"trained": self.trained, "blob_bytes_in": self.blobs.fetched_bytes}
 
 
 APP = RoleApp("ed", EdgeDevice)
