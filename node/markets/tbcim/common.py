@@ -190,13 +190,18 @@ class TbcimRole(Role):
         return out
 
     async def ensure(self, wanted: list[tuple[bytes, list[bytes]]]) -> None:
-        """Fetch every wanted blob we do not hold (failures are left to the contract to report)."""
-        for h, holders in wanted:
-            if self.blobs.get(h) is None:
-                try:
-                    await self.blobs.fetch(h, holders, size=None, timeout=FETCH_TIMEOUT_S)
-                except RequestFailed as err:
-                    self.ctx.events.warning("blob.unavailable", hash=h.hex()[:16], reason=err.reason)
+        """Fetch every wanted blob we do not hold, concurrently (failures are left to the contract to report)."""
+        missing = {h: holders for h, holders in wanted if self.blobs.get(h) is None}
+
+        async def one(h: bytes, holders: list[bytes]) -> None:
+            try:
+                await self.blobs.fetch(h, holders, size=None, timeout=FETCH_TIMEOUT_S)
+            except RequestFailed as err:
+                self.ctx.events.warning("blob.unavailable", hash=h.hex()[:16], reason=err.reason)
+
+        async with trio.open_nursery() as nursery:
+            for h, holders in missing.items():
+                nursery.start_soon(one, h, holders)
 
     def blob(self, h: bytes) -> np.ndarray:
         """A held blob (raises :class:`MissingBlob`)."""

@@ -231,13 +231,20 @@ class Requester(TbcimRole):
     async def aggregate(self, book: TaskBook, epoch: int, envs: list[Envelope]) -> tuple[Any, list[Envelope]]:
         """Re-execute the ESs' verdicts; drop an ES whose verdicts the contract would refuse."""
         kept: list[Envelope] = []
+        wanted = []
+        for env in envs:  # pull every blob of every ES's verdicts at once
+            try:
+                wanted += self.needed(book, [parse_update(w, self.ctx.network_id, self.roster, book.task, epoch)
+                                             for w in env.body["updates"]])
+            except Refuse:
+                continue
+        await self.ensure(wanted)
         for env in envs:
             try:
                 updates = [parse_update(w, self.ctx.network_id, self.roster, book.task, epoch)
                            for w in env.body["updates"]]
                 if any(self.roster.home[u.ed] != self.roster.es.index(env.sender) for u in updates):
                     raise Refuse("not-authorised", "a verdict on another ES's edge device")
-                await self.ensure(self.needed(book, updates))
                 mine = await self.ctx.compute(self.reexecute, book, updates)
                 if mine.accepted != [bool(x) for x in env.body["accepted"]] or len(updates) != len(mine.updates):
                     raise Refuse("filter-mismatch", "verdicts differ from the re-executed filter")
