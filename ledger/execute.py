@@ -162,6 +162,21 @@ def _escrow_settle(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     draft.credit(escrow.payer, escrow.amount - body["amount"])
 
 
+def _escrow_split(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    escrow = draft.escrows.get(body["id"])
+    if escrow is None:
+        return  # splits nothing: the lock never landed or was already closed (as for escrow_settle)
+    if escrow.arbiter is None or env.sender != escrow.arbiter:
+        raise InvalidTx(LedgerReason.NOT_AUTHORISED, "only the escrow's arbiter may split it")
+    total = sum(body["to"].values())
+    if total > escrow.amount:
+        raise InvalidTx(LedgerReason.OVER_ESCROW, f"splits {total} > escrow {escrow.amount}")
+    draft.escrows.delete(body["id"])
+    for account, amount in sorted(body["to"].items()):
+        draft.credit(account, amount)
+    draft.credit(escrow.payer, escrow.amount - total)
+
+
 def _stake(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     sender = env.sender
     if sender in draft.slashed:
@@ -263,6 +278,7 @@ HANDLERS: dict[str, Callable[[Draft, Envelope, dict[str, Any]], None]] = {
     "escrow_release": _escrow_release,
     "escrow_refund": _escrow_refund,
     "escrow_settle": _escrow_settle,
+    "escrow_split": _escrow_split,
     "stake": _stake,
     "unstake": _unstake,
     "record": _record,

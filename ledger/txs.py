@@ -16,9 +16,12 @@ from bazaar.protocol.envelope import Envelope, open_envelope, seal
 from bazaar.protocol.errors import OversizeError, ProtocolReason, SchemaError
 from bazaar.protocol.keys import KeyPair
 from bazaar.protocol.messages import register, validate_basic
-from bazaar.protocol.schema import Bytes, Field, Int, Num, Optional, Schema, Str
+from bazaar.protocol.schema import Bytes, Field, Int, Map, Num, Optional, Schema, Str
 
 from .amounts import MAX_AMOUNT
+
+MAX_SPLIT = 256
+"""Most payees of one ``escrow_split``."""
 
 MAX_TX = 256 << 10
 """Cap on one transaction's wire size (256 KiB)."""
@@ -71,6 +74,8 @@ SCHEMAS: dict[str, Schema] = {
     "escrow_refund": Schema({"id": Bytes(size=32), "nonce": _NONCE}),
     "escrow_settle": Schema({"id": Bytes(size=32), "to": _ACCOUNT, "amount": Int(low=0, high=MAX_AMOUNT),
                              "nonce": _NONCE}),
+    "escrow_split": Schema({"id": Bytes(size=32), "to": Map(_ACCOUNT, Int(low=0, high=MAX_AMOUNT), MAX_SPLIT),
+                            "nonce": _NONCE}),
     "stake": Schema(
         {
             "amount": _AMOUNT,

@@ -152,6 +152,22 @@ def test_settle_by_the_arbiter_splits_the_escrow() -> None:
     assert net.state.conserved()
 
 
+def test_split_by_the_arbiter_pays_several_payees_and_refunds_the_rest() -> None:
+    net = Net()
+    lock(net, arbiter=net.acct("dave"))
+    alice, bob, carol = (net.state.balance(net.acct(u)) for u in ("alice", "bob", "carol"))
+    to = {net.acct("bob"): 100, net.acct("carol"): 150}
+    assert reject(net, net.tx("alice", "escrow_split", id=ESC, to=to)) == "not-authorised"
+    assert reject(net, net.tx("dave", "escrow_split", id=ESC, to={**to, net.acct("bob"): 351})) == "over-escrow"
+    net.commit([net.tx("dave", "escrow_split", id=ESC, to=to)])
+    assert net.state.escrow(ESC) is None
+    assert net.state.balance(net.acct("bob")) == bob + 100 and net.state.balance(net.acct("carol")) == carol + 150
+    assert net.state.balance(net.acct("alice")) == alice + 250
+    assert net.state.conserved()
+    net.commit([net.tx("dave", "escrow_split", id=ESC, to=to)])  # closed: splits nothing, the nonce is spent
+    assert net.state.balance(net.acct("bob")) == bob + 100 and net.state.conserved()
+
+
 def test_settling_an_escrow_that_is_not_open_moves_nothing() -> None:
     """A settlement instruction for an escrow that never opened (its lock failed) or is closed is spent and moves
     nothing, so the arbiter's later instructions in the same batch still apply."""
