@@ -121,6 +121,26 @@ def evaluate_market(sellers: Sequence[Seller], publishers: Sequence[Publisher], 
         raise MechanismError("a market needs at least one seller and one publisher")
     if tol < 0:
         raise MechanismError("equilibrium tolerance must be >= 0")
+    book = Book.from_sellers(sellers)
+    plans = [optimize_portfolio(pub, book, method, integral) for pub in publishers]
+    return fill_market(sellers, [p.budget for p in publishers], plans, tol)
+
+
+def fill_market(sellers: Sequence[Seller], budgets: Sequence[float], plans: Sequence[Portfolio],
+                tol: float = 0.05) -> MarketState:
+    """Steps 2 and 3 of an evaluation: fill the publishers' plans (in order) from the book and test the
+    equilibrium — what the resource pool computes from the orders it received (each publisher computes its own
+    plan, step 1, against the book the pool published).
+
+    Raises:
+        MechanismError: no sellers, ``budgets`` and ``plans`` of different lengths, or ``tol`` < 0.
+    """
+    if not sellers:
+        raise MechanismError("a market needs at least one seller")
+    if len(budgets) != len(plans):
+        raise MechanismError(f"{len(plans)} plans for {len(budgets)} publishers")
+    if tol < 0:
+        raise MechanismError("equilibrium tolerance must be >= 0")
     n = len(sellers)
     book = Book.from_sellers(sellers)
     pf = [s.compute_price for s in sellers]
@@ -130,14 +150,11 @@ def evaluate_market(sellers: Sequence[Seller], publishers: Sequence[Publisher], 
     left_f, left_d = list(cf), list(cd)
     got_f, got_d = [0.0] * n, [0.0] * n
     excess_f = excess_d = 0.0
-    plans = []
-    for pub in publishers:
-        plan = optimize_portfolio(pub, book, method, integral)
-        plans.append(plan)
+    for budget, plan in zip(budgets, plans, strict=True):
         if not plan.feasible:
             continue
-        xf, spent = _take(book.compute, left_f, pf, plan.compute, pub.budget, got_f)
-        xd, _ = _take(book.data, left_d, pd, plan.data, pub.budget - spent, got_d)
+        xf, spent = _take(book.compute, left_f, pf, plan.compute, budget, got_f)
+        xd, _ = _take(book.data, left_d, pd, plan.data, budget - spent, got_d)
         excess_f += max(0.0, plan.compute - xf)
         excess_d += max(0.0, plan.data - xd)
     dem_f, dem_d = list(got_f), list(got_d)

@@ -113,7 +113,8 @@ class PricingResult:
         total_payoff: Σ publishers' payoff of the settled trades.
         portfolios: the settled trades, one per publisher.
         state: the market at the final prices.
-        history: per iteration (prices, directions) when recorded.
+        history: per iteration (prices, directions) when recorded: the prices of every evaluation, the start
+            included (``to_dict`` reports them as ``price_path``).
     """
 
     algorithm: str
@@ -129,12 +130,18 @@ class PricingResult:
 
     def to_dict(self) -> dict[str, object]:
         """JSON-able summary (the CLI's output)."""
+        n = len(self.compute_prices)
         return {
             "algorithm": self.algorithm, "iterations": self.iterations, "equilibrium": self.equilibrium,
+            "cleared": self.equilibrium,
             "prices": {"compute": list(self.compute_prices), "data": list(self.data_prices)},
+            "price_path": [{"compute": list(p[:n]), "data": list(p[n:])} for p, _ in self.history],
+            "trades": [{"compute": list(p.compute_purchases), "data": list(p.data_purchases), "cost": p.spent}
+                       for p in self.portfolios],
             "gap": self.gap, "total_payoff": self.total_payoff,
             "spent": [p.spent for p in self.portfolios],
             "payoffs": [p.payoff for p in self.portfolios],
+            "payoff": [p.payoff for p in self.portfolios],
         }
 
 
@@ -331,6 +338,34 @@ class _Evolutionary(_Rule):
 
 _RULES: dict[str, type[_Rule]] = {"spa": _Spa, "pdpa": _Pdpa, "tapa": _Tapa, "qlearning": _QLearning,
                                   "evolutionary": _Evolutionary}
+
+
+class Regulator:
+    """The price rule as a step function, for a regulator that evaluates the market itself (the network's
+    resource pool, which gets the demand from the publishers' orders): ``next_prices(t, prices, state)`` is
+    exactly the move :func:`run_pricing` makes at iteration ``t`` (the rule keeps its damping state between
+    calls).
+
+    Raises:
+        MechanismError: an unknown rule, or one that must evaluate candidate prices on the market itself
+            (``evolutionary``).
+    """
+
+    def __init__(self, algorithm: str, config: PricingConfig, n_sellers: int) -> None:
+        if algorithm not in _RULES:
+            raise MechanismError(f"unknown pricing algorithm {algorithm!r} (one of {', '.join(ALGORITHMS)})")
+        if algorithm == "evolutionary":
+            raise MechanismError("the evolutionary pricer evaluates candidate prices on the market: run it offline")
+        self.rule = _RULES[algorithm](config, n_sellers)
+
+    def next_prices(self, t: int, prices: list[float], state: MarketState) -> list[float]:
+        """The prices of iteration ``t + 1`` (compute prices then data prices)."""
+
+        def no_evaluation(_: list[float]) -> MarketState:
+            raise MechanismError("this rule does not evaluate candidates")
+
+        new, _ = self.rule.propose(t, prices, state, no_evaluation)
+        return new
 
 
 def _with_prices(sellers: Sequence[Seller], prices: Sequence[float]) -> list[Seller]:

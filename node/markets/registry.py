@@ -16,6 +16,7 @@ MARKETS: dict[str, str] = {
     "ai-bazaar": "bazaar.node.markets.ai_bazaar.spec",
     "hierarchical": "bazaar.node.markets.hierarchical.spec",
     "tbcim": "bazaar.node.markets.tbcim.spec",
+    "collab": "bazaar.node.markets.collab.spec",
 }
 
 

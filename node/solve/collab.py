@@ -160,22 +160,52 @@ def _portfolio(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pricing(args: argparse.Namespace) -> int:
+def publishers_of(v: dict[str, Any]) -> list[Any]:
+    """The publishers of a checked collab-pricing file, in file order."""
     from bazaar.mechanisms.collab import Publisher
-    from bazaar.mechanisms.collab.pricing import PricingConfig, run_pricing
+
+    pv = v["publishers"]
+    return [Publisher(b, t, o, m, w, **v["market"]) for b, t, o, m, w in zip(
+        pv["budget"], pv["deadline"], pv["own_data"], pv["multiplier"], pv["omega"], strict=True)]
+
+
+def pricing_config(v: dict[str, Any]) -> Any:
+    """The :class:`PricingConfig` of a checked collab-pricing file (history recorded: the price path).
+
+    Raises:
+        ParamError: the values do not make a pricing configuration.
+    """
+    from bazaar.mechanisms.collab.pricing import PricingConfig
     from bazaar.mechanisms.errors import MechanismError
 
-    v = load_pricing(args.params)
-    top, pv = v["top"], v["publishers"]
-    pubs = [Publisher(b, t, o, m, w, **v["market"]) for b, t, o, m, w in zip(
-        pv["budget"], pv["deadline"], pv["own_data"], pv["multiplier"], pv["omega"], strict=True)]
+    top = v["top"]
     try:
-        cfg = PricingConfig(max_iter=top["max_iter"], tol=top["tol"], seed=top["seed"], method=top["method"],
-                            integral=top["integral"], **v["pricing"])
-        res = run_pricing(_sellers(v["sellers"]), pubs, top["algorithm"], cfg)
+        return PricingConfig(max_iter=top["max_iter"], tol=top["tol"], seed=top["seed"], method=top["method"],
+                             integral=top["integral"], record_history=True, **v["pricing"])
     except MechanismError as err:
         raise ParamError("", str(err)) from err
-    print(json.dumps(res.to_dict(), indent=2 if not args.json else None))
+
+
+def solve_pricing(v: dict[str, Any]) -> dict[str, Any]:
+    """The whole offline regulation from a checked file to the printed document (what the network's round
+    outcome is compared with).
+
+    Raises:
+        ParamError: the values do not make a market.
+    """
+    from bazaar.mechanisms.collab.pricing import run_pricing
+    from bazaar.mechanisms.errors import MechanismError
+
+    try:
+        res = run_pricing(_sellers(v["sellers"]), publishers_of(v), v["top"]["algorithm"], pricing_config(v))
+    except MechanismError as err:
+        raise ParamError("", str(err)) from err
+    return res.to_dict()
+
+
+def _pricing(args: argparse.Namespace) -> int:
+    doc = solve_pricing(load_pricing(args.params))
+    print(json.dumps(doc, indent=2 if not args.json else None))
     return 0
 
 

@@ -1,0 +1,79 @@
+"""The ``[mechanism]`` table of a collab scenario: the ``bazaar solve collab-pricing`` parameter file the
+network regulates (so the network and the offline solver read the same input) and the escrow expiry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ...params import Field, ParamError, check_params
+from ...solve import collab as solve_file
+
+if TYPE_CHECKING:
+    from bazaar.mechanisms.collab import Publisher, Seller
+    from bazaar.mechanisms.collab.pricing import PricingConfig
+
+    from ...scenario import Scenario
+
+NETWORK_RULES = ("spa", "pdpa", "tapa")
+FIELDS = (
+    Field("params", "str", doc="the `bazaar solve collab-pricing` parameter file (relative to the scenario, or "
+                               "shipped)"),
+    Field("escrow_expiry", "int", required=False, default=200, low=1, high=100_000,
+          doc="blocks after which a publisher's unsettled budget lock may be refunded to it"),
+)
+
+
+@dataclass(frozen=True)
+class CollabConfig:
+    """Checked settings: the parameter file and what the roles build from it."""
+
+    params: dict[str, Any]
+    params_path: Path
+    escrow_expiry: int
+
+    @property
+    def algorithm(self) -> str:
+        """The pricing rule."""
+        return str(self.params["top"]["algorithm"])
+
+    def sellers(self) -> list[Seller]:
+        """The devices' offers (starting prices) in scenario order."""
+        return solve_file._sellers(self.params["sellers"])
+
+    def publishers(self) -> list[Publisher]:
+        """The publishers in scenario order (the order the pool serves them)."""
+        return solve_file.publishers_of(self.params)
+
+    def pricing(self) -> PricingConfig:
+        """The regulation's parameters (history recorded: the network reports its price path)."""
+        return solve_file.pricing_config(self.params)
+
+
+def market_config(scenario: Scenario) -> CollabConfig:
+    """Check ``[mechanism]``, load the parameter file and match its sizes to the scenario's roles.
+
+    Raises:
+        ParamError: naming ``mechanism.<key>``, ``mechanism.params.<key>`` or ``roles.<role>``.
+    """
+    try:
+        values = check_params(dict(scenario.market), FIELDS)
+    except ParamError as err:
+        raise ParamError(f"mechanism.{err.key}", str(err).split(": ", 1)[-1]) from err
+    path = scenario.resolve_file(values["params"], "mechanism.params")
+    try:
+        params = solve_file.load_pricing(str(path))
+    except ParamError as err:
+        raise ParamError(f"mechanism.params.{err.key}" if err.key else "mechanism.params",
+                         f"{str(err).split(': ', 1)[-1]} (in {path})") from err
+    cfg = CollabConfig(params, path, values["escrow_expiry"])
+    if cfg.algorithm not in NETWORK_RULES:
+        raise ParamError("mechanism.params.algorithm", f"the network regulates with {', '.join(NETWORK_RULES)}; "
+                                                       f"{cfg.algorithm} runs offline (bazaar solve collab-pricing)")
+    for role, want in (("device", len(params["sellers"]["compute_capacity"])),
+                       ("publisher", len(params["publishers"]["budget"]))):
+        if scenario.roles.get(role, 0) != want:
+            raise ParamError(f"roles.{role}", f"the parameter file {path.name} describes {want} but the scenario "
+                                              f"has {scenario.roles.get(role, 0)}")
+    return cfg

@@ -1,0 +1,71 @@
+"""An edge device: offers its compute shares and data units to the pool, and moves its prices as the pool's
+regulation says — only in the direction of its gap, never past the rule's step (it checks)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bazaar.protocol import Envelope
+from bazaar.protocol.envelope import now_ms
+from bazaar.protocol.markets import collab as msg
+
+from ..app import RoleApp, on
+from ..context import RequestFailed, RoleContext
+from .common import POOL, CollabRole
+
+
+class Device(CollabRole):
+    """A seller of computing shares and data units."""
+
+    def __init__(self, ctx: RoleContext) -> None:
+        super().__init__(ctx)
+        self.index = self.roster.devices.index(ctx.key.public)
+        self.offer = self.cfg.sellers()[self.index]
+        self.prices: dict[int, tuple[float, float]] = {}
+
+    @on(msg.MSG_CALL, from_roles=(POOL,), slow=True)
+    async def on_call(self, env: Envelope) -> None:
+        """Offer our capacities at our starting prices."""
+        self.from_pool(env)
+        if self.ctx.key.public not in env.body["devices"]:
+            return
+        o = self.offer
+        self.prices[env.round] = (o.compute_price, o.data_price)
+        body = {"compute_capacity": o.compute_capacity, "compute_price": o.compute_price,
+                "data_capacity": o.data_capacity, "data_price": o.data_price, "phi": o.phi, "theta": o.theta}
+        timeout = max(0.1, (env.body["offer_deadline_ms"] - now_ms()) / 1000)
+        try:
+            await self.ctx.ask(self.roster.pool, msg.MSG_OFFER, body, round=env.round, timeout=timeout)
+        except RequestFailed as err:
+            self.ctx.events.warning("offer.refused", round=env.round, error=str(err)[:200])
+
+    @on(msg.MSG_REGULATE, from_roles=(POOL,), slow=True)
+    async def on_regulate(self, env: Envelope) -> None:
+        """Move our prices as the rule says (checking the direction), and sign them."""
+        self.from_pool(env)
+        b, n, i = env.body, len(self.roster.devices), self.index
+        old = self.prices.get(env.round)
+        if old is None or len(b["compute_price"]) != n or len(b["data_price"]) != n:
+            return
+        new = (float(b["compute_price"][i]), float(b["data_price"][i]))
+        for p, q, d in zip(old, new, (b["directions"][i], b["directions"][n + i]), strict=True):
+            if (q - p) * d < 0 or (d == 0 and q != p):
+                self.ctx.events.warning("regulate.refused", round=env.round, iteration=b["iteration"],
+                                        reason="wrong-direction")
+                return
+        timeout = max(0.1, (b["price_deadline_ms"] - now_ms()) / 1000)
+        try:
+            await self.ctx.ask(self.roster.pool, msg.MSG_PRICE, {"iteration": b["iteration"], "compute_price": new[0],
+                                                                 "data_price": new[1]},
+                               round=env.round, timeout=timeout)
+        except RequestFailed as err:
+            self.ctx.events.warning("price.refused", round=env.round, error=str(err)[:200])
+            return
+        self.prices[env.round] = new
+
+    def status(self) -> dict[str, Any]:
+        """Role fields for ``GET /status``."""
+        return {"settled_rounds": self.settled}
+
+
+APP = RoleApp("device", Device)

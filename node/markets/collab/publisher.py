@@ -1,0 +1,86 @@
+"""A task publisher: answers every book with its portfolio (SGSA by default) and, in the first iteration, its
+signed budget lock; at the end buys from what the earlier publishers left."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bazaar.ledger.amounts import to_units
+from bazaar.mechanisms.collab import optimize_portfolio
+from bazaar.mechanisms.collab.book import Book
+from bazaar.protocol import Envelope
+from bazaar.protocol.envelope import now_ms
+from bazaar.protocol.markets import collab as msg
+
+from ..app import RoleApp, on, serve
+from ..context import RequestFailed, RoleContext
+from .common import POOL, CollabRole, escrow_id, escrow_ref, order_body, sellers_of
+
+
+class Publisher(CollabRole):
+    """A buyer of compute shares and data units."""
+
+    def __init__(self, ctx: RoleContext) -> None:
+        super().__init__(ctx)
+        self.me = self.cfg.publishers()[self.roster.publishers.index(ctx.key.public)]
+        self.pricing = self.cfg.pricing()
+        self.book: dict[str, Any] | None = None
+        self.expires: dict[int, int] = {}
+        self.locked: dict[int, int] = {}
+
+    @on(msg.MSG_CALL, from_roles=(POOL,))
+    async def on_call(self, env: Envelope) -> None:
+        """A round opens: note its escrow expiry."""
+        self.from_pool(env)
+        self.expires[env.round] = int(env.body["expires"])
+
+    @on(msg.MSG_BOOK, from_roles=(POOL,), slow=True)
+    async def on_book(self, env: Envelope) -> None:
+        """Plan against the book and send the order (with the budget lock in iteration 0)."""
+        self.from_pool(env)
+        b = env.body
+        if env.round not in self.expires or (b["iteration"] > 0 and env.round not in self.locked):
+            return
+        self.book = b
+        sellers = sellers_of(b["compute_capacity"], b["data_capacity"], b["compute_price"], b["data_price"],
+                             b["phi"], b["theta"])
+        plan = await self.ctx.compute(optimize_portfolio, self.me, Book.from_sellers(sellers), self.pricing.method,
+                                      self.pricing.integral)
+        lock = None
+        if b["iteration"] == 0:
+            me = self.ctx.key.public
+            lock = self.ctx.chain.sign_tx("escrow_lock", {
+                "id": escrow_id(env.round, me), "payee": self.roster.pool, "amount": to_units(self.me.budget),
+                "expires": self.expires[env.round], "arbiter": self.roster.pool, "ref": escrow_ref(env.round)},
+                round=env.round)
+        timeout = max(0.1, (b["order_deadline_ms"] - now_ms()) / 1000)
+        try:
+            await self.ctx.ask(self.roster.pool, msg.MSG_ORDER, order_body(plan, b["iteration"],
+                                                                           lock.wire if lock else None),
+                               round=env.round, timeout=timeout)
+        except RequestFailed as err:
+            self.ctx.events.warning("order.refused", round=env.round, iteration=b["iteration"], error=str(err)[:200])
+            if lock is not None:
+                self.ctx.chain.forget_nonce(lock.body["nonce"])
+            return
+        if lock is not None:
+            self.locked[env.round] = int(lock.body["nonce"])
+
+    @serve(msg.MSG_FINAL, reply=msg.MSG_FINAL_ORDER, from_roles=(POOL,))
+    async def on_final(self, env: Envelope) -> dict[str, Any]:
+        """Our final order against what the earlier publishers left (``clear_market``'s step)."""
+        self.from_pool(env)
+        b, book = env.body, self.book
+        if book is None:
+            from ..context import Refuse
+
+            raise Refuse("wrong-round", "no book seen this round")
+        sellers = sellers_of(book["compute_capacity"], book["data_capacity"], b["compute_price"], b["data_price"],
+                             book["phi"], book["theta"])
+        plan = await self.ctx.compute(optimize_portfolio, self.me,
+                                      Book.from_sellers(sellers, b["compute_left"], b["data_left"]),
+                                      self.pricing.method, self.pricing.integral)
+        return order_body(plan, int(book["iteration"]))
+
+
+APP = RoleApp("publisher", Publisher)
