@@ -33,6 +33,12 @@ class Publisher(CollabRole):
         """A round opens: note its escrow expiry."""
         self.from_pool(env)
         self.expires[env.round] = int(env.body["expires"])
+        chain, me = self.ctx.chain, self.ctx.key.public
+        for r, nonce in list(self.locked.items()):  # an earlier round that never settled: its lock never lands
+            if r != env.round and chain.state.nonce(me) < nonce:
+                chain.forget_nonce(nonce)
+                self.ctx.events.warning("lock.forgotten", round=r)
+            self.locked.pop(r, None)
 
     @on(msg.MSG_BOOK, from_roles=(POOL,), slow=True)
     async def on_book(self, env: Envelope) -> None:
