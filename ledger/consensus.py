@@ -12,11 +12,11 @@ Each block's ``header.consensus`` map is the proof that its proposer was entitle
   ``attempt`` lets the next candidate take over when the drawn proposer is offline: nodes wait
   ``k × deadline`` before accepting an attempt-k block.
 * ``lottery`` — ``{"rule": "lottery", "weights": [[account, weight], ...], "seed": seed_{h-1}, "reveal": 96 B,
-  "attempt": k (optional)}``; ``weights`` must equal the state's proposer weights (the allocation published with
-  a ``weights`` record, else stakes), the proposer must equal the attempt-k draw
-  ``weighted_draw(weights, seed, h, LOTTERY_DOMAIN, k)``, and ``reveal`` is its BLS reveal for ``h`` (verified
-  against the BLS key registered for the proposer); the next seed is ``sha256(seed || reveal)`` as for ``pos``,
-  so no proposer can grind the next draw through its transactions.
+  "attempt": k (optional)}``; ``weights`` must equal the state's proposer weights at attempt 0 (the allocation
+  published with a ``weights`` record, else stakes) and the stakes at every fallback attempt, the proposer must
+  equal the attempt-k draw ``weighted_draw(weights, seed, h, LOTTERY_DOMAIN, k)``, and ``reveal`` is its BLS reveal
+  for ``h`` (verified against the BLS key registered for the proposer); the next seed is ``sha256(seed || reveal)``
+  as for ``pos``, so no proposer can grind the next draw through its transactions.
 * ``pol`` — ``{"rule": "pol", "submissions": [raw tx/model_commit envelopes], "winner": account}``; the
   winner is the submitter with the lowest claimed loss (ties broken by account bytes) and must be the
   proposer; the node re-evaluates the winner's model with a block check (``ledger.checks``), the seed advances
@@ -87,9 +87,9 @@ def sortition(weights: Mapping[bytes, int], seed: bytes, height: int, attempt: i
 
 
 def pos_weights(state: State, attempt: int) -> dict[bytes, int]:
-    """The weights of the ``pos`` draw at ``attempt``: the proposer weights (a revenue-share record, else the
-    stakes) for attempt 0, the stakes for every fallback attempt — so a silent drawn proposer is replaced by a
-    live validator even when the record puts all the weight on it (ADR 0081)."""
+    """The weights of the ``pos`` and ``lottery`` draws at ``attempt``: the proposer weights (a revenue-share or
+    allocation record, else the stakes) for attempt 0, the stakes for every fallback attempt — so a silent drawn
+    proposer is replaced by a live validator even when the record puts all the weight on it (ADR 0081)."""
     return state.proposer_weights() if attempt == 0 else state.stake_weights()
 
 
@@ -137,7 +137,7 @@ def lottery_consensus(state: State, bls_secret: int, network_id: str, attempt: i
     height = state.height + 1
     proof: dict[str, Any] = {
         "rule": "lottery",
-        "weights": [[a, w] for a, w in state.proposer_weights().items()],
+        "weights": [[a, w] for a, w in pos_weights(state, attempt).items()],
         "seed": state.seed,
         "reveal": make_reveal(bls_secret, network_id, height),
     }
@@ -148,7 +148,7 @@ def lottery_consensus(state: State, bls_secret: int, network_id: str, attempt: i
 
 def lottery_next(state: State, attempt: int = 0) -> bytes:
     """Who wins the lottery for the next block at ``attempt`` (attempt k takes over when k−1 is silent)."""
-    return lottery_winner(state.proposer_weights(), state.seed, state.height + 1, attempt)
+    return lottery_winner(pos_weights(state, attempt), state.seed, state.height + 1, attempt)
 
 
 def pol_winner(submissions: Sequence[Envelope]) -> Envelope:
@@ -240,10 +240,11 @@ def _check_lottery(state: State, header: Header, proof: Mapping[str, Any]) -> Co
     if proof["seed"] != state.seed:
         raise InvalidBlock(LedgerReason.BAD_SEED, "lottery seed is not the previous block's seed")
     rows = proof["weights"]
-    expected = [[a, w] for a, w in state.proposer_weights().items()]
+    weights = pos_weights(state, attempt)
+    expected = [[a, w] for a, w in weights.items()]
     if rows != expected:
         raise InvalidBlock(LedgerReason.BAD_WEIGHTS, "lottery weights differ from the state's proposer weights")
-    winner = lottery_winner(state.proposer_weights(), state.seed, header.height, attempt)
+    winner = lottery_winner(weights, state.seed, header.height, attempt)
     if header.proposer != winner:
         raise InvalidBlock(LedgerReason.BAD_PROPOSER, f"the lottery drew {winner.hex()[:16]} for attempt {attempt}")
     return ConsensusOutcome(_check_reveal(state, header, proof["reveal"]), state.pol_round)
