@@ -82,6 +82,7 @@ REGULATE = register(MSG_REGULATE, Schema({
     "compute_price": _PRICES,
     "data_price": _PRICES,
     "directions": List(Int(low=-1, high=1), max_len=2 * MAX_DEVICES),
+    "gaps": List(Num(low=0), max_len=2 * MAX_DEVICES),
     "price_deadline_ms": Int(low=0),
 }))
 PRICE = register(MSG_PRICE, Schema({

@@ -155,3 +155,19 @@ async def test_bad_prices_and_orders_are_refused_with_reasons(tmp_path: Path) ->
         for node in nodes.values():
             assert node.router.rejected.get("handler-error", 0) == 0
             assert node.chain.state.conserved()
+
+
+@pytest.mark.parametrize("scenario", ["collab-qlearning", "collab-evolutionary"])
+async def test_device_side_pricers_move_only_with_their_gaps_and_the_market_settles(scenario: str,
+                                                                                   tmp_path: Path) -> None:
+    async with open_memory_network(scenario, tmp_path / "net") as nodes:
+        summary = await _play(nodes)
+        assert summary["final"] and summary["left_out"] == [], summary
+        out = summary["outcome"]
+        assert 1 <= out["iterations"] <= 200 and len(out["price_path"]) == out["iterations"] + 1
+        moved = [p["compute"] for p in out["price_path"]]
+        assert moved[0] != moved[-1]  # the devices did price themselves
+        pool = nodes["pool"]
+        assert pool.router.rejected.get("over-step", 0) == 0 and pool.router.rejected.get("wrong-direction", 0) == 0
+        state = pool.chain.state
+        assert state.conserved() and not state.escrows

@@ -16,7 +16,11 @@ if TYPE_CHECKING:
 
     from ...scenario import Scenario
 
-NETWORK_RULES = ("spa", "pdpa", "tapa")
+POOL_RULES = ("spa", "pdpa", "tapa")
+"""Rules the pool applies to every price (the network equals ``bazaar solve collab-pricing`` with them)."""
+AGENT_RULES = ("qlearning", "evolutionary")
+"""Rules the devices apply to their own prices (``mechanisms.collab.agents``)."""
+NETWORK_RULES = POOL_RULES + AGENT_RULES
 FIELDS = (
     Field("params", "str", doc="the `bazaar solve collab-pricing` parameter file (relative to the scenario, or "
                                "shipped)"),
@@ -37,6 +41,11 @@ class CollabConfig:
     def algorithm(self) -> str:
         """The pricing rule."""
         return str(self.params["top"]["algorithm"])
+
+    @property
+    def device_side(self) -> bool:
+        """Whether the devices price themselves (Q-learning, evolutionary agents)."""
+        return self.algorithm in AGENT_RULES
 
     def sellers(self) -> list[Seller]:
         """The devices' offers (starting prices) in scenario order."""
@@ -68,9 +77,6 @@ def market_config(scenario: Scenario) -> CollabConfig:
         raise ParamError(f"mechanism.params.{err.key}" if err.key else "mechanism.params",
                          f"{str(err).split(': ', 1)[-1]} (in {path})") from err
     cfg = CollabConfig(params, path, values["escrow_expiry"])
-    if cfg.algorithm not in NETWORK_RULES:
-        raise ParamError("mechanism.params.algorithm", f"the network regulates with {', '.join(NETWORK_RULES)}; "
-                                                       f"{cfg.algorithm} runs offline (bazaar solve collab-pricing)")
     for role, want in (("device", len(params["sellers"]["compute_capacity"])),
                        ("publisher", len(params["publishers"]["budget"]))):
         if scenario.roles.get(role, 0) != want:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bazaar.mechanisms.collab.agents import make_agent
+from bazaar.mechanisms.fl.rounds import derive_seed
 from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import collab as msg
@@ -22,6 +24,10 @@ class Device(CollabRole):
         self.index = self.roster.devices.index(ctx.key.public)
         self.offer = self.cfg.sellers()[self.index]
         self.prices: dict[int, tuple[float, float]] = {}
+        pricing = self.cfg.pricing()
+        self.pmax = (pricing.p_max_compute, pricing.p_max_data)
+        self.agent = (make_agent(self.cfg.algorithm, pricing, derive_seed(pricing.seed, 11, self.index))
+                      if self.cfg.device_side else None)
 
     @on(msg.MSG_CALL, from_roles=(POOL,), slow=True)
     async def on_call(self, env: Envelope) -> None:
@@ -47,8 +53,13 @@ class Device(CollabRole):
         old = self.prices.get(env.round)
         if old is None or len(b["compute_price"]) != n or len(b["data_price"]) != n:
             return
-        new = (float(b["compute_price"][i]), float(b["data_price"][i]))
-        for p, q, d in zip(old, new, (b["directions"][i], b["directions"][n + i]), strict=True):
+        dirs = (int(b["directions"][i]), int(b["directions"][n + i]))
+        if self.agent is not None:  # we price ourselves
+            steps = self.agent.steps((float(b["gaps"][i]), float(b["gaps"][n + i])), dirs)
+            new = tuple(min(max(p + d * s, 0.0), m) for p, d, s, m in zip(old, dirs, steps, self.pmax, strict=True))
+        else:
+            new = (float(b["compute_price"][i]), float(b["data_price"][i]))
+        for p, q, d in zip(old, new, dirs, strict=True):
             if (q - p) * d < 0 or (d == 0 and q != p):
                 self.ctx.events.warning("regulate.refused", round=env.round, iteration=b["iteration"],
                                         reason="wrong-direction")

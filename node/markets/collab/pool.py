@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bazaar.ledger.amounts import from_units, to_units
+from bazaar.mechanisms.collab.agents import make_agent
 from bazaar.mechanisms.collab.market import fill_market
 from bazaar.mechanisms.collab.portfolio import Portfolio
 from bazaar.mechanisms.collab.pricing import Regulator
@@ -48,6 +49,7 @@ class _Round:
     prices: Collector[Envelope] | None = None
     iteration: int = 0
     instructed: dict[int, tuple[float, float]] = field(default_factory=dict)
+    directions: list[int] = field(default_factory=list)
     locks: dict[bytes, bytes] = field(default_factory=dict)
 
 
@@ -100,12 +102,21 @@ class Pool(CollabRole):
         if want is None:
             raise Refuse("unknown-participant", "this device is not in the book")
         got = (float(env.body["compute_price"]), float(env.body["data_price"]))
-        old = (self.prices[i], self.prices[len(self.roster.devices) + i])
-        for g, w, o in zip(got, want, old, strict=True):
-            if (g - o) * (w - o) < 0 or (w == o and g != o):
-                raise Refuse("wrong-direction", f"price moved from {o:.6g} to {g:.6g}; the rule says {w:.6g}")
-            if g != w:
-                raise Refuse("over-step", f"price moved from {o:.6g} to {g:.6g}; the rule allows {w:.6g}")
+        n = len(self.roster.devices)
+        old = (self.prices[i], self.prices[n + i])
+        if self.cfg.device_side:  # the device chose its step: with its gap, at most the agent's largest step
+            for slot, (g, o) in enumerate(zip(got, old, strict=True)):
+                d = cur.directions[i + slot * n]
+                if (g - o) * d < 0 or (d == 0 and g != o):
+                    raise Refuse("wrong-direction", f"price moved from {o:.6g} to {g:.6g} against its gap")
+                if abs(g - o) > self.max_step * (1 + 1e-12) or g > self.pmax[slot]:
+                    raise Refuse("over-step", f"price moved by {abs(g - o):.6g} > {self.max_step:.6g}")
+        else:
+            for g, w, o in zip(got, want, old, strict=True):
+                if (g - o) * (w - o) < 0 or (w == o and g != o):
+                    raise Refuse("wrong-direction", f"price moved from {o:.6g} to {g:.6g}; the rule says {w:.6g}")
+                if g != w:
+                    raise Refuse("over-step", f"price moved from {o:.6g} to {g:.6g}; the rule allows {w:.6g}")
         cur.prices.offer(env.sender, env)
         return {"accepted": True, "reason": ""}
 
@@ -163,10 +174,14 @@ class Pool(CollabRole):
                        + [float(offers[i].body["data_price"]) if i in offers else 0.0 for i in range(n)])
         price_wires: list[bytes | None] = [offers[i].wire if i in offers else None for i in range(n)]
         pricing = self.cfg.pricing()
-        try:
-            regulator = Regulator(self.cfg.algorithm, pricing, n)
-        except MechanismError as err:
-            raise RoundError(str(err)) from err
+        regulator = None
+        if not self.cfg.device_side:
+            try:
+                regulator = Regulator(self.cfg.algorithm, pricing, n)
+            except MechanismError as err:
+                raise RoundError(str(err)) from err
+        self.max_step = make_agent(self.cfg.algorithm, pricing, 0).max_step() if self.cfg.device_side else 0.0
+        self.pmax = (pricing.p_max_compute, pricing.p_max_data)
         pubs_all = self.cfg.publishers()
         self.budgets = [p.budget for p in pubs_all]
         order_s, price_s = ctx.deadline("order_s"), ctx.deadline("price_s")
@@ -194,7 +209,7 @@ class Pool(CollabRole):
             path.append(list(self.prices))
             if state.equilibrium or t >= pricing.max_iter:
                 break
-            new = regulator.next_prices(t, list(self.prices), state)
+            new = regulator.next_prices(t, list(self.prices), state) if regulator else list(self.prices)
             live = [k for k in devices if caps_f[roster.devices.index(k)] > 0 or caps_d[roster.devices.index(k)] > 0]
             cur.instructed = {roster.devices.index(k): (new[roster.devices.index(k)], new[n + roster.devices.index(k)])
                               for k in live}
@@ -202,13 +217,17 @@ class Pool(CollabRole):
             await ctx.publish(msg.MSG_REGULATE, {
                 "iteration": t, "compute_price": new[:n], "data_price": new[n:],
                 "directions": [state.direction(i) for i in range(2 * n)],
+                "gaps": [state.relative_gap(i) for i in range(2 * n)],
                 "price_deadline_ms": now_ms() + int(price_s * 1000)}, round=rnd.number)
+            cur.directions = [state.direction(i) for i in range(2 * n)]
             answers = await cur.prices.wait()
             cur.prices = None
             for k in live:  # a device that did not answer leaves the book (its offer is gone)
                 i = roster.devices.index(k)
                 if k in answers.answers:
                     price_wires[i] = answers.answers[k].wire
+                    new[i] = float(answers.answers[k].body["compute_price"])
+                    new[n + i] = float(answers.answers[k].body["data_price"])
                 else:
                     caps_f[i] = caps_d[i] = 0.0
                     left_out.add(k)
