@@ -97,7 +97,7 @@ async def test_a_device_that_vanishes_mid_regulation_is_dropped_and_the_market_s
         assert state.conserved() and not state.escrows
 
 
-async def test_a_pool_that_dies_mid_regulation_moves_no_token(tmp_path: Path) -> None:
+async def test_a_pool_that_dies_mid_regulation_moves_no_token_and_the_next_round_settles(tmp_path: Path) -> None:
     net = MemoryNetwork(seed=4)
     async with open_memory_network("collab-small", tmp_path / "net", network=net) as nodes:
         pool = nodes["pool"]
@@ -120,6 +120,13 @@ async def test_a_pool_that_dies_mid_regulation_moves_no_token(tmp_path: Path) ->
             assert node.chain.state.balance(node.key.public) == before[node.name]
         pub = nodes["publisher-0"]
         assert escrow_id(1, pub.key.public) not in pub.chain.state.escrows
+        # the pool comes back: the publishers drop the lock nonces that never landed and the next round settles
+        for node in others:
+            net.reconnect(pool.key.public, node.key.public)
+        with trio.fail_after(60):
+            again = await pool.engine.play()  # type: ignore[union-attr]
+        assert again["final"] and again["outcome"]["trades"] == _offline("collab-small")["trades"], again
+        assert pool.chain.state.conserved() and not pool.chain.state.escrows
 
 
 async def test_bad_prices_and_orders_are_refused_with_reasons(tmp_path: Path) -> None:
