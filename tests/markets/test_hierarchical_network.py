@@ -108,6 +108,13 @@ def test_a_killed_mesp_is_left_out_and_resyncs_after_restart(net: Path) -> None:
     assert all(a in (None, 0) for a in summary["outcome"]["assignment"])  # nobody is served by the dead MESP
     assert time.monotonic() - t0 < 120
     launcher.net_start(net, "mesp-1")
+    height = summary["height"]
+
+    def synced() -> bool:  # back in step with the chain (so also back in the gossip mesh)
+        rows = {r["name"]: r for r in _rows(net)}
+        return bool(rows["mesp-1"]["alive"] and (rows["mesp-1"]["height"] or 0) >= height)
+
+    wait_until(synced, timeout=60, what=f"mesp-1 to resync to height {height}")
     after = next(iter(run_rounds(net, 1)))
     assert after["final"] and "mesp-1" in after["participants"] and "mesp-1" not in after["left_out"], after
     rows = _agree(net, after["height"])
