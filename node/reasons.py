@@ -46,6 +46,7 @@ class NodeReason(StrEnum):
     WRONG_ITERATION = "wrong-iteration"
     BAD_ORDER = "bad-order"
     OVER_OFFER = "over-offer"
+    OVER_CPPI = "over-cppi"
     WRONG_DIRECTION = "wrong-direction"
     OVER_STEP = "over-step"
     BAD_SETTLEMENT = "bad-settlement"

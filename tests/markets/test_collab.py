@@ -12,7 +12,6 @@ import pytest
 import trio
 
 from bazaar.ledger.amounts import to_units
-from bazaar.node.markets.collab.common import escrow_id
 from bazaar.node.markets.context import RequestFailed
 from bazaar.node.markets.registry import get_spec
 from bazaar.node.memnet import open_memory_network
@@ -104,23 +103,26 @@ async def test_a_pool_that_dies_mid_regulation_moves_no_token_and_the_next_round
         others = [n for n in nodes.values() if n is not pool]
         before = {n.name: n.chain.state.balance(n.key.public) for n in others}
         app: Any = pool.app
+        real_final = app.final_orders
+        died = trio.Event()
 
-        async def die() -> None:
-            while app.current is None or app.current.iteration < 2:
-                await trio.sleep(0.01)
+        async def crash(*_: object) -> Any:  # the regulation is over, the locks are in hand: the pool crashes
             for node in others:
                 net.disconnect(pool.key.public, node.key.public)
+            died.set()
+            await trio.sleep_forever()
 
+        app.final_orders = crash
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(die)
-            with trio.move_on_after(30):
-                await pool.engine.play()  # type: ignore[union-attr]
+            nursery.start_soon(pool.engine.play)  # type: ignore[union-attr]
+            with trio.fail_after(60):
+                await died.wait()
+            nursery.cancel_scope.cancel()
         for node in others:  # the locks never left the pool: nothing is locked, nothing moved
             assert node.chain.state.height == 0 and not node.chain.state.escrows
             assert node.chain.state.balance(node.key.public) == before[node.name]
-        pub = nodes["publisher-0"]
-        assert escrow_id(1, pub.key.public) not in pub.chain.state.escrows
         # the pool comes back: the publishers drop the lock nonces that never landed and the next round settles
+        app.final_orders = real_final
         for node in others:
             net.reconnect(pool.key.public, node.key.public)
         with trio.fail_after(60):
@@ -140,9 +142,10 @@ async def test_bad_prices_and_orders_are_refused_with_reasons(tmp_path: Path) ->
             return await real_dev_ask(peer, mtype, body, **kw)
 
         async def greedy_publisher(peer: bytes, mtype: str, body: dict[str, Any], **kw: Any) -> Any:
-            if mtype == msg.MSG_ORDER and body["iteration"] == 1:  # over budget, then more than is offered
-                with contextlib.suppress(RequestFailed):
-                    await real_pub_ask(peer, mtype, {**body, "spent": 1e9}, **kw)
+            if mtype == msg.MSG_ORDER and body["iteration"] == 1:  # out of order, over budget, over the CPPI cap,
+                for bad in ({"iteration": 99}, {"spent": 1e9}, {"data": body["data"] * 3 + 5}):  # then too much
+                    with contextlib.suppress(RequestFailed):
+                        await real_pub_ask(peer, mtype, {**body, **bad}, **kw)
                 body = {**body, "compute": 1e9}
             return await real_pub_ask(peer, mtype, body, **kw)
 
@@ -158,6 +161,7 @@ async def test_bad_prices_and_orders_are_refused_with_reasons(tmp_path: Path) ->
         rejected = pool.router.rejected
         assert rejected.get("over-step", 0) + rejected.get("wrong-direction", 0) >= 1
         assert rejected.get("over-budget", 0) >= 1 and rejected.get("over-offer", 0) >= 1
+        assert rejected.get("wrong-iteration", 0) >= 1 and rejected.get("over-cppi", 0) >= 1
         assert "device-1" in summary["left_out"] and "publisher-1" in summary["left_out"]
         for node in nodes.values():
             assert node.router.rejected.get("handler-error", 0) == 0

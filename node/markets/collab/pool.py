@@ -14,9 +14,11 @@ from typing import Any
 
 from bazaar.ledger.amounts import from_units, to_units
 from bazaar.mechanisms.collab.agents import make_agent
+from bazaar.mechanisms.collab.book import Book
 from bazaar.mechanisms.collab.market import fill_market
 from bazaar.mechanisms.collab.portfolio import Portfolio
 from bazaar.mechanisms.collab.pricing import Regulator
+from bazaar.mechanisms.collab.problem import PortfolioProblem
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
@@ -58,6 +60,12 @@ class Pool(CollabRole):
 
     current: _Round | None = None
 
+    def status(self) -> dict[str, Any]:
+        """Role fields for ``GET /status`` (the regulation iteration in progress, if any)."""
+        cur = self.current
+        return {"settled_rounds": self.settled, "round": cur.number if cur else None,
+                "iteration": cur.iteration if cur else None}
+
     @serve(msg.MSG_OFFER, reply=msg.MSG_OFFER_ACK, from_roles=(DEVICE,))
     async def on_offer(self, env: Envelope) -> dict[str, Any]:
         """A device's offer for the round in progress."""
@@ -83,6 +91,9 @@ class Pool(CollabRole):
             raise Refuse("over-budget", f"the order spends {b['spent']:.6g} > budget {budget:.6g}")
         if b["compute"] > self.book_caps[0] * (1 + 1e-9) + 1e-9 or b["data"] > self.book_caps[1] * (1 + 1e-9) + 1e-9:
             raise Refuse("over-offer", "the order asks for more units than the devices offer")
+        problem = PortfolioProblem(self.publishers_all[j], Book.from_sellers(self.book_sellers))
+        if b["feasible"] and not problem.feasible(float(b["compute"]), float(b["data"])):
+            raise Refuse("over-cppi", "the portfolio breaks the publisher's budget, deadline or CPPI constraint")
         if cur.iteration == 0:
             if b["escrow"] is None:
                 raise Refuse("bad-escrow", "the first order must carry the budget lock")
@@ -182,8 +193,8 @@ class Pool(CollabRole):
                 raise RoundError(str(err)) from err
         self.max_step = make_agent(self.cfg.algorithm, pricing, 0).max_step() if self.cfg.device_side else 0.0
         self.pmax = (pricing.p_max_compute, pricing.p_max_data)
-        pubs_all = self.cfg.publishers()
-        self.budgets = [p.budget for p in pubs_all]
+        self.publishers_all = self.cfg.publishers()
+        self.budgets = [p.budget for p in self.publishers_all]
         order_s, price_s = ctx.deadline("order_s"), ctx.deadline("price_s")
         path: list[list[float]] = []
         left_out: set[bytes] = set(devices) - set(got.answers)
@@ -192,6 +203,7 @@ class Pool(CollabRole):
         while True:
             cur.iteration = t
             self.book_caps = (sum(caps_f), sum(caps_d))
+            self.book_sellers = sellers_of(caps_f, caps_d, self.prices[:n], self.prices[n:], phi, theta)
             active = [k for k in pubs if t == 0 or k in cur.locks]
             cur.orders = Collector(active, order_s + MARGIN_S)
             await ctx.publish(msg.MSG_BOOK, {
