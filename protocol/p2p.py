@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -445,6 +446,11 @@ async def open_libp2p_transport(
     host = new_host(key_pair=create_new_key_pair(key.seed))
     gossipsub = make_gossipsub()
     pubsub = Pubsub(host, gossipsub, strict_signing=True)
+    # py-libp2p numbers a node's messages from int(time.time()) at start-up, one per message, and peers drop a
+    # (peer, seqno) they saw in the last 120 s. A node that published more than one message a second runs its
+    # counter ahead of the clock, so after a quick restart its new messages reuse seen numbers and vanish for up
+    # to minutes. Start from the time in nanoseconds instead: always past any number used before a restart.
+    pubsub.counter = time.time_ns()
     # Pubsub services outermost: no inbound pubsub stream can arrive before pubsub runs (§2.2).
     async with (
         background_trio_service(pubsub),

@@ -8,6 +8,7 @@ Every wait is bounded; only the processes the launcher started are ever signalle
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from bazaar.node import launcher
 from bazaar.node.chaintools import export_data_dir
 from bazaar.node.cli import main
 from bazaar.node.markets.registry import get_spec
+from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.scenario import load_scenario
 from bazaar.node.waiting import wait_until
 
@@ -49,5 +51,60 @@ def test_six_processes_regulate_and_settle_as_the_offline_solver(tmp_path: Path,
         genesis = json.loads((root / "genesis.json").read_text())
         minted = sum(b["reward"] for b in export["blocks"])
         assert sum(export["balances"].values()) - sum(genesis["balances"].values()) == minted
+    finally:
+        launcher.net_down(root)
+
+
+def _pool_iteration(root: Path) -> int | None:
+    info = launcher.NetDir(root).load()
+    st = launcher.node_status(info["nodes"]["pool"]) or {}
+    return st.get("app", {}).get("iteration")
+
+
+def test_a_killed_device_is_dropped_and_a_killed_pool_moves_no_token_then_restarts(tmp_path: Path) -> None:
+    root = tmp_path / "net"
+    launcher.net_up("collab", root, timeout=150)
+    try:
+        genesis_balances = json.loads((root / "genesis.json").read_text())["balances"]
+        with ThreadPoolExecutor(1) as pool_thread:
+            running = pool_thread.submit(lambda: next(iter(run_rounds(root, 1))))
+            wait_until(lambda: (_pool_iteration(root) or 0) >= 3, timeout=60, what="the regulation's 3rd iteration")
+            launcher.net_kill(root, "device-2")
+            summary = running.result(timeout=120)
+        assert summary["final"] and summary["final_everywhere"], {k: v for k, v in summary.items() if k != "outcome"}
+        assert "device-2" in summary["left_out"]
+        assert all(t["compute"][2] == 0 and t["data"][2] == 0 for t in summary["outcome"]["trades"])
+        height = summary["height"]
+        # now the pool dies mid-regulation: no lock ever reaches the chain, so no token moves
+        with ThreadPoolExecutor(1) as pool_thread:
+            running = pool_thread.submit(lambda: list(run_rounds(root, 1)))
+            wait_until(lambda: (_pool_iteration(root) or 0) >= 2, timeout=60, what="the regulation's 2nd iteration")
+            launcher.net_kill(root, "pool")
+            with pytest.raises(launcher.LaunchError):
+                running.result(timeout=120)
+        export = export_data_dir(root / "nodes" / "device-0")
+        assert export["height"] == height and not export["escrow"]
+        assert sum(export["balances"].values()) - sum(genesis_balances.values()) == sum(
+            b["reward"] for b in export["blocks"])
+        # restarted, the pool runs the next round and it settles (the publishers drop the locks that never landed)
+        def noticed() -> bool:  # the live nodes have dropped the dead pool's connection (see the note below)
+            rows = [r for r in launcher.net_status(root)["nodes"] if r["alive"]]
+            return all((r["peers"] or 0) <= len(rows) - 1 for r in rows)
+
+        # A pool restarted before its peers noticed its death keeps a stale gossip registration with them and
+        # its gossip is lost for minutes (py-libp2p; an open transport issue): a supervisor restarts it after.
+        wait_until(noticed, timeout=60, what="the live nodes to notice the pool is gone")
+        launcher.net_start(root, "pool")
+
+        def reconnected() -> bool:
+            rows = {r["name"]: r for r in launcher.net_status(root)["nodes"]}
+            return (rows["pool"]["peers"] or 0) >= len(rows) - 2  # every live node but itself (device-2 is dead)
+
+        wait_until(reconnected, timeout=60, what="the restarted pool to reconnect")
+        # its very first call may go out before the gossip mesh has re-formed around it (then everyone is left
+        # out of that round and nothing moves); one of its first two rounds settles trades
+        rounds = list(run_rounds(root, 2))
+        assert any(r["final"] and r["final_everywhere"] and any(t["cost"] > 0 for t in r["outcome"]["trades"])
+                   for r in rounds), [{k: v for k, v in r.items() if k != "outcome"} for r in rounds]
     finally:
         launcher.net_down(root)
