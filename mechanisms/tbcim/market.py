@@ -432,6 +432,14 @@ def model_hash(params: Array) -> bytes:
     return hashlib.sha256(model_bytes(params)).digest()
 
 
+def eval_commitment(data: TaskData) -> bytes:
+    """SHA-256 of the requester's held-out split (features as little-endian float64, then labels as int64): the
+    task publishes it so the accuracy the requester reports can be audited against the very split."""
+    h = hashlib.sha256(np.ascontiguousarray(data.X_eval, dtype="<f8").tobytes())
+    h.update(np.ascontiguousarray(data.y_eval, dtype="<i8").tobytes())
+    return h.digest()
+
+
 def accuracy(cfg: MarketConfig, data: TaskData, params: Array) -> float:
     """The requester's held-out accuracy."""
     return float(get_model(cfg.model).accuracy(params, data.X_eval, data.y_eval))

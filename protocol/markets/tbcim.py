@@ -68,6 +68,8 @@ TASK = register(MSG_TASK, Schema({
     "p_ref": List(Num(low=0, high=1), min_len=N_CLASSES, max_len=N_CLASSES),
     "reserve": Num(low=0, open_low=True),
     "budget": Num(low=0, open_low=True),
+    "eval_size": Int(low=1),
+    "eval_hash": _HASH,
     "es": List(_KEY, min_len=1, max_len=MAX_ES),
     "report_deadline_ms": Int(low=0),
     "bid_deadline_ms": Int(low=0),

@@ -146,7 +146,8 @@ class Requester(TbcimRole):
                                                                  expires), round=rnd.number)
         start = now_ms()
         body = {"task": task, "epochs": cfg.epochs, "p_ref": [float(x) for x in self.data.p_ref],
-                "reserve": mk.reserve_of(cfg.n_es), "budget": budget, "es": list(self.roster.es),
+                "reserve": mk.reserve_of(cfg.n_es), "budget": budget, "eval_size": int(self.data.y_eval.size),
+                "eval_hash": mk.eval_commitment(self.data), "es": list(self.roster.es),
                 "report_deadline_ms": start + int(report_s * 1000),
                 "bid_deadline_ms": start + int((report_s + bid_s) * 1000), "expires": expires, "escrow": lock.wire}
         cur = _Task(task, ctx.seal(msg.MSG_TASK, body, round=rnd.number).wire,
