@@ -11,7 +11,7 @@ on its held-out split and releases every escrow of the task with the final recor
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -28,7 +28,18 @@ from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, lifespan, on, serve
 from ..context import Refuse
 from .common import ES, TbcimRole, escrow_lock_body
-from .contract import Auction, MissingBlob, TaskBook, Update, derive_auction, escrow_id, parse_lower, parse_update
+from .contract import (
+    Auction,
+    MissingBlob,
+    TaskBook,
+    Update,
+    derive_auction,
+    escrow_id,
+    parse_bid,
+    parse_lower,
+    parse_task,
+    parse_update,
+)
 from .outcome import TaskOutcome
 
 MARGIN_S = 0.5
@@ -41,7 +52,6 @@ class _Task:
     bids: Collector[bytes]
     lowers: Collector[Envelope] | None = None
     auction: Auction | None = None
-    accuracy: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -60,7 +70,6 @@ class Requester(TbcimRole):
     def __init__(self, ctx: Any) -> None:
         super().__init__(ctx)
         self.accuracy: dict[int, list[float]] = {}
-        self.bytes_in = 0
 
     # ------------------------------------------------------------------ handlers
     @serve(msg.MSG_BID, reply=msg.MSG_BID_ACK, from_roles=(ES,))
@@ -70,8 +79,6 @@ class Requester(TbcimRole):
         if cur is None or env.body["task"] != cur.number:
             raise Refuse("wrong-task", "no auction open for this task")
         t = self.task_body(cur)
-        from .contract import parse_bid
-
         parse_bid(env.wire, self.ctx.network_id, self.roster, cur.number, t["p_ref"], self.cfg.data_unit,
                   t["reserve"])
         cur.bids.offer(env.sender, env.wire)
@@ -97,8 +104,6 @@ class Requester(TbcimRole):
 
     def task_body(self, cur: _Task) -> dict[str, Any]:
         """The body of our own task message."""
-        from .contract import parse_task
-
         return parse_task(cur.wire, self.ctx.network_id, self.roster).body
 
     # ------------------------------------------------------------------ rounds
