@@ -12,8 +12,9 @@ What the transport runs for you (all in one nursery owned by the context manager
 
 * a keep-connected supervisor that re-dials every address-book peer with backoff, calling
   ``unblock_peer`` to bypass the swarm's 60 s negative dial cache (§2.3);
-* a mesh watchdog that disconnects peers stuck without a pubsub stream, or a topic whose mesh stays empty
-  while peers subscribe to it, so that re-dialling re-runs pubsub registration (§6.9);
+* a mesh watchdog that disconnects peers stuck without a pubsub stream, whose pubsub stream sits on a closed
+  connection (a peer restarted before we noticed: pubsub skips a peer it already knows), or a topic whose mesh
+  stays empty while peers subscribe to it, so that re-dialling re-runs pubsub registration (§6.9);
 * one drain task per subscription that moves messages into a bounded channel and counts drops (§3.1).
 
 Start order is pubsub services outermost, then ``host.run`` (§2.2: prevents the startup race); on exit
@@ -61,6 +62,8 @@ BACKOFF_MIN, BACKOFF_MAX = 0.5, 8.0
 WATCHDOG_PERIOD = 2.0
 WATCHDOG_GRACE = 10.0
 """How long a peer may stay without a pubsub stream (or a subscribed topic without a mesh) before a kick."""
+STALE_GRACE = 1.0
+"""How long a connected peer's pubsub stream may sit on a closed connection (a quick restart) before a kick."""
 PUBLISH_HIGH_WATER = 64
 """Publish waits while any peer's outbound pubsub queue holds this many RPCs (§3.2)."""
 PUBLISH_MAX_WAIT = 2.0
@@ -373,6 +376,7 @@ class Libp2pTransport:
     async def _watchdog(self) -> None:
         """Kick connections that pubsub silently failed to register (§6.9)."""
         stuck_since: dict[ID, float] = {}
+        stale_since: dict[ID, float] = {}
         meshless_since: dict[str, float] = {}
         while True:
             await trio.sleep(WATCHDOG_PERIOD)
@@ -386,6 +390,17 @@ class Libp2pTransport:
                     kick.add(pid)
             for pid in set(stuck_since) - connected:
                 del stuck_since[pid]
+            for pid in connected & set(self._ps.peers):
+                # A peer that restarted before we noticed its death reconnects while pubsub still holds its old
+                # stream (``_handle_new_peer`` skips a known peer): we never send it our subscriptions, it
+                # never learns where to publish, and neither side hears the other. Kick the connection so the
+                # supervisor's redial registers the peer afresh.
+                conn = getattr(self._ps.peers[pid], "muxed_conn", None)
+                if conn is not None and getattr(conn, "is_closed", False):
+                    if now - stale_since.setdefault(pid, now) > STALE_GRACE:
+                        kick.add(pid)
+                else:
+                    stale_since.pop(pid, None)
             for topic in self._subs:
                 subscribers = self._ps.peer_topics.get(topic, set()) & connected
                 if subscribers and not self._gs.mesh.get(topic):
@@ -397,6 +412,7 @@ class Libp2pTransport:
             for pid in kick:
                 self._stats["watchdog_kicks"] += 1
                 stuck_since.pop(pid, None)
+                stale_since.pop(pid, None)
                 log.info("watchdog: disconnecting %s to re-run pubsub registration", pid)
                 try:
                     await self._host.disconnect(pid)
