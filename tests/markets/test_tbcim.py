@@ -19,7 +19,7 @@ from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.txs import decode_tx
 from bazaar.mechanisms.tbcim import market as mk
 from bazaar.node.markets.context import Refuse, RequestFailed
-from bazaar.node.markets.tbcim.contract import check_report, parse_bid
+from bazaar.node.markets.tbcim.contract import check_report, escrow_id, parse_bid
 from bazaar.node.memnet import open_memory_network
 from bazaar.node.rounds.engine import RoundStart
 from bazaar.node.runtime import Node
@@ -119,6 +119,24 @@ async def test_a_block_with_a_wrong_global_model_is_refused_by_every_honest_es(t
                 es.app.check_block(es.chain.state, block)  # type: ignore[union-attr]
             assert await es.chain.import_block(block, announce=False) is False
             assert es.chain.height == height
+
+
+async def test_the_requester_cannot_take_back_a_payment_before_the_task_ends(tmp_path: Path) -> None:
+    async with open_memory_network(SMALL, tmp_path / "net") as nodes:
+        summary = await _play(nodes)  # the auction: the winners' payments are escrowed
+        requester, es = nodes["requester"], nodes["es-0"]
+        state = es.chain.state
+        winner = nodes[summary["outcome"]["winners"][0]].key.public
+        pay = escrow_id("pay", 1, winner)
+        assert pay in state.escrows
+        grab = requester.chain.sign_tx("escrow_refund", {"id": pay}, round=99)
+        drawn = pos_proposer(state, state.height + 1)
+        byz = next(n for n in nodes.values() if n.key.public == drawn)
+        block, _, _ = build_block(state, byz.genesis, byz.key, [grab.wire], timestamp_ms=state.timestamp_ms + 1,
+                                  consensus=pos_consensus(byz.bls_secret, byz.network_id, state.height + 1))
+        with pytest.raises(InvalidBlock, match="may not take back a payment or a fee"):
+            es.app.check_block(state, block)  # type: ignore[union-attr]
+        assert await es.chain.import_block(block, announce=False) is False
 
 
 async def test_poisoned_updates_are_rejected_with_evidence_on_the_ledger(tmp_path: Path) -> None:

@@ -11,7 +11,9 @@ The contract (``@block_check``; docs/models/tbcim-network.md):
 * an **epoch** record (the requester's) carries the ESs' signed verdicts on the EDs' signed updates; every ES
   re-executes the filter on each update and FedAvg on the accepted ones from the update blobs, and refuses the
   block when a verdict or the new global model's hash differs;
-* the task's escrows are released only with or after its **final** record (after the last epoch).
+* the task's escrows are released only with or after its **final** record (after the last epoch), and the
+  requester (their arbiter) cannot take a payment or a fee back before the escrow expires: only its payee may
+  give it up, or its payer be refunded after expiry.
 
 Records settle in order (the requester and the ESs wait for the previous step to be on chain), so a block
 never needs a record that is not on chain yet.
@@ -327,6 +329,10 @@ class TbcimRole(Role):
                     raise InvalidBlock("market-contract", "a task escrow released before the task's final record")
                 if t.type == "tx/escrow_settle":
                     raise InvalidBlock("market-contract", "tbcim escrows are released or refunded, never settled")
+                if t.type == "tx/escrow_refund" and t.sender == escrow.arbiter and t.sender != escrow.payee \
+                        and parent.height + 1 <= escrow.expires:
+                    raise InvalidBlock("market-contract", "the requester may not take back a payment or a fee "
+                                                          "before the escrow expires")
 
 
 def _task_of(ref: bytes) -> int | None:
