@@ -17,27 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_network import _traffic, percentile  # run as a script: benchmarks/ is on the path
+
 from bazaar.node import launcher
 from bazaar.node.markets.registry import get_spec
 from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.scenario import load_scenario
 from bazaar.node.solve import collab as solve_file
-
-
-def percentile(xs: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ys = sorted(xs)
-    return ys[min(len(ys) - 1, max(0, round(q * (len(ys) - 1))))]
-
-
-def _traffic(root: Path) -> dict[str, int]:
-    info = launcher.NetDir(root).load()
-    total = {"messages": 0, "bytes": 0}
-    for node in info["nodes"].values():
-        t = (launcher.node_status(node) or {}).get("transport", {})
-        total["messages"] += int(t.get("gossip_out", 0)) + int(t.get("requests_sent", 0))
-        total["bytes"] += int(t.get("gossip_out_bytes", 0)) + int(t.get("request_bytes", 0))
-    return total
 
 
 def measure(scenario: str, rounds: int) -> dict[str, Any]:

@@ -19,17 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_network import percentile  # run as a script: benchmarks/ is on the path
+
 from bazaar.mechanisms.tbcim import market as mk
 from bazaar.node import launcher
 from bazaar.node.markets.tbcim.config import market_config
 from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.scenario import load_scenario
-
-
-def percentile(xs: list[float], q: float) -> float:
-    """Nearest-rank percentile."""
-    ys = sorted(xs)
-    return ys[min(len(ys) - 1, max(0, round(q * (len(ys) - 1))))]
 
 
 def offline_epochs(cfg: mk.MarketConfig) -> tuple[list[float], int, int]:

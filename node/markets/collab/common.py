@@ -24,12 +24,12 @@ from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
 from bazaar.mechanisms.collab import Seller
 from bazaar.mechanisms.collab.portfolio import Portfolio
-from bazaar.protocol import Envelope, ProtocolError, open_envelope
+from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.markets import collab as msg
-from bazaar.protocol.messages import validate_basic
 
 from ..app import Role, block_check
 from ..context import Refuse, RoleContext
+from ..embedded import open_embedded
 from .config import CollabConfig
 
 POOL, DEVICE, PUBLISHER = "pool", "device", "publisher"
@@ -61,19 +61,8 @@ def floor_units(x: float) -> int:
 
 
 def open_signed(wire: bytes, network_id: str, mtype: str) -> Envelope:
-    """Open an embedded signed message of type ``mtype``.
-
-    Raises:
-        Refuse: a protocol reason or ``unexpected-type``.
-    """
-    try:
-        env = open_envelope(wire, network_id)
-        validate_basic(env)
-    except ProtocolError as err:
-        raise Refuse(err.reason, f"embedded {mtype}: {err.detail}") from err
-    if env.type != mtype or env.market != msg.MARKET:
-        raise Refuse("unexpected-type", f"expected a {mtype}, got {env.type}")
-    return env
+    """Open an embedded signed collab message of type ``mtype`` (:func:`~..embedded.open_embedded`)."""
+    return open_embedded(wire, network_id, msg.MARKET, mtype)
 
 
 def portfolio_of(body: dict[str, Any], method: str) -> Portfolio:
@@ -158,14 +147,7 @@ def replay_settlement(data: dict[str, Any], network_id: str, roster: Roster, loc
 
 def open_envelope_any(wire: bytes, network_id: str) -> Envelope:
     """A device's signed ``price`` or ``offer`` (the final price of a device never regulated is its offer)."""
-    try:
-        env = open_envelope(wire, network_id)
-        validate_basic(env)
-    except ProtocolError as err:
-        raise Refuse(err.reason, f"embedded price: {err.detail}") from err
-    if env.type not in (msg.MSG_PRICE, msg.MSG_OFFER) or env.market != msg.MARKET:
-        raise Refuse("unexpected-type", f"expected a price or an offer, got {env.type}")
-    return env
+    return open_embedded(wire, network_id, msg.MARKET, msg.MSG_PRICE, msg.MSG_OFFER)
 
 
 class CollabRole(Role):

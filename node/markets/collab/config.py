@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...params import Field, ParamError, check_params
+from ...params import Field, ParamError
 from ...solve import collab as solve_file
+from ..mechanism_file import load_mechanism
 
 if TYPE_CHECKING:
     from bazaar.mechanisms.collab import Publisher, Seller
@@ -66,16 +67,7 @@ def market_config(scenario: Scenario) -> CollabConfig:
     Raises:
         ParamError: naming ``mechanism.<key>``, ``mechanism.params.<key>`` or ``roles.<role>``.
     """
-    try:
-        values = check_params(dict(scenario.market), FIELDS)
-    except ParamError as err:
-        raise ParamError(f"mechanism.{err.key}", str(err).split(": ", 1)[-1]) from err
-    path = scenario.resolve_file(values["params"], "mechanism.params")
-    try:
-        params = solve_file.load_pricing(str(path))
-    except ParamError as err:
-        raise ParamError(f"mechanism.params.{err.key}" if err.key else "mechanism.params",
-                         f"{str(err).split(': ', 1)[-1]} (in {path})") from err
+    values, params, path = load_mechanism(scenario, FIELDS, solve_file.load_pricing)
     cfg = CollabConfig(params, path, values["escrow_expiry"])
     for role, want in (("device", len(params["sellers"]["compute_capacity"])),
                        ("publisher", len(params["publishers"]["budget"]))):

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ...params import Field, ParamError, check_params
+from ...params import Field, ParamError
 from ...solve import hierarchical as solve_file
+from ..mechanism_file import load_mechanism
 
 if TYPE_CHECKING:
     from ...scenario import Scenario
@@ -66,16 +67,7 @@ def market_config(scenario: Scenario) -> HierarchicalConfig:
     Raises:
         ParamError: naming ``mechanism.<key>`` (``mechanism.params.<key>`` for the parameter file's keys).
     """
-    try:
-        values = check_params(dict(scenario.market), FIELDS)
-    except ParamError as err:
-        raise ParamError(f"mechanism.{err.key}", str(err).split(": ", 1)[-1]) from err
-    path = scenario.resolve_file(values["params"], "mechanism.params")
-    try:
-        params = solve_file.load(str(path))
-    except ParamError as err:
-        raise ParamError(f"mechanism.params.{err.key}" if err.key else "mechanism.params",
-                         f"{str(err).split(': ', 1)[-1]} (in {path})") from err
+    values, params, path = load_mechanism(scenario, FIELDS, solve_file.load)
     cfg = HierarchicalConfig(params, path, values["escrow_expiry"], values["max_bid"])
     for role, want in (("miner", cfg.n_miners), ("mesp", cfg.n_mesps), ("ccsp", cfg.n_ccsps)):
         if scenario.roles.get(role, 0) != want:

@@ -28,11 +28,11 @@ from bazaar.ledger.txs import decode_tx
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.mechanisms.fl.filter import cosine_similarity
 from bazaar.mechanisms.tbcim import market as mk
-from bazaar.protocol import Envelope, ProtocolError, open_envelope
+from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.markets import tbcim as msg
-from bazaar.protocol.messages import validate_basic
 
 from ..context import Refuse
+from ..embedded import open_embedded
 
 REL_TOL = 1e-12
 
@@ -62,19 +62,8 @@ def escrow_ref(task: int) -> bytes:
 
 
 def open_signed(wire: bytes, network_id: str, mtype: str) -> Envelope:
-    """Open an embedded signed message of type ``mtype``.
-
-    Raises:
-        Refuse: a protocol reason (bad signature, schema) or ``unexpected-type``.
-    """
-    try:
-        env = open_envelope(wire, network_id)
-        validate_basic(env)
-    except ProtocolError as err:
-        raise Refuse(err.reason, f"embedded {mtype}: {err.detail}") from err
-    if env.type != mtype or env.market != msg.MARKET:
-        raise Refuse("unexpected-type", f"expected a {mtype}, got {env.type}")
-    return env
+    """Open an embedded signed tbcim message of type ``mtype`` (:func:`~..embedded.open_embedded`)."""
+    return open_embedded(wire, network_id, msg.MARKET, mtype)
 
 
 def close(a: float, b: float) -> bool:
