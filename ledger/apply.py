@@ -82,7 +82,7 @@ def apply(
     if header.reward != reward:
         raise InvalidBlock(LedgerReason.BAD_REWARD, f"reward {header.reward} != {reward}")
     outcome = check_consensus(state, header)
-    draft = Draft(state, header.height)
+    draft = Draft(state, header.height, header.proposer)
     for i, raw in enumerate(block.txs):
         try:
             env = decode_tx(raw, genesis.network_id)
@@ -140,7 +140,7 @@ def build_block(
     _check_genesis(state, genesis)
     included: list[bytes] = []
     rejected: list[tuple[bytes, InvalidTx]] = []
-    draft = Draft(state, state.height + 1)
+    draft = Draft(state, state.height + 1, proposer_key.public)
     for raw in txs:
         if len(included) >= MAX_TXS:
             rejected.append((raw, InvalidTx(LedgerReason.BLOCK_FULL, "block transaction cap reached")))

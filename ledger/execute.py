@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bazaar.protocol.envelope import Envelope
@@ -20,15 +21,17 @@ from .errors import InvalidBlock, InvalidTx, LedgerReason
 from .evidence import check_evidence
 from .genesis import PPM
 from .state import RECORDS_DOMAIN, Escrow, ModelCommit, Overlay, State, Supply
-from .txs import NONCELESS, WEIGHTS_RECORD, tx_kind
+from .txs import NONCELESS, WEIGHTS_RECORD, contract_account, tx_kind
 
 
 class Draft:
     """The mutable state of the block being applied at ``height`` on top of ``base``."""
 
-    def __init__(self, base: State, height: int) -> None:
+    def __init__(self, base: State, height: int, proposer: bytes | None = None) -> None:
         self.base = base
         self.height = height
+        self.proposer = proposer
+        """The block's proposer (None in a mempool check): the only signer that may act on a contract escrow."""
         self.balances: Overlay[bytes, int] = Overlay(base.balances)
         self.nonces: Overlay[bytes, int] = Overlay(base.nonces)
         self.escrows: Overlay[bytes, Escrow] = Overlay(base.escrows)
@@ -128,9 +131,26 @@ def _open_escrow(draft: Draft, escrow_id: bytes) -> Escrow:
     return escrow  # type: ignore[no-any-return]
 
 
+def _is_contract(escrow: Escrow) -> bool:
+    """Whether the escrow's arbiter is its market's contract (docs/ledger.md §Contract escrows)."""
+    return escrow.arbiter is not None and escrow.arbiter == contract_account(escrow.market)
+
+
+def _acts_as_arbiter(draft: Draft, env: Envelope, escrow: Escrow) -> bool:
+    """Whether ``env``'s signer may act as the escrow's arbiter: its arbiter, or — for a contract escrow — the
+    block's proposer signing for the escrow's market (the market contract every validator re-executes decides
+    whether what it does is right; no peer's transaction can touch a contract escrow)."""
+    if _is_contract(escrow):
+        return draft.proposer is not None and env.sender == draft.proposer and env.market == escrow.market
+    return escrow.arbiter is not None and env.sender == escrow.arbiter
+
+
 def _escrow_release(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     escrow = _open_escrow(draft, body["id"])
-    if env.sender not in (escrow.payer, escrow.arbiter):
+    if _is_contract(escrow):
+        if not _acts_as_arbiter(draft, env, escrow):
+            raise InvalidTx(LedgerReason.NOT_AUTHORISED, "only the market contract may release a contract escrow")
+    elif env.sender not in (escrow.payer, escrow.arbiter):
         raise InvalidTx(LedgerReason.NOT_AUTHORISED, "only the payer or the arbiter may release")
     draft.escrows.delete(body["id"])
     draft.credit(escrow.payee, escrow.amount)
@@ -138,7 +158,14 @@ def _escrow_release(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
 
 def _escrow_refund(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     escrow = _open_escrow(draft, body["id"])
-    if env.sender == escrow.payer and env.sender not in (escrow.payee, escrow.arbiter):
+    if _is_contract(escrow):
+        if not _acts_as_arbiter(draft, env, escrow):
+            if env.sender != escrow.payer:
+                raise InvalidTx(LedgerReason.NOT_AUTHORISED,
+                                "only the market contract, or the payer after expiry, may refund a contract escrow")
+            if draft.height <= escrow.expires:
+                raise InvalidTx(LedgerReason.NOT_EXPIRED, f"payer may refund only after height {escrow.expires}")
+    elif env.sender == escrow.payer and env.sender not in (escrow.payee, escrow.arbiter):
         if draft.height <= escrow.expires:
             raise InvalidTx(LedgerReason.NOT_EXPIRED, f"payer may refund only after height {escrow.expires}")
     elif env.sender not in (escrow.payee, escrow.arbiter):
@@ -153,7 +180,7 @@ def _escrow_settle(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     escrow = draft.escrows.get(body["id"])
     if escrow is None:
         return  # settles nothing: the lock never landed (its payer spent the funds) or was already closed
-    if escrow.arbiter is None or env.sender != escrow.arbiter:
+    if not _acts_as_arbiter(draft, env, escrow):
         raise InvalidTx(LedgerReason.NOT_AUTHORISED, "only the escrow's arbiter may settle it")
     if body["amount"] > escrow.amount:
         raise InvalidTx(LedgerReason.OVER_ESCROW, f"settles {body['amount']} > escrow {escrow.amount}")
@@ -166,7 +193,7 @@ def _escrow_split(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     escrow = draft.escrows.get(body["id"])
     if escrow is None:
         return  # splits nothing: the lock never landed or was already closed (as for escrow_settle)
-    if escrow.arbiter is None or env.sender != escrow.arbiter:
+    if not _acts_as_arbiter(draft, env, escrow):
         raise InvalidTx(LedgerReason.NOT_AUTHORISED, "only the escrow's arbiter may split it")
     total = sum(body["to"].values())
     if total > escrow.amount:
@@ -175,6 +202,18 @@ def _escrow_split(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     for account, amount in sorted(body["to"].items()):
         draft.credit(account, amount)
     draft.credit(escrow.payer, escrow.amount - total)
+
+
+def _escrow_take(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
+    escrow = _open_escrow(draft, body["id"])
+    if not _acts_as_arbiter(draft, env, escrow):
+        raise InvalidTx(LedgerReason.NOT_AUTHORISED, "only the escrow's arbiter may take from it")
+    total = sum(body["to"].values())
+    if total > escrow.amount:
+        raise InvalidTx(LedgerReason.OVER_ESCROW, f"takes {total} > escrow {escrow.amount}")
+    draft.escrows.set(body["id"], replace(escrow, amount=escrow.amount - total))
+    for account, amount in sorted(body["to"].items()):
+        draft.credit(account, amount)
 
 
 def _stake(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
@@ -279,6 +318,7 @@ HANDLERS: dict[str, Callable[[Draft, Envelope, dict[str, Any]], None]] = {
     "escrow_refund": _escrow_refund,
     "escrow_settle": _escrow_settle,
     "escrow_split": _escrow_split,
+    "escrow_take": _escrow_take,
     "stake": _stake,
     "unstake": _unstake,
     "record": _record,

@@ -8,6 +8,7 @@ authorisation) is :func:`.execute.check_tx` / :func:`.execute.apply_tx`.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,8 @@ SCHEMAS: dict[str, Schema] = {
                              "nonce": _NONCE}),
     "escrow_split": Schema({"id": Bytes(size=32), "to": Map(_ACCOUNT, Int(low=0, high=MAX_AMOUNT), MAX_SPLIT),
                             "nonce": _NONCE}),
+    "escrow_take": Schema({"id": Bytes(size=32), "to": Map(_ACCOUNT, Int(low=0, high=MAX_AMOUNT), MAX_SPLIT),
+                           "nonce": _NONCE}),
     "stake": Schema(
         {
             "amount": _AMOUNT,
@@ -106,6 +109,16 @@ SCHEMAS: dict[str, Schema] = {
 
 KINDS: tuple[str, ...] = tuple(SCHEMAS)
 """Every transaction kind; the envelope type is ``"tx/" + kind``."""
+
+CONTRACT_DOMAIN = b"bazaar/contract/v1/"
+
+
+def contract_account(market: str) -> bytes:
+    """The arbiter account of a market's contract escrows (docs/ledger.md §Contract escrows): no key signs for
+    it; the block proposer acts for it, and the market contract every validator re-executes decides whether
+    what it did was right."""
+    return hashlib.sha256(CONTRACT_DOMAIN + market.encode()).digest()
+
 
 NONCELESS = frozenset({"evidence"})
 """Kinds without an account nonce (anyone may submit; duplicates are rejected by the state)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -110,7 +110,8 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
     checks = [getattr(role, h.name) for h in app.of_kind("block_check")]
     prepares = [getattr(role, h.name) for h in app.of_kind("block_prepare")]
     observers = [getattr(role, h.name) for h in app.of_kind("on_block")]
-    if checks or observers or prepares:
+    proposers = [getattr(role, h.name) for h in app.of_kind("block_propose")]
+    if checks or observers or prepares or proposers:
 
         def check(parent: State, block: Block) -> None:
             for fn in checks:
@@ -124,8 +125,12 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
             for fn in prepares:
                 await fn(block)
 
+        def propose(parent: State) -> list[tuple[str, dict[str, Any]]]:
+            return [tx for fn in proposers for tx in fn(parent)]
+
         node.chain.hooks.append(BlockHooks(prepare=prepare if prepares else None, check=check if checks else None,
-                                           imported=imported if observers else None))
+                                           imported=imported if observers else None,
+                                           propose=propose if proposers else None))
     for h in app.of_kind("lifespan"):
         node.spawn(f"{node.role}.{h.name}", getattr(role, h.name))
     return role

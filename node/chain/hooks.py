@@ -2,16 +2,19 @@
 
 ``prepare(block)`` (async; e.g. fetch and re-evaluate a PoL winner's model) returns a synchronous ledger
 check, ``check(parent_state, block)`` is a market contract re-executed on import, ``may_attest(block)`` says
-whether this validator endorses a block it could import, ``imported(block)`` observes every new head.
+whether this validator endorses a block it could import, ``imported(block)`` observes every new head, and
+``propose(parent_state)`` lists the market contract's own transactions for a block this node proposes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from bazaar.ledger.block import Block
 from bazaar.ledger.checks import BlockCheck
+from bazaar.ledger.state import State
 
 
 @dataclass
@@ -22,3 +25,4 @@ class BlockHooks:
     check: BlockCheck | None = None
     may_attest: Callable[[Block], bool] | None = None
     imported: Callable[[Block], None] | None = None
+    propose: Callable[[State], list[tuple[str, dict[str, Any]]]] | None = None

@@ -132,14 +132,42 @@ class ChainService:
         return ordered + ordered
 
     def would_include(self, consensus: dict[str, Any], *, timestamp_ms: int) -> int:
-        """How many mempool transactions a block proposed now would carry (a dry run, nothing stored)."""
+        """How many transactions a block proposed now would carry (a dry run, nothing stored)."""
         return len(self.dry_run(consensus, timestamp_ms=timestamp_ms).txs)
 
+    def contract_work(self) -> list[tuple[str, dict[str, Any]]]:
+        """The market contracts' own transactions for a block proposed on our head (``@block_propose``)."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        for hooks in self.hooks:
+            if hooks.propose is not None:
+                try:
+                    out.extend(hooks.propose(self.chain.state))
+                except Exception as err:  # a contract bug must not stop the proposer loop
+                    _events.error("contract.propose_failed", error=type(err).__name__, detail=str(err)[:200])
+        return out
+
+    def wants_block(self) -> bool:
+        """Whether a block proposed now would carry anything: mempool transactions or contract work."""
+        return len(self.mempool) > 0 or bool(self.contract_work())
+
+    def _sign_contract_work(self) -> list[Envelope]:
+        return [self.sign_tx(kind, body) for kind, body in self.contract_work()]
+
+    def _forget_unsent(self, signed: list[Envelope], included: set[bytes]) -> None:
+        for env in reversed(signed):
+            if env.wire not in included:
+                self.nonces.forget(int(env.body["nonce"]))
+
     def dry_run(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
-        """The block we would propose now, without the market contracts (nothing stored)."""
+        """The block we would propose now, without the market contracts' checks (nothing stored)."""
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
-        block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key, self._candidates(),
-                                  timestamp_ms=timestamp_ms, consensus=consensus)
+        own = self._sign_contract_work()
+        try:
+            block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key,
+                                      self._candidates() + [e.wire for e in own], timestamp_ms=timestamp_ms,
+                                      consensus=consensus)
+        finally:
+            self._forget_unsent(own, set())
         return block
 
     async def prepare_candidate(self, block: Block) -> None:
@@ -159,9 +187,16 @@ class ChainService:
         """
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
         contracts = [h.check for h in self.hooks if h.check is not None]
-        block, rejected = self.chain.build_and_import(self.key, self._candidates(), timestamp_ms=timestamp_ms,
-                                                      consensus=consensus, checks=contracts)
+        own = self._sign_contract_work()
+        try:
+            block, rejected = self.chain.build_and_import(self.key, self._candidates() + [e.wire for e in own],
+                                                          timestamp_ms=timestamp_ms, consensus=consensus,
+                                                          checks=contracts)
+        except lerr.LedgerError:
+            self._forget_unsent(own, set())
+            raise
         included = set(block.txs)
+        self._forget_unsent(own, included)
         for raw, err in rejected:
             if raw not in included:
                 _events.info("tx.skipped", reason=err.reason, detail=str(err)[:120])

@@ -82,7 +82,7 @@ class DrawDriver:
         wanted_since: dict[int, float] = {}
         while True:
             try:
-                await chain.changes.wait_for(lambda: len(chain.mempool) > 0, timeout=IDLE_WAIT_S)
+                await chain.changes.wait_for(chain.wants_block, timeout=IDLE_WAIT_S)
             except trio.TooSlowError:
                 continue
             height = chain.height + 1

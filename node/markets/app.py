@@ -23,6 +23,10 @@ logged and counted. A handler raises :class:`~.context.Refuse` to refuse with a 
   imports a block; raise ``InvalidBlock`` to refuse the block.
 * ``@block_prepare`` — ``async prepare(block)`` before the checks of a block received from a peer (fetch what
   the contract needs, e.g. content-addressed weights).
+* ``@block_propose`` — ``propose(parent_state) -> [(kind, body), ...]``: the transactions the market contract
+  makes this node write into the block it proposes on ``parent_state`` (signed by the proposer, for the market's
+  contract escrows); every validator's ``@block_check`` re-derives them. Pure: also asked whether there is
+  contract work to propose at all.
 * ``@on_block`` — ``observe(block)`` after every import.
 * ``@lifespan`` — ``async run()``: background work for the node's lifetime.
 """
@@ -73,6 +77,12 @@ def block_check(fn: F) -> F:
 def block_prepare(fn: F) -> F:
     """Declare ``async prepare(self, block)``, awaited before the block checks of a received block."""
     return _mark(fn, Declared("block_prepare"))
+
+
+def block_propose(fn: F) -> F:
+    """Declare ``propose(self, parent_state) -> list[(kind, body)]``: the contract's own transactions for a block
+    this node proposes (pure; the chain signs them)."""
+    return _mark(fn, Declared("block_propose"))
 
 
 def on_block(fn: F) -> F:
@@ -127,7 +137,7 @@ class RoleApp:
 
     def of_kind(self, kind: str) -> list[Handler]:
         """The handlers of one kind (``gossip``, ``request``, ``block_check``, ``block_prepare``,
-        ``on_block``, ``lifespan``)."""
+        ``block_propose``, ``on_block``, ``lifespan``)."""
         return [h for h in self.handlers if h.declared.kind == kind]
 
     def create(self, ctx: RoleContext) -> Role:

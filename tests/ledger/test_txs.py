@@ -295,3 +295,46 @@ def test_invalid_tx_in_a_block_invalidates_the_block() -> None:
         and info.value.tx_index == 1
         and info.value.tx_reason == "insufficient-funds"
     )
+
+
+def test_take_by_the_arbiter_pays_and_keeps_the_rest_locked() -> None:
+    net = Net()
+    lock(net, arbiter=net.acct("dave"))
+    bob = net.state.balance(net.acct("bob"))
+    assert reject(net, net.tx("alice", "escrow_take", id=ESC, to={net.acct("bob"): 1})) == "not-authorised"
+    assert reject(net, net.tx("dave", "escrow_take", id=ESC, to={net.acct("bob"): 501})) == "over-escrow"
+    net.commit([net.tx("dave", "escrow_take", id=ESC, to={net.acct("bob"): 200})])
+    escrow = net.state.escrow(ESC)
+    assert escrow is not None and escrow.amount == 300
+    assert net.state.balance(net.acct("bob")) == bob + 200 and net.state.conserved()
+
+
+def test_a_contract_escrow_moves_only_by_the_proposer_of_its_market() -> None:
+    """A contract escrow (arbiter = the market's contract account) is moved by the block's proposer signing for
+    its market; no peer may touch it, and its payer gets it back only after expiry."""
+    from bazaar.ledger.txs import contract_account
+
+    net = Net()
+    contract = contract_account("cloudchain")
+    net.commit([net.tx("alice", "escrow_lock", id=ESC, payee=net.acct("alice"), amount=500, expires=5,
+                       arbiter=contract, market="cloudchain")])
+    to = {net.acct("bob"): 100}
+    for who in ("alice", "bob"):
+        for kind, extra in (("escrow_split", {"to": to}), ("escrow_take", {"to": to}), ("escrow_release", {}),
+                            ("escrow_settle", {"to": net.acct("bob"), "amount": 1})):
+            assert reject(net, net.tx(who, kind, id=ESC, market="cloudchain", **extra)) == "not-authorised"
+    assert reject(net, net.tx("alice", "escrow_refund", id=ESC, market="cloudchain")) == "not-expired"
+    proposer, _ = net.proposer_and_proof(net.state)
+    label = next(k for k, v in net.keys.items() if v.public == proposer.public)
+    # the proposer signing for another market may not, signing for the escrow's market may
+    _, _, rejected = net.build([net.tx(label, "escrow_take", id=ESC, to=to, market="other")])
+    assert rejected and rejected[0][1].reason == "not-authorised"
+    net._nonces.clear()
+    bob = net.state.balance(net.acct("bob"))
+    net.commit([net.tx(label, "escrow_take", id=ESC, to=to, market="cloudchain")])
+    escrow = net.state.escrow(ESC)
+    assert escrow is not None and escrow.amount == 400 and net.state.balance(net.acct("bob")) == bob + 100
+    for _ in range(5):
+        net.commit([net.tx("carol", "transfer", to=net.acct("dave"), amount=1)])
+    net.commit([net.tx("alice", "escrow_refund", id=ESC, market="cloudchain")])
+    assert net.state.escrow(ESC) is None and net.state.conserved()

@@ -177,7 +177,7 @@ class CollabRole(Role):
         locks = {t.body["id"]: t for t in txs if t.type == "tx/escrow_lock" and t.market == msg.MARKET}
         splits = []
         for t in txs:
-            if t.type not in ("tx/escrow_split", "tx/escrow_settle", "tx/escrow_release"):
+            if t.type not in ("tx/escrow_split", "tx/escrow_settle", "tx/escrow_release", "tx/escrow_take"):
                 continue
             escrow = parent.escrows.get(t.body["id"])
             market = escrow.market if escrow is not None else (locks[t.body["id"]].market if t.body["id"] in locks

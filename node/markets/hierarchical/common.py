@@ -75,13 +75,16 @@ class HierarchicalRole(Role):
         ours = {t.body["id"]: t for t in txs if t.type == "tx/escrow_lock" and t.market == msg.MARKET}
         settles = []
         for t in txs:
-            if t.type != "tx/escrow_settle":
+            if t.type not in ("tx/escrow_settle", "tx/escrow_split", "tx/escrow_take"):
                 continue
             escrow = parent.escrows.get(t.body["id"])
             market = escrow.market if escrow is not None else (ours[t.body["id"]].market if t.body["id"] in ours
                                                                else "")
-            if market == msg.MARKET:
-                settles.append(t)
+            if market != msg.MARKET:
+                continue
+            if t.type != "tx/escrow_settle":
+                raise InvalidBlock("market-contract", "hierarchical escrows are settled, never split or taken from")
+            settles.append(t)
         records = [t for t in txs if t.type == "tx/record" and t.body["kind"] == msg.SETTLEMENT_RECORD]
         weights = [t for t in txs if t.type == "tx/record" and t.body["kind"] == WEIGHTS_RECORD]
         if not records:

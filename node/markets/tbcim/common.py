@@ -316,7 +316,8 @@ class TbcimRole(Role):
                 if want is None or (t.sender, b["payee"], b["amount"]) != want \
                         or b.get("arbiter") != self.roster.requester:
                     raise InvalidBlock("market-contract", "an escrow lock no tbcim record in the block justifies")
-            elif t.type in ("tx/escrow_release", "tx/escrow_refund", "tx/escrow_settle"):
+            elif t.type in ("tx/escrow_release", "tx/escrow_refund", "tx/escrow_settle", "tx/escrow_split",
+                            "tx/escrow_take"):
                 escrow = parent.escrows.get(t.body["id"])
                 if escrow is None or escrow.market != msg.MARKET:
                     if t.body["id"] in locks and t.type == "tx/escrow_refund" and t.body["id"] in refunds:
@@ -327,7 +328,7 @@ class TbcimRole(Role):
                 task = _task_of(escrow.ref)
                 if t.type == "tx/escrow_release" and task not in final_tasks:
                     raise InvalidBlock("market-contract", "a task escrow released before the task's final record")
-                if t.type == "tx/escrow_settle":
+                if t.type in ("tx/escrow_settle", "tx/escrow_split", "tx/escrow_take"):
                     raise InvalidBlock("market-contract", "tbcim escrows are released or refunded, never settled")
                 if t.type == "tx/escrow_refund" and t.sender == escrow.arbiter and t.sender != escrow.payee \
                         and parent.height + 1 <= escrow.expires:
