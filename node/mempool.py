@@ -47,11 +47,15 @@ class Mempool:
     def ordered(self) -> list[bytes]:
         """Raw transactions in block order: the order they arrived in (a batch — locks, then the settlements that
         depend on them — stays in its order), each sender's own transactions in nonce order."""
+        return [p.raw for p in self.ordered_pending()]
+
+    def ordered_pending(self) -> list[PendingTx]:
+        """The pending transactions (raw and opened) in the order of :meth:`ordered`."""
         arrived = list(self._txs.values())
         queues: dict[bytes, list[PendingTx]] = {}
         for p in sorted(arrived, key=lambda p: (p.nonce, p.env.digest), reverse=True):
             queues.setdefault(p.env.sender, []).append(p)
-        return [queues[p.env.sender].pop().raw for p in arrived]
+        return [queues[p.env.sender].pop() for p in arrived]
 
     def prune(self, state: State) -> None:
         """Drop what a new head made stale (included or superseded nonces)."""

@@ -111,7 +111,8 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
     prepares = [getattr(role, h.name) for h in app.of_kind("block_prepare")]
     observers = [getattr(role, h.name) for h in app.of_kind("on_block")]
     proposers = [getattr(role, h.name) for h in app.of_kind("block_propose")]
-    if checks or observers or prepares or proposers:
+    admits = [getattr(role, h.name) for h in app.of_kind("tx_admit")]
+    if checks or observers or prepares or proposers or admits:
 
         def check(parent: State, block: Block) -> None:
             for fn in checks:
@@ -128,9 +129,13 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
         def propose(parent: State) -> list[tuple[str, dict[str, Any]]]:
             return [tx for fn in proposers for tx in fn(parent)]
 
+        def admit(state: State, env: Envelope) -> None:
+            for fn in admits:
+                fn(state, env)
+
         node.chain.hooks.append(BlockHooks(prepare=prepare if prepares else None, check=check if checks else None,
                                            imported=imported if observers else None,
-                                           propose=propose if proposers else None))
+                                           propose=propose if proposers else None, admit=admit if admits else None))
     for h in app.of_kind("lifespan"):
         node.spawn(f"{node.role}.{h.name}", getattr(role, h.name))
     return role

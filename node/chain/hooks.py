@@ -3,7 +3,8 @@
 ``prepare(block)`` (async; e.g. fetch and re-evaluate a PoL winner's model) returns a synchronous ledger
 check, ``check(parent_state, block)`` is a market contract re-executed on import, ``may_attest(block)`` says
 whether this validator endorses a block it could import, ``imported(block)`` observes every new head, and
-``propose(parent_state)`` lists the market contract's own transactions for a block this node proposes.
+``propose(parent_state)`` lists the market contract's own transactions for a block this node proposes, and
+``admit(state, env)`` refuses (``ProtocolError``) a transaction the market's rules do not let the head take.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from bazaar.ledger.block import Block
 from bazaar.ledger.checks import BlockCheck
 from bazaar.ledger.state import State
+from bazaar.protocol import Envelope
 
 
 @dataclass
@@ -26,3 +28,4 @@ class BlockHooks:
     may_attest: Callable[[Block], bool] | None = None
     imported: Callable[[Block], None] | None = None
     propose: Callable[[State], list[tuple[str, dict[str, Any]]]] | None = None
+    admit: Callable[[State, Envelope], None] | None = None

@@ -89,10 +89,24 @@ class ChainService:
         except ProtocolError as err:
             _events.warning("tx.rejected", reason=err.reason, detail=err.detail[:200])
             return None
+        refusal = self._refusal(self.chain.state, env)
+        if refusal is not None:
+            _events.warning("tx.rejected", reason=refusal.reason, detail=refusal.detail[:200])
+            return None
         if not self.mempool.add(env, raw, self.chain.state):
             return None
         self.changes.notify()
         return env
+
+    def _refusal(self, state: State, env: Envelope) -> ProtocolError | None:
+        """The market rules' refusal of ``env`` against ``state`` (``@tx_admit``), or None."""
+        for hooks in self.hooks:
+            if hooks.admit is not None:
+                try:
+                    hooks.admit(state, env)
+                except ProtocolError as err:
+                    return err
+        return None
 
     async def broadcast_txs(self, raws: list[bytes]) -> None:
         """Keep transactions locally and gossip them in one batch."""
@@ -128,7 +142,11 @@ class ChainService:
         """Mempool transactions in block order, twice: a transaction that depends on another sender's (an
         escrow settlement on a lock signed by the payer) fails on the first pass and lands on the second, in
         the same block; duplicates of included ones are skipped by their nonce."""
-        ordered = self.mempool.ordered()
+        if any(h.admit is not None for h in self.hooks):  # the market rules may refuse what the head moved past
+            state = self.chain.state
+            ordered = [p.raw for p in self.mempool.ordered_pending() if self._refusal(state, p.env) is None]
+        else:
+            ordered = self.mempool.ordered()
         return ordered + ordered
 
     def would_include(self, consensus: dict[str, Any], *, timestamp_ms: int) -> int:

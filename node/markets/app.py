@@ -27,6 +27,8 @@ logged and counted. A handler raises :class:`~.context.Refuse` to refuse with a 
   makes this node write into the block it proposes on ``parent_state`` (signed by the proposer, for the market's
   contract escrows); every validator's ``@block_check`` re-derives them. Pure: also asked whether there is
   contract work to propose at all.
+* ``@tx_admit`` — ``admit(state, env)``: the market's rules for one of its transactions against the head (raise
+  ``Refuse``): the mempool refuses what fails (logged with the reason) and a proposer never builds on it.
 * ``@on_block`` — ``observe(block)`` after every import.
 * ``@lifespan`` — ``async run()``: background work for the node's lifetime.
 """
@@ -85,6 +87,11 @@ def block_propose(fn: F) -> F:
     return _mark(fn, Declared("block_propose"))
 
 
+def tx_admit(fn: F) -> F:
+    """Declare ``admit(self, state, env)``: refuse (``Refuse``) a transaction of this market the head cannot take."""
+    return _mark(fn, Declared("tx_admit"))
+
+
 def on_block(fn: F) -> F:
     """Declare an observer ``observe(self, block)`` called after every import."""
     return _mark(fn, Declared("on_block"))
@@ -137,7 +144,7 @@ class RoleApp:
 
     def of_kind(self, kind: str) -> list[Handler]:
         """The handlers of one kind (``gossip``, ``request``, ``block_check``, ``block_prepare``,
-        ``block_propose``, ``on_block``, ``lifespan``)."""
+        ``block_propose``, ``tx_admit``, ``on_block``, ``lifespan``)."""
         return [h for h in self.handlers if h.declared.kind == kind]
 
     def create(self, ctx: RoleContext) -> Role:

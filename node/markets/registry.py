@@ -17,6 +17,7 @@ MARKETS: dict[str, str] = {
     "hierarchical": "bazaar.node.markets.hierarchical.spec",
     "tbcim": "bazaar.node.markets.tbcim.spec",
     "collab": "bazaar.node.markets.collab.spec",
+    "cloudchain": "bazaar.node.markets.cloudchain.spec",
 }
 
 

@@ -1,0 +1,1 @@
+"""Market ``cloudchain`` on the network: providers, requesters (many agents a process) and SLA oracles."""

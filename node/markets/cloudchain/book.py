@@ -1,0 +1,493 @@
+"""The cloudchain contract as data: the :class:`Book` every node folds from the chain's cloudchain records, the
+admission rules for each record (:meth:`Book.admit`) and the contract's own transactions for the next block
+(:meth:`Book.contract_work`) — which the block proposer writes and every validator re-derives.
+
+Pure: no network, no clock. A book is immutable; :meth:`Book.apply` returns the book after one block, so a
+node keeps one per recent head and checks each block against its parent's book (docs/models/cloudchain.md
+"The contract on the chain").
+
+Life of a task: ``open`` (its record and its contract escrow landed) → the leader's ``window`` record → the next
+block's proposer allocates every open task (``alloc``; an unserved one is refunded at once) → ``allocated`` →
+the provider posts its ``result`` → t oracles' aggregated verdict (``quorum``) → ``decided`` → the next block's
+proposer settles it (``settle`` + the escrow moves) → ``closed``. An allocated task that no quorum decides
+within ``task_expiry`` blocks is refunded by the contract (and its payer could take it back after the escrow's
+own expiry, should the contract never run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from bazaar.ledger import bls
+from bazaar.ledger.amounts import UNIT
+from bazaar.ledger.state import State
+from bazaar.ledger.txs import contract_account
+from bazaar.mechanisms.cloudchain.contract import Allocation, allocate, eligible
+from bazaar.mechanisms.cloudchain.model import Provider, Sla, Task
+from bazaar.protocol import Envelope
+from bazaar.protocol.markets import cloudchain as msg
+
+from ..context import Refuse
+
+CONTRACT = contract_account(msg.MARKET)
+KINDS = ("training", "inference", "preprocessing")
+MAX_UNITS = 1e6
+CONTRACT_RECORDS = (msg.ALLOC, msg.SETTLE)
+ESCROW_MOVES = ("tx/escrow_release", "tx/escrow_refund", "tx/escrow_settle", "tx/escrow_split", "tx/escrow_take")
+
+
+def task_key(requester: bytes, task_id: str) -> bytes:
+    """A task's key on chain, which is also the id of its contract escrow."""
+    return hashlib.sha256(b"cloudchain/task" + requester + task_id.encode()).digest()
+
+
+def bond_id(provider: bytes) -> bytes:
+    """The id of a provider's bond (a contract escrow the SLA penalties are taken from)."""
+    return hashlib.sha256(b"cloudchain/bond" + provider).digest()
+
+
+def floor_units(x: float) -> int:
+    """Micro-tokens, rounded down (never pay more than a price times units)."""
+    return max(0, math.floor(x * UNIT + 1e-6))
+
+
+def task_escrow(task: Task, oracle_fee: float) -> int:
+    """What a requester locks for a task: the most it can pay (max price × units) and the oracles' fee."""
+    return floor_units(task.max_price * task.units) + floor_units(oracle_fee) + 1
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the contract needs besides the chain: the oracles, the leader and the scenario's economics."""
+
+    network_id: str
+    oracles: tuple[bytes, ...]
+    leader: bytes
+    quorum: int
+    oracle_fee: float
+    wrong_factor: float
+    max_faults: int
+    task_expiry: int
+    dp_budget: float
+    dp_delta: float
+    clip: float
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One task on chain."""
+
+    key: bytes
+    requester: bytes
+    round: int
+    task: Task
+    seed: int
+    dataset: str
+    height: int
+    state: str = "open"
+    provider: bytes = b""
+    price: float = 0.0
+    alloc_height: int = 0
+    result: bytes = b""
+    meta: bytes = b""
+    sizes: tuple[int, int] = (0, 0)
+    verdict: str = ""
+    signers: tuple[int, ...] = ()
+    dissent: tuple[int, ...] = ()
+    rtt_ms: tuple[float, ...] = ()
+    completion_ms: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class Book:
+    """The contract's view of the chain at one block."""
+
+    providers: Mapping[bytes, Provider] = field(default_factory=dict)
+    tasks: Mapping[bytes, Entry] = field(default_factory=dict)
+    windows: tuple[int, ...] = ()
+    faults: Mapping[bytes, int] = field(default_factory=dict)
+    earned: Mapping[bytes, int] = field(default_factory=dict)
+    penalties: Mapping[bytes, int] = field(default_factory=dict)
+    privacy: Mapping[str, tuple[tuple[float, int], ...]] = field(default_factory=dict)
+
+    # ------------------------------------------------------------------ derived views
+    def load(self) -> dict[bytes, float]:
+        """Units each provider holds for tasks allocated and not yet decided."""
+        out: dict[bytes, float] = {}
+        for e in self.tasks.values():
+            if e.state == "allocated":
+                out[e.provider] = out.get(e.provider, 0.0) + e.task.units
+        return out
+
+    def bonded(self, state: State) -> list[tuple[bytes, Provider]]:
+        """Registered providers whose bond covers one SLA penalty, in registration order."""
+        out = []
+        for acct, prof in self.providers.items():
+            bond = state.escrows.get(bond_id(acct))
+            if bond is not None and bond.arbiter == CONTRACT and bond.payer == acct \
+                    and bond.amount >= floor_units(prof.penalty):
+                out.append((acct, prof))
+        return out
+
+    # ------------------------------------------------------------------ admission
+    def admit(self, state: State, env: Envelope, rules: Rules) -> None:
+        """The market's rules for one cloudchain record against the book and ``state`` (the head).
+
+        Raises:
+            Refuse: with a coded reason (``no-stake``, ``bad-profile``, ``bad-task``, ``duplicate-task``,
+                ``unservable``, ``budget-spent``, ``not-authorised``, ``contract-only``, ``unknown-task``,
+                ``not-assigned``, ``oversize``, ``decided``, ``bad-quorum``).
+        """
+        if env.type != "tx/record" or env.market != msg.MARKET:
+            return
+        kind, data = env.body["kind"], env.body["data"]
+        if kind == msg.REGISTER:
+            if state.stakes.get(env.sender, 0) <= 0:
+                raise Refuse("no-stake", "a provider registers only with stake on the ledger")
+            profile_of(env.sender, data)
+        elif kind == msg.TASK:
+            self._admit_task(env, data, rules)
+        elif kind == msg.WINDOW:
+            if env.sender != rules.leader:
+                raise Refuse("not-authorised", "only the round leader closes a submission window")
+        elif kind in CONTRACT_RECORDS:
+            raise Refuse("contract-only", f"{kind} is written by the block proposer's contract, never submitted")
+        elif kind == msg.RESULT:
+            entry = self._entry(data)
+            if entry.state != "allocated" or entry.provider != env.sender:
+                raise Refuse("not-assigned", "a result comes from the task's provider while the task is open")
+            sizes = data.get("sizes")
+            if not (isinstance(sizes, list) and len(sizes) == 2 and all(isinstance(s, int) and 0 < s <= msg.MAX_BLOB
+                                                                       for s in sizes)):
+                raise Refuse("oversize", f"blob sizes must be 1..{msg.MAX_BLOB} bytes")
+            for k in ("model", "meta"):
+                if not isinstance(data.get(k), bytes) or len(data[k]) != 32:
+                    raise Refuse("bad-result", f"{k} must be a 32-byte hash")
+        elif kind == msg.QUORUM:
+            entry = self._entry(data)
+            if entry.state != "allocated":
+                raise Refuse("decided", "the task is not awaiting a verdict")
+            check_quorum(data, entry, rules, state)
+        elif kind == msg.CLOSE:
+            if env.sender != rules.leader:
+                raise Refuse("not-authorised", "only the round leader closes a round")
+        else:
+            raise Refuse("unknown-record", f"no cloudchain record {kind!r}")
+
+    def _entry(self, data: dict[str, Any]) -> Entry:
+        key = data.get("task")
+        entry = self.tasks.get(key) if isinstance(key, bytes) else None
+        if entry is None:
+            raise Refuse("unknown-task", "no such task on chain")
+        return entry
+
+    def _admit_task(self, env: Envelope, data: dict[str, Any], rules: Rules) -> None:
+        task, _, dataset = task_of(data)
+        if task_key(env.sender, task.id) in self.tasks:
+            raise Refuse("duplicate-task", f"task {task.id!r} is already on chain")
+        servers = [p for p in self.providers.values() if eligible(task, p)]
+        if not servers:
+            raise Refuse("unservable", f"task {task.id!r}: no registered provider can serve {task.units:g} units "
+                                       f"at ≤ {task.max_price:g} tokens/unit within latency {task.sla.latency_ms:g} ms "
+                                       f"and availability {task.sla.availability:g}")
+        if task.epsilon is not None:
+            from bazaar.mechanisms.cloudchain.privacy import BudgetExceeded
+
+            try:
+                self.accountant(env.sender, dataset, rules).check(task.id, *privacy_cost(task, rules))
+            except BudgetExceeded as err:
+                raise Refuse("budget-spent", str(err)) from err
+
+    def accountant(self, requester: bytes, dataset: str, rules: Rules) -> Any:
+        """The privacy accountant of one requester's dataset with every private task it already ran."""
+        from bazaar.mechanisms.cloudchain.privacy import PrivacyAccountant
+
+        acc = PrivacyAccountant(rules.dp_budget, rules.dp_delta)
+        for sigma, steps in self.privacy.get(requester.hex() + "/" + dataset, ()):
+            acc.spend("earlier", sigma, steps)
+        return acc
+
+    # ------------------------------------------------------------------ folding blocks
+    def apply(self, parent: State, txs: Sequence[Envelope], proposer: bytes, height: int, rules: Rules) -> Book:
+        """The book after a block with (decoded) transactions ``txs`` on ``parent``.
+
+        A task is funded when its contract escrow is locked in the block or held in ``parent``; the state after
+        the block answers the same (no contract moves a task escrow in the block that posts the task), so a
+        node that imported a certified block without the checks folds it with its new head state."""
+        providers = dict(self.providers)
+        tasks = dict(self.tasks)
+        windows = list(self.windows)
+        faults, earned, penalties = dict(self.faults), dict(self.earned), dict(self.penalties)
+        privacy = dict(self.privacy)
+        locks = {t.body["id"]: t for t in txs if t.type == "tx/escrow_lock" and t.market == msg.MARKET}
+        for env in txs:
+            if env.type != "tx/record" or env.market != msg.MARKET:
+                continue
+            kind, data = env.body["kind"], env.body["data"]
+            if kind == msg.REGISTER:
+                providers[env.sender] = profile_of(env.sender, data)
+            elif kind == msg.TASK:
+                task, seed, dataset = task_of(data)
+                key = task_key(env.sender, task.id)
+                if key in tasks:
+                    continue
+                lock = locks.get(key)
+                held = parent.escrows.get(key)
+                need = task_escrow(task, rules.oracle_fee)
+                funded = (lock is not None and lock.sender == env.sender and lock.body.get("arbiter") == CONTRACT
+                          and lock.body["amount"] >= need) or \
+                         (held is not None and held.payer == env.sender and held.arbiter == CONTRACT
+                          and held.amount >= need)
+                if funded:
+                    tasks[key] = Entry(key, env.sender, env.round, task, seed, dataset, height)
+            elif kind == msg.WINDOW:
+                windows.append(env.round)
+            elif kind == msg.ALLOC and env.sender == proposer:
+                for key, prov, price in zip(data["tasks"], data["providers"], data["prices"], strict=True):
+                    e = tasks[key]
+                    if prov:
+                        tasks[key] = replace(e, state="allocated", provider=prov, price=float(price),
+                                             alloc_height=height)
+                        if e.task.epsilon is not None:
+                            slot = e.requester.hex() + "/" + e.dataset
+                            privacy[slot] = (*privacy.get(slot, ()), privacy_cost(e.task, rules))
+                    else:
+                        del tasks[key]  # unserved: refunded in this very block
+                windows = []
+            elif kind == msg.RESULT:
+                r = tasks.get(data["task"])
+                if r is not None and r.state == "allocated" and not r.result:
+                    tasks[r.key] = replace(r, result=data["model"], meta=data["meta"],
+                                           sizes=(int(data["sizes"][0]), int(data["sizes"][1])))
+            elif kind == msg.QUORUM:
+                q = tasks.get(data["task"])
+                if q is not None and q.state == "allocated":
+                    tasks[q.key] = replace(q, state="decided", verdict=data["verdict"],
+                                           signers=tuple(data["signers"]),
+                                           dissent=tuple(int(d[0]) for d in data["dissent"]),
+                                           rtt_ms=tuple(float(x) for x in data["rtt_ms"]),
+                                           completion_ms=tuple(float(x) for x in data["completion_ms"]))
+            elif kind == msg.SETTLE and env.sender == proposer:
+                for row in data["tasks"]:
+                    key, paid, penalty = row[0], int(row[2]), int(row[3])
+                    if key not in tasks:
+                        continue
+                    done = tasks.pop(key)
+                    if paid:
+                        earned[done.provider] = earned.get(done.provider, 0) + paid
+                    if penalty:
+                        penalties[done.provider] = penalties.get(done.provider, 0) + penalty
+                    for idx in done.dissent:
+                        o = rules.oracles[idx]
+                        faults[o] = faults.get(o, 0) + 1
+        return Book(providers, tasks, tuple(windows), faults, earned, penalties, privacy)
+
+    # ------------------------------------------------------------------ the contract
+    def allocation(self, state: State) -> tuple[list[Entry], list[bytes], Allocation] | None:
+        """The allocation the next block must carry (None: no window is pending or nothing is open)."""
+        if not self.windows:
+            return None
+        batch = [e for e in self.tasks.values() if e.state == "open"]
+        if not batch:
+            return None
+        bonded = self.bonded(state)
+        load = self.load()
+        accts = [a for a, _ in bonded]
+        alloc = allocate([e.task for e in batch], [p for _, p in bonded], [load.get(a, 0.0) for a in accts])
+        return batch, accts, alloc
+
+    def contract_work(self, state: State, rules: Rules) -> list[tuple[str, dict[str, Any]]]:
+        """The contract's transactions for the block on ``state``, in order: the allocation (and the refunds of
+        unserved tasks), then the settlement of every decided or expired task (and its escrow moves)."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        planned = self.allocation(state)
+        if planned is not None:
+            batch, accts, alloc = planned
+            provs = [accts[i] if i >= 0 else b"" for i in alloc.assignment]
+            out.append(("record", {"kind": msg.ALLOC, "data": {
+                "rounds": sorted(set(self.windows)), "tasks": [e.key for e in batch], "providers": provs,
+                "prices": [float(p) for p in alloc.prices], "objective": float(alloc.objective)}}))
+            for e, prov in zip(batch, provs, strict=True):
+                if not prov and e.key in state.escrows:
+                    out.append(("escrow_refund", {"id": e.key}))
+        rows: list[list[Any]] = []
+        moves: list[tuple[str, dict[str, Any]]] = []
+        bonds: dict[bytes, int] = {}
+        for e in self.tasks.values():
+            expired = e.state == "allocated" and state.height + 1 > e.alloc_height + rules.task_expiry
+            if e.state != "decided" and not expired:
+                continue
+            escrow = state.escrows.get(e.key)
+            verdict = e.verdict if e.state == "decided" else "expired"
+            paid = penalty = fee_paid = 0
+            if escrow is None:  # the payer took it back after expiry: nothing to move
+                rows.append([e.key, verdict, 0, 0, 0])
+                continue
+            to: dict[bytes, int] = {}
+            if verdict == "met":
+                paid = min(floor_units(e.price * e.task.units), escrow.amount)
+                to[e.provider] = paid
+            if verdict != "expired":
+                fee = min(floor_units(rules.oracle_fee), escrow.amount - paid)
+                payees = [rules.oracles[i] for i in e.signers
+                          if self.faults.get(rules.oracles[i], 0) < rules.max_faults]
+                if payees and fee:
+                    share = fee // len(payees)
+                    for o in payees:
+                        to[o] = to.get(o, 0) + share
+                    fee_paid = share * len(payees)
+            moves.append(("escrow_split", {"id": e.key, "to": {k: v for k, v in to.items() if v > 0}}))
+            if verdict in ("late", "missing", "wrong"):
+                prof = self.providers.get(e.provider)
+                bond = state.escrows.get(bond_id(e.provider))
+                left = (bond.amount if bond is not None else 0) - bonds.get(e.provider, 0)
+                lam = prof.penalty * (rules.wrong_factor if verdict == "wrong" else 1.0) if prof else 0.0
+                penalty = max(0, min(floor_units(lam), left))
+                if penalty:
+                    bonds[e.provider] = bonds.get(e.provider, 0) + penalty
+                    moves.append(("escrow_take", {"id": bond_id(e.provider), "to": {e.requester: penalty}}))
+            rows.append([e.key, verdict, paid, penalty, fee_paid])
+        if rows:
+            out.append(("record", {"kind": msg.SETTLE, "data": {"tasks": rows}}))
+            out.extend(moves)
+        return out
+
+
+def contract_outputs(txs: Sequence[Envelope], proposer: bytes, parent: State) -> list[tuple[str, dict[str, Any]]]:
+    """The contract transactions a block carries: the proposer's ``alloc`` and ``settle`` records and every move of
+    a cloudchain contract escrow, in block order, without their nonces."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for t in txs:
+        if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] in CONTRACT_RECORDS:
+            out.append(("record", {"kind": t.body["kind"], "data": t.body["data"]}))
+        elif t.type in ESCROW_MOVES:
+            escrow = parent.escrows.get(t.body["id"])
+            if escrow is not None and escrow.arbiter == CONTRACT and t.sender == proposer:
+                out.append((t.type[3:], {k: v for k, v in t.body.items() if k != "nonce"}))
+    return out
+
+
+def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State) -> None:
+    """A quorum record: t distinct oracles whose aggregated BLS signature verifies the verdict, measurements for
+    each signer, and dissent (oracles that signed another verdict) that verifies too.
+
+    Raises:
+        Refuse: ``bad-quorum``.
+    """
+    try:
+        verdict, result = data["verdict"], data["result"]
+        signers = [int(i) for i in data["signers"]]
+        rtt, done = list(data["rtt_ms"]), list(data["completion_ms"])
+        dissent = list(data["dissent"])
+        sig = data["sig"]
+    except (KeyError, TypeError, ValueError) as err:
+        raise Refuse("bad-quorum", f"malformed quorum record: {err}") from err
+    if verdict not in msg.VERDICTS or not isinstance(result, bytes) or not isinstance(sig, bytes):
+        raise Refuse("bad-quorum", f"unknown verdict {verdict!r} or malformed result/signature")
+    if len(set(signers)) != len(signers) or len(signers) < rules.quorum \
+            or any(not 0 <= i < len(rules.oracles) for i in signers):
+        raise Refuse("bad-quorum", f"{len(set(signers))} distinct oracles < quorum {rules.quorum}")
+    if len(rtt) != len(signers) or len(done) != len(signers):
+        raise Refuse("bad-quorum", "one measurement per signer")
+    want = b"" if verdict == "missing" else entry.result
+    if result != want or (verdict != "missing" and not entry.result):
+        raise Refuse("bad-quorum", "the verdict names another result than the provider posted")
+    pks = []
+    for i in signers:
+        pk = state.validators.get(rules.oracles[i])
+        if pk is None:
+            raise Refuse("bad-quorum", f"oracle {i} has no BLS key on the ledger")
+        pks.append(pk)
+    if not bls.fast_aggregate_verify(pks, msg.verdict_message(rules.network_id, entry.key, verdict, result), sig):
+        raise Refuse("bad-quorum", "the aggregated BLS signature does not verify")
+    for d in dissent:
+        if not (isinstance(d, list) and len(d) == 4):
+            raise Refuse("bad-quorum", "dissent rows are [oracle, verdict, result, signature]")
+        i, v, r, s = d
+        if not isinstance(i, int) or not 0 <= i < len(rules.oracles) or i in signers or v == verdict \
+                or not isinstance(v, str) or not isinstance(r, bytes) or not isinstance(s, bytes):
+            raise Refuse("bad-quorum", "a dissent row must name another oracle and another verdict")
+        pk = state.validators.get(rules.oracles[i])
+        if pk is None or not bls.verify(pk, msg.verdict_message(rules.network_id, entry.key, v, r), s):
+            raise Refuse("bad-quorum", "a dissenting attestation does not verify")
+
+
+def profile_of(sender: bytes, data: dict[str, Any]) -> Provider:
+    """A provider's registered profile.
+
+    Raises:
+        Refuse: ``bad-profile``.
+    """
+    try:
+        p = Provider(name=str(data["name"]), kind=str(data["kind"]), capacity=float(data["capacity"]),
+                     price=float(data["price"]), reliability=float(data["reliability"]),
+                     latency_ms=float(data["latency_ms"]), penalty=float(data["penalty"]),
+                     read_mbps=float(data["read_mbps"]), write_mbps=float(data["write_mbps"]),
+                     commit_s=float(data["commit_s"]))
+    except (KeyError, TypeError, ValueError) as err:
+        raise Refuse("bad-profile", f"malformed profile: {err}") from err
+    nums = (p.capacity, p.price, p.latency_ms, p.penalty, p.read_mbps, p.write_mbps)
+    if not all(math.isfinite(x) and x > 0 for x in nums) or not 0 < p.reliability <= 1 \
+            or not math.isfinite(p.commit_s) or p.commit_s < 0 or p.kind not in ("enterprise", "community"):
+        raise Refuse("bad-profile", "capacity, price, latency, penalty and bandwidths must be > 0, reliability in "
+                                    "(0, 1], kind enterprise or community")
+    return p
+
+
+def profile_data(p: Provider) -> dict[str, Any]:
+    """The record data registering ``p``."""
+    return {"name": p.name, "kind": p.kind, "capacity": p.capacity, "price": p.price, "reliability": p.reliability,
+            "latency_ms": p.latency_ms, "penalty": p.penalty, "read_mbps": p.read_mbps,
+            "write_mbps": p.write_mbps, "commit_s": p.commit_s}
+
+
+def task_data(task: Task, seed: int, dataset: str) -> dict[str, Any]:
+    """The record data posting ``task``."""
+    return {"id": task.id, "kind": task.kind, "units": task.units, "max_price": task.max_price,
+            "value": task.value, "latency_ms": task.sla.latency_ms, "availability": task.sla.availability,
+            "deadline_s": task.sla.deadline_s, "epsilon": task.epsilon, "delta": task.delta, "seed": seed,
+            "dataset": dataset}
+
+
+def task_of(data: dict[str, Any]) -> tuple[Task, int, str]:
+    """``(task, job seed, dataset)`` from a task record.
+
+    Raises:
+        Refuse: ``bad-task``.
+    """
+    try:
+        eps, delta = data["epsilon"], data["delta"]
+        task = Task(id=str(data["id"]), kind=str(data["kind"]), units=float(data["units"]),
+                    max_price=float(data["max_price"]), value=float(data["value"]),
+                    sla=Sla(latency_ms=float(data["latency_ms"]), availability=float(data["availability"]),
+                            deadline_s=float(data["deadline_s"])),
+                    epsilon=None if eps is None else float(eps), delta=None if delta is None else float(delta))
+        seed, dataset = int(data["seed"]), str(data["dataset"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise Refuse("bad-task", f"malformed task: {err}") from err
+    nums = (task.units, task.max_price, task.sla.latency_ms, task.sla.deadline_s)
+    if not task.id or len(task.id) > 64 or task.kind not in KINDS or not 0 <= seed < 2**32 or len(dataset) > 32:
+        raise Refuse("bad-task", "id 1..64 chars, kind training|inference|preprocessing, seed < 2^32")
+    if not all(math.isfinite(x) and x > 0 for x in nums) or task.units > MAX_UNITS \
+            or not 0 < task.sla.availability <= 1 or not math.isfinite(task.value) or task.value < 0:
+        raise Refuse("bad-task", f"task {task.id!r}: units, price, latency and deadline must be > 0 (units ≤ "
+                                 f"{MAX_UNITS:g}), availability in (0, 1]")
+    if (task.epsilon is None) != (task.delta is None) or (task.epsilon is not None and not (
+            task.epsilon > 0 and task.delta is not None and 0 < task.delta < 1)):
+        raise Refuse("bad-task", f"task {task.id!r}: a private task gives epsilon > 0 and 0 < delta < 1")
+    return task, seed, dataset
+
+
+def privacy_cost(task: Task, rules: Rules) -> tuple[float, int]:
+    """``(noise multiplier, steps)`` a private task's training spends (what the accountant composes)."""
+    from bazaar.mechanisms.cloudchain.jobs import training_steps
+    from bazaar.mechanisms.cloudchain.privacy import gaussian_sigma
+
+    steps = training_steps(task.units)
+    assert task.epsilon is not None and task.delta is not None
+    sigma = gaussian_sigma(task.epsilon, task.delta, rules.clip, steps)
+    return sigma / rules.clip, steps

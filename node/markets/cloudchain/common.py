@@ -1,0 +1,249 @@
+"""What every cloudchain node shares: the roster and rules, the books it folds from the chain (one per recent
+head), the contract hooks (admission, the proposer's transactions, the re-execution every validator runs), the
+blob store, and the log of settled tasks the leader reports from."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from bazaar.ledger.apply import apply as apply_block
+from bazaar.ledger.block import Block
+from bazaar.ledger.errors import InvalidBlock, LedgerError
+from bazaar.ledger.state import State
+from bazaar.ledger.txs import decode_tx
+from bazaar.protocol import Envelope, ProtocolError, codec
+from bazaar.protocol.markets import cloudchain as msg
+from bazaar.protocol.transport import RejectRequest
+
+from ..app import Role, block_check, block_propose, on_block, tx_admit
+from ..context import Refuse, RequestFailed, RoleContext
+from .book import CONTRACT_RECORDS, Book, Rules, contract_outputs
+from .config import CloudchainConfig
+
+PROVIDER, REQUESTER, ORACLE = "provider", "requester", "oracle"
+KEEP_BOOKS = 64
+"""Books kept for recent heads (a node re-folds from its chain when it needs an older one)."""
+TOLERATED = frozenset({"duplicate-task", "decided"})
+"""Record refusals that do not invalidate a block: the book ignores such a record (a second quorum for a task a
+first one decided in the same block; a task posted twice)."""
+
+
+def decode_all(block: Block, network_id: str) -> list[Envelope] | None:
+    """The block's transactions, opened (None when one does not open: the ledger refuses the block itself)."""
+    try:
+        return [decode_tx(raw, network_id) for raw in block.txs]
+    except ProtocolError:
+        return None
+
+
+class BlobStore:
+    """Content-addressed bytes kept in memory and served to peers by hash (only hashes go on chain)."""
+
+    def __init__(self, ctx: RoleContext, keep: int = 1024) -> None:
+        self.ctx = ctx
+        self.keep = keep
+        self._blobs: OrderedDict[bytes, bytes] = OrderedDict()
+        self.fetched = 0
+        self.fetched_bytes = 0
+        ctx.set_protocol(msg.BLOB_PROTOCOL, self.serve)
+
+    def put(self, data: bytes) -> bytes:
+        """Keep ``data``; returns its SHA-256."""
+        h = hashlib.sha256(data).digest()
+        self._blobs[h] = data
+        self._blobs.move_to_end(h)
+        while len(self._blobs) > self.keep:
+            self._blobs.popitem(last=False)
+        return h
+
+    def get(self, h: bytes) -> bytes | None:
+        """The blob with hash ``h`` if held."""
+        return self._blobs.get(h)
+
+    async def serve(self, peer: bytes, request: bytes) -> bytes:
+        """``{hash}`` -> ``{data}``."""
+        req = codec.decode(request, max_size=256)
+        if not isinstance(req, dict) or set(req) != {"hash"} or not isinstance(req["hash"], bytes):
+            raise RejectRequest("blob request must be {hash: 32 bytes}")
+        data = self.get(req["hash"])
+        if data is None:
+            raise RejectRequest("unknown blob")
+        return codec.encode({"data": data})
+
+    async def fetch(self, h: bytes, holder: bytes, *, size: int, timeout: float) -> bytes:
+        """The blob with hash ``h`` from ``holder`` (checked against the hash and the size).
+
+        Raises:
+            RequestFailed: no answer, or bytes that do not match.
+        """
+        held = self.get(h)
+        if held is not None:
+            return held
+        if size > msg.MAX_BLOB:
+            raise RequestFailed("bad-answer", f"blob of {size} bytes > {msg.MAX_BLOB}")
+        raw = await self.ctx.request_raw(holder, msg.BLOB_PROTOCOL, codec.encode({"hash": h}), timeout=timeout)
+        try:
+            answer = codec.decode(raw, max_size=msg.MAX_BLOB + 64)
+        except Exception as err:
+            raise RequestFailed("bad-answer", str(err)[:200]) from err
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if not isinstance(data, bytes) or len(data) != size or hashlib.sha256(data).digest() != h:
+            raise RequestFailed("bad-answer", "blob does not match its hash or size")
+        self.fetched += 1
+        self.fetched_bytes += len(data)
+        return data
+
+
+class CloudchainRole(Role):
+    """Roster, rules, books and the contract hooks; every node follows the chain's cloudchain records."""
+
+    def __init__(self, ctx: RoleContext) -> None:
+        super().__init__(ctx)
+        self.cfg: CloudchainConfig = ctx.settings
+        self.oracles = tuple(e.key for e in ctx.peers(ORACLE))
+        self.rules = Rules(network_id=ctx.network_id, oracles=self.oracles, leader=self.oracles[0],
+                           quorum=self.cfg.quorum, oracle_fee=self.cfg.oracle_fee, wrong_factor=self.cfg.wrong_factor,
+                           max_faults=self.cfg.max_faults, task_expiry=self.cfg.task_expiry,
+                           dp_budget=self.cfg.dp_budget, dp_delta=self.cfg.dp_delta, clip=self.cfg.clip)
+        self.books: OrderedDict[bytes, Book] = OrderedDict()
+        self.settled: dict[bytes, dict[str, Any]] = {}
+        """Task key -> how it ended (from the chain): the leader's round report reads it."""
+        self._work: tuple[bytes, list[tuple[str, dict[str, Any]]]] | None = None
+        self._refold()
+
+    # ------------------------------------------------------------------ books
+    def _refold(self) -> None:
+        """Fold every stored block from genesis (at start, and when a fork choice left no kept book)."""
+        chain = self.ctx.chain
+        state = State.from_genesis(chain.state.genesis)
+        book = Book()
+        self.books.clear()
+        self.books[state.head] = book
+        for h in range(1, chain.height + 1):
+            block = chain.block(h)
+            if block is None:
+                break
+            txs = decode_all(block, self.ctx.network_id) or []
+            book = self._fold(book, state, txs, block)
+            try:
+                state = apply_block(state, block)
+            except LedgerError:
+                break
+            self._keep(block.header.hash, book)
+
+    def _fold(self, book: Book, parent: State, txs: list[Envelope], block: Block) -> Book:
+        new = book.apply(parent, txs, block.header.proposer, block.header.height, self.rules)
+        self._note(book, new, txs, block)
+        return new
+
+    def _keep(self, head: bytes, book: Book) -> None:
+        self.books[head] = book
+        self.books.move_to_end(head)
+        while len(self.books) > KEEP_BOOKS:
+            self.books.popitem(last=False)
+
+    def book_at(self, head: bytes) -> Book:
+        """The book after the block with hash ``head`` (re-folded from the chain when not kept)."""
+        book = self.books.get(head)
+        if book is None:
+            self._refold()
+            book = self.books.get(head)
+        if book is None:
+            raise InvalidBlock("market-contract", "no cloudchain book for the parent block")
+        return book
+
+    @property
+    def book(self) -> Book:
+        """The book at our head."""
+        return self.book_at(self.ctx.chain.state.head)
+
+    def _note(self, old: Book, new: Book, txs: Sequence[Envelope], block: Block) -> None:
+        """Log how settled and unserved tasks ended (for reports; not part of the contract)."""
+        for t in txs:
+            if t.type != "tx/record" or t.market != msg.MARKET or t.body["kind"] not in CONTRACT_RECORDS \
+                    or t.sender != block.header.proposer:
+                continue
+            data = t.body["data"]
+            if t.body["kind"] == msg.ALLOC:
+                for key, prov in zip(data["tasks"], data["providers"], strict=True):
+                    e = old.tasks.get(key)
+                    if e is not None and not prov:
+                        self.settled[key] = {"round": e.round, "task": e.task.id, "requester": e.requester,
+                                             "provider": None, "verdict": "unserved", "paid": 0, "penalty": 0,
+                                             "fee": 0, "height": block.header.height, "units": e.task.units}
+            else:
+                for key, verdict, paid, penalty, fee in data["tasks"]:
+                    e = old.tasks.get(key)
+                    if e is None:
+                        continue
+                    self.settled[key] = {
+                        "round": e.round, "task": e.task.id, "requester": e.requester, "provider": e.provider,
+                        "verdict": verdict, "paid": paid, "penalty": penalty, "fee": fee, "price": e.price,
+                        "units": e.task.units, "kind": e.task.kind, "private": e.task.epsilon is not None,
+                        "signers": list(e.signers), "dissent": list(e.dissent), "rtt_ms": list(e.rtt_ms),
+                        "completion_ms": list(e.completion_ms), "height": block.header.height,
+                        "alloc_height": e.alloc_height, "value": e.task.value,
+                        "deadline_s": e.task.sla.deadline_s}
+
+    # ------------------------------------------------------------------ contract hooks
+    @tx_admit
+    def admit(self, state: State, env: Envelope) -> None:
+        """The market's rules for a cloudchain record against our head."""
+        if env.type == "tx/record" and env.market == msg.MARKET:
+            self.book_at(state.head).admit(state, env, self.rules)
+
+    @block_propose
+    def contract_txs(self, parent: State) -> list[tuple[str, dict[str, Any]]]:
+        """The contract's transactions for a block we propose on ``parent`` (cached per head)."""
+        if self._work is not None and self._work[0] == parent.head:
+            return self._work[1]
+        work = self.book_at(parent.head).contract_work(parent, self.rules)
+        self._work = (parent.head, work)
+        return work
+
+    @block_check
+    def contract_holds(self, parent: State, block: Block) -> None:
+        """Re-execute the contract: the block's allocation, settlements and escrow moves must be exactly what the
+        parent's book derives, and every other cloudchain record must pass the market's rules."""
+        txs = decode_all(block, self.ctx.network_id)
+        if txs is None:
+            return
+        book = self.book_at(parent.head)
+        want = book.contract_work(parent, self.rules)
+        got = contract_outputs(txs, block.header.proposer, parent)
+        if codec.encode(want) != codec.encode(got):
+            raise InvalidBlock("market-contract", f"the block's contract transactions differ from the re-executed "
+                                                  f"contract ({len(got)} carried, {len(want)} derived)")
+        running = book
+        for t in txs:
+            if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] not in CONTRACT_RECORDS:
+                try:
+                    running.admit(parent, t, self.rules)
+                except Refuse as err:
+                    if err.reason not in TOLERATED:
+                        raise InvalidBlock("market-contract", f"{t.body['kind']}: {err.reason}: {err.detail}") \
+                            from err
+                running = running.apply(parent, [t], block.header.proposer, block.header.height, self.rules)
+        new = self._fold(book, parent, txs, block)
+        self._keep(block.header.hash, new)
+
+    @on_block
+    def follow(self, block: Block) -> None:
+        """Keep the book of every new head (folded now if the block came certified, without the checks)."""
+        if block.header.hash in self.books:
+            return
+        parent_book = self.books.get(block.header.parent)
+        if parent_book is None or self.ctx.chain.state.head != block.header.hash:
+            self._refold()
+            return
+        txs = decode_all(block, self.ctx.network_id) or []
+        # the state after the block funds a task exactly as the parent's does (Book.apply)
+        self._keep(block.header.hash, self._fold(parent_book, self.ctx.chain.state, txs, block))
+
+    def status(self) -> dict[str, Any]:
+        """Role fields for ``GET /status``."""
+        book = self.book
+        return {"providers": len(book.providers), "open_tasks": len(book.tasks), "settled_tasks": len(self.settled)}

@@ -1,0 +1,277 @@
+"""An SLA oracle, and — the first oracle — the round leader.
+
+For every task the contract allocates, each oracle independently probes the provider (real round trips over
+libp2p), waits for the provider's result on chain (its completion time), fetches the result's blobs and spot-
+checks them, decides a verdict (``met``, ``late``, ``missing`` or ``wrong``), signs it with its BLS key and
+gossips the attestation. Once t oracles agree on a verdict, the task's aggregator (the first oracle in an order
+drawn from the task's key; the others step in after a grace period) aggregates their signatures into one and
+posts the ``quorum`` record with every dissent it heard; the contract settles on it.
+
+The leader's round (one simulated day): it calls the day, waits for the requesters' tasks to land, closes the
+submission window (the next block allocates), waits for every task of the round to be settled or refunded, and
+closes the round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from bazaar.ledger import bls
+from bazaar.ledger.amounts import from_units
+from bazaar.ledger.block import Block
+from bazaar.protocol import Envelope, codec
+from bazaar.protocol.markets import cloudchain as msg
+
+from ...rounds.engine import RoundError, RoundResult, RoundStart
+from ..app import RoleApp, on, on_block
+from ..context import Refuse, RequestFailed
+from .common import ORACLE, PROVIDER, REQUESTER, BlobStore, CloudchainRole, decode_all
+from .config import agent_names, round_tasks
+from .report import round_outcome
+
+AGGREGATE_GRACE_S = 1.5
+"""How long an oracle that is not a task's first aggregator waits before posting the quorum itself."""
+DISSENT_WAIT_S = 0.5
+"""How long an aggregator that has t matching attestations waits for the remaining oracles' (their dissent)."""
+SETTLE_MARGIN_S = 10.0
+
+
+@dataclass
+class _Watch:
+    """What this oracle knows of one allocated task."""
+
+    key: bytes
+    provider: bytes
+    started: float
+    attestations: dict[int, tuple[str, bytes, float, float, bytes]] = field(default_factory=dict)
+    posted: bool = False
+    quorum: trio.Event = field(default_factory=trio.Event)
+
+
+class OracleNode(CloudchainRole):
+    """One oracle; the first one also leads rounds."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.index = self.oracles.index(ctx.key.public)
+        self.bls_secret = bls.bls_keygen(ctx.key.seed)
+        self.blobs = BlobStore(ctx)
+        self.watching: dict[bytes, _Watch] = {}
+        self.liar = ctx.name in self.cfg.lying_oracles
+        self.attested = 0
+        self.quorums = 0
+
+    # ------------------------------------------------------------------ examining tasks
+    @on_block
+    def on_alloc(self, block: Block) -> None:
+        """Start examining every task the block allocates."""
+        for t in decode_all(block, self.ctx.network_id) or []:
+            if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] == msg.ALLOC \
+                    and t.sender == block.header.proposer:
+                for key, prov in zip(t.body["data"]["tasks"], t.body["data"]["providers"], strict=True):
+                    if prov and key not in self.watching:
+                        self.watching[key] = _Watch(key, prov, time.monotonic())
+                        self.ctx.spawn(f"examine.{key.hex()[:8]}", self.examine, key)
+
+    async def probe(self, provider: bytes, bound_ms: float) -> tuple[float, float]:
+        """``(median round trip in ms, share of probes answered in time)``."""
+        rtts = []
+        for _ in range(self.cfg.probes):
+            t0 = time.monotonic()
+            try:
+                await self.ctx.ask(provider, msg.MSG_PROBE, {"nonce": os.urandom(16)}, round=0,
+                                   timeout=max(1.0, 4 * bound_ms / 1000))
+            except RequestFailed:
+                continue
+            rtts.append((time.monotonic() - t0) * 1000)
+        answered = sum(1 for r in rtts if r <= 4 * bound_ms)
+        return (statistics.median(rtts) if rtts else math.inf), answered / self.cfg.probes
+
+    async def examine(self, key: bytes) -> None:
+        """Probe, wait for the result, spot-check, attest."""
+        from bazaar.mechanisms.cloudchain.jobs import spot_check
+
+        ctx, watch = self.ctx, self.watching[key]
+        entry = self.book.tasks.get(key)
+        if entry is None:
+            return
+        task = entry.task
+        rtt, availability = await self.probe(watch.provider, task.sla.latency_ms)
+
+        def resulted() -> bool:
+            e = self.book.tasks.get(key)
+            return e is None or bool(e.result) or e.state != "allocated"
+
+        with contextlib.suppress(trio.TooSlowError):
+            await ctx.chain.wait_for(resulted, timeout=max(0.0, watch.started + task.sla.deadline_s
+                                                           - time.monotonic()))
+        current = self.book.tasks.get(key)
+        if current is None or current.state != "allocated":
+            return  # decided without us
+        completion_ms = (time.monotonic() - watch.started) * 1000
+        verdict, result = "missing", b""
+        if current.result:
+            result = current.result
+            verdict = "met"
+            try:
+                model = await self.blobs.fetch(current.result, watch.provider, size=current.sizes[0], timeout=5.0)
+                meta_raw = await self.blobs.fetch(current.meta, watch.provider, size=current.sizes[1], timeout=5.0)
+                meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
+                ok = isinstance(meta, dict) and await ctx.compute(
+                    lambda: spot_check(task.kind, task.units, current.seed, model, meta, epsilon=task.epsilon,
+                                       delta=task.delta, clip_bound=self.cfg.clip, sample_seed=self.index))
+            except (RequestFailed, ValueError, TypeError) as err:
+                ctx.events.warning("oracle.fetch_failed", task=task.id, error=str(err)[:120])
+                ok = False
+            if not ok:
+                verdict = "wrong"
+            elif rtt > task.sla.latency_ms or availability < task.sla.availability \
+                    or completion_ms > task.sla.deadline_s * 1000:
+                verdict = "late"
+        if self.liar:
+            verdict = "late" if verdict == "met" else "met"
+        sig = bls.sign(self.bls_secret, msg.verdict_message(ctx.network_id, key, verdict, result))
+        body = {"task": key, "verdict": verdict, "result": result, "rtt_ms": min(rtt, 1e9),
+                "completion_ms": completion_ms, "sig": sig}
+        self._take(self.index, body)
+        self.attested += 1
+        await ctx.publish(msg.MSG_ATTEST, body, round=entry.round)
+
+    @on(msg.MSG_ATTEST, from_roles=(ORACLE,))
+    async def on_attest(self, env: Envelope) -> None:
+        """Another oracle's attestation (checked: an oracle, a task awaiting its verdict, a BLS signature)."""
+        key = env.body["task"]
+        entry = self.book.tasks.get(key)
+        if entry is None or entry.state != "allocated":
+            raise Refuse("unknown-task", "no allocated task awaits a verdict under this key")
+        idx = self.oracles.index(env.sender)
+        pk = self.ctx.chain.state.validators.get(env.sender)
+        b = env.body
+        if b["verdict"] not in msg.VERDICTS or pk is None or not bls.verify(
+                pk, msg.verdict_message(self.ctx.network_id, key, b["verdict"], b["result"]), b["sig"]):
+            raise Refuse("bad-attestation", "unknown verdict or BLS signature that does not verify")
+        if key not in self.watching:
+            self.watching[key] = _Watch(key, entry.provider, time.monotonic())
+        self._take(idx, b)
+
+    def _take(self, idx: int, b: dict[str, Any]) -> None:
+        watch = self.watching[b["task"]]
+        watch.attestations[idx] = (b["verdict"], b["result"], float(b["rtt_ms"]), float(b["completion_ms"]), b["sig"])
+        if self._agreeing(watch) is not None and not watch.posted and not watch.quorum.is_set():
+            watch.quorum.set()
+            self.ctx.spawn(f"quorum.{watch.key.hex()[:8]}", self.aggregate, watch.key)
+
+    def _agreeing(self, watch: _Watch) -> tuple[str, bytes, list[int]] | None:
+        groups: dict[tuple[str, bytes], list[int]] = {}
+        for i, (v, r, *_rest) in sorted(watch.attestations.items()):
+            groups.setdefault((v, r), []).append(i)
+        for (v, r), members in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+            if len(members) >= self.cfg.quorum:
+                return v, r, members
+        return None
+
+    def _rank(self, key: bytes) -> int:
+        order = sorted(range(len(self.oracles)), key=lambda i: hashlib.sha256(key + self.oracles[i]).digest())
+        return order.index(self.index)
+
+    async def aggregate(self, key: bytes) -> None:
+        """Post the quorum record (first aggregator at once, the others after a grace period if still needed)."""
+        ctx, watch = self.ctx, self.watching[key]
+        rank = self._rank(key)
+        wait = DISSENT_WAIT_S + rank * AGGREGATE_GRACE_S
+        with trio.move_on_after(wait):
+            await ctx.chain.wait_for(lambda: (len(watch.attestations) == len(self.oracles) and rank == 0)
+                                     or self._decided(key), timeout=wait + 1)
+        if self._decided(key) or watch.posted:
+            return
+        agreed = self._agreeing(watch)
+        if agreed is None:
+            return
+        verdict, result, signers = agreed
+        rows = [watch.attestations[i] for i in signers]
+        data = {"task": key, "verdict": verdict, "result": result, "signers": signers,
+                "sig": bls.aggregate([r[4] for r in rows]), "rtt_ms": [r[2] for r in rows],
+                "completion_ms": [r[3] for r in rows],
+                "dissent": [[i, a[0], a[1], a[4]] for i, a in sorted(watch.attestations.items()) if a[0] != verdict]}
+        watch.posted = True
+        entry = self.book.tasks.get(key)
+        await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.QUORUM, "data": data},
+                                                  round=entry.round if entry else 0).wire])
+        self.quorums += 1
+        ctx.events.info("oracle.quorum", task=entry.task.id if entry else key.hex()[:8], verdict=verdict,
+                        signers=len(signers), dissent=len(data["dissent"]))
+
+    def _landed(self, round_no: int, ids: list[str]) -> dict[str, bytes]:
+        """Task id -> key of the round's planned tasks that are on chain (open, running or settled)."""
+        want = set(ids)
+        out = {e.task.id: e.key for e in self.book.tasks.values() if e.round == round_no and e.task.id in want}
+        for key, s in self.settled.items():
+            if s["round"] == round_no and s["task"] in want:
+                out[s["task"]] = key
+        return out
+
+    def _decided(self, key: bytes) -> bool:
+        e = self.book.tasks.get(key)
+        return e is None or e.state != "allocated"
+
+    # ------------------------------------------------------------------ leading rounds
+    async def open_round(self, rnd: RoundStart) -> RoundResult:
+        """Call the day, close the window once the tasks landed, wait for their settlement, close the round."""
+        ctx = self.ctx
+        if self.index != 0:
+            raise RoundError("only the first oracle leads rounds")
+        connected = ctx.connected()
+        requesters = ctx.peers(REQUESTER)
+        agents = agent_names(self.cfg, [e.name for e in requesters])
+        plan = round_tasks(self.cfg, rnd.number, agents)
+        ids = [task.id for _, task, _ in plan]
+        live = [e for e in requesters if e.key in connected]
+        if not live or not [e for e in ctx.peers(PROVIDER) if e.key in connected]:
+            raise RoundError("no requester or no provider is connected")
+        window_s = ctx.deadline("window_s")
+        await ctx.publish(msg.MSG_DAY, {"day": rnd.number, "window_ms": int(window_s * 1000)}, round=rnd.number)
+        t_call = time.monotonic()
+        with trio.move_on_after(window_s):
+            await ctx.chain.wait_for(lambda: len(self._landed(rnd.number, ids)) == len(ids), timeout=window_s + 1)
+        landed = list(self._landed(rnd.number, ids).values())
+        await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": len(landed)}},
+                                                  round=rnd.number).wire])
+        t_window = time.monotonic()
+        settle_s = self.cfg.deadline_s + ctx.deadline("settle_s")
+        with trio.move_on_after(settle_s + SETTLE_MARGIN_S):
+            await ctx.chain.wait_for(lambda: all(k in self.settled for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
+        close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
+        await ctx.chain.submit([close.wire])
+        names = {e.key: e.name for e in ctx.peers()}
+        outcome, metrics = round_outcome(self, rnd.number, landed, names)
+        got = self._landed(rnd.number, ids)
+        left_out = sorted({agent.split("/")[0] for agent, task, _ in plan if task.id not in got})
+        metrics.update({"window_s": round(t_window - t_call, 3), "tasks_posted": len(landed),
+                        "tasks_planned": len(ids)})
+        return RoundResult(participants=[e.name for e in ctx.peers() if e.key != ctx.key.public],
+                           left_out=left_out, settle_nonce=int(close.body["nonce"]),
+                           settle_wait_s=ctx.deadline("block_s") + 5, metrics=metrics, outcome=outcome)
+
+    async def close_round(self, rnd: RoundStart, result: RoundResult, summary: dict[str, Any]) -> None:
+        """Name the closing block's proposer and the tokens moved."""
+        block = self.ctx.chain.block(summary["height"]) if summary["height"] else None
+        if block is not None:
+            summary["proposer"] = self.ctx.name_of(block.header.proposer)
+        summary["metrics"]["tokens_total"] = round(sum(from_units(v) for v in self.book.earned.values()), 6)
+
+    def status(self) -> dict[str, Any]:
+        """Role fields for ``GET /status``."""
+        return {**super().status(), "oracle": self.index, "attested": self.attested, "quorums": self.quorums,
+                "liar": self.liar}
+
+
+APP = RoleApp("oracle", OracleNode)

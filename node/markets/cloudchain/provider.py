@@ -1,0 +1,130 @@
+"""A compute provider: bonds and registers its profile on chain, runs every task the contract allocates to it
+(a real numpy job scaled by the task's units, with DP noise when the task asks for privacy), keeps the model
+and its metadata as content-addressed blobs it serves over libp2p, posts their hashes, and answers the
+oracles' latency probes.
+
+The scenario may make it misbehave (``[mechanism] slow / fail / wrong``): answer the oracles' probes past the
+SLA's latency bound, silently never deliver (nor answer probes in time), or deliver a wrong result — so the
+oracles' quorum has something to penalise.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import trio
+
+from bazaar.ledger.amounts import to_units
+from bazaar.ledger.block import Block
+from bazaar.protocol import Envelope, codec
+from bazaar.protocol.markets import cloudchain as msg
+
+from ..app import RoleApp, lifespan, on_block, serve
+from .book import CONTRACT, bond_id, profile_data
+from .common import ORACLE, BlobStore, CloudchainRole, decode_all
+from .config import provider_profiles
+
+REGISTER_RETRY_S = 5.0
+
+
+class ProviderNode(CloudchainRole):
+    """One compute provider."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        names = [e.name for e in ctx.peers("provider")]
+        self.profile = provider_profiles(self.cfg, names)[names.index(ctx.name)]
+        self.blobs = BlobStore(ctx)
+        self.running: set[bytes] = set()
+        self.jobs_done = 0
+        self.round = 0
+
+    def _faulty(self, table: tuple[tuple[str, int], ...]) -> bool:
+        return self.cfg.faulty(table, self.ctx.name, self.round)
+
+    @lifespan
+    async def register(self) -> None:
+        """Bond and register once (again after a restart if the chain does not hold them yet)."""
+        ctx, me = self.ctx, self.ctx.key.public
+        while True:
+            state = ctx.chain.state
+            bonded = bond_id(me) in state.escrows
+            registered = self.book.providers.get(me) == self.profile
+            if bonded and registered:
+                return
+            txs = []
+            if not bonded:
+                txs.append(ctx.chain.sign_tx("escrow_lock", {
+                    "id": bond_id(me), "payee": me, "amount": to_units(self.cfg.bond), "expires": 2**62,
+                    "arbiter": CONTRACT, "ref": b"cloudchain/bond"}).wire)
+            if not registered:
+                txs.append(ctx.chain.sign_tx("record", {"kind": msg.REGISTER, "data": profile_data(self.profile)}).wire)
+            await ctx.chain.submit(txs)
+            ctx.events.info("provider.register", bond=not bonded, profile=not registered)
+            try:
+                await ctx.chain.wait_for(
+                    lambda: bond_id(me) in ctx.chain.state.escrows and self.book.providers.get(me) == self.profile,
+                    timeout=REGISTER_RETRY_S)
+            except trio.TooSlowError:
+                continue
+
+    @serve(msg.MSG_PROBE, reply=msg.MSG_PROBE_ACK, from_roles=(ORACLE,))
+    async def on_probe(self, env: Envelope) -> dict[str, Any]:
+        """An oracle's latency probe (a slow provider answers past its SLA; a failed one not at all in time)."""
+        self.round = max(self.round, env.round)
+        if self._faulty(self.cfg.fail):
+            await trio.sleep(self.cfg.deadline_s * 2)
+        elif self._faulty(self.cfg.slow):
+            await trio.sleep(2 * self.cfg.latency_ms / 1000)
+        return {"nonce": env.body["nonce"], "busy": bool(self.running)}
+
+    @on_block
+    def on_alloc(self, block: Block) -> None:
+        """Start every task the block's allocation gives us."""
+        me = self.ctx.key.public
+        for t in decode_all(block, self.ctx.network_id) or []:
+            if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] == msg.ALLOC \
+                    and t.sender == block.header.proposer:
+                for key, prov in zip(t.body["data"]["tasks"], t.body["data"]["providers"], strict=True):
+                    if prov == me and key not in self.running:
+                        self.running.add(key)
+                        self.ctx.spawn(f"job.{key.hex()[:8]}", self.run_task, key)
+
+    async def run_task(self, key: bytes) -> None:
+        """Run one task, store its blobs and post the result."""
+        from bazaar.mechanisms.cloudchain.jobs import run_job
+
+        ctx = self.ctx
+        try:
+            entry = self.book.tasks.get(key)
+            if entry is None:
+                return
+            self.round = max(self.round, entry.round)
+            task = entry.task
+            if self._faulty(self.cfg.fail):
+                ctx.events.warning("job.dropped", task=task.id)
+                return
+            noise = secrets.randbits(32) if task.epsilon is not None else None
+            job = await ctx.compute(lambda: run_job(task.kind, task.units, entry.seed, epsilon=task.epsilon,
+                                                    delta=task.delta, noise_seed=noise, clip_bound=self.cfg.clip))
+            model = job.blob
+            if self._faulty(self.cfg.wrong):
+                model = secrets.token_bytes(len(model))
+            meta = codec.encode(job.metadata)
+            hm, hd = self.blobs.put(model), self.blobs.put(meta)
+            await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.RESULT, "data": {
+                "task": key, "model": hm, "meta": hd, "sizes": [len(model), len(meta)]}}, round=entry.round).wire])
+            self.jobs_done += 1
+            ctx.events.info("job.done", task=task.id, units=task.units, seconds=round(job.seconds, 4),
+                            private=task.epsilon is not None)
+        finally:
+            self.running.discard(key)
+
+    def status(self) -> dict[str, Any]:
+        """Role fields for ``GET /status``."""
+        return {**super().status(), "jobs_done": self.jobs_done, "running": len(self.running),
+                "profile": self.profile.kind}
+
+
+APP = RoleApp("provider", ProviderNode)

@@ -1,0 +1,124 @@
+"""A requester process hosting ``[mechanism] agents`` requester agents, each with its own Ed25519 key and ledger
+account (derived from the process's seed). The process funds its agents once; on each day the leader calls,
+every active agent posts its tasks (a signed ``task`` record and the contract escrow that funds it). An escrow
+the contract never settled is taken back after it expires."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from bazaar.ledger.block import Block
+from bazaar.ledger.txs import make_tx
+from bazaar.protocol import Envelope, KeyPair
+from bazaar.protocol.markets import cloudchain as msg
+
+from ..app import RoleApp, lifespan, on, on_block
+from ..context import Refuse
+from .book import CONTRACT, task_data, task_escrow, task_key
+from .common import ORACLE, CloudchainRole
+from .config import agent_names, agent_seed, round_tasks
+
+FUND_SHARE = 0.9
+"""Share of the process's balance it hands to its agents (the rest pays its own fees)."""
+FUND_RETRY_S = 5.0
+
+
+class RequesterNode(CloudchainRole):
+    """Requester agents multiplexed in one process."""
+
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.agents = [KeyPair(agent_seed(ctx.key.seed, i)) for i in range(self.cfg.agents)]
+        self.names = agent_names(self.cfg, [ctx.name])
+        self.by_name = dict(zip(self.names, self.agents, strict=True))
+        self.nonces: dict[bytes, int] = {}
+        self.funded = trio.Event()
+        self.posted: dict[bytes, tuple[KeyPair, int]] = {}
+        """Our tasks' escrow ids -> (agent, expiry height)."""
+        self.refunds = 0
+
+    def _sign(self, agent: KeyPair, kind: str, body: dict[str, Any], round_no: int) -> Envelope:
+        acct = agent.public
+        nonce = max(self.nonces.get(acct, 0), self.ctx.chain.state.nonce(acct)) + 1
+        self.nonces[acct] = nonce
+        return make_tx(agent, self.ctx.network_id, kind, {**body, "nonce": nonce}, market=msg.MARKET, round=round_no)
+
+    @lifespan
+    async def fund(self) -> None:
+        """Give every agent its share of the process's balance (once; again if the transfers got lost)."""
+        ctx = self.ctx
+        while True:
+            state = ctx.chain.state
+            poor = [a for a in self.agents if state.balance(a.public) == 0]
+            if not poor:
+                self.funded.set()
+                return
+            each = int(state.balance(ctx.key.public) * FUND_SHARE) // max(1, len(poor))
+            await ctx.chain.submit([ctx.chain.sign_tx("transfer", {"to": a.public, "amount": each}).wire
+                                    for a in poor if each > 0])
+            try:
+                await ctx.chain.wait_for(lambda: all(ctx.chain.state.balance(a.public) > 0 for a in self.agents),
+                                         timeout=FUND_RETRY_S)
+            except trio.TooSlowError:
+                continue
+
+    @on(msg.MSG_DAY, from_roles=(ORACLE,))
+    async def on_day(self, env: Envelope) -> None:
+        """The leader's call: every active agent of ours posts its tasks of the day."""
+        if env.sender != self.rules.leader:
+            raise Refuse("not-authorised", "only the round leader calls a day")
+        with trio.move_on_after(env.body["window_ms"] / 1000):
+            await self.funded.wait()
+        if not self.funded.is_set():
+            self.ctx.events.warning("requester.unfunded", round=env.round)
+            return
+        plan = round_tasks(self.cfg, env.round, agent_names(self.cfg, [e.name for e in self.ctx.peers("requester")]))
+        expires = self.ctx.chain.height + 2 * self.cfg.task_expiry + 10
+        txs = []
+        for agent_name, task, seed in plan:
+            agent = self.by_name.get(agent_name)
+            if agent is None:
+                continue
+            key = task_key(agent.public, task.id)
+            if key in self.posted:
+                continue
+            txs.append(self._sign(agent, "escrow_lock", {
+                "id": key, "payee": agent.public, "amount": task_escrow(task, self.cfg.oracle_fee),
+                "expires": expires, "arbiter": CONTRACT, "ref": b"cloudchain/task"}, env.round).wire)
+            txs.append(self._sign(agent, "record", {"kind": msg.TASK, "data": task_data(task, seed, "main")},
+                                  env.round).wire)
+            self.posted[key] = (agent, expires)
+        if txs:
+            await self.ctx.chain.submit(txs)
+            self.ctx.events.info("requester.posted", round=env.round, tasks=len(txs) // 2)
+
+    @on_block
+    def take_back(self, block: Block) -> None:
+        """Refund our escrows the contract never settled once they expired (the ledger lets the payer)."""
+        height = block.header.height
+        state = self.ctx.chain.state
+        due = [(k, a) for k, (a, exp) in self.posted.items() if height > exp]
+        txs = []
+        for key, agent in due:
+            del self.posted[key]
+            if key in state.escrows:
+                txs.append(self._sign(agent, "escrow_refund", {"id": key}, 0).wire)
+        for key in [k for k in self.posted if k not in state.escrows and k in self.settled]:
+            del self.posted[key]
+        if txs:
+            self.refunds += len(txs)
+            self.ctx.spawn("requester.refund", self.ctx.chain.submit, txs)
+
+    def agent_accounts(self) -> dict[str, bytes]:
+        """Agent name -> account."""
+        return {n: a.public for n, a in self.by_name.items()}
+
+    def status(self) -> dict[str, Any]:
+        """Role fields for ``GET /status``."""
+        return {**super().status(), "agents": len(self.agents), "open_escrows": len(self.posted),
+                "refunds": self.refunds, "funded": self.funded.is_set()}
+
+
+APP = RoleApp("requester", RequesterNode)
