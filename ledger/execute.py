@@ -211,7 +211,10 @@ def _escrow_take(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     total = sum(body["to"].values())
     if total > escrow.amount:
         raise InvalidTx(LedgerReason.OVER_ESCROW, f"takes {total} > escrow {escrow.amount}")
-    draft.escrows.set(body["id"], replace(escrow, amount=escrow.amount - total))
+    if total == escrow.amount:
+        draft.escrows.delete(body["id"])  # taken whole: closed
+    else:
+        draft.escrows.set(body["id"], replace(escrow, amount=escrow.amount - total))
     for account, amount in sorted(body["to"].items()):
         draft.credit(account, amount)
 

@@ -307,6 +307,8 @@ def test_take_by_the_arbiter_pays_and_keeps_the_rest_locked() -> None:
     escrow = net.state.escrow(ESC)
     assert escrow is not None and escrow.amount == 300
     assert net.state.balance(net.acct("bob")) == bob + 200 and net.state.conserved()
+    net.commit([net.tx("dave", "escrow_take", id=ESC, to={net.acct("carol"): 300})])  # the rest: closed
+    assert net.state.escrow(ESC) is None and net.state.conserved()
 
 
 def test_a_contract_escrow_moves_only_by_the_proposer_of_its_market() -> None:

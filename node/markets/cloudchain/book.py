@@ -24,11 +24,12 @@ from typing import Any
 
 from bazaar.ledger import bls
 from bazaar.ledger.amounts import UNIT
+from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import contract_account
 from bazaar.mechanisms.cloudchain.contract import Allocation, allocate, eligible
 from bazaar.mechanisms.cloudchain.model import Provider, Sla, Task
-from bazaar.protocol import Envelope
+from bazaar.protocol import Envelope, codec
 from bazaar.protocol.markets import cloudchain as msg
 
 from ..context import Refuse
@@ -288,10 +289,12 @@ class Book:
 
     # ------------------------------------------------------------------ the contract
     def allocation(self, state: State) -> tuple[list[Entry], list[bytes], Allocation] | None:
-        """The allocation the next block must carry (None: no window is pending or nothing is open)."""
+        """The allocation the next block must carry (None: no window is pending or nothing is open): every open
+        task, ordered by round and task id (never by arrival, which a proposer could influence), over the bonded
+        providers in registration order."""
         if not self.windows:
             return None
-        batch = [e for e in self.tasks.values() if e.state == "open"]
+        batch = sorted((e for e in self.tasks.values() if e.state == "open"), key=lambda e: (e.round, e.task.id))
         if not batch:
             return None
         bonded = self.bonded(state)
@@ -355,6 +358,37 @@ class Book:
             out.append(("record", {"kind": msg.SETTLE, "data": {"tasks": rows}}))
             out.extend(moves)
         return out
+
+
+TOLERATED = frozenset({"duplicate-task", "decided"})
+"""Record refusals that do not invalidate a block: the book ignores such a record (a second quorum for a task a
+first one decided in the same block; a task posted twice)."""
+
+
+def verify_block(book: Book, parent: State, txs: Sequence[Envelope], proposer: bytes, height: int,
+                 rules: Rules) -> Book:
+    """Re-execute the contract on a block: its allocation, settlements and contract-escrow moves must be exactly
+    what ``book`` (the parent's) derives, and every other cloudchain record must pass the market's rules, in
+    block order. Returns the book after the block.
+
+    Raises:
+        InvalidBlock: ``market-contract``.
+    """
+    want = book.contract_work(parent, rules)
+    got = contract_outputs(txs, proposer, parent)
+    if codec.encode(want) != codec.encode(got):
+        raise InvalidBlock("market-contract", f"the block's contract transactions differ from the re-executed "
+                                              f"contract ({len(got)} carried, {len(want)} derived)")
+    running = book
+    for t in txs:
+        if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] not in CONTRACT_RECORDS:
+            try:
+                running.admit(parent, t, rules)
+            except Refuse as err:
+                if err.reason not in TOLERATED:
+                    raise InvalidBlock("market-contract", f"{t.body['kind']}: {err.reason}: {err.detail}") from err
+            running = running.apply(parent, [t], proposer, height, rules)
+    return book.apply(parent, txs, proposer, height, rules)
 
 
 def contract_outputs(txs: Sequence[Envelope], proposer: bytes, parent: State) -> list[tuple[str, dict[str, Any]]]:

@@ -19,16 +19,13 @@ from bazaar.protocol.markets import cloudchain as msg
 from bazaar.protocol.transport import RejectRequest
 
 from ..app import Role, block_check, block_propose, on_block, tx_admit
-from ..context import Refuse, RequestFailed, RoleContext
-from .book import CONTRACT_RECORDS, Book, Rules, contract_outputs
+from ..context import RequestFailed, RoleContext
+from .book import CONTRACT_RECORDS, Book, Rules, verify_block
 from .config import CloudchainConfig
 
 PROVIDER, REQUESTER, ORACLE = "provider", "requester", "oracle"
 KEEP_BOOKS = 64
 """Books kept for recent heads (a node re-folds from its chain when it needs an older one)."""
-TOLERATED = frozenset({"duplicate-task", "decided"})
-"""Record refusals that do not invalidate a block: the book ignores such a record (a second quorum for a task a
-first one decided in the same block; a task posted twice)."""
 
 
 def decode_all(block: Block, network_id: str) -> list[Envelope] | None:
@@ -212,22 +209,8 @@ class CloudchainRole(Role):
         if txs is None:
             return
         book = self.book_at(parent.head)
-        want = book.contract_work(parent, self.rules)
-        got = contract_outputs(txs, block.header.proposer, parent)
-        if codec.encode(want) != codec.encode(got):
-            raise InvalidBlock("market-contract", f"the block's contract transactions differ from the re-executed "
-                                                  f"contract ({len(got)} carried, {len(want)} derived)")
-        running = book
-        for t in txs:
-            if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] not in CONTRACT_RECORDS:
-                try:
-                    running.admit(parent, t, self.rules)
-                except Refuse as err:
-                    if err.reason not in TOLERATED:
-                        raise InvalidBlock("market-contract", f"{t.body['kind']}: {err.reason}: {err.detail}") \
-                            from err
-                running = running.apply(parent, [t], block.header.proposer, block.header.height, self.rules)
-        new = self._fold(book, parent, txs, block)
+        new = verify_block(book, parent, txs, block.header.proposer, block.header.height, self.rules)
+        self._note(book, new, txs, block)
         self._keep(block.header.hash, new)
 
     @on_block

@@ -1,0 +1,356 @@
+"""Market cloudchain: the contract on a real ledger (tests/ledger/helpers.Net) — admission of every record, the
+proposer's allocation and settlement re-derived by every validator, the quorum's BLS aggregate, penalties from
+the bond, conservation — and the in-memory network: rounds settle as the offline contract allocates, a slow
+provider is penalised by the quorum while a lying oracle moves no money, a wrong result is caught, a silent
+provider's requester is refunded, a requester cannot withhold a verified payment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from bazaar.deploy import scenario_file
+from bazaar.ledger import bls
+from bazaar.ledger.amounts import UNIT
+from bazaar.ledger.errors import InvalidBlock
+from bazaar.ledger.txs import decode_tx
+from bazaar.mechanisms.cloudchain.contract import allocate
+from bazaar.mechanisms.cloudchain.model import Provider, Sla, Task
+from bazaar.node.markets.cloudchain.book import (
+    CONTRACT,
+    Book,
+    Rules,
+    bond_id,
+    profile_data,
+    task_data,
+    task_escrow,
+    task_key,
+    verify_block,
+)
+from bazaar.node.markets.cloudchain.config import agent_names, market_config, provider_profiles, round_tasks
+from bazaar.node.markets.context import Refuse
+from bazaar.node.memnet import open_memory_network
+from bazaar.node.runtime import Node
+from bazaar.node.scenario import load_scenario
+from bazaar.protocol.markets import cloudchain as msg
+from tests.ledger.helpers import NID, Net
+
+M = "cloudchain"
+
+
+# ---------------------------------------------------------------------------------------------------- the contract
+def _provider(name: str, price: float) -> Provider:
+    return Provider(name=name, kind="enterprise", capacity=20.0, price=price, reliability=0.999, latency_ms=50.0,
+                    penalty=0.1, read_mbps=100.0, write_mbps=50.0, commit_s=0.01)
+
+
+TASK = Task(id="job-1", kind="training", units=5.0, max_price=0.02, value=0.05,
+            sla=Sla(latency_ms=200.0, availability=0.9, deadline_s=5.0))
+
+
+class Chain:
+    """A ledger (Net) and the cloudchain book folded beside it, every block checked by the contract."""
+
+    def __init__(self) -> None:
+        self.net = Net("pos")
+        self.rules = Rules(network_id=NID, oracles=tuple(v.public for v in self.net.validators),
+                           leader=self.net.acct("dave"), quorum=2, oracle_fee=0.003, wrong_factor=3.0, max_faults=3,
+                           task_expiry=20, dp_budget=8.0, dp_delta=1e-5, clip=1.0)
+        self.book = Book()
+
+    def label_of(self, account: bytes) -> str:
+        return next(k for k, v in self.net.keys.items() if v.public == account)
+
+    def proposer(self) -> str:
+        key, _ = self.net.proposer_and_proof(self.net.state)
+        return self.label_of(key.public)
+
+    def work(self) -> list[bytes]:
+        """The contract's transactions signed by the next block's proposer."""
+        who = self.proposer()
+        return [self.net.tx(who, kind, market=M, **body) for kind, body in self.book.contract_work(
+            self.net.state, self.rules)]
+
+    def block(self, txs: list[bytes], *, contract: list[bytes] | None = None) -> None:
+        """Commit a block of ``txs`` plus the contract's transactions, checked as a validator would."""
+        parent = self.net.state
+        carried = self.work() if contract is None else contract
+        block, _, rejected = self.net.build(txs + carried)
+        assert not rejected, [(r[1].reason, str(r[1])) for r in rejected]
+        envs = [decode_tx(raw, NID) for raw in block.txs]
+        self.book = verify_block(self.book, parent, envs, block.header.proposer, block.header.height, self.rules)
+        self.net.commit(txs + carried)
+
+    def record(self, label: str, kind: str, data: dict[str, Any]) -> bytes:
+        return self.net.tx(label, "record", market=M, kind=kind, data=data)
+
+    def admit(self, raw: bytes) -> None:
+        """Admission only: the transaction is never sent, so its nonce is free again."""
+        self.net._nonces.clear()
+        self.book.admit(self.net.state, decode_tx(raw, NID), self.rules)
+
+
+def _registered() -> Chain:
+    c = Chain()
+    c.block([c.net.tx("alice", "transfer", to=c.net.acct(v), amount=300_000) for v in ("v0", "v1")])
+    txs = []
+    for v, price in (("v0", 0.01), ("v1", 0.012)):
+        txs.append(c.net.tx(v, "escrow_lock", market=M, id=bond_id(c.net.acct(v)), payee=c.net.acct(v),
+                            amount=200_000, expires=10**9, arbiter=CONTRACT))
+        txs.append(c.record(v, msg.REGISTER, profile_data(_provider(v, price))))
+    c.block(txs)
+    assert set(c.book.providers) == {c.net.acct("v0"), c.net.acct("v1")}
+    return c
+
+
+def _post(c: Chain, task: Task = TASK, who: str = "bob") -> bytes:
+    key = task_key(c.net.acct(who), task.id)
+    c.block([c.net.tx(who, "escrow_lock", market=M, id=key, payee=c.net.acct(who),
+                      amount=task_escrow(task, c.rules.oracle_fee), expires=500, arbiter=CONTRACT),
+             c.record(who, msg.TASK, task_data(task, 7, "main"))])
+    return key
+
+
+def _allocated() -> tuple[Chain, bytes]:
+    c = _registered()
+    key = _post(c)
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 1})])
+    c.block([])  # the allocation is the contract's work in the next block
+    assert c.book.tasks[key].state == "allocated"
+    return c, key
+
+
+def _quorum(c: Chain, key: bytes, verdict: str, signers: list[int], result: bytes) -> dict[str, Any]:
+    message = msg.verdict_message(NID, key, verdict, result)
+    sigs = [bls.sign(c.net.bls_secret(f"v{i}"), message) for i in signers]
+    return {"task": key, "verdict": verdict, "result": result, "signers": signers, "sig": bls.aggregate(sigs),
+            "rtt_ms": [1.0] * len(signers), "completion_ms": [10.0] * len(signers), "dissent": []}
+
+
+def test_registration_needs_stake_and_a_sane_profile() -> None:
+    c = Chain()
+    with pytest.raises(Refuse, match="stake") as err:
+        c.admit(c.record("alice", msg.REGISTER, profile_data(_provider("alice", 0.01))))
+    assert err.value.reason == "no-stake"
+    bad = {**profile_data(_provider("v0", 0.01)), "capacity": -1.0}
+    with pytest.raises(Refuse) as err:
+        c.admit(c.record("v0", msg.REGISTER, bad))
+    assert err.value.reason == "bad-profile"
+
+
+def test_a_task_no_provider_can_serve_is_refused_with_its_reason() -> None:
+    c = _registered()
+    huge = Task(id="huge", kind="training", units=1e5, max_price=1.0, value=1.0, sla=TASK.sla)
+    cheap = Task(id="cheap", kind="inference", units=1.0, max_price=0.001, value=1.0, sla=TASK.sla)
+    fast = Task(id="fast", kind="inference", units=1.0, max_price=1.0, value=1.0,
+                sla=Sla(latency_ms=1.0, availability=0.9, deadline_s=5.0))
+    for task in (huge, cheap, fast):
+        with pytest.raises(Refuse) as err:
+            c.admit(c.record("bob", msg.TASK, task_data(task, 1, "main")))
+        assert err.value.reason == "unservable" and task.id in err.value.detail
+    with pytest.raises(Refuse) as err:
+        c.admit(c.record("bob", msg.TASK, {**task_data(TASK, 1, "main"), "kind": "mining"}))
+    assert err.value.reason == "bad-task"
+
+
+def test_the_proposer_allocates_and_a_block_with_another_allocation_is_refused() -> None:
+    c = _registered()
+    key = _post(c)
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 1})])
+    with pytest.raises(Refuse) as err:  # only the leader closes a window; only the contract allocates
+        c.admit(c.record("bob", msg.WINDOW, {"tasks": 1}))
+    assert err.value.reason == "not-authorised"
+    work = c.book.contract_work(c.net.state, c.rules)
+    assert [b["kind"] for k, b in work] == [msg.ALLOC]
+    alloc = work[0][1]["data"]
+    offline = allocate([TASK], [_provider("v0", 0.01), _provider("v1", 0.012)], [0.0, 0.0])
+    assert [c.net.acct(f"v{i}") for i in offline.assignment] == alloc["providers"]
+    who = c.proposer()
+    forged = {**alloc, "providers": [c.net.acct("v1") if p == c.net.acct("v0") else c.net.acct("v0")
+                                     for p in alloc["providers"]]}
+    for contract in ([], [c.net.tx(who, "record", market=M, kind=msg.ALLOC, data=forged)]):
+        c.net._nonces.clear()
+        parent = c.net.state
+        block, _, _ = c.net.build(contract)
+        envs = [decode_tx(raw, NID) for raw in block.txs]
+        with pytest.raises(InvalidBlock, match="contract"):
+            verify_block(c.book, parent, envs, block.header.proposer, block.header.height, c.rules)
+    c.net._nonces.clear()
+    with pytest.raises(Refuse) as err:  # and nobody may submit the contract's records
+        c.admit(c.net.tx("bob", "record", market=M, kind=msg.ALLOC, data=alloc))
+    assert err.value.reason == "contract-only"
+    c.block([])
+    assert c.book.tasks[key].state == "allocated" and c.book.tasks[key].provider == c.net.acct("v0")
+
+
+def test_a_quorum_pays_the_provider_and_the_oracles_and_refunds_the_rest() -> None:
+    c, key = _allocated()
+    entry = c.book.tasks[key]
+    prov = c.label_of(entry.provider)
+    model, meta = b"\x01" * 32, b"\x02" * 32
+    with pytest.raises(Refuse) as err:  # only the assigned provider posts the result
+        c.admit(c.record("v2", msg.RESULT, {"task": key, "model": model, "meta": meta, "sizes": [8, 8]}))
+    assert err.value.reason == "not-assigned"
+    with pytest.raises(Refuse) as err:
+        c.admit(c.record(prov, msg.RESULT, {"task": key, "model": model, "meta": meta, "sizes": [msg.MAX_BLOB + 1, 8]}))
+    assert err.value.reason == "oversize"
+    c.block([c.record(prov, msg.RESULT, {"task": key, "model": model, "meta": meta, "sizes": [8, 8]})])
+    for bad in (_quorum(c, key, "met", [0], model),                               # one oracle < t
+                {**_quorum(c, key, "met", [0, 1], model), "verdict": "late"},      # sig of another verdict
+                _quorum(c, key, "met", [0, 1], b"\x03" * 32),                      # another result
+                {**_quorum(c, key, "met", [0, 1], model), "signers": [0, 2]}):     # signers that did not sign
+        with pytest.raises(Refuse) as err:
+            c.admit(c.record("carol", msg.QUORUM, bad))
+        assert err.value.reason == "bad-quorum"
+    with pytest.raises(Refuse) as err:
+        c.admit(c.record("carol", msg.QUORUM, {**_quorum(c, key, "met", [0, 1], model), "task": b"\x09" * 32}))
+    assert err.value.reason == "unknown-task"
+    bob, provider = c.net.state.balance(c.net.acct("bob")), c.net.state.balance(entry.provider)
+    quorum = _quorum(c, key, "met", [0, 1], model)
+    lie = bls.sign(c.net.bls_secret("v2"), msg.verdict_message(NID, key, "late", model))
+    quorum["dissent"] = [[2, "late", model, lie]]
+    c.block([c.record("carol", msg.QUORUM, quorum)])
+    with pytest.raises(Refuse) as err:
+        c.admit(c.record("carol", msg.QUORUM, quorum))
+    assert err.value.reason == "decided"
+    c.block([])  # the settlement
+    assert key not in c.net.state.escrows and key not in c.book.tasks
+    paid = int(entry.price * TASK.units * UNIT)
+    assert c.net.state.balance(entry.provider) >= provider + paid  # (+ its fee share and rewards if it proposed)
+    fee = int(c.rules.oracle_fee * UNIT) // 2 * 2
+    assert c.net.state.balance(c.net.acct("bob")) == bob + task_escrow(TASK, c.rules.oracle_fee) - paid - fee
+    assert c.book.earned[entry.provider] == paid and c.book.faults == {c.rules.oracles[2]: 1}
+    assert c.net.state.conserved()
+
+
+@pytest.mark.parametrize(("verdict", "factor"), [("late", 1.0), ("missing", 1.0), ("wrong", 3.0)])
+def test_a_violation_refunds_the_requester_and_takes_the_penalty_from_the_bond(verdict: str, factor: float) -> None:
+    c, key = _allocated()
+    entry = c.book.tasks[key]
+    model = b"\x01" * 32
+    if verdict != "missing":
+        c.block([c.record(c.label_of(entry.provider), msg.RESULT,
+                          {"task": key, "model": model, "meta": model, "sizes": [8, 8]})])
+    bob = c.net.state.balance(c.net.acct("bob"))
+    c.block([c.record("carol", msg.QUORUM, _quorum(c, key, verdict, [1, 2], b"" if verdict == "missing" else model))])
+    bond = c.net.state.escrows[bond_id(entry.provider)].amount
+    c.block([])
+    penalty = min(int(0.1 * factor * UNIT), bond)  # never more than the bond holds
+    fee = int(c.rules.oracle_fee * UNIT) // 2 * 2
+    left = c.net.state.escrows.get(bond_id(entry.provider))
+    assert (left.amount if left else 0) == bond - penalty
+    assert c.net.state.balance(c.net.acct("bob")) == bob + task_escrow(TASK, c.rules.oracle_fee) - fee + penalty
+    assert c.book.penalties[entry.provider] == penalty and not c.book.earned
+    assert c.net.state.conserved()
+
+
+def test_an_allocated_task_no_quorum_decides_is_refunded_by_the_contract_at_expiry() -> None:
+    c, key = _allocated()
+    bob = c.net.state.balance(c.net.acct("bob"))
+    for _ in range(c.rules.task_expiry + 1):
+        c.block([c.net.tx("alice", "transfer", to=c.net.acct("carol"), amount=1)])
+        if key not in c.net.state.escrows:
+            break
+    assert key not in c.net.state.escrows and key not in c.book.tasks
+    assert c.net.state.balance(c.net.acct("bob")) == bob + task_escrow(TASK, c.rules.oracle_fee)
+
+
+def test_a_requester_cannot_take_back_an_allocated_task_escrow() -> None:
+    from bazaar.ledger.errors import InvalidTx
+    from bazaar.ledger.execute import check_tx
+
+    c, key = _allocated()
+    for kind in ("escrow_refund", "escrow_release"):
+        with pytest.raises(InvalidTx) as err:
+            check_tx(c.net.state, decode_tx(c.net.tx("bob", kind, market=M, id=key), NID))
+        assert err.value.reason in ("not-expired", "not-authorised")
+        c.net._nonces.clear()
+
+
+def test_the_privacy_budget_refuses_a_task_that_would_exceed_it() -> None:
+    c = _registered()
+    private = Task(id="dp-0", kind="training", units=5.0, max_price=0.02, value=0.05, sla=TASK.sla,
+                   epsilon=6.0, delta=1e-5)
+    _post(c, private)
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 1})])
+    c.block([])
+    again = Task(id="dp-1", kind="training", units=5.0, max_price=0.02, value=0.05, sla=TASK.sla,
+                 epsilon=6.0, delta=1e-5)
+    with pytest.raises(Refuse) as err:
+        c.admit(c.record("bob", msg.TASK, task_data(again, 2, "main")))
+    assert err.value.reason == "budget-spent" and "dp-1" in err.value.detail
+    c.admit(c.record("bob", msg.TASK, task_data(again, 2, "other")))  # another dataset has its own budget
+    c.admit(c.record("carol", msg.TASK, task_data(again, 2, "main")))  # so has another requester
+
+
+# ---------------------------------------------------------------------------------------------------- the network
+def _scenario(tmp_path: Path, extra: str) -> Path:
+    text = scenario_file("cloudchain-small").read_text().replace("[mechanism]\n", "[mechanism]\n" + extra)
+    path = tmp_path / "cloudchain-test.toml"
+    path.write_text(text)
+    return path
+
+
+async def _rounds(nodes: dict[str, Node], n: int) -> list[dict[str, Any]]:
+    leader = next(node for node in nodes.values() if node.engine is not None)
+    out = []
+    for _ in range(n):
+        with trio.fail_after(90):
+            out.append(await leader.engine.play())
+    return out
+
+
+def _offline(scenario: str | Path, round_no: int) -> dict[str, str | None]:
+    sc = load_scenario(scenario)
+    cfg = market_config(sc)
+    provs = provider_profiles(cfg, sc.names("provider"))
+    plan = sorted(round_tasks(cfg, round_no, agent_names(cfg, sc.names("requester"))), key=lambda p: p[1].id)
+    alloc = allocate([t for _, t, _ in plan], provs)
+    return {t.id: (provs[i].name if i >= 0 else None) for (_, t, _), i in zip(plan, alloc.assignment, strict=True)}
+
+
+async def test_rounds_settle_as_the_offline_contract_allocates(tmp_path: Path) -> None:
+    async with open_memory_network("cloudchain-small", tmp_path / "net") as nodes:
+        for s in await _rounds(nodes, 2):
+            assert s["final"] and not s["left_out"], s
+            assert s["outcome"]["allocation"] == _offline("cloudchain-small", s["round"])
+            assert s["outcome"]["verdicts"] == {"met": s["metrics"]["tasks"]}
+            assert s["metrics"]["paid"] > 0
+        for node in nodes.values():
+            st = node.chain.state
+            assert st.conserved() and not [k for k, e in st.escrows.items() if e.ref == b"cloudchain/task"]
+
+
+async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, 'slow = ["provider-0"]\nlying_oracles = ["oracle-2"]\n')
+    async with open_memory_network(path, tmp_path / "net") as nodes:
+        (s,) = await _rounds(nodes, 1)
+        assert s["final"], s
+        out = s["outcome"]
+        slow = [t for t, p in out["allocation"].items() if p == "provider-0"]
+        assert slow and all(out["quorum"][t]["verdict"] == "late" for t in slow)
+        assert out["penalties"].get("provider-0", 0) == pytest.approx(0.0) or out["penalties"]["provider-0"] > 0
+        assert "provider-0" not in out["payments"]
+        for t, q in out["quorum"].items():
+            assert q["signers"] == ["oracle-0", "oracle-1"] and q["dissent"] == ["oracle-2"], (t, q)
+        leader = next(n for n in nodes.values() if n.engine is not None)
+        book = leader.app.book  # type: ignore[union-attr]
+        liar = leader.app.oracles[2]  # type: ignore[union-attr]
+        assert book.faults[liar] == s["metrics"]["tasks"]
+
+
+async def test_a_wrong_result_is_caught_and_a_silent_provider_refunds_its_requester(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, 'wrong = ["provider-0"]\nfail = ["provider-1"]\n')
+    async with open_memory_network(path, tmp_path / "net") as nodes:
+        (s,) = await _rounds(nodes, 1)
+        out = s["outcome"]
+        verdicts = {p: {out["quorum"][t]["verdict"] for t, q in out["allocation"].items() if q == p}
+                    for p in set(out["allocation"].values())}
+        assert verdicts.get("provider-0", {"wrong"}) == {"wrong"} and verdicts.get("provider-1", {"missing"}) == {
+            "missing"}, out
+        assert set(out["payments"]) <= {"provider-2"}
+        for node in nodes.values():
+            assert node.chain.state.conserved()
