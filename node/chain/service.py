@@ -168,24 +168,33 @@ class ChainService:
         """Whether a block proposed now would carry anything: mempool transactions or contract work."""
         return len(self.mempool) > 0 or bool(self.contract_work())
 
-    def _sign_contract_work(self) -> list[Envelope]:
-        return [self.sign_tx(kind, body) for kind, body in self.contract_work()]
-
-    def _forget_unsent(self, signed: list[Envelope], included: set[bytes]) -> None:
-        for env in reversed(signed):
-            if env.wire not in included:
-                self.nonces.forget(int(env.body["nonce"]))
+    def _sign_contract_work(self, candidates: list[bytes], consensus: dict[str, Any], timestamp_ms: int
+                            ) -> list[Envelope]:
+        """The contract's transactions signed with the nonces that follow our own transactions the block
+        carries (a dry build of the candidates finds them), so an own transaction the market rules dropped
+        since we sent it never leaves the contract's behind a nonce gap. Our dropped transactions' nonces are
+        taken over (they could never land)."""
+        work = self.contract_work()
+        if not work:
+            return []
+        block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key, candidates,
+                                  timestamp_ms=timestamp_ms, consensus=consensus)
+        me = self.key.public
+        nonce = self.chain.state.nonce(me)
+        for raw in block.txs:
+            env = decode_tx(raw, self.network_id)
+            if env.sender == me and "nonce" in env.body:
+                nonce = max(nonce, int(env.body["nonce"]))
+        return [make_tx(self.key, self.network_id, kind, {**body, "nonce": nonce + 1 + i}, market=self.market)
+                for i, (kind, body) in enumerate(work)]
 
     def dry_run(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
         """The block we would propose now, without the market contracts' checks (nothing stored)."""
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
-        own = self._sign_contract_work()
-        try:
-            block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key,
-                                      self._candidates() + [e.wire for e in own], timestamp_ms=timestamp_ms,
-                                      consensus=consensus)
-        finally:
-            self._forget_unsent(own, set())
+        candidates = self._candidates()
+        own = self._sign_contract_work(candidates, consensus, timestamp_ms)
+        block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key, candidates + [e.wire for e in own],
+                                  timestamp_ms=timestamp_ms, consensus=consensus)
         return block
 
     async def prepare_candidate(self, block: Block) -> None:
@@ -205,16 +214,12 @@ class ChainService:
         """
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
         contracts = [h.check for h in self.hooks if h.check is not None]
-        own = self._sign_contract_work()
-        try:
-            block, rejected = self.chain.build_and_import(self.key, self._candidates() + [e.wire for e in own],
-                                                          timestamp_ms=timestamp_ms, consensus=consensus,
-                                                          checks=contracts)
-        except lerr.LedgerError:
-            self._forget_unsent(own, set())
-            raise
+        candidates = self._candidates()
+        own = self._sign_contract_work(candidates, consensus, timestamp_ms)
+        block, rejected = self.chain.build_and_import(self.key, candidates + [e.wire for e in own],
+                                                      timestamp_ms=timestamp_ms, consensus=consensus,
+                                                      checks=contracts)
         included = set(block.txs)
-        self._forget_unsent(own, included)
         for raw, err in rejected:
             if raw not in included:
                 _events.info("tx.skipped", reason=err.reason, detail=str(err)[:120])

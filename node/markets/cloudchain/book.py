@@ -141,7 +141,9 @@ class Book:
         Raises:
             Refuse: with a coded reason (``no-stake``, ``bad-profile``, ``bad-task``, ``duplicate-task``,
                 ``unservable``, ``budget-spent``, ``not-authorised``, ``contract-only``, ``unknown-task``,
-                ``not-assigned``, ``oversize``, ``decided``, ``bad-quorum``).
+                ``not-assigned``, ``oversize``, ``decided``, ``bad-quorum``). A late result from a provider, or a
+                second quorum from an oracle, is let through: the book ignores it, and refusing it would leave
+                its sender's later transactions behind a nonce gap.
         """
         if env.type != "tx/record" or env.market != msg.MARKET:
             return
@@ -158,8 +160,12 @@ class Book:
         elif kind in CONTRACT_RECORDS:
             raise Refuse("contract-only", f"{kind} is written by the block proposer's contract, never submitted")
         elif kind == msg.RESULT:
-            entry = self._entry(data)
-            if entry.state != "allocated" or entry.provider != env.sender:
+            entry = self.tasks.get(data.get("task")) if isinstance(data.get("task"), bytes) else None
+            if entry is None or entry.state != "allocated" or not entry.provider:
+                if env.sender in self.providers:
+                    return  # late: the task was decided without it (a no-op, so the provider's nonces go on)
+                raise Refuse("not-assigned", "a result comes from the task's provider while the task is open")
+            if entry.provider != env.sender:
                 raise Refuse("not-assigned", "a result comes from the task's provider while the task is open")
             sizes = data.get("sizes")
             if not (isinstance(sizes, list) and len(sizes) == 2 and all(isinstance(s, int) and 0 < s <= msg.MAX_BLOB
@@ -169,22 +175,18 @@ class Book:
                 if not isinstance(data.get(k), bytes) or len(data[k]) != 32:
                     raise Refuse("bad-result", f"{k} must be a 32-byte hash")
         elif kind == msg.QUORUM:
-            entry = self._entry(data)
-            if entry.state != "allocated":
-                raise Refuse("decided", "the task is not awaiting a verdict")
+            entry = self.tasks.get(data.get("task")) if isinstance(data.get("task"), bytes) else None
+            if entry is None or entry.state != "allocated":
+                if env.sender in rules.oracles:
+                    return  # another aggregator was first (a no-op, so the oracle's nonces go on)
+                raise Refuse("decided" if entry is not None else "unknown-task",
+                             "the task is not awaiting a verdict")
             check_quorum(data, entry, rules, state)
         elif kind == msg.CLOSE:
             if env.sender != rules.leader:
                 raise Refuse("not-authorised", "only the round leader closes a round")
         else:
             raise Refuse("unknown-record", f"no cloudchain record {kind!r}")
-
-    def _entry(self, data: dict[str, Any]) -> Entry:
-        key = data.get("task")
-        entry = self.tasks.get(key) if isinstance(key, bytes) else None
-        if entry is None:
-            raise Refuse("unknown-task", "no such task on chain")
-        return entry
 
     def _admit_task(self, env: Envelope, data: dict[str, Any], rules: Rules) -> None:
         task, _, dataset = task_of(data)

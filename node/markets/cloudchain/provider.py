@@ -10,6 +10,7 @@ oracles' quorum has something to penalise.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from typing import Any
 
@@ -26,6 +27,10 @@ from .common import ORACLE, BlobStore, CloudchainRole, decode_all
 from .config import provider_profiles
 
 REGISTER_RETRY_S = 5.0
+"""How often a provider looks again whether its bond and registration landed."""
+LOST_AFTER_BLOCKS = 5
+"""Blocks after which transactions that have not landed are taken as lost (the chain gives their nonces up after
+fewer) and signed again."""
 
 
 class ProviderNode(CloudchainRole):
@@ -45,29 +50,32 @@ class ProviderNode(CloudchainRole):
 
     @lifespan
     async def register(self) -> None:
-        """Bond and register once (again after a restart if the chain does not hold them yet)."""
+        """Bond and register once (again after a restart if the chain does not hold them yet). What was sent is
+        sent again only once our account's nonce shows it was lost, never while it may still land."""
         ctx, me = self.ctx, self.ctx.key.public
-        while True:
+
+        def done() -> bool:
+            return bond_id(me) in ctx.chain.state.escrows and self.book.providers.get(me) == self.profile
+
+        while not done():
             state = ctx.chain.state
-            bonded = bond_id(me) in state.escrows
-            registered = self.book.providers.get(me) == self.profile
-            if bonded and registered:
-                return
             txs = []
-            if not bonded:
+            if bond_id(me) not in state.escrows:
                 txs.append(ctx.chain.sign_tx("escrow_lock", {
                     "id": bond_id(me), "payee": me, "amount": to_units(self.cfg.bond), "expires": 2**62,
-                    "arbiter": CONTRACT, "ref": b"cloudchain/bond"}).wire)
-            if not registered:
-                txs.append(ctx.chain.sign_tx("record", {"kind": msg.REGISTER, "data": profile_data(self.profile)}).wire)
-            await ctx.chain.submit(txs)
-            ctx.events.info("provider.register", bond=not bonded, profile=not registered)
-            try:
-                await ctx.chain.wait_for(
-                    lambda: bond_id(me) in ctx.chain.state.escrows and self.book.providers.get(me) == self.profile,
-                    timeout=REGISTER_RETRY_S)
-            except trio.TooSlowError:
-                continue
+                    "arbiter": CONTRACT, "ref": b"cloudchain/bond"}))
+            if self.book.providers.get(me) != self.profile:
+                txs.append(ctx.chain.sign_tx("record", {"kind": msg.REGISTER, "data": profile_data(self.profile)}))
+            last, sent_at = max(int(t.body["nonce"]) for t in txs), ctx.chain.height
+            await ctx.chain.submit([t.wire for t in txs])
+            ctx.events.info("provider.register", txs=len(txs))
+
+            def settled(last: int = last, sent_at: int = sent_at) -> bool:
+                return done() or ctx.chain.state.nonce(me) >= last or ctx.chain.height > sent_at + LOST_AFTER_BLOCKS
+
+            while not settled():
+                with contextlib.suppress(trio.TooSlowError):
+                    await ctx.chain.wait_for(settled, timeout=REGISTER_RETRY_S)
 
     @serve(msg.MSG_PROBE, reply=msg.MSG_PROBE_ACK, from_roles=(ORACLE,))
     async def on_probe(self, env: Envelope) -> dict[str, Any]:
@@ -76,7 +84,7 @@ class ProviderNode(CloudchainRole):
         if self._faulty(self.cfg.fail):
             await trio.sleep(self.cfg.deadline_s * 2)
         elif self._faulty(self.cfg.slow):
-            await trio.sleep(2 * self.cfg.latency_ms / 1000)
+            await trio.sleep(2.5 * self.cfg.latency_ms / 1000)
         return {"nonce": env.body["nonce"], "busy": bool(self.running)}
 
     @on_block

@@ -5,6 +5,7 @@ the contract never settled is taken back after it expires."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import trio
@@ -23,6 +24,8 @@ from .config import agent_names, agent_seed, round_tasks
 FUND_SHARE = 0.9
 """Share of the process's balance it hands to its agents (the rest pays its own fees)."""
 FUND_RETRY_S = 5.0
+LOST_AFTER_BLOCKS = 5
+"""Blocks after which funding transfers that have not landed are taken as lost and sent again."""
 
 
 class RequesterNode(CloudchainRole):
@@ -47,22 +50,30 @@ class RequesterNode(CloudchainRole):
 
     @lifespan
     async def fund(self) -> None:
-        """Give every agent its share of the process's balance (once; again if the transfers got lost)."""
-        ctx = self.ctx
-        while True:
+        """Give every agent its share of the process's balance (once; again only if the transfers were lost)."""
+        ctx, me = self.ctx, self.ctx.key.public
+
+        def funded() -> bool:
+            return all(ctx.chain.state.balance(a.public) > 0 for a in self.agents)
+
+        while not funded():
             state = ctx.chain.state
             poor = [a for a in self.agents if state.balance(a.public) == 0]
-            if not poor:
-                self.funded.set()
+            each = int(state.balance(me) * FUND_SHARE) // max(1, len(poor))
+            if each <= 0:
+                ctx.events.error("requester.broke", balance=state.balance(me))
                 return
-            each = int(state.balance(ctx.key.public) * FUND_SHARE) // max(1, len(poor))
-            await ctx.chain.submit([ctx.chain.sign_tx("transfer", {"to": a.public, "amount": each}).wire
-                                    for a in poor if each > 0])
-            try:
-                await ctx.chain.wait_for(lambda: all(ctx.chain.state.balance(a.public) > 0 for a in self.agents),
-                                         timeout=FUND_RETRY_S)
-            except trio.TooSlowError:
-                continue
+            txs = [ctx.chain.sign_tx("transfer", {"to": a.public, "amount": each}) for a in poor]
+            last, sent_at = max(int(t.body["nonce"]) for t in txs), ctx.chain.height
+            await ctx.chain.submit([t.wire for t in txs])
+
+            def settled(last: int = last, sent_at: int = sent_at) -> bool:
+                return funded() or ctx.chain.state.nonce(me) >= last or ctx.chain.height > sent_at + LOST_AFTER_BLOCKS
+
+            while not settled():
+                with contextlib.suppress(trio.TooSlowError):
+                    await ctx.chain.wait_for(settled, timeout=FUND_RETRY_S)
+        self.funded.set()
 
     @on(msg.MSG_DAY, from_roles=(ORACLE,))
     async def on_day(self, env: Envelope) -> None:
