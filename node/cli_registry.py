@@ -23,6 +23,7 @@ SOLVE_MODULES = (
     "bazaar.node.solve.tbcim_auction",
     "bazaar.node.solve.tbcim_stackelberg",
     "bazaar.node.solve.tbcim_bcfl",
+    "bazaar.node.solve.cloudchain",
 )
 
 EXPERIMENT_MODULES = (

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bazaar.node import launcher
 from bazaar.ledger.chain import verify_data_dir
+from bazaar.node import launcher
 from bazaar.node.cli import main
 from bazaar.node.waiting import wait_until
 
@@ -44,7 +44,7 @@ def test_eight_processes_settle_as_the_offline_contract_and_survive_a_killed_ora
         for key in ("allocation", "attestations", "quorum", "penalties", "payments", "jain", "tokens"):
             assert key in line["outcome"], key
         assert line["final_everywhere"] and line["left_out"] == [], line
-        assert line["outcome"]["allocation"] == _offline(capsys, line["round"])["allocation_by_name"]
+        assert line["outcome"]["allocation"] == _offline(capsys, line["round"])["allocation"]
         assert set(line["outcome"]["verdicts"]) == {"met"}
 
         launcher.net_kill(root, "oracle-2")

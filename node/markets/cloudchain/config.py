@@ -154,12 +154,12 @@ def market_config(scenario: Scenario) -> CloudchainConfig:
 
 
 def provider_profiles(cfg: CloudchainConfig, names: list[str]) -> list[Provider]:
-    """The profile each provider node registers, in scenario order: the shipped 28 (enterprise first, then
-    community), interleaved so a small network has both kinds, renamed to the node names."""
+    """The profile each provider node registers, in scenario order: the shipped 28, enterprise (cheapest first)
+    and community interleaved so a small network has both kinds, renamed to the node names."""
     from bazaar.mechanisms.cloudchain.profiles import paper_providers
 
     shipped = paper_providers(cfg.seed)
-    ent = [p for p in shipped if p.kind == "enterprise"]
+    ent = sorted((p for p in shipped if p.kind == "enterprise"), key=lambda p: (p.price, p.name))
     com = [p for p in shipped if p.kind != "enterprise"]
     order = []
     while ent or com:

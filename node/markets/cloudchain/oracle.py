@@ -280,15 +280,19 @@ class OracleNode(CloudchainRole):
         requesters = ctx.peers(REQUESTER)
         agents = agent_names(self.cfg, [e.name for e in requesters])
         plan = round_tasks(self.cfg, rnd.number, agents)
-        ids = [task.id for _, task, _ in plan]
-        live = [e for e in requesters if e.key in connected]
-        if not live or not [e for e in ctx.peers(PROVIDER) if e.key in connected]:
-            raise RoundError("no requester or no provider is connected")
-        window_s = ctx.deadline("window_s")
+        from bazaar.mechanisms.cloudchain.contract import eligible
+
         providers = [e.key for e in ctx.peers(PROVIDER) if e.key in connected]
         with trio.move_on_after(READY_S):  # a fresh network: let the providers' bonds and profiles land first
             await ctx.chain.wait_for(lambda: {a for a, _ in self.book.bonded(ctx.chain.state)} >= set(providers),
                                      timeout=READY_S)
+        registry = list(self.book.providers.values())
+        unservable = sorted(t.id for _, t, _ in plan if not any(eligible(t, p) for p in registry))
+        ids = [task.id for _, task, _ in plan if task.id not in unservable]
+        live = [e for e in requesters if e.key in connected]
+        if not live or not [e for e in ctx.peers(PROVIDER) if e.key in connected]:
+            raise RoundError("no requester or no provider is connected")
+        window_s = ctx.deadline("window_s")
         await ctx.publish(msg.MSG_DAY, {"day": rnd.number, "window_ms": int(window_s * 1000)}, round=rnd.number)
         t_call = time.monotonic()
         with trio.move_on_after(window_s):
@@ -304,8 +308,13 @@ class OracleNode(CloudchainRole):
         await ctx.chain.submit([close.wire])
         names = {e.key: e.name for e in ctx.peers()}
         outcome, metrics = round_outcome(self, rnd.number, landed, names)
+        for tid in unservable:  # refused at admission (no registered provider could serve them): unserved
+            outcome["allocation"][tid] = None
+        if unservable:
+            outcome["verdicts"]["unservable"] = metrics["verdicts"]["unservable"] = len(unservable)
+        metrics["tasks"] += len(unservable)
         got = self._landed(rnd.number, ids)
-        left_out = sorted({agent.split("/")[0] for agent, task, _ in plan if task.id not in got})
+        left_out = sorted({agent.split("/")[0] for agent, task, _ in plan if task.id in ids and task.id not in got})
         metrics.update({"window_s": round(t_window - t_call, 3), "tasks_posted": len(landed),
                         "tasks_planned": len(ids)})
         return RoundResult(participants=[e.name for e in ctx.peers() if e.key != ctx.key.public],

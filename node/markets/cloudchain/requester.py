@@ -12,6 +12,7 @@ import trio
 
 from bazaar.ledger.block import Block
 from bazaar.ledger.txs import make_tx
+from bazaar.mechanisms.cloudchain.contract import eligible
 from bazaar.protocol import Envelope, KeyPair
 from bazaar.protocol.markets import cloudchain as msg
 
@@ -87,10 +88,14 @@ class RequesterNode(CloudchainRole):
             return
         plan = round_tasks(self.cfg, env.round, agent_names(self.cfg, [e.name for e in self.ctx.peers("requester")]))
         expires = self.ctx.chain.height + 2 * self.cfg.task_expiry + 10
+        registry = list(self.book.providers.values())
         txs = []
         for agent_name, task, seed in plan:
             agent = self.by_name.get(agent_name)
             if agent is None:
+                continue
+            if not any(eligible(task, p) for p in registry):
+                self.ctx.events.info("requester.unservable", task=task.id)  # the market would refuse it
                 continue
             key = task_key(agent.public, task.id)
             if key in self.posted:
