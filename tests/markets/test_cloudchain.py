@@ -317,7 +317,8 @@ async def test_rounds_settle_as_the_offline_contract_allocates(tmp_path: Path) -
         for s in await _rounds(nodes, 2):
             assert s["final"] and not s["left_out"], s
             assert s["outcome"]["allocation"] == _offline("cloudchain-small", s["round"])
-            assert set(s["outcome"]["verdicts"]) <= {"met", "unserved", "unservable"} and s["outcome"]["verdicts"]["met"]
+            verdicts = s["outcome"]["verdicts"]
+            assert set(verdicts) <= {"met", "unserved", "unservable"} and verdicts["met"]
             assert s["metrics"]["paid"] > 0
         for node in nodes.values():
             st = node.chain.state
