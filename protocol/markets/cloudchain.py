@@ -26,6 +26,8 @@ MSG_PROBE_ACK = "cloudchain/probe-ack"
 
 REGISTER = "cloudchain/register"
 """A provider's profile (capacity, unit price, SLA promise, penalty, storage figures); needs ledger stake."""
+AGENTS = "cloudchain/agents"
+"""A requester process names the agent accounts it hosts (so the leader can tell when they are funded)."""
 TASK = "cloudchain/task"
 """A requester's task (units, max price, SLA, value, optional privacy budget); its escrow is locked beside it."""
 WINDOW = "cloudchain/window"

@@ -114,6 +114,7 @@ class Book:
     earned: Mapping[bytes, int] = field(default_factory=dict)
     penalties: Mapping[bytes, int] = field(default_factory=dict)
     privacy: Mapping[str, tuple[tuple[float, int], ...]] = field(default_factory=dict)
+    hosts: Mapping[bytes, tuple[bytes, ...]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ derived views
     def load(self) -> dict[bytes, float]:
@@ -157,6 +158,11 @@ class Book:
         elif kind == msg.WINDOW:
             if env.sender != rules.leader:
                 raise Refuse("not-authorised", "only the round leader closes a submission window")
+        elif kind == msg.AGENTS:
+            agents = data.get("agents")
+            if not isinstance(agents, list) or not 1 <= len(agents) <= 1000 or not all(
+                    isinstance(a, bytes) and len(a) == 32 for a in agents):
+                raise Refuse("bad-agents", "agents must list 1..1000 32-byte accounts")
         elif kind in CONTRACT_RECORDS:
             raise Refuse("contract-only", f"{kind} is written by the block proposer's contract, never submitted")
         elif kind == msg.RESULT:
@@ -226,6 +232,7 @@ class Book:
         windows = list(self.windows)
         faults, earned, penalties = dict(self.faults), dict(self.earned), dict(self.penalties)
         privacy = dict(self.privacy)
+        hosts = dict(self.hosts)
         locks = {t.body["id"]: t for t in txs if t.type == "tx/escrow_lock" and t.market == msg.MARKET}
         for env in txs:
             if env.type != "tx/record" or env.market != msg.MARKET:
@@ -249,6 +256,8 @@ class Book:
                     tasks[key] = Entry(key, env.sender, env.round, task, seed, dataset, height)
             elif kind == msg.WINDOW:
                 windows.append(env.round)
+            elif kind == msg.AGENTS:
+                hosts[env.sender] = tuple(data["agents"])
             elif kind == msg.ALLOC and env.sender == proposer:
                 for key, prov, price in zip(data["tasks"], data["providers"], data["prices"], strict=True):
                     e = tasks[key]
@@ -287,7 +296,7 @@ class Book:
                     for idx in done.dissent:
                         o = rules.oracles[idx]
                         faults[o] = faults.get(o, 0) + 1
-        return Book(providers, tasks, tuple(windows), faults, earned, penalties, privacy)
+        return Book(providers, tasks, tuple(windows), faults, earned, penalties, privacy, hosts)
 
     # ------------------------------------------------------------------ the contract
     def allocation(self, state: State) -> tuple[list[Entry], list[bytes], Allocation] | None:

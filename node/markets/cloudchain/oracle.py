@@ -283,9 +283,15 @@ class OracleNode(CloudchainRole):
         from bazaar.mechanisms.cloudchain.contract import eligible
 
         providers = [e.key for e in ctx.peers(PROVIDER) if e.key in connected]
-        with trio.move_on_after(READY_S):  # a fresh network: let the providers' bonds and profiles land first
-            await ctx.chain.wait_for(lambda: {a for a, _ in self.book.bonded(ctx.chain.state)} >= set(providers),
-                                     timeout=READY_S)
+        hosts = [e.key for e in requesters if e.key in connected]
+
+        def ready() -> bool:
+            state, book = ctx.chain.state, self.book
+            return {a for a, _ in book.bonded(state)} >= set(providers) and all(
+                h in book.hosts and all(state.balance(a) > 0 for a in book.hosts[h]) for h in hosts)
+
+        with trio.move_on_after(READY_S):  # a fresh network: bonds, profiles and the agents' funds land first
+            await ctx.chain.wait_for(ready, timeout=READY_S)
         registry = list(self.book.providers.values())
         unservable = sorted(t.id for _, t, _ in plan if not any(eligible(t, p) for p in registry))
         ids = [task.id for _, task, _ in plan if task.id not in unservable]
@@ -297,7 +303,8 @@ class OracleNode(CloudchainRole):
         t_call = time.monotonic()
         with trio.move_on_after(window_s):
             await ctx.chain.wait_for(lambda: len(self._landed(rnd.number, ids)) == len(ids), timeout=window_s + 1)
-        landed = list(self._landed(rnd.number, ids).values())
+        on_time = self._landed(rnd.number, ids)  # task id -> key of the tasks that made the window
+        landed = list(on_time.values())
         await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": len(landed)}},
                                                   round=rnd.number).wire])
         t_window = time.monotonic()
@@ -313,8 +320,8 @@ class OracleNode(CloudchainRole):
         if unservable:
             outcome["verdicts"]["unservable"] = metrics["verdicts"]["unservable"] = len(unservable)
         metrics["tasks"] += len(unservable)
-        got = self._landed(rnd.number, ids)
-        left_out = sorted({agent.split("/")[0] for agent, task, _ in plan if task.id in ids and task.id not in got})
+        left_out = sorted({agent.split("/")[0] for agent, task, _ in plan
+                           if task.id in ids and task.id not in on_time})
         metrics.update({"window_s": round(t_window - t_call, 3), "tasks_posted": len(landed),
                         "tasks_planned": len(ids)})
         return RoundResult(participants=[e.name for e in ctx.peers() if e.key != ctx.key.public],

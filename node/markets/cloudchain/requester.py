@@ -54,17 +54,21 @@ class RequesterNode(CloudchainRole):
         """Give every agent its share of the process's balance (once; again only if the transfers were lost)."""
         ctx, me = self.ctx, self.ctx.key.public
 
+        mine = [a.public for a in self.agents]
+
         def funded() -> bool:
-            return all(ctx.chain.state.balance(a.public) > 0 for a in self.agents)
+            return all(ctx.chain.state.balance(a) > 0 for a in mine) and self.book.hosts.get(me) == tuple(mine)
 
         while not funded():
             state = ctx.chain.state
             poor = [a for a in self.agents if state.balance(a.public) == 0]
             each = int(state.balance(me) * FUND_SHARE) // max(1, len(poor))
-            if each <= 0:
+            if each <= 0 and poor:
                 ctx.events.error("requester.broke", balance=state.balance(me))
                 return
             txs = [ctx.chain.sign_tx("transfer", {"to": a.public, "amount": each}) for a in poor]
+            if self.book.hosts.get(me) != tuple(mine):
+                txs.append(ctx.chain.sign_tx("record", {"kind": msg.AGENTS, "data": {"agents": mine}}))
             last, sent_at = max(int(t.body["nonce"]) for t in txs), ctx.chain.height
             await ctx.chain.submit([t.wire for t in txs])
 
