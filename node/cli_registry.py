@@ -32,6 +32,7 @@ EXPERIMENT_MODULES = (
     "bazaar.node.experiments.collab",
     "bazaar.node.experiments.tbcim_auction",
     "bazaar.node.experiments.tbcim_fl",
+    "bazaar.node.experiments.cloudchain",
 )
 
 TRAIN_MODULES = ("bazaar.node.train",)

@@ -154,6 +154,7 @@ class OracleNode(CloudchainRole):
                 await ctx.chain.wait_for(resulted, timeout=max(0.0, watch.started + task.sla.deadline_s
                                                                - time.monotonic()))
                 seen.append(time.monotonic())
+                ctx.events.info("oracle.result_seen", task=task.id)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(take_probes)
@@ -168,7 +169,10 @@ class OracleNode(CloudchainRole):
             result = current.result
             verdict = "met"
             try:
+                t_fetch = time.monotonic()
                 model = await self.blobs.fetch(current.result, watch.provider, size=current.sizes[0], timeout=5.0)
+                ctx.events.info("oracle.fetched", task=task.id, bytes=len(model),
+                                ms=round((time.monotonic() - t_fetch) * 1000, 2))
                 meta_raw = await self.blobs.fetch(current.meta, watch.provider, size=current.sizes[1], timeout=5.0)
                 meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
                 ok = isinstance(meta, dict) and await ctx.compute(

@@ -124,8 +124,9 @@ class ProviderNode(CloudchainRole):
             await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.RESULT, "data": {
                 "task": key, "model": hm, "meta": hd, "sizes": [len(model), len(meta)]}}, round=entry.round).wire])
             self.jobs_done += 1
-            ctx.events.info("job.done", task=task.id, units=task.units, seconds=round(job.seconds, 4),
-                            private=task.epsilon is not None)
+            ctx.events.info("job.done", task=task.id, kind=task.kind, units=task.units,
+                            seconds=round(job.seconds, 5), private=task.epsilon is not None,
+                            quality=round(job.quality, 5), bytes=len(model))
         finally:
             self.running.discard(key)
 

@@ -26,6 +26,7 @@ def round_outcome(role: CloudchainRole, round_no: int, keys: list[bytes], names:
     payments: dict[str, float] = {}
     penalties: dict[str, float] = {}
     units: dict[bytes, float] = {}
+    verified = 0.0
     verdicts: dict[str, int] = {}
     for key in keys:
         s = role.settled.get(key)
@@ -46,6 +47,8 @@ def round_outcome(role: CloudchainRole, round_no: int, keys: list[bytes], names:
         attestations[s["task"]] = len(s.get("signers", [])) + len(s.get("dissent", []))
         quorum[s["task"]] = {"verdict": s["verdict"], "signers": [oracle_names[i] for i in s.get("signers", [])],
                              "dissent": [oracle_names[i] for i in s.get("dissent", [])]}
+        if s["verdict"] == "met":
+            verified += s["units"]
         if s["paid"]:
             payments[pname] = round(payments.get(pname, 0.0) + from_units(s["paid"]), 6)
         if s["penalty"]:
@@ -63,6 +66,21 @@ def round_outcome(role: CloudchainRole, round_no: int, keys: list[bytes], names:
         "tasks": len(keys), "served": sum(1 for v in allocation.values() if v), "jain": outcome["jain"],
         "sla_compliance": verdicts.get("met", 0) / decided if decided else None,
         "paid": round(sum(payments.values()), 6), "penalised": round(sum(penalties.values()), 6),
-        "verdicts": verdicts,
+        "verdicts": verdicts, "units_verified": verified, "epsilon_spent_max": epsilon_spent(role),
     }
     return outcome, metrics
+
+
+def epsilon_spent(role: CloudchainRole) -> float:
+    """The largest ε any requester's dataset has spent (every private task allocated so far, composed)."""
+    book = role.book
+    if not book.privacy:
+        return 0.0
+    from bazaar.mechanisms.cloudchain.privacy import PrivacyAccountant
+
+    most = 0.0
+    for events in book.privacy.values():
+        acc = PrivacyAccountant(role.rules.dp_budget, role.rules.dp_delta)
+        acc.events = list(events)
+        most = max(most, acc.spent())
+    return most
