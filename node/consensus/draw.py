@@ -130,6 +130,10 @@ class DrawDriver:
             _events.warning("draw.not_proposed", height=height, attempt=attempt, reason=err.reason,
                             detail=err.detail[:200])
             return
+        except Exception as err:  # a market contract's bug: log it, keep the proposer loop alive
+            _events.error("draw.propose_failed", height=height, attempt=attempt, error=type(err).__name__,
+                          detail=str(err)[:200])
+            return
         self.proposed += 1
         _events.info("draw.proposed", height=block.height, attempt=attempt, txs=len(block.txs))
 

@@ -40,6 +40,12 @@ QUORUM = "cloudchain/quorum"
 """A task's verdict: t-of-m oracles' aggregated BLS signature, their measurements and any dissent."""
 SETTLE = "cloudchain/settle"
 """The contract's settlement of decided tasks (written by the proposer beside the escrow moves)."""
+DISPUTE = "cloudchain/dispute"
+"""A task's requester or provider contests its settled verdict (with a deposit escrow beside it)."""
+RULING = "cloudchain/ruling"
+"""The oracles' re-examination of a disputed task: a quorum record over ``ruling:<verdict>`` messages."""
+RESETTLE = "cloudchain/resettle"
+"""The contract's settlement of a ruling (written by the proposer beside the bond and deposit moves)."""
 CLOSE = "cloudchain/close"
 """The leader's end of round ``r`` (the round engine waits for it to be final)."""
 
@@ -58,6 +64,9 @@ ATTEST = register(MSG_ATTEST, Schema({
 }))
 PROBE = register(MSG_PROBE, Schema({"nonce": Bytes(size=16)}))
 PROBE_ACK = register(MSG_PROBE_ACK, Schema({"nonce": Bytes(size=16), "busy": Bool()}))
+
+
+RULING_PREFIX = "ruling:"
 
 
 def verdict_message(network_id: str, task: bytes, verdict: str, result: bytes) -> bytes:

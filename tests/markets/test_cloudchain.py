@@ -6,6 +6,7 @@ provider's requester is refunded, a requester cannot withhold a verified payment
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from bazaar.node.markets.cloudchain.book import (
     Book,
     Rules,
     bond_id,
+    dispute_id,
     profile_data,
     task_data,
     task_escrow,
@@ -355,3 +357,99 @@ async def test_a_wrong_result_is_caught_and_a_silent_provider_refunds_its_reques
         assert set(out["payments"]) <= {"provider-2"}
         for node in nodes.values():
             assert node.chain.state.conserved()
+
+
+# ---------------------------------------------------------------------------------------------------- disputes
+def _settled(verdict: str) -> tuple[Chain, bytes]:
+    """A task settled with ``verdict`` (signed by oracles 0 and 1), its requester bob bonded."""
+    c, key = _allocated()
+    c.block([c.net.tx("bob", "escrow_lock", market=M, id=bond_id(c.net.acct("bob")), payee=c.net.acct("bob"),
+                      amount=200_000, expires=10**9, arbiter=CONTRACT)])
+    entry = c.book.tasks[key]
+    model = b"\x01" * 32
+    c.block([c.record(c.label_of(entry.provider), msg.RESULT,
+                      {"task": key, "model": model, "meta": model, "sizes": [8, 8]})])
+    c.block([c.record("carol", msg.QUORUM, _quorum(c, key, verdict, [0, 1], b"" if verdict == "missing" else model))])
+    c.block([])
+    assert key in c.book.closed and key not in c.book.tasks
+    return c, key
+
+
+def _ruling(c: Chain, key: bytes, verdict: str, signers: list[int]) -> dict[str, Any]:
+    result = b"" if verdict == "missing" else c.book.closed[key].result
+    message = msg.verdict_message(NID, key, msg.RULING_PREFIX + verdict, result)
+    sigs = [bls.sign(c.net.bls_secret(f"v{i}"), message) for i in signers]
+    return {"task": key, "verdict": verdict, "result": result, "signers": signers, "sig": bls.aggregate(sigs),
+            "rtt_ms": [1.0] * len(signers), "completion_ms": [10.0] * len(signers), "dissent": []}
+
+
+def _dispute(c: Chain, key: bytes, who: str, claim: str) -> None:
+    c.rules = replace(c.rules, dispute_deposit=50_000)
+    c.block([c.net.tx(who, "escrow_lock", market=M, id=dispute_id(key, c.net.acct(who)), payee=c.net.acct(who),
+                      amount=50_000, expires=10**9, arbiter=CONTRACT),
+             c.record(who, msg.DISPUTE, {"task": key, "claim": claim})])
+    assert c.book.disputes[key].claim == claim
+
+
+def test_an_upheld_provider_dispute_is_paid_from_the_requesters_bond() -> None:
+    c, key = _settled("late")
+    done = c.book.closed[key]
+    prov = c.label_of(done.provider)
+    with pytest.raises(Refuse) as err:  # only the parties, only another verdict
+        c.admit(c.record("carol", msg.DISPUTE, {"task": key, "claim": "met"}))
+    assert err.value.reason == "not-authorised"
+    with pytest.raises(Refuse) as err:
+        c.admit(c.record(prov, msg.DISPUTE, {"task": key, "claim": "late"}))
+    assert err.value.reason == "bad-dispute"
+    _dispute(c, key, prov, "met")
+    with pytest.raises(Refuse) as err:  # a ruling is a quorum of the oracles over "ruling:<verdict>" messages
+        c.admit(c.record("carol", msg.RULING, {**_ruling(c, key, "met", [0, 1]), "verdict": "late"}))
+    assert err.value.reason == "bad-quorum"
+    provider, bond = c.net.state.balance(done.provider), c.net.state.escrows[bond_id(c.net.acct("bob"))].amount
+    c.block([c.record("carol", msg.RULING, _ruling(c, key, "met", [1, 2]))])
+    c.block([])  # the resettlement
+    owed = int(done.price * done.task.units * UNIT) + done.penalty  # the payment it missed, the penalty it paid
+    assert c.net.state.escrows[bond_id(c.net.acct("bob"))].amount == bond - owed
+    assert c.net.state.balance(done.provider) >= provider + owed + 50_000  # and its deposit back
+    assert key not in c.book.disputes and key not in c.book.closed
+    assert c.book.faults[c.rules.oracles[0]] == 1 and c.book.faults[c.rules.oracles[1]] == 1  # signed the error
+    assert c.net.state.conserved()
+
+
+def test_a_rejected_requester_dispute_hands_its_deposit_to_the_provider() -> None:
+    c, key = _settled("met")
+    done = c.book.closed[key]
+    _dispute(c, key, "bob", "wrong")
+    provider = c.net.state.balance(done.provider)
+    c.block([c.record("carol", msg.RULING, _ruling(c, key, "met", [0, 2]))])
+    c.block([])
+    assert dispute_id(key, c.net.acct("bob")) not in c.net.state.escrows
+    assert c.net.state.balance(done.provider) >= provider + 50_000
+    assert not c.book.faults and c.net.state.conserved()
+
+
+def test_the_dispute_window_closes() -> None:
+    c, key = _settled("late")
+    for _ in range(c.rules.dispute_blocks + 1):
+        c.block([c.net.tx("alice", "transfer", to=c.net.acct("carol"), amount=1)])
+    assert key not in c.book.closed
+    with pytest.raises(Refuse) as err:
+        c.admit(c.record(c.label_of(c.net.acct("v0")), msg.DISPUTE, {"task": key, "claim": "met"}))
+    assert err.value.reason == "bad-dispute"
+
+
+async def test_a_slow_provider_that_contests_its_penalties_loses_its_deposits(tmp_path: Path) -> None:
+    path = _scenario(tmp_path, 'slow = ["provider-0"]\ncontest = ["provider-0"]\n')
+    async with open_memory_network(path, tmp_path / "net") as nodes:
+        (s,) = await _rounds(nodes, 1)
+        late = [t for t, q in s["outcome"]["quorum"].items() if q["verdict"] == "late"]
+        assert late, s["outcome"]
+        leader = next(n for n in nodes.values() if n.engine is not None)
+        book = lambda: leader.app.book  # type: ignore[union-attr]  # noqa: E731
+        await leader.chain.wait_for(lambda: not book().disputes and not any(
+            e.provider and e.verdict == "late" for e in book().closed.values()), timeout=60)
+        provider = nodes["provider-0"]
+        assert provider.app.disputed == len(late)  # type: ignore[union-attr]
+        for node in nodes.values():
+            assert node.chain.state.conserved()
+            assert not [e for e in node.chain.state.escrows.values() if e.ref == b"cloudchain/dispute"]

@@ -37,7 +37,7 @@ from ..context import Refuse
 CONTRACT = contract_account(msg.MARKET)
 KINDS = ("training", "inference", "preprocessing")
 MAX_UNITS = 1e6
-CONTRACT_RECORDS = (msg.ALLOC, msg.SETTLE)
+CONTRACT_RECORDS = (msg.ALLOC, msg.SETTLE, msg.RESETTLE)
 ESCROW_MOVES = ("tx/escrow_release", "tx/escrow_refund", "tx/escrow_settle", "tx/escrow_split", "tx/escrow_take")
 
 
@@ -49,6 +49,11 @@ def task_key(requester: bytes, task_id: str) -> bytes:
 def bond_id(provider: bytes) -> bytes:
     """The id of a provider's bond (a contract escrow the SLA penalties are taken from)."""
     return hashlib.sha256(b"cloudchain/bond" + provider).digest()
+
+
+def dispute_id(task: bytes, disputer: bytes) -> bytes:
+    """The id of a dispute's deposit (a contract escrow of the disputer)."""
+    return hashlib.sha256(b"cloudchain/dispute" + task + disputer).digest()
 
 
 def floor_units(x: float) -> int:
@@ -76,6 +81,22 @@ class Rules:
     dp_budget: float
     dp_delta: float
     clip: float
+    dispute_blocks: int = 10
+    dispute_deposit: int = 0
+    """Micro-tokens a disputer locks (the stake it loses when the ruling goes against it)."""
+
+
+@dataclass(frozen=True)
+class Dispute:
+    """A contested verdict: who contests, what it claims, when, and the oracles' ruling once it landed."""
+
+    task: bytes
+    disputer: bytes
+    claim: str
+    height: int
+    ruling: str = ""
+    signers: tuple[int, ...] = ()
+    dissent: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -101,6 +122,9 @@ class Entry:
     dissent: tuple[int, ...] = ()
     rtt_ms: tuple[float, ...] = ()
     completion_ms: tuple[float, ...] = ()
+    settled_height: int = 0
+    paid: int = 0
+    penalty: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,6 +139,9 @@ class Book:
     penalties: Mapping[bytes, int] = field(default_factory=dict)
     privacy: Mapping[str, tuple[tuple[float, int], ...]] = field(default_factory=dict)
     hosts: Mapping[bytes, tuple[bytes, ...]] = field(default_factory=dict)
+    closed: Mapping[bytes, Entry] = field(default_factory=dict)
+    """Settled tasks kept ``dispute_blocks`` blocks (or while disputed), so a party can contest them."""
+    disputes: Mapping[bytes, Dispute] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ derived views
     def load(self) -> dict[bytes, float]:
@@ -188,11 +215,37 @@ class Book:
                 raise Refuse("decided" if entry is not None else "unknown-task",
                              "the task is not awaiting a verdict")
             check_quorum(data, entry, rules, state)
+        elif kind == msg.DISPUTE:
+            self._admit_dispute(state, env, data, rules)
+        elif kind == msg.RULING:
+            task = data.get("task")
+            dispute = self.disputes.get(task) if isinstance(task, bytes) else None
+            done = self.closed.get(task) if isinstance(task, bytes) else None
+            if dispute is None or dispute.ruling or done is None:
+                if env.sender in rules.oracles:
+                    return  # another aggregator was first (a no-op)
+                raise Refuse("unknown-task", "no open dispute on this task")
+            check_quorum(data, done, rules, state, prefix=msg.RULING_PREFIX)
         elif kind == msg.CLOSE:
             if env.sender != rules.leader:
                 raise Refuse("not-authorised", "only the round leader closes a round")
         else:
             raise Refuse("unknown-record", f"no cloudchain record {kind!r}")
+
+    def _admit_dispute(self, state: State, env: Envelope, data: dict[str, Any], rules: Rules) -> None:
+        task, claim = data.get("task"), data.get("claim")
+        done = self.closed.get(task) if isinstance(task, bytes) else None
+        if done is None:
+            raise Refuse("bad-dispute", "no settled task under this key within the dispute window")
+        if env.sender not in (done.requester, done.provider):
+            raise Refuse("not-authorised", "only the task's requester or provider may contest its verdict")
+        if task in self.disputes:
+            raise Refuse("bad-dispute", "the task is already contested")
+        if claim not in msg.VERDICTS or claim == done.verdict:
+            raise Refuse("bad-dispute", f"the claim must be another verdict than {done.verdict!r}")
+        if state.height + 1 > done.settled_height + rules.dispute_blocks:
+            closes = done.settled_height + rules.dispute_blocks
+            raise Refuse("bad-dispute", f"the dispute window closed at height {closes}")
 
     def _admit_task(self, env: Envelope, data: dict[str, Any], rules: Rules) -> None:
         task, _, dataset = task_of(data)
@@ -233,6 +286,7 @@ class Book:
         faults, earned, penalties = dict(self.faults), dict(self.earned), dict(self.penalties)
         privacy = dict(self.privacy)
         hosts = dict(self.hosts)
+        closed, disputes = dict(self.closed), dict(self.disputes)
         locks = {t.body["id"]: t for t in txs if t.type == "tx/escrow_lock" and t.market == msg.MARKET}
         for env in txs:
             if env.type != "tx/record" or env.market != msg.MARKET:
@@ -258,6 +312,35 @@ class Book:
                 windows.append(env.round)
             elif kind == msg.AGENTS:
                 hosts[env.sender] = tuple(data["agents"])
+            elif kind == msg.DISPUTE:
+                key = data["task"]
+                done = closed.get(key)
+                dep = dispute_id(key, env.sender)
+                lock, held = locks.get(dep), parent.escrows.get(dep)
+                funded = (lock is not None and lock.sender == env.sender and lock.body.get("arbiter") == CONTRACT
+                          and lock.body["amount"] >= rules.dispute_deposit) or \
+                         (held is not None and held.payer == env.sender and held.arbiter == CONTRACT
+                          and held.amount >= rules.dispute_deposit)
+                if done is not None and key not in disputes and funded:
+                    disputes[key] = Dispute(key, env.sender, str(data["claim"]), height)
+            elif kind == msg.RULING:
+                d = disputes.get(data["task"])
+                if d is not None and not d.ruling:
+                    disputes[d.task] = replace(d, ruling=str(data["verdict"]), signers=tuple(data["signers"]),
+                                               dissent=tuple(int(x[0]) for x in data["dissent"]))
+            elif kind == msg.RESETTLE and env.sender == proposer:
+                for row in data["tasks"]:
+                    key, ruling, delta = row[0], str(row[1]), int(row[2])
+                    d, done = disputes.pop(key, None), closed.pop(key, None)
+                    if d is None or done is None or not ruling:
+                        continue
+                    if delta > 0:
+                        earned[done.provider] = earned.get(done.provider, 0) + delta
+                    elif delta < 0:
+                        penalties[done.provider] = penalties.get(done.provider, 0) - delta
+                    if ruling != done.verdict:  # the quorum that signed the overturned verdict erred
+                        for idx in done.signers:
+                            faults[rules.oracles[idx]] = faults.get(rules.oracles[idx], 0) + 1
             elif kind == msg.ALLOC and env.sender == proposer:
                 for key, prov, price in zip(data["tasks"], data["providers"], data["prices"], strict=True):
                     e = tasks[key]
@@ -289,6 +372,8 @@ class Book:
                     if key not in tasks:
                         continue
                     done = tasks.pop(key)
+                    closed[key] = replace(done, state="closed", verdict=str(row[1]) if done.state != "decided"
+                                          else done.verdict, settled_height=height, paid=paid, penalty=penalty)
                     if paid:
                         earned[done.provider] = earned.get(done.provider, 0) + paid
                     if penalty:
@@ -296,7 +381,8 @@ class Book:
                     for idx in done.dissent:
                         o = rules.oracles[idx]
                         faults[o] = faults.get(o, 0) + 1
-        return Book(providers, tasks, tuple(windows), faults, earned, penalties, privacy, hosts)
+        closed = {k: e for k, e in closed.items() if height <= e.settled_height + rules.dispute_blocks or k in disputes}
+        return Book(providers, tasks, tuple(windows), faults, earned, penalties, privacy, hosts, closed, disputes)
 
     # ------------------------------------------------------------------ the contract
     def allocation(self, state: State) -> tuple[list[Entry], list[bytes], Allocation] | None:
@@ -368,7 +454,48 @@ class Book:
         if rows:
             out.append(("record", {"kind": msg.SETTLE, "data": {"tasks": rows}}))
             out.extend(moves)
+        out.extend(self._resettle(state, rules, bonds))
         return out
+
+    def _resettle(self, state: State, rules: Rules, bonds: dict[bytes, int]) -> list[tuple[str, dict[str, Any]]]:
+        """Settle every ruled dispute by the difference between what the ruling's verdict pays and what the
+        original settlement paid — taken from the side that owes it (its bond: the losing side's stake) — and pay
+        the deposit back to an upheld disputer or over to its counterparty. A dispute no ruling settles within
+        ``task_expiry`` blocks returns its deposit."""
+        rows: list[list[Any]] = []
+        moves: list[tuple[str, dict[str, Any]]] = []
+        for key, d in self.disputes.items():
+            done = self.closed.get(key)
+            if done is None:
+                continue
+            deposit = state.escrows.get(dispute_id(key, d.disputer))
+            if not d.ruling:
+                if state.height + 1 > d.height + rules.task_expiry:
+                    rows.append([key, "", 0])
+                    if deposit is not None:
+                        moves.append(("escrow_split", {"id": dispute_id(key, d.disputer), "to": {}}))
+                continue
+            prof = self.providers.get(done.provider)
+            paid = floor_units(done.price * done.task.units) if d.ruling == "met" else 0
+            lam = prof.penalty * (rules.wrong_factor if d.ruling == "wrong" else 1.0) if prof else 0.0
+            penalty = floor_units(lam) if d.ruling in ("late", "missing", "wrong") else 0
+            delta = (paid - done.paid) - (penalty - done.penalty)  # > 0: the requester owes the provider
+            debtor, creditor = (done.requester, done.provider) if delta > 0 else (done.provider, done.requester)
+            bond = state.escrows.get(bond_id(debtor))
+            left = (bond.amount if bond is not None else 0) - bonds.get(debtor, 0)
+            taken = max(0, min(abs(delta), left))
+            if taken:
+                bonds[debtor] = bonds.get(debtor, 0) + taken
+                moves.append(("escrow_take", {"id": bond_id(debtor), "to": {creditor: taken}}))
+            if deposit is not None:
+                upheld = d.ruling == d.claim
+                other = done.provider if d.disputer == done.requester else done.requester
+                moves.append(("escrow_split", {"id": dispute_id(key, d.disputer),
+                                               "to": {} if upheld else {other: deposit.amount}}))
+            rows.append([key, d.ruling, taken if delta > 0 else -taken])
+        if not rows:
+            return []
+        return [("record", {"kind": msg.RESETTLE, "data": {"tasks": rows}}), *moves]
 
 
 TOLERATED = frozenset({"duplicate-task", "decided"})
@@ -416,7 +543,7 @@ def contract_outputs(txs: Sequence[Envelope], proposer: bytes, parent: State) ->
     return out
 
 
-def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State) -> None:
+def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State, prefix: str = "") -> None:
     """A quorum record: t distinct oracles whose aggregated BLS signature verifies the verdict, measurements for
     each signer, and dissent (oracles that signed another verdict) that verifies too.
 
@@ -439,7 +566,7 @@ def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State)
     if len(rtt) != len(signers) or len(done) != len(signers):
         raise Refuse("bad-quorum", "one measurement per signer")
     want = b"" if verdict == "missing" else entry.result
-    if result != want or (verdict != "missing" and not entry.result):
+    if result != want or (verdict != "missing" and not entry.result):  # a ruling names the settled result
         raise Refuse("bad-quorum", "the verdict names another result than the provider posted")
     pks = []
     for i in signers:
@@ -447,7 +574,8 @@ def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State)
         if pk is None:
             raise Refuse("bad-quorum", f"oracle {i} has no BLS key on the ledger")
         pks.append(pk)
-    if not bls.fast_aggregate_verify(pks, msg.verdict_message(rules.network_id, entry.key, verdict, result), sig):
+    if not bls.fast_aggregate_verify(pks, msg.verdict_message(rules.network_id, entry.key, prefix + verdict, result),
+                                     sig):
         raise Refuse("bad-quorum", "the aggregated BLS signature does not verify")
     for d in dissent:
         if not (isinstance(d, list) and len(d) == 4):
@@ -457,7 +585,7 @@ def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State)
                 or not isinstance(v, str) or not isinstance(r, bytes) or not isinstance(s, bytes):
             raise Refuse("bad-quorum", "a dissent row must name another oracle and another verdict")
         pk = state.validators.get(rules.oracles[i])
-        if pk is None or not bls.verify(pk, msg.verdict_message(rules.network_id, entry.key, v, r), s):
+        if pk is None or not bls.verify(pk, msg.verdict_message(rules.network_id, entry.key, prefix + v, r), s):
             raise Refuse("bad-quorum", "a dissenting attestation does not verify")
 
 

@@ -9,6 +9,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from bazaar.ledger.amounts import to_units
 from bazaar.ledger.apply import apply as apply_block
 from bazaar.ledger.block import Block
 from bazaar.ledger.errors import InvalidBlock, LedgerError
@@ -34,6 +35,16 @@ def decode_all(block: Block, network_id: str) -> list[Envelope] | None:
         return [decode_tx(raw, network_id) for raw in block.txs]
     except ProtocolError:
         return None
+
+
+def settled_in(block: Block, network_id: str) -> list[tuple[bytes, str]]:
+    """``(task key, verdict)`` of every task the block's contract settled."""
+    out: list[tuple[bytes, str]] = []
+    for t in decode_all(block, network_id) or []:
+        if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] == msg.SETTLE \
+                and t.sender == block.header.proposer:
+            out.extend((row[0], str(row[1])) for row in t.body["data"]["tasks"])
+    return out
 
 
 class BlobStore:
@@ -104,7 +115,9 @@ class CloudchainRole(Role):
         self.rules = Rules(network_id=ctx.network_id, oracles=self.oracles, leader=self.oracles[0],
                            quorum=self.cfg.quorum, oracle_fee=self.cfg.oracle_fee, wrong_factor=self.cfg.wrong_factor,
                            max_faults=self.cfg.max_faults, task_expiry=self.cfg.task_expiry,
-                           dp_budget=self.cfg.dp_budget, dp_delta=self.cfg.dp_delta, clip=self.cfg.clip)
+                           dp_budget=self.cfg.dp_budget, dp_delta=self.cfg.dp_delta, clip=self.cfg.clip,
+                           dispute_blocks=self.cfg.dispute_blocks,
+                           dispute_deposit=to_units(self.cfg.dispute_deposit))
         self.books: OrderedDict[bytes, Book] = OrderedDict()
         self.settled: dict[bytes, dict[str, Any]] = {}
         """Task key -> how it ended (from the chain): the leader's round report reads it."""
@@ -171,6 +184,10 @@ class CloudchainRole(Role):
                         self.settled[key] = {"round": e.round, "task": e.task.id, "requester": e.requester,
                                              "provider": None, "verdict": "unserved", "paid": 0, "penalty": 0,
                                              "fee": 0, "height": block.header.height, "units": e.task.units}
+            elif t.body["kind"] == msg.RESETTLE:
+                for key, ruling, delta in data["tasks"]:
+                    if key in self.settled and ruling:
+                        self.settled[key] = {**self.settled[key], "ruling": ruling, "resettled": delta}
             else:
                 for key, verdict, paid, penalty, fee in data["tasks"]:
                     e = old.tasks.get(key)

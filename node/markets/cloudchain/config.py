@@ -54,6 +54,15 @@ FIELDS = (
           doc="providers that deliver a wrong result (name or name:first_round)"),
     Field("lying_oracles", "list_str", required=False, default=[],
           doc="oracles that attest the opposite of what they measured"),
+    Field("contest", "list_str", required=False, default=[],
+          doc="providers that contest every violation verdict, requester processes whose agents contest every "
+              "met verdict (each dispute with a deposit; the oracles' ruling decides)"),
+    Field("dispute_blocks", "int", required=False, default=10, low=1, high=10_000,
+          doc="blocks after a settlement during which its requester or provider may contest it"),
+    Field("dispute_deposit", "float", required=False, default=1.0, low=0, low_open=True,
+          doc="tokens a disputer locks; paid to the other side when the ruling goes against it"),
+    Field("requester_bond", "float", required=False, default=5.0, low=0,
+          doc="tokens each requester agent bonds (what an upheld provider dispute takes from)"),
 )
 
 
@@ -85,6 +94,10 @@ class CloudchainConfig:
     fail: tuple[tuple[str, int], ...] = ()
     wrong: tuple[tuple[str, int], ...] = ()
     lying_oracles: tuple[str, ...] = ()
+    contest: tuple[str, ...] = ()
+    dispute_blocks: int = 10
+    dispute_deposit: float = 1.0
+    requester_bond: float = 5.0
 
     def active_agents(self, round_no: int) -> int:
         """Requester agents active in round ``round_no`` (1-based): a linear ramp from ``agents_start`` to
@@ -133,6 +146,9 @@ def market_config(scenario: Scenario) -> CloudchainConfig:
         raise ParamError("mechanism.quorum", f"t = {quorum} of {oracles}: two disjoint quorums could disagree "
                                              f"(t must exceed half the oracles)")
     providers = scenario.names("provider")
+    strangers = [n for n in v["contest"] if n not in providers and n not in scenario.names("requester")]
+    if strangers:
+        raise ParamError("mechanism.contest", f"not providers or requesters of this scenario: {', '.join(strangers)}")
     liars = [o for o in v["lying_oracles"] if o not in scenario.names("oracle")]
     if liars:
         raise ParamError("mechanism.lying_oracles", f"not oracles of this scenario: {', '.join(liars)}")
@@ -150,7 +166,9 @@ def market_config(scenario: Scenario) -> CloudchainConfig:
         wrong_factor=v["wrong_factor"], max_faults=v["max_faults"], task_expiry=v["task_expiry"], rounds=rounds,
         requesters=scenario.roles.get("requester", 0),
         slow=_faults("slow", v["slow"], providers), fail=_faults("fail", v["fail"], providers),
-        wrong=_faults("wrong", v["wrong"], providers), lying_oracles=tuple(v["lying_oracles"]))
+        wrong=_faults("wrong", v["wrong"], providers), lying_oracles=tuple(v["lying_oracles"]),
+        contest=tuple(v["contest"]), dispute_blocks=v["dispute_blocks"], dispute_deposit=v["dispute_deposit"],
+        requester_bond=v["requester_bond"])
 
 
 def provider_profiles(cfg: CloudchainConfig, names: list[str]) -> list[Provider]:

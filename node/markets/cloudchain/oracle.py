@@ -56,6 +56,27 @@ class _Watch:
     attestations: dict[int, tuple[str, bytes, float, float, bytes]] = field(default_factory=dict)
     posted: bool = False
     quorum: trio.Event = field(default_factory=trio.Event)
+    task: bytes = b""
+    """The task's key (``key`` is a ruling's own watch key when this watches a dispute)."""
+    ruling: bool = False
+
+
+def ruling_key(task: bytes) -> bytes:
+    """The key under which oracles collect their ruling attestations on a disputed task."""
+    return hashlib.sha256(b"cloudchain/ruling" + task).digest()
+
+
+def judge(task: Any, delivered: bool, correct: bool, rtt_ms: float, availability: float, completion_ms: float) -> str:
+    """An oracle's verdict on what it measured: ``missing`` (nothing delivered), ``wrong`` (the spot check failed),
+    ``late`` (latency above the bound, availability below the SLA's, completion after the deadline) or ``met``."""
+    if not delivered:
+        return "missing"
+    if not correct:
+        return "wrong"
+    if rtt_ms > task.sla.latency_ms or availability < task.sla.availability \
+            or completion_ms > task.sla.deadline_s * 1000:
+        return "late"
+    return "met"
 
 
 class OracleNode(CloudchainRole):
@@ -132,8 +153,6 @@ class OracleNode(CloudchainRole):
 
     async def examine(self, key: bytes) -> None:
         """Probe the provider while waiting for the result (its completion time), spot-check it, attest."""
-        from bazaar.mechanisms.cloudchain.jobs import spot_check
-
         ctx, watch = self.ctx, self.watching[key]
         entry = self.book.tasks.get(key)
         if entry is None:
@@ -164,58 +183,99 @@ class OracleNode(CloudchainRole):
         if current is None or current.state != "allocated":
             return  # decided without us
         completion_ms = ((seen[0] if seen else time.monotonic()) - watch.started) * 1000
-        verdict, result = "missing", b""
-        if current.result:
-            result = current.result
-            verdict = "met"
-            try:
-                t_fetch = time.monotonic()
-                model = await self.blobs.fetch(current.result, watch.provider, size=current.sizes[0], timeout=5.0)
-                ctx.events.info("oracle.fetched", task=task.id, bytes=len(model),
-                                ms=round((time.monotonic() - t_fetch) * 1000, 2))
-                meta_raw = await self.blobs.fetch(current.meta, watch.provider, size=current.sizes[1], timeout=5.0)
-                meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
-                ok = isinstance(meta, dict) and await ctx.compute(
-                    lambda: spot_check(task.kind, task.units, current.seed, model, meta, epsilon=task.epsilon,
-                                       delta=task.delta, clip_bound=self.cfg.clip, sample_seed=self.index))
-            except (RequestFailed, ValueError, TypeError) as err:
-                ctx.events.warning("oracle.fetch_failed", task=task.id, error=str(err)[:120])
-                ok = False
-            if not ok:
-                verdict = "wrong"
-            elif rtt > task.sla.latency_ms or availability < task.sla.availability \
-                    or completion_ms > task.sla.deadline_s * 1000:
-                verdict = "late"
+        ok = bool(current.result) and await self.check_result(current, watch.provider, self.index)
+        verdict = judge(task, bool(current.result), ok, rtt, availability, completion_ms)
+        await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
+
+    async def check_result(self, entry: Any, provider: bytes, sample_seed: int) -> bool:
+        """Fetch a result's blobs from its provider and spot-check them."""
+        from bazaar.mechanisms.cloudchain.jobs import spot_check
+
+        ctx, task = self.ctx, entry.task
+        try:
+            t_fetch = time.monotonic()
+            model = await self.blobs.fetch(entry.result, provider, size=entry.sizes[0], timeout=5.0)
+            ctx.events.info("oracle.fetched", task=task.id, bytes=len(model),
+                            ms=round((time.monotonic() - t_fetch) * 1000, 2))
+            meta_raw = await self.blobs.fetch(entry.meta, provider, size=entry.sizes[1], timeout=5.0)
+            meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
+            return isinstance(meta, dict) and bool(await ctx.compute(
+                lambda: spot_check(task.kind, task.units, entry.seed, model, meta, epsilon=task.epsilon,
+                                   delta=task.delta, clip_bound=self.cfg.clip, sample_seed=sample_seed)))
+        except (RequestFailed, ValueError, TypeError) as err:
+            ctx.events.warning("oracle.fetch_failed", task=task.id, error=str(err)[:120])
+            return False
+
+    async def attest(self, key: bytes, verdict: str, result: bytes, rtt: float, availability: float,
+                     completion_ms: float, round_no: int, prefix: str) -> None:
+        """Sign a verdict (a lying oracle flips it), keep it and gossip it."""
+        ctx = self.ctx
         if self.liar:
             verdict = "late" if verdict == "met" else "met"
-        ctx.events.info("oracle.attest", task=task.id, verdict=verdict, rtt_ms=round(rtt, 1),
+        result = b"" if verdict == "missing" else result
+        ctx.events.info("oracle.attest", task=key.hex()[:8], verdict=prefix + verdict, rtt_ms=round(rtt, 1),
                         availability=availability, completion_ms=round(completion_ms, 1))
-        sig = bls.sign(self.bls_secret, msg.verdict_message(ctx.network_id, key, verdict, result))
-        body = {"task": key, "verdict": verdict, "result": result, "rtt_ms": min(rtt, 1e9),
-                "completion_ms": completion_ms, "sig": sig}
+        sig = bls.sign(self.bls_secret, msg.verdict_message(ctx.network_id, key, prefix + verdict, result))
+        body = {"task": key, "verdict": prefix + verdict, "result": result, "rtt_ms": min(rtt, 1e9),
+                "completion_ms": min(completion_ms, 1e9), "sig": sig}
         self._take(self.index, body)
         self.attested += 1
-        await ctx.publish(msg.MSG_ATTEST, body, round=entry.round)
+        await ctx.publish(msg.MSG_ATTEST, body, round=round_no)
+
+    @on_block
+    def on_dispute(self, block: Block) -> None:
+        """Re-examine every task the block brought into dispute."""
+        for t in decode_all(block, self.ctx.network_id) or []:
+            if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] == msg.DISPUTE:
+                key = t.body["data"].get("task")
+                d = self.book.disputes.get(key) if isinstance(key, bytes) else None
+                if d is not None and not d.ruling and d.height == block.header.height \
+                        and ruling_key(key) not in self.examined:
+                    self.examined.add(ruling_key(key))
+                    self.ctx.spawn(f"rule.{key.hex()[:8]}", self.rule, key)
+
+    async def rule(self, key: bytes) -> None:
+        """The ruling on a disputed task: probe the provider again, fetch and spot-check the result again (with
+        another sample), and judge the completion the quorum measured."""
+        done = self.book.closed.get(key)
+        if done is None:
+            return
+        wk = ruling_key(key)
+        self.watching.setdefault(wk, _Watch(wk, done.provider, time.monotonic(), task=key, ruling=True))
+        rtt, availability = await self.probe(done.provider, done.task.sla.latency_ms)
+        completion = sorted(done.completion_ms)[len(done.completion_ms) // 2] if done.completion_ms else math.inf
+        ok = bool(done.result) and await self.check_result(done, done.provider, 1000 + self.index)
+        verdict = judge(done.task, bool(done.result), ok, rtt, availability, completion)
+        await self.attest(key, verdict, done.result, rtt, availability, completion, done.round, msg.RULING_PREFIX)
 
     @on(msg.MSG_ATTEST, from_roles=(ORACLE,))
     async def on_attest(self, env: Envelope) -> None:
         """Another oracle's attestation (checked: an oracle, a task awaiting its verdict, a BLS signature)."""
-        key = env.body["task"]
-        entry = self.book.tasks.get(key)
-        if entry is None or entry.state != "allocated":
-            raise Refuse("unknown-task", "no allocated task awaits a verdict under this key")
+        key, b = env.body["task"], env.body
+        ruling = b["verdict"].startswith(msg.RULING_PREFIX)
+        if ruling:
+            d, done = self.book.disputes.get(key), self.book.closed.get(key)
+            if d is None or d.ruling or done is None:
+                raise Refuse("unknown-task", "no open dispute on this task")
+            provider = done.provider
+        else:
+            entry = self.book.tasks.get(key)
+            if entry is None or entry.state != "allocated":
+                raise Refuse("unknown-task", "no allocated task awaits a verdict under this key")
+            provider = entry.provider
         idx = self.oracles.index(env.sender)
         pk = self.ctx.chain.state.validators.get(env.sender)
-        b = env.body
-        if b["verdict"] not in msg.VERDICTS or pk is None or not bls.verify(
+        if b["verdict"].removeprefix(msg.RULING_PREFIX) not in msg.VERDICTS or pk is None or not bls.verify(
                 pk, msg.verdict_message(self.ctx.network_id, key, b["verdict"], b["result"]), b["sig"]):
             raise Refuse("bad-attestation", "unknown verdict or BLS signature that does not verify")
-        if key not in self.watching:
-            self.watching[key] = _Watch(key, entry.provider, time.monotonic())
+        wk = ruling_key(key) if ruling else key
+        if wk not in self.watching:
+            self.watching[wk] = _Watch(wk, provider, time.monotonic(), task=key, ruling=ruling)
         self._take(idx, b)
 
     def _take(self, idx: int, b: dict[str, Any]) -> None:
-        watch = self.watching[b["task"]]
+        ruling = b["verdict"].startswith(msg.RULING_PREFIX)
+        watch = self.watching[ruling_key(b["task"]) if ruling else b["task"]]
         watch.attestations[idx] = (b["verdict"], b["result"], float(b["rtt_ms"]), float(b["completion_ms"]), b["sig"])
         if self._agreeing(watch) is not None and not watch.posted and not watch.quorum.is_set():
             watch.quorum.set()
@@ -249,16 +309,17 @@ class OracleNode(CloudchainRole):
             return
         verdict, result, signers = agreed
         rows = [watch.attestations[i] for i in signers]
-        data = {"task": key, "verdict": verdict, "result": result, "signers": signers,
+        strip = len(msg.RULING_PREFIX) if watch.ruling else 0
+        data = {"task": watch.task or key, "verdict": verdict[strip:], "result": result, "signers": signers,
                 "sig": bls.aggregate([r[4] for r in rows]), "rtt_ms": [r[2] for r in rows],
                 "completion_ms": [r[3] for r in rows],
-                "dissent": [[i, a[0], a[1], a[4]] for i, a in sorted(watch.attestations.items()) if a[0] != verdict]}
+                "dissent": [[i, a[0][strip:], a[1], a[4]] for i, a in sorted(watch.attestations.items())
+                            if a[0] != verdict]}
         watch.posted = True
-        entry = self.book.tasks.get(key)
-        await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.QUORUM, "data": data},
-                                                  round=entry.round if entry else 0).wire])
+        kind = msg.RULING if watch.ruling else msg.QUORUM
+        await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": kind, "data": data}).wire])
         self.quorums += 1
-        ctx.events.info("oracle.quorum", task=entry.task.id if entry else key.hex()[:8], verdict=verdict,
+        ctx.events.info("oracle.quorum", kind=kind, task=(watch.task or key).hex()[:8], verdict=verdict,
                         signers=len(signers), dissent=len(data["dissent"]))
 
     def _landed(self, round_no: int, ids: list[str]) -> dict[str, bytes]:
@@ -271,6 +332,10 @@ class OracleNode(CloudchainRole):
         return out
 
     def _decided(self, key: bytes) -> bool:
+        watch = self.watching.get(key)
+        if watch is not None and watch.ruling:
+            d = self.book.disputes.get(watch.task)
+            return d is None or bool(d.ruling)
         e = self.book.tasks.get(key)
         return e is None or e.state != "allocated"
 

@@ -22,8 +22,8 @@ from bazaar.protocol import Envelope, codec
 from bazaar.protocol.markets import cloudchain as msg
 
 from ..app import RoleApp, lifespan, on_block, serve
-from .book import CONTRACT, bond_id, profile_data
-from .common import ORACLE, BlobStore, CloudchainRole, decode_all
+from .book import CONTRACT, bond_id, dispute_id, profile_data
+from .common import ORACLE, BlobStore, CloudchainRole, decode_all, settled_in
 from .config import provider_profiles
 
 REGISTER_RETRY_S = 5.0
@@ -43,6 +43,7 @@ class ProviderNode(CloudchainRole):
         self.blobs = BlobStore(ctx)
         self.running: set[bytes] = set()
         self.jobs_done = 0
+        self.disputed = 0
         self.round = 0
 
     def _faulty(self, table: tuple[tuple[str, int], ...]) -> bool:
@@ -129,6 +130,26 @@ class ProviderNode(CloudchainRole):
                             quality=round(job.quality, 5), bytes=len(model))
         finally:
             self.running.discard(key)
+
+    @on_block
+    def contest(self, block: Block) -> None:
+        """A provider named in ``[mechanism] contest`` contests every violation verdict against it (claiming it
+        met the SLA), with a deposit the ruling hands to the requester when it loses."""
+        if self.ctx.name not in self.cfg.contest:
+            return
+        ctx, me = self.ctx, self.ctx.key.public
+        txs = []
+        for key, verdict in settled_in(block, ctx.network_id):
+            done = self.book.closed.get(key)
+            if done is None or done.provider != me or verdict not in ("late", "missing", "wrong"):
+                continue
+            txs.append(ctx.chain.sign_tx("escrow_lock", {
+                "id": dispute_id(key, me), "payee": me, "amount": self.rules.dispute_deposit, "expires": 2**62,
+                "arbiter": CONTRACT, "ref": b"cloudchain/dispute"}).wire)
+            txs.append(ctx.chain.sign_tx("record", {"kind": msg.DISPUTE, "data": {"task": key, "claim": "met"}}).wire)
+            self.disputed += 1
+        if txs:
+            ctx.spawn("provider.contest", ctx.chain.submit, txs)
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""

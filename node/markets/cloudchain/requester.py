@@ -10,6 +10,7 @@ from typing import Any
 
 import trio
 
+from bazaar.ledger.amounts import to_units
 from bazaar.ledger.block import Block
 from bazaar.ledger.txs import make_tx
 from bazaar.mechanisms.cloudchain.contract import eligible
@@ -18,8 +19,8 @@ from bazaar.protocol.markets import cloudchain as msg
 
 from ..app import RoleApp, lifespan, on, on_block
 from ..context import Refuse
-from .book import CONTRACT, task_data, task_escrow, task_key
-from .common import ORACLE, CloudchainRole
+from .book import CONTRACT, bond_id, dispute_id, task_data, task_escrow, task_key
+from .common import ORACLE, CloudchainRole, settled_in
 from .config import agent_names, agent_seed, round_tasks
 
 FUND_SHARE = 0.9
@@ -42,6 +43,8 @@ class RequesterNode(CloudchainRole):
         self.posted: dict[bytes, tuple[KeyPair, int]] = {}
         """Our tasks' escrow ids -> (agent, expiry height)."""
         self.refunds = 0
+        self.bonding: set[bytes] = set()
+        self.disputed = 0
 
     def _sign(self, agent: KeyPair, kind: str, body: dict[str, Any], round_no: int) -> Envelope:
         acct = agent.public
@@ -101,6 +104,12 @@ class RequesterNode(CloudchainRole):
             if not any(eligible(task, p) for p in registry):
                 self.ctx.events.info("requester.unservable", task=task.id)  # the market would refuse it
                 continue
+            if self.cfg.requester_bond > 0 and bond_id(agent.public) not in self.ctx.chain.state.escrows \
+                    and agent.public not in self.bonding:
+                self.bonding.add(agent.public)  # the agent's stake in disputes, once
+                txs.append(self._sign(agent, "escrow_lock", {
+                    "id": bond_id(agent.public), "payee": agent.public, "amount": to_units(self.cfg.requester_bond),
+                    "expires": 2**62, "arbiter": CONTRACT, "ref": b"cloudchain/bond"}, env.round).wire)
             key = task_key(agent.public, task.id)
             if key in self.posted:
                 continue
@@ -131,6 +140,28 @@ class RequesterNode(CloudchainRole):
             self.refunds += len(txs)
             self.ctx.spawn("requester.refund", self.ctx.chain.submit, txs)
 
+    @on_block
+    def contest(self, block: Block) -> None:
+        """A requester named in ``[mechanism] contest`` has its agents contest every ``met`` verdict (dishonestly:
+        to claw the payment back), each with a deposit the ruling may hand to the provider."""
+        if self.ctx.name not in self.cfg.contest:
+            return
+        mine = {a.public: a for a in self.agents}
+        txs = []
+        for key, verdict in settled_in(block, self.ctx.network_id):
+            done = self.book.closed.get(key)
+            agent = mine.get(done.requester) if done is not None else None
+            if agent is None or verdict != "met":
+                continue
+            txs.append(self._sign(agent, "escrow_lock", {
+                "id": dispute_id(key, agent.public), "payee": agent.public, "amount": self.rules.dispute_deposit,
+                "expires": 2**62, "arbiter": CONTRACT, "ref": b"cloudchain/dispute"}, 0).wire)
+            txs.append(self._sign(agent, "record", {"kind": msg.DISPUTE, "data": {"task": key, "claim": "wrong"}},
+                                  0).wire)
+            self.disputed += 1
+        if txs:
+            self.ctx.spawn("requester.contest", self.ctx.chain.submit, txs)
+
     def agent_accounts(self) -> dict[str, bytes]:
         """Agent name -> account."""
         return {n: a.public for n, a in self.by_name.items()}
@@ -138,6 +169,7 @@ class RequesterNode(CloudchainRole):
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
         return {**super().status(), "agents": len(self.agents), "open_escrows": len(self.posted),
+                "disputed": self.disputed,
                 "refunds": self.refunds, "funded": self.funded.is_set()}
 
 
