@@ -14,6 +14,7 @@ asserted: this machine is shared and noisy; read the ratios of one run.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -81,7 +82,7 @@ async def _blob_fetch(size: int, reps: int) -> dict[str, Any]:
         server.set_handler(proto, serve)
         async with open_libp2p_transport(b, peers=[(a.public, server.listen_addrs[0])]) as client:
             with trio.fail_after(30):
-                while a.public not in client.connected():
+                while a.public not in client.peers():
                     await trio.sleep(0.05)
             await client.request(a.public, proto, b"{}", timeout=30)  # warm the stream protocol
             times = []
@@ -98,7 +99,7 @@ async def _blob_fetch(size: int, reps: int) -> dict[str, Any]:
         await stream.aclose()
 
     async with trio.open_nursery() as nursery:
-        listeners = await nursery.start(trio.serve_tcp, handler, 0, "127.0.0.1")
+        listeners = await nursery.start(functools.partial(trio.serve_tcp, handler, 0, host="127.0.0.1"))
         port = listeners[0].socket.getsockname()[1]
         tcp_times = []
         for _ in range(reps):

@@ -32,6 +32,20 @@ def test_the_accountant_composes_and_refuses_with_the_task_and_the_spent_budget(
     assert len(acc.events) == 2 and acc.spent() == pytest.approx(second)
 
 
+@pytest.mark.parametrize("events", [((1.0, 1),), ((0.7, 50),), ((3.0, 10), (1.2, 40)), ((25.0, 160),)])
+def test_the_closed_form_equals_dp_accountings_rdp_accountant(events: tuple[tuple[float, int], ...]) -> None:
+    import dp_accounting
+    from dp_accounting import rdp
+
+    from bazaar.mechanisms.cloudchain.privacy import epsilon_of
+
+    acc = rdp.RdpAccountant()
+    for z, count in events:
+        acc.compose(dp_accounting.GaussianDpEvent(z), count)
+    for delta in (1e-5, 1e-3):
+        assert epsilon_of(events, delta) == pytest.approx(acc.get_epsilon(delta), rel=1e-9, abs=1e-12)
+
+
 def test_clip_and_privatize() -> None:
     g = np.full(16, 3.0)
     assert np.linalg.norm(clip(g, 1.0)) == pytest.approx(1.0)
