@@ -4,7 +4,7 @@ provider (paper Fig. 4), throughput versus requesters (Fig. 3), Jain's index ver
 storage latency peer to peer versus through the chain (Fig. 2), and the privacy overhead.
 
 ``--quick`` runs a small network (3 oracles, 6 providers, 2 requester processes of 10 agents ramping 4 → 20,
-3 days) with the same keys. :func:`analyse` makes the same document from any cloudchain run folder
+3 days, 11 processes) with the same keys. :func:`analyse` makes the same document from any cloudchain run folder
 (``python -m bazaar.node.experiments.cloudchain RUN_DIR`` re-draws the figures of a run).
 """
 
@@ -22,10 +22,9 @@ from typing import Any
 from bazaar.node.cli_registry import Experiment
 
 QUICK_EDITS = (
-    ("oracle = 5", "oracle = 3"), ("provider = 28", "provider = 6"), ("requester = 10", "requester = 2"),
-    ("agents = 30", "agents = 10"), ("agents_start = 10", "agents_start = 4"), ("agents_end = 300", "agents_end = 20"),
-    ("rounds = 30", "rounds = 3"), ("quorum = 3", "quorum = 2"), ("window_s = 20.0", "window_s = 10.0"),
-    ("latency_ms = 500.0", "latency_ms = 2000.0"),
+    ("provider = 28", "provider = 6"), ("agents = 150", "agents = 10"), ("agents_start = 10", "agents_start = 4"),
+    ("agents_end = 300", "agents_end = 20"), ("rounds = 30", "rounds = 3"), ("window_s = 30.0", "window_s = 10.0"),
+    ("deadline_s = 15.0", "deadline_s = 4.0"),
 )
 _LINE = re.compile(r"^(\d\d:\d\d:\d\d\.\d+) \w (\S+) (\S+)(.*)$")
 _FIELD = re.compile(r"(\w+)=(\S+)")
