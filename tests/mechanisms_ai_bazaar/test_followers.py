@@ -20,7 +20,7 @@ from bazaar.mechanisms.ai_bazaar import (
     reference_follower_equilibrium,
 )
 from bazaar.mechanisms.ai_bazaar.followers import profit_scale
-from bazaar.mechanisms.errors import MechanismError
+from bazaar.mechanisms.errors import ConvergenceError, MechanismError
 
 from .strategies import base_mapping, games, load
 
@@ -81,12 +81,19 @@ def test_closed_form_equals_the_solver_when_beta_equal_and_all_interior(
 def test_fast_equals_reference_follower_solver(params: Params, t: float) -> None:
     p = _price(params, t)
     fast = follower_equilibrium(params, p)
-    ref = reference_follower_equilibrium(params, p)
+    try:
+        ref = reference_follower_equilibrium(params, p)
+    except ConvergenceError:
+        # best-response dynamics can cycle between two miners; the fast solver must still be an equilibrium
+        assert max_deviation_gain(params, p, fast) <= 1e-6 * profit_scale(params, p)
+        return
     span = params.F_max - params.F_min
     # a consumer with a_i = 0 and no mining incentive is indifferent over [F_min, F_max]: any demand is a best
-    # response, so only the others' demands are determined
+    # response, so only the others' demands are determined; so is the only miner (β_i > 0 for it alone): its
+    # share of the mining reward is 1 whatever it demands
     a, rc = marginal_cost(params, p), mining_value(params)
-    indifferent = (a == 0) & ((params.beta == 0) | (rc == 0) | (params.n == 1))
+    sole_miner = int(np.count_nonzero(params.beta > 0)) <= 1
+    indifferent = (a == 0) & ((params.beta == 0) | (rc == 0) | (params.n == 1) | sole_miner)
     np.testing.assert_allclose(fast[~indifferent], ref[~indifferent], atol=1e-4 * max(span, 1.0) + 1e-6)
     assert max_deviation_gain(params, p, ref) <= 1e-6 * profit_scale(params, p)
 

@@ -26,9 +26,9 @@ SCENARIO_SOLVERS = ["tbcim-bcfl"]
 SOLVERS = sorted(set(_subparsers(_subparsers(build_parser())["solve"])) - set(SCENARIO_SOLVERS))
 
 
-def test_there_are_six_params_solvers_and_one_scenario_solver() -> None:
-    assert SOLVERS == ["ai-bazaar", "collab-portfolio", "collab-pricing", "hierarchical", "tbcim-auction",
-                       "tbcim-stackelberg"]
+def test_there_are_seven_params_solvers_and_one_scenario_solver() -> None:
+    assert SOLVERS == ["ai-bazaar", "cloudchain-allocate", "collab-portfolio", "collab-pricing", "hierarchical",
+                       "tbcim-auction", "tbcim-stackelberg"]
     assert set(SCENARIO_SOLVERS) <= set(_subparsers(_subparsers(build_parser())["solve"]))
 
 
