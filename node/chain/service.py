@@ -27,6 +27,8 @@ from .nonces import OwnNonces
 from .sync import SYNC_BATCH, ChainSync
 
 _events = Events("chain")
+TXS_PER_MESSAGE = 128
+"""Transactions gossiped in one ``chain/txs`` message (its schema takes at most 256)."""
 
 
 class ChainService:
@@ -109,11 +111,11 @@ class ChainService:
         return None
 
     async def broadcast_txs(self, raws: list[bytes]) -> None:
-        """Keep transactions locally and gossip them in one batch."""
+        """Keep transactions locally and gossip them in batches of at most ``TXS_PER_MESSAGE``."""
         for raw in raws:
             self.add_tx(raw)
-        if raws:
-            await self.publish(MSG_TXS, {"txs": raws})
+        for i in range(0, len(raws), TXS_PER_MESSAGE):
+            await self.publish(MSG_TXS, {"txs": raws[i:i + TXS_PER_MESSAGE]})
 
     async def submit(self, raws: Sequence[bytes]) -> None:
         """Keep transactions locally and gossip them in one batch (alias of :meth:`broadcast_txs`)."""

@@ -26,6 +26,8 @@ from .config import agent_names, agent_seed, round_tasks
 FUND_SHARE = 0.9
 """Share of the process's balance it hands to its agents (the rest pays its own fees)."""
 FUND_RETRY_S = 5.0
+FUND_CHUNK = 32
+"""Funding transfers sent at once (below the mempool's per-sender bound of 64)."""
 LOST_AFTER_BLOCKS = 5
 """Blocks after which funding transfers that have not landed are taken as lost and sent again."""
 
@@ -62,14 +64,16 @@ class RequesterNode(CloudchainRole):
         def funded() -> bool:
             return all(ctx.chain.state.balance(a) > 0 for a in mine) and self.book.hosts.get(me) == tuple(mine)
 
+        each = 0
         while not funded():
             state = ctx.chain.state
             poor = [a for a in self.agents if state.balance(a.public) == 0]
-            each = int(state.balance(me) * FUND_SHARE) // max(1, len(poor))
+            each = each or int(state.balance(me) * FUND_SHARE) // max(1, len(poor))
             if each <= 0 and poor:
                 ctx.events.error("requester.broke", balance=state.balance(me))
                 return
-            txs = [ctx.chain.sign_tx("transfer", {"to": a.public, "amount": each}) for a in poor]
+            # in chunks: a mempool keeps at most 64 pending transactions of one sender
+            txs = [ctx.chain.sign_tx("transfer", {"to": a.public, "amount": each}) for a in poor[:FUND_CHUNK]]
             if self.book.hosts.get(me) != tuple(mine):
                 txs.append(ctx.chain.sign_tx("record", {"kind": msg.AGENTS, "data": {"agents": mine}}))
             last, sent_at = max(int(t.body["nonce"]) for t in txs), ctx.chain.height
