@@ -5,7 +5,7 @@
   alone beside it;
 * Jain's index over the providers' normalised allocations by requester-group size (10 … 300 requesters of 1–3
   tasks each, one batch per size, several seeds) on ``paper_providers()``, with the whole-task bound
-  ``providers used / 28``;
+  ``providers used / 28``, and over the requesters' served shares (the paper's wording);
 * the privacy overhead: ``run_job("training", C)`` private (DP-SGD, ε ∈ {1, 2, 4}, δ = 1e-5) against the same
   job without privacy — time and training accuracy.
 
@@ -56,26 +56,34 @@ def contract_vs_milp(tasks: int, reps: int, time_limit: float) -> dict[str, Any]
 
 
 def jain_by_group(seeds: int) -> list[dict[str, Any]]:
-    """Per group size: tasks, served, providers used, Jain (mean and min over seeds) and the whole-task bound."""
+    """Per group size: tasks, served, providers used, Jain over the providers' utilisations (mean and min over
+    seeds), the whole-task bound, and Jain over the requesters' served shares (served units / units asked)."""
     provs = paper_providers(0)
     out = []
     for n in GROUPS:
         rows = []
         for seed in range(seeds):
             rng = np.random.default_rng([n, seed])
-            k = int(rng.integers(1, 4, size=n).sum())
+            counts = rng.integers(1, 4, size=n)
+            k = int(counts.sum())
             tasks = workloads(k, 1000 * seed + n)
+            owner = np.repeat(np.arange(n), counts)
             alloc = allocate(tasks, provs)
             used = sum(1 for x in alloc.load if x > 0)
             util = normalised_allocation(alloc, provs)
+            asked, got = np.zeros(n), np.zeros(n)
+            for t, r, j in zip(tasks, owner, alloc.assignment, strict=True):
+                asked[r] += t.units
+                got[r] += t.units if j >= 0 else 0.0
             rows.append((k, k - len(alloc.unserved), used, jain(util), min(1.0, used / len(provs)),
-                         statistics.fmean(util)))
+                         statistics.fmean(util), jain((got / asked).tolist())))
         out.append({"requesters": n, "tasks": statistics.fmean(r[0] for r in rows),
                     "served": statistics.fmean(r[1] for r in rows),
                     "providers_used": statistics.fmean(r[2] for r in rows),
                     "jain_mean": statistics.fmean(r[3] for r in rows), "jain_min": min(r[3] for r in rows),
                     "bound_used_over_n": statistics.fmean(r[4] for r in rows),
-                    "mean_utilisation": statistics.fmean(r[5] for r in rows)})
+                    "mean_utilisation": statistics.fmean(r[5] for r in rows),
+                    "jain_requesters_mean": statistics.fmean(r[6] for r in rows)})
     return out
 
 
@@ -125,11 +133,11 @@ def main() -> None:
           f"time {1000 * c['contract_s']:.1f} ms (greedy {1000 * c['greedy_s']:.1f} ms) vs MILP "
           f"{1000 * c['milp_s']:.0f} ms (ratio {c['time_ratio']:.5f})")
     print(f"{'requesters':>10} {'tasks':>6} {'served':>6} {'used':>5} {'Jain mean':>9} {'Jain min':>8} "
-          f"{'used/28':>7} {'mean u':>6}")
+          f"{'used/28':>7} {'mean u':>6} {'Jain req':>8}")
     for j in out["jain"]:
         print(f"{j['requesters']:>10} {j['tasks']:>6.0f} {j['served']:>6.0f} {j['providers_used']:>5.1f} "
               f"{j['jain_mean']:>9.3f} {j['jain_min']:>8.3f} {j['bound_used_over_n']:>7.3f} "
-              f"{j['mean_utilisation']:>6.3f}")
+              f"{j['mean_utilisation']:>6.3f} {j['jain_requesters_mean']:>8.3f}")
     print(f"{'units':>5} {'plain ms':>8} {'acc':>5} " + " ".join(
         f"{'eps' + str(e) + ' ms':>9} {'x':>5} {'acc':>5}" for e in (1, 2, 4)))
     for d in out["dp"]:
