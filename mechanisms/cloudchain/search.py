@@ -6,7 +6,9 @@ A pass makes, in this order:
 1. **relocate**: each task (in the greedy's order) moves to the provider — or out of the allocation — that
    raises J the most;
 2. **swap in**: each unserved task takes the place of one served task of an eligible provider when that raises J;
-3. **exchange**: two served tasks on different providers trade providers when that raises J.
+3. **chain in**: each unserved task goes to a full eligible provider by moving one of its tasks to another
+   provider with room, when that raises J (an ejection chain of length two);
+4. **exchange**: two served tasks on different providers trade providers when that raises J.
 
 Choices between moves are made by gain, then price, reliability, and names only last, and the loops run over
 tasks in an order that does not depend on the providers' labels: relabelling the providers permutes the outcome.
@@ -110,6 +112,48 @@ def _swap_in(s: _State, order: Sequence[int]) -> bool:
     return moved
 
 
+def _chain_in(s: _State, order: Sequence[int]) -> bool:
+    moved = False
+    on: dict[int, list[int]] = {}
+    for k in order:
+        if s.assignment[k] >= 0:
+            on.setdefault(s.assignment[k], []).append(k)
+    for u in order:
+        if s.assignment[u] >= 0:
+            continue
+        tu = s.tasks[u]
+        best: tuple[float, float, float, str, str, float, float, str] | None = None
+        pick = (-1, -1, -1)
+        for j in s.eligible[u]:
+            p = s.providers[j]
+            if s.fits(j, s.loads[j] + tu.units):
+                continue  # room already: relocate's move
+            for k in on.get(j, ()):
+                tk = s.tasks[k]
+                after = s.loads[j] - tk.units + tu.units
+                if not s.fits(j, after):
+                    continue
+                here = gain(tu, p) - gain(tk, p) - balance_cost(p, s.loads[j], after, s.mu)
+                for j2 in s.eligible[k]:
+                    if j2 == j or not s.fits(j2, s.loads[j2] + tk.units):
+                        continue
+                    delta = here + s.added(k, j2, s.loads[j2])
+                    if delta <= MIN_GAIN:
+                        continue
+                    q = s.providers[j2]
+                    key = (-delta, p.price, -p.reliability, p.name, tk.id, q.price, -q.reliability, q.name)
+                    if best is None or key < best:
+                        best, pick = key, (j, k, j2)
+        if best is not None:
+            j, k, j2 = pick
+            s.move(k, j2)
+            s.move(u, j)
+            on[j] = [u if x == k else x for x in on[j]]
+            on.setdefault(j2, []).append(k)
+            moved = True
+    return moved
+
+
 def _exchange(s: _State, order: Sequence[int]) -> bool:
     moved = False
     served = [i for i in order if s.assignment[i] >= 0]
@@ -150,6 +194,7 @@ def improve(tasks: Sequence[Task], providers: Sequence[Provider], assignment: Se
     for _ in range(passes):
         moved = _relocate(s, order)
         moved = _swap_in(s, order) or moved
+        moved = _chain_in(s, order) or moved
         moved = _exchange(s, order) or moved
         if not moved:
             break

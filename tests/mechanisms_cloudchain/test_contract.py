@@ -54,14 +54,17 @@ def test_capacity_price_and_sla_always_hold_and_the_milp_is_never_beaten(ps: lis
 
 
 @settings(max_examples=40, deadline=None)
-@given(providers_st, tasks_st, st.permutations(range(5)))
-def test_relabelling_the_providers_permutes_the_outcome(ps: list[tuple], ts: list[tuple], perm: list[int]) -> None:
+@given(providers_st, tasks_st, st.permutations(range(5)), st.lists(st.integers(0, 30), min_size=5, max_size=5))
+def test_relabelling_the_providers_permutes_the_outcome(ps: list[tuple], ts: list[tuple], perm: list[int],
+                                                        carried: list[int]) -> None:
     provs, tasks = _make(ps, ts)
+    load = [float(min(c, p.capacity)) for c, p in zip(carried, provs, strict=False)]
     order = [i for i in perm if i < len(provs)]
-    shuffled = [provs[i] for i in order]
-    a, b = allocate(tasks, provs), allocate(tasks, shuffled)
+    shuffled = [provs[i] for i in order]  # names travel with their providers
+    a, b = allocate(tasks, provs, load), allocate(tasks, shuffled, [load[i] for i in order])
     assert [provs[j].name if j >= 0 else None for j in a.assignment] == \
         [shuffled[j].name if j >= 0 else None for j in b.assignment]
+    assert b.load == tuple(a.load[i] for i in order) and b.prices == a.prices
     assert a.objective == pytest.approx(b.objective)
 
 
