@@ -110,3 +110,9 @@ def test_jain_lies_between_one_over_n_and_one(xs: list[float]) -> None:
 def test_storage_latency_follows_size_over_bandwidth() -> None:
     p = replace(paper_providers(0)[0], read_mbps=100.0, write_mbps=50.0, commit_s=0.2)
     assert storage_latency(10_000_000, p) == pytest.approx((0.1, 0.4))
+
+
+def test_a_load_per_provider_is_required() -> None:
+    provs, tasks = _make([(10, 1.0, 0.99, 50), (10, 1.0, 0.99, 50)], [(6, 3.0, 5.0, 100, 0.95)])
+    with pytest.raises(ValueError, match="1 loads for 2 providers"):
+        allocate(tasks, provs, [0.0])
