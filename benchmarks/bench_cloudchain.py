@@ -1,14 +1,15 @@
-"""Figures of the cloudchain market's pieces, each beside its baseline measured in the same run:
+"""Figures of the cloudchain market's network pieces, each beside its baseline measured in the same run:
 
-* the allocation contract against the exact MILP at 28 providers × 300 tasks (ratio of objectives, of times);
 * a t-of-m BLS quorum (aggregate t signatures + one aggregate verify) against m individual Ed25519 verifies;
 * a blob fetched over a libp2p stream (the provider's blob protocol) against the same bytes over raw loopback
   TCP (trio sockets), both in one process on 127.0.0.1.
 
     python benchmarks/bench_cloudchain.py [--quick] [--json]
 
-Round latency and RSS per process come from ``benchmarks/bench_network.py --scenario cloudchain``. Nothing is
-asserted: this machine is shared and noisy; read the ratios of one run.
+The mechanism's figures (the contract against the exact MILP, Jain by group size, the privacy overhead) come
+from ``benchmarks/bench_cloudchain_contract.py``; round latency and RSS per process come from
+``benchmarks/bench_network.py --scenario cloudchain``. Nothing is asserted: this machine is shared and noisy;
+read the ratios of one run.
 """
 
 from __future__ import annotations
@@ -24,26 +25,8 @@ from typing import Any
 import trio
 
 from bazaar.ledger import bls
-from bazaar.mechanisms.cloudchain.contract import allocate
-from bazaar.mechanisms.cloudchain.profiles import paper_providers, workloads
-from bazaar.mechanisms.cloudchain.reference import allocate_exact
 from bazaar.protocol import KeyPair, codec
 from bazaar.protocol.keys import verify
-
-
-def contract_vs_milp(tasks: int, reps: int) -> dict[str, Any]:
-    """Objective and time of the contract and of HiGHS on the same instance."""
-    provs = paper_providers(30)
-    work = workloads(tasks, 7)
-    t0 = time.perf_counter()
-    for _ in range(reps):
-        alloc = allocate(work, provs)
-    contract_s = (time.perf_counter() - t0) / reps
-    exact = allocate_exact(work, provs, time_limit=120)
-    return {"providers": len(provs), "tasks": tasks, "contract_objective": alloc.objective,
-            "milp_objective": exact.objective, "objective_ratio": alloc.objective / exact.objective,
-            "milp_optimal": exact.optimal, "contract_s": contract_s, "milp_s": exact.seconds,
-            "time_ratio": contract_s / exact.seconds}
 
 
 def quorum_vs_ed25519(m: int, t: int, reps: int) -> dict[str, Any]:
@@ -126,18 +109,12 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
     out: dict[str, Any] = {
-        "contract": contract_vs_milp(60 if args.quick else 300, 3 if args.quick else 10),
         "quorum": [quorum_vs_ed25519(m, m // 2 + 1, 5 if args.quick else 30) for m in (3, 5, 7, 15)],
         "blob": [trio.run(_blob_fetch, size, 3 if args.quick else 10) for size in (64 << 10, 1 << 20, 4 << 20)],
     }
     if args.json:
         print(json.dumps(out))
         return
-    c = out["contract"]
-    print(f"contract vs exact MILP, {c['providers']} providers x {c['tasks']} tasks: objective "
-          f"{c['contract_objective']:.2f} vs {c['milp_objective']:.2f} (ratio {c['objective_ratio']:.4f}, MILP "
-          f"{'proven optimal' if c['milp_optimal'] else 'NOT proven optimal'}); time {1000 * c['contract_s']:.1f} ms "
-          f"vs {1000 * c['milp_s']:.1f} ms (ratio {c['time_ratio']:.4f})")
     print(f"{'m':>3} {'t':>3} {'BLS agg+verify ms':>18} {'m x Ed25519 ms':>15} {'ratio':>7}")
     for q in out["quorum"]:
         print(f"{q['m']:>3} {q['t']:>3} {q['bls_aggregate_verify_ms']:>18.3f} {q['ed25519_m_verifies_ms']:>15.3f} "

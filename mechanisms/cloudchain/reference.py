@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .contract import BREAKPOINTS, balance_weight, eligible, gain, objective_of
 from .model import Provider, Task
+from .objective import BREAKPOINTS, balance_weight, eligible, gain, objective_of
 
 
 @dataclass(frozen=True)

@@ -111,7 +111,7 @@ def from_scenario(ref: str, round_no: int) -> tuple[list[Any], list[Any]]:
 
 def solve(providers: list[Any], tasks: list[Any], time_limit: float) -> dict[str, Any]:
     """The printed document: the contract's allocation and its economics, the MILP's objective beside it (its
-    solve time is a benchmark's figure, ``benchmarks/bench_cloudchain.py``: the output stays deterministic)."""
+    solve time is a benchmark's figure, ``benchmarks/bench_cloudchain_contract.py``: the output stays deterministic)."""
     from bazaar.mechanisms.cloudchain.contract import allocate
     from bazaar.mechanisms.cloudchain.metrics import jain, normalised_allocation, provider_profit, requester_utility
     from bazaar.mechanisms.cloudchain.reference import allocate_exact

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bazaar.mechanisms.cloudchain.jobs import _train, _training_data, run_job, spot_check, training_steps
 from bazaar.mechanisms.cloudchain.pricing import COST_SHARE, best_response_price, leader_price
@@ -92,3 +94,60 @@ def test_the_leader_prices_between_its_cost_and_twice_its_list_price() -> None:
     assert best_response_price(me, me.capacity, me.price) > me.price
     assert best_response_price(me, 0.0, me.price) < me.price
     assert best_response_price(me, 0.0, COST_SHARE * me.price) == pytest.approx(COST_SHARE * me.price)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=20), st.floats(0.01, 10.0))
+def test_clip_bounds_the_norm_and_keeps_the_direction(xs: list[float], bound: float) -> None:
+    g = np.array(xs)
+    c = clip(g, bound)
+    assert np.linalg.norm(c) <= bound * (1 + 1e-9)
+    assert float(np.dot(c, g)) >= 0  # the same direction: a non-negative multiple of g
+    assert np.allclose(c, g * min(1.0, bound / max(float(np.linalg.norm(g)), 1e-300)))
+
+
+def test_privatize_clips_before_it_adds_noise() -> None:
+    g = np.full(64, 10.0)
+    assert np.array_equal(privatize(g, 2.0, 0.0, np.random.default_rng(0)), clip(g, 2.0))
+    draws = np.stack([privatize(g, 2.0, 0.5, np.random.default_rng(s)) for s in range(400)])
+    assert np.allclose(draws.mean(axis=0), clip(g, 2.0), atol=0.1)  # centred on the clipped update
+    assert float(draws.std()) == pytest.approx(0.5, rel=0.05)
+
+
+def test_a_refused_spend_records_nothing() -> None:
+    acc = PrivacyAccountant(1.0, 1e-5)
+    z = gaussian_sigma(0.9, 1e-5, 1.0, 20)
+    acc.spend("a", z, 20)
+    before = (list(acc.events), acc.spent())
+    with pytest.raises(BudgetExceeded) as err:
+        acc.spend("b", z, 20)
+    assert err.value.task == "b" and err.value.spent == pytest.approx(before[1])
+    assert "'b'" in str(err.value) and f"{before[1]:.3f}" in str(err.value)
+    assert (acc.events, acc.spent()) == before
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["training", "inference", "preprocessing"]), st.integers(1, 6), st.integers(0, 2**31),
+       st.integers(0, 1000))
+def test_every_honest_result_passes_and_a_shuffled_or_other_seed_one_fails(kind: str, units: int, seed: int,
+                                                                           sample: int) -> None:
+    job = run_job(kind, units, seed)
+    assert spot_check(kind, units, seed, job.blob, job.metadata, sample_seed=sample)
+    assert not spot_check(kind, units, seed + 1, job.blob, job.metadata, sample_seed=sample)
+    width = {"training": 8, "inference": 1, "preprocessing": 4 * 32}[kind]  # bytes of one weight or one row
+    rows = np.frombuffer(job.blob, dtype=np.uint8).reshape(-1, width)
+    shuffled = rows[np.random.default_rng(sample).permutation(len(rows))]
+    moved = int(np.any(shuffled != rows, axis=1).sum())
+    if moved >= len(rows) // 2:  # a shuffle that leaves most rows in place may escape a sampled check
+        assert not spot_check(kind, units, seed, shuffled.tobytes(), job.metadata, sample_seed=sample)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 8), st.sampled_from([1.0, 2.0, 4.0]), st.integers(0, 2**31), st.integers(0, 2**31))
+def test_every_honest_private_result_passes_and_another_seeds_fails(units: int, eps: float, seed: int,
+                                                                    noise: int) -> None:
+    job = run_job("training", units, seed, epsilon=eps, delta=1e-5, noise_seed=noise)
+    assert spot_check("training", units, seed, job.blob, job.metadata, epsilon=eps, delta=1e-5)
+    other = run_job("training", units, seed + 1, epsilon=eps, delta=1e-5, noise_seed=noise)
+    assert not spot_check("training", units, seed, other.blob, {**job.metadata, "quality": job.quality},
+                          epsilon=eps, delta=1e-5)

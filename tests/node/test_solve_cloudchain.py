@@ -44,3 +44,22 @@ def test_no_input_and_a_scenario_of_another_market_are_refused(capsys: pytest.Ca
     assert main(["solve", "cloudchain-allocate"]) == 2
     assert main(["solve", "cloudchain-allocate", "--scenario", "collab-small"]) == 2
     assert main(["solve", "cloudchain-allocate", "--scenario", "cloudchain-small", "--round", "99"]) == 2
+
+
+PROVIDER = ('[[provider]]\nname = "p"\nkind = "community"\ncapacity = 1.0\nprice = 1.0\nreliability = 0.9\n'
+            'latency_ms = 50.0\n')
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("", "provider"),
+    ("task = []\n" + PROVIDER, "task"),
+    (PROVIDER, "task"),
+    (PROVIDER.replace("capacity = 1.0", "capacity = 0.0"), "provider[0].capacity"),
+])
+def test_no_or_empty_tables_are_one_line_naming_the_table(text: str, key: str, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    assert main(["solve", "cloudchain-allocate", "--params", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert key in err and len(err.splitlines()) == 1
