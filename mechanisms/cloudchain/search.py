@@ -79,12 +79,18 @@ def _relocate(s: _State, order: Sequence[int]) -> bool:
     return moved
 
 
-def _swap_in(s: _State, order: Sequence[int]) -> bool:
-    moved = False
+def _served_by(s: _State, order: Sequence[int]) -> dict[int, list[int]]:
+    """Provider -> the tasks it serves, in ``order``."""
     on: dict[int, list[int]] = {}
     for k in order:
         if s.assignment[k] >= 0:
             on.setdefault(s.assignment[k], []).append(k)
+    return on
+
+
+def _swap_in(s: _State, order: Sequence[int]) -> bool:
+    moved = False
+    on = _served_by(s, order)
     for u in order:
         if s.assignment[u] >= 0:
             continue
@@ -114,10 +120,7 @@ def _swap_in(s: _State, order: Sequence[int]) -> bool:
 
 def _chain_in(s: _State, order: Sequence[int]) -> bool:
     moved = False
-    on: dict[int, list[int]] = {}
-    for k in order:
-        if s.assignment[k] >= 0:
-            on.setdefault(s.assignment[k], []).append(k)
+    on = _served_by(s, order)
     for u in order:
         if s.assignment[u] >= 0:
             continue

@@ -299,14 +299,7 @@ class Book:
                 key = task_key(env.sender, task.id)
                 if key in tasks:
                     continue
-                lock = locks.get(key)
-                held = parent.escrows.get(key)
-                need = task_escrow(task, rules.oracle_fee)
-                funded = (lock is not None and lock.sender == env.sender and lock.body.get("arbiter") == CONTRACT
-                          and lock.body["amount"] >= need) or \
-                         (held is not None and held.payer == env.sender and held.arbiter == CONTRACT
-                          and held.amount >= need)
-                if funded:
+                if _funded(locks.get(key), parent.escrows.get(key), env.sender, task_escrow(task, rules.oracle_fee)):
                     tasks[key] = Entry(key, env.sender, env.round, task, seed, dataset, height)
             elif kind == msg.WINDOW:
                 windows.append(env.round)
@@ -316,11 +309,7 @@ class Book:
                 key = data["task"]
                 done = closed.get(key)
                 dep = dispute_id(key, env.sender)
-                lock, held = locks.get(dep), parent.escrows.get(dep)
-                funded = (lock is not None and lock.sender == env.sender and lock.body.get("arbiter") == CONTRACT
-                          and lock.body["amount"] >= rules.dispute_deposit) or \
-                         (held is not None and held.payer == env.sender and held.arbiter == CONTRACT
-                          and held.amount >= rules.dispute_deposit)
+                funded = _funded(locks.get(dep), parent.escrows.get(dep), env.sender, rules.dispute_deposit)
                 if done is not None and key not in disputes and funded:
                     disputes[key] = Dispute(key, env.sender, str(data["claim"]), height)
             elif kind == msg.RULING:
@@ -496,6 +485,13 @@ class Book:
         if not rows:
             return []
         return [("record", {"kind": msg.RESETTLE, "data": {"tasks": rows}}), *moves]
+
+
+def _funded(lock: Envelope | None, held: Any, payer: bytes, need: int) -> bool:
+    """Whether ``payer`` funds a contract escrow of at least ``need``: locked in the block (``lock``) or held."""
+    return (lock is not None and lock.sender == payer and lock.body.get("arbiter") == CONTRACT
+            and lock.body["amount"] >= need) or \
+           (held is not None and held.payer == payer and held.arbiter == CONTRACT and held.amount >= need)
 
 
 TOLERATED = frozenset({"duplicate-task", "decided"})
