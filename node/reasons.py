@@ -50,3 +50,7 @@ class NodeReason(StrEnum):
     WRONG_DIRECTION = "wrong-direction"
     OVER_STEP = "over-step"
     BAD_SETTLEMENT = "bad-settlement"
+    STALE_NONCE = "stale-nonce"
+    NONCE_GAP = "nonce-gap"
+    SENDER_FULL = "sender-full"
+    MEMPOOL_FULL = "mempool-full"

@@ -40,7 +40,7 @@ class ChainService:
         self.transport = transport
         self.publish = publish
         self.network_id = network_id
-        self.mempool = Mempool()
+        self.mempool = Mempool(own=key.public)  # our own transactions always get a slot
         self.changes = Changes()
         self.hooks: list[BlockHooks] = []
         self.market = ""
@@ -94,6 +94,8 @@ class ChainService:
             _events.warning("tx.rejected", reason=refusal.reason, detail=refusal.detail[:200])
             return None
         if not self.mempool.add(env, raw, self.chain.state):
+            if self.mempool.last_refusal not in ("duplicate", "stale-nonce"):
+                _events.debug("tx.refused", reason=self.mempool.last_refusal, sender=env.sender)
             return None
         self.changes.notify()
         return env
@@ -142,11 +144,11 @@ class ChainService:
         """Mempool transactions in block order, twice: a transaction that depends on another sender's (an
         escrow settlement on a lock signed by the payer) fails on the first pass and lands on the second, in
         the same block; duplicates of included ones are skipped by their nonce."""
+        state = self.chain.state  # behind a nonce gap: cannot apply, never offered (docs/ledger.md, Mempool)
         if any(h.admit is not None for h in self.hooks):  # the market rules may refuse what the head moved past
-            state = self.chain.state
-            ordered = [p.raw for p in self.mempool.ordered_pending() if self._refusal(state, p.env) is None]
+            ordered = [p.raw for p in self.mempool.ordered_pending(state) if self._refusal(state, p.env) is None]
         else:
-            ordered = self.mempool.ordered()
+            ordered = [p.raw for p in self.mempool.ordered_pending(state)]
         return ordered + ordered
 
     def would_include(self, consensus: dict[str, Any], *, timestamp_ms: int) -> int:
