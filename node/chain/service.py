@@ -240,7 +240,7 @@ class ChainService:
     async def offer_block(self, block: Block, *, source: bytes | None) -> None:
         """Import ``block`` if it extends our head, buffer it if it is ahead, sync if we are behind."""
         h = block.header.height
-        self.highest_seen = max(self.highest_seen, h)
+        self.highest_seen = max(self.highest_seen, min(h, self.chain.height + 1))  # unverified: one past our head
         if h <= self.chain.height:
             try:
                 evidence = self.chain.import_block(block)
