@@ -31,6 +31,7 @@ from bazaar.protocol import KeyPair
 from bazaar.protocol.keys import load_or_create_seed
 
 from .config import NodeConfig, PeerEntry
+from .httpapi import TOKEN_FILE, load_or_create_token, read_token
 from .markets.registry import get_spec
 from .markets.spec import GenesisPlan
 from .params import ParamError
@@ -72,6 +73,15 @@ class NetDir:
     @property
     def genesis(self) -> Path:
         return self.root / "genesis.json"
+
+    @property
+    def token(self) -> Path:
+        """The control token (mode 0600) ``POST /round`` and ``POST /stop`` need (docs/adr/0083)."""
+        return self.root / TOKEN_FILE
+
+    def control_token(self) -> str | None:
+        """The network's control token, or None when there is none."""
+        return read_token(self.token)
 
     def node_dir(self, name: str) -> Path:
         return self.root / "nodes" / name
@@ -167,6 +177,7 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str
         ndir = net.node_dir(name)
         ndir.mkdir(parents=True, exist_ok=True)
         keys[name] = KeyPair(load_or_create_seed(ndir / "node.key"))
+    load_or_create_token(net.token)
     if not net.genesis.exists():
         net.genesis.write_text(json.dumps(build_genesis(scenario, keys).to_dict(json=True), indent=1))
     ports = {name: free_port() for name, _ in scenario.nodes}

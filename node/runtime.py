@@ -35,7 +35,7 @@ from .chain.service import ChainService
 from .config import NodeConfig, PeerEntry
 from .consensus.base import ConsensusDriver
 from .consensus.factory import make_driver
-from .httpapi import HttpApi
+from .httpapi import TOKEN_FILE, HttpApi, load_or_create_token
 from .logs import Events
 from .markets.app import Role
 from .markets.context import RequestFailed
@@ -341,7 +341,8 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             service.market = spec.name
             service.register(router)
             node = Node(config=config, key=key, scenario=scenario, spec=spec, settings=settings, genesis=genesis,
-                        transport=transport, router=router, chain=service, http=HttpApi(), data_dir=data_dir,
+                        transport=transport, router=router, chain=service,
+                        http=HttpApi(token=load_or_create_token(config.genesis.parent / TOKEN_FILE)), data_dir=data_dir,
                         bls_secret=service.bls_secret, nursery=nursery)
             node_ref.append(node)
             task = spec.learning_task(settings) if spec.learning_task is not None else None
@@ -354,7 +355,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
                 if not isinstance(app, RoundPlan):
                     raise TypeError(f"role {node.role} leads rounds of {spec.name} but is no RoundPlan")
                 node.engine = RoundEngine(node, app, spec.name)
-                node.http.route("POST", "/round", node.engine.http_round)
+                node.http.route("POST", "/round", node.engine.http_round, control=True)
 
             async def get_status(_: dict[str, Any]) -> Any:
                 return node.status()
@@ -365,7 +366,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
 
             node.http.route("GET", "/status", get_status)
             explorer.register(node.http, chain, genesis.network_id)
-            node.http.route("POST", "/stop", post_stop)
+            node.http.route("POST", "/stop", post_stop, control=True)
             try:
                 for topic in topics:
                     nursery.start_soon(router.drain, transport.subscribe(topic))
