@@ -54,3 +54,4 @@ class NodeReason(StrEnum):
     NONCE_GAP = "nonce-gap"
     SENDER_FULL = "sender-full"
     MEMPOOL_FULL = "mempool-full"
+    NOT_SYNCED = "not-synced"

@@ -31,6 +31,8 @@ class Finality:
         self.rewinds = 0
 
     async def attest(self, block: Block) -> None:
+        if not self.svc.sync.synced:  # a (re)started node votes only once it holds the certified head
+            return
         if self.svc.key.public not in self.svc.validator_set(block.header.height):
             return
         svc = self.svc
@@ -105,6 +107,7 @@ class Finality:
                         certified=cert.block_hash)
         self.pending[cert.height] = cert
         self.svc.highest_seen = max(self.svc.highest_seen, cert.height)
+        self.svc.sync.saw_certified(cert.height)
         self.svc.changes.notify()
 
     def cert_ok(self, cert: Certificate, block: Block) -> bool:
@@ -122,6 +125,7 @@ class Finality:
         try:  # a height is believed only from a certificate that verifies against the validators we know
             verify_certificate(cert, self.svc.validator_set(cert.height), self.svc.network_id)
             self.svc.highest_seen = max(self.svc.highest_seen, cert.height)
+            self.svc.sync.saw_certified(cert.height)
         except lerr.LedgerError as err:
             _events.warning("certificate.unverified", height=cert.height, reason=getattr(err, "reason", "invalid"))
         self.finalize(cert)  # checked again against its block when we hold it (``pending`` is bounded)

@@ -58,6 +58,11 @@ class ChainService:
         return self.chain.height
 
     @property
+    def synced(self) -> bool:
+        """Whether we hold the certified head our peers showed us: until then we neither propose nor attest."""
+        return self.sync.synced
+
+    @property
     def finalized_height(self) -> int:
         """Height of our last finalized block."""
         return self.chain.finalized_height
@@ -212,8 +217,12 @@ class ChainService:
         run on it first, so we never propose what our peers would refuse.
 
         Raises:
-            InvalidBlock: the proof is not ours to give now, or a market contract refuses the block.
+            InvalidBlock: the proof is not ours to give now, a market contract refuses the block, or we have not
+                synced to the certified head our peers showed us (``not-synced``).
         """
+        if not self.synced:
+            raise lerr.InvalidBlock("not-synced", f"our finalized height {self.chain.finalized_height} is below "
+                                                  f"the certified head {self.sync.certified_seen} or no peer answered")
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
         contracts = [h.check for h in self.hooks if h.check is not None]
         candidates = self._candidates()

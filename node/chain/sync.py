@@ -23,6 +23,8 @@ SYNC_BATCH = 64
 RESYNC_PAUSE_S = 1.0
 """A peer whose last sync brought nothing is not asked again for this long."""
 MAX_TRACKED_PEERS = 1024
+UNSYNCED_INTERVAL_S = 0.1
+"""Until it is synced, a (re)started node looks for a peer to sync from this often."""
 _events = Events("chain")
 
 
@@ -34,6 +36,23 @@ class ChainSync:
         self._syncing = trio.Lock()
         self._fruitless: dict[bytes, float] = {}  # peer -> when a sync from it last brought nothing
         self.requests = 0
+        self.answered = False  # some peer answered a sync request since we started
+        self.certified_seen = 0  # the highest certified height a peer backed (or a verified certificate showed)
+        self._claim: int | None = None
+
+    @property
+    def synced(self) -> bool:
+        """Whether we may propose and attest: a peer answered since we started and we hold the highest
+        certified head the peers showed us (a restarted node first catches up, so it never builds on an old
+        head). A peer's reported certified height counts only once its blocks got us there."""
+        return self.answered and self.svc.chain.finalized_height >= self.certified_seen
+
+    def saw_certified(self, height: int) -> None:
+        """A verified certificate (or a peer that backed its claim) shows ``height`` is final."""
+        was = self.synced
+        self.certified_seen = max(self.certified_seen, height)
+        if was != self.synced:
+            self.svc.changes.notify()
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
         req = codec.decode(request, max_size=1024)
@@ -47,7 +66,8 @@ class ChainSync:
             cert = self.svc.chain.certificate(block.height)
             blocks.append(block.encode())
             certs.append(cert.encode() if cert is not None else b"")
-        return codec.encode({"blocks": blocks, "certs": certs, "height": self.svc.chain.height})
+        return codec.encode({"blocks": blocks, "certs": certs, "height": self.svc.chain.height,
+                             "finalized": self.svc.chain.finalized_height})
 
     async def sync_from(self, peer: bytes, *, timeout: float = 20.0) -> int:
         """Fetch and import blocks past our head from ``peer``; returns how many were imported."""
@@ -58,9 +78,19 @@ class ChainSync:
             return 0  # it had nothing for us a moment ago: a peer's claim cannot make us ask again and again
         imported, reached = 0, False
         before = self.svc.chain.finalized_height
+        was_synced = self.synced
         try:
             async with self._syncing:
                 imported, reached = await self._pull(peer, timeout)
+                if reached and self._claim is not None:
+                    self.answered = True
+                    if self.svc.chain.finalized_height >= self._claim:  # it backed its claim with blocks
+                        self.certified_seen = max(self.certified_seen, self._claim)
+                    else:
+                        _events.warning("sync.unbacked_claim", peer=peer, claimed=self._claim,
+                                        finalized=self.svc.chain.finalized_height)
+                if self.synced != was_synced:
+                    self.svc.changes.notify()
         finally:
             if imported or self.svc.chain.finalized_height > before:
                 self._fruitless.pop(peer, None)
@@ -74,8 +104,9 @@ class ChainSync:
 
     async def _pull(self, peer: bytes, timeout: float) -> tuple[int, bool]:
         """Fetch and import batches from ``peer`` until it has no more (the sync lock is held); returns how
-        many blocks were imported and whether the peer was reached."""
+        many blocks were imported and whether the peer was reached (its certified height in ``_claim``)."""
         imported = 0
+        self._claim = None
         while True:
             try:
                 start = min(self.svc.chain.height, self.svc.chain.finalized_height)
@@ -85,6 +116,8 @@ class ChainSync:
                 answer = codec.decode(raw)
                 blocks = [Block.decode(b, self.svc.network_id) for b in answer["blocks"]]
                 certs = [Certificate.decode(c) if c else None for c in answer["certs"]]
+                claim = answer.get("finalized", 0)
+                self._claim = max(self._claim or 0, claim if isinstance(claim, int) else 0)
             except PeerUnavailable as err:
                 _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
                 return imported, imported > 0
@@ -126,7 +159,7 @@ class ChainSync:
                 probed = True
                 await self.sweep(peers, tick, behind=behind)
             tick += 1
-            await trio.sleep(interval)
+            await trio.sleep(interval if self.synced else min(interval, UNSYNCED_INTERVAL_S))
 
     async def sweep(self, peers: list[bytes], tick: int, *, behind: bool) -> None:
         """Sync from every peer when behind (else from one); when none of them had anything past our head or

@@ -33,6 +33,7 @@ from .pol_models import LearningTask, ModelStore
 
 FETCH_TIMEOUT = 10.0
 DECISION_WAIT = 30.0
+SYNC_WAIT = 10.0
 ROUNDS_KEPT = 32
 _events = Events("pol")
 
@@ -129,8 +130,17 @@ class PolDriver:
         return {"rule": "pol", "submissions": subs, "winner": winner.submitter}
 
     async def propose(self, round_no: int, winner: Submission) -> Block:
-        """Build, import and gossip the round's block (we are its winner)."""
-        return await self.node.chain.propose(self.proof(round_no, winner), timestamp_ms=now_ms())
+        """Build, import and gossip the round's block (we are its winner), once we hold the certified head our
+        peers showed us (a restarted node never proposes on an old head).
+
+        Raises:
+            InvalidBlock: ``not-synced`` when we did not catch up within ``SYNC_WAIT``; else as
+                :meth:`ChainService.propose`.
+        """
+        chain = self.node.chain
+        with trio.move_on_after(SYNC_WAIT):
+            await chain.wait_for(lambda: chain.synced, timeout=SYNC_WAIT * 2)
+        return await chain.propose(self.proof(round_no, winner), timestamp_ms=now_ms())
 
     # ------------------------------------------------------------ block hooks
     def _winner_of(self, block: Block) -> tuple[int, Submission] | None:
