@@ -9,6 +9,7 @@ cancels them and closes the store.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -32,6 +33,7 @@ from bazaar.protocol.transport import PeerUnavailable, RemoteRejected, Transport
 
 from . import explorer
 from .chain.service import ChainService
+from .chaintools import record_finalized, recorded_finalized
 from .config import NodeConfig, PeerEntry
 from .consensus.base import ConsensusDriver
 from .consensus.factory import make_driver
@@ -308,7 +310,12 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "ready.json").unlink(missing_ok=True)
-    seed = load_or_create_seed(data_dir / "node.key")
+    try:
+        seed = load_or_create_seed(data_dir / "node.key")
+    except ValueError as err:  # group/world-readable or malformed: one line, no traceback
+        from .params import ParamError
+
+        raise ParamError("key", str(err)) from err
     key = KeyPair(seed)
     scenario = load_scenario(config.scenario)
     spec = get_spec(scenario.market_name)
@@ -339,6 +346,10 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             service = ChainService(chain, key=key, bls_secret=bls_keygen(seed), transport=transport,
                                    publish=publish_chain, network_id=genesis.network_id)
             service.market = spec.name
+            service.finality.on_final = functools.partial(record_finalized, data_dir)
+            recorded = recorded_finalized(data_dir)
+            if recorded is not None and recorded > chain.finalized_height:  # e.g. a truncated WAL: sync it back
+                _events.warning("chain.finalized_regressed", recorded=recorded, held=chain.finalized_height)
             service.register(router)
             node = Node(config=config, key=key, scenario=scenario, spec=spec, settings=settings, genesis=genesis,
                         transport=transport, router=router, chain=service,

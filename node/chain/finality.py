@@ -3,6 +3,7 @@ certificate (2/3 of the stake finalized another block at a height we hold: rewin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bazaar.ledger import errors as lerr
@@ -29,6 +30,8 @@ class Finality:
         self.tracker = FinalityTracker(svc.network_id)
         self.pending: dict[int, Certificate] = {}
         self.rewinds = 0
+        self.on_final: Callable[[int, bytes], None] | None = None
+        """Called with (height, hash) when our finalized height advances (the node notes it durably)."""
 
     async def attest(self, block: Block) -> None:
         if not self.svc.sync.synced:  # a (re)started node votes only once it holds the certified head
@@ -84,6 +87,8 @@ class Finality:
             return
         if advanced:
             _events.info("block.final", height=cert.height, hash=cert.block_hash, signers=len(cert.signers))
+            if self.on_final is not None:
+                self.on_final(cert.height, cert.block_hash)
             self.tracker.prune(cert.height + 1)
             self.svc.changes.notify()
 
