@@ -55,3 +55,4 @@ class NodeReason(StrEnum):
     SENDER_FULL = "sender-full"
     MEMPOOL_FULL = "mempool-full"
     NOT_SYNCED = "not-synced"
+    NOT_LEASED = "not-leased"
