@@ -159,6 +159,10 @@ class Mempool:
         return own  # nothing a peer sent is left: the node's own may exceed the capacity
 
     # ------------------------------------------------------------------ block building
+    def has_applicable(self, state: State) -> bool:
+        """Whether some pending transaction is next in its sender's nonce order (a block could carry it)."""
+        return any(state.nonce(sender) + 1 in queue for sender, queue in self._by_sender.items())
+
     def ordered(self) -> list[bytes]:
         """Raw transactions in block order: the order they arrived in (a batch — locks, then the settlements that
         depend on them — stays in its order), each sender's own transactions in nonce order."""

@@ -173,7 +173,7 @@ class ChainService:
 
     def wants_block(self) -> bool:
         """Whether a block proposed now would carry anything: mempool transactions or contract work."""
-        return len(self.mempool) > 0 or bool(self.contract_work())
+        return self.mempool.has_applicable(self.chain.state) or bool(self.contract_work())  # not junk behind gaps
 
     def _sign_contract_work(self, candidates: list[bytes], consensus: dict[str, Any], timestamp_ms: int
                             ) -> list[Envelope]:

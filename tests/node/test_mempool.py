@@ -87,6 +87,9 @@ def test_nonce_gapped_transactions_are_not_offered_to_blocks() -> None:
     assert _add(pool, _junk(a, 1), state) and _add(pool, _junk(a, 3), state)
     assert [p.nonce for p in pool.ordered_pending(state)] == [1]
     assert [p.nonce for p in pool.ordered_pending()] == [1, 3]
+    gapped = Mempool()
+    assert _add(gapped, _junk(a, 2), state) and not gapped.has_applicable(state)  # no block is wanted for it
+    assert pool.has_applicable(state)
 
 
 async def test_a_junk_flood_never_keeps_out_the_nodes_own_transactions_and_rounds_settle(tmp_path: Path) -> None:
