@@ -56,3 +56,4 @@ class NodeReason(StrEnum):
     MEMPOOL_FULL = "mempool-full"
     NOT_SYNCED = "not-synced"
     NOT_LEASED = "not-leased"
+    TOO_FAR = "too-far"

@@ -13,6 +13,7 @@ from bazaar.protocol import Envelope
 from bazaar.protocol.chainmsg import MSG_ATTEST
 
 from ..logs import Events
+from ..reasons import NodeReason
 
 if TYPE_CHECKING:
     from .service import ChainService
@@ -51,7 +52,7 @@ class Finality:
         att = Attestation(body["height"], body["hash"], env.sender, body["sig"])
         head = self.svc.chain.height
         if att.height > head + ATTEST_WINDOW:
-            _events.warning("attestation.rejected", reason="too-far", height=att.height, head=head)
+            _events.warning("attestation.rejected", reason=NodeReason.TOO_FAR, height=att.height, head=head)
             return
         if self.count(att):
             self.svc.highest_seen = max(self.svc.highest_seen, min(att.height, head + 1))

@@ -95,11 +95,11 @@ class PolDriver:
             self.submissions.popitem(last=False)
         return sub
 
-    def may_claim(self, round_no: int, miner: bytes) -> bool:
-        """Whether ``miner`` leased compute in ``round_no`` (True while the round's lease is not known yet: a
+    def may_claim(self, round_no: int, account: bytes) -> bool:
+        """Whether ``account`` leased compute in ``round_no`` (True while the round's lease is not known yet: a
         claim may overtake the lease on gossip; :meth:`ranked` filters again once it is)."""
         leased = self.leased.get(round_no)
-        return leased is None or miner in leased
+        return leased is None or account in leased
 
     def ranked(self, round_no: int) -> list[Submission]:
         """Submissions of a round from leased miners, lowest claimed loss first (ties by account bytes, as the
