@@ -113,10 +113,13 @@ def _cmd_net(args: argparse.Namespace) -> int:
             else:
                 for row in status["nodes"]:
                     print(f"{row['name']:14s} {row['role']:10s} pid={row['pid']:<7d} alive={row['alive']!s:5s} "
+                          f"state={row['state']:8s} "
                           f"height={row['height']} finalized={row['finalized']} peers={row['peers']}")
             down = [row["name"] for row in status["nodes"] if not row["alive"]]
             if down:
-                print(f"{len(down)} of {len(status['nodes'])} nodes down: {', '.join(down)}", file=sys.stderr)
+                named = [f"{n} (stopped)" if row["state"] == "stopped" else n
+                         for n, row in ((r["name"], r) for r in status["nodes"]) if n in down]
+                print(f"{len(down)} of {len(status['nodes'])} nodes down: {', '.join(named)}", file=sys.stderr)
                 return 1
         elif args.action in ("kill", "start"):
             if not args.node:
@@ -182,7 +185,9 @@ def _cmd_chain(args: argparse.Namespace) -> int:
             print(f"supply: {exported['supply']}")
         else:
             _print_json(exported)
-    except LedgerError as err:
+    except LedgerError as err:  # e.g. a truncated database: under --json (and verify, always JSON) a JSON error
+        if args.json or args.action == "verify":
+            _print_json({"ok": False, "path": str(data_dir), "reason": err.reason, "error": str(err)})
         return _err(f"{type(err).__name__}: {err}")
     return 0
 

@@ -2,12 +2,21 @@
 
 Only what the CLI needs: ``GET path`` and ``POST path`` with a JSON body, ``Connection: close``. Requests are
 bounded (8 KiB head, 64 KiB body) and time-limited; handlers return JSON-able values.
+
+Control routes (``POST /round``, ``POST /stop``) need the network's control token (``control.token`` in the
+network folder, mode 0600, written by the launcher) in the ``X-Bazaar-Token`` header (401 without it, 403 with
+another); a request whose ``Origin`` is not loopback is refused (403) on every route, so a web page in a local
+browser cannot drive a node (docs/adr/0083-local-control-token.md).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import os
+import secrets
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +29,9 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 MAX_HEAD = 8 << 10
 MAX_BODY = 64 << 10
+TOKEN_FILE = "control.token"
+"""The control token's file name in the network folder (beside ``genesis.json``)."""
+TOKEN_HEADER = "x-bazaar-token"
 _events = Events("http")
 
 
@@ -31,11 +43,38 @@ class HttpError(Exception):
         super().__init__(message)
 
 
-_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            405: "Method Not Allowed", 409: "Conflict",
             413: "Payload Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
-async def _read_request(stream: trio.SocketStream) -> tuple[str, str, bytes]:
+def load_or_create_token(path: Path) -> str:
+    """The control token stored at ``path``; a new random one (written with mode 0600) when there is none."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    token = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def read_token(path: Path) -> str | None:
+    """The control token stored at ``path``, or None when there is none (or it cannot be read)."""
+    try:
+        return path.read_text().strip() or None
+    except OSError:
+        return None
+
+
+def _loopback_origin(origin: str) -> bool:
+    host = urlsplit(origin).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+async def _read_request(stream: trio.SocketStream) -> tuple[str, str, dict[str, str], bytes]:
     buf = bytearray()
     while b"\r\n\r\n" not in buf:
         chunk = await stream.receive_some(4096)
@@ -53,8 +92,10 @@ async def _read_request(stream: trio.SocketStream) -> tuple[str, str, bytes]:
         raise HttpError(400, "bad request line")
     method, target, _ = parts
     length = 0
+    headers: dict[str, str] = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
         if name.strip().lower() == "content-length":
             try:
                 length = int(value.strip())
@@ -68,29 +109,46 @@ async def _read_request(stream: trio.SocketStream) -> tuple[str, str, bytes]:
         if not chunk:
             raise HttpError(400, "truncated body")
         body += chunk
-    return method, target, bytes(body[:length])
+    return method, target, headers, bytes(body[:length])
 
 
 class HttpApi:
     """Routes ``(method, path)`` to handlers."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: str | None = None) -> None:
         self.routes: dict[tuple[str, str], Handler] = {}
+        self.control: set[tuple[str, str]] = set()
+        self.token = token
 
-    def route(self, method: str, path: str, handler: Handler) -> None:
-        """Register ``handler`` for ``method path``."""
+    def route(self, method: str, path: str, handler: Handler, *, control: bool = False) -> None:
+        """Register ``handler`` for ``method path``; ``control`` routes need the control token."""
         self.routes[(method.upper(), path)] = handler
+        if control:
+            self.control.add((method.upper(), path))
+
+    def _authorise(self, method: str, path: str, headers: dict[str, str]) -> None:
+        origin = headers.get("origin")
+        if origin is not None and not _loopback_origin(origin):
+            raise HttpError(403, "cross-origin requests are refused")
+        if (method, path) not in self.control:
+            return
+        given = headers.get(TOKEN_HEADER)
+        if not given:
+            raise HttpError(401, f"{method} {path} needs the network's control token ({TOKEN_FILE})")
+        if self.token is None or not hmac.compare_digest(given.encode(), self.token.encode()):
+            raise HttpError(403, "wrong control token")
 
     async def _serve_one(self, stream: trio.SocketStream, request_timeout: float) -> None:
         status, payload = 200, None
         try:
             with trio.fail_after(10):
-                method, target, raw = await _read_request(stream)
+                method, target, headers, raw = await _read_request(stream)
             url = urlsplit(target)
             handler = self.routes.get((method, url.path))
             if handler is None:
                 known = {p for _, p in self.routes}
                 raise HttpError(405 if url.path in known else 404, f"no route {method} {url.path}")
+            self._authorise(method, url.path, headers)
             try:
                 body = json.loads(raw) if raw else None
             except json.JSONDecodeError as err:
@@ -130,19 +188,22 @@ class HttpApi:
             task_status.started(bound)
 
 
-async def http_json(port: int, method: str, path: str, body: Any = None, *, timeout: float = 10.0) -> Any:
-    """Call a local HttpApi; returns the decoded JSON, raises HttpError for non-200 answers.
+async def http_json(port: int, method: str, path: str, body: Any = None, *, timeout: float = 10.0,
+                    token: str | None = None) -> Any:
+    """Call a local HttpApi (with the control ``token`` when given); returns the decoded JSON, raises HttpError
+    for non-200 answers.
 
     Raises:
         OSError: nothing listens on the port.
         trio.TooSlowError: no full answer within ``timeout``.
     """
     data = b"" if body is None else json.dumps(body).encode()
+    auth = f"X-Bazaar-Token: {token}\r\n" if token else ""
     with trio.fail_after(timeout):
         stream = await trio.open_tcp_stream("127.0.0.1", port)
         async with stream:
             await stream.send_all(
-                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n{auth}"
                 f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n".encode() + data)
             buf = bytearray()
             while True:

@@ -31,6 +31,7 @@ from bazaar.protocol import KeyPair
 from bazaar.protocol.keys import load_or_create_seed
 
 from .config import NodeConfig, PeerEntry
+from .httpapi import TOKEN_FILE, load_or_create_token, read_token
 from .markets.registry import get_spec
 from .markets.spec import GenesisPlan
 from .params import ParamError
@@ -73,6 +74,15 @@ class NetDir:
     def genesis(self) -> Path:
         return self.root / "genesis.json"
 
+    @property
+    def token(self) -> Path:
+        """The control token (mode 0600) ``POST /round`` and ``POST /stop`` need (docs/adr/0083)."""
+        return self.root / TOKEN_FILE
+
+    def control_token(self) -> str | None:
+        """The network's control token, or None when there is none."""
+        return read_token(self.token)
+
     def node_dir(self, name: str) -> Path:
         return self.root / "nodes" / name
 
@@ -104,6 +114,18 @@ def pid_alive(pid: int, config_path: str | None = None) -> bool:
     return config_path is None or config_path.encode() in cmdline
 
 
+def pid_state(pid: int, config_path: str | None = None) -> str:
+    """``"running"``, ``"stopped"`` (SIGSTOPped or traced: it holds its port but answers nothing) or
+    ``"down"`` — from ``/proc/PID/stat`` as :func:`pid_alive` reads it (Linux, no psutil needed)."""
+    if not pid_alive(pid, config_path):
+        return "down"
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[-1][:1]
+    except OSError:
+        return "down"
+    return "stopped" if state in ("T", "t") else "running"
+
+
 def _spawn(config_path: Path, log_path: Path) -> int:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
@@ -117,6 +139,15 @@ def _spawn(config_path: Path, log_path: Path) -> int:
     return proc.pid
 
 
+def _last_line(log: Path) -> str:
+    """The last line a node wrote (its one-line start-up error), or a pointer to the log."""
+    try:
+        lines = [ln for ln in log.read_text(errors="replace")[-4000:].splitlines() if ln.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1].strip()[:500] if lines else f"see {log}"
+
+
 def _wait_ready(ndir: Path, pid: int, config_path: Path, deadline: float) -> dict[str, Any]:
     ready = ndir / "ready.json"
 
@@ -127,8 +158,7 @@ def _wait_ready(ndir: Path, pid: int, config_path: Path, deadline: float) -> dic
             except json.JSONDecodeError:
                 return None
         if not pid_alive(pid, str(config_path)):
-            tail = (ndir / "node.log").read_text(errors="replace")[-2000:] if (ndir / "node.log").exists() else ""
-            raise LaunchError(f"node {ndir.name} exited during start-up:\n{tail}")
+            raise LaunchError(f"node {ndir.name} exited during start-up: {_last_line(ndir / 'node.log')}")
         return None
 
     try:
@@ -166,7 +196,11 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str
     for name, _ in scenario.nodes:
         ndir = net.node_dir(name)
         ndir.mkdir(parents=True, exist_ok=True)
-        keys[name] = KeyPair(load_or_create_seed(ndir / "node.key"))
+        try:
+            keys[name] = KeyPair(load_or_create_seed(ndir / "node.key"))
+        except ValueError as err:  # group/world-readable or malformed: one line, no traceback
+            raise ParamError("key", str(err)) from err
+    load_or_create_token(net.token)
     if not net.genesis.exists():
         net.genesis.write_text(json.dumps(build_genesis(scenario, keys).to_dict(json=True), indent=1))
     ports = {name: free_port() for name, _ in scenario.nodes}
@@ -288,10 +322,12 @@ def net_status(root: Path) -> dict[str, Any]:
     info = NetDir(root).load()
     rows = []
     for name, v in info["nodes"].items():
-        alive = pid_alive(v["pid"], v["config"])
+        state = pid_state(v["pid"], v["config"])
+        alive = state == "running"
         st = node_status(v) if alive else None
         rows.append({
-            "name": name, "role": v["role"], "pid": v["pid"], "alive": alive, "peer_id": v.get("peer_id"),
+            "name": name, "role": v["role"], "pid": v["pid"], "alive": alive, "state": state,
+            "peer_id": v.get("peer_id"),
             "height": st["height"] if st else None, "finalized": st["finalized"] if st else None,
             "head": st["head"] if st else None, "finalized_hash": st.get("finalized_hash") if st else None,
             "peers": st["peers"] if st else None, "rss_mb": st.get("rss_mb") if st else None,

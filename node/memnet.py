@@ -37,4 +37,6 @@ async def open_memory_network(scenario_ref: str | Path, root: Path, *, network: 
             nodes[name] = await stack.enter_async_context(open_node(cfg, transport_factory=factory))
         await wait_until_async(lambda: all(len(n.transport.peers()) == len(nodes) - 1 for n in nodes.values()),
                                timeout=connect_timeout, interval=0.001, what="the in-memory mesh to connect")
+        await wait_until_async(lambda: all(n.chain.synced for n in nodes.values()), timeout=connect_timeout,
+                               interval=0.001, what="every node to sync")
         yield nodes

@@ -1,11 +1,28 @@
-"""Pending transactions: signature- and schema-checked, bounded, ordered for block building."""
+"""Pending transactions: signature- and schema-checked, bounded, ordered for block building.
+
+Admission (docs/adr/0082-mempool-admission.md): a peer's transaction is kept only when its nonce is above the
+sender's state nonce and at most ``max_gap`` past it, the sender has fewer than ``per_sender`` pending, and the
+sender's balance covers what all its pending transactions spend. When the pool is full, a transaction that
+cannot apply (a nonce gap) is evicted first, then the newest of the sender holding the most; a peer's
+transaction never evicts one of a sender that holds no more than its own sender would. The node's own
+transactions (``own=True``) skip the caps and always get a slot: they evict a peer's when the pool is full.
+"""
 
 from __future__ import annotations
 
+import heapq
+import itertools
+from collections import deque
 from dataclasses import dataclass
 
 from bazaar.ledger.state import State
-from bazaar.protocol import Envelope
+from bazaar.ledger.txs import tx_kind
+from bazaar.protocol import Envelope, ProtocolError
+
+from .reasons import NodeReason
+
+SPENDING_KINDS = ("transfer", "escrow_lock", "stake")
+"""Transaction kinds that debit their sender's balance by the body's ``amount``."""
 
 
 @dataclass(frozen=True)
@@ -15,48 +32,155 @@ class PendingTx:
     env: Envelope
     raw: bytes
     nonce: int
+    spends: int = 0
+    own: bool = False
+
+
+def spends(env: Envelope) -> int:
+    """What a transaction debits from its sender's balance when it applies."""
+    try:
+        kind = tx_kind(env)
+    except ProtocolError:  # not a transaction type: it spends nothing
+        return 0
+    amount = env.body.get("amount") if kind in SPENDING_KINDS else 0
+    return amount if isinstance(amount, int) and amount > 0 else 0
 
 
 class Mempool:
-    """Transactions by digest, at most ``capacity`` and ``per_sender`` each.
+    """Transactions by digest, at most ``capacity`` (the node's own may exceed it) and ``per_sender`` each.
 
-    Only transactions that can still apply (nonce above the sender's state nonce) are kept; block building
-    takes them in arrival order, each sender's transactions in nonce order (:meth:`ordered`).
+    Block building takes them in arrival order, each sender's transactions in nonce order (:meth:`ordered`).
+    :attr:`last_refusal` names why the last :meth:`add` returned False (a ``NodeReason`` value).
     """
 
-    def __init__(self, capacity: int = 10_000, per_sender: int = 64) -> None:
+    def __init__(self, capacity: int = 10_000, per_sender: int = 64, max_gap: int = 64,
+                 own: bytes | None = None) -> None:
         self.capacity = capacity
         self.per_sender = per_sender
+        self.max_gap = max_gap
+        self.own = own
+        self.last_refusal = ""
+        self.evicted = 0
         self._txs: dict[bytes, PendingTx] = {}
+        self._by_sender: dict[bytes, dict[int, PendingTx]] = {}
+        self._spent: dict[bytes, int] = {}
+        self._gapped: deque[bytes] = deque()  # digests that may not apply (nonce gap), checked lazily
+        self._heavy: list[tuple[int, int, bytes]] = []  # (-pending, seq, sender), checked lazily
+        self._seq = itertools.count()
 
     def __len__(self) -> int:
         return len(self._txs)
 
-    def add(self, env: Envelope, raw: bytes, state: State) -> bool:
-        """Add a decoded transaction; False (not kept) when stale, duplicate or over a cap."""
+    def pending_of(self, sender: bytes) -> int:
+        """How many transactions of ``sender`` are pending."""
+        return len(self._by_sender.get(sender, ()))
+
+    def add(self, env: Envelope, raw: bytes, state: State, *, own: bool | None = None) -> bool:
+        """Add a decoded transaction; False (not kept, reason in :attr:`last_refusal`) when stale, duplicate,
+        too far ahead, unpayable, over the sender's cap or the pool is full of what outranks it."""
+        own = env.sender == self.own if own is None else own
         nonce = env.body.get("nonce")
-        if not isinstance(nonce, int) or nonce <= state.nonce(env.sender):
-            return False
-        if env.digest in self._txs or len(self._txs) >= self.capacity:
-            return False
-        if sum(1 for p in self._txs.values() if p.env.sender == env.sender) >= self.per_sender:
-            return False
-        self._txs[env.digest] = PendingTx(env, raw, nonce)
+        base = state.nonce(env.sender)
+        if not isinstance(nonce, int) or nonce <= base:
+            return self._refuse(NodeReason.STALE_NONCE)
+        if env.digest in self._txs:
+            return self._refuse(NodeReason.DUPLICATE)
+        cost = spends(env)
+        if not own:
+            if nonce > base + self.max_gap:
+                return self._refuse(NodeReason.NONCE_GAP)
+            if self.pending_of(env.sender) >= self.per_sender:
+                return self._refuse(NodeReason.SENDER_FULL)
+            if self._spent.get(env.sender, 0) + cost > state.balance(env.sender):
+                return self._refuse(NodeReason.INSUFFICIENT_FUNDS)
+        if len(self._txs) >= self.capacity and not self._evict(state, env.sender, own):
+            return self._refuse(NodeReason.MEMPOOL_FULL)
+        self._insert(PendingTx(env, raw, nonce, cost, own), state)
         return True
+
+    def _refuse(self, reason: str) -> bool:
+        self.last_refusal = reason
+        return False
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _insert(self, p: PendingTx, state: State) -> None:
+        sender = p.env.sender
+        self._txs[p.env.digest] = p
+        queue = self._by_sender.setdefault(sender, {})
+        queue[p.nonce] = p
+        self._spent[sender] = self._spent.get(sender, 0) + p.spends
+        if not self._applies(p, state):
+            self._gapped.append(p.env.digest)
+        heapq.heappush(self._heavy, (-len(queue), next(self._seq), sender))
+
+    def _remove(self, p: PendingTx) -> None:
+        sender = p.env.sender
+        del self._txs[p.env.digest]
+        queue = self._by_sender[sender]
+        del queue[p.nonce]
+        self._spent[sender] -= p.spends
+        if queue:
+            heapq.heappush(self._heavy, (-len(queue), next(self._seq), sender))
+            for later in queue.values():  # what followed it is now behind a gap
+                if later.nonce > p.nonce:
+                    self._gapped.append(later.env.digest)
+        else:
+            del self._by_sender[sender]
+            del self._spent[sender]
+
+    def _applies(self, p: PendingTx, state: State) -> bool:
+        """Whether nothing is missing before ``p`` (its predecessors are in the state or pending)."""
+        base = state.nonce(p.env.sender)
+        queue = self._by_sender.get(p.env.sender, {})
+        return all(n in queue for n in range(base + 1, p.nonce))
+
+    # ------------------------------------------------------------------ eviction
+    def _evict(self, state: State, sender: bytes, own: bool) -> bool:
+        """Make room for a transaction of ``sender``; False when nothing it outranks can go."""
+        while self._gapped:  # a transaction that cannot apply goes first
+            p = self._txs.get(self._gapped.popleft())
+            if p is not None and not p.own and not self._applies(p, state):
+                self._remove(p)
+                self.evicted += 1
+                return True
+        mine = self.pending_of(sender) + 1
+        while self._heavy:
+            neg, _, heavy = self._heavy[0]
+            queue = self._by_sender.get(heavy, {})
+            peers = [p for p in queue.values() if not p.own]
+            if -neg != len(queue) or not peers:
+                heapq.heappop(self._heavy)  # stale entry (or only own transactions)
+                continue
+            if not own and (heavy == sender or len(queue) <= mine):
+                return False  # a peer's transaction never displaces a sender holding no more than its own
+            self._remove(max(peers, key=lambda p: p.nonce))  # the newest: the rest stays applicable
+            self.evicted += 1
+            return True
+        return own  # nothing a peer sent is left: the node's own may exceed the capacity
+
+    # ------------------------------------------------------------------ block building
+    def has_applicable(self, state: State) -> bool:
+        """Whether some pending transaction is next in its sender's nonce order (a block could carry it)."""
+        return any(state.nonce(sender) + 1 in queue for sender, queue in self._by_sender.items())
 
     def ordered(self) -> list[bytes]:
         """Raw transactions in block order: the order they arrived in (a batch — locks, then the settlements that
         depend on them — stays in its order), each sender's own transactions in nonce order."""
         return [p.raw for p in self.ordered_pending()]
 
-    def ordered_pending(self) -> list[PendingTx]:
-        """The pending transactions (raw and opened) in the order of :meth:`ordered`."""
+    def ordered_pending(self, state: State | None = None) -> list[PendingTx]:
+        """The pending transactions (raw and opened) in the order of :meth:`ordered`; with ``state``, only those
+        with no nonce gap before them (the others cannot apply on it)."""
         arrived = list(self._txs.values())
+        if state is not None:
+            arrived = [p for p in arrived if self._applies(p, state)]
         queues: dict[bytes, list[PendingTx]] = {}
         for p in sorted(arrived, key=lambda p: (p.nonce, p.env.digest), reverse=True):
             queues.setdefault(p.env.sender, []).append(p)
         return [queues[p.env.sender].pop() for p in arrived]
 
     def prune(self, state: State) -> None:
-        """Drop what a new head made stale (included or superseded nonces)."""
-        self._txs = {d: p for d, p in self._txs.items() if p.nonce > state.nonce(p.env.sender)}
+        """Drop what a new head made stale (included or superseded nonces) and re-check what can apply."""
+        for p in [p for p in self._txs.values() if p.nonce <= state.nonce(p.env.sender)]:
+            self._remove(p)
+        self._gapped = deque(d for d, p in self._txs.items() if not self._applies(p, state))

@@ -9,6 +9,7 @@ cancels them and closes the store.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -32,10 +33,11 @@ from bazaar.protocol.transport import PeerUnavailable, RemoteRejected, Transport
 
 from . import explorer
 from .chain.service import ChainService
+from .chaintools import record_finalized, recorded_finalized
 from .config import NodeConfig, PeerEntry
 from .consensus.base import ConsensusDriver
 from .consensus.factory import make_driver
-from .httpapi import HttpApi
+from .httpapi import TOKEN_FILE, HttpApi, load_or_create_token
 from .logs import Events
 from .markets.app import Role
 from .markets.context import RequestFailed
@@ -308,7 +310,12 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "ready.json").unlink(missing_ok=True)
-    seed = load_or_create_seed(data_dir / "node.key")
+    try:
+        seed = load_or_create_seed(data_dir / "node.key")
+    except ValueError as err:  # group/world-readable or malformed: one line, no traceback
+        from .params import ParamError
+
+        raise ParamError("key", str(err)) from err
     key = KeyPair(seed)
     scenario = load_scenario(config.scenario)
     spec = get_spec(scenario.market_name)
@@ -339,9 +346,14 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             service = ChainService(chain, key=key, bls_secret=bls_keygen(seed), transport=transport,
                                    publish=publish_chain, network_id=genesis.network_id)
             service.market = spec.name
+            service.finality.on_final = functools.partial(record_finalized, data_dir)
+            recorded = recorded_finalized(data_dir)
+            if recorded is not None and recorded > chain.finalized_height:  # e.g. a truncated WAL: sync it back
+                _events.warning("chain.finalized_regressed", recorded=recorded, held=chain.finalized_height)
             service.register(router)
             node = Node(config=config, key=key, scenario=scenario, spec=spec, settings=settings, genesis=genesis,
-                        transport=transport, router=router, chain=service, http=HttpApi(), data_dir=data_dir,
+                        transport=transport, router=router, chain=service,
+                        http=HttpApi(token=load_or_create_token(config.genesis.parent / TOKEN_FILE)), data_dir=data_dir,
                         bls_secret=service.bls_secret, nursery=nursery)
             node_ref.append(node)
             task = spec.learning_task(settings) if spec.learning_task is not None else None
@@ -354,7 +366,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
                 if not isinstance(app, RoundPlan):
                     raise TypeError(f"role {node.role} leads rounds of {spec.name} but is no RoundPlan")
                 node.engine = RoundEngine(node, app, spec.name)
-                node.http.route("POST", "/round", node.engine.http_round)
+                node.http.route("POST", "/round", node.engine.http_round, control=True)
 
             async def get_status(_: dict[str, Any]) -> Any:
                 return node.status()
@@ -365,7 +377,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
 
             node.http.route("GET", "/status", get_status)
             explorer.register(node.http, chain, genesis.network_id)
-            node.http.route("POST", "/stop", post_stop)
+            node.http.route("POST", "/stop", post_stop, control=True)
             try:
                 for topic in topics:
                     nursery.start_soon(router.drain, transport.subscribe(topic))

@@ -3,6 +3,7 @@ certificate (2/3 of the stake finalized another block at a height we hold: rewin
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from bazaar.ledger import errors as lerr
@@ -12,11 +13,14 @@ from bazaar.protocol import Envelope
 from bazaar.protocol.chainmsg import MSG_ATTEST
 
 from ..logs import Events
+from ..reasons import NodeReason
 
 if TYPE_CHECKING:
     from .service import ChainService
 
 _events = Events("chain")
+ATTEST_WINDOW = 64
+"""Votes for heights further than this past our head are not counted (their tallies would be unbounded)."""
 
 
 class Finality:
@@ -27,8 +31,12 @@ class Finality:
         self.tracker = FinalityTracker(svc.network_id)
         self.pending: dict[int, Certificate] = {}
         self.rewinds = 0
+        self.on_final: Callable[[int, bytes], None] | None = None
+        """Called with (height, hash) when our finalized height advances (the node notes it durably)."""
 
     async def attest(self, block: Block) -> None:
+        if not self.svc.sync.synced:  # a (re)started node votes only once it holds the certified head
+            return
         if self.svc.key.public not in self.svc.validator_set(block.header.height):
             return
         svc = self.svc
@@ -37,22 +45,30 @@ class Finality:
         self.count(att)
 
     async def on_attestation(self, env: Envelope) -> None:
-        """Gossip handler: a validator's vote for a block."""
+        """Gossip handler: a validator's vote for a block. Believed (it may make us sync) only once its signer
+        is a registered validator and its signature verifies, and then only as far as the block after our
+        head: one vote proves no more than that its signer holds a block we lack."""
         body = env.body
-        self.svc.highest_seen = max(self.svc.highest_seen, body["height"])
         att = Attestation(body["height"], body["hash"], env.sender, body["sig"])
-        self.count(att)
-
-    def count(self, att: Attestation) -> None:
-        if att.height <= self.svc.chain.finalized_height:
+        head = self.svc.chain.height
+        if att.height > head + ATTEST_WINDOW:
+            _events.warning("attestation.rejected", reason=NodeReason.TOO_FAR, height=att.height, head=head)
             return
+        if self.count(att):
+            self.svc.highest_seen = max(self.svc.highest_seen, min(att.height, head + 1))
+
+    def count(self, att: Attestation) -> bool:
+        """Count a vote; whether it verified (a registered validator's valid signature)."""
+        if att.height <= self.svc.chain.finalized_height:
+            return False
         try:
             cert = self.tracker.add(att, self.svc.validator_set(att.height))
         except lerr.LedgerError as err:
             _events.warning("attestation.rejected", reason=getattr(err, "reason", "invalid"), detail=str(err)[:200])
-            return
+            return False
         if cert is not None:
             self.finalize(cert)
+        return True
 
     def finalize(self, cert: Certificate) -> None:
         if cert.height > self.svc.chain.height:
@@ -72,6 +88,8 @@ class Finality:
             return
         if advanced:
             _events.info("block.final", height=cert.height, hash=cert.block_hash, signers=len(cert.signers))
+            if self.on_final is not None:
+                self.on_final(cert.height, cert.block_hash)
             self.tracker.prune(cert.height + 1)
             self.svc.changes.notify()
 
@@ -95,6 +113,7 @@ class Finality:
                         certified=cert.block_hash)
         self.pending[cert.height] = cert
         self.svc.highest_seen = max(self.svc.highest_seen, cert.height)
+        self.svc.sync.saw_certified(cert.height)
         self.svc.changes.notify()
 
     def cert_ok(self, cert: Certificate, block: Block) -> bool:
@@ -107,7 +126,13 @@ class Finality:
     async def on_certificate(self, env: Envelope) -> None:
         """Gossip handler: an aggregated finality certificate."""
         cert = Certificate.decode(env.body["cert"])
-        self.svc.highest_seen = max(self.svc.highest_seen, cert.height)
-        if cert.height > self.svc.chain.finalized_height:
-            self.finalize(cert)
+        if cert.height <= self.svc.chain.finalized_height:
+            return
+        try:  # a height is believed only from a certificate that verifies against the validators we know
+            verify_certificate(cert, self.svc.validator_set(cert.height), self.svc.network_id)
+            self.svc.highest_seen = max(self.svc.highest_seen, cert.height)
+            self.svc.sync.saw_certified(cert.height)
+        except lerr.LedgerError as err:
+            _events.warning("certificate.unverified", height=cert.height, reason=getattr(err, "reason", "invalid"))
+        self.finalize(cert)  # checked again against its block when we hold it (``pending`` is bounded)
 

@@ -42,7 +42,7 @@ class ChainService:
         self.transport = transport
         self.publish = publish
         self.network_id = network_id
-        self.mempool = Mempool()
+        self.mempool = Mempool(own=key.public)  # our own transactions always get a slot
         self.changes = Changes()
         self.hooks: list[BlockHooks] = []
         self.market = ""
@@ -58,6 +58,11 @@ class ChainService:
     def height(self) -> int:
         """Height of our head."""
         return self.chain.height
+
+    @property
+    def synced(self) -> bool:
+        """Whether we hold the certified head our peers showed us: until then we neither propose nor attest."""
+        return self.sync.synced
 
     @property
     def finalized_height(self) -> int:
@@ -96,6 +101,8 @@ class ChainService:
             _events.warning("tx.rejected", reason=refusal.reason, detail=refusal.detail[:200])
             return None
         if not self.mempool.add(env, raw, self.chain.state):
+            if self.mempool.last_refusal not in ("duplicate", "stale-nonce"):
+                _events.debug("tx.refused", reason=self.mempool.last_refusal, sender=env.sender)
             return None
         self.changes.notify()
         return env
@@ -144,11 +151,11 @@ class ChainService:
         """Mempool transactions in block order, twice: a transaction that depends on another sender's (an
         escrow settlement on a lock signed by the payer) fails on the first pass and lands on the second, in
         the same block; duplicates of included ones are skipped by their nonce."""
+        state = self.chain.state  # behind a nonce gap: cannot apply, never offered (docs/ledger.md, Mempool)
         if any(h.admit is not None for h in self.hooks):  # the market rules may refuse what the head moved past
-            state = self.chain.state
-            ordered = [p.raw for p in self.mempool.ordered_pending() if self._refusal(state, p.env) is None]
+            ordered = [p.raw for p in self.mempool.ordered_pending(state) if self._refusal(state, p.env) is None]
         else:
-            ordered = self.mempool.ordered()
+            ordered = [p.raw for p in self.mempool.ordered_pending(state)]
         return ordered + ordered
 
     def would_include(self, consensus: dict[str, Any], *, timestamp_ms: int) -> int:
@@ -168,7 +175,7 @@ class ChainService:
 
     def wants_block(self) -> bool:
         """Whether a block proposed now would carry anything: mempool transactions or contract work."""
-        return len(self.mempool) > 0 or bool(self.contract_work())
+        return self.mempool.has_applicable(self.chain.state) or bool(self.contract_work())  # not junk behind gaps
 
     def _sign_contract_work(self, candidates: list[bytes], consensus: dict[str, Any], timestamp_ms: int
                             ) -> list[Envelope]:
@@ -212,8 +219,12 @@ class ChainService:
         run on it first, so we never propose what our peers would refuse.
 
         Raises:
-            InvalidBlock: the proof is not ours to give now, or a market contract refuses the block.
+            InvalidBlock: the proof is not ours to give now, a market contract refuses the block, or we have not
+                synced to the certified head our peers showed us (``not-synced``).
         """
+        if not self.synced:
+            raise lerr.InvalidBlock("not-synced", f"our finalized height {self.chain.finalized_height} is below "
+                                                  f"the certified head {self.sync.certified_seen} or no peer answered")
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
         contracts = [h.check for h in self.hooks if h.check is not None]
         candidates = self._candidates()
@@ -240,7 +251,7 @@ class ChainService:
     async def offer_block(self, block: Block, *, source: bytes | None) -> None:
         """Import ``block`` if it extends our head, buffer it if it is ahead, sync if we are behind."""
         h = block.header.height
-        self.highest_seen = max(self.highest_seen, h)
+        self.highest_seen = max(self.highest_seen, min(h, self.chain.height + 1))  # unverified: one past our head
         if h <= self.chain.height:
             try:
                 evidence = self.chain.import_block(block)

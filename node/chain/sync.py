@@ -20,6 +20,11 @@ if TYPE_CHECKING:
     from .service import ChainService
 
 SYNC_BATCH = 64
+RESYNC_PAUSE_S = 1.0
+"""A peer whose last sync brought nothing is not asked again for this long."""
+MAX_TRACKED_PEERS = 1024
+UNSYNCED_INTERVAL_S = 0.1
+"""Until it is synced, a (re)started node looks for a peer to sync from this often."""
 _events = Events("chain")
 
 
@@ -29,6 +34,25 @@ class ChainSync:
     def __init__(self, svc: ChainService) -> None:
         self.svc = svc
         self._syncing = trio.Lock()
+        self._fruitless: dict[bytes, float] = {}  # peer -> when a sync from it last brought nothing
+        self.requests = 0
+        self.answered = False  # some peer answered a sync request since we started
+        self.certified_seen = 0  # the highest certified height a peer backed (or a verified certificate showed)
+        self._claim: int | None = None
+
+    @property
+    def synced(self) -> bool:
+        """Whether we may propose and attest: a peer answered since we started and we hold the highest
+        certified head the peers showed us (a restarted node first catches up, so it never builds on an old
+        head). A peer's reported certified height counts only once its blocks got us there."""
+        return self.answered and self.svc.chain.finalized_height >= self.certified_seen
+
+    def saw_certified(self, height: int) -> None:
+        """A verified certificate (or a peer that backed its claim) shows ``height`` is final."""
+        was = self.synced
+        self.certified_seen = max(self.certified_seen, height)
+        if was != self.synced:
+            self.svc.changes.notify()
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
         req = codec.decode(request, max_size=1024)
@@ -42,48 +66,85 @@ class ChainSync:
             cert = self.svc.chain.certificate(block.height)
             blocks.append(block.encode())
             certs.append(cert.encode() if cert is not None else b"")
-        return codec.encode({"blocks": blocks, "certs": certs, "height": self.svc.chain.height})
+        return codec.encode({"blocks": blocks, "certs": certs, "height": self.svc.chain.height,
+                             "finalized": self.svc.chain.finalized_height})
 
     async def sync_from(self, peer: bytes, *, timeout: float = 20.0) -> int:
         """Fetch and import blocks past our head from ``peer``; returns how many were imported."""
         if self._syncing.locked():
             return 0
-        imported = 0
-        async with self._syncing:
-            while True:
-                try:
-                    start = min(self.svc.chain.height, self.svc.chain.finalized_height)
-                    raw = await self.svc.transport.request(
-                        peer, PROTO_SYNC, codec.encode({"from": start, "limit": SYNC_BATCH}), timeout=timeout)
-                    answer = codec.decode(raw)
-                    blocks = [Block.decode(b, self.svc.network_id) for b in answer["blocks"]]
-                    certs = [Certificate.decode(c) if c else None for c in answer["certs"]]
-                except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ProtocolError, lerr.LedgerError,
-                        KeyError, TypeError) as err:
-                    _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
-                    return imported
-                if not blocks:
-                    break
-                progressed = False
-                for block, cert in zip(blocks, certs, strict=False):
-                    if block.height <= self.svc.chain.height:
-                        if cert is not None and cert.height > self.svc.chain.finalized_height:
-                            self.svc.finality.finalize(cert)
-                            progressed = True
-                        continue
-                    certified = cert is not None and self.svc.finality.cert_ok(cert, block)
-                    if block.height != self.svc.chain.height + 1 or not await self.svc.import_block(
-                            block, announce=False, certified=certified):
-                        return imported
-                    imported += 1
-                    progressed = True
-                    if cert is not None:
-                        self.svc.finality.finalize(cert)
-                if len(blocks) < SYNC_BATCH or not progressed:
-                    break
+        last = self._fruitless.get(peer)
+        if last is not None and trio.current_time() - last < RESYNC_PAUSE_S:
+            return 0  # it had nothing for us a moment ago: a peer's claim cannot make us ask again and again
+        imported, reached = 0, False
+        before = self.svc.chain.finalized_height
+        was_synced = self.synced
+        try:
+            async with self._syncing:
+                imported, reached = await self._pull(peer, timeout)
+                if reached and self._claim is not None:
+                    self.answered = True
+                    if self.svc.chain.finalized_height >= self._claim:  # it backed its claim with blocks
+                        self.certified_seen = max(self.certified_seen, self._claim)
+                    else:
+                        _events.warning("sync.unbacked_claim", peer=peer, claimed=self._claim,
+                                        finalized=self.svc.chain.finalized_height)
+                if self.synced != was_synced:
+                    self.svc.changes.notify()
+        finally:
+            if imported or self.svc.chain.finalized_height > before:
+                self._fruitless.pop(peer, None)
+            elif reached:  # an unreachable peer cost nothing; one that answered nothing (or too slowly) did
+                if len(self._fruitless) >= MAX_TRACKED_PEERS:
+                    self._fruitless.clear()
+                self._fruitless[peer] = trio.current_time()
         if imported:
             _events.info("sync.done", peer=peer, imported=imported, height=self.svc.chain.height)
         return imported
+
+    async def _pull(self, peer: bytes, timeout: float) -> tuple[int, bool]:
+        """Fetch and import batches from ``peer`` until it has no more (the sync lock is held); returns how
+        many blocks were imported and whether the peer was reached (its certified height in ``_claim``)."""
+        imported = 0
+        self._claim = None
+        while True:
+            try:
+                start = min(self.svc.chain.height, self.svc.chain.finalized_height)
+                self.requests += 1
+                raw = await self.svc.transport.request(
+                    peer, PROTO_SYNC, codec.encode({"from": start, "limit": SYNC_BATCH}), timeout=timeout)
+                answer = codec.decode(raw)
+                blocks = [Block.decode(b, self.svc.network_id) for b in answer["blocks"]]
+                certs = [Certificate.decode(c) if c else None for c in answer["certs"]]
+                claim = answer.get("finalized", 0)
+                self._claim = max(self._claim or 0, claim if isinstance(claim, int) else 0)
+            except PeerUnavailable as err:
+                _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
+                return imported, imported > 0
+            except (RemoteRejected, trio.TooSlowError, ProtocolError, lerr.LedgerError,
+                    KeyError, TypeError) as err:
+                _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
+                return imported, True
+            if not blocks:
+                break
+            progressed = False
+            for block, cert in zip(blocks, certs, strict=False):
+                if block.height <= self.svc.chain.height:
+                    if cert is not None and cert.height > self.svc.chain.finalized_height:
+                        self.svc.finality.finalize(cert)
+                        progressed = True
+                    continue
+                certified = cert is not None and self.svc.finality.cert_ok(cert, block)
+                if block.height != self.svc.chain.height + 1 or not await self.svc.import_block(
+                        block, announce=False, certified=certified):
+                    return imported, True
+                imported += 1
+                progressed = True
+                if cert is not None:
+                    self.svc.finality.finalize(cert)
+            if len(blocks) < SYNC_BATCH or not progressed:
+                break
+        return imported, True
 
     async def loop(self, *, interval: float = 2.0, probe_every: int = 5) -> None:
         """Catch up whenever a peer shows a height above ours (blocks, attestations, certificates), and
@@ -96,10 +157,20 @@ class ChainSync:
             behind = seen > chain.height or chain.finalized_height < seen
             if peers and (behind or not probed or tick % probe_every == 0):
                 probed = True
-                for i in range(len(peers) if behind else 1):
-                    await self.sync_from(peers[(tick + i) % len(peers)])
-                    if self.svc.chain.finalized_height >= self.svc.highest_seen:
-                        break
+                await self.sweep(peers, tick, behind=behind)
             tick += 1
-            await trio.sleep(interval)
+            await trio.sleep(interval if self.synced else min(interval, UNSYNCED_INTERVAL_S))
+
+    async def sweep(self, peers: list[bytes], tick: int, *, behind: bool) -> None:
+        """Sync from every peer when behind (else from one); when none of them had anything past our head or
+        finalized height, no peer backs the height we were shown: forget it, so a claim that nobody can
+        substantiate (a lie, or a block only its proposer holds) costs one sweep, not one every interval."""
+        chain = self.svc.chain
+        before = (chain.height, chain.finalized_height)
+        for i in range(len(peers) if behind else 1):
+            await self.sync_from(peers[(tick + i) % len(peers)])
+            if chain.finalized_height >= self.svc.highest_seen:
+                break
+        if behind and (chain.height, chain.finalized_height) == before:
+            self.svc.highest_seen = min(self.svc.highest_seen, chain.finalized_height)
 

@@ -80,9 +80,12 @@ class DrawDriver:
         """The proposer loop, for the node's lifetime."""
         chain = self.node.chain
         wanted_since: dict[int, float] = {}
+        def wanted() -> bool:  # a (re)started node proposes only once it holds the certified head
+            return chain.synced and chain.wants_block()
+
         while True:
             try:
-                await chain.changes.wait_for(chain.wants_block, timeout=IDLE_WAIT_S)
+                await chain.changes.wait_for(wanted, timeout=IDLE_WAIT_S)
             except trio.TooSlowError:
                 continue
             height = chain.height + 1
@@ -122,8 +125,8 @@ class DrawDriver:
         if not candidate.txs:
             return  # nothing in the mempool applies (e.g. a nonce gap): no empty blocks
         await chain.prepare_candidate(candidate)
-        if chain.height + 1 != height:
-            return  # a block arrived while we prepared
+        if chain.height + 1 != height or not chain.synced:
+            return  # a block arrived while we prepared (or showed us we are behind)
         try:
             block = await chain.propose(proof, timestamp_ms=now_ms())
         except LedgerError as err:  # e.g. a market contract refuses what the mempool holds: propose nothing

@@ -11,6 +11,7 @@ best submission it verified itself. The market says when a round's mining ends (
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,12 @@ from .base import DriverHost
 from .pol_models import LearningTask, ModelStore
 
 FETCH_TIMEOUT = 10.0
+"""One deadline for fetching every claim's model of a round (concurrently)."""
+MAX_CLAIMS = 64
+"""At most this many claims of a round are fetched (the lowest claimed losses)."""
+NOT_LEASED = "not-leased"
 DECISION_WAIT = 30.0
+SYNC_WAIT = 10.0
 ROUNDS_KEPT = 32
 _events = Events("pol")
 
@@ -65,6 +71,8 @@ class PolDriver:
         self.winners: dict[int, bytes] = {}
         self.decisions: OrderedDict[int, trio.Event] = OrderedDict()
         self.cheaters: set[tuple[int, bytes]] = set()
+        self.leased: OrderedDict[int, frozenset[bytes]] = OrderedDict()
+        """The miners that leased compute in each round (from the market's lease): only they may claim."""
         node.transport.set_handler(PROTO_MODEL, models.serve)
         self.hooks = BlockHooks(prepare=self.prepare_block, may_attest=self.may_attest, imported=self.after_import)
 
@@ -78,6 +86,8 @@ class PolDriver:
         env = decode_tx(commit_raw, self.node.network_id)
         if env.type != "tx/model_commit" or env.round != round_no:
             raise ProtocolError("expected a model commitment of this round", reason="schema")
+        if not self.may_claim(round_no, env.sender):
+            raise ProtocolError("a claim from a key that leased no compute this round", reason=NOT_LEASED)
         sub = Submission(env.sender, env.body["hash"], float(env.body["loss"]), commit_raw)
         table = self.submissions.setdefault(round_no, {})
         table.setdefault(env.sender, sub)
@@ -85,9 +95,17 @@ class PolDriver:
             self.submissions.popitem(last=False)
         return sub
 
+    def may_claim(self, round_no: int, account: bytes) -> bool:
+        """Whether ``account`` leased compute in ``round_no`` (True while the round's lease is not known yet: a
+        claim may overtake the lease on gossip; :meth:`ranked` filters again once it is)."""
+        leased = self.leased.get(round_no)
+        return leased is None or account in leased
+
     def ranked(self, round_no: int) -> list[Submission]:
-        """Submissions of a round, lowest claimed loss first (ties by account bytes, as the ledger rules)."""
-        return sorted(self.submissions.get(round_no, {}).values(), key=lambda s: (s.loss, s.submitter))
+        """Submissions of a round from leased miners, lowest claimed loss first (ties by account bytes, as the
+        ledger rules)."""
+        subs = [s for s in self.submissions.get(round_no, {}).values() if self.may_claim(round_no, s.submitter)]
+        return sorted(subs, key=lambda s: (s.loss, s.submitter))
 
     async def verify(self, sub: Submission) -> bool:
         """Fetch the submission's weights and re-compute its loss."""
@@ -102,22 +120,53 @@ class PolDriver:
             return False
         return True
 
-    def expect(self, round_no: int) -> None:
-        """A round we take part in has started mining: blocks for it wait for our own ranking."""
+    def expect(self, round_no: int, miners: Iterable[bytes] | None = None) -> None:
+        """A round we take part in has started mining: blocks for it wait for our own ranking. ``miners``: the
+        accounts that leased compute in it (the market's lease); only their claims count."""
         self.decisions.setdefault(round_no, trio.Event())
         while len(self.decisions) > ROUNDS_KEPT:
             self.decisions.popitem(last=False)
+        if miners is not None:
+            self.leased[round_no] = frozenset(miners)
+            while len(self.leased) > ROUNDS_KEPT:
+                self.leased.popitem(last=False)
+
+    async def _fetch_all(self, subs: list[Submission]) -> dict[bytes, Any]:
+        """Every submission's weights, fetched concurrently under one deadline (``FETCH_TIMEOUT``): a claim
+        whose model does not arrive in time is dropped, never waited on one after another."""
+        fetched: dict[bytes, Any] = {}
+
+        async def one(sub: Submission) -> None:
+            try:
+                fetched[sub.submitter] = await self.models.fetch(self.node.transport, sub.submitter, sub.model_hash,
+                                                                 timeout=FETCH_TIMEOUT)
+            except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ValueError, ProtocolError) as err:
+                _events.warning("pol.fetch_failed", miner=sub.submitter, error=repr(err)[:200])
+
+        with trio.move_on_after(FETCH_TIMEOUT):
+            async with trio.open_nursery() as nursery:
+                for sub in subs[:MAX_CLAIMS]:
+                    nursery.start_soon(one, sub)
+        return fetched
+
+    async def _recomputes(self, sub: Submission, w: Any) -> bool:
+        recomputed = await self.node.compute(self.task.loss, w)
+        if not loss_matches(sub.loss, recomputed):
+            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed)
+            return False
+        return True
 
     async def decide(self, round_no: int) -> Submission | None:
         """The lowest claim that verifies; later claims are not fetched."""
         try:
-            for sub in self.ranked(round_no):
-                if (round_no, sub.submitter) in self.cheaters:
-                    continue
-                if await self.verify(sub):
+            ranked = [s for s in self.ranked(round_no) if (round_no, s.submitter) not in self.cheaters]
+            weights = await self._fetch_all(ranked)
+            for sub in ranked:
+                w = weights.get(sub.submitter)
+                if w is not None and await self._recomputes(sub, w):
                     self.winners[round_no] = sub.submitter
                     return sub
-                self.cheaters.add((round_no, sub.submitter))
+                self.cheaters.add((round_no, sub.submitter))  # a false claim, or a model not served in time
             return None
         finally:
             self.expect(round_no)
@@ -129,8 +178,17 @@ class PolDriver:
         return {"rule": "pol", "submissions": subs, "winner": winner.submitter}
 
     async def propose(self, round_no: int, winner: Submission) -> Block:
-        """Build, import and gossip the round's block (we are its winner)."""
-        return await self.node.chain.propose(self.proof(round_no, winner), timestamp_ms=now_ms())
+        """Build, import and gossip the round's block (we are its winner), once we hold the certified head our
+        peers showed us (a restarted node never proposes on an old head).
+
+        Raises:
+            InvalidBlock: ``not-synced`` when we did not catch up within ``SYNC_WAIT``; else as
+                :meth:`ChainService.propose`.
+        """
+        chain = self.node.chain
+        with trio.move_on_after(SYNC_WAIT):
+            await chain.wait_for(lambda: chain.synced, timeout=SYNC_WAIT * 2)
+        return await chain.propose(self.proof(round_no, winner), timestamp_ms=now_ms())
 
     # ------------------------------------------------------------ block hooks
     def _winner_of(self, block: Block) -> tuple[int, Submission] | None:
@@ -152,6 +210,13 @@ class PolDriver:
         if found is None:
             return None
         round_no, sub = found
+        if not self.may_claim(round_no, sub.submitter):
+            _events.warning("pol.not_leased", round=round_no, proposer=sub.submitter)
+
+            def not_leased(parent: State, checked: Block) -> None:
+                raise InvalidBlock("pol-loss", "the winner leased no compute this round")
+
+            return not_leased
         pending = self.decisions.get(round_no)
         if pending is not None and not pending.is_set():
             with trio.move_on_after(DECISION_WAIT):
@@ -176,6 +241,8 @@ class PolDriver:
         if found is None:
             return True
         round_no, sub = found
+        if not self.may_claim(round_no, sub.submitter):
+            return False
         mine = self.winners.get(round_no)
         if mine is not None and mine != sub.submitter:
             _events.warning("pol.not_best", round=round_no, proposer=sub.submitter, expected=mine)

@@ -43,9 +43,9 @@ def progress_line(spec: MarketSpec, summary: Mapping[str, Any]) -> str:
             f"{len(summary.get('left_out', []))}, final everywhere: {summary.get('final_everywhere')}")
 
 
-def _post_round(port: int, timeout: float) -> dict[str, Any]:
+def _post_round(port: int, timeout: float, token: str | None) -> dict[str, Any]:
     async def go() -> Any:
-        return await http_json(port, "POST", "/round", {}, timeout=timeout)
+        return await http_json(port, "POST", "/round", {}, timeout=timeout, token=token)
 
     return dict(trio.run(go))
 
@@ -98,7 +98,8 @@ def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | Non
         info = net.load()
         t0 = time.monotonic()
         try:
-            summary = _post_round(info["nodes"][leader_name]["http_port"], round_timeout)
+            summary = _post_round(info["nodes"][leader_name]["http_port"], round_timeout,
+                                  launcher.NetDir(root).control_token())
         except (OSError, trio.TooSlowError, HttpError) as err:
             raise launcher.LaunchError(f"round {next_round} failed at the leader: {err}") from err
         height = summary.get("height")

@@ -81,7 +81,7 @@ class AiBazaarRole(Role):
 
     async def after_lease(self, env: Envelope) -> None:
         """Role-specific reaction to a lease (consumers mine; everyone settles)."""
-        self.pol.expect(env.round)
+        self.pol.expect(env.round, miners=env.body["demands"])  # only the leased miners may claim
         self.ctx.spawn("settle", self.settle_round, env.round, env.body["mining_deadline_ms"])
 
     async def settle_round(self, round_no: int, deadline_ms: int) -> None:

@@ -123,7 +123,7 @@ class Cpp(AiBazaarRole):
         mining_deadline = now_ms() + int(mining_s * 1000)
         await ctx.publish(msg.MSG_LEASE, {"price": price, "demands": demands, "txs": txs,
                                           "mining_deadline_ms": mining_deadline}, round=rnd.number)
-        self.pol.expect(rnd.number)
+        self.pol.expect(rnd.number, miners=answered)  # only the leased miners may claim
         ctx.spawn("settle", self.settle_round, rnd.number, mining_deadline)
         names = [ctx.name_of(k) for k in answered]
         return RoundResult(

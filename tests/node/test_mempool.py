@@ -1,0 +1,110 @@
+"""Mempool admission (docs/adr/0082-mempool-admission.md): what a sender can pay for, per-sender and nonce-gap
+bounds, eviction by priority and age, and the node's own transactions always get a slot (issue 12, defect 1)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from bazaar.node.mempool import Mempool
+from bazaar.protocol import Envelope
+
+from .harness import memory_net, small_scenario
+
+
+class _State:
+    """The two things admission reads of a state."""
+
+    def __init__(self, balances: dict[bytes, int] | None = None, nonces: dict[bytes, int] | None = None) -> None:
+        self.balances = balances or {}
+        self.nonces = nonces or {}
+
+    def balance(self, account: bytes) -> int:
+        return self.balances.get(account, 0)
+
+    def nonce(self, account: bytes) -> int:
+        return self.nonces.get(account, 0)
+
+
+def _junk(sender: bytes, nonce: int, kind: str = "record", **body: Any) -> Envelope:
+    """An unsigned transaction envelope (admission never re-verifies: add_tx did): cheap to make by thousands."""
+    body = {"kind": "junk", "data": {}, **body, "nonce": nonce} if kind == "record" else {**body, "nonce": nonce}
+    return Envelope(type=f"tx/{kind}", market="", round=0, sender=sender, seq=0, ts=0, body=body,
+                    payload=os.urandom(24), signature=bytes(64))
+
+
+def _add(pool: Mempool, env: Envelope, state: Any, **kw: Any) -> bool:
+    return pool.add(env, env.wire, state, **kw)
+
+
+def test_a_sender_pays_for_everything_it_has_pending() -> None:
+    a = os.urandom(32)
+    pool, state = Mempool(), _State({a: 100})
+    assert _add(pool, _junk(a, 1, "transfer", to=bytes(32), amount=60), state)
+    assert not _add(pool, _junk(a, 2, "transfer", to=bytes(32), amount=50), state)
+    assert pool.last_refusal == "insufficient-funds"
+    assert _add(pool, _junk(a, 2, "transfer", to=bytes(32), amount=40), state)
+    assert _add(pool, _junk(a, 3), state)  # a record spends nothing
+
+
+def test_per_sender_and_nonce_gap_bounds() -> None:
+    a, b = os.urandom(32), os.urandom(32)
+    pool, state = Mempool(per_sender=4, max_gap=8), _State()
+    assert all(_add(pool, _junk(a, n), state) for n in range(1, 5))
+    assert not _add(pool, _junk(a, 5), state) and pool.last_refusal == "sender-full"
+    assert not _add(pool, _junk(b, 9), state) and pool.last_refusal == "nonce-gap"
+    assert _add(pool, _junk(b, 8), state)
+
+
+def test_a_full_pool_evicts_what_cannot_apply_then_the_heaviest_sender() -> None:
+    heavy, gapped, light, me = (os.urandom(32) for _ in range(4))
+    pool, state = Mempool(capacity=6, own=me), _State()
+    for n in range(1, 5):
+        assert _add(pool, _junk(heavy, n), state)
+    assert _add(pool, _junk(gapped, 3), state)  # cannot apply: nonces 1 and 2 are missing
+    assert _add(pool, _junk(light, 1), state)
+    assert _add(pool, _junk(light, 2), state)  # full: the gapped one went
+    assert pool.pending_of(gapped) == 0 and pool.pending_of(heavy) == 4
+    assert _add(pool, _junk(os.urandom(32), 1), state)  # the heaviest sender's newest went
+    assert pool.pending_of(heavy) == 3
+    assert max(p.nonce for p in pool.ordered_pending() if p.env.sender == heavy) == 3
+    # no sender holds more than the newcomer's would: a peer's transaction cannot displace anything...
+    flat = Mempool(capacity=2, own=me)
+    assert _add(flat, _junk(os.urandom(32), 1), state) and _add(flat, _junk(os.urandom(32), 1), state)
+    assert not _add(flat, _junk(os.urandom(32), 1), state) and flat.last_refusal == "mempool-full"
+    # ...but the node's own always gets a slot, even far ahead, over the caps and with nothing to pay with
+    assert _add(flat, _junk(me, 500, "transfer", to=bytes(32), amount=10**9), state)
+    assert _add(flat, _junk(me, 501), state) and _add(flat, _junk(me, 502), state)
+    assert len(flat) == 3 and flat.pending_of(me) == 3
+
+
+def test_nonce_gapped_transactions_are_not_offered_to_blocks() -> None:
+    a = os.urandom(32)
+    pool, state = Mempool(), _State()
+    assert _add(pool, _junk(a, 1), state) and _add(pool, _junk(a, 3), state)
+    assert [p.nonce for p in pool.ordered_pending(state)] == [1]
+    assert [p.nonce for p in pool.ordered_pending()] == [1, 3]
+    gapped = Mempool()
+    assert _add(gapped, _junk(a, 2), state) and not gapped.has_applicable(state)  # no block is wanted for it
+    assert pool.has_applicable(state)
+
+
+async def test_a_junk_flood_never_keeps_out_the_nodes_own_transactions_and_rounds_settle(tmp_path: Path) -> None:
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
+        for node in nodes.values():  # ~20k junk transactions from fresh keys with nonce gaps, on every node
+            svc = node.chain
+            for i in range(20_000):
+                env = _junk(os.urandom(32), 2 + i % 200)
+                svc.mempool.add(env, env.wire, svc.state)
+            assert len(svc.mempool) <= svc.mempool.capacity
+        with trio.fail_after(60):
+            summary = await nodes["cpp"].engine.play()
+        assert summary["final"], summary  # the round's own transactions entered every full pool; a block was built
+        leader = nodes["cpp"].chain
+        block = leader.block(summary["height"])
+        assert block is not None and len(block.txs) > 0
+        own = leader.sign_tx("transfer", {"to": nodes["consumer-0"].key.public, "amount": 1})
+        assert leader.add_tx(own.wire) is not None  # and the node's own transaction still enters a full pool
