@@ -32,6 +32,10 @@ class NodeConfig:
         listen: libp2p listen multiaddr (``/ip4/127.0.0.1/tcp/0`` for any port).
         http_port: local status/control port (0 = any; the bound port is written to ``ready.json``).
         peers: the address book (every other node); the first entries double as the bootstrap list.
+        log_json: log one JSON object per line.
+        byzantine: misbehaviours this node is started with (a testnet's Byzantine node; the names a market's
+            spec declares, docs/testnets.md); empty for an honest node.
+        clock_skew_ms: added to this node's wall clock (a testnet perturbation); 0 for an honest clock.
     """
 
     name: str
@@ -43,13 +47,17 @@ class NodeConfig:
     http_port: int = 0
     peers: tuple[PeerEntry, ...] = field(default=())
     log_json: bool = False
+    byzantine: tuple[str, ...] = ()
+    clock_skew_ms: int = 0
 
     def to_toml(self) -> str:
         """Serialise (the launcher writes ``node.toml`` with this)."""
         lines = [
             f'name = "{self.name}"', f'role = "{self.role}"', f'data_dir = "{self.data_dir}"',
             f'genesis = "{self.genesis}"', f'scenario = "{self.scenario}"', f'listen = "{self.listen}"',
-            f"http_port = {self.http_port}", f"log_json = {'true' if self.log_json else 'false'}", "",
+            f"http_port = {self.http_port}", f"log_json = {'true' if self.log_json else 'false'}",
+            "byzantine = [" + ", ".join(f'"{b}"' for b in self.byzantine) + "]",
+            f"clock_skew_ms = {self.clock_skew_ms}", "",
         ]
         for p in self.peers:
             lines += ["[[peers]]", f'name = "{p.name}"', f'role = "{p.role}"', f'key = "{p.key.hex()}"',
@@ -62,6 +70,8 @@ _TOP = (
     Field("scenario", "str"), Field("listen", "str", required=False, default="/ip4/127.0.0.1/tcp/0"),
     Field("http_port", "int", required=False, default=0, low=0, high=65535),
     Field("log_json", "bool", required=False, default=False),
+    Field("byzantine", "list_str", required=False, default=[]),
+    Field("clock_skew_ms", "int", required=False, default=0, low=-86_400_000, high=86_400_000),
 )
 _PEER = (Field("name", "str"), Field("role", "str"), Field("key", "str"), Field("addr", "str"))
 
@@ -95,4 +105,11 @@ def load_node_config(path: str | Path, **overrides: Any) -> NodeConfig:
         name=top["name"], role=top["role"], data_dir=Path(top["data_dir"]), genesis=Path(top["genesis"]),
         scenario=Path(top["scenario"]), listen=top["listen"], http_port=top["http_port"],
         peers=tuple(_peer(p, i) for i, p in enumerate(peers_raw)), log_json=top["log_json"],
+        byzantine=_byzantine(top["byzantine"]), clock_skew_ms=top["clock_skew_ms"],
     )
+
+
+def _byzantine(raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not all(isinstance(b, str) and b for b in raw):
+        raise ParamError("byzantine", "expected a list of behaviour names")
+    return tuple(raw)
