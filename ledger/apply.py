@@ -93,6 +93,7 @@ def apply(
             raise InvalidBlock(LedgerReason.BAD_TX, f"tx {i}: {err}", tx_index=i, tx_reason=err.reason) from err
     for check in checks:
         check(state, block)
+    draft.end_block()
     draft.credit(header.proposer, reward)
     draft.minted += reward
     new = draft.freeze(
@@ -168,6 +169,7 @@ def build_block(
     )
     _check_frame(state, provisional, genesis)
     outcome = check_consensus(state, provisional)
+    draft.end_block()
     draft.credit(proposer_key.public, reward)
     draft.minted += reward
     # The state root does not cover the head hash (the hash of the very header that carries the root), so the

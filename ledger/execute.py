@@ -45,6 +45,8 @@ class Draft:
         self.models: list[ModelCommit] = []
         self.minted = 0
         self.burned = 0
+        self.unbonding: dict[int, dict[bytes, int]] = {h: dict(batch) for h, batch in base.unbonding.items()}
+        self.expired: list[bytes] = []
 
     def balance(self, account: bytes) -> int:
         """Current free balance."""
@@ -61,6 +63,64 @@ class Draft:
     def stake(self, account: bytes) -> int:
         """Current stake."""
         return int(self.stakes.get(account, 0))
+
+    def unbond(self, account: bytes, amount: int) -> None:
+        """Move ``amount`` (already taken off the stake) into an unbonding entry released by the block at
+        ``height + unbonding_blocks``."""
+        batch = self.unbonding.setdefault(self.height + self.base.genesis.unbonding_blocks, {})
+        batch[account] = batch.get(account, 0) + amount
+
+    def slash_unbonding(self, account: bytes, ppm: int) -> int:
+        """Burn ``ppm`` parts per million of each of ``account``'s unbonding entries; returns what was burned."""
+        burned = 0
+        for batch in self.unbonding.values():
+            amount = batch.get(account, 0)
+            burn = amount * ppm // PPM
+            if burn:
+                burned += burn
+                if amount == burn:
+                    del batch[account]
+                else:
+                    batch[account] = amount - burn
+        return burned
+
+    def end_block(self) -> None:
+        """The end-of-block rules, after every transaction (docs/ledger.md §End of block):
+
+        1. release every unbonding entry due at this height to its account's balance;
+        2. refund every open escrow whose ``expires`` is below this height to its payer, in escrow-id order.
+
+        Every escrow open at the parent has ``expires ≥`` the parent's height (the rule ran at every earlier
+        block, and a lock needs ``expires ≥`` its block's height), so the only escrows due are those of the
+        index bucket ``height − 1``; one expiring in this very block was re-checked (an id closed and locked
+        again in the block carries its new expiry).
+        """
+        for account, amount in sorted(self.unbonding.pop(self.height, {}).items()):
+            self.credit(account, amount)
+        due = self.base.expiring.get(self.height - 1, frozenset())
+        for escrow_id in sorted(due):
+            escrow = self.escrows.get(escrow_id)
+            if escrow is None or escrow.expires >= self.height:
+                continue  # closed in this block, or closed and locked again with a later expiry
+            self.escrows.delete(escrow_id)
+            self.credit(escrow.payer, escrow.amount)
+            self.expired.append(escrow_id)
+
+    def _expiring(self) -> dict[int, frozenset[bytes]]:
+        """The expiry index after this block: the parent's, updated for the escrows the block touched."""
+        index = dict(self.base.expiring)
+        for escrow_id in self.escrows.changes:
+            before = self.base.escrows.get(escrow_id)
+            after = self.escrows.get(escrow_id)
+            if before is not None and (after is None or after.expires != before.expires):
+                left = index[before.expires] - {escrow_id}
+                if left:
+                    index[before.expires] = left
+                else:
+                    del index[before.expires]
+            if after is not None and (before is None or after.expires != before.expires):
+                index[after.expires] = index.get(after.expires, frozenset()) | {escrow_id}
+        return index
 
     def freeze(self, *, head: bytes, timestamp_ms: int, seed: bytes, pol_round: int) -> State:
         """The resulting immutable :class:`State`."""
@@ -86,6 +146,9 @@ class Draft:
             supply=Supply(
                 base.supply.genesis, base.supply.minted + self.minted, base.supply.burned + self.burned
             ),
+            unbonding={h: batch for h, batch in self.unbonding.items() if batch},
+            expired=tuple(sorted(self.expired)),
+            expiring=self._expiring(),
         )
 
 
@@ -247,7 +310,7 @@ def _unstake(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     if have < body["amount"]:
         raise InvalidTx(LedgerReason.INSUFFICIENT_STAKE, f"stake {have} < {body['amount']}")
     draft.stakes.set(env.sender, have - body["amount"])
-    draft.credit(env.sender, body["amount"])
+    draft.unbond(env.sender, body["amount"])
 
 
 def parse_weights(data: dict[str, Any]) -> dict[bytes, int]:
@@ -305,10 +368,11 @@ def _evidence(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     key = (proposer, height)
     if key in draft.base.evidence or key in draft.new_evidence:
         raise InvalidTx(LedgerReason.DUPLICATE_EVIDENCE, f"proposer already punished for height {height}")
+    ppm = draft.base.genesis.slash_ppm
     stake = draft.stake(proposer)
-    burn = stake * draft.base.genesis.slash_ppm // PPM
+    burn = stake * ppm // PPM
     draft.stakes.set(proposer, stake - burn)
-    draft.burned += burn
+    draft.burned += burn + draft.slash_unbonding(proposer, ppm)  # unstaking does not escape the evidence
     if proposer not in draft.slashed:
         draft.slashed.set(proposer, draft.height)
     draft.new_evidence.add(key)

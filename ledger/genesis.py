@@ -17,6 +17,9 @@ from .amounts import MAX_AMOUNT
 RULES = ("pol", "pos", "lottery")
 GENESIS_DOMAIN = b"bazaar/genesis/v1\x00"
 PPM = 1_000_000
+DEFAULT_UNBONDING_BLOCKS = 20
+"""Blocks an unstaked amount stays slashable before it returns to the balance, when genesis does not say."""
+MAX_UNBONDING_BLOCKS = 1_000_000
 
 
 def _hex_or_bytes(value: Any, what: str) -> bytes:
@@ -45,7 +48,9 @@ class Genesis:
         reward_per_tx: extra micro-tokens minted per transaction in the block.
         slash_fraction: share of an equivocating proposer's stake that is burned.
         params: free network parameters; the ledger reads ``"weights_authority"`` (hex account allowed to set
-            the validator weight map with a ``weights`` record).
+            the validator weight map with a ``weights`` record) and ``"unbonding_blocks"`` (blocks an unstaked
+            amount stays slashable before it is released; default :data:`DEFAULT_UNBONDING_BLOCKS`, so genesis
+            files written before it keep their meaning and their hash).
     """
 
     network_id: str
@@ -91,6 +96,10 @@ class Genesis:
         authority = self.params.get("weights_authority")
         if authority is not None and len(_hex_or_bytes(authority, "weights_authority")) != 32:
             raise ValueError("params.weights_authority must be a 32-byte account (hex)")
+        unbonding = self.params.get("unbonding_blocks", DEFAULT_UNBONDING_BLOCKS)
+        if isinstance(unbonding, bool) or not isinstance(unbonding, int) \
+                or not 0 <= unbonding <= MAX_UNBONDING_BLOCKS:
+            raise ValueError(f"params.unbonding_blocks must be an int in [0, {MAX_UNBONDING_BLOCKS}]")
         object.__setattr__(self, "balances", dict(self.balances))
         object.__setattr__(self, "stakes", dict(self.stakes))
         object.__setattr__(self, "validators", dict(self.validators))
@@ -105,6 +114,12 @@ class Genesis:
     def supply(self) -> int:
         """Total micro-tokens at genesis (balances + stakes)."""
         return sum(self.balances.values()) + sum(self.stakes.values())
+
+    @property
+    def unbonding_blocks(self) -> int:
+        """Blocks between an ``unstake`` and the release of its amount to the balance (0: released in the same
+        block's end)."""
+        return int(self.params.get("unbonding_blocks", DEFAULT_UNBONDING_BLOCKS))
 
     @property
     def weights_authority(self) -> bytes | None:
@@ -179,6 +194,7 @@ def make_genesis(
     timestamp_ms: int = 0,
     slash_fraction: float = 0.5,
     params: Mapping[str, Any] | None = None,
+    unbonding_blocks: int | None = None,
 ) -> Genesis:
     """Convenience constructor: validators given by their Ed25519 keys, BLS keys derived with ``bls_keygen``.
 
@@ -195,6 +211,7 @@ def make_genesis(
         timestamp_ms: genesis time.
         slash_fraction: share of stake burned on equivocation.
         params: network parameters (see :class:`Genesis`).
+        unbonding_blocks: sets ``params["unbonding_blocks"]`` (None: leave the default).
 
     Returns:
         The genesis.
@@ -217,5 +234,5 @@ def make_genesis(
         block_reward=block_reward,
         reward_per_tx=reward_per_tx,
         slash_fraction=slash_fraction,
-        params=dict(params or {}),
+        params={**(params or {}), **({} if unbonding_blocks is None else {"unbonding_blocks": unbonding_blocks})},
     )

@@ -111,6 +111,11 @@ class State:
         models: the model commitments applied in the head block.
         pol_round: the market round of the last PoL block's submissions.
         supply: minted and burned totals.
+        unbonding: unstaked micro-tokens waiting for their release, ``release height -> {account: amount}``
+            (released to the balance by the block at that height; still slashable until then).
+        expired: ids of the escrows the expiry rule refunded in the head block, sorted.
+        expiring: open escrow ids by their ``expires`` height — an index derived from ``escrows`` (not hashed,
+            not compared), so the expiry rule reads one bucket per block instead of scanning every escrow.
     """
 
     genesis: Genesis = field(repr=False, compare=False)
@@ -131,12 +136,21 @@ class State:
     models: tuple[ModelCommit, ...]
     pol_round: int
     supply: Supply
+    unbonding: Mapping[int, Mapping[bytes, int]] = field(default_factory=dict)
+    expired: tuple[bytes, ...] = ()
+    expiring: Mapping[int, frozenset[bytes]] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         for name in ("balances", "nonces", "escrows", "stakes", "validators", "slashed", "weights"):
             value = getattr(self, name)
             if not isinstance(value, MappingProxyType):
                 object.__setattr__(self, name, _frozen(value))
+        if not isinstance(self.unbonding, MappingProxyType):
+            object.__setattr__(self, "unbonding", _frozen({h: _frozen(b) for h, b in self.unbonding.items()}))
+        if self.expiring is None:
+            object.__setattr__(self, "expiring", _frozen(expiry_index(self.escrows)))
+        elif not isinstance(self.expiring, MappingProxyType):
+            object.__setattr__(self, "expiring", _frozen(self.expiring))
 
     @classmethod
     def from_genesis(cls, genesis: Genesis) -> State:
@@ -186,6 +200,10 @@ class State:
         """Staked micro-tokens of ``account``."""
         return self.stakes.get(account, 0)
 
+    def unbonding_of(self, account: bytes) -> int:
+        """Micro-tokens ``account`` unstaked that are not released yet (still slashable)."""
+        return sum(batch.get(account, 0) for batch in self.unbonding.values())
+
     def escrow(self, escrow_id: bytes) -> Escrow | None:
         """The open escrow ``escrow_id``, or ``None``."""
         return self.escrows.get(escrow_id)
@@ -224,18 +242,23 @@ class State:
         return {a: (self.validators[a], w) for a, w in self.validator_weights().items()}
 
     def held(self) -> int:
-        """All tokens held: Σ balances + Σ escrow + Σ stake."""
+        """All tokens held: Σ balances + Σ escrow + Σ stake + Σ unbonding."""
         return (
             sum(self.balances.values())
             + sum(e.amount for e in self.escrows.values())
             + sum(self.stakes.values())
+            + sum(sum(batch.values()) for batch in self.unbonding.values())
         )
 
     def conserved(self) -> bool:
-        """Token conservation and non-negativity (docs/ledger.md, state invariants)."""
+        """Token conservation and non-negativity (docs/ledger.md, state invariants), and the two end-of-block
+        rules' invariants: no open escrow expired before this height, no unbonding entry due at or before it."""
         if any(v < 0 for v in self.balances.values()) or any(v < 0 for v in self.stakes.values()):
             return False
-        if any(e.amount <= 0 for e in self.escrows.values()):
+        if any(e.amount <= 0 or e.expires < self.height for e in self.escrows.values()):
+            return False
+        if any(h <= self.height or not batch or any(v <= 0 for v in batch.values())
+               for h, batch in self.unbonding.items()):
             return False
         return self.supply.total == self.held()
 
@@ -260,6 +283,8 @@ class State:
             "models": [m.to_canonical() for m in self.models],
             "pol_round": self.pol_round,
             "supply": [self.supply.genesis, self.supply.minted, self.supply.burned],
+            "unbonding": [[h, sorted([a, v] for a, v in batch.items())] for h, batch in sorted(self.unbonding.items())],
+            "expired": list(self.expired),
         }
 
     @cached_property
@@ -288,6 +313,9 @@ class State:
                 for k, e in sorted(self.escrows.items())
             },
             "stake": {a.hex(): v for a, v in sorted(self.stakes.items())},
+            "unbonding": {
+                str(h): {a.hex(): v for a, v in sorted(batch.items())} for h, batch in sorted(self.unbonding.items())
+            },
             "slashed": {a.hex(): h for a, h in sorted(self.slashed.items())},
             "supply": {
                 "genesis": self.supply.genesis,
@@ -296,6 +324,14 @@ class State:
             },
             "records": {"count": self.records_count, "root": self.records_root.hex()},
         }
+
+
+def expiry_index(escrows: Mapping[bytes, Escrow]) -> dict[int, frozenset[bytes]]:
+    """Open escrow ids grouped by their ``expires`` height (the expiry rule's index)."""
+    out: dict[int, set[bytes]] = {}
+    for escrow_id, escrow in escrows.items():
+        out.setdefault(escrow.expires, set()).add(escrow_id)
+    return {h: frozenset(ids) for h, ids in out.items()}
 
 
 class Overlay(Generic[K, V]):

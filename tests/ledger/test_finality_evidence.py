@@ -132,3 +132,30 @@ def test_equivocation_evidence_slashes_and_excludes_the_proposer() -> None:
 
 def _label(net: Net, account: bytes) -> str:
     return next(label for label, k in net.keys.items() if k.public == account)
+
+
+def test_slashing_reaches_the_unbonding_stake() -> None:
+    """A validator that unstakes before its equivocation lands still loses the slash fraction (issue 12)."""
+    net = Net(stakes=[1_000, 1_000, 1_000], params={"unbonding_blocks": 10})
+    chain = Chain(MemoryStore(), net.genesis)
+    key, proof = net.proposer_and_proof(chain.state)
+    base = chain.state
+    chain.build_and_import(key, [], timestamp_ms=base.timestamp_ms + 1, consensus=proof)
+    from bazaar.ledger.apply import build_block
+
+    twin, _, _ = build_block(base, net.genesis, key, [], timestamp_ms=base.timestamp_ms + 2, consensus=proof)
+    evidence = chain.import_block(twin)
+    assert evidence is not None
+    net.state = chain.state
+    label = _label(net, key.public)
+    net.commit([net.tx(label, "unstake", amount=800)])  # 800 unbonding, 200 staked
+    assert net.state.unbonding_of(key.public) == 800 and net.state.stake(key.public) == 200
+    _block, rejected = net.commit([evidence.to_tx(net.keys["alice"], NID).wire])
+    assert not rejected
+    state = net.state
+    assert state.stake(key.public) == 100 and state.unbonding_of(key.public) == 400
+    assert state.supply.burned == 500 and state.conserved() and state.is_slashed(key.public)
+    balance = state.balance(key.public)
+    for _ in range(10):
+        net.commit([])
+    assert net.state.unbonding_of(key.public) == 0 and net.state.balance(key.public) == balance + 400

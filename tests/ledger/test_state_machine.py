@@ -9,7 +9,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from bazaar.ledger import bls
 from bazaar.ledger.apply import apply
 from bazaar.ledger.block import Block
-from bazaar.ledger.state import State
+from bazaar.ledger.state import State, expiry_index
 
 from .helpers import NID, USERS, Net
 
@@ -23,7 +23,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = Net("pos", balance=1_000_000, stakes=[2, 1, 1])
+        self.net = Net("pos", balance=1_000_000, stakes=[2, 1, 1], params={"unbonding_blocks": 2})
         self.pending: list[bytes] = []
         self.replica = State.from_genesis(self.net.genesis)
         self.applied_blocks = 0
@@ -94,6 +94,10 @@ class LedgerMachine(RuleBasedStateMachine):
         assert all(v > 0 for v in state.balances.values())
         assert all(e.amount > 0 for e in state.escrows.values())
         assert all(v > 0 for v in state.stakes.values())
+        # the end-of-block rules: nothing expired stays locked, nothing due stays unbonding, the index is exact
+        assert all(e.expires >= state.height for e in state.escrows.values())
+        assert all(h > state.height for h in state.unbonding)
+        assert dict(state.expiring) == expiry_index(state.escrows)
         genesis = self.net.genesis
         # every applied transaction here carries a nonce, so the nonces count the included transactions
         assert state.supply.minted == genesis.block_reward * state.height + genesis.reward_per_tx * sum(
@@ -102,6 +106,6 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 LedgerMachine.TestCase.settings = settings(
-    max_examples=12, stateful_step_count=14, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=16, stateful_step_count=20, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestLedgerMachine = LedgerMachine.TestCase

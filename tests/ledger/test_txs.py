@@ -119,6 +119,67 @@ def test_release_by_others_is_refused() -> None:
     ) == ("escrow-exists")
 
 
+def test_expired_escrows_are_refunded_by_the_end_of_block_rule() -> None:
+    """At height h every open escrow with expires < h returns to its payer, with no transaction (issue 12)."""
+    net = Net()
+    alice, carol = net.acct("alice"), net.acct("carol")
+    ids = [bytes([i]) * 32 for i in (3, 1, 2)]
+    net.commit([net.tx("alice", "escrow_lock", id=ids[0], payee=net.acct("bob"), amount=100, expires=2),
+                net.tx("alice", "escrow_lock", id=ids[1], payee=net.acct("bob"), amount=200, expires=2,
+                       arbiter=net.acct("dave")),
+                net.tx("carol", "escrow_lock", id=ids[2], payee=net.acct("bob"), amount=300, expires=2),
+                net.tx("carol", "escrow_lock", id=ESC, payee=net.acct("bob"), amount=50, expires=9)])
+    balances = {a: net.state.balance(a) for a in (alice, carol)}
+    assert sorted(net.state.expiring[2]) == sorted(ids) and net.state.expiring[9] == {ESC}
+    net.commit([])  # height 2 == expires: still locked
+    assert all(net.state.escrow(i) is not None for i in ids) and net.state.expired == ()
+    block, _ = net.commit([])  # height 3 > expires: all three return
+    rewards = {a: (block.header.reward if block.header.proposer == a else 0) for a in (alice, carol)}
+    assert all(net.state.escrow(i) is None for i in ids) and net.state.escrow(ESC) is not None
+    assert net.state.expired == tuple(sorted(ids))
+    assert net.state.balance(alice) == balances[alice] + 300 + rewards[alice]
+    assert net.state.balance(carol) == balances[carol] + 300 + rewards[carol]
+    assert 2 not in net.state.expiring and net.state.conserved()
+    net.commit([])
+    assert net.state.expired == ()  # only the head block's refunds
+
+
+def test_the_expiry_rule_leaves_settled_and_relocked_escrows_alone() -> None:
+    """An escrow released in the block it expires in is paid, not refunded; an id closed and locked again
+    in that block keeps its new lock; the payer's own refund in that block still works."""
+    net = Net()
+    other = b"\x33" * 32
+    net.commit([net.tx("alice", "escrow_lock", id=ESC, payee=net.acct("bob"), amount=100, expires=1),
+                net.tx("carol", "escrow_lock", id=other, payee=net.acct("bob"), amount=70, expires=1)])
+    bob, carol = net.state.balance(net.acct("bob")), net.state.balance(net.acct("carol"))
+    block, rejected = net.commit([
+        net.tx("alice", "escrow_release", id=ESC),
+        net.tx("alice", "escrow_lock", id=ESC, payee=net.acct("bob"), amount=40, expires=5),
+        net.tx("carol", "escrow_refund", id=other),  # height 2 > expires 1: the payer may
+    ])
+    assert not rejected
+    paid = block.header.reward if block.header.proposer == net.acct("bob") else 0
+    assert net.state.balance(net.acct("bob")) == bob + 100 + paid
+    again = net.state.escrow(ESC)
+    assert again is not None and again.amount == 40 and again.expires == 5 and net.state.expiring[5] == {ESC}
+    assert net.state.expired == () and net.state.escrow(other) is None
+    assert net.state.balance(net.acct("carol")) >= carol + 70 and net.state.conserved()
+
+
+def test_a_partly_taken_contract_escrow_expires_with_its_rest() -> None:
+    from bazaar.ledger.txs import contract_account
+
+    net = Net()
+    contract = contract_account("cloudchain")
+    net.commit([net.tx("alice", "escrow_lock", id=ESC, payee=net.acct("alice"), amount=500, expires=2,
+                       arbiter=contract, market="cloudchain")])
+    alice = net.state.balance(net.acct("alice"))
+    net.commit([])
+    block, _ = net.commit([])  # height 3
+    reward = block.header.reward if block.header.proposer == net.acct("alice") else 0
+    assert net.state.escrow(ESC) is None and net.state.balance(net.acct("alice")) == alice + 500 + reward
+
+
 def test_refund_by_payee_any_time_by_payer_only_after_expiry() -> None:
     net = Net()
     lock(net, expires=3)  # locked at height 1
@@ -205,17 +266,47 @@ def stake_body(net: Net, label: str, amount: int) -> dict[str, object]:
     return {"amount": amount, "bls_pubkey": bls.sk_to_pk(sk), "bls_pop": bls.pop_prove(sk)}
 
 
-def test_stake_registers_validator_and_unstake_returns_tokens() -> None:
-    net = Net()
+def test_stake_registers_validator_and_unstake_returns_tokens_after_unbonding() -> None:
+    net = Net(params={"unbonding_blocks": 4})
     dave = net.acct("dave")
     blocks = [net.commit([net.tx("dave", "stake", **stake_body(net, "dave", 4_000))])[0]]
     assert net.state.stake(dave) == 4_000 and dave in net.state.validator_weights()
     assert net.state.validators[dave] == bls.sk_to_pk(net.bls_secret("dave"))
     blocks.append(net.commit([net.tx("dave", "stake", amount=1_000)])[0])  # later stakes need no key
-    blocks.append(net.commit([net.tx("dave", "unstake", amount=5_000)])[0])
-    earned = sum(b.header.reward for b in blocks if b.header.proposer == dave)
+    blocks.append(net.commit([net.tx("dave", "unstake", amount=5_000)])[0])  # height 3: released at 7
     assert net.state.stake(dave) == 0 and dave not in net.state.validator_weights()
+    assert dave not in net.state.proposer_weights()  # unbonding is no weight
+    for height in range(4, 7):
+        earned = sum(b.header.reward for b in blocks if b.header.proposer == dave)
+        assert net.state.unbonding_of(dave) == 5_000 and net.state.balance(dave) == 995_000 + earned
+        assert dict(net.state.unbonding) == {7: {dave: 5_000}} and net.state.conserved()
+        blocks.append(net.commit([])[0])
+        assert net.state.height == height
+    blocks.append(net.commit([])[0])  # height 7: released by the end-of-block rule
+    earned = sum(b.header.reward for b in blocks if b.header.proposer == dave)
+    assert net.state.unbonding_of(dave) == 0 and not net.state.unbonding
     assert net.state.balance(dave) == 1_000_000 + earned and net.state.conserved()
+
+
+def test_unbonding_defaults_to_twenty_blocks_and_zero_releases_in_the_same_block() -> None:
+    assert Net().genesis.unbonding_blocks == 20
+    net = Net(params={"unbonding_blocks": 0})
+    v0 = net.acct("v0")
+    before = net.state.balance(v0)
+    block, _ = net.commit([net.tx("v0", "unstake", amount=400)])
+    reward = block.header.reward if block.header.proposer == v0 else 0
+    assert net.state.balance(v0) == before + 400 + reward and not net.state.unbonding
+    with pytest.raises(ValueError, match="unbonding_blocks"):
+        Net(params={"unbonding_blocks": -1})
+
+
+def test_unbonding_is_in_the_state_root() -> None:
+    a, b = Net(params={"unbonding_blocks": 3}), Net(params={"unbonding_blocks": 3})
+    a.commit([a.tx("v0", "unstake", amount=400)])
+    b.commit([b.tx("v0", "unstake", amount=300)])
+    assert a.state.stake(a.acct("v0")) + a.state.unbonding_of(a.acct("v0")) == 1_000
+    assert a.state.root() != b.state.root()
+    assert a.state.to_canonical()["unbonding"] == [[4, [[a.acct("v0"), 400]]]]
 
 
 def test_stake_reject_reasons() -> None:
