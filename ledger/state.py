@@ -138,7 +138,8 @@ class State:
     supply: Supply
     unbonding: Mapping[int, Mapping[bytes, int]] = field(default_factory=dict)
     expired: tuple[bytes, ...] = ()
-    expiring: Mapping[int, frozenset[bytes]] = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    # None (the default): derived from ``escrows`` in __post_init__
+    expiring: Mapping[int, frozenset[bytes]] = field(default=None, compare=False, repr=False)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         for name in ("balances", "nonces", "escrows", "stakes", "validators", "slashed", "weights"):
