@@ -108,10 +108,10 @@ def _registered() -> Chain:
     return c
 
 
-def _post(c: Chain, task: Task = TASK, who: str = "bob") -> bytes:
+def _post(c: Chain, task: Task = TASK, who: str = "bob", expires: int = 500) -> bytes:
     key = task_key(c.net.acct(who), task.id)
     c.block([c.net.tx(who, "escrow_lock", market=M, id=key, payee=c.net.acct(who),
-                      amount=task_escrow(task, c.rules.oracle_fee), expires=500, arbiter=CONTRACT),
+                      amount=task_escrow(task, c.rules.oracle_fee), expires=expires, arbiter=CONTRACT),
              c.record(who, msg.TASK, task_data(task, 7, "main"))])
     return key
 
@@ -258,6 +258,25 @@ def test_an_allocated_task_no_quorum_decides_is_refunded_by_the_contract_at_expi
             break
     assert key not in c.net.state.escrows and key not in c.book.tasks
     assert c.net.state.balance(c.net.acct("bob")) == bob + task_escrow(TASK, c.rules.oracle_fee)
+
+
+def test_a_task_whose_escrow_expires_before_its_settlement_is_never_allocated() -> None:
+    """The ledger refunds an escrow at expires + 1 on its own (docs/ledger.md §End of block): the contract leaves
+    unserved, and refunds at once, a task whose escrow would expire before the task's settlement deadline, so no
+    provider works for a payment that is gone; a task whose escrow already returned is dropped at the window."""
+    c = _registered()
+    short = _post(c, expires=c.net.state.height + c.rules.task_expiry)  # one block short of the deadline
+    gone = _post(c, replace(TASK, id="job-2"), expires=c.net.state.height + 1)
+    ok = _post(c, replace(TASK, id="job-3"))
+    c.block([])
+    c.block([])  # the ledger refunded ``gone`` by itself
+    assert gone not in c.net.state.escrows and c.book.tasks[gone].state == "open"
+    bob = c.net.state.balance(c.net.acct("bob"))
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 3})])
+    c.block([])  # the allocation: only ``ok`` is served
+    assert c.book.tasks[ok].state == "allocated" and short not in c.book.tasks and gone not in c.book.tasks
+    assert short not in c.net.state.escrows and c.net.state.conserved()
+    assert c.net.state.balance(c.net.acct("bob")) >= bob + task_escrow(TASK, c.rules.oracle_fee)
 
 
 def test_a_requester_cannot_take_back_an_allocated_task_escrow() -> None:

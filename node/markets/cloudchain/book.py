@@ -374,33 +374,39 @@ class Book:
         return Book(providers, tasks, tuple(windows), faults, earned, penalties, privacy, hosts, closed, disputes)
 
     # ------------------------------------------------------------------ the contract
-    def allocation(self, state: State) -> tuple[list[Entry], list[bytes], Allocation] | None:
+    def allocation(self, state: State, task_expiry: int
+                   ) -> tuple[list[Entry], list[bytes], Allocation, list[Entry]] | None:
         """The allocation the next block must carry (None: no window is pending or nothing is open): every open
         task, ordered by round and task id (never by arrival, which a proposer could influence), over the bonded
-        providers in registration order."""
+        providers in registration order — and, last, the open tasks left unserved because their escrow would not
+        outlive their settlement (the ledger refunds an escrow at ``expires + 1`` on its own, docs/ledger.md §End
+        of block; a task allocated now is settled at the latest at ``height + task_expiry + 1``)."""
         if not self.windows:
             return None
-        batch = sorted((e for e in self.tasks.values() if e.state == "open"), key=lambda e: (e.round, e.task.id))
-        if not batch:
+        open_ = sorted((e for e in self.tasks.values() if e.state == "open"), key=lambda e: (e.round, e.task.id))
+        if not open_:
             return None
+        settle_by = state.height + 1 + task_expiry
+        batch = [e for e in open_ if (esc := state.escrows.get(e.key)) is not None and esc.expires >= settle_by]
+        stale = [e for e in open_ if e not in batch]
         bonded = self.bonded(state)
         load = self.load()
         accts = [a for a, _ in bonded]
         alloc = allocate([e.task for e in batch], [p for _, p in bonded], [load.get(a, 0.0) for a in accts])
-        return batch, accts, alloc
+        return batch, accts, alloc, stale
 
     def contract_work(self, state: State, rules: Rules) -> list[tuple[str, dict[str, Any]]]:
         """The contract's transactions for the block on ``state``, in order: the allocation (and the refunds of
         unserved tasks), then the settlement of every decided or expired task (and its escrow moves)."""
         out: list[tuple[str, dict[str, Any]]] = []
-        planned = self.allocation(state)
+        planned = self.allocation(state, rules.task_expiry)
         if planned is not None:
-            batch, accts, alloc = planned
-            provs = [accts[i] if i >= 0 else b"" for i in alloc.assignment]
+            batch, accts, alloc, stale = planned
+            provs = [accts[i] if i >= 0 else b"" for i in alloc.assignment] + [b""] * len(stale)
             out.append(("record", {"kind": msg.ALLOC, "data": {
-                "rounds": sorted(set(self.windows)), "tasks": [e.key for e in batch], "providers": provs,
-                "prices": [float(p) for p in alloc.prices], "objective": float(alloc.objective)}}))
-            for e, prov in zip(batch, provs, strict=True):
+                "rounds": sorted(set(self.windows)), "tasks": [e.key for e in (*batch, *stale)], "providers": provs,
+                "prices": [float(p) for p in alloc.prices] + [0.0] * len(stale), "objective": float(alloc.objective)}}))
+            for e, prov in zip((*batch, *stale), provs, strict=True):
                 if not prov and e.key in state.escrows:
                     out.append(("escrow_refund", {"id": e.key}))
         rows: list[list[Any]] = []
