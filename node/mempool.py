@@ -83,7 +83,9 @@ class Mempool:
         base = state.nonce(env.sender)
         if not isinstance(nonce, int) or nonce <= base:
             return self._refuse(NodeReason.STALE_NONCE)
-        if env.digest in self._txs:
+        if env.digest in self._txs or nonce in self._by_sender.get(env.sender, {}):
+            # a second transaction of one sender and nonce (a restarted node re-signing a nonce its last run
+            # used): the first stays — both cannot apply, and one slot per (sender, nonce) keeps the books exact
             return self._refuse(NodeReason.DUPLICATE)
         cost = spends(env)
         if not own:

@@ -55,6 +55,11 @@ class ChainView(Protocol):
         ...
 
     @property
+    def synced(self) -> bool:
+        """Whether we hold the certified head our peers report (a restarted node is not, until it synced)."""
+        ...
+
+    @property
     def state(self) -> State:
         """The state at the head."""
         ...

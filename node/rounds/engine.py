@@ -1,11 +1,16 @@
 """The round engine: runs a market's rounds at its leader and reports one generic summary per round.
 
-It owns the round counter (persisted), ``POST /round``, the phase of each round, the timing, the wait for the
+It owns the round counter, ``POST /round``, the phase of each round, the timing, the wait for the
 round's settlement block and its finality, and the summary every market shares::
 
     {round, market, phase, mode, params, participants, left_out, height, final, latency_ms, metrics, outcome}
 
 plus the market's own top-level fields. A market's leading role supplies a :class:`RoundPlan`.
+
+Round numbers are never reused, across restarts too: a round's number is saved in the data dir before the
+round starts, and the next number is above both that counter and the highest round of this market in the
+leader's own transactions on its chain (which survives a lost or stale counter file); a leader numbers no round
+before it has synced to the head its peers certify (issue 12, defect 4).
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import trio
+
+from bazaar.ledger.txs import decode_tx
+from bazaar.protocol import ProtocolError
 
 from ..httpapi import HttpError
 from ..logs import Events
@@ -90,6 +98,9 @@ class RoundEngine:
         self.market = market
         saved = ctx.load_state(STATE_FILE) or {}
         self.number = int(saved.get("round", 0)) if isinstance(saved, dict) else 0
+        self.scanned = 0
+        """Height up to which :meth:`chain_round` has read our chain."""
+        self.chain_max = 0
         self.lock = trio.Lock()
         self.last: dict[str, Any] | None = None
 
@@ -103,9 +114,42 @@ class RoundEngine:
             except RoundError as err:
                 raise HttpError(503, str(err)) from err
 
+    def chain_round(self) -> int:
+        """The highest round number of this market in the leader's own transactions on its chain (0: none).
+
+        Reads only the blocks imported since the last call. A rewound block may have raised it: the number only
+        ever grows, which keeps round numbers unique."""
+        chain, me = self.ctx.chain, self.ctx.key.public
+        for height in range(self.scanned + 1, chain.height + 1):
+            block = chain.block(height)
+            if block is None:
+                break
+            for raw in block.txs:
+                try:
+                    env = decode_tx(raw, self.ctx.network_id)
+                except ProtocolError:
+                    continue  # cannot be in an imported block; never worth a crash
+                if env.sender == me and env.market == self.market:
+                    self.chain_max = max(self.chain_max, env.round)
+            self.scanned = height
+        return self.chain_max
+
+    async def _next_number(self) -> int:
+        """The next round number: above the saved counter and every round of ours on the synced chain.
+
+        Raises:
+            RoundError: the node has not synced to its peers' certified head within ``final_s``.
+        """
+        chain = self.ctx.chain
+        try:
+            await chain.wait_for(lambda: chain.synced, timeout=self.ctx.deadline("final_s"))
+        except trio.TooSlowError as err:
+            raise RoundError("not synced to the network's head yet: no round number to trust") from err
+        return max(self.number, self.chain_round()) + 1
+
     async def play(self) -> dict[str, Any]:
         """Run one round and return its summary."""
-        self.number += 1
+        self.number = await self._next_number()
         self.ctx.save_state(STATE_FILE, {"round": self.number})
         phase = self.ctx.scenario.phase_of(self.number)
         rnd = RoundStart(self.number, phase.name, phase.mode, phase.params, time.monotonic())
