@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import trio
 from bazaar.ledger.consensus import pol_consensus
 from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.txs import decode_tx
+from bazaar.node.consensus.factory import make_driver
 from bazaar.node.consensus.pol import WITHHOLD_BLOCK, PolDriver
 from bazaar.node.runtime import Node
 from bazaar.node.waiting import wait_until_async
@@ -108,3 +110,13 @@ async def test_an_attempt_1_block_that_arrives_before_its_wait_is_refused(tmp_pa
         assert cpp.chain.height == height and cpp.chain.state.pol_round == 99
         assert cpp.chain.block(height).header.proposer == second.key.public
 
+
+
+async def test_a_node_started_with_withhold_block_gets_a_withholding_driver(tmp_path: Path) -> None:
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
+        node = nodes["consumer-0"]
+        assert _driver(node).byzantine == frozenset()
+        started = dataclasses.replace(node, config=dataclasses.replace(node.config, byzantine=(WITHHOLD_BLOCK,)))
+        driver = make_driver("pol", started, learning_task=_driver(node).task, data_dir=tmp_path / "byz")
+        assert isinstance(driver, PolDriver)
+        assert driver.byzantine == {WITHHOLD_BLOCK} and driver.fallback_s == node.deadline("block_s")
