@@ -17,10 +17,15 @@ Each block's ``header.consensus`` map is the proof that its proposer was entitle
   equal the attempt-k draw ``weighted_draw(weights, seed, h, LOTTERY_DOMAIN, k)``, and ``reveal`` is its BLS reveal
   for ``h`` (verified against the BLS key registered for the proposer); the next seed is ``sha256(seed || reveal)``
   as for ``pos``, so no proposer can grind the next draw through its transactions.
-* ``pol`` — ``{"rule": "pol", "submissions": [raw tx/model_commit envelopes], "winner": account}``; the
-  winner is the submitter with the lowest claimed loss (ties broken by account bytes) and must be the
-  proposer; the node re-evaluates the winner's model with a block check (``ledger.checks``), the seed advances
-  as ``sha256(domain || seed || proposer || tx_root)``.
+* ``pol`` — ``{"rule": "pol", "submissions": [raw tx/model_commit envelopes], "winner": account, "reveal": 96 B,
+  "attempt": k (optional, default 0)}``; the submissions are ranked by claimed loss (ties broken by account
+  bytes), every submitter must have a registered BLS key, and the winner — who must be the proposer — is the
+  ``k``-th of that ranking (0-based: attempt 0 is the lowest claim, attempt k the (k+1)-th, which takes over when
+  the better claimants stay silent; nodes wait ``k × block_s`` after ranking the round before they accept it,
+  ``node/consensus/pol.py``). The node re-evaluates the winner's model with a block check (``ledger.checks``).
+  ``reveal`` is the winner's BLS reveal for ``h`` and the seed advances as for ``pos``,
+  ``sha256(seed || reveal)``: the winner cannot grind it through its choice of transactions or submissions
+  (docs/adr/0094).
 """
 
 from __future__ import annotations
@@ -42,7 +47,6 @@ from .txs import decode_tx
 SORTITION_DOMAIN = b"bazaar/sortition/v1\x00"
 LOTTERY_DOMAIN = b"bazaar/lottery/v1\x00"
 REVEAL_DOMAIN = b"bazaar/reveal/v1\x00"
-NEXT_SEED_DOMAIN = b"bazaar/next-seed/v1\x00"
 MAX_ATTEMPT = 1024
 MAX_SUBMISSIONS = 4096
 
@@ -151,15 +155,22 @@ def lottery_next(state: State, attempt: int = 0) -> bytes:
     return lottery_winner(pos_weights(state, attempt), state.seed, state.height + 1, attempt)
 
 
-def pol_winner(submissions: Sequence[Envelope]) -> Envelope:
-    """The submission with the lowest claimed loss (ties: lowest account bytes).
+def pol_ranking(submissions: Sequence[Envelope]) -> list[Envelope]:
+    """The submissions of a ``pol`` proof in the order attempts take them: lowest claimed loss first (ties:
+    lowest account bytes)."""
+    return sorted(submissions, key=lambda e: (float(e.body["loss"]), e.sender))
+
+
+def pol_winner(submissions: Sequence[Envelope], attempt: int = 0) -> Envelope:
+    """The submission entitled to propose at ``attempt``: the (attempt+1)-th lowest claimed loss.
 
     Raises:
-        ValueError: no submissions.
+        ValueError: fewer than ``attempt + 1`` submissions.
     """
-    if not submissions:
-        raise ValueError("no submissions")
-    return min(submissions, key=lambda e: (float(e.body["loss"]), e.sender))
+    ranking = pol_ranking(submissions)
+    if not 0 <= attempt < len(ranking):
+        raise ValueError(f"no submission for attempt {attempt} among {len(ranking)}")
+    return ranking[attempt]
 
 
 def pol_winner_of(header: Header, network_id: str) -> Envelope | None:
@@ -177,14 +188,26 @@ def pol_winner_of(header: Header, network_id: str) -> Envelope | None:
     return None
 
 
-def pol_consensus(submissions: Sequence[bytes], network_id: str) -> dict[str, Any]:
-    """The ``header.consensus`` map of a ``pol`` block from the round's raw model commitments.
+def pol_consensus(
+    submissions: Sequence[bytes], network_id: str, bls_secret: int, height: int, attempt: int = 0
+) -> dict[str, Any]:
+    """The ``header.consensus`` map of a ``pol`` block at ``height`` from the round's raw model commitments; the
+    proposer (holder of ``bls_secret``) must be the submitter ranked ``attempt``.
 
     Raises:
         ProtocolError: a submission does not verify.
+        ValueError: fewer than ``attempt + 1`` submissions.
     """
     envs = [decode_tx(raw, network_id) for raw in submissions]
-    return {"rule": "pol", "submissions": list(submissions), "winner": pol_winner(envs).sender}
+    proof: dict[str, Any] = {
+        "rule": "pol",
+        "submissions": list(submissions),
+        "winner": pol_winner(envs, attempt).sender,
+        "reveal": make_reveal(bls_secret, network_id, height),
+    }
+    if attempt:
+        proof["attempt"] = attempt
+    return proof
 
 
 @dataclass(frozen=True)
@@ -199,10 +222,6 @@ def _keys(proof: Mapping[str, Any], required: set[str], optional: set[str] = fro
     keys = set(proof)
     if not required <= keys or not keys <= required | optional:
         raise InvalidBlock(LedgerReason.BAD_CONSENSUS, f"consensus fields {sorted(keys)}, expected {sorted(required)}")
-
-
-def _plain_next_seed(state: State, header: Header) -> bytes:
-    return hashlib.sha256(NEXT_SEED_DOMAIN + state.seed + header.proposer + header.tx_root).digest()
 
 
 def _attempt(proof: Mapping[str, Any]) -> int:
@@ -251,7 +270,8 @@ def _check_lottery(state: State, header: Header, proof: Mapping[str, Any]) -> Co
 
 
 def _check_pol(state: State, header: Header, proof: Mapping[str, Any]) -> ConsensusOutcome:
-    _keys(proof, {"rule", "submissions", "winner"})
+    _keys(proof, {"rule", "submissions", "winner", "reveal"}, {"attempt"})
+    attempt = _attempt(proof)
     raw = proof["submissions"]
     if (
         not isinstance(raw, list)
@@ -267,18 +287,23 @@ def _check_pol(state: State, header: Header, proof: Mapping[str, Any]) -> Consen
             raise InvalidBlock(LedgerReason.BAD_CONSENSUS, f"submission {i}: {err}") from err
         if env.type != "tx/model_commit":
             raise InvalidBlock(LedgerReason.BAD_CONSENSUS, f"submission {i} is {env.type}, not tx/model_commit")
+        if env.sender not in state.validators:
+            raise InvalidBlock(LedgerReason.UNKNOWN_VALIDATOR, f"submission {i}: its miner has no registered BLS key")
         envs.append(env)
     if len({e.sender for e in envs}) != len(envs):
         raise InvalidBlock(LedgerReason.BAD_CONSENSUS, "one submission per miner")
     if len({(e.market, e.round) for e in envs}) != 1:
         raise InvalidBlock(LedgerReason.BAD_CONSENSUS, "submissions from different markets or rounds")
+    if attempt >= len(envs):
+        raise InvalidBlock(LedgerReason.BAD_CONSENSUS, f"attempt {attempt} but only {len(envs)} submissions")
     rnd = envs[0].round
     if rnd < state.pol_round:
         raise InvalidBlock(LedgerReason.STALE_ROUND, f"submissions of round {rnd} < last PoL round {state.pol_round}")
-    winner = pol_winner(envs)
+    winner = pol_winner(envs, attempt)
     if proof["winner"] != winner.sender or header.proposer != winner.sender:
-        raise InvalidBlock(LedgerReason.BAD_PROPOSER, f"lowest claimed loss is {winner.sender.hex()[:16]}")
-    return ConsensusOutcome(_plain_next_seed(state, header), rnd)
+        raise InvalidBlock(LedgerReason.BAD_PROPOSER,
+                           f"claim ranked {attempt} is {winner.sender.hex()[:16]}, not the proposer")
+    return ConsensusOutcome(_check_reveal(state, header, proof["reveal"]), rnd)
 
 
 def check_consensus(state: State, header: Header) -> ConsensusOutcome:
@@ -286,7 +311,7 @@ def check_consensus(state: State, header: Header) -> ConsensusOutcome:
 
     Raises:
         InvalidBlock: ``bad-consensus``, ``bad-proposer``, ``bad-reveal``, ``bad-seed``, ``bad-weights``,
-            ``stale-round`` or ``no-weight``.
+            ``stale-round``, ``unknown-validator`` (a PoL submitter without a BLS key) or ``no-weight``.
     """
     proof = header.consensus
     rule = state.genesis.consensus

@@ -65,6 +65,7 @@ class LedgerReason(StrEnum):
     OVER_ESCROW = "over-escrow"
     OVERFLOW = "overflow"
     OVERSIZE = "oversize"
+    POL_EARLY = "pol-early"
     POL_LOSS = "pol-loss"
     SLASHED = "slashed"
     STALE_ROUND = "stale-round"

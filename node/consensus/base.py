@@ -10,6 +10,7 @@ from bazaar.protocol.transport import Transport
 
 from ..chain.hooks import BlockHooks
 from ..chain.service import ChainService
+from ..config import NodeConfig
 
 
 class DriverHost(Protocol):
@@ -23,6 +24,11 @@ class DriverHost(Protocol):
     @property
     def bls_secret(self) -> Any:
         """Its BLS secret (attestations, RANDAO reveals)."""
+        ...
+
+    @property
+    def config(self) -> NodeConfig:
+        """The node's configuration (its ``byzantine`` behaviours, for a testnet's misbehaving node)."""
         ...
 
     @property

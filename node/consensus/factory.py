@@ -21,7 +21,8 @@ def make_driver(rule: str, node: DriverHost, *, learning_task: Any | None, data_
     if rule == "pol":
         if learning_task is None:
             raise ValueError("this market has no learning task, so it cannot run on Proof-of-Learning")
-        return PolDriver(node, learning_task, ModelStore(learning_task, data_dir / "models"))
+        return PolDriver(node, learning_task, ModelStore(learning_task, data_dir / "models"),
+                         fallback_s=node.deadline("block_s"), byzantine=node.config.byzantine)
     if rule in ("pos", "lottery"):
         return DrawDriver(node, rule, fallback_s=node.deadline("block_s"))
     raise ValueError(f"unknown consensus rule {rule!r}")

@@ -1,11 +1,14 @@
 """The ``pol`` consensus driver: collect miners' submissions, verify claimed losses by re-computing them,
 rank, propose when we won, check proposed blocks, and adopt the winner's model.
 
-Shared by every node of a PoL network (leaders validate too). The pure ledger checks the proof's shape and
-that the winner is the lowest *claimed* loss of the listed submissions; this driver adds a block check that
-re-computes the winner's loss (reason ``pol-loss``), and refuses to attest a block whose winner is not the
-best submission it verified itself. The market says when a round's mining ends (``decide`` then
-``propose``); the learning task comes from the market's spec (``MarketSpec.learning_task``).
+Shared by every node of a PoL network (leaders validate too). The pure ledger checks the proof's shape, the
+winner's BLS reveal, and that the winner of attempt k is the (k+1)-th lowest *claimed* loss of the listed
+submissions; this driver adds a block check that re-computes the winner's loss (reason ``pol-loss``), refuses a
+block whose winner is not among the k+1 best submissions it verified itself, and refuses an attempt-k block
+that arrives sooner than ``(k − ½) × block_s`` after it ranked the round (``pol-early``). The market says when
+a round's mining ends (:meth:`PolDriver.settle`): the best verified claimant proposes at once, the (k+1)-th
+after ``k × block_s`` when no block for the round came (docs/adr/0095). The learning task comes from the
+market's spec (``MarketSpec.learning_task``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import trio
 
 from bazaar.ledger.block import Block
 from bazaar.ledger.checks import BlockCheck
-from bazaar.ledger.errors import InvalidBlock
+from bazaar.ledger.consensus import make_reveal
+from bazaar.ledger.errors import InvalidBlock, LedgerError, LedgerReason
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError
@@ -37,6 +41,13 @@ FETCH_TIMEOUT = 10.0
 MAX_CLAIMS = 64
 """At most this many claims of a round are fetched (the lowest claimed losses)."""
 NOT_LEASED = "not-leased"
+WITHHOLD_BLOCK = "withhold-block"
+"""Byzantine behaviour (``NodeConfig.byzantine``): the node never proposes the PoL blocks it is entitled to (a
+winner that keeps its block to itself; the next claims take over)."""
+EARLY_SLACK = 0.5
+"""An attempt-k block is refused when it arrives sooner than ``(k − EARLY_SLACK) × block_s`` after this node
+ranked the round (the proposer waits ``k × block_s`` after its own ranking; the slack absorbs the spread of the
+nodes' ranking times)."""
 DECISION_WAIT = 30.0
 SYNC_WAIT = 10.0
 ROUNDS_KEPT = 32
@@ -63,12 +74,23 @@ class PolDriver:
 
     rule = "pol"
 
-    def __init__(self, node: DriverHost, task: LearningTask, models: ModelStore) -> None:
+    def __init__(self, node: DriverHost, task: LearningTask, models: ModelStore, *, fallback_s: float,
+                 byzantine: Iterable[str] = ()) -> None:
         self.node = node
         self.task = task
         self.models = models
+        self.fallback_s = fallback_s
+        """``block_s``: the (k+1)-th best claimant proposes ``k × fallback_s`` after ranking the round."""
+        self.byzantine = frozenset(byzantine)
         self.submissions: OrderedDict[int, dict[bytes, Submission]] = OrderedDict()
         self.winners: dict[int, bytes] = {}
+        self.verified: OrderedDict[int, list[Submission]] = OrderedDict()
+        """Per round, the claims this node verified, best first: attempt k belongs to ``verified[round][k]``."""
+        self.decided_at: dict[int, float] = {}
+        """Per round, when this node finished ranking it (``trio.current_time()``): attempt waits count from it."""
+        self.proposed = 0
+        self.fallbacks = 0
+        self.withheld = 0
         self.decisions: OrderedDict[int, trio.Event] = OrderedDict()
         self.cheaters: set[tuple[int, bytes]] = set()
         self.leased: OrderedDict[int, frozenset[bytes]] = OrderedDict()
@@ -88,6 +110,9 @@ class PolDriver:
             raise ProtocolError("expected a model commitment of this round", reason="schema")
         if not self.may_claim(round_no, env.sender):
             raise ProtocolError("a claim from a key that leased no compute this round", reason=NOT_LEASED)
+        if env.sender not in self.node.chain.state.validators:
+            raise ProtocolError("a claim from a key without a registered BLS key (it could never propose)",
+                                reason=LedgerReason.UNKNOWN_VALIDATOR)
         sub = Submission(env.sender, env.body["hash"], float(env.body["loss"]), commit_raw)
         table = self.submissions.setdefault(round_no, {})
         table.setdefault(env.sender, sub)
@@ -102,9 +127,11 @@ class PolDriver:
         return leased is None or account in leased
 
     def ranked(self, round_no: int) -> list[Submission]:
-        """Submissions of a round from leased miners, lowest claimed loss first (ties by account bytes, as the
-        ledger rules)."""
-        subs = [s for s in self.submissions.get(round_no, {}).values() if self.may_claim(round_no, s.submitter)]
+        """Submissions of a round from leased miners that can propose (a registered BLS key, not slashed), lowest
+        claimed loss first (ties by account bytes, as the ledger ranks them)."""
+        state = self.node.chain.state
+        subs = [s for s in self.submissions.get(round_no, {}).values() if self.may_claim(round_no, s.submitter)
+                and s.submitter in state.validators and s.submitter not in state.slashed]
         return sorted(subs, key=lambda s: (s.loss, s.submitter))
 
     async def verify(self, sub: Submission) -> bool:
@@ -157,29 +184,87 @@ class PolDriver:
         return True
 
     async def decide(self, round_no: int) -> Submission | None:
-        """The lowest claim that verifies; later claims are not fetched."""
+        """Rank the round: fetch every claim's model (one deadline), re-compute each loss, and keep the claims that
+        verify, best first (``verified``); returns the best, or None when none verifies."""
         try:
             ranked = [s for s in self.ranked(round_no) if (round_no, s.submitter) not in self.cheaters]
             weights = await self._fetch_all(ranked)
-            for sub in ranked:
+            good: list[Submission] = []
+            for sub in ranked[:MAX_CLAIMS]:
                 w = weights.get(sub.submitter)
                 if w is not None and await self._recomputes(sub, w):
-                    self.winners[round_no] = sub.submitter
-                    return sub
-                self.cheaters.add((round_no, sub.submitter))  # a false claim, or a model not served in time
-            return None
+                    good.append(sub)
+                else:
+                    self.cheaters.add((round_no, sub.submitter))  # a false claim, or a model not served in time
+            self.verified[round_no] = good
+            while len(self.verified) > ROUNDS_KEPT:
+                self.verified.popitem(last=False)
+            if good:
+                self.winners[round_no] = good[0].submitter
+            return good[0] if good else None
         finally:
+            self.decided_at[round_no] = trio.current_time()
+            for old in sorted(self.decided_at)[:-ROUNDS_KEPT]:
+                del self.decided_at[old]
             self.expect(round_no)
             self.decisions[round_no].set()
 
-    def proof(self, round_no: int, winner: Submission) -> dict[str, Any]:
-        """The consensus proof of a block we propose: every honest submission we hold, and the winner."""
-        subs = [s.commit for s in self.ranked(round_no) if (round_no, s.submitter) not in self.cheaters]
-        return {"rule": "pol", "submissions": subs, "winner": winner.submitter}
+    def settled(self, round_no: int) -> bool:
+        """Whether our head already holds a PoL block for ``round_no`` (or a later round)."""
+        return self.node.chain.state.pol_round >= round_no
 
-    async def propose(self, round_no: int, winner: Submission) -> Block:
-        """Build, import and gossip the round's block (we are its winner), once we hold the certified head our
-        peers showed us (a restarted node never proposes on an old head).
+    async def settle(self, round_no: int) -> tuple[Submission | None, Block | None]:
+        """After the round's mining deadline: rank it, then propose if one of our claims is entitled — at once
+        when ours is the best verified claim (attempt 0), after ``k × block_s`` without a block for the round
+        when it is the (k+1)-th (attempt k: the better claimants are silent). Returns the best verified claim
+        and the block we proposed (None when we did not propose).
+        """
+        best = await self.decide(round_no)
+        if best is None:
+            return None, None
+        me = self.node.key.public
+        ranking = [s.submitter for s in self.verified[round_no]]
+        if me not in ranking:
+            return best, None
+        attempt = ranking.index(me)
+        if WITHHOLD_BLOCK in self.byzantine:
+            self.withheld += 1
+            _events.warning("pol.withheld", round=round_no, attempt=attempt)
+            return best, None
+        if attempt:
+            chain = self.node.chain
+            wait = self.decided_at[round_no] + attempt * self.fallback_s - trio.current_time()
+            try:
+                await chain.wait_for(lambda: self.settled(round_no), timeout=max(0.0, wait))
+                return best, None  # a better claimant proposed in time
+            except trio.TooSlowError:
+                pass
+            if self.settled(round_no):
+                return best, None
+            self.fallbacks += 1
+            _events.warning("pol.silent_winner", round=round_no, attempt=attempt, winner=ranking[0])
+        try:
+            block = await self.propose(round_no, self.verified[round_no][attempt], attempt)
+        except LedgerError as err:
+            _events.warning("pol.not_proposed", round=round_no, attempt=attempt, reason=err.reason,
+                            detail=err.detail[:200])
+            return best, None
+        return best, block
+
+    def proof(self, round_no: int, winner: Submission, attempt: int = 0) -> dict[str, Any]:
+        """The consensus proof of a block we propose at ``attempt``: the claims we verified, best first (so the
+        ledger's ranking of them is ours), the winner, and our BLS reveal for the next height."""
+        subs = [s.commit for s in self.verified.get(round_no, [winner])]
+        proof: dict[str, Any] = {"rule": "pol", "submissions": subs, "winner": winner.submitter,
+                                 "reveal": make_reveal(self.node.bls_secret, self.node.network_id,
+                                                       self.node.chain.height + 1)}
+        if attempt:
+            proof["attempt"] = attempt
+        return proof
+
+    async def propose(self, round_no: int, winner: Submission, attempt: int = 0) -> Block:
+        """Build, import and gossip the round's block (we are its winner at ``attempt``), once we hold the
+        certified head our peers showed us (a restarted node never proposes on an old head).
 
         Raises:
             InvalidBlock: ``not-synced`` when we did not catch up within ``SYNC_WAIT``; else as
@@ -188,7 +273,10 @@ class PolDriver:
         chain = self.node.chain
         with trio.move_on_after(SYNC_WAIT):
             await chain.wait_for(lambda: chain.synced, timeout=SYNC_WAIT * 2)
-        return await chain.propose(self.proof(round_no, winner), timestamp_ms=now_ms())
+        block = await chain.propose(self.proof(round_no, winner, attempt), timestamp_ms=now_ms())
+        self.proposed += 1
+        _events.info("pol.proposed", round=round_no, attempt=attempt, height=block.header.height)
+        return block
 
     # ------------------------------------------------------------ block hooks
     def _winner_of(self, block: Block) -> tuple[int, Submission] | None:
@@ -204,12 +292,33 @@ class PolDriver:
                 return env.round, Submission(env.sender, env.body["hash"], float(env.body["loss"]), raw)
         return None
 
+    @staticmethod
+    def _attempt_of(block: Block) -> int:
+        attempt = block.header.consensus.get("attempt", 0)
+        return attempt if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 0 else 0
+
+    def _within_rank(self, round_no: int, submitter: bytes, attempt: int) -> bool:
+        """Whether ``submitter`` is among the ``attempt + 1`` best claims we verified for the round (True when we
+        did not rank it ourselves)."""
+        mine = self.verified.get(round_no)
+        if mine is None:
+            return True
+        return submitter in [s.submitter for s in mine[:attempt + 1]]
+
+    def _early(self, round_no: int, attempt: int, arrived: float) -> bool:
+        """Whether an attempt-``attempt`` block that arrived at ``arrived`` came before its wait."""
+        decided = self.decided_at.get(round_no)
+        return attempt > 0 and decided is not None and arrived < decided + (attempt - EARLY_SLACK) * self.fallback_s
+
     async def prepare_block(self, block: Block) -> BlockCheck | None:
-        """Fetch and re-evaluate the block's winning model; returns the ledger check of the winner's loss."""
+        """Fetch and re-evaluate the block's winning model; returns the ledger check of the winner's loss, of its
+        rank among the claims we verified, and of the attempt's wait."""
         found = self._winner_of(block)
         if found is None:
             return None
+        arrived = trio.current_time()
         round_no, sub = found
+        attempt = self._attempt_of(block)
         if not self.may_claim(round_no, sub.submitter):
             _events.warning("pol.not_leased", round=round_no, proposer=sub.submitter)
 
@@ -221,12 +330,25 @@ class PolDriver:
         if pending is not None and not pending.is_set():
             with trio.move_on_after(DECISION_WAIT):
                 await pending.wait()  # import only once we ranked the round ourselves
-        expected = self.winners.get(round_no)
-        if expected is not None and expected != sub.submitter:
-            _events.warning("pol.not_best", round=round_no, proposer=sub.submitter, expected=expected)
-            ok = False  # we verified a better claim for this round: never build on this block
+        if self._early(round_no, attempt, arrived):
+            waited = arrived - self.decided_at[round_no]
+            _events.warning("pol.early_attempt", round=round_no, attempt=attempt, proposer=sub.submitter,
+                            waited_s=round(waited, 3))
+
+            def early(parent: State, checked: Block) -> None:
+                raise InvalidBlock("pol-early", f"attempt {attempt} arrived {waited:.2f} s after the round was "
+                                                f"ranked, before its wait of {attempt} × {self.fallback_s} s")
+
+            return early
+        mine = self.verified.get(round_no)
+        if not self._within_rank(round_no, sub.submitter, attempt):
+            _events.warning("pol.not_best", round=round_no, proposer=sub.submitter, attempt=attempt,
+                            expected=self.winners.get(round_no))
+            ok = False  # we verified better claims for this round: never build on this block
+        elif mine is not None or sub.submitter == self.node.key.public:
+            ok = True  # verified when we ranked the round (or our own claim)
         else:
-            ok = sub.submitter == self.node.key.public or await self.verify(sub)
+            ok = await self.verify(sub)
 
         def check_loss(parent: State, checked: Block) -> None:
             found_again = self._winner_of(checked)
@@ -236,16 +358,15 @@ class PolDriver:
         return check_loss
 
     def may_attest(self, block: Block) -> bool:
-        """Refuse a block whose winner is not the best submission we verified for that round."""
+        """Refuse a block whose winner is not among the attempt + 1 best submissions we verified for that round."""
         found = self._winner_of(block)
         if found is None:
             return True
         round_no, sub = found
         if not self.may_claim(round_no, sub.submitter):
             return False
-        mine = self.winners.get(round_no)
-        if mine is not None and mine != sub.submitter:
-            _events.warning("pol.not_best", round=round_no, proposer=sub.submitter, expected=mine)
+        if not self._within_rank(round_no, sub.submitter, self._attempt_of(block)):
+            _events.warning("pol.not_best", round=round_no, proposer=sub.submitter, expected=self.winners.get(round_no))
             return False
         return True
 
@@ -275,4 +396,5 @@ class PolDriver:
 
     def status(self) -> dict[str, Any]:
         """PoL fields for the status endpoint."""
-        return {"global_model": self.models.global_hash.hex()[:16], "rounds_seen": len(self.submissions)}
+        return {"global_model": self.models.global_hash.hex()[:16], "rounds_seen": len(self.submissions),
+                "proposed": self.proposed, "fallbacks": self.fallbacks, "withheld": self.withheld}

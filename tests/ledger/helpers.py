@@ -12,13 +12,14 @@ from bazaar.ledger.consensus import (
     lottery_consensus,
     lottery_next,
     pol_consensus,
+    pol_winner,
     pos_consensus,
     pos_proposer,
 )
 from bazaar.ledger.errors import InvalidTx
 from bazaar.ledger.genesis import Genesis, make_genesis
 from bazaar.ledger.state import State
-from bazaar.ledger.txs import make_tx
+from bazaar.ledger.txs import decode_tx, make_tx
 from bazaar.protocol.keys import KeyPair
 
 NID = "ledger-test"
@@ -109,8 +110,9 @@ class Net:
         if rule == "lottery":
             key = self.by_account[lottery_next(state)]
             return key, lottery_consensus(state, bls.bls_keygen(key.seed), NID)
-        proof = pol_consensus(list(submissions), NID)
-        return self.by_account[proof["winner"]], proof
+        winner = pol_winner([decode_tx(raw, NID) for raw in submissions])
+        key = self.by_account[winner.sender]
+        return key, pol_consensus(list(submissions), NID, bls.bls_keygen(key.seed), height)
 
     def build(
         self,

@@ -16,6 +16,8 @@ from bazaar.ledger.consensus import (
     lottery_consensus,
     lottery_next,
     lottery_winner,
+    make_reveal,
+    pol_consensus,
     pol_winner_of,
     pos_consensus,
     sortition,
@@ -26,7 +28,7 @@ from bazaar.ledger.state import State, Supply
 from bazaar.ledger.store import MemoryStore
 from bazaar.ledger.txs import decode_tx
 
-from .helpers import NID, Net
+from .helpers import NID, USERS, Net
 
 
 def test_merkle_proofs_for_every_size() -> None:
@@ -150,7 +152,7 @@ def commit_model(net: Net, label: str, loss: float, rnd: int) -> bytes:
 
 
 def test_pol_lowest_loss_wins_ties_by_account_and_loss_is_verified() -> None:
-    net = Net("pol")
+    net = Net("pol", bls_users=USERS)
     subs = [
         commit_model(net, "alice", 0.4, 1),
         commit_model(net, "bob", 0.2, 1),
@@ -163,7 +165,8 @@ def test_pol_lowest_loss_wins_ties_by_account_and_loss_is_verified() -> None:
     assert block.header.proposer == min(net.acct("alice"), net.acct("dave"))
     # a proposer that is not the lowest loss
     key = net.keys["carol"]
-    proof = {"rule": "pol", "submissions": tie, "winner": key.public}
+    proof = {"rule": "pol", "submissions": tie, "winner": key.public,
+             "reveal": make_reveal(bls.bls_keygen(key.seed), NID, net.state.height + 1)}
     with pytest.raises(InvalidBlock, match="bad-proposer"):
         build_block(net.state, net.genesis, key, [], timestamp_ms=10**7, consensus=proof)
     # the node's re-evaluation disagrees with the claimed loss
@@ -180,6 +183,59 @@ def test_pol_lowest_loss_wins_ties_by_account_and_loss_is_verified() -> None:
     stale = [commit_model(net, "carol", 0.01, 1)]
     with pytest.raises(InvalidBlock, match="stale-round"):
         net.build([], submissions=stale)
+
+
+def test_pol_attempt_k_is_proposed_by_the_k_plus_first_claim_with_its_reveal() -> None:
+    net = Net("pol", bls_users=("alice", "bob", "carol"))
+    subs = [
+        commit_model(net, "alice", 0.4, 1),
+        commit_model(net, "bob", 0.2, 1),
+        commit_model(net, "carol", 0.3, 1),
+    ]
+    state, h = net.state, net.state.height + 1
+
+    def proof_of(label: str, attempt: int, listed: list[bytes] = subs) -> dict[str, object]:
+        return pol_consensus(listed, NID, net.bls_secret(label), h, attempt)
+
+    def build(label: str, proof: dict[str, object]) -> State:
+        return build_block(state, net.genesis, net.keys[label], [], timestamp_ms=10**7, consensus=proof)[1]
+
+    build("bob", proof_of("bob", 0))
+    after = build("carol", proof_of("carol", 1))  # bob silent: the second-best claim takes over at attempt 1
+    assert after.pol_round == 1
+    build("alice", proof_of("alice", 2))
+    with pytest.raises(InvalidBlock, match="bad-proposer"):  # attempt 0 belongs to the lowest claim
+        build("carol", {**proof_of("carol", 1), "attempt": 0})
+    with pytest.raises(InvalidBlock, match="bad-proposer"):  # and attempt 1 to the second
+        build("bob", {**proof_of("bob", 0), "attempt": 1})
+    with pytest.raises(InvalidBlock, match="bad-consensus"):  # no fourth claim
+        build("alice", {**proof_of("alice", 2), "attempt": 3})
+    with pytest.raises(InvalidBlock, match="bad-consensus"):  # the reveal is required
+        build("bob", {k: v for k, v in proof_of("bob", 0).items() if k != "reveal"})
+    with pytest.raises(InvalidBlock, match="bad-reveal"):  # and must be the proposer's for this height
+        build("bob", {**proof_of("bob", 0), "reveal": make_reveal(net.bls_secret("bob"), NID, h + 1)})
+    with pytest.raises(InvalidBlock, match="bad-reveal"):
+        build("bob", {**proof_of("bob", 0), "reveal": make_reveal(net.bls_secret("carol"), NID, h)})
+    # a claim from a miner without a registered BLS key cannot be listed (it could never reveal)
+    keyless = [*subs, commit_model(net, "dave", 0.5, 1)]
+    with pytest.raises(InvalidBlock, match="unknown-validator"):
+        build("bob", proof_of("bob", 0, keyless))
+
+
+@pytest.mark.parametrize("rule", ["pos", "lottery", "pol"])
+def test_no_proposer_can_grind_the_next_seed_through_its_transactions(rule: str) -> None:
+    """Two blocks by the same proposer at the same height with different transaction sets give the same next
+    seed: it depends on the proposer's unique BLS reveal only (docs/adr/0094)."""
+    net = Net(rule, stakes=[1, 1, 1], bls_users=USERS)
+    subs = [commit_model(net, "alice", 0.4, 1), commit_model(net, "bob", 0.2, 1)] if rule == "pol" else []
+    transfer = net.tx("carol", "transfer", to=net.acct("dave"), amount=1)
+    other = net.tx("dave", "transfer", to=net.acct("carol"), amount=2)
+    a, after_a, _ = net.build([transfer], submissions=subs, ts=10**7)
+    b, after_b, _ = net.build([other], submissions=subs, ts=10**7 + 1)
+    c, after_c, _ = net.build([], submissions=subs, ts=10**7 + 2)
+    assert a.header.proposer == b.header.proposer == c.header.proposer
+    assert len({a.header.tx_root, b.header.tx_root, c.header.tx_root}) == 3
+    assert after_a.seed == after_b.seed == after_c.seed != net.state.seed
 
 
 def test_lottery_winner_and_proof_checks() -> None:

@@ -9,8 +9,9 @@ One round (docs/models/ai-bazaar.md), driven by the CPP through the round engine
 4. each leasing consumer trains the shared model for ``steps_per_unit · β_i F_i`` SGD steps and gossips its
    signed model commitment (hash, claimed loss) and the release of its escrow;
 5. after the mining deadline every node asks the PoL driver for the lowest verified claim; its miner proposes
-   the block (reward R + λB), validators re-check the winner's loss, attest, and the block becomes final at 2/3
-   of the stake; everyone adopts the winner's weights;
+   the block (reward R + λB) — or, when it stays silent, the next verified claimant after ``block_s`` (attempt
+   1), and so on — validators re-check the winner's loss, attest, and the block becomes final at 2/3 of the
+   stake; everyone adopts the winner's weights;
 6. the agents observe their profits (docs/models/ai-bazaar.md formulas at the realised price and demands).
 """
 
@@ -85,17 +86,18 @@ class AiBazaarRole(Role):
         self.ctx.spawn("settle", self.settle_round, env.round, env.body["mining_deadline_ms"])
 
     async def settle_round(self, round_no: int, deadline_ms: int) -> None:
-        """After the mining deadline: rank and verify the claims; the winner proposes the block."""
+        """After the mining deadline: rank and verify the claims; the best verified claimant proposes the block,
+        the next ones after ``k × block_s`` when it stays silent (``PolDriver.settle``)."""
         await trio.sleep(max(0.0, (deadline_ms - now_ms()) / 1000))
-        winner = await self.pol.decide(round_no)
+        winner, block = await self.pol.settle(round_no)
         if winner is None:
             self.ctx.events.warning("round.no_valid_submission", round=round_no)
             return
         self.ctx.events.info("round.winner", round=round_no, miner=self.ctx.name_of(winner.submitter),
                              loss=winner.loss)
-        if winner.submitter == self.ctx.key.public:
-            block = await self.pol.propose(round_no, winner)
-            self.ctx.events.info("round.proposed", round=round_no, height=block.header.height)
+        if block is not None:
+            self.ctx.events.info("round.proposed", round=round_no, height=block.header.height,
+                                 attempt=block.header.consensus.get("attempt", 0))
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""

@@ -30,6 +30,9 @@ from ..context import Refuse, RoleContext
 from .common import FOLLOWER, AiBazaarRole, escrow_id
 
 STATE_FILE = "cpp-state.json"
+SETTLE_ATTEMPTS = 3
+"""The round's block may come from the best verified claimant, or — when it and the next are silent — from the
+second or third after ``block_s`` each (node/consensus/pol.py, docs/adr/0095): wait that many ``block_s``."""
 
 
 @dataclass
@@ -128,7 +131,7 @@ class Cpp(AiBazaarRole):
         names = [ctx.name_of(k) for k in answered]
         return RoundResult(
             participants=[ctx.name_of(k) for k in participants], left_out=[ctx.name_of(k) for k in got.missing],
-            settle_nonce=lease_tx.body["nonce"], settle_wait_s=mining_s + ctx.deadline("block_s"),
+            settle_nonce=lease_tx.body["nonce"], settle_wait_s=mining_s + SETTLE_ATTEMPTS * ctx.deadline("block_s"),
             fields={"price": price, "demand": {n: demands[k] for n, k in zip(names, answered, strict=True)}},
             private={"answered": answered, "level": level},
         )
