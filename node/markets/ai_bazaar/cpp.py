@@ -30,6 +30,8 @@ from ..context import Refuse, RoleContext
 from .common import FOLLOWER, AiBazaarRole, escrow_id
 
 STATE_FILE = "cpp-state.json"
+EXPIRY_SLACK = 8
+"""Blocks a consumer's escrow expiry may exceed ``height + escrow_expiry`` by (its head may differ from ours)."""
 
 
 @dataclass
@@ -77,6 +79,10 @@ class Cpp(AiBazaarRole):
         if (lock.type != "tx/escrow_lock" or lock.sender != env.sender or body["payee"] != self.ctx.key.public
                 or body["amount"] != expected or body["id"] != escrow_id(rnd.number, env.sender)):
             raise Refuse("bad-escrow", "escrow lock must pay price x demand to the cpp under this round's id")
+        height = self.ctx.chain.height
+        if not height < body["expires"] <= height + self.cfg.escrow_expiry + EXPIRY_SLACK:
+            # a lock must come back within a bounded number of blocks if the round never settles (ADR 0092)
+            raise Refuse("bad-escrow", f"escrow must expire within {self.cfg.escrow_expiry} blocks of height {height}")
         if self.ctx.chain.state.balance(env.sender) < expected:
             raise Refuse("insufficient-funds", "insufficient funds for the escrow")
         rnd.collector.offer(env.sender, (demand, env.body.get("level"), env.body["escrow"]))
