@@ -28,13 +28,14 @@ V = TypeVar("V")
 
 @dataclass(frozen=True)
 class Escrow:
-    """Tokens locked by ``payer`` for ``payee`` until released, refunded or expired.
+    """Tokens locked by ``payer`` for ``payee`` until released, refunded or expired (then refunded by the ledger).
 
     Attributes:
         payer: who locked the tokens (gets them back on refund).
         payee: who is paid on release.
         amount: micro-tokens.
-        expires: after this height the payer may refund.
+        expires: after this height the payer may refund; the block at ``expires + 1`` refunds it anyway
+            (docs/ledger.md §End of block).
         arbiter: a third account that may release or refund, or ``None``.
         ref: up to 64 bytes of market reference (e.g. auction id), may be empty.
         market: the market named in the lock transaction's envelope.

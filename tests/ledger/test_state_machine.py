@@ -8,8 +8,10 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from bazaar.ledger import bls
 from bazaar.ledger.apply import apply
-from bazaar.ledger.block import Block
+from bazaar.ledger.block import Block, Header, sign_header
 from bazaar.ledger.state import State, expiry_index
+from bazaar.ledger.txs import decode_tx
+from bazaar.protocol import codec
 
 from .helpers import NID, USERS, Net
 
@@ -23,10 +25,11 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.net = Net("pos", balance=1_000_000, stakes=[2, 1, 1], params={"unbonding_blocks": 2})
+        self.net = Net("pos", balance=1_000_000, stakes=[2_000, 1_000, 1_000], params={"unbonding_blocks": 2})
         self.pending: list[bytes] = []
         self.replica = State.from_genesis(self.net.genesis)
         self.applied_blocks = 0
+        self.evidence_txs = 0
 
     def _queue(self, label: str, kind: str, nonce_shift: int, /, **body: object) -> None:
         base = max(self.net._nonces.get(self.net.acct(label), 0), self.net.state.nonce(self.net.acct(label)))
@@ -72,6 +75,22 @@ class LedgerMachine(RuleBasedStateMachine):
                 label, "stake", 0, amount=amount, bls_pubkey=bls.sk_to_pk(sk), bls_pop=bls.pop_prove(sk)
             )
 
+    @rule(index=st.integers(1, 2), height=st.integers(1, 3))
+    def equivocate(self, index: int, height: int) -> None:
+        """Two signed headers by one validator at one height: evidence that burns from its stake and from what
+        it has unbonding (a second one for the same height is refused). v0 stays honest and staked, so a
+        proposer is always drawn."""
+        key = self.net.validators[index]
+        signed = []
+        for ts in (1, 2):
+            header = Header(height, bytes(32), ts, key.public, bytes(32), bytes(32), 0)
+            signed.append(codec.encode({"h": header.to_map(), "s": sign_header(key, NID, header)}))
+        self.pending.append(self.net.tx(f"v{index}", "evidence", a=signed[0], b=signed[1]))
+
+    @rule(label=st.sampled_from(["v1", "v2"]), amount=st.integers(1, 600))
+    def validator_unstakes(self, label: str, amount: int) -> None:
+        self._queue(label, "unstake", 0, amount=amount)
+
     @rule(label=LABELS, price=st.floats(0, 100, allow_nan=False))
     def record(self, label: str, price: float) -> None:
         self._queue(label, "record", 0, kind="price", data={"price": price})
@@ -80,6 +99,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def seal_block(self) -> None:
         block, rejected = self.net.commit(self.pending)
         assert len(block.txs) + len(rejected) == len(self.pending)
+        self.evidence_txs += sum(1 for raw in block.txs if decode_tx(raw, NID).type == "tx/evidence")
         self.pending = []
         # an independent replica re-executes the wire bytes and reaches the same root
         self.replica = apply(self.replica, Block.decode(block.encode(), NID), self.net.genesis)
@@ -99,10 +119,11 @@ class LedgerMachine(RuleBasedStateMachine):
         assert all(h > state.height for h in state.unbonding)
         assert dict(state.expiring) == expiry_index(state.escrows)
         genesis = self.net.genesis
-        # every applied transaction here carries a nonce, so the nonces count the included transactions
-        assert state.supply.minted == genesis.block_reward * state.height + genesis.reward_per_tx * sum(
-            state.nonces.values()
+        # every applied transaction but evidence carries a nonce, so the nonces count the others
+        assert state.supply.minted == genesis.block_reward * state.height + genesis.reward_per_tx * (
+            sum(state.nonces.values()) + self.evidence_txs
         )
+        assert state.supply.burned == 0 or state.slashed
 
 
 LedgerMachine.TestCase.settings = settings(

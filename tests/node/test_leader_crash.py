@@ -5,6 +5,7 @@ roles: the CPP leads, the consumers lock escrow for their leases."""
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from bazaar.node.scenario import load_scenario
 from bazaar.node.waiting import wait_until_async
 from bazaar.protocol.memory import MemoryNetwork
 
-from .harness import small_scenario
+from .harness import memory_net, small_scenario
 from .test_mempool import _add, _junk, _State
 
 EXPIRY = 2
@@ -129,3 +130,16 @@ async def test_a_crashed_cpp_strands_no_escrow_and_its_restart_numbers_rounds_af
             await connected([cpp, *consumers])
             again = await _play(cpp)
             assert again["round"] == last + 1 and again["final"], again
+
+
+async def test_the_cpp_refuses_a_lock_that_would_not_come_back_in_bounded_time(tmp_path: Path) -> None:
+    """A lock whose round never settles returns at expires + 1: the leader takes only locks expiring within
+    the market's escrow_expiry, so none can wait (nearly) for ever behind a dead leader."""
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
+        far = nodes["consumer-0"].app
+        far.cfg = replace(far.cfg, escrow_expiry=10**6)
+        with trio.fail_after(60):
+            summary = await nodes["cpp"].engine.play()
+        assert summary["final"] and summary["left_out"] == ["consumer-0"], summary
+        state = nodes["cpp"].chain.state
+        assert all(e.expires <= summary["height"] + 40 for e in state.escrows.values())

@@ -33,6 +33,8 @@ STATE_FILE = "cpp-state.json"
 SETTLE_ATTEMPTS = 3
 """The round's block may come from the best verified claimant, or — when it and the next are silent — from the
 second or third after ``block_s`` each (node/consensus/pol.py, docs/adr/0095): wait that many ``block_s``."""
+EXPIRY_SLACK = 8
+"""Blocks a consumer's escrow expiry may exceed ``height + escrow_expiry`` by (its head may differ from ours)."""
 
 
 @dataclass
@@ -80,6 +82,10 @@ class Cpp(AiBazaarRole):
         if (lock.type != "tx/escrow_lock" or lock.sender != env.sender or body["payee"] != self.ctx.key.public
                 or body["amount"] != expected or body["id"] != escrow_id(rnd.number, env.sender)):
             raise Refuse("bad-escrow", "escrow lock must pay price x demand to the cpp under this round's id")
+        height = self.ctx.chain.height
+        if not height < body["expires"] <= height + self.cfg.escrow_expiry + EXPIRY_SLACK:
+            # a lock must come back within a bounded number of blocks if the round never settles (ADR 0092)
+            raise Refuse("bad-escrow", f"escrow must expire within {self.cfg.escrow_expiry} blocks of height {height}")
         if self.ctx.chain.state.balance(env.sender) < expected:
             raise Refuse("insufficient-funds", "insufficient funds for the escrow")
         rnd.collector.offer(env.sender, (demand, env.body.get("level"), env.body["escrow"]))

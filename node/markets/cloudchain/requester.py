@@ -1,7 +1,7 @@
 """A requester process hosting ``[mechanism] agents`` requester agents, each with its own Ed25519 key and ledger
 account (derived from the process's seed). The process funds its agents once; on each day the leader calls,
 every active agent posts its tasks (a signed ``task`` record and the contract escrow that funds it). An escrow
-the contract never settled is taken back after it expires."""
+the contract never settled returns to its agent by the ledger's expiry rule."""
 
 from __future__ import annotations
 
@@ -129,20 +129,17 @@ class RequesterNode(CloudchainRole):
 
     @on_block
     def take_back(self, block: Block) -> None:
-        """Refund our escrows the contract never settled once they expired (the ledger lets the payer)."""
+        """Forget our escrows once settled or expired: the ledger's expiry rule returns an escrow the contract
+        never settled in the block after its expiry, with no transaction of ours (docs/ledger.md §End of block);
+        ``refunds`` counts those it returned."""
         height = block.header.height
         state = self.ctx.chain.state
-        due = [(k, a) for k, (a, exp) in self.posted.items() if height > exp]
-        txs = []
-        for key, agent in due:
+        for key in [k for k, (_, exp) in self.posted.items() if height > exp]:
             del self.posted[key]
-            if key in state.escrows:
-                txs.append(self._sign(agent, "escrow_refund", {"id": key}, 0).wire)
+            if key in state.expired:
+                self.refunds += 1
         for key in [k for k in self.posted if k not in state.escrows and k in self.settled]:
             del self.posted[key]
-        if txs:
-            self.refunds += len(txs)
-            self.ctx.spawn("requester.refund", self.ctx.chain.submit, txs)
 
     @on_block
     def contest(self, block: Block) -> None:

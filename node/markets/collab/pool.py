@@ -147,9 +147,10 @@ class Pool(CollabRole):
         b = lock.body
         if (lock.type != "tx/escrow_lock" or lock.sender != payer or b["amount"] != to_units(budget)
                 or b["id"] != escrow_id(cur.number, payer) or b.get("arbiter") != self.roster.pool
-                or b["payee"] != self.roster.pool or b.get("ref") != escrow_ref(cur.number)):
+                or b["payee"] != self.roster.pool or b.get("ref") != escrow_ref(cur.number)
+                or b["expires"] != cur.expires):
             raise Refuse("bad-escrow", "the lock must lock the budget under this round's id with the pool as "
-                                       "payee and arbiter")
+                                       "payee and arbiter, expiring at the round's height")
 
     # ------------------------------------------------------------------ rounds
     async def open_round(self, rnd: RoundStart) -> RoundResult:

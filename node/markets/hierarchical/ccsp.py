@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bazaar.ledger.amounts import from_units, to_units
-from bazaar.ledger.txs import MAX_RECORD_DATA, WEIGHTS_RECORD
+from bazaar.ledger.txs import MAX_RECORD_DATA, WEIGHTS_RECORD, decode_tx
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.protocol import Envelope, codec
 from bazaar.protocol.envelope import now_ms
@@ -26,6 +26,8 @@ from .common import MESP, HierarchicalRole
 class _Open:
     number: int
     offers: Collector[Offer]
+    expires: int = 0
+    """The call's escrow expiry: every lock of the round must carry it (a bounded wait if we die, ADR 0092)."""
     lowers: Collector[tuple[bytes, dict[bytes, float]]] | None = None
     cleared: Cleared | None = None
 
@@ -42,6 +44,9 @@ class Ccsp(HierarchicalRole):
         if rnd is None or env.round != rnd.number:
             raise Refuse("wrong-round", "no round open")
         offer = parse_offer(env.wire, self.ctx.network_id, env.round, self.roster, self.steps, self.cfg.max_bid)
+        for raw in (offer.lock, *(b.lock for b in offer.bids)):
+            if raw is not None and decode_tx(raw, self.ctx.network_id).body["expires"] != rnd.expires:
+                raise Refuse("bad-escrow", f"every lock of round {rnd.number} expires at the call's {rnd.expires}")
         if offer.lock is not None and self.ctx.chain.state.balance(env.sender) < to_units(max(offer.values)):
             raise Refuse("insufficient-funds", "the MESP cannot cover its largest bundle bid")
         rnd.offers.offer(env.sender, offer)
@@ -78,7 +83,7 @@ class Ccsp(HierarchicalRole):
                 "bundle_deadline_ms": start + int((bid_s + bundle_s) * 1000),
                 "lower_deadline_ms": start + int((bid_s + bundle_s + lower_s) * 1000),
                 "expires": ctx.chain.height + self.cfg.escrow_expiry}
-        self.current = _Open(rnd.number, Collector(mesps, bid_s + bundle_s))
+        self.current = _Open(rnd.number, Collector(mesps, bid_s + bundle_s), expires=call["expires"])
         await ctx.publish(msg.MSG_CALL, call, round=rnd.number)
         got = await self.current.offers.wait()
         offers = [got.answers[k] for k in self.roster.mesps if k in got.answers]
