@@ -19,7 +19,7 @@ import trio
 
 from bazaar.ledger.block import Block
 from bazaar.ledger.checks import BlockCheck
-from bazaar.ledger.errors import InvalidBlock
+from bazaar.ledger.errors import InvalidBlock, LedgerReason
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError
@@ -27,6 +27,7 @@ from bazaar.protocol.chainmsg import PROTO_MODEL
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected
 
+from .. import byzantine
 from ..chain.hooks import BlockHooks
 from ..logs import Events
 from .base import DriverHost
@@ -116,7 +117,8 @@ class PolDriver:
             return False
         recomputed = await self.node.compute(self.task.loss, w)
         if not loss_matches(sub.loss, recomputed):
-            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed)
+            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed,
+                            reason=LedgerReason.POL_LOSS)
             return False
         return True
 
@@ -152,7 +154,8 @@ class PolDriver:
     async def _recomputes(self, sub: Submission, w: Any) -> bool:
         recomputed = await self.node.compute(self.task.loss, w)
         if not loss_matches(sub.loss, recomputed):
-            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed)
+            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed,
+                            reason=LedgerReason.POL_LOSS)
             return False
         return True
 
@@ -182,13 +185,14 @@ class PolDriver:
         peers showed us (a restarted node never proposes on an old head).
 
         Raises:
-            InvalidBlock: ``not-synced`` when we did not catch up within ``SYNC_WAIT``; else as
-                :meth:`ChainService.propose`.
+            InvalidBlock: ``not-synced`` when we did not catch up within ``SYNC_WAIT``; ``withheld`` for a
+                Byzantine ``withhold-block`` node; else as :meth:`ChainService.propose`.
         """
         chain = self.node.chain
         with trio.move_on_after(SYNC_WAIT):
             await chain.wait_for(lambda: chain.synced, timeout=SYNC_WAIT * 2)
-        return await chain.propose(self.proof(round_no, winner), timestamp_ms=now_ms())
+        # the Byzantine hook (node/byzantine): `withhold-block` raises Withheld, `equivocate` gossips a twin
+        return await byzantine.propose(self.node, self.proof(round_no, winner), timestamp_ms=now_ms())
 
     # ------------------------------------------------------------ block hooks
     def _winner_of(self, block: Block) -> tuple[int, Submission] | None:

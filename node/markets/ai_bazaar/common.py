@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from bazaar.ledger.errors import LedgerError
 from bazaar.mechanisms.ai_bazaar import Params
 from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
@@ -94,7 +95,12 @@ class AiBazaarRole(Role):
         self.ctx.events.info("round.winner", round=round_no, miner=self.ctx.name_of(winner.submitter),
                              loss=winner.loss)
         if winner.submitter == self.ctx.key.public:
-            block = await self.pol.propose(round_no, winner)
+            try:
+                block = await self.pol.propose(round_no, winner)
+            except LedgerError as err:  # not synced in time, or a Byzantine node withholding its block
+                self.ctx.events.warning("round.not_proposed", round=round_no, reason=err.reason,
+                                        detail=err.detail[:200])
+                return
             self.ctx.events.info("round.proposed", round=round_no, height=block.header.height)
 
     def status(self) -> dict[str, Any]:
