@@ -40,6 +40,8 @@ class Behaviour:
         rules: the consensus rules it applies to.
         hook: where it is installed (the module or role that acts on it).
         evidence: what honest nodes leave behind (a ledger record or a coded reason).
+        signals: the event names or reason codes in honest nodes' logs (and ``GET /status`` ``rejected``) that
+            show the act was caught — what a testnet runner matches.
     """
 
     name: str
@@ -47,29 +49,38 @@ class Behaviour:
     rules: tuple[str, ...]
     hook: str
     evidence: str
+    signals: tuple[str, ...] = ()
 
 
 BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
     Behaviour(FALSE_CLAIM, "claims loss 0 for a model that does not achieve it (Proof-of-Learning)", ("pol",),
-              "the mining role's claim", "pol.false_claim (coded pol-loss): the claim is dropped from the ranking"),
+              "the mining role's claim", "pol.false_claim (coded pol-loss): the claim is dropped from the ranking",
+              ("pol.false_claim", "pol-loss")),
     Behaviour(EQUIVOCATE, "signs two different blocks at the same height when it proposes", RULES,
               "node/consensus/draw.py, node/consensus/pol.py",
-              "tx/evidence on the ledger; the proposer's stake is slashed"),
+              "tx/evidence on the ledger; the proposer's stake is slashed",
+              ("block.equivocation", "evidence.pending")),
     Behaviour(WITHHOLD_BLOCK, "wins the right to propose and never publishes the block", RULES,
               "node/consensus/draw.py, node/consensus/pol.py",
-              "draw.silent_proposer: the next draw proposes after block_s (pos, lottery)"),
+              "draw.silent_proposer: the next draw proposes after block_s (pos, lottery)",
+              ("draw.silent_proposer",)),
     Behaviour(POISON_UPDATE, "sends sign-flipped, x3 scaled federated-learning updates", RULES,
-              "the FL worker role's update", "the cosine filter's rejection (accepted = false) in the signed record"),
+              "the FL worker role's update", "the cosine filter's rejection (accepted = false) in the signed record",
+              ("update.rejected",)),
     Behaviour(LYING_ORACLE, "flips every verdict it attests", RULES, "the attesting role's verdict",
-              "its verdict is recorded as dissent in the quorum record and counted as the oracle's fault"),
+              "its verdict is recorded as dissent in the quorum record and counted as its fault",
+              ("oracle.quorum",)),
     Behaviour(REPLAY_FLOOD, "re-broadcasts envelopes and transactions it already saw, at a high rate", RULES,
               "node/byzantine/flood.py", "router rejects with reason replay; mempool refusals (duplicate, "
-              "stale-nonce)"),
+              "stale-nonce)",
+              ("replay",)),
     Behaviour(MALFORMED_FRAMES, "sends garbage frames over gossip and direct streams", RULES,
-              "node/byzantine/frames.py", "router rejects with reason malformed (gossip and direct requests)"),
+              "node/byzantine/frames.py", "router rejects with reason malformed (gossip and direct requests)",
+              ("malformed", "bad-signature")),
     Behaviour(OVERSIZE_FRAMES, "sends frames past the envelope and message caps over gossip and direct streams",
               RULES, "node/byzantine/frames.py",
-              "router rejects with reason oversize (direct requests) and schema (over-cap gossip)"),
+              "router rejects with reason oversize (direct requests) and schema (over-cap gossip)",
+              ("oversize", "schema")),
 )}
 
 NETWORK_BEHAVIOURS = (REPLAY_FLOOD, MALFORMED_FRAMES, OVERSIZE_FRAMES)

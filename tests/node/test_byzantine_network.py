@@ -111,6 +111,16 @@ async def test_an_equivocating_proposer_leaves_evidence_and_is_slashed(tmp_path:
         assert cheat.consensus.status()["proposed"] >= 1
 
 
+async def test_an_equivocating_pol_winner_is_slashed(tmp_path: Path) -> None:
+    every = {f"consumer-{i}": ["equivocate"] for i in range(3)}  # whoever wins the PoL race equivocates
+    async with open_memory_network(small_scenario(tmp_path), tmp_path / "net", byzantine=every) as nodes:
+        summary, _ = await _rounds(nodes, 2, timeout=30)  # PoL blocks come with rounds: the next one carries it
+        cheat = nodes[summary["winner"]]
+        honest = [n for n in nodes.values() if n is not cheat]
+        await _until(lambda: all(n.chain.state.is_slashed(cheat.key.public) for n in honest), "the slashing")
+        await _safe(honest)
+
+
 async def test_a_withheld_block_is_proposed_by_the_next_draw(tmp_path: Path) -> None:
     path, root = _hierarchical(tmp_path, "lottery"), tmp_path / "net"
     cheat_name = _first_proposer(path, root)
