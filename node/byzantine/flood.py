@@ -23,9 +23,9 @@ from ..logs import Events
 if TYPE_CHECKING:
     from ..runtime import Node
 
-FRAMES_PER_S = 200.0
+FRAMES_PER_S = 100.0
 """How many stored frames the flooder re-publishes per second (in bursts of ``BURST``)."""
-BURST = 20
+BURST = 10
 KEEP_FRAMES = 256
 """The newest frames kept for replay."""
 KEEP_TXS = 512
