@@ -71,9 +71,9 @@ BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
               "its verdict is recorded as dissent in the quorum record and counted as its fault",
               ("oracle.quorum",)),
     Behaviour(REPLAY_FLOOD, "re-broadcasts envelopes and transactions it already saw, at a high rate", RULES,
-              "node/byzantine/flood.py", "router rejects with reason replay; mempool refusals (duplicate, "
-              "stale-nonce)",
-              ("replay",)),
+              "node/byzantine/flood.py", "router rejects with reason replay (libp2p: the pubsub validator refuses "
+              "the copy, transport stat gossip_replayed); mempool refusals (duplicate, stale-nonce)",
+              ("replay", "gossip_replayed")),
     Behaviour(MALFORMED_FRAMES, "sends garbage frames over gossip and direct streams", RULES,
               "node/byzantine/frames.py", "router rejects with reason malformed (gossip and direct requests)",
               ("malformed", "bad-signature")),

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from libp2p.peer.id import ID
 
 from bazaar.ledger.apply import build_block
 from bazaar.ledger.evidence import evidence_from_blocks
@@ -21,6 +23,7 @@ from bazaar.node.router import Router
 from bazaar.node.runtime import open_node
 from bazaar.node.scenario import load_scenario
 from bazaar.protocol.memory import MemoryNetwork
+from bazaar.protocol.p2p import SeenPayloads
 from bazaar.protocol.transport import MAX_GOSSIP
 from tests.ledger.helpers import NID, Net
 
@@ -99,6 +102,17 @@ def test_the_router_refuses_a_gossip_frame_past_the_cap_as_oversize() -> None:
     router = Router("bazaar-test", local_key=b"\x00" * 32)
     assert router.check(b"\x00" * (MAX_GOSSIP + 1), origin="peer") is None
     assert router.rejected == {"oversize": 1}
+
+
+def test_the_pubsub_validator_refuses_a_copy_from_a_peer_but_never_our_own() -> None:
+    me, peer = ID(b"me"), ID(b"peer")
+    seen = SeenPayloads(me, size=2)
+    msg = SimpleNamespace(data=b"envelope")
+    assert seen.fresh(peer, msg) and not seen.fresh(peer, msg) and seen.refused == 1
+    assert seen.fresh(me, msg)  # what we send is ours to decide
+    for other in (b"a", b"b"):  # bounded: the oldest digest goes first
+        assert seen.fresh(peer, SimpleNamespace(data=other))
+    assert seen.fresh(peer, msg)
 
 
 def test_evidence_without_a_nonce_is_kept_once_offered_and_pruned_when_punished() -> None:
