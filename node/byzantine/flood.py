@@ -31,6 +31,8 @@ KEEP_FRAMES = 256
 KEEP_TXS = 512
 """The newest transactions kept for re-gossip."""
 TXS_PER_BATCH = 64
+LOG_EVERY = 1000
+"""One ``byzantine.replayed`` event per this many frames sent."""
 _events = Events("byzantine")
 
 
@@ -53,7 +55,7 @@ class ReplayFlood:
         """Flood for the node's lifetime: ``BURST`` stored frames, then one batch of old transactions, paced at
         ``FRAMES_PER_S``."""
         transport = self.node.transport
-        cursor = 0
+        cursor = logged = 0
         while True:
             await trio.sleep(BURST / FRAMES_PER_S)
             frames = list(self.frames)
@@ -66,5 +68,6 @@ class ReplayFlood:
             if txs:
                 await self.node.publish_chain(MSG_TXS, {"txs": txs})
                 self.sent += 1
-            if self.sent and self.sent % 1000 < BURST + 1:
+            if self.sent >= logged + LOG_EVERY:
+                logged = self.sent
                 _events.info("byzantine.replayed", frames=self.sent)

@@ -40,8 +40,8 @@ class Behaviour:
         rules: the consensus rules it applies to.
         hook: where it is installed (the module or role that acts on it).
         evidence: what honest nodes leave behind (a ledger record or a coded reason).
-        signals: the event names or reason codes in honest nodes' logs (and ``GET /status`` ``rejected``) that
-            show the act was caught — what a testnet runner matches.
+        signals: the event names, reason codes or log fields in honest nodes' logs (and ``GET /status``
+            ``rejected`` or ``transport``) that show the act was caught — what a testnet runner matches.
     """
 
     name: str
@@ -69,7 +69,7 @@ BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
               ("update.rejected",)),
     Behaviour(LYING_ORACLE, "flips every verdict it attests", RULES, "the attesting role's verdict",
               "its verdict is recorded as dissent in the quorum record and counted as its fault",
-              ("oracle.quorum",)),
+              ("dissent",)),
     Behaviour(REPLAY_FLOOD, "re-broadcasts envelopes and transactions it already saw, at a high rate", RULES,
               "node/byzantine/flood.py", "router rejects with reason replay (libp2p: the pubsub validator refuses "
               "the copy, transport stat gossip_replayed); mempool refusals (duplicate, stale-nonce)",
