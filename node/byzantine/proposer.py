@@ -4,7 +4,8 @@ Both consensus drivers call :func:`propose` where an honest node calls ``ChainSe
 
 * ``withhold-block`` — the node won the right to propose and publishes nothing (:class:`Withheld`, reason
   ``withheld``). Under ``pos`` and ``lottery`` the honest nodes' next draw proposes after ``block_s``
-  (``draw.silent_proposer``); under ``pol`` the round's next-best verified claim takes over.
+  (``draw.silent_proposer``); under ``pol`` the PoL next-best fallback answers it (the next verified claim
+  proposes after a timeout).
 * ``equivocate`` — the node proposes as usual and then gossips a second block it signed at the same height (the
   same parent and transactions, another timestamp). An honest node that holds the first block detects the two
   headers (``ledger.chain.Chain.import_block``), submits ``tx/evidence``, and the block that carries it burns
