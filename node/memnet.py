@@ -3,8 +3,9 @@ the processes (for tests now, and the simulator later)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from bazaar.protocol.memory import MemoryNetwork
@@ -17,9 +18,10 @@ from .waiting import wait_until_async
 
 @asynccontextmanager
 async def open_memory_network(scenario_ref: str | Path, root: Path, *, network: MemoryNetwork | None = None,
-                              connect_timeout: float = 10.0) -> AsyncIterator[dict[str, Node]]:
+                              connect_timeout: float = 10.0, byzantine: Mapping[str, Sequence[str]] | None = None,
+                              ) -> AsyncIterator[dict[str, Node]]:
     """Start every node of the scenario, joined through one :class:`MemoryNetwork`; yields them by name once
-    every node sees all the others.
+    every node sees all the others. ``byzantine``: node name -> the behaviours it is started with.
 
     Raises:
         ParamError: bad scenario.
@@ -27,6 +29,8 @@ async def open_memory_network(scenario_ref: str | Path, root: Path, *, network: 
     """
     net = network or MemoryNetwork(seed=1)
     configs = prepare_network(load_scenario(scenario_ref), NetDir(root), log_json=False)
+    for name, behaviours in (byzantine or {}).items():
+        configs[name] = replace(configs[name], byzantine=tuple(behaviours))
 
     def factory(key, cfg, topics):  # type: ignore[no-untyped-def]
         return net.join(key)

@@ -6,6 +6,8 @@ sender's balance covers what all its pending transactions spend. When the pool i
 cannot apply (a nonce gap) is evicted first, then the newest of the sender holding the most; a peer's
 transaction never evicts one of a sender that holds no more than its own sender would. The node's own
 transactions (``own=True``) skip the caps and always get a slot: they evict a peer's when the pool is full.
+Equivocation evidence has no nonce: it is kept apart, once per punished ``(proposer, height)``, at most
+``MAX_EVIDENCE``, offered first, and dropped once the state records the punishment.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from bazaar.protocol import Envelope, ProtocolError
 
 from .reasons import NodeReason
 
+MAX_EVIDENCE = 64
+"""Pending ``tx/evidence`` transactions kept at most (one per equivocation)."""
 SPENDING_KINDS = ("transfer", "escrow_lock", "stake")
 """Transaction kinds that debit their sender's balance by the body's ``amount``."""
 
@@ -67,9 +71,22 @@ class Mempool:
         self._gapped: deque[bytes] = deque()  # digests that may not apply (nonce gap), checked lazily
         self._heavy: list[tuple[int, int, bytes]] = []  # (-pending, seq, sender), checked lazily
         self._seq = itertools.count()
+        self._evidence: dict[tuple[bytes, int], PendingTx] = {}
 
     def __len__(self) -> int:
-        return len(self._txs)
+        return len(self._txs) + len(self._evidence)
+
+    def add_evidence(self, env: Envelope, raw: bytes, key: tuple[bytes, int], state: State) -> bool:
+        """Keep a checked ``tx/evidence`` proving that ``key = (proposer, height)`` equivocated; False when the
+        state punished it already, we hold evidence for it, or ``MAX_EVIDENCE`` are pending."""
+        if key in state.evidence:
+            return self._refuse(NodeReason.STALE_NONCE)
+        if key in self._evidence:
+            return self._refuse(NodeReason.DUPLICATE)
+        if len(self._evidence) >= MAX_EVIDENCE:
+            return self._refuse(NodeReason.MEMPOOL_FULL)
+        self._evidence[key] = PendingTx(env, raw, 0)
+        return True
 
     def pending_of(self, sender: bytes) -> int:
         """How many transactions of ``sender`` are pending."""
@@ -163,7 +180,8 @@ class Mempool:
     # ------------------------------------------------------------------ block building
     def has_applicable(self, state: State) -> bool:
         """Whether some pending transaction is next in its sender's nonce order (a block could carry it)."""
-        return any(state.nonce(sender) + 1 in queue for sender, queue in self._by_sender.items())
+        return bool(self._evidence) or any(state.nonce(sender) + 1 in queue
+                                           for sender, queue in self._by_sender.items())
 
     def ordered(self) -> list[bytes]:
         """Raw transactions in block order: the order they arrived in (a batch — locks, then the settlements that
@@ -179,10 +197,12 @@ class Mempool:
         queues: dict[bytes, list[PendingTx]] = {}
         for p in sorted(arrived, key=lambda p: (p.nonce, p.env.digest), reverse=True):
             queues.setdefault(p.env.sender, []).append(p)
-        return [queues[p.env.sender].pop() for p in arrived]
+        return [*self._evidence.values(), *(queues[p.env.sender].pop() for p in arrived)]
 
     def prune(self, state: State) -> None:
         """Drop what a new head made stale (included or superseded nonces) and re-check what can apply."""
         for p in [p for p in self._txs.values() if p.nonce <= state.nonce(p.env.sender)]:
             self._remove(p)
+        for key in [k for k in self._evidence if k in state.evidence]:
+            del self._evidence[key]
         self._gapped = deque(d for d, p in self._txs.items() if not self._applies(p, state))

@@ -71,3 +71,4 @@ class NodeReason(StrEnum):
     NOT_SYNCED = "not-synced"
     NOT_LEASED = "not-leased"
     TOO_FAR = "too-far"
+    WITHHELD = "withheld"

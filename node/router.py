@@ -14,14 +14,16 @@ import trio
 
 from bazaar.protocol import Envelope, ProtocolError, open_envelope
 from bazaar.protocol.envelope import now_ms
+from bazaar.protocol.errors import ProtocolReason
 from bazaar.protocol.messages import validate_basic
 from bazaar.protocol.replay import ReplayGuard
-from bazaar.protocol.transport import Delivery
+from bazaar.protocol.transport import MAX_GOSSIP, Delivery
 
 from .logs import Events
 from .notify import Changes
 
 MessageHandler = Callable[[Envelope], Awaitable[None]]
+Tap = Callable[[Delivery, Envelope], None]
 
 _events = Events("router")
 
@@ -38,6 +40,8 @@ class Router:
         self.accepted = 0
         self.ignored = 0
         self.changes = Changes()
+        self.taps: list[Tap] = []
+        """Observers of every verified gossip envelope from a peer (a Byzantine ``replay-flood`` node keeps them)."""
 
     def on(self, mtype: str, handler: MessageHandler) -> None:
         """Register ``handler`` for envelopes of type ``mtype`` (one handler per type)."""
@@ -62,8 +66,15 @@ class Router:
         self.changes.notify()
         _events.warning("msg.rejected", reason=reason, detail=detail[:200], **fields)
 
-    def check(self, data: bytes, origin: str) -> Envelope | None:
-        """Run the middleware chain; returns the envelope, or None after logging why it was dropped."""
+    def check(self, data: bytes, origin: str, delivery: Delivery | None = None) -> Envelope | None:
+        """Run the middleware chain; returns the envelope, or None after logging why it was dropped.
+
+        A gossip frame past ``MAX_GOSSIP`` is refused as ``oversize`` before anything is decoded: our transports
+        never carry one, but a peer running other software may publish up to its pubsub's own limit.
+        """
+        if len(data) > MAX_GOSSIP:
+            self.refuse(ProtocolReason.OVERSIZE, f"gossip frame of {len(data)} bytes > {MAX_GOSSIP}", origin=origin)
+            return None
         try:
             env = open_envelope(data, self.network_id)
             validate_basic(env)
@@ -71,6 +82,9 @@ class Router:
         except ProtocolError as err:
             self.refuse(err.reason, err.detail, origin=origin)
             return None
+        if delivery is not None and env.sender != self.local_key:
+            for tap in self.taps:
+                tap(delivery, env)
         if env.type not in self.handlers:
             self.ignored += 1  # a valid message for other roles (gossip reaches everyone): not an offence
             return None
@@ -92,6 +106,6 @@ class Router:
     async def drain(self, channel: trio.MemoryReceiveChannel[Delivery]) -> None:
         """Consume one subscription channel for the node's lifetime."""
         async for delivery in channel:
-            env = self.check(delivery.data, origin=delivery.forwarder.hex()[:16])
+            env = self.check(delivery.data, origin=delivery.forwarder.hex()[:16], delivery=delivery)
             if env is not None and env.sender != self.local_key:
                 await self.dispatch(env)

@@ -32,6 +32,8 @@ from bazaar.protocol.messages import validate_basic
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected, Transport
 
 from . import explorer
+from .byzantine import check_behaviours
+from .byzantine import install as install_byzantine
 from .chain.service import ChainService
 from .chaintools import record_finalized, recorded_finalized
 from .config import NodeConfig, PeerEntry
@@ -80,6 +82,8 @@ class Node:
     events: Events = field(default_factory=lambda: Events("role"))
     _seq: int = field(default_factory=lambda: time.time_ns() // 1000)
     _book: dict[bytes, PeerEntry] = field(default_factory=dict)
+    byzantine: frozenset[str] = frozenset()
+    """The misbehaviours this node was started with (checked against its market's declaration; node/byzantine)."""
 
     # ------------------------------------------------------------------ identity and peers
     @property
@@ -304,7 +308,8 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
     """Start a node; it runs until the ``async with`` block is left.
 
     Raises:
-        ParamError: bad scenario or configuration (an unknown market or role included).
+        ParamError: bad scenario or configuration (an unknown market or role included, or a Byzantine
+            behaviour its market does not declare for its role: key ``byzantine``).
         StoreCorrupt: the chain in ``data_dir`` does not verify.
     """
     data_dir = config.data_dir
@@ -328,6 +333,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
     settings = spec.settings(scenario)
     genesis_text = config.genesis.read_text()
     genesis = Genesis.from_dict(json.loads(genesis_text))
+    byzantine = check_behaviours(config.byzantine, spec, config.role, genesis.consensus)
     local_genesis = data_dir / "genesis.json"
     if not local_genesis.exists():
         local_genesis.write_text(genesis_text)  # the data dir verifies offline on its own
@@ -354,7 +360,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             node = Node(config=config, key=key, scenario=scenario, spec=spec, settings=settings, genesis=genesis,
                         transport=transport, router=router, chain=service,
                         http=HttpApi(token=load_or_create_token(config.genesis.parent / TOKEN_FILE)), data_dir=data_dir,
-                        bls_secret=service.bls_secret, nursery=nursery)
+                        bls_secret=service.bls_secret, nursery=nursery, byzantine=byzantine)
             node_ref.append(node)
             task = spec.learning_task(settings) if spec.learning_task is not None else None
             driver: ConsensusDriver = make_driver(genesis.consensus, node, learning_task=task, data_dir=data_dir)
@@ -384,6 +390,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
                 nursery.start_soon(service.sync_loop)
                 node.http_port = await nursery.start(node.http.serve, config.http_port)
                 node.spawn("consensus", driver.run)
+                install_byzantine(node)
                 for peer in transport.peers()[:3]:
                     await service.sync_from(peer)
                 _write_ready(node)

@@ -24,8 +24,10 @@ Start order is pubsub services outermost, then ``host.run`` (§2.2: prevents the
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -64,6 +66,9 @@ WATCHDOG_GRACE = 10.0
 """How long a peer may stay without a pubsub stream (or a subscribed topic without a mesh) before a kick."""
 STALE_GRACE = 1.0
 """How long a connected peer's pubsub stream may sit on a closed connection (a quick restart) before a kick."""
+SEEN_PAYLOADS = 16_384
+"""Digests of recent gossip payloads kept: a payload published again (a replayed envelope under a new pubsub
+message) fails validation, so it is neither delivered nor relayed (a replay flood stays one hop deep)."""
 PUBLISH_HIGH_WATER = 64
 """Publish waits while any peer's outbound pubsub queue holds this many RPCs (§3.2)."""
 PUBLISH_MAX_WAIT = 2.0
@@ -84,6 +89,7 @@ _STAT_KEYS = (
     "gossip_in",
     "gossip_dropped",
     "publish_waited",
+    "gossip_replayed",
     "requests_sent",
     "requests_served",
     "requests_rejected",
@@ -123,6 +129,31 @@ def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
     return parsed, pid
 
 
+class SeenPayloads:
+    """A bounded set of recent gossip payload digests; :meth:`fresh` is a synchronous pubsub validator.
+
+    Our own publishes are remembered but never refused (the envelope layer makes each of them unique; what we
+    send is the sender's business, what we accept and relay is ours).
+    """
+
+    def __init__(self, own: ID, size: int = SEEN_PAYLOADS) -> None:
+        self.own = own
+        self.size = size
+        self.refused = 0
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+
+    def fresh(self, forwarder: ID, msg: Any) -> bool:
+        """True the first time a payload is seen (it is remembered), False for a copy of a recent one."""
+        digest = hashlib.blake2b(bytes(msg.data), digest_size=16).digest()
+        if digest in self._seen and forwarder != self.own:
+            self.refused += 1
+            return False
+        self._seen[digest] = None
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return True
+
+
 class Libp2pTransport:
     """A running libp2p node seen through the ``Transport`` interface; see :func:`open_libp2p_transport`."""
 
@@ -141,6 +172,7 @@ class Libp2pTransport:
         self._book: dict[ID, list[multiaddr.Multiaddr]] = {}
         self._book_changed = trio.Event()
         self._keys: dict[bytes, bytes | None] = {}  # raw peer-id bytes -> Ed25519 key (cache)
+        self._seen = SeenPayloads(host.get_id())
 
     # --- identity and addresses -------------------------------------------------------------------
     @property
@@ -150,7 +182,8 @@ class Libp2pTransport:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: gossip_out/in/dropped, publish_waited, requests_*, dials_failed, watchdog_kicks."""
+        """Counters: gossip_out/in/dropped/replayed, publish_waited, requests_*, dials_failed, watchdog_kicks."""
+        self._stats["gossip_replayed"] = self._seen.refused
         return self._stats
 
     @property
@@ -239,11 +272,13 @@ class Libp2pTransport:
         """
         self._check_open()
         if topic not in self._subs:
+            self._ps.set_topic_validator(topic, self._seen.fresh, False)
             self._subs[topic] = trio.open_memory_channel[Delivery](INBOX_SIZE)
             self._nursery.start_soon(self._drain, topic)
         return self._subs[topic][1]
 
     async def _subscribe_now(self, topic: str) -> None:
+        self._ps.set_topic_validator(topic, self._seen.fresh, False)
         if topic not in self._subs:
             self._subs[topic] = trio.open_memory_channel[Delivery](INBOX_SIZE)
             subscription = await self._ps.subscribe(topic)

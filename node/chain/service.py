@@ -12,6 +12,7 @@ from bazaar.ledger.apply import build_block
 from bazaar.ledger.block import Block
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.checks import BlockCheck
+from bazaar.ledger.evidence import check_evidence
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx, make_tx
 from bazaar.protocol import Envelope, KeyPair, ProtocolError
@@ -96,6 +97,8 @@ class ChainService:
         except ProtocolError as err:
             _events.warning("tx.rejected", reason=err.reason, detail=err.detail[:200])
             return None
+        if env.type == "tx/evidence":
+            return self._add_evidence(env, raw)
         refusal = self._refusal(self.chain.state, env)
         if refusal is not None:
             _events.warning("tx.rejected", reason=refusal.reason, detail=refusal.detail[:200])
@@ -104,6 +107,19 @@ class ChainService:
             if self.mempool.last_refusal not in ("duplicate", "stale-nonce"):
                 _events.debug("tx.refused", reason=self.mempool.last_refusal, sender=env.sender)
             return None
+        self.changes.notify()
+        return env
+
+    def _add_evidence(self, env: Envelope, raw: bytes) -> Envelope | None:
+        """Keep equivocation evidence (it has no nonce) once per proposer and height not punished yet."""
+        try:
+            key = check_evidence(env.body["a"], env.body["b"], self.network_id)
+        except lerr.LedgerError as err:
+            _events.warning("tx.rejected", reason=err.reason, detail=err.detail[:200])
+            return None
+        if not self.mempool.add_evidence(env, raw, key, self.chain.state):
+            return None
+        _events.info("evidence.pending", proposer=key[0], height=key[1])
         self.changes.notify()
         return env
 
@@ -260,7 +276,7 @@ class ChainService:
                 return
             if evidence is not None:
                 _events.warning("block.equivocation", height=h, proposer=block.header.proposer)
-                await self.broadcast_txs([self.sign_tx("evidence", evidence.body()).wire])
+                await self.broadcast_txs([evidence.to_tx(self.key, self.network_id).wire])  # no nonce
             return
         if h > self.chain.height + 1:
             self._pending_blocks[h] = block

@@ -42,6 +42,11 @@ class DriverHost(Protocol):
         ...
 
     @property
+    def byzantine(self) -> frozenset[str]:
+        """The Byzantine behaviours the node was started with (``node/byzantine``; empty when honest)."""
+        ...
+
+    @property
     def transport(self) -> Transport:
         """The transport (model weights are fetched over direct streams)."""
         ...

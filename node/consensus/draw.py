@@ -22,6 +22,7 @@ from bazaar.ledger.consensus import lottery_consensus, lottery_next, pos_consens
 from bazaar.ledger.errors import LedgerError
 from bazaar.protocol.envelope import now_ms
 
+from .. import byzantine
 from ..chain.hooks import BlockHooks
 from ..logs import Events
 from .base import DriverHost
@@ -127,8 +128,8 @@ class DrawDriver:
         await chain.prepare_candidate(candidate)
         if chain.height + 1 != height or not chain.synced:
             return  # a block arrived while we prepared (or showed us we are behind)
-        try:
-            block = await chain.propose(proof, timestamp_ms=now_ms())
+        try:  # through node/byzantine: a Byzantine node may withhold or equivocate here
+            block = await byzantine.propose(self.node, proof, timestamp_ms=now_ms())
         except LedgerError as err:  # e.g. a market contract refuses what the mempool holds: propose nothing
             _events.warning("draw.not_proposed", height=height, attempt=attempt, reason=err.reason,
                             detail=err.detail[:200])

@@ -31,6 +31,7 @@ from bazaar.protocol.chainmsg import PROTO_MODEL
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected
 
+from .. import byzantine
 from ..chain.hooks import BlockHooks
 from ..logs import Events
 from .base import DriverHost
@@ -41,9 +42,6 @@ FETCH_TIMEOUT = 10.0
 MAX_CLAIMS = 64
 """At most this many claims of a round are fetched (the lowest claimed losses)."""
 NOT_LEASED = "not-leased"
-WITHHOLD_BLOCK = "withhold-block"
-"""Byzantine behaviour (``NodeConfig.byzantine``): the node never proposes the PoL blocks it is entitled to (a
-winner that keeps its block to itself; the next claims take over)."""
 EARLY_SLACK = 0.5
 """An attempt-k block is refused when it arrives sooner than ``(k − EARLY_SLACK) × block_s`` after this node
 ranked the round (the proposer waits ``k × block_s`` after its own ranking; the slack absorbs the spread of the
@@ -143,7 +141,8 @@ class PolDriver:
             return False
         recomputed = await self.node.compute(self.task.loss, w)
         if not loss_matches(sub.loss, recomputed):
-            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed)
+            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed,
+                            reason=LedgerReason.POL_LOSS)
             return False
         return True
 
@@ -179,7 +178,8 @@ class PolDriver:
     async def _recomputes(self, sub: Submission, w: Any) -> bool:
         recomputed = await self.node.compute(self.task.loss, w)
         if not loss_matches(sub.loss, recomputed):
-            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed)
+            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed,
+                            reason=LedgerReason.POL_LOSS)
             return False
         return True
 
@@ -227,7 +227,7 @@ class PolDriver:
         if me not in ranking:
             return best, None
         attempt = ranking.index(me)
-        if WITHHOLD_BLOCK in self.byzantine:
+        if byzantine.WITHHOLD_BLOCK in self.byzantine:
             self.withheld += 1
             _events.warning("pol.withheld", round=round_no, attempt=attempt)
             return best, None
@@ -267,13 +267,14 @@ class PolDriver:
         certified head our peers showed us (a restarted node never proposes on an old head).
 
         Raises:
-            InvalidBlock: ``not-synced`` when we did not catch up within ``SYNC_WAIT``; else as
-                :meth:`ChainService.propose`.
+            InvalidBlock: ``not-synced`` when we did not catch up within ``SYNC_WAIT``; ``withheld`` for a
+                Byzantine ``withhold-block`` node; else as :meth:`ChainService.propose`.
         """
         chain = self.node.chain
         with trio.move_on_after(SYNC_WAIT):
             await chain.wait_for(lambda: chain.synced, timeout=SYNC_WAIT * 2)
-        block = await chain.propose(self.proof(round_no, winner, attempt), timestamp_ms=now_ms())
+        # the Byzantine hook (node/byzantine): `equivocate` gossips a twin (`withhold-block` is handled in settle)
+        block = await byzantine.propose(self.node, self.proof(round_no, winner, attempt), timestamp_ms=now_ms())
         self.proposed += 1
         _events.info("pol.proposed", round=round_no, attempt=attempt, height=block.header.height)
         return block

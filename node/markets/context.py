@@ -138,6 +138,12 @@ class RoleContext(Protocol):
         ...
 
     @property
+    def byzantine(self) -> frozenset[str]:
+        """The Byzantine behaviours this node was started with (empty for an honest node; ``node/byzantine``);
+        a role acts on those its market declares for it (a false claim, a poisoned update, a lying verdict)."""
+        ...
+
+    @property
     def events(self) -> Events:
         """The role's event log."""
         ...

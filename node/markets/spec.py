@@ -124,6 +124,9 @@ class MarketSpec:
         prepare: ``prepare(scenario, node_dirs)`` runs once in the launcher before a fresh network starts.
         learning_task: ``learning_task(config)`` for markets that can run on Proof-of-Learning.
         report: how its rounds are shown.
+        byzantine: the Byzantine behaviours that make sense for it: behaviour name -> the roles that may be
+            started with it (``node/byzantine``; built with :func:`bazaar.node.byzantine.declare`). A node
+            started with a behaviour its market does not declare for its role exits at start.
     """
 
     name: str
@@ -139,6 +142,7 @@ class MarketSpec:
     genesis: Callable[[Scenario], GenesisPlan] | None = None
     prepare: Callable[[Scenario, dict[str, Path]], None] | None = None
     learning_task: Callable[[Any], Any] | None = None
+    byzantine: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def role(self, name: str) -> RoleSpec:
         """The spec of role ``name``.

@@ -14,8 +14,9 @@ import trio
 from bazaar.ledger.consensus import pol_consensus
 from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.txs import decode_tx
+from bazaar.node.byzantine import WITHHOLD_BLOCK
 from bazaar.node.consensus.factory import make_driver
-from bazaar.node.consensus.pol import WITHHOLD_BLOCK, PolDriver
+from bazaar.node.consensus.pol import PolDriver
 from bazaar.node.runtime import Node
 from bazaar.node.waiting import wait_until_async
 from bazaar.protocol.envelope import now_ms

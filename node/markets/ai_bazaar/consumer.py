@@ -20,6 +20,7 @@ from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import ai_bazaar as msg
 
+from ...byzantine import FALSE_CLAIM
 from ..app import RoleApp, on
 from ..context import Refuse, RequestFailed, RoleContext
 from .common import LEADER, AiBazaarRole, escrow_id
@@ -99,6 +100,9 @@ class Consumer(AiBazaarRole):
         seed = int.from_bytes(hashlib.sha256(env.round.to_bytes(8, "big") + me).digest()[:4], "big")
         w = await ctx.compute(self.pol.task.train, start, steps, seed)
         loss = await ctx.compute(self.pol.task.loss, w)
+        if FALSE_CLAIM in ctx.byzantine:  # a Byzantine miner claims a perfect model (honest nodes re-compute it)
+            ctx.events.warning("byzantine.false_claim", round=env.round, loss=loss)
+            loss = 0.0
         h = self.pol.models.put(w)
         if now_ms() > body["mining_deadline_ms"]:
             ctx.events.warning("mining.late", round=env.round, steps=steps)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...byzantine import declare
 from ...consensus.pol_models import LearningTask
 from ...params import Field
 from ..spec import Column, MarketSpec, Report, RoleSpec
@@ -107,6 +108,7 @@ SPEC = MarketSpec(
     small_scenario="ai-bazaar-small",
     prepare=prepare,
     learning_task=learning_task,
+    byzantine=declare(everyone=("cpp", "consumer"), proposers=("consumer",), false_claim=("consumer",)),
     report=Report(
         title="ai-bazaar: Stackelberg pricing, PB-MARL, Proof-of-Learning",
         columns=(

@@ -30,6 +30,7 @@ from bazaar.ledger.block import Block
 from bazaar.protocol import Envelope, codec
 from bazaar.protocol.markets import cloudchain as msg
 
+from ...byzantine import LYING_ORACLE
 from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, lifespan, on, on_block
 from ..context import Refuse, RequestFailed
@@ -90,7 +91,7 @@ class OracleNode(CloudchainRole):
         self.watching: dict[bytes, _Watch] = {}
         self.examined: set[bytes] = set()
         self.probed: dict[tuple[bytes, int], tuple[trio.Event, list[tuple[float, float]]]] = {}
-        self.liar = ctx.name in self.cfg.lying_oracles
+        self.liar = ctx.name in self.cfg.lying_oracles or LYING_ORACLE in ctx.byzantine
         self.attested = 0
         self.quorums = 0
 

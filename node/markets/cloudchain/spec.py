@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...byzantine import declare
 from ...params import Field
 from ..spec import Column, MarketSpec, Report, RoleSpec
 from .config import market_config
@@ -84,6 +85,8 @@ SPEC = MarketSpec(
     modes=("day",),
     default_scenario="cloudchain",
     small_scenario="cloudchain-small",
+    byzantine=declare(everyone=("oracle", "provider", "requester"), proposers=("oracle", "provider"),
+                      lying_oracle=("oracle",)),
     report=Report(
         title="cloudchain: allocation contract, SLA oracles (t-of-m BLS quorum), escrow settlement, PoS",
         columns=(

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...byzantine import declare
 from ...params import Field
 from ..spec import Column, MarketSpec, Report, RoleSpec
 from .config import market_config
@@ -81,6 +82,7 @@ SPEC = MarketSpec(
     modes=("regulate",),
     default_scenario="collab",
     small_scenario="collab-small",
+    byzantine=declare(everyone=("pool", "device", "publisher"), proposers=("pool", "device")),
     report=Report(
         title="collab: CPPI portfolios, price regulation to equilibrium, escrow settlement, PoS",
         columns=(

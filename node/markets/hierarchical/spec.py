@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...byzantine import declare
 from ...params import Field
 from ..spec import Column, GenesisPlan, MarketSpec, Report, RoleSpec
 from .config import market_config
@@ -87,6 +88,7 @@ SPEC = MarketSpec(
     default_scenario="hierarchical",
     small_scenario="hierarchical-small",
     genesis=genesis,
+    byzantine=declare(everyone=("ccsp", "mesp", "miner"), proposers=("ccsp", "mesp", "miner")),
     report=Report(
         title="hierarchical: two-level combinatorial auction, lottery block proposer",
         columns=(

@@ -5,6 +5,7 @@ stream). A device named in ``[mechanism] poisoners`` poisons its updates (a Byza
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from bazaar.mechanisms.tbcim import market as mk
@@ -12,9 +13,13 @@ from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import tbcim as msg
 
+from ...byzantine import POISON_UPDATE
 from ..app import RoleApp, lifespan, on
 from ..context import RequestFailed
 from .common import ES, FETCH_TIMEOUT_S, REQUESTER, TbcimRole
+
+POISON_SCALE = 3.0
+"""A ``poison-update`` device sends ``-3 x`` its honest update (the shipped ``tbcim-poison`` attack)."""
 
 
 class EdgeDevice(TbcimRole):
@@ -30,6 +35,16 @@ class EdgeDevice(TbcimRole):
     def index(self) -> int:
         """Our ED index."""
         return self.roster.ed.index(self.ctx.key.public)
+
+    @property
+    def worker_cfg(self) -> mk.MarketConfig:
+        """The market's config as our training sees it: a Byzantine ``poison-update`` device joins the scenario's
+        poisoners with the shipped attack (sign-flipped, x3 scaled updates from ``attack_start``; the filter
+        needs one honest update of ours first, so never before epoch 1)."""
+        if POISON_UPDATE not in self.ctx.byzantine:
+            return self.cfg
+        return replace(self.cfg, poisoners=tuple(sorted({*self.cfg.poisoners, self.index})), attack="sign_flip",
+                       attack_scale=POISON_SCALE, attack_start=max(1, self.cfg.attack_start))
 
     @property
     def home(self) -> bytes:
@@ -90,7 +105,8 @@ class EdgeDevice(TbcimRole):
         except RequestFailed as err:
             self.ctx.events.warning("epoch.no_model", task=b["task"], error=str(err)[:200])
             return
-        delta = await self.ctx.compute(mk.ed_update, self.cfg, self.data, self.index, b["epoch"], model, compute)
+        delta = await self.ctx.compute(mk.ed_update, self.worker_cfg, self.data, self.index, b["epoch"], model,
+                                       compute)
         h = self.blobs.put(delta)
         body = {"task": b["task"], "epoch": b["epoch"], "parent": b["model"], "hash": h, "size": int(delta.size),
                 "samples": int(self.data.parts[self.index].size)}

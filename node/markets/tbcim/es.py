@@ -239,6 +239,9 @@ class EdgeServer(TbcimRole):
         ok, score = res.accepted[0], res.scores[0]
         state.updates.offer(env.sender, (u, ok, score))
         self.screened += 1
+        if not ok:  # a poisoned update (a Byzantine `poison-update` device): the signed verdicts carry it
+            self.ctx.events.warning("update.rejected", ed=self.ctx.name_of(env.sender), task=b["task"],
+                                    epoch=b["epoch"], score=score)  # answered with reason cosine-filter
         return {"accepted": ok, "reason": "" if ok else "cosine-filter", "score": score}
 
     async def publish_verdicts(self, state: _Epoch) -> None:

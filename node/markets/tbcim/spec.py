@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ...byzantine import declare
 from ...params import Field
 from ..spec import Column, GenesisPlan, MarketSpec, Report, RoleSpec
 from .config import market_config
@@ -90,6 +91,7 @@ SPEC = MarketSpec(
     default_scenario="tbcim",
     small_scenario="tbcim-small",
     genesis=genesis,
+    byzantine=declare(everyone=("requester", "es", "ed"), proposers=("es",), poison_update=("ed",)),
     report=Report(
         title="tbcim: RANet auction, ES-ED Stackelberg game, blockchain-aided FL, PoS by revenue share",
         columns=(
