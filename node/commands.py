@@ -168,12 +168,19 @@ def round_line(root: Path, summary: dict[str, Any]) -> str:
 def _cmd_chain(args: argparse.Namespace) -> int:
     from bazaar.ledger.errors import LedgerError
 
-    from .chaintools import export_data_dir, verify_data_dir
+    from .chaintools import audit_data_dir, export_data_dir, verify_data_dir
 
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
         raise ParamError("--data-dir", f"{data_dir} is not a directory")
     try:
+        if args.action == "audit":
+            report = audit_data_dir(data_dir)
+            if args.json:
+                _print_json(report)
+            else:
+                print(audit_line(report))
+            return 0 if report["ok"] else 1
         if args.action == "verify":
             report = verify_data_dir(data_dir)
             _print_json(report)
@@ -186,10 +193,22 @@ def _cmd_chain(args: argparse.Namespace) -> int:
         else:
             _print_json(exported)
     except LedgerError as err:  # e.g. a truncated database: under --json (and verify, always JSON) a JSON error
-        if args.json or args.action == "verify":
+        if args.json or args.action in ("verify", "audit"):
             _print_json({"ok": False, "path": str(data_dir), "reason": err.reason, "error": str(err)})
         return _err(f"{type(err).__name__}: {err}")
     return 0
+
+
+def audit_line(report: dict[str, Any]) -> str:
+    """``bazaar chain audit`` for people: one line."""
+    if report["covered"]:
+        contract = (f"contract {', '.join(report['contracts'])} re-verified {report['checked']} blocks"
+                    + (f" ({len(report['unverifiable'])} need off-chain data)" if report["unverifiable"] else ""))
+    else:
+        contract = f"no market contract for role {report['role']}"
+    verdict = "ok" if report["ok"] else f"FAILED at block {report['first_bad']}: {report['error']}"
+    return (f"{report['node']} ({report['market']}): {report['blocks']} blocks, tokens conserved at every block: "
+            f"{report['conserved']}; {contract}; {verdict}")
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -235,11 +254,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rnd.set_defaults(func=_cmd_round)
 
     chain = sub.add_parser("chain", help="inspect or verify a node's chain offline")
-    chain.add_argument("action", choices=("verify", "show", "export"),
-                       help="verify: re-check every hash, signature and state root; show: one line per block; "
-                            "export: the finalized chain and state as JSON")
+    chain.add_argument("action", choices=("verify", "audit", "show", "export"),
+                       help="verify: re-check every hash, signature and state root; audit: tokens conserved at "
+                            "every block and the market's settlement contract re-run on every block (exit 1 if a "
+                            "trade does not re-verify); show: one line per block; export: the finalized chain and "
+                            "state as JSON")
     chain.add_argument("--data-dir", dest="data_dir", required=True, help="the node's data folder (NET/nodes/NAME)")
-    chain.add_argument("--json", action="store_true", help="JSON output (show)")
+    chain.add_argument("--json", action="store_true", help="JSON output (show, audit)")
     chain.set_defaults(func=_cmd_chain)
 
     demo = sub.add_parser("demo", help="the main job: a local network running every scripted round")

@@ -141,6 +141,7 @@ class Libp2pTransport:
         self._book: dict[ID, list[multiaddr.Multiaddr]] = {}
         self._book_changed = trio.Event()
         self._keys: dict[bytes, bytes | None] = {}  # raw peer-id bytes -> Ed25519 key (cache)
+        self._blocked: set[ID] = set()
 
     # --- identity and addresses -------------------------------------------------------------------
     @property
@@ -185,6 +186,26 @@ class Libp2pTransport:
         if addr not in known:
             known.append(addr)
         self._book_changed.set()
+
+    # --- peer filter (a testnet's partition) ------------------------------------------------------
+    @property
+    def blocked(self) -> list[bytes]:
+        """Keys of the peers we exchange no traffic with (:meth:`set_blocked`)."""
+        keys = (self._key_of(pid) for pid in self._blocked)
+        return sorted(k for k in keys if k is not None)
+
+    def set_blocked(self, keys: Sequence[bytes]) -> None:
+        """Exchange no traffic with ``keys`` (replacing the previous set; empty heals): their connections are
+        closed, the supervisor stops dialling them, pubsub drops what they send or forward (its blacklist),
+        their requests are reset and requests to them fail with ``PeerUnavailable``. A partition on loopback,
+        where no link state can be cut (docs/testnets.md)."""
+        blocked = {peer_id_for(k) for k in keys if k != self._key}
+        for pid in self._blocked - blocked:
+            self._ps.remove_from_blacklist(pid)
+        for pid in blocked - self._blocked:
+            self._ps.add_to_blacklist(pid)
+        self._blocked = blocked
+        self._book_changed.set()  # the supervisor redials healed peers and drops blocked connections now
 
     def _key_of(self, peer_id: ID) -> bytes | None:
         raw = peer_id.to_bytes()
@@ -283,6 +304,8 @@ class Libp2pTransport:
         try:
             if peer is None:
                 raise PeerUnavailable("peer identity is not an Ed25519 key")
+            if stream.muxed_conn.peer_id in self._blocked:
+                raise PeerUnavailable("peer is blocked (partition)")
             async with limiter:
                 with trio.fail_after(HANDLER_TIMEOUT):
                     answered = await serve_exchange(stream, peer, handler, max_frame=MAX_FRAME)
@@ -309,6 +332,8 @@ class Libp2pTransport:
         if len(data) > MAX_FRAME:
             raise ValueError(f"request of {len(data)} bytes > MAX_FRAME {MAX_FRAME}")
         pid = peer_id_for(peer)
+        if pid in self._blocked:
+            raise PeerUnavailable(f"peer {pid} is blocked (partition)")
         self._stats["requests_sent"] += 1
         self._stats["request_bytes"] += len(data)
         try:
@@ -349,8 +374,12 @@ class Libp2pTransport:
         network = self._host.get_network()
         while True:
             now = trio.current_time()
+            for pid in [p for p in self._host.get_connected_peers() if p in self._blocked]:
+                with contextlib.suppress(*_PEER_ERRORS):
+                    await self._host.disconnect(pid)
             todo = [
-                pid for pid in self._book if not network.get_connections(pid) and due.get(pid, 0.0) <= now
+                pid for pid in self._book
+                if pid not in self._blocked and not network.get_connections(pid) and due.get(pid, 0.0) <= now
             ]
             if todo:
                 async with trio.open_nursery() as nursery:

@@ -24,7 +24,6 @@ from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.chainmsg import PROTO_MODEL
-from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected
 
 from ..chain.hooks import BlockHooks
@@ -188,7 +187,7 @@ class PolDriver:
         chain = self.node.chain
         with trio.move_on_after(SYNC_WAIT):
             await chain.wait_for(lambda: chain.synced, timeout=SYNC_WAIT * 2)
-        return await chain.propose(self.proof(round_no, winner), timestamp_ms=now_ms())
+        return await chain.propose(self.proof(round_no, winner), timestamp_ms=chain.clock.now_ms())
 
     # ------------------------------------------------------------ block hooks
     def _winner_of(self, block: Block) -> tuple[int, Submission] | None:

@@ -92,6 +92,10 @@ class RoundEngine:
         self.number = int(saved.get("round", 0)) if isinstance(saved, dict) else 0
         self.lock = trio.Lock()
         self.last: dict[str, Any] | None = None
+        self.stage = "idle"
+        """Where the running round is: ``open`` (announcing, collecting), ``settle`` (its transactions submitted —
+        the escrow locks and the settlement — waiting for its block), ``close``, or ``idle`` between rounds; a
+        testnet applies a perturbation at a stage (docs/testnets.md)."""
 
     async def http_round(self, request: dict[str, Any]) -> Any:
         """``POST /round``: run one round and answer its summary."""
@@ -102,6 +106,8 @@ class RoundEngine:
                 return await self.play()
             except RoundError as err:
                 raise HttpError(503, str(err)) from err
+            finally:
+                self.stage = "idle"
 
     async def play(self) -> dict[str, Any]:
         """Run one round and return its summary."""
@@ -110,8 +116,11 @@ class RoundEngine:
         phase = self.ctx.scenario.phase_of(self.number)
         rnd = RoundStart(self.number, phase.name, phase.mode, phase.params, time.monotonic())
         _events.info("round.open", round=rnd.number, phase=rnd.phase, mode=rnd.mode)
+        self.stage = "open"
         result = await self.plan.open_round(rnd)
+        self.stage = "settle"
         height, final = await self._settle(result)
+        self.stage = "close"
         summary: dict[str, Any] = {
             "round": rnd.number, "market": self.market, "phase": rnd.phase, "mode": rnd.mode, "params": rnd.params,
             "participants": result.participants, "left_out": result.left_out, "height": height, "final": final,
@@ -140,4 +149,4 @@ class RoundEngine:
 
     def status(self) -> dict[str, Any]:
         """Engine fields for ``GET /status``."""
-        return {"round": self.number, "running": self.lock.locked()}
+        return {"round": self.number, "running": self.lock.locked(), "stage": self.stage}
