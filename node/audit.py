@@ -233,8 +233,8 @@ def audit_data_dir(data_dir: Path) -> dict[str, Any]:
         "unverifiable", "first_bad", "error", "open_escrows"}``: ``covered`` says whether the node's role
         re-executes a market contract; ``checked`` counts the blocks the contract accepted; ``unverifiable`` lists
         the heights whose contract needs data the chain holds only a hash of (a contract that fails for want of
-        it — a cause carrying the missing content's ``hash`` — is not a mismatch); ``first_bad``/``error`` name the first block
-        that fails either check; ``open_escrows`` are the escrows still locked at the head.
+        it — a cause carrying the missing content's ``hash`` — is not a mismatch); ``first_bad``/``error`` name
+        the first block that fails either check; ``open_escrows`` are the escrows still locked at the head.
 
     Raises:
         ParamError: not a node's data directory (no ``node.toml``, ``genesis.json`` or chain database).
@@ -253,7 +253,8 @@ def audit_data_dir(data_dir: Path) -> dict[str, Any]:
     report: dict[str, Any] = {
         "ok": books["ok"], "path": str(data_dir), "node": config.name, "role": config.role, "market": spec.name,
         "blocks": books["blocks"], "finalized_height": books["finalized_height"], "conserved": books["ok"],
-        "covered": False, "contracts": [], "checked": 0, "unverifiable": [], "first_bad": books["first_bad"], "error": books["error"],
+        "covered": False, "contracts": [], "checked": 0, "unverifiable": [], "first_bad": books["first_bad"],
+        "error": books["error"],
         "open_escrows": [
             {"id": eid.hex(), "amount": e.amount, "expires": e.expires, "market": e.market}
             for eid, e in sorted(final_state.escrows.items())],

@@ -1,4 +1,4 @@
-"""Network commands of the CLI: ``node``, ``net``, ``round``, ``chain``, ``demo`` (README.md).
+"""Network commands of the CLI: ``node``, ``net``, ``round``, ``chain``, ``demo``, ``testnet`` (README.md).
 
 Exit codes: 0 success, 1 runtime failure (a node, the network or a chain check failed; ``net status``: a node
 is down), 2 bad usage or parameters (a folder that holds no network included).
@@ -211,6 +211,35 @@ def audit_line(report: dict[str, Any]) -> str:
             f"{report['conserved']}; {contract}; {verdict}")
 
 
+def _cmd_testnet(args: argparse.Namespace) -> int:
+    from bazaar.deploy import shipped_names
+
+    from . import launcher
+    from .testnet import load_testnet, run_testnet
+    from .testnet.runner import report_lines
+
+    if args.action == "list":
+        for name in shipped_names("testnet"):
+            tn = load_testnet(name)
+            print(f"{name:24s} {tn.scenario.name:20s} {tn.rounds:4d} rounds  {tn.description}")
+        return 0
+    if not args.testnet:
+        raise ParamError("testnet", "missing: a shipped testnet name or a TOML file (bazaar testnet list)")
+    if args.rounds is not None and args.rounds < 1:
+        raise ParamError("--rounds", "must be at least 1")
+    testnet = load_testnet(args.testnet)
+    try:
+        result = run_testnet(testnet, Path(args.root) if args.root else None, rounds=args.rounds,
+                             progress=_progress if not args.quiet else (lambda _: None))
+    except launcher.LaunchError as err:
+        return _err(str(err))
+    if args.json:
+        _print_json(result)
+    else:
+        print("\n".join(report_lines(result)))
+    return 0 if all(result["invariants"].values()) else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from . import launcher
     from .demo import run_demo
@@ -262,6 +291,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     chain.add_argument("--data-dir", dest="data_dir", required=True, help="the node's data folder (NET/nodes/NAME)")
     chain.add_argument("--json", action="store_true", help="JSON output (show, audit)")
     chain.set_defaults(func=_cmd_chain)
+
+    tn = sub.add_parser("testnet", help="run a testnet: a network with perturbations, invariants checked at the end",
+                        epilog="exit codes: 0 every invariant held, 1 an invariant failed (or the network did not "
+                               "start), 2 bad usage or testnet file")
+    tn.add_argument("action", choices=("run", "list"), help="run: one testnet; list: the shipped testnets")
+    tn.add_argument("testnet", nargs="?", help="shipped testnet name or TOML file (docs/testnets.md)")
+    tn.add_argument("--json", action="store_true", help="print one JSON object (default: a table for people)")
+    tn.add_argument("--root", help="network folder, new or empty (default: a fresh temporary folder, kept)")
+    tn.add_argument("--rounds", type=int, help="run this many rounds instead of the file's")
+    tn.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    tn.set_defaults(func=_cmd_testnet)
 
     demo = sub.add_parser("demo", help="the main job: a local network running every scripted round")
     demo.add_argument("--out", help="run folder (default runs/demo-<time>)")

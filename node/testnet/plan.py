@@ -193,8 +193,9 @@ def _load(path: Path) -> Testnet:
     for i, raw in enumerate(raw_list):
         prefix = f"perturbations[{i}]"
         try:
-            p = Perturbation(**{k: tuple(v) if k == "nodes" else v
-                                for k, v in check_params(raw, PERTURBATION).items()})
+            v = check_params(raw, PERTURBATION)
+            p = Perturbation(round=v["round"], action=v["action"], nodes=tuple(v["nodes"]), at=v["at"],
+                             repeat=v["repeat"], for_rounds=v["for_rounds"], skew_ms=v["skew_ms"], count=v["count"])
         except ParamError as err:
             raise ParamError(f"{prefix}.{err.key}", str(err).split(": ", 1)[-1]) from err
         for node in p.nodes:
