@@ -212,7 +212,7 @@ def conservation(data_dir: Path) -> dict[str, Any]:
         try:
             state = apply(state, block, genesis)
         except (LedgerError, ProtocolError) as err:
-            out.update(ok=False, first_bad=block.height, error=f"block does not apply: {err}")
+            out.update(ok=False, first_bad=state.height + 1, error=f"block {state.height + 1} does not apply: {err}")
             break
         out["blocks"] += 1
         out["height"] = state.height

@@ -214,8 +214,7 @@ def audit_line(report: dict[str, Any]) -> str:
 def _cmd_testnet(args: argparse.Namespace) -> int:
     from bazaar.deploy import shipped_names
 
-    from . import launcher
-    from .testnet import load_testnet, run_testnet
+    from .testnet import load_testnet
     from .testnet.runner import report_lines
 
     if args.action == "list":
@@ -223,21 +222,39 @@ def _cmd_testnet(args: argparse.Namespace) -> int:
             tn = load_testnet(name)
             print(f"{name:24s} {tn.scenario.name:20s} {tn.rounds:4d} rounds  {tn.description}")
         return 0
-    if not args.testnet:
-        raise ParamError("testnet", "missing: a shipped testnet name or a TOML file (bazaar testnet list)")
-    if args.rounds is not None and args.rounds < 1:
-        raise ParamError("--rounds", "must be at least 1")
-    testnet = load_testnet(args.testnet)
-    try:
-        result = run_testnet(testnet, Path(args.root) if args.root else None, rounds=args.rounds,
-                             progress=_progress if not args.quiet else (lambda _: None))
-    except launcher.LaunchError as err:
-        return _err(str(err))
+    if args.action == "check":
+        from .testnet.runner import recheck
+
+        if not args.root:
+            raise ParamError("--root", "missing: the folder of a finished run")
+        result = recheck(Path(args.root))
+    else:
+        if not args.testnet:
+            raise ParamError("testnet", "missing: a shipped testnet name or a TOML file (bazaar testnet list)")
+        ran = _run_testnet(args)
+        if ran is None:
+            return 1
+        result = ran
     if args.json:
         _print_json(result)
     else:
         print("\n".join(report_lines(result)))
     return 0 if all(result["invariants"].values()) else 1
+
+
+def _run_testnet(args: argparse.Namespace) -> dict[str, Any] | None:
+    from . import launcher
+    from .testnet import load_testnet, run_testnet
+
+    if args.rounds is not None and args.rounds < 1:
+        raise ParamError("--rounds", "must be at least 1")
+    testnet = load_testnet(args.testnet)
+    try:
+        return run_testnet(testnet, Path(args.root) if args.root else None, rounds=args.rounds,
+                           progress=_progress if not args.quiet else (lambda _: None))
+    except launcher.LaunchError as err:
+        _err(str(err))
+        return None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -295,7 +312,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     tn = sub.add_parser("testnet", help="run a testnet: a network with perturbations, invariants checked at the end",
                         epilog="exit codes: 0 every invariant held, 1 an invariant failed (or the network did not "
                                "start), 2 bad usage or testnet file")
-    tn.add_argument("action", choices=("run", "list"), help="run: one testnet; list: the shipped testnets")
+    tn.add_argument("action", choices=("run", "check", "list"),
+                    help="run: one testnet; check: re-check the invariants of a finished run (--root); list: the "
+                         "shipped testnets")
     tn.add_argument("testnet", nargs="?", help="shipped testnet name or TOML file (docs/testnets.md)")
     tn.add_argument("--json", action="store_true", help="print one JSON object (default: a table for people)")
     tn.add_argument("--root", help="network folder, new or empty (default: a fresh temporary folder, kept)")

@@ -184,7 +184,10 @@ def _load(path: Path) -> Testnet:
         key = f"clock_skew_ms.{node}"
         if node not in names:
             raise ParamError(key, f"no node named {node!r} in scenario {scenario.name}")
-        skews[node] = check_params({"skew_ms": raw}, (PERTURBATION[-2],))["skew_ms"]
+        try:
+            skews[node] = check_params({"skew_ms": raw}, (PERTURBATION[-2],))["skew_ms"]
+        except ParamError as err:
+            raise ParamError(key, str(err).split(": ", 1)[-1]) from err
 
     raw_list = data.get("perturbations", [])
     if not isinstance(raw_list, list) or not all(isinstance(v, dict) for v in raw_list):

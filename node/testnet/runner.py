@@ -290,14 +290,27 @@ def _converge(run: _Run) -> dict[str, dict[str, Any]]:
     return dict(last)
 
 
-def _check(run: _Run, statuses: dict[str, dict[str, Any]], crashed: list[str]) -> dict[str, Any]:
+RUN_FILE = "testnet-run.json"
+"""What a run records in its folder (the testnet, the live nodes' last statuses, who was killed, the restarts), so
+``bazaar testnet check`` can re-check the invariants later from the stopped nodes' data directories."""
+
+
+def check_invariants(testnet: Testnet, root: Path, statuses: dict[str, dict[str, Any]], crashed: list[str],
+                     resync: list[tuple[str, float | None]]) -> dict[str, Any]:
+    """Check the testnet's invariants on a stopped network folder (the live part — ``statuses``, ``crashed`` —
+    was collected while the nodes ran).
+
+    Returns:
+        ``{"invariants": {name: held}, "problems": {name: [why]}, "tokens_lost", "audit"}``.
+    """
     from ..audit import audit_data_dir, conservation
 
-    info = run.info()
-    honest = run.testnet.honest
-    dirs = {n: run.net.node_dir(n) for n in honest}
-    ev = inv.Evidence(statuses=statuses, crashed=crashed, byzantine=dict(run.testnet.byzantine),
-                      keys={n: v.get("key") or "" for n, v in info["nodes"].items()}, resync=list(run.resync),
+    net = launcher.NetDir(root)
+    info = net.load()
+    honest = testnet.honest
+    dirs = {n: net.node_dir(n) for n in honest}
+    ev = inv.Evidence(statuses=statuses, crashed=crashed, byzantine=dict(testnet.byzantine),
+                      keys={n: v.get("key") or "" for n, v in info["nodes"].items()}, resync=list(resync),
                       data_dirs=dirs)
     problems: dict[str, list[str]] = {}
     for name, d in dirs.items():
@@ -309,7 +322,7 @@ def _check(run: _Run, statuses: dict[str, dict[str, Any]], crashed: list[str]) -
             ev.logs[name] = (d / "node.log").read_text(errors="replace")
         except OSError:
             ev.logs[name] = ""
-    genesis = Genesis.from_dict(json.loads(run.net.genesis.read_text()))
+    genesis = Genesis.from_dict(json.loads(net.genesis.read_text()))
     chains = {}
     for name, d in dirs.items():
         try:
@@ -324,7 +337,7 @@ def _check(run: _Run, statuses: dict[str, dict[str, Any]], crashed: list[str]) -
             ev.final_state = None
     held: dict[str, bool] = {}
     tokens_lost = 0
-    for name in run.testnet.checks:
+    for name in testnet.checks:
         if name == "same-finalized-head":
             ok, why = inv.same_finalized_head(ev)
         elif name == "no-fork":
@@ -345,13 +358,35 @@ def _check(run: _Run, statuses: dict[str, dict[str, Any]], crashed: list[str]) -
         held[name] = ok and not problems.get(name)
         if why:
             problems[name] = why
-    uncovered = sorted({a["market"] for a in ev.audits.values()} - {a["market"] for a in ev.audits.values()
-                                                                      if a["covered"]})
+    markets = {a["market"] for a in ev.audits.values()}
+    uncovered = sorted(markets - {a["market"] for a in ev.audits.values() if a["covered"]})
     return {"invariants": held, "problems": problems, "tokens_lost": tokens_lost,
             "audit": {"covered": sorted(n for n, a in ev.audits.items() if a["covered"]),
                       "uncovered_markets": uncovered,
                       "checked_blocks": sum(a["checked"] for a in ev.audits.values()),
                       "unverifiable_blocks": sum(len(a["unverifiable"]) for a in ev.audits.values())}}
+
+
+def recheck(root: Path) -> dict[str, Any]:
+    """``bazaar testnet check``: re-check the invariants of a finished run's folder (e.g. after inspecting or
+    altering a node's database); returns the run's result with the new verdicts.
+
+    Raises:
+        ParamError: the folder holds no finished testnet run.
+    """
+    from .plan import load_testnet
+
+    try:
+        saved = json.loads((root / RUN_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ParamError("--root", f"{root} holds no finished testnet run ({RUN_FILE}): {err}") from err
+    testnet = load_testnet(saved["source"])
+    result = dict(saved["result"])
+    checked = check_invariants(testnet, root, saved["statuses"], result["honest_crashed"],
+                               [(n, s) for n, s in saved["resync"]])
+    result.update(invariants=checked["invariants"], problems=checked["problems"],
+                  tokens_lost=checked["tokens_lost"], audit=checked["audit"])
+    return result
 
 
 def run_testnet(testnet: Testnet, root: Path | None = None, *, rounds: int | None = None,
@@ -400,8 +435,8 @@ def run_testnet(testnet: Testnet, root: Path | None = None, *, rounds: int | Non
                 launcher.net_resume(root, name)
         launcher.net_down(root)
         pool.shutdown(wait=False, cancel_futures=True)
-    checked = _check(run, statuses, crashed)
-    return {
+    checked = check_invariants(testnet, root, statuses, crashed, run.resync)
+    result = {
         "testnet": testnet.name, "scenario": testnet.scenario.name, "dir": str(root),
         "rounds": sum(1 for r in rows if r["ran"]), "settled": sum(1 for r in rows if r["final"]),
         "perturbations": run.applied, "invariants": checked["invariants"], "problems": checked["problems"],
@@ -409,6 +444,9 @@ def run_testnet(testnet: Testnet, root: Path | None = None, *, rounds: int | Non
         "resync_s": [s for _, s in run.resync if s is not None], "audit": checked["audit"],
         "round_rows": rows, "seconds": round(time.monotonic() - t0, 1),
     }
+    (root / RUN_FILE).write_text(json.dumps({"source": str(testnet.source), "statuses": statuses,
+                                             "resync": run.resync, "result": result}, default=str))
+    return result
 
 
 def report_lines(result: dict[str, Any]) -> list[str]:
