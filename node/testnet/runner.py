@@ -76,21 +76,21 @@ def _select(run: _Run, p: Perturbation) -> list[str]:
     live = [n for n, _ in scenario.nodes if n not in run.killed and n not in run.paused]
     for sel in p.nodes:
         if sel == "leader":
-            pool = [run.leader()]
+            candidates = [run.leader()]
         elif sel == "random":
-            pool = live
+            candidates = live
         elif sel == "random-validator":
-            pool = [n for n in live if spec.role(scenario.role_of(n)).validates]
+            candidates = [n for n in live if spec.role(scenario.role_of(n)).validates]
         elif sel == "random-follower":
-            pool = [n for n in live if n != run.leader()]
+            candidates = [n for n in live if n != run.leader()]
         else:
             names.append(sel)
             continue
-        pool = [n for n in pool if n not in names]
+        candidates = [n for n in candidates if n not in names]
         if sel.startswith("random"):
-            names += run.rng.sample(pool, min(p.count, len(pool)))
+            names += run.rng.sample(candidates, min(p.count, len(candidates)))
         else:
-            names += pool
+            names += candidates
     return names
 
 
@@ -228,7 +228,7 @@ def _wait_stage(run: _Run, leader: dict[str, Any], round_no: int, stage: str, un
     return not until.done()
 
 
-def _play_round(run: _Run, round_no: int, pool: ThreadPoolExecutor) -> dict[str, Any]:
+def _play_round(run: _Run, round_no: int, asker: ThreadPoolExecutor) -> dict[str, Any]:
     scenario = run.testnet.scenario
     timeout = run.testnet.round_timeout_s or sum(scenario.deadlines.values()) + 60
     _due(run, round_no, "start")
@@ -239,7 +239,7 @@ def _play_round(run: _Run, round_no: int, pool: ThreadPoolExecutor) -> dict[str,
     else:
         node = run.info()["nodes"][leader]
         t0 = time.monotonic()
-        future = pool.submit(_post_round, node["http_port"], timeout, run.net.control_token())
+        future = asker.submit(_post_round, node["http_port"], timeout, run.net.control_token())
         row["ran"] = True
         settle_due = any(round_no in p.rounds() and p.at == "settle" for p in run.testnet.perturbations)
         if settle_due and _wait_stage(run, node, round_no, "settle", future, timeout):
@@ -417,13 +417,13 @@ def run_testnet(testnet: Testnet, root: Path | None = None, *, rounds: int | Non
     t0 = time.monotonic()
     rows: list[dict[str, Any]] = []
     started = False
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="testnet-round")
+    asker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="testnet-round")
     try:
         launcher.net_up(testnet.scenario.source, root, progress=progress, byzantine=testnet.byzantine,
                         clock_skew_ms=testnet.clock_skew_ms)
         started = True
         for round_no in range(1, testnet.rounds + 1):
-            rows.append(_play_round(run, round_no, pool))
+            rows.append(_play_round(run, round_no, asker))
         _end_perturbations(run)
         statuses = _converge(run)
         info = run.info()
@@ -434,7 +434,7 @@ def run_testnet(testnet: Testnet, root: Path | None = None, *, rounds: int | Non
             for name in sorted(run.paused):  # a stopped process would ignore SIGTERM
                 launcher.net_resume(root, name)
         launcher.net_down(root)
-        pool.shutdown(wait=False, cancel_futures=True)
+        asker.shutdown(wait=False, cancel_futures=True)
     checked = check_invariants(testnet, root, statuses, crashed, run.resync)
     result = {
         "testnet": testnet.name, "scenario": testnet.scenario.name, "dir": str(root),
