@@ -62,7 +62,7 @@ class _OfflineChain:
         return self._blocks[height - 1] if 1 <= height <= min(len(self._blocks), self.current.height) else None
 
     def sign_tx(self, kind: str, body: dict[str, Any], *, round: int = 0) -> Envelope:
-        raise RequestFailed("offline", "an audit signs nothing")
+        raise RequestFailed("unavailable", "an audit signs nothing")
 
     def forget_nonce(self, nonce: int) -> None:
         return None
@@ -71,10 +71,10 @@ class _OfflineChain:
         return None
 
     async def submit(self, raws: Sequence[bytes]) -> None:
-        raise RequestFailed("offline", "an audit submits nothing")
+        raise RequestFailed("unavailable", "an audit submits nothing")
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
-        raise RequestFailed("offline", "an audit does not wait")
+        raise RequestFailed("unavailable", "an audit does not wait")
 
 
 class _OfflineContext:
@@ -131,16 +131,16 @@ class _OfflineContext:
         return set()
 
     def seal(self, mtype: str, body: dict[str, Any], *, round: int = 0) -> Envelope:
-        raise RequestFailed("offline", "an audit signs nothing")
+        raise RequestFailed("unavailable", "an audit signs nothing")
 
     async def publish(self, mtype: str, body: dict[str, Any], *, round: int) -> Envelope:
-        raise RequestFailed("offline", "an audit publishes nothing")
+        raise RequestFailed("unavailable", "an audit publishes nothing")
 
     async def ask(self, peer: bytes, mtype: str, body: dict[str, Any], *, round: int, timeout: float) -> Envelope:
-        raise RequestFailed("offline", "an audit asks no peer")
+        raise RequestFailed("unavailable", "an audit asks no peer")
 
     async def ask_envelope(self, peer: bytes, request: Envelope, *, timeout: float) -> Envelope:
-        raise RequestFailed("offline", "an audit asks no peer")
+        raise RequestFailed("unavailable", "an audit asks no peer")
 
     async def compute(self, fn: Callable[..., Any], *args: Any) -> Any:
         return fn(*args)
@@ -163,7 +163,7 @@ class _OfflineContext:
         return None
 
     async def request_raw(self, peer: bytes, protocol: str, data: bytes, *, timeout: float) -> bytes:
-        raise RequestFailed("offline", "an audit asks no peer")
+        raise RequestFailed("unavailable", "an audit asks no peer")
 
 
 def _missing_content(err: BaseException) -> bool:
