@@ -56,7 +56,8 @@ PERTURBATION = (
     Field("nodes", "list_str", required=False, default=[]),
     Field("at", "str", required=False, default="start", choices=STAGES),
     Field("repeat", "int", required=False, default=1, low=1, high=100_000,
-          doc="apply again in each of the next repeat-1 rounds (random selectors draw anew)"),
+          doc="how many times to apply it (random selectors draw anew each time)"),
+    Field("every", "int", required=False, default=1, low=1, high=100_000, doc="rounds between two repeats"),
     Field("for_rounds", "int", required=False, default=0, low=0, high=100_000,
           doc="undo it (restart, resume, heal, skew 0) at the start of the round this many rounds later"),
     Field("skew_ms", "int", required=False, default=0, low=-86_400_000, high=86_400_000),
@@ -66,20 +67,21 @@ PERTURBATION = (
 
 @dataclass(frozen=True)
 class Perturbation:
-    """One scheduled perturbation (once per round of ``round .. round + repeat - 1``)."""
+    """One scheduled perturbation: in rounds ``round, round + every, ...`` (``repeat`` times)."""
 
     round: int
     action: str
     nodes: tuple[str, ...]
     at: str = "start"
     repeat: int = 1
+    every: int = 1
     for_rounds: int = 0
     skew_ms: int = 0
     count: int = 1
 
     def rounds(self) -> range:
         """The rounds it applies in."""
-        return range(self.round, self.round + self.repeat)
+        return range(self.round, self.round + self.repeat * self.every, self.every)
 
 
 @dataclass(frozen=True)
@@ -198,7 +200,8 @@ def _load(path: Path) -> Testnet:
         try:
             v = check_params(raw, PERTURBATION)
             p = Perturbation(round=v["round"], action=v["action"], nodes=tuple(v["nodes"]), at=v["at"],
-                             repeat=v["repeat"], for_rounds=v["for_rounds"], skew_ms=v["skew_ms"], count=v["count"])
+                             repeat=v["repeat"], every=v["every"], for_rounds=v["for_rounds"], skew_ms=v["skew_ms"],
+                             count=v["count"])
         except ParamError as err:
             raise ParamError(f"{prefix}.{err.key}", str(err).split(": ", 1)[-1]) from err
         for node in p.nodes:

@@ -31,6 +31,7 @@ for_rounds = 1
 [[perturbations]]
 round = 1
 repeat = 2
+every = 3
 action = "clock-skew"
 nodes = ["random"]
 skew_ms = -300
@@ -60,7 +61,7 @@ def test_a_good_file(tmp_path: Path) -> None:
     assert tn.clock_skew_ms == {"consumer-2": 1500}
     kill, skew = tn.perturbations
     assert (kill.round, kill.at, kill.action, kill.nodes, kill.for_rounds) == (2, "settle", "kill", ("leader",), 1)
-    assert list(skew.rounds()) == [1, 2] and skew.skew_ms == -300
+    assert list(skew.rounds()) == [1, 4] and skew.skew_ms == -300
 
 
 @pytest.mark.parametrize(("change", "key"), [
