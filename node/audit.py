@@ -11,8 +11,9 @@ Two checks, offline, on a node's data directory:
   stored block, with the ``@on_block`` observers fed in order so a contract sees the history it saw live. A
   contract that refuses a stored block is a trade that does not re-verify.
 
-A role without a contract (its market settles without one, or this role does not re-execute it) is reported as
-``covered: false``: nothing in its chain is a trade the chain alone can re-derive from its role's view.
+A market without contracts may give its spec an ``audit`` function, run on every block for every role (ai-bazaar
+re-solves its equilibrium-mode leases). A role without either is reported as ``covered: false``: nothing in its
+chain is a trade the chain alone can re-derive from its role's view.
 """
 
 from __future__ import annotations
@@ -261,8 +262,8 @@ def audit_data_dir(data_dir: Path) -> dict[str, Any]:
     }
     app = load_app(spec.role(config.role).app)
     checks = app.of_kind("block_check")
-    report["contracts"] = [h.name for h in checks]
-    if not checks or not books["ok"]:
+    report["contracts"] = [h.name for h in checks] + (["market-audit"] if spec.audit is not None else [])
+    if not report["contracts"] or not books["ok"]:
         return report
     report["covered"] = True
     genesis = _genesis(data_dir)
@@ -270,14 +271,17 @@ def audit_data_dir(data_dir: Path) -> dict[str, Any]:
     key = KeyPair(load_or_create_seed(data_dir / "node.key"))
     with tempfile.TemporaryDirectory(prefix="bazaar-audit-") as scratch:
         view = _OfflineChain(blocks, State.from_genesis(genesis))
-        ctx = _OfflineContext(config, key, scenario, spec.settings(scenario), view, Path(scratch), data_dir)
-        role = app.create(ctx)  # type: ignore[arg-type]  # the read-only context implements what roles read
+        settings = spec.settings(scenario)
+        ctx = _OfflineContext(config, key, scenario, settings, view, Path(scratch), data_dir)
+        role = app.create(ctx) if checks else None  # type: ignore[arg-type]  # implements what roles read
         contracts = [getattr(role, h.name) for h in checks]
-        observers = [getattr(role, h.name) for h in app.of_kind("on_block")]
+        observers = [getattr(role, h.name) for h in app.of_kind("on_block")] if checks else []
         for block in blocks:
             parent = view.current
             verified = True
             try:
+                if spec.audit is not None:
+                    spec.audit(settings, ctx.peers(), genesis.network_id, parent, block)
                 for contract in contracts:
                     try:
                         contract(parent, block)

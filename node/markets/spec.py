@@ -124,6 +124,10 @@ class MarketSpec:
         prepare: ``prepare(scenario, node_dirs)`` runs once in the launcher before a fresh network starts.
         learning_task: ``learning_task(config)`` for markets that can run on Proof-of-Learning.
         report: how its rounds are shown.
+        audit: ``audit(config, peers, network_id, parent_state, block)`` re-derives, offline, what a market without
+            a ``@block_check`` contract settled in ``block`` (``bazaar chain audit``, docs/adr/0097); raises
+            ``InvalidBlock`` when a recorded trade does not re-verify. ``peers``: the address book in scenario
+            order.
     """
 
     name: str
@@ -139,6 +143,7 @@ class MarketSpec:
     genesis: Callable[[Scenario], GenesisPlan] | None = None
     prepare: Callable[[Scenario, dict[str, Path]], None] | None = None
     learning_task: Callable[[Any], Any] | None = None
+    audit: Callable[..., None] | None = None
 
     def role(self, name: str) -> RoleSpec:
         """The spec of role ``name``.

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ...consensus.pol_models import LearningTask
 from ...params import Field
 from ..spec import Column, MarketSpec, Report, RoleSpec
+from .audit import audit_block
 from .config import MarketConfig, market_config
 
 if TYPE_CHECKING:
@@ -107,6 +108,7 @@ SPEC = MarketSpec(
     small_scenario="ai-bazaar-small",
     prepare=prepare,
     learning_task=learning_task,
+    audit=audit_block,
     report=Report(
         title="ai-bazaar: Stackelberg pricing, PB-MARL, Proof-of-Learning",
         columns=(
