@@ -109,7 +109,11 @@ def _others_finalized(run: _Run, name: str) -> int:
 def _restart(run: _Run, name: str) -> str:
     target = _others_finalized(run, name)
     t0 = time.monotonic()
-    launcher.net_start(run.root, name)
+    try:
+        launcher.net_start(run.root, name)
+    except launcher.LaunchError:
+        run.resync.append((name, None))  # a node that cannot come back never resyncs
+        raise
     run.killed.discard(name)
     if run.groups:
         launcher.net_partition(run.root, run.groups)  # the restarted node starts without its filter
