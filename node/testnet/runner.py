@@ -251,11 +251,12 @@ def _play_round(run: _Run, round_no: int, asker: ThreadPoolExecutor) -> dict[str
         try:
             summary = future.result(timeout=timeout + 10)
             row.update(final=bool(summary.get("final")), height=summary.get("height"),
-                       leader_round=summary.get("round"))
+                       leader_round=summary.get("round"), left_out=summary.get("left_out", []))
         except Exception as err:  # the leader died, was paused or refused: the round did not settle
             row["error"] = f"{type(err).__name__}: {str(err)[:200]}"
         row["seconds"] = round(time.monotonic() - t0, 2)
-    run.progress(f"round {round_no}: " + (f"height {row['height']}, final {row['final']}" if row["ran"]
+    left_out = f", left out {', '.join(row['left_out'])}" if row.get("left_out") else ""
+    run.progress(f"round {round_no}: " + (f"height {row['height']}, final {row['final']}{left_out}" if row["ran"]
                                           else f"not run ({row['error']})"))
     _due(run, round_no, "end")
     return row
