@@ -109,11 +109,18 @@ def _others_finalized(run: _Run, name: str) -> int:
 def _restart(run: _Run, name: str) -> str:
     target = _others_finalized(run, name)
     t0 = time.monotonic()
-    try:
-        launcher.net_start(run.root, name)
-    except launcher.LaunchError:
-        run.resync.append((name, None))  # a node that cannot come back never resyncs
-        raise
+    for attempt in (1, 2):
+        try:
+            launcher.net_start(run.root, name)
+            break
+        except launcher.LaunchError as err:
+            if attempt == 2:
+                run.resync.append((name, None))  # a node that cannot come back never resyncs
+                raise
+            run.progress(f"restart of {name} failed ({err}); once more")
+            v = run.info()["nodes"][name]
+            if launcher.pid_alive(v["pid"], v["config"]):  # half started: stop it before the second try
+                launcher.net_kill(run.root, name)
     run.killed.discard(name)
     if run.groups:
         launcher.net_partition(run.root, run.groups)  # the restarted node starts without its filter
