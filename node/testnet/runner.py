@@ -247,6 +247,10 @@ def _play_round(run: _Run, round_no: int, asker: ThreadPoolExecutor) -> dict[str
     row: dict[str, Any] = {"round": round_no, "ran": False, "final": False, "height": None, "error": None}
     if leader in run.killed or leader in run.paused:
         row["error"] = f"the leader {leader} is down"
+        for p in run.testnet.perturbations:
+            if round_no in p.rounds() and p.at == "settle":  # recorded, not applied: the round never settled
+                run.applied.append({"round": round_no, "at": "settle", "action": p.action, "nodes": list(p.nodes),
+                                    "ok": False, "detail": "skipped: the round did not run"})
     else:
         node = run.info()["nodes"][leader]
         t0 = time.monotonic()
