@@ -35,7 +35,8 @@ def row(result: dict[str, Any]) -> str:
     held = sum(result["invariants"].values())
     failed = [n for n, ok in result["invariants"].items() if not ok]
     resync = result["resync_s"]
-    return (f"| {result['testnet']} | {len(result['perturbations'])} | {result['rounds']} | {result['settled']} | "
+    applied = sum(1 for p in result["perturbations"] if p["ok"])
+    return (f"| {result['testnet']} | {applied} | {result['rounds']} | {result['settled']} | "
             f"{held}/{len(result['invariants'])}{' (failed: ' + ', '.join(failed) + ')' if failed else ''} | "
             f"{result['tokens_lost']} | {len(result['honest_crashed'])} | {_pct(resync, 50)} / {_pct(resync, 95)} "
             f"({len(resync)}) | {result['seconds']:.0f} |")
