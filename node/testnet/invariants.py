@@ -6,6 +6,8 @@ Each check returns ``(held, problems)``: ``problems`` are one-line explanations 
 
 from __future__ import annotations
 
+import importlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,17 +130,38 @@ def _rejects_of(key_hex: str, logs: Iterable[str]) -> int:
     return count
 
 
+def signals_of(behaviour: str) -> tuple[str, ...]:
+    """The event names and reason codes that show ``behaviour`` was caught, from the node's registry of Byzantine
+    behaviours (``bazaar.node.byzantine.BEHAVIOURS[name].signals``) when it is installed; none otherwise."""
+    try:
+        registry = importlib.import_module("bazaar.node.byzantine")
+    except ModuleNotFoundError:
+        return ()
+    found = getattr(registry, "BEHAVIOURS", {}).get(behaviour)
+    return tuple(getattr(found, "signals", ()))
+
+
+def _signalled(signals: Sequence[str], logs: Iterable[str]) -> int:
+    if not signals:
+        return 0
+    token = re.compile(r"(?:^|[\s=])(?:" + "|".join(map(re.escape, signals)) + r")(?=$|[\s,])", re.M)
+    return sum(len(token.findall(text)) for text in logs)
+
+
 def byzantine_evidence(ev: Evidence) -> Check:
-    """Every Byzantine node left evidence on the ledger or a coded reject in an honest node's log, and a node
-    whose behaviour calls for slashing was slashed."""
+    """Every Byzantine act left evidence: on the ledger (an evidence record or a slashing of the node), a coded
+    reject naming its key in an honest node's log, or one of the behaviour's signals (event or reason code) in an
+    honest node's log; and a node whose behaviour calls for slashing was slashed."""
     problems = []
     state = ev.final_state
     for node, behaviours in sorted(ev.byzantine.items()):
         key = bytes.fromhex(ev.keys.get(node, "")) if ev.keys.get(node) else b""
         on_ledger = state is not None and (key in state.slashed or any(p == key for p, _ in state.evidence))
         rejects = _rejects_of(key.hex(), ev.logs.values()) if key else 0
-        if not on_ledger and not rejects:
-            problems.append(f"{node} ({', '.join(behaviours)}): no evidence on the ledger, no coded reject in a log")
+        for behaviour in behaviours:
+            if not on_ledger and not rejects and not _signalled(signals_of(behaviour), ev.logs.values()):
+                problems.append(f"{node} ({behaviour}): no evidence on the ledger, no coded reject or signal in an "
+                                f"honest node's log")
         if SLASHING & set(behaviours) and not (state is not None and key in state.slashed):
             problems.append(f"{node} ({', '.join(sorted(SLASHING & set(behaviours)))}): not slashed")
     return not problems, problems

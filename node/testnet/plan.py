@@ -7,6 +7,7 @@ Every error names the dotted key and the file (:class:`~bazaar.node.params.Param
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,8 @@ validators, or any but the leader)."""
 
 BEHAVIOURS = ("false-claim", "equivocate", "withhold-block", "poison-update", "lying-oracle", "replay-flood",
               "malformed-frames", "oversize-frames")
-"""The Byzantine behaviours a node can be started with (implemented in the node; a market's spec may narrow the
-list to those that make sense for it, through its ``byzantine`` attribute)."""
+"""The Byzantine behaviours a node can be started with (implemented in the node; a market's spec narrows the list to
+those that make sense for each of its roles, through its ``byzantine`` declaration: behaviour -> roles)."""
 
 INVARIANTS = ("same-finalized-head", "no-fork", "tokens-conserved", "trades-reverify", "no-honest-crash",
               "escrows-closed", "byzantine-evidence", "restarts-resync")
@@ -115,12 +116,15 @@ class Testnet:
         return [n for n, _ in self.scenario.nodes if n not in self.byzantine]
 
 
-def _behaviours_of(scenario: Scenario) -> tuple[str, ...]:
+def _behaviours_of(scenario: Scenario, node: str) -> tuple[str, ...]:
+    """The behaviours ``node`` may be started with: those its market's spec declares for its role (``byzantine``:
+    behaviour -> roles, node/byzantine), or every known one when the market declares none."""
     from ..markets.registry import get_spec
 
     declared = getattr(get_spec(scenario.market_name), "byzantine", None)
-    if declared:
-        return tuple(b if isinstance(b, str) else str(getattr(b, "name", b)) for b in declared)
+    if isinstance(declared, Mapping) and declared:
+        role = scenario.role_of(node)
+        return tuple(name for name, roles in declared.items() if role in roles)
     return BEHAVIOURS
 
 
@@ -164,7 +168,6 @@ def _load(path: Path) -> Testnet:
     except ParamError as err:
         raise ParamError("scenario", str(err)) from err
     names = [n for n, _ in scenario.nodes]
-    allowed = _behaviours_of(scenario)
 
     byzantine: dict[str, tuple[str, ...]] = {}
     for node, raw in _table(data, "byzantine").items():
@@ -175,10 +178,11 @@ def _load(path: Path) -> Testnet:
             raw = [raw]
         if not isinstance(raw, list) or not raw or not all(isinstance(b, str) for b in raw):
             raise ParamError(key, "expected a non-empty list of behaviour names")
+        allowed = _behaviours_of(scenario, node)
         for b in raw:
             if b not in allowed:
-                raise ParamError(key, f"{b!r} is not a Byzantine behaviour of market {scenario.market_name} "
-                                      f"(behaviours: {', '.join(allowed)})")
+                raise ParamError(key, f"{b!r} is not a Byzantine behaviour of a {scenario.role_of(node)} in market "
+                                      f"{scenario.market_name} (behaviours: {', '.join(allowed) or 'none'})")
         byzantine[node] = tuple(raw)
 
     skews: dict[str, int] = {}
