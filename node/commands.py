@@ -121,11 +121,15 @@ def _cmd_net(args: argparse.Namespace) -> int:
                          for n, row in ((r["name"], r) for r in status["nodes"]) if n in down]
                 print(f"{len(down)} of {len(status['nodes'])} nodes down: {', '.join(named)}", file=sys.stderr)
                 return 1
-        elif args.action in ("kill", "start"):
+        elif args.action in ("kill", "start", "pause", "resume"):
             if not args.node:
                 raise ParamError("--node", "missing: which node")
             if args.action == "kill":
                 _print_json({"killed": args.node, "pid": launcher.net_kill(root, args.node)})
+            elif args.action == "pause":
+                _print_json({"paused": args.node, "pid": launcher.net_pause(root, args.node)})
+            elif args.action == "resume":
+                _print_json({"resumed": args.node, "pid": launcher.net_resume(root, args.node)})
             else:
                 _print_json({"started": args.node, "pid": launcher.net_start(root, args.node)["pid"]})
     except launcher.NoNetwork as err:
@@ -281,12 +285,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     node.set_defaults(func=_cmd_node)
 
     net = sub.add_parser("net", help="a local multi-process network")
-    net.add_argument("action", choices=("up", "down", "status", "kill", "start"),
+    net.add_argument("action", choices=("up", "down", "status", "kill", "start", "pause", "resume"),
                      help="up: start every node; down: stop them; status: one row per node (exit 1 if a "
-                          "node is down); kill / start: one node (--node)")
+                          "node is down); kill / start / pause / resume: one node (--node; SIGKILL, restart, "
+                          "SIGSTOP, SIGCONT)")
     net.add_argument("--scenario", help="shipped scenario name or TOML file (for up)")
     net.add_argument("--dir", required=True, help="the network folder")
-    net.add_argument("--node", help="node name (for kill / start)")
+    net.add_argument("--node", help="node name (for kill / start / pause / resume)")
     net.add_argument("--json", action="store_true", help="JSON output (status)")
     net.add_argument("--log-json", action="store_true", help="nodes log JSON lines")
     net.set_defaults(func=_cmd_net)
