@@ -11,6 +11,7 @@ participants are not on chain) is not re-derived.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -19,7 +20,7 @@ from bazaar.ledger.block import Block
 from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
-from bazaar.mechanisms.ai_bazaar import follower_equilibrium, solve_stackelberg
+from bazaar.mechanisms.ai_bazaar import Params, follower_equilibrium, solve_stackelberg
 from bazaar.protocol import ProtocolError
 
 from ...config import PeerEntry
@@ -28,6 +29,13 @@ from .config import MarketConfig
 
 RTOL = 1e-9
 """The solver is deterministic: a recorded figure differs from the re-derived one only by float noise."""
+
+
+@functools.lru_cache(maxsize=8)
+def _equilibrium(params: Params) -> tuple[float, tuple[float, ...]]:
+    """``p*`` and the followers' demands there (parameter sets hash by identity: one solve per set per audit)."""
+    price = float(solve_stackelberg(params).price)
+    return price, tuple(float(f) for f in follower_equilibrium(params, price))
 
 
 def _close(a: float, b: float) -> bool:
@@ -60,11 +68,11 @@ def audit_block(cfg: MarketConfig, peers: Sequence[PeerEntry], network_id: str, 
             continue  # consumers were left out: the participant set is not on chain
         params = cfg.param_sets[data["params"]]
         price = float(data["price"])
-        eq = solve_stackelberg(params)
-        if not _close(price, float(eq.price)):
+        p_star, at_p_star = _equilibrium(params)
+        if not _close(price, p_star):
             raise InvalidBlock("market-contract", f"round {lease.round}: recorded price {price} is not the "
-                                                  f"Stackelberg price {float(eq.price)}")
-        expected = follower_equilibrium(params, price)
+                                                  f"Stackelberg price {p_star}")
+        expected = at_p_star  # the recorded price is p*: the demands are the followers' equilibrium there
         for i, key in enumerate(consumers):
             if not _close(demands[key], float(expected[i])):
                 raise InvalidBlock("market-contract", f"round {lease.round}: consumer {key.hex()[:12]} demand "
