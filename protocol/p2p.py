@@ -200,10 +200,11 @@ class Libp2pTransport:
         their requests are reset and requests to them fail with ``PeerUnavailable``. A partition on loopback,
         where no link state can be cut (docs/testnets.md)."""
         blocked = {peer_id_for(k) for k in keys if k != self._key}
-        for pid in self._blocked - blocked:
-            self._ps.remove_from_blacklist(pid)
-        for pid in blocked - self._blocked:
-            self._ps.add_to_blacklist(pid)
+        # The blacklist set itself, not ``add_to_blacklist``: that also spawns a teardown which deletes the peer's
+        # pubsub entry after an await, and raises KeyError (crashing the pubsub service, and the node) when the
+        # peer's own disconnect removed it meanwhile (py-libp2p 0.8.1). The supervisor closes the connections.
+        self._ps.blacklisted_peers.difference_update(self._blocked - blocked)
+        self._ps.blacklisted_peers.update(blocked)
         self._blocked = blocked
         self._book_changed.set()  # the supervisor redials healed peers and drops blocked connections now
 
