@@ -1,8 +1,8 @@
 """Shipped data of Bazaar networks: scenario files and solver parameter files (package data).
 
-Two kinds of shipped TOML files, each found by name inside the installed package (so they work from a wheel
-as well as from a checkout): ``scenario`` (``deploy/scenarios/<name>.toml``) and ``params``
-(``deploy/scenarios/params/<name>.toml``).
+Three kinds of shipped TOML files, each found by name inside the installed package (so they work from a wheel
+as well as from a checkout): ``scenario`` (``deploy/scenarios/<name>.toml``), ``params``
+(``deploy/scenarios/params/<name>.toml``) and ``testnet`` (``deploy/testnets/<name>.toml``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 #: kind -> folder (relative to this package) holding the shipped files of that kind
-FOLDERS = {"scenario": ("scenarios",), "params": ("scenarios", "params")}
+FOLDERS = {"scenario": ("scenarios",), "params": ("scenarios", "params"), "testnet": ("testnets",)}
 
 
 def shipped_folder(kind: str) -> Path:
@@ -33,7 +33,7 @@ def shipped_file(kind: str, name: str) -> Path:
     stem = name[: -len(".toml")] if name.endswith(".toml") else name
     path = shipped_folder(kind) / f"{stem}.toml"
     if "/" in name or not stem or not path.is_file():
-        what = "scenario" if kind == "scenario" else "parameter file"
+        what = {"scenario": "scenario", "testnet": "testnet"}.get(kind, "parameter file")
         raise FileNotFoundError(f"no shipped {what} {name!r} (shipped: {', '.join(shipped_names(kind))})")
     return path
 

@@ -1,4 +1,4 @@
-"""Offline chain tools for a node's data directory: ``bazaar chain verify|show|export``."""
+"""Offline chain tools for a node's data directory: ``bazaar chain verify|audit|show|export``."""
 
 from __future__ import annotations
 
@@ -82,6 +82,14 @@ def verify_data_dir(data_dir: Path) -> dict[str, Any]:
                           f"{recorded} as final, the database holds finalized blocks up to {held} only "
                           f"({recorded - held} lost, e.g. a truncated write-ahead log)")
     return report
+
+
+def audit_data_dir(data_dir: Path) -> dict[str, Any]:
+    """``bazaar chain audit``: tokens conserved at every block and the market's settlement contract re-run on
+    every stored block (:func:`bazaar.node.audit.audit_data_dir`)."""
+    from .audit import audit_data_dir as _audit
+
+    return _audit(data_dir)
 
 
 def export_data_dir(data_dir: Path) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Network commands of the CLI: ``node``, ``net``, ``round``, ``chain``, ``demo`` (README.md).
+"""Network commands of the CLI: ``node``, ``net``, ``round``, ``chain``, ``demo``, ``testnet`` (README.md).
 
 Exit codes: 0 success, 1 runtime failure (a node, the network or a chain check failed; ``net status``: a node
 is down), 2 bad usage or parameters (a folder that holds no network included).
@@ -121,11 +121,15 @@ def _cmd_net(args: argparse.Namespace) -> int:
                          for n, row in ((r["name"], r) for r in status["nodes"]) if n in down]
                 print(f"{len(down)} of {len(status['nodes'])} nodes down: {', '.join(named)}", file=sys.stderr)
                 return 1
-        elif args.action in ("kill", "start"):
+        elif args.action in ("kill", "start", "pause", "resume"):
             if not args.node:
                 raise ParamError("--node", "missing: which node")
             if args.action == "kill":
                 _print_json({"killed": args.node, "pid": launcher.net_kill(root, args.node)})
+            elif args.action == "pause":
+                _print_json({"paused": args.node, "pid": launcher.net_pause(root, args.node)})
+            elif args.action == "resume":
+                _print_json({"resumed": args.node, "pid": launcher.net_resume(root, args.node)})
             else:
                 _print_json({"started": args.node, "pid": launcher.net_start(root, args.node)["pid"]})
     except launcher.NoNetwork as err:
@@ -168,12 +172,19 @@ def round_line(root: Path, summary: dict[str, Any]) -> str:
 def _cmd_chain(args: argparse.Namespace) -> int:
     from bazaar.ledger.errors import LedgerError
 
-    from .chaintools import export_data_dir, verify_data_dir
+    from .chaintools import audit_data_dir, export_data_dir, verify_data_dir
 
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
         raise ParamError("--data-dir", f"{data_dir} is not a directory")
     try:
+        if args.action == "audit":
+            report = audit_data_dir(data_dir)
+            if args.json:
+                _print_json(report)
+            else:
+                print(audit_line(report))
+            return 0 if report["ok"] else 1
         if args.action == "verify":
             report = verify_data_dir(data_dir)
             _print_json(report)
@@ -186,10 +197,68 @@ def _cmd_chain(args: argparse.Namespace) -> int:
         else:
             _print_json(exported)
     except LedgerError as err:  # e.g. a truncated database: under --json (and verify, always JSON) a JSON error
-        if args.json or args.action == "verify":
+        if args.json or args.action in ("verify", "audit"):
             _print_json({"ok": False, "path": str(data_dir), "reason": err.reason, "error": str(err)})
         return _err(f"{type(err).__name__}: {err}")
     return 0
+
+
+def audit_line(report: dict[str, Any]) -> str:
+    """``bazaar chain audit`` for people: one line."""
+    if report["covered"]:
+        contract = (f"contract {', '.join(report['contracts'])} re-verified {report['checked']} blocks"
+                    + (f" ({len(report['unverifiable'])} need off-chain data)" if report["unverifiable"] else ""))
+    else:
+        contract = f"no market contract for role {report['role']}"
+    verdict = "ok" if report["ok"] else f"FAILED at block {report['first_bad']}: {report['error']}"
+    return (f"{report['node']} ({report['market']}): {report['blocks']} blocks, tokens conserved at every block: "
+            f"{report['conserved']}; {contract}; {verdict}")
+
+
+def _cmd_testnet(args: argparse.Namespace) -> int:
+    from bazaar.deploy import shipped_names
+
+    from .testnet import load_testnet
+    from .testnet.runner import report_lines
+
+    if args.action == "list":
+        for name in shipped_names("testnet"):
+            tn = load_testnet(name)
+            print(f"{name:24s} {tn.scenario.name:20s} {tn.rounds:4d} rounds  {tn.description}")
+        return 0
+    if args.action == "check":
+        from .testnet.runner import recheck
+
+        if not args.root:
+            raise ParamError("--root", "missing: the folder of a finished run")
+        result = recheck(Path(args.root))
+    else:
+        if not args.testnet:
+            raise ParamError("testnet", "missing: a shipped testnet name or a TOML file (bazaar testnet list)")
+        ran = _run_testnet(args)
+        if ran is None:
+            return 1
+        result = ran
+    if args.json:
+        _print_json(result)
+    else:
+        print("\n".join(report_lines(result)))
+    return 0 if all(result["invariants"].values()) else 1
+
+
+def _run_testnet(args: argparse.Namespace) -> dict[str, Any] | None:
+    from . import launcher
+    from .testnet import load_testnet, run_testnet
+
+    if args.rounds is not None and args.rounds < 1:
+        raise ParamError("--rounds", "must be at least 1")
+    testnet = load_testnet(args.testnet)
+    try:
+        return run_testnet(testnet, Path(args.root) if args.root else None, rounds=args.rounds,
+                           progress=_progress if not args.quiet else (lambda _: None))
+    except launcher.LaunchError as err:
+        _err(str(err))
+        return None
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -216,12 +285,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     node.set_defaults(func=_cmd_node)
 
     net = sub.add_parser("net", help="a local multi-process network")
-    net.add_argument("action", choices=("up", "down", "status", "kill", "start"),
+    net.add_argument("action", choices=("up", "down", "status", "kill", "start", "pause", "resume"),
                      help="up: start every node; down: stop them; status: one row per node (exit 1 if a "
-                          "node is down); kill / start: one node (--node)")
+                          "node is down); kill / start / pause / resume: one node (--node; SIGKILL, restart, "
+                          "SIGSTOP, SIGCONT)")
     net.add_argument("--scenario", help="shipped scenario name or TOML file (for up)")
     net.add_argument("--dir", required=True, help="the network folder")
-    net.add_argument("--node", help="node name (for kill / start)")
+    net.add_argument("--node", help="node name (for kill / start / pause / resume)")
     net.add_argument("--json", action="store_true", help="JSON output (status)")
     net.add_argument("--log-json", action="store_true", help="nodes log JSON lines")
     net.set_defaults(func=_cmd_net)
@@ -235,12 +305,27 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rnd.set_defaults(func=_cmd_round)
 
     chain = sub.add_parser("chain", help="inspect or verify a node's chain offline")
-    chain.add_argument("action", choices=("verify", "show", "export"),
-                       help="verify: re-check every hash, signature and state root; show: one line per block; "
-                            "export: the finalized chain and state as JSON")
+    chain.add_argument("action", choices=("verify", "audit", "show", "export"),
+                       help="verify: re-check every hash, signature and state root; audit: tokens conserved at "
+                            "every block and the market's settlement contract re-run on every block (exit 1 if a "
+                            "trade does not re-verify); show: one line per block; export: the finalized chain and "
+                            "state as JSON")
     chain.add_argument("--data-dir", dest="data_dir", required=True, help="the node's data folder (NET/nodes/NAME)")
-    chain.add_argument("--json", action="store_true", help="JSON output (show)")
+    chain.add_argument("--json", action="store_true", help="JSON output (show, audit)")
     chain.set_defaults(func=_cmd_chain)
+
+    tn = sub.add_parser("testnet", help="run a testnet: a network with perturbations, invariants checked at the end",
+                        epilog="exit codes: 0 every invariant held, 1 an invariant failed (or the network did not "
+                               "start), 2 bad usage or testnet file")
+    tn.add_argument("action", choices=("run", "check", "list"),
+                    help="run: one testnet; check: re-check the invariants of a finished run (--root); list: the "
+                         "shipped testnets")
+    tn.add_argument("testnet", nargs="?", help="shipped testnet name or TOML file (docs/testnets.md)")
+    tn.add_argument("--json", action="store_true", help="print one JSON object (default: a table for people)")
+    tn.add_argument("--root", help="network folder, new or empty (default: a fresh temporary folder, kept)")
+    tn.add_argument("--rounds", type=int, help="run this many rounds instead of the file's")
+    tn.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    tn.set_defaults(func=_cmd_testnet)
 
     demo = sub.add_parser("demo", help="the main job: a local network running every scripted round")
     demo.add_argument("--out", help="run folder (default runs/demo-<time>)")

@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,9 +189,25 @@ def build_genesis(scenario: Scenario, keys: dict[str, KeyPair]) -> Genesis:
                       "balances": {a: b for a, b in genesis.balances.items()}})
 
 
-def prepare_network(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str, NodeConfig]:
+def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
+                    byzantine: Mapping[str, Sequence[str]] | None = None,
+                    clock_skew_ms: Mapping[str, int] | None = None) -> dict[str, NodeConfig]:
     """Keys, genesis, ports and every node's ``node.toml`` of a fresh (or existing) network folder, and the
-    market's one-off preparation; returns the node configs by name."""
+    market's one-off preparation; returns the node configs by name.
+
+    Args:
+        byzantine: node name -> the misbehaviours it starts with (a testnet's Byzantine nodes).
+        clock_skew_ms: node name -> the skew of its wall clock at start.
+
+    Raises:
+        ParamError: a key file is unsafe or malformed, or ``byzantine``/``clock_skew_ms`` names no node.
+    """
+    byzantine, clock_skew_ms = dict(byzantine or {}), dict(clock_skew_ms or {})
+    names = {name for name, _ in scenario.nodes}
+    for key, table in (("byzantine", byzantine), ("clock_skew_ms", clock_skew_ms)):
+        unknown = sorted(set(table) - names)
+        if unknown:
+            raise ParamError(key, f"no node named {', '.join(map(repr, unknown))} in scenario {scenario.name}")
     keys = {}
     for name, _ in scenario.nodes:
         ndir = net.node_dir(name)
@@ -212,6 +228,7 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str
             name=entry.name, role=entry.role, data_dir=net.node_dir(entry.name).resolve(),
             genesis=net.genesis.resolve(), scenario=scenario.source, listen=entry.addr, http_port=0,
             peers=tuple(e for e in entries if e.name != entry.name), log_json=log_json,
+            byzantine=tuple(byzantine.get(entry.name, ())), clock_skew_ms=int(clock_skew_ms.get(entry.name, 0)),
         )
         (net.node_dir(entry.name) / "node.toml").write_text(cfg.to_toml())
         configs[entry.name] = cfg
@@ -222,8 +239,12 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str
 
 
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,
-           progress: Progress = _quiet) -> dict[str, Any]:
+           progress: Progress = _quiet, byzantine: Mapping[str, Sequence[str]] | None = None,
+           clock_skew_ms: Mapping[str, int] | None = None) -> dict[str, Any]:
     """Start every node of a scenario as its own process; return once all are ready and connected.
+
+    ``byzantine`` and ``clock_skew_ms`` (by node name) go into the nodes' ``node.toml`` (a testnet's Byzantine
+    nodes and skewed clocks, see :func:`prepare_network`); ``net.json`` records each node's behaviours.
 
     Raises:
         ParamError: bad scenario.
@@ -236,7 +257,7 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
             raise LaunchError(f"a network is already running in {root} (bazaar net down --dir {root})")
     scenario = load_scenario(scenario_ref)
     root.mkdir(parents=True, exist_ok=True)
-    configs = prepare_network(scenario, net, log_json)
+    configs = prepare_network(scenario, net, log_json, byzantine=byzantine, clock_skew_ms=clock_skew_ms)
     info: dict[str, Any] = {"scenario": str(scenario.source), "name": scenario.name, "started": time.time(),
                             "nodes": {}}
     deadline = time.monotonic() + timeout
@@ -247,7 +268,7 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
             (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
             pid = _spawn(config_path, net.node_dir(name) / "node.log")
             info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path), "listen": cfg.listen,
-                                   "key": None}
+                                   "key": None, "byzantine": list(cfg.byzantine)}
             net.save(info)
         for name in configs:
             node = info["nodes"][name]
@@ -375,3 +396,96 @@ def net_start(root: Path, name: str, *, timeout: float = 60.0) -> dict[str, Any]
     except WaitTimeout as err:
         raise LaunchError(f"node {name} restarted but found no peer in time") from err
     return v
+
+
+def _running(root: Path, name: str) -> dict[str, Any]:
+    info = NetDir(root).load()
+    if name not in info["nodes"]:
+        raise ParamError("node", f"no node {name!r} in {root} (nodes: {', '.join(info['nodes'])})")
+    v = info["nodes"][name]
+    if not pid_alive(v["pid"], v["config"]):
+        raise LaunchError(f"node {name} is not running")
+    return dict(v)
+
+
+def net_pause(root: Path, name: str) -> int:
+    """SIGSTOP one node (it keeps its sockets but answers nothing); returns its PID."""
+    v = _running(root, name)
+    os.kill(v["pid"], signal.SIGSTOP)
+    try:
+        wait_until(lambda: pid_state(v["pid"], v["config"]) == "stopped", timeout=10, interval=0.02,
+                   what=f"{name} to stop")
+    except WaitTimeout as err:
+        raise LaunchError(f"node {name} did not stop on SIGSTOP") from err
+    return int(v["pid"])
+
+
+def net_resume(root: Path, name: str) -> int:
+    """SIGCONT one paused node; returns its PID."""
+    v = _running(root, name)
+    os.kill(v["pid"], signal.SIGCONT)
+    return int(v["pid"])
+
+
+def _control(node: dict[str, Any], path: str, body: dict[str, Any], token: str | None,
+             timeout: float = 10.0) -> Any:
+    import trio
+
+    from .httpapi import http_json
+
+    async def post() -> Any:
+        return await http_json(node["http_port"], "POST", path, body, timeout=timeout, token=token)
+
+    return trio.run(post)
+
+
+def net_partition(root: Path, groups: Sequence[Sequence[str]]) -> dict[str, list[str]]:
+    """Cut the network into ``groups`` (node names; nodes in no group form one more group) by each live node's
+    peer filter (``POST /partition``); ``groups=[]`` heals. Returns node -> the peers it now blocks.
+
+    Raises:
+        ParamError: a group names no node of this network.
+        LaunchError: a live node refused or did not answer.
+    """
+    import trio
+
+    from .httpapi import HttpError
+
+    net = NetDir(root)
+    info = net.load()
+    everyone = list(info["nodes"])
+    listed = [n for g in groups for n in g]
+    unknown = sorted(set(listed) - set(everyone))
+    if unknown:
+        raise ParamError("node", f"no node {', '.join(map(repr, unknown))} in {root}")
+    rest = [n for n in everyone if n not in listed]
+    sides = [list(g) for g in groups] + ([rest] if groups and rest else [])
+    side_of = {n: i for i, g in enumerate(sides) for n in g}
+    token = net.control_token()
+    applied, failed = {}, []
+    for name, v in info["nodes"].items():
+        if pid_state(v["pid"], v["config"]) != "running":
+            continue  # a dead or paused node gets its filter when it is partitioned again (or never needs it)
+        blocked = [n for n in everyone if n != name and side_of.get(n) != side_of.get(name)] if groups else []
+        try:
+            applied[name] = list(_control(v, "/partition", {"peers": blocked}, token)["blocked"])
+        except (OSError, HttpError, ValueError, KeyError, TypeError, trio.TooSlowError) as err:
+            failed.append(f"{name}: {err!r}")  # the others still get theirs
+    if failed:
+        raise LaunchError(f"the partition did not reach every live node: {'; '.join(failed)}")
+    return applied
+
+
+def net_clock(root: Path, name: str, skew_ms: int) -> int:
+    """Set one running node's clock skew (``POST /clock``); returns the skew now applied.
+
+    Raises:
+        LaunchError: the node is down or refused.
+    """
+    from .httpapi import HttpError
+
+    v = _running(root, name)
+    try:
+        return int(_control(v, "/clock", {"skew_ms": int(skew_ms)}, NetDir(root).control_token())["clock_skew_ms"])
+    except (OSError, HttpError, ValueError, KeyError, TypeError) as err:
+        raise LaunchError(f"node {name} refused the clock skew: {err}") from err

@@ -31,8 +31,11 @@ _events = Events("router")
 class Router:
     """Dispatches verified envelopes to the handler registered for their type."""
 
-    def __init__(self, network_id: str, *, local_key: bytes, max_skew_ms: int = 60_000) -> None:
+    def __init__(self, network_id: str, *, local_key: bytes, max_skew_ms: int = 60_000,
+                 clock: Callable[[], int] = now_ms) -> None:
         self.network_id = network_id
+        self.clock = clock
+        """The node's wall clock in milliseconds (the replay guard's skew check)."""
         self.local_key = local_key
         self.handlers: dict[str, MessageHandler] = {}
         self.replay = ReplayGuard(max_skew_ms=max_skew_ms)
@@ -57,7 +60,7 @@ class Router:
         """
         env = open_envelope(data, self.network_id)
         validate_basic(env)
-        self.replay.check(env, now_ms())
+        self.replay.check(env, self.clock())
         return env
 
     def refuse(self, reason: str, detail: str = "", **fields: object) -> None:
@@ -78,7 +81,7 @@ class Router:
         try:
             env = open_envelope(data, self.network_id)
             validate_basic(env)
-            self.replay.check(env, now_ms())
+            self.replay.check(env, self.clock())
         except ProtocolError as err:
             self.refuse(err.reason, err.detail, origin=origin)
             return None

@@ -36,10 +36,11 @@ from .byzantine import check_behaviours
 from .byzantine import install as install_byzantine
 from .chain.service import ChainService
 from .chaintools import record_finalized, recorded_finalized
+from .clock import Clock
 from .config import NodeConfig, PeerEntry
 from .consensus.base import ConsensusDriver
 from .consensus.factory import make_driver
-from .httpapi import TOKEN_FILE, HttpApi, load_or_create_token
+from .httpapi import TOKEN_FILE, HttpApi, HttpError, load_or_create_token
 from .logs import Events
 from .markets.app import Role
 from .markets.context import RequestFailed
@@ -80,6 +81,7 @@ class Node:
     engine: RoundEngine | None = None
     stop: trio.Event = field(default_factory=trio.Event)
     events: Events = field(default_factory=lambda: Events("role"))
+    clock: Clock = field(default_factory=Clock)
     _seq: int = field(default_factory=lambda: time.time_ns() // 1000)
     _book: dict[bytes, PeerEntry] = field(default_factory=dict)
     byzantine: frozenset[str] = frozenset()
@@ -149,7 +151,8 @@ class Node:
         when they travel on different topics and one waits behind slow handlers.
         """
         self._seq += 1
-        return seal(self.key, self.network_id, mtype, body, seq=self._seq, market=self.market, round=round)
+        return seal(self.key, self.network_id, mtype, body, seq=self._seq, market=self.market, round=round,
+                    ts=self.clock.now_ms())
 
     async def publish(self, mtype: str, body: dict[str, Any], *, round: int) -> Envelope:
         """Gossip a market message."""
@@ -249,12 +252,41 @@ class Node:
             "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),
             "rss_mb": _rss_mb(), "consensus": self.consensus.status() if self.consensus is not None else {},
+            "clock_skew_ms": self.clock.skew_ms,
+            "blocked": [self.name_of(k) for k in getattr(self.transport, "blocked", [])],
         }
         if self.app is not None:
             out["app"] = self.app.status()
         if self.engine is not None:
             out["rounds"] = self.engine.status()
         return out
+
+
+async def post_partition(node: Node, request: dict[str, Any]) -> Any:
+    """``POST /partition {"peers": [name, ...]}``: exchange no traffic with these address-book peers (replacing
+    the previous set; ``[]`` heals) — a testnet's ``disconnect``/``heal`` (docs/testnets.md)."""
+    body = request["body"]
+    names = body.get("peers") if isinstance(body, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise HttpError(400, 'expected {"peers": [node names]}')
+    book = {p.name: p.key for p in node.peers()}
+    unknown = sorted(set(names) - set(book))
+    if unknown:
+        raise HttpError(400, f"not in the address book: {', '.join(unknown)}")
+    node.transport.set_blocked([book[n] for n in names])
+    _events.warning("node.partition", blocked=sorted(names))
+    return {"blocked": sorted(n for n in names if n != node.name)}
+
+
+async def post_clock(node: Node, request: dict[str, Any]) -> Any:
+    """``POST /clock {"skew_ms": N}``: set the node's clock skew (a testnet's ``clock-skew``)."""
+    body = request["body"]
+    skew = body.get("skew_ms") if isinstance(body, dict) else None
+    if isinstance(skew, bool) or not isinstance(skew, int) or abs(skew) > 86_400_000:
+        raise HttpError(400, 'expected {"skew_ms": integer milliseconds within a day}')
+    node.clock.skew_ms = skew
+    _events.warning("node.clock_skew", skew_ms=skew)
+    return {"clock_skew_ms": skew}
 
 
 def _hash_at(chain: Chain, height: int) -> str | None:
@@ -343,7 +375,8 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
         topics = [chain_topic(genesis.network_id), market_topic(genesis.network_id, spec.name)]
         factory = transport_factory or libp2p_transport
         async with factory(key, config, topics) as transport, trio.open_nursery() as nursery:
-            router = Router(genesis.network_id, local_key=key.public)
+            clock = Clock(config.clock_skew_ms)
+            router = Router(genesis.network_id, local_key=key.public, clock=clock.now_ms)
             node_ref: list[Node] = []
 
             async def publish_chain(mtype: str, body: dict[str, Any]) -> None:
@@ -352,6 +385,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             service = ChainService(chain, key=key, bls_secret=bls_keygen(seed), transport=transport,
                                    publish=publish_chain, network_id=genesis.network_id)
             service.market = spec.name
+            service.clock = clock
             service.finality.on_final = functools.partial(record_finalized, data_dir)
             recorded = recorded_finalized(data_dir)
             if recorded is not None and recorded > chain.finalized_height:  # e.g. a truncated WAL: sync it back
@@ -360,7 +394,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             node = Node(config=config, key=key, scenario=scenario, spec=spec, settings=settings, genesis=genesis,
                         transport=transport, router=router, chain=service,
                         http=HttpApi(token=load_or_create_token(config.genesis.parent / TOKEN_FILE)), data_dir=data_dir,
-                        bls_secret=service.bls_secret, nursery=nursery, byzantine=byzantine)
+                        bls_secret=service.bls_secret, nursery=nursery, byzantine=byzantine, clock=clock)
             node_ref.append(node)
             task = spec.learning_task(settings) if spec.learning_task is not None else None
             driver: ConsensusDriver = make_driver(genesis.consensus, node, learning_task=task, data_dir=data_dir)
@@ -384,6 +418,8 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             node.http.route("GET", "/status", get_status)
             explorer.register(node.http, chain, genesis.network_id)
             node.http.route("POST", "/stop", post_stop, control=True)
+            node.http.route("POST", "/partition", functools.partial(post_partition, node), control=True)
+            node.http.route("POST", "/clock", functools.partial(post_clock, node), control=True)
             try:
                 for topic in topics:
                     nursery.start_soon(router.drain, transport.subscribe(topic))

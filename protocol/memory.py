@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 import trio
@@ -158,6 +158,7 @@ class MemoryTransport:
         self._subs: dict[str, _Channels] = {}
         self._handlers: dict[str, RequestHandler] = {}
         self._limiters: dict[str, trio.CapacityLimiter] = {}
+        self._blocked: set[bytes] = set()
         self._delayed_send, self._delayed_recv = trio.open_memory_channel[tuple[float, Delivery]](
             network.queue_size
         )
@@ -296,6 +297,19 @@ class MemoryTransport:
         finally:
             with trio.CancelScope(shield=True):
                 await stream.aclose()
+
+    @property
+    def blocked(self) -> list[bytes]:
+        """Keys of the peers we cut ourselves off from (:meth:`set_blocked`)."""
+        return sorted(self._blocked)
+
+    def set_blocked(self, keys: Sequence[bytes]) -> None:
+        """Exchange no traffic with ``keys`` (replacing the previous set; empty heals): cuts our links to them."""
+        for key in self._blocked:
+            self._network.reconnect(self._key, key)
+        self._blocked = {k for k in keys if k != self._key}
+        for key in self._blocked:
+            self._network.disconnect(self._key, key)
 
     def peers(self) -> list[bytes]:
         """Keys of the members we have a link to."""

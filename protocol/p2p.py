@@ -173,6 +173,7 @@ class Libp2pTransport:
         self._book_changed = trio.Event()
         self._keys: dict[bytes, bytes | None] = {}  # raw peer-id bytes -> Ed25519 key (cache)
         self._seen = SeenPayloads(host.get_id())
+        self._blocked: set[ID] = set()
 
     # --- identity and addresses -------------------------------------------------------------------
     @property
@@ -218,6 +219,27 @@ class Libp2pTransport:
         if addr not in known:
             known.append(addr)
         self._book_changed.set()
+
+    # --- peer filter (a testnet's partition) ------------------------------------------------------
+    @property
+    def blocked(self) -> list[bytes]:
+        """Keys of the peers we exchange no traffic with (:meth:`set_blocked`)."""
+        keys = (self._key_of(pid) for pid in self._blocked)
+        return sorted(k for k in keys if k is not None)
+
+    def set_blocked(self, keys: Sequence[bytes]) -> None:
+        """Exchange no traffic with ``keys`` (replacing the previous set; empty heals): their connections are
+        closed, the supervisor stops dialling them, pubsub drops what they send or forward (its blacklist),
+        their requests are reset and requests to them fail with ``PeerUnavailable``. A partition on loopback,
+        where no link state can be cut (docs/testnets.md)."""
+        blocked = {peer_id_for(k) for k in keys if k != self._key}
+        # The blacklist set itself, not ``add_to_blacklist``: that also spawns a teardown which deletes the peer's
+        # pubsub entry after an await, and raises KeyError (crashing the pubsub service, and the node) when the
+        # peer's own disconnect removed it meanwhile (py-libp2p 0.8.1). The supervisor closes the connections.
+        self._ps.blacklisted_peers.difference_update(self._blocked - blocked)
+        self._ps.blacklisted_peers.update(blocked)
+        self._blocked = blocked
+        self._book_changed.set()  # the supervisor redials healed peers and drops blocked connections now
 
     def _key_of(self, peer_id: ID) -> bytes | None:
         raw = peer_id.to_bytes()
@@ -318,6 +340,8 @@ class Libp2pTransport:
         try:
             if peer is None:
                 raise PeerUnavailable("peer identity is not an Ed25519 key")
+            if stream.muxed_conn.peer_id in self._blocked:
+                raise PeerUnavailable("peer is blocked (partition)")
             async with limiter:
                 with trio.fail_after(HANDLER_TIMEOUT):
                     answered = await serve_exchange(stream, peer, handler, max_frame=MAX_FRAME)
@@ -344,6 +368,8 @@ class Libp2pTransport:
         if len(data) > MAX_FRAME:
             raise ValueError(f"request of {len(data)} bytes > MAX_FRAME {MAX_FRAME}")
         pid = peer_id_for(peer)
+        if pid in self._blocked:
+            raise PeerUnavailable(f"peer {pid} is blocked (partition)")
         self._stats["requests_sent"] += 1
         self._stats["request_bytes"] += len(data)
         try:
@@ -384,8 +410,12 @@ class Libp2pTransport:
         network = self._host.get_network()
         while True:
             now = trio.current_time()
+            for pid in [p for p in self._host.get_connected_peers() if p in self._blocked]:
+                with contextlib.suppress(*_PEER_ERRORS):
+                    await self._host.disconnect(pid)
             todo = [
-                pid for pid in self._book if not network.get_connections(pid) and due.get(pid, 0.0) <= now
+                pid for pid in self._book
+                if pid not in self._blocked and not network.get_connections(pid) and due.get(pid, 0.0) <= now
             ]
             if todo:
                 async with trio.open_nursery() as nursery:

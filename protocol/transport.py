@@ -21,7 +21,7 @@ Semantics every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -107,4 +107,8 @@ class Transport(Protocol):
 
     def peers(self) -> list[bytes]:
         """Keys of the peers we are connected to now."""
+        ...
+
+    def set_blocked(self, keys: Sequence[bytes]) -> None:
+        """Exchange no traffic with ``keys`` (replaces the previous set; empty heals): a testnet's partition."""
         ...

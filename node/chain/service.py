@@ -19,6 +19,7 @@ from bazaar.protocol import Envelope, KeyPair, ProtocolError
 from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_SYNC
 from bazaar.protocol.transport import Transport
 
+from ..clock import Clock
 from ..logs import Events
 from ..mempool import Mempool
 from ..notify import Changes
@@ -47,6 +48,8 @@ class ChainService:
         self.changes = Changes()
         self.hooks: list[BlockHooks] = []
         self.market = ""
+        self.clock = Clock()
+        """The node's wall clock (block timestamps); the runtime hands it the node's own."""
         self._pending_blocks: dict[int, Block] = {}
         self.highest_seen = 0
         self.nonces = OwnNonces(chain, key.public)

@@ -20,7 +20,6 @@ import trio
 
 from bazaar.ledger.consensus import lottery_consensus, lottery_next, pos_consensus, pos_proposer
 from bazaar.ledger.errors import LedgerError
-from bazaar.protocol.envelope import now_ms
 
 from .. import byzantine
 from ..chain.hooks import BlockHooks
@@ -122,14 +121,14 @@ class DrawDriver:
     async def _propose(self, height: int, attempt: int) -> None:
         chain = self.node.chain
         proof = self.proof(attempt)
-        candidate = chain.dry_run(proof, timestamp_ms=now_ms())
+        candidate = chain.dry_run(proof, timestamp_ms=chain.clock.now_ms())
         if not candidate.txs:
             return  # nothing in the mempool applies (e.g. a nonce gap): no empty blocks
         await chain.prepare_candidate(candidate)
         if chain.height + 1 != height or not chain.synced:
             return  # a block arrived while we prepared (or showed us we are behind)
         try:  # through node/byzantine: a Byzantine node may withhold or equivocate here
-            block = await byzantine.propose(self.node, proof, timestamp_ms=now_ms())
+            block = await byzantine.propose(self.node, proof, timestamp_ms=chain.clock.now_ms())
         except LedgerError as err:  # e.g. a market contract refuses what the mempool holds: propose nothing
             _events.warning("draw.not_proposed", height=height, attempt=attempt, reason=err.reason,
                             detail=err.detail[:200])

@@ -28,7 +28,6 @@ from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.chainmsg import PROTO_MODEL
-from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected
 
 from .. import byzantine
@@ -274,7 +273,8 @@ class PolDriver:
         with trio.move_on_after(SYNC_WAIT):
             await chain.wait_for(lambda: chain.synced, timeout=SYNC_WAIT * 2)
         # the Byzantine hook (node/byzantine): `equivocate` gossips a twin (`withhold-block` is handled in settle)
-        block = await byzantine.propose(self.node, self.proof(round_no, winner, attempt), timestamp_ms=now_ms())
+        block = await byzantine.propose(self.node, self.proof(round_no, winner, attempt),
+                                       timestamp_ms=chain.clock.now_ms())
         self.proposed += 1
         _events.info("pol.proposed", round=round_no, attempt=attempt, height=block.header.height)
         return block

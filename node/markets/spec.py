@@ -127,6 +127,10 @@ class MarketSpec:
         byzantine: the Byzantine behaviours that make sense for it: behaviour name -> the roles that may be
             started with it (``node/byzantine``; built with :func:`bazaar.node.byzantine.declare`). A node
             started with a behaviour its market does not declare for its role exits at start.
+        audit: ``audit(config, peers, network_id, parent_state, block)`` re-derives, offline, what a market without
+            a ``@block_check`` contract settled in ``block`` (``bazaar chain audit``, docs/adr/0097); raises
+            ``InvalidBlock`` when a recorded trade does not re-verify. ``peers``: the address book in scenario
+            order.
     """
 
     name: str
@@ -143,6 +147,7 @@ class MarketSpec:
     prepare: Callable[[Scenario, dict[str, Path]], None] | None = None
     learning_task: Callable[[Any], Any] | None = None
     byzantine: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    audit: Callable[..., None] | None = None
 
     def role(self, name: str) -> RoleSpec:
         """The spec of role ``name``.

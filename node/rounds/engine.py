@@ -103,6 +103,10 @@ class RoundEngine:
         self.chain_max = 0
         self.lock = trio.Lock()
         self.last: dict[str, Any] | None = None
+        self.stage = "idle"
+        """Where the running round is: ``open`` (announcing, collecting), ``settle`` (its transactions submitted —
+        the escrow locks and the settlement — waiting for its block), ``close``, or ``idle`` between rounds; a
+        testnet applies a perturbation at a stage (docs/testnets.md)."""
 
     async def http_round(self, request: dict[str, Any]) -> Any:
         """``POST /round``: run one round and answer its summary."""
@@ -113,6 +117,8 @@ class RoundEngine:
                 return await self.play()
             except RoundError as err:
                 raise HttpError(503, str(err)) from err
+            finally:
+                self.stage = "idle"
 
     def chain_round(self) -> int:
         """The highest round number of this market in the leader's own transactions on its chain (0: none).
@@ -154,8 +160,11 @@ class RoundEngine:
         phase = self.ctx.scenario.phase_of(self.number)
         rnd = RoundStart(self.number, phase.name, phase.mode, phase.params, time.monotonic())
         _events.info("round.open", round=rnd.number, phase=rnd.phase, mode=rnd.mode)
+        self.stage = "open"
         result = await self.plan.open_round(rnd)
+        self.stage = "settle"
         height, final = await self._settle(result)
+        self.stage = "close"
         summary: dict[str, Any] = {
             "round": rnd.number, "market": self.market, "phase": rnd.phase, "mode": rnd.mode, "params": rnd.params,
             "participants": result.participants, "left_out": result.left_out, "height": height, "final": final,
@@ -184,4 +193,4 @@ class RoundEngine:
 
     def status(self) -> dict[str, Any]:
         """Engine fields for ``GET /status``."""
-        return {"round": self.number, "running": self.lock.locked()}
+        return {"round": self.number, "running": self.lock.locked(), "stage": self.stage}

@@ -11,6 +11,7 @@ from ...byzantine import declare
 from ...consensus.pol_models import LearningTask
 from ...params import Field
 from ..spec import Column, MarketSpec, Report, RoleSpec
+from .audit import audit_block
 from .config import MarketConfig, market_config
 
 if TYPE_CHECKING:
@@ -109,6 +110,7 @@ SPEC = MarketSpec(
     prepare=prepare,
     learning_task=learning_task,
     byzantine=declare(everyone=("cpp", "consumer"), proposers=("consumer",), false_claim=("consumer",)),
+    audit=audit_block,
     report=Report(
         title="ai-bazaar: Stackelberg pricing, PB-MARL, Proof-of-Learning",
         columns=(
