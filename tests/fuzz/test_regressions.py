@@ -1,0 +1,75 @@
+"""Regression tests for what the fuzzers found (issue #12); each fails on the code before its fix.
+
+1. A ledger refusal raised by a gossip handler (``chain/cert`` with undecodable certificate bytes raises
+   ``InvalidAttestation("malformed")``) was counted as ``handler-error`` (a bug of ours, logged at error level)
+   because the router's middleware caught only ``ProtocolError``: it must be counted by its own code.
+2. The chain-sync, model and blob protocols refused with free-text sentences ("sync request must be ...",
+   "unknown model") or let a ``DecodeError`` reset the stream: every refusal must name a documented code.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from bazaar.ledger.errors import InvalidAttestation, LedgerReason
+from bazaar.node.chain.sync import ChainSync
+from bazaar.node.markets.cloudchain.common import BlobStore as CloudBlobs
+from bazaar.node.markets.tbcim.blobs import BlobStore as TbcimBlobs
+from bazaar.node.router import Router
+from bazaar.protocol import codec
+from bazaar.protocol.keys import KeyPair
+from bazaar.protocol.transport import RejectRequest
+
+from .campaign import CODES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_a_ledger_refusal_from_a_handler_is_counted_by_its_code_not_as_a_handler_error() -> None:
+    router = Router("regress", local_key=bytes(32))
+
+    async def handler(env: object) -> None:
+        raise InvalidAttestation(LedgerReason.MALFORMED, "certificate fields")
+
+    router.on("chain/cert", handler)
+    env = SimpleNamespace(type="chain/cert", sender=KeyPair.generate().public)
+    await router.dispatch(env)  # type: ignore[arg-type]
+    assert router.rejected == {"malformed": 1}
+
+
+async def test_the_chain_certificate_handler_refuses_garbage_with_a_code() -> None:
+    from tests.fuzz.ledger_targets import LedgerTargets
+
+    targets = LedgerTargets(seed_blocks=1)
+    router = Router("ledger-test", local_key=bytes(32))
+    targets.service.register(router)
+    from bazaar.protocol.envelope import now_ms, seal
+
+    env = seal(targets.users[0], "ledger-test", "chain/cert", {"cert": b"\x93\x01\x02"}, seq=1, ts=now_ms())
+    await router.dispatch(router.verify(env.wire))
+    assert "handler-error" not in router.rejected and sum(router.rejected.values()) == 1, router.rejected
+
+
+@pytest.mark.parametrize("request_bytes", [b"\xc1", codec.encode([1, 2]), codec.encode({"from": -1}),
+                                           codec.encode({"from": True}), codec.encode({"hash": 3})])
+async def test_sync_and_blob_protocols_refuse_with_codes(request_bytes: bytes) -> None:
+    svc = SimpleNamespace(chain=SimpleNamespace(height=0, finalized_height=0, blocks_after=lambda h, n: []))
+    ctx = SimpleNamespace(key=KeyPair.generate(), set_protocol=lambda protocol, handler: None)
+    serves = [ChainSync(svc).serve, TbcimBlobs(ctx).serve, CloudBlobs(ctx).serve]  # type: ignore[arg-type]
+    for serve in serves:
+        if serve.__self__.__class__ is ChainSync and request_bytes == codec.encode({"hash": 3}):
+            continue
+        with pytest.raises(RejectRequest) as info:
+            await serve(b"\x00" * 32, request_bytes)
+        assert info.value.reason in CODES, (serve, info.value.reason)
+
+
+def test_every_request_refusal_literal_in_the_node_is_a_documented_code() -> None:
+    pattern = re.compile(r'RejectRequest\(\s*"([^"]*)"')
+    found = {(str(p.relative_to(ROOT)), r) for p in (ROOT / "node").rglob("*.py")
+             for r in pattern.findall(p.read_text())}
+    assert {(f, r) for f, r in found if r not in CODES} == set()
