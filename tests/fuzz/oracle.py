@@ -54,6 +54,8 @@ class Tally:
     accepted: Counter[str] = field(default_factory=Counter)
     refused: Counter[tuple[str, str]] = field(default_factory=Counter)
     crashes: list[Crash] = field(default_factory=list)
+    skipped: int = 0
+    """Generated inputs our own encoder could not sign (no peer could send them either)."""
 
     @property
     def total(self) -> int:
@@ -90,6 +92,7 @@ class Tally:
         self.accepted.update(other.accepted)
         self.refused.update(other.refused)
         self.crashes.extend(other.crashes)
+        self.skipped += other.skipped
 
     def by_reason(self) -> Counter[str]:
         """Refusals by reason over all targets."""
@@ -105,6 +108,7 @@ class Tally:
             "crashes": len(self.crashes),
             "accepted": sum(self.accepted.values()),
             "refused": sum(self.refused.values()),
+            "skipped_unencodable": self.skipped,
             "tried_by_target": dict(sorted(self.tried.items())),
             "refused_by_reason": dict(self.by_reason().most_common()),
             "refused_by_target_reason": {f"{t} {r}": n for (t, r), n in sorted(self.refused.items())},
