@@ -127,8 +127,11 @@ class ChainSync:
                 _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
                 return imported, imported > 0
             except (RemoteRejected, trio.TooSlowError, ProtocolError, lerr.LedgerError,
-                    KeyError, TypeError) as err:
-                _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
+                    KeyError, TypeError) as err:  # the peer's answer is refused: say why by its code
+                reason = getattr(err, "reason", None)
+                if isinstance(err, (KeyError, TypeError)):
+                    reason = ProtocolReason.MALFORMED  # an answer of the wrong shape
+                _events.warning("sync.failed", peer=peer, reason=reason, error=repr(err)[:200])
                 return imported, True
             if not blocks:
                 break

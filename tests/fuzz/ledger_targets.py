@@ -37,10 +37,12 @@ MAX_FUZZ_HEIGHT = 40
 
 
 class _NoTransport:
-    """What a ChainService needs of a transport when nothing is ever sent."""
+    """What a ChainService needs of a transport: no peers; a sync request is answered with :attr:`answer`
+    (a hostile peer's bytes) when one is set."""
 
     def __init__(self) -> None:
         self.stats: dict[str, int] = {}
+        self.answer: bytes | None = None
 
     def set_handler(self, protocol: str, handler: Any) -> None:
         """Nothing serves."""
@@ -50,8 +52,11 @@ class _NoTransport:
         return []
 
     async def request(self, peer: bytes, protocol: str, data: bytes, *, timeout: float) -> bytes:
-        """Nobody answers."""
-        raise PeerUnavailable("no transport in the in-process fuzzer")
+        """The hostile answer once, then nobody answers."""
+        answer, self.answer = self.answer, None
+        if answer is None:
+            raise PeerUnavailable("no transport in the in-process fuzzer")
+        return answer
 
 
 async def _no_publish(mtype: str, body: dict[str, Any]) -> None:
@@ -64,7 +69,7 @@ class Case:
     :meth:`LedgerTargets.realise` turns into bytes against the chain as it is when the input runs (strategies
     must not depend on mutable state, so heights, nonces and parents are chosen as "modes", not values)."""
 
-    kind: str  # "envelope" | "tx" | "block"
+    kind: str  # "envelope" | "tx" | "block" | "sync"
     data: Any
     how: str
 
@@ -90,6 +95,7 @@ class LedgerTargets:
                          blobs=[*sample_txs[:4], self.seed_blocks[0].signed_header(), self.seed_blocks[-1].encode()])
         self.router = Router(NID, local_key=bytes(32))
         self._fresh = 1 << 40
+        self._peer = 0
         self._reset_chain()
         self.wires = sample_txs + [self._message_wire(t) for t in ("chain/txs", "chain/attest")]
         self.wires.append(self.seed_blocks[-1].encode())
@@ -117,7 +123,24 @@ class LedgerTargets:
             self._envelopes(), self._envelopes(), self._txs(), self._txs(), self._blocks(),
             mutations(self.wires).map(lambda b: Case("envelope", b, "mutation")),
             mutations([b.encode() for b in self.seed_blocks]).map(lambda b: Case("block", b, "mutation")),
+            self._sync_answers(),
         )
+
+    def _sync_answers(self) -> st.SearchStrategy[Case]:
+        """A peer's answers to our sync request: fuzzed blocks and certificates, lying heights, junk shapes."""
+        @st.composite
+        def build(draw: st.DrawFn) -> Case:
+            shape = draw(st.sampled_from(["answer", "answer", "junk"]))
+            if shape == "junk":
+                return Case("sync", ("junk", draw(msgpack_values())), "structural")
+            blocks = draw(st.lists(st.one_of(self._blocks().map(lambda c: ("recipe", c.data)),
+                                             st.integers(0, len(self.seed_blocks) - 1).map(lambda i: ("seed", i)),
+                                             st.binary(max_size=40).map(lambda b: ("raw", b))), max_size=3))
+            certs = draw(st.lists(st.one_of(st.just(b""), st.binary(max_size=64), msgpack_values()), max_size=4))
+            claim = draw(st.one_of(st.integers(0, 10), st.integers(0, 2**64 - 1), msgpack_values()))
+            return Case("sync", ("answer", blocks, certs, claim), "structural")
+
+        return build()
 
     def _envelopes(self) -> st.SearchStrategy[Case]:
         @st.composite
@@ -187,6 +210,13 @@ class LedgerTargets:
             return bytes(case.data)
         if case.kind in ("envelope", "tx"):
             return self._seal(case.data)
+        if case.kind == "sync":
+            if case.data[0] == "junk":
+                return codec.encode(case.data[1])
+            _, blocks, certs, claim = case.data
+            raws = [self.realise(Case("block", b, "structural")) if tag == "recipe"
+                    else self.seed_blocks[b].encode() if tag == "seed" else b for tag, b in blocks]
+            return codec.encode({"blocks": raws, "certs": certs, "height": len(raws), "finalized": claim})
         r = case.data
         state = self.chain.state
         head = self.chain.head
@@ -242,6 +272,9 @@ class LedgerTargets:
         except (TypeError, ValueError, OverflowError):  # our own encoder cannot sign it: a peer cannot send it
             tally.skipped += 1
             return
+        if case.kind == "sync":
+            tally.run("chain.sync_from", self._sync_from, data)
+            return
         if case.kind == "block":
             block = tally.run("ledger.block_decode", Block.decode, data, NID)
             if block is not None:
@@ -267,6 +300,14 @@ class LedgerTargets:
             raise ProtocolError("not admitted", reason=self.service.mempool.last_refusal or "admission")
         if len(self.service.mempool) > 500:
             self.service.mempool.prune(self.chain.state)
+
+    def _sync_from(self, answer: bytes) -> None:
+        """Our chain sync reading a hostile peer's answer (then its import of what decodes)."""
+        self._peer += 1
+        self.service.transport.answer = answer  # type: ignore[attr-defined]
+        trio.run(self.service.sync.sync_from, self._peer.to_bytes(32, "big"))
+        if self.chain.height >= MAX_FUZZ_HEIGHT:
+            self._reset_chain()
 
     def _gossip(self, raw: bytes) -> None:
         """The router's checks, then the chain service's gossip handler for the type (txs, block, attestation,

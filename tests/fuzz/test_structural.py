@@ -17,8 +17,8 @@ from bazaar.node.markets.registry import market_names
 
 from .campaign import fuzz_ledger, fuzz_market, uncoded
 
-LEDGER_INPUTS = 2500
-MARKET_INPUTS = 500
+LEDGER_INPUTS = 1200
+MARKET_INPUTS = 300
 
 
 def _assert_clean(report) -> None:  # type: ignore[no-untyped-def]
