@@ -104,7 +104,7 @@ def valid(f: Field, pool: Pool = _EMPTY) -> st.SearchStrategy[Any]:
     if isinstance(f, Optional):
         return st.one_of(st.none(), valid(f.inner, pool))
     if isinstance(f, Schema):
-        return _valid_schema(f, pool)
+        return _valid_schema(f, pool) if f.fields else st.just({})
     if isinstance(f, RecordData):
         return st.dictionaries(st.text(max_size=8), msgpack_values(), max_size=4)
     return msgpack_values()  # a descriptor this module does not know: anything
@@ -185,7 +185,7 @@ def _hashable(value: Any) -> bool:
 def bodies(draw: st.DrawFn, schema: Schema, pool: Pool = _EMPTY, *, always_break: bool = False) -> Any:
     """A body of ``schema``'s shape, broken most of the time: a hostile value (at any depth), a required key
     missing, an extra key, or not a map at all. One draw in five is left valid (unless ``always_break``)."""
-    body = draw(_valid_schema(schema, pool))
+    body = dict(draw(valid(schema, pool)))
     how = draw(st.sampled_from(["hostile", "hostile", "missing", "extra", "not-a-map", "valid"]))
     if how == "valid" and always_break:
         how = "extra"
@@ -208,7 +208,7 @@ def bodies(draw: st.DrawFn, schema: Schema, pool: Pool = _EMPTY, *, always_break
 def shaped(schema: Schema, pool: Pool = _EMPTY) -> st.SearchStrategy[Any]:
     """Bodies for reaching handlers: about half valid (they pass ``validate_basic`` and run the handler's own
     checks), half broken as by :func:`bodies`."""
-    return st.one_of(_valid_schema(schema, pool), bodies(schema, pool))
+    return st.one_of(valid(schema, pool), bodies(schema, pool))
 
 
 def _lying_lengths(wire: bytes, at: int, claim: int) -> bytes:
