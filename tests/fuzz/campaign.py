@@ -94,7 +94,7 @@ def fuzz_ledger(n: int, at: int = 0, progress: Callable[[int], None] | None = No
             done += size
             if progress is not None:
                 progress(done)
-    report.errors = watch.errors
+    report.errors = watch.errors + watch.handler_errors
     report.logged_reasons = dict(watch.reasons.most_common())
     report.checks = {"chain_conserved": targets.chain.state.conserved(), "chain_height": targets.chain.height}
     report.wall_s = time.monotonic() - start
@@ -127,7 +127,8 @@ async def fuzz_market(market: str, n: int, root: Path, at: int = 0,
                 done = 0
                 while done < n:
                     size = min(BATCH, n - done)
-                    for case in collect(node_cases(targets.pool, targets.wires), size, at + done):
+                    cases = node_cases(targets.pool, targets.wires, routes=targets.routes)
+                    for case in collect(cases, size, at + done):
                         await targets.feed(case, report.tally)
                         report.inputs += 1
                         await trio.sleep(0)  # let the round and the spawned handlers run between inputs
@@ -151,7 +152,7 @@ async def fuzz_market(market: str, n: int, root: Path, at: int = 0,
                 "one_head": len(heads) == 1 and None not in heads,
                 "conserved": all(n.chain.state.conserved() for n in nodes.values()),
             }
-    report.errors = watch.errors
+    report.errors = watch.errors + watch.handler_errors
     report.logged_reasons = dict(watch.reasons.most_common())
     report.wall_s = time.monotonic() - start
     return report

@@ -42,10 +42,32 @@ class NodeCase:
     how: str
 
 
-def node_cases(pool: Pool, wires: Sequence[bytes], types: Sequence[str] | None = None) -> st.SearchStrategy[NodeCase]:
+@dataclass(frozen=True)
+class Route:
+    """A message type a role handles, the nodes that handle it and the nodes allowed to send it."""
+
+    mtype: str
+    channel: str  # "gossip" | "request"
+    targets: tuple[int, ...]
+    senders: tuple[int, ...]
+
+
+def node_cases(pool: Pool, wires: Sequence[bytes], types: Sequence[str] | None = None,
+               routes: Sequence[Route] = ()) -> st.SearchStrategy[NodeCase]:
     """Inputs for the nodes of one network: structural messages of ``types`` (default: every registered
-    type), raw requests for the non-envelope protocols, and mutations of ``wires``."""
+    type) from any node to any node, messages aimed along ``routes`` (an authorised sender to a node whose role
+    handles the type, so the role handler's own checks run), raw requests for the non-envelope protocols, and
+    mutations of ``wires``."""
     names = sorted(types if types is not None else registered_types())
+
+    @st.composite
+    def aimed(draw: st.DrawFn) -> NodeCase:
+        route = draw(st.sampled_from(list(routes)))
+        body = draw(shaped(REGISTRY.schema(route.mtype), pool))
+        header = {"round": draw(st.sampled_from(["current", "next", "current"])), "market": "ours",
+                  "seq": "fresh", "ts": "now"}
+        return NodeCase(route.channel, (route.mtype, body, header), draw(st.sampled_from(route.senders)),
+                        draw(st.sampled_from(route.targets)), "aimed")
 
     @st.composite
     def structural(draw: st.DrawFn) -> NodeCase:
@@ -78,7 +100,10 @@ def node_cases(pool: Pool, wires: Sequence[bytes], types: Sequence[str] | None =
         return NodeCase(draw(st.sampled_from(["gossip", "request"])), data, draw(st.integers(0, 63)),
                         draw(st.integers(0, 63)), "mutation")
 
-    return st.one_of(structural(), structural(), structural(), raw_requests(), mutated())
+    parts = [structural(), structural(), raw_requests(), mutated()]
+    if routes:
+        parts += [aimed(), aimed(), aimed()]
+    return st.one_of(parts)
 
 
 class NodeTargets:
@@ -87,6 +112,7 @@ class NodeTargets:
     def __init__(self, nodes: dict[str, Node]) -> None:
         self.nodes = [nodes[n] for n in sorted(nodes)]
         self.market = self.nodes[0].market
+        self.routes = _routes(self.nodes)
         self.pool = Pool(keys=[n.key.public for n in self.nodes])
         self.wires = [self._sign(n, "chain/txs", {"txs": [b"x"]}, {}).wire for n in self.nodes[:4]]
         leader = self.leader
@@ -121,7 +147,7 @@ class NodeTargets:
         target = self.nodes[case.target % len(self.nodes)]
         if target is signer:
             target = self.nodes[(case.target + 1) % len(self.nodes)]
-        if case.how == "structural":
+        if case.how in ("structural", "aimed"):
             mtype, body, header = case.recipe
             try:
                 data = self._sign(signer, mtype, body, header).wire
@@ -183,7 +209,7 @@ class NodeTargets:
         except CODED as err:
             reason = reason_of(err) or "uncoded"
             if reason == "handler-error":
-                tally.crash(name, f"handler-error: {err}", data[:64])
+                tally.crash(name, err.__cause__ if err.__cause__ is not None else err, data[:64])
             else:
                 tally.refuse(name, reason)
             return
@@ -194,6 +220,25 @@ class NodeTargets:
             tally.crash(name, f"handler returned {type(out).__name__}", data[:64])
             return
         tally.accepted[name] += 1
+
+
+def _routes(nodes: Sequence[Node]) -> list[Route]:
+    """Every (type, channel) some node's role handles, with its handlers and its authorised senders."""
+    from bazaar.node.wiring import load_app
+
+    table: dict[tuple[str, str], tuple[set[int], tuple[str, ...] | None]] = {}
+    for i, node in enumerate(nodes):
+        app = load_app(node.spec.role(node.role).app)
+        for kind in ("gossip", "request"):
+            for h in app.of_kind(kind):
+                slot = table.setdefault((h.declared.mtype, kind), (set(), h.declared.from_roles))
+                slot[0].add(i)
+    out = []
+    for (mtype, kind), (targets, from_roles) in sorted(table.items()):
+        senders = tuple(i for i, n in enumerate(nodes) if from_roles is None or n.role in from_roles)
+        senders = senders or tuple(range(len(nodes)))
+        out.append(Route(mtype, kind, tuple(sorted(targets)), senders))
+    return out
 
 
 def keys_of(nodes: Sequence[Node]) -> list[KeyPair]:

@@ -136,6 +136,7 @@ class EventWatch(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
         self.errors: list[str] = []
+        self.handler_errors: list[str] = []
         self.reasons: Counter[str] = Counter()
         self.uncoded: Counter[str] = Counter()
 
@@ -146,6 +147,8 @@ class EventWatch(logging.Handler):
             self.errors.append(f"{event} {str(fields)[:300]}")
         elif "reason" in fields:
             self.reasons[str(fields["reason"])] += 1
+            if str(fields["reason"]) == "handler-error":  # a catch-all kept a handler's bug from the node
+                self.handler_errors.append(f"{event} {str(fields)[:300]}")
         else:
             self.uncoded[event] += 1
 

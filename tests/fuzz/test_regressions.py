@@ -73,3 +73,33 @@ def test_every_request_refusal_literal_in_the_node_is_a_documented_code() -> Non
     found = {(str(p.relative_to(ROOT)), r) for p in (ROOT / "node").rglob("*.py")
              for r in pattern.findall(p.read_text())}
     assert {(f, r) for f, r in found if r not in CODES} == set()
+
+
+async def test_a_collab_publisher_refuses_a_book_or_final_without_one_entry_per_device(tmp_path: Path) -> None:
+    """3. A ``collab/book`` or ``collab/final`` from the pool whose per-device lists are empty or of another length
+    made the publisher's mechanism raise (``MechanismError``: no sellers; residual capacities per seller) and
+    the node count a ``handler-error``: it is refused with ``out-of-range``."""
+    import trio
+
+    from bazaar.node.markets.registry import get_spec
+    from bazaar.node.memnet import open_memory_network
+    from bazaar.protocol.chainmsg import market_protocol
+
+    async with open_memory_network(get_spec("collab").small_scenario, tmp_path / "net") as nodes:
+        pool = next(n for n in nodes.values() if n.role == "pool")
+        publisher = next(n for n in nodes.values() if n.role == "publisher")
+        assert pool.engine is not None
+        with trio.fail_after(120):
+            summary = await pool.engine.play()
+        r = summary["round"]
+        empty = {"iteration": 0, "compute_capacity": [], "data_capacity": [], "compute_price": [], "data_price": [],
+                 "phi": [], "theta": [], "order_deadline_ms": 0}
+        await publisher.router.dispatch(pool.seal("collab/book", empty, round=r))
+        final = pool.seal("collab/final", {"compute_left": [1.0], "data_left": [], "compute_price": [],
+                                           "data_price": []}, round=r)
+        serve = publisher.transport._handlers[market_protocol("collab")]  # type: ignore[attr-defined]
+        with pytest.raises(RejectRequest) as info:
+            await serve(pool.key.public, final.wire)
+        assert info.value.reason == "out-of-range"
+        await publisher.router.changes.wait_for(lambda: publisher.router.rejected.get("out-of-range", 0) >= 2, 20)
+        assert "handler-error" not in publisher.router.rejected, publisher.router.rejected
