@@ -6,6 +6,8 @@ sender's balance covers what all its pending transactions spend. When the pool i
 cannot apply (a nonce gap) is evicted first, then the newest of the sender holding the most; a peer's
 transaction never evicts one of a sender that holds no more than its own sender would. The node's own
 transactions (``own=True``) skip the caps and always get a slot: they evict a peer's when the pool is full.
+A transaction with the nonce of one already pending from its sender replaces it (the sender's latest word: a
+node re-signs a nonce it gave up, e.g. after a refused escrow lock); the pool never holds two for one nonce.
 """
 
 from __future__ import annotations
@@ -86,15 +88,19 @@ class Mempool:
         if env.digest in self._txs:
             return self._refuse(NodeReason.DUPLICATE)
         cost = spends(env)
+        replaced = self._by_sender.get(env.sender, {}).get(nonce)  # same sender and nonce: the newer replaces it
         if not own:
             if nonce > base + self.max_gap:
                 return self._refuse(NodeReason.NONCE_GAP)
-            if self.pending_of(env.sender) >= self.per_sender:
+            if self.pending_of(env.sender) - (replaced is not None) >= self.per_sender:
                 return self._refuse(NodeReason.SENDER_FULL)
-            if self._spent.get(env.sender, 0) + cost > state.balance(env.sender):
+            freed = replaced.spends if replaced is not None else 0
+            if self._spent.get(env.sender, 0) - freed + cost > state.balance(env.sender):
                 return self._refuse(NodeReason.INSUFFICIENT_FUNDS)
-        if len(self._txs) >= self.capacity and not self._evict(state, env.sender, own):
+        if replaced is None and len(self._txs) >= self.capacity and not self._evict(state, env.sender, own):
             return self._refuse(NodeReason.MEMPOOL_FULL)
+        if replaced is not None:
+            self._remove(replaced)
         self._insert(PendingTx(env, raw, nonce, cost, own), state)
         return True
 

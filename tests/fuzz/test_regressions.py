@@ -103,3 +103,40 @@ async def test_a_collab_publisher_refuses_a_book_or_final_without_one_entry_per_
         assert info.value.reason == "out-of-range"
         await publisher.router.changes.wait_for(lambda: publisher.router.rejected.get("out-of-range", 0) >= 2, 20)
         assert "handler-error" not in publisher.router.rejected, publisher.router.rejected
+
+
+def test_a_second_transaction_for_a_pending_nonce_replaces_the_first_and_prune_keeps_working() -> None:
+    """4. Found by the soak (a hierarchical node died in ``sync_loop``): two transactions of one sender with one
+    nonce (a node re-signs a nonce it gave up) were both kept by digest while the sender's queue kept one, so
+    pruning them raised ``KeyError`` out of block import and took the node down. The newer now replaces the
+    older."""
+    from bazaar.ledger.txs import decode_tx
+    from bazaar.node.mempool import Mempool
+    from tests.ledger.helpers import NID, Net
+
+    net = Net("pos")
+    first = net.tx("alice", "transfer", nonce=1, to=net.acct("bob"), amount=5)
+    second = net.tx("alice", "transfer", nonce=1, to=net.acct("carol"), amount=7)
+    pool = Mempool()
+    assert pool.add(decode_tx(first, NID), first, net.state)
+    assert pool.add(decode_tx(second, NID), second, net.state)
+    assert len(pool) == 1 and pool.ordered() == [second]
+    net.commit([second])
+    pool.prune(net.state)  # raised KeyError before the fix
+    assert len(pool) == 0
+
+
+def test_chain_verify_accepts_a_store_killed_before_its_genesis_was_written(tmp_path: Path) -> None:
+    """5. Found by the kill-during-import run (kill 22 of 100): a node killed after its database file was
+    created and before ``Chain`` wrote the genesis into it left a store that ``bazaar chain verify`` reported as
+    broken ("no genesis in the database"); a restart was fine. An empty store verifies (nothing is lost), and
+    ``finalized.json`` still catches a regression."""
+    from bazaar.ledger.store import SqliteStore
+    from bazaar.node.chaintools import record_finalized, verify_data_dir
+
+    SqliteStore.in_dir(tmp_path).close()
+    (tmp_path / "genesis.json").write_text("{}")
+    report = verify_data_dir(tmp_path)
+    assert report["ok"] and report["height"] == 0 and report["finalized_height"] == 0, report
+    record_finalized(tmp_path, 3, b"\x01" * 32)
+    assert not verify_data_dir(tmp_path)["ok"]  # a node that had finalized 3 blocks lost them
