@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--markets", nargs="*", default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    logging.getLogger("bazaar").addHandler(logging.NullHandler())  # the nodes' events: not on the terminal
+    logging.getLogger("bazaar").propagate = False
     rows = []
     for market in args.markets if args.markets is not None else market_names():
         if not args.json:
