@@ -28,7 +28,8 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the soak lives in the test tree
 
 from bazaar.node.markets.registry import market_names
-from tests.fuzz.soak import soak
+from tests.fuzz.campaign import leaves
+from tests.fuzz.soak import SoakReport, soak
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             print(f"{market}: up to {args.rounds} rounds, budget {args.budget_s:.0f} s", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
-            report = trio.run(lambda m=market, t=tmp: soak(m, args.rounds, Path(t) / "net", budget_s=args.budget_s,
-                                                             scale=args.scale))
+            try:
+                report = trio.run(lambda m=market, t=tmp: soak(m, args.rounds, Path(t) / "net",
+                                                                 budget_s=args.budget_s, scale=args.scale))
+            except Exception as err:  # a node died and took the in-memory network down: report it, go on
+                report = SoakReport(market, scale=args.scale)
+                report.failures = [f"node died: {type(e).__name__}: {e}" for e in leaves(err)]
         row = report.to_json()
         rate = row["rounds_per_s"]
         row["projected_s_for_requested"] = round(args.rounds / rate, 0) if rate and report.rounds < args.rounds \

@@ -104,8 +104,28 @@ def fuzz_ledger(n: int, at: int = 0, progress: Callable[[int], None] | None = No
 async def fuzz_market(market: str, n: int, root: Path, at: int = 0,
                       progress: Callable[[int], None] | None = None) -> Report:
     """``n`` inputs into every node of ``market``'s small scenario on the in-memory network while rounds run;
-    then one more round must settle, every node's state conserve tokens and all agree on the finalized head."""
+    then one more round must settle, every node's state conserve tokens and all agree on the finalized head.
+    A node task that dies (the in-memory network then stops) is recorded as a crash with its exception."""
     report = Report(market)
+    try:
+        await _fuzz_market(report, market, n, root, at, progress)
+    except Exception as err:  # a node died and took the network down: that is the finding
+        for leaf in leaves(err):
+            report.tally.crash(f"{market}.node-died", leaf, "a node task")
+    return report
+
+
+def leaves(err: BaseException) -> list[BaseException]:
+    """The innermost exceptions of (nested) exception groups."""
+    if isinstance(err, BaseExceptionGroup):
+        return [leaf for e in err.exceptions for leaf in leaves(e)]
+    return [err]
+
+
+async def _fuzz_market(report: Report, market: str, n: int, root: Path, at: int,
+                       progress: Callable[[int], None] | None) -> None:
+    """``n`` inputs into every node of ``market``'s small scenario on the in-memory network while rounds run;
+    then one more round must settle, every node's state conserve tokens and all agree on the finalized head."""
     start = time.monotonic()
     spec = get_spec(market)
     with watch_events() as watch:
@@ -155,4 +175,3 @@ async def fuzz_market(market: str, n: int, root: Path, at: int = 0,
     report.errors = watch.errors + watch.handler_errors
     report.logged_reasons = dict(watch.reasons.most_common())
     report.wall_s = time.monotonic() - start
-    return report
