@@ -140,3 +140,25 @@ def test_chain_verify_accepts_a_store_killed_before_its_genesis_was_written(tmp_
     assert report["ok"] and report["height"] == 0 and report["finalized_height"] == 0, report
     record_finalized(tmp_path, 3, b"\x01" * 32)
     assert not verify_data_dir(tmp_path)["ok"]  # a node that had finalized 3 blocks lost them
+
+
+async def test_a_collab_device_refuses_a_regulation_without_two_entries_per_device(tmp_path: Path) -> None:
+    """6. A ``collab/regulate`` from the pool with fewer ``directions`` or ``gaps`` than two per device made the
+    device index past the list (``IndexError``, a ``handler-error``): it is refused with ``out-of-range``."""
+    import trio
+
+    from bazaar.node.markets.registry import get_spec
+    from bazaar.node.memnet import open_memory_network
+
+    async with open_memory_network(get_spec("collab").small_scenario, tmp_path / "net") as nodes:
+        pool = next(n for n in nodes.values() if n.role == "pool")
+        device = next(n for n in nodes.values() if n.role == "device")
+        assert pool.engine is not None
+        with trio.fail_after(120):
+            summary = await pool.engine.play()
+        n = len(pool.peers("device"))
+        body = {"iteration": 1, "compute_price": [1.0] * n, "data_price": [1.0] * n, "directions": [],
+                "gaps": [], "price_deadline_ms": 0}
+        await device.router.dispatch(pool.seal("collab/regulate", body, round=summary["round"]))
+        await device.router.changes.wait_for(lambda: device.router.rejected.get("out-of-range", 0) >= 1, 20)
+        assert "handler-error" not in device.router.rejected, device.router.rejected
