@@ -363,7 +363,9 @@ def verify_data_dir(path: str | Path) -> dict[str, Any]:
 
     Returns:
         ``{"ok": bool, "path", "height", "finalized_height", "head", "supply", "conserved"}`` on success,
-        ``{"ok": False, "path", "height", "error"}`` on failure (``height``: the first bad height).
+        ``{"ok": False, "path", "height", "error"}`` on failure (``height``: the first bad height); an empty store
+        (created, then killed before its genesis was written: nothing to lose) is ``{"ok": True, "height": 0,
+        "finalized_height": 0, "empty": True}``.
     """
     target = Path(path)
     db = target / CHAIN_DB if target.is_dir() else target
@@ -376,6 +378,9 @@ def verify_data_dir(path: str | Path) -> dict[str, Any]:
     try:
         try:
             raw = store.get_meta(GENESIS_META)
+            if raw is None and store.head_height() == 0:  # killed between creating it and writing the genesis
+                return {"ok": True, "path": str(db), "height": 0, "finalized_height": 0, "empty": True,
+                        "conserved": True}
             if raw is None:
                 return {"ok": False, "path": str(db), "height": 0, "error": "no genesis in the database"}
             genesis = Genesis.from_dict(codec.decode(raw))

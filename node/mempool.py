@@ -8,6 +8,8 @@ transaction never evicts one of a sender that holds no more than its own sender 
 transactions (``own=True``) skip the caps and always get a slot: they evict a peer's when the pool is full.
 Equivocation evidence has no nonce: it is kept apart, once per punished ``(proposer, height)``, at most
 ``MAX_EVIDENCE``, offered first, and dropped once the state records the punishment.
+A transaction with the nonce of one already pending from its sender replaces it (the sender's latest word: a
+node re-signs a nonce it gave up, e.g. after a refused escrow lock); the pool never holds two for one nonce.
 """
 
 from __future__ import annotations
@@ -100,20 +102,22 @@ class Mempool:
         base = state.nonce(env.sender)
         if not isinstance(nonce, int) or nonce <= base:
             return self._refuse(NodeReason.STALE_NONCE)
-        if env.digest in self._txs or nonce in self._by_sender.get(env.sender, {}):
-            # a second transaction of one sender and nonce (a restarted node re-signing a nonce its last run
-            # used): the first stays — both cannot apply, and one slot per (sender, nonce) keeps the books exact
+        if env.digest in self._txs:
             return self._refuse(NodeReason.DUPLICATE)
         cost = spends(env)
+        replaced = self._by_sender.get(env.sender, {}).get(nonce)  # same sender and nonce: the newer replaces it
         if not own:
             if nonce > base + self.max_gap:
                 return self._refuse(NodeReason.NONCE_GAP)
-            if self.pending_of(env.sender) >= self.per_sender:
+            if self.pending_of(env.sender) - (replaced is not None) >= self.per_sender:
                 return self._refuse(NodeReason.SENDER_FULL)
-            if self._spent.get(env.sender, 0) + cost > state.balance(env.sender):
+            freed = replaced.spends if replaced is not None else 0
+            if self._spent.get(env.sender, 0) - freed + cost > state.balance(env.sender):
                 return self._refuse(NodeReason.INSUFFICIENT_FUNDS)
-        if len(self._txs) >= self.capacity and not self._evict(state, env.sender, own):
+        if replaced is None and len(self._txs) >= self.capacity and not self._evict(state, env.sender, own):
             return self._refuse(NodeReason.MEMPOOL_FULL)
+        if replaced is not None:
+            self._remove(replaced)
         self._insert(PendingTx(env, raw, nonce, cost, own), state)
         return True
 

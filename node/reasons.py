@@ -43,6 +43,7 @@ class NodeReason(StrEnum):
     EARLY_FINAL = "early-final"
     UNKNOWN_RECORD = "unknown-record"
     UNKNOWN_TASK = "unknown-task"
+    UNKNOWN_CONTENT = "unknown-content"
     WRONG_ITERATION = "wrong-iteration"
     BAD_ORDER = "bad-order"
     OVER_OFFER = "over-offer"

@@ -14,7 +14,7 @@ import trio
 
 from bazaar.protocol import Envelope, ProtocolError, open_envelope
 from bazaar.protocol.envelope import now_ms
-from bazaar.protocol.errors import ProtocolReason
+from bazaar.protocol.errors import BazaarError, ProtocolReason
 from bazaar.protocol.messages import validate_basic
 from bazaar.protocol.replay import ReplayGuard
 from bazaar.protocol.transport import MAX_GOSSIP, Delivery
@@ -94,13 +94,15 @@ class Router:
         return env
 
     async def dispatch(self, env: Envelope) -> None:
-        """Run the handler for an already-checked envelope; its failures are logged, not raised."""
+        """Run the handler for an already-checked envelope; its failures are logged, not raised: a coded
+        refusal (any :class:`~bazaar.protocol.errors.BazaarError`, a ledger refusal included) is counted by its
+        reason, anything else as ``handler-error``."""
         try:
             await self.handlers[env.type](env)
             self.accepted += 1
         except trio.Cancelled:
             raise
-        except ProtocolError as err:
+        except BazaarError as err:  # a coded refusal (protocol, ledger or node reason), counted by its code
             self.refuse(err.reason, err.detail, type=env.type, sender=env.sender)
         except Exception as err:
             self.rejected["handler-error"] += 1

@@ -18,6 +18,7 @@ from bazaar.ledger.block import Block
 from bazaar.ledger.state import State
 from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.chainmsg import market_protocol
+from bazaar.protocol.errors import BazaarError
 from bazaar.protocol.transport import RejectRequest
 
 from .chain.hooks import BlockHooks
@@ -62,7 +63,7 @@ def _gossip_handler(node: Node, declared: Declared, fn: Callable[[Envelope], Awa
 async def _guarded(node: Node, fn: Callable[[Envelope], Awaitable[None]], env: Envelope) -> None:
     try:
         await fn(env)
-    except ProtocolError as err:
+    except BazaarError as err:  # coded: a protocol, ledger or node refusal
         node.router.refuse(err.reason, err.detail, type=env.type, sender=env.sender)
     except trio.Cancelled:
         raise
@@ -83,7 +84,7 @@ def _request_server(node: Node, app: RoleApp, role: Role) -> Callable[[bytes, by
             declared, fn = table[env.type]
             _authorise(node, env, declared)
             body = await fn(env)
-        except ProtocolError as err:
+        except BazaarError as err:  # coded: a protocol, ledger or node refusal
             node.router.refuse(err.reason, err.detail, peer=peer)
             raise RejectRequest(err.reason) from err
         except trio.Cancelled:

@@ -12,6 +12,7 @@ from bazaar.ledger.block import Block
 from bazaar.ledger.finality import Certificate
 from bazaar.protocol import ProtocolError, codec
 from bazaar.protocol.chainmsg import PROTO_SYNC
+from bazaar.protocol.errors import ProtocolReason
 from bazaar.protocol.transport import PeerUnavailable, RejectRequest, RemoteRejected
 
 from ..logs import Events
@@ -55,9 +56,13 @@ class ChainSync:
             self.svc.changes.notify()
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
-        req = codec.decode(request, max_size=1024)
-        if not isinstance(req, dict) or not isinstance(req.get("from"), int) or req["from"] < 0:
-            raise RejectRequest("sync request must be {from: int >= 0, limit: int}")
+        try:
+            req = codec.decode(request, max_size=1024)
+        except ProtocolError as err:
+            raise RejectRequest(err.reason) from err
+        start = req.get("from") if isinstance(req, dict) else None
+        if not isinstance(start, int) or isinstance(start, bool) or start < 0:
+            raise RejectRequest(ProtocolReason.MALFORMED)  # {from: int >= 0, limit: int}
         limit = req.get("limit", SYNC_BATCH)
         if not isinstance(limit, int) or not 0 < limit <= SYNC_BATCH:
             limit = SYNC_BATCH
@@ -122,8 +127,11 @@ class ChainSync:
                 _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
                 return imported, imported > 0
             except (RemoteRejected, trio.TooSlowError, ProtocolError, lerr.LedgerError,
-                    KeyError, TypeError) as err:
-                _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
+                    KeyError, TypeError) as err:  # the peer's answer is refused: say why by its code
+                reason = getattr(err, "reason", None)
+                if isinstance(err, (KeyError, TypeError)):
+                    reason = ProtocolReason.MALFORMED  # an answer of the wrong shape
+                _events.warning("sync.failed", peer=peer, reason=reason, error=repr(err)[:200])
                 return imported, True
             if not blocks:
                 break

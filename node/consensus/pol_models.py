@@ -16,9 +16,12 @@ import numpy as np
 
 from bazaar.mechanisms.fl import data as fl_data
 from bazaar.mechanisms.fl import softmax
-from bazaar.protocol import codec
+from bazaar.protocol import ProtocolError, codec
 from bazaar.protocol.chainmsg import PROTO_MODEL
+from bazaar.protocol.errors import ProtocolReason
 from bazaar.protocol.transport import RejectRequest, Transport
+
+from ..reasons import NodeReason
 
 MODEL_CACHE = 64
 
@@ -133,12 +136,15 @@ class ModelStore:
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
         """``/bazaar/model/1`` handler: ``{hash}`` -> ``{weights}``."""
-        req = codec.decode(request, max_size=256)
+        try:
+            req = codec.decode(request, max_size=256)
+        except ProtocolError as err:
+            raise RejectRequest(err.reason) from err
         if not isinstance(req, dict) or not isinstance(req.get("hash"), bytes) or len(req["hash"]) != 32:
-            raise RejectRequest("model request must be {hash: 32 bytes}")
+            raise RejectRequest(ProtocolReason.MALFORMED)  # want {hash: 32 bytes}
         w = self.get(req["hash"])
         if w is None:
-            raise RejectRequest("unknown model")
+            raise RejectRequest(NodeReason.UNKNOWN_CONTENT)
         return codec.encode({"weights": weights_bytes(w)})
 
     async def fetch(self, transport: Transport, peer: bytes, h: bytes, *, timeout: float) -> np.ndarray:

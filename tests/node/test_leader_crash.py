@@ -45,14 +45,17 @@ def _moves(node: Node, ids: set[bytes]) -> dict[str, list[int]]:
     return out
 
 
-def test_a_second_transaction_with_a_pending_nonce_is_refused_and_pruning_stays_exact() -> None:
+def test_a_second_transaction_with_a_pending_nonce_replaces_it_and_pruning_stays_exact() -> None:
     """A restarted leader re-signs a nonce its dead run used (its old transaction still waits in its peers'
-    mempools): the second is refused as a duplicate, and a block taking the first prunes cleanly (it used to
-    overwrite the first in the sender's queue and crash the proposer's prune with a KeyError)."""
+    mempools): the newer replaces the older (one slot per sender and nonce, docs/adr/0099), and a block taking
+    the nonce prunes cleanly (two for one nonce used to overwrite each other in the sender's queue and crash the
+    proposer's prune with a KeyError)."""
     a = b"\x07" * 32
     pool = Mempool()
-    assert _add(pool, _junk(a, 1), _State())
-    assert not _add(pool, _junk(a, 1), _State()) and pool.last_refusal == "duplicate"
+    first, second = _junk(a, 1), _junk(a, 1)
+    assert _add(pool, first, _State())
+    assert _add(pool, second, _State()) and len(pool) == 1 and pool.pending_of(a) == 1
+    assert [p.env.digest for p in pool.ordered_pending()] == [second.digest]
     assert _add(pool, _junk(a, 2), _State())
     pool.prune(_State(nonces={a: 2}))
     assert len(pool) == 0 and pool.pending_of(a) == 0

@@ -16,9 +16,11 @@ from bazaar.ledger.errors import InvalidBlock, LedgerError
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError, codec
+from bazaar.protocol.errors import ProtocolReason
 from bazaar.protocol.markets import cloudchain as msg
 from bazaar.protocol.transport import RejectRequest
 
+from ...reasons import NodeReason
 from ..app import Role, block_check, block_propose, on_block, tx_admit
 from ..context import RequestFailed, RoleContext
 from .book import CONTRACT_RECORDS, Book, Rules, verify_block
@@ -73,12 +75,15 @@ class BlobStore:
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
         """``{hash}`` -> ``{data}``."""
-        req = codec.decode(request, max_size=256)
+        try:
+            req = codec.decode(request, max_size=256)
+        except ProtocolError as err:
+            raise RejectRequest(err.reason) from err
         if not isinstance(req, dict) or set(req) != {"hash"} or not isinstance(req["hash"], bytes):
-            raise RejectRequest("blob request must be {hash: 32 bytes}")
+            raise RejectRequest(ProtocolReason.MALFORMED)  # want {hash: bytes}
         data = self.get(req["hash"])
         if data is None:
-            raise RejectRequest("unknown blob")
+            raise RejectRequest(NodeReason.UNKNOWN_CONTENT)
         return codec.encode({"data": data})
 
     async def fetch(self, h: bytes, holder: bytes, *, size: int, timeout: float) -> bytes:

@@ -11,8 +11,9 @@ from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import collab as msg
 
+from ...reasons import NodeReason
 from ..app import RoleApp, on
-from ..context import RequestFailed, RoleContext
+from ..context import Refuse, RequestFailed, RoleContext
 from .common import POOL, CollabRole
 
 
@@ -51,8 +52,11 @@ class Device(CollabRole):
         self.from_pool(env)
         b, n, i = env.body, len(self.roster.devices), self.index
         old = self.prices.get(env.round)
-        if old is None or len(b["compute_price"]) != n or len(b["data_price"]) != n:
+        if old is None:
             return
+        if len(b["compute_price"]) != n or len(b["data_price"]) != n or len(b["directions"]) != 2 * n \
+                or len(b["gaps"]) != 2 * n:
+            raise Refuse(NodeReason.OUT_OF_RANGE, f"prices must list {n} devices, directions and gaps {2 * n}")
         dirs = (int(b["directions"][i]), int(b["directions"][n + i]))
         if self.agent is not None:  # we price ourselves
             steps = self.agent.steps((float(b["gaps"][i]), float(b["gaps"][n + i])), dirs)

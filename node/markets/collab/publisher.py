@@ -8,12 +8,14 @@ from typing import Any
 from bazaar.ledger.amounts import to_units
 from bazaar.mechanisms.collab import optimize_portfolio
 from bazaar.mechanisms.collab.book import Book
+from bazaar.mechanisms.errors import MechanismError
 from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import collab as msg
 
+from ...reasons import NodeReason
 from ..app import RoleApp, on, serve
-from ..context import RequestFailed, RoleContext
+from ..context import Refuse, RequestFailed, RoleContext
 from .common import POOL, CollabRole, escrow_id, escrow_ref, order_body, sellers_of
 
 
@@ -47,11 +49,11 @@ class Publisher(CollabRole):
         b = env.body
         if env.round not in self.expires or (b["iteration"] > 0 and env.round not in self.locked):
             return
+        self.per_device(b, BOOK_LISTS)
         self.book = b
         sellers = sellers_of(b["compute_capacity"], b["data_capacity"], b["compute_price"], b["data_price"],
                              b["phi"], b["theta"])
-        plan = await self.ctx.compute(optimize_portfolio, self.me, Book.from_sellers(sellers), self.pricing.method,
-                                      self.pricing.integral)
+        plan = await self.plan(Book.from_sellers, sellers)
         lock = None
         if b["iteration"] == 0:
             me = self.ctx.key.public
@@ -78,15 +80,41 @@ class Publisher(CollabRole):
         self.from_pool(env)
         b, book = env.body, self.book
         if book is None:
-            from ..context import Refuse
-
             raise Refuse("wrong-round", "no book seen this round")
+        self.per_device(b, FINAL_LISTS)
         sellers = sellers_of(book["compute_capacity"], book["data_capacity"], b["compute_price"], b["data_price"],
                              book["phi"], book["theta"])
-        plan = await self.ctx.compute(optimize_portfolio, self.me,
-                                      Book.from_sellers(sellers, b["compute_left"], b["data_left"]),
-                                      self.pricing.method, self.pricing.integral)
+        plan = await self.plan(Book.from_sellers, sellers, b["compute_left"], b["data_left"])
         return order_body(plan, int(book["iteration"]))
 
+    def per_device(self, body: dict[str, Any], keys: tuple[str, ...]) -> None:
+        """Refuse a pool message whose per-device lists do not hold one entry per device of the roster.
+
+        Raises:
+            Refuse: ``out-of-range``.
+        """
+        n = len(self.roster.devices)
+        wrong = [k for k in keys if len(body[k]) != n]
+        if wrong:
+            raise Refuse(NodeReason.OUT_OF_RANGE, f"{', '.join(wrong)}: want one entry per device ({n})")
+
+    async def plan(self, book: Any, *args: Any) -> Any:
+        """Our portfolio against the pool's book (built by ``book(*args)``).
+
+        Raises:
+            Refuse: ``out-of-range`` when the pool's numbers are outside what the mechanism takes (no seller
+                with capacity, inconsistent sizes).
+        """
+        try:
+            return await self.ctx.compute(optimize_portfolio, self.me, book(*args), self.pricing.method,
+                                          self.pricing.integral)
+        except MechanismError as err:
+            raise Refuse(NodeReason.OUT_OF_RANGE, f"the pool's book: {err}") from err
+
+
+BOOK_LISTS = ("compute_capacity", "data_capacity", "compute_price", "data_price", "phi", "theta")
+"""The per-device lists of a ``collab/book``."""
+FINAL_LISTS = ("compute_left", "data_left", "compute_price", "data_price")
+"""The per-device lists of a ``collab/final``."""
 
 APP = RoleApp("publisher", Publisher)

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from bazaar.protocol import codec
+from bazaar.protocol import ProtocolError, codec
+from bazaar.protocol.errors import ProtocolReason
 from bazaar.protocol.markets import tbcim as msg
 from bazaar.protocol.transport import RejectRequest
 
+from ...reasons import NodeReason
 from ..context import RequestFailed, RoleContext
 
 KEEP = 512
@@ -65,13 +67,16 @@ class BlobStore:
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
         """``{hash}`` -> ``{data}``."""
-        req = codec.decode(request, max_size=256)
+        try:
+            req = codec.decode(request, max_size=256)
+        except ProtocolError as err:
+            raise RejectRequest(err.reason) from err
         if not isinstance(req, dict) or set(req) != {"hash"} or not isinstance(req["hash"], bytes) \
                 or len(req["hash"]) != 32:
-            raise RejectRequest("blob request must be {hash: 32 bytes}")
+            raise RejectRequest(ProtocolReason.MALFORMED)  # want {hash: 32 bytes}
         w = self.get(req["hash"])
         if w is None:
-            raise RejectRequest("unknown blob")
+            raise RejectRequest(NodeReason.UNKNOWN_CONTENT)
         return codec.encode({"data": to_bytes(w)})
 
     async def fetch(self, h: bytes, holders: Sequence[bytes], *, size: int | None, timeout: float) -> np.ndarray:
