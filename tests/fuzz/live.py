@@ -34,7 +34,7 @@ from bazaar.protocol.chainmsg import PROTO_MODEL, PROTO_SYNC, chain_topic, marke
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.messages import REGISTRY, registered_types
 from bazaar.protocol.p2p import open_libp2p_transport, peer_id_for
-from bazaar.protocol.transport import PeerUnavailable, RemoteRejected
+from bazaar.protocol.transport import MAX_GOSSIP, PeerUnavailable, RemoteRejected
 
 from .campaign import collect
 from .strategies import bodies, msgpack_values, mutations
@@ -222,7 +222,11 @@ async def fuzz_live(net: Path, n: int, *, seed: int = 0, pace_s: float = 0.002) 
                 data = case.payload
             report.sent[case.channel] += 1
             if case.channel.startswith("gossip"):
-                await t.publish(topics[0] if case.channel == "gossip-chain" else topics[1], data)
+                topic = topics[0] if case.channel == "gossip-chain" else topics[1]
+                if len(data) > MAX_GOSSIP:  # a hostile peer ignores our send cap: straight to pubsub (< 1 MiB)
+                    await t._ps.publish(topic, bytes(data))
+                else:
+                    await t.publish(topic, data)
             elif case.channel == "raw-stream":
                 await _raw_stream(t, key, protocols[case.target % len(protocols)], *data)
             else:

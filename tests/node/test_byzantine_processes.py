@@ -9,7 +9,6 @@ Every wait is bounded; only the processes the launcher started are ever signalle
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +16,7 @@ import pytest
 
 from bazaar.node import launcher
 from bazaar.node.cli import main
-from bazaar.node.config import NodeConfig
 from bazaar.node.launcher import NetDir
-from bazaar.node.scenario import Scenario
 
 pytestmark = pytest.mark.network
 FLOODER = "miner-1"
@@ -27,17 +24,8 @@ FLOODER = "miner-1"
 
 def test_a_replay_flood_over_libp2p_is_refused_one_hop_down_and_rounds_settle(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    prepare = launcher.prepare_network
-
-    def with_flooder(scenario: Scenario, net: NetDir, log_json: bool) -> dict[str, NodeConfig]:
-        configs = prepare(scenario, net, log_json)
-        configs[FLOODER] = replace(configs[FLOODER], byzantine=("replay-flood",))
-        (net.node_dir(FLOODER) / "node.toml").write_text(configs[FLOODER].to_toml())
-        return configs
-
-    monkeypatch.setattr(launcher, "prepare_network", with_flooder)
     root = tmp_path / "net"
-    launcher.net_up("hierarchical-small", root, timeout=120)
+    launcher.net_up("hierarchical-small", root, timeout=120, byzantine={FLOODER: ["replay-flood"]})
     try:
         assert main(["round", "--dir", str(root), "--rounds", "2", "--json"]) == 0  # the flood runs from round 1
         rounds = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
