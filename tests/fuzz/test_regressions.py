@@ -162,3 +162,27 @@ async def test_a_collab_device_refuses_a_regulation_without_two_entries_per_devi
         await device.router.dispatch(pool.seal("collab/regulate", body, round=summary["round"]))
         await device.router.changes.wait_for(lambda: device.router.rejected.get("out-of-range", 0) >= 1, 20)
         assert "handler-error" not in device.router.rejected, device.router.rejected
+
+
+async def test_a_coded_refusal_in_a_spawned_task_is_a_warning_with_its_reason_not_a_task_failure(
+        tmp_path: Path) -> None:
+    """7. Found by the CI fuzz: a consumer mining on a lease the PoL driver does not hold it to (a second,
+    conflicting lease signed by the CPP) had its own claim refused (``not-leased``) inside its spawned ``mine``
+    task, which ``Node.spawn`` logged as ``task.failed`` at error level, as for a bug of ours."""
+    import trio.testing
+
+    from bazaar.node.markets.registry import get_spec
+    from bazaar.node.memnet import open_memory_network
+    from bazaar.protocol.errors import ProtocolError
+
+    from .oracle import watch_events
+
+    async def refused() -> None:
+        raise ProtocolError("a claim from a key that leased no compute this round", reason="not-leased")
+
+    async with open_memory_network(get_spec("hierarchical").small_scenario, tmp_path / "net") as nodes:
+        node = next(iter(nodes.values()))
+        with watch_events() as watch:
+            node.spawn("mine", refused)
+            await trio.testing.wait_all_tasks_blocked()
+        assert watch.errors == [] and watch.reasons["not-leased"] == 1, (watch.errors, watch.reasons)
