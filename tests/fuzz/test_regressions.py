@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -186,3 +187,46 @@ async def test_a_coded_refusal_in_a_spawned_task_is_a_warning_with_its_reason_no
             node.spawn("mine", refused)
             await trio.testing.wait_all_tasks_blocked()
         assert watch.errors == [] and watch.reasons["not-leased"] == 1, (watch.errors, watch.reasons)
+
+
+async def test_a_hierarchical_miner_bids_once_per_round_when_called_twice(tmp_path: Path) -> None:
+    """8. Found by the market fuzz: two ``hierarchical/call`` messages for one round (the CCSP re-signing its
+    call) ran the miner's slow handler twice; the first to see no MESP accept popped the round's pending lock,
+    the second popped it again (``KeyError``, a ``handler-error``). A miner now bids once per round."""
+    import trio.testing
+
+    from bazaar.node.markets.registry import get_spec
+    from bazaar.node.memnet import open_memory_network
+    from bazaar.protocol.envelope import now_ms
+
+    async with open_memory_network(get_spec("hierarchical").small_scenario, tmp_path / "net") as nodes:
+        ccsp = next(n for n in nodes.values() if n.engine is not None)
+        miner = next(n for n in nodes.values() if n.role == "miner")
+        miners = [p.key for p in ccsp.peers("miner")]
+        mesps = [p.key for p in ccsp.peers("mesp")]
+        soon = now_ms() + 300
+        call = {"params": "x", "miners": miners, "mesps": mesps, "bid_deadline_ms": soon, "bundle_deadline_ms": soon,
+                "lower_deadline_ms": soon, "expires": 1000}
+        sent: list[str] = []
+
+        class Sent(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.getMessage() == "bid.sent":
+                    sent.append(record.getMessage())
+
+        logger = logging.getLogger("bazaar")
+        handler, level = Sent(level=logging.INFO), logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            for _ in range(2):
+                await miner.router.dispatch(ccsp.seal("hierarchical/call", call, round=77))
+            with trio.fail_after(30):
+                while not sent and not miner.router.rejected.get("handler-error"):
+                    await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.3)  # both handlers ran side by side
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+        assert "handler-error" not in miner.router.rejected, miner.router.rejected
+        assert len(sent) == 1
