@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=1000)
     ap.add_argument("--budget-s", type=float, default=900.0, help="wall-time budget per market")
-    ap.add_argument("--scale", type=float, default=0.15, help="factor on the scenarios' collection windows")
+    ap.add_argument("--scale", type=float, default=1.0, help="factor on the scenarios' collection windows")
     ap.add_argument("--markets", nargs="*", default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

@@ -27,6 +27,7 @@ from bazaar.ledger.genesis import Genesis
 from bazaar.ledger.store import SqliteStore
 from bazaar.protocol import Envelope, KeyPair, ProtocolError, open_envelope, seal
 from bazaar.protocol.chainmsg import chain_topic, market_protocol, market_topic
+from bazaar.protocol.errors import BazaarError
 from bazaar.protocol.keys import load_or_create_seed
 from bazaar.protocol.messages import validate_basic
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected, Transport
@@ -210,13 +211,17 @@ class Node:
         return await trio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
     def spawn(self, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
-        """Run a background task in the node's nursery; its failure is logged, never fatal."""
+        """Run a background task in the node's nursery; its failure is logged, never fatal: a coded refusal
+        (a ``BazaarError``, e.g. a peer's message that turned out unacceptable) as a warning with its reason, any
+        other exception as an error (a bug of ours)."""
 
         async def guarded() -> None:
             try:
                 await fn(*args)
             except trio.Cancelled:
                 raise
+            except BazaarError as err:
+                _events.warning("task.refused", task=name, reason=err.reason, detail=str(err)[:200])
             except Exception as err:  # a peer's odd input must not take the node down
                 _events.error("task.failed", task=name, error=repr(err)[:300])
 

@@ -32,10 +32,16 @@ FIXED = ("block_s", "final_s")
 """Deadlines that bound a wait for an event (kept); the others are windows a round always waits out (scaled)."""
 
 
-def scaled_scenario(market: str, folder: Path, scale: float) -> Path:
+FUND = 1000.0
+"""Factor on ``[economy] initial_balance`` of a soak scenario: the small scenarios fund a few dozen rounds (a
+collab publisher with budget 60 and balance 1000 runs dry in round 17), a soak runs a thousand."""
+
+
+def scaled_scenario(market: str, folder: Path, scale: float, fund: float = FUND) -> Path:
     """A copy of ``market``'s small scenario (and its parameter files) with its collection windows (every
-    deadline but ``block_s`` and ``final_s``) multiplied by ``scale``: the in-memory network answers in
-    milliseconds, so a soak need not wait out windows sized for real processes."""
+    deadline but ``block_s`` and ``final_s``) multiplied by ``scale`` — the in-memory network answers in
+    milliseconds, so a soak need not wait out windows sized for real processes — and its participants'
+    initial balance multiplied by ``fund``."""
     src = scenario_file(get_spec(market).small_scenario)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "params").mkdir(exist_ok=True)
@@ -50,6 +56,8 @@ def scaled_scenario(market: str, folder: Path, scale: float) -> Path:
             key, value = (x.strip() for x in stripped.split("=", 1))
             if key not in FIXED:
                 line = f"{key} = {max(0.05, float(value) * scale):.3f}"
+        elif section == "[economy]" and stripped.startswith("initial_balance"):
+            line = f"initial_balance = {float(stripped.split('=', 1)[1]) * fund:.1f}"
         out.append(line)
     path = folder / src.name
     path.write_text("\n".join(out) + "\n")
@@ -126,9 +134,8 @@ async def soak(market: str, rounds: int, root: Path, *, seed: int = 1, budget_s:
     block of every node; at the end every node's store is re-verified from genesis and the heads compared.
     ``scale`` < 1 shortens the scenario's collection windows (see :func:`scaled_scenario`)."""
     report = SoakReport(market, scale=scale)
-    scenario: str | Path = get_spec(market).small_scenario
-    if scale != 1.0:
-        scenario = scaled_scenario(market, root.parent / "scenario", scale)
+    scenario: str | Path
+    scenario = scaled_scenario(market, root.parent / "scenario", scale)
     start = time.monotonic()
     async with open_memory_network(scenario, root, network=MemoryNetwork(seed=seed)) as nodes:
         watchers = []

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -162,3 +163,70 @@ async def test_a_collab_device_refuses_a_regulation_without_two_entries_per_devi
         await device.router.dispatch(pool.seal("collab/regulate", body, round=summary["round"]))
         await device.router.changes.wait_for(lambda: device.router.rejected.get("out-of-range", 0) >= 1, 20)
         assert "handler-error" not in device.router.rejected, device.router.rejected
+
+
+async def test_a_coded_refusal_in_a_spawned_task_is_a_warning_with_its_reason_not_a_task_failure(
+        tmp_path: Path) -> None:
+    """7. Found by the CI fuzz: a consumer mining on a lease the PoL driver does not hold it to (a second,
+    conflicting lease signed by the CPP) had its own claim refused (``not-leased``) inside its spawned ``mine``
+    task, which ``Node.spawn`` logged as ``task.failed`` at error level, as for a bug of ours."""
+    import trio.testing
+
+    from bazaar.node.markets.registry import get_spec
+    from bazaar.node.memnet import open_memory_network
+    from bazaar.protocol.errors import ProtocolError
+
+    from .oracle import watch_events
+
+    async def refused() -> None:
+        raise ProtocolError("a claim from a key that leased no compute this round", reason="not-leased")
+
+    async with open_memory_network(get_spec("hierarchical").small_scenario, tmp_path / "net") as nodes:
+        node = next(iter(nodes.values()))
+        with watch_events() as watch:
+            node.spawn("mine", refused)
+            await trio.testing.wait_all_tasks_blocked()
+        assert watch.errors == [] and watch.reasons["not-leased"] == 1, (watch.errors, watch.reasons)
+
+
+async def test_a_hierarchical_miner_bids_once_per_round_when_called_twice(tmp_path: Path) -> None:
+    """8. Found by the market fuzz: two ``hierarchical/call`` messages for one round (the CCSP re-signing its
+    call) ran the miner's slow handler twice; the first to see no MESP accept popped the round's pending lock,
+    the second popped it again (``KeyError``, a ``handler-error``). A miner now bids once per round."""
+    import trio.testing
+
+    from bazaar.node.markets.registry import get_spec
+    from bazaar.node.memnet import open_memory_network
+    from bazaar.protocol.envelope import now_ms
+
+    async with open_memory_network(get_spec("hierarchical").small_scenario, tmp_path / "net") as nodes:
+        ccsp = next(n for n in nodes.values() if n.engine is not None)
+        miner = next(n for n in nodes.values() if n.role == "miner")
+        miners = [p.key for p in ccsp.peers("miner")]
+        mesps = [p.key for p in ccsp.peers("mesp")]
+        soon = now_ms() + 300
+        call = {"params": "x", "miners": miners, "mesps": mesps, "bid_deadline_ms": soon, "bundle_deadline_ms": soon,
+                "lower_deadline_ms": soon, "expires": 1000}
+        sent: list[str] = []
+
+        class Sent(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if record.getMessage() == "bid.sent":
+                    sent.append(record.getMessage())
+
+        logger = logging.getLogger("bazaar")
+        handler, level = Sent(level=logging.INFO), logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            for _ in range(2):
+                await miner.router.dispatch(ccsp.seal("hierarchical/call", call, round=77))
+            with trio.fail_after(30):
+                while not sent and not miner.router.rejected.get("handler-error"):
+                    await trio.testing.wait_all_tasks_blocked(cushion=0.01)
+                await trio.testing.wait_all_tasks_blocked(cushion=0.3)  # both handlers ran side by side
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+        assert "handler-error" not in miner.router.rejected, miner.router.rejected
+        assert len(sent) == 1

@@ -14,7 +14,7 @@ from bazaar.node.markets.registry import market_names
 from .soak import soak
 
 ROUNDS = 4
-SCALE = 0.15
+SCALE = 0.5
 
 
 @pytest.mark.parametrize("market", market_names())

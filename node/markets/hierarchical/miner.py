@@ -46,7 +46,7 @@ class Miner(HierarchicalRole):
         waiting for the MESPs' answers never holds up the market topic)."""
         self.from_leader(env)
         ctx, me = self.ctx, self.ctx.key.public
-        if me not in env.body["miners"]:
+        if me not in env.body["miners"] or env.round in self.pending:  # not ours, or a second call: one bid a round
             return
         reach = [j for j in reach_of(self.p, self.index, len(self.roster.mesps))
                  if self.roster.mesps[j] in env.body["mesps"]]
@@ -57,7 +57,8 @@ class Miner(HierarchicalRole):
             "id": escrow_id(env.round, me), "payee": self.roster.leader, "amount": to_units(mine["bid"]),
             "expires": env.body["expires"], "arbiter": self.roster.leader, "ref": escrow_ref(env.round)},
             round=env.round)
-        self.pending[env.round] = int(lock.body["nonce"])
+        nonce = int(lock.body["nonce"])
+        self.pending[env.round] = nonce
         bid = ctx.seal(msg.MSG_BID, {**mine, "reach": reach, "escrow": lock.wire}, round=env.round)
         timeout = max(0.1, (env.body["bid_deadline_ms"] - now_ms()) / 1000)
         accepted = 0
@@ -74,7 +75,9 @@ class Miner(HierarchicalRole):
             for j in reach:
                 nursery.start_soon(send, j)
         if not accepted:
-            ctx.chain.forget_nonce(self.pending.pop(env.round))
+            if self.pending.get(env.round) == nonce:
+                del self.pending[env.round]
+            ctx.chain.forget_nonce(nonce)
         ctx.events.info("bid.sent", round=env.round, accepted=accepted, bid=mine["bid"])
 
     @on(msg.MSG_UPPER, from_roles=(CCSP,))
