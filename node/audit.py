@@ -104,6 +104,7 @@ class _OfflineContext:
     chain = property(lambda self: self._chain)
     consensus = property(lambda self: None)
     events = property(lambda self: self._events)
+    byzantine = property(lambda self: frozenset())  # the audit re-derives what the honest rules say
 
     @property
     def network_id(self) -> str:

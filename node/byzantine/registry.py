@@ -42,6 +42,8 @@ class Behaviour:
         evidence: what honest nodes leave behind (a ledger record or a coded reason).
         signals: the event names, reason codes or log fields in honest nodes' logs (and ``GET /status``
             ``rejected`` or ``transport``) that show the act was caught — what a testnet runner matches.
+        acts: events in the Byzantine node's own log that show it acted (a proposer behaviour acts only when the
+            node is drawn or wins); empty when it acts whenever it runs.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Behaviour:
     hook: str
     evidence: str
     signals: tuple[str, ...] = ()
+    acts: tuple[str, ...] = ()
 
 
 BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
@@ -59,11 +62,11 @@ BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
     Behaviour(EQUIVOCATE, "signs two different blocks at the same height when it proposes", RULES,
               "node/consensus/draw.py, node/consensus/pol.py",
               "tx/evidence on the ledger; the proposer's stake is slashed",
-              ("block.equivocation", "evidence.pending")),
+              ("block.equivocation", "evidence.pending"), ("byzantine.equivocated",)),
     Behaviour(WITHHOLD_BLOCK, "wins the right to propose and never publishes the block", RULES,
               "node/consensus/draw.py, node/consensus/pol.py",
               "draw.silent_proposer: the next draw proposes after block_s (pos, lottery)",
-              ("draw.silent_proposer",)),
+              ("draw.silent_proposer", "pol.silent_winner"), ("byzantine.withheld", "pol.withheld")),
     Behaviour(POISON_UPDATE, "sends sign-flipped, x3 scaled federated-learning updates", RULES,
               "the FL worker role's update", "the cosine filter's rejection (accepted = false) in the signed record",
               ("update.rejected",)),
@@ -73,7 +76,7 @@ BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
     Behaviour(REPLAY_FLOOD, "re-broadcasts envelopes and transactions it already saw, at a high rate", RULES,
               "node/byzantine/flood.py", "router rejects with reason replay (libp2p: the pubsub validator refuses "
               "the copy, transport stat gossip_replayed); mempool refusals (duplicate, stale-nonce)",
-              ("replay", "gossip_replayed")),
+              ("replay", "gossip_replayed"), ("byzantine.replayed",)),
     Behaviour(MALFORMED_FRAMES, "sends garbage frames over gossip and direct streams", RULES,
               "node/byzantine/frames.py", "router rejects with reason malformed (gossip and direct requests)",
               ("malformed", "bad-signature")),

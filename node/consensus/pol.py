@@ -226,10 +226,6 @@ class PolDriver:
         if me not in ranking:
             return best, None
         attempt = ranking.index(me)
-        if byzantine.WITHHOLD_BLOCK in self.byzantine:
-            self.withheld += 1
-            _events.warning("pol.withheld", round=round_no, attempt=attempt)
-            return best, None
         if attempt:
             chain = self.node.chain
             wait = self.decided_at[round_no] + attempt * self.fallback_s - trio.current_time()
@@ -242,6 +238,10 @@ class PolDriver:
                 return best, None
             self.fallbacks += 1
             _events.warning("pol.silent_winner", round=round_no, attempt=attempt, winner=ranking[0])
+        if byzantine.WITHHOLD_BLOCK in self.byzantine:  # entitled to propose now, and keeps the block to itself
+            self.withheld += 1
+            _events.warning("pol.withheld", round=round_no, attempt=attempt)
+            return best, None
         try:
             block = await self.propose(round_no, self.verified[round_no][attempt], attempt)
         except LedgerError as err:

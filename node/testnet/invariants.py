@@ -40,6 +40,8 @@ class Evidence:
         byzantine: node -> behaviours.
         final_state: the state at the head of the reference node's chain (the honest node furthest ahead).
         logs: node -> its log text (honest nodes).
+        byzantine_logs: node -> its log text (the Byzantine nodes: did the behaviour act at all?).
+        unexercised: ``node (behaviour)`` of proposer behaviours that never acted (filled by the check).
         resync: restarts as ``(node, seconds or None)``.
     """
 
@@ -50,6 +52,8 @@ class Evidence:
     byzantine: dict[str, tuple[str, ...]] = field(default_factory=dict)
     final_state: Any = None
     logs: dict[str, str] = field(default_factory=dict)
+    byzantine_logs: dict[str, str] = field(default_factory=dict)
+    unexercised: list[str] = field(default_factory=list)
     resync: list[tuple[str, float | None]] = field(default_factory=list)
     data_dirs: dict[str, Path] = field(default_factory=dict)
 
@@ -130,15 +134,28 @@ def _rejects_of(key_hex: str, logs: Iterable[str]) -> int:
     return count
 
 
-def signals_of(behaviour: str) -> tuple[str, ...]:
-    """The event names and reason codes that show ``behaviour`` was caught, from the node's registry of Byzantine
-    behaviours (``bazaar.node.byzantine.BEHAVIOURS[name].signals``) when it is installed; none otherwise."""
+def signals_of(behaviour: str, what: str = "signals") -> tuple[str, ...]:
+    """The event names and reason codes that show ``behaviour`` was caught (``what="acts"``: that the Byzantine node
+    acted), from the node's registry of Byzantine behaviours (``bazaar.node.byzantine.BEHAVIOURS[name]``) when it
+    is installed; none otherwise."""
     try:
         registry = importlib.import_module("bazaar.node.byzantine")
     except ModuleNotFoundError:
         return ()
     found = getattr(registry, "BEHAVIOURS", {}).get(behaviour)
-    return tuple(getattr(found, "signals", ()))
+    return tuple(getattr(found, what, ()))
+
+
+def _counted(signals: Sequence[str], statuses: Iterable[dict[str, Any]]) -> int:
+    """How often honest nodes' ``GET /status`` counters (``rejected`` by reason, ``transport`` stats) name a
+    signal (a refusal that leaves no log line, e.g. a replayed gossip payload refused by the pubsub validator)."""
+    total = 0
+    for status in statuses:
+        for section in ("rejected", "transport"):
+            counters = status.get(section)
+            if isinstance(counters, dict):
+                total += sum(v for k, v in counters.items() if k in signals and isinstance(v, int))
+    return total
 
 
 def _signalled(signals: Sequence[str], logs: Iterable[str]) -> int:
@@ -151,18 +168,27 @@ def _signalled(signals: Sequence[str], logs: Iterable[str]) -> int:
 def byzantine_evidence(ev: Evidence) -> Check:
     """Every Byzantine act left evidence: on the ledger (an evidence record or a slashing of the node), a coded
     reject naming its key in an honest node's log, or one of the behaviour's signals (event or reason code) in an
-    honest node's log; and a node whose behaviour calls for slashing was slashed."""
+    honest node's log or status counters; and a node whose behaviour calls for slashing was slashed. A proposer
+    behaviour whose node was never drawn (its own log shows no act) is not exercised: listed, not a failure."""
     problems = []
     state = ev.final_state
     for node, behaviours in sorted(ev.byzantine.items()):
         key = bytes.fromhex(ev.keys.get(node, "")) if ev.keys.get(node) else b""
         on_ledger = state is not None and (key in state.slashed or any(p == key for p, _ in state.evidence))
         rejects = _rejects_of(key.hex(), ev.logs.values()) if key else 0
+        acted = set()
         for behaviour in behaviours:
-            if not on_ledger and not rejects and not _signalled(signals_of(behaviour), ev.logs.values()):
+            acts = signals_of(behaviour, "acts")
+            if acts and node in ev.byzantine_logs and not _signalled(acts, [ev.byzantine_logs[node]]):
+                ev.unexercised.append(f"{node} ({behaviour})")
+                continue
+            acted.add(behaviour)
+            signals = signals_of(behaviour)
+            if (not on_ledger and not rejects and not _signalled(signals, ev.logs.values())
+                    and not _counted(signals, ev.statuses.values())):
                 problems.append(f"{node} ({behaviour}): no evidence on the ledger, no coded reject or signal in an "
-                                f"honest node's log")
-        if SLASHING & set(behaviours) and not (state is not None and key in state.slashed):
+                                f"honest node's log or status")
+        if SLASHING & acted and not (state is not None and key in state.slashed):
             problems.append(f"{node} ({', '.join(sorted(SLASHING & set(behaviours)))}): not slashed")
     return not problems, problems
 

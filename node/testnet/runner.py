@@ -338,6 +338,9 @@ def check_invariants(testnet: Testnet, root: Path, statuses: dict[str, dict[str,
             ev.logs[name] = (d / "node.log").read_text(errors="replace")
         except OSError:
             ev.logs[name] = ""
+    for name in testnet.byzantine:  # no log: the behaviour counts as exercised (its evidence is still required)
+        with contextlib.suppress(OSError):
+            ev.byzantine_logs[name] = (net.node_dir(name) / "node.log").read_text(errors="replace")
     genesis = Genesis.from_dict(json.loads(net.genesis.read_text()))
     chains = {}
     for name, d in dirs.items():
@@ -376,7 +379,7 @@ def check_invariants(testnet: Testnet, root: Path, statuses: dict[str, dict[str,
             problems[name] = why
     markets = {a["market"] for a in ev.audits.values()}
     uncovered = sorted(markets - {a["market"] for a in ev.audits.values() if a["covered"]})
-    return {"invariants": held, "problems": problems, "tokens_lost": tokens_lost,
+    return {"invariants": held, "problems": problems, "tokens_lost": tokens_lost, "unexercised": ev.unexercised,
             "audit": {"covered": sorted(n for n, a in ev.audits.items() if a["covered"]),
                       "uncovered_markets": uncovered,
                       "checked_blocks": sum(a["checked"] for a in ev.audits.values()),

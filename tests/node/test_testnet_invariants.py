@@ -60,3 +60,21 @@ def test_crashes_and_resyncs() -> None:
     assert not inv.no_honest_crash(inv.Evidence(crashed=["consumer-1"]))[0]
     assert inv.restarts_resync(inv.Evidence(resync=[("a", 3.2)]))[0]
     assert not inv.restarts_resync(inv.Evidence(resync=[("a", 3.2), ("b", None)]))[0]
+
+
+def test_a_proposer_behaviour_that_never_acted_is_unexercised_and_a_status_counter_is_evidence() -> None:
+    keys = {"byz": KEY.hex()}
+    never_drawn = inv.Evidence(byzantine={"byz": ("equivocate",)}, keys=keys, logs={"cpp": ""},
+                               byzantine_logs={"byz": "12:00 I byz block.imported height=3"}, final_state=_state(3))
+    held, why = inv.byzantine_evidence(never_drawn)
+    assert held and why == [] and never_drawn.unexercised == ["byz (equivocate)"]
+    drawn = inv.Evidence(byzantine={"byz": ("equivocate",)}, keys=keys, logs={"cpp": ""},
+                         byzantine_logs={"byz": "12:00 W byz byzantine.equivocated height=3"}, final_state=_state(3))
+    held, why = inv.byzantine_evidence(drawn)
+    assert not held and drawn.unexercised == [] and "not slashed" in why[-1]
+    # a replayed gossip payload refused by the pubsub validator leaves no log line, only a transport counter
+    flood = {"byzantine": {"byz": ("replay-flood",)}, "keys": keys, "logs": {"cpp": ""},
+             "byzantine_logs": {"byz": "12:00 W byz byzantine.replayed frames=300"}, "final_state": _state(3)}
+    assert not inv.byzantine_evidence(inv.Evidence(**flood))[0]
+    counted = inv.Evidence(**flood, statuses={"cpp": {"transport": {"gossip_replayed": 41}, "rejected": {}}})
+    assert inv.byzantine_evidence(counted)[0]
