@@ -69,7 +69,7 @@ BEHAVIOURS: dict[str, Behaviour] = {b.name: b for b in (
               ("draw.silent_proposer", "pol.silent_winner"), ("byzantine.withheld", "pol.withheld")),
     Behaviour(POISON_UPDATE, "sends sign-flipped, x3 scaled federated-learning updates", RULES,
               "the FL worker role's update", "the cosine filter's rejection (accepted = false) in the signed record",
-              ("update.rejected",)),
+              ("update.rejected",), ("byzantine.poisoned",)),
     Behaviour(LYING_ORACLE, "flips every verdict it attests", RULES, "the attesting role's verdict",
               "its verdict is recorded as dissent in the quorum record and counted as its fault",
               ("dissent",)),

@@ -404,7 +404,7 @@ def recheck(root: Path) -> dict[str, Any]:
     checked = check_invariants(testnet, root, saved["statuses"], result["honest_crashed"],
                                [(n, s) for n, s in saved["resync"]])
     result.update(invariants=checked["invariants"], problems=checked["problems"],
-                  tokens_lost=checked["tokens_lost"], audit=checked["audit"])
+                  tokens_lost=checked["tokens_lost"], unexercised=checked["unexercised"], audit=checked["audit"])
     return result
 
 
@@ -459,7 +459,7 @@ def run_testnet(testnet: Testnet, root: Path | None = None, *, rounds: int | Non
         "testnet": testnet.name, "scenario": testnet.scenario.name, "dir": str(root),
         "rounds": sum(1 for r in rows if r["ran"]), "settled": sum(1 for r in rows if r["final"]),
         "perturbations": run.applied, "invariants": checked["invariants"], "problems": checked["problems"],
-        "tokens_lost": checked["tokens_lost"], "honest_crashed": crashed,
+        "tokens_lost": checked["tokens_lost"], "unexercised": checked["unexercised"], "honest_crashed": crashed,
         "resync_s": [s for _, s in run.resync if s is not None], "audit": checked["audit"],
         "round_rows": rows, "seconds": round(time.monotonic() - t0, 1),
     }

@@ -119,6 +119,9 @@ class EdgeDevice(TbcimRole):
         self.trained += 1
         self.ctx.events.info("update.sent", task=b["task"], epoch=b["epoch"], accepted=ack.body["accepted"],
                              score=ack.body["score"])
+        cfg = self.worker_cfg
+        if POISON_UPDATE in self.ctx.byzantine and b["epoch"] >= cfg.attack_start:  # what a testnet matches
+            self.ctx.events.warning("byzantine.poisoned", task=b["task"], epoch=b["epoch"])
 
     @lifespan
     async def warm_up(self) -> None:
