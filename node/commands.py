@@ -7,7 +7,9 @@ is down), 2 bad usage or parameters (a folder that holds no network included).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
+import io
 import json
 import signal
 import sys
@@ -47,7 +49,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
     if args.bootstrap:
         cfg = replace(cfg, peers=(*cfg.peers, *(_bootstrap_entry(a) for a in args.bootstrap)))
     configure(cfg.name, as_json=cfg.log_json)
-    faulthandler.enable()  # a crash below Python (a C extension) still leaves its stack in the node's log
+    with contextlib.suppress(io.UnsupportedOperation, ValueError):  # stderr without a file (run in-process)
+        faulthandler.enable()  # a crash below Python (a C extension) still leaves its stack in the node's log
 
     events = Events("node")
 
