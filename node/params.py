@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 KINDS = ("int", "float", "str", "bool", "num_or_list", "list_float", "list_int", "list_str")
 
@@ -171,3 +173,13 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 def load_params(path: str | Path, fields: Iterable[Field]) -> dict[str, Any]:
     """Read a TOML parameter file and check it (see :func:`check_params`)."""
     return check_params(read_toml(path), fields)
+
+
+def naming_file(path: Path, load: Callable[[Path], T]) -> T:
+    """``load(path)``, with a :class:`ParamError` that does not name ``path`` re-raised naming it (``(in PATH)``)."""
+    try:
+        return load(path)
+    except ParamError as err:
+        if str(path) in str(err):
+            raise
+        raise ParamError(err.key, f"{str(err).split(': ', 1)[-1]} (in {path})") from err

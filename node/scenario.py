@@ -15,7 +15,7 @@ from typing import Any
 
 from bazaar.deploy import shipped_folder
 
-from .params import Field, ParamError, check_params, read_toml
+from .params import Field, ParamError, check_params, naming_file, read_toml
 from .shipped import resolve
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
@@ -162,12 +162,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             message names the dotted key and the file.
     """
     path = resolve(name_or_path, "scenario", "scenario")
-    try:
-        return _load(path)
-    except ParamError as err:
-        if str(path) in str(err):
-            raise
-        raise ParamError(err.key, f"{str(err).split(': ', 1)[-1]} (in {path})") from err
+    return naming_file(path, _load)
 
 
 def _load(path: Path) -> Scenario:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..params import Field, ParamError, check_params, read_toml
+from ..params import Field, ParamError, check_params, naming_file, read_toml
 from ..scenario import Scenario, load_scenario
 from ..shipped import resolve
 
@@ -137,12 +137,7 @@ def load_testnet(name_or_path: str | Path) -> Testnet:
             the file.
     """
     path = resolve(name_or_path, "testnet", "testnet")
-    try:
-        return _load(path)
-    except ParamError as err:
-        if str(path) in str(err):
-            raise
-        raise ParamError(err.key, f"{str(err).split(': ', 1)[-1]} (in {path})") from err
+    return naming_file(path, _load)
 
 
 def _table(data: dict[str, Any], key: str) -> dict[str, Any]:

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import trio
+
 from bazaar.node.memnet import open_memory_network
 from bazaar.node.runtime import Node
 from bazaar.protocol.memory import MemoryNetwork
@@ -89,3 +91,19 @@ async def memory_net(scenario_path: Path, root: Path, *, network: MemoryNetwork 
     """Every node of the scenario, started in this trio run over one in-memory mesh."""
     async with open_memory_network(scenario_path, root, network=network) as nodes:
         yield nodes
+
+
+def two_round_data_dirs(root: Path) -> Path:
+    """Run 2 ai-bazaar rounds of :func:`small_scenario` on the in-memory network under ``root`` until every node
+    holds height 2 as final; return the nodes' data dirs (the same files a process network writes)."""
+
+    async def run() -> None:
+        async with memory_net(small_scenario(root), root / "net") as nodes:
+            for _ in range(2):
+                with trio.fail_after(30):
+                    await nodes["cpp"].engine.play()
+            for node in nodes.values():
+                await node.chain.changes.wait_for(lambda n=node: n.chain.finalized_height >= 2, timeout=10)
+
+    trio.run(run)
+    return root / "net" / "nodes"

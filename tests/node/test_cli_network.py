@@ -7,30 +7,18 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-import trio
 
 from bazaar.node.cli import main
 from bazaar.node.params import ParamError
 from bazaar.node.scenario import load_scenario
 
-from .harness import memory_net, small_scenario
+from .harness import small_scenario, two_round_data_dirs
 
 
 @pytest.fixture(scope="module")
 def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-round in-memory network's data dirs (the same files a process network writes)."""
-    root = tmp_path_factory.mktemp("cli")
-
-    async def run() -> None:
-        async with memory_net(small_scenario(root), root / "net") as nodes:
-            for _ in range(2):
-                with trio.fail_after(30):
-                    await nodes["cpp"].engine.play()
-            for node in nodes.values():
-                await node.chain.changes.wait_for(lambda n=node: n.chain.finalized_height >= 2, timeout=10)
-
-    trio.run(run)
-    return root / "net" / "nodes"
+    return two_round_data_dirs(tmp_path_factory.mktemp("cli"))
 
 
 def test_chain_verify_and_export(data_dirs: Path, capsys: pytest.CaptureFixture[str]) -> None:

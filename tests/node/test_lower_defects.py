@@ -14,31 +14,19 @@ import sys
 from pathlib import Path
 
 import pytest
-import trio
 
 from bazaar.node.cli import main
 from bazaar.node.launcher import NetDir, prepare_network
 from bazaar.node.scenario import load_scenario
 from bazaar.node.waiting import wait_until
 
-from .harness import memory_net, small_scenario
+from .harness import small_scenario, two_round_data_dirs
 
 
 @pytest.fixture(scope="module")
 def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-round in-memory network's data dirs."""
-    root = tmp_path_factory.mktemp("lower")
-
-    async def run() -> None:
-        async with memory_net(small_scenario(root), root / "net") as nodes:
-            for _ in range(2):
-                with trio.fail_after(30):
-                    await nodes["cpp"].engine.play()
-            for node in nodes.values():
-                await node.chain.changes.wait_for(lambda n=node: n.chain.finalized_height >= 2, timeout=10)
-
-    trio.run(run)
-    return root / "net" / "nodes"
+    return two_round_data_dirs(tmp_path_factory.mktemp("lower"))
 
 
 def _copy(src: Path, dst: Path) -> Path:
