@@ -34,6 +34,7 @@ from typing import Any
 
 import multiaddr
 import trio
+from google.protobuf.message import DecodeError
 from libp2p import new_host
 from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import Ed25519PublicKey, create_new_key_pair
@@ -127,6 +128,23 @@ def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
     if pid:
         parsed = parsed.decapsulate(multiaddr.Multiaddr(f"/p2p/{pid}"))
     return parsed, pid
+
+
+def _guard_rpc_decoding(pubsub: Pubsub) -> None:
+    """Make an undecodable pubsub RPC end only its stream. py-libp2p 0.8.1's read loop lets protobuf's
+    ``DecodeError`` escape the pubsub service, which then takes the whole node down: any peer could stop a node
+    with one malformed frame (found by the live fuzzer, tests/fuzz/test_live.py)."""
+    read = pubsub.continuously_read_stream
+
+    async def guarded(stream: Any) -> None:
+        try:
+            await read(stream)
+        except DecodeError:
+            log.debug("malformed pubsub RPC from %s: stream reset", stream.muxed_conn.peer_id)
+            with contextlib.suppress(Exception):  # the peer may be gone already: nothing left to reset
+                await stream.reset()
+
+    pubsub.continuously_read_stream = guarded  # type: ignore[method-assign]
 
 
 class SeenPayloads:
@@ -527,6 +545,7 @@ async def open_libp2p_transport(
     host = new_host(key_pair=create_new_key_pair(key.seed))
     gossipsub = make_gossipsub()
     pubsub = Pubsub(host, gossipsub, strict_signing=True)
+    _guard_rpc_decoding(pubsub)
     # py-libp2p numbers a node's messages from int(time.time()) at start-up, one per message, and peers drop a
     # (peer, seqno) they saw in the last 120 s. A node that published more than one message a second runs its
     # counter ahead of the clock, so after a quick restart its new messages reuse seen numbers and vanish for up
