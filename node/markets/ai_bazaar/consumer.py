@@ -67,7 +67,8 @@ class Consumer(AiBazaarRole):
                 idx = [self.consumer_index[k] for k in body["participants"]]
             except KeyError as err:
                 raise Refuse("schema", "unknown participant") from err
-            F = await ctx.compute(follower_equilibrium, params_all.subset(idx), price)
+            with self.work.timed(env.round):
+                F = await ctx.compute(follower_equilibrium, params_all.subset(idx), price)
             demand = float(F[body["participants"].index(me)])
             level = None
         lock = ctx.chain.sign_tx("escrow_lock", {
@@ -98,8 +99,9 @@ class Consumer(AiBazaarRole):
         steps = self.mining_steps(params_all, self.index, demand)
         start = self.pol.models.global_model
         seed = int.from_bytes(hashlib.sha256(env.round.to_bytes(8, "big") + me).digest()[:4], "big")
-        w = await ctx.compute(self.pol.task.train, start, steps, seed)
-        loss = await ctx.compute(self.pol.task.loss, w)
+        with self.work.timed(env.round):  # the leased compute: training, and the loss the claim states
+            w = await ctx.compute(self.pol.task.train, start, steps, seed)
+            loss = await ctx.compute(self.pol.task.loss, w)
         if FALSE_CLAIM in ctx.byzantine:  # a Byzantine miner claims a perfect model (honest nodes re-compute it)
             ctx.events.warning("byzantine.false_claim", round=env.round, loss=loss)
             loss = 0.0

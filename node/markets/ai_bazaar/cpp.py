@@ -104,7 +104,8 @@ class Cpp(AiBazaarRole):
         params = params_all.subset([self.consumer_index[k] for k in participants])
         level: int | None = None
         if rnd.mode == "equilibrium":
-            eq = await ctx.compute(solve_stackelberg, params)
+            with self.work.timed(rnd.number):
+                eq = await ctx.compute(solve_stackelberg, params)
             price = float(eq.price)
         else:
             level = self.agent.act(self.last_bucket)
