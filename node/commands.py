@@ -271,7 +271,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     try:
-        return run_demo(Path(args.out) if args.out else None, scenarios=args.scenario, progress=_progress)
+        return run_demo(Path(args.out) if args.out else None, scenarios=args.scenario, markets=args.market,
+                        progress=_progress)
     except launcher.LaunchError as err:
         return _err(str(err))
 
@@ -336,4 +337,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.add_argument("--out", help="run folder (default runs/demo-<time>)")
     demo.add_argument("--scenario", action="append",
                       help="scenario to run (repeatable; default: every registered market's default scenario)")
+    demo.add_argument("--market", action="append",
+                      help="run this market's default scenario alone (repeatable; see `bazaar demo --help`)")
     demo.set_defaults(func=_cmd_demo)

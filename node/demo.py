@@ -19,6 +19,7 @@ from typing import Any
 from . import launcher
 from .markets.registry import get_spec, market_names
 from .markets.spec import MarketSpec
+from .params import ParamError
 from .rounds.driver import run_rounds
 from .scenario import load_scenario
 
@@ -81,11 +82,30 @@ def run_scenario(name: str, out: Path, progress: Callable[[str], None]) -> dict[
     return result
 
 
-def run_demo(out: Path | None, *, scenarios: Sequence[str] | None = None,
+def market_scenarios(markets: Sequence[str]) -> list[str]:
+    """The default scenarios of the named markets, in the order given.
+
+    Raises:
+        ParamError: an unknown market (key ``--market``), naming the registered ones.
+    """
+    known = market_names()
+    for name in markets:
+        if name not in known:
+            raise ParamError("--market", f"unknown market {name!r} (markets: {', '.join(known)})")
+    return [get_spec(m).default_scenario for m in dict.fromkeys(markets)]
+
+
+def run_demo(out: Path | None, *, scenarios: Sequence[str] | None = None, markets: Sequence[str] | None = None,
              progress: Callable[[str], None] = lambda _: None) -> int:
-    """Run the demo; returns the exit code (0 when every round of every scenario settled everywhere)."""
+    """Run the demo (every market's default scenario, or only ``scenarios`` and the defaults of ``markets``);
+    returns the exit code (0 when every round of every scenario settled everywhere).
+
+    Raises:
+        ParamError: an unknown market.
+    """
+    chosen = [*(scenarios or []), *market_scenarios(markets or [])]
     out = out or Path("runs") / time.strftime("demo-%Y%m%d-%H%M%S")
-    scenarios = list(scenarios or demo_scenarios())
+    scenarios = list(dict.fromkeys(chosen)) or demo_scenarios()
     for name in scenarios:
         if (out / name / "net.json").exists():
             raise launcher.LaunchError(f"{out / name} already holds a network; choose another --out")
