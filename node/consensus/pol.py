@@ -211,8 +211,7 @@ class PolDriver:
                     nursery.start_soon(one, sub)
         return fetched
 
-    async def _recomputes(self, sub: Submission, w: Any) -> bool:
-        recomputed = await self.node.compute(self.task.loss, w)
+    def _matches(self, sub: Submission, recomputed: float) -> bool:
         if not loss_matches(sub.loss, recomputed):
             _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed,
                             reason=LedgerReason.POL_LOSS)
@@ -225,10 +224,14 @@ class PolDriver:
         try:
             ranked = [s for s in self.ranked(round_no) if (round_no, s.submitter) not in self.cheaters]
             weights = await self._fetch_all(ranked)
+            fetched = [s for s in ranked[:MAX_CLAIMS] if weights.get(s.submitter) is not None]
+            # every fetched model's loss in one call off the event loop (not one thread hop per claim)
+            losses = await self.node.compute(lambda: [self.task.loss(weights[s.submitter]) for s in fetched])
+            recomputed = dict(zip([s.submitter for s in fetched], losses, strict=True))
             good: list[Submission] = []
             for sub in ranked[:MAX_CLAIMS]:
-                w = weights.get(sub.submitter)
-                if w is not None and await self._recomputes(sub, w):
+                loss = recomputed.get(sub.submitter)
+                if loss is not None and self._matches(sub, loss):
                     good.append(sub)
                 else:
                     self.cheaters.add((round_no, sub.submitter))  # a false claim, or a model not served in time
