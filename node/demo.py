@@ -5,7 +5,8 @@ starts a local network (one OS process per node), runs every scripted round of t
 progress on stderr, checks that every node holds the same finalized head and that tokens are conserved,
 prints the market's table (from its spec's report), writes ``OUT/<scenario>/summary.json`` and the market's
 plots under ``OUT/plots/``, keeps each node's data dir under ``OUT/<scenario>/nodes/<name>/``, and stops every
-process it started. ``OUT/summary.json`` holds every scenario's result.
+process it started. ``OUT/summary.json`` holds every scenario's result. ``--market NAME`` runs only the named
+markets' default scenarios. One market's checks run while the next market's network starts (docs/adr/0118).
 """
 
 from __future__ import annotations
