@@ -134,6 +134,23 @@ def open_envelope(data: bytes, network_id: str, *, max_size: int = codec.MAX_MES
     Raises:
         OversizeError, DecodeError, SignatureError, SchemaError: the message must be dropped.
     """
+    return _open(data, network_id, max_size, check_signature=True)
+
+
+def reopen_envelope(data: bytes, network_id: str, *, max_size: int = codec.MAX_MESSAGE) -> Envelope:
+    """Decode an envelope whose exact bytes were signature-verified before, skipping only the signature check.
+
+    For callers that keep proof of the earlier verification keyed by a collision-resistant hash of the same
+    bytes and network (ledger/txs.py's verified-transaction cache); every other check runs as in
+    :func:`open_envelope`.
+
+    Raises:
+        OversizeError, DecodeError, SchemaError: as :func:`open_envelope`.
+    """
+    return _open(data, network_id, max_size, check_signature=False)
+
+
+def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool) -> Envelope:
     outer = codec.decode(data, max_size=max_size)
     if not isinstance(outer, dict) or outer.keys() != _OUTER_KEYS:
         raise DecodeError("envelope must be a map with keys k, p, s")
@@ -142,7 +159,8 @@ def open_envelope(data: bytes, network_id: str, *, max_size: int = codec.MAX_MES
         raise DecodeError("envelope k, p, s must be bin")
     if len(sender) != PUBKEY_LEN or len(signature) != SIG_LEN:
         raise DecodeError("bad key or signature length")
-    verify(sender, sign_bytes(network_id, payload), signature)
+    if check_signature:
+        verify(sender, sign_bytes(network_id, payload), signature)
     header = codec.decode_canonical(payload, max_size=max_size)
     if not isinstance(header, dict):
         raise DecodeError("payload must be a map")
