@@ -214,13 +214,14 @@ class HttpApi:
 
     async def _serve_one(self, stream: trio.abc.Stream, request_timeout: float) -> None:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
-        status, payload = 200, None
+        status, payload, unread = 200, None, True
         try:
             try:
                 with trio.fail_after(10):
                     req = await _receive_request(conn, stream)
             except trio.TooSlowError as err:
                 raise HttpError(408, "no complete request within 10 s") from err
+            unread = False
             payload = await self._answer(req, request_timeout)
         except HttpError as err:
             status, payload = err.status, {"error": str(err)}
@@ -241,6 +242,8 @@ class HttpApi:
                 else:
                     ctype, data = "application/json", json.dumps(payload, default=str).encode()
                 await _send(stream, conn, status, ctype, data)
+            if unread:  # closing with unread bytes would reset the connection before the client reads the answer
+                await _linger(stream)
         except (trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
             pass
         finally:
@@ -281,6 +284,16 @@ class HttpApi:
         async with trio.open_nursery() as nursery:
             await nursery.start(trio.serve_listeners, handler, listeners)
             task_status.started(bound)
+
+
+async def _linger(stream: trio.abc.Stream) -> None:
+    """Half-close and drain what the client still sends (at most 1 s and 1 MiB) so that our answer is read."""
+    if isinstance(stream, trio.SocketStream):
+        await stream.send_eof()
+    drained = 0
+    with trio.move_on_after(1):
+        while drained < (1 << 20) and (chunk := await stream.receive_some(65536)):
+            drained += len(chunk)
 
 
 async def _send(stream: trio.abc.Stream, conn: h11.Connection, status: int, ctype: str, data: bytes) -> None:
