@@ -84,6 +84,8 @@ class Explorer:
         self.node = node
         self.summaries: deque[dict[str, Any]] = deque(maxlen=MAX_ROUNDS)
         """Round summaries this node led (its round engine's observer fills it)."""
+        self.reported = 0
+        """Round summaries received so far (a change the page follows like a new block)."""
 
     @property
     def chain(self) -> Chain:
@@ -96,16 +98,18 @@ class Explorer:
         return None if name == key.hex()[:12] else name
 
     def observe_round(self, summary: Mapping[str, Any]) -> None:
-        """Round engine observer: keep the summary for ``/rounds``."""
+        """Round engine observer: keep the summary for ``/rounds`` and wake the ``/events`` streams."""
         self.summaries.append(dict(summary))
+        self.reported += 1
+        self.node.chain.changes.notify()
 
     # ------------------------------------------------------------------ views
     def head(self) -> dict[str, Any]:
-        """Height, finalized height and head hash (one ``/events`` event)."""
+        """Height, finalized height, head hash and round reports so far (one ``/events`` event)."""
         chain = self.chain
         head = chain.head
         return {"height": chain.height, "finalized": chain.finalized_height,
-                "head": head.hash.hex() if head is not None else None}
+                "head": head.hash.hex() if head is not None else None, "reported": self.reported}
 
     def blocks(self, limit: int) -> dict[str, Any]:
         """The newest ``limit`` blocks."""

@@ -21,7 +21,14 @@ function row(cells, classes) {
   return tr;
 }
 
-function fill(tbody, rows) {
+function fill(tbody, rows, empty) {
+  if (rows.length === 0 && empty) {
+    const cell = el("td", empty, "empty");
+    cell.colSpan = tbody.parentElement.querySelectorAll("thead th").length || 1;
+    const tr = document.createElement("tr");
+    tr.appendChild(cell);
+    rows = [tr];
+  }
   tbody.replaceChildren(...rows);
 }
 
@@ -70,7 +77,7 @@ function renderBlocks(b) {
     tr.addEventListener("click", () => showBlock(blk.height));
     return tr;
   });
-  fill(tbody, rows);
+  fill(tbody, rows, "no block yet");
   document.body.dataset.height = b.height;
   document.body.dataset.finalized = b.finalized;
 }
@@ -105,7 +112,7 @@ function renderRounds(r) {
     ["num", "", ...x.cells.map(() => "num"), "num", x.final ? "final" : "pending", "num", "num"]);
     tr.dataset.round = x.round;
     return tr;
-  }));
+  }), "no round yet");
 }
 
 function renderAccounts(a) {
@@ -119,7 +126,7 @@ function renderAccounts(a) {
     ["", "", "num", "num", "num", "num"])));
   fill(document.querySelector("#escrow-table tbody"), a.escrows.map((e) => row(
     [short(e.id), who(e.payer_name, e.payer), who(e.payee_name, e.payee), fmtTokens(e.amount_tokens), e.expires,
-      e.market], ["", "", "", "num", "num", ""])));
+      e.market], ["", "", "", "num", "num", ""])), "no open escrow");
 }
 
 async function refresh() {
@@ -154,7 +161,7 @@ function follow() {
   events.addEventListener("error", () => live(false, "reconnecting"));
   events.addEventListener("head", (e) => {
     const head = JSON.parse(e.data);
-    const key = `${head.height}/${head.finalized}/${head.head}`;
+    const key = `${head.height}/${head.finalized}/${head.head}/${head.reported}`;
     if (key !== lastHead) { lastHead = key; refresh(); }
   });
   setInterval(refresh, 15000);  // accounts and peers change without a new block too
