@@ -85,6 +85,8 @@ class Explorer:
         self.summaries: deque[dict[str, Any]] = deque(maxlen=MAX_ROUNDS)
         """Round summaries this node led (its round engine's observer fills it)."""
         self.reported = 0
+        self._block_rounds: dict[int, tuple[bytes, dict[int, int]]] = {}
+        """height -> (block hash, transactions per round of our market) for :meth:`chain_rounds`."""
         """Round summaries received so far (a change the page follows like a new block)."""
 
     @property
@@ -169,25 +171,39 @@ class Explorer:
                 "supply_tokens": {"genesis": tokens(supply.genesis), "minted": tokens(supply.minted),
                                   "burned": tokens(supply.burned), "total": tokens(supply.total)}}
 
+    def _rounds_in(self, h: int) -> dict[int, int] | None:
+        """Transactions per round of our market in block ``h`` (cached: a final block never changes, another is
+        re-read only when its hash changed), or None when we hold no block there."""
+        cached = self._block_rounds.get(h)
+        if cached is not None and h <= self.chain.finalized_height:
+            return cached[1]
+        block = self.chain.block(h)
+        if block is None:
+            return None
+        if cached is not None and cached[0] == block.hash:
+            return cached[1]
+        counts: dict[int, int] = {}
+        for raw in block.txs:
+            try:
+                env = decode_tx(raw, self.node.network_id)
+            except ProtocolError:
+                continue
+            if env.market == self.node.market and env.round > 0:
+                counts[env.round] = counts.get(env.round, 0) + 1
+        self._block_rounds[h] = (block.hash, counts)
+        return counts
+
     def chain_rounds(self) -> dict[int, dict[str, Any]]:
         """The market's rounds seen in the newest ``ROUND_SCAN`` blocks: heights and transaction counts."""
-        chain, market = self.chain, self.node.market
+        low = max(1, self.chain.height - ROUND_SCAN + 1)
+        for h in [h for h in self._block_rounds if h < low or h > self.chain.height]:
+            del self._block_rounds[h]
         rounds: dict[int, dict[str, Any]] = {}
-        for h in range(max(1, chain.height - ROUND_SCAN + 1), chain.height + 1):
-            block = chain.block(h)
-            if block is None:
-                continue
-            for raw in block.txs:
-                try:
-                    env = decode_tx(raw, self.node.network_id)
-                except ProtocolError:
-                    continue
-                if env.market != market or env.round <= 0:
-                    continue
-                row = rounds.setdefault(env.round, {"round": env.round, "heights": [], "txs": 0})
-                row["txs"] += 1
-                if h not in row["heights"]:
-                    row["heights"].append(h)
+        for h in range(low, self.chain.height + 1):
+            for number, count in (self._rounds_in(h) or {}).items():
+                row = rounds.setdefault(number, {"round": number, "heights": [], "txs": 0})
+                row["txs"] += count
+                row["heights"].append(h)
         return rounds
 
     def rounds(self) -> dict[str, Any]:
