@@ -60,13 +60,16 @@ async def test_page_follows_new_blocks_in_a_browser(tmp_path: Path, capsys: pyte
                 recorded(height, block_hash)
 
         finality.on_final = on_final
+        token = NetDir(root).control_token()
+        with trio.fail_after(120):  # the page loads a chain with a block, a round and its escrows settled
+            await http_json(cpp.http_port, "POST", "/round", {}, token=token, timeout=120)
         url = f"http://127.0.0.1:{cpp.http_port}/"
         driver = await trio.to_thread.run_sync(_browser)
         try:
             def load() -> dict[str, Any]:
-                driver.set_page_load_timeout(30)
+                driver.set_page_load_timeout(90)
                 driver.get(url)
-                WebDriverWait(driver, 30).until(lambda d: d.find_element(By.TAG_NAME, "body")
+                WebDriverWait(driver, 90).until(lambda d: d.find_element(By.TAG_NAME, "body")
                                                 .get_attribute("data-loaded-ms"))
                 nav = driver.execute_script(
                     "const n = performance.getEntriesByType('navigation')[0];"
@@ -81,17 +84,16 @@ async def test_page_follows_new_blocks_in_a_browser(tmp_path: Path, capsys: pyte
             name = await trio.to_thread.run_sync(lambda: driver.find_element(By.ID, "node-name").text)
             assert name == "cpp"
 
-            token = NetDir(root).control_token()
-            with trio.fail_after(60):
-                summary = await http_json(cpp.http_port, "POST", "/round", {}, token=token, timeout=60)
+            with trio.fail_after(120):
+                summary = await http_json(cpp.http_port, "POST", "/round", {}, token=token, timeout=120)
             assert summary["final"]
             height = summary["height"]
             assert height > loaded["height"]
 
             def shown_final() -> dict[str, Any]:
-                WebDriverWait(driver, 30, poll_frequency=0.05).until(
+                WebDriverWait(driver, 90, poll_frequency=0.05).until(
                     lambda d: d.find_elements(By.CSS_SELECTOR, f"#block-{height}[data-final='1']"))
-                WebDriverWait(driver, 10).until(
+                WebDriverWait(driver, 60).until(
                     lambda d: d.find_elements(By.CSS_SELECTOR, f"#round-table tr[data-round='{summary['round']}']"))
                 row = driver.find_element(By.ID, f"block-{height}")
                 seen = driver.execute_script(f"return window.bazaarSeen[{height}];")
