@@ -95,6 +95,11 @@ async def test_page_views_events_and_metrics(tmp_path: Path) -> None:
                         break
             assert kind == "head" and head["height"] >= summary["height"]
 
+        for node in nodes.values():  # read-only: every POST is a token-guarded local control
+            posts = {path for method, path in node.http.routes if method == "POST"}
+            assert posts == {path for _, path in node.http.control} <= {"/round", "/stop", "/partition", "/clock"}
+            assert {method for method, _ in node.http.routes} == {"GET", "POST"}
+
         overview = await http_json(port, "GET", "/overview")
         assert overview["name"] == "consumer-1" and overview["market"] == "ai-bazaar" and overview["peers"] == 3
 

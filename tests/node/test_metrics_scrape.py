@@ -61,6 +61,12 @@ def test_net_up_metrics_writes_a_scrape_config_of_live_targets(tmp_path: Path) -
             peers = families["bazaar_peers"].samples[0].value  # type: ignore[attr-defined]
             assert peers >= 1
         assert "bazaar_round_latency_seconds" in _scrape(targets["cpp"])
+
+        async def page() -> tuple[int, dict[str, str], bytes]:
+            return await http_request(targets["consumer-0"], "GET", "/", timeout=10)
+
+        status, headers, body = trio.run(page)  # a node process serves the explorer page from its package data
+        assert status == 200 and headers["content-type"].startswith("text/html") and b"explorer.js" in body
         old = targets["consumer-2"]
         launcher.net_kill(root, "consumer-2")
         launcher.net_start(root, "consumer-2")
