@@ -107,8 +107,10 @@ def _cmd_net(args: argparse.Namespace) -> int:
         if args.action == "up":
             if not args.scenario:
                 raise ParamError("--scenario", "missing (a shipped scenario name, or a TOML file)")
-            info = launcher.net_up(args.scenario, root, log_json=args.log_json, progress=_progress)
-            _print_json({"dir": str(root), "nodes": len(info["nodes"]), "up_seconds": info["up_seconds"]})
+            info = launcher.net_up(args.scenario, root, log_json=args.log_json, progress=_progress,
+                                   metrics=args.metrics)
+            _print_json({"dir": str(root), "nodes": len(info["nodes"]), "up_seconds": info["up_seconds"],
+                         **({"prometheus": info["metrics"]} if args.metrics else {})})
         elif args.action == "down":
             _print_json({"stopped": launcher.net_down(root)})
         elif args.action == "status":
@@ -299,6 +301,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     net.add_argument("--node", help="node name (for kill / start / pause / resume)")
     net.add_argument("--json", action="store_true", help="JSON output (status)")
     net.add_argument("--log-json", action="store_true", help="nodes log JSON lines")
+    net.add_argument("--metrics", action="store_true",
+                     help="(up) also write prometheus.yml into the folder: a Prometheus scrape config of every "
+                          "node's GET /metrics")
     net.set_defaults(func=_cmd_net)
 
     rnd = sub.add_parser("round", help="run scripted market rounds on a running network (one JSON line each)")

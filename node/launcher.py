@@ -36,6 +36,7 @@ from .markets.registry import get_spec
 from .markets.spec import GenesisPlan
 from .params import ParamError
 from .scenario import Scenario, load_scenario
+from .scrape import write_scrape_config
 from .waiting import WaitTimeout, wait_until
 
 Progress = Callable[[str], None]
@@ -240,8 +241,10 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
 
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,
            progress: Progress = _quiet, byzantine: Mapping[str, Sequence[str]] | None = None,
-           clock_skew_ms: Mapping[str, int] | None = None) -> dict[str, Any]:
+           clock_skew_ms: Mapping[str, int] | None = None, metrics: bool = False) -> dict[str, Any]:
     """Start every node of a scenario as its own process; return once all are ready and connected.
+
+    ``metrics``: also write ``prometheus.yml`` (every node's ``/metrics``) into the folder (docs/metrics.md).
 
     ``byzantine`` and ``clock_skew_ms`` (by node name) go into the nodes' ``node.toml`` (a testnet's Byzantine
     nodes and skewed clocks, see :func:`prepare_network`); ``net.json`` records each node's behaviours.
@@ -281,6 +284,8 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
         net_down(root)
         raise
     info["up_seconds"] = round(time.monotonic() - t0, 2)
+    if metrics:
+        info["metrics"] = str(write_scrape_config(root, info))
     net.save(info)
     return info
 
@@ -390,6 +395,8 @@ def net_start(root: Path, name: str, *, timeout: float = 60.0) -> dict[str, Any]
     ready = _wait_ready(ndir, v["pid"], Path(v["config"]), deadline)
     v.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
     net.save(info)
+    if info.get("metrics"):
+        write_scrape_config(root, info)  # the restarted node listens on a new port
     try:
         wait_until(lambda: (st := node_status(v)) is not None and st["peers"] >= 1, deadline=deadline,
                    interval=0.2, what=f"{name} to find a peer")
