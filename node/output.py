@@ -34,9 +34,16 @@ def console(*, stderr: bool = False) -> Console:
 
     from rich.console import Console
 
-    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            """A closed pipe ends the command like any other write would (exit 141 in ``cli.main``), not with
+            rich's own exit code 1."""
+            self.quiet = True
+            raise BrokenPipeError
+
+    out = _Console(stderr=stderr, highlight=False, soft_wrap=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
-        out = Console(stderr=stderr, highlight=False, soft_wrap=False, width=PIPE_WIDTH)
+        out = _Console(stderr=stderr, highlight=False, soft_wrap=False, width=PIPE_WIDTH)
     return out
 
 
