@@ -63,6 +63,7 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
     right = set(right)
     t = Table(title=title, caption=caption, title_justify="left", caption_justify="left", box=_box(),
+              min_width=len(title) if title else None,
               pad_edge=False, padding=(0, 1, 0, 0))
     for i, col in enumerate(columns):
         t.add_column(col, justify="right" if col in right else "left", no_wrap=col in right or i == 0)
@@ -134,3 +135,87 @@ def summary_lines(head: str, summary: Mapping[str, Any]) -> list[str]:
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         lines.append(f"  {key}: {text if len(text) <= 200 else text[:197] + '...'}")
     return lines
+
+
+MAX_ROWS = 20
+"""Rows of a list shown for people; longer lists are summarised (``--json`` prints them whole)."""
+
+
+def cell(value: Any) -> str:
+    """A value in a table cell: numbers to 6 significant digits, None as ``-``, nested values as compact JSON."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, dict)):
+        text = json.dumps(_rounded(value), separators=(", ", ": "), default=str)
+        return text if len(text) <= 100 else text[:97] + "..."
+    return str(value)
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def document_tables(title: str, doc: Mapping[str, Any]) -> list[Any]:
+    """A solver's JSON document as tables for people: its scalars in one table, per-entity vectors of the same
+    length side by side (one row per entity), each mapping and each list of records as its own table."""
+    out: list[Any] = []
+    scalars = [(k, cell(v)) for k, v in doc.items() if _scalar(v)]
+    if scalars:
+        out.append(table(title, ("quantity", "value"), scalars, right=("value",)))
+    vectors: dict[int, list[str]] = {}
+    for key, value in doc.items():
+        if isinstance(value, list) and value and all(_scalar(v) for v in value):
+            vectors.setdefault(len(value), []).append(key)
+    for length, keys in vectors.items():
+        rows = [(i, *(cell(doc[k][i]) for k in keys)) for i in range(min(length, MAX_ROWS))]
+        out.append(table(None, ("#", *keys), rows, right=("#", *keys),
+                         caption=f"{length - MAX_ROWS} more rows: --json" if length > MAX_ROWS else None))
+    for key, value in doc.items():
+        if isinstance(value, dict) and value:
+            out.append(_mapping_table(key, value))
+        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+            cols = list(dict.fromkeys(c for v in value for c in v))
+            rows = [(i, *(cell(v.get(c)) for c in cols)) for i, v in enumerate(value[:MAX_ROWS])]
+            out.append(table(key, ("#", *cols), rows, right=("#",),
+                             caption=f"{len(value)} entries, the first {MAX_ROWS} shown (--json: all)"
+                             if len(value) > MAX_ROWS else None))
+        elif isinstance(value, list) and value and not all(_scalar(v) for v in value):
+            out.append(table(key, ("#", "value"), [(i, cell(v)) for i, v in enumerate(value[:MAX_ROWS])]))
+    return out
+
+
+def _mapping_table(key: str, value: Mapping[str, Any]) -> Any:
+    inner = list(value.values())
+    if all(isinstance(v, dict) for v in inner):  # entity -> record
+        cols = list(dict.fromkeys(c for v in inner for c in v))
+        return table(key, ("name", *cols), [(k, *(cell(v.get(c)) for c in cols)) for k, v in value.items()])
+    lists = [v for v in inner if isinstance(v, list)]
+    if lists and len(lists) == len(inner) and all(_scalar(x) for v in lists for x in v) \
+            and len({len(v) for v in lists}) == 1:  # quantity -> per-entity vector
+        n = len(lists[0])
+        return table(key, ("#", *value), [(i, *(cell(v[i]) for v in lists)) for i in range(n)],
+                     right=("#", *value))
+    return table(key, ("name", "value"), [(k, cell(v)) for k, v in value.items()], right=("value",))
+
+
+def print_document(doc: Mapping[str, Any], as_json: bool, *, title: str) -> None:
+    """``--json``: the document on one line (the machine format); otherwise its tables (see
+    :func:`document_tables`)."""
+    if as_json:
+        print(json.dumps(doc))
+    else:
+        show(*document_tables(title, doc))

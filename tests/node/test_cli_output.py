@@ -193,3 +193,18 @@ def test_net_logs_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
                           stdout=write_end, stderr=subprocess.PIPE, timeout=120)
     os.close(write_end)
     assert proc.returncode == 141 and b"Traceback" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("solver", "shown"), [("collab-pricing", "iterations"), ("collab-portfolio", "payoff"),
+                                               ("tbcim-stackelberg", "es_profit"),
+                                               ("cloudchain-allocate", "provider_profit")])
+def test_solvers_print_tables_for_people_and_one_json_line_for_programs(
+        solver: str, shown: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["solve", solver, "--params", solver]) == 0
+    text = capsys.readouterr().out
+    assert shown in text and any(line.split()[:2] == ["quantity", "value"] for line in text.splitlines())
+    with pytest.raises(ValueError):
+        json.loads(text)
+    assert main(["solve", solver, "--params", solver, "--json"]) == 0
+    out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == 1 and shown in json.loads(out)
