@@ -124,6 +124,8 @@ def _text_record(line: str, node: str, seq: int, mtime: float) -> Record | None:
 
 def _value(text: str) -> Any:
     """A text log's ``k=v`` value back as a number or a boolean where it reads as one."""
+    if len(text) >= 16 and all(c in "0123456789abcdef" for c in text):
+        return text  # a key or hash prefix, even when it happens to be all digits
     if text in ("True", "False", "None"):
         return {"True": True, "False": False, "None": None}[text]
     for kind in (int, float):
@@ -147,9 +149,11 @@ def _styles() -> list[str]:
 class Printer:
     """Writes records for people (aligned columns, a colour per node on a terminal) or as JSON lines."""
 
-    def __init__(self, as_json: bool, width: int) -> None:
+    def __init__(self, as_json: bool, width: int, names: dict[str, str] | None = None) -> None:
         self.as_json = as_json
         self.width = width
+        self.names = names or {}
+        """The first 16 hex digits of an account key (as logs print keys) -> node name."""
         self._console: Any = None
         self._colour: dict[str, str] = {}
 
@@ -175,7 +179,8 @@ class Printer:
                     line.append(f"{(rec.level or '-')[:4]:<5}", style=level or "dim")
                     line.append(rec.event, style=level or "bold")
                     if rec.fields:
-                        line.append("  " + " ".join(f"{k}={_short(v)}" for k, v in rec.fields.items()), style="dim")
+                        line.append("  " + " ".join(f"{k}={_short(self.names.get(str(v), v))}"
+                                                    for k, v in rec.fields.items()), style="dim")
                 else:
                     line.append(f"{'':<5}{rec.text}", style="red")
                 self._console.print(line, soft_wrap=True, markup=False, highlight=False)
@@ -235,7 +240,8 @@ def cmd_logs(args: argparse.Namespace, root: Path) -> int:
         raise ParamError("--for", "must be a positive number of seconds")
     info = NetDir(root).load()
     files = _files(root, info, [n for n in args.node.split(",") if n] if args.node else None)
-    printer = Printer(args.json, max((len(f.node) for f in files), default=4))
+    names = {v["key"][:16]: n for n, v in info["nodes"].items() if isinstance(v.get("key"), str)}
+    printer = Printer(args.json, max((len(f.node) for f in files), default=4), names)
     history = merged(files)
     if args.lines is not None:
         history = history[len(history) - args.lines:] if args.lines else []

@@ -211,8 +211,11 @@ def _cmd_testnet(args: argparse.Namespace) -> int:
     from .testnet.runner import report_lines
 
     if args.action == "list":
-        for name in shipped_names("testnet"):
-            tn = load_testnet(name)
+        listed = [(name, load_testnet(name)) for name in shipped_names("testnet")]
+        if args.json:
+            _print_json([{"name": name, "scenario": tn.scenario.name, "rounds": tn.rounds,
+                          "description": tn.description} for name, tn in listed])
+        for name, tn in [] if args.json else listed:
             print(f"{name:24s} {tn.scenario.name:20s} {tn.rounds:4d} rounds  {tn.description}")
         return 0
     if args.action == "check":

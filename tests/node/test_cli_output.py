@@ -36,7 +36,7 @@ def _network(root: Path) -> Path:
         "10:00:00.100 I cpp node.ready height=0 http_port=40000\n"
         "10:00:02.000 W cpp round.late round=1 missing=consumer-0\n"
         "Fatal Python error: Segmentation fault\n"       # no timestamp: stamped with the line before
-        "10:00:03.000 I cpp block.final height=1 final=True\n")
+        "10:00:03.000 I cpp block.final height=1 final=True proposer=2222222222222222\n")
     stamp = Path(root / "nodes" / "cpp" / "node.log").stat().st_mtime
     day = __import__("datetime").datetime.fromtimestamp(stamp).replace(hour=10, minute=0, second=1, microsecond=0)
     lines = [{"ts": day.timestamp(), "level": "info", "node": "consumer-0", "event": "node.ready", "height": 0},
@@ -63,12 +63,14 @@ def test_net_logs_merges_text_and_json_lines_by_time(tmp_path: Path, capsys: pyt
                      ("cpp", "Fatal Python error: Segmentation fault"), ("consumer-0", "block.imported"),
                      ("cpp", "block.final")]
     assert rows[-1]["final"] is True and rows[-1]["height"] == 1  # k=v values read back as numbers and booleans
+    assert rows[-1]["proposer"] == "2222222222222222"  # a key prefix stays a string
     assert rows[2]["level"] == "warning" and rows[3]["ts"] == rows[2]["ts"]
 
     assert main(["net", "logs", "--dir", str(root)]) == 0  # for people: time, node, level, event, fields
     text = capsys.readouterr().out.splitlines()
     assert text[0].startswith("10:00:00.100 cpp ") and "node.ready" in text[0] and "http_port=40000" in text[0]
     assert "warn" in text[2] and "round.late" in text[2]
+    assert "proposer=consumer-0" in text[-1]  # a key prefix shown as the node's name
 
     assert main(["net", "logs", "--dir", str(root), "--node", "consumer-0", "--lines", "1", "--json"]) == 0
     (only,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
