@@ -268,20 +268,21 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
     t0 = time.monotonic()
     emit = on_progress or (lambda _: None)
     try:
-        for i, (name, cfg) in enumerate(configs.items()):
-            emit({"event": "starting", "node": name, "done": i, "total": len(configs)})
+        for name, cfg in configs.items():
+            emit({"event": "starting", "node": name, "done": len(info["nodes"]), "total": len(configs)})
             config_path = net.node_dir(name) / "node.toml"
             (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
             pid = _spawn(config_path, net.node_dir(name) / "node.log")
             info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path), "listen": cfg.listen,
                                    "key": None, "byzantine": list(cfg.byzantine)}
             net.save(info)
-        for i, name in enumerate(configs):
+        for name in configs:
             node = info["nodes"][name]
             ready = _wait_ready(net.node_dir(name), node["pid"], Path(node["config"]), deadline)
             node.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
             progress(f"node {name} ready (pid {node['pid']})")
-            emit({"event": "ready", "node": name, "done": i + 1, "total": len(configs)})
+            emit({"event": "ready", "node": name, "total": len(configs),
+                  "done": sum(1 for v in info["nodes"].values() if v["key"] is not None)})
         net.save(info)
         wait_connected(info, deadline, progress, on_progress=emit)
     except BaseException:
