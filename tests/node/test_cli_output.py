@@ -210,3 +210,30 @@ def test_solvers_print_tables_for_people_and_one_json_line_for_programs(
     assert main(["solve", solver, "--params", solver, "--json"]) == 0
     out = capsys.readouterr().out
     assert len(out.strip().splitlines()) == 1 and shown in json.loads(out)
+
+
+@pytest.mark.parametrize(("action", "sentence", "doc_key"), [
+    ("kill", "killed cpp (pid 4321, SIGKILL sent)", "killed"),
+    ("pause", "paused cpp (pid 4321, SIGSTOP sent)", "paused"),
+    ("resume", "resumed cpp (pid 4321, SIGCONT sent)", "resumed"),
+    ("start", "started cpp (pid 4321); it resyncs its chain", "started"),
+])
+def test_one_node_actions_print_a_sentence_or_their_json(
+        action: str, sentence: str, doc_key: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from bazaar.node import launcher
+
+    root = _network(tmp_path / "net")
+    calls = []
+
+    def act(folder: Path, name: str) -> object:  # the launcher's action itself is tested with real processes
+        calls.append((folder, name))
+        return {"pid": 4321} if action == "start" else 4321
+
+    monkeypatch.setattr(launcher, f"net_{action}", act)
+    assert main(["net", action, "--dir", str(root), "--node", "cpp"]) == 0
+    assert capsys.readouterr().out.strip() == sentence
+    assert main(["net", action, "--dir", str(root), "--node", "cpp", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {doc_key: "cpp", "pid": 4321}
+    assert calls == [(root, "cpp")] * 2
+    assert main(["net", action, "--dir", str(root)]) == 2  # which node?
