@@ -36,9 +36,13 @@ from .markets.registry import get_spec
 from .markets.spec import GenesisPlan
 from .params import ParamError
 from .scenario import Scenario, load_scenario
+from .scrape import write_scrape_config
 from .waiting import WaitTimeout, wait_until
 
 Progress = Callable[[str], None]
+OnProgress = Callable[[dict[str, Any]], None]
+"""Structured start-up events for a progress display: ``{"event": "starting"|"ready"|"connecting"|"connected",
+"node", "done", "total"}`` (``bazaar net up`` renders them)."""
 
 
 class LaunchError(RuntimeError):
@@ -240,11 +244,15 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
 
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,
            progress: Progress = _quiet, byzantine: Mapping[str, Sequence[str]] | None = None,
-           clock_skew_ms: Mapping[str, int] | None = None) -> dict[str, Any]:
+           clock_skew_ms: Mapping[str, int] | None = None, metrics: bool = False,
+           on_progress: OnProgress | None = None) -> dict[str, Any]:
     """Start every node of a scenario as its own process; return once all are ready and connected.
+
+    ``metrics``: also write ``prometheus.yml`` (every node's ``/metrics``) into the folder (docs/metrics.md).
 
     ``byzantine`` and ``clock_skew_ms`` (by node name) go into the nodes' ``node.toml`` (a testnet's Byzantine
     nodes and skewed clocks, see :func:`prepare_network`); ``net.json`` records each node's behaviours.
+    ``on_progress`` receives structured start-up events (see :data:`OnProgress`).
 
     Raises:
         ParamError: bad scenario.
@@ -262,8 +270,10 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
                             "nodes": {}}
     deadline = time.monotonic() + timeout
     t0 = time.monotonic()
+    emit = on_progress or (lambda _: None)
     try:
         for name, cfg in configs.items():
+            emit({"event": "starting", "node": name, "done": len(info["nodes"]), "total": len(configs)})
             config_path = net.node_dir(name) / "node.toml"
             (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
             pid = _spawn(config_path, net.node_dir(name) / "node.log")
@@ -275,12 +285,16 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
             ready = _wait_ready(net.node_dir(name), node["pid"], Path(node["config"]), deadline)
             node.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
             progress(f"node {name} ready (pid {node['pid']})")
+            emit({"event": "ready", "node": name, "total": len(configs),
+                  "done": sum(1 for v in info["nodes"].values() if v["key"] is not None)})
         net.save(info)
-        wait_connected(info, deadline, progress)
+        wait_connected(info, deadline, progress, on_progress=emit)
     except BaseException:
         net_down(root)
         raise
     info["up_seconds"] = round(time.monotonic() - t0, 2)
+    if metrics:
+        info["metrics"] = str(write_scrape_config(root, info))
     net.save(info)
     return info
 
@@ -300,13 +314,17 @@ def node_status(node: dict[str, Any], timeout: float = 5.0) -> dict[str, Any] | 
         return None
 
 
-def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _quiet) -> None:
+def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _quiet, *,
+                   on_progress: OnProgress | None = None) -> None:
     """Block until every live node reports at least one peer and the first node sees all others."""
     nodes = info["nodes"]
     first = next(iter(nodes))
 
     def connected() -> bool:
         statuses = {n: node_status(v) for n, v in nodes.items() if pid_alive(v["pid"], v["config"])}
+        if on_progress is not None:
+            on_progress({"event": "connecting", "node": first, "total": len(nodes),
+                         "done": sum(1 for s in statuses.values() if s is not None and s["peers"] >= 1)})
         if statuses and all(s is not None and s["peers"] >= 1 for s in statuses.values()):
             hub = statuses.get(first)
             return hub is not None and hub["peers"] >= len(statuses) - 1
@@ -317,6 +335,8 @@ def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _
     except WaitTimeout as err:
         raise LaunchError("nodes did not connect in time") from err
     progress(f"network connected ({len(nodes)} nodes)")
+    if on_progress is not None:
+        on_progress({"event": "connected", "node": first, "done": len(nodes), "total": len(nodes)})
 
 
 def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
@@ -390,6 +410,8 @@ def net_start(root: Path, name: str, *, timeout: float = 60.0) -> dict[str, Any]
     ready = _wait_ready(ndir, v["pid"], Path(v["config"]), deadline)
     v.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
     net.save(info)
+    if info.get("metrics"):
+        write_scrape_config(root, info)  # the restarted node listens on a new port
     try:
         wait_until(lambda: (st := node_status(v)) is not None and st["peers"] >= 1, deadline=deadline,
                    interval=0.2, what=f"{name} to find a peer")

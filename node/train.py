@@ -73,7 +73,14 @@ def _handler(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     net.save(out)
-    print(json.dumps({"weights": str(out), "log": str(log_path), "final": records[-1]}))
+    doc = {"weights": str(out), "log": str(log_path), "final": records[-1]}
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        from .output import summary_lines
+
+        print("\n".join(summary_lines(f"RANet weights written to {out} (training log: {log_path})",
+                                       {"final checkpoint": records[-1]})))
     return 0
 
 
@@ -91,6 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the training draws (default 0)")
     p.add_argument("--out", required=True, help="weights file, FILE.npz")
     p.add_argument("--log", help="training log (JSON lines; default FILE.log.jsonl)")
+    p.add_argument("--json", action="store_true", help="print the result (weights, log, final checkpoint) as JSON")
     p.add_argument("--hidden", default="", help="hidden layer widths, e.g. 32,32 (default: TrainConfig)")
     p.add_argument("--batch", type=int, default=128, help="bid profiles per weight update (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")

@@ -54,7 +54,7 @@ def test_train_cli_writes_weights_and_log(tmp_path: Path, capsys: pytest.Capture
     pytest.importorskip("torch")
     out = tmp_path / "w.npz"
     code = main(["train", "ranet", "--sellers", "2", "--setting", "single-uniform", "--iterations", "20",
-                 "--batch", "16", "--hidden", "4", "--log-every", "10", "--quiet", "--out", str(out)])
+                 "--batch", "16", "--hidden", "4", "--log-every", "10", "--quiet", "--out", str(out), "--json"])
     assert code == 0
     lines = (tmp_path / "w.log.jsonl").read_text().splitlines()
     assert [json.loads(line)["iteration"] for line in lines] == [10.0, 20.0]
