@@ -128,7 +128,7 @@ class Run:
             self.notes.append(note)
 
     @contextlib.contextmanager
-    def progress(self, total: int, label: str) -> Iterator[Callable[[int], None]]:
+    def progress(self, total: int, label: str) -> Iterator[Callable[..., None]]:
         """A progress bar with elapsed time and ETA on stderr; yields ``advance(steps=1)``.
 
         Silent unless ``show_progress`` is set, so tests and library callers see nothing.
@@ -278,5 +278,6 @@ def execute(run: Callable[..., dict[str, Any]], ctx: Run) -> dict[str, Any]:
             ctx.differs("this experiment has no --paper mode yet: it ran its default sizes")
         ctx.reps = 1
         summary = run(ctx.out, ctx.seed, ctx.quick)
+    summary = jsonable(summary)
     write_json(ctx.out / "run.json", provenance(ctx, started, time.perf_counter() - t0, summary))
     return summary
