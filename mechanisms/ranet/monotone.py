@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,13 @@ from .settings import Setting
 
 FORMAT = "bazaar-ranet-monotone/1"
 MAX_SELLERS = 12  # the allocation enumerates every allowed winner set
+
+
+@lru_cache(maxsize=32)
+def _masks(sellers: int, max_winners: int) -> np.ndarray:
+    masks = winner_sets(sellers, max_winners)
+    masks.setflags(write=False)
+    return masks
 
 
 def monotone_weights_name(setting: str, sellers: int) -> str:
@@ -199,12 +207,12 @@ class MonotoneRANet:
 
     def masks(self) -> np.ndarray:
         """Every winner set the setting allows, ``(K, S)`` 0/1, the empty set first."""
-        return winner_sets(self.sellers, self.setting.max_winners(self.sellers))
+        return _masks(self.sellers, self.setting.max_winners(self.sellers))
 
     def set_values(self, masks: np.ndarray, profiles: np.ndarray | None, batch: int) -> np.ndarray:
         """``V(W)`` per profile and allowed set ``(batch, K)``, computed once per distinct profile (the regret
         search repeats each profile at every misreport)."""
-        if profiles is None or batch < 64:
+        if profiles is None or batch < 2:
             return _set_values(self.setting, masks, profiles, batch)
         flat = profiles.reshape(batch, -1)
         uniq, inverse = np.unique(flat, axis=0, return_inverse=True)
