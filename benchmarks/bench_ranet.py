@@ -26,7 +26,7 @@ from bazaar.mechanisms.ranet import (  # noqa: E402
     refined_regret,
     vcg,
 )
-from bazaar.mechanisms.ranet.evaluation import _vs_optimum  # noqa: E402
+from bazaar.mechanisms.ranet.evaluation import vs_optimum  # noqa: E402
 
 
 def _timeit(fn, repeat: int) -> float:
@@ -79,7 +79,7 @@ def _monotone_section(quick: bool, out: dict) -> None:
     costs, _ = su.setting.sample(np.random.default_rng(99), samples, 3)
     for variant in ("ranet", "monotone"):
         net = RANet.load(3, "single-uniform", variant=variant)
-        v = _vs_optimum(net._forward, su.setting, costs, 3)
+        v = vs_optimum(net._forward, su.setting, costs, 3)
         out.setdefault("vs_optimum", {})[variant] = v
         print(f"  {variant:8s} ratio {v['ratio']:.4f} +- {v['ratio_se']:.4f} (z = {v['excess_z']:+.1f})  "
               f"paired excess {v['paired_excess']:+.5f} +- {v['paired_se']:.5f} (z = {v['paired_z']:+.1f})")

@@ -100,10 +100,16 @@ def evaluate(
     )
 
 
-def _vs_optimum(
+def vs_optimum(
     outcome: Outcome, setting: SingleUniform, costs: np.ndarray, sellers: int
 ) -> dict[str, float]:
-    """Utility against the closed-form Myerson optimum and, paired, against Myerson on the same profiles."""
+    """Requester utility of ``outcome`` against the closed-form Myerson optimum and, paired, against Myerson's
+    auction on the same ``costs``.
+
+    Returns:
+        ``{"optimum", "ratio", "ratio_se", "excess", "excess_se", "excess_z", "paired_excess", "paired_se",
+        "paired_z"}`` (standard errors of the sample mean; ``*_z`` = estimate / its standard error).
+    """
     z, p = outcome(costs, None)
     u = setting.value(z, None) - p.sum(axis=1)
     zm, pm = myerson_outcome(costs, setting.unit_value)
@@ -173,7 +179,7 @@ def evaluate_all(
             kw_m["regret_profiles"] = _regret_budget(m.sellers, m.masks().shape[0], per, wanted)
         rec: dict[str, Any] = evaluate(m._forward, setting, costs, profiles, **kw_m).as_dict()
         if isinstance(setting, SingleUniform):
-            rec["vs_optimum"] = _vs_optimum(m._forward, setting, costs, m.sellers)
+            rec["vs_optimum"] = vs_optimum(m._forward, setting, costs, m.sellers)
         return rec
 
     out: dict[str, Any] = learned(net)

@@ -32,12 +32,12 @@ def _optimum_rows(nets: dict[str, Any], samples: int, seed: int, rep: int) -> li
     """Utility / Myerson optimum of each learned variant on ``samples`` fresh single-uniform profiles."""
     import numpy as np
 
-    from bazaar.mechanisms.ranet.evaluation import _vs_optimum
+    from bazaar.mechanisms.ranet.evaluation import vs_optimum
 
     setting = nets["ranet"].setting
     costs, _ = setting.sample(np.random.default_rng(10_000 + seed), samples, 3)
     return [{"rep": rep, "seed": seed, "mechanism": name, "samples": samples,
-             **_vs_optimum(net._forward, setting, costs, 3)} for name, net in nets.items()]
+             **vs_optimum(net._forward, setting, costs, 3)} for name, net in nets.items()]
 
 
 def _fig7(nets: dict[str, Any], profiles_n: int, seed: int, ratios: Any) -> dict[str, Any]:
