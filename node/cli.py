@@ -73,9 +73,15 @@ def _cmd_experiment(args: argparse.Namespace) -> int:
     if args.name not in table:
         print(f"error: unknown experiment {args.name!r}; try: bazaar experiment --list", file=sys.stderr)
         return EXIT_USAGE
+    from .experiments.repro import Run, execute
+
+    if args.reps is not None and args.reps < 1:
+        raise ParamError("", f"--reps must be at least 1, got {args.reps}")
     out = Path(args.out or f"runs/experiment-{args.name}")
-    out.mkdir(parents=True, exist_ok=True)
-    summary = table[args.name].run(out, args.seed, args.quick)
+    mode = "quick" if args.quick else "paper" if args.paper else "default"
+    ctx = Run(args.name, out, seed=args.seed, reps=args.reps, mode=mode, literal=args.literal,
+              show_progress=not args.json)
+    summary = execute(table[args.name].run, ctx)
     doc = {"experiment": args.name, "out": str(out), **summary}
     if args.json:
         print(json.dumps(doc, indent=None, default=str))
@@ -109,8 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--list", action="store_true", help="list the experiments")
     exp.add_argument("--out", help="output folder (default runs/experiment-NAME)")
     exp.add_argument("--seed", type=int, default=0, help="random seed of the experiment (default 0)")
-    exp.add_argument("--quick", action="store_true", help="a smaller sweep (seconds instead of minutes)")
     exp.add_argument("--json", action="store_true", help="print the summary (with --list: the list) as JSON")
+    size = exp.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="a smaller sweep (seconds instead of minutes)")
+    size.add_argument("--paper", action="store_true",
+                      help="the paper's own sizes, repetitions and caps (may take hours; shows an ETA)")
+    exp.add_argument("--reps", type=int, metavar="N",
+                     help="independent repetitions (seeds SEED..SEED+N-1); default depends on the experiment")
+    exp.add_argument("--literal", action="store_true",
+                     help="run the paper's rules where Bazaar departs from them (see docs/models/)")
     exp.set_defaults(func=_cmd_experiment)
 
     train = sub.add_parser("train", help="train a learned mechanism offline")

@@ -111,6 +111,9 @@ def test_the_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> 
                              "--regret-profiles", "4", "--json")
     assert auction.returncode == 0, auction.stderr  # the shipped RANet weights load
     assert json.loads(auction.stdout)["sellers"] == 3
+    monotone = _run_installed(site, elsewhere, *cli, "solve", "tbcim-auction", "--sellers", "10", "--variant",
+                              "monotone", "--samples", "20", "--regret-profiles", "0", "--json")
+    assert monotone.returncode == 0, monotone.stderr  # the monotone variant's weights ship too
     hier = _run_installed(site, elsewhere, *cli, "solve", "hierarchical", "--params", "hierarchical-small", "--json")
     assert hier.returncode == 0, hier.stderr
     assert "welfare" in json.loads(hier.stdout)
