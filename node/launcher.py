@@ -35,6 +35,7 @@ from .httpapi import TOKEN_FILE, load_or_create_token, read_token
 from .markets.registry import get_spec
 from .markets.spec import GenesisPlan
 from .params import ParamError
+from .readiness import ReadyPipe
 from .scenario import Scenario, load_scenario
 from .waiting import WaitTimeout, wait_until
 
@@ -139,6 +140,41 @@ def _spawn(config_path: Path, log_path: Path) -> int:
     return proc.pid
 
 
+def _spawn_forked(root: Path, market: str, config_paths: Sequence[Path], pipe: ReadyPipe,
+                  deadline: float) -> list[int]:
+    """Start one node per config from one fork server that imports the node code once (docs/adr/0120); returns
+    the node PIDs in order. The fork server's own failure (an import error) is in ``ROOT/forkserver.log``.
+
+    Raises:
+        LaunchError: the fork server failed or did not report every node in time.
+    """
+    log_path = root / "forkserver.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bazaar.node.forkserver", "--market", market, *map(str, config_paths)],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **pipe.env()}, pass_fds=pipe.pass_fds,
+        )
+    try:
+        out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired as err:
+        proc.kill()
+        proc.communicate()
+        raise LaunchError(f"the fork server did not start the nodes in time (see {log_path})") from err
+    pids = {}
+    for line in out.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            doc = json.loads(line)
+            pids[str(doc["config"])] = int(doc["pid"])
+    missing = [str(p) for p in config_paths if str(p) not in pids]
+    if proc.returncode != 0 or missing:
+        for pid in pids.values():  # the children it did start
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        raise LaunchError(f"the fork server failed (exit {proc.returncode}): {_last_line(log_path)}")
+    return [pids[str(p)] for p in config_paths]
+
+
 def _last_line(log: Path) -> str:
     """The last line a node wrote (its one-line start-up error), or a pointer to the log."""
     try:
@@ -165,6 +201,28 @@ def _wait_ready(ndir: Path, pid: int, config_path: Path, deadline: float) -> dic
         return wait_until(probe, deadline=deadline, what=f"node {ndir.name} to be ready")
     except WaitTimeout as err:
         raise LaunchError(f"node {ndir.name} was not ready in time") from err
+
+
+def _await_ready(net: NetDir, info: dict[str, Any], pipe: ReadyPipe, deadline: float,
+                 on_ready: Callable[[dict[str, Any]], None]) -> None:
+    """Block on the ready pipe until every node of ``info`` reported ready (docs/adr/0120).
+
+    Raises:
+        LaunchError: a node exited during start-up (with its log's last line) or was not ready in time.
+    """
+    nodes = info["nodes"]
+
+    def check(pending: set[str]) -> None:
+        for name in sorted(pending):
+            v = nodes[name]
+            if not pid_alive(v["pid"], v["config"]):
+                raise LaunchError(f"node {name} exited during start-up: "
+                                  f"{_last_line(net.node_dir(name) / 'node.log')}")
+
+    try:
+        pipe.wait(set(nodes), deadline, check, on_ready=on_ready)
+    except TimeoutError as err:
+        raise LaunchError(f"nodes were not ready in time ({err})") from err
 
 
 def build_genesis(scenario: Scenario, keys: dict[str, KeyPair]) -> Genesis:
@@ -263,18 +321,23 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
     deadline = time.monotonic() + timeout
     t0 = time.monotonic()
     try:
-        for name, cfg in configs.items():
-            config_path = net.node_dir(name) / "node.toml"
-            (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
-            pid = _spawn(config_path, net.node_dir(name) / "node.log")
-            info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path), "listen": cfg.listen,
-                                   "key": None, "byzantine": list(cfg.byzantine)}
+        with ReadyPipe() as pipe:
+            paths = [net.node_dir(name) / "node.toml" for name in configs]
+            for name in configs:
+                (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
+            pids = _spawn_forked(root, scenario.market_name, paths, pipe, deadline)
+            pipe.started()
+            for (name, cfg), pid, config_path in zip(configs.items(), pids, paths, strict=True):
+                info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path),
+                                       "listen": cfg.listen, "key": None, "byzantine": list(cfg.byzantine)}
             net.save(info)
-        for name in configs:
-            node = info["nodes"][name]
-            ready = _wait_ready(net.node_dir(name), node["pid"], Path(node["config"]), deadline)
-            node.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
-            progress(f"node {name} ready (pid {node['pid']})")
+
+            def on_ready(doc: dict[str, Any]) -> None:
+                node = info["nodes"][doc["name"]]
+                node.update(http_port=doc["http_port"], key=doc["key"], peer_id=doc["peer_id"])
+                progress(f"node {doc['name']} ready (pid {node['pid']})")
+
+            _await_ready(net, info, pipe, deadline, on_ready)
         net.save(info)
         wait_connected(info, deadline, progress)
     except BaseException:
@@ -313,7 +376,7 @@ def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _
         return False
 
     try:
-        wait_until(connected, deadline=deadline, interval=0.25, what="the nodes to connect")
+        wait_until(connected, deadline=deadline, interval=0.1, what="the nodes to connect")
     except WaitTimeout as err:
         raise LaunchError("nodes did not connect in time") from err
     progress(f"network connected ({len(nodes)} nodes)")

@@ -47,6 +47,7 @@ from .markets.app import Role
 from .markets.context import RequestFailed
 from .markets.registry import get_spec
 from .markets.spec import MarketSpec
+from .readiness import notify_ready
 from .rounds.engine import RoundEngine, RoundPlan
 from .router import Router
 from .scenario import Scenario, load_scenario
@@ -329,6 +330,7 @@ def _write_ready(node: Node) -> None:
     tmp = node.data_dir / "ready.json.tmp"
     tmp.write_text(json.dumps(ready))
     tmp.replace(node.data_dir / "ready.json")
+    notify_ready(ready)
 
 
 def _leads(node: Node) -> bool:
