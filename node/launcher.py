@@ -127,13 +127,14 @@ def pid_state(pid: int, config_path: str | None = None) -> str:
     return "stopped" if state in ("T", "t") else "running"
 
 
-def _spawn(config_path: Path, log_path: Path) -> int:
+def _spawn(config_path: Path, log_path: Path, pipe: ReadyPipe | None = None) -> int:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "bazaar.node.cli", "node", "--config", str(config_path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(pipe.env() if pipe else {})},
+            pass_fds=pipe.pass_fds if pipe else (),
         )
     finally:
         log.close()
@@ -182,25 +183,6 @@ def _last_line(log: Path) -> str:
     except OSError:
         return "no log"
     return lines[-1].strip()[:500] if lines else f"see {log}"
-
-
-def _wait_ready(ndir: Path, pid: int, config_path: Path, deadline: float) -> dict[str, Any]:
-    ready = ndir / "ready.json"
-
-    def probe() -> dict[str, Any] | None:
-        if ready.exists():
-            try:
-                return dict(json.loads(ready.read_text()))
-            except json.JSONDecodeError:
-                return None
-        if not pid_alive(pid, str(config_path)):
-            raise LaunchError(f"node {ndir.name} exited during start-up: {_last_line(ndir / 'node.log')}")
-        return None
-
-    try:
-        return wait_until(probe, deadline=deadline, what=f"node {ndir.name} to be ready")
-    except WaitTimeout as err:
-        raise LaunchError(f"node {ndir.name} was not ready in time") from err
 
 
 def _await_ready(net: NetDir, info: dict[str, Any], pipe: ReadyPipe, deadline: float,
@@ -298,11 +280,14 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
 
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,
            progress: Progress = _quiet, byzantine: Mapping[str, Sequence[str]] | None = None,
-           clock_skew_ms: Mapping[str, int] | None = None) -> dict[str, Any]:
+           clock_skew_ms: Mapping[str, int] | None = None, spawn: str = "fork") -> dict[str, Any]:
     """Start every node of a scenario as its own process; return once all are ready and connected.
 
     ``byzantine`` and ``clock_skew_ms`` (by node name) go into the nodes' ``node.toml`` (a testnet's Byzantine
     nodes and skewed clocks, see :func:`prepare_network`); ``net.json`` records each node's behaviours.
+    ``spawn="fork"`` (the default) forks every node from one fork server that imported the node code once;
+    ``"exec"`` starts each as ``python -m bazaar.node.cli node`` (its own imports; benchmarks/bench_scale.py
+    measures both, docs/adr/0120).
 
     Raises:
         ParamError: bad scenario.
@@ -325,7 +310,12 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
             paths = [net.node_dir(name) / "node.toml" for name in configs]
             for name in configs:
                 (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
-            pids = _spawn_forked(root, scenario.market_name, paths, pipe, deadline)
+            if spawn == "fork":
+                pids = _spawn_forked(root, scenario.market_name, paths, pipe, deadline)
+            elif spawn == "exec":
+                pids = [_spawn(path, path.parent / "node.log", pipe) for path in paths]
+            else:
+                raise ParamError("spawn", f"expected 'fork' or 'exec', got {spawn!r}")
             pipe.started()
             for (name, cfg), pid, config_path in zip(configs.items(), pids, paths, strict=True):
                 info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path),
@@ -447,11 +437,13 @@ def net_start(root: Path, name: str, *, timeout: float = 60.0) -> dict[str, Any]
         raise LaunchError(f"node {name} is already running (pid {v['pid']})")
     ndir = net.node_dir(name)
     (ndir / "ready.json").unlink(missing_ok=True)
-    v["pid"] = _spawn(Path(v["config"]), ndir / "node.log")
-    net.save(info)
     deadline = time.monotonic() + timeout
-    ready = _wait_ready(ndir, v["pid"], Path(v["config"]), deadline)
-    v.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
+    with ReadyPipe() as pipe:
+        v["pid"] = _spawn(Path(v["config"]), ndir / "node.log", pipe)
+        pipe.started()
+        net.save(info)
+        _await_ready(net, {"nodes": {name: v}}, pipe, deadline,
+                     lambda doc: v.update(http_port=doc["http_port"], key=doc["key"], peer_id=doc["peer_id"]))
     net.save(info)
     try:
         wait_until(lambda: (st := node_status(v)) is not None and st["peers"] >= 1, deadline=deadline,
