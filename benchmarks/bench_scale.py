@@ -124,13 +124,13 @@ def _proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-def _up_down(scenario: str, spawn: str) -> float:
+def _up_down(scenario: str, spawn: str) -> tuple[float, dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         root = Path(tmp) / "net"
         t0 = time.monotonic()
         try:
-            launcher.net_up(scenario, root, timeout=600, spawn=spawn)
-            return time.monotonic() - t0
+            info = launcher.net_up(scenario, root, timeout=600, spawn=spawn)
+            return time.monotonic() - t0, info["up_phases_s"]
         finally:
             launcher.net_down(root)
 
@@ -138,7 +138,7 @@ def _up_down(scenario: str, spawn: str) -> float:
 def measure(scenario: str, rounds: int, exec_baseline: bool = False) -> dict[str, Any]:
     """Start ``scenario``'s network, run ``rounds`` rounds, check one finalized head, stop; the figures."""
     sc = load_scenario(scenario)
-    baseline = _up_down(scenario, "exec") if exec_baseline else None
+    baseline, baseline_phases = _up_down(scenario, "exec") if exec_baseline else (None, None)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         root = Path(tmp) / "net"
         t0 = time.monotonic()
@@ -163,6 +163,7 @@ def measure(scenario: str, rounds: int, exec_baseline: bool = False) -> dict[str
     out: dict[str, Any] = {
         "scenario": sc.name, "market": sc.market_name, "nodes": len(info["nodes"]), "rounds": len(results),
         "net_up_s": round(up, 2), "net_up_exec_s": round(baseline, 2) if baseline is not None else None,
+        "net_up_phases_s": info["up_phases_s"], "net_up_exec_phases_s": baseline_phases,
         "net_down_s": round(down, 2),
         "final_everywhere": sum(1 for r in results if r.get("final_everywhere")),
         "one_finalized_head": len(finals) == 1 and all(r["alive"] for r in rows),
@@ -223,6 +224,8 @@ def main() -> None:
         ratio = out["net_up_exec_s"] / out["net_up_s"]
         line += f"; one interpreter per node: {out['net_up_exec_s']} s ({ratio:.2f}x the fork server's)"
     print(line + f"; net down {out['net_down_s']} s")
+    print(f"  net up phases (s): {out['net_up_phases_s']}" + (
+        f"; one interpreter per node: {out['net_up_exec_phases_s']}" if out["net_up_exec_phases_s"] else ""))
     print(f"rounds: {out['rounds']}, final on every node: {out['final_everywhere']}; one finalized head on every "
           f"node: {out['one_finalized_head']} (height {out['finalized_height']})")
     if out["latency_p50_s"] is not None:

@@ -298,6 +298,7 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
         old = net.load()
         if any(pid_alive(n["pid"], n["config"]) for n in old["nodes"].values()):
             raise LaunchError(f"a network is already running in {root} (bazaar net down --dir {root})")
+    t_prepare = time.monotonic()
     scenario = load_scenario(scenario_ref)
     root.mkdir(parents=True, exist_ok=True)
     configs = prepare_network(scenario, net, log_json, byzantine=byzantine, clock_skew_ms=clock_skew_ms)
@@ -327,13 +328,17 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
                 node.update(http_port=doc["http_port"], key=doc["key"], peer_id=doc["peer_id"])
                 progress(f"node {doc['name']} ready (pid {node['pid']})")
 
+            t_spawned = time.monotonic()
             _await_ready(net, info, pipe, deadline, on_ready)
+        t_ready = time.monotonic()
         net.save(info)
         wait_connected(info, deadline, progress)
     except BaseException:
         net_down(root)
         raise
     info["up_seconds"] = round(time.monotonic() - t0, 2)
+    info["up_phases_s"] = {"prepare": round(t0 - t_prepare, 2), "spawn": round(t_spawned - t0, 2),
+                           "ready": round(t_ready - t_spawned, 2), "connected": round(time.monotonic() - t_ready, 2)}
     net.save(info)
     return info
 
