@@ -21,7 +21,6 @@ import argparse
 import importlib
 import json
 import os
-import signal
 import sys
 from collections.abc import Sequence
 
@@ -41,7 +40,7 @@ def preload(market: str | None) -> None:
 
 
 def _child(config: str, log_path: str) -> int:
-    """In the forked child: a new session, stdio on the node's log, default signals, then the node command."""
+    """In the forked child: a new session, stdio on the node's log, then the node command."""
     os.setsid()
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     null = os.open(os.devnull, os.O_RDONLY)
@@ -50,8 +49,8 @@ def _child(config: str, log_path: str) -> int:
     os.dup2(fd, 2)
     os.close(fd)
     os.close(null)
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE):
-        signal.signal(sig, signal.SIG_DFL if sig != signal.SIGINT else signal.default_int_handler)
+    # Signal dispositions are the interpreter's own, inherited unchanged: SIGPIPE stays ignored (a write to a
+    # connection the peer reset must raise, not kill the node silently), SIGINT raises KeyboardInterrupt.
     from .cli import main
 
     return main(["node", "--config", config])
