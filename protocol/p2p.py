@@ -48,7 +48,7 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from .framing import client_exchange, serve_exchange
 from .keys import PUBKEY_LEN, KeyPair
-from .p2p_settings import apply_process_patches, make_gossipsub, quiet_libp2p_logging
+from .p2p_settings import GossipSettings, apply_process_patches, make_gossipsub, quiet_libp2p_logging
 from .transport import MAX_FRAME, MAX_GOSSIP, Delivery, PeerUnavailable, RemoteRejected, RequestHandler
 
 log = logging.getLogger(__name__)
@@ -525,6 +525,7 @@ async def open_libp2p_transport(
     peers: Sequence[tuple[bytes, str]] = (),
     topics: Sequence[str] = (),
     quiet: bool = True,
+    gossip: GossipSettings | None = None,
 ) -> AsyncIterator[Libp2pTransport]:
     """Start a libp2p host with gossipsub for ``key`` and yield it as a :class:`Libp2pTransport`.
 
@@ -534,6 +535,7 @@ async def open_libp2p_transport(
         peers: bootstrap address book, ``(public key, multiaddr)`` pairs; kept connected by the supervisor.
         topics: topics subscribed before the transport is yielded (so the mesh can form at once).
         quiet: raise the ``libp2p`` logger to CRITICAL (§6.10).
+        gossip: gossipsub protocol version and mesh degrees (default: the measured choice, docs/adr/0124).
 
     Raises:
         ValueError: a malformed multiaddr, or a peer entry whose multiaddr names another peer.
@@ -543,7 +545,7 @@ async def open_libp2p_transport(
         quiet_libp2p_logging()
     listen_addr = multiaddr.Multiaddr(listen)
     host = new_host(key_pair=create_new_key_pair(key.seed))
-    gossipsub = make_gossipsub()
+    gossipsub = make_gossipsub(gossip)
     pubsub = Pubsub(host, gossipsub, strict_signing=True)
     _guard_rpc_decoding(pubsub)
     # py-libp2p numbers a node's messages from int(time.time()) at start-up, one per message, and peers drop a

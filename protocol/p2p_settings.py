@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from dataclasses import dataclass
 
 import libp2p.io.utils as _io_utils
 import libp2p.network.swarm as _swarm
@@ -19,11 +20,29 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.rpc_queue import RpcQueue
 
 GOSSIP_PROTOCOL = TProtocol("/meshsub/1.1.0")
-"""Not 1.2.0: its per-message IDONTWANT doubles CPU for small messages (libp2p.md §1)."""
+"""Not 1.2.0: py-libp2p 0.8.1 sends an IDONTWANT for every message to every mesh peer; measured by
+benchmarks/bench_gossip.py, docs/adr/0124."""
 
 DEGREE, DEGREE_LOW, DEGREE_HIGH = 4, 3, 6
 HEARTBEAT_S = 1
 GOSSIP_TTL_S = 30
+
+
+@dataclass(frozen=True)
+class GossipSettings:
+    """The gossipsub knobs benchmarks/bench_gossip.py compares; the defaults are the measured choice (ADR 0124)."""
+
+    protocol: str = GOSSIP_PROTOCOL
+    degree: int = DEGREE
+    degree_low: int = DEGREE_LOW
+    degree_high: int = DEGREE_HIGH
+    heartbeat_s: int = HEARTBEAT_S
+
+    def label(self) -> str:
+        """``meshsub/1.1.0 D=4/3/6 hb=1s``."""
+        return (f"{self.protocol.strip('/')} D={self.degree}/{self.degree_low}/{self.degree_high} "
+                f"hb={self.heartbeat_s:g}s")
+
 
 READ_EXACTLY_RETRIES = 100_000
 """py-libp2p's read_exactly gives up after 100 partial reads; a 10 MB msgio frame then fails (§6.4)."""
@@ -57,18 +76,20 @@ def quiet_libp2p_logging() -> None:
     logging.getLogger("libp2p").setLevel(logging.CRITICAL)
 
 
-def make_gossipsub() -> GossipSub:
-    """A GossipSub router with the measured settings (degree 4/3/6, heartbeat 1 s, no adaptive/spam gates).
+def make_gossipsub(settings: GossipSettings | None = None) -> GossipSub:
+    """A GossipSub router with the measured settings (meshsub 1.1.0, degree 4/3/6, heartbeat 1 s, no adaptive/spam
+    gates) or the given ones.
 
     Adaptive gossip stretches the heartbeat to 60 s after ~30 s; spam protection drops more than 10 msg/s per
     forwarder, counting our own publishes (libp2p.md §1). Rate limiting belongs in our own validation.
     """
+    s = settings or GossipSettings()
     return GossipSub(
-        protocols=[GOSSIP_PROTOCOL],
-        degree=DEGREE,
-        degree_low=DEGREE_LOW,
-        degree_high=DEGREE_HIGH,
-        heartbeat_interval=HEARTBEAT_S,
+        protocols=[TProtocol(s.protocol)],
+        degree=s.degree,
+        degree_low=s.degree_low,
+        degree_high=s.degree_high,
+        heartbeat_interval=s.heartbeat_s,
         time_to_live=GOSSIP_TTL_S,
         adaptive_gossip_enabled=False,
         spam_protection_enabled=False,
