@@ -75,6 +75,12 @@ PUBLISH_HIGH_WATER = 64
 PUBLISH_MAX_WAIT = 2.0
 """Longest a publish waits for queues to drain; after that it publishes anyway (gossip is best effort)."""
 INBOX_SIZE = 1000
+DIAL_ALL_UP_TO = 16
+"""Address books up to this size are kept fully connected; larger ones use :func:`dial_set` (docs/adr/0123)."""
+DIAL_HUBS = 3
+"""Sparse topology: the first address-book entries every node keeps connected (the scenario's leaders)."""
+DIAL_RING = 2
+"""Sparse topology: ring neighbours kept connected on each side, in the order of the peers' keys."""
 ADDRESS_TTL = 10**9
 """Peerstore TTL for address-book entries: effectively permanent (``connect`` alone keeps them 120 s)."""
 
@@ -116,6 +122,29 @@ def key_for_peer_id(peer_id: ID) -> bytes | None:
     if not isinstance(public, Ed25519PublicKey):
         return None
     return public.to_bytes()
+
+
+def dial_set(own: bytes, book: Sequence[bytes]) -> list[bytes]:
+    """The peers a node keeps connected when its address book is large (docs/adr/0123, libp2p.md §3).
+
+    A full mesh of 50 processes is 1225 noise handshakes and as many yamux sessions, heartbeats and pubsub
+    registrations: on 2 cores dials time out and the mesh watchdog kicks half-registered connections. Up to
+    :data:`DIAL_ALL_UP_TO` peers every one is kept connected; beyond, only the first :data:`DIAL_HUBS` entries
+    of ``book`` (the launcher lists peers in scenario order, leaders first) and :data:`DIAL_RING` neighbours on
+    each side on the ring of all keys sorted (own included). Every node dials the hubs, so the graph is
+    connected with diameter ≤ 2; each non-hub holds ≈ 7 connections. Other peers stay in the peerstore and
+    are dialled on demand by a direct request.
+    """
+    peers = [k for k in dict.fromkeys(book) if k != own]
+    if len(peers) <= DIAL_ALL_UP_TO:
+        return peers
+    chosen = dict.fromkeys(peers[:DIAL_HUBS])
+    ring = sorted({*peers, own})
+    i = ring.index(own)
+    for step in range(1, DIAL_RING + 1):
+        chosen.setdefault(ring[(i + step) % len(ring)])
+        chosen.setdefault(ring[(i - step) % len(ring)])
+    return [k for k in chosen if k != own]
 
 
 def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
@@ -188,6 +217,8 @@ class Libp2pTransport:
         self._subs: dict[str, _Channels] = {}
         self._limiters: dict[str, trio.CapacityLimiter] = {}
         self._book: dict[ID, list[multiaddr.Multiaddr]] = {}
+        self._book_keys: list[bytes] = []
+        self._dial_ids: set[ID] | None = None  # the peers the supervisor keeps connected (None: recompute)
         self._book_changed = trio.Event()
         self._keys: dict[bytes, bytes | None] = {}  # raw peer-id bytes -> Ed25519 key (cache)
         self._seen = SeenPayloads(host.get_id())
@@ -236,7 +267,14 @@ class Libp2pTransport:
         known = self._book.setdefault(pid, [])
         if addr not in known:
             known.append(addr)
+        if key not in self._book_keys:
+            self._book_keys.append(key)
+            self._dial_ids = None
         self._book_changed.set()
+
+    def dialled(self) -> list[bytes]:
+        """Keys of the address-book peers the supervisor keeps connected (:func:`dial_set`)."""
+        return dial_set(self._key, self._book_keys)
 
     # --- peer filter (a testnet's partition) ------------------------------------------------------
     @property
@@ -431,9 +469,12 @@ class Libp2pTransport:
             for pid in [p for p in self._host.get_connected_peers() if p in self._blocked]:
                 with contextlib.suppress(*_PEER_ERRORS):
                     await self._host.disconnect(pid)
+            if self._dial_ids is None:
+                self._dial_ids = {peer_id_for(k) for k in self.dialled()}
             todo = [
                 pid for pid in self._book
-                if pid not in self._blocked and not network.get_connections(pid) and due.get(pid, 0.0) <= now
+                if pid in self._dial_ids and pid not in self._blocked and not network.get_connections(pid)
+                and due.get(pid, 0.0) <= now
             ]
             if todo:
                 async with trio.open_nursery() as nursery:
