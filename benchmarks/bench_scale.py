@@ -124,6 +124,17 @@ def _proc_status(pid: int) -> dict[str, int]:
     return out
 
 
+def _wait_synced(info: dict[str, Any], deadline: float) -> bool:
+    """Wait until every node reports ``synced`` (a peer answered its first chain sync): the leader refuses to
+    start a round before. Polls ``/status`` (a benchmark's wait, with a deadline); False when time ran out."""
+    while time.monotonic() < deadline:
+        st = [launcher.node_status(v, timeout=10) for v in info["nodes"].values()]
+        if all(s is not None and s.get("synced", True) for s in st):
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def _up_down(scenario: str, spawn: str) -> tuple[float, dict[str, float]]:
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         root = Path(tmp) / "net"
@@ -145,6 +156,9 @@ def measure(scenario: str, rounds: int, exec_baseline: bool = False) -> dict[str
         info = launcher.net_up(scenario, root, timeout=600)
         up = time.monotonic() - t0
         try:
+            t1 = time.monotonic()
+            synced = _wait_synced(info, deadline=t1 + 300)
+            sync_s = time.monotonic() - t1
             results = list(run_rounds(root, rounds))
             status = launcher.net_status(root)
             procs = {name: _proc_status(v["pid"]) for name, v in info["nodes"].items()}
@@ -164,7 +178,7 @@ def measure(scenario: str, rounds: int, exec_baseline: bool = False) -> dict[str
         "scenario": sc.name, "market": sc.market_name, "nodes": len(info["nodes"]), "rounds": len(results),
         "net_up_s": round(up, 2), "net_up_exec_s": round(baseline, 2) if baseline is not None else None,
         "net_up_phases_s": info["up_phases_s"], "net_up_exec_phases_s": baseline_phases,
-        "net_down_s": round(down, 2),
+        "net_down_s": round(down, 2), "all_synced": synced, "sync_wait_s": round(sync_s, 2),
         "final_everywhere": sum(1 for r in results if r.get("final_everywhere")),
         "one_finalized_head": len(finals) == 1 and all(r["alive"] for r in rows),
         "finalized_height": max((h for h, _ in finals if h is not None), default=None),
@@ -183,40 +197,38 @@ def measure(scenario: str, rounds: int, exec_baseline: bool = False) -> dict[str
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--scenario", default="ai-bazaar-50", help="a shipped scenario name or a TOML file")
-    ap.add_argument("--nodes", type=int, help="ai-bazaar only: the CPP and NODES - 1 consumers (a scaled scenario)")
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--exec-baseline", action="store_true",
-                    help="also time net up with one exec'd interpreter per node (the old launcher)")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
-    if args.rounds < 1:
-        sys.exit("error: --rounds must be at least 1")
-    with tempfile.TemporaryDirectory(prefix="bench-scale-sc-") as tmp:
-        scenario = args.scenario
-        if args.nodes is not None:
-            if args.nodes < 2:
-                sys.exit("error: --nodes must be at least 2 (the CPP and one consumer)")
-            try:
-                market = load_scenario(args.scenario).market_name
-            except Exception as err:  # a bad name or file: one line, exit 2
-                print(f"error: {err}", file=sys.stderr)
-                sys.exit(2)
-            if market != "ai-bazaar":
-                print(f"error: --nodes scales ai-bazaar scenarios only (scenario {args.scenario} is {market}); "
-                      "pick a shipped scenario of that size instead", file=sys.stderr)
-                sys.exit(2)
-            folder = Path(tmp)
-            (folder / "scaled.toml").write_text(scaled_params(args.nodes - 1))
-            path = folder / f"ai-bazaar-{args.nodes}.toml"
-            path.write_text(scaled_ai_bazaar(args.nodes - 1, "scaled.toml", rounds=args.rounds))
-            scenario = str(path)
-        out = measure(scenario, args.rounds, args.exec_baseline)
-    if args.json:
-        print(json.dumps(out))
-        return
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    """Nodes against round latency p50/p95 and peak RSS (max, mean) per process, one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = sorted(results, key=lambda r: r["nodes"])
+    xs = [r["nodes"] for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(xs, [r["latency_p50_s"] for r in rows], "o-", label="p50")
+    ax1.plot(xs, [r["latency_p95_s"] for r in rows], "s--", label="p95")
+    ax1.set_xlabel("node processes")
+    ax1.set_ylabel("round latency, start -> final everywhere (s)")
+    ax1.legend()
+    ax2.plot(xs, [r["rss_max_mb"] for r in rows], "o-", label="max")
+    ax2.plot(xs, [r["rss_mean_mb"] for r in rows], "s--", label="mean")
+    ax2.axhline(110, color="k", lw=0.8, ls=":", label="110 MB target")
+    ax2.set_xlabel("node processes")
+    ax2.set_ylabel("peak RSS per process (MB)")
+    ax2.set_ylim(0, max(130, *(r["rss_max_mb"] or 0 for r in rows)) * 1.05)
+    ax2.legend()
+    loads = ", ".join(f"{r['nodes']}: {r['load_avg_1m']}" for r in rows)
+    fig.suptitle(f"ai-bazaar processes on {rows[0]['cpus']} cores (load average at the end of each run: {loads})",
+                 fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _report(out: dict[str, Any]) -> None:
     print(f"scenario {out['scenario']} ({out['market']}): {out['nodes']} node processes on {out['cpus']} cores "
           f"(load average {out['load_avg_1m']})")
     line = f"net up: {out['net_up_s']} s (fork server)"
@@ -226,6 +238,7 @@ def main() -> None:
     print(line + f"; net down {out['net_down_s']} s")
     print(f"  net up phases (s): {out['net_up_phases_s']}" + (
         f"; one interpreter per node: {out['net_up_exec_phases_s']}" if out["net_up_exec_phases_s"] else ""))
+    print(f"every node synced to the network's head {out['sync_wait_s']} s after net up: {out['all_synced']}")
     print(f"rounds: {out['rounds']}, final on every node: {out['final_everywhere']}; one finalized head on every "
           f"node: {out['one_finalized_head']} (height {out['finalized_height']})")
     if out["latency_p50_s"] is not None:
@@ -235,6 +248,59 @@ def main() -> None:
     for role, v in out["rss_by_role_mb"].items():
         print(f"  {role:12s} x{v['count']:<3d} max {v['max']} MB, mean {v['mean']} MB")
     print(f"per process: threads max {out['threads_max']}, open fds max {out['fds_max']} (limit {out['fd_limit']})")
+
+
+def _scaled(nodes: int, rounds: int, folder: Path) -> str:
+    (folder / f"scaled{nodes}.toml").write_text(scaled_params(nodes - 1))
+    path = folder / f"ai-bazaar-{nodes}.toml"
+    path.write_text(scaled_ai_bazaar(nodes - 1, f"scaled{nodes}.toml", rounds=rounds))
+    return str(path)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--scenario", default="ai-bazaar-50", help="a shipped scenario name or a TOML file")
+    ap.add_argument("--nodes", help="ai-bazaar only: the CPP and NODES - 1 consumers (a scaled scenario); a "
+                    "comma-separated list runs each size in turn")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--exec-baseline", action="store_true",
+                    help="also time net up with one exec'd interpreter per node (the old launcher)")
+    ap.add_argument("--plot", type=Path, help="write nodes vs latency and RSS as a PNG (with --nodes or --add)")
+    ap.add_argument("--add", type=Path, nargs="*", default=[],
+                    help="JSON outputs of earlier runs (--json) to include in the plot")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.rounds < 1:
+        sys.exit("error: --rounds must be at least 1")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-scale-sc-") as tmp:
+        scenarios = [args.scenario]
+        if args.nodes is not None:
+            try:
+                sizes = [int(n) for n in str(args.nodes).split(",")]
+                market = load_scenario(args.scenario).market_name
+            except Exception as err:  # a bad number, name or file: one line, exit 2
+                print(f"error: {err}", file=sys.stderr)
+                sys.exit(2)
+            if min(sizes) < 2:
+                sys.exit("error: --nodes must be at least 2 (the CPP and one consumer)")
+            if market != "ai-bazaar":
+                print(f"error: --nodes scales ai-bazaar scenarios only (scenario {args.scenario} is {market}); "
+                      "pick a shipped scenario of that size instead", file=sys.stderr)
+                sys.exit(2)
+            scenarios = [_scaled(n, args.rounds, Path(tmp)) for n in sizes]
+        for scenario in scenarios:
+            out = measure(scenario, args.rounds, args.exec_baseline)
+            results.append(out)
+            if args.json:
+                print(json.dumps(out), flush=True)
+            else:
+                _report(out)
+    if args.plot:
+        extra = [json.loads(p.read_text().strip().splitlines()[-1]) for p in args.add]
+        plot(results + extra, args.plot)
+        if not args.json:
+            print(f"plot: {args.plot}")
 
 
 if __name__ == "__main__":

@@ -253,7 +253,7 @@ class Node:
             "height": chain.height, "finalized": chain.finalized_height,
             "head": head.hash.hex() if head is not None else None,
             "finalized_hash": _hash_at(chain, chain.finalized_height),
-            "peers": len(self.transport.peers()), "mempool": len(self.chain.mempool),
+            "peers": len(self.transport.peers()), "synced": self.chain.synced, "mempool": len(self.chain.mempool),
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),
