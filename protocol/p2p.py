@@ -65,6 +65,12 @@ BACKOFF_MIN, BACKOFF_MAX = 0.5, 8.0
 WATCHDOG_PERIOD = 2.0
 WATCHDOG_GRACE = 10.0
 """How long a peer may stay without a pubsub stream (or a subscribed topic without a mesh) before a kick."""
+WATCHDOG_GRACE_PER_PEER = 0.5
+"""Extra grace per connected peer: pubsub registers new peers one stream negotiation at a time, so a node that
+49 peers dial at once (a hub of :func:`dial_set`, a leader every consumer asks) legitimately needs longer, and
+kicking it for that starts the registration over (a churn loop seen at 50 processes, docs/adr/0123)."""
+WATCHDOG_MAX_KICKS = 2
+"""Connections kicked for a missing pubsub stream per watchdog period, oldest first."""
 STALE_GRACE = 1.0
 """How long a connected peer's pubsub stream may sit on a closed connection (a quick restart) before a kick."""
 SEEN_PAYLOADS = 16_384
@@ -506,12 +512,15 @@ class Libp2pTransport:
             await trio.sleep(WATCHDOG_PERIOD)
             now = trio.current_time()
             connected = set(self._host.get_connected_peers())
+            grace = WATCHDOG_GRACE + WATCHDOG_GRACE_PER_PEER * len(connected)
             kick: set[ID] = set()
+            stuck = []
             for pid in connected:
                 if pid in self._ps.peers:
                     stuck_since.pop(pid, None)
-                elif now - stuck_since.setdefault(pid, now) > WATCHDOG_GRACE:
-                    kick.add(pid)
+                elif now - stuck_since.setdefault(pid, now) > grace:
+                    stuck.append(pid)
+            kick.update(sorted(stuck, key=lambda p: stuck_since[p])[:WATCHDOG_MAX_KICKS])
             for pid in set(stuck_since) - connected:
                 del stuck_since[pid]
             for pid in connected & set(self._ps.peers):
@@ -528,7 +537,7 @@ class Libp2pTransport:
             for topic in self._subs:
                 subscribers = self._ps.peer_topics.get(topic, set()) & connected
                 if subscribers and not self._gs.mesh.get(topic):
-                    if now - meshless_since.setdefault(topic, now) > WATCHDOG_GRACE:
+                    if now - meshless_since.setdefault(topic, now) > grace:
                         kick |= subscribers
                         del meshless_since[topic]
                 else:
