@@ -113,15 +113,21 @@ def run_variant(variant: str, nodes: int, rate: float, seconds: float, idle: boo
     procs = [subprocess.Popen([sys.executable, __file__, "--child", str(i), "--ports", ",".join(map(str, ports)),
                                "--variant", variant, "--start-at", repr(start_at), "--seconds", str(seconds),
                                "--rate", str(rate)] + (["--idle"] if idle else []),
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(nodes)]
-    reports = []
+    reports, failed = [], []
     try:
-        for p in procs:
-            out, _ = p.communicate(timeout=start_at - time.time() + seconds + 60)
+        for i, p in enumerate(procs):
+            try:
+                out, err = p.communicate(timeout=max(5.0, start_at - time.time() + seconds + 60))
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
             line = out.strip().splitlines()[-1] if out.strip() else ""
             if line:
                 reports.append(json.loads(line))
+            else:
+                failed.append(f"node {i}: {(err or '').strip().splitlines()[-1:] or ['no output']}")
     finally:
         for p in procs:
             if p.poll() is None:
@@ -130,7 +136,7 @@ def run_variant(variant: str, nodes: int, rate: float, seconds: float, idle: boo
     sent = sum(r["sent"] for r in reports)
     received = sum(r["received"] for r in reports)
     lat = sorted(x for r in reports for x in r["latencies"])
-    return {"variant": variant, "reports": len(reports), "sent": sent, "received": received,
+    return {"variant": variant, "reports": len(reports), "failed": failed, "sent": sent, "received": received,
             "delivery": received / (sent * (nodes - 1)) if sent else None,
             "cpu_s": sum(r["cpu_s"] for r in reports), "mesh_min": min((r["mesh"] for r in reports), default=0),
             "latency_p50_ms": 1000 * lat[len(lat) // 2] if lat else None,

@@ -159,7 +159,13 @@ def measure(scenario: str, rounds: int, exec_baseline: bool = False) -> dict[str
             t1 = time.monotonic()
             synced = _wait_synced(info, deadline=t1 + 300)
             sync_s = time.monotonic() - t1
-            results = list(run_rounds(root, rounds))
+            results: list[dict[str, Any]] = []
+            error = None
+            try:
+                for r in run_rounds(root, rounds):
+                    results.append(r)
+            except launcher.LaunchError as err:  # a round the leader could not finish: report what was done
+                error = str(err)[:300]
             status = launcher.net_status(root)
             procs = {name: _proc_status(v["pid"]) for name, v in info["nodes"].items()}
         finally:
@@ -176,6 +182,7 @@ def measure(scenario: str, rounds: int, exec_baseline: bool = False) -> dict[str
             by_role.setdefault(r["role"], []).append(r["rss_mb"])
     out: dict[str, Any] = {
         "scenario": sc.name, "market": sc.market_name, "nodes": len(info["nodes"]), "rounds": len(results),
+        "rounds_asked": rounds, "error": error,
         "net_up_s": round(up, 2), "net_up_exec_s": round(baseline, 2) if baseline is not None else None,
         "net_up_phases_s": info["up_phases_s"], "net_up_exec_phases_s": baseline_phases,
         "net_down_s": round(down, 2), "all_synced": synced, "sync_wait_s": round(sync_s, 2),
@@ -239,6 +246,8 @@ def _report(out: dict[str, Any]) -> None:
     print(f"  net up phases (s): {out['net_up_phases_s']}" + (
         f"; one interpreter per node: {out['net_up_exec_phases_s']}" if out["net_up_exec_phases_s"] else ""))
     print(f"every node synced to the network's head {out['sync_wait_s']} s after net up: {out['all_synced']}")
+    if out["error"]:
+        print(f"stopped after {out['rounds']} of {out['rounds_asked']} rounds: {out['error']}")
     print(f"rounds: {out['rounds']}, final on every node: {out['final_everywhere']}; one finalized head on every "
           f"node: {out['one_finalized_head']} (height {out['finalized_height']})")
     if out["latency_p50_s"] is not None:
