@@ -146,14 +146,16 @@ def _up_down(scenario: str, spawn: str) -> tuple[float, dict[str, float]]:
             launcher.net_down(root)
 
 
-def measure(scenario: str, rounds: int, exec_baseline: bool = False) -> dict[str, Any]:
-    """Start ``scenario``'s network, run ``rounds`` rounds, check one finalized head, stop; the figures."""
+def measure(scenario: str, rounds: int, exec_baseline: bool = False, spawn: str = "exec") -> dict[str, Any]:
+    """Start ``scenario``'s network (``spawn``: "exec" or "fork", docs/adr/0120), run ``rounds`` rounds, check one
+    finalized head, stop; the figures. ``exec_baseline`` first times net up and down with the other spawn mode."""
     sc = load_scenario(scenario)
-    baseline, baseline_phases = _up_down(scenario, "exec") if exec_baseline else (None, None)
+    other = "fork" if spawn == "exec" else "exec"
+    baseline, baseline_phases = _up_down(scenario, other) if exec_baseline else (None, None)
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         root = Path(tmp) / "net"
         t0 = time.monotonic()
-        info = launcher.net_up(scenario, root, timeout=600)
+        info = launcher.net_up(scenario, root, timeout=600, spawn=spawn)
         up = time.monotonic() - t0
         try:
             t1 = time.monotonic()
@@ -182,6 +184,7 @@ def measure(scenario: str, rounds: int, exec_baseline: bool = False) -> dict[str
             by_role.setdefault(r["role"], []).append(r["rss_mb"])
     out: dict[str, Any] = {
         "scenario": sc.name, "market": sc.market_name, "nodes": len(info["nodes"]), "rounds": len(results),
+        "spawn": spawn, "baseline_spawn": other if exec_baseline else None,
         "rounds_asked": rounds, "error": error,
         "net_up_s": round(up, 2), "net_up_exec_s": round(baseline, 2) if baseline is not None else None,
         "net_up_phases_s": info["up_phases_s"], "net_up_exec_phases_s": baseline_phases,
@@ -238,13 +241,13 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
 def _report(out: dict[str, Any]) -> None:
     print(f"scenario {out['scenario']} ({out['market']}): {out['nodes']} node processes on {out['cpus']} cores "
           f"(load average {out['load_avg_1m']})")
-    line = f"net up: {out['net_up_s']} s (fork server)"
+    line = f"net up: {out['net_up_s']} s (spawn {out['spawn']})"
     if out["net_up_exec_s"] is not None:
         ratio = out["net_up_exec_s"] / out["net_up_s"]
-        line += f"; one interpreter per node: {out['net_up_exec_s']} s ({ratio:.2f}x the fork server's)"
+        line += f"; spawn {out['baseline_spawn']}: {out['net_up_exec_s']} s ({ratio:.2f}x)"
     print(line + f"; net down {out['net_down_s']} s")
     print(f"  net up phases (s): {out['net_up_phases_s']}" + (
-        f"; one interpreter per node: {out['net_up_exec_phases_s']}" if out["net_up_exec_phases_s"] else ""))
+        f"; spawn {out['baseline_spawn']}: {out['net_up_exec_phases_s']}" if out["net_up_exec_phases_s"] else ""))
     print(f"every node synced to the network's head {out['sync_wait_s']} s after net up: {out['all_synced']}")
     if out["error"]:
         print(f"stopped after {out['rounds']} of {out['rounds_asked']} rounds: {out['error']}")
@@ -272,8 +275,10 @@ def main() -> None:
     ap.add_argument("--nodes", help="ai-bazaar only: the CPP and NODES - 1 consumers (a scaled scenario); a "
                     "comma-separated list runs each size in turn")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--spawn", choices=("exec", "fork"), default="exec",
+                    help="exec: one interpreter per node (default); fork: from one fork server (docs/adr/0120)")
     ap.add_argument("--exec-baseline", action="store_true",
-                    help="also time net up with one exec'd interpreter per node (the old launcher)")
+                    help="also time net up and down with the other spawn mode, in the same run")
     ap.add_argument("--plot", type=Path, help="write nodes vs latency and RSS as a PNG (with --nodes or --add)")
     ap.add_argument("--add", type=Path, nargs="*", default=[],
                     help="JSON outputs of earlier runs (--json) to include in the plot")
@@ -299,7 +304,7 @@ def main() -> None:
                 sys.exit(2)
             scenarios = [_scaled(n, args.rounds, Path(tmp)) for n in sizes]
         for scenario in scenarios:
-            out = measure(scenario, args.rounds, args.exec_baseline)
+            out = measure(scenario, args.rounds, args.exec_baseline, args.spawn)
             results.append(out)
             if args.json:
                 print(json.dumps(out), flush=True)

@@ -254,6 +254,7 @@ class Node:
             "head": head.hash.hex() if head is not None else None,
             "finalized_hash": _hash_at(chain, chain.finalized_height),
             "peers": len(self.transport.peers()), "synced": self.chain.synced, "mempool": len(self.chain.mempool),
+            "mesh_min": self.transport.mesh_min() if hasattr(self.transport, "mesh_min") else None,
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),

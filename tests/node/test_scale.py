@@ -41,7 +41,7 @@ def test_forked_nodes_are_what_spawned_nodes_are(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(scaled_ai_bazaar(2, "p.toml", rounds=1))
     root = tmp_path / "net"
-    info = launcher.net_up(path, root, timeout=180)
+    info = launcher.net_up(path, root, timeout=180, spawn="fork")
     try:
         assert set(info["up_phases_s"]) == {"prepare", "spawn", "ready", "connected"}
         for v in info["nodes"].values():
