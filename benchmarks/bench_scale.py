@@ -146,7 +146,7 @@ def _up_down(scenario: str, spawn: str) -> tuple[float, dict[str, float]]:
             launcher.net_down(root)
 
 
-def measure(scenario: str, rounds: int, exec_baseline: bool = False, spawn: str = "exec") -> dict[str, Any]:
+def measure(scenario: str, rounds: int, exec_baseline: bool = False, spawn: str = "fork") -> dict[str, Any]:
     """Start ``scenario``'s network (``spawn``: "exec" or "fork", docs/adr/0120), run ``rounds`` rounds, check one
     finalized head, stop; the figures. ``exec_baseline`` first times net up and down with the other spawn mode."""
     sc = load_scenario(scenario)
@@ -275,8 +275,8 @@ def main() -> None:
     ap.add_argument("--nodes", help="ai-bazaar only: the CPP and NODES - 1 consumers (a scaled scenario); a "
                     "comma-separated list runs each size in turn")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--spawn", choices=("exec", "fork"), default="exec",
-                    help="exec: one interpreter per node (default); fork: from one fork server (docs/adr/0120)")
+    ap.add_argument("--spawn", choices=("exec", "fork"), default="fork",
+                    help="fork: from one fork server (default, docs/adr/0120); exec: one interpreter per node")
     ap.add_argument("--exec-baseline", action="store_true",
                     help="also time net up and down with the other spawn mode, in the same run")
     ap.add_argument("--plot", type=Path, help="write nodes vs latency and RSS as a PNG (with --nodes or --add)")

@@ -280,15 +280,14 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
 
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,
            progress: Progress = _quiet, byzantine: Mapping[str, Sequence[str]] | None = None,
-           clock_skew_ms: Mapping[str, int] | None = None, spawn: str = "exec") -> dict[str, Any]:
+           clock_skew_ms: Mapping[str, int] | None = None, spawn: str = "fork") -> dict[str, Any]:
     """Start every node of a scenario as its own process; return once all are ready and connected.
 
     ``byzantine`` and ``clock_skew_ms`` (by node name) go into the nodes' ``node.toml`` (a testnet's Byzantine
     nodes and skewed clocks, see :func:`prepare_network`); ``net.json`` records each node's behaviours.
-    ``spawn="exec"`` (the default) starts each node as ``python -m bazaar.node.cli node`` (its own imports);
-    ``"fork"`` forks every node from one fork server that imported the node code once — faster, but in the
-    9-process test network under load one node in several runs stayed out of the gossip mesh, cause not found:
-    not the default (docs/adr/0120; benchmarks/bench_scale.py measures both).
+    ``spawn="fork"`` (the default) forks every node from one fork server that imported the node code once;
+    ``"exec"`` starts each as ``python -m bazaar.node.cli node`` (its own imports; benchmarks/bench_scale.py
+    measures both, docs/adr/0120).
 
     Raises:
         ParamError: bad scenario.

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 from dataclasses import dataclass
+from typing import Any
 
 import libp2p.io.utils as _io_utils
 import libp2p.network.swarm as _swarm
@@ -84,7 +86,7 @@ def make_gossipsub(settings: GossipSettings | None = None) -> GossipSub:
     forwarder, counting our own publishes (libp2p.md §1). Rate limiting belongs in our own validation.
     """
     s = settings or GossipSettings()
-    return GossipSub(
+    router = GossipSub(
         protocols=[TProtocol(s.protocol)],
         degree=s.degree,
         degree_low=s.degree_low,
@@ -94,3 +96,30 @@ def make_gossipsub(settings: GossipSettings | None = None) -> GossipSub:
         adaptive_gossip_enabled=False,
         spam_protection_enabled=False,
     )
+    _shuffle_ties(router)
+    return router
+
+
+def _shuffle_ties(router: GossipSub) -> None:
+    """Shuffle the peers gossipsub ranks by score before it picks whom to prune or graft.
+
+    py-libp2p 0.8.1 sorts them by score, stably: ties (every peer on a quiet loopback network) keep the order of
+    a ``set`` of peer IDs, which follows the interpreter's hash seed. Processes forked from one parent share that
+    seed, so every node prunes the *same* peer from its mesh, and that peer stays outside every mesh (seen with
+    the fork server, docs/adr/0120). ``random`` is reseeded in every forked child, so the shuffle differs per node.
+    """
+    prune = router._score_based_pruning_selection
+    graft = router._select_grafting_candidates
+
+    def pruning(topic: str, mesh_peers: list[Any], num_to_prune: int) -> list[Any]:
+        peers = list(mesh_peers)
+        random.shuffle(peers)
+        return prune(topic, peers, num_to_prune)
+
+    def grafting(candidates: list[Any], topic: str, current_mesh_size: int) -> list[Any]:
+        shuffled = list(candidates)
+        random.shuffle(shuffled)
+        return graft(shuffled, topic, current_mesh_size)
+
+    router._score_based_pruning_selection = pruning  # type: ignore[method-assign]
+    router._select_grafting_candidates = grafting  # type: ignore[method-assign]
