@@ -190,7 +190,8 @@ def measure(scenario: str, rounds: int, exec_baseline: bool = False, spawn: str 
         "net_up_phases_s": info["up_phases_s"], "net_up_exec_phases_s": baseline_phases,
         "net_down_s": round(down, 2), "all_synced": synced, "sync_wait_s": round(sync_s, 2),
         "final_everywhere": sum(1 for r in results if r.get("final_everywhere")),
-        "one_finalized_head": len(finals) == 1 and all(r["alive"] for r in rows),
+        "one_finalized_head": len(finals) == 1 and all(r["alive"] for r in rows)
+        and next(iter(finals))[0] not in (None, 0),  # genesis alone does not count
         "finalized_height": max((h for h, _ in finals if h is not None), default=None),
         "latency_p50_s": round(percentile(lat, 0.5), 3) if lat else None,
         "latency_p95_s": round(percentile(lat, 0.95), 3) if lat else None,
