@@ -49,6 +49,7 @@ from .markets.context import RequestFailed
 from .markets.registry import get_spec
 from .markets.spec import MarketSpec
 from .metrics import NodeMetrics
+from .readiness import notify_ready
 from .rounds.engine import RoundEngine, RoundPlan
 from .router import Router
 from .scenario import Scenario, load_scenario
@@ -257,7 +258,8 @@ class Node:
             "height": chain.height, "finalized": chain.finalized_height,
             "head": head.hash.hex() if head is not None else None,
             "finalized_hash": _hash_at(chain, chain.finalized_height),
-            "peers": len(self.transport.peers()), "mempool": len(self.chain.mempool),
+            "peers": len(self.transport.peers()), "synced": self.chain.synced, "mempool": len(self.chain.mempool),
+            "mesh_min": self.transport.mesh_min() if hasattr(self.transport, "mesh_min") else None,
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),
@@ -335,6 +337,7 @@ def _write_ready(node: Node) -> None:
     tmp = node.data_dir / "ready.json.tmp"
     tmp.write_text(json.dumps(ready))
     tmp.replace(node.data_dir / "ready.json")
+    notify_ready(ready)
 
 
 def _leads(node: Node) -> bool:
