@@ -35,6 +35,8 @@ class RoundRecord:
     summary: dict[str, Any]
     wall_s: float
     virtual_s: float
+    cpu_s: float
+    """CPU seconds of this process during the round (the machine is shared: steadier than ``wall_s``)."""
 
 
 @dataclass
@@ -51,6 +53,18 @@ class SimResult:
     virtual_s: float = 0.0
     transport: dict[str, int] = field(default_factory=dict)
     rejected: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+    """Warnings and errors the nodes logged, counted by event (each one is in ``<root>/events.log``)."""
+
+
+class _Counter(logging.Handler):
+    def __init__(self, counts: dict[str, int]) -> None:
+        super().__init__(logging.WARNING)
+        self.counts = counts
+
+    def emit(self, record: logging.LogRecord) -> None:
+        key = f"{record.levelname.lower()}:{record.getMessage()}"
+        self.counts[key] = self.counts.get(key, 0) + 1
 
 
 def write_keys_and_genesis(pop: Population, root: Path, seed: int) -> None:
@@ -83,9 +97,10 @@ async def _simulate(pop: Population, root: Path, seed: int, on_round: Callable[[
         leader = next(n for n in nodes.values() if n.engine is not None)
         assert leader.engine is not None
         for _ in range(pop.rounds):
-            w0, v0 = time.perf_counter(), trio.current_time()
+            w0, v0, c0 = time.perf_counter(), trio.current_time(), time.process_time()
             summary = await leader.engine.play()
-            record = RoundRecord(summary, time.perf_counter() - w0, trio.current_time() - v0)
+            record = RoundRecord(summary, time.perf_counter() - w0, trio.current_time() - v0,
+                                 time.process_time() - c0)
             result.rounds.append(record)
             if on_round is not None:
                 on_round(record)
@@ -129,11 +144,18 @@ def simulate(pop: Population, root: Path, *, seed: int,
     """
     root.mkdir(parents=True, exist_ok=True)
     write_keys_and_genesis(pop, root, seed)
-    quiet = logging.getLogger("bazaar")
-    saved = quiet.propagate, quiet.level
-    quiet.propagate, quiet.level = False, logging.ERROR  # the nodes' events: not on the terminal
+    events: dict[str, int] = {}
+    log = logging.getLogger("bazaar")
+    saved = log.propagate, log.level, list(log.handlers)
+    to_file = logging.FileHandler(root / "events.log")
+    to_file.setLevel(logging.WARNING)
+    to_file.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s %(fields)s"))
+    log.handlers[:] = [to_file, _Counter(events)]  # the nodes' warnings: counted and in a file, not on the terminal
+    log.propagate, log.level = False, logging.WARNING
     try:
         result: SimResult = run_virtual(_simulate, pop, root, seed, on_round, seed=seed)
     finally:
-        quiet.propagate, quiet.level = saved
+        log.propagate, log.level, log.handlers[:] = saved[0], saved[1], saved[2]
+        to_file.close()
+    result.events = dict(sorted(events.items()))
     return result
