@@ -44,7 +44,10 @@ def seeded_scheduler(seed: int) -> Iterator[None]:
     """
     from trio._core import _run
 
-    rng: random.Random = _run._r
+    rng = getattr(_run, "_r", None)
+    if not isinstance(rng, random.Random):
+        raise RuntimeError("this trio has no scheduler generator to seed (trio._core._run._r): a simulation "
+                           "would not be reproducible")
     saved = rng.getstate()
     rng.seed(seed)
     try:

@@ -68,7 +68,11 @@ def run_command(args: argparse.Namespace) -> int:
             if not args.json:
                 print(_line(row), flush=True)
 
-        result = simulate(pop, root / "net", seed=args.seed, on_round=on_round)
+        try:
+            result = simulate(pop, root / "net", seed=args.seed, on_round=on_round)
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         doc = report(result, rows)
         files = write(Path(args.out), doc) if args.out else []
     if args.json:
