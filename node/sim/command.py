@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                               description=__doc__.splitlines()[0])
     p.add_argument("--scenario", required=True, metavar="NAME|FILE", help="a shipped scenario or a TOML file")
     p.add_argument("--agents", type=int, default=None,
-                   help="agents: cloudchain requester agents (hosted by requester nodes), else the follower "
-                        "role's nodes (default: the scenario's)")
+                   help="agents: hosted agents where the market's nodes host them, else the nodes of its "
+                        "follower role (default: the scenario's; docs/sim.md)")
     p.add_argument("--seed", type=int, default=0, help="the seed of keys, genesis and scheduling (default 0)")
     p.add_argument("--rounds", type=int, default=None, help="rounds to play (default: the scenario's)")
     p.add_argument("--out", default=None, help="folder for telemetry.json and telemetry.png (default: none)")

@@ -1,35 +1,25 @@
 """The population of a simulation: a shipped (or given) scenario rewritten for N agents and R rounds.
 
-How agents are multiplexed depends on the market (docs/sim.md, docs/adr/0130):
-
-* ``cloudchain``: requester agents are hosted by requester nodes, as the deployed processes host them (each agent
-  its own key and ledger account, signing its own escrows and task records). ``--agents N`` spreads N agents
-  over the scenario's requester nodes, adding nodes only when one would host more than the market allows
-  (``[mechanism] agents`` ≤ 1000): the number of full nodes — ledger replicas — stays nearly constant while the
-  population grows, so the cost of a round grows with the number of agents, not with its square.
-* every other market: ``--agents N`` is the number of nodes of its follower role (ai-bazaar consumers,
-  hierarchical miners, ...), each a full node; a per-consumer parameter set is tiled to N where the market
-  needs one. These populations are for studying the network at the scale of a process network, not beyond.
+How agents are multiplexed is the market's (docs/sim.md, docs/adr/0130): a market whose nodes host agents says so
+in its ``sim`` module (``SimHooks.populate``: cloudchain's requester nodes host requester agents, each with its
+own key and account, as its processes do), so the number of full nodes — ledger replicas — stays nearly constant
+while the population grows. In every other market ``--agents N`` is the number of nodes of its most numerous
+non-leading role (its followers), each a full node, and every per-follower list of its parameter sets is tiled
+to N.
 """
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..markets.registry import get_spec
+from ..markets.spec import MarketSpec
 from ..params import ParamError
 from ..shipped import resolve
-
-MAX_HOSTED = 1000
-"""Agents one cloudchain requester node may host (its ``[mechanism] agents`` bound)."""
-FUND_PER_AGENT = 500.0
-"""Tokens per hosted agent in a requester node's initial balance (the shipped scenario's 2000 for 4 agents)."""
-FOLLOWER = {"ai-bazaar": "consumer", "hierarchical": "miner", "collab": "device", "tbcim": "ed"}
-"""The role ``--agents`` counts in the markets whose agents are full nodes."""
+from .hooks import sim_hooks
 
 
 @dataclass(frozen=True)
@@ -111,29 +101,23 @@ def build_population(ref: str, out: Path, *, agents: int | None, rounds: int | N
         raise ParamError("market", f"{src}: unknown market {market!r}") from err
     doc["name"] = "sim"
     roles: dict[str, int] = dict(doc.get("roles", {}))
+    doc["roles"] = roles
     mech: dict[str, Any] = dict(doc.get("mechanism", {}))
+    doc["mechanism"] = mech
+    hooks = sim_hooks(spec)
     hosted = 0
     if agents is not None and agents < 1:
         raise ParamError("agents", "need at least 1 agent")
-    if market == "cloudchain":
-        hosts = int(roles.get("requester", 1))
-        if agents is not None:
-            hosts = max(hosts, math.ceil(agents / MAX_HOSTED))
-            per = math.ceil(agents / hosts)
-            roles["requester"] = hosts
-            mech["agents"] = per
-            mech.pop("agents_start", None)
-            mech.pop("agents_end", None)
-            econ = dict(doc.get("economy", {}))
-            econ["initial_balance"] = max(float(econ.get("initial_balance", 0.0)), FUND_PER_AGENT * per)
-            doc["economy"] = econ
-        hosted = hosts * int(mech.get("agents", 1))
+    if hooks.populate is not None and agents is not None:
+        hosted = hooks.populate(doc, agents)
+    elif hooks.populate is not None:
+        hosted = int(roles.get(hooks.hosts, 0)) * int(mech.get("agents", 1))
     elif agents is not None:
-        role = FOLLOWER.get(market)
-        if role is None or role not in roles:
+        role = follower_role(spec, roles)
+        if role is None:
             raise ParamError("agents", f"market {market} has no role that --agents scales")
         roles[role] = agents
-        _tile_param_sets(doc, mech, src, out, agents)
+        _tile_param_sets(mech, src, out, agents)
     if rounds is not None:
         if rounds < 1:
             raise ParamError("rounds", "need at least 1 round")
@@ -143,11 +127,11 @@ def build_population(ref: str, out: Path, *, agents: int | None, rounds: int | N
         first = dict(phases[0])
         first["rounds"] = rounds
         doc["phases"] = [first]
-    doc["roles"] = roles
-    doc["mechanism"] = mech
-    for key in list(mech):
+    for key in list(mech):  # the rewritten scenario lives elsewhere: its files by absolute path
         if isinstance(mech[key], str) and key.endswith("params"):
-            mech[key] = str((src.parent / mech[key]).resolve()) if not Path(mech[key]).is_absolute() else mech[key]
+            mech[key] = _absolute(src, mech[key])
+    if isinstance(mech.get("param_sets"), dict):
+        mech["param_sets"] = {k: _absolute(src, v) for k, v in mech["param_sets"].items()}
     out.mkdir(parents=True, exist_ok=True)
     path = out / "scenario.toml"
     path.write_text(dump_toml(doc))
@@ -155,11 +139,25 @@ def build_population(ref: str, out: Path, *, agents: int | None, rounds: int | N
     nodes = sum(roles.values())
     if spec.name != market:
         raise ParamError("market", f"{src}: market {market!r} is registered as {spec.name!r}")
-    return Population(path, market, agents=hosted + nodes - (roles.get("requester", 0) if hosted else 0),
-                      nodes=nodes, hosted=hosted, rounds=total_rounds)
+    hosts = int(roles.get(hooks.hosts, 0)) if hosted else 0
+    return Population(path, market, agents=hosted + nodes - hosts, nodes=nodes, hosted=hosted, rounds=total_rounds)
 
 
-def _tile_param_sets(doc: dict[str, Any], mech: dict[str, Any], src: Path, out: Path, n: int) -> None:
+def _absolute(src: Path, ref: str) -> str:
+    path = Path(ref)
+    return ref if path.is_absolute() or not (src.parent / path).exists() else str((src.parent / path).resolve())
+
+
+def follower_role(spec: MarketSpec, roles: dict[str, int]) -> str | None:
+    """The non-leading role with the most nodes in the scenario (the last in the spec's order on a tie)."""
+    best: tuple[int, int, str] | None = None
+    for i, r in enumerate(spec.roles):
+        if not r.leads and r.name in roles and (best is None or (roles[r.name], i) >= best[:2]):
+            best = (roles[r.name], i, r.name)
+    return best[2] if best else None
+
+
+def _tile_param_sets(mech: dict[str, Any], src: Path, out: Path, n: int) -> None:
     """Rewrite every per-follower parameter set to ``n`` followers by tiling its per-follower lists."""
     sets = mech.get("param_sets")
     if not isinstance(sets, dict):

@@ -1,7 +1,7 @@
 """Per-round telemetry of a simulation: prices, welfare, fairness (Jain's index) and the gap to the offline
 solver's outcome on the same input, as JSON rows and plots (docs/sim.md, "Telemetry").
 
-Each market has one extractor turning the round engine's summary into a row; the generic fields come first::
+A market's ``SimHooks.extract`` turns the round engine's summary into its fields; the generic ones come first::
 
     {round, wall_s, virtual_s, height, final, participants, left_out, price, welfare, jain,
      offline_welfare, equilibrium_gap, ...market fields}
@@ -10,73 +10,17 @@ Each market has one extractor turning the round engine's summary into a row; the
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..markets.registry import get_spec
+from .hooks import sim_hooks
 from .world import RoundRecord, SimResult
-
-Extractor = Callable[[dict[str, Any], Path], dict[str, Any]]
-
-
-def jain(values: list[float]) -> float:
-    """Jain's fairness index ``(Σx)² / (n·Σx²)``; 1.0 for no values or all zeros."""
-    sq = sum(x * x for x in values)
-    return 1.0 if not values or sq == 0 else sum(values) ** 2 / (len(values) * sq)
-
-
-def _cloudchain(summary: dict[str, Any], scenario: Path) -> dict[str, Any]:
-    """Mean unit price of the served tasks, welfare Σ value·units of the served tasks (payments are transfers),
-    Jain's index over the providers' utilisation; the offline contract on the same round's tasks (every task
-    posted in time: ``bazaar solve cloudchain-allocate --scenario S --round R``) gives the reference welfare and
-    allocation."""
-    from bazaar.mechanisms.cloudchain.contract import allocate
-
-    from ..solve.cloudchain import from_scenario
-
-    providers, tasks = from_scenario(str(scenario), int(summary["round"]))
-    by_id = {t.id: t for t in tasks}
-    by_name = {p.name: p for p in providers}
-    outcome, metrics = summary.get("outcome", {}), summary.get("metrics", {})
-    net_alloc: dict[str, str | None] = outcome.get("allocation", {})
-    served = [(by_id[t], by_name[p]) for t, p in net_alloc.items() if p and t in by_id and p in by_name]
-    welfare = sum(t.value * t.units for t, _ in served)
-    units = sum(t.units for t, _ in served)
-    price = sum(p.price * t.units for t, p in served) / units if units else None
-    alloc = allocate(tasks, providers)
-    offline = {t.id: (providers[j].name if j >= 0 else None) for t, j in zip(tasks, alloc.assignment, strict=True)}
-    off_welfare = sum(t.value * t.units for t, j in zip(tasks, alloc.assignment, strict=True) if j >= 0)
-    agree = sum(1 for tid, p in offline.items() if net_alloc.get(tid) == p)
-    return {"price": price, "welfare": welfare, "jain": metrics.get("jain"), "offline_welfare": off_welfare,
-            "equilibrium_gap": abs(off_welfare - welfare) / off_welfare if off_welfare else 0.0,
-            "allocation_agreement": agree / len(offline) if offline else 1.0,
-            "tasks": metrics.get("tasks"), "served": metrics.get("served"),
-            "sla_compliance": metrics.get("sla_compliance"), "paid": metrics.get("paid"),
-            "penalised": metrics.get("penalised"), "verdicts": metrics.get("verdicts")}
-
-
-def _ai_bazaar(summary: dict[str, Any], scenario: Path) -> dict[str, Any]:
-    """The posted price, welfare = the CPP's plus the consumers' profits, Jain's index over the consumers'
-    demands, and the gap to the Stackelberg equilibrium the CPP's offline solver computes for the consumers who
-    answered (relative profit gap; the absolute price gap beside it)."""
-    eq = summary.get("equilibrium", {})
-    consumer = summary.get("consumer_profit", {})
-    welfare = float(summary.get("cpp_profit", 0.0)) + sum(consumer.values())
-    demands = [float(v) for v in summary.get("demand", {}).values()]
-    eq_profit = eq.get("cpp_profit")
-    return {"price": summary.get("price"), "welfare": welfare, "jain": jain(demands),
-            "offline_price": eq.get("price"), "offline_cpp_profit": eq_profit, "cpp_profit": summary.get("cpp_profit"),
-            "equilibrium_gap": (abs(float(summary.get("cpp_profit", 0.0)) - eq_profit) / abs(eq_profit)
-                                if eq_profit else None),
-            "price_gap": summary.get("price_gap"), "total_demand": sum(demands), "winner": summary.get("winner")}
 
 
 def _generic(summary: dict[str, Any], scenario: Path) -> dict[str, Any]:
     """Markets without an extractor: their own metrics, as the round engine reports them."""
     return {"metrics": summary.get("metrics", {})}
-
-
-EXTRACTORS: dict[str, Extractor] = {"cloudchain": _cloudchain, "ai-bazaar": _ai_bazaar}
 
 
 def round_row(market: str, record: RoundRecord, scenario: Path) -> dict[str, Any]:
@@ -87,7 +31,7 @@ def round_row(market: str, record: RoundRecord, scenario: Path) -> dict[str, Any
                            "virtual_s": round(record.virtual_s, 3), "height": s.get("height"),
                            "final": s.get("final"), "participants": len(s.get("participants", [])),
                            "left_out": len(s.get("left_out", []))}
-    row.update(EXTRACTORS.get(market, _generic)(s, scenario))
+    row.update((sim_hooks(get_spec(market)).extract or _generic)(s, scenario))
     return row
 
 

@@ -11,9 +11,10 @@ import pytest
 import trio
 
 from bazaar.node.cli import main
+from bazaar.node.markets.cloudchain.sim import MAX_HOSTED
 from bazaar.node.scenario import load_scenario
 from bazaar.node.sim.clock import EPOCH_MS, run_virtual
-from bazaar.node.sim.population import MAX_HOSTED, build_population, dump_toml
+from bazaar.node.sim.population import build_population, dump_toml
 from bazaar.node.sim.world import simulate
 from bazaar.protocol.envelope import now_ms
 
