@@ -18,7 +18,7 @@ from types import ModuleType
 
 from bazaar import __version__
 
-from .cli_registry import EXPERIMENT_MODULES, SOLVE_MODULES, TRAIN_MODULES, Experiment
+from .cli_registry import COMMAND_MODULES, EXPERIMENT_MODULES, SOLVE_MODULES, TRAIN_MODULES, Experiment
 from .params import ParamError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     from . import commands
 
     commands.register(sub)
+    for module in _modules(COMMAND_MODULES):
+        module.register(sub)
     return parser
 
 

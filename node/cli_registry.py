@@ -36,6 +36,9 @@ EXPERIMENT_MODULES = (
 
 TRAIN_MODULES = ("bazaar.node.train",)
 
+COMMAND_MODULES = ("bazaar.node.sim.command",)
+"""Modules adding whole commands: each exposes ``register(subparsers)`` (``bazaar sim``)."""
+
 
 @dataclass(frozen=True)
 class Experiment:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +38,15 @@ def sign_bytes(network_id: str, payload: bytes) -> bytes:
     return DOMAIN + nid + b"\x00" + payload
 
 
+TIME_SOURCE: ContextVar[Callable[[], int] | None] = ContextVar("bazaar_time_source", default=None)
+"""Unset everywhere but in the simulator (``bazaar sim``, docs/sim.md), which sets it for its trio run to its
+virtual clock, so envelope timestamps and every deadline computed from :func:`now_ms` follow that clock."""
+
+
 def now_ms() -> int:
-    """Wall-clock milliseconds (envelope timestamps)."""
-    return time.time_ns() // 1_000_000
+    """Wall-clock milliseconds (envelope timestamps); a simulation's virtual milliseconds under ``TIME_SOURCE``."""
+    source = TIME_SOURCE.get()
+    return time.time_ns() // 1_000_000 if source is None else source()
 
 
 @dataclass(frozen=True)

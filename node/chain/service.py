@@ -18,7 +18,7 @@ from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx, make_tx
 from bazaar.protocol import Envelope, KeyPair, ProtocolError
 from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_SYNC
-from bazaar.protocol.transport import Transport
+from bazaar.protocol.transport import MAX_GOSSIP, Transport
 
 from ..clock import Clock
 from ..logs import Events
@@ -32,6 +32,10 @@ from .sync import SYNC_BATCH, ChainSync
 _events = Events("chain")
 TXS_PER_MESSAGE = 128
 """Transactions gossiped in one ``chain/txs`` message (its schema takes at most 256)."""
+BLOCK_TX_BYTES = MAX_GOSSIP * 3 // 4
+"""Bytes of mempool transactions one block carries at most: a block travels whole in one gossip message
+(``MAX_GOSSIP``), with room left for its header, proof and the market contracts' own transactions. Found by
+``bazaar sim`` (docs/sim.md): 300 cloudchain agents posting at once made a 337 KB block no peer could receive."""
 
 
 class ChainService:
@@ -178,6 +182,12 @@ class ChainService:
             ordered = [p.raw for p in self.mempool.ordered_pending(state) if self._refusal(state, p.env) is None]
         else:
             ordered = [p.raw for p in self.mempool.ordered_pending(state)]
+        size = 0
+        for i, raw in enumerate(ordered):  # a prefix in block order: no sender's nonces skip one
+            size += len(raw)
+            if size > BLOCK_TX_BYTES:
+                ordered = ordered[:i]
+                break
         return ordered + ordered
 
     def would_include(self, consensus: dict[str, Any], *, timestamp_ms: int) -> int:

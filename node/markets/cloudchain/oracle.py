@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import math
 import os
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,8 +116,8 @@ class OracleNode(CloudchainRole):
                 for key, prov in zip(t.body["data"]["tasks"], t.body["data"]["providers"], strict=True):
                     if prov and key not in self.examined:
                         self.examined.add(key)
-                        watch = self.watching.setdefault(key, _Watch(key, prov, time.monotonic()))
-                        watch.started = time.monotonic()  # our clock starts when we see the allocation
+                        watch = self.watching.setdefault(key, _Watch(key, prov, trio.current_time()))
+                        watch.started = trio.current_time()  # our clock starts when we see the allocation
                         self.ctx.spawn(f"examine.{key.hex()[:8]}", self.examine, key)
 
     async def probe(self, provider: bytes, bound_ms: float) -> tuple[float, float]:
@@ -129,13 +128,13 @@ class OracleNode(CloudchainRole):
         least (a provider that is slow on purpose is slow on every probe)."""
         rtts = []
         for _ in range(self.cfg.probes):
-            t0 = time.monotonic()
+            t0 = trio.current_time()
             try:
                 await self.ctx.ask(provider, msg.MSG_PROBE, {"nonce": os.urandom(16)}, round=0,
                                    timeout=max(1.0, 4 * bound_ms / 1000))
             except RequestFailed:
                 continue
-            rtts.append((time.monotonic() - t0) * 1000)
+            rtts.append((trio.current_time() - t0) * 1000)
         return (min(rtts) if rtts else math.inf), len(rtts) / self.cfg.probes
 
     async def measured(self, provider: bytes, round_no: int, bound_ms: float) -> tuple[float, float]:
@@ -172,8 +171,8 @@ class OracleNode(CloudchainRole):
         async def await_result() -> None:
             with contextlib.suppress(trio.TooSlowError):
                 await ctx.chain.wait_for(resulted, timeout=max(0.0, watch.started + task.sla.deadline_s
-                                                               - time.monotonic()))
-                seen.append(time.monotonic())
+                                                               - trio.current_time()))
+                seen.append(trio.current_time())
                 ctx.events.info("oracle.result_seen", task=task.id)
 
         async with trio.open_nursery() as nursery:
@@ -183,7 +182,7 @@ class OracleNode(CloudchainRole):
         current = self.book.tasks.get(key)
         if current is None or current.state != "allocated":
             return  # decided without us
-        completion_ms = ((seen[0] if seen else time.monotonic()) - watch.started) * 1000
+        completion_ms = ((seen[0] if seen else trio.current_time()) - watch.started) * 1000
         ok = bool(current.result) and await self.check_result(current, watch.provider, self.index)
         verdict = judge(task, bool(current.result), ok, rtt, availability, completion_ms)
         await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
@@ -194,10 +193,10 @@ class OracleNode(CloudchainRole):
 
         ctx, task = self.ctx, entry.task
         try:
-            t_fetch = time.monotonic()
+            t_fetch = trio.current_time()
             model = await self.blobs.fetch(entry.result, provider, size=entry.sizes[0], timeout=5.0)
             ctx.events.info("oracle.fetched", task=task.id, bytes=len(model),
-                            ms=round((time.monotonic() - t_fetch) * 1000, 2))
+                            ms=round((trio.current_time() - t_fetch) * 1000, 2))
             meta_raw = await self.blobs.fetch(entry.meta, provider, size=entry.sizes[1], timeout=5.0)
             meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
             return isinstance(meta, dict) and bool(await ctx.compute(
@@ -242,7 +241,7 @@ class OracleNode(CloudchainRole):
         if done is None:
             return
         wk = ruling_key(key)
-        self.watching.setdefault(wk, _Watch(wk, done.provider, time.monotonic(), task=key, ruling=True))
+        self.watching.setdefault(wk, _Watch(wk, done.provider, trio.current_time(), task=key, ruling=True))
         rtt, availability = await self.probe(done.provider, done.task.sla.latency_ms)
         completion = sorted(done.completion_ms)[len(done.completion_ms) // 2] if done.completion_ms else math.inf
         ok = bool(done.result) and await self.check_result(done, done.provider, 1000 + self.index)
@@ -271,7 +270,7 @@ class OracleNode(CloudchainRole):
             raise Refuse("bad-attestation", "unknown verdict or BLS signature that does not verify")
         wk = ruling_key(key) if ruling else key
         if wk not in self.watching:
-            self.watching[wk] = _Watch(wk, provider, time.monotonic(), task=key, ruling=ruling)
+            self.watching[wk] = _Watch(wk, provider, trio.current_time(), task=key, ruling=ruling)
         self._take(idx, b)
 
     def _take(self, idx: int, b: dict[str, Any]) -> None:
@@ -370,14 +369,14 @@ class OracleNode(CloudchainRole):
             raise RoundError("no requester or no provider is connected")
         window_s = ctx.deadline("window_s")
         await ctx.publish(msg.MSG_DAY, {"day": rnd.number, "window_ms": int(window_s * 1000)}, round=rnd.number)
-        t_call = time.monotonic()
+        t_call = trio.current_time()
         with trio.move_on_after(window_s):
             await ctx.chain.wait_for(lambda: len(self._landed(rnd.number, ids)) == len(ids), timeout=window_s + 1)
         on_time = self._landed(rnd.number, ids)  # task id -> key of the tasks that made the window
         landed = list(on_time.values())
         await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": len(landed)}},
                                                   round=rnd.number).wire])
-        t_window = time.monotonic()
+        t_window = trio.current_time()
         settle_s = self.cfg.deadline_s + ctx.deadline("settle_s")
         with trio.move_on_after(settle_s + SETTLE_MARGIN_S):
             await ctx.chain.wait_for(lambda: all(k in self.settled for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
