@@ -44,7 +44,8 @@ def run(ctx: Run) -> dict[str, Any]:
     epochs = ctx.pick(quick=4, default=30, paper=60)
     local = ctx.pick(quick=1, default=5)
     ctx.record(gas_prices=list(GAS_PRICES), edge_servers=n_es, eds_per_es=list(eds), epochs=epochs,
-               local_epochs=local, alpha=0.1, lr=0.05, model="softmax", update_filter=None,
+               local_epochs=local, es_ed_participation="drop" if ctx.literal else "exact", alpha=0.1, lr=0.05,
+               model="softmax", update_filter=None,
                revenue="expected auction revenue of an ES: RANet's expected payment p_s minus z_s times its bid")
     ctx.differs("gas prices scaled to this market's token units (paper: 1e-2, 2e-2, 4e-2, which price every "
                 "worker out); digits + softmax instead of CIFAR-10")
@@ -55,7 +56,8 @@ def run(ctx: Run) -> dict[str, Any]:
             home = _layout(seed, n_es, eds)
             for pg in GAS_PRICES:
                 cfg = MarketConfig(n_es=n_es, home=home, epochs=epochs, alpha=0.1, local_epochs=local, lr=0.05,
-                                   gas_price=pg, filter_threshold=None, seed=seed)
+                                   gas_price=pg, filter_threshold=None, seed=seed,
+                                   participation="drop" if ctx.literal else "exact")
                 res = run_task(cfg)
                 a = res.allocation
                 bids = np.array([res.bids[s].bid for s in range(n_es)])

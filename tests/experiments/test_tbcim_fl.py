@@ -38,3 +38,35 @@ def test_ours_is_run_task_on_the_same_layout(tmp_path: Path) -> None:
                                    local_epochs=cfg.local_epochs, filter_threshold=None, seed=3))
     assert acc == direct.accuracy and detail["winners"] == list(direct.allocation.winners)
     assert json.dumps(detail)  # JSON-able
+
+
+def test_literal_switch_runs_the_spec_drop_rule() -> None:
+    import pytest
+
+    from bazaar.mechanisms.errors import MechanismError
+    from bazaar.mechanisms.tbcim.market import ed_report, even_homes, lower_game, task_data
+    from bazaar.mechanisms.tbcim.stackelberg import solve_stackelberg
+
+    cfg = MarketConfig(n_es=3, home=even_homes(3, 12), epochs=1, participation="drop", seed=2)
+    data = task_data(cfg)
+    reports = [ed_report(cfg, data, i) for i in cfg.members(0)]
+    got = lower_game(cfg, reports)
+    exact = lower_game(MarketConfig(n_es=3, home=even_homes(3, 12), epochs=1, seed=2), reports)
+    from dataclasses import replace
+
+    assert got.participation == "drop" and exact.participation == "exact"
+    assert got.price == solve_stackelberg(replace_game(cfg, reports), "drop").price
+    assert run_task(cfg).accuracy  # the whole pipeline runs under the switch
+    with pytest.raises(MechanismError):
+        replace(cfg, participation="literal")
+
+
+def replace_game(cfg: MarketConfig, reports: list) -> object:
+    import numpy as np
+
+    from bazaar.mechanisms.tbcim.stackelberg import StackelbergGame
+
+    return StackelbergGame(d=np.array([r.d for r in reports]), theta=np.array([r.theta for r in reports]),
+                           beta=np.array([r.beta for r in reports]), gamma=np.array([r.gamma for r in reports]),
+                           c_m=np.array([r.c_m for r in reports]), omega=cfg.omega, kappa=cfg.kappa,
+                           p_g=cfg.gas_price, consts=cfg.consts)
