@@ -107,8 +107,8 @@ def run(ctx: Run) -> dict[str, Any]:
     ax_a.set(xlabel="global epoch", ylabel="held-out accuracy (fraction)", ylim=(0, 1),
              title="Fig. 10: accuracy vs chain cost")
     ax_a.legend(fontsize=7)
-    ax_a.text(0.02, 0.02, "gas prices that hire the same workers give identical curves (drawn over each other)",
-              transform=ax_a.transAxes, fontsize=6)
+    ax_a.text(0.02, 0.98, "gas prices that hire the same workers give\nidentical curves (drawn over each other)",
+              transform=ax_a.transAxes, fontsize=6, va="top")
     plots.save(fig, ctx, "tbcim_chain.png", f"TBCIM with blockchain cost: S = {n_es} ESs, TBCIM pipeline")
     return {"gas_prices": list(GAS_PRICES), "reps": ctx.reps,
             **{k: [r[f"{k}_mean"] for r in agg] for k in ("es_revenue_mean", "workers", "final_accuracy")}}
