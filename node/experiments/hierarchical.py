@@ -139,7 +139,8 @@ def run_welfare(ctx: Run) -> dict[str, Any]:
     _plot(ctx, "hierarchical_welfare",
           [("social welfare (token)", "welfare", _series(agg, names)),
            ("resource utilisation (share of CCSP capacity)", "utilization", _series(agg, names))],
-          "Hierarchical auction: welfare and utilisation (paper Fig. 6-8)")
+          "Hierarchical auction: welfare and utilisation (paper Fig. 6-8)",
+          "DP and greedy often coincide (same bundles); lines are drawn over each other")
     return summary
 
 
@@ -240,7 +241,8 @@ def run_multi_ccsp(ctx: Run) -> dict[str, Any]:
     _plot(ctx, "hierarchical_multi_ccsp",
           [("resource utilisation (share of MESP + CCSP capacity)", "utilization", _series(agg, names)),
            ("total ex-post utility (token)", "utility", _series(agg, names))],
-          "Several CCSPs: greedy vs Lagrangian (paper Fig. 10-11)")
+          "Several CCSPs: greedy vs Lagrangian (paper Fig. 10-11)",
+          "where LA reaches the MILP's value the two lines coincide (MILP dashed on top)")
     return summary
 
 
