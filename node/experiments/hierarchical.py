@@ -140,7 +140,7 @@ def run_welfare(ctx: Run) -> dict[str, Any]:
           [("social welfare (token)", "welfare", _series(agg, names)),
            ("resource utilisation (share of CCSP capacity)", "utilization", _series(agg, names))],
           "Hierarchical auction: welfare and utilisation (paper Fig. 6-8)",
-          "DP and greedy often coincide (same bundles); lines are drawn over each other")
+          "methods with equal values at a size are drawn over each other")
     return summary
 
 
