@@ -31,6 +31,7 @@ EXPERIMENT_MODULES = (
     "bazaar.node.experiments.collab",
     "bazaar.node.experiments.tbcim_auction",
     "bazaar.node.experiments.tbcim_fl",
+    "bazaar.node.experiments.tbcim_chain",
     "bazaar.node.experiments.cloudchain",
 )
 

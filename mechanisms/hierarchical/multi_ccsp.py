@@ -166,7 +166,19 @@ def multi_joint_milp(inst: MultiCcspInstance, time_limit: float | None = None
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Joint optimum over both levels: ``(assignment, bundles, ccsp_of, welfare)``.
 
-    With ``time_limit`` (seconds) HiGHS may stop early and the best allocation found is returned.
+    With ``time_limit`` (seconds) HiGHS may stop early and the best allocation found is returned
+    (:func:`multi_joint_milp_status` also says whether it was proven optimal).
+
+    Raises:
+        MechanismError: HiGHS fails.
+    """
+    return multi_joint_milp_status(inst, time_limit)[:4]  # type: ignore[return-value]
+
+
+def multi_joint_milp_status(inst: MultiCcspInstance, time_limit: float | None = None
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, bool]:
+    """:func:`multi_joint_milp` plus whether HiGHS proved the allocation optimal (``False`` only when
+    ``time_limit`` stopped it first).
 
     Raises:
         MechanismError: HiGHS fails.
@@ -251,7 +263,7 @@ def multi_joint_milp(inst: MultiCcspInstance, time_limit: float | None = None
     y = np.round(res.x[nx:nx + ny]).reshape(mm, kk)
     bundles = g * y.sum(axis=1)
     ccsp_of = np.where(y.sum(axis=1) > 0, np.argmax(y, axis=1), NO_TRADE)
-    return assignment, bundles, ccsp_of, float(-res.fun)
+    return assignment, bundles, ccsp_of, float(-res.fun), bool(res.status == 0)
 
 
 def solve_multi_ccsp(inst: MultiCcspInstance, upper: str = "lagrangian", lower: str = "greedy",

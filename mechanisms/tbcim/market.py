@@ -97,6 +97,8 @@ class MarketConfig:
         seed: the only source of randomness.
         consts: TBCIM constants (the economics use the paper's delta_1, delta_g, M).
         costs: ranges of the EDs' private cost parameters.
+        participation: the lower game's participation rule, ``"exact"`` (the equilibrium, default and what the
+            network runs) or ``"drop"`` (SPEC's literal drop-the-most-negative rule, for ``--literal`` figures).
     """
 
     n_es: int
@@ -122,8 +124,11 @@ class MarketConfig:
     seed: int = 0
     consts: TbcimConstants = field(default_factory=TbcimConstants)
     costs: CostRanges = field(default_factory=CostRanges)
+    participation: str = "exact"
 
     def __post_init__(self) -> None:
+        if self.participation not in ("exact", "drop"):
+            raise MechanismError(f"participation must be exact or drop, got {self.participation!r}")
         if self.n_es < 1 or not self.home:
             raise MechanismError("a TBCIM market needs at least one ES and one ED")
         if any(not 0 <= h < self.n_es for h in self.home):
@@ -357,13 +362,13 @@ def requester_utility(cfg: MarketConfig, bids: dict[int, EsBid], alloc: Allocati
 
 # ----------------------------------------------------------------------------- lower level
 def lower_game(cfg: MarketConfig, reports: Sequence[EdReport]) -> StackelbergResult:
-    """A winning ES's Stackelberg game over its kept EDs' reports (exact participation)."""
+    """A winning ES's Stackelberg game over its kept EDs' reports (``cfg.participation``, exact by default)."""
     game = StackelbergGame(
         d=np.array([r.d for r in reports]), theta=np.array([r.theta for r in reports]),
         beta=np.array([r.beta for r in reports]), gamma=np.array([r.gamma for r in reports]),
         c_m=np.array([r.c_m for r in reports]), omega=cfg.omega, kappa=cfg.kappa, p_g=cfg.gas_price,
         consts=cfg.consts)
-    return solve_stackelberg(game, "exact")
+    return solve_stackelberg(game, cfg.participation)
 
 
 def best_response(cfg: MarketConfig, report: EdReport, price: float) -> tuple[bool, float, float]:

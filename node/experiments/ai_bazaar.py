@@ -8,7 +8,6 @@ Table 1 every learner trivially ends at the corner p = p_max, F = F_max).
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any
 
@@ -155,123 +154,212 @@ def run_convergence(ctx: Run) -> dict[str, Any]:
         "median_episodes_to_converge": {m: conv[m]["median_episodes_to_converge"] for m in CONVERGENCE_LEARNERS}}
 
 
-def _tiled(params: Any, n: int) -> Any:
+FOCUS = 4  # "consumer i" of Fig. 9: consumer 4 of the calibrated set, its first "miner"
+
+
+def _tiled(params: Any, n: int, first: int = FOCUS) -> Any:
+    """``n`` consumers tiled from the calibrated ones, starting at consumer ``first`` (so it is consumer 0)."""
     d = params.to_mapping()
-    idx = [i % params.n for i in range(n)]
+    idx = [(first + i) % params.n for i in range(n)]
     d["n"] = n
     for key in ("delta", "u", "m", "beta"):
         d[key] = [d[key][i] for i in idx]
     return type(params).from_mapping(d)
 
 
-def run_profits(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
-    """Profits versus β_i, N, λ, B and the block reward (Fig. 7–9), and the GA / PB-MARL comparison (Fig. 8a)."""
-    import matplotlib
+def _learned(params: Any, learner: str, episodes: int, seed: int) -> tuple[float, float, float]:
+    """``(price, CPP profit, consumers' total profit)`` averaged over the last tenth of one learning run."""
+    from bazaar.mechanisms.ai_bazaar import run_learning
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    tr = run_learning(params, learner, episodes=episodes, seed=seed)
+    tail = slice(-max(20, len(tr.price) // 10), None)
+    return (float(tr.price[tail].mean()), float(tr.cpp_profit[tail].mean()),
+            float(tr.consumer_profit[tail].sum(axis=1).mean()))
+
+
+def run_profits(ctx: Run) -> dict[str, Any]:
+    """Profits versus price, β_i, N, λ, B and the block reward (Fig. 7–9), GA / PB-MARL balance (Fig. 8a).
+
+    Stackelberg curves are deterministic (one solve per point); the GA baselines and the learners are
+    stochastic and run once per seed, drawn as means with 95 % bands.
+    """
     import numpy as np
 
-    from bazaar.mechanisms.ai_bazaar import leader_profit, one_sided_ga, run_learning, solve_stackelberg
+    from bazaar.mechanisms.ai_bazaar import (
+        LEARNERS,
+        consumer_profit,
+        follower_equilibrium,
+        leader_profit,
+        one_sided_ga,
+        solve_stackelberg,
+    )
 
     base = _calibrated()
-    k = 3 if quick else 9
-    focus = 4  # consumer i of Fig. 9: the first "miner" of the calibrated set
-    rows: list[list[Any]] = []
-    fig, axes = plt.subplots(2, 3, figsize=(15, 8))
-
-    # Fig. 7: the CPP's profit against its price, followers in equilibrium
-    ps = np.linspace(base.p_min, base.p_max, 41 if quick else 201)
-    ucpp = [leader_profit(base, float(q)) for q in ps]
+    ctx.default_reps(quick=2, default=3, paper=10)
+    k = ctx.pick(quick=3, default=9, paper=21)
+    gens = ctx.pick(quick=20, default=80, paper=200)
+    ep_8a = ctx.pick(quick=300, default=20000)
+    ep_8b = ctx.pick(quick=150, default=2000, paper=20000)
+    ns = ctx.pick(quick=[2, 4], default=[2, 4, 8, 16], paper=[2, 4, 6, 8, 10, 12, 16, 20])
+    betas_9b = (0.2, 0.45, 0.7)
+    ctx.record(sweep_points=k, ga_generations=gens, ga_population=40, pb_marl_episodes_fig8a=ep_8a,
+               learner_episodes_fig8b=ep_8b, consumers_fig8b=ns, focus_consumer=FOCUS, betas_fig9b=betas_9b,
+               fig9d_beta_rule="beta_i = ratio x mean(beta of the others), others keep their calibrated beta")
+    if not ctx.paper:
+        ctx.differs(f"Fig. 8b learners run {ep_8b} episodes per N (paper setting: 20000) and N in {ns}")
+    rows: list[dict[str, Any]] = []  # deterministic curves
+    reps: list[dict[str, Any]] = []  # one row per seed of every stochastic point
     eq = solve_stackelberg(base)
-    axes[0, 0].plot(ps, ucpp)
-    axes[0, 0].axvline(eq.price, color="red", ls="--")
-    axes[0, 0].set(xlabel="price p", ylabel="U_cpp(p, F*(p))", title="Fig. 7: CPP profit vs price")
-    rows += [["fig7", "price", float(q), float(v), ""] for q, v in zip(ps, ucpp, strict=True)]
+    fig, axes = plots.figure(ctx, ncols=4, nrows=2, size=(4.6, 3.9))
 
-    # Fig. 8a: one-sided GA (P1, P2), Stackelberg, PB-MARL
-    gens = 20 if quick else 80
-    p1 = one_sided_ga(base, "P1", seed=seed, generations=gens)
-    p2 = one_sided_ga(base, "P2", seed=seed, generations=gens)
-    tr = run_learning(base, "pb-marl", episodes=300 if quick else 20000, seed=seed)
-    tail = slice(-max(20, len(tr.price) // 10), None)
-    bars = {
-        "GA on P1": (p1["cpp_profit"], float(np.sum(p1["consumer_profit"]))),
-        "GA on P2": (p2["cpp_profit"], float(np.sum(p2["consumer_profit"]))),
-        "Stackelberg": (eq.cpp_profit, float(np.sum(eq.consumer_profit))),
-        "PB-MARL": (float(tr.cpp_profit[tail].mean()), float(tr.consumer_profit[tail].sum(axis=1).mean())),
-    }
-    names = list(bars)
+    # Fig. 7: CPP profit (left panel of the paper: consumers' profit) against the price, followers in equilibrium
+    ps = np.linspace(base.p_min, base.p_max, ctx.pick(quick=41, default=201))
+    ucpp, ucons = [], []
+    for q in ps:
+        F = follower_equilibrium(base, float(q))
+        ucpp.append(leader_profit(base, float(q)))
+        ucons.append(consumer_profit(base, float(q), F))
+        rows.append({"figure": "fig7", "series": "equilibrium", "x": float(q), "cpp": ucpp[-1],
+                     **{f"consumer_{i}": float(v) for i, v in enumerate(ucons[-1])}})
+    ucons_a = np.asarray(ucons)
+    ax = axes[0, 0]
+    for i in range(base.n):
+        ax.plot(ps, ucons_a[:, i], lw=1, label=f"consumer {i}" + (" (business)" if i < 4 else " (miner)"))
+    plots.reference(ax, eq.price, "Stackelberg p*", vertical=True, color="red")
+    ax.set(xlabel="price p, token/unit", ylabel="U_i(p, F*(p)), token", title="Fig. 7 left: consumers' profit")
+    ax.legend(fontsize=6, ncol=2)
+    ax = axes[0, 1]
+    ax.plot(ps, ucpp, label="U_cpp(p, F*(p))")
+    plots.reference(ax, eq.price, "Stackelberg p*", vertical=True, color="red")
+    ax.set(xlabel="price p, token/unit", ylabel="U_cpp, token", title="Fig. 7 right: CPP profit")
+    ax.legend(fontsize=7)
+
+    # Fig. 8a: one-sided GA (P1, P2), Stackelberg, PB-MARL — stochastic ones once per seed
+    with ctx.progress(len(ctx.seeds) * (3 + len(ns) * len(LEARNERS)), "GA, PB-MARL, learners per N") as advance:
+        for rep, seed in enumerate(ctx.seeds):
+            for side in ("P1", "P2"):
+                g = one_sided_ga(base, side, seed=seed, generations=gens)
+                reps.append({"figure": "fig8a", "series": f"GA on {side}", "x": 0, "rep": rep, "seed": seed,
+                             "cpp": g["cpp_profit"], "consumers": float(np.sum(g["consumer_profit"]))})
+                advance()
+            _, u_cpp, u_con = _learned(base, "pb-marl", ep_8a, seed)
+            reps.append({"figure": "fig8a", "series": "PB-MARL", "x": 0, "rep": rep, "seed": seed, "cpp": u_cpp,
+                         "consumers": u_con})
+            advance()
+            # Fig. 8b: every learner at every N
+            for n in ns:
+                params_n = _tiled(base, n)
+                for learner in LEARNERS:
+                    price, u_cpp, u_con = _learned(params_n, learner, ep_8b, seed)
+                    reps.append({"figure": "fig8b", "series": learner, "x": n, "rep": rep, "seed": seed,
+                                 "cpp": u_cpp, "consumers": u_con, "price": price})
+                    advance()
+    agg = summarise(reps, ("figure", "series", "x"), ("cpp", "consumers"))
+    bars = {r["series"]: r for r in agg if r["figure"] == "fig8a"}
+    bars["Stackelberg"] = {"cpp_mean": eq.cpp_profit, "consumers_mean": float(np.sum(eq.consumer_profit)),
+                           "cpp_lo": np.nan, "cpp_hi": np.nan, "consumers_lo": np.nan, "consumers_hi": np.nan}
+    names = ["GA on P1", "GA on P2", "Stackelberg", "PB-MARL"]
     xs = np.arange(len(names))
-    axes[0, 1].bar(xs - 0.2, [bars[n][0] for n in names], 0.4, label="CPP")
-    axes[0, 1].bar(xs + 0.2, [bars[n][1] for n in names], 0.4, label="consumers (total)")
-    axes[0, 1].set_xticks(xs, names, fontsize=8)
-    axes[0, 1].set(title="Fig. 8a: profit balance", ylabel="profit")
-    axes[0, 1].legend(fontsize=7)
-    rows += [["fig8a", n, 0.0, bars[n][0], bars[n][1]] for n in names]
+    ax = axes[0, 2]
+    for off, key, label in ((-0.2, "cpp", "CPP"), (0.2, "consumers", "consumers (total)")):
+        mean = np.array([bars[n][f"{key}_mean"] for n in names])
+        lo = np.array([bars[n][f"{key}_lo"] for n in names])
+        hi = np.array([bars[n][f"{key}_hi"] for n in names])
+        err = np.where(np.isnan(lo), 0.0, np.vstack([mean - lo, hi - mean]))
+        ax.bar(xs + off, mean, 0.4, yerr=err, capsize=3, label=label)
+    ax.set_xticks(xs, names, fontsize=7)
+    ax.set(ylabel="profit, token/episode", title=f"Fig. 8a: profit balance (PB-MARL {ep_8a} ep.)")
+    ax.legend(fontsize=7)
 
-    # Fig. 8b / 9b: profits versus the number of consumers (calibrated consumers tiled)
-    ns = [2, 8, 16] if quick else [2, 4, 6, 8, 10, 12, 16, 20]
-    cpp_n, con_n = [], []
+    # Fig. 8b: CPP profit vs N, every learner and the Stackelberg solution
+    ax = axes[0, 3]
+    stack_n = {}
     for n in ns:
         e = solve_stackelberg(_tiled(base, n))
-        cpp_n.append(e.cpp_profit)
-        con_n.append(float(e.consumer_profit[min(focus, n - 1)]))
-        rows.append(["fig8b", "N", n, e.cpp_profit, con_n[-1]])
-    ax = axes[0, 2]
-    ax.plot(ns, cpp_n, "o-", label="CPP")
-    ax.plot(ns, con_n, "s-", label=f"consumer {focus}")
-    ax.set(xlabel="N", ylabel="profit", title="Fig. 8b/9b: profits vs N")
+        stack_n[n] = e
+        rows.append({"figure": "fig8b", "series": "Stackelberg", "x": n, "cpp": e.cpp_profit,
+                     "consumer_0": float(e.consumer_profit[0])})
+    ax.plot(ns, [stack_n[n].cpp_profit for n in ns], "k--o", label="Stackelberg (analytic)")
+    for learner in LEARNERS:
+        plots.band(ax, [r for r in agg if r["figure"] == "fig8b" and r["series"] == learner], "x", "cpp",
+                   label=f"{learner} (last 10 % of {ep_8b} ep.)", marker="o", ms=3)
+    ax.set(xlabel="number of consumers N", ylabel="U_cpp, token/episode", title="Fig. 8b: CPP profit vs N")
+    ax.legend(fontsize=6)
+
+    # Fig. 9b: consumer i's profit vs N for three values of its beta_i (analytic)
+    ax = axes[1, 0]
+    for b in betas_9b:
+        vals = []
+        for n in ns:
+            p_n = _tiled(base, n)
+            beta = p_n.beta.copy()
+            beta[0] = b
+            e = solve_stackelberg(p_n.with_values(beta=beta))
+            vals.append(float(e.consumer_profit[0]))
+            rows.append({"figure": "fig9b", "series": f"beta_i={b:g}", "x": n, "consumer_0": vals[-1],
+                         "cpp": e.cpp_profit})
+        ax.plot(ns, vals, "o-", label=f"β_i = {b:g}")
+    ax.set(xlabel="number of consumers N", ylabel=f"U_i of consumer i (= calibrated consumer {FOCUS}), token",
+           title="Fig. 9b: consumer i's profit vs N")
     ax.legend(fontsize=7)
 
     # Fig. 9a: consumer i's profit versus its beta_i for three block rewards
     betas = np.linspace(0.05, 0.95, k)
+    ax = axes[1, 1]
     for R in (2000.0, 4000.0, 8000.0):
         vals = []
         for b in betas:
             beta = base.beta.copy()
-            beta[focus] = b
+            beta[FOCUS] = b
             e = solve_stackelberg(base.with_values(beta=beta, R=R))
-            vals.append(float(e.consumer_profit[focus]))
-            rows.append(["fig9a", f"R={R:g}", float(b), vals[-1], e.cpp_profit])
-        axes[1, 0].plot(betas, vals, "o-", label=f"R={R:g}")
-    axes[1, 0].set(xlabel="β_i", ylabel=f"U_{focus}", title="Fig. 9a: consumer profit vs β_i")
-    axes[1, 0].legend(fontsize=7)
+            vals.append(float(e.consumer_profit[FOCUS]))
+            rows.append({"figure": "fig9a", "series": f"R={R:g}", "x": float(b), "consumer_focus": vals[-1],
+                         "cpp": e.cpp_profit})
+        ax.plot(betas, vals, "o-", label=f"block reward R = {R:g}")
+    ax.set(xlabel="β_i (share of demand that mines)", ylabel=f"U_{FOCUS}, token",
+           title="Fig. 9a: consumer i's profit vs β_i")
+    ax.legend(fontsize=7)
 
     # Fig. 9c: CPP profit versus lambda for three block rewards
     lams = np.linspace(0.0, 20.0, k)
+    ax = axes[1, 2]
     for R in (2000.0, 4000.0, 8000.0):
         vals = []
         for lam in lams:
             e = solve_stackelberg(base.with_values(lam=float(lam), R=R))
             vals.append(e.cpp_profit)
-            rows.append(["fig9c", f"R={R:g}", float(lam), e.cpp_profit, float(e.consumer_profit[focus])])
-        axes[1, 1].plot(lams, vals, "o-", label=f"R={R:g}")
-    axes[1, 1].set(xlabel="λ", ylabel="U_cpp", title="Fig. 9c: CPP profit vs λ")
-    axes[1, 1].legend(fontsize=7)
+            rows.append({"figure": "fig9c", "series": f"R={R:g}", "x": float(lam), "cpp": e.cpp_profit})
+        ax.plot(lams, vals, "o-", label=f"block reward R = {R:g}")
+    ax.set(xlabel="λ, token per unit of block size", ylabel="U_cpp, token", title="Fig. 9c: CPP profit vs λ")
+    ax.legend(fontsize=7)
 
-    # Fig. 9d: consumer i's profit versus the block size for three ratios beta_i / beta_others
+    # Fig. 9d: consumer i's profit versus the block size for three ratios beta_i / mean(beta_-i)
     sizes = np.linspace(20.0, 1000.0, k)
+    others = float(np.mean(np.delete(base.beta, FOCUS)))
+    ax = axes[1, 3]
     for ratio in (0.5, 1.0, 2.0):
-        beta = np.full(base.n, 0.3)
-        beta[focus] = min(1.0, 0.3 * ratio)
+        beta = base.beta.copy()
+        beta[FOCUS] = min(1.0, others * ratio)
         vals = []
         for size in sizes:
             e = solve_stackelberg(base.with_values(B=float(size), beta=beta))
-            vals.append(float(e.consumer_profit[focus]))
-            rows.append(["fig9d", f"ratio={ratio:g}", float(size), vals[-1], e.cpp_profit])
-        axes[1, 2].plot(sizes, vals, "o-", label=f"β_i/β_-i={ratio:g}")
-    axes[1, 2].set(xlabel="block size B", ylabel=f"U_{focus}", title="Fig. 9d: consumer profit vs B")
-    axes[1, 2].legend(fontsize=7)
+            vals.append(float(e.consumer_profit[FOCUS]))
+            rows.append({"figure": "fig9d", "series": f"ratio={ratio:g}", "x": float(size),
+                         "consumer_focus": vals[-1], "cpp": e.cpp_profit})
+        ax.plot(sizes, vals, "o-", label=f"β_i / mean β_-i = {ratio:g} (β_i = {beta[FOCUS]:.2f})")
+    ax.set(xlabel="block size B", ylabel=f"U_{FOCUS}, token", title="Fig. 9d: consumer i's profit vs B")
+    ax.legend(fontsize=7)
 
-    fig.tight_layout()
-    fig.savefig(out_dir / "profits.png", dpi=120)
-    plt.close(fig)
-    _write_csv(out_dir / "profits.csv", ["figure", "series", "x", "y", "y2"], rows)
-    summary = {"stackelberg_price": eq.price, "stackelberg_cpp_profit": eq.cpp_profit,
-               "profit_balance": {n: {"cpp": bars[n][0], "consumers": bars[n][1]} for n in names},
-               "cpp_profit_vs_N": dict(zip(ns, cpp_n, strict=True))}
-    (out_dir / "profits.json").write_text(json.dumps(summary, indent=2))
+    plots.save(fig, ctx, "profits.png", f"AI-Bazaar Fig. 7-9 (consumer i = calibrated consumer {FOCUS})")
+    write_csv(ctx.out / "profits_curves.csv", rows)
+    write_table(ctx.out, "profits", reps, agg, curves=rows)
+    summary = {"stackelberg_price": eq.price, "stackelberg_cpp_profit": eq.cpp_profit, "reps": ctx.reps,
+               "profit_balance": {n: {"cpp": bars[n]["cpp_mean"], "cpp_ci": [bars[n]["cpp_lo"], bars[n]["cpp_hi"]],
+                                      "consumers": bars[n]["consumers_mean"]} for n in names},
+               "cpp_profit_vs_N": {
+                   "stackelberg": {n: stack_n[n].cpp_profit for n in ns},
+                   **{m: {r["x"]: [r["cpp_mean"], r["cpp_lo"], r["cpp_hi"]] for r in agg
+                          if r["figure"] == "fig8b" and r["series"] == m} for m in LEARNERS}}}
     return summary
 
 

@@ -269,7 +269,8 @@ def execute(run: Callable[..., dict[str, Any]], ctx: Run) -> dict[str, Any]:
     ctx.out.mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
     t0 = time.perf_counter()
-    if len(inspect.signature(run).parameters) == 1:
+    required = [p for p in inspect.signature(run).parameters.values() if p.default is inspect.Parameter.empty]
+    if len(required) == 1:
         summary = run(ctx)
     else:
         if (ctx.reps or 1) != 1:

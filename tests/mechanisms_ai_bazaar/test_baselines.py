@@ -75,9 +75,13 @@ def test_episodes_to_converge() -> None:
 
 def test_convergence_experiment_quick(tmp_path: Path) -> None:
     from bazaar.node.experiments.ai_bazaar import EXPERIMENTS
+    from bazaar.node.experiments.repro import Run, execute
 
-    summary = EXPERIMENTS["ai-bazaar-convergence"].run(tmp_path, 0, True)
-    assert set(summary["learners"]) == set(LEARNERS)
+    summary = execute(EXPERIMENTS["ai-bazaar-convergence"].run, Run("ai-bazaar-convergence", tmp_path, reps=2,
+                                                                     mode="quick"))
+    assert set(summary["median_episodes_to_converge"]) == set(LEARNERS)
     assert (tmp_path / "convergence.png").stat().st_size > 0
-    data = json.loads((tmp_path / "convergence.json").read_text())
+    data = json.loads((tmp_path / "convergence.json").read_text())["convergence"]
     assert data["stackelberg_price"] == pytest.approx(summary["stackelberg_price"])
+    for learner in LEARNERS:
+        assert len(data["learners"][learner]["episodes_to_converge_per_seed"]) == 2

@@ -110,9 +110,10 @@ def test_bcfl_failures_and_selection() -> None:
 
 
 def test_experiment_quick(tmp_path: Path) -> None:
+    from bazaar.node.experiments.repro import Run, execute
     from bazaar.node.experiments.tbcim_fl import EXPERIMENTS
 
-    summary = EXPERIMENTS["tbcim-fl"].run(tmp_path, 0, True)
-    assert (tmp_path / "tbcim_fl.csv").exists() and (tmp_path / "summary.json").exists()
+    summary = execute(EXPERIMENTS["tbcim-fl"].run, Run("tbcim-fl", tmp_path, reps=1, mode="quick"))
+    assert (tmp_path / "tbcim_fl.csv").exists() and (tmp_path / "run.json").exists()
     assert any(p.suffix == ".png" for p in tmp_path.iterdir())
-    assert 0.0 <= summary["final_accuracy"]["iid"] <= 1.0
+    assert 0.0 <= summary["final_accuracy"]["fig5/iid"] <= 1.0
