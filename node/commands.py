@@ -107,7 +107,8 @@ def _cmd_net(args: argparse.Namespace) -> int:
         if args.action == "up":
             if not args.scenario:
                 raise ParamError("--scenario", "missing (a shipped scenario name, or a TOML file)")
-            info = launcher.net_up(args.scenario, root, log_json=args.log_json, progress=_progress)
+            info = launcher.net_up(args.scenario, root, log_json=args.log_json, progress=_progress,
+                                   hosts=_hosts(args))
             _print_json({"dir": str(root), "nodes": len(info["nodes"]), "up_seconds": info["up_seconds"]})
         elif args.action == "down":
             _print_json({"stopped": launcher.net_down(root)})
@@ -142,6 +143,22 @@ def _cmd_net(args: argparse.Namespace) -> int:
     except launcher.LaunchError as err:
         return _err(str(err))
     return 0
+
+
+def _hosts(args: argparse.Namespace) -> Any:
+    """The launcher's hosts strategy of ``net up`` (``--hosts``, ``--link-*``; docs/deploy.md)."""
+    from .hosts import Loopback
+    from .hosts.netns import LinkShape, Netns
+
+    shaped = args.link_delay or args.link_jitter or args.link_loss
+    if args.hosts != "netns":
+        if shaped:
+            raise ParamError("--link-delay", "link shaping needs --hosts netns")
+        return Loopback()
+    try:
+        return Netns(LinkShape(args.link_delay or "", args.link_jitter or "", args.link_loss or ""))
+    except ValueError as err:
+        raise ParamError("--link-delay", str(err)) from err
 
 
 def _cmd_round(args: argparse.Namespace) -> int:
@@ -299,6 +316,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     net.add_argument("--node", help="node name (for kill / start / pause / resume)")
     net.add_argument("--json", action="store_true", help="JSON output (status)")
     net.add_argument("--log-json", action="store_true", help="nodes log JSON lines")
+    net.add_argument("--hosts", choices=("loopback", "netns"), default="loopback",
+                     help="up: where nodes run: loopback (default) or netns (a Linux network namespace each, "
+                          "joined by veth pairs to a bridge; needs root; docs/deploy.md)")
+    net.add_argument("--link-delay", help="up --hosts netns: one-way delay per link (tc netem), e.g. 20ms")
+    net.add_argument("--link-jitter", help="up --hosts netns: delay jitter per link, e.g. 5ms")
+    net.add_argument("--link-loss", help="up --hosts netns: packet loss per link, e.g. 0.1%%")
     net.set_defaults(func=_cmd_net)
 
     rnd = sub.add_parser("round", help="run scripted market rounds on a running network (one JSON line each)")

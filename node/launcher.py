@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,9 @@ from bazaar.protocol import KeyPair
 from bazaar.protocol.keys import load_or_create_seed
 
 from .config import NodeConfig, PeerEntry
+from .hosts import Hosts, HostsError
+from .hosts.base import free_port  # noqa: F401 - re-exported (tests, older callers)
+from .hosts.base import teardown as hosts_teardown
 from .httpapi import TOKEN_FILE, load_or_create_token, read_token
 from .markets.registry import get_spec
 from .markets.spec import GenesisPlan
@@ -51,13 +53,6 @@ class NoNetwork(LaunchError):
 
 def _quiet(_: str) -> None:
     return None
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (bound without SO_REUSEPORT, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -126,11 +121,11 @@ def pid_state(pid: int, config_path: str | None = None) -> str:
     return "stopped" if state in ("T", "t") else "running"
 
 
-def _spawn(config_path: Path, log_path: Path) -> int:
+def _spawn(config_path: Path, log_path: Path, prefix: Sequence[str] = ()) -> int:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bazaar.node.cli", "node", "--config", str(config_path)],
+            [*prefix, sys.executable, "-m", "bazaar.node.cli", "node", "--config", str(config_path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
@@ -191,13 +186,15 @@ def build_genesis(scenario: Scenario, keys: dict[str, KeyPair]) -> Genesis:
 
 def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
                     byzantine: Mapping[str, Sequence[str]] | None = None,
-                    clock_skew_ms: Mapping[str, int] | None = None) -> dict[str, NodeConfig]:
+                    clock_skew_ms: Mapping[str, int] | None = None,
+                    hosts: Hosts | None = None) -> dict[str, NodeConfig]:
     """Keys, genesis, ports and every node's ``node.toml`` of a fresh (or existing) network folder, and the
     market's one-off preparation; returns the node configs by name.
 
     Args:
         byzantine: node name -> the misbehaviours it starts with (a testnet's Byzantine nodes).
         clock_skew_ms: node name -> the skew of its wall clock at start.
+        hosts: where the nodes run (their listen addresses); default loopback with free ports.
 
     Raises:
         ParamError: a key file is unsafe or malformed, or ``byzantine``/``clock_skew_ms`` names no node.
@@ -219,9 +216,8 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
     load_or_create_token(net.token)
     if not net.genesis.exists():
         net.genesis.write_text(json.dumps(build_genesis(scenario, keys).to_dict(json=True), indent=1))
-    ports = {name: free_port() for name, _ in scenario.nodes}
-    entries = [PeerEntry(name, role, keys[name].public, f"/ip4/127.0.0.1/tcp/{ports[name]}")
-               for name, role in scenario.nodes]
+    hosts = hosts or Hosts()
+    entries = [PeerEntry(name, role, keys[name].public, hosts.listen_addr(name)) for name, role in scenario.nodes]
     configs = {}
     for entry in entries:
         cfg = NodeConfig(
@@ -240,8 +236,11 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
 
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,
            progress: Progress = _quiet, byzantine: Mapping[str, Sequence[str]] | None = None,
-           clock_skew_ms: Mapping[str, int] | None = None) -> dict[str, Any]:
+           clock_skew_ms: Mapping[str, int] | None = None, hosts: Hosts | None = None) -> dict[str, Any]:
     """Start every node of a scenario as its own process; return once all are ready and connected.
+
+    ``hosts`` says where the nodes run (default: loopback; ``bazaar.node.hosts.netns.Netns``: a network
+    namespace each); what it made is recorded in ``net.json`` (``hosts``) and removed by :func:`net_down`.
 
     ``byzantine`` and ``clock_skew_ms`` (by node name) go into the nodes' ``node.toml`` (a testnet's Byzantine
     nodes and skewed clocks, see :func:`prepare_network`); ``net.json`` records each node's behaviours.
@@ -257,23 +256,35 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
             raise LaunchError(f"a network is already running in {root} (bazaar net down --dir {root})")
     scenario = load_scenario(scenario_ref)
     root.mkdir(parents=True, exist_ok=True)
-    configs = prepare_network(scenario, net, log_json, byzantine=byzantine, clock_skew_ms=clock_skew_ms)
+    hosts = hosts or Hosts()
+    try:
+        record = hosts.setup(root, [name for name, _ in scenario.nodes])
+    except HostsError as err:
+        raise LaunchError(f"could not set up the hosts ({hosts.kind}): {err}") from err
+    try:
+        configs = prepare_network(scenario, net, log_json, byzantine=byzantine, clock_skew_ms=clock_skew_ms,
+                                  hosts=hosts)
+    except BaseException:
+        hosts_teardown(record)
+        raise
     info: dict[str, Any] = {"scenario": str(scenario.source), "name": scenario.name, "started": time.time(),
-                            "nodes": {}}
+                            "nodes": {}, "hosts": record}
     deadline = time.monotonic() + timeout
     t0 = time.monotonic()
     try:
         for name, cfg in configs.items():
             config_path = net.node_dir(name) / "node.toml"
             (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
-            pid = _spawn(config_path, net.node_dir(name) / "node.log")
+            prefix = hosts.prefix(name)
+            pid = _spawn(config_path, net.node_dir(name) / "node.log", prefix)
             info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path), "listen": cfg.listen,
-                                   "key": None, "byzantine": list(cfg.byzantine)}
+                                   "key": None, "byzantine": list(cfg.byzantine), "prefix": prefix}
             net.save(info)
         for name in configs:
             node = info["nodes"][name]
             ready = _wait_ready(net.node_dir(name), node["pid"], Path(node["config"]), deadline)
-            node.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
+            node.update(http_port=hosts.control_port(name, ready["http_port"]), key=ready["key"],
+                        peer_id=ready["peer_id"])
             progress(f"node {name} ready (pid {node['pid']})")
         net.save(info)
         wait_connected(info, deadline, progress)
@@ -325,6 +336,7 @@ def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
     try:
         info = net.load()
     except LaunchError:
+        _teardown_hosts(root, None)
         return []
     live = {n: v for n, v in info["nodes"].items() if pid_alive(v["pid"], v["config"])}
     for v in live.values():
@@ -335,7 +347,22 @@ def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
     for v in live.values():
         if pid_alive(v["pid"], v["config"]):
             os.kill(v["pid"], signal.SIGKILL)
+    with contextlib.suppress(WaitTimeout):
+        wait_until(lambda: not any(pid_alive(v["pid"], v["config"]) for v in live.values()), timeout=grace,
+                   what="the nodes to be gone")
+    _teardown_hosts(root, info.get("hosts"))
     return sorted(live)
+
+
+def _teardown_hosts(root: Path, record: dict[str, Any] | None) -> None:
+    """Remove what the network's hosts made (namespaces, links, relay), from ``net.json`` or ``hosts.json``."""
+    from .hosts.netns import teardown_dir
+
+    try:
+        if not hosts_teardown(record):
+            teardown_dir(root)
+    except HostsError as err:
+        raise LaunchError(f"could not remove the network's namespaces: {err}") from err
 
 
 def net_status(root: Path) -> dict[str, Any]:
@@ -384,11 +411,12 @@ def net_start(root: Path, name: str, *, timeout: float = 60.0) -> dict[str, Any]
         raise LaunchError(f"node {name} is already running (pid {v['pid']})")
     ndir = net.node_dir(name)
     (ndir / "ready.json").unlink(missing_ok=True)
-    v["pid"] = _spawn(Path(v["config"]), ndir / "node.log")
+    v["pid"] = _spawn(Path(v["config"]), ndir / "node.log", v.get("prefix", ()))
     net.save(info)
     deadline = time.monotonic() + timeout
     ready = _wait_ready(ndir, v["pid"], Path(v["config"]), deadline)
-    v.update(http_port=ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
+    relay = (info.get("hosts") or {}).get("nodes", {}).get(name, {}).get("relay_port")
+    v.update(http_port=relay or ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
     net.save(info)
     try:
         wait_until(lambda: (st := node_status(v)) is not None and st["peers"] >= 1, deadline=deadline,
