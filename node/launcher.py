@@ -32,7 +32,6 @@ from bazaar.protocol.keys import load_or_create_seed
 from .config import NodeConfig, PeerEntry
 from .hosts import Hosts, HostsError
 from .hosts.base import free_port  # noqa: F401 - re-exported (tests, older callers)
-from .hosts.base import teardown as hosts_teardown
 from .httpapi import TOKEN_FILE, load_or_create_token, read_token
 from .markets.registry import get_spec
 from .markets.spec import GenesisPlan
@@ -265,7 +264,7 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
         configs = prepare_network(scenario, net, log_json, byzantine=byzantine, clock_skew_ms=clock_skew_ms,
                                   hosts=hosts)
     except BaseException:
-        hosts_teardown(record)
+        _teardown_hosts(root, record)
         raise
     info: dict[str, Any] = {"scenario": str(scenario.source), "name": scenario.name, "started": time.time(),
                             "nodes": {}, "hosts": record}
@@ -356,10 +355,10 @@ def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
 
 def _teardown_hosts(root: Path, record: dict[str, Any] | None) -> None:
     """Remove what the network's hosts made (namespaces, links, relay), from ``net.json`` or ``hosts.json``."""
-    from .hosts.netns import teardown_dir
+    from .hosts.netns import teardown, teardown_dir
 
     try:
-        if not hosts_teardown(record):
+        if not (record and record.get("kind") == "netns" and teardown(record)):
             teardown_dir(root)
     except HostsError as err:
         raise LaunchError(f"could not remove the network's namespaces: {err}") from err

@@ -48,14 +48,3 @@ class Hosts:
 
 Loopback = Hosts
 
-
-def teardown(record: dict[str, Any] | None) -> list[str]:
-    """Remove what a network's ``Hosts.setup`` made (from its record in ``net.json``); returns what was removed.
-
-    A loopback network (or no record) has nothing to remove.
-    """
-    if record and record.get("kind") == "netns":
-        from .netns import teardown as netns_teardown
-
-        return netns_teardown(record)
-    return []

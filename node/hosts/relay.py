@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,22 @@ async def _copy(src: trio.SocketStream, dst: trio.SocketStream) -> None:
         await dst.send_all(chunk)
 
 
+async def _pipe(client: trio.SocketStream, upstream: trio.SocketStream) -> None:
+    """Copy both ways until the upstream side (the node) has answered and closed."""
+    async with client, upstream, trio.open_nursery() as nursery:
+
+        async def upload() -> None:
+            await _copy(client, upstream)
+            await upstream.send_eof()
+
+        async def download() -> None:
+            await _copy(upstream, client)
+            nursery.cancel_scope.cancel()  # the node answered and closed: done
+
+        nursery.start_soon(upload)
+        nursery.start_soon(download)
+
+
 async def _serve(client: trio.SocketStream, node_dir: Path, netns: str) -> None:
     with trio.move_on_after(CONNECTION_LIMIT_S):
         try:
@@ -64,19 +81,23 @@ async def _serve(client: trio.SocketStream, node_dir: Path, netns: str) -> None:
         except (OSError, ValueError, KeyError, TypeError):
             await client.aclose()  # the node is not up: the caller sees a closed connection
             return
-        upstream = trio.SocketStream(sock)
-        async with client, upstream, trio.open_nursery() as nursery:
+        await _pipe(client, trio.SocketStream(sock))
 
-            async def upload() -> None:
-                await _copy(client, upstream)
-                await upstream.send_eof()
 
-            async def download() -> None:
-                await _copy(upstream, client)
-                nursery.cancel_scope.cancel()  # the node answered and closed: done
+def forward_local(port: int) -> Callable[[trio.SocketStream], Awaitable[None]]:
+    """A ``serve_listeners`` handler relaying each connection to ``127.0.0.1:port`` (a container's node API)."""
 
-            nursery.start_soon(upload)
-            nursery.start_soon(download)
+    async def handler(client: trio.SocketStream) -> None:
+        with trio.move_on_after(CONNECTION_LIMIT_S), \
+                contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            try:
+                upstream = await trio.open_tcp_stream("127.0.0.1", port)
+            except OSError:
+                await client.aclose()  # the node is not up yet
+                return
+            await _pipe(client, upstream)
+
+    return handler
 
 
 async def run(root: Path) -> None:

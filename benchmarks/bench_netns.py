@@ -1,0 +1,78 @@
+"""Round latency across network namespaces (``net up --hosts netns``) against loopback, in the same run.
+
+Run ``python benchmarks/bench_netns.py [--rounds N] [--scenario NAME] [--json]`` as root. Three networks of the
+same scenario run one after the other: loopback (the baseline), namespaces with plain veth links (0 ms), and
+namespaces with ``--link-delay 20ms --link-jitter 5ms`` per link (tc netem). Each reports the median and max of
+``latency_all_ms`` (from the leader's ``POST /round`` to the round's block final on every node) over N rounds,
+and the ratio of its median to loopback's. A layout this machine cannot run (no root, a kernel without
+sch_netem) is reported with its reason instead of a figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bazaar.node import launcher
+from bazaar.node.hosts import Hosts, Loopback
+from bazaar.node.hosts.netns import LinkShape, Netns, available, netem_available
+from bazaar.node.rounds.driver import run_rounds
+
+
+def _measure(scenario: str, hosts: Hosts, rounds: int, root: Path) -> dict[str, Any]:
+    try:
+        info = launcher.net_up(scenario, root, hosts=hosts, timeout=180)
+        summaries = list(run_rounds(root, rounds))
+    finally:
+        launcher.net_down(root)
+    lat = [s["latency_all_ms"] for s in summaries if s.get("latency_all_ms") is not None]
+    return {"nodes": len(info["nodes"]), "up_s": info["up_seconds"], "rounds": len(summaries),
+            "final_everywhere": sum(bool(s["final_everywhere"]) for s in summaries),
+            "median_ms": round(statistics.median(lat), 1) if lat else None, "max_ms": max(lat) if lat else None}
+
+
+def main() -> int:
+    """Print the figures (one JSON object with ``--json``)."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rounds", type=int, default=5, help="rounds per layout (default 5)")
+    ap.add_argument("--scenario", default="ai-bazaar-small", help="shipped scenario (default ai-bazaar-small)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+    layouts: list[tuple[str, Hosts | None, str | None]] = [
+        ("loopback", Loopback(), None),
+        ("netns 0ms", Netns(), available()),
+        ("netns 20ms+-5ms", Netns(LinkShape("20ms", "5ms")), netem_available()),
+    ]
+    out: dict[str, Any] = {"scenario": args.scenario, "rounds": args.rounds, "layouts": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-netns-") as tmp:
+        for i, (name, hosts, reason) in enumerate(layouts):
+            if reason is not None or hosts is None:
+                out["layouts"][name] = {"skipped": reason}
+                continue
+            out["layouts"][name] = _measure(args.scenario, hosts, args.rounds, Path(tmp) / f"net{i}")
+    base = out["layouts"]["loopback"].get("median_ms")
+    for fig in out["layouts"].values():
+        if fig.get("median_ms") and base:
+            fig["vs_loopback"] = round(fig["median_ms"] / base, 2)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"round latency, {args.scenario}, {args.rounds} rounds per layout (latency_all_ms: POST /round to final "
+          "on every node)")
+    for name, fig in out["layouts"].items():
+        if "skipped" in fig:
+            print(f"  {name:18s} not run: {fig['skipped']}")
+        else:
+            print(f"  {name:18s} median {fig['median_ms']} ms, max {fig['max_ms']} ms, x{fig.get('vs_loopback')} "
+                  f"of loopback ({fig['final_everywhere']}/{fig['rounds']} final everywhere, {fig['nodes']} nodes, "
+                  f"up in {fig['up_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
