@@ -2,10 +2,11 @@
 
 Run ``python benchmarks/bench_netns.py [--rounds N] [--scenario NAME] [--json]`` as root. Three networks of the
 same scenario run one after the other: loopback (the baseline), namespaces with plain veth links (0 ms), and
-namespaces with ``--link-delay 20ms --link-jitter 5ms`` per link (tc netem). Each reports the median and max of
-``latency_all_ms`` (from the leader's ``POST /round`` to the round's block final on every node) over N rounds,
-and the ratio of its median to loopback's. A layout this machine cannot run (no root, a kernel without
-sch_netem) is reported with its reason instead of a figure.
+namespaces with ``--link-delay 20ms --link-jitter 5ms`` per link (tc netem, or the user-space switch where the
+kernel has no sch_netem: ``links`` says which). Each reports the median and max of ``latency_all_ms`` (from the
+leader's ``POST /round`` to the round's block final on every node) over N rounds, the ratio of its median to
+loopback's, and for namespaces the median TCP connect time between two nodes (one round trip: about twice the
+per-link delay). A layout this machine cannot run (no root) is reported with its reason instead of a figure.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -20,20 +22,43 @@ from typing import Any
 
 from bazaar.node import launcher
 from bazaar.node.hosts import Hosts, Loopback
-from bazaar.node.hosts.netns import LinkShape, Netns, available, netem_available
+from bazaar.node.hosts.netns import LinkShape, Netns, available
 from bazaar.node.rounds.driver import run_rounds
+
+_CONNECT_RTT = """
+import socket, statistics, sys, time
+rtts = []
+for _ in range(20):
+    t = time.perf_counter()
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5).close()
+    rtts.append((time.perf_counter() - t) * 1000)
+print(round(statistics.median(rtts[1:]), 2))
+"""
+
+
+def _connect_rtt_ms(info: dict[str, Any]) -> float | None:
+    """Median TCP connect time from the first node's namespace to the second node's libp2p port."""
+    hosts = info.get("hosts") or {}
+    if hosts.get("kind") != "netns":
+        return None
+    first, second = list(hosts["nodes"].values())[:2]
+    done = subprocess.run(["ip", "netns", "exec", first["netns"], sys.executable, "-c", _CONNECT_RTT, second["ip"],
+                           "4001"], capture_output=True, text=True, timeout=60, check=True)
+    return float(done.stdout.strip())
 
 
 def _measure(scenario: str, hosts: Hosts, rounds: int, root: Path) -> dict[str, Any]:
     try:
         info = launcher.net_up(scenario, root, hosts=hosts, timeout=180)
+        rtt = _connect_rtt_ms(info)
         summaries = list(run_rounds(root, rounds))
     finally:
         launcher.net_down(root)
     lat = [s["latency_all_ms"] for s in summaries if s.get("latency_all_ms") is not None]
     return {"nodes": len(info["nodes"]), "up_s": info["up_seconds"], "rounds": len(summaries),
             "final_everywhere": sum(bool(s["final_everywhere"]) for s in summaries),
-            "median_ms": round(statistics.median(lat), 1) if lat else None, "max_ms": max(lat) if lat else None}
+            "median_ms": round(statistics.median(lat), 1) if lat else None, "max_ms": max(lat) if lat else None,
+            "links": (info.get("hosts") or {}).get("links", "loopback"), "connect_rtt_ms": rtt}
 
 
 def main() -> int:
@@ -46,7 +71,7 @@ def main() -> int:
     layouts: list[tuple[str, Hosts | None, str | None]] = [
         ("loopback", Loopback(), None),
         ("netns 0ms", Netns(), available()),
-        ("netns 20ms+-5ms", Netns(LinkShape("20ms", "5ms")), netem_available()),
+        ("netns 20ms+-5ms", Netns(LinkShape("20ms", "5ms")), available()),
     ]
     out: dict[str, Any] = {"scenario": args.scenario, "rounds": args.rounds, "layouts": {}}
     with tempfile.TemporaryDirectory(prefix="bench-netns-") as tmp:
@@ -70,7 +95,7 @@ def main() -> int:
         else:
             print(f"  {name:18s} median {fig['median_ms']} ms, max {fig['max_ms']} ms, x{fig.get('vs_loopback')} "
                   f"of loopback ({fig['final_everywhere']}/{fig['rounds']} final everywhere, {fig['nodes']} nodes, "
-                  f"up in {fig['up_s']} s)")
+                  f"up in {fig['up_s']} s; links {fig['links']}, TCP connect {fig['connect_rtt_ms']} ms)")
     return 0
 
 

@@ -35,7 +35,6 @@ from .base import Hosts, HostsError, free_port
 SUBNET = "10.77.0"
 PORT = 4001
 HOSTS_FILE = "hosts.json"
-RELAY_READY = "relay.ready"
 _TIME = re.compile(r"^\d+(\.\d+)?(us|ms|s)$")
 _LOSS = re.compile(r"^\d+(\.\d+)?%$")
 
@@ -148,7 +147,8 @@ class Netns(Hosts):
         nid = network_id(root)
         root = root.resolve()
         self.record = {"kind": self.kind, "root": str(root), "id": nid, "switch": f"bz-{nid}-sw",
-                       "namespaces": [], "relay_pid": None, "link": self.link.__dict__, "nodes": {}}
+                       "namespaces": [], "relay_pid": None, "switch_pid": None, "link": self.link.__dict__,
+                       "nodes": {}}
         for i, name in enumerate(names):
             self.record["nodes"][name] = {"netns": f"bz-{nid}-{i}", "veth": f"v{i}", "ip": f"{SUBNET}.{i + 2}",
                                           "relay_port": free_port()}
@@ -160,23 +160,28 @@ class Netns(Hosts):
         return self.record
 
     def _make(self, root: Path) -> None:
-        rec, sw = self.record, self.record["switch"]
-        self._new_namespace(root, sw)
-        _ip("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
-        _ip("ip", "-n", sw, "link", "set", "br0", "up")
+        rec = self.record
+        rec["links"] = "tap" if self.link.netem and netem_available() is not None else "veth"
+        if rec["links"] == "veth":  # a kernel bridge in its own namespace, a veth pair per node, netem if shaped
+            sw = rec["switch"]
+            self._new_namespace(root, sw)
+            _ip("ip", "-n", sw, "link", "add", "br0", "type", "bridge")
+            _ip("ip", "-n", sw, "link", "set", "br0", "up")
+        for node in rec["nodes"].values():
+            self._new_namespace(root, node["netns"])
+            if rec["links"] == "veth":
+                _ip("ip", "-n", rec["switch"], "link", "add", node["veth"], "type", "veth", "peer", "name", "eth0",
+                    "netns", node["netns"])
+                _ip("ip", "-n", rec["switch"], "link", "set", node["veth"], "master", "br0", "up")
+        if rec["links"] == "tap":  # no sch_netem here: TAP interfaces joined by the user-space switch
+            self._start_helper(root, "switch")
         for node in rec["nodes"].values():
             ns = node["netns"]
-            self._new_namespace(root, ns)
-            _ip("ip", "-n", sw, "link", "add", node["veth"], "type", "veth", "peer", "name", "eth0", "netns", ns)
-            _ip("ip", "-n", sw, "link", "set", node["veth"], "master", "br0", "up")
             _ip("ip", "-n", ns, "addr", "add", f"{node['ip']}/24", "dev", "eth0")
             _ip("ip", "-n", ns, "link", "set", "eth0", "up")
-            if self.link.netem:
-                try:
-                    _ip("tc", "-n", ns, "qdisc", "add", "dev", "eth0", "root", "netem", *self.link.netem)
-                except HostsError as err:
-                    raise HostsError(f"{err} (tc netem: is sch_netem in this kernel?)") from err
-        self._start_relay(root)
+            if rec["links"] == "veth" and self.link.netem:
+                _ip("tc", "-n", ns, "qdisc", "add", "dev", "eth0", "root", "netem", *self.link.netem)
+        self._start_helper(root, "relay")
 
     def _new_namespace(self, root: Path, ns: str) -> None:
         self.record["namespaces"].append(ns)
@@ -184,26 +189,28 @@ class Netns(Hosts):
         _ip("ip", "netns", "add", ns)
         _ip("ip", "-n", ns, "link", "set", "lo", "up")
 
-    def _start_relay(self, root: Path) -> None:
-        (root / RELAY_READY).unlink(missing_ok=True)
-        log = open(root / "relay.log", "ab")  # noqa: SIM115 - handed to the child, closed below
+    def _start_helper(self, root: Path, what: str) -> None:
+        """Start ``bazaar.node.hosts.<what>`` (the relay or the switch) for this network; wait until it is ready."""
+        ready_file = root / f"{what}.ready"
+        ready_file.unlink(missing_ok=True)
+        log = open(root / f"{what}.log", "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
-            proc = subprocess.Popen([sys.executable, "-m", "bazaar.node.hosts.relay", str(root)], stdout=log,
+            proc = subprocess.Popen([sys.executable, "-m", f"bazaar.node.hosts.{what}", str(root)], stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             log.close()
-        self.record["relay_pid"] = proc.pid
+        self.record[f"{what}_pid"] = proc.pid
         _save(root, self.record)
 
         def ready() -> bool:
             if proc.poll() is not None:
-                raise HostsError(f"the HTTP relay exited at start (see {root / 'relay.log'})")
-            return (root / RELAY_READY).exists()
+                raise HostsError(f"the {what} exited at start (see {root / f'{what}.log'})")
+            return ready_file.exists()
 
         try:
-            wait_until(ready, timeout=self.timeout, interval=0.02, what="the HTTP relay to listen")
+            wait_until(ready, timeout=self.timeout, interval=0.02, what=f"the {what} to start")
         except WaitTimeout as err:
-            raise HostsError("the HTTP relay did not start in time") from err
+            raise HostsError(f"the {what} did not start in time") from err
 
     def listen_addr(self, name: str) -> str:
         """``/ip4/10.77.0.N/tcp/4001``: the node's own address in its namespace."""
@@ -218,29 +225,37 @@ class Netns(Hosts):
         return int(self.record["nodes"][name]["relay_port"])
 
 
-def _relay_alive(pid: int, root: str) -> bool:
+def _helper_alive(pid: int, what: str, root: str) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"bazaar.node.hosts.relay" in cmdline and root.encode() in cmdline
+    return f"bazaar.node.hosts.{what}".encode() in cmdline and root.encode() in cmdline
+
+
+def _stop_helper(record: dict[str, Any], what: str) -> None:
+    """SIGTERM (then SIGKILL) the relay or switch this network started, by its recorded PID."""
+    pid, root = record.get(f"{what}_pid"), str(record["root"])
+    if not pid or not _helper_alive(int(pid), what, root):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(pid), signal.SIGTERM)
+    with contextlib.suppress(WaitTimeout):
+        wait_until(lambda: not _helper_alive(int(pid), what, root), timeout=5, interval=0.02,
+                   what=f"the {what} to exit")
+    if _helper_alive(int(pid), what, root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGKILL)
 
 
 def teardown(record: dict[str, Any]) -> list[str]:
-    """Stop the relay this network started (by its recorded PID) and delete every namespace it recorded
-    (deleting a namespace removes its veth ends, the bridge and any netem); returns the deleted names.
+    """Stop the relay and switch this network started (by their recorded PIDs) and delete every namespace it
+    recorded (deleting a namespace removes its interfaces, the bridge and any netem); returns the deleted names.
 
     Call it once the nodes are stopped: a process still inside a namespace keeps it alive unnamed.
     """
-    pid = record.get("relay_pid")
-    if pid and _relay_alive(int(pid), str(record["root"])):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGTERM)
-        with contextlib.suppress(WaitTimeout):
-            wait_until(lambda: not _relay_alive(int(pid), str(record["root"])), timeout=5, interval=0.02,
-                       what="the relay to exit")
-        if _relay_alive(int(pid), str(record["root"])):
-            os.kill(int(pid), signal.SIGKILL)
+    for what in ("relay", "switch"):
+        _stop_helper(record, what)
     existing = set(Path("/run/netns").iterdir()) if Path("/run/netns").is_dir() else set()
     existing_names = {p.name for p in existing}
     removed = []
@@ -251,7 +266,8 @@ def teardown(record: dict[str, Any]) -> list[str]:
     root = Path(record["root"])
     if root.is_dir():
         _record_path(root).unlink(missing_ok=True)
-        (root / RELAY_READY).unlink(missing_ok=True)
+        for what in ("relay", "switch"):
+            (root / f"{what}.ready").unlink(missing_ok=True)
     return removed
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,53 @@ def test_a_failed_start_leaves_no_namespace(tmp_path: Path) -> None:
     assert not {ns for ns in _namespaces() if ns.startswith(f"bz-{nid}-")}
     assert not (root / "hosts.json").exists()
     assert (root / "relay.log").exists()  # the namespaces and the relay had been made
+
+
+async def test_the_switch_learns_floods_delays_and_keeps_pair_order() -> None:
+    import trio
+
+    from bazaar.node.hosts.switch import Switch, seconds
+
+    assert seconds("20ms") == 0.02 and seconds("500us") == 0.0005 and seconds("") == 0.0
+    sw = Switch([1, 2, 3], delay=0.02, jitter=0.005, loss=0.0, seed=1)
+    a, b, bcast = b"\x02" + b"\xaa" * 5, b"\x02" + b"\xbb" * 5, b"\xff" * 6
+    now = trio.current_time()
+    sw.receive(1, bcast + a + b"\x08\x06" + b"arp")  # unknown: flooded to 2 and 3
+    assert sorted(dst for _, _, dst, _ in sw.queue) == [2, 3]
+    sw.receive(2, a + b + b"\x08\x00" + b"reply")  # b learnt on port 2; a known on port 1
+    assert [dst for _, _, dst, _ in sw.queue].count(1) == 1
+    for i in range(50):
+        sw.receive(1, b + a + b"\x08\x00" + bytes([i]))
+    to_b = sorted((at, seq, frame) for at, seq, dst, frame in sw.queue if dst == 2 and frame[:6] == b)
+    assert [f[-1] for _, _, f in to_b] == list(range(50))  # no overtaking between one pair
+    assert all(now + 0.015 <= at <= now + 0.025 + 1 for at, _, _ in to_b)
+    lossy = Switch([1, 2], delay=0.0, jitter=0.0, loss=0.5, seed=2)
+    for _ in range(400):
+        lossy.receive(1, bcast + a + b"\x08\x00")
+    assert 120 < len(lossy.queue) < 280
+
+
+@pytest.mark.network
+def test_shaped_links_delay_every_hop_and_rounds_still_agree(tmp_path: Path) -> None:
+    reason = available()
+    if reason is not None:
+        pytest.skip(f"no network namespaces here: {reason}")
+    root = tmp_path / "net"
+    nid = network_id(root)
+    try:
+        info = launcher.net_up("ai-bazaar-small", root, hosts=Netns(LinkShape("20ms", "5ms")), timeout=120)
+        nodes = info["hosts"]["nodes"]
+        first, second = nodes["cpp"], nodes["consumer-0"]
+        probe = ("import socket, time; t = time.perf_counter(); "
+                 f"socket.create_connection(('{second['ip']}', 4001), timeout=10).close(); "
+                 "print((time.perf_counter() - t) * 1000)")
+        rtt = float(subprocess.run(["ip", "netns", "exec", first["netns"], sys.executable, "-c", probe],
+                                   capture_output=True, text=True, timeout=30, check=True).stdout)
+        assert rtt >= 30.0  # SYN and SYN-ACK each held at least 20 - 5 ms: a lower bound, not a speed target
+        (summary,) = run_rounds(root, 1)
+        assert summary["final_everywhere"]
+        assert len({r["finalized_hash"] for r in launcher.net_status(root)["nodes"]}) == 1
+    finally:
+        launcher.net_down(root)
+        teardown_dir(root)
+    assert not {ns for ns in _namespaces() if ns.startswith(f"bz-{nid}-")}
