@@ -52,7 +52,7 @@ def test_a_compose_network_settles_rounds_and_agrees() -> None:
     project = ["-p", f"bazaar-test-{os.getpid()}", "-f", str(DEPLOY / "compose.yaml")]
     try:
         up = subprocess.run([compose, *project, "up", "-d"], env=_env(), capture_output=True, text=True,
-                            timeout=600, check=False)
+                            timeout=1200, check=False)  # ~15 s per container start on this VM
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         rounds = subprocess.run([compose, *project, "--profile", "rounds", "run", "--rm", "rounds"], env=_env(),
                                 capture_output=True, text=True, timeout=900, check=False)
