@@ -244,15 +244,20 @@ def run_rounds(net: Path, rounds: int, *, timeout: float = 300.0) -> list[dict[s
         print(json.dumps({k: summary.get(k) for k in ("round", "market", "height", "final", "latency_all_ms")}),
               flush=True)
         summaries.append(summary)
-    final = statuses()
+    # one finalized height everywhere (a block may be landing), then one hash at that height
+    def settled() -> dict[str, dict[str, Any] | None] | None:
+        st = statuses()
+        answered = [s for s in st.values() if s is not None]
+        return st if len(answered) == len(st) and len({s["finalized"] for s in answered}) == 1 else None
+
+    try:
+        final = wait_until(settled, timeout=60, interval=0.2, what="one finalized height on every node")
+    except WaitTimeout as err:
+        raise RuntimeError(f"the nodes did not settle on one finalized height: {statuses()}") from err
     heads = {n: (s["finalized"], s.get("finalized_hash")) for n, s in final.items() if s is not None}
-    agreement = len(heads) == len(hosts) and len({h for _, h in heads.values()}) == 1
+    agreement = len({h for _, h in heads.values()}) == 1
     print(json.dumps({"agreement": agreement, "finalized": heads}), flush=True)
     if not agreement:
-        # heights may differ by a block just landing: compare again once every node reached the same height
-        top = max(f for f, _ in heads.values())
-        wait_until(lambda: all(s is not None and s["finalized"] >= top for s in statuses().values()), timeout=30,
-                   interval=0.2, what="the same finalized height")
         raise RuntimeError(f"the nodes disagree on the finalized head: {heads}")
     return summaries
 

@@ -146,6 +146,7 @@ class Netns(Hosts):
             raise HostsError(f"{len(names)} nodes: the namespace runner has addresses for 250")
         nid = network_id(root)
         root = root.resolve()
+        teardown_dir(root)  # leftovers of an earlier run of this folder that was never brought down
         self.record = {"kind": self.kind, "root": str(root), "id": nid, "switch": f"bz-{nid}-sw",
                        "namespaces": [], "relay_pid": None, "switch_pid": None, "link": self.link.__dict__,
                        "nodes": {}}
