@@ -1,12 +1,13 @@
 """Round latency across network namespaces (``net up --hosts netns``) against loopback, in the same run.
 
 Run ``python benchmarks/bench_netns.py [--rounds N] [--scenario NAME] [--json]`` as root. Three networks of the
-same scenario run one after the other: loopback (the baseline), namespaces with plain veth links (0 ms), and
-namespaces with ``--link-delay 20ms --link-jitter 5ms`` per link (tc netem, or the user-space switch where the
-kernel has no sch_netem: ``links`` says which). Each reports the median and max of ``latency_all_ms`` (from the
-leader's ``POST /round`` to the round's block final on every node) over N rounds, the ratio of its median to
-loopback's, and for namespaces the median TCP connect time between two nodes (one round trip: about twice the
-per-link delay). A layout this machine cannot run (no root) is reported with its reason instead of a figure.
+same scenario run side by side, their rounds taken in turn (so the shared machine's load falls on all alike):
+loopback (the baseline), namespaces with plain veth links (0 ms), and namespaces with ``--link-delay 20ms
+--link-jitter 5ms`` per link (tc netem, or the user-space switch where the kernel has no sch_netem: ``links``
+says which). Each reports the median and max of ``latency_all_ms`` (from the leader's ``POST /round`` to the
+round's block final on every node) over N rounds, the ratio of its median to loopback's, and for namespaces the
+median TCP connect time between two nodes (one round trip: about twice the per-link delay). A layout this
+machine cannot run (no root) is reported with its reason instead of a figure.
 """
 
 from __future__ import annotations
@@ -47,18 +48,31 @@ def _connect_rtt_ms(info: dict[str, Any]) -> float | None:
     return float(done.stdout.strip())
 
 
-def _measure(scenario: str, hosts: Hosts, rounds: int, root: Path) -> dict[str, Any]:
-    try:
-        info = launcher.net_up(scenario, root, hosts=hosts, timeout=180)
-        rtt = _connect_rtt_ms(info)
-        summaries = list(run_rounds(root, rounds))
-    finally:
-        launcher.net_down(root)
+def _figures(info: dict[str, Any], rtt: float | None, summaries: list[dict[str, Any]]) -> dict[str, Any]:
     lat = [s["latency_all_ms"] for s in summaries if s.get("latency_all_ms") is not None]
     return {"nodes": len(info["nodes"]), "up_s": info["up_seconds"], "rounds": len(summaries),
             "final_everywhere": sum(bool(s["final_everywhere"]) for s in summaries),
             "median_ms": round(statistics.median(lat), 1) if lat else None, "max_ms": max(lat) if lat else None,
             "links": (info.get("hosts") or {}).get("links", "loopback"), "connect_rtt_ms": rtt}
+
+
+def _measure_interleaved(scenario: str, layouts: dict[str, Hosts], rounds: int, tmp: Path) -> dict[str, Any]:
+    """Every layout's network up at once, rounds taken in turn (round 1 of each, then round 2, ...), so that
+    the shared machine's changing load falls on every layout alike."""
+    roots = {name: tmp / f"net{i}" for i, name in enumerate(layouts)}
+    infos: dict[str, dict[str, Any]] = {}
+    summaries: dict[str, list[dict[str, Any]]] = {name: [] for name in layouts}
+    try:
+        for name, hosts in layouts.items():
+            infos[name] = launcher.net_up(scenario, roots[name], hosts=hosts, timeout=180)
+        rtts = {name: _connect_rtt_ms(info) for name, info in infos.items()}
+        for _ in range(rounds):
+            for name in layouts:
+                summaries[name] += run_rounds(roots[name], 1)
+    finally:
+        for root in roots.values():
+            launcher.net_down(root)
+    return {name: _figures(infos[name], rtts[name], summaries[name]) for name in layouts}
 
 
 def main() -> int:
@@ -74,12 +88,11 @@ def main() -> int:
         ("netns 20ms+-5ms", Netns(LinkShape("20ms", "5ms")), available()),
     ]
     out: dict[str, Any] = {"scenario": args.scenario, "rounds": args.rounds, "layouts": {}}
+    runnable = {name: hosts for name, hosts, reason in layouts if reason is None and hosts is not None}
     with tempfile.TemporaryDirectory(prefix="bench-netns-") as tmp:
-        for i, (name, hosts, reason) in enumerate(layouts):
-            if reason is not None or hosts is None:
-                out["layouts"][name] = {"skipped": reason}
-                continue
-            out["layouts"][name] = _measure(args.scenario, hosts, args.rounds, Path(tmp) / f"net{i}")
+        measured = _measure_interleaved(args.scenario, runnable, args.rounds, Path(tmp))
+    for name, _, reason in layouts:
+        out["layouts"][name] = measured.get(name, {"skipped": reason})
     base = out["layouts"]["loopback"].get("median_ms")
     for fig in out["layouts"].values():
         if fig.get("median_ms") and base:
