@@ -169,8 +169,10 @@ async def _run_node(config: Path) -> int:
 def _http(host: str, method: str, path: str, *, token: str | None = None, timeout: float = 10.0) -> Any:
     req = urllib.request.Request(f"http://{host}:{HTTP_PORT}{path}", method=method,
                                  data=b"{}" if method == "POST" else None,
-                                 headers={"Content-Type": "application/json", **({"X-Bazaar-Token": token}
-                                                                                 if token else {})})
+                                 headers={"Content-Type": "application/json", "Host": "127.0.0.1",
+                                          **({"X-Bazaar-Token": token} if token else {})})
+    # Host 127.0.0.1: the node's API answers loopback names only (its DNS-rebinding guard); the relay in the
+    # container forwards to that loopback API, and this client is no browser
     with urllib.request.urlopen(req, timeout=timeout) as answer:
         return json.loads(answer.read())
 
