@@ -1,10 +1,15 @@
-"""Figures of a local network of any market: `bazaar net up` time, end-to-end round latency (round start ->
-block final on every node) p50/p95 with the market's by-design waits subtracted, messages and bytes per round
-against the minimum the protocol needs, and peak memory per node process.
+"""Figures of a local network of any market: `bazaar net up` time, round latency (round start -> block final on
+every node) p50/p95, the work the round needed (the slowest participant's own training or solving, as the nodes
+measured it themselves: ``GET /status`` ``work_s``), the overhead (latency minus that work) p50/p95, messages and
+bytes per round against the minimum the protocol needs, and peak memory per node process.
 
-    python benchmarks/bench_network.py [--scenario NAME] [--rounds K] [--quick] [--json]
+    python benchmarks/bench_network.py [--scenario NAME] [--nodes N] [--rounds K] [--quick] [--json]
 
-Nothing is asserted: this machine is shared and noisy; read the ratios of one run.
+``--nodes N`` grows (or shrinks) the scenario's largest role so the network has N node processes
+(node/scenario_scale.py). ``--json`` prints one JSON object: ``nodes, rounds, latency_p50_s, latency_p95_s,
+work_p50_s, overhead_p50_s, overhead_p95_s, rss_max_mb, net_up_s`` and the other figures.
+
+Nothing is asserted: this machine is shared and noisy; read the figures of one run.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from bazaar.node import launcher
 from bazaar.node.markets.registry import get_spec
 from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.scenario import load_scenario
+from bazaar.node.scenario_scale import scale_scenario
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -29,50 +35,87 @@ def percentile(xs: list[float], q: float) -> float:
     return ys[min(len(ys) - 1, max(0, round(q * (len(ys) - 1))))]
 
 
-def _traffic(root: Path) -> dict[str, int]:
-    """Messages and bytes every node originated so far (gossip publishes and direct requests)."""
+def _statuses(root: Path) -> list[dict[str, Any]]:
     info = launcher.NetDir(root).load()
+    return [st for st in (launcher.node_status(node) for node in info["nodes"].values()) if st is not None]
+
+
+def _traffic(statuses: list[dict[str, Any]]) -> dict[str, int]:
+    """Messages and bytes every node originated so far (gossip publishes and direct requests)."""
     total = {"messages": 0, "bytes": 0}
-    for node in info["nodes"].values():
-        st = launcher.node_status(node) or {}
+    for st in statuses:
         t = st.get("transport", {})
         total["messages"] += int(t.get("gossip_out", 0)) + int(t.get("requests_sent", 0))
         total["bytes"] += int(t.get("gossip_out_bytes", 0)) + int(t.get("request_bytes", 0))
     return total
 
 
-def measure(scenario: str, rounds: int) -> dict[str, Any]:
-    """Start the scenario's network, run ``rounds`` rounds, stop it; return the figures."""
-    sc = load_scenario(scenario)
-    spec = get_spec(sc.market_name)
+def work_per_round(statuses: list[dict[str, Any]], rounds: list[int]) -> dict[int, float]:
+    """Per round, the most seconds one node spent on its own work (0 when no node reported any)."""
+    return {r: max([float(st.get("work_s", {}).get(str(r), 0.0)) for st in statuses] or [0.0]) for r in rounds}
+
+
+def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, Any]:
+    """Start the scenario's network (grown to ``nodes`` processes), run ``rounds`` rounds after one warm-up
+    round, stop it; return the figures."""
     with tempfile.TemporaryDirectory(prefix="bench-net-") as tmp:
+        ref: str | Path = scale_scenario(scenario, nodes, Path(tmp) / "scenario") if nodes else scenario
+        sc = load_scenario(ref)
+        spec = get_spec(sc.market_name)
         root = Path(tmp) / "net"
         t0 = time.monotonic()
-        info = launcher.net_up(scenario, root)
+        info = launcher.net_up(ref, root)
         up = time.monotonic() - t0
         try:
             list(run_rounds(root, 1))  # warm-up round (first sync, first lottery draw from stakes)
-            before = _traffic(root)
+            before = _traffic(_statuses(root))
             results = list(run_rounds(root, rounds))
-            after = _traffic(root)
+            statuses = _statuses(root)
             status = launcher.net_status(root)
         finally:
             launcher.net_down(root)
-    lat = [r["latency_all_ms"] for r in results if r.get("latency_all_ms") is not None]
-    floor = sum(sc.deadlines[d] for d in spec.report.floor_deadlines) * 1000
+    after = _traffic(statuses)
+    timed = [r for r in results if r.get("latency_all_ms") is not None]
+    work = work_per_round(statuses, [int(r["round"]) for r in timed])
+    lat = [r["latency_all_ms"] / 1000 for r in timed]
+    over = [r["latency_all_ms"] / 1000 - work[int(r["round"])] for r in timed]
     rss = [row["rss_mb"] for row in status["nodes"] if row["rss_mb"] is not None]
     per_round = {k: (after[k] - before[k]) / max(1, rounds) for k in after}
     out: dict[str, Any] = {
         "scenario": sc.name, "market": sc.market_name, "nodes": len(info["nodes"]), "rounds": rounds,
-        "net_up_s": round(up, 1), "final_everywhere": sum(1 for r in results if r.get("final_everywhere")),
-        "floor_ms": floor, "messages_per_round": per_round["messages"], "bytes_per_round": per_round["bytes"],
+        "net_up_s": round(up, 2), "final_everywhere": len(timed),
+        "latency_p50_s": None, "latency_p95_s": None, "work_p50_s": None, "overhead_p50_s": None,
+        "overhead_p95_s": None,
+        "latency_s": [round(x, 3) for x in lat], "work_s": [round(work[int(r["round"])], 3) for r in timed],
+        "messages_per_round": per_round["messages"], "bytes_per_round": per_round["bytes"],
         "min_messages": spec.report.min_messages(sc) if spec.report.min_messages else None,
         "rss_max_mb": max(rss) if rss else None, "rss_median_mb": statistics.median(rss) if rss else None,
     }
     if lat:
-        out.update(p50_ms=percentile(lat, 0.5), p95_ms=percentile(lat, 0.95),
-                   overhead_p50_ms=percentile(lat, 0.5) - floor, overhead_p95_ms=percentile(lat, 0.95) - floor)
+        out.update(latency_p50_s=round(percentile(lat, 0.5), 3), latency_p95_s=round(percentile(lat, 0.95), 3),
+                   work_p50_s=round(percentile(list(work.values()), 0.5), 3),
+                   overhead_p50_s=round(percentile(over, 0.5), 3), overhead_p95_s=round(percentile(over, 0.95), 3))
     return out
+
+
+def table(out: dict[str, Any]) -> str:
+    """The figures for people."""
+    def s(v: Any) -> str:
+        return "-" if v is None else f"{v:.2f} s"
+
+    rows = [
+        ("scenario", f"{out['scenario']} ({out['market']})"), ("node processes", str(out["nodes"])),
+        ("net up", s(out["net_up_s"])), ("rounds final everywhere", f"{out['final_everywhere']}/{out['rounds']}"),
+        ("round latency p50 / p95", f"{s(out['latency_p50_s'])} / {s(out['latency_p95_s'])}"),
+        ("slowest participant's work p50", s(out["work_p50_s"])),
+        ("overhead (latency - work) p50 / p95", f"{s(out['overhead_p50_s'])} / {s(out['overhead_p95_s'])}"),
+        ("messages per round", f"{out['messages_per_round']:.1f} (protocol minimum {out['min_messages']})"),
+        ("KiB originated per round", f"{out['bytes_per_round'] / 1024:.1f}"),
+        ("peak RSS per process max / median", "-" if out["rss_max_mb"] is None else
+         f"{out['rss_max_mb']:.0f} MB / {out['rss_median_mb']:.0f} MB"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
 def main() -> None:
@@ -80,24 +123,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--quick", action="store_true", help="3 rounds")
     ap.add_argument("--scenario", default="ai-bazaar")
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--nodes", type=int, default=None, help="grow the scenario to N node processes")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
-    out = measure(args.scenario, 3 if args.quick else args.rounds)
-    if args.json:
-        print(json.dumps(out))
-        return
-    print(f"scenario {out['scenario']} ({out['market']}): {out['nodes']} processes, {out['rounds']} rounds")
-    print(f"net up: {out['net_up_s']} s")
-    if "p50_ms" in out:
-        print(f"round latency, start -> final on every node: p50 {out['p50_ms']:.0f} ms, p95 {out['p95_ms']:.0f} ms; "
-              f"minus the by-design waits ({out['floor_ms']:.0f} ms): p50 {out['overhead_p50_ms']:.0f} ms, "
-              f"p95 {out['overhead_p95_ms']:.0f} ms")
-    print(f"rounds final everywhere: {out['final_everywhere']}/{out['rounds']}")
-    print(f"messages per round: {out['messages_per_round']:.1f} (minimum the protocol needs: {out['min_messages']}),"
-          f" {out['bytes_per_round'] / 1024:.1f} KiB originated")
-    if out["rss_max_mb"] is not None:
-        print(f"peak RSS per node process (VmHWM): max {out['rss_max_mb']:.0f} MB, "
-              f"median {out['rss_median_mb']:.0f} MB")
+    out = measure(args.scenario, 3 if args.quick else args.rounds, args.nodes)
+    print(json.dumps(out) if args.json else table(out))
 
 
 if __name__ == "__main__":

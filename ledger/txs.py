@@ -9,11 +9,12 @@ authorisation) is :func:`.execute.check_tx` / :func:`.execute.apply_tx`.
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
 from bazaar.protocol import codec
-from bazaar.protocol.envelope import Envelope, open_envelope, seal
+from bazaar.protocol.envelope import Envelope, open_envelope, reopen_envelope, seal
 from bazaar.protocol.errors import OversizeError, ProtocolReason, SchemaError
 from bazaar.protocol.keys import KeyPair
 from bazaar.protocol.messages import register, validate_basic
@@ -172,16 +173,46 @@ def make_tx(
 def decode_tx(raw: bytes, network_id: str) -> Envelope:
     """Open a transaction received from a peer: size cap, signature, header, body schema, nonce/seq match.
 
+    The signature of a given transaction is verified once: a transaction travels through the mempool, the
+    block proposal, the block import, the consensus proof and the markets' block checks, and each decodes it.
+    A bounded cache of sha256(network ‖ bytes) of fully validated transactions lets the later decodes skip
+    the Ed25519 check (the signature cache of Bitcoin Core, docs/adr/0125-verified-transaction-cache.md);
+    every other check runs every time, and each call returns a fresh envelope (callers may not share one).
+
     Raises:
         ProtocolError: any subclass (``OversizeError``, ``DecodeError``, ``SignatureError``, ``SchemaError``);
             the transaction must be dropped.
     """
     if len(raw) > MAX_TX:
         raise OversizeError(f"transaction of {len(raw)} bytes > cap {MAX_TX}")
-    env = open_envelope(raw, network_id, max_size=MAX_TX)
+    digest = hashlib.sha256(network_id.encode() + b"\x00" + raw).digest()
+    known = digest in _VERIFIED
+    env = (reopen_envelope if known else open_envelope)(raw, network_id, max_size=MAX_TX)
+    TX_STATS.decoded += 1
     kind = tx_kind(env)
     validate_basic(env)
     expected_seq = 0 if kind in NONCELESS else env.body["nonce"]
     if env.seq != expected_seq:
         raise SchemaError(f"envelope seq {env.seq} differs from body nonce {expected_seq}")
+    if known:
+        _VERIFIED.move_to_end(digest)
+    else:
+        TX_STATS.verified += 1
+        _VERIFIED[digest] = None
+        if len(_VERIFIED) > VERIFIED_CACHE:
+            _VERIFIED.popitem(last=False)
     return env
+
+
+@dataclass
+class TxStats:
+    """Process-wide counters of :func:`decode_tx` (benchmarks/bench_ledger.py reports them per block import)."""
+
+    decoded: int = 0
+    verified: int = 0
+
+
+TX_STATS = TxStats()
+VERIFIED_CACHE = 16_384
+"""Transactions whose signature verification is remembered (32-byte digests, about 2 MB at most)."""
+_VERIFIED: OrderedDict[bytes, None] = OrderedDict()

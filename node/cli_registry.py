@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 SOLVE_MODULES = (
@@ -44,9 +43,10 @@ class Experiment:
 
     Attributes:
         title: one line shown by ``bazaar experiment --list``.
-        run: ``run(out_dir, seed, quick) -> summary`` writes CSV/JSON + PNG into ``out_dir`` and returns a
-            small JSON-able summary printed at the end. ``quick`` shrinks the sweep for tests.
+        run: ``run(ctx) -> summary`` with ``ctx`` a ``bazaar.node.experiments.repro.Run`` (run folder,
+            seeds, repetitions, mode): writes CSV/JSON + PNG into ``ctx.out`` and returns a small JSON-able
+            summary printed at the end. The older ``run(out_dir, seed, quick)`` form still runs, once.
     """
 
     title: str
-    run: Callable[[Path, int, bool], dict[str, Any]]
+    run: Callable[..., dict[str, Any]]

@@ -98,67 +98,9 @@ def _progress(line: str) -> None:
 
 
 def _cmd_net(args: argparse.Namespace) -> int:
-    from . import launcher
+    from .cli_net import cmd_net
 
-    root = Path(args.dir)
-    try:
-        if args.action != "up":
-            launcher.NetDir(root).load()  # NoNetwork: exit 2 before any action
-        if args.action == "up":
-            if not args.scenario:
-                raise ParamError("--scenario", "missing (a shipped scenario name, or a TOML file)")
-            info = launcher.net_up(args.scenario, root, log_json=args.log_json, progress=_progress,
-                                   hosts=_hosts(args))
-            _print_json({"dir": str(root), "nodes": len(info["nodes"]), "up_seconds": info["up_seconds"]})
-        elif args.action == "down":
-            _print_json({"stopped": launcher.net_down(root)})
-        elif args.action == "status":
-            status = launcher.net_status(root)
-            if args.json:
-                _print_json(status)
-            else:
-                for row in status["nodes"]:
-                    print(f"{row['name']:14s} {row['role']:10s} pid={row['pid']:<7d} alive={row['alive']!s:5s} "
-                          f"state={row['state']:8s} "
-                          f"height={row['height']} finalized={row['finalized']} peers={row['peers']}")
-            down = [row["name"] for row in status["nodes"] if not row["alive"]]
-            if down:
-                named = [f"{n} (stopped)" if row["state"] == "stopped" else n
-                         for n, row in ((r["name"], r) for r in status["nodes"]) if n in down]
-                print(f"{len(down)} of {len(status['nodes'])} nodes down: {', '.join(named)}", file=sys.stderr)
-                return 1
-        elif args.action in ("kill", "start", "pause", "resume"):
-            if not args.node:
-                raise ParamError("--node", "missing: which node")
-            if args.action == "kill":
-                _print_json({"killed": args.node, "pid": launcher.net_kill(root, args.node)})
-            elif args.action == "pause":
-                _print_json({"paused": args.node, "pid": launcher.net_pause(root, args.node)})
-            elif args.action == "resume":
-                _print_json({"resumed": args.node, "pid": launcher.net_resume(root, args.node)})
-            else:
-                _print_json({"started": args.node, "pid": launcher.net_start(root, args.node)["pid"]})
-    except launcher.NoNetwork as err:
-        return _err(str(err), 2)
-    except launcher.LaunchError as err:
-        return _err(str(err))
-    return 0
-
-
-def _hosts(args: argparse.Namespace) -> Any:
-    """The launcher's hosts strategy of ``net up`` (``--hosts``, ``--link-*``; docs/deploy.md)."""
-    from .hosts import Loopback
-    from .hosts.netns import LinkShape, Netns
-
-    shaped = args.link_delay or args.link_jitter or args.link_loss
-    if args.hosts != "netns":
-        if shaped:
-            raise ParamError("--link-delay", "link shaping needs --hosts netns")
-        return Loopback()
-    try:
-        return Netns(LinkShape(args.link_delay or "", args.link_jitter or "", args.link_loss or ""))
-    except ValueError as err:
-        raise ParamError("--link-delay", str(err)) from err
+    return cmd_net(args)
 
 
 def _cmd_round(args: argparse.Namespace) -> int:
@@ -168,7 +110,9 @@ def _cmd_round(args: argparse.Namespace) -> int:
     if args.rounds < 1:
         raise ParamError("--rounds", "must be at least 1")
     try:
+        scripted = _scripted_rounds(Path(args.dir))
         for summary in run_rounds(Path(args.dir), args.rounds, progress=_progress if args.progress else None):
+            _past_phases(summary, scripted)
             if args.json:
                 _print_json(summary)
             else:
@@ -178,6 +122,24 @@ def _cmd_round(args: argparse.Namespace) -> int:
     except launcher.LaunchError as err:
         return _err(str(err))
     return 0
+
+
+def _scripted_rounds(root: Path) -> tuple[int, str]:
+    """How many rounds the network's scenario scripts, and its last phase's name (NoNetwork when none)."""
+    from . import launcher
+    from .scenario import load_scenario
+
+    scenario = load_scenario(launcher.NetDir(root).load()["scenario"])
+    return scenario.total_rounds, scenario.phases[-1].name
+
+
+def _past_phases(summary: dict[str, Any], scripted: tuple[int, str]) -> None:
+    """Say on stderr when a round runs past the scenario's phases (it repeats the last phase)."""
+    total, last = scripted
+    number = summary.get("round")
+    if isinstance(number, int) and number > total:
+        print(f"note: round {number} is past the scenario's {total} scripted rounds: it repeats the last phase "
+              f"({last!r})", file=sys.stderr, flush=True)
 
 
 def round_line(root: Path, summary: dict[str, Any]) -> str:
@@ -209,17 +171,22 @@ def _cmd_chain(args: argparse.Namespace) -> int:
             return 0 if report["ok"] else 1
         if args.action == "verify":
             report = verify_data_dir(data_dir)
-            _print_json(report)
+            if args.json:
+                _print_json(report)
+            else:
+                from .cli_chain import verify_line
+
+                print(verify_line(data_dir, report))
             return 0 if report["ok"] else 1
         exported = export_data_dir(data_dir)
         if args.action == "show" and not args.json:
-            for b in exported["blocks"]:
-                print(f"#{b['height']:<5d} {b['hash'][:16]} proposer={b['proposer'][:16]} txs={len(b['txs'])}")
-            print(f"supply: {exported['supply']}")
+            from .cli_chain import show_chain
+
+            show_chain(data_dir, exported)
         else:
             _print_json(exported)
-    except LedgerError as err:  # e.g. a truncated database: under --json (and verify, always JSON) a JSON error
-        if args.json or args.action in ("verify", "audit"):
+    except LedgerError as err:  # e.g. a truncated database: under --json a JSON error, and always one line
+        if args.json or args.action == "export":
             _print_json({"ok": False, "path": str(data_dir), "reason": err.reason, "error": str(err)})
         return _err(f"{type(err).__name__}: {err}")
     return 0
@@ -244,8 +211,11 @@ def _cmd_testnet(args: argparse.Namespace) -> int:
     from .testnet.runner import report_lines
 
     if args.action == "list":
-        for name in shipped_names("testnet"):
-            tn = load_testnet(name)
+        listed = [(name, load_testnet(name)) for name in shipped_names("testnet")]
+        if args.json:
+            _print_json([{"name": name, "scenario": tn.scenario.name, "rounds": tn.rounds,
+                          "description": tn.description} for name, tn in listed])
+        for name, tn in [] if args.json else listed:
             print(f"{name:24s} {tn.scenario.name:20s} {tn.rounds:4d} rounds  {tn.description}")
         return 0
     if args.action == "check":
@@ -287,10 +257,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from . import launcher
     from .demo import run_demo
 
+    out = Path(args.out) if args.out else Path(f"runs/demo-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
-        return run_demo(Path(args.out) if args.out else None, scenarios=args.scenario, progress=_progress)
+        if not args.json:
+            return run_demo(out, scenarios=args.scenario, markets=args.market, progress=_progress)
+        with contextlib.redirect_stdout(sys.stderr):  # the tables for people go to stderr
+            code = run_demo(out, scenarios=args.scenario, markets=args.market, progress=_progress)
     except launcher.LaunchError as err:
         return _err(str(err))
+    try:
+        _print_json(json.loads((out / "summary.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError) as err:
+        return _err(f"no readable summary in {out}: {err}")
+    return code
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -307,15 +286,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     node.set_defaults(func=_cmd_node)
 
     net = sub.add_parser("net", help="a local multi-process network")
-    net.add_argument("action", choices=("up", "down", "status", "kill", "start", "pause", "resume"),
-                     help="up: start every node; down: stop them; status: one row per node (exit 1 if a "
-                          "node is down); kill / start / pause / resume: one node (--node; SIGKILL, restart, "
+    net.add_argument("action", choices=("up", "down", "status", "logs", "kill", "start", "pause", "resume"),
+                     help="up: start every node (progress, then where to look); down: stop them; status: one row "
+                          "per node (exit 1 if a node is down); logs: every node's log merged by time (-f "
+                          "follows); kill / start / pause / resume: one node (--node; SIGKILL, restart, "
                           "SIGSTOP, SIGCONT)")
     net.add_argument("--scenario", help="shipped scenario name or TOML file (for up)")
     net.add_argument("--dir", required=True, help="the network folder")
-    net.add_argument("--node", help="node name (for kill / start / pause / resume)")
-    net.add_argument("--json", action="store_true", help="JSON output (status)")
-    net.add_argument("--log-json", action="store_true", help="nodes log JSON lines")
+    net.add_argument("--node", help="node name (kill / start / pause / resume); logs: only these nodes (N,M,...)")
+    net.add_argument("--json", action="store_true",
+                     help="machine output: one JSON document (logs: one JSON object per line)")
+    net.add_argument("--log-json", action="store_true", help="up: nodes log JSON lines")
+    net.add_argument("--metrics", action="store_true",
+                     help="up: also write prometheus.yml into the folder: a Prometheus scrape config of every "
+                          "node's GET /metrics")
+    from .cli_logs import add_arguments
+
+    add_arguments(net)
     net.add_argument("--hosts", choices=("loopback", "netns"), default="loopback",
                      help="up: where nodes run: loopback (default) or netns (a Linux network namespace each, "
                           "joined by veth pairs to a bridge; needs root; docs/deploy.md)")
@@ -324,7 +311,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     net.add_argument("--link-loss", help="up --hosts netns: packet loss per link, e.g. 0.1%%")
     net.set_defaults(func=_cmd_net)
 
-    rnd = sub.add_parser("round", help="run scripted market rounds on a running network (one JSON line each)")
+    rnd = sub.add_parser("round", help="run scripted market rounds on a running network (a line per round; "
+                                       "--json: one JSON object per round)")
     rnd.add_argument("--dir", required=True, help="the network folder")
     rnd.add_argument("--rounds", type=int, default=1, help="how many rounds to run (default 1)")
     rnd.add_argument("--scenario", help="(the network's own scenario is used)")
@@ -339,7 +327,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                             "trade does not re-verify); show: one line per block; export: the finalized chain and "
                             "state as JSON")
     chain.add_argument("--data-dir", dest="data_dir", required=True, help="the node's data folder (NET/nodes/NAME)")
-    chain.add_argument("--json", action="store_true", help="JSON output (show, audit)")
+    chain.add_argument("--json", action="store_true",
+                       help="machine output: one JSON document (export prints JSON either way)")
     chain.set_defaults(func=_cmd_chain)
 
     tn = sub.add_parser("testnet", help="run a testnet: a network with perturbations, invariants checked at the end",
@@ -359,4 +348,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     demo.add_argument("--out", help="run folder (default runs/demo-<time>)")
     demo.add_argument("--scenario", action="append",
                       help="scenario to run (repeatable; default: every registered market's default scenario)")
+    demo.add_argument("--market", action="append",
+                      help="run this market's default scenario alone (repeatable; see `bazaar demo --help`)")
+    demo.add_argument("--json", action="store_true",
+                      help="print the run's summary.json on stdout as one JSON document (tables go to stderr)")
     demo.set_defaults(func=_cmd_demo)

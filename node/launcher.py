@@ -36,10 +36,15 @@ from .httpapi import TOKEN_FILE, load_or_create_token, read_token
 from .markets.registry import get_spec
 from .markets.spec import GenesisPlan
 from .params import ParamError
+from .readiness import ReadyPipe
 from .scenario import Scenario, load_scenario
+from .scrape import write_scrape_config
 from .waiting import WaitTimeout, wait_until
 
 Progress = Callable[[str], None]
+OnProgress = Callable[[dict[str, Any]], None]
+"""Structured start-up events for a progress display: ``{"event": "starting"|"ready"|"connecting"|"connected",
+"node", "done", "total"}`` (``bazaar net up`` renders them)."""
 
 
 class LaunchError(RuntimeError):
@@ -120,17 +125,54 @@ def pid_state(pid: int, config_path: str | None = None) -> str:
     return "stopped" if state in ("T", "t") else "running"
 
 
-def _spawn(config_path: Path, log_path: Path, prefix: Sequence[str] = ()) -> int:
+def _spawn(config_path: Path, log_path: Path, pipe: ReadyPipe | None = None,
+           prefix: Sequence[str] = ()) -> int:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         proc = subprocess.Popen(
             [*prefix, sys.executable, "-m", "bazaar.node.cli", "node", "--config", str(config_path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(pipe.env() if pipe else {})},
+            pass_fds=pipe.pass_fds if pipe else (),
         )
     finally:
         log.close()
     return proc.pid
+
+
+def _spawn_forked(root: Path, market: str, config_paths: Sequence[Path], pipe: ReadyPipe,
+                  deadline: float) -> list[int]:
+    """Start one node per config from one fork server that imports the node code once (docs/adr/0120); returns
+    the node PIDs in order. The fork server's own failure (an import error) is in ``ROOT/forkserver.log``.
+
+    Raises:
+        LaunchError: the fork server failed or did not report every node in time.
+    """
+    log_path = root / "forkserver.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bazaar.node.forkserver", "--market", market, *map(str, config_paths)],
+            stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **pipe.env()}, pass_fds=pipe.pass_fds,
+        )
+    try:
+        out, _ = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired as err:
+        proc.kill()
+        proc.communicate()
+        raise LaunchError(f"the fork server did not start the nodes in time (see {log_path})") from err
+    pids = {}
+    for line in out.decode(errors="replace").splitlines():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            doc = json.loads(line)
+            pids[str(doc["config"])] = int(doc["pid"])
+    missing = [str(p) for p in config_paths if str(p) not in pids]
+    if proc.returncode != 0 or missing:
+        for pid in pids.values():  # the children it did start
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        raise LaunchError(f"the fork server failed (exit {proc.returncode}): {_last_line(log_path)}")
+    return [pids[str(p)] for p in config_paths]
 
 
 def _last_line(log: Path) -> str:
@@ -142,23 +184,26 @@ def _last_line(log: Path) -> str:
     return lines[-1].strip()[:500] if lines else f"see {log}"
 
 
-def _wait_ready(ndir: Path, pid: int, config_path: Path, deadline: float) -> dict[str, Any]:
-    ready = ndir / "ready.json"
+def _await_ready(net: NetDir, info: dict[str, Any], pipe: ReadyPipe, deadline: float,
+                 on_ready: Callable[[dict[str, Any]], None]) -> None:
+    """Block on the ready pipe until every node of ``info`` reported ready (docs/adr/0120).
 
-    def probe() -> dict[str, Any] | None:
-        if ready.exists():
-            try:
-                return dict(json.loads(ready.read_text()))
-            except json.JSONDecodeError:
-                return None
-        if not pid_alive(pid, str(config_path)):
-            raise LaunchError(f"node {ndir.name} exited during start-up: {_last_line(ndir / 'node.log')}")
-        return None
+    Raises:
+        LaunchError: a node exited during start-up (with its log's last line) or was not ready in time.
+    """
+    nodes = info["nodes"]
+
+    def check(pending: set[str]) -> None:
+        for name in sorted(pending):
+            v = nodes[name]
+            if not pid_alive(v["pid"], v["config"]):
+                raise LaunchError(f"node {name} exited during start-up: "
+                                  f"{_last_line(net.node_dir(name) / 'node.log')}")
 
     try:
-        return wait_until(probe, deadline=deadline, what=f"node {ndir.name} to be ready")
-    except WaitTimeout as err:
-        raise LaunchError(f"node {ndir.name} was not ready in time") from err
+        pipe.wait(set(nodes), deadline, check, on_ready=on_ready)
+    except TimeoutError as err:
+        raise LaunchError(f"nodes were not ready in time ({err})") from err
 
 
 def build_genesis(scenario: Scenario, keys: dict[str, KeyPair]) -> Genesis:
@@ -235,14 +280,23 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
 
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,
            progress: Progress = _quiet, byzantine: Mapping[str, Sequence[str]] | None = None,
-           clock_skew_ms: Mapping[str, int] | None = None, hosts: Hosts | None = None) -> dict[str, Any]:
+           clock_skew_ms: Mapping[str, int] | None = None, metrics: bool = False,
+           on_progress: OnProgress | None = None, spawn: str = "fork",
+           hosts: Hosts | None = None) -> dict[str, Any]:
     """Start every node of a scenario as its own process; return once all are ready and connected.
 
+    ``metrics``: also write ``prometheus.yml`` (every node's ``/metrics``) into the folder (docs/metrics.md).
+
     ``hosts`` says where the nodes run (default: loopback; ``bazaar.node.hosts.netns.Netns``: a network
-    namespace each); what it made is recorded in ``net.json`` (``hosts``) and removed by :func:`net_down`.
+    namespace each, started with ``spawn='exec'`` under the hosts' command prefix); what it made is recorded in
+    ``net.json`` (``hosts``) and removed by :func:`net_down`.
 
     ``byzantine`` and ``clock_skew_ms`` (by node name) go into the nodes' ``node.toml`` (a testnet's Byzantine
     nodes and skewed clocks, see :func:`prepare_network`); ``net.json`` records each node's behaviours.
+    ``on_progress`` receives structured start-up events (see :data:`OnProgress`).
+    ``spawn="fork"`` (the default) forks every node from one fork server that imported the node code once;
+    ``"exec"`` starts each as ``python -m bazaar.node.cli node`` (its own imports; benchmarks/bench_scale.py
+    measures both, docs/adr/0120).
 
     Raises:
         ParamError: bad scenario.
@@ -253,6 +307,7 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
         old = net.load()
         if any(pid_alive(n["pid"], n["config"]) for n in old["nodes"].values()):
             raise LaunchError(f"a network is already running in {root} (bazaar net down --dir {root})")
+    t_prepare = time.monotonic()
     scenario = load_scenario(scenario_ref)
     root.mkdir(parents=True, exist_ok=True)
     hosts = hosts or Hosts()
@@ -270,27 +325,50 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
                             "nodes": {}, "hosts": record}
     deadline = time.monotonic() + timeout
     t0 = time.monotonic()
+    emit = on_progress or (lambda _: None)
     try:
-        for name, cfg in configs.items():
-            config_path = net.node_dir(name) / "node.toml"
-            (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
-            prefix = hosts.prefix(name)
-            pid = _spawn(config_path, net.node_dir(name) / "node.log", prefix)
-            info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path), "listen": cfg.listen,
-                                   "key": None, "byzantine": list(cfg.byzantine), "prefix": prefix}
+        with ReadyPipe() as pipe:
+            paths = [net.node_dir(name) / "node.toml" for name in configs]
+            for name in configs:
+                (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
+            if hosts.kind != "loopback":
+                spawn = "exec"  # a forked node would stay in the fork server's network namespace
+            if spawn == "fork":
+                pids = _spawn_forked(root, scenario.market_name, paths, pipe, deadline)
+            elif spawn == "exec":
+                pids = [_spawn(path, path.parent / "node.log", pipe, hosts.prefix(name))
+                        for name, path in zip(configs, paths, strict=True)]
+            else:
+                raise ParamError("spawn", f"expected 'fork' or 'exec', got {spawn!r}")
+            pipe.started()
+            for (name, cfg), pid, config_path in zip(configs.items(), pids, paths, strict=True):
+                emit({"event": "starting", "node": name, "done": len(info["nodes"]), "total": len(configs)})
+                info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path),
+                                       "listen": cfg.listen, "key": None, "byzantine": list(cfg.byzantine),
+                                       "prefix": hosts.prefix(name) if spawn == "exec" else []}
             net.save(info)
-        for name in configs:
-            node = info["nodes"][name]
-            ready = _wait_ready(net.node_dir(name), node["pid"], Path(node["config"]), deadline)
-            node.update(http_port=hosts.control_port(name, ready["http_port"]), key=ready["key"],
-                        peer_id=ready["peer_id"])
-            progress(f"node {name} ready (pid {node['pid']})")
+
+            def on_ready(doc: dict[str, Any]) -> None:
+                node = info["nodes"][doc["name"]]
+                node.update(http_port=hosts.control_port(doc["name"], doc["http_port"]), key=doc["key"],
+                            peer_id=doc["peer_id"])
+                progress(f"node {doc['name']} ready (pid {node['pid']})")
+                emit({"event": "ready", "node": doc["name"], "total": len(configs),
+                      "done": sum(1 for v in info["nodes"].values() if v["key"] is not None)})
+
+            t_spawned = time.monotonic()
+            _await_ready(net, info, pipe, deadline, on_ready)
+        t_ready = time.monotonic()
         net.save(info)
-        wait_connected(info, deadline, progress)
+        wait_connected(info, deadline, progress, on_progress=emit)
     except BaseException:
         net_down(root)
         raise
     info["up_seconds"] = round(time.monotonic() - t0, 2)
+    if metrics:
+        info["metrics"] = str(write_scrape_config(root, info))
+    info["up_phases_s"] = {"prepare": round(t0 - t_prepare, 2), "spawn": round(t_spawned - t0, 2),
+                           "ready": round(t_ready - t_spawned, 2), "connected": round(time.monotonic() - t_ready, 2)}
     net.save(info)
     return info
 
@@ -310,23 +388,33 @@ def node_status(node: dict[str, Any], timeout: float = 5.0) -> dict[str, Any] | 
         return None
 
 
-def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _quiet) -> None:
-    """Block until every live node reports at least one peer and the first node sees all others."""
+def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _quiet, *,
+                   on_progress: OnProgress | None = None) -> None:
+    """Block until every live node reports at least one peer and a gossip mesh on each of its topics (a publish
+    reaches someone: without it the first round's price can go to nobody), and the first node sees all others."""
     nodes = info["nodes"]
     first = next(iter(nodes))
 
+    def ready(s: dict[str, Any] | None) -> bool:
+        return s is not None and s["peers"] >= 1 and (s.get("mesh_min") is None or s["mesh_min"] >= 1)
+
     def connected() -> bool:
         statuses = {n: node_status(v) for n, v in nodes.items() if pid_alive(v["pid"], v["config"])}
-        if statuses and all(s is not None and s["peers"] >= 1 for s in statuses.values()):
+        if on_progress is not None:
+            on_progress({"event": "connecting", "node": first, "total": len(nodes),
+                         "done": sum(1 for s in statuses.values() if ready(s))})
+        if statuses and all(ready(s) for s in statuses.values()):
             hub = statuses.get(first)
             return hub is not None and hub["peers"] >= len(statuses) - 1
         return False
 
     try:
-        wait_until(connected, deadline=deadline, interval=0.25, what="the nodes to connect")
+        wait_until(connected, deadline=deadline, interval=0.1, what="the nodes to connect")
     except WaitTimeout as err:
         raise LaunchError("nodes did not connect in time") from err
     progress(f"network connected ({len(nodes)} nodes)")
+    if on_progress is not None:
+        on_progress({"event": "connected", "node": first, "done": len(nodes), "total": len(nodes)})
 
 
 def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
@@ -410,13 +498,17 @@ def net_start(root: Path, name: str, *, timeout: float = 60.0) -> dict[str, Any]
         raise LaunchError(f"node {name} is already running (pid {v['pid']})")
     ndir = net.node_dir(name)
     (ndir / "ready.json").unlink(missing_ok=True)
-    v["pid"] = _spawn(Path(v["config"]), ndir / "node.log", v.get("prefix", ()))
-    net.save(info)
     deadline = time.monotonic() + timeout
-    ready = _wait_ready(ndir, v["pid"], Path(v["config"]), deadline)
-    relay = (info.get("hosts") or {}).get("nodes", {}).get(name, {}).get("relay_port")
-    v.update(http_port=relay or ready["http_port"], key=ready["key"], peer_id=ready["peer_id"])
+    with ReadyPipe() as pipe:
+        v["pid"] = _spawn(Path(v["config"]), ndir / "node.log", pipe, v.get("prefix", ()))
+        pipe.started()
+        net.save(info)
+        relay = (info.get("hosts") or {}).get("nodes", {}).get(name, {}).get("relay_port")
+        _await_ready(net, {"nodes": {name: v}}, pipe, deadline,
+                     lambda doc: v.update(http_port=relay or doc["http_port"], key=doc["key"], peer_id=doc["peer_id"]))
     net.save(info)
+    if info.get("metrics"):
+        write_scrape_config(root, info)  # the restarted node listens on a new port
     try:
         wait_until(lambda: (st := node_status(v)) is not None and st["peers"] >= 1, deadline=deadline,
                    interval=0.2, what=f"{name} to find a peer")

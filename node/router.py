@@ -40,6 +40,8 @@ class Router:
         self.handlers: dict[str, MessageHandler] = {}
         self.replay = ReplayGuard(max_skew_ms=max_skew_ms)
         self.rejected: Counter[str] = Counter()
+        self.received: Counter[str] = Counter()
+        """Verified envelopes by message type (gossip and direct requests; ``/metrics``)."""
         self.accepted = 0
         self.ignored = 0
         self.changes = Changes()
@@ -61,6 +63,7 @@ class Router:
         env = open_envelope(data, self.network_id)
         validate_basic(env)
         self.replay.check(env, self.clock())
+        self.received[env.type] += 1
         return env
 
     def refuse(self, reason: str, detail: str = "", **fields: object) -> None:
@@ -85,6 +88,7 @@ class Router:
         except ProtocolError as err:
             self.refuse(err.reason, err.detail, origin=origin)
             return None
+        self.received[env.type] += 1
         if delivery is not None and env.sender != self.local_key:
             for tap in self.taps:
                 tap(delivery, env)

@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ from .markets.app import Role
 from .markets.context import RequestFailed
 from .markets.registry import get_spec
 from .markets.spec import MarketSpec
+from .metrics import NodeMetrics
+from .readiness import notify_ready
 from .rounds.engine import RoundEngine, RoundPlan
 from .router import Router
 from .scenario import Scenario, load_scenario
@@ -87,6 +90,8 @@ class Node:
     _book: dict[bytes, PeerEntry] = field(default_factory=dict)
     byzantine: frozenset[str] = frozenset()
     """The misbehaviours this node was started with (checked against its market's declaration; node/byzantine)."""
+    sent: Counter[str] = field(default_factory=Counter)
+    """Envelopes this node signed, by type (``/metrics``; a bid sent to several peers counts once)."""
 
     # ------------------------------------------------------------------ identity and peers
     @property
@@ -152,6 +157,7 @@ class Node:
         when they travel on different topics and one waits behind slow handlers.
         """
         self._seq += 1
+        self.sent[mtype] += 1
         return seal(self.key, self.network_id, mtype, body, seq=self._seq, market=self.market, round=round,
                     ts=self.clock.now_ms())
 
@@ -252,7 +258,8 @@ class Node:
             "height": chain.height, "finalized": chain.finalized_height,
             "head": head.hash.hex() if head is not None else None,
             "finalized_hash": _hash_at(chain, chain.finalized_height),
-            "peers": len(self.transport.peers()), "mempool": len(self.chain.mempool),
+            "peers": len(self.transport.peers()), "synced": self.chain.synced, "mempool": len(self.chain.mempool),
+            "mesh_min": self.transport.mesh_min() if hasattr(self.transport, "mesh_min") else None,
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),
@@ -262,6 +269,7 @@ class Node:
         }
         if self.app is not None:
             out["app"] = self.app.status()
+            out["work_s"] = self.app.work.status()
         if self.engine is not None:
             out["rounds"] = self.engine.status()
         return out
@@ -329,6 +337,7 @@ def _write_ready(node: Node) -> None:
     tmp = node.data_dir / "ready.json.tmp"
     tmp.write_text(json.dumps(ready))
     tmp.replace(node.data_dir / "ready.json")
+    notify_ready(ready)
 
 
 def _leads(node: Node) -> bool:
@@ -421,7 +430,12 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
                 return {"stopping": True}
 
             node.http.route("GET", "/status", get_status)
-            explorer.register(node.http, chain, genesis.network_id)
+            views = explorer.register(node.http, node)
+            metrics = NodeMetrics(node)
+            service.observe_import = metrics.observe_import
+            node.http.route("GET", "/metrics", metrics.http_metrics)
+            if node.engine is not None:
+                node.engine.observers += [views.observe_round, metrics.observe_round]
             node.http.route("POST", "/stop", post_stop, control=True)
             node.http.route("POST", "/partition", functools.partial(post_partition, node), control=True)
             node.http.route("POST", "/clock", functools.partial(post_clock, node), control=True)

@@ -31,6 +31,8 @@ def _handler(args: argparse.Namespace) -> int:
         raise ParamError("out", "the weights file must end in .npz")
     if not out.parent.exists():
         raise ParamError("out", f"folder {out.parent} does not exist")
+    if args.variant == "monotone":
+        return _train_monotone(args, out)
     try:
         hidden = tuple(int(h) for h in args.hidden.split(",")) if args.hidden else TrainConfig.hidden
     except ValueError as err:
@@ -73,7 +75,31 @@ def _handler(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     net.save(out)
-    print(json.dumps({"weights": str(out), "log": str(log_path), "final": records[-1]}))
+    doc = {"weights": str(out), "log": str(log_path), "final": records[-1]}
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        from .output import summary_lines
+
+        print("\n".join(summary_lines(f"RANet weights written to {out} (training log: {log_path})",
+                                       {"final checkpoint": records[-1]})))
+    return 0
+
+
+def _train_monotone(args: argparse.Namespace, out: Path) -> int:
+    """``--variant monotone``: CMA-ES on the truthful-by-construction auction (docs/models/tbcim-auction.md)."""
+    from bazaar.mechanisms.errors import MechanismError
+    from bazaar.mechanisms.ranet.monotone_training import MonotoneConfig, train_monotone
+
+    cfg = MonotoneConfig(seed=args.seed, samples=_positive("samples", args.samples),
+                         evaluations=_positive("evaluations", args.evaluations))
+    try:
+        net, log = train_monotone(args.setting, args.sellers, cfg, progress=not args.quiet)
+    except MechanismError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    net.save(out)
+    print(json.dumps({"weights": str(out), "final": log[-1] if log else net.meta["final"]}))
     return 0
 
 
@@ -91,6 +117,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the training draws (default 0)")
     p.add_argument("--out", required=True, help="weights file, FILE.npz")
     p.add_argument("--log", help="training log (JSON lines; default FILE.log.jsonl)")
+    p.add_argument("--json", action="store_true", help="print the result (weights, log, final checkpoint) as JSON")
     p.add_argument("--hidden", default="", help="hidden layer widths, e.g. 32,32 (default: TrainConfig)")
     p.add_argument("--batch", type=int, default=128, help="bid profiles per weight update (default 128)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -103,4 +130,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("--init", help="continue training from these weights (.npz)")
     p.add_argument("--log-every", type=int, default=250, help="iterations between log records (default 250)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--variant", choices=("ranet", "monotone"), default="ranet",
+                   help="ranet (default, needs PyTorch) or monotone (truthful by construction; CMA-ES, needs cma)")
+    p.add_argument("--samples", type=int, default=8000, help="monotone: training profiles (default 8000)")
+    p.add_argument("--evaluations", type=int, default=2000, help="monotone: CMA-ES evaluations (default 2000)")
     p.set_defaults(func=_handler)

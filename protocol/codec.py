@@ -11,6 +11,7 @@ and map (py-libp2p's msgio and STYLE §4: "bound before you decode").
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import msgpack
@@ -98,15 +99,80 @@ def decode(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
         raise DecodeError(f"{type(err).__name__}: {err}") from err
 
 
+def _encoded_key(key: str | bytes) -> bytes:
+    """The canonical encoding of a map key, cached: keys are mostly the same few field names."""
+    cached = _KEY_BYTES.get(key)
+    if cached is None:
+        cached = msgpack.packb(key, use_bin_type=True)
+        if len(_KEY_BYTES) < _KEY_CACHE:
+            _KEY_BYTES[key] = cached
+    return cached
+
+
+_KEY_BYTES: dict[str | bytes, bytes] = {}
+_KEY_CACHE = 4096
+
+
+def _sorted_pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
+    """``object_pairs_hook``: a map whose keys are not strictly increasing in encoded order is not canonical.
+
+    Strictly increasing also refuses duplicate keys, which a plain ``dict`` would silently merge. The verdict
+    for a key sequence is cached: an envelope header or a message body has the same keys every time.
+    """
+    keys = tuple(map(_first, pairs))
+    if keys not in _SORTED_KEYS:
+        previous = b""
+        for key in keys:
+            encoded = _encoded_key(key)
+            if encoded <= previous:
+                raise DecodeError("not canonical msgpack: map keys not strictly sorted")
+            previous = encoded
+        if len(_SORTED_KEYS) < _KEY_CACHE and len(keys) <= _CACHED_KEYS_MAX:
+            _SORTED_KEYS.add(keys)
+    return dict(pairs)
+
+
+_first = operator.itemgetter(0)
+_SORTED_KEYS: set[tuple[Any, ...]] = set()
+_CACHED_KEYS_MAX = 32
+"""Only key sequences this short are cached (a field list, not a data-keyed map such as balances)."""
+
+
 def decode_canonical(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
     """Decode and insist that ``data`` is the canonical encoding of what it holds.
 
-    Used for signed payloads and blocks, whose hash must be unique for their content.
+    Used for signed payloads and blocks, whose hash must be unique for their content. Two checks, both in C
+    but for one small Python call per map: while decoding, every map's keys must be strictly increasing in
+    encoded order; after decoding, plain msgpack re-encoding (which keeps the decoded key order and writes
+    minimal integers, float64 and ``bin``/``str`` by type) must give ``data`` back byte for byte. Together
+    they equal ``encode(decode(data)) == data`` (the test suite holds the two equal on random values).
 
     Raises:
-        DecodeError: well-formed but not canonical (unsorted keys, non-minimal ints, ...).
+        DecodeError: well-formed but not canonical (unsorted or duplicate keys, non-minimal ints, float32, ...).
     """
-    value = decode(data, max_size=max_size)
-    if encode(value) != bytes(data):
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise DecodeError(f"expected bytes, got {type(data).__name__}")
+    if len(data) > max_size:
+        raise OversizeError(f"{len(data)} bytes > cap {max_size}")
+    try:
+        value = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            object_pairs_hook=_sorted_pairs,
+            max_str_len=max_size,
+            max_bin_len=max_size,
+            max_array_len=_MAX_CONTAINER,
+            max_map_len=_MAX_CONTAINER,
+            max_ext_len=0,
+        )
+    except DecodeError:
+        raise
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as err:
+        raise DecodeError(str(err) or type(err).__name__) from err
+    except Exception as err:  # msgpack raises several undocumented types on garbage
+        raise DecodeError(f"{type(err).__name__}: {err}") from err
+    if msgpack.packb(value, use_bin_type=True) != bytes(data):
         raise DecodeError("not canonical msgpack")
     return value

@@ -134,33 +134,69 @@ def open_envelope(data: bytes, network_id: str, *, max_size: int = codec.MAX_MES
     Raises:
         OversizeError, DecodeError, SignatureError, SchemaError: the message must be dropped.
     """
+    return _open(data, network_id, max_size, check_signature=True)
+
+
+def reopen_envelope(data: bytes, network_id: str, *, max_size: int = codec.MAX_MESSAGE) -> Envelope:
+    """Decode an envelope whose exact bytes were signature-verified before, skipping only the signature check.
+
+    For callers that keep proof of the earlier verification keyed by a collision-resistant hash of the same
+    bytes and network (ledger/txs.py's verified-transaction cache); every other check runs as in
+    :func:`open_envelope`.
+
+    Raises:
+        OversizeError, DecodeError, SchemaError: as :func:`open_envelope`.
+    """
+    return _open(data, network_id, max_size, check_signature=False)
+
+
+def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool) -> Envelope:
     outer = codec.decode(data, max_size=max_size)
-    if not isinstance(outer, dict) or set(outer) != {"k", "p", "s"}:
+    if not isinstance(outer, dict) or outer.keys() != _OUTER_KEYS:
         raise DecodeError("envelope must be a map with keys k, p, s")
     sender, payload, signature = outer["k"], outer["p"], outer["s"]
-    if not (isinstance(sender, bytes) and isinstance(payload, bytes) and isinstance(signature, bytes)):
+    if not (type(sender) is bytes and type(payload) is bytes and type(signature) is bytes):
         raise DecodeError("envelope k, p, s must be bin")
     if len(sender) != PUBKEY_LEN or len(signature) != SIG_LEN:
         raise DecodeError("bad key or signature length")
-    verify(sender, sign_bytes(network_id, payload), signature)
+    if check_signature:
+        verify(sender, sign_bytes(network_id, payload), signature)
     header = codec.decode_canonical(payload, max_size=max_size)
     if not isinstance(header, dict):
         raise DecodeError("payload must be a map")
-    extra = set(header) - {"v", "type", "market", "round", "sender", "seq", "ts", "body"}
-    if extra:
-        raise SchemaError(f"unknown envelope fields {sorted(extra)}")
-    if _field(header, "v", int) != VERSION:
-        raise SchemaError(f"unsupported version {header['v']}")
-    mtype = _field(header, "type", str)
-    market = _field(header, "market", str)
+    if header.keys() != _HEADER_KEYS:
+        extra = set(header) - _HEADER_KEYS
+        if extra:
+            raise SchemaError(f"unknown envelope fields {sorted(extra)}")
+        for name in HEADER_FIELDS:
+            _field(header, name, object)  # names the first missing field
+    v, mtype, market, rnd = header["v"], header["type"], header["market"], header["round"]
+    seq, ts, body = header["seq"], header["ts"], header["body"]
+    if not (
+        type(v) is int
+        and type(mtype) is str
+        and type(market) is str
+        and type(rnd) is int
+        and type(seq) is int
+        and type(ts) is int
+        and type(body) is dict
+        and type(header["sender"]) is bytes
+    ):
+        for name, kind in zip(HEADER_FIELDS, _HEADER_KINDS, strict=True):
+            _field(header, name, kind)  # names the first field of the wrong type
+    if v != VERSION:
+        raise SchemaError(f"unsupported version {v}")
     if not 0 < len(mtype) <= MAX_TYPE_LEN or len(market) > MAX_MARKET_LEN:
         raise SchemaError("type/market length out of range")
-    rnd = _field(header, "round", int)
-    seq = _field(header, "seq", int)
-    ts = _field(header, "ts", int)
     if rnd < 0 or seq < 0 or ts < 0:
         raise SchemaError("round, seq and ts must be non-negative")
-    if _field(header, "sender", bytes) != sender:
+    if header["sender"] != sender:
         raise SchemaError("payload sender differs from the signing key")
-    body = _field(header, "body", dict)
     return Envelope(mtype, market, rnd, sender, seq, ts, body, payload, signature)
+
+
+HEADER_FIELDS = ("v", "type", "market", "round", "sender", "seq", "ts", "body")
+"""The signed payload's keys, all required."""
+_HEADER_KINDS: tuple[type, ...] = (int, str, str, int, bytes, int, int, dict)
+_HEADER_KEYS = frozenset(HEADER_FIELDS)
+_OUTER_KEYS = frozenset({"k", "p", "s"})

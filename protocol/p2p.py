@@ -48,7 +48,7 @@ from libp2p.tools.anyio_service import background_trio_service
 
 from .framing import client_exchange, serve_exchange
 from .keys import PUBKEY_LEN, KeyPair
-from .p2p_settings import apply_process_patches, make_gossipsub, quiet_libp2p_logging
+from .p2p_settings import GossipSettings, apply_process_patches, make_gossipsub, quiet_libp2p_logging
 from .transport import MAX_FRAME, MAX_GOSSIP, Delivery, PeerUnavailable, RemoteRejected, RequestHandler
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,12 @@ BACKOFF_MIN, BACKOFF_MAX = 0.5, 8.0
 WATCHDOG_PERIOD = 2.0
 WATCHDOG_GRACE = 10.0
 """How long a peer may stay without a pubsub stream (or a subscribed topic without a mesh) before a kick."""
+WATCHDOG_GRACE_PER_PEER = 0.5
+"""Extra grace per connected peer: pubsub registers new peers one stream negotiation at a time, so a node that
+49 peers dial at once (a hub of :func:`dial_set`, a leader every consumer asks) legitimately needs longer, and
+kicking it for that starts the registration over (a churn loop seen at 50 processes, docs/adr/0123)."""
+WATCHDOG_MAX_KICKS = 2
+"""Connections kicked for a missing pubsub stream per watchdog period, oldest first."""
 STALE_GRACE = 1.0
 """How long a connected peer's pubsub stream may sit on a closed connection (a quick restart) before a kick."""
 SEEN_PAYLOADS = 16_384
@@ -75,6 +81,12 @@ PUBLISH_HIGH_WATER = 64
 PUBLISH_MAX_WAIT = 2.0
 """Longest a publish waits for queues to drain; after that it publishes anyway (gossip is best effort)."""
 INBOX_SIZE = 1000
+DIAL_ALL_UP_TO = 16
+"""Address books up to this size are kept fully connected; larger ones use :func:`dial_set` (docs/adr/0123)."""
+DIAL_HUBS = 3
+"""Sparse topology: the first address-book entries every node keeps connected (the scenario's leaders)."""
+DIAL_RING = 2
+"""Sparse topology: ring neighbours kept connected on each side, in the order of the peers' keys."""
 ADDRESS_TTL = 10**9
 """Peerstore TTL for address-book entries: effectively permanent (``connect`` alone keeps them 120 s)."""
 
@@ -116,6 +128,29 @@ def key_for_peer_id(peer_id: ID) -> bytes | None:
     if not isinstance(public, Ed25519PublicKey):
         return None
     return public.to_bytes()
+
+
+def dial_set(own: bytes, book: Sequence[bytes]) -> list[bytes]:
+    """The peers a node keeps connected when its address book is large (docs/adr/0123, libp2p.md §3).
+
+    A full mesh of 50 processes is 1225 noise handshakes and as many yamux sessions, heartbeats and pubsub
+    registrations: on 2 cores dials time out and the mesh watchdog kicks half-registered connections. Up to
+    :data:`DIAL_ALL_UP_TO` peers every one is kept connected; beyond, only the first :data:`DIAL_HUBS` entries
+    of ``book`` (the launcher lists peers in scenario order, leaders first) and :data:`DIAL_RING` neighbours on
+    each side on the ring of all keys sorted (own included). Every node dials the hubs, so the graph is
+    connected with diameter ≤ 2; each non-hub holds ≈ 7 connections. Other peers stay in the peerstore and
+    are dialled on demand by a direct request.
+    """
+    peers = [k for k in dict.fromkeys(book) if k != own]
+    if len(peers) <= DIAL_ALL_UP_TO:
+        return peers
+    chosen = dict.fromkeys(peers[:DIAL_HUBS])
+    ring = sorted({*peers, own})
+    i = ring.index(own)
+    for step in range(1, DIAL_RING + 1):
+        chosen.setdefault(ring[(i + step) % len(ring)])
+        chosen.setdefault(ring[(i - step) % len(ring)])
+    return [k for k in chosen if k != own]
 
 
 def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
@@ -188,6 +223,8 @@ class Libp2pTransport:
         self._subs: dict[str, _Channels] = {}
         self._limiters: dict[str, trio.CapacityLimiter] = {}
         self._book: dict[ID, list[multiaddr.Multiaddr]] = {}
+        self._book_keys: list[bytes] = []
+        self._dial_ids: set[ID] | None = None  # the peers the supervisor keeps connected (None: recompute)
         self._book_changed = trio.Event()
         self._keys: dict[bytes, bytes | None] = {}  # raw peer-id bytes -> Ed25519 key (cache)
         self._seen = SeenPayloads(host.get_id())
@@ -236,7 +273,14 @@ class Libp2pTransport:
         known = self._book.setdefault(pid, [])
         if addr not in known:
             known.append(addr)
+        if key not in self._book_keys:
+            self._book_keys.append(key)
+            self._dial_ids = None
         self._book_changed.set()
+
+    def dialled(self) -> list[bytes]:
+        """Keys of the address-book peers the supervisor keeps connected (:func:`dial_set`)."""
+        return dial_set(self._key, self._book_keys)
 
     # --- peer filter (a testnet's partition) ------------------------------------------------------
     @property
@@ -276,6 +320,11 @@ class Libp2pTransport:
         """Keys of our gossipsub mesh peers on ``topic`` (health checks and tests)."""
         keys = (self._key_of(pid) for pid in self._gs.mesh.get(topic, ()))
         return [k for k in keys if k is not None]
+
+    def mesh_min(self) -> int:
+        """The smallest gossipsub mesh over our subscribed topics: 0 while some topic would reach nobody (peers
+        connected but not yet registered in pubsub, or no GRAFT yet). The launcher waits for ≥ 1 (ADR 0120)."""
+        return min((len(self._gs.mesh.get(t, ())) for t in self._subs), default=0)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -431,9 +480,12 @@ class Libp2pTransport:
             for pid in [p for p in self._host.get_connected_peers() if p in self._blocked]:
                 with contextlib.suppress(*_PEER_ERRORS):
                     await self._host.disconnect(pid)
+            if self._dial_ids is None:
+                self._dial_ids = {peer_id_for(k) for k in self.dialled()}
             todo = [
                 pid for pid in self._book
-                if pid not in self._blocked and not network.get_connections(pid) and due.get(pid, 0.0) <= now
+                if pid in self._dial_ids and pid not in self._blocked and not network.get_connections(pid)
+                and due.get(pid, 0.0) <= now
             ]
             if todo:
                 async with trio.open_nursery() as nursery:
@@ -465,12 +517,15 @@ class Libp2pTransport:
             await trio.sleep(WATCHDOG_PERIOD)
             now = trio.current_time()
             connected = set(self._host.get_connected_peers())
+            grace = WATCHDOG_GRACE + WATCHDOG_GRACE_PER_PEER * len(connected)
             kick: set[ID] = set()
+            stuck = []
             for pid in connected:
                 if pid in self._ps.peers:
                     stuck_since.pop(pid, None)
-                elif now - stuck_since.setdefault(pid, now) > WATCHDOG_GRACE:
-                    kick.add(pid)
+                elif now - stuck_since.setdefault(pid, now) > grace:
+                    stuck.append(pid)
+            kick.update(sorted(stuck, key=lambda p: stuck_since[p])[:WATCHDOG_MAX_KICKS])
             for pid in set(stuck_since) - connected:
                 del stuck_since[pid]
             for pid in connected & set(self._ps.peers):
@@ -487,7 +542,7 @@ class Libp2pTransport:
             for topic in self._subs:
                 subscribers = self._ps.peer_topics.get(topic, set()) & connected
                 if subscribers and not self._gs.mesh.get(topic):
-                    if now - meshless_since.setdefault(topic, now) > WATCHDOG_GRACE:
+                    if now - meshless_since.setdefault(topic, now) > grace:
                         kick |= subscribers
                         del meshless_since[topic]
                 else:
@@ -525,6 +580,7 @@ async def open_libp2p_transport(
     peers: Sequence[tuple[bytes, str]] = (),
     topics: Sequence[str] = (),
     quiet: bool = True,
+    gossip: GossipSettings | None = None,
 ) -> AsyncIterator[Libp2pTransport]:
     """Start a libp2p host with gossipsub for ``key`` and yield it as a :class:`Libp2pTransport`.
 
@@ -534,6 +590,7 @@ async def open_libp2p_transport(
         peers: bootstrap address book, ``(public key, multiaddr)`` pairs; kept connected by the supervisor.
         topics: topics subscribed before the transport is yielded (so the mesh can form at once).
         quiet: raise the ``libp2p`` logger to CRITICAL (§6.10).
+        gossip: gossipsub protocol version and mesh degrees (default: the measured choice, docs/adr/0124).
 
     Raises:
         ValueError: a malformed multiaddr, or a peer entry whose multiaddr names another peer.
@@ -543,7 +600,7 @@ async def open_libp2p_transport(
         quiet_libp2p_logging()
     listen_addr = multiaddr.Multiaddr(listen)
     host = new_host(key_pair=create_new_key_pair(key.seed))
-    gossipsub = make_gossipsub()
+    gossipsub = make_gossipsub(gossip)
     pubsub = Pubsub(host, gossipsub, strict_signing=True)
     _guard_rpc_decoding(pubsub)
     # py-libp2p numbers a node's messages from int(time.time()) at start-up, one per message, and peers drop a

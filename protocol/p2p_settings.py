@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
+from dataclasses import dataclass
+from typing import Any
 
 import libp2p.io.utils as _io_utils
 import libp2p.network.swarm as _swarm
@@ -19,11 +22,29 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.rpc_queue import RpcQueue
 
 GOSSIP_PROTOCOL = TProtocol("/meshsub/1.1.0")
-"""Not 1.2.0: its per-message IDONTWANT doubles CPU for small messages (libp2p.md §1)."""
+"""Not 1.2.0: py-libp2p 0.8.1 sends an IDONTWANT for every message to every mesh peer; measured by
+benchmarks/bench_gossip.py, docs/adr/0124."""
 
 DEGREE, DEGREE_LOW, DEGREE_HIGH = 4, 3, 6
 HEARTBEAT_S = 1
 GOSSIP_TTL_S = 30
+
+
+@dataclass(frozen=True)
+class GossipSettings:
+    """The gossipsub knobs benchmarks/bench_gossip.py compares; the defaults are the measured choice (ADR 0124)."""
+
+    protocol: str = GOSSIP_PROTOCOL
+    degree: int = DEGREE
+    degree_low: int = DEGREE_LOW
+    degree_high: int = DEGREE_HIGH
+    heartbeat_s: int = HEARTBEAT_S
+
+    def label(self) -> str:
+        """``meshsub/1.1.0 D=4/3/6 hb=1s``."""
+        return (f"{self.protocol.strip('/')} D={self.degree}/{self.degree_low}/{self.degree_high} "
+                f"hb={self.heartbeat_s:g}s")
+
 
 READ_EXACTLY_RETRIES = 100_000
 """py-libp2p's read_exactly gives up after 100 partial reads; a 10 MB msgio frame then fails (§6.4)."""
@@ -57,19 +78,48 @@ def quiet_libp2p_logging() -> None:
     logging.getLogger("libp2p").setLevel(logging.CRITICAL)
 
 
-def make_gossipsub() -> GossipSub:
-    """A GossipSub router with the measured settings (degree 4/3/6, heartbeat 1 s, no adaptive/spam gates).
+def make_gossipsub(settings: GossipSettings | None = None) -> GossipSub:
+    """A GossipSub router with the measured settings (meshsub 1.1.0, degree 4/3/6, heartbeat 1 s, no adaptive/spam
+    gates) or the given ones.
 
     Adaptive gossip stretches the heartbeat to 60 s after ~30 s; spam protection drops more than 10 msg/s per
     forwarder, counting our own publishes (libp2p.md §1). Rate limiting belongs in our own validation.
     """
-    return GossipSub(
-        protocols=[GOSSIP_PROTOCOL],
-        degree=DEGREE,
-        degree_low=DEGREE_LOW,
-        degree_high=DEGREE_HIGH,
-        heartbeat_interval=HEARTBEAT_S,
+    s = settings or GossipSettings()
+    router = GossipSub(
+        protocols=[TProtocol(s.protocol)],
+        degree=s.degree,
+        degree_low=s.degree_low,
+        degree_high=s.degree_high,
+        heartbeat_interval=s.heartbeat_s,
         time_to_live=GOSSIP_TTL_S,
         adaptive_gossip_enabled=False,
         spam_protection_enabled=False,
     )
+    _shuffle_ties(router)
+    return router
+
+
+def _shuffle_ties(router: GossipSub) -> None:
+    """Shuffle the peers gossipsub ranks by score before it picks whom to prune or graft.
+
+    py-libp2p 0.8.1 sorts them by score, stably: ties (every peer on a quiet loopback network) keep the order of
+    a ``set`` of peer IDs, which follows the interpreter's hash seed. Processes forked from one parent share that
+    seed, so every node prunes the *same* peer from its mesh, and that peer stays outside every mesh (seen with
+    the fork server, docs/adr/0120). ``random`` is reseeded in every forked child, so the shuffle differs per node.
+    """
+    prune = router._score_based_pruning_selection
+    graft = router._select_grafting_candidates
+
+    def pruning(topic: str, mesh_peers: list[Any], num_to_prune: int) -> list[Any]:
+        peers = list(mesh_peers)
+        random.shuffle(peers)
+        return prune(topic, peers, num_to_prune)
+
+    def grafting(candidates: list[Any], topic: str, current_mesh_size: int) -> list[Any]:
+        shuffled = list(candidates)
+        random.shuffle(shuffled)
+        return graft(shuffled, topic, current_mesh_size)
+
+    router._score_based_pruning_selection = pruning  # type: ignore[method-assign]
+    router._select_grafting_candidates = grafting  # type: ignore[method-assign]

@@ -110,14 +110,41 @@ class Num(Field):
     open_high: bool = False
 
     def check(self, value: Any, path: str = "body") -> None:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
+        kind = type(value)
+        if kind is float:
+            if not math.isfinite(value):
+                raise _fail(path, "not finite")
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
             raise _fail(path, f"expected number, got {_typename(value)}")
-        if isinstance(value, float) and not math.isfinite(value):
+        elif isinstance(value, float) and not math.isfinite(value):
             raise _fail(path, "not finite")
         if self.low is not None and (value <= self.low if self.open_low else value < self.low):
             raise _fail(path, f"{'not above' if self.open_low else 'below'} {self.low:g}")
         if self.high is not None and (value >= self.high if self.open_high else value > self.high):
             raise _fail(path, f"{'not below' if self.open_high else 'above'} {self.high:g}")
+
+
+_PLAIN_NUMBERS = frozenset({float, int})
+
+
+def _all_numbers_within(values: list[Any], num: Num) -> bool:
+    """True when every element is a finite int/float inside ``num``'s bounds, decided without a Python loop.
+
+    A finite sum implies finite elements (one inf or NaN makes the sum inf or NaN), and then ``min`` and
+    ``max`` are exact. False means "not certain", never "invalid": the caller then checks element by element,
+    which also names the offending index.
+    """
+    if not set(map(type, values)) <= _PLAIN_NUMBERS:  # bool is its own type, so it is refused here
+        return False
+    try:
+        if not math.isfinite(sum(values)):
+            return False
+    except OverflowError:
+        return False
+    lo, hi = min(values), max(values)
+    if num.low is not None and (lo <= num.low if num.open_low else lo < num.low):
+        return False
+    return not (num.high is not None and (hi >= num.high if num.open_high else hi > num.high))
 
 
 @dataclass(frozen=True)
@@ -166,8 +193,16 @@ class List(Field):
             raise _fail(path, f"expected list, got {_typename(value)}")
         if not self.min_len <= len(value) <= self.max_len:
             raise _fail(path, f"length {len(value)} outside [{self.min_len}, {self.max_len}]")
-        for i, element in enumerate(value):
-            self.item.check(element, f"{path}[{i}]")
+        if type(self.item) is Num and value and _all_numbers_within(value, self.item):
+            return  # a numeric vector (prices, demands, model weights): checked in C, no per-element calls
+        check = self.item.check
+        try:
+            for element in value:  # the fast path builds no per-element path strings
+                check(element, path)
+        except SchemaError:
+            for i, element in enumerate(value):  # name the first offending element
+                check(element, f"{path}[{i}]")
+            raise
 
 
 @dataclass(frozen=True)
@@ -211,6 +246,10 @@ class Schema(Field):
             if not isinstance(name, str) or not isinstance(descriptor, Field):
                 raise TypeError(f"schema entry {name!r} must map a str to a Field")
         object.__setattr__(self, "fields", dict(self.fields))
+        names = frozenset(self.fields)
+        required = frozenset(n for n, d in self.fields.items() if not isinstance(d, Optional))
+        object.__setattr__(self, "_names", names)
+        object.__setattr__(self, "_required", required)
 
     def __hash__(self) -> int:
         return hash(tuple(sorted(self.fields)))
@@ -219,12 +258,21 @@ class Schema(Field):
         """Validate a decoded map against this schema (see :meth:`Field.check`)."""
         if not isinstance(value, dict):
             raise _fail(path, f"expected map, got {_typename(value)}")
-        unknown = [k for k in value if k not in self.fields]
-        if unknown:
+        keys = value.keys()
+        names: frozenset[str] = self._names  # type: ignore[attr-defined]
+        if not keys <= names:
+            unknown = [k for k in value if k not in names]
             raise _fail(path, f"unknown field {sorted(map(repr, unknown))[0]}")
-        for name, descriptor in self.fields.items():
-            if name not in value:
-                if isinstance(descriptor, Optional):
-                    continue
-                raise _fail(f"{path}.{name}", "missing")
-            descriptor.check(value[name], f"{path}.{name}")
+        required: frozenset[str] = self._required  # type: ignore[attr-defined]
+        if not required <= keys:
+            missing = sorted(required - keys)[0]
+            raise _fail(f"{path}.{missing}", "missing")
+        fields = self.fields
+        try:
+            for name, item in value.items():  # the fast path builds no per-field path strings
+                fields[name].check(item, path)
+        except SchemaError:
+            for name in fields:  # name the offending field, in declaration order
+                if name in value:
+                    fields[name].check(value[name], f"{path}.{name}")
+            raise

@@ -81,6 +81,9 @@ def test_every_source_file_is_in_the_wheel(wheel: Path) -> None:
         meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     assert "License-Expression: Apache-2.0" in meta.splitlines()
+    requires = {line.split(":", 1)[1].strip().split(">")[0].split("=")[0].split(";")[0].strip()
+                for line in meta.splitlines() if line.startswith("Requires-Dist:")}
+    assert {"rich", "psutil"} <= requires  # the CLI's tables, progress and process checks
 
 
 def test_license_is_an_spdx_string() -> None:
@@ -108,11 +111,20 @@ def test_the_wheel_runs_outside_the_source_tree(wheel: Path, tmp_path: Path) -> 
                              "--regret-profiles", "4", "--json")
     assert auction.returncode == 0, auction.stderr  # the shipped RANet weights load
     assert json.loads(auction.stdout)["sellers"] == 3
+    monotone = _run_installed(site, elsewhere, *cli, "solve", "tbcim-auction", "--sellers", "10", "--variant",
+                              "monotone", "--samples", "20", "--regret-profiles", "0", "--json")
+    assert monotone.returncode == 0, monotone.stderr  # the monotone variant's weights ship too
     hier = _run_installed(site, elsewhere, *cli, "solve", "hierarchical", "--params", "hierarchical-small", "--json")
     assert hier.returncode == 0, hier.stderr
     assert "welfare" in json.loads(hier.stdout)
     example = _run_installed(site, elsewhere, *cli, "solve", "collab-pricing", "--example")
     assert example.returncode == 0 and "[publishers]" in example.stdout
+    version = _run_installed(site, elsewhere, *cli, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("bazaar ")
+    table = _run_installed(site, elsewhere, *cli, "solve", "tbcim-stackelberg", "--params", "tbcim-stackelberg")
+    assert table.returncode == 0 and "quantity" in table.stdout, table.stderr  # for people: a table
+    nowhere = _run_installed(site, elsewhere, *cli, "net", "status", "--dir", "typo")
+    assert nowhere.returncode == 2 and nowhere.stderr.startswith("error: no network in typo")
     scenarios = _run_installed(site, elsewhere, "-c", "from bazaar.deploy import shipped_scenarios\n"
                                "from bazaar.node.scenario import load_scenario\n"
                                "print(len([load_scenario(n) for n in shipped_scenarios()]))")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.optimize import linprog
 
 from ..errors import MechanismError
 
@@ -112,6 +111,8 @@ def minimax_policy(q: np.ndarray) -> tuple[np.ndarray, float]:
     c[-1] = -1.0
     a_ub = np.hstack([-q.T, np.ones((n_o, 1))])
     a_eq = np.append(np.ones(n_a), 0.0)[None, :]
+    from scipy.optimize import linprog  # Minimax-Q's LP: loaded by the baselines only, never by a node
+
     res = linprog(c, A_ub=a_ub, b_ub=np.zeros(n_o), A_eq=a_eq, b_eq=[1.0],
                   bounds=[(0, None)] * n_a + [(None, None)], method="highs")
     if res.status != 0:

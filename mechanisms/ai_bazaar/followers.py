@@ -11,9 +11,9 @@ verified by :func:`max_deviation_gain`. See ``docs/models/ai-bazaar.md``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import brentq, minimize_scalar
 
 from ..errors import ConvergenceError, MechanismError
+from ..scalar import brentq
 from .params import Params, mining_value
 
 #: Relative tolerance of the equilibrium check (scaled by the size of the consumers' profits).
@@ -215,6 +215,8 @@ def _numeric_best_response(params: Params, i: int, p: float, F: np.ndarray) -> f
     lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
     best_y, best_v = float(grid[k]), float(values[k])
     if hi > lo:
+        from scipy.optimize import minimize_scalar  # the slow reference only: nodes never load scipy for it
+
         res = minimize_scalar(lambda y: -float(own_profit(params, i, p, F, np.array([y]))[0]),
                               bounds=(lo, hi), method="bounded", options={"xatol": 1e-12 * (1 + hi)})
         if -float(res.fun) > best_v:

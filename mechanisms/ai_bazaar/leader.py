@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize_scalar
 
 from ..errors import ConvergenceError
+from ..scalar import minimize_bounded
 from .followers import (
     _aggregate_solve,
     consumer_profit,
@@ -149,8 +149,8 @@ def solve_stackelberg(params: Params) -> Equilibrium:
         j = int(np.argmax(vals))
         left = float(inner[j - 1]) if j > 0 else float(a)
         right = float(inner[j + 1]) if j < inner.size - 1 else float(b)
-        res = minimize_scalar(lambda q: -leader_profit(params, q), bounds=(left, right), method="bounded",
-                              options={"xatol": 1e-12 * max(1.0, hi_p - lo_p)})
+        res = minimize_bounded(lambda q: -leader_profit(params, q), (left, right),
+                               xatol=1e-12 * max(1.0, hi_p - lo_p))
         for q, v in ((float(res.x), -float(res.fun)), (float(inner[j]), float(vals[j]))):
             if v > best_v:
                 best_p, best_v = q, v

@@ -12,8 +12,6 @@ import itertools
 import math
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
 from bazaar.mechanisms.errors import MechanismError
 
@@ -44,6 +42,9 @@ def milp_allocate(m: Market, time_limit: float | None = None) -> Allocation:
     Raises:
         MechanismError: HiGHS reports a failure.
     """
+    from scipy.optimize import Bounds, LinearConstraint, milp  # loaded only when a MILP is solved (docs/adr/0121)
+    from scipy.sparse import coo_matrix
+
     trip = _triples(m)
     seller = np.full(m.n_buyers, NO_TRADE, dtype=int)
     option = np.full(m.n_buyers, NO_TRADE, dtype=int)

@@ -16,8 +16,6 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
 from bazaar.mechanisms.errors import MechanismError
 
@@ -63,6 +61,9 @@ def joint_milp(
     Raises:
         MechanismError: HiGHS fails.
     """
+    from scipy.optimize import Bounds, LinearConstraint, milp  # loaded only when a MILP is solved (docs/adr/0121)
+    from scipy.sparse import coo_matrix
+
     n, mm, k = inst.n_miners, inst.n_mesps, inst.n_steps
     g = inst.bundle_step
     lm = inst.lower_market()

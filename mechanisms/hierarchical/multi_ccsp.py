@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_matrix
 
 from bazaar.mechanisms.errors import MechanismError
 
@@ -173,6 +171,9 @@ def multi_joint_milp(inst: MultiCcspInstance, time_limit: float | None = None
     Raises:
         MechanismError: HiGHS fails.
     """
+    from scipy.optimize import Bounds, LinearConstraint, milp  # loaded only when a MILP is solved (docs/adr/0121)
+    from scipy.sparse import coo_matrix
+
     single = inst.single()
     lm = single.lower_market()
     n, mm, kk = single.n_miners, single.n_mesps, inst.ccsp_capacity.size

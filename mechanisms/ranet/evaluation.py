@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -10,8 +11,9 @@ import numpy as np
 from ..errors import MechanismError
 from .baselines import VCG_MAX_SELLERS, greedy, random_selection, vcg
 from .mechanism import RANet
-from .myerson import myerson_outcome
-from .regret import Outcome, grid_regret
+from .monotone import MonotoneRANet
+from .myerson import myerson_expected_utility, myerson_outcome
+from .regret import Outcome, grid_regret, refined_regret
 from .settings import Setting, SingleUniform
 
 VCG_REGRET_WORK = 4e7  # set evaluations the VCG regret search may use
@@ -23,9 +25,13 @@ class Metrics:
 
     Attributes:
         requester_utility: ``V(z) - sum_s p_s``.
+        requester_utility_se: its standard error (sample standard deviation / sqrt(profiles)).
         welfare: ``V(z) - sum_s z_s c_s``.
-        regret: ex-post regret per seller, normalised by ``b_bar`` (mean over profiles and sellers).
+        regret: ex-post regret per seller, normalised by ``b_bar`` (mean over profiles and sellers); after
+            gradient refinement when the evaluation asked for it, else equal to ``regret_grid``.
         regret_max: the largest single (profile, seller) normalised regret.
+        regret_grid: the same mean found by the grid alone.
+        regret_profiles: profiles the regret was measured on.
         ir_violation: ``sum_s max(0, z_s c_s - p_s)`` (a truthful seller's loss).
         winners_mean: ``sum_s z_s`` (expected number of winners).
     """
@@ -36,8 +42,11 @@ class Metrics:
     regret_max: float
     ir_violation: float
     winners_mean: float
+    requester_utility_se: float = 0.0
+    regret_grid: float = 0.0
+    regret_profiles: int = 0
 
-    def as_dict(self) -> dict[str, float]:
+    def as_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
         return asdict(self)
 
@@ -51,6 +60,7 @@ def evaluate(
     regret_profiles: int | None = None,
     points: int = 101,
     refine: int = 21,
+    gradient: bool = False,
 ) -> Metrics:
     """Evaluate ``outcome`` at truthful bids ``costs``.
 
@@ -61,18 +71,27 @@ def evaluate(
         profiles: public profiles or None.
         regret_profiles: measure regret on only the first this-many profiles (None: all).
         points, refine: grid of :func:`.regret.grid_regret`.
+        gradient: refine the grid's best points by gradient ascent (:func:`.regret.refined_regret`).
     """
     z, p = outcome(costs, profiles)
     value = setting.value(z, profiles)
     n = costs.shape[0] if regret_profiles is None else min(regret_profiles, costs.shape[0])
     if n > 0:
-        rgt, _ = grid_regret(outcome, costs[:n], None if profiles is None else profiles[:n], setting.reserve,
-                             points=points, refine=refine)
-        rgt = rgt / setting.reserve
+        args = (outcome, costs[:n], None if profiles is None else profiles[:n], setting.reserve)
+        if gradient:
+            grid, rgt = refined_regret(*args, points=points, refine=refine)
+        else:
+            grid, _ = grid_regret(*args, points=points, refine=refine)
+            rgt = grid
+        grid, rgt = grid / setting.reserve, rgt / setting.reserve
     else:
-        rgt = np.zeros((1, 1))
+        grid = rgt = np.zeros((1, 1))
+    utility = value - p.sum(axis=1)
     return Metrics(
-        requester_utility=float((value - p.sum(axis=1)).mean()),
+        requester_utility=float(utility.mean()),
+        requester_utility_se=float(utility.std(ddof=1) / np.sqrt(utility.size)) if utility.size > 1 else 0.0,
+        regret_grid=float(grid.mean()),
+        regret_profiles=n,
         welfare=float((value - (z * costs).sum(axis=1)).mean()),
         regret=float(rgt.mean()),
         regret_max=float(rgt.max()),
@@ -81,8 +100,36 @@ def evaluate(
     )
 
 
+def vs_optimum(
+    outcome: Outcome, setting: SingleUniform, costs: np.ndarray, sellers: int
+) -> dict[str, float]:
+    """Requester utility of ``outcome`` against the closed-form Myerson optimum and, paired, against Myerson's
+    auction on the same ``costs``.
+
+    Returns:
+        ``{"optimum", "ratio", "ratio_se", "excess", "excess_se", "excess_z", "paired_excess", "paired_se",
+        "paired_z"}`` (standard errors of the sample mean; ``*_z`` = estimate / its standard error).
+    """
+    z, p = outcome(costs, None)
+    u = setting.value(z, None) - p.sum(axis=1)
+    zm, pm = myerson_outcome(costs, setting.unit_value)
+    diff = u - (setting.value(zm, None) - pm.sum(axis=1))
+    opt = myerson_expected_utility(sellers, setting.unit_value)
+    se = float(u.std(ddof=1) / np.sqrt(u.size))
+    paired_se = float(diff.std(ddof=1) / np.sqrt(u.size))
+    return {"optimum": opt, "ratio": float(u.mean()) / opt, "ratio_se": se / opt,
+            "excess": float(u.mean()) - opt, "excess_se": se, "excess_z": (float(u.mean()) - opt) / se,
+            "paired_excess": float(diff.mean()), "paired_se": paired_se,
+            "paired_z": float(diff.mean()) / paired_se if paired_se > 0 else 0.0}
+
+
+def _regret_budget(sellers: int, sets: int, per_profile: int, wanted: int) -> int:
+    """Profiles a set-enumerating mechanism's regret search may use within ``VCG_REGRET_WORK`` (at least 10)."""
+    return min(wanted, max(10, int(VCG_REGRET_WORK / (sellers * per_profile * sets))))
+
+
 def evaluate_all(
-    net: RANet,
+    net: RANet | MonotoneRANet,
     samples: int,
     seed: int,
     *,
@@ -90,6 +137,8 @@ def evaluate_all(
     regret_profiles: int | None = None,
     points: int = 101,
     refine: int = 21,
+    extra: Mapping[str, RANet | MonotoneRANet] | None = None,
+    gradient: bool = False,
 ) -> dict[str, Any]:
     """RANet and every baseline on one seeded sample (the ``bazaar solve tbcim-auction`` record).
 
@@ -101,10 +150,16 @@ def evaluate_all(
         regret_profiles: regret measured on the first this-many profiles (None: all); for VCG at most
             ``VCG_REGRET_WORK / (S (points + refine) 2^S)`` of them (at least 10), e.g. 40 for S = 10.
         points, refine: regret grid.
+        extra: more learned mechanisms (e.g. ``{"monotone": ...}``) evaluated like ``net``, listed among
+            the baselines under their key.
+        gradient: refine the regret of ``net`` and ``extra`` by gradient ascent from the best grid points
+            (the baselines keep the grid: their regret is 0 or known in closed form).
 
     Returns:
-        ``{"requester_utility", "welfare", "regret", "regret_max", "ir_violation", "winners_mean",
-        "baselines": {"vcg", "greedy", "random", "myerson" (single-uniform only)}}``.
+        ``{"requester_utility", "requester_utility_se", "welfare", "regret", "regret_grid", "regret_max",
+        "ir_violation", "winners_mean", "baselines": {"vcg", "greedy", "random", "myerson" (single-uniform
+        only), *extra}}``; in ``single-uniform`` each learned mechanism also has ``vs_optimum`` (utility /
+        Myerson optimum with standard errors, and the paired difference to Myerson on the same profiles).
     """
     if samples < 1:
         raise MechanismError("samples must be at least 1")
@@ -115,9 +170,21 @@ def evaluate_all(
         setting = replace(setting, chain=chain)  # type: ignore[call-arg]
     costs, profiles = setting.sample(np.random.default_rng(seed), samples, net.sellers)
     kw: dict[str, Any] = {"regret_profiles": regret_profiles, "points": points, "refine": refine}
-    out: dict[str, Any] = evaluate(net._forward, setting, costs, profiles, **kw).as_dict()
+    wanted = samples if regret_profiles is None else regret_profiles
+
+    def learned(m: RANet | MonotoneRANet) -> dict[str, Any]:
+        kw_m = {**kw, "gradient": gradient}
+        if isinstance(m, MonotoneRANet):
+            per = points + refine + (3 * 8 * 20 if gradient else 0)
+            kw_m["regret_profiles"] = _regret_budget(m.sellers, m.masks().shape[0], per, wanted)
+        rec: dict[str, Any] = evaluate(m._forward, setting, costs, profiles, **kw_m).as_dict()
+        if isinstance(setting, SingleUniform):
+            rec["vs_optimum"] = vs_optimum(m._forward, setting, costs, m.sellers)
+        return rec
+
+    out: dict[str, Any] = learned(net)
     rng = np.random.default_rng(seed + 1)
-    baselines: dict[str, Any] = {}
+    baselines: dict[str, Any] = {name: learned(m) for name, m in (extra or {}).items()}
     if net.sellers <= VCG_MAX_SELLERS:
         # VCG's regret search enumerates 2^S sets at every grid point: cap its profiles by a work budget
         n_rgt = samples if regret_profiles is None else regret_profiles
@@ -136,8 +203,12 @@ def evaluate_all(
     zr, pr = picks, picks * costs
     value = setting.value(zr, profiles)
     rgt_r = picks * (setting.reserve - costs) / setting.reserve
+    u_r = value - pr.sum(axis=1)
     baselines["random"] = Metrics(
-        requester_utility=float((value - pr.sum(axis=1)).mean()),
+        requester_utility=float(u_r.mean()),
+        requester_utility_se=float(u_r.std(ddof=1) / np.sqrt(u_r.size)) if u_r.size > 1 else 0.0,
+        regret_grid=float(rgt_r.mean()),
+        regret_profiles=int(rgt_r.shape[0]),
         welfare=float((value - (zr * costs).sum(axis=1)).mean()),
         regret=float(rgt_r.mean()),
         regret_max=float(rgt_r.max()),

@@ -6,16 +6,18 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from ..errors import MechanismError
+from .monotone import MonotoneRANet
 from .nets import HEADS, Mlp, allocation_head, ir_payment, sigmoid
 from .registry import get_setting
 from .settings import Setting
 
 FORMAT = "bazaar-ranet/1"
+VARIANTS = ("ranet", "monotone")
 
 
 def weights_name(setting: str, sellers: int) -> str:
@@ -52,6 +54,7 @@ class RANet:
     alloc: Mlp
     pay: Mlp
     meta: dict[str, Any] = field(default_factory=dict)
+    variant: str = "ranet"
 
     def __post_init__(self) -> None:
         if self.sellers < 1:
@@ -73,13 +76,36 @@ class RANet:
         """``b_bar``: bids above it never win; every payment is at most ``z_s * b_bar``."""
         return self.setting.reserve
 
+    @overload
     @classmethod
-    def load(cls, sellers: int, setting: str, path: str | Path | None = None) -> RANet:
+    def load(cls, sellers: int, setting: str, path: str | Path | None = None,
+             variant: Literal["ranet"] = "ranet") -> RANet: ...
+
+    @overload
+    @classmethod
+    def load(cls, sellers: int, setting: str, path: str | Path | None = None, *,
+             variant: Literal["monotone"]) -> MonotoneRANet: ...
+
+    @overload
+    @classmethod
+    def load(cls, sellers: int, setting: str, path: str | Path | None = None,
+             variant: str = "ranet") -> RANet | MonotoneRANet: ...
+
+    @classmethod
+    def load(cls, sellers: int, setting: str, path: str | Path | None = None,
+             variant: str = "ranet") -> RANet | MonotoneRANet:
         """Load shipped weights (or ``path``) for ``setting`` with ``sellers`` sellers.
 
+        ``variant="monotone"`` loads the truthful-by-construction variant (:class:`.monotone.MonotoneRANet`,
+        same ``allocate`` contract) instead of the learned RANet.
+
         Raises:
-            MechanismError: no weights for this combination, or the file does not match it.
+            MechanismError: unknown variant, no weights for this combination, or the file does not match it.
         """
+        if variant == "monotone":
+            return MonotoneRANet.load(sellers, setting, path)
+        if variant != "ranet":
+            raise MechanismError(f"unknown RANet variant {variant!r}; expected one of {', '.join(VARIANTS)}")
         if path is None:
             ref = resources.files("bazaar.mechanisms.ranet") / "weights" / weights_name(setting, sellers)
             if not ref.is_file():

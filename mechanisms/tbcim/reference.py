@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.optimize import minimize_scalar
 
 from .quality import data_utility
 from .stackelberg import StackelbergGame, StackelbergResult
@@ -23,6 +22,8 @@ def numeric_best_response(game: StackelbergGame, i: int, price: float) -> tuple[
     The search interval ``[0, 4 p / (kappa theta_i m beta_i)]`` holds the optimum with room to spare
     (twice the analytical one); the profit is evaluated straight from eq. (34).
     """
+    from scipy.optimize import minimize_scalar  # reference solvers only: a node never loads scipy for them
+
     hi = 4.0 * price / (game.kappa * game.theta[i] * game.m * game.beta[i]) + 1e-12
 
     def neg(c: float) -> float:
@@ -58,6 +59,8 @@ def reference_leader(game: StackelbergGame, grid: int = 20001) -> tuple[float, f
     Returns:
         ``(price, profit)`` maximising :func:`leader_value` over the candidates found.
     """
+    from scipy.optimize import minimize_scalar  # reference solvers only: a node never loads scipy for them
+
     hi = price_upper_bound(game)
     ps = np.linspace(0.0, hi, grid)
     k, f = game.k, game.fixed_cost

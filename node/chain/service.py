@@ -4,6 +4,7 @@ jobs — finality (``finality.py``), sync (``sync.py``), our own nonces (``nonce
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -51,6 +52,8 @@ class ChainService:
         self.clock = Clock()
         """The node's wall clock (block timestamps); the runtime hands it the node's own."""
         self._pending_blocks: dict[int, Block] = {}
+        self.observe_import: Callable[[float], None] = lambda seconds: None
+        """Called with the seconds each successful :meth:`import_block` took (the node's metrics)."""
         self.highest_seen = 0
         self.nonces = OwnNonces(chain, key.public)
         self.finality = Finality(self)
@@ -301,6 +304,7 @@ class ChainService:
     async def import_block(self, block: Block, *, announce: bool, certified: bool = False) -> bool:
         """Import one block. ``certified``: a verified finality certificate vouches for it (chain sync of
         history), so the market's re-execution hook (e.g. re-evaluating a PoL model) is skipped."""
+        started = time.perf_counter()
         checks: list[BlockCheck] = []
         if not certified:
             for hooks in self.hooks:
@@ -316,6 +320,7 @@ class ChainService:
             _events.warning("block.rejected", height=block.header.height, reason=getattr(err, "reason", "invalid"),
                             detail=str(err)[:200])
             return False
+        self.observe_import(time.perf_counter() - started)
         await self._imported(block, announce=announce)
         return True
 

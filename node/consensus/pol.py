@@ -92,6 +92,8 @@ class PolDriver:
         self.cheaters: set[tuple[int, bytes]] = set()
         self.leased: OrderedDict[int, frozenset[bytes]] = OrderedDict()
         """The miners that leased compute in each round (from the market's lease): only they may claim."""
+        self.all_claimed: OrderedDict[int, trio.Event] = OrderedDict()
+        """Per round, set once every leased miner that could propose has claimed (the mining window closes)."""
         node.transport.set_handler(PROTO_MODEL, models.serve)
         self.hooks = BlockHooks(prepare=self.prepare_block, may_attest=self.may_attest, imported=self.after_import)
 
@@ -115,7 +117,41 @@ class PolDriver:
         table.setdefault(env.sender, sub)
         while len(self.submissions) > ROUNDS_KEPT:
             self.submissions.popitem(last=False)
+        self._note_claims(round_no)
         return sub
+
+    def _claims_event(self, round_no: int) -> trio.Event:
+        event = self.all_claimed.get(round_no)
+        if event is None:
+            event = self.all_claimed[round_no] = trio.Event()
+            while len(self.all_claimed) > ROUNDS_KEPT:
+                self.all_claimed.popitem(last=False)
+        return event
+
+    def missing_claims(self, round_no: int) -> set[bytes] | None:
+        """The leased miners of ``round_no`` that could propose (a registered BLS key, not slashed) and have not
+        claimed yet; None while the round's lease is unknown here."""
+        leased = self.leased.get(round_no)
+        if leased is None:
+            return None
+        state = self.node.chain.state
+        claimed = self.submissions.get(round_no, {})
+        return {m for m in leased if m in state.validators and m not in state.slashed and m not in claimed}
+
+    def _note_claims(self, round_no: int) -> None:
+        if self.missing_claims(round_no) == set():
+            self._claims_event(round_no).set()
+
+    async def mining_closed(self, round_no: int, deadline_s: float) -> bool:
+        """Wait until every leased miner of ``round_no`` that could propose has claimed, or ``deadline_s`` seconds
+        passed (the mining deadline, for the missing ones). Returns whether every claim came (docs/adr/0115).
+
+        The set of claims ranked is the same as at the deadline: nobody else may claim in the round."""
+        event = self._claims_event(round_no)
+        self._note_claims(round_no)
+        with trio.move_on_after(max(0.0, deadline_s)):
+            await event.wait()
+        return event.is_set()
 
     def may_claim(self, round_no: int, account: bytes) -> bool:
         """Whether ``account`` leased compute in ``round_no`` (True while the round's lease is not known yet: a
@@ -155,6 +191,7 @@ class PolDriver:
             self.leased[round_no] = frozenset(miners)
             while len(self.leased) > ROUNDS_KEPT:
                 self.leased.popitem(last=False)
+            self._note_claims(round_no)
 
     async def _fetch_all(self, subs: list[Submission]) -> dict[bytes, Any]:
         """Every submission's weights, fetched concurrently under one deadline (``FETCH_TIMEOUT``): a claim
@@ -174,8 +211,7 @@ class PolDriver:
                     nursery.start_soon(one, sub)
         return fetched
 
-    async def _recomputes(self, sub: Submission, w: Any) -> bool:
-        recomputed = await self.node.compute(self.task.loss, w)
+    def _matches(self, sub: Submission, recomputed: float) -> bool:
         if not loss_matches(sub.loss, recomputed):
             _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed,
                             reason=LedgerReason.POL_LOSS)
@@ -188,10 +224,14 @@ class PolDriver:
         try:
             ranked = [s for s in self.ranked(round_no) if (round_no, s.submitter) not in self.cheaters]
             weights = await self._fetch_all(ranked)
+            fetched = [s for s in ranked[:MAX_CLAIMS] if weights.get(s.submitter) is not None]
+            # every fetched model's loss in one call off the event loop (not one thread hop per claim)
+            losses = await self.node.compute(lambda: [self.task.loss(weights[s.submitter]) for s in fetched])
+            recomputed = dict(zip([s.submitter for s in fetched], losses, strict=True))
             good: list[Submission] = []
             for sub in ranked[:MAX_CLAIMS]:
-                w = weights.get(sub.submitter)
-                if w is not None and await self._recomputes(sub, w):
+                loss = recomputed.get(sub.submitter)
+                if loss is not None and self._matches(sub, loss):
                     good.append(sub)
                 else:
                     self.cheaters.add((round_no, sub.submitter))  # a false claim, or a model not served in time
@@ -329,6 +369,11 @@ class PolDriver:
             return not_leased
         pending = self.decisions.get(round_no)
         if pending is not None and not pending.is_set():
+            for raw in block.header.consensus.get("submissions", []):  # claims gossip has not brought us yet
+                try:
+                    self.add_submission(round_no, raw)
+                except (ProtocolError, KeyError, TypeError, ValueError):
+                    continue
             with trio.move_on_after(DECISION_WAIT):
                 await pending.wait()  # import only once we ranked the round ourselves
         if self._early(round_no, attempt, arrived):

@@ -16,6 +16,10 @@ from bazaar.deploy import shipped_file
 from bazaar.node.cli_registry import Experiment
 from bazaar.node.params import read_toml
 
+from . import plots
+from .repro import Run, write_csv, write_table
+from .stats import mean_ci, median_ci, median_ci_coverage, summarise
+
 
 def _calibrated() -> Any:
     from bazaar.mechanisms.ai_bazaar import Params
@@ -30,71 +34,125 @@ def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         w.writerows(rows)
 
 
-def run_convergence(out_dir: Path, seed: int, quick: bool) -> dict[str, Any]:
-    """Price and CPP profit per episode for PB-MARL, PGA-APP, Minimax-Q and GIGA-WoLF (Fig. 6)."""
-    import matplotlib
+CONVERGENCE_LEARNERS = ("pb-marl", "pga-app", "giga-wolf", "minimax-q")
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _convergence_rep(params: Any, learner: str, episodes: int, levels: int, window: int, seed: int,
+                     p_disc: float, step: float, every: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One learner, one seed: its convergence record and its moving averages sampled every ``every`` episodes."""
     import numpy as np
 
-    from bazaar.mechanisms.ai_bazaar import (
-        LEARNERS,
-        discrete_equilibrium_price,
-        episodes_to_converge,
-        run_learning,
-        solve_stackelberg,
-    )
+    from bazaar.mechanisms.ai_bazaar import episodes_to_converge, run_learning
+
+    tr = run_learning(params, learner, episodes=episodes, price_levels=levels, seed=seed)
+    kernel = np.ones(window) / window
+    ma_p = np.convolve(tr.price, kernel, mode="valid")
+    ma_u = np.convolve(tr.cpp_profit, kernel, mode="valid")
+    reach = episodes_to_converge(ma_p, p_disc, step)
+    tail = slice(-max(window, len(tr.price) // 10), None)
+    rec = {"learner": learner, "seed": seed, "episodes": len(tr.price),
+           "episodes_to_within_one_price_step": None if reach is None else reach + window - 1,
+           "final_mean_price": float(tr.price[tail].mean()),
+           "final_mean_cpp_profit": float(tr.cpp_profit[tail].mean()),
+           "final_mean_consumer_profit": float(tr.consumer_profit[tail].sum(axis=1).mean())}
+    curve = [{"learner": learner, "seed": seed, "episode": int(t + window - 1), "price_ma": float(ma_p[t]),
+              "cpp_profit_ma": float(ma_u[t])} for t in range(0, len(ma_p), every)]
+    return rec, curve
+
+
+def run_convergence(ctx: Run) -> dict[str, Any]:
+    """Price and CPP profit per episode for PB-MARL, PGA-APP, GIGA-WoLF and Minimax-Q over seeds (Fig. 6).
+
+    Every learner runs once per seed; the figure draws the mean moving-average price and CPP profit with 95 %
+    bands, and the episodes each run needs to stay within one price step of the discretised equilibrium (one dot
+    per seed, the median with its order-statistic interval).
+    """
+    import numpy as np
+
+    from bazaar.mechanisms.ai_bazaar import discrete_equilibrium_price, solve_stackelberg
 
     params = _calibrated()
     levels = 11
     step = (params.p_max - params.p_min) / (levels - 1)
     eq = solve_stackelberg(params)
     p_disc = discrete_equilibrium_price(params, levels)
-    episodes = {"pb-marl": 20000, "pga-app": 20000, "giga-wolf": 20000, "minimax-q": 8000}
-    window = 200
-    if quick:
-        episodes = dict.fromkeys(episodes, 300)
-        window = 20
-    rows: list[list[Any]] = []
-    summary: dict[str, Any] = {"stackelberg_price": eq.price, "stackelberg_cpp_profit": eq.cpp_profit,
-                               "discrete_equilibrium_price": p_disc, "price_step": step, "window": window,
-                               "learners": {}}
-    fig, (ax_p, ax_u) = plt.subplots(1, 2, figsize=(11, 4))
-    kernel = np.ones(window) / window
-    for learner in LEARNERS:
-        tr = run_learning(params, learner, episodes=episodes[learner], price_levels=levels, seed=seed)
-        ma_p = np.convolve(tr.price, kernel, mode="valid")
-        ma_u = np.convolve(tr.cpp_profit, kernel, mode="valid")
-        reach = episodes_to_converge(ma_p, p_disc, step)
-        tail = slice(-max(window, len(tr.price) // 10), None)
-        summary["learners"][learner] = {
-            "episodes": len(tr.price),
-            "episodes_to_within_one_price_step": None if reach is None else reach + window - 1,
-            "final_mean_price": float(tr.price[tail].mean()),
-            "final_mean_cpp_profit": float(tr.cpp_profit[tail].mean()),
-            "final_mean_consumer_profit": float(tr.consumer_profit[tail].sum(axis=1).mean()),
-        }
-        for t in range(len(tr.price)):
-            rows.append([learner, t, float(tr.price[t]), float(tr.greedy_price[t]), float(tr.cpp_profit[t]),
-                         float(tr.consumer_profit[t].sum())])
-        x = np.arange(window - 1, len(tr.price))
-        ax_p.plot(x, ma_p, label=learner, lw=1)
-        ax_u.plot(x, ma_u, label=learner, lw=1)
-    ax_p.axhline(eq.price, color="red", ls="--", label="Stackelberg p*")
-    ax_p.axhline(p_disc, color="k", ls=":", label="discretised p*")
-    ax_u.axhline(eq.cpp_profit, color="red", ls="--", label="Stackelberg U_cpp")
-    ax_p.set(xlabel="episode", ylabel=f"price ({window}-episode mean)", title="Price")
-    ax_u.set(xlabel="episode", ylabel=f"CPP profit ({window}-episode mean)", title="CPP profit")
-    ax_p.legend(fontsize=7)
-    ax_u.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "convergence.png", dpi=120)
-    plt.close(fig)
-    _write_csv(out_dir / "convergence.csv",
-               ["learner", "episode", "price", "greedy_price", "cpp_profit", "consumer_profit_total"], rows)
-    (out_dir / "convergence.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    ctx.default_reps(quick=2, default=3, paper=10)
+    full = 20000
+    episodes = ctx.pick(quick=dict.fromkeys(CONVERGENCE_LEARNERS, 300),
+                        default={**dict.fromkeys(CONVERGENCE_LEARNERS, full), "minimax-q": 8000},
+                        paper=dict.fromkeys(CONVERGENCE_LEARNERS, full))
+    window = ctx.pick(quick=20, default=200)
+    every = max(1, window // 4)
+    ctx.record(price_levels=levels, episodes=episodes, moving_average_window=window, curve_sample_every=every,
+               convergence="moving-average price within one price step of the discretised equilibrium price "
+                           "from that episode to the end of the run")
+    if episodes["minimax-q"] < episodes["pb-marl"]:
+        ctx.differs(f"Minimax-Q runs {episodes['minimax-q']} episodes (its LP costs ~10 ms/episode), the others "
+                    f"{episodes['pb-marl']}; --paper gives it {full}")
+    if ctx.quick:
+        ctx.differs("300 episodes per learner instead of 20000")
+    records: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
+    with ctx.progress(len(CONVERGENCE_LEARNERS) * len(ctx.seeds), "learner x seed") as advance:
+        for seed in ctx.seeds:
+            for learner in CONVERGENCE_LEARNERS:
+                rec, curve = _convergence_rep(params, learner, episodes[learner], levels, window, seed, p_disc,
+                                              step, every)
+                records.append(rec)
+                curves.extend(curve)
+                advance()
+    curve_summary = summarise(curves, ("learner", "episode"), ("price_ma", "cpp_profit_ma"))
+    conv: dict[str, Any] = {}
+    for learner in CONVERGENCE_LEARNERS:
+        reach = [r["episodes_to_within_one_price_step"] for r in records if r["learner"] == learner]
+        med, lo, hi = median_ci(reach)
+        finals = [r["final_mean_price"] for r in records if r["learner"] == learner]
+        conv[learner] = {"episodes_run": episodes[learner], "episodes_to_converge_per_seed": reach,
+                         "converged_runs": sum(x is not None for x in reach), "runs": len(reach),
+                         "median_episodes_to_converge": med, "median_ci_lo": lo, "median_ci_hi": hi,
+                         "median_ci_coverage": median_ci_coverage(len(reach)),
+                         "final_mean_price": dict(zip(("mean", "lo", "hi"), mean_ci(finals), strict=True))}
+    ranking = sorted(CONVERGENCE_LEARNERS, key=lambda m: (conv[m]["median_episodes_to_converge"], m))
+    summary = {"stackelberg_price": eq.price, "stackelberg_cpp_profit": eq.cpp_profit,
+               "discrete_equilibrium_price": p_disc, "price_step": step, "window": window, "reps": ctx.reps,
+               "ranking_by_median_episodes": ranking, "learners": conv,
+               "median_ci": "distribution-free order-statistic interval; a run that never converges counts "
+                            "as +inf (null in JSON)"}
+    write_table(ctx.out, "convergence", curves, curve_summary, runs=records, convergence=summary)
+    write_csv(ctx.out / "convergence_runs.csv", records)
+
+    fig, axes = plots.figure(ctx, ncols=3, size=(5.4, 4.2))
+    ax_p, ax_u, ax_c = axes[0]
+    for learner in CONVERGENCE_LEARNERS:
+        rows = [r for r in curve_summary if r["learner"] == learner]
+        plots.band(ax_p, rows, "episode", "price_ma", label=learner, lw=1)
+        plots.band(ax_u, rows, "episode", "cpp_profit_ma", label=learner, lw=1)
+    plots.reference(ax_p, eq.price, "Stackelberg p* (continuous)")
+    plots.reference(ax_p, p_disc, "discretised p* (grid of 11)", linestyle=":", color="grey")
+    plots.reference(ax_u, eq.cpp_profit, "Stackelberg U_cpp")
+    ax_p.set(xlabel="episode", ylabel=f"price, token/unit ({window}-episode moving mean)", title="Price")
+    ax_u.set(xlabel="episode", ylabel=f"CPP profit, token/episode ({window}-episode mean)", title="CPP profit")
+    cap = max(episodes.values())
+    for i, learner in enumerate(CONVERGENCE_LEARNERS):
+        c = conv[learner]
+        ys = [cap * 1.08 if x is None else x for x in c["episodes_to_converge_per_seed"]]
+        ax_c.scatter(np.full(len(ys), i) + np.linspace(-0.15, 0.15, len(ys)), ys, s=14, alpha=0.7)
+        if np.isfinite(c["median_episodes_to_converge"]):
+            lo = c["median_ci_lo"]
+            hi = min(c["median_ci_hi"], cap * 1.08)
+            ax_c.errorbar([i + 0.3], [c["median_episodes_to_converge"]],
+                          yerr=[[c["median_episodes_to_converge"] - lo], [hi - c["median_episodes_to_converge"]]],
+                          fmt="D", color="black", capsize=3, label="median, order-stat. interval" if i == 0 else None)
+    ax_c.axhline(cap * 1.08, color="grey", ls=":", lw=1, label="never within one step (plotted here)")
+    ax_c.set_xticks(range(len(CONVERGENCE_LEARNERS)), [f"{m}\n({episodes[m]} ep.)" for m in CONVERGENCE_LEARNERS],
+                    fontsize=8)
+    ax_c.set(ylabel="episodes until within one price step", title="Episodes to converge, one dot per seed")
+    for ax in (ax_p, ax_u, ax_c):
+        ax.legend(fontsize=7)
+    plots.save(fig, ctx, "convergence.png", "AI-Bazaar Fig. 6: learners against the Stackelberg price")
+    return {k: summary[k] for k in ("stackelberg_price", "discrete_equilibrium_price", "reps",
+                                    "ranking_by_median_episodes")} | {
+        "median_episodes_to_converge": {m: conv[m]["median_episodes_to_converge"] for m in CONVERGENCE_LEARNERS}}
 
 
 def _tiled(params: Any, n: int) -> Any:

@@ -279,3 +279,21 @@ def teardown_dir(root: Path) -> list[str]:
     except (OSError, json.JSONDecodeError):
         return []
     return teardown(record) if isinstance(record, dict) and record.get("kind") == "netns" else []
+
+
+def hosts_for(kind: str, delay: str | None = None, jitter: str | None = None, loss: str | None = None) -> Hosts:
+    """The hosts strategy of ``net up --hosts KIND [--link-delay ...]`` (docs/deploy.md).
+
+    Raises:
+        ParamError: shaping without namespaces, or a malformed delay, jitter or loss.
+    """
+    from ..params import ParamError
+
+    if kind != "netns":
+        if delay or jitter or loss:
+            raise ParamError("--link-delay", "link shaping needs --hosts netns")
+        return Hosts()
+    try:
+        return Netns(LinkShape(delay or "", jitter or "", loss or ""))
+    except ValueError as err:
+        raise ParamError("--link-delay", str(err)) from err

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from ..rounds.work import WorkLog
 from .context import RoleContext
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -107,6 +108,8 @@ class Role:
 
     def __init__(self, ctx: RoleContext) -> None:
         self.ctx = ctx
+        self.work = WorkLog()
+        """Seconds of this node's own work (training, solving) per round (``GET /status`` ``work_s``)."""
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""

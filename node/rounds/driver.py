@@ -19,7 +19,10 @@ from ..httpapi import HttpError, http_json
 from ..markets.registry import get_spec
 from ..markets.spec import MarketSpec
 from ..scenario import load_scenario
-from ..waiting import WaitTimeout, wait_until
+
+FINAL_POLL_S = 0.02
+"""Between two asks of the nodes not yet final (each ask is one local HTTP request per such node)."""
+FINAL_POLL_TIMEOUT_S = 5.0
 
 
 def leader_of(info: dict[str, Any], spec: MarketSpec) -> tuple[str, dict[str, Any]]:
@@ -64,16 +67,36 @@ def _apply_faults(root: Path, scenario: Any, next_round: int, progress: Callable
 
 
 def _final_everywhere(root: Path, height: int, timeout: float) -> bool:
-    def all_final() -> bool:
-        info = launcher.NetDir(root).load()
-        live = [v for v in info["nodes"].values() if launcher.pid_alive(v["pid"], v["config"])]
-        statuses = [launcher.node_status(v) for v in live]
-        return all(s is not None and s["finalized"] >= height for s in statuses)
+    """Whether every live node finalized ``height`` within ``timeout``: the nodes not yet final are asked
+    concurrently, every ``FINAL_POLL_S`` (another process's state: nothing signals it here)."""
+    info = launcher.NetDir(root).load()
+    pending = dict(info["nodes"])
 
-    try:
-        return wait_until(all_final, timeout=timeout, interval=0.05, what=f"block {height} final everywhere")
-    except WaitTimeout:
+    async def probe(name: str, node: dict[str, Any], done: list[str]) -> None:
+        try:
+            status = await http_json(node["http_port"], "GET", "/status", timeout=FINAL_POLL_TIMEOUT_S)
+        except (OSError, trio.TooSlowError, HttpError, ValueError):
+            return
+        if isinstance(status, dict) and isinstance(status.get("finalized"), int) and status["finalized"] >= height:
+            done.append(name)
+
+    async def wait_all() -> bool:
+        with trio.move_on_after(timeout):
+            while True:
+                for name in [n for n, v in pending.items() if not launcher.pid_alive(v["pid"], v["config"])]:
+                    del pending[name]  # a node that is down has nothing to finalize
+                done: list[str] = []
+                async with trio.open_nursery() as nursery:
+                    for name, node in pending.items():
+                        nursery.start_soon(probe, name, node, done)
+                for name in done:
+                    del pending[name]
+                if not pending:
+                    return True
+                await trio.sleep(FINAL_POLL_S)
         return False
+
+    return bool(trio.run(wait_all))
 
 
 def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | None = None,

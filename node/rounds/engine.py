@@ -16,6 +16,7 @@ before it has synced to the head its peers certify (issue 12, defect 4).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -103,6 +104,8 @@ class RoundEngine:
         self.chain_max = 0
         self.lock = trio.Lock()
         self.last: dict[str, Any] | None = None
+        self.observers: list[Callable[[dict[str, Any]], None]] = []
+        """Called with each closed round's summary (the explorer's round list, the metrics)."""
         self.stage = "idle"
         """Where the running round is: ``open`` (announcing, collecting), ``settle`` (its transactions submitted —
         the escrow locks and the settlement — waiting for its block), ``close``, or ``idle`` between rounds; a
@@ -175,6 +178,8 @@ class RoundEngine:
         _events.info("round.closed", round=rnd.number, height=height, final=final, left_out=len(result.left_out),
                      latency_ms=summary["latency_ms"])
         self.last = summary
+        for observe in self.observers:
+            observe(summary)
         return summary
 
     async def _settle(self, result: RoundResult) -> tuple[int | None, bool]:

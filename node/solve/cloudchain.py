@@ -10,9 +10,9 @@ posts in time (the comparison the network tests make). Heavy imports happen insi
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from ..output import print_document
 from ..params import Field, ParamError, check_params, read_toml
 from .options import solver_parser
 
@@ -149,7 +149,7 @@ def _handler(args: argparse.Namespace) -> int:
         raise ParamError("--params", "missing: a TOML file, a shipped name, or --scenario S --round R")
     else:
         providers, tasks, time_limit = load_params(args.params)
-    print(json.dumps(solve(providers, tasks, time_limit), indent=None if args.json else 2))
+    print_document(solve(providers, tasks, time_limit), args.json, title="cloudchain allocation contract")
     return 0
 
 

@@ -6,9 +6,9 @@ Parameter files are documented in docs/models/collab.md. Heavy imports happen in
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from ..output import print_document
 from ..params import Field, ParamError, check_params, read_toml
 from .options import solver_parser
 
@@ -156,7 +156,7 @@ def _portfolio(args: argparse.Namespace) -> int:
         port = optimize_portfolio(pub, _sellers(v), v["method"], v["integral"])
     except MechanismError as err:
         raise ParamError("", str(err)) from err
-    print(json.dumps(port.to_dict(), indent=2 if not args.json else None))
+    print_document(port.to_dict(), args.json, title="collab publisher portfolio (CPPI)")
     return 0
 
 
@@ -205,7 +205,7 @@ def solve_pricing(v: dict[str, Any]) -> dict[str, Any]:
 
 def _pricing(args: argparse.Namespace) -> int:
     doc = solve_pricing(load_pricing(args.params))
-    print(json.dumps(doc, indent=2 if not args.json else None))
+    print_document(doc, args.json, title="collab price regulation")
     return 0
 
 

@@ -10,9 +10,9 @@ Prints ``{"price", "compute", "fees", "participants", "es_profit", "ed_profit", 
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
+from bazaar.node.output import print_document
 from bazaar.node.params import Field, ParamError, load_params
 
 from .options import solver_parser
@@ -89,7 +89,7 @@ def _handler(args: argparse.Namespace) -> int:
     if p["check"]:
         out["es_deviation_gain"] = max(0.0, es_deviation_gain(game, res))
         out["ed_deviation_gain"] = max(0.0, ed_deviation_gain(game, res))
-    print(json.dumps(out, indent=2 if not args.json else None))
+    print_document(out, args.json, title="tbcim ES-ED Stackelberg game")
     return 0
 
 

@@ -52,7 +52,11 @@ def test_every_option_and_command_has_help() -> None:
 
 
 def test_help_lists_the_exit_codes() -> None:
-    assert "exit codes: 0 success, 1 runtime failure, 2 bad usage" in build_parser().format_help()
+    text = build_parser().format_help()
+    assert "exit codes:" in text
+    for code, meaning in (("0", "success"), ("1", "runtime failure"), ("2", "bad usage"), ("130", "interrupted"),
+                          ("141", "pipe")):
+        assert any(line.split()[:1] == [code] and meaning in line for line in text.splitlines()), code
 
 
 @pytest.mark.parametrize("action", ["down", "status", "kill", "start"])

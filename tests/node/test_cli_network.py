@@ -22,7 +22,7 @@ def data_dirs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_chain_verify_and_export(data_dirs: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["chain", "verify", "--data-dir", str(data_dirs / "consumer-1")]) == 0
+    assert main(["chain", "verify", "--data-dir", str(data_dirs / "consumer-1"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ok"] and report["height"] == 2 and report["conserved"]
     assert main(["chain", "export", "--data-dir", str(data_dirs / "cpp"), "--json"]) == 0
@@ -52,7 +52,7 @@ def test_chain_verify_names_a_corrupted_block(data_dirs: Path, tmp_path: Path,
     db.execute("UPDATE blocks SET raw = ? WHERE height = 2", (bytes(flipped),))
     db.commit()
     db.close()
-    assert main(["chain", "verify", "--data-dir", str(copy)]) == 1
+    assert main(["chain", "verify", "--data-dir", str(copy), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert not report["ok"] and report["height"] == 2
 

@@ -88,14 +88,14 @@ def test_a_truncated_database_is_a_json_error(action: str, data_dirs: Path, tmp_
 def test_lost_finalized_blocks_fail_verify_as_a_regression(data_dirs: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     copy = _copy(data_dirs / "consumer-2", tmp_path / "copy")
-    assert main(["chain", "verify", "--data-dir", str(copy)]) == 0
+    assert main(["chain", "verify", "--data-dir", str(copy), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["finalized_height"] == 2
     db = sqlite3.connect(copy / "chain.sqlite3")  # what a half-truncated WAL leaves: the last block is gone
     db.execute("DELETE FROM certificates WHERE height = 2")
     db.execute("DELETE FROM blocks WHERE height = 2")
     db.commit()
     db.close()
-    assert main(["chain", "verify", "--data-dir", str(copy)]) == 1
+    assert main(["chain", "verify", "--data-dir", str(copy), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     assert not report["ok"] and report["finalized_height"] == 1 and report["recorded_finalized"] == 2
     assert "regress" in report["error"]

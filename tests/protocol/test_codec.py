@@ -124,3 +124,45 @@ def test_mutated_valid_encodings_only_raise_protocol_errors(value: object, pos: 
     data[pos % len(data)] = byte
     with contextlib.suppress(DecodeError, OversizeError):
         decode_canonical(bytes(data))
+
+
+def _reference_is_canonical(data: bytes) -> bool:
+    """The slow definition the fast check must equal: decode, re-encode canonically, compare."""
+    try:
+        return encode(decode(data)) == data
+    except (DecodeError, OversizeError, TypeError, ValueError, OverflowError):
+        return False
+
+
+def _fast_is_canonical(data: bytes) -> bool:
+    try:
+        decode_canonical(data)
+    except (DecodeError, OversizeError):
+        return False
+    return True
+
+
+unsorted_maps = st.dictionaries(keys, scalars, min_size=2, max_size=5).map(
+    lambda m: msgpack.packb(dict(reversed(list(m.items()))), use_bin_type=True)
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    values.map(encode)
+    | values.map(lambda v: msgpack.packb(v, use_bin_type=True))
+    | st.lists(st.floats(width=32, allow_nan=False), max_size=4).map(
+        lambda v: msgpack.packb(v, use_bin_type=True, use_single_float=True)
+    )
+    | unsorted_maps
+    | st.binary(max_size=40)
+)
+def test_fast_canonical_check_equals_the_reference(data: bytes) -> None:
+    """decode_canonical's one-pass check accepts exactly what decode + canonical re-encode reproduces."""
+    assert _fast_is_canonical(data) == _reference_is_canonical(data)
+
+
+def test_duplicate_map_keys_are_not_canonical() -> None:
+    data = b"\x82\xa1a\x01\xa1a\x02"  # {"a": 1, "a": 2} on the wire
+    with pytest.raises(DecodeError):
+        decode_canonical(data)

@@ -8,10 +8,10 @@ One round (docs/models/ai-bazaar.md), driven by the CPP through the round engine
 3. the CPP gossips the lease: the accepted demands, its signed lease record and the escrow locks;
 4. each leasing consumer trains the shared model for ``steps_per_unit · β_i F_i`` SGD steps and gossips its
    signed model commitment (hash, claimed loss) and the release of its escrow;
-5. after the mining deadline every node asks the PoL driver for the lowest verified claim; its miner proposes
-   the block (reward R + λB) — or, when it stays silent, the next verified claimant after ``block_s`` (attempt
-   1), and so on — validators re-check the winner's loss, attest, and the block becomes final at 2/3 of the
-   stake; everyone adopts the winner's weights;
+5. once every leased miner has claimed (or at the mining deadline, for the missing ones) every node asks the PoL
+   driver for the lowest verified claim; its miner proposes the block (reward R + λB) — or, when it stays
+   silent, the next verified claimant after ``block_s`` (attempt 1), and so on — validators re-check the
+   winner's loss, attest, and the block becomes final at 2/3 of the stake; everyone adopts the winner's weights;
 6. the agents observe their profits (docs/models/ai-bazaar.md formulas at the realised price and demands).
 """
 
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
-
-import trio
 
 from bazaar.mechanisms.ai_bazaar import Params
 from bazaar.protocol import Envelope
@@ -86,9 +84,12 @@ class AiBazaarRole(Role):
         self.ctx.spawn("settle", self.settle_round, env.round, env.body["mining_deadline_ms"])
 
     async def settle_round(self, round_no: int, deadline_ms: int) -> None:
-        """After the mining deadline: rank and verify the claims; the best verified claimant proposes the block,
-        the next ones after ``k × block_s`` when it stays silent (``PolDriver.settle``)."""
-        await trio.sleep(max(0.0, (deadline_ms - now_ms()) / 1000))
+        """Once every leased miner has claimed, or at the mining deadline for the missing ones: rank and verify the
+        claims; the best verified claimant proposes the block at once, the next ones after ``k × block_s`` when it
+        stays silent (``PolDriver.settle``, docs/adr/0115)."""
+        complete = await self.pol.mining_closed(round_no, (deadline_ms - now_ms()) / 1000)
+        self.ctx.events.info("round.mining_closed", round=round_no, every_claim=complete,
+                             early_s=round(max(0.0, (deadline_ms - now_ms()) / 1000), 3))
         winner, block = await self.pol.settle(round_no)
         if winner is None:
             self.ctx.events.warning("round.no_valid_submission", round=round_no)

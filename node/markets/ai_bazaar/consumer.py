@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from ..context import Refuse, RequestFailed, RoleContext
 from .common import LEADER, AiBazaarRole, escrow_id
 
 STATE_FILE = "consumer-state.json"
+FOLLOWERS_KEPT = 64
 
 
 class Consumer(AiBazaarRole):
@@ -40,6 +42,8 @@ class Consumer(AiBazaarRole):
                       WolfPHC(self.cfg.price_levels, self.cfg.demand_levels,
                               seed=self.cfg.agent_seed * 1000 + self.index + 1))
         self.pending: tuple[int, int, float] | None = None
+        self.followers: dict[tuple[str, tuple[int, ...], float], Any] = {}
+        """The follower equilibrium per (parameter set, participants, price)."""
 
     def _persist(self) -> None:
         self.ctx.save_state(STATE_FILE, {"agent": self.agent.state_dict()})
@@ -67,7 +71,13 @@ class Consumer(AiBazaarRole):
                 idx = [self.consumer_index[k] for k in body["participants"]]
             except KeyError as err:
                 raise Refuse("schema", "unknown participant") from err
-            F = await ctx.compute(follower_equilibrium, params_all.subset(idx), price)
+            key = (str(body["params"]), tuple(idx), price)
+            if key not in self.followers:  # a pure function of its inputs: solved once per distinct input
+                with self.work.timed(env.round):
+                    self.followers[key] = await ctx.compute(follower_equilibrium, params_all.subset(idx), price)
+                while len(self.followers) > FOLLOWERS_KEPT:
+                    del self.followers[next(iter(self.followers))]
+            F = self.followers[key]
             demand = float(F[body["participants"].index(me)])
             level = None
         lock = ctx.chain.sign_tx("escrow_lock", {
@@ -98,8 +108,9 @@ class Consumer(AiBazaarRole):
         steps = self.mining_steps(params_all, self.index, demand)
         start = self.pol.models.global_model
         seed = int.from_bytes(hashlib.sha256(env.round.to_bytes(8, "big") + me).digest()[:4], "big")
-        w = await ctx.compute(self.pol.task.train, start, steps, seed)
-        loss = await ctx.compute(self.pol.task.loss, w)
+        with self.work.timed(env.round):  # the leased compute: training, and the loss the claim states
+            w = await ctx.compute(self.pol.task.train, start, steps, seed)
+            loss = await ctx.compute(self.pol.task.loss, w)
         if FALSE_CLAIM in ctx.byzantine:  # a Byzantine miner claims a perfect model (honest nodes re-compute it)
             ctx.events.warning("byzantine.false_claim", round=env.round, loss=loss)
             loss = 0.0

@@ -34,6 +34,7 @@ SETTLE_ATTEMPTS = 3
 """The round's block may come from the best verified claimant, or — when it and the next are silent — from the
 second or third after ``block_s`` each (node/consensus/pol.py, docs/adr/0095): wait that many ``block_s``."""
 EXPIRY_SLACK = 8
+EQUILIBRIA_KEPT = 64
 """Blocks a consumer's escrow expiry may exceed ``height + escrow_expiry`` by (its head may differ from ours)."""
 
 
@@ -59,6 +60,20 @@ class Cpp(AiBazaarRole):
                       WolfPHC(self.cfg.demand_buckets, self.cfg.price_levels, seed=self.cfg.agent_seed))
         self.current: _Open | None = None
         self.round_no = int(saved.get("round", 0))
+        self.equilibria: dict[tuple[str, tuple[int, ...]], Any] = {}
+        """The Stackelberg solution per (parameter set, participants): a pure function of them (docs/adr/0117)."""
+
+    async def equilibrium(self, round_no: int, set_name: str, members: list[bytes]) -> Any:
+        """The Stackelberg equilibrium of ``set_name`` for ``members`` (solved once per distinct input; the
+        solving time counts as this round's work)."""
+        key = (set_name, tuple(self.consumer_index[k] for k in members))
+        if key not in self.equilibria:
+            params = self.cfg.param_sets[set_name].subset(list(key[1]))
+            with self.work.timed(round_no):
+                self.equilibria[key] = await self.ctx.compute(solve_stackelberg, params)
+            while len(self.equilibria) > EQUILIBRIA_KEPT:
+                del self.equilibria[next(iter(self.equilibria))]
+        return self.equilibria[key]
 
     def _persist(self) -> None:
         self.ctx.save_state(STATE_FILE, {"round": self.round_no, "bucket": self.last_bucket,
@@ -104,7 +119,7 @@ class Cpp(AiBazaarRole):
         params = params_all.subset([self.consumer_index[k] for k in participants])
         level: int | None = None
         if rnd.mode == "equilibrium":
-            eq = await ctx.compute(solve_stackelberg, params)
+            eq = await self.equilibrium(rnd.number, rnd.params, participants)
             price = float(eq.price)
         else:
             level = self.agent.act(self.last_bucket)
@@ -160,7 +175,7 @@ class Cpp(AiBazaarRole):
             summary["cpp_profit"] = float(cpp_profit(params, price, F))
             summary["consumer_profit"] = {ctx.name_of(k): float(u) for k, u in
                                           zip(answered, consumer_profit(params, price, F), strict=True)}
-            eq = await ctx.compute(solve_stackelberg, params)
+            eq = await self.equilibrium(rnd.number, rnd.params, answered)  # what the round is compared with
             summary["equilibrium"] = {"price": eq.price, "cpp_profit": eq.cpp_profit,
                                       "demand": {ctx.name_of(k): float(f) for k, f in zip(answered, eq.demand,
                                                                                          strict=True)}}

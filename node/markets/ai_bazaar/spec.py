@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 
 
 def prepare(scenario: Scenario, node_dirs: dict[str, Path]) -> None:
-    """Before a new network starts: pre-train the WoLF-PHC agents by PB-MARL self-play (offline), and give
-    each node its own agent; online learning then continues from there. Runs once, in the launcher; nodes that
-    already hold an agent keep it."""
-    from bazaar.mechanisms.ai_bazaar import pretrain_wolf
+    """Before a new network starts: pre-train the WoLF-PHC agents by PB-MARL self-play (offline; a shipped
+    result when one matches, docs/adr/0122), and give each node its own agent; online learning then continues
+    from there. Runs once, in the launcher; nodes that already hold an agent keep it."""
+    from .pretrained import pretrained_agents
 
     cfg = market_config(scenario)
     name = cfg.learning_params(scenario)
@@ -32,14 +32,13 @@ def prepare(scenario: Scenario, node_dirs: dict[str, Path]) -> None:
     files.update({n: node_dirs[n] / "consumer-state.json" for n in scenario.names("consumer")})
     if all(f.exists() for f in files.values()):
         return
-    cpp, consumers, trace = pretrain_wolf(cfg.param_sets[name], episodes=cfg.pretrain_episodes,
-                                          price_levels=cfg.price_levels, demand_levels=cfg.demand_levels,
-                                          buckets=cfg.demand_buckets, seed=cfg.agent_seed)
-    files["cpp"].write_text(json.dumps({"round": 0, "bucket": cfg.demand_buckets // 2, "agent": cpp.state_dict(),
+    done = pretrained_agents(cfg.param_sets[name], episodes=cfg.pretrain_episodes, price_levels=cfg.price_levels,
+                             demand_levels=cfg.demand_levels, buckets=cfg.demand_buckets, seed=cfg.agent_seed)
+    files["cpp"].write_text(json.dumps({"round": 0, "bucket": cfg.demand_buckets // 2, "agent": done["cpp"],
                                         "pretrained": {"params": name, "episodes": cfg.pretrain_episodes,
-                                                       "final_price": float(trace.price[-1])}}))
-    for agent, consumer in zip(consumers, scenario.names("consumer"), strict=True):
-        files[consumer].write_text(json.dumps({"agent": agent.state_dict()}))
+                                                       "final_price": done["final_price"]}}))
+    for agent, consumer in zip(done["consumers"], scenario.names("consumer"), strict=True):
+        files[consumer].write_text(json.dumps({"agent": agent}))
 
 
 def learning_task(cfg: MarketConfig) -> LearningTask:

@@ -115,8 +115,9 @@ class ProviderNode(CloudchainRole):
                 ctx.events.warning("job.dropped", task=task.id)
                 return
             noise = secrets.randbits(32) if task.epsilon is not None else None
-            job = await ctx.compute(lambda: run_job(task.kind, task.units, entry.seed, epsilon=task.epsilon,
-                                                    delta=task.delta, noise_seed=noise, clip_bound=self.cfg.clip))
+            with self.work.timed(entry.round):  # the workload itself
+                job = await ctx.compute(lambda: run_job(task.kind, task.units, entry.seed, epsilon=task.epsilon,
+                                                        delta=task.delta, noise_seed=noise, clip_bound=self.cfg.clip))
             model = job.blob
             if self._faulty(self.cfg.wrong):
                 model = secrets.token_bytes(len(model))

@@ -218,7 +218,8 @@ class Pool(CollabRole):
             plans = [portfolio_of(orders.answers[k].body, pricing.method) if k in orders.answers else _nothing(n)
                      for k in roster.publishers]
             sellers = sellers_of(caps_f, caps_d, self.prices[:n], self.prices[n:], phi, theta)
-            state = await ctx.compute(fill_market, sellers, self.budgets, plans, pricing.tol)
+            with self.work.timed(rnd.number):
+                state = await ctx.compute(fill_market, sellers, self.budgets, plans, pricing.tol)
             path.append(list(self.prices))
             if state.equilibrium or t >= pricing.max_iter:
                 break

@@ -53,7 +53,8 @@ class Publisher(CollabRole):
         self.book = b
         sellers = sellers_of(b["compute_capacity"], b["data_capacity"], b["compute_price"], b["data_price"],
                              b["phi"], b["theta"])
-        plan = await self.plan(Book.from_sellers, sellers)
+        with self.work.timed(env.round):
+            plan = await self.plan(Book.from_sellers, sellers)
         lock = None
         if b["iteration"] == 0:
             me = self.ctx.key.public
@@ -84,7 +85,8 @@ class Publisher(CollabRole):
         self.per_device(b, FINAL_LISTS)
         sellers = sellers_of(book["compute_capacity"], book["data_capacity"], b["compute_price"], b["data_price"],
                              book["phi"], book["theta"])
-        plan = await self.plan(Book.from_sellers, sellers, b["compute_left"], b["data_left"])
+        with self.work.timed(env.round):
+            plan = await self.plan(Book.from_sellers, sellers, b["compute_left"], b["data_left"])
         return order_body(plan, int(book["iteration"]))
 
     def per_device(self, body: dict[str, Any], keys: tuple[str, ...]) -> None:

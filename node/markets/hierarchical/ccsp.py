@@ -92,7 +92,8 @@ class Ccsp(HierarchicalRole):
             self.current = None
             return RoundResult(invited, invited, None, 0.0, metrics={"offers": 0})
         try:
-            cleared = await ctx.compute(_clear_quietly, self.p, offers)
+            with self.work.timed(rnd.number):
+                cleared = await ctx.compute(_clear_quietly, self.p, offers)
         except MechanismError as err:
             self.current = None
             raise RoundError(f"the offers do not form a market: {err}") from err

@@ -79,7 +79,8 @@ class Mesp(HierarchicalRole):
         book = sorted(got.answers.values(), key=lambda b: b.index)
         invited = [self.roster.mesps.index(k) for k in rnd.call["mesps"] if k in self.roster.mesps]
         try:
-            row = await ctx.compute(bundle_row, self.p, book, invited, self.index)
+            with self.work.timed(rnd.number):
+                row = await ctx.compute(bundle_row, self.p, book, invited, self.index)
         except MechanismError as err:
             ctx.events.error("offer.failed", round=rnd.number, error=str(err)[:200])
             return
@@ -111,7 +112,8 @@ class Mesp(HierarchicalRole):
         if self.index not in [o.index for o in offers]:
             return  # we were left out of the upper level
         try:
-            cleared = await ctx.compute(clear, self.p, offers)
+            with self.work.timed(env.round):
+                cleared = await ctx.compute(clear, self.p, offers)
         except MechanismError as err:
             raise Refuse("result-mismatch", f"the offers do not clear: {err}") from err
         same = (np.allclose(cleared.bundles, body["bundles"], rtol=1e-9, atol=1e-9)

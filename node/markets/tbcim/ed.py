@@ -105,8 +105,9 @@ class EdgeDevice(TbcimRole):
         except RequestFailed as err:
             self.ctx.events.warning("epoch.no_model", task=b["task"], error=str(err)[:200])
             return
-        delta = await self.ctx.compute(mk.ed_update, self.worker_cfg, self.data, self.index, b["epoch"], model,
-                                       compute)
+        with self.work.timed(env.round):  # local training
+            delta = await self.ctx.compute(mk.ed_update, self.worker_cfg, self.data, self.index, b["epoch"], model,
+                                           compute)
         h = self.blobs.put(delta)
         body = {"task": b["task"], "epoch": b["epoch"], "parent": b["model"], "hash": h, "size": int(delta.size),
                 "samples": int(self.data.parts[self.index].size)}

@@ -126,7 +126,8 @@ class EdgeServer(TbcimRole):
         bid = auction.bids[self.index]
         kept = bid.kept()
         try:
-            game = await self.ctx.compute(mk.lower_game, self.cfg, [bid.reports[i] for i in kept])
+            with self.work.timed(env.round):
+                game = await self.ctx.compute(mk.lower_game, self.cfg, [bid.reports[i] for i in kept])
         except MechanismError as err:
             self.ctx.events.error("lower.failed", task=task.number, error=str(err)[:200])
             return

@@ -162,8 +162,9 @@ class Requester(TbcimRole):
         got = await cur.bids.wait()
         bid_wires = [got.answers[k] for k in self.roster.es if k in got.answers]
         try:
-            auction = await ctx.compute(derive_auction, cur.wire, bid_wires, ctx.network_id, self.roster,
-                                        cfg.data_unit)
+            with self.work.timed(rnd.number):
+                auction = await ctx.compute(derive_auction, cur.wire, bid_wires, ctx.network_id, self.roster,
+                                            cfg.data_unit)
         except Refuse as err:
             self.current = None
             raise RoundError(f"the bids do not form an auction: {err}") from err

@@ -1,0 +1,85 @@
+"""A scenario grown (or shrunk) to N node processes, for benchmarks and large local networks.
+
+The role with the most members (ai-bazaar's consumers, hierarchical's miners, tbcim's edge devices, ...) takes
+up the difference; every other role keeps its count. Parameter files the scenario names under
+``[mechanism]`` (ai-bazaar's ``param_sets``) are rewritten beside the new scenario when they describe that role
+member by member: ``n`` becomes the new count and every list of the old count's length is tiled to the new one
+(member i of the grown set repeats member ``i mod n_old``). Other file names are made absolute, so the written
+scenario loads from any folder. The result is checked by the ordinary scenario loader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from .params import ParamError, read_toml
+from .scenario import Scenario, load_scenario
+
+
+def scaled_role(scenario: Scenario) -> str:
+    """The role that grows: the one with the most members (the last of equals)."""
+    return max(reversed(list(scenario.roles.items())), key=lambda kv: kv[1])[0]
+
+
+def _tile(doc: dict[str, Any], old: int, new: int) -> tuple[dict[str, Any], bool]:
+    """``doc`` with ``n`` and every member-wise list grown from ``old`` to ``new`` members (nested tables too)."""
+    changed = False
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key == "n" and value == old and not isinstance(value, bool):
+            out[key], changed = new, True
+        elif isinstance(value, list) and len(value) == old and old > 0:
+            out[key], changed = [value[i % old] for i in range(new)], True
+        elif isinstance(value, dict):
+            out[key], sub = _tile(value, old, new)
+            changed = changed or sub
+        else:
+            out[key] = value
+    return out, changed
+
+
+def scale_scenario(ref: str | Path, nodes: int, folder: Path) -> Path:
+    """Write scenario ``ref`` grown to ``nodes`` node processes into ``folder``; returns the new file.
+
+    Raises:
+        ParamError: ``nodes`` leaves the growing role outside its allowed count, or the result does not load.
+    """
+    sc = load_scenario(ref)
+    role = scaled_role(sc)
+    old = sc.roles[role]
+    new = nodes - (sum(sc.roles.values()) - old)
+    if new < 1:
+        raise ParamError("nodes", f"{nodes} node processes leave no {role} (the other roles need "
+                                  f"{sum(sc.roles.values()) - old})")
+    data = read_toml(sc.source)
+    data["roles"][role] = new
+    data["name"] = f"{data['name']}-n{nodes}"
+    folder.mkdir(parents=True, exist_ok=True)
+    mech = data.get("mechanism", {})
+
+    def rewrite(path: str, label: str) -> str:
+        try:
+            src = sc.resolve_file(path, f"mechanism.{label}")
+        except ParamError:
+            return path  # not a file: a plain setting
+        doc, changed = _tile(read_toml(src), old, new)
+        if not changed:
+            return str(src)
+        target = folder / f"{src.stem}-n{new}.toml"
+        target.write_bytes(tomli_w.dumps(doc).encode())
+        return str(target)
+
+    for key, value in list(mech.items()):
+        if isinstance(value, str) and value.endswith(".toml"):
+            mech[key] = rewrite(value, key)
+        elif isinstance(value, dict):
+            for sub, path in list(value.items()):
+                if isinstance(path, str) and path.endswith(".toml"):
+                    value[sub] = rewrite(path, f"{key}.{sub}")
+    target = folder / f"{data['name']}.toml"
+    target.write_bytes(tomli_w.dumps(data).encode())
+    load_scenario(target)  # the ordinary checks, naming the key on any error
+    return target
