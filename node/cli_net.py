@@ -32,7 +32,7 @@ def _up(args: argparse.Namespace, root: Path) -> int:
     if not args.scenario:
         raise ParamError("--scenario", "missing (a shipped scenario name, or a TOML file)")
     if args.json:  # progress lines on stderr as before, the JSON document on stdout
-        info = launcher.net_up(args.scenario, root, log_json=args.log_json, progress=_stamp,
+        info = launcher.net_up(args.scenario, root, log_json=args.log_json, hosts=_hosts(args), progress=_stamp,
                                metrics=args.metrics)
         print_json({"dir": str(root), "nodes": len(info["nodes"]), "up_seconds": info["up_seconds"],
                     **({"prometheus": info["metrics"]} if args.metrics else {})})
@@ -80,7 +80,7 @@ def _up_with_progress(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             elif kind == "connected":
                 _stamp(f"connected: {ev['total']} of {ev['total']} nodes have peers")
 
-        return launcher.net_up(args.scenario, root, log_json=args.log_json, on_progress=plain,
+        return launcher.net_up(args.scenario, root, log_json=args.log_json, hosts=_hosts(args), on_progress=plain,
                                  metrics=args.metrics)
 
     with Progress(TextColumn("{task.description:<34}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -103,7 +103,7 @@ def _up_with_progress(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 bar.update(task("connected", total), completed=ev["done"],
                            description="connected" if kind == "connected" else "connecting (nodes with peers)")
 
-        return launcher.net_up(args.scenario, root, log_json=args.log_json, on_progress=live,
+        return launcher.net_up(args.scenario, root, log_json=args.log_json, hosts=_hosts(args), on_progress=live,
                                metrics=args.metrics)
 
 
@@ -200,3 +200,11 @@ def cmd_net(args: argparse.Namespace) -> int:
     except launcher.LaunchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+
+
+def _hosts(args: argparse.Namespace) -> Any:
+    """``--hosts`` and ``--link-*`` of ``net up`` as the launcher's hosts strategy (docs/deploy.md)."""
+    from .hosts.netns import hosts_for
+
+    return hosts_for(getattr(args, "hosts", "loopback"), getattr(args, "link_delay", None),
+                     getattr(args, "link_jitter", None), getattr(args, "link_loss", None))

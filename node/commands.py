@@ -303,6 +303,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from .cli_logs import add_arguments
 
     add_arguments(net)
+    net.add_argument("--hosts", choices=("loopback", "netns"), default="loopback",
+                     help="up: where nodes run: loopback (default) or netns (a Linux network namespace each, "
+                          "joined by veth pairs to a bridge; needs root; docs/deploy.md)")
+    net.add_argument("--link-delay", help="up --hosts netns: one-way delay per link (tc netem), e.g. 20ms")
+    net.add_argument("--link-jitter", help="up --hosts netns: delay jitter per link, e.g. 5ms")
+    net.add_argument("--link-loss", help="up --hosts netns: packet loss per link, e.g. 0.1%%")
     net.set_defaults(func=_cmd_net)
 
     rnd = sub.add_parser("round", help="run scripted market rounds on a running network (a line per round; "

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,8 @@ from bazaar.protocol import KeyPair
 from bazaar.protocol.keys import load_or_create_seed
 
 from .config import NodeConfig, PeerEntry
+from .hosts import Hosts, HostsError
+from .hosts.base import free_port  # noqa: F401 - re-exported (tests, older callers)
 from .httpapi import TOKEN_FILE, load_or_create_token, read_token
 from .markets.registry import get_spec
 from .markets.spec import GenesisPlan
@@ -56,13 +57,6 @@ class NoNetwork(LaunchError):
 
 def _quiet(_: str) -> None:
     return None
-
-
-def free_port() -> int:
-    """A currently free TCP port on 127.0.0.1 (bound without SO_REUSEPORT, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -131,11 +125,12 @@ def pid_state(pid: int, config_path: str | None = None) -> str:
     return "stopped" if state in ("T", "t") else "running"
 
 
-def _spawn(config_path: Path, log_path: Path, pipe: ReadyPipe | None = None) -> int:
+def _spawn(config_path: Path, log_path: Path, pipe: ReadyPipe | None = None,
+           prefix: Sequence[str] = ()) -> int:
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bazaar.node.cli", "node", "--config", str(config_path)],
+            [*prefix, sys.executable, "-m", "bazaar.node.cli", "node", "--config", str(config_path)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **(pipe.env() if pipe else {})},
             pass_fds=pipe.pass_fds if pipe else (),
@@ -235,13 +230,15 @@ def build_genesis(scenario: Scenario, keys: dict[str, KeyPair]) -> Genesis:
 
 def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
                     byzantine: Mapping[str, Sequence[str]] | None = None,
-                    clock_skew_ms: Mapping[str, int] | None = None) -> dict[str, NodeConfig]:
+                    clock_skew_ms: Mapping[str, int] | None = None,
+                    hosts: Hosts | None = None) -> dict[str, NodeConfig]:
     """Keys, genesis, ports and every node's ``node.toml`` of a fresh (or existing) network folder, and the
     market's one-off preparation; returns the node configs by name.
 
     Args:
         byzantine: node name -> the misbehaviours it starts with (a testnet's Byzantine nodes).
         clock_skew_ms: node name -> the skew of its wall clock at start.
+        hosts: where the nodes run (their listen addresses); default loopback with free ports.
 
     Raises:
         ParamError: a key file is unsafe or malformed, or ``byzantine``/``clock_skew_ms`` names no node.
@@ -263,9 +260,8 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
     load_or_create_token(net.token)
     if not net.genesis.exists():
         net.genesis.write_text(json.dumps(build_genesis(scenario, keys).to_dict(json=True), indent=1))
-    ports = {name: free_port() for name, _ in scenario.nodes}
-    entries = [PeerEntry(name, role, keys[name].public, f"/ip4/127.0.0.1/tcp/{ports[name]}")
-               for name, role in scenario.nodes]
+    hosts = hosts or Hosts()
+    entries = [PeerEntry(name, role, keys[name].public, hosts.listen_addr(name)) for name, role in scenario.nodes]
     configs = {}
     for entry in entries:
         cfg = NodeConfig(
@@ -285,10 +281,15 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,
            progress: Progress = _quiet, byzantine: Mapping[str, Sequence[str]] | None = None,
            clock_skew_ms: Mapping[str, int] | None = None, metrics: bool = False,
-           on_progress: OnProgress | None = None, spawn: str = "fork") -> dict[str, Any]:
+           on_progress: OnProgress | None = None, spawn: str = "fork",
+           hosts: Hosts | None = None) -> dict[str, Any]:
     """Start every node of a scenario as its own process; return once all are ready and connected.
 
     ``metrics``: also write ``prometheus.yml`` (every node's ``/metrics``) into the folder (docs/metrics.md).
+
+    ``hosts`` says where the nodes run (default: loopback; ``bazaar.node.hosts.netns.Netns``: a network
+    namespace each, started with ``spawn='exec'`` under the hosts' command prefix); what it made is recorded in
+    ``net.json`` (``hosts``) and removed by :func:`net_down`.
 
     ``byzantine`` and ``clock_skew_ms`` (by node name) go into the nodes' ``node.toml`` (a testnet's Byzantine
     nodes and skewed clocks, see :func:`prepare_network`); ``net.json`` records each node's behaviours.
@@ -309,9 +310,19 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
     t_prepare = time.monotonic()
     scenario = load_scenario(scenario_ref)
     root.mkdir(parents=True, exist_ok=True)
-    configs = prepare_network(scenario, net, log_json, byzantine=byzantine, clock_skew_ms=clock_skew_ms)
+    hosts = hosts or Hosts()
+    try:
+        record = hosts.setup(root, [name for name, _ in scenario.nodes])
+    except HostsError as err:
+        raise LaunchError(f"could not set up the hosts ({hosts.kind}): {err}") from err
+    try:
+        configs = prepare_network(scenario, net, log_json, byzantine=byzantine, clock_skew_ms=clock_skew_ms,
+                                  hosts=hosts)
+    except BaseException:
+        _teardown_hosts(root, record)
+        raise
     info: dict[str, Any] = {"scenario": str(scenario.source), "name": scenario.name, "started": time.time(),
-                            "nodes": {}}
+                            "nodes": {}, "hosts": record}
     deadline = time.monotonic() + timeout
     t0 = time.monotonic()
     emit = on_progress or (lambda _: None)
@@ -320,22 +331,27 @@ def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_
             paths = [net.node_dir(name) / "node.toml" for name in configs]
             for name in configs:
                 (net.node_dir(name) / "ready.json").unlink(missing_ok=True)
+            if hosts.kind != "loopback":
+                spawn = "exec"  # a forked node would stay in the fork server's network namespace
             if spawn == "fork":
                 pids = _spawn_forked(root, scenario.market_name, paths, pipe, deadline)
             elif spawn == "exec":
-                pids = [_spawn(path, path.parent / "node.log", pipe) for path in paths]
+                pids = [_spawn(path, path.parent / "node.log", pipe, hosts.prefix(name))
+                        for name, path in zip(configs, paths, strict=True)]
             else:
                 raise ParamError("spawn", f"expected 'fork' or 'exec', got {spawn!r}")
             pipe.started()
             for (name, cfg), pid, config_path in zip(configs.items(), pids, paths, strict=True):
                 emit({"event": "starting", "node": name, "done": len(info["nodes"]), "total": len(configs)})
                 info["nodes"][name] = {"role": cfg.role, "pid": pid, "config": str(config_path),
-                                       "listen": cfg.listen, "key": None, "byzantine": list(cfg.byzantine)}
+                                       "listen": cfg.listen, "key": None, "byzantine": list(cfg.byzantine),
+                                       "prefix": hosts.prefix(name) if spawn == "exec" else []}
             net.save(info)
 
             def on_ready(doc: dict[str, Any]) -> None:
                 node = info["nodes"][doc["name"]]
-                node.update(http_port=doc["http_port"], key=doc["key"], peer_id=doc["peer_id"])
+                node.update(http_port=hosts.control_port(doc["name"], doc["http_port"]), key=doc["key"],
+                            peer_id=doc["peer_id"])
                 progress(f"node {doc['name']} ready (pid {node['pid']})")
                 emit({"event": "ready", "node": doc["name"], "total": len(configs),
                       "done": sum(1 for v in info["nodes"].values() if v["key"] is not None)})
@@ -407,6 +423,7 @@ def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
     try:
         info = net.load()
     except LaunchError:
+        _teardown_hosts(root, None)
         return []
     live = {n: v for n, v in info["nodes"].items() if pid_alive(v["pid"], v["config"])}
     for v in live.values():
@@ -417,7 +434,22 @@ def net_down(root: Path, *, grace: float = 10.0) -> list[str]:
     for v in live.values():
         if pid_alive(v["pid"], v["config"]):
             os.kill(v["pid"], signal.SIGKILL)
+    with contextlib.suppress(WaitTimeout):
+        wait_until(lambda: not any(pid_alive(v["pid"], v["config"]) for v in live.values()), timeout=grace,
+                   what="the nodes to be gone")
+    _teardown_hosts(root, info.get("hosts"))
     return sorted(live)
+
+
+def _teardown_hosts(root: Path, record: dict[str, Any] | None) -> None:
+    """Remove what the network's hosts made (namespaces, links, relay), from ``net.json`` or ``hosts.json``."""
+    from .hosts.netns import teardown, teardown_dir
+
+    try:
+        if not (record and record.get("kind") == "netns" and teardown(record)):
+            teardown_dir(root)
+    except HostsError as err:
+        raise LaunchError(f"could not remove the network's namespaces: {err}") from err
 
 
 def net_status(root: Path) -> dict[str, Any]:
@@ -468,11 +500,12 @@ def net_start(root: Path, name: str, *, timeout: float = 60.0) -> dict[str, Any]
     (ndir / "ready.json").unlink(missing_ok=True)
     deadline = time.monotonic() + timeout
     with ReadyPipe() as pipe:
-        v["pid"] = _spawn(Path(v["config"]), ndir / "node.log", pipe)
+        v["pid"] = _spawn(Path(v["config"]), ndir / "node.log", pipe, v.get("prefix", ()))
         pipe.started()
         net.save(info)
+        relay = (info.get("hosts") or {}).get("nodes", {}).get(name, {}).get("relay_port")
         _await_ready(net, {"nodes": {name: v}}, pipe, deadline,
-                     lambda doc: v.update(http_port=doc["http_port"], key=doc["key"], peer_id=doc["peer_id"]))
+                     lambda doc: v.update(http_port=relay or doc["http_port"], key=doc["key"], peer_id=doc["peer_id"]))
     net.save(info)
     if info.get("metrics"):
         write_scrape_config(root, info)  # the restarted node listens on a new port
