@@ -197,3 +197,19 @@ def lagrangian_clear(m: Market, **kwargs: float) -> LagrangianResult:
         pay[b] = min(p, vb)
     a.payment = pay
     return res
+
+
+def greedy_improved_allocate(m: Market) -> Allocation:
+    """The greedy allocation followed by the same 1-opt local search the Lagrangian heuristic runs.
+
+    For experiments that separate the two effects behind "LA ≥ GA" (the relaxation, and the local search only LA
+    has). Allocation only: the search breaks the greedy's monotonicity, so its critical payments no longer
+    apply and none are computed (``payment`` is zero).
+    """
+    from .greedy import greedy_allocate
+
+    start = greedy_allocate(m)
+    ok, _, _ = _tensor(m)
+    seller, option = start.seller.copy(), start.option.copy()
+    _improve(m, ok, seller, option)
+    return Allocation(seller, option, np.zeros(m.n_buyers), welfare_of(m, seller, option), "greedy-1opt")

@@ -25,6 +25,8 @@ from .levels import bundle_bids, clear_lower_on
 from .market import NO_TRADE, Allocation, Market, make_market
 
 MULTI_UPPER_METHODS = ("greedy", "lagrangian", "milp")
+ANALYSIS_UPPER_METHODS = (*MULTI_UPPER_METHODS, "greedy-1opt")
+"""Also ``greedy-1opt``, an allocation without payments for experiments: never a network market's rule."""
 
 
 @dataclass(frozen=True)
@@ -273,7 +275,8 @@ def solve_multi_ccsp(inst: MultiCcspInstance, upper: str = "lagrangian", lower: 
 
     Args:
         inst: the round.
-        upper: ``"greedy"`` (critical payments), ``"lagrangian"`` (VCG-like payments) or ``"milp"`` (VCG).
+        upper: ``"greedy"`` (critical payments), ``"greedy-1opt"`` (greedy + the Lagrangian's 1-opt search;
+            allocation only, no payments), ``"lagrangian"`` (VCG-like payments) or ``"milp"`` (VCG).
         lower: ``"greedy"`` or ``"exact"``.
         reference: also compute the upper MILP on the same bids and the joint MILP.
         reference_time_limit: seconds for the joint MILP (``None``: to optimality).
@@ -282,8 +285,8 @@ def solve_multi_ccsp(inst: MultiCcspInstance, upper: str = "lagrangian", lower: 
     Raises:
         MechanismError: unknown method.
     """
-    if upper not in MULTI_UPPER_METHODS:
-        raise MechanismError(f"unknown upper method {upper!r} (use one of {', '.join(MULTI_UPPER_METHODS)})")
+    if upper not in ANALYSIS_UPPER_METHODS:
+        raise MechanismError(f"unknown upper method {upper!r} (use one of {', '.join(ANALYSIS_UPPER_METHODS)})")
     single = inst.single()
     bids = bundle_bids(single, lower)
     um = multi_upper_market(inst, bids.values)
@@ -313,6 +316,10 @@ def clear_multi_upper(um: Market, upper: str = "lagrangian", **lagrangian_option
     bound = math.nan
     if upper == "greedy":
         a = greedy_clear(um)
+    elif upper == "greedy-1opt":  # allocation only (no payments): experiments separating LA's local search
+        from .lagrangian import greedy_improved_allocate
+
+        a = greedy_improved_allocate(um)
     elif upper == "lagrangian":
         res = lagrangian_clear(um, **lagrangian_options)
         a, bound = res.allocation, float(res.dual_bound)
