@@ -122,7 +122,7 @@ def run_scenarios(scenarios: Sequence[str], out: Path, progress: Callable[[str],
     they are done, so no round shares the machine with them (docs/adr/0118)."""
     results: list[dict[str, Any]] = []
     pending: Future[dict[str, Any]] | None = None
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-checks") as pool:
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-checks") as checker:
         try:
             for name in scenarios:
                 run = _Run(name, out / name)
@@ -133,7 +133,7 @@ def run_scenarios(scenarios: Sequence[str], out: Path, progress: Callable[[str],
                         results.append(_report(pending.result()))
                         pending = None
                 _rounds(run, progress)
-                pending = pool.submit(_finish, run)
+                pending = checker.submit(_finish, run)
         finally:
             if pending is not None:
                 results.append(_report(pending.result()))
