@@ -15,6 +15,8 @@ def test_collab_payoff_quick_two_reps_literal(tmp_path: Path) -> None:
     assert {r["algorithm"] for r in data["summary"]} == {"spa", "pdpa", "tapa", "qlearning", "evolutionary"}
 
 
-def test_collab_portfolio_quick_two_reps(tmp_path: Path) -> None:
-    run_quick("collab-portfolio", tmp_path)
-    check_table(tmp_path, "collab_portfolio", 2, "total_payoff")
+def test_collab_portfolio_quick_two_reps_literal_adds_plain_sgsa(tmp_path: Path) -> None:
+    info = run_quick("collab-portfolio", tmp_path, literal=True)
+    assert info["params"]["methods"] == ["sgsa", "newton", "greedy", "sgsa-plain"]
+    data = check_table(tmp_path, "collab_portfolio", 2, "total_payoff")
+    assert {r["method"] for r in data["summary"]} == {"sgsa", "newton", "greedy", "sgsa-plain"}
