@@ -453,7 +453,8 @@ def _teardown_hosts(root: Path, record: dict[str, Any] | None) -> None:
 
 
 def net_status(root: Path) -> dict[str, Any]:
-    """``{"nodes": [{"name", "role", "pid", "alive", "peer_id", "height", "finalized", ...}]}``."""
+    """``{"nodes": [{"name", "role", "pid", "alive", "peer_id", "height", "finalized", ..., "synced", "mesh_min"}]}``
+    (``synced``: the node holds the certified head its peers report; ``mesh_min``: its smallest gossip mesh)."""
     info = NetDir(root).load()
     rows = []
     for name, v in info["nodes"].items():
@@ -466,6 +467,7 @@ def net_status(root: Path) -> dict[str, Any]:
             "height": st["height"] if st else None, "finalized": st["finalized"] if st else None,
             "head": st["head"] if st else None, "finalized_hash": st.get("finalized_hash") if st else None,
             "peers": st["peers"] if st else None, "rss_mb": st.get("rss_mb") if st else None,
+            "synced": st.get("synced") if st else None, "mesh_min": st.get("mesh_min") if st else None,
         })
     return {"nodes": rows}
 
