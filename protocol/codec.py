@@ -77,26 +77,7 @@ def decode(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
         OversizeError: ``data`` longer than ``max_size``.
         DecodeError: not a single well-formed msgpack value within the limits.
     """
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise DecodeError(f"expected bytes, got {type(data).__name__}")
-    if len(data) > max_size:
-        raise OversizeError(f"{len(data)} bytes > cap {max_size}")
-    try:
-        return msgpack.unpackb(
-            data,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-            max_str_len=max_size,
-            max_bin_len=max_size,
-            max_array_len=_MAX_CONTAINER,
-            max_map_len=_MAX_CONTAINER,
-            max_ext_len=0,
-        )
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as err:
-        raise DecodeError(str(err) or type(err).__name__) from err
-    except Exception as err:  # msgpack raises several undocumented types on garbage
-        raise DecodeError(f"{type(err).__name__}: {err}") from err
+    return _unpack(data, max_size, None)
 
 
 def _encoded_key(key: str | bytes) -> bytes:
@@ -138,29 +119,19 @@ _CACHED_KEYS_MAX = 32
 """Only key sequences this short are cached (a field list, not a data-keyed map such as balances)."""
 
 
-def decode_canonical(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
-    """Decode and insist that ``data`` is the canonical encoding of what it holds.
-
-    Used for signed payloads and blocks, whose hash must be unique for their content. Two checks, both in C
-    but for one small Python call per map: while decoding, every map's keys must be strictly increasing in
-    encoded order; after decoding, plain msgpack re-encoding (which keeps the decoded key order and writes
-    minimal integers, float64 and ``bin``/``str`` by type) must give ``data`` back byte for byte. Together
-    they equal ``encode(decode(data)) == data`` (the test suite holds the two equal on random values).
-
-    Raises:
-        DecodeError: well-formed but not canonical (unsorted or duplicate keys, non-minimal ints, float32, ...).
-    """
+def _unpack(data: bytes, max_size: int, pairs_hook: Any) -> Any:
+    """Bounded ``msgpack.unpackb`` whose every failure is a :class:`DecodeError` (or :class:`OversizeError`)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_size:
         raise OversizeError(f"{len(data)} bytes > cap {max_size}")
     try:
-        value = msgpack.unpackb(
+        return msgpack.unpackb(
             data,
             raw=False,
             use_list=True,
             strict_map_key=True,
-            object_pairs_hook=_sorted_pairs,
+            object_pairs_hook=pairs_hook,
             max_str_len=max_size,
             max_bin_len=max_size,
             max_array_len=_MAX_CONTAINER,
@@ -173,6 +144,21 @@ def decode_canonical(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
         raise DecodeError(str(err) or type(err).__name__) from err
     except Exception as err:  # msgpack raises several undocumented types on garbage
         raise DecodeError(f"{type(err).__name__}: {err}") from err
+
+
+def decode_canonical(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
+    """Decode and insist that ``data`` is the canonical encoding of what it holds.
+
+    Used for signed payloads and blocks, whose hash must be unique for their content. Two checks, both in C
+    but for one small Python call per map: while decoding, every map's keys must be strictly increasing in
+    encoded order; after decoding, plain msgpack re-encoding (which keeps the decoded key order and writes
+    minimal integers, float64 and ``bin``/``str`` by type) must give ``data`` back byte for byte. Together
+    they equal ``encode(decode(data)) == data`` (the test suite holds the two equal on random values).
+
+    Raises:
+        DecodeError: well-formed but not canonical (unsorted or duplicate keys, non-minimal ints, float32, ...).
+    """
+    value = _unpack(data, max_size, _sorted_pairs)
     if msgpack.packb(value, use_bin_type=True) != bytes(data):
         raise DecodeError("not canonical msgpack")
     return value

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -13,7 +12,7 @@ import numpy as np
 from ..errors import MechanismError
 from .monotone import MonotoneRANet
 from .nets import HEADS, Mlp, allocation_head, ir_payment, sigmoid
-from .registry import get_setting
+from .registry import get_setting, load_weights, read_npz
 from .settings import Setting
 
 FORMAT = "bazaar-ranet/1"
@@ -106,29 +105,12 @@ class RANet:
             return MonotoneRANet.load(sellers, setting, path)
         if variant != "ranet":
             raise MechanismError(f"unknown RANet variant {variant!r}; expected one of {', '.join(VARIANTS)}")
-        if path is None:
-            ref = resources.files("bazaar.mechanisms.ranet") / "weights" / weights_name(setting, sellers)
-            if not ref.is_file():
-                raise MechanismError(f"no shipped RANet weights for {setting!r} with {sellers} sellers")
-            with resources.as_file(ref) as p:
-                net = cls.from_file(p)
-        else:
-            net = cls.from_file(path)
-        if net.sellers != sellers or net.setting.name != setting:
-            raise MechanismError(
-                f"weights are for {net.setting.name!r} with {net.sellers} sellers, "
-                f"not {setting!r} with {sellers}"
-            )
-        return net
+        return load_weights(cls.from_file, weights_name(setting, sellers), "RANet", setting, sellers, path)
 
     @classmethod
     def from_file(cls, path: str | Path) -> RANet:
         """Read a ``.npz`` written by :meth:`save` (no pickles are loaded)."""
-        try:
-            with np.load(Path(path), allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as err:
-            raise MechanismError(f"cannot read RANet weights {path}: {err}") from err
+        arrays = read_npz(path, "RANet")
         if "meta" not in arrays:
             raise MechanismError(f"{path} is not a RANet weights file (no meta)")
         meta = json.loads(str(arrays.pop("meta")))

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import MechanismError
 from .baselines import _set_values, winner_sets
-from .registry import get_setting
+from .registry import get_setting, load_weights, read_npz
 from .settings import Setting
 
 FORMAT = "bazaar-ranet-monotone/1"
@@ -167,30 +167,12 @@ class MonotoneRANet:
         Raises:
             MechanismError: no weights for this combination, or the file does not match it.
         """
-        if path is None:
-            from importlib import resources
-
-            ref = resources.files("bazaar.mechanisms.ranet") / "weights" / monotone_weights_name(setting, sellers)
-            if not ref.is_file():
-                raise MechanismError(f"no shipped monotone weights for {setting!r} with {sellers} sellers")
-            with resources.as_file(ref) as p:
-                net = cls.from_file(p)
-        else:
-            net = cls.from_file(path)
-        if net.sellers != sellers or net.setting.name != setting:
-            raise MechanismError(
-                f"weights are for {net.setting.name!r} with {net.sellers} sellers, not {setting!r} with {sellers}"
-            )
-        return net
+        return load_weights(cls.from_file, monotone_weights_name(setting, sellers), "monotone", setting, sellers, path)
 
     @classmethod
     def from_file(cls, path: str | Path) -> MonotoneRANet:
         """Read a ``.npz`` written by :meth:`save` (no pickles are loaded)."""
-        try:
-            with np.load(Path(path), allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError) as err:
-            raise MechanismError(f"cannot read monotone weights {path}: {err}") from err
+        arrays = read_npz(path, "monotone")
         if "meta" not in arrays or not {"alpha", "beta", "gamma"} <= arrays.keys():
             raise MechanismError(f"{path} is not a monotone-variant weights file")
         meta = json.loads(str(arrays["meta"]))

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
 from ..errors import MechanismError
 from .settings import Setting, SingleUniform
+
+T = TypeVar("T")
 
 SETTING_NAMES = ("single-uniform", "tbcim")
 
@@ -21,3 +29,43 @@ def get_setting(name: str) -> Setting:
 
         return TbcimSetting()
     raise MechanismError(f"unknown RANet setting {name!r}; expected one of {', '.join(SETTING_NAMES)}")
+
+
+def load_weights(read: Callable[[Path], T], file_name: str, what: str, setting: str, sellers: int,
+                 path: str | Path | None) -> T:
+    """Read the shipped weights ``file_name`` (or ``path``) with ``read`` and check they are for this combination.
+
+    ``read`` returns an object with ``sellers`` and ``setting.name`` (a RANet or its monotone variant); ``what``
+    names the kind in errors.
+
+    Raises:
+        MechanismError: no shipped file, or weights for another setting or seller count.
+    """
+    if path is None:
+        from importlib import resources
+
+        ref = resources.files("bazaar.mechanisms.ranet") / "weights" / file_name
+        if not ref.is_file():
+            raise MechanismError(f"no shipped {what} weights for {setting!r} with {sellers} sellers")
+        with resources.as_file(ref) as p:
+            net = read(p)
+    else:
+        net = read(Path(path))
+    found: Any = net
+    if found.sellers != sellers or found.setting.name != setting:
+        raise MechanismError(f"weights are for {found.setting.name!r} with {found.sellers} sellers, "
+                             f"not {setting!r} with {sellers}")
+    return net
+
+
+def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    """Every array of a weights ``.npz`` (no pickles are loaded).
+
+    Raises:
+        MechanismError: unreadable file.
+    """
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError) as err:
+        raise MechanismError(f"cannot read {what} weights {path}: {err}") from err
