@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import MechanismError
 from .monotone import MonotoneRANet
 from .nets import HEADS, Mlp, allocation_head, ir_payment, sigmoid
-from .registry import get_setting, load_weights, read_npz
+from .registry import get_setting, load_weights, read_npz, run_batched
 from .settings import Setting
 
 FORMAT = "bazaar-ranet/1"
@@ -154,16 +154,7 @@ class RANet:
         Raises:
             MechanismError: shapes, signs or finiteness of the input are wrong.
         """
-        b = np.asarray(bids, dtype=np.float64)
-        one = b.ndim == 1
-        if one:
-            b = b[None, :]
-        prof = None if profiles is None else np.asarray(profiles, dtype=np.float64)
-        if one and prof is not None and prof.ndim == 2:
-            prof = prof[None]
-        self.setting.check(b, prof, self.sellers)
-        z, p = self._forward(b, prof)
-        return (z[0], p[0]) if one else (z, p)
+        return run_batched(self._forward, self.setting, self.sellers, bids, profiles)
 
     def _forward(self, b: np.ndarray, prof: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """Forward pass without input checks (used by the regret search on large tiled batches)."""

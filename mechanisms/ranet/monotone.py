@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import MechanismError
 from .baselines import _set_values, winner_sets
-from .registry import get_setting, load_weights, read_npz
+from .registry import get_setting, load_weights, read_npz, run_batched
 from .settings import Setting
 
 FORMAT = "bazaar-ranet-monotone/1"
@@ -221,16 +221,7 @@ class MonotoneRANet:
         Raises:
             MechanismError: shapes, signs or finiteness of the input are wrong.
         """
-        b = np.asarray(bids, dtype=np.float64)
-        one = b.ndim == 1
-        if one:
-            b = b[None, :]
-        prof = None if profiles is None else np.asarray(profiles, dtype=np.float64)
-        if one and prof is not None and prof.ndim == 2:
-            prof = prof[None]
-        self.setting.check(b, prof, self.sellers)
-        z, p = self._forward(b, prof)
-        return (z[0], p[0]) if one else (z, p)
+        return run_batched(self._forward, self.setting, self.sellers, bids, profiles)
 
     def _forward(self, b: np.ndarray, prof: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """The auction without input checks (the regret search calls it on large tiled batches)."""

@@ -69,3 +69,23 @@ def read_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError) as err:
         raise MechanismError(f"cannot read {what} weights {path}: {err}") from err
+
+
+def run_batched(forward: Callable[[np.ndarray, np.ndarray | None], tuple[np.ndarray, np.ndarray]], setting: Setting,
+                sellers: int, bids: Any, profiles: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The ``allocate`` contract of RANet and its monotone variant: one profile (1-D bids) or a batch, checked by
+    ``setting``, then ``forward`` on the batch; a single profile comes back 1-D.
+
+    Raises:
+        MechanismError: shapes, signs or finiteness of the input are wrong.
+    """
+    b = np.asarray(bids, dtype=np.float64)
+    one = b.ndim == 1
+    if one:
+        b = b[None, :]
+    prof = None if profiles is None else np.asarray(profiles, dtype=np.float64)
+    if one and prof is not None and prof.ndim == 2:
+        prof = prof[None]
+    setting.check(b, prof, sellers)
+    z, p = forward(b, prof)
+    return (z[0], p[0]) if one else (z, p)
