@@ -37,8 +37,11 @@ def _network(root: Path) -> Path:
         "10:00:02.000 W cpp round.late round=1 missing=consumer-0\n"
         "Fatal Python error: Segmentation fault\n"       # no timestamp: stamped with the line before
         "10:00:03.000 I cpp block.final height=1 final=True proposer=2222222222222222\n")
-    stamp = Path(root / "nodes" / "cpp" / "node.log").stat().st_mtime
-    day = __import__("datetime").datetime.fromtimestamp(stamp).replace(hour=10, minute=0, second=1, microsecond=0)
+    # a fixed file date (noon), not "now": just after midnight, today's 10:00 lies in the future and a text line's
+    # time of day resolves to yesterday's (the run that found it started at 00:04)
+    dt = __import__("datetime").datetime
+    stamp = dt(2026, 1, 2, 12, 0, 0).timestamp()
+    day = dt.fromtimestamp(stamp).replace(hour=10, minute=0, second=1, microsecond=0)
     lines = [{"ts": day.timestamp(), "level": "info", "node": "consumer-0", "event": "node.ready", "height": 0},
              {"ts": day.timestamp() + 1.5, "level": "info", "node": "consumer-0", "event": "block.imported",
               "height": 1}]
