@@ -13,6 +13,7 @@ market's spec (``MarketSpec.learning_task``).
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ EARLY_SLACK = 0.5
 ranked the round (the proposer waits ``k × block_s`` after its own ranking; the slack absorbs the spread of the
 nodes' ranking times)."""
 DECISION_WAIT = 30.0
+CHECKS_KEPT = 256
+"""Re-computed losses kept per (miner, model hash): a claim checked as it arrived is not fetched again."""
+PREFETCH_QUEUE = 256
+"""Claims waiting for their background check; when full, the ranking checks the rest itself."""
 SYNC_WAIT = 10.0
 ROUNDS_KEPT = 32
 _events = Events("pol")
@@ -59,6 +64,14 @@ class Submission:
     model_hash: bytes
     loss: float
     commit: bytes
+
+
+class LossCheck:
+    """One claim's model fetched and its loss re-computed (``loss`` None: the model did not come or was wrong)."""
+
+    def __init__(self) -> None:
+        self.loss: float | None = None
+        self.done = trio.Event()
 
 
 def loss_matches(claimed: float, recomputed: float) -> bool:
@@ -94,6 +107,10 @@ class PolDriver:
         """The miners that leased compute in each round (from the market's lease): only they may claim."""
         self.all_claimed: OrderedDict[int, trio.Event] = OrderedDict()
         """Per round, set once every leased miner that could propose has claimed (the mining window closes)."""
+        self.checks: OrderedDict[tuple[bytes, bytes], LossCheck] = OrderedDict()
+        """Per (miner, model hash), its model's re-computed loss: started in the background as each claim arrives
+        (while the other miners still train), so the ranking at the close of mining finds them done."""
+        self._prefetch_send, self._prefetch_recv = trio.open_memory_channel[Submission](PREFETCH_QUEUE)
         node.transport.set_handler(PROTO_MODEL, models.serve)
         self.hooks = BlockHooks(prepare=self.prepare_block, may_attest=self.may_attest, imported=self.after_import)
 
@@ -114,7 +131,10 @@ class PolDriver:
                                 reason=LedgerReason.UNKNOWN_VALIDATOR)
         sub = Submission(env.sender, env.body["hash"], float(env.body["loss"]), commit_raw)
         table = self.submissions.setdefault(round_no, {})
-        table.setdefault(env.sender, sub)
+        if env.sender not in table:
+            table[env.sender] = sub
+            with contextlib.suppress(trio.WouldBlock):  # checked in the background now; ranking waits or redoes
+                self._prefetch_send.send_nowait(sub)
         while len(self.submissions) > ROUNDS_KEPT:
             self.submissions.popitem(last=False)
         self._note_claims(round_no)
@@ -168,18 +188,44 @@ class PolDriver:
         return sorted(subs, key=lambda s: (s.loss, s.submitter))
 
     async def verify(self, sub: Submission) -> bool:
-        """Fetch the submission's weights and re-compute its loss."""
+        """Fetch the submission's weights and re-compute its loss (once per model: see :meth:`loss_of`)."""
+        with trio.move_on_after(FETCH_TIMEOUT):
+            recomputed = await self.loss_of(sub)
+            return recomputed is not None and self._matches(sub, recomputed)
+        return False
+
+    async def loss_of(self, sub: Submission) -> float | None:
+        """The re-computed loss of ``sub``'s model: the background check's result when one ran or runs (waited
+        for), else fetched and evaluated now; None when the model did not come (within ``FETCH_TIMEOUT``) or did
+        not match its hash. A failed check is retried by the next caller."""
+        key = (sub.submitter, sub.model_hash)
+        check = self.checks.get(key)
+        if check is not None and not (check.done.is_set() and check.loss is None):
+            await check.done.wait()
+            return check.loss
+        check = self._new_check(key)
+        await self._run_check(sub, check)
+        return check.loss
+
+    def _new_check(self, key: tuple[bytes, bytes]) -> LossCheck:
+        check = self.checks[key] = LossCheck()
+        while len(self.checks) > CHECKS_KEPT:
+            self.checks.popitem(last=False)
+        return check
+
+    async def _run_check(self, sub: Submission, check: LossCheck) -> None:
         try:
             w = await self.models.fetch(self.node.transport, sub.submitter, sub.model_hash, timeout=FETCH_TIMEOUT)
+            check.loss = float(await self.node.compute(self.task.loss, w))
         except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ValueError, ProtocolError) as err:
             _events.warning("pol.fetch_failed", miner=sub.submitter, error=repr(err)[:200])
-            return False
-        recomputed = await self.node.compute(self.task.loss, w)
-        if not loss_matches(sub.loss, recomputed):
-            _events.warning("pol.false_claim", miner=sub.submitter, claimed=sub.loss, recomputed=recomputed,
-                            reason=LedgerReason.POL_LOSS)
-            return False
-        return True
+        finally:
+            check.done.set()
+
+    async def _prefetch(self, sub: Submission) -> None:
+        key = (sub.submitter, sub.model_hash)
+        if key not in self.checks:
+            await self._run_check(sub, self._new_check(key))
 
     def expect(self, round_no: int, miners: Iterable[bytes] | None = None) -> None:
         """A round we take part in has started mining: blocks for it wait for our own ranking. ``miners``: the
@@ -193,23 +239,22 @@ class PolDriver:
                 self.leased.popitem(last=False)
             self._note_claims(round_no)
 
-    async def _fetch_all(self, subs: list[Submission]) -> dict[bytes, Any]:
-        """Every submission's weights, fetched concurrently under one deadline (``FETCH_TIMEOUT``): a claim
-        whose model does not arrive in time is dropped, never waited on one after another."""
-        fetched: dict[bytes, Any] = {}
+    async def _losses(self, subs: list[Submission]) -> dict[bytes, float]:
+        """Every submission's re-computed loss, concurrently under one deadline (``FETCH_TIMEOUT``): most were
+        checked in the background as they arrived; a claim whose model does not arrive in time is dropped,
+        never waited on one after another."""
+        losses: dict[bytes, float] = {}
 
         async def one(sub: Submission) -> None:
-            try:
-                fetched[sub.submitter] = await self.models.fetch(self.node.transport, sub.submitter, sub.model_hash,
-                                                                 timeout=FETCH_TIMEOUT)
-            except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ValueError, ProtocolError) as err:
-                _events.warning("pol.fetch_failed", miner=sub.submitter, error=repr(err)[:200])
+            loss = await self.loss_of(sub)
+            if loss is not None:
+                losses[sub.submitter] = loss
 
         with trio.move_on_after(FETCH_TIMEOUT):
             async with trio.open_nursery() as nursery:
                 for sub in subs[:MAX_CLAIMS]:
                     nursery.start_soon(one, sub)
-        return fetched
+        return losses
 
     def _matches(self, sub: Submission, recomputed: float) -> bool:
         if not loss_matches(sub.loss, recomputed):
@@ -223,11 +268,7 @@ class PolDriver:
         verify, best first (``verified``); returns the best, or None when none verifies."""
         try:
             ranked = [s for s in self.ranked(round_no) if (round_no, s.submitter) not in self.cheaters]
-            weights = await self._fetch_all(ranked)
-            fetched = [s for s in ranked[:MAX_CLAIMS] if weights.get(s.submitter) is not None]
-            # every fetched model's loss in one call off the event loop (not one thread hop per claim)
-            losses = await self.node.compute(lambda: [self.task.loss(weights[s.submitter]) for s in fetched])
-            recomputed = dict(zip([s.submitter for s in fetched], losses, strict=True))
+            recomputed = await self._losses(ranked)
             good: list[Submission] = []
             for sub in ranked[:MAX_CLAIMS]:
                 loss = recomputed.get(sub.submitter)
@@ -423,8 +464,12 @@ class PolDriver:
             _events.info("pol.adopted", round=found[0], miner=found[1].submitter, loss=found[1].loss)
 
     async def run(self) -> None:
-        """Fetch the head block's model after a restart or sync; nothing else runs in the background."""
+        """Fetch the head block's model after a restart or sync, then check each claim's model as it arrives
+        (fetch and loss re-computation, while the round's other miners still train: docs/adr/0144)."""
         await self.adopt_head_model()
+        async with trio.open_nursery() as nursery:
+            async for sub in self._prefetch_recv:
+                nursery.start_soon(self._prefetch, sub)
 
     async def adopt_head_model(self) -> None:
         """After a restart or sync: fetch the head block's winning model if we lack it."""

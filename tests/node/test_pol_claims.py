@@ -80,3 +80,38 @@ async def test_claims_whose_models_stall_are_dropped_under_one_deadline(tmp_path
             assert await judge.decide(99) is None
         assert time.monotonic() - t0 < 2.5  # one deadline for all three, not three in a row
         assert {(99, m.key.public) for m in miners} <= judge.cheaters
+
+
+async def test_each_claim_is_checked_as_it_arrives_and_the_ranking_fetches_nothing_again(tmp_path: Path) -> None:
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
+        judge = nodes["cpp"].app.pol
+        miners = [nodes["consumer-0"], nodes["consumer-1"], nodes["consumer-2"]]
+        served: list[bytes] = []
+        judge.expect(99, miners=[m.key.public for m in miners])
+        claims = []
+        for i, miner in enumerate(miners):
+            store = miner.app.pol.models
+
+            async def counted(peer: bytes, request: bytes, store: pol.ModelStore = store,
+                              me: bytes = miner.key.public) -> bytes:
+                served.append(me)
+                return await store.serve(peer, request)
+
+            miner.transport.set_handler(PROTO_MODEL, counted)
+            w = judge.task.train(judge.task.init, steps=3 * (i + 1), seed=i)
+            h = store.put(w)
+            loss = judge.task.loss(w) + (0.5 if i == 0 else 0.0)  # consumer-0 claims a loss its model does not have
+            commit = miner.chain.sign_tx("model_commit", {"hash": h, "size": judge.task.n_params,
+                                                          "pointer": "p2p:x", "loss": loss}, round=99)
+            claims.append((miner.key.public, h))
+            judge.add_submission(99, commit.wire)
+        # the checks run in the background (the ranking has not been asked for yet)
+        await wait_until_async(lambda: all(k in judge.checks and judge.checks[k].done.is_set() for k in claims),
+                               timeout=30, interval=0.01, what="the background checks")
+        assert sorted(served) == sorted(m.key.public for m in miners)
+        with trio.fail_after(30):
+            best = await judge.decide(99)
+        assert len(served) == len(miners)  # the ranking used the checks: no model fetched twice
+        assert best is not None and best.submitter != miners[0].key.public
+        assert (99, miners[0].key.public) in judge.cheaters
+        assert {s.submitter for s in judge.verified[99]} == {m.key.public for m in miners[1:]}

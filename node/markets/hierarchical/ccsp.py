@@ -15,11 +15,14 @@ from bazaar.protocol.markets import hierarchical as msg
 
 from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
-from ...stdio import quiet_stdout
 from ..app import RoleApp, on, serve
-from ..context import Refuse
+from ..context import Refuse, RoleContext
 from .clearing import Cleared, Offer, clear, lower_result, outcome_doc, parse_lower, parse_offer
 from .common import MESP, HierarchicalRole
+from .reference import PendingOptimum, ReferenceSolver, reference_instance
+
+REFERENCE_WAIT_S = 60.0
+"""How long the report waits for the joint-MILP optimum once the round is final (then: unknown, None)."""
 
 
 @dataclass
@@ -36,6 +39,11 @@ class Ccsp(HierarchicalRole):
     """A cloud provider; the first one leads rounds (its :class:`RoundPlan`)."""
 
     current: _Open | None = None
+
+    def __init__(self, ctx: RoleContext) -> None:
+        super().__init__(ctx)
+        self.references = ReferenceSolver()
+        """The joint-MILP optimum of each distinct cleared instance (solved in a child process)."""
 
     @serve(msg.MSG_BUNDLE, reply=msg.MSG_BUNDLE_ACK, from_roles=(MESP,))
     async def on_offer(self, env: Envelope) -> dict[str, Any]:
@@ -93,10 +101,12 @@ class Ccsp(HierarchicalRole):
             return RoundResult(invited, invited, None, 0.0, metrics={"offers": 0})
         try:
             with self.work.timed(rnd.number):
-                cleared = await ctx.compute(_clear_quietly, self.p, offers)
+                cleared = await ctx.compute(clear, self.p, offers)
         except MechanismError as err:
             self.current = None
             raise RoundError(f"the offers do not form a market: {err}") from err
+        # the joint-MILP reference is a figure of the report only: a child process solves it beside the round
+        reference = self.references.start(ctx.spawn, reference_instance(self.p, cleared.book, cleared.mesps))
         self.current.cleared = cleared
         present = [self.roster.mesps[j] for j in cleared.mesps]
         self.current.lowers = Collector(present, lower_s)
@@ -114,14 +124,13 @@ class Ccsp(HierarchicalRole):
         confirmed = {self.roster.mesps[j] for j in cleared.mesps if self.roster.mesps[j] in lowers_got.answers}
         left_out = [ctx.name_of(k) for k in mesps if k not in confirmed]
         left_out += [ctx.name_of(k) for k in miners if k not in in_book]
-        optimum = doc["optimum_welfare"]
-        metrics = {"welfare": doc["welfare"], "optimum_welfare": optimum,
-                   "gap": (None if optimum in (None, 0) else (optimum - doc["welfare"]) / abs(optimum)),
+        metrics = {"welfare": doc["welfare"], "optimum_welfare": None, "gap": None,  # close_round: the reference
                    "utilisation": doc["utilisation"], "served": sum(1 for a in doc["assignment"] if a is not None),
                    "bids": len(cleared.book), "cloud_units": float(sum(doc["bundles"])),
                    "ccsp_revenue": float(sum(doc["mesp_payments"])), "duality_gap": doc.get("duality_gap")}
         # two silent draws may be replaced (each after block_s) before the settlement block comes
-        return RoundResult(invited, left_out, nonce, 3 * ctx.deadline("block_s"), metrics=metrics, outcome=doc)
+        return RoundResult(invited, left_out, nonce, 3 * ctx.deadline("block_s"), metrics=metrics, outcome=doc,
+                           private={"optimum": reference})
 
     async def _settle(self, round_no: int, offers: list[Offer], lower_wires: list[bytes]) -> int | None:
         """Submit the locks, the escrow settlements, the settlement record and the lottery weights."""
@@ -148,18 +157,20 @@ class Ccsp(HierarchicalRole):
         return int(last.body["nonce"])
 
     async def close_round(self, rnd: RoundStart, result: RoundResult, summary: dict[str, Any]) -> None:
-        """Name the block's proposer (drawn by the lottery)."""
+        """Name the block's proposer (drawn by the lottery) and add the joint-MILP optimum to the figures."""
+        pending: PendingOptimum | None = result.private.get("optimum")
+        if pending is not None:
+            optimum = await pending.result(REFERENCE_WAIT_S)
+            welfare = summary["outcome"].get("welfare")
+            summary["outcome"]["optimum_welfare"] = optimum
+            summary["metrics"]["optimum_welfare"] = optimum
+            summary["metrics"]["gap"] = (None if optimum in (None, 0) or welfare is None
+                                         else (optimum - welfare) / abs(optimum))
         block = self.ctx.chain.block(summary["height"]) if summary["height"] else None
         if block is not None:
             summary["proposer"] = self.ctx.name_of(block.header.proposer)
             self.settled_rounds += 1
 
-
-
-def _clear_quietly(p: dict[str, Any], offers: list[Offer]) -> Cleared:
-    """Clear with the joint-MILP reference (HiGHS may print to stdout; the node's log stays clean)."""
-    with quiet_stdout():
-        return clear(p, offers, reference=True)
 
 
 APP = RoleApp("ccsp", Ccsp)
