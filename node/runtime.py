@@ -418,6 +418,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
                         http=HttpApi(token=load_or_create_token(config.genesis.parent / TOKEN_FILE)), data_dir=data_dir,
                         bls_secret=service.bls_secret, nursery=nursery, byzantine=byzantine, clock=clock)
             node_ref.append(node)
+            service.spawn = node.spawn
             task = spec.learning_task(settings) if spec.learning_task is not None else None
             driver: ConsensusDriver = make_driver(genesis.consensus, node, learning_task=task, data_dir=data_dir)
             node.consensus = driver

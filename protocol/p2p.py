@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -153,6 +154,15 @@ def dial_set(own: bytes, book: Sequence[bytes]) -> list[bytes]:
     return [k for k in chosen if k != own]
 
 
+def meshless_kicks(subscribers: set[ID], dialled: set[ID], limit: int = WATCHDOG_MAX_KICKS) -> list[ID]:
+    """Which subscribers of a topic whose mesh stayed empty the watchdog disconnects: at most ``limit``, peers
+    we keep connected first (the supervisor redials them at once), chosen at random among equals so a later
+    period tries others. Kicking them all made a hub of 49 peers drop every connection one by one, each
+    kick cancelling the requests in flight on it (docs/adr/0147)."""
+    ordered = sorted(subscribers, key=lambda p: (p not in dialled, random.random()))
+    return ordered[:limit]
+
+
 def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
     """Parse ``maddr``; return it without a trailing ``/p2p/<id>`` and that id (or None)."""
     parsed = multiaddr.Multiaddr(maddr)
@@ -163,6 +173,25 @@ def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
     if pid:
         parsed = parsed.decapsulate(multiaddr.Multiaddr(f"/p2p/{pid}"))
     return parsed, pid
+
+
+def disable_auto_connect(host: IHost) -> None:
+    """Switch off py-libp2p 0.8.1's auto-connector before the host runs.
+
+    The swarm dials peerstore entries until it holds ``(low + high watermark) / 2`` = 200 connections, and polls
+    every 10 s while it holds fewer than ``min_connections`` = 50: with the whole address book in the peerstore,
+    every network up to 50 nodes became a full mesh within a minute whatever :func:`dial_set` chose — 1225
+    connections whose idle traffic (pubsub registration, heartbeats) kept both cores busy at 50 processes
+    (docs/adr/0147). The supervisor keeps the connections we want; direct requests dial on demand.
+    """
+    connector: Any = getattr(host.get_network(), "auto_connector", None)
+    if connector is None:
+        return
+
+    async def stay_stopped() -> None:
+        connector._started = False
+
+    connector.start = stay_stopped
 
 
 def _guard_rpc_decoding(pubsub: Pubsub) -> None:
@@ -519,6 +548,7 @@ class Libp2pTransport:
             connected = set(self._host.get_connected_peers())
             grace = WATCHDOG_GRACE + WATCHDOG_GRACE_PER_PEER * len(connected)
             kick: set[ID] = set()
+            reasons: dict[ID, str] = {}
             stuck = []
             for pid in connected:
                 if pid in self._ps.peers:
@@ -526,6 +556,7 @@ class Libp2pTransport:
                 elif now - stuck_since.setdefault(pid, now) > grace:
                     stuck.append(pid)
             kick.update(sorted(stuck, key=lambda p: stuck_since[p])[:WATCHDOG_MAX_KICKS])
+            reasons.update(dict.fromkeys(kick, "no pubsub stream"))
             for pid in set(stuck_since) - connected:
                 del stuck_since[pid]
             for pid in connected & set(self._ps.peers):
@@ -537,13 +568,16 @@ class Libp2pTransport:
                 if conn is not None and getattr(conn, "is_closed", False):
                     if now - stale_since.setdefault(pid, now) > STALE_GRACE:
                         kick.add(pid)
+                        reasons[pid] = "stale pubsub stream"
                 else:
                     stale_since.pop(pid, None)
             for topic in self._subs:
                 subscribers = self._ps.peer_topics.get(topic, set()) & connected
                 if subscribers and not self._gs.mesh.get(topic):
                     if now - meshless_since.setdefault(topic, now) > grace:
-                        kick |= subscribers
+                        chosen = meshless_kicks(subscribers, self._dial_ids or set())
+                        kick.update(chosen)
+                        reasons.update(dict.fromkeys(chosen, f"empty mesh on {topic}"))
                         del meshless_since[topic]
                 else:
                     meshless_since.pop(topic, None)
@@ -551,7 +585,7 @@ class Libp2pTransport:
                 self._stats["watchdog_kicks"] += 1
                 stuck_since.pop(pid, None)
                 stale_since.pop(pid, None)
-                log.info("watchdog: disconnecting %s to re-run pubsub registration", pid)
+                log.info("watchdog: disconnecting %s to re-run pubsub registration (%s)", pid, reasons.get(pid, "?"))
                 try:
                     await self._host.disconnect(pid)
                 except _PEER_ERRORS as err:
@@ -600,6 +634,7 @@ async def open_libp2p_transport(
         quiet_libp2p_logging()
     listen_addr = multiaddr.Multiaddr(listen)
     host = new_host(key_pair=create_new_key_pair(key.seed))
+    disable_auto_connect(host)
     gossipsub = make_gossipsub(gossip)
     pubsub = Pubsub(host, gossipsub, strict_signing=True)
     _guard_rpc_decoding(pubsub)

@@ -34,12 +34,15 @@ from .. import byzantine
 from ..chain.hooks import BlockHooks
 from ..logs import Events
 from .base import DriverHost
-from .pol_models import LearningTask, ModelStore
+from .pol_models import LearningTask, ModelStore, model_hash, weights_bytes, weights_from_bytes
 
 FETCH_TIMEOUT = 10.0
 """One deadline for fetching every claim's model of a round (concurrently)."""
 MAX_CLAIMS = 64
-"""At most this many claims of a round are fetched (the lowest claimed losses)."""
+"""At most this many claims of a round are considered (the lowest claimed losses)."""
+VERIFIED_KEPT = 3
+"""Claims a node verifies per round, lowest claimed loss first: the winner and the fallbacks that may propose
+after it (ai-bazaar waits out three attempts). A failed claim is replaced by the next (docs/adr/0147)."""
 NOT_LEASED = "not-leased"
 EARLY_SLACK = 0.5
 """An attempt-k block is refused when it arrives sooner than ``(k − EARLY_SLACK) × block_s`` after this node
@@ -120,6 +123,27 @@ class PolDriver:
         self._note_claims(round_no)
         return sub
 
+    def inline_weights(self, digest: bytes, limit: int) -> bytes | None:
+        """Our model ``digest``'s weight bytes to send inside a claim, when they fit in ``limit`` bytes."""
+        w = self.models.get(digest)
+        if w is None or 8 * w.size > limit:
+            return None
+        return weights_bytes(w)
+
+    def offer_weights(self, sub: Submission, raw: bytes | None) -> bool:
+        """Keep weights a claim carried inline (checked against its model hash): verifying the claim then needs
+        no fetch from the miner (docs/adr/0147). False when absent or not the claimed model."""
+        if raw is None or self.models.get(sub.model_hash) is not None:
+            return False
+        try:
+            w = weights_from_bytes(raw, self.task.n_params)
+        except ValueError:
+            return False
+        if model_hash(w) != sub.model_hash:
+            return False
+        self.models.put(w)
+        return True
+
     def _claims_event(self, round_no: int) -> trio.Event:
         event = self.all_claimed.get(round_no)
         if event is None:
@@ -193,23 +217,29 @@ class PolDriver:
                 self.leased.popitem(last=False)
             self._note_claims(round_no)
 
-    async def _fetch_all(self, subs: list[Submission]) -> dict[bytes, Any]:
-        """Every submission's weights, fetched concurrently under one deadline (``FETCH_TIMEOUT``): a claim
-        whose model does not arrive in time is dropped, never waited on one after another."""
+    async def _fetch_all(self, subs: list[Submission], deadline: float | None = None) -> dict[bytes, Any]:
+        """Every submission's weights, fetched concurrently under one deadline (``trio.current_time()`` based;
+        default ``FETCH_TIMEOUT`` from now): a claim whose model does not arrive in time is dropped, never waited
+        on one after another."""
+        until = trio.current_time() + FETCH_TIMEOUT if deadline is None else deadline
         fetched: dict[bytes, Any] = {}
 
         async def one(sub: Submission) -> None:
             try:
-                fetched[sub.submitter] = await self.models.fetch(self.node.transport, sub.submitter, sub.model_hash,
-                                                                 timeout=FETCH_TIMEOUT)
+                fetched[sub.submitter] = await self.models.fetch(
+                    self.node.transport, sub.submitter, sub.model_hash,
+                    timeout=max(0.0, until - trio.current_time()))
             except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ValueError, ProtocolError) as err:
                 _events.warning("pol.fetch_failed", miner=sub.submitter, error=repr(err)[:200])
 
-        with trio.move_on_after(FETCH_TIMEOUT):
+        with trio.move_on_at(until):
             async with trio.open_nursery() as nursery:
                 for sub in subs[:MAX_CLAIMS]:
                     nursery.start_soon(one, sub)
         return fetched
+
+    def _losses(self, models: list[Any]) -> list[float]:
+        return [self.task.loss(w) for w in models]
 
     def _matches(self, sub: Submission, recomputed: float) -> bool:
         if not loss_matches(sub.loss, recomputed):
@@ -219,22 +249,34 @@ class PolDriver:
         return True
 
     async def decide(self, round_no: int) -> Submission | None:
-        """Rank the round: fetch every claim's model (one deadline), re-compute each loss, and keep the claims that
-        verify, best first (``verified``); returns the best, or None when none verifies."""
+        """Rank the round: fetch the claims' models best claimed loss first and re-compute each loss, until
+        ``VERIFIED_KEPT`` verify or ``FETCH_TIMEOUT`` (one deadline) runs out; keep the claims that verified,
+        best first (``verified``); returns the best, or None when none verifies.
+
+        A claim that fails (false loss, model not served in time) is replaced by the next best; claims ranked
+        below the kept ones are never fetched: every node fetching every claim is N² model transfers a round,
+        which at 50 processes on 2 cores timed out and gave each node its own winner (docs/adr/0147)."""
         try:
             ranked = [s for s in self.ranked(round_no) if (round_no, s.submitter) not in self.cheaters]
-            weights = await self._fetch_all(ranked)
-            fetched = [s for s in ranked[:MAX_CLAIMS] if weights.get(s.submitter) is not None]
-            # every fetched model's loss in one call off the event loop (not one thread hop per claim)
-            losses = await self.node.compute(lambda: [self.task.loss(weights[s.submitter]) for s in fetched])
-            recomputed = dict(zip([s.submitter for s in fetched], losses, strict=True))
+            ranked = ranked[:MAX_CLAIMS]
             good: list[Submission] = []
-            for sub in ranked[:MAX_CLAIMS]:
-                loss = recomputed.get(sub.submitter)
-                if loss is not None and self._matches(sub, loss):
-                    good.append(sub)
-                else:
-                    self.cheaters.add((round_no, sub.submitter))  # a false claim, or a model not served in time
+            deadline = trio.current_time() + FETCH_TIMEOUT
+            tried = 0
+            while len(good) < VERIFIED_KEPT and tried < len(ranked):
+                batch = ranked[tried:tried + VERIFIED_KEPT - len(good)]
+                tried += len(batch)
+                weights = await self._fetch_all(batch, deadline)
+                fetched = [s for s in batch if weights.get(s.submitter) is not None]
+                # the batch's losses in one call off the event loop (not one thread hop per claim)
+                losses = await self.node.compute(self._losses, [weights[s.submitter] for s in fetched])
+                recomputed = dict(zip([s.submitter for s in fetched], losses, strict=True))
+                for sub in batch:
+                    loss = recomputed.get(sub.submitter)
+                    if loss is not None and self._matches(sub, loss):
+                        good.append(sub)
+                    else:
+                        self.cheaters.add((round_no, sub.submitter))  # a false claim, or a model not served in time
+            good.sort(key=lambda s: (s.loss, s.submitter))
             self.verified[round_no] = good
             while len(self.verified) > ROUNDS_KEPT:
                 self.verified.popitem(last=False)

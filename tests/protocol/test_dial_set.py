@@ -37,3 +37,31 @@ def test_a_large_book_gives_a_connected_graph_through_the_hubs_with_few_links_pe
             todo.append(k)
     assert seen == set(keys)
     assert max(len(v) for k, v in links.items() if k not in keys[:DIAL_HUBS + 1]) <= 2 * (DIAL_HUBS + 4)
+
+
+def test_the_watchdog_kicks_at_most_a_few_subscribers_of_an_empty_mesh_dialled_peers_first() -> None:
+    from libp2p.peer.id import ID
+
+    from bazaar.protocol.p2p import WATCHDOG_MAX_KICKS, meshless_kicks
+
+    peers = [ID(hashlib.sha256(b"p%d" % i).digest()) for i in range(49)]
+    dialled = set(peers[:3])
+    for _ in range(5):
+        chosen = meshless_kicks(set(peers), dialled)
+        assert len(chosen) == WATCHDOG_MAX_KICKS and set(chosen) <= dialled  # never the 49 of a hub at once
+    assert len(meshless_kicks(set(peers[10:]), dialled)) == WATCHDOG_MAX_KICKS
+
+
+async def test_the_swarm_auto_connector_stays_off_so_the_dial_set_is_what_we_connect() -> None:
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+
+    from bazaar.protocol.p2p import disable_auto_connect
+
+    host = new_host(key_pair=create_new_key_pair(b"\x01" * 32))
+    disable_auto_connect(host)
+    connector = host.get_network().auto_connector  # type: ignore[attr-defined]
+    await connector.start()  # what the swarm calls when the host runs
+    assert not connector._started
+    await connector.maybe_connect()  # a no-op: no dial of the peerstore's entries
+    assert not connector._in_flight_dials
