@@ -88,6 +88,10 @@ DIAL_HUBS = 3
 """Sparse topology: the first address-book entries every node keeps connected (the scenario's leaders)."""
 DIAL_RING = 2
 """Sparse topology: ring neighbours kept connected on each side, in the order of the peers' keys."""
+ON_DEMAND_LINGER = 10.0
+"""A connection we opened for a request to a peer outside :func:`dial_set` is closed after this long without a
+request: otherwise every peer a node ever asked (a round's proposer, to which every validator sends its vote)
+stays connected, and a 50-node network drifts back to a full mesh (docs/adr/0147)."""
 ADDRESS_TTL = 10**9
 """Peerstore TTL for address-book entries: effectively permanent (``connect`` alone keeps them 120 s)."""
 
@@ -175,6 +179,13 @@ def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
     return parsed, pid
 
 
+def idle_on_demand(on_demand: dict[ID, float], in_flight: dict[ID, int], now: float,
+                   linger: float = ON_DEMAND_LINGER) -> list[ID]:
+    """The peers we dialled for requests whose connection is closed now: no request under way and none ended
+    in the last ``linger`` seconds."""
+    return [pid for pid, last in on_demand.items() if pid not in in_flight and now - last > linger]
+
+
 def disable_auto_connect(host: IHost) -> None:
     """Switch off py-libp2p 0.8.1's auto-connector before the host runs.
 
@@ -258,6 +269,8 @@ class Libp2pTransport:
         self._keys: dict[bytes, bytes | None] = {}  # raw peer-id bytes -> Ed25519 key (cache)
         self._seen = SeenPayloads(host.get_id())
         self._blocked: set[ID] = set()
+        self._on_demand: dict[ID, float] = {}  # peers we dialled for a request -> when a request last ended
+        self._in_flight: dict[ID, int] = {}  # requests under way per peer
 
     # --- identity and addresses -------------------------------------------------------------------
     @property
@@ -468,6 +481,20 @@ class Libp2pTransport:
             raise PeerUnavailable(f"peer {pid} is blocked (partition)")
         self._stats["requests_sent"] += 1
         self._stats["request_bytes"] += len(data)
+        if (pid not in self._on_demand and not self._host.get_network().get_connections(pid)
+                and (self._dial_ids is None or pid not in self._dial_ids)):
+            self._on_demand[pid] = trio.current_time()  # ours to close once idle
+        self._in_flight[pid] = self._in_flight.get(pid, 0) + 1
+        try:
+            return await self._request(pid, protocol, data, timeout)
+        finally:
+            left = self._in_flight.pop(pid) - 1
+            if left:
+                self._in_flight[pid] = left
+            if pid in self._on_demand:
+                self._on_demand[pid] = trio.current_time()
+
+    async def _request(self, pid: ID, protocol: str, data: bytes, timeout: float) -> bytes:
         try:
             with trio.fail_after(timeout):
                 stream = await self._open_stream(pid, protocol)
@@ -520,6 +547,13 @@ class Libp2pTransport:
                 async with trio.open_nursery() as nursery:
                     for pid in todo:
                         nursery.start_soon(self._dial, pid, backoff, due)
+            for pid in [p for p in self._on_demand if p in self._dial_ids]:
+                del self._on_demand[pid]  # now kept by the supervisor
+            for pid in idle_on_demand(self._on_demand, self._in_flight, now):
+                del self._on_demand[pid]
+                if network.get_connections(pid):
+                    with contextlib.suppress(*_PEER_ERRORS):
+                        await self._host.disconnect(pid)
             self._book_changed = trio.Event()
             with trio.move_on_after(SUPERVISOR_PERIOD):
                 await self._book_changed.wait()

@@ -65,3 +65,15 @@ async def test_the_swarm_auto_connector_stays_off_so_the_dial_set_is_what_we_con
     assert not connector._started
     await connector.maybe_connect()  # a no-op: no dial of the peerstore's entries
     assert not connector._in_flight_dials
+
+
+def test_a_connection_opened_for_requests_is_closed_only_once_idle_for_the_linger() -> None:
+    from libp2p.peer.id import ID
+
+    from bazaar.protocol.p2p import ON_DEMAND_LINGER, idle_on_demand
+
+    a, b, c = (ID(hashlib.sha256(b"q%d" % i).digest()) for i in range(3))
+    last = {a: 100.0, b: 100.0, c: 100.0 + ON_DEMAND_LINGER}
+    now = 100.0 + ON_DEMAND_LINGER + 1
+    assert idle_on_demand(last, {b: 1}, now) == [a]  # b has a request under way, c was used a moment ago
+    assert idle_on_demand(last, {}, now + ON_DEMAND_LINGER) == [a, b, c]
