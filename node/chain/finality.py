@@ -26,11 +26,12 @@ _events = Events("chain")
 ATTEST_WINDOW = 64
 """Votes for heights further than this past our head are not counted (their tallies would be unbounded)."""
 ATTEST_DIRECT_ABOVE = 16
-"""With more validators than this, a validator sends its attestation to the block's proposer by direct request
-(``/bazaar/attest/1``) instead of gossiping it; the proposer aggregates the votes and gossips one certificate.
-Gossip costs every node CPU for every message (libp2p.md §3): 50 attestations gossiped to 50 nodes cost the
-network ≈ 15 CPU-s a block on 2 cores; 49 requests to one node and one certificate cost ≈ 1 (docs/adr/0148).
-Up to this size (every demo network) votes are gossiped as before."""
+"""With more validators than this, a validator sends its attestation by direct request (``/bazaar/attest/1``) to
+the network's aggregator — the first node of the scenario, the one every node keeps connected (``dial_set``'s
+first hub) — instead of gossiping it; the aggregator gossips one certificate. Gossip costs every node CPU for
+every message (libp2p.md §3): 50 attestations gossiped to 50 nodes cost ≈ 15 CPU-s a block on 2 cores; 49
+requests over open connections and one certificate cost ≈ 1 (docs/adr/0148). Up to this size (every demo
+network) votes are gossiped as before."""
 ATTEST_DIRECT_TIMEOUT = 5.0
 """Deadline of one direct attestation request; on failure the vote is gossiped."""
 ATTEST_FALLBACK_S = 10.0
@@ -50,9 +51,10 @@ class Finality:
         """Called with (height, hash) when our finalized height advances (the node notes it durably)."""
 
     def direct(self, height: int) -> bool:
-        """Whether votes for ``height`` go to the proposer by direct request (a large validator set) rather
-        than over gossip, and its certificate is gossiped by the proposer (docs/adr/0148)."""
-        return self.svc.spawn is not None and len(self.svc.validator_set(height)) > ATTEST_DIRECT_ABOVE
+        """Whether votes for ``height`` go to the aggregator by direct request (a large validator set) rather
+        than over gossip, and the certificate is gossiped by the aggregator (docs/adr/0148)."""
+        return (self.svc.spawn is not None and self.svc.aggregator is not None
+                and len(self.svc.validator_set(height)) > ATTEST_DIRECT_ABOVE)
 
     async def attest(self, block: Block) -> None:
         if not self.svc.sync.synced:  # a (re)started node votes only once it holds the certified head
@@ -61,10 +63,10 @@ class Finality:
             return
         svc = self.svc
         att = make_attestation(svc.bls_secret, svc.key.public, svc.network_id, block.header.height, block.hash)
-        proposer = block.header.proposer
-        if proposer != svc.key.public and self.direct(att.height) and svc.spawn is not None:
+        if self.direct(att.height):
             self.count(att)
-            svc.spawn("attest.direct", self._send_direct, att, proposer)
+            if svc.aggregator != svc.key.public and svc.aggregator is not None and svc.spawn is not None:
+                svc.spawn("attest.direct", self._send_direct, att, svc.aggregator)
             return
         await self._gossip(att)
         self.count(att)
@@ -72,13 +74,13 @@ class Finality:
     async def _gossip(self, att: Attestation) -> None:
         await self.svc.publish(MSG_ATTEST, {"height": att.height, "hash": att.block_hash, "sig": att.signature})
 
-    async def _send_direct(self, att: Attestation, proposer: bytes) -> None:
-        """Our vote to the block's proposer; gossiped instead when the request fails, and as well when the
-        block is not final ``ATTEST_FALLBACK_S`` later."""
+    async def _send_direct(self, att: Attestation, aggregator: bytes) -> None:
+        """Our vote to the aggregator; gossiped instead when the request fails, and as well when the block is
+        not final ``ATTEST_FALLBACK_S`` later."""
         svc = self.svc
         body = codec.encode({"height": att.height, "hash": att.block_hash, "sig": att.signature})
         try:
-            await svc.transport.request(proposer, PROTO_ATTEST, body, timeout=ATTEST_DIRECT_TIMEOUT)
+            await svc.transport.request(aggregator, PROTO_ATTEST, body, timeout=ATTEST_DIRECT_TIMEOUT)
         except (PeerUnavailable, RemoteRejected, trio.TooSlowError) as err:
             _events.info("attestation.direct_failed", height=att.height, error=repr(err)[:200])
             await self._gossip(att)
@@ -92,7 +94,7 @@ class Finality:
                 await self._gossip(att)
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
-        """``/bazaar/attest/1`` handler: a validator's vote ``{height, hash, sig}`` for a block we proposed; the
+        """``/bazaar/attest/1`` handler: a validator's vote ``{height, hash, sig}`` sent to us, the aggregator; the
         validator is the authenticated peer. Counted like a gossiped one (the certificate, when it forms, is
         gossiped); answers ``{counted}``."""
         try:
@@ -141,11 +143,9 @@ class Finality:
         return True
 
     def _announce(self, cert: Certificate) -> None:
-        """Gossip a certificate our own tally formed, when votes come to us directly and we proposed the block
-        (no other node holds the votes to form it)."""
-        held = self.svc.chain.block(cert.height)
-        if (held is None or held.hash != cert.block_hash or held.header.proposer != self.svc.key.public
-                or not self.direct(cert.height) or self.svc.spawn is None):
+        """Gossip a certificate our own tally formed, when votes come to us directly (we are the aggregator: no
+        other node holds the votes to form it)."""
+        if self.svc.aggregator != self.svc.key.public or not self.direct(cert.height) or self.svc.spawn is None:
             return
         payload: dict[str, Any] = {"cert": cert.encode()}
         self.svc.spawn("cert.announce", self.svc.publish, MSG_CERT, payload)

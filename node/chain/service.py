@@ -59,6 +59,9 @@ class ChainService:
         self.observe_import: Callable[[float], None] = lambda seconds: None
         """Called with the seconds each successful :meth:`import_block` took (the node's metrics)."""
         self.highest_seen = 0
+        self.aggregator: bytes | None = None
+        """The account large networks send attestations to (the scenario's first node, docs/adr/0148); None:
+        votes are gossiped."""
         self.spawn: Callable[..., None] | None = None
         """``spawn(name, fn, *args)``: run a background task in the node's nursery (the runtime hands it the
         node's own). Without it, votes are always gossiped (no background sends)."""
