@@ -1,6 +1,7 @@
 """Many node processes on one machine: start-up time, round latency and memory per process (docs/adr/0123).
 
-    python benchmarks/bench_scale.py [--scenario NAME|FILE] [--nodes N] [--rounds R] [--exec-baseline] [--json]
+    python benchmarks/bench_scale.py [--scenario NAME|FILE] [--nodes N[,M...]] [--rounds R] [--exec-baseline] [--json]
+                                     [--plot PNG [--add RUNS.json ...] [--plot-only]]
 
 Starts the scenario's network (``--nodes N`` with an ai-bazaar scenario: the CPP and N − 1 consumers, from
 :func:`scaled_ai_bazaar`; with another market the role with the most members grows to make N processes,
@@ -273,6 +274,25 @@ def _scaled(nodes: int, rounds: int, folder: Path) -> str:
     return str(path)
 
 
+def _read_runs(paths: list[Path]) -> list[dict[str, Any]]:
+    """Every run object (a JSON line with ``nodes``) of earlier ``--json`` outputs; a bad file is one line, exit 2."""
+    runs = []
+    for path in paths:
+        try:
+            for line in path.read_text().splitlines():
+                if line.strip().startswith("{"):
+                    row = json.loads(line)
+                    if isinstance(row, dict) and "nodes" in row and row.get("latency_p50_s") is not None:
+                        runs.append(row)
+        except (OSError, ValueError) as err:
+            print(f"error: {path}: {err}", file=sys.stderr)
+            sys.exit(2)
+    if not runs:
+        print("error: no run with a round latency in the --add files", file=sys.stderr)
+        sys.exit(2)
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--scenario", default="ai-bazaar-50", help="a shipped scenario name or a TOML file")
@@ -286,12 +306,20 @@ def main() -> None:
                     help="also time net up and down with the other spawn mode, in the same run")
     ap.add_argument("--plot", type=Path, help="write nodes vs latency and RSS as a PNG (with --nodes or --add)")
     ap.add_argument("--add", type=Path, nargs="*", default=[],
-                    help="JSON outputs of earlier runs (--json) to include in the plot")
+                    help="JSON outputs of earlier runs (--json: one object per line) to include in the plot")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="run nothing: plot the --add files alone (with --plot)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.rounds < 1:
         sys.exit("error: --rounds must be at least 1")
-    results = []
+    results: list[dict[str, Any]] = []
+    if args.plot_only:
+        if not args.plot or not args.add:
+            sys.exit("error: --plot-only needs --plot and --add")
+        plot(_read_runs(args.add), args.plot)
+        print(f"plot: {args.plot}")
+        return
     with tempfile.TemporaryDirectory(prefix="bench-scale-sc-") as tmp:
         scenarios = [args.scenario]
         if args.nodes is not None:
@@ -319,8 +347,7 @@ def main() -> None:
             else:
                 _report(out)
     if args.plot:
-        extra = [json.loads(p.read_text().strip().splitlines()[-1]) for p in args.add]
-        plot(results + extra, args.plot)
+        plot(results + _read_runs(args.add), args.plot)
         if not args.json:
             print(f"plot: {args.plot}")
 
