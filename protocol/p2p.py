@@ -205,6 +205,34 @@ def disable_auto_connect(host: IHost) -> None:
     connector.start = stay_stopped
 
 
+def publish_past_thin_mesh(router: GossipSub) -> None:
+    """Send our own messages to extra subscribed peers when the topic's mesh is thinner than ``degree_low``.
+
+    py-libp2p 0.8.1 sends a message of a topic we joined to its mesh only, so with an empty mesh our publish
+    reaches nobody (gossip may repair it a heartbeat later, or not). At 50 processes a hub's mesh on the market
+    topic was empty for seconds at a time (every other node prunes the hub its neighbours also graft): the CPP's
+    lease reached no consumer and the round was lost (docs/adr/0147). Topping our own publishes up to ``degree``
+    peers is gossipsub v1.1's flood publishing, limited to when the mesh cannot carry them; relayed messages
+    are unchanged."""
+    original = router._get_peers_to_send
+
+    def peers_to_send(topic_ids: Any, msg_forwarder: ID, origin: ID, msg_id: bytes | None = None) -> Any:
+        chosen = set(original(topic_ids, msg_forwarder, origin, msg_id))
+        pubsub = router.pubsub
+        if pubsub is None or msg_forwarder != pubsub.my_id or origin != pubsub.my_id:
+            return iter(chosen)
+        for topic in topic_ids:
+            mesh = router.mesh.get(topic)
+            if mesh is None or len(mesh) >= router.degree_low:
+                continue
+            extra = [p for p in pubsub.peer_topics.get(topic, ()) if p not in chosen and p != origin]
+            random.shuffle(extra)
+            chosen.update(extra[:max(0, router.degree - len(mesh))])
+        return iter(chosen)
+
+    router._get_peers_to_send = peers_to_send  # type: ignore[method-assign]
+
+
 def _guard_rpc_decoding(pubsub: Pubsub) -> None:
     """Make an undecodable pubsub RPC end only its stream. py-libp2p 0.8.1's read loop lets protobuf's
     ``DecodeError`` escape the pubsub service, which then takes the whole node down: any peer could stop a node
@@ -670,6 +698,7 @@ async def open_libp2p_transport(
     host = new_host(key_pair=create_new_key_pair(key.seed))
     disable_auto_connect(host)
     gossipsub = make_gossipsub(gossip)
+    publish_past_thin_mesh(gossipsub)
     pubsub = Pubsub(host, gossipsub, strict_signing=True)
     _guard_rpc_decoding(pubsub)
     # py-libp2p numbers a node's messages from int(time.time()) at start-up, one per message, and peers drop a

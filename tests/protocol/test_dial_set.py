@@ -77,3 +77,25 @@ def test_a_connection_opened_for_requests_is_closed_only_once_idle_for_the_linge
     now = 100.0 + ON_DEMAND_LINGER + 1
     assert idle_on_demand(last, {b: 1}, now) == [a]  # b has a request under way, c was used a moment ago
     assert idle_on_demand(last, {}, now + ON_DEMAND_LINGER) == [a, b, c]
+
+
+def test_our_own_publish_reaches_subscribers_when_the_mesh_is_empty_and_relays_do_not() -> None:
+    from types import SimpleNamespace
+
+    from libp2p.peer.id import ID
+
+    from bazaar.protocol.p2p import publish_past_thin_mesh
+    from bazaar.protocol.p2p_settings import make_gossipsub
+
+    me, other = ID(hashlib.sha256(b"me").digest()), ID(hashlib.sha256(b"other").digest())
+    subscribers = {ID(hashlib.sha256(b"s%d" % i).digest()) for i in range(20)}
+    router = make_gossipsub()
+    router.pubsub = SimpleNamespace(my_id=me, peer_topics={"t": set(subscribers)})  # type: ignore[assignment]
+    router.mesh["t"] = set()
+    assert set(router._get_peers_to_send(["t"], me, me)) == set()  # py-libp2p: an empty mesh sends to nobody
+    publish_past_thin_mesh(router)
+    ours = set(router._get_peers_to_send(["t"], me, me))
+    assert len(ours) == router.degree and ours <= subscribers
+    assert set(router._get_peers_to_send(["t"], other, other)) == set()  # a relayed message: unchanged
+    router.mesh["t"] = set(list(subscribers)[:router.degree_low])
+    assert set(router._get_peers_to_send(["t"], me, me)) == router.mesh["t"]  # a healthy mesh: unchanged
