@@ -1,9 +1,11 @@
 """Many node processes on one machine: start-up time, round latency and memory per process (docs/adr/0123).
 
-    python benchmarks/bench_scale.py [--scenario NAME|FILE] [--nodes N] [--rounds R] [--exec-baseline] [--json]
+    python benchmarks/bench_scale.py [--scenario NAME|FILE] [--nodes N[,M...]] [--rounds R] [--exec-baseline] [--json]
+                                     [--plot PNG [--add RUNS.json ...] [--plot-only]]
 
 Starts the scenario's network (``--nodes N`` with an ai-bazaar scenario: the CPP and N − 1 consumers, from
-:func:`scaled_ai_bazaar`), runs ``R`` rounds (default 5), checks that every node holds one finalized head,
+:func:`scaled_ai_bazaar`; with another market the role with the most members grows to make N processes,
+``node/scenario_scale.py``), runs ``R`` rounds (default 5), checks that every node holds one finalized head,
 stops it, and prints ``bazaar net up`` time, round latency (start → final on every node) p50/p95, and peak RSS
 (VmHWM) per process, max and mean, overall and per role. ``--exec-baseline`` first starts and stops the same
 network with every node exec'ing its own interpreter (the launcher before docs/adr/0120) and prints the ratio.
@@ -27,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from bazaar.node import launcher
+from bazaar.node.params import ParamError
 from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.scenario import load_scenario
+from bazaar.node.scenario_scale import scale_scenario
 
 # The calibrated 8-consumer set (deploy/scenarios/params/ai-bazaar-calibrated.toml), repeated to any size.
 _PATTERN = {"delta": [0.6, 0.5, 0.7, 0.4, 0.2, 0.3, 0.25, 0.35], "u": [1.0, 1.05, 0.95, 1.1, 1.2, 1.3, 1.15, 1.25],
@@ -270,11 +274,31 @@ def _scaled(nodes: int, rounds: int, folder: Path) -> str:
     return str(path)
 
 
+def _read_runs(paths: list[Path]) -> list[dict[str, Any]]:
+    """Every run object (a JSON line with ``nodes``) of earlier ``--json`` outputs; a bad file is one line, exit 2."""
+    runs = []
+    for path in paths:
+        try:
+            for line in path.read_text().splitlines():
+                if line.strip().startswith("{"):
+                    row = json.loads(line)
+                    if isinstance(row, dict) and "nodes" in row and row.get("latency_p50_s") is not None:
+                        runs.append(row)
+        except (OSError, ValueError) as err:
+            print(f"error: {path}: {err}", file=sys.stderr)
+            sys.exit(2)
+    if not runs:
+        print("error: no run with a round latency in the --add files", file=sys.stderr)
+        sys.exit(2)
+    return runs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--scenario", default="ai-bazaar-50", help="a shipped scenario name or a TOML file")
-    ap.add_argument("--nodes", help="ai-bazaar only: the CPP and NODES - 1 consumers (a scaled scenario); a "
-                    "comma-separated list runs each size in turn")
+    ap.add_argument("--nodes", help="grow the scenario to NODES processes (ai-bazaar: the CPP and NODES - 1 "
+                    "consumers with short training; other markets: the role with the most members grows, "
+                    "node/scenario_scale.py); a comma-separated list runs each size in turn")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--spawn", choices=("exec", "fork"), default="fork",
                     help="fork: from one fork server (default, docs/adr/0120); exec: one interpreter per node")
@@ -282,12 +306,20 @@ def main() -> None:
                     help="also time net up and down with the other spawn mode, in the same run")
     ap.add_argument("--plot", type=Path, help="write nodes vs latency and RSS as a PNG (with --nodes or --add)")
     ap.add_argument("--add", type=Path, nargs="*", default=[],
-                    help="JSON outputs of earlier runs (--json) to include in the plot")
+                    help="JSON outputs of earlier runs (--json: one object per line) to include in the plot")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="run nothing: plot the --add files alone (with --plot)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.rounds < 1:
         sys.exit("error: --rounds must be at least 1")
-    results = []
+    results: list[dict[str, Any]] = []
+    if args.plot_only:
+        if not args.plot or not args.add:
+            sys.exit("error: --plot-only needs --plot and --add")
+        plot(_read_runs(args.add), args.plot)
+        print(f"plot: {args.plot}")
+        return
     with tempfile.TemporaryDirectory(prefix="bench-scale-sc-") as tmp:
         scenarios = [args.scenario]
         if args.nodes is not None:
@@ -298,12 +330,15 @@ def main() -> None:
                 print(f"error: {err}", file=sys.stderr)
                 sys.exit(2)
             if min(sizes) < 2:
-                sys.exit("error: --nodes must be at least 2 (the CPP and one consumer)")
-            if market != "ai-bazaar":
-                print(f"error: --nodes scales ai-bazaar scenarios only (scenario {args.scenario} is {market}); "
-                      "pick a shipped scenario of that size instead", file=sys.stderr)
-                sys.exit(2)
-            scenarios = [_scaled(n, args.rounds, Path(tmp)) for n in sizes]
+                sys.exit("error: --nodes must be at least 2")
+            if market == "ai-bazaar":
+                scenarios = [_scaled(n, args.rounds, Path(tmp)) for n in sizes]
+            else:  # the role with the most members grows (node/scenario_scale.py)
+                try:
+                    scenarios = [str(scale_scenario(args.scenario, n, Path(tmp) / f"n{n}")) for n in sizes]
+                except ParamError as err:
+                    print(f"error: {err}", file=sys.stderr)
+                    sys.exit(2)
         for scenario in scenarios:
             out = measure(scenario, args.rounds, args.exec_baseline, args.spawn)
             results.append(out)
@@ -312,8 +347,7 @@ def main() -> None:
             else:
                 _report(out)
     if args.plot:
-        extra = [json.loads(p.read_text().strip().splitlines()[-1]) for p in args.add]
-        plot(results + extra, args.plot)
+        plot(results + _read_runs(args.add), args.plot)
         if not args.json:
             print(f"plot: {args.plot}")
 

@@ -348,6 +348,17 @@ def _write_ready(node: Node) -> None:
     notify_ready(ready)
 
 
+def _first_node_key(scenario: Scenario, config: NodeConfig, key: KeyPair) -> bytes | None:
+    """The key of the scenario's first node (the launcher's first address-book entry, a hub every node keeps
+    connected): the attestation aggregator of large networks (docs/adr/0148)."""
+    if not scenario.nodes:
+        return None
+    first = scenario.nodes[0][0]
+    if first == config.name:
+        return key.public
+    return next((p.key for p in config.peers if p.name == first), None)
+
+
 def _leads(node: Node) -> bool:
     """Whether this node drives rounds: the first node of the market's first leading role."""
     for role in node.spec.leader_roles:
@@ -418,6 +429,8 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
                         http=HttpApi(token=load_or_create_token(config.genesis.parent / TOKEN_FILE)), data_dir=data_dir,
                         bls_secret=service.bls_secret, nursery=nursery, byzantine=byzantine, clock=clock)
             node_ref.append(node)
+            service.spawn = node.spawn
+            service.aggregator = _first_node_key(scenario, config, key)
             task = spec.learning_task(settings) if spec.learning_task is not None else None
             driver: ConsensusDriver = make_driver(genesis.consensus, node, learning_task=task, data_dir=data_dir)
             node.consensus = driver

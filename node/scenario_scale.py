@@ -5,7 +5,8 @@ up the difference; every other role keeps its count. Parameter files the scenari
 ``[mechanism]`` (ai-bazaar's ``param_sets``) are rewritten beside the new scenario when they describe that role
 member by member: ``n`` becomes the new count and every list of the old count's length is tiled to the new one
 (member i of the grown set repeats member ``i mod n_old``). Other file names are made absolute, so the written
-scenario loads from any folder. The result is checked by the ordinary scenario loader.
+scenario loads from any folder. Collection windows grow in proportion to the processes (:func:`scaled_deadlines`).
+The result is checked by the ordinary scenario loader.
 """
 
 from __future__ import annotations
@@ -17,6 +18,19 @@ import tomli_w
 
 from .params import ParamError, read_toml
 from .scenario import Scenario, load_scenario
+
+FIXED_DEADLINES = frozenset({"block_s"})
+"""Deadlines that do not grow with the network: a consensus fallback's wait (a silent proposer's replacement)."""
+
+
+def scaled_deadlines(deadlines: dict[str, Any], old_nodes: int, new_nodes: int) -> dict[str, Any]:
+    """``deadlines`` grown in proportion to the node processes when they grow (never shrunk), but for
+    :data:`FIXED_DEADLINES`. On one machine the CPU a collection window has to hold grows with the processes that
+    share it (every one trains, solves, gossips on the same cores); a window closes as soon as every participant
+    answered, so a longer deadline costs time only when one is missing (docs/adr/0147)."""
+    factor = max(1.0, new_nodes / old_nodes) if old_nodes > 0 else 1.0
+    return {key: value if key in FIXED_DEADLINES or not isinstance(value, (int, float)) or isinstance(value, bool)
+            else round(float(value) * factor, 3) for key, value in deadlines.items()}
 
 
 def scaled_role(scenario: Scenario) -> str:
@@ -57,6 +71,8 @@ def scale_scenario(ref: str | Path, nodes: int, folder: Path) -> Path:
     data = read_toml(sc.source)
     data["roles"][role] = new
     data["name"] = f"{data['name']}-n{nodes}"
+    if isinstance(data.get("deadlines"), dict):
+        data["deadlines"] = scaled_deadlines(data["deadlines"], sum(sc.roles.values()), nodes)
     folder.mkdir(parents=True, exist_ok=True)
     mech = data.get("mechanism", {})
 

@@ -19,6 +19,8 @@ MSG_TXS = "chain/txs"
 
 PROTO_SYNC = "/bazaar/sync/1"
 PROTO_MODEL = "/bazaar/model/1"
+PROTO_ATTEST = "/bazaar/attest/1"
+"""A validator's attestation sent straight to the block's proposer (large networks, docs/adr/0148)."""
 
 
 def chain_topic(network_id: str) -> str:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -87,6 +88,10 @@ DIAL_HUBS = 3
 """Sparse topology: the first address-book entries every node keeps connected (the scenario's leaders)."""
 DIAL_RING = 2
 """Sparse topology: ring neighbours kept connected on each side, in the order of the peers' keys."""
+ON_DEMAND_LINGER = 10.0
+"""A connection we opened for a request to a peer outside :func:`dial_set` is closed after this long without a
+request: otherwise every peer a node ever asked (a round's proposer, to which every validator sends its vote)
+stays connected, and a 50-node network drifts back to a full mesh (docs/adr/0147)."""
 ADDRESS_TTL = 10**9
 """Peerstore TTL for address-book entries: effectively permanent (``connect`` alone keeps them 120 s)."""
 
@@ -153,6 +158,15 @@ def dial_set(own: bytes, book: Sequence[bytes]) -> list[bytes]:
     return [k for k in chosen if k != own]
 
 
+def meshless_kicks(subscribers: set[ID], dialled: set[ID], limit: int = WATCHDOG_MAX_KICKS) -> list[ID]:
+    """Which subscribers of a topic whose mesh stayed empty the watchdog disconnects: at most ``limit``, peers
+    we keep connected first (the supervisor redials them at once), chosen at random among equals so a later
+    period tries others. Kicking them all made a hub of 49 peers drop every connection one by one, each
+    kick cancelling the requests in flight on it (docs/adr/0147)."""
+    ordered = sorted(subscribers, key=lambda p: (p not in dialled, random.random()))
+    return ordered[:limit]
+
+
 def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
     """Parse ``maddr``; return it without a trailing ``/p2p/<id>`` and that id (or None)."""
     parsed = multiaddr.Multiaddr(maddr)
@@ -163,6 +177,60 @@ def _split_maddr(maddr: str) -> tuple[multiaddr.Multiaddr, str | None]:
     if pid:
         parsed = parsed.decapsulate(multiaddr.Multiaddr(f"/p2p/{pid}"))
     return parsed, pid
+
+
+def idle_on_demand(on_demand: dict[ID, float], in_flight: dict[ID, int], now: float,
+                   linger: float = ON_DEMAND_LINGER) -> list[ID]:
+    """The peers we dialled for requests whose connection is closed now: no request under way and none ended
+    in the last ``linger`` seconds."""
+    return [pid for pid, last in on_demand.items() if pid not in in_flight and now - last > linger]
+
+
+def disable_auto_connect(host: IHost) -> None:
+    """Switch off py-libp2p 0.8.1's auto-connector before the host runs.
+
+    The swarm dials peerstore entries until it holds ``(low + high watermark) / 2`` = 200 connections, and polls
+    every 10 s while it holds fewer than ``min_connections`` = 50: with the whole address book in the peerstore,
+    every network up to 50 nodes became a full mesh within a minute whatever :func:`dial_set` chose — 1225
+    connections whose idle traffic (pubsub registration, heartbeats) kept both cores busy at 50 processes
+    (docs/adr/0147). The supervisor keeps the connections we want; direct requests dial on demand.
+    """
+    connector: Any = getattr(host.get_network(), "auto_connector", None)
+    if connector is None:
+        return
+
+    async def stay_stopped() -> None:
+        connector._started = False
+
+    connector.start = stay_stopped
+
+
+def publish_past_thin_mesh(router: GossipSub) -> None:
+    """Send our own messages to extra subscribed peers when the topic's mesh is thinner than ``degree_low``.
+
+    py-libp2p 0.8.1 sends a message of a topic we joined to its mesh only, so with an empty mesh our publish
+    reaches nobody (gossip may repair it a heartbeat later, or not). At 50 processes a hub's mesh on the market
+    topic was empty for seconds at a time (every other node prunes the hub its neighbours also graft): the CPP's
+    lease reached no consumer and the round was lost (docs/adr/0147). Topping our own publishes up to ``degree``
+    peers is gossipsub v1.1's flood publishing, limited to when the mesh cannot carry them; relayed messages
+    are unchanged."""
+    original = router._get_peers_to_send
+
+    def peers_to_send(topic_ids: Any, msg_forwarder: ID, origin: ID, msg_id: bytes | None = None) -> Any:
+        chosen = set(original(topic_ids, msg_forwarder, origin, msg_id))
+        pubsub = router.pubsub
+        if pubsub is None or msg_forwarder != pubsub.my_id or origin != pubsub.my_id:
+            return iter(chosen)
+        for topic in topic_ids:
+            mesh = router.mesh.get(topic)
+            if mesh is None or len(mesh) >= router.degree_low:
+                continue
+            extra = [p for p in pubsub.peer_topics.get(topic, ()) if p not in chosen and p != origin]
+            random.shuffle(extra)
+            chosen.update(extra[:max(0, router.degree - len(mesh))])
+        return iter(chosen)
+
+    router._get_peers_to_send = peers_to_send  # type: ignore[method-assign]
 
 
 def _guard_rpc_decoding(pubsub: Pubsub) -> None:
@@ -229,6 +297,8 @@ class Libp2pTransport:
         self._keys: dict[bytes, bytes | None] = {}  # raw peer-id bytes -> Ed25519 key (cache)
         self._seen = SeenPayloads(host.get_id())
         self._blocked: set[ID] = set()
+        self._on_demand: dict[ID, float] = {}  # peers we dialled for a request -> when a request last ended
+        self._in_flight: dict[ID, int] = {}  # requests under way per peer
 
     # --- identity and addresses -------------------------------------------------------------------
     @property
@@ -439,6 +509,20 @@ class Libp2pTransport:
             raise PeerUnavailable(f"peer {pid} is blocked (partition)")
         self._stats["requests_sent"] += 1
         self._stats["request_bytes"] += len(data)
+        if (pid not in self._on_demand and not self._host.get_network().get_connections(pid)
+                and (self._dial_ids is None or pid not in self._dial_ids)):
+            self._on_demand[pid] = trio.current_time()  # ours to close once idle
+        self._in_flight[pid] = self._in_flight.get(pid, 0) + 1
+        try:
+            return await self._request(pid, protocol, data, timeout)
+        finally:
+            left = self._in_flight.pop(pid) - 1
+            if left:
+                self._in_flight[pid] = left
+            if pid in self._on_demand:
+                self._on_demand[pid] = trio.current_time()
+
+    async def _request(self, pid: ID, protocol: str, data: bytes, timeout: float) -> bytes:
         try:
             with trio.fail_after(timeout):
                 stream = await self._open_stream(pid, protocol)
@@ -491,6 +575,13 @@ class Libp2pTransport:
                 async with trio.open_nursery() as nursery:
                     for pid in todo:
                         nursery.start_soon(self._dial, pid, backoff, due)
+            for pid in [p for p in self._on_demand if p in self._dial_ids]:
+                del self._on_demand[pid]  # now kept by the supervisor
+            for pid in idle_on_demand(self._on_demand, self._in_flight, now):
+                del self._on_demand[pid]
+                if network.get_connections(pid):
+                    with contextlib.suppress(*_PEER_ERRORS):
+                        await self._host.disconnect(pid)
             self._book_changed = trio.Event()
             with trio.move_on_after(SUPERVISOR_PERIOD):
                 await self._book_changed.wait()
@@ -519,6 +610,7 @@ class Libp2pTransport:
             connected = set(self._host.get_connected_peers())
             grace = WATCHDOG_GRACE + WATCHDOG_GRACE_PER_PEER * len(connected)
             kick: set[ID] = set()
+            reasons: dict[ID, str] = {}
             stuck = []
             for pid in connected:
                 if pid in self._ps.peers:
@@ -526,6 +618,7 @@ class Libp2pTransport:
                 elif now - stuck_since.setdefault(pid, now) > grace:
                     stuck.append(pid)
             kick.update(sorted(stuck, key=lambda p: stuck_since[p])[:WATCHDOG_MAX_KICKS])
+            reasons.update(dict.fromkeys(kick, "no pubsub stream"))
             for pid in set(stuck_since) - connected:
                 del stuck_since[pid]
             for pid in connected & set(self._ps.peers):
@@ -537,13 +630,16 @@ class Libp2pTransport:
                 if conn is not None and getattr(conn, "is_closed", False):
                     if now - stale_since.setdefault(pid, now) > STALE_GRACE:
                         kick.add(pid)
+                        reasons[pid] = "stale pubsub stream"
                 else:
                     stale_since.pop(pid, None)
             for topic in self._subs:
                 subscribers = self._ps.peer_topics.get(topic, set()) & connected
                 if subscribers and not self._gs.mesh.get(topic):
                     if now - meshless_since.setdefault(topic, now) > grace:
-                        kick |= subscribers
+                        chosen = meshless_kicks(subscribers, self._dial_ids or set())
+                        kick.update(chosen)
+                        reasons.update(dict.fromkeys(chosen, f"empty mesh on {topic}"))
                         del meshless_since[topic]
                 else:
                     meshless_since.pop(topic, None)
@@ -551,7 +647,7 @@ class Libp2pTransport:
                 self._stats["watchdog_kicks"] += 1
                 stuck_since.pop(pid, None)
                 stale_since.pop(pid, None)
-                log.info("watchdog: disconnecting %s to re-run pubsub registration", pid)
+                log.info("watchdog: disconnecting %s to re-run pubsub registration (%s)", pid, reasons.get(pid, "?"))
                 try:
                     await self._host.disconnect(pid)
                 except _PEER_ERRORS as err:
@@ -600,7 +696,9 @@ async def open_libp2p_transport(
         quiet_libp2p_logging()
     listen_addr = multiaddr.Multiaddr(listen)
     host = new_host(key_pair=create_new_key_pair(key.seed))
+    disable_auto_connect(host)
     gossipsub = make_gossipsub(gossip)
+    publish_past_thin_mesh(gossipsub)
     pubsub = Pubsub(host, gossipsub, strict_signing=True)
     _guard_rpc_decoding(pubsub)
     # py-libp2p numbers a node's messages from int(time.time()) at start-up, one per message, and peers drop a

@@ -4,13 +4,17 @@ certificate (2/3 of the stake finalized another block at a height we hold: rewin
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import trio
 
 from bazaar.ledger import errors as lerr
 from bazaar.ledger.block import Block
 from bazaar.ledger.finality import Attestation, Certificate, FinalityTracker, make_attestation, verify_certificate
-from bazaar.protocol import Envelope
-from bazaar.protocol.chainmsg import MSG_ATTEST
+from bazaar.protocol import Envelope, ProtocolError, codec
+from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_CERT, PROTO_ATTEST
+from bazaar.protocol.errors import ProtocolReason
+from bazaar.protocol.transport import PeerUnavailable, RejectRequest, RemoteRejected
 
 from ..logs import Events
 from ..reasons import NodeReason
@@ -21,6 +25,18 @@ if TYPE_CHECKING:
 _events = Events("chain")
 ATTEST_WINDOW = 64
 """Votes for heights further than this past our head are not counted (their tallies would be unbounded)."""
+ATTEST_DIRECT_ABOVE = 16
+"""With more validators than this, a validator sends its attestation by direct request (``/bazaar/attest/1``) to
+the network's aggregator — the first node of the scenario, the one every node keeps connected (``dial_set``'s
+first hub) — instead of gossiping it; the aggregator gossips one certificate. Gossip costs every node CPU for
+every message (libp2p.md §3): 50 attestations gossiped to 50 nodes cost ≈ 15 CPU-s a block on 2 cores; 49
+requests over open connections and one certificate cost ≈ 1 (docs/adr/0148). Up to this size (every demo
+network) votes are gossiped as before."""
+ATTEST_DIRECT_TIMEOUT = 5.0
+"""Deadline of one direct attestation request; on failure the vote is gossiped."""
+ATTEST_FALLBACK_S = 10.0
+"""A vote sent directly whose block is not final this long after is gossiped too (the proposer died or its
+certificate was lost): finality never depends on one node."""
 
 
 class Finality:
@@ -34,6 +50,12 @@ class Finality:
         self.on_final: Callable[[int, bytes], None] | None = None
         """Called with (height, hash) when our finalized height advances (the node notes it durably)."""
 
+    def direct(self, height: int) -> bool:
+        """Whether votes for ``height`` go to the aggregator by direct request (a large validator set) rather
+        than over gossip, and the certificate is gossiped by the aggregator (docs/adr/0148)."""
+        return (self.svc.spawn is not None and self.svc.aggregator is not None
+                and len(self.svc.validator_set(height)) > ATTEST_DIRECT_ABOVE)
+
     async def attest(self, block: Block) -> None:
         if not self.svc.sync.synced:  # a (re)started node votes only once it holds the certified head
             return
@@ -41,8 +63,57 @@ class Finality:
             return
         svc = self.svc
         att = make_attestation(svc.bls_secret, svc.key.public, svc.network_id, block.header.height, block.hash)
-        await self.svc.publish(MSG_ATTEST, {"height": att.height, "hash": att.block_hash, "sig": att.signature})
+        if self.direct(att.height):
+            self.count(att)
+            if svc.aggregator != svc.key.public and svc.aggregator is not None and svc.spawn is not None:
+                svc.spawn("attest.direct", self._send_direct, att, svc.aggregator)
+            return
+        await self._gossip(att)
         self.count(att)
+
+    async def _gossip(self, att: Attestation) -> None:
+        await self.svc.publish(MSG_ATTEST, {"height": att.height, "hash": att.block_hash, "sig": att.signature})
+
+    async def _send_direct(self, att: Attestation, aggregator: bytes) -> None:
+        """Our vote to the aggregator; gossiped instead when the request fails, and as well when the block is
+        not final ``ATTEST_FALLBACK_S`` later."""
+        svc = self.svc
+        body = codec.encode({"height": att.height, "hash": att.block_hash, "sig": att.signature})
+        try:
+            await svc.transport.request(aggregator, PROTO_ATTEST, body, timeout=ATTEST_DIRECT_TIMEOUT)
+        except (PeerUnavailable, RemoteRejected, trio.TooSlowError) as err:
+            _events.info("attestation.direct_failed", height=att.height, error=repr(err)[:200])
+            await self._gossip(att)
+            return
+        try:
+            await svc.wait_for(lambda: svc.chain.finalized_height >= att.height, ATTEST_FALLBACK_S)
+        except trio.TooSlowError:
+            held = svc.chain.block(att.height)
+            if held is not None and held.hash == att.block_hash:  # still our head's block: help it finalize
+                _events.info("attestation.gossip_fallback", height=att.height)
+                await self._gossip(att)
+
+    async def serve(self, peer: bytes, request: bytes) -> bytes:
+        """``/bazaar/attest/1`` handler: a validator's vote ``{height, hash, sig}`` sent to us, the aggregator; the
+        validator is the authenticated peer. Counted like a gossiped one (the certificate, when it forms, is
+        gossiped); answers ``{counted}``."""
+        try:
+            body = codec.decode(request, max_size=256)
+        except ProtocolError as err:
+            raise RejectRequest(err.reason) from err
+        if (not isinstance(body, dict) or set(body) != {"height", "hash", "sig"}
+                or not isinstance(body["height"], int) or isinstance(body["height"], bool) or body["height"] < 1
+                or not isinstance(body["hash"], bytes) or len(body["hash"]) != 32
+                or not isinstance(body["sig"], bytes) or len(body["sig"]) != 96):
+            raise RejectRequest(ProtocolReason.MALFORMED)
+        att = Attestation(body["height"], body["hash"], peer, body["sig"])
+        head = self.svc.chain.height
+        if att.height > head + ATTEST_WINDOW:
+            raise RejectRequest(NodeReason.TOO_FAR)
+        counted = self.count(att)
+        if counted:
+            self.svc.highest_seen = max(self.svc.highest_seen, min(att.height, head + 1))
+        return codec.encode({"counted": counted})
 
     async def on_attestation(self, env: Envelope) -> None:
         """Gossip handler: a validator's vote for a block. Believed (it may make us sync) only once its signer
@@ -68,7 +139,16 @@ class Finality:
             return False
         if cert is not None:
             self.finalize(cert)
+            self._announce(cert)
         return True
+
+    def _announce(self, cert: Certificate) -> None:
+        """Gossip a certificate our own tally formed, when votes come to us directly (we are the aggregator: no
+        other node holds the votes to form it)."""
+        if self.svc.aggregator != self.svc.key.public or not self.direct(cert.height) or self.svc.spawn is None:
+            return
+        payload: dict[str, Any] = {"cert": cert.encode()}
+        self.svc.spawn("cert.announce", self.svc.publish, MSG_CERT, payload)
 
     def finalize(self, cert: Certificate) -> None:
         if cert.height > self.svc.chain.height:

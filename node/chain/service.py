@@ -17,7 +17,7 @@ from bazaar.ledger.evidence import check_evidence
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx, make_tx
 from bazaar.protocol import Envelope, KeyPair, ProtocolError
-from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_SYNC
+from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_ATTEST, PROTO_SYNC
 from bazaar.protocol.transport import MAX_GOSSIP, Transport
 
 from ..clock import Clock
@@ -59,10 +59,17 @@ class ChainService:
         self.observe_import: Callable[[float], None] = lambda seconds: None
         """Called with the seconds each successful :meth:`import_block` took (the node's metrics)."""
         self.highest_seen = 0
+        self.aggregator: bytes | None = None
+        """The account large networks send attestations to (the scenario's first node, docs/adr/0148); None:
+        votes are gossiped."""
+        self.spawn: Callable[..., None] | None = None
+        """``spawn(name, fn, *args)``: run a background task in the node's nursery (the runtime hands it the
+        node's own). Without it, votes are always gossiped (no background sends)."""
         self.nonces = OwnNonces(chain, key.public)
         self.finality = Finality(self)
         self.sync = ChainSync(self)
         transport.set_handler(PROTO_SYNC, self.sync.serve)
+        transport.set_handler(PROTO_ATTEST, self.finality.serve)
 
     # ------------------------------------------------------------------ queries
     @property

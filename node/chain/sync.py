@@ -24,6 +24,9 @@ SYNC_BATCH = 64
 RESYNC_PAUSE_S = 1.0
 """A peer whose last sync brought nothing is not asked again for this long."""
 MAX_TRACKED_PEERS = 1024
+SWEEP_PEERS = 8
+"""Peers one sweep asks at most when we are behind (the next sweep, an interval later, starts at the next ones):
+a hub of 49 peers that saw a block before its certificate asked all 49 in a row, every round (docs/adr/0147)."""
 UNSYNCED_INTERVAL_S = 0.1
 """Until it is synced, a (re)started node looks for a peer to sync from this often."""
 _events = Events("chain")
@@ -175,8 +178,9 @@ class ChainSync:
         substantiate (a lie, or a block only its proposer holds) costs one sweep, not one every interval."""
         chain = self.svc.chain
         before = (chain.height, chain.finalized_height)
-        for i in range(len(peers) if behind else 1):
-            await self.sync_from(peers[(tick + i) % len(peers)])
+        count = min(len(peers), SWEEP_PEERS) if behind else 1
+        for i in range(count):
+            await self.sync_from(peers[(tick * count + i) % len(peers)])
             if chain.finalized_height >= self.svc.highest_seen:
                 break
         if behind and (chain.height, chain.finalized_height) == before:

@@ -35,12 +35,15 @@ from .. import byzantine
 from ..chain.hooks import BlockHooks
 from ..logs import Events
 from .base import DriverHost
-from .pol_models import LearningTask, ModelStore
+from .pol_models import LearningTask, ModelStore, model_hash, weights_bytes, weights_from_bytes
 
 FETCH_TIMEOUT = 10.0
 """One deadline for fetching every claim's model of a round (concurrently)."""
 MAX_CLAIMS = 64
-"""At most this many claims of a round are fetched (the lowest claimed losses)."""
+"""At most this many claims of a round are considered (the lowest claimed losses)."""
+VERIFIED_KEPT = 3
+"""Claims a node verifies per round, lowest claimed loss first: the winner and the fallbacks that may propose
+after it (ai-bazaar waits out three attempts). A failed claim is replaced by the next (docs/adr/0147)."""
 NOT_LEASED = "not-leased"
 EARLY_SLACK = 0.5
 """An attempt-k block is refused when it arrives sooner than ``(k − EARLY_SLACK) × block_s`` after this node
@@ -133,12 +136,43 @@ class PolDriver:
         table = self.submissions.setdefault(round_no, {})
         if env.sender not in table:
             table[env.sender] = sub
-            with contextlib.suppress(trio.WouldBlock):  # checked in the background now; ranking waits or redoes
-                self._prefetch_send.send_nowait(sub)
+            if self._may_be_kept(round_no, sub):
+                with contextlib.suppress(trio.WouldBlock):  # checked in the background now; ranking waits or redoes
+                    self._prefetch_send.send_nowait(sub)
         while len(self.submissions) > ROUNDS_KEPT:
             self.submissions.popitem(last=False)
         self._note_claims(round_no)
         return sub
+
+    def _may_be_kept(self, round_no: int, sub: Submission) -> bool:
+        """Whether ``sub`` ranks among the ``VERIFIED_KEPT`` best claims of ``round_no`` seen so far: only those
+        are checked in the background as they arrive (≈ VERIFIED_KEPT · ln N checks a round, not N per node:
+        docs/adr/0144, 0147)."""
+        better = sum(1 for s in self.submissions.get(round_no, {}).values()
+                     if (s.loss, s.submitter) < (sub.loss, sub.submitter)
+                     and (round_no, s.submitter) not in self.cheaters)
+        return better < VERIFIED_KEPT
+
+    def inline_weights(self, digest: bytes, limit: int) -> bytes | None:
+        """Our model ``digest``'s weight bytes to send inside a claim, when they fit in ``limit`` bytes."""
+        w = self.models.get(digest)
+        if w is None or 8 * w.size > limit:
+            return None
+        return weights_bytes(w)
+
+    def offer_weights(self, sub: Submission, raw: bytes | None) -> bool:
+        """Keep weights a claim carried inline (checked against its model hash): verifying the claim then needs
+        no fetch from the miner (docs/adr/0147). False when absent or not the claimed model."""
+        if raw is None or self.models.get(sub.model_hash) is not None:
+            return False
+        try:
+            w = weights_from_bytes(raw, self.task.n_params)
+        except ValueError:
+            return False
+        if model_hash(w) != sub.model_hash:
+            return False
+        self.models.put(w)
+        return True
 
     def _claims_event(self, round_no: int) -> trio.Event:
         event = self.all_claimed.get(round_no)
@@ -239,10 +273,10 @@ class PolDriver:
                 self.leased.popitem(last=False)
             self._note_claims(round_no)
 
-    async def _losses(self, subs: list[Submission]) -> dict[bytes, float]:
-        """Every submission's re-computed loss, concurrently under one deadline (``FETCH_TIMEOUT``): most were
-        checked in the background as they arrived; a claim whose model does not arrive in time is dropped,
-        never waited on one after another."""
+    async def _losses(self, subs: list[Submission], deadline: float) -> dict[bytes, float]:
+        """The submissions' re-computed losses, concurrently until ``deadline`` (``trio.current_time()``): a
+        claim checked in the background as it arrived is not fetched again; one whose model does not arrive in
+        time is dropped, never waited on one after another."""
         losses: dict[bytes, float] = {}
 
         async def one(sub: Submission) -> None:
@@ -250,7 +284,7 @@ class PolDriver:
             if loss is not None:
                 losses[sub.submitter] = loss
 
-        with trio.move_on_after(FETCH_TIMEOUT):
+        with trio.move_on_at(deadline):
             async with trio.open_nursery() as nursery:
                 for sub in subs[:MAX_CLAIMS]:
                     nursery.start_soon(one, sub)
@@ -264,18 +298,30 @@ class PolDriver:
         return True
 
     async def decide(self, round_no: int) -> Submission | None:
-        """Rank the round: fetch every claim's model (one deadline), re-compute each loss, and keep the claims that
-        verify, best first (``verified``); returns the best, or None when none verifies."""
+        """Rank the round: fetch the claims' models best claimed loss first and re-compute each loss, until
+        ``VERIFIED_KEPT`` verify or ``FETCH_TIMEOUT`` (one deadline) runs out; keep the claims that verified,
+        best first (``verified``); returns the best, or None when none verifies.
+
+        A claim that fails (false loss, model not served in time) is replaced by the next best; claims ranked
+        below the kept ones are never fetched: every node fetching every claim is N² model transfers a round,
+        which at 50 processes on 2 cores timed out and gave each node its own winner (docs/adr/0147)."""
         try:
             ranked = [s for s in self.ranked(round_no) if (round_no, s.submitter) not in self.cheaters]
-            recomputed = await self._losses(ranked)
+            ranked = ranked[:MAX_CLAIMS]
             good: list[Submission] = []
-            for sub in ranked[:MAX_CLAIMS]:
-                loss = recomputed.get(sub.submitter)
-                if loss is not None and self._matches(sub, loss):
-                    good.append(sub)
-                else:
-                    self.cheaters.add((round_no, sub.submitter))  # a false claim, or a model not served in time
+            deadline = trio.current_time() + FETCH_TIMEOUT
+            tried = 0
+            while len(good) < VERIFIED_KEPT and tried < len(ranked):
+                batch = ranked[tried:tried + VERIFIED_KEPT - len(good)]
+                tried += len(batch)
+                recomputed = await self._losses(batch, deadline)
+                for sub in batch:
+                    loss = recomputed.get(sub.submitter)
+                    if loss is not None and self._matches(sub, loss):
+                        good.append(sub)
+                    else:
+                        self.cheaters.add((round_no, sub.submitter))  # a false claim, or a model not served in time
+            good.sort(key=lambda s: (s.loss, s.submitter))
             self.verified[round_no] = good
             while len(self.verified) > ROUNDS_KEPT:
                 self.verified.popitem(last=False)

@@ -43,9 +43,13 @@ LEASE = register(MSG_LEASE, Schema({
     "txs": List(Bytes(max_len=MAX_TX), max_len=2 * MAX_CONSUMERS + 4),
     "mining_deadline_ms": Int(low=0),
 }))
+MAX_INLINE_WEIGHTS = 64 << 10
+"""A claim carries its model's weights inline up to this size, so no validator has to fetch them (ADR 0147)."""
+
 MINED = register(MSG_MINED, Schema({
     "model_hash": Bytes(size=32),
     "loss": Num(low=0),
     "steps": Int(low=0, high=10**7),
     "txs": List(Bytes(max_len=MAX_TX), max_len=4, min_len=1),
+    "weights": Optional(Bytes(max_len=MAX_INLINE_WEIGHTS)),
 }))

@@ -79,3 +79,13 @@ def test_a_scenario_grows_to_n_nodes_with_member_wise_parameters(tmp_path: Path)
         assert list(params.beta[8:16]) == list(params.beta[:8])  # member i repeats member i mod 8
     with pytest.raises(ParamError):
         scale_scenario("hierarchical", 3, tmp_path)  # leaves no miner
+
+
+def test_a_grown_scenario_gets_windows_in_proportion_but_the_same_fallback_wait(tmp_path: Path) -> None:
+    base = load_scenario("ai-bazaar")
+    grown = load_scenario(scale_scenario("ai-bazaar", 45, tmp_path))  # 9 -> 45 processes: 5x
+    for key, value in base.deadlines.items():
+        expected = value if key == "block_s" else value * 5
+        assert grown.deadlines[key] == pytest.approx(expected), key
+    shrunk = load_scenario(scale_scenario("ai-bazaar", 5, tmp_path / "small"))
+    assert shrunk.deadlines == base.deadlines  # never shorter than the scenario's own

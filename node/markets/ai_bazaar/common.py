@@ -66,6 +66,7 @@ class AiBazaarRole(Role):
         sub = self.pol.add_submission(env.round, body["txs"][0])
         if sub.submitter != env.sender or sub.model_hash != body["model_hash"] or sub.loss != body["loss"]:
             raise Refuse("schema", "submission does not match its commitment")
+        self.pol.offer_weights(sub, body.get("weights"))  # inline weights: no fetch from the miner
         for raw in body["txs"]:
             self.ctx.chain.add_tx(raw)
 

@@ -124,8 +124,11 @@ class Consumer(AiBazaarRole):
         self.pol.add_submission(env.round, commit.wire)
         for raw in (commit.wire, release.wire):
             ctx.chain.add_tx(raw)
-        await ctx.publish(msg.MSG_MINED, {"model_hash": h, "loss": loss, "steps": steps,
-                                          "txs": [commit.wire, release.wire]}, round=env.round)
+        claim: dict[str, Any] = {"model_hash": h, "loss": loss, "steps": steps, "txs": [commit.wire, release.wire]}
+        weights = self.pol.inline_weights(h, msg.MAX_INLINE_WEIGHTS)
+        if weights is not None:
+            claim["weights"] = weights
+        await ctx.publish(msg.MSG_MINED, claim, round=env.round)
         ctx.events.info("mining.submitted", round=env.round, steps=steps, loss=loss)
         self._observe(env, params_all)
 
