@@ -310,7 +310,7 @@ def test_the_privacy_budget_refuses_a_task_that_would_exceed_it() -> None:
 # ---------------------------------------------------------------------------------------------------- the network
 def _scenario(tmp_path: Path, extra: str) -> Path:
     text = scenario_file("cloudchain-small").read_text().replace("[mechanism]\n", "[mechanism]\n" + extra)
-    text = text.replace("probes = 3", "probes = 1")  # one probe each: a slow provider costs 5 s, not 15
+    text = text.replace("probes = 3", "probes = 1")  # fewer messages (a slow provider costs one latency bound)
     path = tmp_path / "cloudchain-test.toml"
     path.write_text(text)
     return path
