@@ -16,7 +16,7 @@ from bazaar.ledger.checks import BlockCheck
 from bazaar.ledger.evidence import check_evidence
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx, make_tx
-from bazaar.protocol import Envelope, KeyPair, ProtocolError, codec
+from bazaar.protocol import Envelope, KeyPair, ProtocolError
 from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_SYNC
 from bazaar.protocol.transport import MAX_GOSSIP, Transport
 
@@ -33,8 +33,6 @@ _events = Events("chain")
 TXS_PER_MESSAGE = 128
 """Transactions gossiped in one ``chain/txs`` message (its schema takes at most 256)."""
 BLOCK_TX_BYTES = MAX_GOSSIP * 3 // 4
-CONTRACT_TX_OVERHEAD = 256
-"""Bytes a signed transaction adds to its body (header, sender, signature: 227 for an escrow refund)."""
 """Bytes of mempool transactions one block carries at most: a block travels whole in one gossip message
 (``MAX_GOSSIP``), with room left for its header, proof and the market contracts' own transactions. Found by
 ``bazaar sim`` (docs/sim.md): 300 cloudchain agents posting at once made a 337 KB block no peer could receive."""
@@ -175,12 +173,10 @@ class ChainService:
             self.add_tx(raw)
 
     # ------------------------------------------------------------------ blocks
-    def _candidates(self, work: list[tuple[str, dict[str, Any]]]) -> list[bytes]:
+    def _candidates(self) -> list[bytes]:
         """Mempool transactions in block order, twice: a transaction that depends on another sender's (an
         escrow settlement on a lock signed by the payer) fails on the first pass and lands on the second, in
-        the same block; duplicates of included ones are skipped by their nonce. Their bytes leave room for the
-        market contracts' own transactions (docs/adr/0154)."""
-        reserve = sum(len(codec.encode(body)) + CONTRACT_TX_OVERHEAD for _, body in work)
+        the same block; duplicates of included ones are skipped by their nonce."""
         state = self.chain.state  # behind a nonce gap: cannot apply, never offered (docs/ledger.md, Mempool)
         if any(h.admit is not None for h in self.hooks):  # the market rules may refuse what the head moved past
             ordered = [p.raw for p in self.mempool.ordered_pending(state) if self._refusal(state, p.env) is None]
@@ -189,7 +185,7 @@ class ChainService:
         size = 0
         for i, raw in enumerate(ordered):  # a prefix in block order: no sender's nonces skip one
             size += len(raw)
-            if size > BLOCK_TX_BYTES - reserve:
+            if size > BLOCK_TX_BYTES:
                 ordered = ordered[:i]
                 break
         return ordered + ordered
@@ -213,12 +209,13 @@ class ChainService:
         """Whether a block proposed now would carry anything: mempool transactions or contract work."""
         return self.mempool.has_applicable(self.chain.state) or bool(self.contract_work())  # not junk behind gaps
 
-    def _sign_contract_work(self, candidates: list[bytes], consensus: dict[str, Any], timestamp_ms: int,
-                            work: list[tuple[str, dict[str, Any]]]) -> list[Envelope]:
+    def _sign_contract_work(self, candidates: list[bytes], consensus: dict[str, Any], timestamp_ms: int
+                            ) -> list[Envelope]:
         """The contract's transactions signed with the nonces that follow our own transactions the block
         carries (a dry build of the candidates finds them), so an own transaction the market rules dropped
         since we sent it never leaves the contract's behind a nonce gap. Our dropped transactions' nonces are
         taken over (they could never land)."""
+        work = self.contract_work()
         if not work:
             return []
         block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key, candidates,
@@ -235,9 +232,8 @@ class ChainService:
     def dry_run(self, consensus: dict[str, Any], *, timestamp_ms: int) -> Block:
         """The block we would propose now, without the market contracts' checks (nothing stored)."""
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
-        work = self.contract_work()
-        candidates = self._candidates(work)
-        own = self._sign_contract_work(candidates, consensus, timestamp_ms, work)
+        candidates = self._candidates()
+        own = self._sign_contract_work(candidates, consensus, timestamp_ms)
         block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key, candidates + [e.wire for e in own],
                                   timestamp_ms=timestamp_ms, consensus=consensus)
         return block
@@ -263,9 +259,8 @@ class ChainService:
                                                   f"the certified head {self.sync.certified_seen} or no peer answered")
         timestamp_ms = max(timestamp_ms, self.chain.head.header.timestamp_ms if self.chain.head else 0)
         contracts = [h.check for h in self.hooks if h.check is not None]
-        work = self.contract_work()
-        candidates = self._candidates(work)
-        own = self._sign_contract_work(candidates, consensus, timestamp_ms, work)
+        candidates = self._candidates()
+        own = self._sign_contract_work(candidates, consensus, timestamp_ms)
         block, rejected = self.chain.build_and_import(self.key, candidates + [e.wire for e in own],
                                                       timestamp_ms=timestamp_ms, consensus=consensus,
                                                       checks=contracts)

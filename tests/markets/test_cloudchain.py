@@ -191,7 +191,7 @@ def test_the_proposer_allocates_and_a_block_with_another_allocation_is_refused()
 def test_a_large_window_is_allocated_over_several_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     from bazaar.node.markets.cloudchain import book as book_mod
 
-    monkeypatch.setattr(book_mod, "MAX_ALLOC_TASKS", 1)  # one task per block (400 in the shipped contract)
+    monkeypatch.setattr(book_mod, "MAX_ALLOC_TASKS", 1)  # one task per block (150 in the shipped contract)
     c = _registered()
     second = Task(id="t-2", kind=TASK.kind, units=TASK.units, max_price=TASK.max_price, value=TASK.value,
                   sla=TASK.sla)

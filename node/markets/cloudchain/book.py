@@ -38,9 +38,9 @@ CONTRACT = contract_account(msg.MARKET)
 KINDS = ("training", "inference", "preprocessing")
 MAX_UNITS = 1e6
 CONTRACT_RECORDS = (msg.ALLOC, msg.SETTLE, msg.RESETTLE)
-MAX_ALLOC_TASKS = 400
-"""Open tasks one block's allocation takes, in (round, task id) order: the allocation record (≈ 72 bytes per task,
-under the 64 KiB record cap) and the refunds of the unserved (≈ 276 bytes each) must fit in one block beside
+MAX_ALLOC_TASKS = 150
+"""Open tasks one block's allocation takes, in (round, task id) order: the allocation record (≈ 72 bytes per task)
+and the refunds of the unserved (≈ 276 bytes each) must fit in the quarter of a block the proposer leaves beside
 the mempool's transactions (docs/adr/0154); the rest are allocated in the next block, on the providers' load."""
 ESCROW_MOVES = ("tx/escrow_release", "tx/escrow_refund", "tx/escrow_settle", "tx/escrow_split", "tx/escrow_take")
 
