@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -98,11 +99,13 @@ def main(argv: list[str] | None = None) -> int:
                      "cpu_s": last["cpu_s"], "wall_s": last["wall_s"], "virtual_s": last["virtual_s"],
                      "first_round_cpu_s": doc["per_round"][0]["cpu_s"], "one_head": doc["one_head"],
                      "final": last["final"], "equilibrium_gap": last.get("equilibrium_gap"),
-                     "head_hash": doc["head_hash"]})
+                     "served": last.get("served"), "head_hash": doc["head_hash"],
+                     "load_avg_1m": round(os.getloadavg()[0], 2)})  # the machine's load beside its wall time
         if not args.json:
             r = rows[-1]
             print(f"  {r['agents']:>6} agents on {r['nodes']:>3} nodes: {r['cpu_s']:8.2f} CPU s/round, "
-                  f"{r['wall_s']:8.2f} wall s/round, {r['virtual_s']:6.2f} virtual s, one head {r['one_head']}",
+                  f"{r['wall_s']:8.2f} wall s/round (load {r['load_avg_1m']}), {r['virtual_s']:6.2f} virtual s, "
+                  f"served {r['served']}, one head {r['one_head']}",
                   flush=True)
     xs = [float(r["agents"]) for r in rows]
     k_cpu = fit_exponent(xs, [r["cpu_s"] for r in rows])

@@ -13,7 +13,6 @@ silent (crashed, partitioned), the attempt-1 draw takes over after ``fallback_s`
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import trio
@@ -80,6 +79,8 @@ class DrawDriver:
         """The proposer loop, for the node's lifetime."""
         chain = self.node.chain
         wanted_since: dict[int, float] = {}
+        # trio's clock, not time.monotonic(): the same in a node process, the virtual clock in `bazaar sim` (a
+        # wall-clock attempt count made a loaded simulation draw fallback proposers and fork: docs/adr/0152)
         def wanted() -> bool:  # a (re)started node proposes only once it holds the certified head
             return chain.synced and chain.wants_block()
 
@@ -90,14 +91,14 @@ class DrawDriver:
                 continue
             height = chain.height + 1
             first = height not in wanted_since
-            since = wanted_since.setdefault(height, time.monotonic())
+            since = wanted_since.setdefault(height, trio.current_time())
             for h in [h for h in wanted_since if h < height]:
                 del wanted_since[h]
             if first:
                 await self._quiet()
                 if chain.height + 1 != height:
                     continue
-            attempt = int((time.monotonic() - since) // self.fallback_s)
+            attempt = int((trio.current_time() - since) // self.fallback_s)
             try:
                 proposer = self.drawn(attempt)
             except LedgerError as err:
@@ -112,7 +113,7 @@ class DrawDriver:
                 return chain.height >= height
 
             try:
-                await chain.changes.wait_for(advanced, timeout=max(0.01, next_attempt_at - time.monotonic()))
+                await chain.changes.wait_for(advanced, timeout=max(0.01, next_attempt_at - trio.current_time()))
             except trio.TooSlowError:
                 if chain.height + 1 == height:
                     self.fallbacks += 1

@@ -188,6 +188,21 @@ def test_the_proposer_allocates_and_a_block_with_another_allocation_is_refused()
     assert c.book.tasks[key].state == "allocated" and c.book.tasks[key].provider == c.net.acct("v0")
 
 
+def test_a_large_window_is_allocated_over_several_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bazaar.node.markets.cloudchain import book as book_mod
+
+    monkeypatch.setattr(book_mod, "MAX_ALLOC_TASKS", 1)  # one task per block (150 in the shipped contract)
+    c = _registered()
+    second = Task(id="t-2", kind=TASK.kind, units=TASK.units, max_price=TASK.max_price, value=TASK.value,
+                  sla=TASK.sla)
+    keys = [_post(c), _post(c, second)]
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 2})])
+    c.block([])  # the first task (in task-id order); the window stays pending for the other
+    assert [c.book.tasks[k].state for k in keys] == ["allocated", "open"] and c.book.windows
+    c.block([])
+    assert [c.book.tasks[k].state for k in keys] == ["allocated", "allocated"] and not c.book.windows
+
+
 def test_a_quorum_pays_the_provider_and_the_oracles_and_refunds_the_rest() -> None:
     c, key = _allocated()
     entry = c.book.tasks[key]
@@ -310,7 +325,7 @@ def test_the_privacy_budget_refuses_a_task_that_would_exceed_it() -> None:
 # ---------------------------------------------------------------------------------------------------- the network
 def _scenario(tmp_path: Path, extra: str) -> Path:
     text = scenario_file("cloudchain-small").read_text().replace("[mechanism]\n", "[mechanism]\n" + extra)
-    text = text.replace("probes = 3", "probes = 1")  # one probe each: a slow provider costs 5 s, not 15
+    text = text.replace("probes = 3", "probes = 1")  # fewer messages (a slow provider costs one latency bound)
     path = tmp_path / "cloudchain-test.toml"
     path.write_text(text)
     return path

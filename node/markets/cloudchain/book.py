@@ -38,6 +38,10 @@ CONTRACT = contract_account(msg.MARKET)
 KINDS = ("training", "inference", "preprocessing")
 MAX_UNITS = 1e6
 CONTRACT_RECORDS = (msg.ALLOC, msg.SETTLE, msg.RESETTLE)
+MAX_ALLOC_TASKS = 150
+"""Open tasks one block's allocation takes, in (round, task id) order: the allocation record (≈ 72 bytes per task)
+and the refunds of the unserved (≈ 276 bytes each) must fit in the quarter of a block the proposer leaves beside
+the mempool's transactions (docs/adr/0154); the rest are allocated in the next block, on the providers' load."""
 ESCROW_MOVES = ("tx/escrow_release", "tx/escrow_refund", "tx/escrow_settle", "tx/escrow_split", "tx/escrow_take")
 
 
@@ -341,7 +345,8 @@ class Book:
                             privacy[slot] = (*privacy.get(slot, ()), privacy_cost(e.task, rules))
                     else:
                         del tasks[key]  # unserved: refunded in this very block
-                windows = []
+                # a window stays pending while tasks are left open for the next block (MAX_ALLOC_TASKS)
+                windows = windows if any(e.state == "open" for e in tasks.values()) else []
             elif kind == msg.RESULT:
                 r = tasks.get(data["task"])
                 if r is not None and r.state == "allocated" and not r.result:
@@ -384,6 +389,7 @@ class Book:
         if not self.windows:
             return None
         open_ = sorted((e for e in self.tasks.values() if e.state == "open"), key=lambda e: (e.round, e.task.id))
+        open_ = open_[:MAX_ALLOC_TASKS]  # the rest in the next block(s): one block must fit one gossip message
         if not open_:
             return None
         settle_by = state.height + 1 + task_expiry

@@ -31,12 +31,35 @@ KEEP_BOOKS = 64
 """Books kept for recent heads (a node re-folds from its chain when it needs an older one)."""
 
 
+DECODED_KEPT = 32
+"""Blocks whose opened transactions :func:`decode_all` keeps (per process)."""
+_DECODED: OrderedDict[bytes, tuple[Envelope, ...] | None] = OrderedDict()
+
+
 def decode_all(block: Block, network_id: str) -> list[Envelope] | None:
-    """The block's transactions, opened (None when one does not open: the ledger refuses the block itself)."""
+    """The block's transactions, opened (None when one does not open: the ledger refuses the block itself).
+
+    A node's contract check, its book and each role's block handlers all read the same block, and in one process
+    (``bazaar sim``, the in-memory tests) so does every replica: the opened transactions of the last
+    ``DECODED_KEPT`` blocks are kept, keyed by the SHA-256 of the network id and the transactions' bytes (not
+    the header, which a peer could pair with other transactions), and shared. Callers only read them."""
+    h = hashlib.sha256(network_id.encode() + b"\x00")
+    for raw in block.txs:
+        h.update(len(raw).to_bytes(4, "big"))
+        h.update(raw)
+    key = h.digest()
+    if key in _DECODED:
+        _DECODED.move_to_end(key)
+        kept = _DECODED[key]
+        return None if kept is None else list(kept)
     try:
-        return [decode_tx(raw, network_id) for raw in block.txs]
+        txs: tuple[Envelope, ...] | None = tuple(decode_tx(raw, network_id) for raw in block.txs)
     except ProtocolError:
-        return None
+        txs = None
+    _DECODED[key] = txs
+    while len(_DECODED) > DECODED_KEPT:
+        _DECODED.popitem(last=False)
+    return None if txs is None else list(txs)
 
 
 def settled_in(block: Block, network_id: str) -> list[tuple[bytes, str]]:
@@ -232,15 +255,22 @@ class CloudchainRole(Role):
             return
         book = self.book_at(parent.head)
         new = verify_block(book, parent, txs, block.header.proposer, block.header.height, self.rules)
-        self._note(book, new, txs, block)
+        # a checked block is only a candidate (it may lose a fork): its outcomes are logged once it is our head
         self._keep(block.header.hash, new)
 
     @on_block
     def follow(self, block: Block) -> None:
-        """Keep the book of every new head (folded now if the block came certified, without the checks)."""
-        if block.header.hash in self.books:
-            return
+        """Keep the book of every new head (folded now if the block came certified, without the checks), and log
+        how its tasks ended — from the blocks of our chain only, never from a checked candidate that lost a fork
+        (docs/adr/0153: a candidate's refunds had ended a round that the chain then served)."""
         parent_book = self.books.get(block.header.parent)
+        checked = self.books.get(block.header.hash)
+        if checked is not None:
+            if parent_book is None:
+                self._refold()
+            else:
+                self._note(parent_book, checked, decode_all(block, self.ctx.network_id) or [], block)
+            return
         if parent_book is None or self.ctx.chain.state.head != block.header.hash:
             self._refold()
             return

@@ -125,16 +125,36 @@ class OracleNode(CloudchainRole):
 
         The least, not the median: on a loaded machine a round trip is the network's latency plus queueing
         behind other work, and the least of a few probes is the estimate of the former that noise inflates
-        least (a provider that is slow on purpose is slow on every probe)."""
-        rtts = []
-        for _ in range(self.cfg.probes):
+        least (a provider that is slow on purpose is slow on every probe).
+
+        The probes go out at once, and the measurement closes as soon as it is decided (docs/adr/0151): when
+        every probe has answered, or when the SLA's latency bound has passed with no answer — then the least
+        round trip exceeds the bound whatever comes later, the verdict is ``late`` (or worse), and the result
+        is ``(inf, 0.0)`` without waiting out the probes' timeouts."""
+        rtts: list[float] = []
+        finished = [0]
+        decided = trio.Event()
+        timeout = max(1.0, 4 * bound_ms / 1000)
+
+        async def one() -> None:
             t0 = trio.current_time()
             try:
-                await self.ctx.ask(provider, msg.MSG_PROBE, {"nonce": os.urandom(16)}, round=0,
-                                   timeout=max(1.0, 4 * bound_ms / 1000))
+                await self.ctx.ask(provider, msg.MSG_PROBE, {"nonce": os.urandom(16)}, round=0, timeout=timeout)
+                rtts.append((trio.current_time() - t0) * 1000)
             except RequestFailed:
-                continue
-            rtts.append((trio.current_time() - t0) * 1000)
+                pass
+            finally:
+                finished[0] += 1
+                if rtts or finished[0] == self.cfg.probes:
+                    decided.set()
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.cfg.probes):
+                nursery.start_soon(one)
+            with trio.move_on_after(bound_ms / 1000):
+                await decided.wait()
+            if not rtts:
+                nursery.cancel_scope.cancel()  # no answer within the bound: late, whatever comes later
         return (min(rtts) if rtts else math.inf), len(rtts) / self.cfg.probes
 
     async def measured(self, provider: bytes, round_no: int, bound_ms: float) -> tuple[float, float]:
