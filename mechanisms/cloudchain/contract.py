@@ -94,3 +94,31 @@ def allocate(tasks: Sequence[Task], providers: Sequence[Provider], load: Sequenc
     return Allocation(tuple(assignment), prices, tuple(loads_of(tasks, len(providers), assignment, load)),
                       objective_of(tasks, providers, assignment, load),
                       tuple(t.id for t, p in zip(tasks, assignment, strict=True) if p < 0))
+
+
+
+def allocate_in_batches(tasks: Sequence[Task], providers: Sequence[Provider], batch: int,
+                        load: Sequence[float] | None = None) -> Allocation:
+    """The contract run over ``tasks`` (in the given order) in consecutive batches of at most ``batch``, each on
+    the providers' load left by the batches before it: what a network that allocates at most ``batch`` tasks a
+    block computes when nothing settles in between (docs/adr/0154). ``batch <= 0`` or ``batch >= len(tasks)`` is
+    the contract on all of them at once (:func:`allocate`).
+
+    Raises:
+        ValueError: ``load`` does not have one entry per provider.
+    """
+    if batch <= 0 or batch >= len(tasks):
+        return allocate(tasks, providers, load)
+    start_load = [float(x) for x in load] if load is not None else [0.0] * len(providers)
+    running: Sequence[float] = start_load
+    assignment: list[int] = []
+    prices: list[float] = []
+    unserved: list[str] = []
+    for k in range(0, len(tasks), batch):
+        part = allocate(tasks[k:k + batch], providers, running)
+        assignment += part.assignment
+        prices += part.prices
+        unserved += part.unserved
+        running = part.load
+    return Allocation(tuple(assignment), tuple(prices), tuple(running),
+                      objective_of(tasks, providers, assignment, start_load), tuple(unserved))

@@ -109,14 +109,23 @@ def from_scenario(ref: str, round_no: int) -> tuple[list[Any], list[Any]]:
     return providers, sorted((t for _, t, _ in plan), key=lambda t: t.id)
 
 
-def solve(providers: list[Any], tasks: list[Any], time_limit: float) -> dict[str, Any]:
+def network_batch() -> int:
+    """The most open tasks one block's allocation takes on the network (``MAX_ALLOC_TASKS``, docs/adr/0154)."""
+    from ..markets.cloudchain.book import MAX_ALLOC_TASKS
+
+    return MAX_ALLOC_TASKS
+
+
+def solve(providers: list[Any], tasks: list[Any], time_limit: float, batch: int = 0) -> dict[str, Any]:
     """The printed document: the contract's allocation and its economics, the MILP's objective beside it (its
-    solve time is a benchmark's figure, ``benchmarks/bench_cloudchain_contract.py``: the output stays deterministic)."""
-    from bazaar.mechanisms.cloudchain.contract import allocate
+    solve time is a benchmark's figure, ``benchmarks/bench_cloudchain_contract.py``: the output stays deterministic).
+    ``batch > 0``: the contract over consecutive batches of that many tasks, as the network allocates a window
+    larger than one block holds (docs/adr/0154); 0: all tasks at once (the paper's contract)."""
+    from bazaar.mechanisms.cloudchain.contract import allocate_in_batches
     from bazaar.mechanisms.cloudchain.metrics import jain, normalised_allocation, provider_profit, requester_utility
     from bazaar.mechanisms.cloudchain.reference import allocate_exact
 
-    alloc = allocate(tasks, providers)
+    alloc = allocate_in_batches(tasks, providers, batch)
     exact = allocate_exact(tasks, providers, time_limit=time_limit)
     paid = {p.name: 0.0 for p in providers}
     value = spent = 0.0
@@ -145,11 +154,15 @@ def _handler(args: argparse.Namespace) -> int:
             raise ParamError("--params", "give --params or --scenario, not both")
         providers, tasks = from_scenario(args.scenario, args.round)
         time_limit = 60.0
+        batch = network_batch() if args.batch is None else args.batch
     elif args.params is None:
         raise ParamError("--params", "missing: a TOML file, a shipped name, or --scenario S --round R")
     else:
         providers, tasks, time_limit = load_params(args.params)
-    print_document(solve(providers, tasks, time_limit), args.json, title="cloudchain allocation contract")
+        batch = 0 if args.batch is None else args.batch
+    if batch < 0:
+        raise ParamError("--batch", f"{batch} is negative (0: every task at once)")
+    print_document(solve(providers, tasks, time_limit, batch), args.json, title="cloudchain allocation contract")
     return 0
 
 
@@ -160,3 +173,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
                       params_help="[[provider]] and [[task]] tables")
     p.add_argument("--scenario", metavar="NAME|FILE", help="allocate round --round of a cloudchain scenario instead")
     p.add_argument("--round", type=int, default=1, help="the scenario round (with --scenario; default 1)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="allocate in consecutive batches of this many tasks, as the network does for a window "
+                        "larger than one block holds (default: the network's batch with --scenario, else 0: all at "
+                        "once)")

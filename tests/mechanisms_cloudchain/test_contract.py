@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bazaar.mechanisms.cloudchain.contract import allocate, eligible, greedy, objective_of, phi
+from bazaar.mechanisms.cloudchain.contract import allocate, allocate_in_batches, eligible, greedy, objective_of, phi
 from bazaar.mechanisms.cloudchain.metrics import jain, normalised_allocation, storage_latency
 from bazaar.mechanisms.cloudchain.model import Provider, Sla, Task
 from bazaar.mechanisms.cloudchain.profiles import paper_providers, workloads
@@ -116,3 +116,25 @@ def test_a_load_per_provider_is_required() -> None:
     provs, tasks = _make([(10, 1.0, 0.99, 50), (10, 1.0, 0.99, 50)], [(6, 3.0, 5.0, 100, 0.95)])
     with pytest.raises(ValueError, match="1 loads for 2 providers"):
         allocate(tasks, provs, [0.0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(providers_st, tasks_st, st.integers(1, 9))
+def test_batches_chain_the_contract_on_the_load_each_batch_leaves(ps: list[tuple], ts: list[tuple],
+                                                                  batch: int) -> None:
+    provs, tasks = _make(ps, ts)
+    got = allocate_in_batches(tasks, provs, batch)
+    load: tuple[float, ...] = tuple(0.0 for _ in provs)
+    assignment: list[int] = []
+    for k in range(0, len(tasks), batch):  # what the network's blocks do, one batch each (ADR 0154)
+        part = allocate(tasks[k:k + batch], provs, load)
+        assignment += part.assignment
+        load = part.load
+    assert list(got.assignment) == assignment
+    assert got.load == load
+    for j, p in enumerate(provs):
+        assert got.load[j] <= p.capacity + 1e-6
+    assert got.objective == pytest.approx(objective_of(tasks, provs, assignment, [0.0] * len(provs)))
+    assert set(got.unserved) == {t.id for t, a in zip(tasks, assignment, strict=True) if a < 0}
+    if batch >= len(tasks):
+        assert got == allocate(tasks, provs)

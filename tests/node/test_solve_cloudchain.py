@@ -63,3 +63,17 @@ def test_no_or_empty_tables_are_one_line_naming_the_table(text: str, key: str, t
     assert main(["solve", "cloudchain-allocate", "--params", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert key in err and len(err.splitlines()) == 1
+
+
+def test_batches_are_the_networks_allocation_of_a_large_window(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--batch K``: the contract over consecutive batches of K tasks, as the network allocates a window larger
+    than one block holds (ADR 0154); a negative batch is one error line."""
+    def allocation(*extra: str) -> dict[str, str | None]:
+        assert main(["solve", "cloudchain-allocate", "--params", "cloudchain-allocate.toml", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["allocation"]
+
+    joint, batched = allocation(), allocation("--batch", "2")
+    assert joint == allocation("--batch", "0") == allocation("--batch", "6")
+    assert batched != joint  # the example's six tasks allocate differently two at a time
+    assert main(["solve", "cloudchain-allocate", "--params", "cloudchain-allocate.toml", "--batch", "-1"]) == 2
+    assert "--batch" in capsys.readouterr().err

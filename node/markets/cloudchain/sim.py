@@ -34,11 +34,11 @@ def populate(doc: dict[str, Any], agents: int) -> int:
 def extract(summary: dict[str, Any], scenario: Path) -> dict[str, Any]:
     """Mean unit price of the served tasks, welfare Σ value·units of the served tasks (payments are transfers),
     Jain's index over the providers' utilisation; the offline contract on the same round's tasks (every task
-    posted in time: ``bazaar solve cloudchain-allocate --scenario S --round R``) gives the reference welfare and
-    allocation."""
-    from bazaar.mechanisms.cloudchain.contract import allocate
+    posted in time, in the network's per-block batches: ``bazaar solve cloudchain-allocate --scenario S --round R``)
+    gives the reference welfare and allocation."""
+    from bazaar.mechanisms.cloudchain.contract import allocate_in_batches
 
-    from ...solve.cloudchain import from_scenario
+    from ...solve.cloudchain import from_scenario, network_batch
 
     providers, tasks = from_scenario(str(scenario), int(summary["round"]))
     by_id = {t.id: t for t in tasks}
@@ -49,7 +49,7 @@ def extract(summary: dict[str, Any], scenario: Path) -> dict[str, Any]:
     welfare = sum(t.value * t.units for t, _ in served)
     units = sum(t.units for t, _ in served)
     price = sum(p.price * t.units for t, p in served) / units if units else None
-    alloc = allocate(tasks, providers)
+    alloc = allocate_in_batches(tasks, providers, network_batch())
     offline = {t.id: (providers[j].name if j >= 0 else None) for t, j in zip(tasks, alloc.assignment, strict=True)}
     off_welfare = sum(t.value * t.units for t, j in zip(tasks, alloc.assignment, strict=True) if j >= 0)
     agree = sum(1 for tid, p in offline.items() if net_alloc.get(tid) == p)
