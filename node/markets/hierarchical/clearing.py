@@ -218,7 +218,8 @@ class Cleared:
         book: the miners' bids, in miner order.
         bundles, ccsp_of, mesp_payments: per present MESP.
         assignment: per bid, the serving MESP's file index or −1; miner_payments per bid.
-        welfare, utilisation, optimum: figures of the round (``optimum`` None when not computed).
+        welfare, utilisation: figures of the round (the joint-MILP optimum beside them is solved in a child
+            process: reference.py, docs/adr/0143).
         upper_welfare, upper_bound: the upper level's welfare and (Lagrangian) dual bound.
         weights: lottery weights per bid.
     """
@@ -232,13 +233,12 @@ class Cleared:
     miner_payments: np.ndarray
     welfare: float
     utilisation: float
-    optimum: float | None
     upper_welfare: float
     upper_bound: float | None
     weights: list[int]
 
 
-def clear(p: dict[str, Any], offers: list[Offer], *, reference: bool = False) -> Cleared:
+def clear(p: dict[str, Any], offers: list[Offer]) -> Cleared:
     """Clear the upper level on the offers' rows, then the lower level on the awarded capacities.
 
     Raises:
@@ -260,7 +260,6 @@ def clear(p: dict[str, Any], offers: list[Offer], *, reference: bool = False) ->
         total = float(inst.mesp_capacity.sum() + inst.ccsp_capacity.sum())
         served = float(inst.demand[low.assignment != NO_TRADE].sum())
         util = served / total if total > 0 else 0.0
-        optimum = mech.multi_joint_milp(inst)[3] if reference and book else (0.0 if reference else None)
     else:
         sinst = single_instance(p, book, mesps)
         upo = mech.clear_upper_from_rows(rows, p["bundle_step"], sinst.spare, sinst.ccsp_cost, p["upper"])
@@ -269,14 +268,13 @@ def clear(p: dict[str, Any], offers: list[Offer], *, reference: bool = False) ->
         low = mech.clear_lower(sinst.lower_market(bundles), p["lower"])
         welfare = mech.hierarchical_welfare(sinst, low.assignment, bundles)
         util = mech.utilization(sinst, low.assignment)
-        optimum = mech.joint_milp(sinst).welfare if reference else None
     assignment = np.array([mesps[int(j)] if j != NO_TRADE else NO_TRADE for j in low.assignment], dtype=int)
     served_mask = assignment != NO_TRADE
     weights = (mech.lottery_weights([b.demand for b in book], served_mask, [b.block_size for b in book],
                                     p["arrival_rate"], p["propagation_delay"]) if book else [])
     return Cleared(mesps, book, np.asarray(bundles, float), np.asarray(ccsp_of, int), np.asarray(pay_up, float),
                    assignment, np.asarray(low.payments, float), float(welfare), float(util),
-                   None if optimum is None else float(optimum), float(up_welfare), upper_bound, list(weights))
+                   float(up_welfare), upper_bound, list(weights))
 
 
 def outcome_doc(cleared: Cleared, n_miners: int, n_mesps: int, multi: bool) -> dict[str, Any]:
@@ -297,7 +295,7 @@ def outcome_doc(cleared: Cleared, n_miners: int, n_mesps: int, multi: bool) -> d
         ccsp_of[j] = None if cleared.ccsp_of[pos] == NO_TRADE else int(cleared.ccsp_of[pos])
     doc: dict[str, Any] = {
         "assignment": assignment, "bundles": bundles, "miner_payments": payments, "mesp_payments": mesp_pay,
-        "welfare": cleared.welfare, "optimum_welfare": cleared.optimum, "utilisation": cleared.utilisation,
+        "welfare": cleared.welfare, "optimum_welfare": None, "utilisation": cleared.utilisation,
         "utilization": cleared.utilisation, "lottery_weights": weights, "upper_welfare": cleared.upper_welfare,
     }
     if multi:

@@ -55,10 +55,11 @@ def parse_child_output(out: bytes) -> float:
     raise ValueError("the reference solver printed no optimum")
 
 
-async def solve_in_child(instance: Any, timeout: float) -> float:
-    """Solve ``instance``'s joint MILP in a child Python process; raises on failure or after ``timeout``."""
+async def solve_in_child(pickled: bytes, timeout: float) -> float:
+    """Solve the joint MILP of the ``pickled`` instance in a child Python process; raises on failure or after
+    ``timeout``."""
     with trio.fail_after(timeout):
-        done = await trio.run_process([sys.executable, "-c", _CHILD], stdin=pickle.dumps(instance),
+        done = await trio.run_process([sys.executable, "-c", _CHILD], stdin=pickled,
                                       capture_stdout=True, capture_stderr=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the reference solver exited {done.returncode}: {done.stderr.decode()[-300:]}")
@@ -96,7 +97,8 @@ class ReferenceSolver:
     def start(self, spawn: Any, instance: Any) -> PendingOptimum:
         """The optimum of ``instance``: from the cache, or a child solve started in ``spawn``'s nursery
         (``spawn(name, fn, *args)``, e.g. ``RoleContext.spawn``)."""
-        key = hashlib.sha256(pickle.dumps(instance)).digest()
+        pickled = pickle.dumps(instance)
+        key = hashlib.sha256(pickled).digest()
         known = self.cache.get(key)
         if known is not None and not (known.done.is_set() and known.value is None):
             self.cache.move_to_end(key)
@@ -106,12 +108,12 @@ class ReferenceSolver:
         while len(self.cache) > CACHE_SIZE:
             self.cache.popitem(last=False)
         self.solves += 1
-        spawn("reference-optimum", self._solve, instance, pending)
+        spawn("reference-optimum", self._solve, pickled, pending)
         return pending
 
-    async def _solve(self, instance: Any, pending: PendingOptimum) -> None:
+    async def _solve(self, pickled: bytes, pending: PendingOptimum) -> None:
         try:
-            pending.set(await solve_in_child(instance, self.timeout_s))
+            pending.set(await solve_in_child(pickled, self.timeout_s))
         except (OSError, RuntimeError, ValueError, trio.TooSlowError) as err:
             _events.warning("reference.failed", error=str(err)[:200])
             pending.set(None)
@@ -122,8 +124,7 @@ class ReferenceSolver:
 
 def reference_instance(p: dict[str, Any], book: list[Any], mesps: list[int]) -> mech.HierarchicalInstance | \
         mech.MultiCcspInstance:
-    """The instance whose joint MILP is the round's reference (the same one ``clear(..., reference=True)``
-    solves)."""
+    """The instance whose joint MILP is the round's reference (the market :func:`clear` cleared)."""
     if isinstance(p["ccsp_capacity"], list):
         return multi_instance(p, book, mesps)
     return single_instance(p, book, mesps)
