@@ -148,7 +148,7 @@ class PolDriver:
         """Whether ``sub`` ranks among the ``VERIFIED_KEPT`` best claims of ``round_no`` seen so far: only those
         are checked in the background as they arrive (≈ VERIFIED_KEPT · ln N checks a round, not N per node:
         docs/adr/0144, 0147)."""
-        better = sum(1 for s in self.submissions.get(round_no, {}).values()
+        better = sum(1 for s in self.ranked(round_no)
                      if (s.loss, s.submitter) < (sub.loss, sub.submitter)
                      and (round_no, s.submitter) not in self.cheaters)
         return better < VERIFIED_KEPT
