@@ -51,6 +51,7 @@ class NodeReason(StrEnum):
     WRONG_DIRECTION = "wrong-direction"
     OVER_STEP = "over-step"
     BAD_SETTLEMENT = "bad-settlement"
+    BAD_DECLARATION = "bad-declaration"
     NO_STAKE = "no-stake"
     BAD_TASK = "bad-task"
     DUPLICATE_TASK = "duplicate-task"

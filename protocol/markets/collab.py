@@ -8,6 +8,13 @@ signed budget lock in iteration 0), and — unless the market cleared or the cap
 ``regulate`` (the new price of every offer by the round's rule) and each device sends ``price`` (its new prices,
 signed). At the end the pool asks each publisher in turn for its ``final`` order against what the earlier ones
 left, and settles.
+
+With the ``declared`` protocol (the default for the pool's rules, docs/adr/0160) a round is O(1) exchanges: with
+its offer each device sends nothing more until the end; each publisher answers the ``call`` with ``declare`` (its
+portfolio parameters and its signed budget lock) to the pool alone; the pool regulates locally with the offline
+code, then asks each device at once with ``outcome`` (its own price path and gap directions; the device answers
+with its signed ``price``) and each publisher with ``final-book`` (the final book and what the earlier publishers
+leave; it answers with its signed ``final-order``), and settles with the same record.
 """
 
 from __future__ import annotations
@@ -31,6 +38,12 @@ MSG_PRICE = "collab/price"
 MSG_PRICE_ACK = "collab/price-ack"
 MSG_FINAL = "collab/final"
 MSG_FINAL_ORDER = "collab/final-order"
+MSG_DECLARE = "collab/declare"
+MSG_DECLARE_ACK = "collab/declare-ack"
+MSG_OUTCOME = "collab/outcome"
+MSG_FINAL_BOOK = "collab/final-book"
+MAX_PATH = 100_001
+"""Longest price path of an ``outcome`` (evaluations: ``max_iter`` + 1)."""
 
 SETTLEMENT_RECORD = "collab/settlement"
 """``tx/record`` kind: the final prices (the devices' signed ``price`` messages) and the publishers' signed final
@@ -98,3 +111,32 @@ FINAL = register(MSG_FINAL, Schema({
     "data_price": _PRICES,
 }))
 FINAL_ORDER = register(MSG_FINAL_ORDER, ORDER)
+DECLARE = register(MSG_DECLARE, Schema({
+    "budget": Num(low=0),
+    "deadline": Num(low=0),
+    "own_data": Num(low=0),
+    "multiplier": Num(low=0),
+    "omega": Num(low=0, high=1),
+    "escrow": Bytes(max_len=MAX_TX),
+}))
+register(MSG_DECLARE_ACK, ACK)
+_PATH = List(Num(low=0), max_len=MAX_PATH)
+_DIRS = List(Int(low=-1, high=1), max_len=MAX_PATH)
+OUTCOME = register(MSG_OUTCOME, Schema({
+    "iteration": Int(low=0),
+    "compute_path": _PATH,
+    "data_path": _PATH,
+    "compute_directions": _DIRS,
+    "data_directions": _DIRS,
+}))
+FINAL_BOOK = register(MSG_FINAL_BOOK, Schema({
+    "iteration": Int(low=0),
+    "compute_capacity": _PRICES,
+    "data_capacity": _PRICES,
+    "compute_price": _PRICES,
+    "data_price": _PRICES,
+    "phi": _PRICES,
+    "theta": _PRICES,
+    "compute_left": _PRICES,
+    "data_left": _PRICES,
+}))

@@ -1,10 +1,12 @@
-"""Market collab on the in-memory network: the regulation and the trades equal `bazaar solve collab-pricing`
-on the same file, a device that vanishes mid-regulation is dropped and the market settles, a pool that dies
-moves no token, and every bad order or price is refused with a coded reason."""
+"""Market collab on the in-memory network, with both round protocols (``declared``, the default, and the
+paper's ``iterative``, docs/adr/0160): the regulation and the trades equal `bazaar solve collab-pricing` on the
+same file, a device that vanishes mid-round is dropped and the market settles, a pool that dies moves no token,
+and every bad declaration, order or price is refused with a coded reason."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,16 @@ def _offline(scenario: str) -> dict[str, Any]:
     return solve_file.solve_pricing(get_spec("collab").settings(load_scenario(scenario)).params)
 
 
+def with_protocol(scenario: str, protocol: str, folder: Path) -> Path:
+    """A copy of a shipped collab scenario whose rounds run ``protocol`` (its parameter file stays shipped)."""
+    text = load_scenario(scenario).source.read_text()
+    assert "\n[mechanism]\n" in text
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / f"{scenario}-{protocol}.toml"
+    out.write_text(text.replace("\n[mechanism]\n", f'\n[mechanism]\nprotocol = "{protocol}"\n', 1))
+    return out
+
+
 async def _play(nodes: dict[str, Node]) -> dict[str, Any]:
     leader = nodes["pool"]
     assert leader.engine is not None
@@ -35,10 +47,12 @@ async def _play(nodes: dict[str, Node]) -> dict[str, Any]:
         return await leader.engine.play()
 
 
-@pytest.mark.parametrize("scenario", ["collab-small", "collab", "collab-tapa"])
-async def test_the_network_regulates_and_trades_as_the_offline_solver(scenario: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("scenario", "protocol"), [("collab-small", "declared"), ("collab", "declared"),
+                                                     ("collab-tapa", "declared"), ("collab-small", "iterative")])
+async def test_the_network_regulates_and_trades_as_the_offline_solver(scenario: str, protocol: str,
+                                                                      tmp_path: Path) -> None:
     offline = _offline(scenario)
-    async with open_memory_network(scenario, tmp_path / "net") as nodes:
+    async with open_memory_network(with_protocol(scenario, protocol, tmp_path), tmp_path / "net") as nodes:
         start = {n.name: n.chain.state.balance(n.key.public) for n in nodes.values()}
         summary = await _play(nodes)
         assert summary["final"] and summary["left_out"] == [], summary
@@ -75,8 +89,10 @@ def solve_floor(x: float) -> int:
 
 
 async def test_a_device_that_vanishes_mid_regulation_is_dropped_and_the_market_settles(tmp_path: Path) -> None:
+    """Iterative: dropped at the regulation it misses, and the market goes on without it."""
     net = MemoryNetwork(seed=3)
-    async with open_memory_network("collab", tmp_path / "net", network=net) as nodes:
+    async with open_memory_network(with_protocol("collab", "iterative", tmp_path), tmp_path / "net",
+                                   network=net) as nodes:
         pool, gone = nodes["pool"], nodes["device-2"]
         app: Any = pool.app
 
@@ -96,14 +112,50 @@ async def test_a_device_that_vanishes_mid_regulation_is_dropped_and_the_market_s
         assert state.conserved() and not state.escrows
 
 
-async def test_a_pool_that_dies_mid_regulation_moves_no_token_and_the_next_round_settles(tmp_path: Path) -> None:
+async def test_a_device_that_vanishes_after_its_offer_is_dropped_and_the_round_is_the_market_without_it(
+        tmp_path: Path) -> None:
+    """Declared: a device that offered but does not sign its final price leaves the book; the pool regulates
+    again without it, and the round equals the offline solver on the file with that device's capacity 0."""
+    net = MemoryNetwork(seed=3)
+    params = get_spec("collab").settings(load_scenario("collab")).params
+    without = {**params, "sellers": {k: list(v) for k, v in params["sellers"].items()}}
+    without["sellers"]["compute_capacity"][2] = without["sellers"]["data_capacity"][2] = 0.0
+    offline = solve_file.solve_pricing(without)
+    async with open_memory_network("collab", tmp_path / "net", network=net) as nodes:
+        pool, gone = nodes["pool"], nodes["device-2"]
+        app: Any = pool.app
+        real = app.regulate_locally
+        runs = []
+
+        async def vanish_then_regulate(*args: Any) -> Any:  # the offers are in: device-2 vanishes
+            if not runs:
+                for node in nodes.values():
+                    if node is not gone:
+                        net.disconnect(node.key.public, gone.key.public)
+            runs.append(args[1].caps_f[2])
+            return await real(*args)
+
+        app.regulate_locally = vanish_then_regulate
+        summary = await _play(nodes)
+        assert summary["final"] and summary["left_out"] == ["device-2"], summary
+        assert runs[0] > 0 and runs[1:] == [0.0]  # regulated with it, then once more without it
+        for key in KEYS:
+            assert summary["outcome"][key] == offline[key], key
+        state = pool.chain.state
+        assert state.conserved() and not state.escrows
+
+
+@pytest.mark.parametrize(("protocol", "stage"), [("declared", "confirm_outcome"), ("iterative", "final_orders")])
+async def test_a_pool_that_dies_mid_regulation_moves_no_token_and_the_next_round_settles(protocol: str, stage: str,
+                                                                                          tmp_path: Path) -> None:
     net = MemoryNetwork(seed=4)
-    async with open_memory_network("collab-small", tmp_path / "net", network=net) as nodes:
+    async with open_memory_network(with_protocol("collab-small", protocol, tmp_path), tmp_path / "net",
+                                   network=net) as nodes:
         pool = nodes["pool"]
         others = [n for n in nodes.values() if n is not pool]
         before = {n.name: n.chain.state.balance(n.key.public) for n in others}
         app: Any = pool.app
-        real_final = app.final_orders
+        real_stage = getattr(app, stage)
         died = trio.Event()
 
         async def crash(*_: object) -> Any:  # the regulation is over, the locks are in hand: the pool crashes
@@ -112,7 +164,7 @@ async def test_a_pool_that_dies_mid_regulation_moves_no_token_and_the_next_round
             died.set()
             await trio.sleep_forever()
 
-        app.final_orders = crash
+        setattr(app, stage, crash)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(pool.engine.play)  # type: ignore[union-attr]
             with trio.fail_after(60):
@@ -122,7 +174,7 @@ async def test_a_pool_that_dies_mid_regulation_moves_no_token_and_the_next_round
             assert node.chain.state.height == 0 and not node.chain.state.escrows
             assert node.chain.state.balance(node.key.public) == before[node.name]
         # the pool comes back: the publishers drop the lock nonces that never landed and the next round settles
-        app.final_orders = real_final
+        setattr(app, stage, real_stage)
         for node in others:
             net.reconnect(pool.key.public, node.key.public)
         with trio.fail_after(60):
@@ -132,7 +184,7 @@ async def test_a_pool_that_dies_mid_regulation_moves_no_token_and_the_next_round
 
 
 async def test_bad_prices_and_orders_are_refused_with_reasons(tmp_path: Path) -> None:
-    async with open_memory_network("collab-small", tmp_path / "net") as nodes:
+    async with open_memory_network(with_protocol("collab-small", "iterative", tmp_path), tmp_path / "net") as nodes:
         pool, dev, pub, other = nodes["pool"], nodes["device-1"], nodes["publisher-1"], nodes["device-0"]
         real_dev_ask, real_pub_ask = dev.ask, pub.ask
 
@@ -166,6 +218,60 @@ async def test_bad_prices_and_orders_are_refused_with_reasons(tmp_path: Path) ->
         for node in nodes.values():
             assert node.router.rejected.get("handler-error", 0) == 0
             assert node.chain.state.conserved()
+
+
+async def test_bad_declarations_paths_prices_and_final_orders_are_refused_and_the_round_settles(
+        tmp_path: Path) -> None:
+    """Declared: a declaration that makes no publisher or whose lock is not its budget is refused; a device
+    refuses a path that moves its price against its gap (so the pool cannot sign for it) and the pool refuses a
+    final price other than the path's: both devices leave the book; a final order taking more than is left is
+    refused and the later publisher is asked again with what is really left."""
+    async with open_memory_network("collab-small", tmp_path / "net") as nodes:
+        pool, pub0, pub1 = nodes["pool"], nodes["publisher-0"], nodes["publisher-1"]
+        dev0, dev1 = nodes["device-0"], nodes["device-1"]
+        real_pub_ask, real_pool_ask = pub1.ask, pool.ask
+        pub0_app: Any = pub0.app
+        real_plan = pub0_app.plan
+
+        async def sloppy_publisher(peer: bytes, mtype: str, body: dict[str, Any], **kw: Any) -> Any:
+            if mtype == msg.MSG_DECLARE:
+                for bad in ({"omega": 1.0}, {"budget": body["budget"] + 1}):
+                    with pytest.raises(RequestFailed):
+                        await real_pub_ask(peer, mtype, {**body, **bad}, **kw)
+            return await real_pub_ask(peer, mtype, body, **kw)
+
+        async def greedy_plan(book: Any, *args: Any) -> Any:
+            port = await real_plan(book, *args)
+            if len(args) == 3:  # the final order: take more than is offered
+                port = dataclasses.replace(port, compute_purchases=tuple(x + 5.0 for x in args[1]))
+            return port
+
+        async def lying_pool(peer: bytes, mtype: str, body: dict[str, Any], **kw: Any) -> Any:
+            if mtype == msg.MSG_OUTCOME and peer == dev1.key.public and body["iteration"] > 0:
+                d = body["compute_directions"][0] or 1
+                body = {**body, "compute_path": [body["compute_path"][0],
+                                                 body["compute_path"][0] - d * 0.5, *body["compute_path"][2:]]}
+            ans = await real_pool_ask(peer, mtype, body, **kw)
+            if mtype == msg.MSG_OUTCOME and peer == dev0.key.public:  # device-0 signs a higher price
+                return dev0.seal(msg.MSG_PRICE, {**ans.body, "compute_price": ans.body["compute_price"] + 1.0},
+                                 round=ans.round)
+            return ans
+
+        pub1.ask = sloppy_publisher  # type: ignore[method-assign]
+        pub0_app.plan = greedy_plan
+        pool.ask = lying_pool  # type: ignore[method-assign]
+        summary = await _play(nodes)
+        assert summary["final"], summary
+        assert sorted(summary["left_out"]) == ["device-0", "device-1"], summary
+        rejected = pool.router.rejected
+        assert rejected.get("bad-declaration", 0) == 1 and rejected.get("bad-escrow", 0) == 1, rejected
+        assert dev1.router.rejected.get("wrong-direction", 0) >= 1, dev1.router.rejected
+        trades = summary["outcome"]["trades"]
+        assert trades[0]["cost"] == 0 and trades[1]["cost"] > 0  # publisher-0's order refused; publisher-1 bought
+        assert all(t["compute"][i] == 0 and t["data"][i] == 0 for t in trades for i in (0, 1))
+        for node in nodes.values():
+            assert node.router.rejected.get("handler-error", 0) == 0
+            assert node.chain.state.conserved() and not node.chain.state.escrows
 
 
 @pytest.mark.parametrize("scenario", ["collab-qlearning", "collab-evolutionary"])

@@ -111,14 +111,16 @@ def replay_settlement(data: dict[str, Any], network_id: str, roster: Roster, loc
                 raise Refuse("bad-settlement", f"device {i} has capacity but no signed price")
             continue
         env = open_envelope_any(wire, network_id)
-        if env.sender != roster.devices[i]:
-            raise Refuse("bad-settlement", f"price {i} is not signed by its device")
+        if env.sender != roster.devices[i] or env.round != data["round"]:
+            raise Refuse("bad-settlement", f"price {i} is not signed by its device for this round")
         pf[i], pd[i] = float(env.body["compute_price"]), float(env.body["data_price"])
     left_f, left_d = list(caps_f), list(caps_d)
     out: dict[bytes, dict[bytes, int]] = {}
     seen: set[bytes] = set()
     for wire in data["orders"]:
         env = open_signed(wire, network_id, msg.MSG_FINAL_ORDER)
+        if env.round != data["round"]:
+            raise Refuse("bad-settlement", "a final order of another round")
         if env.sender not in roster.publishers or env.sender in seen:
             raise Refuse("bad-settlement", "a final order not from a publisher, or two from one")
         if seen and roster.publishers.index(env.sender) < max(roster.publishers.index(k) for k in seen):

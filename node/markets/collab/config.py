@@ -22,11 +22,17 @@ POOL_RULES = ("spa", "pdpa", "tapa")
 AGENT_RULES = ("qlearning", "evolutionary")
 """Rules the devices apply to their own prices (``mechanisms.collab.agents``)."""
 NETWORK_RULES = POOL_RULES + AGENT_RULES
+PROTOCOLS = ("declared", "iterative")
+"""How a round exchanges messages (docs/adr/0160-collab-declared-round.md)."""
 FIELDS = (
     Field("params", "str", doc="the `bazaar solve collab-pricing` parameter file (relative to the scenario, or "
                                "shipped)"),
     Field("escrow_expiry", "int", required=False, default=200, low=1, high=100_000,
           doc="blocks after which a publisher's unsettled budget lock may be refunded to it"),
+    Field("protocol", "str", required=False, default="declared", choices=PROTOCOLS,
+          doc="declared: publishers declare their parameters to the pool once and it regulates locally (O(1) "
+              "exchanges a round); iterative: the paper's book/order/regulate exchange every iteration "
+              "(ADR 0160; device-side rules always run iterative)"),
 )
 
 
@@ -37,11 +43,17 @@ class CollabConfig:
     params: dict[str, Any]
     params_path: Path
     escrow_expiry: int
+    protocol: str = "declared"
 
     @property
     def algorithm(self) -> str:
         """The pricing rule."""
         return str(self.params["top"]["algorithm"])
+
+    @property
+    def declared(self) -> bool:
+        """Whether rounds run the declared protocol (publishers declare once, the pool regulates locally)."""
+        return self.protocol == "declared" and not self.device_side
 
     @property
     def device_side(self) -> bool:
@@ -68,7 +80,10 @@ def market_config(scenario: Scenario) -> CollabConfig:
         ParamError: naming ``mechanism.<key>``, ``mechanism.params.<key>`` or ``roles.<role>``.
     """
     values, params, path = load_mechanism(scenario, FIELDS, solve_file.load_pricing)
-    cfg = CollabConfig(params, path, values["escrow_expiry"])
+    cfg = CollabConfig(params, path, values["escrow_expiry"], values["protocol"])
+    if cfg.device_side and scenario.market.get("protocol") == "declared":
+        raise ParamError("mechanism.protocol", f"the devices price themselves under {cfg.algorithm!r}: their "
+                                               f"moves are their own, so rounds must be 'iterative'")
     for role, want in (("device", len(params["sellers"]["compute_capacity"])),
                        ("publisher", len(params["publishers"]["budget"]))):
         if scenario.roles.get(role, 0) != want:

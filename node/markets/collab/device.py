@@ -1,5 +1,6 @@
 """An edge device: offers its compute shares and data units to the pool, and moves its prices as the pool's
-regulation says — only in the direction of its gap, never past the rule's step (it checks)."""
+regulation says — only in the direction of its gap, never past the rule's step (it checks). With the declared
+protocol it checks its whole price path at once and signs its final price (``outcome``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import collab as msg
 
 from ...reasons import NodeReason
-from ..app import RoleApp, on
+from ..app import RoleApp, on, serve
 from ..context import Refuse, RequestFailed, RoleContext
 from .common import POOL, CollabRole
 
@@ -77,6 +78,35 @@ class Device(CollabRole):
             self.ctx.events.warning("price.refused", round=env.round, error=str(err)[:200])
             return
         self.prices[env.round] = new
+
+    @serve(msg.MSG_OUTCOME, reply=msg.MSG_PRICE, from_roles=(POOL,))
+    async def on_outcome(self, env: Envelope) -> dict[str, Any]:
+        """Check our price path (it starts at our offer, stays in [0, p_max] and every move follows its gap's
+        direction) and sign the final prices.
+
+        Raises:
+            Refuse: ``wrong-round`` (we did not offer in this round), ``out-of-range`` (lengths),
+                ``wrong-direction``.
+        """
+        self.from_pool(env)
+        b = env.body
+        start = self.prices.get(env.round)
+        if start is None:
+            raise Refuse("wrong-round", "we made no offer in this round")
+        paths = (b["compute_path"], b["data_path"])
+        dirs = (b["compute_directions"], b["data_directions"])
+        t = int(b["iteration"])
+        if any(len(p) != t + 1 for p in paths) or any(len(d) != t for d in dirs):
+            raise Refuse(NodeReason.OUT_OF_RANGE, f"a path of {t} iterations lists {t + 1} prices and {t} directions")
+        for path, ds, first, pmax in zip(paths, dirs, start, self.pmax, strict=True):
+            if float(path[0]) != first:
+                raise Refuse("wrong-direction", f"the path starts at {path[0]:.6g}, our offer was {first:.6g}")
+            for k, d in enumerate(ds):
+                step = float(path[k + 1]) - float(path[k])
+                if step * d < 0 or (d == 0 and step != 0) or float(path[k + 1]) > pmax:
+                    raise Refuse("wrong-direction", f"iteration {k}: price moved from {path[k]:.6g} to "
+                                                    f"{path[k + 1]:.6g} against its gap")
+        return {"iteration": t, "compute_price": float(paths[0][-1]), "data_price": float(paths[1][-1])}
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""

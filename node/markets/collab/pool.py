@@ -1,6 +1,8 @@
 """The resource pool: leads rounds. A round is one regulation to equilibrium (or the cap) and its settlement.
 
-It collects the devices' offers, then per iteration publishes the book, collects the publishers' orders,
+With the ``declared`` protocol (the default for the pool's rules) the round is O(1) exchanges
+(``declared.DeclaredPool``). With ``iterative`` (the paper's) it collects the devices' offers, then per
+iteration publishes the book, collects the publishers' orders,
 fills them (``fill_market``, the offline evaluation's own code), and — unless every seller is cleared or the
 cap is reached — moves the prices by the round's rule and collects each device's signed new price. Then it
 asks each publisher in turn for its final order against what the earlier ones left and settles every trade
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bazaar.ledger.amounts import from_units, to_units
+from bazaar.mechanisms.collab import Publisher
 from bazaar.mechanisms.collab.agents import make_agent
 from bazaar.mechanisms.collab.book import Book
 from bazaar.mechanisms.collab.market import fill_market
@@ -38,6 +41,7 @@ from .common import (
     replay_settlement,
     sellers_of,
 )
+from .declared import DeclaredPool, empty_trade, take_final
 
 MARGIN_S = 0.2
 
@@ -53,9 +57,12 @@ class _Round:
     instructed: dict[int, tuple[float, float]] = field(default_factory=dict)
     directions: list[int] = field(default_factory=list)
     locks: dict[bytes, bytes] = field(default_factory=dict)
+    declared: Collector[Envelope] | None = None
+    publishers: dict[bytes, Publisher] = field(default_factory=dict)
+    stage: str = "offers"
 
 
-class Pool(CollabRole):
+class Pool(DeclaredPool, CollabRole):
     """The resource pool (its :class:`RoundPlan` drives the market)."""
 
     current: _Round | None = None
@@ -64,7 +71,7 @@ class Pool(CollabRole):
         """Role fields for ``GET /status`` (the regulation iteration in progress, if any)."""
         cur = self.current
         return {"settled_rounds": self.settled, "round": cur.number if cur else None,
-                "iteration": cur.iteration if cur else None}
+                "iteration": cur.iteration if cur else None, "stage": cur.stage if cur else None}
 
     @serve(msg.MSG_OFFER, reply=msg.MSG_OFFER_ACK, from_roles=(DEVICE,))
     async def on_offer(self, env: Envelope) -> dict[str, Any]:
@@ -164,6 +171,8 @@ class Pool(CollabRole):
         offer_s = ctx.deadline("offer_s")
         expires = ctx.chain.height + self.cfg.escrow_expiry
         cur = _Round(rnd.number, expires, Collector(devices, offer_s + MARGIN_S))
+        if self.cfg.declared:
+            cur.declared = Collector(pubs, offer_s + MARGIN_S)
         self.current = cur
         try:
             return await self._run(rnd, cur, devices, pubs, offer_s)
@@ -184,6 +193,10 @@ class Pool(CollabRole):
         theta = [float(offers[i].body["theta"]) if i in offers else 0.0 for i in range(n)]
         self.prices = ([float(offers[i].body["compute_price"]) if i in offers else 0.0 for i in range(n)]
                        + [float(offers[i].body["data_price"]) if i in offers else 0.0 for i in range(n)])
+        left_out: set[bytes] = set(devices) - set(got.answers)
+        if self.cfg.declared:
+            return await self.run_declared(rnd, cur, devices, pubs, offers, left_out)
+        cur.stage = "regulate"
         price_wires: list[bytes | None] = [offers[i].wire if i in offers else None for i in range(n)]
         pricing = self.cfg.pricing()
         regulator = None
@@ -198,7 +211,6 @@ class Pool(CollabRole):
         self.budgets = [p.budget for p in self.publishers_all]
         order_s, price_s = ctx.deadline("order_s"), ctx.deadline("price_s")
         path: list[list[float]] = []
-        left_out: set[bytes] = set(devices) - set(got.answers)
         missed_orders = 0
         t = 0
         while True:
@@ -248,22 +260,12 @@ class Pool(CollabRole):
                     ctx.events.warning("device.dropped", round=rnd.number, device=ctx.name_of(k), iteration=t)
             self.prices = new
             t += 1
+        cur.stage = "final"
         trades, final_wires = await self.final_orders(rnd, cur, caps_f, caps_d, phi, theta, pricing.method)
+        cur.stage = "settle"
         nonce = await self.settle(rnd, cur, caps_f, caps_d, price_wires, final_wires)
-        outcome = {
-            "algorithm": self.cfg.algorithm, "iterations": t, "cleared": state.equilibrium,
-            "prices": {"compute": self.prices[:n], "data": self.prices[n:]},
-            "price_path": [{"compute": p[:n], "data": p[n:]} for p in path],
-            "trades": [{k: tr[k] for k in ("compute", "data", "cost")} for tr in trades],
-            "payoff": [tr["payoff"] for tr in trades], "gap": state.gap,
-        }
-        metrics = {"iterations": t, "cleared": state.equilibrium, "gap": state.gap,
-                   "avg_compute_price": sum(self.prices[:n]) / n, "avg_data_price": sum(self.prices[n:]) / n,
-                   "total_payoff": sum(tr["payoff"] for tr in trades), "missed_orders": missed_orders,
-                   "traded": from_units(sum(to_units(tr["cost"]) for tr in trades))}
-        invited = [ctx.name_of(k) for k in (*devices, *pubs)]
-        return RoundResult(invited, sorted(ctx.name_of(k) for k in left_out), nonce,
-                           3 * ctx.deadline("block_s"), metrics=metrics, outcome=outcome)
+        return self.round_result(rnd, devices, pubs, left_out, nonce, t, state.equilibrium, state.gap,
+                                 list(self.prices), path, trades, missed_orders)
 
     async def final_orders(self, rnd: RoundStart, cur: _Round, caps_f: list[float], caps_d: list[float],
                            phi: list[float], theta: list[float], method: str) -> tuple[list[dict[str, Any]],
@@ -274,7 +276,7 @@ class Pool(CollabRole):
         trades, wires = [], []
         for k in roster.publishers:
             if k not in cur.locks:
-                trades.append({"compute": [0.0] * n, "data": [0.0] * n, "cost": 0.0, "payoff": 0.0})
+                trades.append(empty_trade(n))
                 continue
             try:
                 ans = await ctx.ask(k, msg.MSG_FINAL, {"compute_left": left_f, "data_left": left_d,
@@ -283,21 +285,17 @@ class Pool(CollabRole):
                                     round=rnd.number, timeout=ctx.deadline("order_s"))
             except RequestFailed as err:
                 ctx.events.warning("final.missing", round=rnd.number, publisher=ctx.name_of(k), error=str(err)[:200])
-                trades.append({"compute": [0.0] * n, "data": [0.0] * n, "cost": 0.0, "payoff": 0.0})
+                trades.append(empty_trade(n))
                 continue
             b = ans.body
-            qf, qd = [float(x) for x in b["compute_purchases"]], [float(x) for x in b["data_purchases"]]
-            if len(qf) != n or len(qd) != n or any(qf[i] > left_f[i] + 1e-9 * max(1.0, caps_f[i])
-                                                   or qd[i] > left_d[i] + 1e-9 * max(1.0, caps_d[i])
-                                                   for i in range(n)):
+            if not take_final(b, left_f, left_d, caps_f, caps_d):
                 ctx.events.warning("final.refused", round=rnd.number, publisher=ctx.name_of(k), reason="over-offer")
-                trades.append({"compute": [0.0] * n, "data": [0.0] * n, "cost": 0.0, "payoff": 0.0})
+                trades.append(empty_trade(n))
                 continue
-            for i in range(n):
-                left_f[i] = max(0.0, left_f[i] - qf[i])
-                left_d[i] = max(0.0, left_d[i] - qd[i])
             wires.append(ans.wire)
-            trades.append({"compute": qf, "data": qd, "cost": float(b["spent"]), "payoff": float(b["payoff"])})
+            trades.append({"compute": [float(x) for x in b["compute_purchases"]],
+                           "data": [float(x) for x in b["data_purchases"]], "cost": float(b["spent"]),
+                           "payoff": float(b["payoff"])})
         return trades, wires
 
     async def settle(self, rnd: RoundStart, cur: _Round, caps_f: list[float], caps_d: list[float],
@@ -308,7 +306,8 @@ class Pool(CollabRole):
             return None
         data = {"round": rnd.number, "compute_capacity": caps_f, "data_capacity": caps_d,
                 "prices": price_wires, "orders": final_wires}
-        amounts = {k: to_units(self.budgets[roster.publishers.index(k)]) for k in cur.locks}
+        amounts = {k: to_units(cur.publishers[k].budget if k in cur.publishers
+                               else self.budgets[roster.publishers.index(k)]) for k in cur.locks}
         try:
             splits = replay_settlement(data, ctx.network_id, roster, amounts)
         except Refuse as err:

@@ -1,5 +1,6 @@
 """A task publisher: answers every book with its portfolio (SGSA by default) and, in the first iteration, its
-signed budget lock; at the end buys from what the earlier publishers left."""
+signed budget lock; at the end buys from what the earlier publishers left. With the declared protocol it
+declares its parameters and lock to the pool once, and signs its final order against the final book."""
 
 from __future__ import annotations
 
@@ -41,6 +42,30 @@ class Publisher(CollabRole):
                 chain.forget_nonce(nonce)
                 self.ctx.events.warning("lock.forgotten", round=r)
             self.locked.pop(r, None)
+        if self.cfg.declared and me in env.body["publishers"]:
+            self.ctx.spawn("collab.declare", self.declare, env.round, int(env.body["offer_deadline_ms"]))
+
+    async def declare(self, round_no: int, deadline_ms: int) -> None:
+        """Send our parameters and our budget lock to the pool (declared protocol)."""
+        lock = self.lock(round_no)
+        me = self.me
+        body = {"budget": me.budget, "deadline": me.deadline, "own_data": me.own_data, "multiplier": me.multiplier,
+                "omega": me.omega, "escrow": lock.wire}
+        try:
+            await self.ctx.ask(self.roster.pool, msg.MSG_DECLARE, body, round=round_no,
+                               timeout=max(0.1, (deadline_ms - now_ms()) / 1000))
+        except RequestFailed as err:
+            self.ctx.events.warning("declare.refused", round=round_no, error=str(err)[:200])
+            self.ctx.chain.forget_nonce(lock.body["nonce"])
+            return
+        self.locked[round_no] = int(lock.body["nonce"])
+
+    def lock(self, round_no: int) -> Envelope:
+        """Our signed budget lock for a round (payee and arbiter the pool, the round's expiry)."""
+        return self.ctx.chain.sign_tx("escrow_lock", {
+            "id": escrow_id(round_no, self.ctx.key.public), "payee": self.roster.pool,
+            "amount": to_units(self.me.budget), "expires": self.expires[round_no], "arbiter": self.roster.pool,
+            "ref": escrow_ref(round_no)}, round=round_no)
 
     @on(msg.MSG_BOOK, from_roles=(POOL,), slow=True)
     async def on_book(self, env: Envelope) -> None:
@@ -55,13 +80,7 @@ class Publisher(CollabRole):
                              b["phi"], b["theta"])
         with self.work.timed(env.round):
             plan = await self.plan(Book.from_sellers, sellers)
-        lock = None
-        if b["iteration"] == 0:
-            me = self.ctx.key.public
-            lock = self.ctx.chain.sign_tx("escrow_lock", {
-                "id": escrow_id(env.round, me), "payee": self.roster.pool, "amount": to_units(self.me.budget),
-                "expires": self.expires[env.round], "arbiter": self.roster.pool, "ref": escrow_ref(env.round)},
-                round=env.round)
+        lock = self.lock(env.round) if b["iteration"] == 0 else None
         timeout = max(0.1, (b["order_deadline_ms"] - now_ms()) / 1000)
         try:
             await self.ctx.ask(self.roster.pool, msg.MSG_ORDER, order_body(plan, b["iteration"],
@@ -80,14 +99,28 @@ class Publisher(CollabRole):
         """Our final order against what the earlier publishers left (``clear_market``'s step)."""
         self.from_pool(env)
         b, book = env.body, self.book
+        self.per_device(b, FINAL_LISTS)
         if book is None:
             raise Refuse("wrong-round", "no book seen this round")
-        self.per_device(b, FINAL_LISTS)
         sellers = sellers_of(book["compute_capacity"], book["data_capacity"], b["compute_price"], b["data_price"],
                              book["phi"], book["theta"])
         with self.work.timed(env.round):
             plan = await self.plan(Book.from_sellers, sellers, b["compute_left"], b["data_left"])
         return order_body(plan, int(book["iteration"]))
+
+    @serve(msg.MSG_FINAL_BOOK, reply=msg.MSG_FINAL_ORDER, from_roles=(POOL,))
+    async def on_final_book(self, env: Envelope) -> dict[str, Any]:
+        """Our final order against the final book and what the earlier publishers leave (declared protocol)."""
+        self.from_pool(env)
+        b = env.body
+        if env.round not in self.locked:
+            raise Refuse("wrong-round", "we declared nothing in this round")
+        self.per_device(b, FINAL_BOOK_LISTS)
+        sellers = sellers_of(b["compute_capacity"], b["data_capacity"], b["compute_price"], b["data_price"],
+                             b["phi"], b["theta"])
+        with self.work.timed(env.round):
+            plan = await self.plan(Book.from_sellers, sellers, b["compute_left"], b["data_left"])
+        return order_body(plan, int(b["iteration"]))
 
     def per_device(self, body: dict[str, Any], keys: tuple[str, ...]) -> None:
         """Refuse a pool message whose per-device lists do not hold one entry per device of the roster.
@@ -118,5 +151,7 @@ BOOK_LISTS = ("compute_capacity", "data_capacity", "compute_price", "data_price"
 """The per-device lists of a ``collab/book``."""
 FINAL_LISTS = ("compute_left", "data_left", "compute_price", "data_price")
 """The per-device lists of a ``collab/final``."""
+FINAL_BOOK_LISTS = (*BOOK_LISTS, "compute_left", "data_left")
+"""The per-device lists of a ``collab/final-book``."""
 
 APP = RoleApp("publisher", Publisher)
