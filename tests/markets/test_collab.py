@@ -23,21 +23,13 @@ from bazaar.node.solve import collab as solve_file
 from bazaar.protocol.markets import collab as msg
 from bazaar.protocol.memory import MemoryNetwork
 
+from .collab_scenarios import with_protocol
+
 KEYS = ("iterations", "cleared", "prices", "price_path", "trades", "payoff", "gap")
 
 
 def _offline(scenario: str) -> dict[str, Any]:
     return solve_file.solve_pricing(get_spec("collab").settings(load_scenario(scenario)).params)
-
-
-def with_protocol(scenario: str, protocol: str, folder: Path) -> Path:
-    """A copy of a shipped collab scenario whose rounds run ``protocol`` (its parameter file stays shipped)."""
-    text = load_scenario(scenario).source.read_text()
-    assert "\n[mechanism]\n" in text
-    folder.mkdir(parents=True, exist_ok=True)
-    out = folder / f"{scenario}-{protocol}.toml"
-    out.write_text(text.replace("\n[mechanism]\n", f'\n[mechanism]\nprotocol = "{protocol}"\n', 1))
-    return out
 
 
 async def _play(nodes: dict[str, Node]) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Market collab over real libp2p processes on loopback: 6 node processes (the pool, 3 devices, 2 publishers)
 regulate the prices and settle exactly what `bazaar solve collab-pricing` prints for the scenario's file, and
-agree on one finalized head with every escrow closed.
+agree on one finalized head with every escrow closed (declared protocol, the default); on the iterative
+protocol (the paper's, docs/adr/0160) a device killed mid-regulation is dropped and a killed pool moves no
+token.
 
 Every wait is bounded; only the processes the launcher started are ever signalled (by PID).
 """
@@ -20,6 +22,8 @@ from bazaar.node.markets.registry import get_spec
 from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.scenario import load_scenario
 from bazaar.node.waiting import wait_until
+
+from .collab_scenarios import with_protocol
 
 pytestmark = pytest.mark.network
 SMALL = "collab-small"
@@ -63,7 +67,7 @@ def _pool_iteration(root: Path) -> int | None:
 
 def test_a_killed_device_is_dropped_and_a_killed_pool_moves_no_token_then_restarts(tmp_path: Path) -> None:
     root = tmp_path / "net"
-    launcher.net_up("collab", root, timeout=150)
+    launcher.net_up(with_protocol("collab", "iterative", tmp_path), root, timeout=150)
     try:
         genesis_balances = json.loads((root / "genesis.json").read_text())["balances"]
         with ThreadPoolExecutor(1) as pool_thread:

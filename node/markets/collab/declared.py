@@ -114,6 +114,7 @@ class DeclaredPool(CollabRole):
         assert cur.declared is not None
         got = await cur.declared.wait()
         cur.declared = None
+        ctx.events.info("round.declared", round=rnd.number, offers=len(offers), declared=len(got.answers))
         left_out |= set(got.missing)
         cols = [[float(offers[i].body[key]) if i in offers else 0.0 for i in range(n)]
                 for key in ("compute_capacity", "data_capacity", "compute_price", "data_price", "phi", "theta")]
@@ -133,6 +134,8 @@ class DeclaredPool(CollabRole):
                 break
             cur.iteration = result.iterations
             cur.stage = "confirm"
+            ctx.events.info("round.regulated", round=rnd.number, iterations=result.iterations,
+                            cleared=result.equilibrium)
             confirmed = await self.confirm_outcome(rnd, book, order, result)
             if not confirmed.dropped:
                 break
