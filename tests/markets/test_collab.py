@@ -175,6 +175,36 @@ async def test_a_pool_that_dies_mid_regulation_moves_no_token_and_the_next_round
         assert pool.chain.state.conserved() and not pool.chain.state.escrows
 
 
+@pytest.mark.parametrize("protocol", ["iterative", "declared"])
+async def test_a_repeated_or_older_call_mid_round_changes_nothing(protocol: str, tmp_path: Path) -> None:
+    """Found by the fuzz campaign (a collab round stalled ~50 s with a device and a publisher left out): a second
+    ``call`` for the round in progress reset the device's prices to its offer (its next regulation then moved
+    "against its gap") and made the publisher forget its lock (it stopped ordering, and every iteration waited
+    out ``order_s`` for it). Both now ignore a call for a round already called or older."""
+    async with open_memory_network(with_protocol("collab-small", protocol, tmp_path), tmp_path / "net") as nodes:
+        pool, dev, pub = nodes["pool"], nodes["device-0"], nodes["publisher-1"]
+        app: Any = pool.app
+        roster = app.roster
+        stage = "confirm" if protocol == "declared" else "regulate"
+
+        async def repeat_calls() -> None:
+            while app.current is None or app.current.stage != stage or (protocol == "iterative"
+                                                                          and app.current.iteration < 2):
+                await trio.sleep(0.005)
+            r = app.current.number
+            for number in (r, r - 1):
+                body = {"devices": list(roster.devices), "publishers": list(roster.publishers),
+                        "offer_deadline_ms": 0, "expires": 1}
+                for node in (dev, pub):
+                    await node.router.dispatch(pool.seal(msg.MSG_CALL, body, round=number))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(repeat_calls)
+            summary = await _play(nodes)
+        assert summary["final"] and summary["left_out"] == [], summary
+        assert summary["outcome"]["trades"] == _offline("collab-small")["trades"]
+
+
 async def test_bad_prices_and_orders_are_refused_with_reasons(tmp_path: Path) -> None:
     async with open_memory_network(with_protocol("collab-small", "iterative", tmp_path), tmp_path / "net") as nodes:
         pool, dev, pub, other = nodes["pool"], nodes["device-1"], nodes["publisher-1"], nodes["device-0"]

@@ -33,11 +33,17 @@ class Device(CollabRole):
 
     @on(msg.MSG_CALL, from_roles=(POOL,), slow=True)
     async def on_call(self, env: Envelope) -> None:
-        """Offer our capacities at our starting prices."""
+        """Offer our capacities at our starting prices. A second call for a round already called, or a call for
+        an older round, changes nothing (round numbers only grow; a forged or repeated call must not reset the
+        prices of the round in progress)."""
         self.from_pool(env)
         if self.ctx.key.public not in env.body["devices"]:
             return
+        if env.round in self.prices or any(r > env.round for r in self.prices):
+            self.ctx.events.warning("call.ignored", round=env.round, reason="wrong-round")
+            return
         o = self.offer
+        self.prices = {r: p for r, p in self.prices.items() if r >= env.round - 8}
         self.prices[env.round] = (o.compute_price, o.data_price)
         body = {"compute_capacity": o.compute_capacity, "compute_price": o.compute_price,
                 "data_capacity": o.data_capacity, "data_price": o.data_price, "phi": o.phi, "theta": o.theta}

@@ -33,12 +33,18 @@ class Publisher(CollabRole):
 
     @on(msg.MSG_CALL, from_roles=(POOL,))
     async def on_call(self, env: Envelope) -> None:
-        """A round opens: note its escrow expiry."""
+        """A round opens: note its escrow expiry and forget the locks of earlier rounds that never landed. A
+        second call for a round already called, or a call for an older round, changes nothing (round numbers
+        only grow; a forged or repeated call must not wipe the lock of the round in progress)."""
         self.from_pool(env)
+        if env.round in self.expires or any(r > env.round for r in self.expires):
+            self.ctx.events.warning("call.ignored", round=env.round, reason="wrong-round")
+            return
+        self.expires = {r: e for r, e in self.expires.items() if r >= env.round - 8}
         self.expires[env.round] = int(env.body["expires"])
         chain, me = self.ctx.chain, self.ctx.key.public
         for r, nonce in list(self.locked.items()):  # an earlier round that never settled: its lock never lands
-            if r != env.round and chain.state.nonce(me) < nonce:
+            if chain.state.nonce(me) < nonce:
                 chain.forget_nonce(nonce)
                 self.ctx.events.warning("lock.forgotten", round=r)
             self.locked.pop(r, None)
