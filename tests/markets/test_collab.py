@@ -39,12 +39,14 @@ async def _play(nodes: dict[str, Node]) -> dict[str, Any]:
         return await leader.engine.play()
 
 
-@pytest.mark.parametrize(("scenario", "protocol"), [("collab-small", "declared"), ("collab", "declared"),
-                                                     ("collab-tapa", "declared"), ("collab-small", "iterative")])
+@pytest.mark.parametrize(("scenario", "protocol", "max_iter"), [
+    ("collab-small", "declared", None), ("collab", "declared", None), ("collab-tapa", "declared", None),
+    ("collab-small", "iterative", None), ("collab-small", "declared", 0)])  # 0: the offers are the final prices
 async def test_the_network_regulates_and_trades_as_the_offline_solver(scenario: str, protocol: str,
-                                                                      tmp_path: Path) -> None:
-    offline = _offline(scenario)
-    async with open_memory_network(with_protocol(scenario, protocol, tmp_path), tmp_path / "net") as nodes:
+                                                                      max_iter: int | None, tmp_path: Path) -> None:
+    ref = with_protocol(scenario, protocol, tmp_path, max_iter)
+    offline = solve_file.solve_pricing(get_spec("collab").settings(load_scenario(ref)).params)
+    async with open_memory_network(ref, tmp_path / "net") as nodes:
         start = {n.name: n.chain.state.balance(n.key.public) for n in nodes.values()}
         summary = await _play(nodes)
         assert summary["final"] and summary["left_out"] == [], summary

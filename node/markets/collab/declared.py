@@ -198,7 +198,8 @@ class DeclaredPool(CollabRole):
         path = [p for p, _ in result.history]
         dirs = [d for _, d in result.history[:-1]]
         final = path[-1]
-        live = [k for i, k in enumerate(self.roster.devices) if book.caps_f[i] > 0 or book.caps_d[i] > 0]
+        live = [k for i, k in enumerate(self.roster.devices) if (book.caps_f[i] > 0 or book.caps_d[i] > 0)
+                and result.iterations > 0]  # no regulation: the signed offers are the final prices
         prices: dict[bytes, Envelope] = {}
         finals: dict[bytes, Envelope | None] = {}
         lefts = residuals(book, result)

@@ -56,11 +56,13 @@ def plots(rounds: list[dict[str, Any]], out: Path) -> list[str]:
 
 
 def min_messages(scenario: Scenario) -> int:
-    """Per round at least: call + D offers + (book + J orders) per evaluation + (regulate + D prices) per
-    iteration + J final orders + the settlement batch + block + one attestation per validator; with no
-    regulation needed (one evaluation)."""
+    """Per round at least, with no regulation needed (one evaluation): iterative — call + D offers + (book + J
+    orders) per evaluation + (regulate + D prices) per iteration + J final orders + the settlement batch + block
+    + one attestation per validator; declared — call + D offers + J declarations + (D outcomes once the prices
+    moved) + J final books + the settlement batch + block + attestations."""
     d, j = scenario.roles["device"], scenario.roles["publisher"]
-    return 1 + d + (1 + j) + j + 1 + 1 + (d + 1)
+    declared = market_config(scenario).declared
+    return 1 + d + (0 if declared else 1) + j + j + 1 + 1 + (d + 1)
 
 
 SPEC = MarketSpec(
