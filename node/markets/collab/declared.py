@@ -215,9 +215,8 @@ class DeclaredPool(CollabRole):
             except RequestFailed as err:
                 ctx.events.warning("outcome.missing", round=rnd.number, device=ctx.name_of(k), error=str(err)[:200])
                 return
-            got = (ans.body["compute_price"], ans.body["data_price"])
-            if ans.type != msg.MSG_PRICE or got != (final[i], final[n + i]) or ans.body["iteration"] != \
-                    result.iterations:
+            if ans.type != msg.MSG_PRICE or ans.round != rnd.number or ans.body["iteration"] != result.iterations \
+                    or (ans.body["compute_price"], ans.body["data_price"]) != (final[i], final[n + i]):
                 ctx.events.warning("price.refused", round=rnd.number, device=ctx.name_of(k), reason="over-step")
                 return
             prices[k] = ans
@@ -255,7 +254,8 @@ class DeclaredPool(CollabRole):
                                            ctx.deadline("order_s"))
             if ans is None:
                 continue
-            if ans.type != msg.MSG_FINAL_ORDER or not take_final(ans.body, left_f, left_d, book.caps_f, book.caps_d):
+            if ans.type != msg.MSG_FINAL_ORDER or ans.round != rnd.number \
+                    or not take_final(ans.body, left_f, left_d, book.caps_f, book.caps_d):
                 ctx.events.warning("final.refused", round=rnd.number, publisher=ctx.name_of(k), reason="over-offer")
                 continue
             wires.append(ans.wire)

@@ -86,7 +86,7 @@ class Pool(DeclaredPool, CollabRole):
     async def on_order(self, env: Envelope) -> dict[str, Any]:
         """A publisher's order for the iteration in progress (with its budget lock in iteration 0)."""
         cur = self.current
-        if cur is None or cur.orders is None or env.body["iteration"] != cur.iteration:
+        if cur is None or cur.orders is None or env.round != cur.number or env.body["iteration"] != cur.iteration:
             raise Refuse("wrong-iteration", "no book open for this iteration")
         j = self.roster.publishers.index(env.sender)
         budget = self.budgets[j]
@@ -113,7 +113,7 @@ class Pool(DeclaredPool, CollabRole):
     async def on_price(self, env: Envelope) -> dict[str, Any]:
         """A device's new prices: exactly what the rule moved them to."""
         cur = self.current
-        if cur is None or cur.prices is None or env.body["iteration"] != cur.iteration:
+        if cur is None or cur.prices is None or env.round != cur.number or env.body["iteration"] != cur.iteration:
             raise Refuse("wrong-iteration", "no regulation open for this iteration")
         i = self.roster.devices.index(env.sender)
         want = cur.instructed.get(i)
@@ -288,7 +288,8 @@ class Pool(DeclaredPool, CollabRole):
                 trades.append(empty_trade(n))
                 continue
             b = ans.body
-            if not take_final(b, left_f, left_d, caps_f, caps_d):
+            if ans.type != msg.MSG_FINAL_ORDER or ans.round != rnd.number or not take_final(b, left_f, left_d,
+                                                                                            caps_f, caps_d):
                 ctx.events.warning("final.refused", round=rnd.number, publisher=ctx.name_of(k), reason="over-offer")
                 trades.append(empty_trade(n))
                 continue
