@@ -312,3 +312,14 @@ async def test_device_side_pricers_move_only_with_their_gaps_and_the_market_sett
         assert pool.router.rejected.get("over-step", 0) == 0 and pool.router.rejected.get("wrong-direction", 0) == 0
         state = pool.chain.state
         assert state.conserved() and not state.escrows
+
+
+def test_device_side_pricers_refuse_the_declared_protocol(tmp_path: Path) -> None:
+    """The devices' own pricers move their prices by their private strategies: only ``iterative`` runs them."""
+    from bazaar.node.params import ParamError
+
+    with pytest.raises(ParamError) as err:
+        get_spec("collab").settings(load_scenario(with_protocol("collab-qlearning", "declared", tmp_path)))
+    assert err.value.key == "mechanism.protocol"
+    assert not get_spec("collab").settings(load_scenario("collab-qlearning")).declared
+    assert get_spec("collab").settings(load_scenario("collab")).declared
