@@ -59,6 +59,9 @@ class ChainService:
         self.observe_import: Callable[[float], None] = lambda seconds: None
         """Called with the seconds each successful :meth:`import_block` took (the node's metrics)."""
         self.highest_seen = 0
+        self.sealed = False
+        """A sealed ``chain/txs`` batch (its sender's batch is complete) arrived since our head last moved: a
+        ``pos``/``lottery`` proposer seals at once instead of waiting for a quiet mempool (docs/adr/0155)."""
         self.aggregator: bytes | None = None
         """The account large networks send attestations to (the scenario's first node, docs/adr/0148); None:
         votes are gossiped."""
@@ -150,16 +153,24 @@ class ChainService:
                     return err
         return None
 
-    async def broadcast_txs(self, raws: list[bytes]) -> None:
-        """Keep transactions locally and gossip them in batches of at most ``TXS_PER_MESSAGE``."""
+    async def broadcast_txs(self, raws: list[bytes], *, seal: bool = False) -> None:
+        """Keep transactions locally and gossip them in batches of at most ``TXS_PER_MESSAGE``.
+
+        ``seal``: these transactions complete what the block should carry now (a round's settlement): the last
+        message says so, and a ``pos``/``lottery`` proposer that holds it seals at once (docs/adr/0155)."""
+        if seal:
+            self.sealed = True
         for raw in raws:
             self.add_tx(raw)
         for i in range(0, len(raws), TXS_PER_MESSAGE):
-            await self.publish(MSG_TXS, {"txs": raws[i:i + TXS_PER_MESSAGE]})
+            last = i + TXS_PER_MESSAGE >= len(raws)
+            await self.publish(MSG_TXS, {"txs": raws[i:i + TXS_PER_MESSAGE], **({"seal": True} if seal and last
+                                                                               else {})})
 
-    async def submit(self, raws: Sequence[bytes]) -> None:
-        """Keep transactions locally and gossip them in one batch (alias of :meth:`broadcast_txs`)."""
-        await self.broadcast_txs(list(raws))
+    async def submit(self, raws: Sequence[bytes], *, seal: bool = False) -> None:
+        """Keep transactions locally and gossip them in one batch (:meth:`broadcast_txs`); ``seal``: the batch is
+        complete, a proposer need not wait for more."""
+        await self.broadcast_txs(list(raws), seal=seal)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Return once ``predicate()`` holds after some chain change (``trio.TooSlowError`` at the deadline)."""
@@ -175,9 +186,13 @@ class ChainService:
         return self.chain.block(height)
 
     async def on_txs(self, env: Envelope) -> None:
-        """Gossip handler: a batch of transactions."""
+        """Gossip handler: a batch of transactions (``seal``: its sender's batch is complete)."""
+        if env.body.get("seal"):
+            self.sealed = True
         for raw in env.body["txs"]:
             self.add_tx(raw)
+        if env.body.get("seal"):
+            self.changes.notify()  # a proposer waiting for a quiet mempool may seal now
 
     # ------------------------------------------------------------------ blocks
     def _candidates(self) -> list[bytes]:
@@ -344,6 +359,7 @@ class ChainService:
     async def _imported(self, block: Block, *, announce: bool) -> None:
         """Everything that follows a new head: mempool, market hook, gossip, pending certificate, our vote."""
         self.mempool.prune(self.chain.state)
+        self.sealed = False  # a seal speaks for the batch the next block should carry
         h = block.header.height
         for hooks in self.hooks:
             if hooks.imported is not None:

@@ -151,7 +151,7 @@ class Ccsp(HierarchicalRole):
             last = ctx.chain.sign_tx("record", {"kind": WEIGHTS_RECORD, "data": {"weights": settlement.weights}},
                                      round=round_no)
             txs.append(last.wire)
-        await ctx.chain.submit(txs)
+        await ctx.chain.submit(txs, seal=True)  # the round's whole settlement: a proposer seals at once
         ctx.events.info("round.settlement", round=round_no, txs=len(txs),
                         moved=from_units(sum(a for _, a in settlement.settles.values())))
         return int(last.body["nonce"])
