@@ -1,7 +1,9 @@
 """Figures of a local network of any market: `bazaar net up` time, round latency (round start -> block final on
-every node) p50/p95, the work the round needed (the slowest participant's own training or solving, as the nodes
-measured it themselves: ``GET /status`` ``work_s``), the overhead (latency minus that work) p50/p95, messages and
-bytes per round against the minimum the protocol needs, and peak memory per node process.
+every node, by each node's own finality stamp; beside it the latency as `bazaar round` saw it, its polling and the
+leader's report work after finality included, docs/adr/0156) p50/p95, the work the round needed (the slowest
+participant's own training or solving, as the nodes measured it themselves: ``GET /status`` ``work_s``), the
+overhead (latency minus that work) p50/p95, messages and bytes per round against the minimum the protocol needs,
+and peak memory per node process.
 
     python benchmarks/bench_network.py [--scenario NAME] [--nodes N] [--rounds K] [--quick] [--json]
 
@@ -78,6 +80,7 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
     timed = [r for r in results if r.get("latency_all_ms") is not None]
     work = work_per_round(statuses, [int(r["round"]) for r in timed])
     lat = [r["latency_all_ms"] / 1000 for r in timed]
+    polled = [r["latency_polled_ms"] / 1000 for r in timed if r.get("latency_polled_ms") is not None]
     over = [r["latency_all_ms"] / 1000 - work[int(r["round"])] for r in timed]
     rss = [row["rss_mb"] for row in status["nodes"] if row["rss_mb"] is not None]
     per_round = {k: (after[k] - before[k]) / max(1, rounds) for k in after}
@@ -86,7 +89,9 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
         "net_up_s": round(up, 2), "final_everywhere": len(timed),
         "latency_p50_s": None, "latency_p95_s": None, "work_p50_s": None, "overhead_p50_s": None,
         "overhead_p95_s": None,
-        "latency_s": [round(x, 3) for x in lat], "work_s": [round(work[int(r["round"])], 3) for r in timed],
+        "latency_s": [round(x, 3) for x in lat],
+        "latency_polled_p50_s": round(percentile(polled, 0.5), 3) if polled else None,
+        "latency_polled_s": [round(x, 3) for x in polled], "work_s": [round(work[int(r["round"])], 3) for r in timed],
         "messages_per_round": per_round["messages"], "bytes_per_round": per_round["bytes"],
         "min_messages": spec.report.min_messages(sc) if spec.report.min_messages else None,
         "rss_max_mb": max(rss) if rss else None, "rss_median_mb": statistics.median(rss) if rss else None,
@@ -107,6 +112,7 @@ def table(out: dict[str, Any]) -> str:
         ("scenario", f"{out['scenario']} ({out['market']})"), ("node processes", str(out["nodes"])),
         ("net up", s(out["net_up_s"])), ("rounds final everywhere", f"{out['final_everywhere']}/{out['rounds']}"),
         ("round latency p50 / p95", f"{s(out['latency_p50_s'])} / {s(out['latency_p95_s'])}"),
+        ("latency as `bazaar round` saw it p50", s(out["latency_polled_p50_s"])),
         ("slowest participant's work p50", s(out["work_p50_s"])),
         ("overhead (latency - work) p50 / p95", f"{s(out['overhead_p50_s'])} / {s(out['overhead_p95_s'])}"),
         ("messages per round", f"{out['messages_per_round']:.1f} (protocol minimum {out['min_messages']})"),

@@ -35,6 +35,9 @@ async def test_pos_rounds_settle_with_drawn_proposers(tmp_path: Path) -> None:
             block = ccsp.chain.block(summary["height"])
             assert block.header.consensus["rule"] == "pos"
             assert ccsp.role_of(block.header.proposer) in ("ccsp", "mesp")  # pos draws from the validators' stake
+            for node in nodes.values():  # each node stamps when the round's block became final here (ADR 0156)
+                await node.chain.wait_for(lambda n=node, h=summary["height"]: n.chain.finalized_height >= h, 30)
+                assert str(summary["height"]) in node.chain.finality.final_at_status()
 
 
 async def test_a_silent_lottery_winner_is_replaced_by_the_next_draw(tmp_path: Path) -> None:

@@ -92,3 +92,11 @@ def test_the_seal_field_is_optional_and_boolean() -> None:
     schema.check({"txs": [b"x"], "seal": True})
     with pytest.raises(ProtocolError):
         schema.check({"txs": [b"x"], "seal": 1})
+
+
+def test_round_latency_is_the_last_nodes_own_finality_stamp() -> None:
+    from bazaar.node.rounds.driver import latency_final_ms
+
+    assert latency_final_ms(1000.0, [1_000_250, 1_000_400, 1_000_300]) == 400.0
+    assert latency_final_ms(1000.0, [1_000_250, None]) is None  # a node that synced the height has no stamp
+    assert latency_final_ms(1000.0, []) is None
