@@ -17,7 +17,7 @@ from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, on, serve
 from ..context import Refuse, RoleContext
-from .clearing import Cleared, Offer, clear, lower_result, outcome_doc, parse_lower, parse_offer
+from .clearing import Cleared, Offer, clear, lower_result, outcome_doc, parse_lower, parse_offer, settle_cleared
 from .common import MESP, HierarchicalRole
 from .reference import PendingOptimum, ReferenceSolver, reference_instance
 
@@ -118,7 +118,8 @@ class Ccsp(HierarchicalRole):
         lowers_got = await self.current.lowers.wait()
         self.current = None
         lower_wires = [lowers_got.answers[k][0] for k in present if k in lowers_got.answers]
-        nonce = await self._settle(rnd.number, offers, lower_wires)
+        lowers = {self.roster.mesps.index(k): lowers_got.answers[k][1] for k in present if k in lowers_got.answers}
+        nonce = await self._settle(rnd.number, offers, lower_wires, cleared, lowers)
         doc = outcome_doc(cleared, len(self.roster.miners), len(self.roster.mesps), self.cfg.multi)
         in_book = {b.miner for b in cleared.book}
         confirmed = {self.roster.mesps[j] for j in cleared.mesps if self.roster.mesps[j] in lowers_got.answers}
@@ -132,14 +133,18 @@ class Ccsp(HierarchicalRole):
         return RoundResult(invited, left_out, nonce, 3 * ctx.deadline("block_s"), metrics=metrics, outcome=doc,
                            private={"optimum": reference})
 
-    async def _settle(self, round_no: int, offers: list[Offer], lower_wires: list[bytes]) -> int | None:
-        """Submit the locks, the escrow settlements, the settlement record and the lottery weights."""
+    async def _settle(self, round_no: int, offers: list[Offer], lower_wires: list[bytes], cleared: Cleared,
+                      lowers: dict[int, dict[bytes, float]]) -> int | None:
+        """Submit the locks, the escrow settlements, the settlement record and the lottery weights (derived from
+        our own clearing of these offers and the lower results we checked as they came: what every importer
+        re-derives from the record)."""
         ctx = self.ctx
         data = {"offers": [o.wire for o in sorted(offers, key=lambda o: o.index)], "lowers": lower_wires}
         if len(codec.encode(data)) > MAX_RECORD_DATA:
             ctx.events.error("round.record_too_large", round=round_no, bytes=len(codec.encode(data)))
             return None  # nothing moves; every lock stays off chain
-        _, settlement = await ctx.compute(lambda: self.settlement_of(round_no, data))
+        ordered = sorted(offers, key=lambda o: o.index)
+        _, settlement = settle_cleared(cleared, round_no, ordered, lowers, self.roster)
         txs = list(settlement.locks)
         for escrow, (to, amount) in sorted(settlement.settles.items()):
             txs.append(ctx.chain.sign_tx("escrow_settle", {"id": escrow, "to": to, "amount": amount},
