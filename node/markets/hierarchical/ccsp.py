@@ -15,7 +15,7 @@ from bazaar.protocol.markets import hierarchical as msg
 
 from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
-from ..app import RoleApp, on, serve
+from ..app import RoleApp, serve
 from ..context import Refuse, RoleContext
 from .clearing import Cleared, Offer, clear, lower_result, outcome_doc, parse_lower, parse_offer, settle_cleared
 from .common import MESP, HierarchicalRole
@@ -60,11 +60,12 @@ class Ccsp(HierarchicalRole):
         rnd.offers.offer(env.sender, offer)
         return {"accepted": True, "reason": ""}
 
-    @on(msg.MSG_LOWER, from_roles=(MESP,))
-    async def on_lower(self, env: Envelope) -> None:
-        """A MESP's signed lower result: kept when it matches our clearing (only the leading CCSP collects)."""
+    @serve(msg.MSG_LOWER, reply=msg.MSG_LOWER_ACK, from_roles=(MESP,))
+    async def on_lower(self, env: Envelope) -> dict[str, Any]:
+        """A MESP's signed lower result, sent to the leading CCSP (the one that collects them; a direct request,
+        not gossip: no other node reads it, docs/adr/0157): kept when it matches our clearing."""
         if self.ctx.key.public != self.roster.leader:
-            return
+            raise Refuse("wrong-round", "only the leading CCSP collects lower results")
         rnd = self.current
         if rnd is None or rnd.lowers is None or rnd.cleared is None or env.round != rnd.number:
             raise Refuse("wrong-round", "no lower results expected now")
@@ -73,6 +74,7 @@ class Ccsp(HierarchicalRole):
         if set(served) != set(expected) or any(abs(served[k] - v) > 1e-9 * max(1.0, v) for k, v in expected.items()):
             raise Refuse("result-mismatch", f"MESP {j}'s lower result differs from the cleared round")
         rnd.lowers.offer(env.sender, (env.wire, served))
+        return {"accepted": True, "reason": ""}
 
     async def open_round(self, rnd: RoundStart) -> RoundResult:
         """Call, collect offers, clear, publish, collect lower results, settle."""
