@@ -19,6 +19,9 @@ MSG_TXS = "chain/txs"
 
 PROTO_SYNC = "/bazaar/sync/1"
 PROTO_MODEL = "/bazaar/model/1"
+PROTO_TXS = "/bazaar/txs/1"
+"""A sealed ``chain/txs`` batch sent straight to the next block's drawn proposer as well as gossiped
+(docs/adr/0159)."""
 PROTO_ATTEST = "/bazaar/attest/1"
 """A validator's attestation sent straight to the block's proposer (large networks, docs/adr/0148)."""
 
