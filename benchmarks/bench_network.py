@@ -1,7 +1,10 @@
 """Figures of a local network of any market: `bazaar net up` time, round latency (round start -> block final on
-every node) p50/p95, the work the round needed (the slowest participant's own training or solving, as the nodes
-measured it themselves: ``GET /status`` ``work_s``), the overhead (latency minus that work) p50/p95, messages and
-bytes per round against the minimum the protocol needs, and peak memory per node process.
+every node, by each node's own finality stamp; beside it the latency as `bazaar round` saw it, its polling and the
+leader's report work after finality included, docs/adr/0156) p50/p95, the work the round needed (the slowest
+participant's own training or solving, as the nodes measured it themselves: ``GET /status`` ``work_s``), the
+overhead (latency minus that work) p50/p95, messages and bytes per round against the minimum the protocol needs,
+the CPU seconds all node processes used per round (``/proc``; the protocol's cost, which a loaded machine does
+not inflate the way it inflates wall time) and peak memory per node process.
 
     python benchmarks/bench_network.py [--scenario NAME] [--nodes N] [--rounds K] [--quick] [--json]
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -50,6 +54,22 @@ def _traffic(statuses: list[dict[str, Any]]) -> dict[str, int]:
     return total
 
 
+def _cpu_s(root: Path) -> float | None:
+    """CPU seconds (user + system) the node processes have used so far, from ``/proc`` (None off Linux or when a
+    node's process cannot be read). A figure of the protocol's cost that a loaded machine does not inflate the way
+    it inflates wall time."""
+    info = launcher.NetDir(root).load()
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    for node in info["nodes"].values():
+        try:
+            fields = Path(f"/proc/{int(node['pid'])}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            return None
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14 and 15 of stat)
+    return total
+
+
 def work_per_round(statuses: list[dict[str, Any]], rounds: list[int]) -> dict[int, float]:
     """Per round, the most seconds one node spent on its own work (0 when no node reported any)."""
     return {r: max([float(st.get("work_s", {}).get(str(r), 0.0)) for st in statuses] or [0.0]) for r in rounds}
@@ -69,7 +89,9 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
         try:
             list(run_rounds(root, 1))  # warm-up round (first sync, first lottery draw from stakes)
             before = _traffic(_statuses(root))
+            cpu_before = _cpu_s(root)
             results = list(run_rounds(root, rounds))
+            cpu_after = _cpu_s(root)
             statuses = _statuses(root)
             status = launcher.net_status(root)
         finally:
@@ -78,6 +100,7 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
     timed = [r for r in results if r.get("latency_all_ms") is not None]
     work = work_per_round(statuses, [int(r["round"]) for r in timed])
     lat = [r["latency_all_ms"] / 1000 for r in timed]
+    polled = [r["latency_polled_ms"] / 1000 for r in timed if r.get("latency_polled_ms") is not None]
     over = [r["latency_all_ms"] / 1000 - work[int(r["round"])] for r in timed]
     rss = [row["rss_mb"] for row in status["nodes"] if row["rss_mb"] is not None]
     per_round = {k: (after[k] - before[k]) / max(1, rounds) for k in after}
@@ -86,9 +109,13 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
         "net_up_s": round(up, 2), "final_everywhere": len(timed),
         "latency_p50_s": None, "latency_p95_s": None, "work_p50_s": None, "overhead_p50_s": None,
         "overhead_p95_s": None,
-        "latency_s": [round(x, 3) for x in lat], "work_s": [round(work[int(r["round"])], 3) for r in timed],
+        "latency_s": [round(x, 3) for x in lat],
+        "latency_polled_p50_s": round(percentile(polled, 0.5), 3) if polled else None,
+        "latency_polled_s": [round(x, 3) for x in polled], "work_s": [round(work[int(r["round"])], 3) for r in timed],
         "messages_per_round": per_round["messages"], "bytes_per_round": per_round["bytes"],
         "min_messages": spec.report.min_messages(sc) if spec.report.min_messages else None,
+        "node_cpu_s_per_round": (round((cpu_after - cpu_before) / max(1, rounds), 3)
+                                 if cpu_before is not None and cpu_after is not None else None),
         "rss_max_mb": max(rss) if rss else None, "rss_median_mb": statistics.median(rss) if rss else None,
     }
     if lat:
@@ -107,10 +134,12 @@ def table(out: dict[str, Any]) -> str:
         ("scenario", f"{out['scenario']} ({out['market']})"), ("node processes", str(out["nodes"])),
         ("net up", s(out["net_up_s"])), ("rounds final everywhere", f"{out['final_everywhere']}/{out['rounds']}"),
         ("round latency p50 / p95", f"{s(out['latency_p50_s'])} / {s(out['latency_p95_s'])}"),
+        ("latency as `bazaar round` saw it p50", s(out["latency_polled_p50_s"])),
         ("slowest participant's work p50", s(out["work_p50_s"])),
         ("overhead (latency - work) p50 / p95", f"{s(out['overhead_p50_s'])} / {s(out['overhead_p95_s'])}"),
         ("messages per round", f"{out['messages_per_round']:.1f} (protocol minimum {out['min_messages']})"),
         ("KiB originated per round", f"{out['bytes_per_round'] / 1024:.1f}"),
+        ("node CPU per round (all processes)", s(out["node_cpu_s_per_round"])),
         ("peak RSS per process max / median", "-" if out["rss_max_mb"] is None else
          f"{out['rss_max_mb']:.0f} MB / {out['rss_median_mb']:.0f} MB"),
     ]

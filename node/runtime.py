@@ -264,6 +264,7 @@ class Node:
             "name": self.name, "role": self.role, "market": self.market, "pid": os.getpid(),
             "key": self.key.public.hex(), "peer_id": getattr(self.transport, "peer_id", self.key.public.hex()),
             "height": chain.height, "finalized": chain.finalized_height,
+            "final_at_ms": self.chain.finality.final_at_status(),
             "head": head.hash.hex() if head is not None else None,
             "finalized_hash": _hash_at(chain, chain.finalized_height),
             "peers": len(self.transport.peers()), "synced": self.chain.synced, "mempool": len(self.chain.mempool),

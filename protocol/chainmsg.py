@@ -7,7 +7,7 @@ content-addressed model weights. Formats: docs/protocol.md.
 from __future__ import annotations
 
 from .messages import register
-from .schema import Bytes, Int, List, Schema
+from .schema import Bool, Bytes, Int, List, Optional, Schema
 
 MAX_BLOCK = 4 << 20
 MAX_TX = 96 << 10
@@ -19,6 +19,9 @@ MSG_TXS = "chain/txs"
 
 PROTO_SYNC = "/bazaar/sync/1"
 PROTO_MODEL = "/bazaar/model/1"
+PROTO_TXS = "/bazaar/txs/1"
+"""A sealed ``chain/txs`` batch sent straight to the next block's drawn proposer as well as gossiped
+(docs/adr/0159)."""
 PROTO_ATTEST = "/bazaar/attest/1"
 """A validator's attestation sent straight to the block's proposer (large networks, docs/adr/0148)."""
 
@@ -41,4 +44,6 @@ def market_protocol(market: str) -> str:
 register(MSG_BLOCK, Schema({"block": Bytes(max_len=MAX_BLOCK)}))
 register(MSG_ATTEST, Schema({"height": Int(low=1), "hash": Bytes(size=32), "sig": Bytes(size=96)}))
 register(MSG_CERT, Schema({"cert": Bytes(max_len=64 << 10)}))
-register(MSG_TXS, Schema({"txs": List(Bytes(max_len=MAX_TX), max_len=256, min_len=1)}))
+register(MSG_TXS, Schema({"txs": List(Bytes(max_len=MAX_TX), max_len=256, min_len=1), "seal": Optional(Bool())}))
+"""``seal``: the sender's batch is complete (its last message): a ``pos``/``lottery`` proposer seals its block at
+once instead of waiting for a quiet mempool (docs/adr/0155)."""

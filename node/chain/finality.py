@@ -3,6 +3,7 @@ certificate (2/3 of the stake finalized another block at a height we hold: rewin
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,8 @@ requests over open connections and one certificate cost ≈ 1 (docs/adr/0148). U
 network) votes are gossiped as before."""
 ATTEST_DIRECT_TIMEOUT = 5.0
 """Deadline of one direct attestation request; on failure the vote is gossiped."""
+FINAL_AT_KEPT = 64
+"""Heights whose finality time :attr:`Finality.final_at` keeps."""
 ATTEST_FALLBACK_S = 10.0
 """A vote sent directly whose block is not final this long after is gossiped too (the proposer died or its
 certificate was lost): finality never depends on one node."""
@@ -49,6 +52,10 @@ class Finality:
         self.rewinds = 0
         self.on_final: Callable[[int, bytes], None] | None = None
         """Called with (height, hash) when our finalized height advances (the node notes it durably)."""
+        self.final_at: dict[int, float] = {}
+        """Wall-clock time (``time.time()``) at which each recent height became final here (the last
+        ``FINAL_AT_KEPT``): ``GET /status`` ``final_at_ms``, read by ``bazaar round`` to time a round to finality on
+        every node without its polling in the figure (docs/adr/0156)."""
 
     def direct(self, height: int) -> bool:
         """Whether votes for ``height`` go to the aggregator by direct request (a large validator set) rather
@@ -154,6 +161,7 @@ class Finality:
         if cert.height > self.svc.chain.height:
             self.pending[cert.height] = cert
             return
+        before = self.svc.chain.finalized_height
         try:
             advanced = self.svc.chain.add_certificate(cert)
         except lerr.InvalidAttestation as err:
@@ -167,11 +175,24 @@ class Finality:
             _events.warning("certificate.rejected", height=cert.height, detail=str(err)[:200])
             return
         if advanced:
+            self._stamp(before, self.svc.chain.finalized_height)
             _events.info("block.final", height=cert.height, hash=cert.block_hash, signers=len(cert.signers))
             if self.on_final is not None:
                 self.on_final(cert.height, cert.block_hash)
             self.tracker.prune(cert.height + 1)
             self.svc.changes.notify()
+
+    def _stamp(self, before: int, after: int) -> None:
+        """Note now as the time heights ``before+1 … after`` became final (the kept window only)."""
+        now = time.time()
+        for h in range(max(before + 1, after - FINAL_AT_KEPT + 1), after + 1):
+            self.final_at[h] = now
+        for h in [h for h in self.final_at if h <= after - FINAL_AT_KEPT]:
+            del self.final_at[h]
+
+    def final_at_status(self) -> dict[str, int]:
+        """``{"<height>": unix ms}`` of the kept heights (``GET /status`` ``final_at_ms``)."""
+        return {str(h): int(t * 1000) for h, t in sorted(self.final_at.items())}
 
     def _certifies_height(self, cert: Certificate) -> bool:
         """Whether ``cert`` is a valid certificate for some block at a height we hold unfinalized."""

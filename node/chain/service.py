@@ -8,6 +8,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import trio
+
 from bazaar.ledger import errors as lerr
 from bazaar.ledger.apply import build_block
 from bazaar.ledger.block import Block
@@ -16,9 +18,11 @@ from bazaar.ledger.checks import BlockCheck
 from bazaar.ledger.evidence import check_evidence
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx, make_tx
-from bazaar.protocol import Envelope, KeyPair, ProtocolError
-from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_ATTEST, PROTO_SYNC
-from bazaar.protocol.transport import MAX_GOSSIP, Transport
+from bazaar.protocol import Envelope, KeyPair, ProtocolError, codec
+from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_ATTEST, PROTO_SYNC, PROTO_TXS
+from bazaar.protocol.errors import ProtocolReason
+from bazaar.protocol.messages import REGISTRY
+from bazaar.protocol.transport import MAX_GOSSIP, PeerUnavailable, RejectRequest, RemoteRejected, Transport
 
 from ..clock import Clock
 from ..logs import Events
@@ -36,6 +40,10 @@ BLOCK_TX_BYTES = MAX_GOSSIP * 3 // 4
 """Bytes of mempool transactions one block carries at most: a block travels whole in one gossip message
 (``MAX_GOSSIP``), with room left for its header, proof and the market contracts' own transactions. Found by
 ``bazaar sim`` (docs/sim.md): 300 cloudchain agents posting at once made a 337 KB block no peer could receive."""
+
+
+DIRECT_TXS_TIMEOUT = 2.0
+"""Deadline of the direct push of a sealed batch to the drawn proposer (the gossiped copy is the fallback)."""
 
 
 class ChainService:
@@ -59,6 +67,14 @@ class ChainService:
         self.observe_import: Callable[[float], None] = lambda seconds: None
         """Called with the seconds each successful :meth:`import_block` took (the node's metrics)."""
         self.highest_seen = 0
+        self.sealed = False
+        """A sealed ``chain/txs`` batch (its sender's batch is complete) arrived since our head last moved: a
+        ``pos``/``lottery`` proposer seals at once instead of waiting for a quiet mempool (docs/adr/0155)."""
+        self.direct_txs_served = 0
+        """Sealed batches sent to us directly as the drawn proposer (``/bazaar/txs/1``)."""
+        self.next_proposer: Callable[[], bytes | None] | None = None
+        """The account drawn to propose the next block at its first attempt (the ``pos``/``lottery`` driver hands
+        it; None for other rules): a sealed batch is also sent to it directly (docs/adr/0159)."""
         self.aggregator: bytes | None = None
         """The account large networks send attestations to (the scenario's first node, docs/adr/0148); None:
         votes are gossiped."""
@@ -70,6 +86,7 @@ class ChainService:
         self.sync = ChainSync(self)
         transport.set_handler(PROTO_SYNC, self.sync.serve)
         transport.set_handler(PROTO_ATTEST, self.finality.serve)
+        transport.set_handler(PROTO_TXS, self.serve_txs)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -150,16 +167,66 @@ class ChainService:
                     return err
         return None
 
-    async def broadcast_txs(self, raws: list[bytes]) -> None:
-        """Keep transactions locally and gossip them in batches of at most ``TXS_PER_MESSAGE``."""
+    async def broadcast_txs(self, raws: list[bytes], *, seal: bool = False) -> None:
+        """Keep transactions locally and gossip them in batches of at most ``TXS_PER_MESSAGE``.
+
+        ``seal``: these transactions complete what the block should carry now (a round's settlement): the last
+        message says so, and a ``pos``/``lottery`` proposer that holds it seals at once (docs/adr/0155)."""
+        if seal:
+            self.sealed = True
         for raw in raws:
             self.add_tx(raw)
+        if seal:
+            self._push_to_proposer(raws)
         for i in range(0, len(raws), TXS_PER_MESSAGE):
-            await self.publish(MSG_TXS, {"txs": raws[i:i + TXS_PER_MESSAGE]})
+            last = i + TXS_PER_MESSAGE >= len(raws)
+            await self.publish(MSG_TXS, {"txs": raws[i:i + TXS_PER_MESSAGE], **({"seal": True} if seal and last
+                                                                               else {})})
 
-    async def submit(self, raws: Sequence[bytes]) -> None:
-        """Keep transactions locally and gossip them in one batch (alias of :meth:`broadcast_txs`)."""
-        await self.broadcast_txs(list(raws))
+    def _push_to_proposer(self, raws: list[bytes]) -> None:
+        """Send a sealed batch straight to the next block's attempt-0 proposer too, when it is another node we are
+        connected to and the batch fits one request: it proposes a gossip hop sooner (docs/adr/0159)."""
+        if self.next_proposer is None or self.spawn is None or len(raws) > TXS_PER_MESSAGE:
+            return
+        try:
+            proposer = self.next_proposer()
+        except lerr.LedgerError:
+            return
+        if proposer is None or proposer == self.key.public or proposer not in self.transport.peers():
+            return
+        body = codec.encode({"txs": raws, "seal": True})
+        if len(body) <= MAX_GOSSIP:
+            self.spawn("txs.direct", self._send_txs, proposer, body)
+
+    async def _send_txs(self, peer: bytes, body: bytes) -> None:
+        try:
+            await self.transport.request(peer, PROTO_TXS, body, timeout=DIRECT_TXS_TIMEOUT)
+        except (PeerUnavailable, RemoteRejected, trio.TooSlowError) as err:  # the gossiped copy still goes
+            _events.info("txs.direct_failed", error=repr(err)[:200])
+
+    async def serve_txs(self, peer: bytes, request: bytes) -> bytes:
+        """``/bazaar/txs/1`` handler: a sealed batch ``{txs, seal}`` (the ``chain/txs`` body) sent to us as the
+        drawn proposer; each transaction is verified and kept as a gossiped one would be. Answers ``{added}``."""
+        try:
+            body = codec.decode(request, max_size=MAX_GOSSIP)
+            REGISTRY.schema(MSG_TXS).check(body)
+        except ProtocolError as err:
+            raise RejectRequest(err.reason) from err
+        if not isinstance(body, dict):
+            raise RejectRequest(ProtocolReason.MALFORMED)
+        added = 0
+        self.direct_txs_served += 1
+        if body.get("seal"):
+            self.sealed = True
+        for raw in body["txs"]:
+            added += self.add_tx(raw) is not None
+        self.changes.notify()
+        return codec.encode({"added": added})
+
+    async def submit(self, raws: Sequence[bytes], *, seal: bool = False) -> None:
+        """Keep transactions locally and gossip them in one batch (:meth:`broadcast_txs`); ``seal``: the batch is
+        complete, a proposer need not wait for more."""
+        await self.broadcast_txs(list(raws), seal=seal)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Return once ``predicate()`` holds after some chain change (``trio.TooSlowError`` at the deadline)."""
@@ -175,9 +242,13 @@ class ChainService:
         return self.chain.block(height)
 
     async def on_txs(self, env: Envelope) -> None:
-        """Gossip handler: a batch of transactions."""
+        """Gossip handler: a batch of transactions (``seal``: its sender's batch is complete)."""
+        if env.body.get("seal"):
+            self.sealed = True
         for raw in env.body["txs"]:
             self.add_tx(raw)
+        if env.body.get("seal"):
+            self.changes.notify()  # a proposer waiting for a quiet mempool may seal now
 
     # ------------------------------------------------------------------ blocks
     def _candidates(self) -> list[bytes]:
@@ -344,6 +415,7 @@ class ChainService:
     async def _imported(self, block: Block, *, announce: bool) -> None:
         """Everything that follows a new head: mempool, market hook, gossip, pending certificate, our vote."""
         self.mempool.prune(self.chain.state)
+        self.sealed = False  # a seal speaks for the batch the next block should carry
         h = block.header.height
         for hooks in self.hooks:
             if hooks.imported is not None:

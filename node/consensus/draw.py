@@ -7,8 +7,10 @@
 Both seeds advance with the proposer's BLS reveal, which is unique per key and height, so no proposer can
 grind the next draw. A block is wanted as soon as the mempool holds a transaction that applies: every node
 notes when that happened for the next height, waits a short quiet window (so a round's batch lands in one
-block), and the draw for attempt ``k = ⌊waited / fallback_s⌋`` may propose — when the attempt-0 proposer is
-silent (crashed, partitioned), the attempt-1 draw takes over after ``fallback_s``, and so on.
+block) — or not at all once the batch's sender sealed it (``chain/txs`` ``seal``: a round's settlement is
+complete, docs/adr/0155) — and the draw for attempt ``k = ⌊waited / fallback_s⌋`` may propose — when the
+attempt-0 proposer is silent (crashed, partitioned), the attempt-1 draw takes over after ``fallback_s``, and so
+on.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class DrawDriver:
         self.proposed = 0
         self.fallbacks = 0
         self._proposed_at: set[tuple[int, int]] = set()
+        node.chain.next_proposer = lambda: self.drawn(0)  # a sealed batch goes to it directly too (ADR 0159)
 
     def drawn(self, attempt: int) -> bytes:
         """The account drawn to propose the next block at ``attempt``."""
@@ -61,17 +64,18 @@ class DrawDriver:
         return lottery_consensus(state, self.node.bls_secret, self.node.network_id, attempt)
 
     async def _quiet(self) -> None:
-        """Wait until no new transaction arrived for ``QUIET_S`` (at most ``MAX_BATCH_WAIT_S``)."""
+        """Wait until a sealed batch arrived (its sender says it is complete: at once) or no new transaction
+        arrived for ``QUIET_S`` (at most ``MAX_BATCH_WAIT_S``)."""
         chain = self.node.chain
         with trio.move_on_after(MAX_BATCH_WAIT_S):
-            while True:
+            while not chain.sealed:
                 size = len(chain.mempool)
 
-                def grew(size: int = size) -> bool:
-                    return len(chain.mempool) != size
+                def changed(size: int = size) -> bool:
+                    return chain.sealed or len(chain.mempool) != size
 
                 with trio.move_on_after(QUIET_S) as quiet:
-                    await chain.changes.wait_for(grew, timeout=QUIET_S * 2)
+                    await chain.changes.wait_for(changed, timeout=QUIET_S * 2)
                 if quiet.cancelled_caught:
                     return
 

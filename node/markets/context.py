@@ -80,8 +80,9 @@ class ChainView(Protocol):
         """Keep a verified transaction in the mempool (None when unusable)."""
         ...
 
-    async def submit(self, raws: Sequence[bytes]) -> None:
-        """Keep transactions locally and gossip them in one batch."""
+    async def submit(self, raws: Sequence[bytes], *, seal: bool = False) -> None:
+        """Keep transactions locally and gossip them in one batch (``seal``: the batch is complete, a ``pos`` or
+        ``lottery`` proposer may seal its block at once, docs/adr/0155)."""
         ...
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:

@@ -2,7 +2,9 @@
 
 Each round asks the market's leader (``POST /round``), then waits until every live node has finalized the
 round's block, and yields the leader's summary with ``final_everywhere`` and ``latency_all_ms`` (from the
-round's start to finality on the last node). Any market: the leader role comes from its spec.
+round's start to finality on the last node, by the nodes' own finality stamps; ``latency_polled_ms``: to when this
+driver saw it, its polling and the leader's report work after finality included). Any market: the leader role
+comes from its spec.
 """
 
 from __future__ import annotations
@@ -66,11 +68,14 @@ def _apply_faults(root: Path, scenario: Any, next_round: int, progress: Callable
             progress(f"fault before round {next_round}: {fault.action} {fault.node}")
 
 
-def _final_everywhere(root: Path, height: int, timeout: float) -> bool:
-    """Whether every live node finalized ``height`` within ``timeout``: the nodes not yet final are asked
-    concurrently, every ``FINAL_POLL_S`` (another process's state: nothing signals it here)."""
+def _final_everywhere(root: Path, height: int, timeout: float) -> tuple[bool, list[int | None]]:
+    """Whether every live node finalized ``height`` within ``timeout``, and the wall-clock time (unix ms) at which
+    each node says it did (its ``GET /status`` ``final_at_ms``; None when it has no stamp, e.g. it synced the
+    height). The nodes not yet final are asked concurrently, every ``FINAL_POLL_S`` (another process's state:
+    nothing signals it here)."""
     info = launcher.NetDir(root).load()
     pending = dict(info["nodes"])
+    stamps: list[int | None] = []
 
     async def probe(name: str, node: dict[str, Any], done: list[str]) -> None:
         try:
@@ -79,6 +84,9 @@ def _final_everywhere(root: Path, height: int, timeout: float) -> bool:
             return
         if isinstance(status, dict) and isinstance(status.get("finalized"), int) and status["finalized"] >= height:
             done.append(name)
+            at = status.get("final_at_ms")
+            stamp = at.get(str(height)) if isinstance(at, dict) else None
+            stamps.append(stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None)
 
     async def wait_all() -> bool:
         with trio.move_on_after(timeout):
@@ -96,7 +104,14 @@ def _final_everywhere(root: Path, height: int, timeout: float) -> bool:
                 await trio.sleep(FINAL_POLL_S)
         return False
 
-    return bool(trio.run(wait_all))
+    return bool(trio.run(wait_all)), stamps
+
+
+def latency_final_ms(started_unix: float, stamps: list[int | None]) -> float | None:
+    """From the round's start (unix seconds) to the last node's own finality stamp; None when a node has none."""
+    if not stamps or any(s is None for s in stamps):
+        return None
+    return round(max(0.0, max(s for s in stamps if s is not None) - started_unix * 1000), 1)
 
 
 def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | None = None,
@@ -119,19 +134,23 @@ def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | Non
         next_round = status.get("rounds", {}).get("round", 0) + 1
         _apply_faults(root, scenario, next_round, progress)
         info = net.load()
-        t0 = time.monotonic()
+        t0, t0_unix = time.monotonic(), time.time()
         try:
             summary = _post_round(info["nodes"][leader_name]["http_port"], round_timeout,
                                   launcher.NetDir(root).control_token())
         except (OSError, trio.TooSlowError, HttpError) as err:
             raise launcher.LaunchError(f"round {next_round} failed at the leader: {err}") from err
         height = summary.get("height")
-        final_everywhere = bool(height is not None and summary.get("final")
-                                and _final_everywhere(root, height, scenario.deadlines["final_s"] + 15))
+        final_everywhere, stamps = (_final_everywhere(root, height, scenario.deadlines["final_s"] + 15)
+                                    if height is not None and summary.get("final") else (False, []))
         summary["final_everywhere"] = final_everywhere
         leader_ms = float(summary.get("latency_ms") or 0.0)
-        summary["latency_all_ms"] = (round(max(leader_ms, (time.monotonic() - t0) * 1000), 1)
-                                     if final_everywhere else None)
+        polled = round(max(leader_ms, (time.monotonic() - t0) * 1000), 1) if final_everywhere else None
+        stamped = latency_final_ms(t0_unix, stamps) if final_everywhere else None
+        # the nodes' own finality stamps when every node has one (the round's end, without the leader's report
+        # work after it or this poll's granularity in it), else what this driver saw (docs/adr/0156)
+        summary["latency_all_ms"] = stamped if stamped is not None else polled
+        summary["latency_polled_ms"] = polled
         if progress:
             progress(progress_line(spec, summary))
         yield summary

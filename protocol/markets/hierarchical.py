@@ -29,6 +29,7 @@ MSG_BUNDLE = "hierarchical/bundle"
 MSG_BUNDLE_ACK = "hierarchical/bundle-ack"
 MSG_UPPER = "hierarchical/upper"
 MSG_LOWER = "hierarchical/lower"
+MSG_LOWER_ACK = "hierarchical/lower-ack"
 
 SETTLEMENT_RECORD = "hierarchical/settlement"
 """Kind of the ``tx/record`` that carries a settled round (its book and outcome) on chain."""
@@ -54,6 +55,7 @@ BID = register(MSG_BID, Schema({
 ACK = Schema({"accepted": Bool(), "reason": Str(max_len=200)})
 register(MSG_BID_ACK, ACK)
 register(MSG_BUNDLE_ACK, ACK)
+register(MSG_LOWER_ACK, ACK)
 BUNDLE = register(MSG_BUNDLE, Schema({
     "values": List(Num(), max_len=MAX_BUNDLES),
     "bids": List(Bytes(max_len=MAX_BID_WIRE), max_len=MAX_MINERS),

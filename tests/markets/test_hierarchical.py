@@ -150,7 +150,7 @@ async def test_a_miner_that_empties_its_account_after_bidding_does_not_stall_the
         ccsp, cheat, other = nodes["ccsp"], nodes["miner-0"], nodes["miner-1"]
         original = ccsp.app._settle  # type: ignore[attr-defined]
 
-        async def settle_after_the_double_spend(round_no, offers, lowers):  # type: ignore[no-untyped-def]
+        async def settle_after_the_double_spend(round_no, offers, *rest):  # type: ignore[no-untyped-def]
             lock_nonce = cheat.chain.state.nonce(cheat.key.public) + 1  # its bid's lock, not on chain yet
             cheat.chain.forget_nonce(lock_nonce)  # sign a transfer with the lock's nonce: only one can land
             drain = cheat.chain.sign_tx("transfer", {"to": other.key.public,
@@ -158,7 +158,7 @@ async def test_a_miner_that_empties_its_account_after_bidding_does_not_stall_the
             assert drain.body["nonce"] == lock_nonce
             await cheat.chain.submit([drain.wire])
             await ccsp.chain.wait_for(lambda: ccsp.chain.state.nonce(cheat.key.public) >= lock_nonce, timeout=20)
-            return await original(round_no, offers, lowers)
+            return await original(round_no, offers, *rest)
 
         ccsp.app._settle = settle_after_the_double_spend  # type: ignore[attr-defined]
         with trio.fail_after(90):

@@ -15,9 +15,9 @@ from bazaar.protocol.markets import hierarchical as msg
 
 from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
-from ..app import RoleApp, on, serve
+from ..app import RoleApp, serve
 from ..context import Refuse, RoleContext
-from .clearing import Cleared, Offer, clear, lower_result, outcome_doc, parse_lower, parse_offer
+from .clearing import Cleared, Offer, clear, lower_result, outcome_doc, parse_lower, parse_offer, settle_cleared
 from .common import MESP, HierarchicalRole
 from .reference import PendingOptimum, ReferenceSolver, reference_instance
 
@@ -60,11 +60,12 @@ class Ccsp(HierarchicalRole):
         rnd.offers.offer(env.sender, offer)
         return {"accepted": True, "reason": ""}
 
-    @on(msg.MSG_LOWER, from_roles=(MESP,))
-    async def on_lower(self, env: Envelope) -> None:
-        """A MESP's signed lower result: kept when it matches our clearing (only the leading CCSP collects)."""
+    @serve(msg.MSG_LOWER, reply=msg.MSG_LOWER_ACK, from_roles=(MESP,))
+    async def on_lower(self, env: Envelope) -> dict[str, Any]:
+        """A MESP's signed lower result, sent to the leading CCSP (the one that collects them; a direct request,
+        not gossip: no other node reads it, docs/adr/0157): kept when it matches our clearing."""
         if self.ctx.key.public != self.roster.leader:
-            return
+            raise Refuse("wrong-round", "only the leading CCSP collects lower results")
         rnd = self.current
         if rnd is None or rnd.lowers is None or rnd.cleared is None or env.round != rnd.number:
             raise Refuse("wrong-round", "no lower results expected now")
@@ -73,6 +74,7 @@ class Ccsp(HierarchicalRole):
         if set(served) != set(expected) or any(abs(served[k] - v) > 1e-9 * max(1.0, v) for k, v in expected.items()):
             raise Refuse("result-mismatch", f"MESP {j}'s lower result differs from the cleared round")
         rnd.lowers.offer(env.sender, (env.wire, served))
+        return {"accepted": True, "reason": ""}
 
     async def open_round(self, rnd: RoundStart) -> RoundResult:
         """Call, collect offers, clear, publish, collect lower results, settle."""
@@ -118,7 +120,8 @@ class Ccsp(HierarchicalRole):
         lowers_got = await self.current.lowers.wait()
         self.current = None
         lower_wires = [lowers_got.answers[k][0] for k in present if k in lowers_got.answers]
-        nonce = await self._settle(rnd.number, offers, lower_wires)
+        lowers = {self.roster.mesps.index(k): lowers_got.answers[k][1] for k in present if k in lowers_got.answers}
+        nonce = await self._settle(rnd.number, offers, lower_wires, cleared, lowers)
         doc = outcome_doc(cleared, len(self.roster.miners), len(self.roster.mesps), self.cfg.multi)
         in_book = {b.miner for b in cleared.book}
         confirmed = {self.roster.mesps[j] for j in cleared.mesps if self.roster.mesps[j] in lowers_got.answers}
@@ -132,14 +135,18 @@ class Ccsp(HierarchicalRole):
         return RoundResult(invited, left_out, nonce, 3 * ctx.deadline("block_s"), metrics=metrics, outcome=doc,
                            private={"optimum": reference})
 
-    async def _settle(self, round_no: int, offers: list[Offer], lower_wires: list[bytes]) -> int | None:
-        """Submit the locks, the escrow settlements, the settlement record and the lottery weights."""
+    async def _settle(self, round_no: int, offers: list[Offer], lower_wires: list[bytes], cleared: Cleared,
+                      lowers: dict[int, dict[bytes, float]]) -> int | None:
+        """Submit the locks, the escrow settlements, the settlement record and the lottery weights (derived from
+        our own clearing of these offers and the lower results we checked as they came: what every importer
+        re-derives from the record)."""
         ctx = self.ctx
         data = {"offers": [o.wire for o in sorted(offers, key=lambda o: o.index)], "lowers": lower_wires}
         if len(codec.encode(data)) > MAX_RECORD_DATA:
             ctx.events.error("round.record_too_large", round=round_no, bytes=len(codec.encode(data)))
             return None  # nothing moves; every lock stays off chain
-        _, settlement = await ctx.compute(lambda: self.settlement_of(round_no, data))
+        ordered = sorted(offers, key=lambda o: o.index)
+        _, settlement = settle_cleared(cleared, round_no, ordered, lowers, self.roster)
         txs = list(settlement.locks)
         for escrow, (to, amount) in sorted(settlement.settles.items()):
             txs.append(ctx.chain.sign_tx("escrow_settle", {"id": escrow, "to": to, "amount": amount},
@@ -151,7 +158,7 @@ class Ccsp(HierarchicalRole):
             last = ctx.chain.sign_tx("record", {"kind": WEIGHTS_RECORD, "data": {"weights": settlement.weights}},
                                      round=round_no)
             txs.append(last.wire)
-        await ctx.chain.submit(txs)
+        await ctx.chain.submit(txs, seal=True)  # the round's whole settlement: a proposer seals at once
         ctx.events.info("round.settlement", round=round_no, txs=len(txs),
                         moved=from_units(sum(a for _, a in settlement.settles.values())))
         return int(last.body["nonce"])

@@ -331,7 +331,13 @@ def expected_settlement(p: dict[str, Any], round_no: int, offers: list[Offer], l
     Raises:
         MechanismError: the offers do not form a valid market.
     """
-    cleared = clear(p, offers)
+    return settle_cleared(clear(p, offers), round_no, offers, lowers, roster)
+
+
+def settle_cleared(cleared: Cleared, round_no: int, offers: list[Offer], lowers: dict[int, dict[bytes, float]],
+                   roster: Roster) -> tuple[Cleared, Settlement]:
+    """:func:`expected_settlement` of a round already cleared from these ``offers`` (the leader's own clearing:
+    the same inputs give the same clearing, so it is not solved twice on the round's path, docs/adr/0157)."""
     locks: list[bytes] = []
     settles: dict[bytes, tuple[bytes, int]] = {}
     for b, j, pay in zip(cleared.book, cleared.assignment, cleared.miner_payments, strict=True):

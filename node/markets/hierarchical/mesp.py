@@ -20,6 +20,9 @@ from ..context import Refuse, RequestFailed
 from .clearing import MinerBid, bundle_row, clear, escrow_id, escrow_ref, lower_result, parse_bid, parse_offer
 from .common import CCSP, MINER, HierarchicalRole
 
+LOWER_TIMEOUT_S = 10.0
+"""How long our lower result may take to reach the leader when we no longer hold the round's call."""
+
 
 @dataclass
 class _Round:
@@ -122,9 +125,16 @@ class Mesp(HierarchicalRole):
         if not same:
             raise Refuse("result-mismatch", "the CCSP's bundles or payments differ from the round's clearing")
         served = lower_result(cleared, self.index)
-        await ctx.publish(msg.MSG_LOWER, {"served": served, "surplus": float(sum(
-            b.bid - self.p["mesp_ask"][self.index] * b.demand for b in cleared.book if b.miner in served))},
-            round=env.round)
+        rnd = self.current
+        deadline_ms = rnd.call["lower_deadline_ms"] if rnd is not None and rnd.number == env.round else None
+        timeout = max(0.1, (deadline_ms - now_ms()) / 1000) if deadline_ms is not None else LOWER_TIMEOUT_S
+        try:  # to the leading CCSP only: no other node reads it (docs/adr/0157)
+            await ctx.ask(self.roster.leader, msg.MSG_LOWER, {"served": served, "surplus": float(sum(
+                b.bid - self.p["mesp_ask"][self.index] * b.demand for b in cleared.book if b.miner in served))},
+                round=env.round, timeout=timeout)
+        except RequestFailed as err:
+            ctx.events.warning("lower.refused", round=env.round, error=str(err)[:200])
+            return
         ctx.events.info("lower.published", round=env.round, served=len(served))
 
 

@@ -8,13 +8,13 @@ from typing import Any
 import trio
 
 from bazaar.ledger.amounts import to_units
-from bazaar.protocol import Envelope
-from bazaar.protocol.envelope import now_ms
+from bazaar.protocol import Envelope, ProtocolError
+from bazaar.protocol.envelope import now_ms, reopen_envelope
 from bazaar.protocol.markets import hierarchical as msg
 
 from ..app import RoleApp, on
 from ..context import RequestFailed, RoleContext
-from .clearing import escrow_id, escrow_ref, parse_offer
+from .clearing import escrow_id, escrow_ref
 from .common import CCSP, HierarchicalRole
 from .mesp import reach_of
 
@@ -26,7 +26,8 @@ class Miner(HierarchicalRole):
 
     def __init__(self, ctx: RoleContext) -> None:
         super().__init__(ctx)
-        self.pending: dict[int, int] = {}
+        self.pending: dict[int, tuple[int, bytes]] = {}
+        """Per round: our escrow lock's nonce and our signed bid, until the round's upper result."""
 
     @property
     def index(self) -> int:
@@ -58,8 +59,8 @@ class Miner(HierarchicalRole):
             "expires": env.body["expires"], "arbiter": self.roster.leader, "ref": escrow_ref(env.round)},
             round=env.round)
         nonce = int(lock.body["nonce"])
-        self.pending[env.round] = nonce
         bid = ctx.seal(msg.MSG_BID, {**mine, "reach": reach, "escrow": lock.wire}, round=env.round)
+        self.pending[env.round] = (nonce, bid.wire)
         timeout = max(0.1, (env.body["bid_deadline_ms"] - now_ms()) / 1000)
         accepted = 0
 
@@ -75,23 +76,36 @@ class Miner(HierarchicalRole):
             for j in reach:
                 nursery.start_soon(send, j)
         if not accepted:
-            if self.pending.get(env.round) == nonce:
+            if self.pending.get(env.round, (None,))[0] == nonce:
                 del self.pending[env.round]
             ctx.chain.forget_nonce(nonce)
         ctx.events.info("bid.sent", round=env.round, accepted=accepted, bid=mine["bid"])
 
     @on(msg.MSG_UPPER, from_roles=(CCSP,))
     async def on_upper(self, env: Envelope) -> None:
-        """If our bid is not in the cleared book, the lock never lands: give its nonce back."""
+        """If our bid is not in the cleared book, the lock never lands: give its nonce back.
+
+        Only our own signed bid is looked for among the offers' bids (its exact bytes: nobody else can make
+        them), so no other signature is checked here — the settlement contract checks every one on import, and
+        checking them all in each of the round's miners cost as much CPU as the block checks (docs/adr/0157)."""
         self.from_leader(env)
-        nonce = self.pending.pop(env.round, None)
-        if nonce is None:
+        pending = self.pending.pop(env.round, None)
+        if pending is None:
             return
-        offers = [parse_offer(w, self.ctx.network_id, env.round, self.roster, self.steps, self.cfg.max_bid)
-                  for w in env.body["offers"]]
-        if not any(b.miner == self.ctx.key.public for o in offers for b in o.bids):
+        nonce, wire = pending
+        if not any(wire in _bids_of(w, self.ctx.network_id) for w in env.body["offers"]):
             self.ctx.chain.forget_nonce(nonce)
             self.ctx.events.warning("bid.left_out", round=env.round)
+
+
+def _bids_of(offer_wire: bytes, network_id: str) -> list[bytes]:
+    """The bid wires a MESP's offer forwards (decoded without checking the offer's signature: the caller only
+    looks for bytes it signed itself); none when the offer does not decode."""
+    try:
+        bids = reopen_envelope(offer_wire, network_id).body.get("bids")
+    except ProtocolError:
+        return []
+    return [b for b in bids if isinstance(b, bytes)] if isinstance(bids, list) else []
 
 
 APP = RoleApp("miner", Miner)

@@ -187,7 +187,7 @@ class Requester(TbcimRole):
         if weights and ctx.scenario.consensus == "pos":
             txs.append(ctx.chain.sign_tx("record", {"kind": WEIGHTS_RECORD, "data": {"weights": weights}},
                                          round=rnd.number).wire)
-        await ctx.chain.submit(txs)
+        await ctx.chain.submit(txs, seal=True)  # the auction's whole batch: a proposer seals at once
         ctx.events.info("auction.submitted", task=task, bids=len(bid_wires), winners=len(winners),
                         paid=from_units(sum(auction.paid_units().values())))
         lowers = await cur.lowers.wait()
@@ -224,7 +224,7 @@ class Requester(TbcimRole):
         record = ctx.chain.sign_tx("record", {"kind": msg.EPOCH_RECORD, "data": {
             "task": book.task, "epoch": epoch, "parent": book.model, "model": result.model_hash,
             "verdicts": [e.wire for e in kept]}}, round=rnd.number)
-        await ctx.chain.submit([record.wire])
+        await ctx.chain.submit([record.wire], seal=True)
         acc = mk.accuracy(self.cfg, self.data, result.model)
         self.accuracy.setdefault(book.task, [])[epoch:] = [acc]
         missing = [ctx.name_of(k) for k in active if k not in got.answers]
@@ -281,7 +281,7 @@ class Requester(TbcimRole):
         for eid in ids:
             if eid in state.escrows:
                 txs.append(ctx.chain.sign_tx("escrow_release", {"id": eid}, round=rnd.number))
-        await ctx.chain.submit([t.wire for t in txs])
+        await ctx.chain.submit([t.wire for t in txs], seal=True)
         ctx.events.info("task.final", task=book.task, released=len(txs) - 1)
         return int(txs[-1].body["nonce"])
 
