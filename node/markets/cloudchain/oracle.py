@@ -41,6 +41,13 @@ AGGREGATE_GRACE_S = 1.5
 """How long an oracle that is not a task's first aggregator waits before posting the quorum itself."""
 DISSENT_WAIT_S = 0.5
 """How long an aggregator that has t matching attestations waits for the remaining oracles' (their dissent)."""
+CUT_GRACE_S = 1.0
+"""How long past a task's deadline (on our clock, from the allocation) an oracle waits for a block stamped past
+the deadline before it calls the result missing on its own (a quiet chain seals no block: docs/adr/0165)."""
+FETCH_TRIES = 2
+"""Attempts to fetch a result's blob before the spot check counts it as not delivered correctly."""
+EARLY_KEEP = 4096
+"""Attestations kept for tasks whose allocation this oracle has not imported yet (oldest dropped first)."""
 SETTLE_MARGIN_S = 10.0
 WARM_UP_S = 30.0
 READY_S = 30.0
@@ -59,6 +66,12 @@ class _Watch:
     task: bytes = b""
     """The task's key (``key`` is a ruling's own watch key when this watches a dispute)."""
     ruling: bool = False
+    alloc_ms: int | None = None
+    """The timestamp of the block that allocated the task (the chain's clock)."""
+    result_ms: int | None = None
+    """The timestamp of the block that carried the result, if it came before the cut."""
+    cut_ms: int | None = None
+    """The timestamp of the first block of our chain stamped past the deadline (the verdict's cut)."""
 
 
 def ruling_key(task: bytes) -> bytes:
@@ -90,6 +103,11 @@ class OracleNode(CloudchainRole):
         self.watching: dict[bytes, _Watch] = {}
         self.examined: set[bytes] = set()
         self.probed: dict[tuple[bytes, int], tuple[trio.Event, list[tuple[float, float]]]] = {}
+        self.early: dict[bytes, dict[int, dict[str, Any]]] = {}
+        """Task key -> oracle index -> a verified attestation that came before we saw the task allocated."""
+        self.uncut: set[bytes] = set()
+        """Allocated tasks whose deadline no block of our chain has passed yet."""
+        """Task key -> oracle index -> a verified attestation that came before we saw the task allocated."""
         self.liar = ctx.name in self.cfg.lying_oracles or LYING_ORACLE in ctx.byzantine
         self.attested = 0
         self.quorums = 0
@@ -109,16 +127,31 @@ class OracleNode(CloudchainRole):
 
     @on_block
     def on_alloc(self, block: Block) -> None:
-        """Start examining every task the block allocates."""
+        """Start examining every task the block allocates; note the chain's time of every result and of the first
+        block past each watched task's deadline (the verdict's cut: docs/adr/0165)."""
+        stamp = block.header.timestamp_ms
         for t in decode_all(block, self.ctx.network_id) or []:
-            if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] == msg.ALLOC \
-                    and t.sender == block.header.proposer:
+            if t.type != "tx/record" or t.market != msg.MARKET:
+                continue
+            if t.body["kind"] == msg.ALLOC and t.sender == block.header.proposer:
                 for key, prov in zip(t.body["data"]["tasks"], t.body["data"]["providers"], strict=True):
                     if prov and key not in self.examined:
                         self.examined.add(key)
                         watch = self.watching.setdefault(key, _Watch(key, prov, trio.current_time()))
                         watch.started = trio.current_time()  # our clock starts when we see the allocation
+                        watch.alloc_ms = stamp
+                        for idx, body in sorted(self.early.pop(key, {}).items()):
+                            self._take(idx, body)
                         self.ctx.spawn(f"examine.{key.hex()[:8]}", self.examine, key)
+                        self.uncut.add(key)
+            elif t.body["kind"] == msg.RESULT and t.body["data"].get("task") in self.uncut:
+                done = self.watching[t.body["data"]["task"]]
+                if done.result_ms is None:
+                    done.result_ms = stamp
+        deadline_ms = self.cfg.deadline_s * 1000
+        for key in [k for k in self.uncut if stamp - (self.watching[k].alloc_ms or stamp) > deadline_ms]:
+            self.watching[key].cut_ms = stamp
+            self.uncut.discard(key)
 
     async def probe(self, provider: bytes, bound_ms: float) -> tuple[float, float]:
         """``(least round trip in ms of the answered probes, share of probes answered before the timeout)``.
@@ -172,27 +205,34 @@ class OracleNode(CloudchainRole):
         return slot[1][0] if slot[1] else (math.inf, 0.0)
 
     async def examine(self, key: bytes) -> None:
-        """Probe the provider while waiting for the result (its completion time), spot-check it, attest."""
+        """Probe the provider while waiting for the result, spot-check it, attest.
+
+        Whether the result came in time is read from the chain, not from our clock (docs/adr/0165): its
+        completion is the time between the blocks that allocated the task and carried the result, and the
+        verdict is cut at the first block of our chain stamped past the deadline — a result carried by a
+        block before the cut counts (``met`` or ``late``), one after it is ``missing``. Every oracle that
+        follows the same chain reads the same completion and the same cut, however late it imports the blocks.
+        Only when no block past the deadline comes (a quiet chain) does our clock cut, ``CUT_GRACE_S`` after
+        the deadline."""
         ctx, watch = self.ctx, self.watching[key]
         entry = self.book.tasks.get(key)
         if entry is None:
             return
         task = entry.task
         probes: list[tuple[float, float]] = []
-        seen: list[float] = []
 
-        def resulted() -> bool:
+        def decided() -> bool:
             e = self.book.tasks.get(key)
-            return e is None or bool(e.result) or e.state != "allocated"
+            return e is None or e.state != "allocated" or watch.result_ms is not None or watch.cut_ms is not None
 
         async def take_probes() -> None:
             probes.append(await self.measured(watch.provider, entry.round, task.sla.latency_ms))
 
         async def await_result() -> None:
             with contextlib.suppress(trio.TooSlowError):
-                await ctx.chain.wait_for(resulted, timeout=max(0.0, watch.started + task.sla.deadline_s
-                                                               - trio.current_time()))
-                seen.append(trio.current_time())
+                await ctx.chain.wait_for(decided, timeout=max(0.0, watch.started + task.sla.deadline_s
+                                                              + CUT_GRACE_S - trio.current_time()))
+            if watch.result_ms is not None:
                 ctx.events.info("oracle.result_seen", task=task.id)
 
         async with trio.open_nursery() as nursery:
@@ -202,9 +242,14 @@ class OracleNode(CloudchainRole):
         current = self.book.tasks.get(key)
         if current is None or current.state != "allocated":
             return  # decided without us
-        completion_ms = ((seen[0] if seen else trio.current_time()) - watch.started) * 1000
-        ok = bool(current.result) and await self.check_result(current, watch.provider, self.index)
-        verdict = judge(task, bool(current.result), ok, rtt, availability, completion_ms)
+        if watch.alloc_ms is not None and watch.result_ms is not None:
+            delivered, completion_ms = bool(current.result), float(watch.result_ms - watch.alloc_ms)
+        elif watch.alloc_ms is not None and watch.cut_ms is not None:
+            delivered, completion_ms = False, float(watch.cut_ms - watch.alloc_ms)
+        else:  # no block past the deadline came (or we folded the blocks without seeing them): our clock
+            delivered, completion_ms = bool(current.result), (trio.current_time() - watch.started) * 1000
+        ok = delivered and await self.check_result(current, watch.provider, self.index)
+        verdict = judge(task, delivered, ok, rtt, availability, completion_ms)
         await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
 
     async def check_result(self, entry: Any, provider: bytes, sample_seed: int) -> bool:
@@ -214,10 +259,10 @@ class OracleNode(CloudchainRole):
         ctx, task = self.ctx, entry.task
         try:
             t_fetch = trio.current_time()
-            model = await self.blobs.fetch(entry.result, provider, size=entry.sizes[0], timeout=5.0)
+            model = await self._fetch(entry.result, provider, entry.sizes[0])
             ctx.events.info("oracle.fetched", task=task.id, bytes=len(model),
                             ms=round((trio.current_time() - t_fetch) * 1000, 2))
-            meta_raw = await self.blobs.fetch(entry.meta, provider, size=entry.sizes[1], timeout=5.0)
+            meta_raw = await self._fetch(entry.meta, provider, entry.sizes[1])
             meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
             return isinstance(meta, dict) and bool(await ctx.compute(
                 lambda: spot_check(task.kind, task.units, entry.seed, model, meta, epsilon=task.epsilon,
@@ -225,6 +270,18 @@ class OracleNode(CloudchainRole):
         except (RequestFailed, ValueError, TypeError) as err:
             ctx.events.warning("oracle.fetch_failed", task=task.id, error=str(err)[:120])
             return False
+
+    async def _fetch(self, h: bytes, provider: bytes, size: int) -> bytes:
+        """A result blob, asked for again once when the first request gets no answer (a busy provider or a
+        request lost on a loaded machine is not a wrong result); a blob that does not match fails at once."""
+        for attempt in range(FETCH_TRIES):
+            try:
+                return await self.blobs.fetch(h, provider, size=size, timeout=5.0)
+            except RequestFailed as err:
+                if err.reason == "bad-answer" or attempt == FETCH_TRIES - 1:
+                    raise
+                self.ctx.events.info("oracle.fetch_retry", error=str(err)[:120])
+        raise AssertionError("unreachable")
 
     async def attest(self, key: bytes, verdict: str, result: bytes, rtt: float, availability: float,
                      completion_ms: float, round_no: int, prefix: str) -> None:
@@ -280,14 +337,20 @@ class OracleNode(CloudchainRole):
             provider = done.provider
         else:
             entry = self.book.tasks.get(key)
-            if entry is None or entry.state != "allocated":
+            if key in self.book.closed or key in self.settled or (entry is not None and entry.state == "decided"):
                 raise Refuse("unknown-task", "no allocated task awaits a verdict under this key")
-            provider = entry.provider
+            provider = entry.provider if entry is not None else b""
         idx = self.oracles.index(env.sender)
         pk = self.ctx.chain.state.validators.get(env.sender)
         if b["verdict"].removeprefix(msg.RULING_PREFIX) not in msg.VERDICTS or pk is None or not bls.verify(
                 pk, msg.verdict_message(self.ctx.network_id, key, b["verdict"], b["result"]), b["sig"]):
             raise Refuse("bad-attestation", "unknown verdict or BLS signature that does not verify")
+        if not ruling and (entry is None or entry.state != "allocated"):
+            # an oracle ahead of us attested a task whose allocation we have not imported yet: keep it for then
+            self.early.setdefault(key, {})[idx] = b
+            while sum(len(v) for v in self.early.values()) > EARLY_KEEP:
+                del self.early[next(iter(self.early))]
+            return
         wk = ruling_key(key) if ruling else key
         if wk not in self.watching:
             self.watching[wk] = _Watch(wk, provider, trio.current_time(), task=key, ruling=ruling)
