@@ -42,8 +42,11 @@ AGGREGATE_GRACE_S = 1.5
 DISSENT_WAIT_S = 0.5
 """How long an aggregator that has t matching attestations waits for the remaining oracles' (their dissent)."""
 CUT_GRACE_S = 1.0
-"""How long past a task's deadline (on our clock, from the allocation) an oracle waits for a block stamped past
-the deadline before it calls the result missing on its own (a quiet chain seals no block: docs/adr/0165)."""
+"""How long past a task's deadline (on our clock, from the allocation) and past the last block it imported an oracle
+waits for a block stamped past the deadline before it calls the result missing on its own (a quiet chain seals no
+block: docs/adr/0165)."""
+CUT_HOLD_S = 10.0
+"""The longest an oracle still importing blocks waits past ``CUT_GRACE_S`` for the block past the deadline."""
 FETCH_TRIES = 2
 """Attempts to fetch a result's blob before the spot check counts it as not delivered correctly."""
 EARLY_KEEP = 4096
@@ -72,6 +75,8 @@ class _Watch:
     """The timestamp of the block that carried the result, if it came before the cut."""
     cut_ms: int | None = None
     """The timestamp of the first block of our chain stamped past the deadline (the verdict's cut)."""
+    remeasured: bool = False
+    """Whether we measured again because every oracle attested and no t of them agreed."""
 
 
 def ruling_key(task: bytes) -> bytes:
@@ -105,6 +110,8 @@ class OracleNode(CloudchainRole):
         self.probed: dict[tuple[bytes, int], tuple[trio.Event, list[tuple[float, float]]]] = {}
         self.early: dict[bytes, dict[int, dict[str, Any]]] = {}
         """Task key -> oracle index -> a verified attestation that came before we saw the task allocated."""
+        self.last_block_at = 0.0
+        """When (our clock) we last imported a block."""
         self.uncut: set[bytes] = set()
         """Allocated tasks whose deadline no block of our chain has passed yet."""
         """Task key -> oracle index -> a verified attestation that came before we saw the task allocated."""
@@ -130,6 +137,7 @@ class OracleNode(CloudchainRole):
         """Start examining every task the block allocates; note the chain's time of every result and of the first
         block past each watched task's deadline (the verdict's cut: docs/adr/0165)."""
         stamp = block.header.timestamp_ms
+        self.last_block_at = trio.current_time()
         for t in decode_all(block, self.ctx.network_id) or []:
             if t.type != "tx/record" or t.market != msg.MARKET:
                 continue
@@ -198,7 +206,11 @@ class OracleNode(CloudchainRole):
             for old in [k for k in self.probed if k[1] < round_no - 1]:
                 del self.probed[old]
             try:
+                t_probe = trio.current_time()
                 slot[1].append(await self.probe(provider, bound_ms))
+                self.ctx.events.info("oracle.probed", round=round_no, provider=self.ctx.name_of(provider),
+                                     rtt_ms=min(slot[1][0][0], 1e9),
+                                     ms=round((trio.current_time() - t_probe) * 1000, 1))
             finally:
                 slot[0].set()
         await slot[0].wait()
@@ -212,14 +224,16 @@ class OracleNode(CloudchainRole):
         verdict is cut at the first block of our chain stamped past the deadline — a result carried by a
         block before the cut counts (``met`` or ``late``), one after it is ``missing``. Every oracle that
         follows the same chain reads the same completion and the same cut, however late it imports the blocks.
-        Only when no block past the deadline comes (a quiet chain) does our clock cut, ``CUT_GRACE_S`` after
-        the deadline."""
+        Only when no block past the deadline comes (a quiet chain) does our clock cut: ``CUT_GRACE_S`` after the
+        deadline and after the last block we imported (an oracle that lags behind a loaded network keeps
+        importing blocks, and waits for the one past the deadline, at most ``CUT_HOLD_S`` more)."""
         ctx, watch = self.ctx, self.watching[key]
         entry = self.book.tasks.get(key)
         if entry is None:
             return
         task = entry.task
         probes: list[tuple[float, float]] = []
+        ctx.events.info("oracle.examine", round=entry.round, task=task.id)
 
         def decided() -> bool:
             e = self.book.tasks.get(key)
@@ -229,9 +243,16 @@ class OracleNode(CloudchainRole):
             probes.append(await self.measured(watch.provider, entry.round, task.sla.latency_ms))
 
         async def await_result() -> None:
-            with contextlib.suppress(trio.TooSlowError):
-                await ctx.chain.wait_for(decided, timeout=max(0.0, watch.started + task.sla.deadline_s
-                                                              + CUT_GRACE_S - trio.current_time()))
+            # our clock cuts only a quiet chain: past the deadline and CUT_GRACE_S after the last block we
+            # imported (an oracle still importing a backlog waits for the block past the deadline)
+            limit = watch.started + task.sla.deadline_s + CUT_GRACE_S
+            while not decided():
+                now = trio.current_time()
+                wake = min(max(limit, self.last_block_at + CUT_GRACE_S), limit + CUT_HOLD_S)
+                if now >= wake:
+                    break
+                with contextlib.suppress(trio.TooSlowError):
+                    await ctx.chain.wait_for(decided, timeout=wake - now)
             if watch.result_ms is not None:
                 ctx.events.info("oracle.result_seen", task=task.id)
 
@@ -250,6 +271,28 @@ class OracleNode(CloudchainRole):
             delivered, completion_ms = bool(current.result), (trio.current_time() - watch.started) * 1000
         ok = delivered and await self.check_result(current, watch.provider, self.index)
         verdict = judge(task, delivered, ok, rtt, availability, completion_ms)
+        await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
+
+    async def remeasure(self, key: bytes) -> None:
+        """Every oracle attested a task and no t of them agree: probe the provider again and attest anew (the
+        completion and the cut are the chain's, the same for all; what varies between honest oracles is the
+        probes' round trip near the bound and a fetch that got no answer). Each oracle does this once per task;
+        a vote still split after it leaves the task to ``task_expiry`` as before (docs/adr/0165)."""
+        watch, entry = self.watching[key], self.book.tasks.get(key)
+        if entry is None or entry.state != "allocated" or self.index not in watch.attestations:
+            return
+        ctx, task = self.ctx, entry.task
+        rtt, availability = await self.probe(watch.provider, task.sla.latency_ms)
+        current = self.book.tasks.get(key)
+        if current is None or current.state != "allocated":
+            return
+        if watch.alloc_ms is not None and watch.result_ms is not None:
+            delivered, completion_ms = bool(current.result), float(watch.result_ms - watch.alloc_ms)
+        else:
+            delivered, completion_ms = False, watch.attestations[self.index][3]
+        ok = delivered and await self.check_result(current, watch.provider, self.index)
+        verdict = judge(task, delivered, ok, rtt, availability, completion_ms)
+        ctx.events.info("oracle.remeasured", task=task.id, verdict=verdict)
         await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
 
     async def check_result(self, entry: Any, provider: bytes, sample_seed: int) -> bool:
@@ -363,6 +406,10 @@ class OracleNode(CloudchainRole):
         if self._agreeing(watch) is not None and not watch.posted and not watch.quorum.is_set():
             watch.quorum.set()
             self.ctx.spawn(f"quorum.{watch.key.hex()[:8]}", self.aggregate, watch.key)
+        elif not ruling and not watch.remeasured and len(watch.attestations) == len(self.oracles) \
+                and self._agreeing(watch) is None and not self._decided(watch.key):
+            watch.remeasured = True  # a split vote (probes near the bound on a loaded machine): measure once more
+            self.ctx.spawn(f"remeasure.{watch.key.hex()[:8]}", self.remeasure, watch.key)
 
     def _agreeing(self, watch: _Watch) -> tuple[str, bytes, list[int]] | None:
         groups: dict[tuple[str, bytes], list[int]] = {}
@@ -460,9 +507,13 @@ class OracleNode(CloudchainRole):
         await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": len(landed)}},
                                                   round=rnd.number).wire])
         t_window = trio.current_time()
+        ctx.events.info("oracle.window", round=rnd.number, landed=len(landed), planned=len(ids),
+                        s=round(t_window - t_call, 3))
         settle_s = self.cfg.deadline_s + ctx.deadline("settle_s")
         with trio.move_on_after(settle_s + SETTLE_MARGIN_S):
             await ctx.chain.wait_for(lambda: all(k in self.settled for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
+        ctx.events.info("oracle.settled", round=rnd.number, settled=sum(k in self.settled for k in landed),
+                        landed=len(landed), s=round(trio.current_time() - t_window, 3))
         close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
         await ctx.chain.submit([close.wire])
         names = {e.key: e.name for e in ctx.peers()}
