@@ -47,6 +47,17 @@ def _events(root: Path) -> list[dict[str, Any]]:
     return [r.to_json() for r in merged(files) if r.event]
 
 
+def _wait_synced(info: dict[str, Any], deadline: float) -> bool:
+    """Wait until every node reports ``synced`` (the leader refuses a round before; a large network takes a
+    while). Polls ``/status``: a benchmark's wait, with a deadline."""
+    while time.monotonic() < deadline:
+        st = [launcher.node_status(v, timeout=10) for v in info["nodes"].values()]
+        if all(s is not None and s.get("synced", True) for s in st):
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def breakdown(events: list[dict[str, Any]], result: dict[str, Any], leader: str) -> dict[str, Any]:
     """The phases of one round (seconds) from the merged log events and the driver's round result."""
     rnd = int(result["round"])
@@ -99,9 +110,10 @@ def measure(scenario: str, rounds: int, keep: Path | None = None) -> dict[str, A
         root = (keep or Path(tmp)) / "net"
         load0 = os.getloadavg()
         t0 = time.monotonic()
-        launcher.net_up(scenario, root, log_json=True)
+        info = launcher.net_up(scenario, root, log_json=True)
         up = time.monotonic() - t0
         try:
+            _wait_synced(info, time.monotonic() + 300)
             list(run_rounds(root, 1))  # warm-up: bonds, registrations, the agents' funds
             results = list(run_rounds(root, rounds))
         finally:

@@ -118,6 +118,8 @@ class OracleNode(CloudchainRole):
         self.liar = ctx.name in self.cfg.lying_oracles or LYING_ORACLE in ctx.byzantine
         self.attested = 0
         self.quorums = 0
+        self.was_ready = False
+        """Whether the leader has waited for the network's bonds and funds once (it does so only once)."""
 
     # ------------------------------------------------------------------ examining tasks
     @lifespan
@@ -484,13 +486,20 @@ class OracleNode(CloudchainRole):
         providers = [e.key for e in ctx.peers(PROVIDER) if e.key in connected]
         hosts = [e.key for e in requesters if e.key in connected]
 
+        t_ready = trio.current_time()
+
         def ready() -> bool:
             state, book = ctx.chain.state, self.book
             return {a for a, _ in book.bonded(state)} >= set(providers) and all(
                 h in book.hosts and all(state.balance(a) > 0 for a in book.hosts[h]) for h in hosts)
 
-        with trio.move_on_after(READY_S):  # a fresh network: bonds, profiles and the agents' funds land first
-            await ctx.chain.wait_for(ready, timeout=READY_S)
+        if not self.was_ready:  # a fresh network: bonds, profiles and the agents' funds land first
+            with trio.move_on_after(READY_S):
+                await ctx.chain.wait_for(ready, timeout=READY_S)
+            # once: a provider whose bond never landed is a missing participant, not a reason to hold every
+            # round READY_S (cloudchain-30d: the condition never held and each day's call came 30 s late)
+            self.was_ready = True
+            ctx.events.info("oracle.ready", ready=ready(), s=round(trio.current_time() - t_ready, 3))
         registry = list(self.book.providers.values())
         unservable = sorted(t.id for _, t, _ in plan if not any(eligible(t, p) for p in registry))
         ids = [task.id for _, task, _ in plan if task.id not in unservable]
