@@ -42,13 +42,11 @@ AGGREGATE_GRACE_S = 1.5
 DISSENT_WAIT_S = 0.5
 """How long an aggregator that has t matching attestations waits for the remaining oracles' (their dissent)."""
 CUT_GRACE_S = 1.0
-"""How long past a task's deadline (on our clock, from the allocation) and past the last block it imported an oracle
-waits for a block stamped past the deadline before it calls the result missing on its own (a quiet chain seals no
-block: docs/adr/0165)."""
+"""How long past a task's deadline (on our clock, from the allocation) and past the last block it imported, beyond
+the scenario's ``block_s``, an oracle waits for a block stamped past the deadline before it calls the result
+missing on its own (a quiet chain seals no block: docs/adr/0165)."""
 CUT_HOLD_S = 10.0
-"""The longest an oracle still importing blocks waits past ``CUT_GRACE_S`` for the block past the deadline."""
-FETCH_TRIES = 2
-"""Attempts to fetch a result's blob before the spot check counts it as not delivered correctly."""
+"""The longest an oracle still importing blocks waits past its grace for the block past the deadline."""
 EARLY_KEEP = 4096
 """Attestations kept for tasks whose allocation this oracle has not imported yet (oldest dropped first)."""
 SETTLE_MARGIN_S = 10.0
@@ -226,8 +224,8 @@ class OracleNode(CloudchainRole):
         verdict is cut at the first block of our chain stamped past the deadline — a result carried by a
         block before the cut counts (``met`` or ``late``), one after it is ``missing``. Every oracle that
         follows the same chain reads the same completion and the same cut, however late it imports the blocks.
-        Only when no block past the deadline comes (a quiet chain) does our clock cut: ``CUT_GRACE_S`` after the
-        deadline and after the last block we imported (an oracle that lags behind a loaded network keeps
+        Only when no block past the deadline comes (a quiet chain) does our clock cut: ``block_s + CUT_GRACE_S``
+        after the deadline and after the last block we imported (an oracle that lags behind a loaded network keeps
         importing blocks, and waits for the one past the deadline, at most ``CUT_HOLD_S`` more)."""
         ctx, watch = self.ctx, self.watching[key]
         entry = self.book.tasks.get(key)
@@ -245,12 +243,14 @@ class OracleNode(CloudchainRole):
             probes.append(await self.measured(watch.provider, entry.round, task.sla.latency_ms))
 
         async def await_result() -> None:
-            # our clock cuts only a quiet chain: past the deadline and CUT_GRACE_S after the last block we
-            # imported (an oracle still importing a backlog waits for the block past the deadline)
-            limit = watch.started + task.sla.deadline_s + CUT_GRACE_S
+            # our clock cuts only a quiet chain: past the deadline and a grace after the last block we imported
+            # (an oracle still importing a backlog waits for the block past the deadline); block_s is a fallback
+            # proposer's wait, so a live chain seals a pending transaction within about that long
+            grace = ctx.deadline("block_s") + CUT_GRACE_S
+            limit = watch.started + task.sla.deadline_s + grace
             while not decided():
                 now = trio.current_time()
-                wake = min(max(limit, self.last_block_at + CUT_GRACE_S), limit + CUT_HOLD_S)
+                wake = min(max(limit, self.last_block_at + grace), limit + CUT_HOLD_S)
                 if now >= wake:
                     break
                 with contextlib.suppress(trio.TooSlowError):
@@ -304,10 +304,10 @@ class OracleNode(CloudchainRole):
         ctx, task = self.ctx, entry.task
         try:
             t_fetch = trio.current_time()
-            model = await self._fetch(entry.result, provider, entry.sizes[0])
+            model = await self.blobs.fetch(entry.result, provider, size=entry.sizes[0], timeout=5.0)
             ctx.events.info("oracle.fetched", task=task.id, bytes=len(model),
                             ms=round((trio.current_time() - t_fetch) * 1000, 2))
-            meta_raw = await self._fetch(entry.meta, provider, entry.sizes[1])
+            meta_raw = await self.blobs.fetch(entry.meta, provider, size=entry.sizes[1], timeout=5.0)
             meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
             return isinstance(meta, dict) and bool(await ctx.compute(
                 lambda: spot_check(task.kind, task.units, entry.seed, model, meta, epsilon=task.epsilon,
@@ -315,18 +315,6 @@ class OracleNode(CloudchainRole):
         except (RequestFailed, ValueError, TypeError) as err:
             ctx.events.warning("oracle.fetch_failed", task=task.id, error=str(err)[:120])
             return False
-
-    async def _fetch(self, h: bytes, provider: bytes, size: int) -> bytes:
-        """A result blob, asked for again once when the first request gets no answer (a busy provider or a
-        request lost on a loaded machine is not a wrong result); a blob that does not match fails at once."""
-        for attempt in range(FETCH_TRIES):
-            try:
-                return await self.blobs.fetch(h, provider, size=size, timeout=5.0)
-            except RequestFailed as err:
-                if err.reason == "bad-answer" or attempt == FETCH_TRIES - 1:
-                    raise
-                self.ctx.events.info("oracle.fetch_retry", error=str(err)[:120])
-        raise AssertionError("unreachable")
 
     async def attest(self, key: bytes, verdict: str, result: bytes, rtt: float, availability: float,
                      completion_ms: float, round_no: int, prefix: str) -> None:
