@@ -10,8 +10,9 @@ the nodes logged, on the round leader's clock unless named:
 * ``alloc``     — window record to the first task examined (the allocation block imported, leader);
 * ``results``   — allocation to the last result on chain (leader's ``oracle.result_seen``; the providers' jobs,
   the participants' work, are inside: ``work_s`` is the largest ``job.done`` time);
-* ``attest``    — last result to the last attestation (any oracle: probes, blob fetches, spot checks);
-* ``quorum``    — last attestation to the last quorum record posted (any oracle);
+* ``attest``    — last result to the last attestation (any oracle: probes, blob fetches, spot checks; a slow
+  oracle's attestation after its task's quorum counts too, so this phase can outlast what gates settlement);
+* ``quorum``    — last attestation to the last quorum record posted (any oracle, duplicates included);
 * ``settle``    — last quorum to every task of the round settled on the leader's chain (``oracle.settled``);
 * ``close``     — settled to the round closed (the close record's block);
 * ``final``     — closed to final on every node (the driver's ``latency_all_ms``).
@@ -78,8 +79,10 @@ def breakdown(events: list[dict[str, Any]], result: dict[str, Any], leader: str)
     t_settled = next((e["ts"] for e in mine if e["event"] == "oracle.settled" and e.get("round") == rnd), t_quorum)
     latency_all = result.get("latency_all_ms")
     t_final = t0 + latency_all / 1000 if latency_all is not None else None
-    marks = [t0, t_window, t_alloc, max(t_alloc, t_results), max(t_results, t_attest), max(t_attest, t_quorum),
-             max(t_quorum, t_settled), t_closed]
+    marks = [t0, t_window, t_alloc, t_results, t_attest, t_quorum, t_settled, t_closed]
+    for i in range(1, len(marks)):  # a late attestation or a duplicate quorum may come after the settlement
+        marks[i] = max(marks[i], marks[i - 1]) if i < len(marks) - 1 else marks[i]
+    marks[-2] = min(marks[-2], t_closed)
     phases = {name: round(b - a, 3) for name, a, b in zip(PHASES, marks, marks[1:], strict=False)}
     phases["final"] = round(t_final - t_closed, 3) if t_final is not None else None
     work = max([float(e.get("seconds", 0.0)) for e in span if e["event"] == "job.done"] or [0.0])
