@@ -357,6 +357,10 @@ async def test_rounds_settle_as_the_offline_contract_allocates(tmp_path: Path) -
             verdicts = s["outcome"]["verdicts"]
             assert set(verdicts) <= {"met", "unserved", "unservable"} and verdicts["met"]
             assert s["metrics"]["paid"] > 0
+        leader = next(node for node in nodes.values() if node.engine is not None)
+        done = [t for t in leader.app.settled.values() if t.get("completion_ms")]  # type: ignore[union-attr]
+        # every signer read the completion from the chain's timestamps, not its own clock (docs/adr/0165)
+        assert done and all(len(set(t["completion_ms"])) == 1 for t in done), done
         for node in nodes.values():
             st = node.chain.state
             assert st.conserved() and not [k for k, e in st.escrows.items() if e.ref == b"cloudchain/task"]
