@@ -502,7 +502,7 @@ class OracleNode(CloudchainRole):
         on_time = self._landed(rnd.number, ids)  # task id -> key of the tasks that made the window
         landed = list(on_time.values())
         await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": len(landed)}},
-                                                  round=rnd.number).wire])
+                                                  round=rnd.number).wire], seal=True)  # the window is shut
         t_window = trio.current_time()
         ctx.events.info("oracle.window", round=rnd.number, landed=len(landed), planned=len(ids),
                         s=round(t_window - t_call, 3))
@@ -512,7 +512,7 @@ class OracleNode(CloudchainRole):
         ctx.events.info("oracle.settled", round=rnd.number, settled=sum(k in self.settled for k in landed),
                         landed=len(landed), s=round(trio.current_time() - t_window, 3))
         close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
-        await ctx.chain.submit([close.wire])
+        await ctx.chain.submit([close.wire], seal=True)  # the round's last transaction
         names = {e.key: e.name for e in ctx.peers()}
         outcome, metrics = round_outcome(self, rnd.number, landed, names)
         for tid in unservable:  # refused at admission (no registered provider could serve them): unserved

@@ -323,7 +323,7 @@ class Pool(DeclaredPool, CollabRole):
                 last = ctx.chain.sign_tx("escrow_split", {"id": escrow_id(rnd.number, k), "to": splits.get(k, {})},
                                          round=rnd.number)
                 txs.append(last.wire)
-        await ctx.chain.submit(txs)
+        await ctx.chain.submit(txs, seal=True)  # the round's whole settlement: a proposer seals at once
         ctx.events.info("round.settlement", round=rnd.number, txs=len(txs),
                         moved=from_units(sum(sum(p.values()) for p in splits.values())))
         return int(last.body["nonce"])
