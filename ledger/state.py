@@ -53,7 +53,13 @@ class Escrow:
 
     def to_canonical(self) -> list[Any]:
         """Fixed-order list used in the state root."""
-        return [self.payer, self.payee, self.amount, self.expires, self.arbiter, self.ref, self.market]
+        return list(self.canonical)
+
+    @cached_property
+    def canonical(self) -> tuple[Any, ...]:
+        """:meth:`to_canonical` as a tuple, built once per escrow (an escrow lives in many states unchanged; the
+        state root encodes every open escrow at every block)."""
+        return (self.payer, self.payee, self.amount, self.expires, self.arbiter, self.ref, self.market)
 
 
 @dataclass(frozen=True)
@@ -279,7 +285,8 @@ class State:
             "seed": self.seed,
             "balances": own(self.balances),
             "nonces": own(self.nonces),
-            "escrows": {k: e.to_canonical() for k, e in self.escrows.items()},
+            "escrows": {k: e.to_canonical() for k, e in self.escrows.items()} if copy
+            else {k: e.canonical for k, e in self.escrows.items()},
             "stakes": own(self.stakes),
             "validators": own(self.validators),
             "slashed": own(self.slashed),

@@ -139,9 +139,11 @@ def build_population(ref: str, out: Path, *, agents: int | None, rounds: int | N
     if isinstance(mech.get("param_sets"), dict):
         mech["param_sets"] = {k: _absolute(src, v) for k, v in mech["param_sets"].items()}
     chain: dict[str, Any] = dict(doc.get("chain", {}))
-    if "mempool" not in chain:  # sized for the population unless the scenario says (docs/adr/0170)
-        chain["mempool"] = max(DEFAULT_CAPACITY, MEMPOOL_SLOTS_PER_AGENT * (hosted + sum(roles.values())))
-    doc["chain"] = chain
+    wanted = MEMPOOL_SLOTS_PER_AGENT * (hosted + sum(roles.values()))
+    if "mempool" not in chain and wanted > DEFAULT_CAPACITY:  # sized for the population unless the scenario says
+        chain["mempool"] = wanted  # (docs/adr/0170)
+    if chain:
+        doc["chain"] = chain
     out.mkdir(parents=True, exist_ok=True)
     path = out / "scenario.toml"
     path.write_text(dump_toml(doc))

@@ -59,3 +59,24 @@ def test_a_states_root_is_the_hash_of_its_canonical_encoding() -> None:
     state = net.state
     assert state.height == 1 and state.balances and state.nonces
     assert state.root() == hashlib.sha256(STATE_DOMAIN + codec.encode(state.to_canonical())).digest()
+
+
+def test_escrows_encode_from_their_cached_tuples_as_from_lists() -> None:
+    from bazaar.ledger.state import Escrow
+
+    escrows = {bytes([i]) * 32: Escrow(b"p" * 32, b"q" * 32, i + 1, 2**62, None if i % 2 else b"a" * 32, b"ref", "m")
+               for i in range(40)}
+    fast = _doc({name: {} for name in _NAMES} | {"escrows": {k: e.canonical for k, e in escrows.items()}})
+    exact = _doc({name: {} for name in _NAMES} | {"escrows": {k: e.to_canonical() for k, e in escrows.items()}})
+    assert canonical_state_bytes(fast) == codec.encode(exact)
+
+
+def test_the_expiry_index_after_many_locks_with_one_expiry_is_the_derived_one() -> None:
+    from bazaar.ledger.state import expiry_index
+
+    net = Net()
+    txs = [net.tx(user, "escrow_lock", id=bytes([i, j]) * 16, payee=net.acct("bob"), amount=1, expires=50 + i % 2)
+           for i, user in enumerate(("alice", "carol", "dave")) for j in range(5)]
+    net.commit(txs)
+    assert len(net.state.escrows) == 15
+    assert dict(net.state.expiring) == expiry_index(net.state.escrows)

@@ -125,3 +125,4 @@ def test_the_mempool_is_sized_for_the_population_unless_the_scenario_says(tmp_pa
     assert load_scenario(pop.scenario).chain["mempool"] == MEMPOOL_SLOTS_PER_AGENT * (pop.hosted + pop.nodes)
     small = build_population("cloudchain", tmp_path / "b", agents=10, rounds=1)
     assert load_scenario(small.scenario).chain["mempool"] == 10_000  # never below the default
+    assert "chain" not in tomllib.loads(small.scenario.read_text())  # and then not written at all
