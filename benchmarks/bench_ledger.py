@@ -14,6 +14,7 @@ and Ed25519 verifications per transaction during one import (ledger/txs.py ``TX_
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from typing import Any
@@ -24,13 +25,15 @@ from nacl.signing import VerifyKey
 from bazaar.ledger import bls
 from bazaar.ledger import txs as txs_module
 from bazaar.ledger.apply import apply, build_block
-from bazaar.ledger.block import Block
+from bazaar.ledger.block import Block, merkle_root
 from bazaar.ledger.consensus import pos_consensus, pos_proposer
+from bazaar.ledger.execute import Draft, apply_tx
 from bazaar.ledger.genesis import make_genesis
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import TX_STATS, make_tx
-from bazaar.protocol.envelope import open_envelope, sign_bytes
+from bazaar.protocol.envelope import open_envelope, reopen_envelope, sign_bytes
 from bazaar.protocol.keys import KeyPair
+from bazaar.protocol.messages import validate_basic
 
 NID = "bench"
 
@@ -90,6 +93,7 @@ def bench_apply(n_txs: int, repeat: int) -> dict[str, Any]:
         build_block(state, genesis, key, txs, timestamp_ms=1, consensus=proof)
 
     t_build = _timeit(cold_build, repeat)
+    stages = _stages(state, genesis, raw, txs, repeat)
     return {
         "txs": n_txs,
         "block_kib": round(len(raw) / 1024, 1),
@@ -104,7 +108,43 @@ def bench_apply(n_txs: int, repeat: int) -> dict[str, Any]:
         "cold_verifies_per_tx": cold_counts[1],
         "warm_decodes_per_tx": warm_counts[0],
         "warm_verifies_per_tx": warm_counts[1],
+        "raw_verify_us_per_tx": round(t_raw / n_txs * 1e6, 2),
+        "import_cold_us_per_tx": round(t_cold / n_txs * 1e6, 2),
+        "cold_stages_us_per_tx": stages,
     }
+
+
+def _stages(state: State, genesis: Any, raw: bytes, txs: list[bytes], repeat: int) -> dict[str, float]:
+    """What a cold import spends per transaction beside the signature check, stage by stage (CPU µs per tx):
+    each stage alone, on the same block, so their sum is comparable with the cold import minus the raw loop."""
+    block = Block.decode(raw, NID)
+    envs = [open_envelope(t, NID) for t in txs]
+    n = len(txs)
+
+    def apply_all() -> None:
+        draft = Draft(state, state.height + 1, block.header.proposer)
+        for env in envs:
+            apply_tx(draft, env)
+
+    def finish() -> None:
+        draft = Draft(state, state.height + 1, block.header.proposer)
+        for env in envs:
+            apply_tx(draft, env)
+        new = draft.freeze(head=block.header.hash, timestamp_ms=1, seed=state.seed, pol_round=0)
+        new.conserved()
+        new.root()
+
+    nid = NID.encode() + b"\x00"
+    timed = {
+        "block_decode": lambda: Block.decode(raw, NID),
+        "merkle_root": lambda: merkle_root(block.txs),
+        "cache_digest": lambda: [hashlib.sha256(nid + t).digest() for t in txs],
+        "payload_decode": lambda: [reopen_envelope(t, NID) for t in txs],
+        "schema": lambda: [validate_basic(e) for e in envs],
+        "apply_txs": apply_all,
+        "apply_freeze_root": finish,
+    }
+    return {name: round(_timeit(fn, repeat) / n * 1e6, 2) for name, fn in timed.items()}
 
 
 def print_apply(r: dict[str, Any]) -> None:
@@ -119,6 +159,8 @@ def print_apply(r: dict[str, Any]) -> None:
           f"   decodes/tx {r['warm_decodes_per_tx']:.0f}, verifies/tx {r['warm_verifies_per_tx']:.0f}")
     print(f"  build_block (proposer, cold)             {r['build_tx_per_s']:8d}"
           f"   {r['build_tx_per_s'] / r['raw_verify_tx_per_s']:.2f}x")
+    print(f"  cold import {r['import_cold_us_per_tx']:.1f} µs/tx against raw {r['raw_verify_us_per_tx']:.1f};"
+          " stages alone (µs/tx): " + ", ".join(f"{k} {v:.2f}" for k, v in r["cold_stages_us_per_tx"].items()))
 
 
 def bench_bls(n_signers: int) -> dict[str, Any]:

@@ -38,6 +38,18 @@ def run_one(scenario: str, agents: int, rounds: int, seed: int, timeout: float) 
     return doc
 
 
+def _earlier_runs(files: list[str], rounds: int, seed: int) -> dict[int, dict[str, Any]]:
+    """``--from-json``: population (the run's hosted agents, else its agents) -> an earlier run's document, checked
+    against this sweep's rounds and seed."""
+    out = {}
+    for name in files:
+        doc = json.loads(Path(name).read_text().strip().splitlines()[-1])
+        if doc.get("rounds") != rounds or doc.get("seed") != seed:
+            raise SystemExit(f"{name}: rounds {doc.get('rounds')} / seed {doc.get('seed')}, expected {rounds} / {seed}")
+        out[int(doc.get("hosted_agents") or doc["agents"])] = doc
+    return out
+
+
 def fit_exponent(xs: list[float], ys: list[float]) -> float | None:
     """Least-squares slope of log(y) on log(x) (None with fewer than two distinct points)."""
     pts = [(math.log(x), math.log(y)) for x, y in zip(xs, ys, strict=True) if x > 0 and y > 0]
@@ -87,20 +99,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--network-json", default=None, help="a bench_network.py --json result on the same scenario")
     ap.add_argument("--png", default=str(Path(__file__).resolve().parents[1] / "docs/figures/sim-scaling.png"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--from-json", nargs="+", default=[], metavar="FILE",
+                    help="`bazaar sim --json` documents of runs already made (same scenario, rounds and seed): "
+                         "their populations are read from them instead of being run again")
     args = ap.parse_args(argv)
     network_s = None
     if args.network_json:
         network_s = float(json.loads(Path(args.network_json).read_text())["latency_p50_s"])
+    done = _earlier_runs(args.from_json, args.rounds, args.seed)
     rows = []
-    for n in sorted(set(args.agents)):
-        doc = run_one(args.scenario, n, args.rounds, args.seed, args.timeout)
+    for n in sorted(set(args.agents) | set(done)):
+        doc = done[n] if n in done else run_one(args.scenario, n, args.rounds, args.seed, args.timeout)
         last = doc["per_round"][-1]
         rows.append({"scenario": args.scenario, "requested": n, "agents": doc["agents"], "nodes": doc["nodes"],
                      "cpu_s": last["cpu_s"], "wall_s": last["wall_s"], "virtual_s": last["virtual_s"],
                      "first_round_cpu_s": doc["per_round"][0]["cpu_s"], "one_head": doc["one_head"],
                      "final": last["final"], "equilibrium_gap": last.get("equilibrium_gap"),
                      "served": last.get("served"), "head_hash": doc["head_hash"],
-                     "load_avg_1m": round(os.getloadavg()[0], 2)})  # the machine's load beside its wall time
+                     "rss_max_mb": doc.get("rss_max_mb"), "reused": n in done,
+                     "load_avg_1m": last.get("load_1m", round(os.getloadavg()[0], 2))})  # beside its wall time
         if not args.json:
             r = rows[-1]
             print(f"  {r['agents']:>6} agents on {r['nodes']:>3} nodes: {r['cpu_s']:8.2f} CPU s/round, "

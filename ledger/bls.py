@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -265,8 +266,17 @@ def sign(sk: int, message: bytes) -> bytes:
 
 
 def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
-    """Verify one signature; ``False`` on any malformed input (fast backend)."""
-    return FAST.verify(pk, message, signature)
+    """Verify one signature; ``False`` on any malformed input (fast backend). A verification that succeeded is
+    remembered by the process (:data:`VERIFIED_CACHE`, docs/adr/0172) and not repeated."""
+    if not (type(pk) is bytes and type(message) is bytes and type(signature) is bytes):
+        return FAST.verify(pk, message, signature)  # what the backend says of odd inputs, not remembered
+    key = _cache_key(b"v", (pk,), message, signature)
+    if _remembered(key):
+        return True
+    ok = FAST.verify(pk, message, signature)
+    if ok:
+        _remember(key)
+    return ok
 
 
 def aggregate(signatures: Sequence[bytes]) -> bytes:
@@ -279,8 +289,47 @@ def aggregate(signatures: Sequence[bytes]) -> bytes:
 
 
 def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
-    """Verify an aggregate of signatures of one message by ``pks`` (keys must have passed PoP)."""
-    return FAST.fast_aggregate_verify(pks, message, signature)
+    """Verify an aggregate of signatures of one message by ``pks`` (keys must have passed PoP); a success is
+    remembered by the process like :func:`verify`'s."""
+    pks = list(pks)
+    if not (all(type(pk) is bytes for pk in pks) and type(message) is bytes and type(signature) is bytes):
+        return FAST.fast_aggregate_verify(pks, message, signature)  # odd inputs: the backend's answer, not kept
+    key = _cache_key(b"a", pks, message, signature)
+    if _remembered(key):
+        return True
+    ok = FAST.fast_aggregate_verify(pks, message, signature)
+    if ok:
+        _remember(key)
+    return ok
+
+
+VERIFIED_CACHE = 8192
+"""Successful BLS verifications a process remembers (32-byte keys). Every node that shares a process (``bazaar
+sim``, the in-memory tests) verifies each attestation, certificate and RANDAO reveal of a block; the first pays
+the pairings, the others find the result here (the Ed25519 counterpart: ledger/txs.py, ADR 0125)."""
+_VERIFIED: OrderedDict[bytes, None] = OrderedDict()
+
+
+def _cache_key(kind: bytes, pks: Sequence[bytes], message: bytes, signature: bytes) -> bytes:
+    """SHA-256 over length-prefixed parts: no two different (keys, message, signature) inputs share a key."""
+    h = hashlib.sha256(kind + len(pks).to_bytes(4, "big"))
+    for part in (*pks, message, signature):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.digest()
+
+
+def _remembered(key: bytes) -> bool:
+    if key in _VERIFIED:
+        _VERIFIED.move_to_end(key)
+        return True
+    return False
+
+
+def _remember(key: bytes) -> None:
+    _VERIFIED[key] = None
+    if len(_VERIFIED) > VERIFIED_CACHE:
+        _VERIFIED.popitem(last=False)
 
 
 def pop_prove(sk: int) -> bytes:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from bazaar.protocol import codec
@@ -26,6 +27,8 @@ from .store import CHAIN_DB, SqliteStore, Store, StoreError
 from .txs import decode_tx
 
 GENESIS_META = "genesis"
+VALIDATOR_SETS_KEPT = 256
+"""Validator sets of recent heights remembered by :meth:`Chain.validator_set` (a few KB each at most)."""
 
 
 def _jsonable(value: Any) -> Any:
@@ -62,6 +65,9 @@ class Chain:
         self._state = self._genesis_state
         self._head: Block | None = None
         self._states: dict[int, State] = {0: self._genesis_state}
+        self._vsets: dict[int, ValidatorSet] = {}
+        """Validator sets of recent heights (block ``h`` is attested by ``state_at(h - 1)``'s), kept after the
+        states themselves are dropped at finality: late attestations for a finalized block ask for them."""
         self._finalized = 0
         self._load()
 
@@ -110,6 +116,10 @@ class Chain:
         self._head = block
         self._state = state
         self._states[state.height] = state
+        self._vsets.pop(state.height + 1, None)  # a replaced head (after a rewind) has its own
+        if len(self._vsets) > VALIDATOR_SETS_KEPT:
+            for h in sorted(self._vsets)[: len(self._vsets) - VALIDATOR_SETS_KEPT]:
+                del self._vsets[h]
 
     def _finalize(self, height: int) -> None:
         if height <= self._finalized:
@@ -166,7 +176,10 @@ class Chain:
 
         They are the validator set of the parent state, ``state_at(height − 1)``.
         """
-        return self.state_at(height - 1).validator_set()
+        cached = self._vsets.get(height)
+        if cached is None:
+            cached = self._vsets[height] = MappingProxyType(self.state_at(height - 1).validator_set())
+        return cached
 
     def block(self, height: int) -> Block | None:
         """The stored block at ``height``."""
@@ -306,6 +319,7 @@ class Chain:
         self._head = self.block(height) if height else None
         self._states = {h: st for h, st in self._states.items() if h <= height}
         self._states[height] = state
+        self._vsets = {h: v for h, v in self._vsets.items() if h <= height}
         return removed
 
     # ---- export --------------------------------------------------------------------------------------------

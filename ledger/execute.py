@@ -109,17 +109,21 @@ class Draft:
     def _expiring(self) -> dict[int, frozenset[bytes]]:
         """The expiry index after this block: the parent's, updated for the escrows the block touched."""
         index = dict(self.base.expiring)
+        gone: dict[int, set[bytes]] = {}
+        came: dict[int, set[bytes]] = {}
         for escrow_id in self.escrows.changes:
             before = self.base.escrows.get(escrow_id)
             after = self.escrows.get(escrow_id)
             if before is not None and (after is None or after.expires != before.expires):
-                left = index[before.expires] - {escrow_id}
-                if left:
-                    index[before.expires] = left
-                else:
-                    del index[before.expires]
+                gone.setdefault(before.expires, set()).add(escrow_id)
             if after is not None and (before is None or after.expires != before.expires):
-                index[after.expires] = index.get(after.expires, frozenset()) | {escrow_id}
+                came.setdefault(after.expires, set()).add(escrow_id)
+        for height in gone.keys() | came.keys():  # one new bucket per height touched, not one per escrow
+            bucket = (index.get(height, frozenset()) - gone.get(height, set())) | came.get(height, set())
+            if bucket:
+                index[height] = frozenset(bucket)
+            else:
+                index.pop(height, None)
         return index
 
     def freeze(self, *, head: bytes, timestamp_ms: int, seed: bytes, pol_round: int) -> State:

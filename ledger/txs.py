@@ -13,6 +13,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import msgpack
+
 from bazaar.protocol import codec
 from bazaar.protocol.envelope import Envelope, open_envelope, reopen_envelope, seal
 from bazaar.protocol.errors import OversizeError, ProtocolReason, SchemaError
@@ -46,12 +48,31 @@ class RecordData(Field):
             raise SchemaError(f"{path}: expected map, got {type(value).__name__}")
         if not all(isinstance(k, str) for k in value):
             raise SchemaError(f"{path}: keys must be strings")
-        try:
-            size = len(codec.encode(value))
-        except TypeError as err:
-            raise SchemaError(f"{path}: {err}") from err
+        size = _encoded_size(value)
+        if size is None:  # something plain msgpack does not take as canonical: the exact rules, with their error
+            try:
+                size = len(codec.encode(value))
+            except TypeError as err:
+                raise SchemaError(f"{path}: {err}") from err
         if size > self.max_bytes:
             raise SchemaError(f"{path}: {size} bytes encoded > max {self.max_bytes}")
+
+
+def _encoded_size(value: dict[str, Any]) -> int | None:
+    """The length of ``codec.encode(value)`` computed in C, or None when the fast path cannot vouch for it.
+
+    Sorting a map's keys does not change its encoded length, so plain ``msgpack.packb`` gives the canonical
+    length whenever the canonical encoder would take the value unchanged: every map key (at every depth) str or
+    bytes, no extension types. Decoding the packed bytes back with ``strict_map_key`` and no extension types
+    checks exactly that; anything else (numpy scalars, tuples as keys, ...) returns None and takes the slow path.
+    What comes off the wire always passes (``decode_canonical`` accepts nothing else).
+    """
+    try:
+        packed = msgpack.packb(value, use_bin_type=True)
+        msgpack.unpackb(packed, raw=False, strict_map_key=True, max_ext_len=0)
+    except Exception:  # any refusal sends the value down the exact, slow path
+        return None
+    return len(packed)
 
 
 _ACCOUNT = Bytes(size=32)
@@ -176,8 +197,10 @@ def decode_tx(raw: bytes, network_id: str) -> Envelope:
     The signature of a given transaction is verified once: a transaction travels through the mempool, the
     block proposal, the block import, the consensus proof and the markets' block checks, and each decodes it.
     A bounded cache of sha256(network ‖ bytes) of fully validated transactions lets the later decodes skip
-    the Ed25519 check (the signature cache of Bitcoin Core, docs/adr/0125-verified-transaction-cache.md);
-    every other check runs every time, and each call returns a fresh envelope (callers may not share one).
+    the Ed25519 check (the signature cache of Bitcoin Core, docs/adr/0125-verified-transaction-cache.md) and the
+    stateless checks after it — header, schema, nonce/seq: all functions of the same bytes and network, which
+    passed them (docs/adr/0171); the envelope is still decoded from the bytes, canonical check included, and
+    each call returns a fresh envelope (callers may not share one).
 
     Raises:
         ProtocolError: any subclass (``OversizeError``, ``DecodeError``, ``SignatureError``, ``SchemaError``);
@@ -186,22 +209,35 @@ def decode_tx(raw: bytes, network_id: str) -> Envelope:
     if len(raw) > MAX_TX:
         raise OversizeError(f"transaction of {len(raw)} bytes > cap {MAX_TX}")
     digest = hashlib.sha256(network_id.encode() + b"\x00" + raw).digest()
-    known = digest in _VERIFIED
-    env = (reopen_envelope if known else open_envelope)(raw, network_id, max_size=MAX_TX)
+    if digest in _VERIFIED:  # these exact bytes passed every check below before: only rebuild the envelope
+        env = reopen_envelope(raw, network_id, max_size=MAX_TX)
+        TX_STATS.decoded += 1
+        _VERIFIED.move_to_end(digest)
+        return env
+    env = open_envelope(raw, network_id, max_size=MAX_TX)
     TX_STATS.decoded += 1
     kind = tx_kind(env)
     validate_basic(env)
     expected_seq = 0 if kind in NONCELESS else env.body["nonce"]
     if env.seq != expected_seq:
         raise SchemaError(f"envelope seq {env.seq} differs from body nonce {expected_seq}")
-    if known:
-        _VERIFIED.move_to_end(digest)
-    else:
-        TX_STATS.verified += 1
-        _VERIFIED[digest] = None
-        if len(_VERIFIED) > VERIFIED_CACHE:
-            _VERIFIED.popitem(last=False)
+    TX_STATS.verified += 1
+    _VERIFIED[digest] = None
+    if len(_VERIFIED) > _CACHE_BOUND[0]:
+        _VERIFIED.popitem(last=False)
     return env
+
+
+def reserve_verified(entries: int) -> int:
+    """Let the process remember at least ``entries`` verified transactions (never fewer than
+    :data:`VERIFIED_CACHE`); returns the bound now in force.
+
+    A node sizes it from its mempool (docs/adr/0170): a transaction verified when it entered the pool must still
+    be remembered when the block carrying it is imported, or every import of a full pool verifies again. The
+    bound only grows (several nodes of one process, as in ``bazaar sim``, share the cache).
+    """
+    _CACHE_BOUND[0] = max(_CACHE_BOUND[0], VERIFIED_CACHE, int(entries))
+    return _CACHE_BOUND[0]
 
 
 @dataclass
@@ -216,3 +252,4 @@ TX_STATS = TxStats()
 VERIFIED_CACHE = 16_384
 """Transactions whose signature verification is remembered (32-byte digests, about 2 MB at most)."""
 _VERIFIED: OrderedDict[bytes, None] = OrderedDict()
+_CACHE_BOUND = [VERIFIED_CACHE]

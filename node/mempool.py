@@ -20,11 +20,16 @@ from collections import deque
 from dataclasses import dataclass
 
 from bazaar.ledger.state import State
-from bazaar.ledger.txs import tx_kind
+from bazaar.ledger.txs import reserve_verified, tx_kind
 from bazaar.protocol import Envelope, ProtocolError
 
 from .reasons import NodeReason
 
+DEFAULT_CAPACITY = 10_000
+"""Peers' transactions a pool keeps when the scenario's ``[chain] mempool`` does not say (docs/adr/0170)."""
+VERIFIED_PER_SLOT = 2
+"""Verified-transaction cache entries reserved per pool slot (ledger/txs.py): what a full pool admitted is still
+remembered when the blocks carrying it are imported, with room for the blocks' other transactions."""
 MAX_EVIDENCE = 64
 """Pending ``tx/evidence`` transactions kept at most (one per equivocation)."""
 SPENDING_KINDS = ("transfer", "escrow_lock", "stake")
@@ -40,6 +45,8 @@ class PendingTx:
     nonce: int
     spends: int = 0
     own: bool = False
+    digest: bytes = b""
+    """The transaction id (``env.digest``, a SHA-256 of the payload: computed once, when it is added)."""
 
 
 def spends(env: Envelope) -> int:
@@ -52,6 +59,10 @@ def spends(env: Envelope) -> int:
     return amount if isinstance(amount, int) and amount > 0 else 0
 
 
+def _by_nonce_and_id(p: PendingTx) -> tuple[int, bytes]:
+    return p.nonce, p.digest
+
+
 class Mempool:
     """Transactions by digest, at most ``capacity`` (the node's own may exceed it) and ``per_sender`` each.
 
@@ -59,9 +70,10 @@ class Mempool:
     :attr:`last_refusal` names why the last :meth:`add` returned False (a ``NodeReason`` value).
     """
 
-    def __init__(self, capacity: int = 10_000, per_sender: int = 64, max_gap: int = 64,
+    def __init__(self, capacity: int = DEFAULT_CAPACITY, per_sender: int = 64, max_gap: int = 64,
                  own: bytes | None = None) -> None:
-        self.capacity = capacity
+        self.capacity = DEFAULT_CAPACITY
+        self.resize(capacity)
         self.per_sender = per_sender
         self.max_gap = max_gap
         self.own = own
@@ -75,6 +87,19 @@ class Mempool:
         self._seq = itertools.count()
         self._evidence: dict[tuple[bytes, int], PendingTx] = {}
 
+    def resize(self, capacity: int) -> None:
+        """Keep at most ``capacity`` peers' transactions from now on (the scenario's ``[chain] mempool``), and let
+        the process's verified-transaction cache hold ``VERIFIED_PER_SLOT`` times as many. A smaller capacity
+        evicts nothing at once: the pool refuses or evicts on the next :meth:`add` as when full.
+
+        Raises:
+            ValueError: ``capacity`` < 1.
+        """
+        if capacity < 1:
+            raise ValueError(f"mempool capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        reserve_verified(VERIFIED_PER_SLOT * capacity)
+
     def __len__(self) -> int:
         return len(self._txs) + len(self._evidence)
 
@@ -87,7 +112,7 @@ class Mempool:
             return self._refuse(NodeReason.DUPLICATE)
         if len(self._evidence) >= MAX_EVIDENCE:
             return self._refuse(NodeReason.MEMPOOL_FULL)
-        self._evidence[key] = PendingTx(env, raw, 0)
+        self._evidence[key] = PendingTx(env, raw, 0, digest=env.digest)
         return True
 
     def pending_of(self, sender: bytes) -> int:
@@ -102,7 +127,8 @@ class Mempool:
         base = state.nonce(env.sender)
         if not isinstance(nonce, int) or nonce <= base:
             return self._refuse(NodeReason.STALE_NONCE)
-        if env.digest in self._txs:
+        digest = env.digest
+        if digest in self._txs:
             return self._refuse(NodeReason.DUPLICATE)
         cost = spends(env)
         replaced = self._by_sender.get(env.sender, {}).get(nonce)  # same sender and nonce: the newer replaces it
@@ -118,7 +144,7 @@ class Mempool:
             return self._refuse(NodeReason.MEMPOOL_FULL)
         if replaced is not None:
             self._remove(replaced)
-        self._insert(PendingTx(env, raw, nonce, cost, own), state)
+        self._insert(PendingTx(env, raw, nonce, cost, own, digest), state)
         return True
 
     def _refuse(self, reason: str) -> bool:
@@ -128,17 +154,17 @@ class Mempool:
     # ------------------------------------------------------------------ bookkeeping
     def _insert(self, p: PendingTx, state: State) -> None:
         sender = p.env.sender
-        self._txs[p.env.digest] = p
+        self._txs[p.digest] = p
         queue = self._by_sender.setdefault(sender, {})
         queue[p.nonce] = p
         self._spent[sender] = self._spent.get(sender, 0) + p.spends
         if not self._applies(p, state):
-            self._gapped.append(p.env.digest)
+            self._gapped.append(p.digest)
         heapq.heappush(self._heavy, (-len(queue), next(self._seq), sender))
 
     def _remove(self, p: PendingTx) -> None:
         sender = p.env.sender
-        del self._txs[p.env.digest]
+        del self._txs[p.digest]
         queue = self._by_sender[sender]
         del queue[p.nonce]
         self._spent[sender] -= p.spends
@@ -146,7 +172,7 @@ class Mempool:
             heapq.heappush(self._heavy, (-len(queue), next(self._seq), sender))
             for later in queue.values():  # what followed it is now behind a gap
                 if later.nonce > p.nonce:
-                    self._gapped.append(later.env.digest)
+                    self._gapped.append(later.digest)
         else:
             del self._by_sender[sender]
             del self._spent[sender]
@@ -156,6 +182,15 @@ class Mempool:
         base = state.nonce(p.env.sender)
         queue = self._by_sender.get(p.env.sender, {})
         return all(n in queue for n in range(base + 1, p.nonce))
+
+    def _first_missing(self, sender: bytes, state: State) -> int:
+        """The lowest nonce above ``sender``'s state nonce that is not pending: exactly its pending transactions
+        below it can apply (:meth:`_applies`), in one pass over its queue."""
+        queue = self._by_sender.get(sender, {})
+        n = state.nonce(sender) + 1
+        while n in queue:
+            n += 1
+        return n
 
     # ------------------------------------------------------------------ eviction
     def _evict(self, state: State, sender: bytes, own: bool) -> bool:
@@ -197,16 +232,24 @@ class Mempool:
         with no nonce gap before them (the others cannot apply on it)."""
         arrived = list(self._txs.values())
         if state is not None:
-            arrived = [p for p in arrived if self._applies(p, state)]
+            missing = {sender: self._first_missing(sender, state) for sender in self._by_sender}
+            arrived = [p for p in arrived if p.nonce < missing[p.env.sender]]
         queues: dict[bytes, list[PendingTx]] = {}
-        for p in sorted(arrived, key=lambda p: (p.nonce, p.env.digest), reverse=True):
+        for p in sorted(arrived, key=_by_nonce_and_id, reverse=True):
             queues.setdefault(p.env.sender, []).append(p)
         return [*self._evidence.values(), *(queues[p.env.sender].pop() for p in arrived)]
 
     def prune(self, state: State) -> None:
         """Drop what a new head made stale (included or superseded nonces) and re-check what can apply."""
-        for p in [p for p in self._txs.values() if p.nonce <= state.nonce(p.env.sender)]:
-            self._remove(p)
+        gapped: set[bytes] = set()
+        for sender in list(self._by_sender):  # one pass per sender, not per transaction and predecessor
+            queue = self._by_sender[sender]
+            base = state.nonce(sender)
+            for p in [p for n, p in queue.items() if n <= base]:
+                self._remove(p)
+            if sender in self._by_sender:
+                missing = self._first_missing(sender, state)
+                gapped.update(p.digest for n, p in queue.items() if n > missing)
         for key in [k for k in self._evidence if k in state.evidence]:
             del self._evidence[key]
-        self._gapped = deque(d for d, p in self._txs.items() if not self._applies(p, state))
+        self._gapped = deque(d for d in self._txs if d in gapped)

@@ -419,6 +419,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             service = ChainService(chain, key=key, bls_secret=bls_keygen(seed), transport=transport,
                                    publish=publish_chain, network_id=genesis.network_id)
             service.market = spec.name
+            service.mempool.resize(scenario.chain["mempool"])  # the scenario's [chain] mempool (ADR 0170)
             service.clock = clock
             service.finality.on_final = functools.partial(record_finalized, data_dir)
             recorded = recorded_finalized(data_dir)

@@ -31,6 +31,10 @@ DEADLINES = (
                                                       "proposer fallback of pos/lottery)"),
     Field("final_s", "float", low=0.1, high=600, doc="seconds to wait for finality"),
 )
+CHAIN = (
+    Field("mempool", "int", low=1, high=10_000_000, required=False, default=10_000,
+          doc="pending transactions a node's mempool keeps from peers (docs/adr/0082, 0170)"),
+)
 PHASE = (
     Field("name", "str"),
     Field("rounds", "int", low=1, high=100_000),
@@ -84,6 +88,8 @@ class Scenario:
     market: dict[str, Any]
     source: Path
     nodes: tuple[tuple[str, str], ...] = field(default=())
+    chain: dict[str, Any] = field(default_factory=lambda: {"mempool": 10_000})
+    """The checked ``[chain]`` table (node rules every node of the network applies alike: ``mempool``)."""
 
     def role_of(self, name: str) -> str:
         """The role of node ``name``."""
@@ -180,7 +186,7 @@ def _load(path: Path) -> Scenario:
     if top["consensus"] not in spec.consensus:
         raise ParamError("consensus", f"market {spec.name} runs on {' or '.join(spec.consensus)}, "
                                       f"not {top['consensus']!r}")
-    known_tables = {"roles", "economy", "deadlines", "mechanism", "phases", "faults"}
+    known_tables = {"roles", "economy", "deadlines", "mechanism", "phases", "faults", "chain"}
     for key, value in data.items():
         if isinstance(value, (dict, list)) and key not in known_tables:
             raise ParamError(key, f"unknown table (allowed: {', '.join(sorted(known_tables))})")
@@ -225,6 +231,7 @@ def _load(path: Path) -> Scenario:
         name=top["name"], market_name=top["market"], network_id=top["network_id"], consensus=top["consensus"],
         roles=roles, economy=economy, deadlines=deadlines, phases=tuple(phases), faults=tuple(faults),
         market=_table(data, "mechanism"), source=path.resolve(), nodes=nodes,
+        chain=_prefixed("chain", CHAIN, _table(data, "chain")),
     )
     try:
         spec.settings(scenario)  # checks [mechanism] and the phases' parameter names

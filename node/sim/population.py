@@ -17,9 +17,15 @@ from typing import Any
 
 from ..markets.registry import get_spec
 from ..markets.spec import MarketSpec
+from ..mempool import DEFAULT_CAPACITY
 from ..params import ParamError
 from ..shipped import resolve
 from .hooks import sim_hooks
+
+MEMPOOL_SLOTS_PER_AGENT = 4
+"""Mempool slots per agent when a scenario's ``[chain] mempool`` is not given: every agent's transactions of one
+round pending at once (a cloudchain agent's first round: a bond, a task escrow and its record, and the funding
+transfer its host sends it). A scenario that needs more says so in ``[chain] mempool``."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,12 @@ def build_population(ref: str, out: Path, *, agents: int | None, rounds: int | N
             mech[key] = _absolute(src, mech[key])
     if isinstance(mech.get("param_sets"), dict):
         mech["param_sets"] = {k: _absolute(src, v) for k, v in mech["param_sets"].items()}
+    chain: dict[str, Any] = dict(doc.get("chain", {}))
+    wanted = MEMPOOL_SLOTS_PER_AGENT * (hosted + sum(roles.values()))
+    if "mempool" not in chain and wanted > DEFAULT_CAPACITY:  # sized for the population unless the scenario says
+        chain["mempool"] = wanted  # (docs/adr/0170)
+    if chain:
+        doc["chain"] = chain
     out.mkdir(parents=True, exist_ok=True)
     path = out / "scenario.toml"
     path.write_text(dump_toml(doc))

@@ -10,6 +10,7 @@ A market's ``SimHooks.extract`` turns the round engine's summary into its fields
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def round_row(market: str, record: RoundRecord, scenario: Path) -> dict[str, Any
     """The telemetry row of one round."""
     s = record.summary
     row: dict[str, Any] = {"round": s.get("round"), "wall_s": round(record.wall_s, 4),
-                           "cpu_s": round(record.cpu_s, 4),
+                           "cpu_s": round(record.cpu_s, 4), "load_1m": _load(),
                            "virtual_s": round(record.virtual_s, 3), "height": s.get("height"),
                            "final": s.get("final"), "participants": len(s.get("participants", [])),
                            "left_out": len(s.get("left_out", []))}
@@ -46,7 +47,25 @@ def report(result: SimResult, rows: list[dict[str, Any]]) -> dict[str, Any]:
             "market": pop.market, "seed": result.seed, "nodes": pop.nodes, "hosted_agents": pop.hosted,
             "head_height": result.head_height, "one_head": result.one_head,
             "virtual_s": round(result.virtual_s, 3), "start_wall_s": round(result.start_wall_s, 3),
+            "rss_max_mb": _rss_max_mb(),
             "messages": result.transport, "rejected": result.rejected, "events": result.events, "per_round": rows}
+
+
+def _load() -> float | None:
+    """The machine's 1-minute load average when the round ended (wall seconds mean little without it)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def _rss_max_mb() -> float | None:
+    """This process's peak resident memory so far in MB (``getrusage``; None where it is not available)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)  # KB on Linux
 
 
 def write(out: Path, doc: dict[str, Any]) -> list[Path]:

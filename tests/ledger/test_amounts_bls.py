@@ -66,3 +66,32 @@ def test_fast_backend_rejects_malformed_and_wrong_inputs() -> None:
         bls.aggregate([])
     with pytest.raises(ValueError):
         bls.sign(0, b"m")
+
+
+def test_a_successful_verification_is_remembered_and_a_failure_is_not() -> None:
+    """ADR 0172: nodes sharing a process verify each attestation once; the key covers keys, message and
+    signature, so a changed byte anywhere is verified afresh."""
+    from bazaar.ledger import bls as mod
+
+    sk = mod.keygen(b"\x07" * 32)
+    pk, msg = mod.sk_to_pk(sk), b"bazaar/attest/v1 cache"
+    sig = mod.sign(sk, msg)
+    mod._VERIFIED.clear()
+    calls: list[int] = []
+    real = mod.FAST.verify
+
+    def counted(*a: bytes) -> bool:
+        calls.append(1)
+        return real(*a)
+
+    mod.FAST.verify = counted  # type: ignore[method-assign]
+    try:
+        assert mod.verify(pk, msg, sig) and mod.verify(pk, msg, sig) and len(calls) == 1
+        assert not mod.verify(pk, msg + b"x", sig) and not mod.verify(pk, msg + b"x", sig) and len(calls) == 3
+        other = mod.sk_to_pk(mod.keygen(b"\x08" * 32))
+        assert not mod.verify(other, msg, sig)
+    finally:
+        mod.FAST.verify = real  # type: ignore[method-assign]
+    agg = mod.aggregate([sig, mod.sign(mod.keygen(b"\x08" * 32), msg)])
+    assert mod.fast_aggregate_verify(iter([pk, other]), msg, agg)  # an iterator is read once
+    assert mod.fast_aggregate_verify([pk, other], msg, agg) and not mod.fast_aggregate_verify([other, other], msg, agg)

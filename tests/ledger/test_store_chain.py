@@ -153,3 +153,18 @@ def test_kill_minus_nine_never_leaves_a_torn_tail(tmp_path: Path) -> None:
         store.close()
         heights.append(head)
     assert heights == sorted(heights)
+
+
+def test_validator_sets_outlive_the_states_dropped_at_finality() -> None:
+    """A late attestation for a finalized block asks for its validator set: answered from memory, not by
+    re-applying the chain from genesis (which a 10,000-agent simulation paid on every replica: ADR 0172)."""
+    net, blocks = make_blocks(4)
+    chain = Chain(MemoryStore(), net.genesis)
+    for block in blocks:
+        chain.import_block(block)
+    expected = {h: chain.state_at(h - 1).validator_set() for h in range(1, 5)}
+    for h in range(1, 5):
+        assert dict(chain.validator_set(h)) == expected[h]
+    chain._finalize(4)  # drops the states below 4, as a certificate for block 4 does
+    chain.store.iter_blocks = None  # type: ignore[method-assign,assignment]  # a replay would fail now
+    assert all(dict(chain.validator_set(h)) == expected[h] for h in range(1, 5))

@@ -108,3 +108,51 @@ async def test_a_junk_flood_never_keeps_out_the_nodes_own_transactions_and_round
         assert block is not None and len(block.txs) > 0
         own = leader.sign_tx("transfer", {"to": nodes["consumer-0"].key.public, "amount": 1})
         assert leader.add_tx(own.wire) is not None  # and the node's own transaction still enters a full pool
+
+
+def test_capacity_is_the_scenarios_and_the_verified_cache_follows_it(tmp_path: Path) -> None:
+    """ADR 0170: ``[chain] mempool`` sizes every node's pool alike; the process remembers twice as many verified
+    transactions, so what a full pool admitted is not verified again when its blocks are imported."""
+    import pytest
+
+    from bazaar.ledger import txs
+    from bazaar.node.params import ParamError
+    from bazaar.node.scenario import load_scenario
+
+    pool, state = Mempool(capacity=3), _State()
+    senders = [os.urandom(32) for _ in range(4)]
+    assert all(_add(pool, _junk(s, 1), state) for s in senders[:3])
+    assert not _add(pool, _junk(senders[3], 1), state) and pool.last_refusal == "mempool-full"
+    pool.resize(4)
+    assert _add(pool, _junk(senders[3], 1), state) and len(pool) == 4
+    with pytest.raises(ValueError):
+        pool.resize(0)
+    Mempool(capacity=40_000)
+    assert txs._CACHE_BOUND[0] >= 80_000 and txs.reserve_verified(10) == txs._CACHE_BOUND[0]  # never shrinks
+    scenario = small_scenario(tmp_path)
+    assert load_scenario(scenario).chain == {"mempool": 10_000}
+    text = scenario.read_text()
+    scenario.write_text(text + "\n[chain]\nmempool = 25000\n")
+    assert load_scenario(scenario).chain == {"mempool": 25_000}
+    scenario.write_text(text + "\n[chain]\nmempool = 0\n")
+    with pytest.raises(ParamError, match=r"chain\.mempool"):
+        load_scenario(scenario)
+
+
+def test_one_pass_per_sender_agrees_with_the_per_transaction_rule() -> None:
+    """ordered_pending(state) and prune's gapped set (one pass per sender) select exactly the transactions
+    :meth:`Mempool._applies` accepts, on random queues with gaps and stale nonces."""
+    import random
+
+    rng = random.Random(5)
+    senders = [os.urandom(32) for _ in range(12)]
+    pool, state = Mempool(), _State()
+    for _ in range(300):
+        _add(pool, _junk(rng.choice(senders), rng.randint(1, 20)), state)
+    state = _State(nonces={s: rng.randint(0, 8) for s in senders})
+    pool.prune(state)
+    pending = list(pool._txs.values())
+    assert all(p.nonce > state.nonce(p.env.sender) for p in pending)
+    assert {p.digest for p in pool.ordered_pending(state)} == {p.digest for p in pending if pool._applies(p, state)}
+    assert set(pool._gapped) == {p.digest for p in pending if not pool._applies(p, state)}
+    assert list(pool._gapped) == [d for d in pool._txs if d in set(pool._gapped)]  # arrival order kept

@@ -116,3 +116,13 @@ def test_bad_input_is_one_line_and_exit_2(argv: list[str], key: str, capsys: pyt
     assert main(["sim", *argv]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and key in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_the_mempool_is_sized_for_the_population_unless_the_scenario_says(tmp_path: Path) -> None:
+    from bazaar.node.sim.population import MEMPOOL_SLOTS_PER_AGENT
+
+    pop = build_population("cloudchain", tmp_path / "a", agents=10_000, rounds=1)
+    assert load_scenario(pop.scenario).chain["mempool"] == MEMPOOL_SLOTS_PER_AGENT * (pop.hosted + pop.nodes)
+    small = build_population("cloudchain", tmp_path / "b", agents=10, rounds=1)
+    assert load_scenario(small.scenario).chain["mempool"] == 10_000  # never below the default
+    assert "chain" not in tomllib.loads(small.scenario.read_text())  # and then not written at all
