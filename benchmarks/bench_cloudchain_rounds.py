@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_scale import _wait_synced  # run as a script: benchmarks/ is on the path
+
 from bazaar.node import launcher
 from bazaar.node.cli_logs import LogFile, merged
 from bazaar.node.rounds.driver import run_rounds
@@ -46,17 +48,6 @@ def _events(root: Path) -> list[dict[str, Any]]:
     info = launcher.NetDir(root).load()
     files = [LogFile(n, root / "nodes" / n / "node.log") for n in info["nodes"]]
     return [r.to_json() for r in merged(files) if r.event]
-
-
-def _wait_synced(info: dict[str, Any], deadline: float) -> bool:
-    """Wait until every node reports ``synced`` (the leader refuses a round before; a large network takes a
-    while). Polls ``/status``: a benchmark's wait, with a deadline."""
-    while time.monotonic() < deadline:
-        st = [launcher.node_status(v, timeout=10) for v in info["nodes"].values()]
-        if all(s is not None and s.get("synced", True) for s in st):
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def breakdown(events: list[dict[str, Any]], result: dict[str, Any], leader: str) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 PUBKEY_LEN = 48
@@ -268,15 +268,7 @@ def sign(sk: int, message: bytes) -> bytes:
 def verify(pk: bytes, message: bytes, signature: bytes) -> bool:
     """Verify one signature; ``False`` on any malformed input (fast backend). A verification that succeeded is
     remembered by the process (:data:`VERIFIED_CACHE`, docs/adr/0172) and not repeated."""
-    if not (type(pk) is bytes and type(message) is bytes and type(signature) is bytes):
-        return FAST.verify(pk, message, signature)  # what the backend says of odd inputs, not remembered
-    key = _cache_key(b"v", (pk,), message, signature)
-    if _remembered(key):
-        return True
-    ok = FAST.verify(pk, message, signature)
-    if ok:
-        _remember(key)
-    return ok
+    return _once(b"v", [pk], message, signature, lambda: FAST.verify(pk, message, signature))
 
 
 def aggregate(signatures: Sequence[bytes]) -> bytes:
@@ -291,13 +283,19 @@ def aggregate(signatures: Sequence[bytes]) -> bytes:
 def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
     """Verify an aggregate of signatures of one message by ``pks`` (keys must have passed PoP); a success is
     remembered by the process like :func:`verify`'s."""
-    pks = list(pks)
+    keys = list(pks)
+    return _once(b"a", keys, message, signature, lambda: FAST.fast_aggregate_verify(keys, message, signature))
+
+
+def _once(kind: bytes, pks: list[bytes], message: bytes, signature: bytes, check: Callable[[], bool]) -> bool:
+    """``check()`` unless these exact (kind, keys, message, signature) passed it before in this process; a success
+    is remembered. Odd inputs (not bytes) get the backend's answer and are not remembered."""
     if not (all(type(pk) is bytes for pk in pks) and type(message) is bytes and type(signature) is bytes):
-        return FAST.fast_aggregate_verify(pks, message, signature)  # odd inputs: the backend's answer, not kept
-    key = _cache_key(b"a", pks, message, signature)
+        return check()
+    key = _cache_key(kind, pks, message, signature)
     if _remembered(key):
         return True
-    ok = FAST.fast_aggregate_verify(pks, message, signature)
+    ok = check()
     if ok:
         _remember(key)
     return ok

@@ -68,7 +68,7 @@ OFFER = register(MSG_OFFER, Schema({
     "theta": Num(low=0),
 }))
 register(MSG_OFFER_ACK, ACK)
-BOOK = register(MSG_BOOK, Schema({
+_BOOK_FIELDS = {  # every device's offer, one list per offer field (a book and the declared round's final book)
     "iteration": Int(low=0),
     "compute_capacity": _PRICES,
     "data_capacity": _PRICES,
@@ -76,8 +76,8 @@ BOOK = register(MSG_BOOK, Schema({
     "data_price": _PRICES,
     "phi": _PRICES,
     "theta": _PRICES,
-    "order_deadline_ms": Int(low=0),
-}))
+}
+BOOK = register(MSG_BOOK, Schema({**_BOOK_FIELDS, "order_deadline_ms": Int(low=0)}))
 ORDER = register(MSG_ORDER, Schema({
     "iteration": Int(low=0),
     "feasible": Bool(),
@@ -129,14 +129,4 @@ OUTCOME = register(MSG_OUTCOME, Schema({
     "compute_directions": _DIRS,
     "data_directions": _DIRS,
 }))
-FINAL_BOOK = register(MSG_FINAL_BOOK, Schema({
-    "iteration": Int(low=0),
-    "compute_capacity": _PRICES,
-    "data_capacity": _PRICES,
-    "compute_price": _PRICES,
-    "data_price": _PRICES,
-    "phi": _PRICES,
-    "theta": _PRICES,
-    "compute_left": _PRICES,
-    "data_left": _PRICES,
-}))
+FINAL_BOOK = register(MSG_FINAL_BOOK, Schema({**_BOOK_FIELDS, "compute_left": _PRICES, "data_left": _PRICES}))
