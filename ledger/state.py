@@ -362,12 +362,17 @@ def canonical_state_bytes(doc: Mapping[str, Any]) -> bytes:
         if name in _STATE_MAPS:
             value = _sorted_by_bytes(value)
             if value is None:
-                return codec.encode({k: dict(v) if isinstance(v, Mapping) else v for k, v in doc.items()})
+                return _exact(doc)
         out[name] = value
     try:
         return msgpack.packb(out, use_bin_type=True)  # type: ignore[no-any-return]
     except (TypeError, ValueError):  # a value plain msgpack does not take (a numpy scalar): the exact rules
-        return codec.encode({k: dict(v) if isinstance(v, Mapping) else v for k, v in doc.items()})
+        return _exact(doc)
+
+
+def _exact(doc: Mapping[str, Any]) -> bytes:
+    """The document through :func:`codec.encode`'s exact rules (its read-only views copied to dicts)."""
+    return codec.encode({k: dict(v) if isinstance(v, Mapping) else v for k, v in doc.items()})
 
 
 def _sorted_by_bytes(m: Mapping[Any, Any]) -> dict[Any, Any] | None:

@@ -112,7 +112,6 @@ class OracleNode(CloudchainRole):
         """When (our clock) we last imported a block."""
         self.uncut: set[bytes] = set()
         """Allocated tasks whose deadline no block of our chain has passed yet."""
-        """Task key -> oracle index -> a verified attestation that came before we saw the task allocated."""
         self.liar = ctx.name in self.cfg.lying_oracles or LYING_ORACLE in ctx.byzantine
         self.attested = 0
         self.quorums = 0

@@ -49,6 +49,14 @@ class Book:
         return sellers_of(self.caps_f, self.caps_d, self.start_f, self.start_d, self.phi, self.theta)
 
 
+def book_of(offers: dict[int, Envelope], n: int) -> Book:
+    """The book of the devices' signed offers (device index -> offer; a device with none offers nothing)."""
+    cols = [[float(offers[i].body[key]) if i in offers else 0.0 for i in range(n)]
+            for key in ("compute_capacity", "data_capacity", "compute_price", "data_price", "phi", "theta")]
+    return Book(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], [offers[i].wire if i in offers else None
+                                                                      for i in range(n)])
+
+
 @dataclass
 class Confirmed:
     """What the confirmation exchange produced."""
@@ -108,18 +116,15 @@ class DeclaredPool(CollabRole):
         return {"accepted": True, "reason": ""}
 
     async def run_declared(self, rnd: RoundStart, cur: _Round, devices: list[bytes], pubs: list[bytes],
-                           offers: dict[int, Envelope], left_out: set[bytes]) -> RoundResult:
+                           book: Book, left_out: set[bytes]) -> RoundResult:
         """After the offers: the declarations, the local regulation, the confirmation, the settlement."""
         ctx, roster, n = self.ctx, self.roster, len(self.roster.devices)
         assert cur.declared is not None
         got = await cur.declared.wait()
         cur.declared = None
-        ctx.events.info("round.declared", round=rnd.number, offers=len(offers), declared=len(got.answers))
+        ctx.events.info("round.declared", round=rnd.number, offers=sum(w is not None for w in book.offer_wires),
+                        declared=len(got.answers))
         left_out |= set(got.missing)
-        cols = [[float(offers[i].body[key]) if i in offers else 0.0 for i in range(n)]
-                for key in ("compute_capacity", "data_capacity", "compute_price", "data_price", "phi", "theta")]
-        book = Book(cols[0], cols[1], cols[2], cols[3], cols[4], cols[5],
-                    [offers[i].wire if i in offers else None for i in range(n)])
         order = [k for k in roster.publishers if k in cur.publishers]
         pricing = self.cfg.pricing()
         start = book.start_f + book.start_d
@@ -259,10 +264,7 @@ class DeclaredPool(CollabRole):
                 ctx.events.warning("final.refused", round=rnd.number, publisher=ctx.name_of(k), reason="over-offer")
                 continue
             wires.append(ans.wire)
-            b = ans.body
-            trades[self.roster.publishers.index(k)] = {
-                "compute": [float(x) for x in b["compute_purchases"]], "data": [float(x) for x in b["data_purchases"]],
-                "cost": float(b["spent"]), "payoff": float(b["payoff"])}
+            trades[self.roster.publishers.index(k)] = trade_of(ans.body)
         return trades, wires
 
     async def final_one(self, rnd: RoundStart, k: bytes, book: Book, final: tuple[float, ...],
@@ -298,3 +300,10 @@ def take_final(body: dict[str, Any], left_f: list[float], left_d: list[float], c
 def empty_trade(n: int) -> dict[str, Any]:
     """The trade of a publisher that bought nothing."""
     return {"compute": [0.0] * n, "data": [0.0] * n, "cost": 0.0, "payoff": 0.0}
+
+
+def trade_of(order: dict[str, Any]) -> dict[str, Any]:
+    """The trade a signed final order states (its purchases, what it spent, its payoff)."""
+    return {"compute": [float(x) for x in order["compute_purchases"]],
+            "data": [float(x) for x in order["data_purchases"]], "cost": float(order["spent"]),
+            "payoff": float(order["payoff"])}

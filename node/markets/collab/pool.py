@@ -41,7 +41,7 @@ from .common import (
     replay_settlement,
     sellers_of,
 )
-from .declared import DeclaredPool, empty_trade, take_final
+from .declared import DeclaredPool, book_of, empty_trade, take_final, trade_of
 
 MARGIN_S = 0.2
 
@@ -187,17 +187,14 @@ class Pool(DeclaredPool, CollabRole):
                                          "expires": cur.expires}, round=rnd.number)
         got = await cur.offers.wait()
         offers = {roster.devices.index(k): e for k, e in got.answers.items()}
-        caps_f = [float(offers[i].body["compute_capacity"]) if i in offers else 0.0 for i in range(n)]
-        caps_d = [float(offers[i].body["data_capacity"]) if i in offers else 0.0 for i in range(n)]
-        phi = [float(offers[i].body["phi"]) if i in offers else 0.0 for i in range(n)]
-        theta = [float(offers[i].body["theta"]) if i in offers else 0.0 for i in range(n)]
-        self.prices = ([float(offers[i].body["compute_price"]) if i in offers else 0.0 for i in range(n)]
-                       + [float(offers[i].body["data_price"]) if i in offers else 0.0 for i in range(n)])
+        book = book_of(offers, n)
+        self.prices = book.start_f + book.start_d
         left_out: set[bytes] = set(devices) - set(got.answers)
         if self.cfg.declared:
-            return await self.run_declared(rnd, cur, devices, pubs, offers, left_out)
+            return await self.run_declared(rnd, cur, devices, pubs, book, left_out)
+        caps_f, caps_d, phi, theta = book.caps_f, book.caps_d, book.phi, book.theta
         cur.stage = "regulate"
-        price_wires: list[bytes | None] = [offers[i].wire if i in offers else None for i in range(n)]
+        price_wires: list[bytes | None] = list(book.offer_wires)
         pricing = self.cfg.pricing()
         regulator = None
         if not self.cfg.device_side:
@@ -294,9 +291,7 @@ class Pool(DeclaredPool, CollabRole):
                 trades.append(empty_trade(n))
                 continue
             wires.append(ans.wire)
-            trades.append({"compute": [float(x) for x in b["compute_purchases"]],
-                           "data": [float(x) for x in b["data_purchases"]], "cost": float(b["spent"]),
-                           "payoff": float(b["payoff"])})
+            trades.append(trade_of(b))
         return trades, wires
 
     async def settle(self, rnd: RoundStart, cur: _Round, caps_f: list[float], caps_d: list[float],
