@@ -3,7 +3,9 @@
 The library's defaults are wrong for a small market network: a 250 ms stall on every dial, frames over a few
 MB that fail, 32-slot queues that drop silently, a 120 s gossip heartbeat. Four of the fixes are process-wide
 module attributes; :func:`apply_process_patches` sets them idempotently (it compares the current values, no
-flag of its own) and is called when a transport opens, never at import.
+flag of its own) and is called when a transport opens, never at import. It also installs two CPU savings
+measured on our networks (docs/adr/0145): signed peer records checked once (:mod:`.p2p_records`) and yamux
+window updates at half a window (:mod:`.p2p_yamux`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import libp2p.pubsub.pubsub as _pubsub_mod
 from libp2p.custom_types import TProtocol
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.rpc_queue import RpcQueue
+
+from .p2p_records import cache_peer_records
+from .p2p_yamux import half_window_updates
 
 GOSSIP_PROTOCOL = TProtocol("/meshsub/1.1.0")
 """Not 1.2.0: py-libp2p 0.8.1 sends an IDONTWANT for every message to every mesh peer; measured by
@@ -55,7 +60,7 @@ RPC_QUEUE = 512
 
 
 def apply_process_patches() -> None:
-    """Set the four process-wide py-libp2p fixes of libp2p.md §1 (idempotent).
+    """Set the four process-wide py-libp2p fixes of libp2p.md §1 and the two savings of ADR 0145 (idempotent).
 
     Must run before hosts and pubsub objects are created: ``SUBSCRIPTION_CHANNEL_SIZE`` is read at
     ``subscribe()`` and ``RpcQueue`` when a peer joins.
@@ -64,6 +69,8 @@ def apply_process_patches() -> None:
     if _io_utils.read_exactly.__defaults__ != (READ_EXACTLY_RETRIES,):
         _io_utils.read_exactly.__defaults__ = (READ_EXACTLY_RETRIES,)
     _pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_CHANNEL
+    cache_peer_records()
+    half_window_updates()
     current = _pubsub_mod.RpcQueue
     if not (isinstance(current, functools.partial) and current.keywords.get("max_size") == RPC_QUEUE):
         _pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=RPC_QUEUE)  # type: ignore[misc,assignment]
