@@ -181,22 +181,31 @@ def verify_certificate(cert: Certificate, validators: ValidatorSet, network_id: 
 @dataclass
 class _Tally:
     validators: ValidatorSet
-    votes: dict[bytes, dict[bytes, bytes]] = field(default_factory=dict)  # block hash -> validator -> sig
+    votes: dict[bytes, dict[bytes, bytes]] = field(default_factory=dict)  # block -> validator -> verified sig
+    pending: dict[bytes, dict[bytes, list[bytes]]] = field(default_factory=dict)  # block -> validator -> sigs
     done: bool = False
 
 
 class FinalityTracker:
     """Collects attestations per height and emits a certificate once a block reaches 2/3 of the weight.
 
-    Each attestation is verified on arrival (one BLS verify); a validator's second vote at the same height
-    for a different block is kept apart in :attr:`conflicts` (double votes; not counted twice).
+    Signatures are checked optimistically (docs/adr/0146): a registered validator's vote waits unverified until
+    the votes for its block reach 2/3 of the weight; then the candidate certificate's aggregate is verified
+    once (one ``fast_aggregate_verify`` instead of one ``verify`` per vote; the chain's own check of that
+    certificate then finds it in ``bls``'s cache). If the aggregate fails, the waiting votes are verified one
+    by one and the bad ones dropped (listed in :attr:`rejected`); a validator whose vote failed is verified on
+    arrival from then on. A validator's second vote at the same height for a different block is verified at
+    once, with its earlier ones, and kept apart in :attr:`conflicts` (double votes; not counted twice).
     """
 
     def __init__(self, network_id: str) -> None:
         self.network_id = network_id
         self._tallies: dict[int, _Tally] = {}
         self._voted: dict[tuple[int, bytes], bytes] = {}
+        self._suspects: set[bytes] = set()
         self.conflicts: list[tuple[Attestation, bytes]] = []
+        self.rejected: list[Attestation] = []
+        """Votes whose signature failed when they were checked (the owner drains it)."""
         self.certificates: dict[int, Certificate] = {}
 
     def add(self, att: Attestation, validators: ValidatorSet) -> Certificate | None:
@@ -210,29 +219,90 @@ class FinalityTracker:
             The new certificate if this attestation completed a quorum, else ``None``.
 
         Raises:
-            InvalidAttestation: ``unknown-validator`` or ``bad-signature``.
+            InvalidAttestation: ``unknown-validator``; ``bad-signature`` when the vote is verified on arrival
+                (a second vote at a height, or a validator that sent a bad one before) and fails.
         """
         if att.height in self.certificates:
             return None
-        verify_attestation(att, validators, self.network_id)
-        key = (att.height, att.validator)
-        previous = self._voted.get(key)
-        if previous is not None:
-            if previous != att.block_hash:
-                self.conflicts.append((att, previous))
-            return None
-        self._voted[key] = att.block_hash
+        entry = validators.get(att.validator)
+        if entry is None or entry[1] <= 0:
+            raise InvalidAttestation(LedgerReason.UNKNOWN_VALIDATOR, f"{att.validator.hex()[:16]} is not a validator")
         tally = self._tallies.setdefault(att.height, _Tally(dict(validators)))
-        votes = tally.votes.setdefault(att.block_hash, {})
-        votes[att.validator] = att.signature
+        key = (att.height, att.validator)
+        waiting = [b for b, pend in tally.pending.items() if att.validator in pend]
+        if (key in self._voted or att.validator in self._suspects
+                or any(b != att.block_hash for b in waiting)):
+            for block in waiting:  # its earlier votes at this height, checked before this one is compared
+                self._check_one_by_one(tally, att.height, block, only=att.validator)
+            verify_attestation(att, tally.validators, self.network_id)
+            previous = self._voted.get(key)
+            if previous is not None:
+                if previous != att.block_hash:
+                    self.conflicts.append((att, previous))
+                return None
+            self._accept(tally, att.height, att.block_hash, att.validator, att.signature)
+        else:
+            sigs = tally.pending.setdefault(att.block_hash, {}).setdefault(att.validator, [])
+            if att.signature not in sigs:
+                sigs.append(att.signature)
+        return None if tally.done else self._try_quorum(tally, att.height, att.block_hash)
+
+    def _accept(self, tally: _Tally, height: int, block: bytes, validator: bytes, sig: bytes) -> None:
+        self._voted[(height, validator)] = block
+        tally.votes.setdefault(block, {})[validator] = sig
+
+    def _weight(self, tally: _Tally, signers: set[bytes]) -> tuple[int, int]:
         total = sum(w for _, w in tally.validators.values() if w > 0)
-        signed = sum(tally.validators[v][1] for v in votes if v in tally.validators)
-        if tally.done or not reaches_quorum(signed, total):
+        return sum(tally.validators[v][1] for v in signers if v in tally.validators), total
+
+    def _try_quorum(self, tally: _Tally, height: int, block: bytes) -> Certificate | None:
+        votes = tally.votes.setdefault(block, {})
+        pend = {v: sigs for v, sigs in tally.pending.get(block, {}).items() if v not in votes}
+        if not reaches_quorum(*self._weight(tally, set(votes) | set(pend))):
             return None
+        if pend and all(len(sigs) == 1 for sigs in pend.values()):
+            signers = sorted(set(votes) | set(pend))
+            sigs = [votes[s] if s in votes else pend[s][0] for s in signers]
+            agg = bls.aggregate(sigs)
+            message = attestation_message(self.network_id, height, block)
+            if bls.fast_aggregate_verify([tally.validators[s][0] for s in signers], message, agg):
+                for v, (sig,) in pend.items():
+                    self._accept(tally, height, block, v, sig)
+                tally.pending.pop(block, None)
+                return self._certify(tally, height, block, agg)
+        if pend:
+            self._check_one_by_one(tally, height, block)
+        if not reaches_quorum(*self._weight(tally, set(votes))):
+            return None
+        return self._certify(tally, height, block)
+
+    def _check_one_by_one(self, tally: _Tally, height: int, block: bytes, only: bytes | None = None) -> None:
+        """Verify the waiting votes for ``block`` (of validator ``only``, or all) one by one; keep the good."""
+        pend = tally.pending.get(block, {})
+        for v in [v for v in pend if only is None or v == only]:
+            for sig in pend.pop(v):
+                att = Attestation(height, block, v, sig)
+                try:
+                    verify_attestation(att, tally.validators, self.network_id)
+                except InvalidAttestation:
+                    self.rejected.append(att)
+                    self._suspects.add(v)
+                    continue
+                previous = self._voted.get((height, v))
+                if previous is None:
+                    self._accept(tally, height, block, v, sig)
+                elif previous != block:
+                    self.conflicts.append((att, previous))
+        if not pend:
+            tally.pending.pop(block, None)
+
+    def _certify(self, tally: _Tally, height: int, block: bytes, agg: bytes | None = None) -> Certificate:
+        """The certificate of ``block``'s verified votes (``agg``: their aggregate, when already computed)."""
         tally.done = True
+        votes = tally.votes[block]
         signers = tuple(sorted(votes))
-        cert = Certificate(att.height, att.block_hash, signers, bls.aggregate([votes[s] for s in signers]))
-        self.certificates[att.height] = cert
+        cert = Certificate(height, block, signers, agg or bls.aggregate([votes[s] for s in signers]))
+        self.certificates[height] = cert
         return cert
 
     def prune(self, below: int) -> None:

@@ -124,8 +124,9 @@ class Finality:
 
     async def on_attestation(self, env: Envelope) -> None:
         """Gossip handler: a validator's vote for a block. Believed (it may make us sync) only once its signer
-        is a registered validator and its signature verifies, and then only as far as the block after our
-        head: one vote proves no more than that its signer holds a block we lack."""
+        is a registered validator, and then only as far as the block after our head: one vote proves no more
+        than that its signer holds a block we lack (a valid signature would not prove more: a validator can sign
+        any hash)."""
         body = env.body
         att = Attestation(body["height"], body["hash"], env.sender, body["sig"])
         head = self.svc.chain.height
@@ -136,14 +137,22 @@ class Finality:
             self.svc.highest_seen = max(self.svc.highest_seen, min(att.height, head + 1))
 
     def count(self, att: Attestation) -> bool:
-        """Count a vote; whether it verified (a registered validator's valid signature)."""
+        """Count a vote; whether it was counted (a registered validator's; its signature is checked when its
+        block's votes reach a quorum, or at once if it is a second vote or its validator sent a bad one before,
+        docs/adr/0146)."""
         if att.height <= self.svc.chain.finalized_height:
             return False
+        tracker = self.tracker
         try:
-            cert = self.tracker.add(att, self.svc.validator_set(att.height))
+            cert = tracker.add(att, self.svc.validator_set(att.height))
         except lerr.LedgerError as err:
             _events.warning("attestation.rejected", reason=getattr(err, "reason", "invalid"), detail=str(err)[:200])
             return False
+        finally:
+            for bad in tracker.rejected:
+                _events.warning("attestation.rejected", reason=lerr.LedgerReason.BAD_SIGNATURE, height=bad.height,
+                                validator=bad.validator.hex()[:16])
+            tracker.rejected.clear()
         if cert is not None:
             self.finalize(cert)
             self._announce(cert)

@@ -51,11 +51,42 @@ def test_tracker_rejects_outsiders_and_bad_signatures_and_records_double_votes()
     outsider = make_attestation(bls.bls_keygen(net.keys["alice"].seed), net.acct("alice"), NID, 1, HASH)
     with pytest.raises(InvalidAttestation, match="unknown-validator"):
         tracker.add(outsider, vset(net))
-    with pytest.raises(InvalidAttestation, match="bad-signature"):
-        tracker.add(replace(att(net, 0), block_hash=b"\x01" * 32), vset(net))
-    assert tracker.add(att(net, 0), vset(net)) is None
-    assert tracker.add(att(net, 0, b"\x01" * 32), vset(net)) is None
+    forged = replace(att(net, 0), block_hash=b"\x01" * 32)  # a signature over another block
+    assert tracker.add(forged, vset(net)) is None  # waits, unverified: one vote is no quorum
+    assert tracker.add(att(net, 0), vset(net)) is None  # its second vote at height 1: both checked at once
+    assert tracker.rejected == [forged] and not tracker.conflicts
+    assert tracker.add(att(net, 0, b"\x01" * 32), vset(net)) is None  # a valid double vote: evidence
     assert len(tracker.conflicts) == 1
+    with pytest.raises(InvalidAttestation, match="bad-signature"):  # a validator caught once is checked at once
+        tracker.add(replace(att(net, 0, height=2), block_hash=b"\x02" * 32), vset(net))
+
+
+def test_honest_votes_cost_one_aggregate_check_not_one_per_vote(monkeypatch: pytest.MonkeyPatch) -> None:
+    net = Net(stakes=[1, 1, 1, 1], n_validators=4)
+    calls: list[str] = []
+    real_verify, real_fav = bls.verify, bls.fast_aggregate_verify
+    monkeypatch.setattr(bls, "verify", lambda *a: calls.append("verify") or real_verify(*a))
+    monkeypatch.setattr(bls, "fast_aggregate_verify", lambda *a: calls.append("aggregate") or real_fav(*a))
+    tracker = FinalityTracker(NID)
+    cert = None
+    for i in range(4):
+        cert = tracker.add(att(net, i), vset(net)) or cert
+    assert cert is not None and len(cert.signers) == 3 and calls == ["aggregate"]
+    verify_certificate(cert, vset(net), NID)  # the chain's own check of it
+    assert calls[-1] == "aggregate" and not tracker.rejected
+
+
+def test_a_bad_vote_in_a_quorum_is_dropped_and_the_quorum_waits_for_a_good_one() -> None:
+    net = Net(stakes=[1, 1, 1, 1], n_validators=4)
+    tracker = FinalityTracker(NID)
+    bad = replace(att(net, 1), signature=att(net, 2).signature)  # validator 1 sends validator 2's signature
+    assert tracker.add(att(net, 0), vset(net)) is None
+    assert tracker.add(bad, vset(net)) is None
+    assert tracker.add(att(net, 2), vset(net)) is None  # 3 of 4 named, the aggregate fails: 2 of 4 are good
+    assert tracker.rejected == [bad]
+    cert = tracker.add(att(net, 3), vset(net))
+    assert cert is not None and net.validators[1].public not in cert.signers and len(cert.signers) == 3
+    verify_certificate(cert, vset(net), NID)
 
 
 def test_tampered_certificates_are_rejected() -> None:

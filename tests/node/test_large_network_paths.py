@@ -112,6 +112,11 @@ async def test_a_direct_vote_that_is_malformed_or_too_far_ahead_is_refused_with_
             with pytest.raises(RemoteRejected) as err:
                 await a.transport.request(b.key.public, PROTO_ATTEST, body, timeout=5)
             assert err.value.reason == reason
-        bogus = codec.encode({"height": 1, "hash": os.urandom(32), "sig": os.urandom(96)})
+        ahead = b.chain.chain.height + 2  # a height no vote has reached yet
+        bogus = codec.encode({"height": ahead, "hash": os.urandom(32), "sig": os.urandom(96)})
         answer = codec.decode(await a.transport.request(b.key.public, PROTO_ATTEST, bogus, timeout=5))
-        assert answer == {"counted": False}  # a signature that does not verify is not counted
+        assert answer == {"counted": True}  # a registered validator's vote waits for its quorum, unverified
+        again = codec.encode({"height": ahead, "hash": os.urandom(32), "sig": os.urandom(96)})
+        answer = codec.decode(await a.transport.request(b.key.public, PROTO_ATTEST, again, timeout=5))
+        assert answer == {"counted": False}  # its second vote at that height: both checked at once, both fail
+        assert b.chain.finality.tracker.rejected == [] and a.key.public in b.chain.finality.tracker._suspects
