@@ -28,6 +28,7 @@ from typing import Any
 
 from bazaar.node import launcher
 from bazaar.node.markets.registry import get_spec
+from bazaar.node.params import ParamError
 from bazaar.node.rounds.driver import run_rounds
 from bazaar.node.scenario import load_scenario
 from bazaar.node.scenario_scale import scale_scenario
@@ -155,7 +156,10 @@ def main() -> None:
     ap.add_argument("--nodes", type=int, default=None, help="grow the scenario to N node processes")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
-    out = measure(args.scenario, 3 if args.quick else args.rounds, args.nodes)
+    try:
+        out = measure(args.scenario, 3 if args.quick else args.rounds, args.nodes)
+    except (ParamError, launcher.LaunchError) as err:
+        raise SystemExit(f"bench_network: {err}") from None
     print(json.dumps(out) if args.json else table(out))
 
 
