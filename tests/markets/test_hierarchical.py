@@ -128,10 +128,14 @@ async def test_bad_bids_and_forged_results_are_refused_with_reasons(tmp_path: Pa
     async with open_memory_network(SMALL, tmp_path / "net") as nodes:
         await _play(nodes)
         mesp, miner, ccsp = nodes["mesp-0"], nodes["miner-0"], nodes["ccsp"]
-        # a MESP posing as the CCSP: its upper result is refused by role
-        await mesp.publish(msg.MSG_UPPER, {"offers": [], "bundles": [], "ccsp_of": [], "payments": [],
-                                           "upper_welfare": 0.0, "upper_bound": None}, round=99)
-        await miner.router.changes.wait_for(lambda: miner.router.rejected.get("not-authorised", 0) >= 1, timeout=10)
+        # a MESP posing as the CCSP: its upper result is refused by role (a direct request to the other MESP)
+        other = nodes["mesp-1"]
+        with pytest.raises(RequestFailed) as forged:
+            await mesp.ask(other.key.public, msg.MSG_UPPER, {"offers": [], "bundles": [], "ccsp_of": [],
+                                                              "payments": [], "upper_welfare": 0.0,
+                                                              "upper_bound": None}, round=99, timeout=5)
+        assert forged.value.reason == "refused" and "not-authorised" in forged.value.detail
+        assert other.router.rejected["not-authorised"] >= 1
         # a bid for a round that is not open
         lock = miner.chain.sign_tx("escrow_lock", {"id": escrow_id(99, miner.key.public), "payee": ccsp.key.public,
                                                    "amount": 1, "expires": 99, "arbiter": ccsp.key.public,
