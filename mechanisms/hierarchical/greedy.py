@@ -21,7 +21,7 @@ import numpy as np
 
 from bazaar.mechanisms.errors import MechanismError
 
-from .market import NO_TRADE, Allocation, Market, fits, welfare_of
+from .market import NO_TRADE, Allocation, Market, fit_tolerance, fits, welfare_of
 
 SELLER_ORDERS = ("ask", "ask_density")
 
@@ -105,6 +105,7 @@ def critical_bids(m: Market, alloc: Allocation, order: str = "ask") -> np.ndarra
     # where each candidate may trade, in seller order (trade_ok does not depend on the remaining capacity)
     ok = [[s for s in sellers if m.trade_ok(b, o, s)] for b, o in cands]
     dens = [val[b][o] / math.sqrt(qty[b][o]) for b, o in cands]
+    tol = [fit_tolerance(qty[b][o]) for b, o in cands]  # fits(rem, q) is q <= rem + fit_tolerance(q)
     out = np.full(m.n_buyers, np.nan)
     for b in range(m.n_buyers):
         if alloc.seller[b] == NO_TRADE:
@@ -112,6 +113,7 @@ def critical_bids(m: Market, alloc: Allocation, order: str = "ask") -> np.ndarra
         o = int(alloc.option[b])
         q = qty[b][o]
         sq = math.sqrt(q)
+        tol_q = fit_tolerance(q)
         reach = [(s, price[s] * q) for s in sellers if allowed[b][s]]
         others = [i for i, c in enumerate(cands) if c != (b, o)]
         rem = list(capacity)
@@ -123,7 +125,7 @@ def critical_bids(m: Market, alloc: Allocation, order: str = "ask") -> np.ndarra
             if not taken[b]:
                 thr = math.inf
                 for s, cost in reach:
-                    if fits(rem[s], q):
+                    if q <= rem[s] + tol_q:
                         thr = min(thr, cost)
                 vmin = max(lower, thr)
                 if vmin <= upper * (1 + 1e-12) and vmin < best:
@@ -133,9 +135,9 @@ def critical_bids(m: Market, alloc: Allocation, order: str = "ask") -> np.ndarra
             i = others[p]
             ib, io = cands[i]
             if not taken[ib]:
-                qi = qty[ib][io]
+                qi, tol_i = qty[ib][io], tol[i]
                 for s in ok[i]:
-                    if fits(rem[s], qi):
+                    if qi <= rem[s] + tol_i:
                         taken[ib] = True
                         rem[s] -= qi
                         break

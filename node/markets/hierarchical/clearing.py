@@ -110,7 +110,7 @@ def check_lock(raw: bytes, network_id: str, *, payer: bytes, amount: int, arbite
 
 BIDS: Memo[MinerBid] = Memo(1024)
 """Bids that passed :func:`parse_bid`, by (signed bytes under the network, round, roster, cap)."""
-OFFERS: Memo[Offer] = Memo(256)
+OFFERS: Memo[Offer] = Memo(64)
 """Offers that passed :func:`parse_offer`, by (signed bytes under the network, round, roster, steps, cap)."""
 
 
