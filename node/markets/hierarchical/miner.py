@@ -107,7 +107,9 @@ class Miner(HierarchicalRole):
             if record is None:
                 continue
             del self.pending[round_no]
-            if not any(bid in _bids_of(w, self.ctx.network_id) for w in record.get("offers", [])):
+            offers = record.get("offers")
+            offers = [w for w in offers if isinstance(w, bytes)] if isinstance(offers, list) else []
+            if not any(bid in _bids_of(w, self.ctx.network_id) for w in offers):
                 self.ctx.chain.forget_nonce(nonce)
                 self.ctx.events.warning("bid.left_out", round=round_no)
 
