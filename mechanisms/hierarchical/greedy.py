@@ -21,7 +21,7 @@ import numpy as np
 
 from bazaar.mechanisms.errors import MechanismError
 
-from .market import NO_TRADE, Allocation, Market, fits, welfare_of
+from .market import NO_TRADE, Allocation, Market, fit_tolerance, fits, welfare_of
 
 SELLER_ORDERS = ("ask", "ask_density")
 
@@ -95,37 +95,52 @@ def critical_bids(m: Market, alloc: Allocation, order: str = "ask") -> np.ndarra
     """
     sellers = seller_order(m, order)
     cands = candidate_order(m)
-    dens = [float(m.value[b, o]) / math.sqrt(float(m.quantity[b, o])) for b, o in cands]
+    # plain Python floats and lists (the same IEEE values as the arrays' elements): this loop is on every node's
+    # block check, and numpy's per-element indexing made it several times slower (docs/adr/0177)
+    qty = np.asarray(m.quantity, float).tolist()
+    val = np.asarray(m.value, float).tolist()
+    allowed = np.asarray(m.allowed, bool).tolist()
+    price = [max(float(a), m.base_price) for a in m.ask]
+    capacity = np.asarray(m.capacity, float).tolist()
+    # where each candidate may trade, in seller order (trade_ok does not depend on the remaining capacity)
+    ok = [[s for s in sellers if m.trade_ok(b, o, s)] for b, o in cands]
+    dens = [val[b][o] / math.sqrt(qty[b][o]) for b, o in cands]
+    tol = [fit_tolerance(qty[b][o]) for b, o in cands]  # fits(rem, q) is q <= rem + fit_tolerance(q)
     out = np.full(m.n_buyers, np.nan)
     for b in range(m.n_buyers):
         if alloc.seller[b] == NO_TRADE:
             continue
         o = int(alloc.option[b])
-        q = float(m.quantity[b, o])
+        q = qty[b][o]
         sq = math.sqrt(q)
-        others = [(i, c) for i, c in enumerate(cands) if c != (b, o)]
-        rem = m.capacity.astype(float).copy()
-        taken = np.zeros(m.n_buyers, dtype=bool)
+        tol_q = fit_tolerance(q)
+        reach = [(s, price[s] * q) for s in sellers if allowed[b][s]]
+        others = [i for i, c in enumerate(cands) if c != (b, o)]
+        rem = list(capacity)
+        taken = [False] * m.n_buyers
         best = math.inf
         upper = math.inf
         for p in range(len(others) + 1):
-            lower = dens[others[p][0]] * sq if p < len(others) else 0.0
+            lower = dens[others[p]] * sq if p < len(others) else 0.0
             if not taken[b]:
                 thr = math.inf
-                for s in sellers:
-                    if m.allowed[b, s] and fits(float(rem[s]), q):
-                        thr = min(thr, max(float(m.ask[s]), m.base_price) * q)
+                for s, cost in reach:
+                    if q <= rem[s] + tol_q:
+                        thr = min(thr, cost)
                 vmin = max(lower, thr)
                 if vmin <= upper * (1 + 1e-12) and vmin < best:
                     best = vmin
             if p == len(others):
                 break
-            ib, io = others[p][1]
+            i = others[p]
+            ib, io = cands[i]
             if not taken[ib]:
-                s = _first_seller(m, ib, io, rem, sellers)
-                if s != NO_TRADE:
-                    taken[ib] = True
-                    rem[s] -= m.quantity[ib, io]
+                qi, tol_i = qty[ib][io], tol[i]
+                for s in ok[i]:
+                    if qi <= rem[s] + tol_i:
+                        taken[ib] = True
+                        rem[s] -= qi
+                        break
             upper = lower
         out[b] = best
     return out

@@ -27,9 +27,14 @@ NO_TRADE = -1
 _REL = 1e-9
 
 
+def fit_tolerance(quantity: float) -> float:
+    """The rounding slack :func:`fits` allows ``quantity`` (relative, at least absolute 1e-9)."""
+    return _REL * max(1.0, abs(quantity))
+
+
 def fits(remaining: float, quantity: float) -> bool:
     """Whether ``quantity`` fits into ``remaining`` up to a relative rounding tolerance."""
-    return quantity <= remaining + _REL * max(1.0, abs(quantity))
+    return quantity <= remaining + fit_tolerance(quantity)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@ the CCSP's upper result and each MESP's lower result.
 Flow of one round (docs/protocol.md §hierarchical): the leading CCSP gossips ``call``; each miner sends ``bid``
 (its demand, bid, block size, reach and a signed escrow lock of its bid) point to point to the MESPs it can
 reach and gets ``bid-ack``; each MESP sends ``bundle`` (its bundle bids, the miner bids it accepted, the escrow
-lock of its largest bundle bid) to the CCSP; the CCSP gossips ``upper`` (the MESPs' signed ``bundle`` envelopes
-it cleared — so everyone can re-check them — the awarded bundles and payments); each MESP gossips ``lower``
-(the miners it serves and their payments); the CCSP submits the settlement.
+lock of its largest bundle bid) to the CCSP; the CCSP sends ``upper`` (the MESPs' signed ``bundle`` envelopes
+it cleared, the awarded bundles and payments) point to point to each MESP it cleared, and each answers with its
+signed ``lower`` (the miners it serves and their payments; docs/adr/0177); the CCSP submits the settlement, which
+carries the offers and the lower results for every node to re-check.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ MSG_BUNDLE = "hierarchical/bundle"
 MSG_BUNDLE_ACK = "hierarchical/bundle-ack"
 MSG_UPPER = "hierarchical/upper"
 MSG_LOWER = "hierarchical/lower"
-MSG_LOWER_ACK = "hierarchical/lower-ack"
 
 SETTLEMENT_RECORD = "hierarchical/settlement"
 """Kind of the ``tx/record`` that carries a settled round (its book and outcome) on chain."""
@@ -55,7 +55,6 @@ BID = register(MSG_BID, Schema({
 ACK = Schema({"accepted": Bool(), "reason": Str(max_len=200)})
 register(MSG_BID_ACK, ACK)
 register(MSG_BUNDLE_ACK, ACK)
-register(MSG_LOWER_ACK, ACK)
 BUNDLE = register(MSG_BUNDLE, Schema({
     "values": List(Num(), max_len=MAX_BUNDLES),
     "bids": List(Bytes(max_len=MAX_BID_WIRE), max_len=MAX_MINERS),

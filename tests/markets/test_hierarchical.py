@@ -4,11 +4,13 @@ escrows move exactly the published payments, bad messages are refused with coded
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import trio
 
 from bazaar.ledger.amounts import to_units
+from bazaar.ledger.txs import make_tx
 from bazaar.node.markets.context import RequestFailed
 from bazaar.node.markets.hierarchical.clearing import escrow_id
 from bazaar.node.markets.registry import get_spec
@@ -128,10 +130,14 @@ async def test_bad_bids_and_forged_results_are_refused_with_reasons(tmp_path: Pa
     async with open_memory_network(SMALL, tmp_path / "net") as nodes:
         await _play(nodes)
         mesp, miner, ccsp = nodes["mesp-0"], nodes["miner-0"], nodes["ccsp"]
-        # a MESP posing as the CCSP: its upper result is refused by role
-        await mesp.publish(msg.MSG_UPPER, {"offers": [], "bundles": [], "ccsp_of": [], "payments": [],
-                                           "upper_welfare": 0.0, "upper_bound": None}, round=99)
-        await miner.router.changes.wait_for(lambda: miner.router.rejected.get("not-authorised", 0) >= 1, timeout=10)
+        # a MESP posing as the CCSP: its upper result is refused by role (a direct request to the other MESP)
+        other = nodes["mesp-1"]
+        with pytest.raises(RequestFailed) as forged:
+            await mesp.ask(other.key.public, msg.MSG_UPPER, {"offers": [], "bundles": [], "ccsp_of": [],
+                                                              "payments": [], "upper_welfare": 0.0,
+                                                              "upper_bound": None}, round=99, timeout=5)
+        assert forged.value.reason == "refused" and "not-authorised" in forged.value.detail
+        assert other.router.rejected["not-authorised"] >= 1
         # a bid for a round that is not open
         lock = miner.chain.sign_tx("escrow_lock", {"id": escrow_id(99, miner.key.public), "payee": ccsp.key.public,
                                                    "amount": 1, "expires": 99, "arbiter": ccsp.key.public,
@@ -168,3 +174,38 @@ async def test_a_miner_that_empties_its_account_after_bidding_does_not_stall_the
         assert state.balance(cheat.key.public) == 0 and not state.escrows and state.conserved()
         served = [i for i, a in enumerate(summary["outcome"]["assignment"]) if a is not None and i != 0]
         assert served  # everyone else's escrows settled in the same block
+
+
+async def test_a_miner_learns_it_was_left_out_from_the_settlement_block(tmp_path: Path) -> None:
+    """The upper result goes to the MESPs only (docs/adr/0177): a miner whose lock is not in the block that
+    carries its round's settlement record, and whose bid is in none of the record's offers, gives the nonce back."""
+    async with open_memory_network(SMALL, tmp_path / "net") as nodes:
+        ccsp, miner = nodes["ccsp"], nodes["miner-0"]
+        role = miner.app
+        nid = miner.network_id
+
+        def record(round_no: int) -> bytes:
+            return make_tx(ccsp.key, nid, "record", {"kind": msg.SETTLEMENT_RECORD, "nonce": 1,
+                                                     "data": {"offers": [], "lowers": []}},
+                           market=msg.MARKET, round=round_no).wire
+
+        def pending(round_no: int) -> tuple[int, bytes]:
+            lock = miner.chain.sign_tx("escrow_lock", {
+                "id": escrow_id(round_no, miner.key.public), "payee": ccsp.key.public, "amount": 1,
+                "expires": 99, "arbiter": ccsp.key.public, "ref": f"hierarchical/{round_no}".encode()},
+                round=round_no)
+            role.pending[round_no] = (int(lock.body["nonce"]), b"our signed bid", lock.wire)
+            return int(lock.body["nonce"]), lock.wire
+
+        nonce, _ = pending(7)
+        role.left_out(SimpleNamespace(txs=[record(8)]))  # another round's settlement: still waiting
+        assert 7 in role.pending
+        role.left_out(SimpleNamespace(txs=[record(7)]))  # ours, without our lock or bid: left out
+        assert 7 not in role.pending
+        assert miner.chain.next_nonce() == nonce  # the nonce is handed out again
+        miner.chain.forget_nonce(nonce)
+
+        nonce, lock = pending(9)
+        role.left_out(SimpleNamespace(txs=[lock, record(9)]))  # our lock is settled: in the book
+        assert 9 not in role.pending
+        assert miner.chain.next_nonce() == nonce + 1

@@ -11,8 +11,10 @@ import trio
 
 from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.txs import decode_tx, make_tx
+from bazaar.node.markets.hierarchical import clearing
 from bazaar.node.memnet import open_memory_network
 from bazaar.protocol.markets import hierarchical as msg
+from bazaar.protocol.verified import forget_checked
 
 
 async def test_a_forged_payment_or_a_settlement_without_its_record_is_refused(tmp_path: Path) -> None:
@@ -40,3 +42,25 @@ async def test_a_forged_payment_or_a_settlement_without_its_record_is_refused(tm
                      if not (t.type == "tx/record" and t.body["kind"] == msg.SETTLEMENT_RECORD)]
         with pytest.raises(InvalidBlock, match="market-contract"):
             role.settlement_matches(parent, SimpleNamespace(txs=no_record))
+
+
+async def test_the_remembered_parse_and_clearing_equal_a_cold_one(tmp_path: Path) -> None:
+    """Parsed offers and clearings are remembered per process by their exact inputs (docs/adr/0177): the warm
+    settlement equals the cold one, and a caller that mutates its copy of a clearing does not change the next."""
+    async with open_memory_network("hierarchical-small", tmp_path / "net") as nodes:
+        ccsp, miner = nodes["ccsp"], nodes["miner-0"]
+        with trio.fail_after(60):
+            await ccsp.engine.play()
+        block = miner.chain.block(1)
+        rec = next(t for t in (decode_tx(raw, miner.network_id) for raw in block.txs)
+                   if t.type == "tx/record" and t.body["kind"] == msg.SETTLEMENT_RECORD)
+        role = miner.app
+        for memo in (clearing.BIDS, clearing.OFFERS, clearing.CLEARED):
+            memo.clear()
+        forget_checked()
+        cold_cleared, cold = role.settlement_of(rec.round, rec.body["data"])
+        cold_cleared.miner_payments[:] = -1.0
+        cold_cleared.book.clear()
+        warm_cleared, warm = role.settlement_of(rec.round, rec.body["data"])
+        assert clearing.OFFERS.hits >= 2 and clearing.CLEARED.hits >= 1
+        assert warm == cold and warm_cleared.book and (warm_cleared.miner_payments >= 0).all()

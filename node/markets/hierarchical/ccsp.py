@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import trio
+
 from bazaar.ledger.amounts import from_units, to_units
 from bazaar.ledger.txs import MAX_RECORD_DATA, WEIGHTS_RECORD, decode_tx
 from bazaar.mechanisms.errors import MechanismError
@@ -16,7 +18,7 @@ from bazaar.protocol.markets import hierarchical as msg
 from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, serve
-from ..context import Refuse, RoleContext
+from ..context import Refuse, RequestFailed, RoleContext
 from .clearing import Cleared, Offer, clear, lower_result, outcome_doc, parse_lower, parse_offer, settle_cleared
 from .common import MESP, HierarchicalRole
 from .reference import PendingOptimum, ReferenceSolver, reference_instance
@@ -31,8 +33,6 @@ class _Open:
     offers: Collector[Offer]
     expires: int = 0
     """The call's escrow expiry: every lock of the round must carry it (a bounded wait if we die, ADR 0092)."""
-    lowers: Collector[tuple[bytes, dict[bytes, float]]] | None = None
-    cleared: Cleared | None = None
 
 
 class Ccsp(HierarchicalRole):
@@ -60,24 +60,9 @@ class Ccsp(HierarchicalRole):
         rnd.offers.offer(env.sender, offer)
         return {"accepted": True, "reason": ""}
 
-    @serve(msg.MSG_LOWER, reply=msg.MSG_LOWER_ACK, from_roles=(MESP,))
-    async def on_lower(self, env: Envelope) -> dict[str, Any]:
-        """A MESP's signed lower result, sent to the leading CCSP (the one that collects them; a direct request,
-        not gossip: no other node reads it, docs/adr/0157): kept when it matches our clearing."""
-        if self.ctx.key.public != self.roster.leader:
-            raise Refuse("wrong-round", "only the leading CCSP collects lower results")
-        rnd = self.current
-        if rnd is None or rnd.lowers is None or rnd.cleared is None or env.round != rnd.number:
-            raise Refuse("wrong-round", "no lower results expected now")
-        j, served = parse_lower(env.wire, self.ctx.network_id, env.round, self.roster)
-        expected = lower_result(rnd.cleared, j)
-        if set(served) != set(expected) or any(abs(served[k] - v) > 1e-9 * max(1.0, v) for k, v in expected.items()):
-            raise Refuse("result-mismatch", f"MESP {j}'s lower result differs from the cleared round")
-        rnd.lowers.offer(env.sender, (env.wire, served))
-        return {"accepted": True, "reason": ""}
-
     async def open_round(self, rnd: RoundStart) -> RoundResult:
-        """Call, collect offers, clear, publish, collect lower results, settle."""
+        """Call, collect offers, clear, send the upper result to each MESP cleared (its answer is its lower
+        result), settle."""
         ctx = self.ctx
         if ctx.key.public != self.roster.leader:
             raise RoundError("only the leading CCSP runs rounds")
@@ -109,22 +94,22 @@ class Ccsp(HierarchicalRole):
             raise RoundError(f"the offers do not form a market: {err}") from err
         # the joint-MILP reference is a figure of the report only: a child process solves it beside the round
         reference = self.references.start(ctx.spawn, reference_instance(self.p, cleared.book, cleared.mesps))
-        self.current.cleared = cleared
         present = [self.roster.mesps[j] for j in cleared.mesps]
-        self.current.lowers = Collector(present, lower_s)
-        await ctx.publish(msg.MSG_UPPER, {
-            "offers": [o.wire for o in sorted(offers, key=lambda o: o.index)],
-            "bundles": [float(x) for x in cleared.bundles], "ccsp_of": [int(x) for x in cleared.ccsp_of],
-            "payments": [float(x) for x in cleared.mesp_payments], "upper_welfare": cleared.upper_welfare,
-            "upper_bound": cleared.upper_bound}, round=rnd.number)
-        lowers_got = await self.current.lowers.wait()
         self.current = None
-        lower_wires = [lowers_got.answers[k][0] for k in present if k in lowers_got.answers]
-        lowers = {self.roster.mesps.index(k): lowers_got.answers[k][1] for k in present if k in lowers_got.answers}
+        upper = {"offers": [o.wire for o in sorted(offers, key=lambda o: o.index)],
+                 "bundles": [float(x) for x in cleared.bundles], "ccsp_of": [int(x) for x in cleared.ccsp_of],
+                 "payments": [float(x) for x in cleared.mesp_payments], "upper_welfare": cleared.upper_welfare,
+                 "upper_bound": cleared.upper_bound}
+        lowers_got: dict[bytes, tuple[bytes, dict[bytes, float]]] = {}
+        async with trio.open_nursery() as nursery:
+            for k in present:
+                nursery.start_soon(self._ask_lower, k, rnd.number, upper, cleared, lower_s, lowers_got)
+        lower_wires = [lowers_got[k][0] for k in present if k in lowers_got]
+        lowers = {self.roster.mesps.index(k): lowers_got[k][1] for k in present if k in lowers_got}
         nonce = await self._settle(rnd.number, offers, lower_wires, cleared, lowers)
         doc = outcome_doc(cleared, len(self.roster.miners), len(self.roster.mesps), self.cfg.multi)
         in_book = {b.miner for b in cleared.book}
-        confirmed = {self.roster.mesps[j] for j in cleared.mesps if self.roster.mesps[j] in lowers_got.answers}
+        confirmed = {self.roster.mesps[j] for j in cleared.mesps if self.roster.mesps[j] in lowers_got}
         left_out = [ctx.name_of(k) for k in mesps if k not in confirmed]
         left_out += [ctx.name_of(k) for k in miners if k not in in_book]
         metrics = {"welfare": doc["welfare"], "optimum_welfare": None, "gap": None,  # close_round: the reference
@@ -134,6 +119,24 @@ class Ccsp(HierarchicalRole):
         # two silent draws may be replaced (each after block_s) before the settlement block comes
         return RoundResult(invited, left_out, nonce, 3 * ctx.deadline("block_s"), metrics=metrics, outcome=doc,
                            private={"optimum": reference})
+
+    async def _ask_lower(self, mesp: bytes, round_no: int, upper: dict[str, Any], cleared: Cleared, timeout: float,
+                         got: dict[bytes, tuple[bytes, dict[bytes, float]]]) -> None:
+        """Send the upper result to one MESP we cleared; its answer is its signed lower result, kept when it
+        matches our clearing (point to point: no other node reads either, docs/adr/0157 and 0177)."""
+        ctx = self.ctx
+        try:
+            answer = await ctx.ask(mesp, msg.MSG_UPPER, upper, round=round_no, timeout=timeout)
+            j, served = parse_lower(answer.wire, ctx.network_id, round_no, self.roster)
+        except (RequestFailed, Refuse) as err:
+            ctx.events.warning("lower.missing", round=round_no, mesp=ctx.name_of(mesp), error=str(err)[:200])
+            return
+        expected = lower_result(cleared, j)
+        if (self.roster.mesps[j] != mesp or set(served) != set(expected)
+                or any(abs(served[k] - v) > 1e-9 * max(1.0, v) for k, v in expected.items())):
+            ctx.events.warning("lower.mismatch", round=round_no, mesp=ctx.name_of(mesp))
+            return
+        got[mesp] = (answer.wire, served)
 
     async def _settle(self, round_no: int, offers: list[Offer], lower_wires: list[bytes], cleared: Cleared,
                       lowers: dict[int, dict[bytes, float]]) -> int | None:

@@ -11,7 +11,8 @@ the same parameter file (the same mechanism functions, called the same way).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,11 +21,12 @@ from bazaar.ledger.amounts import to_units
 from bazaar.ledger.txs import decode_tx
 from bazaar.mechanisms import hierarchical as mech
 from bazaar.mechanisms.hierarchical.network import n_bundle_steps
-from bazaar.protocol import Envelope, ProtocolError, open_envelope
+from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.markets import hierarchical as msg
-from bazaar.protocol.messages import validate_basic
+from bazaar.protocol.verified import checked_key, open_checked
 
 from ..context import Refuse
+from .memo import Memo
 
 NO_TRADE = mech.NO_TRADE
 
@@ -81,8 +83,7 @@ class Offer:
 
 def _open(wire: bytes, network_id: str, mtype: str, round_no: int) -> Envelope:
     try:
-        env = open_envelope(wire, network_id)
-        validate_basic(env)
+        env = open_checked(wire, network_id)  # a bid is opened by its MESPs, in both offers, in every import
     except ProtocolError as err:
         raise Refuse(err.reason, f"embedded {mtype}: {err.detail}") from err
     if env.type != mtype or env.round != round_no or env.market != msg.MARKET:
@@ -107,13 +108,31 @@ def check_lock(raw: bytes, network_id: str, *, payer: bytes, amount: int, arbite
         raise Refuse("bad-escrow", "escrow lock must lock the bid under this round's id with the CCSP as arbiter")
 
 
+BIDS: Memo[MinerBid] = Memo(1024)
+"""Bids that passed :func:`parse_bid`, by (signed bytes under the network, round, roster, cap)."""
+OFFERS: Memo[Offer] = Memo(64)
+"""Offers that passed :func:`parse_offer`, by (signed bytes under the network, round, roster, steps, cap)."""
+
+
 def parse_bid(wire: bytes, network_id: str, round_no: int, roster: Roster, max_bid: float) -> MinerBid:
     """Check a miner's signed bid (signature, schema, round, sender, reach, cap, escrow lock).
+
+    A pure function of its arguments: a bid that passed once in this process is not checked again (:data:`BIDS`).
 
     Raises:
         Refuse: ``not-authorised`` (not a miner), ``bid-over-cap``, ``bad-reach``, ``bad-escrow`` or a protocol
             reason.
     """
+    key = (checked_key(wire, network_id), round_no, roster, max_bid)
+    known = BIDS.get(key)
+    if known is not None:
+        return known
+    bid = _parse_bid(wire, network_id, round_no, roster, max_bid)
+    BIDS.put(key, bid)
+    return bid
+
+
+def _parse_bid(wire: bytes, network_id: str, round_no: int, roster: Roster, max_bid: float) -> MinerBid:
     env = _open(wire, network_id, msg.MSG_BID, round_no)
     if env.sender not in roster.miners:
         raise Refuse("not-authorised", "bid not signed by a miner")
@@ -133,10 +152,24 @@ def parse_offer(wire: bytes, network_id: str, round_no: int, roster: Roster, n_s
                 max_bid: float) -> Offer:
     """Check a MESP's signed offer and every miner bid inside it.
 
+    A pure function of its arguments: an offer that passed once in this process is not checked again
+    (:data:`OFFERS`; the leading CCSP checked it on arrival, a MESP in the upper result, before their imports).
+
     Raises:
         Refuse: ``bundle-over-capacity`` (bundles beyond the spare capacity), ``bad-bundle``, ``not-authorised``,
             ``bad-escrow``, or a reason of :func:`parse_bid`.
     """
+    key = (checked_key(wire, network_id), round_no, roster, n_steps, max_bid)
+    known = OFFERS.get(key)
+    if known is not None:
+        return known
+    offer = _parse_offer(wire, network_id, round_no, roster, n_steps, max_bid)
+    OFFERS.put(key, offer)
+    return offer
+
+
+def _parse_offer(wire: bytes, network_id: str, round_no: int, roster: Roster, n_steps: int,
+                 max_bid: float) -> Offer:
     env = _open(wire, network_id, msg.MSG_BUNDLE, round_no)
     if env.sender not in roster.mesps:
         raise Refuse("not-authorised", "offer not signed by a MESP")
@@ -238,13 +271,36 @@ class Cleared:
     weights: list[int]
 
 
+CLEARED: Memo[Cleared] = Memo(32)
+"""Clearings, by (parameters, the offers cleared)."""
+
+
 def clear(p: dict[str, Any], offers: list[Offer]) -> Cleared:
     """Clear the upper level on the offers' rows, then the lower level on the awarded capacities.
+
+    Deterministic in the parameters and the offers: a round this process cleared already (the leader before its
+    import, a MESP when it checked the upper result) is not solved again (:data:`CLEARED`; each call returns its
+    own copy).
 
     Raises:
         MechanismError: the offers do not form a valid market.
     """
     offers = sorted(offers, key=lambda o: o.index)
+    key = (json.dumps(p, sort_keys=True, default=repr), tuple(offers))
+    known = CLEARED.get(key)
+    if known is None:
+        known = _clear(p, offers)
+        CLEARED.put(key, known)
+    return _copy(known)
+
+
+def _copy(c: Cleared) -> Cleared:
+    return replace(c, mesps=list(c.mesps), book=list(c.book), bundles=c.bundles.copy(), ccsp_of=c.ccsp_of.copy(),
+                   mesp_payments=c.mesp_payments.copy(), assignment=c.assignment.copy(),
+                   miner_payments=c.miner_payments.copy(), weights=list(c.weights))
+
+
+def _clear(p: dict[str, Any], offers: list[Offer]) -> Cleared:
     mesps = [o.index for o in offers]
     book = book_of(offers)
     rows = [np.array(o.values, float) for o in offers]

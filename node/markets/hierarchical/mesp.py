@@ -1,5 +1,5 @@
 """A MESP: collects the miners' bids (a :class:`Collector`), bids for cloud bundles with its exact lower-level
-surplus gain, checks the CCSP's upper result by clearing the round itself, and publishes its lower result."""
+surplus gain, checks the CCSP's upper result by clearing the round itself, and answers it with its lower result."""
 
 from __future__ import annotations
 
@@ -19,9 +19,6 @@ from ..app import RoleApp, on, serve
 from ..context import Refuse, RequestFailed
 from .clearing import MinerBid, bundle_row, clear, escrow_id, escrow_ref, lower_result, parse_bid, parse_offer
 from .common import CCSP, MINER, HierarchicalRole
-
-LOWER_TIMEOUT_S = 10.0
-"""How long our lower result may take to reach the leader when we no longer hold the round's call."""
 
 
 @dataclass
@@ -105,15 +102,17 @@ class Mesp(HierarchicalRole):
             return
         ctx.events.info("offer.accepted", round=rnd.number, bids=len(book), top=max(row, default=0.0))
 
-    @on(msg.MSG_UPPER, from_roles=(CCSP,), slow=True)
-    async def on_upper(self, env: Envelope) -> None:
-        """Check the CCSP's clearing against our own and publish our lower result."""
+    @serve(msg.MSG_UPPER, reply=msg.MSG_LOWER, from_roles=(CCSP,))
+    async def on_upper(self, env: Envelope) -> dict[str, Any]:
+        """Check the leading CCSP's upper result against our own clearing; our answer (a signed ``lower``) is our
+        lower result. A direct request, not gossip: no other node reads it (docs/adr/0177); the settlement record
+        carries both for every node to re-check."""
         self.from_leader(env)
         ctx, body = self.ctx, env.body
         offers = [parse_offer(w, ctx.network_id, env.round, self.roster, self.steps, self.cfg.max_bid)
                   for w in body["offers"]]
         if self.index not in [o.index for o in offers]:
-            return  # we were left out of the upper level
+            raise Refuse("result-mismatch", "the upper result does not clear our offer")
         try:
             with self.work.timed(env.round):
                 cleared = await ctx.compute(clear, self.p, offers)
@@ -125,17 +124,9 @@ class Mesp(HierarchicalRole):
         if not same:
             raise Refuse("result-mismatch", "the CCSP's bundles or payments differ from the round's clearing")
         served = lower_result(cleared, self.index)
-        rnd = self.current
-        deadline_ms = rnd.call["lower_deadline_ms"] if rnd is not None and rnd.number == env.round else None
-        timeout = max(0.1, (deadline_ms - now_ms()) / 1000) if deadline_ms is not None else LOWER_TIMEOUT_S
-        try:  # to the leading CCSP only: no other node reads it (docs/adr/0157)
-            await ctx.ask(self.roster.leader, msg.MSG_LOWER, {"served": served, "surplus": float(sum(
-                b.bid - self.p["mesp_ask"][self.index] * b.demand for b in cleared.book if b.miner in served))},
-                round=env.round, timeout=timeout)
-        except RequestFailed as err:
-            ctx.events.warning("lower.refused", round=env.round, error=str(err)[:200])
-            return
         ctx.events.info("lower.published", round=env.round, served=len(served))
+        return {"served": served, "surplus": float(sum(
+            b.bid - self.p["mesp_ask"][self.index] * b.demand for b in cleared.book if b.miner in served))}
 
 
 APP = RoleApp("mesp", Mesp)

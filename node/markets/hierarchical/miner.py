@@ -8,17 +8,21 @@ from typing import Any
 import trio
 
 from bazaar.ledger.amounts import to_units
+from bazaar.ledger.block import Block
+from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.envelope import now_ms, reopen_envelope
 from bazaar.protocol.markets import hierarchical as msg
 
-from ..app import RoleApp, on
+from ..app import RoleApp, on, on_block
 from ..context import RequestFailed, RoleContext
 from .clearing import escrow_id, escrow_ref
 from .common import CCSP, HierarchicalRole
 from .mesp import reach_of
 
 DEFAULT_BLOCK_SIZE = 1.0
+PENDING_ROUNDS = 8
+"""Rounds whose settlement we still look for (an unsettled round's lock nonce is given up by the chain service)."""
 
 
 class Miner(HierarchicalRole):
@@ -26,8 +30,8 @@ class Miner(HierarchicalRole):
 
     def __init__(self, ctx: RoleContext) -> None:
         super().__init__(ctx)
-        self.pending: dict[int, tuple[int, bytes]] = {}
-        """Per round: our escrow lock's nonce and our signed bid, until the round's upper result."""
+        self.pending: dict[int, tuple[int, bytes, bytes]] = {}
+        """Per round: our escrow lock's nonce, our signed bid and our lock, until the round's settlement block."""
 
     @property
     def index(self) -> int:
@@ -49,6 +53,8 @@ class Miner(HierarchicalRole):
         ctx, me = self.ctx, self.ctx.key.public
         if me not in env.body["miners"] or env.round in self.pending:  # not ours, or a second call: one bid a round
             return
+        for old in [r for r in self.pending if r < env.round - PENDING_ROUNDS]:  # rounds that never settled
+            del self.pending[old]
         reach = [j for j in reach_of(self.p, self.index, len(self.roster.mesps))
                  if self.roster.mesps[j] in env.body["mesps"]]
         if not reach:
@@ -60,7 +66,7 @@ class Miner(HierarchicalRole):
             round=env.round)
         nonce = int(lock.body["nonce"])
         bid = ctx.seal(msg.MSG_BID, {**mine, "reach": reach, "escrow": lock.wire}, round=env.round)
-        self.pending[env.round] = (nonce, bid.wire)
+        self.pending[env.round] = (nonce, bid.wire, lock.wire)
         timeout = max(0.1, (env.body["bid_deadline_ms"] - now_ms()) / 1000)
         accepted = 0
 
@@ -81,21 +87,44 @@ class Miner(HierarchicalRole):
             ctx.chain.forget_nonce(nonce)
         ctx.events.info("bid.sent", round=env.round, accepted=accepted, bid=mine["bid"])
 
-    @on(msg.MSG_UPPER, from_roles=(CCSP,))
-    async def on_upper(self, env: Envelope) -> None:
-        """If our bid is not in the cleared book, the lock never lands: give its nonce back.
+    @on_block
+    def left_out(self, block: Block) -> None:
+        """When the block that settles a round we bid in comes, and our lock is not in it: our bid is not in the
+        cleared book, the lock never lands, give its nonce back.
 
-        Only our own signed bid is looked for among the offers' bids (its exact bytes: nobody else can make
-        them), so no other signature is checked here — the settlement contract checks every one on import, and
-        checking them all in each of the round's miners cost as much CPU as the block checks (docs/adr/0157)."""
-        self.from_leader(env)
-        pending = self.pending.pop(env.round, None)
-        if pending is None:
+        The settlement batch carries the lock of every bid in the cleared book, so our lock's exact bytes in the
+        block say we are in; otherwise the round's settlement record (already checked by the contract) is read,
+        and only our own signed bid is looked for among its offers' bids (docs/adr/0157). The upper result,
+        which told us this before, now goes to the MESPs only (docs/adr/0177)."""
+        if not self.pending:
             return
-        nonce, wire = pending
-        if not any(wire in _bids_of(w, self.ctx.network_id) for w in env.body["offers"]):
-            self.ctx.chain.forget_nonce(nonce)
-            self.ctx.events.warning("bid.left_out", round=env.round)
+        txs = set(block.txs)
+        for round_no, (nonce, bid, lock) in list(self.pending.items()):
+            if lock in txs:
+                del self.pending[round_no]
+                continue
+            record = _settlement_record(block.txs, self.ctx.network_id, round_no, self.roster.leader)
+            if record is None:
+                continue
+            del self.pending[round_no]
+            offers = record.get("offers")
+            offers = [w for w in offers if isinstance(w, bytes)] if isinstance(offers, list) else []
+            if not any(bid in _bids_of(w, self.ctx.network_id) for w in offers):
+                self.ctx.chain.forget_nonce(nonce)
+                self.ctx.events.warning("bid.left_out", round=round_no)
+
+
+def _settlement_record(raws: list[bytes], network_id: str, round_no: int, leader: bytes) -> dict[str, Any] | None:
+    """The data of the leader's settlement record of ``round_no`` among a block's transactions, if any."""
+    for raw in raws:
+        try:
+            tx = decode_tx(raw, network_id)
+        except ProtocolError:
+            continue
+        if (tx.type == "tx/record" and tx.sender == leader and tx.round == round_no
+                and tx.body.get("kind") == msg.SETTLEMENT_RECORD and isinstance(tx.body.get("data"), dict)):
+            return tx.body["data"]
+    return None
 
 
 def _bids_of(offer_wire: bytes, network_id: str) -> list[bytes]:

@@ -59,13 +59,13 @@ def plots(rounds: list[dict[str, Any]], out: Path) -> list[str]:
 
 
 def min_messages(scenario: Scenario) -> int:
-    """call + one bid per (miner, reachable MESP) + M offers + upper + M lower results + the settlement batch
-    + block + one attestation per validator (CCSPs and MESPs)."""
+    """call + one bid per (miner, reachable MESP) + M offers + M upper results (each answered with the MESP's lower
+    result) + the settlement batch + block + one attestation per validator (CCSPs and MESPs)."""
     cfg = market_config(scenario)
     home = cfg.params.get("miner_mesp")
     m, k = scenario.roles["mesp"], scenario.roles["ccsp"]
     bids = sum(m if home is None or home[i] < 0 else 1 for i in range(scenario.roles["miner"]))
-    return 1 + bids + m + 1 + m + 1 + 1 + (m + k)
+    return 1 + bids + m + m + 1 + 1 + (m + k)
 
 
 SPEC = MarketSpec(
