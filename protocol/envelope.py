@@ -16,8 +16,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import codec
 from .errors import DecodeError, SchemaError
@@ -49,9 +48,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000 if source is None else source()
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """A verified (or freshly signed) message.
+class Envelope(NamedTuple):
+    """A verified (or freshly signed) message; immutable.
+
+    A named tuple rather than a frozen dataclass: receivers build one per message, and a tuple is built in
+    one C call where a frozen dataclass sets each of its ten fields through ``object.__setattr__``
+    (docs/adr/0161). Compare envelopes with envelopes only (a tuple of the same fields compares equal).
 
     Attributes:
         type: message type, e.g. ``"ai-bazaar/price"`` or ``"tx/transfer"``.
@@ -72,9 +74,15 @@ class Envelope:
     seq: int
     ts: int
     body: dict[str, Any]
-    payload: bytes = field(repr=False)
-    signature: bytes = field(repr=False)
+    payload: bytes
+    signature: bytes
     v: int = VERSION
+
+    def __repr__(self) -> str:
+        return (
+            f"Envelope(type={self.type!r}, market={self.market!r}, round={self.round!r}, sender={self.sender!r}, "
+            f"seq={self.seq!r}, ts={self.ts!r}, body={self.body!r}, v={self.v!r})"
+        )
 
     @property
     def wire(self) -> bytes:
@@ -168,7 +176,7 @@ def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool)
     if len(sender) != PUBKEY_LEN or len(signature) != SIG_LEN:
         raise DecodeError("bad key or signature length")
     if check_signature:
-        verify(sender, sign_bytes(network_id, payload), signature)
+        verify(sender, _signed(network_id, payload), signature)
     header = codec.decode_canonical(payload, max_size=max_size)
     if not isinstance(header, dict):
         raise DecodeError("payload must be a map")
@@ -178,8 +186,8 @@ def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool)
             raise SchemaError(f"unknown envelope fields {sorted(extra)}")
         for name in HEADER_FIELDS:
             _field(header, name, object)  # names the first missing field
-    v, mtype, market, rnd = header["v"], header["type"], header["market"], header["round"]
-    seq, ts, body = header["seq"], header["ts"], header["body"]
+    # decode_canonical left the keys in canonical order and they are exactly the header's: unpack in that order
+    v, ts, seq, body, mtype, rnd, market, signer = header.values()
     if not (
         type(v) is int
         and type(mtype) is str
@@ -188,7 +196,7 @@ def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool)
         and type(seq) is int
         and type(ts) is int
         and type(body) is dict
-        and type(header["sender"]) is bytes
+        and type(signer) is bytes
     ):
         for name, kind in zip(HEADER_FIELDS, _HEADER_KINDS, strict=True):
             _field(header, name, kind)  # names the first field of the wrong type
@@ -198,13 +206,30 @@ def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool)
         raise SchemaError("type/market length out of range")
     if rnd < 0 or seq < 0 or ts < 0:
         raise SchemaError("round, seq and ts must be non-negative")
-    if header["sender"] != sender:
+    if signer != sender:
         raise SchemaError("payload sender differs from the signing key")
-    return Envelope(mtype, market, rnd, sender, seq, ts, body, payload, signature)
+    return _new_envelope(Envelope, (mtype, market, rnd, sender, seq, ts, body, payload, signature, v))
+
+
+def _signed(network_id: str, payload: bytes) -> bytes:
+    """:func:`sign_bytes` with the checked prefix of each network id kept (a node uses one or two)."""
+    prefix = _SIGN_PREFIXES.get(network_id)
+    if prefix is None:
+        prefix = sign_bytes(network_id, b"")
+        if len(_SIGN_PREFIXES) < 64:
+            _SIGN_PREFIXES[network_id] = prefix
+    return prefix + payload
+
+
+_SIGN_PREFIXES: dict[str, bytes] = {}
+_new_envelope = tuple.__new__
+"""Builds an :class:`Envelope` from a tuple of all ten fields in one C call (what ``Envelope._make`` does)."""
 
 
 HEADER_FIELDS = ("v", "type", "market", "round", "sender", "seq", "ts", "body")
 """The signed payload's keys, all required."""
 _HEADER_KINDS: tuple[type, ...] = (int, str, str, int, bytes, int, int, dict)
 _HEADER_KEYS = frozenset(HEADER_FIELDS)
+HEADER_WIRE_ORDER = ("v", "ts", "seq", "body", "type", "round", "market", "sender")
+"""The header's keys in canonical (encoded-byte) order, the order ``_open`` unpacks ``header.values()`` in."""
 _OUTER_KEYS = frozenset({"k", "p", "s"})
