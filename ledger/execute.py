@@ -163,11 +163,15 @@ def _funds(draft: Draft, account: bytes, amount: int) -> None:
 
 
 def _transfer(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
-    _funds(draft, env.sender, body["amount"])
-    if draft.balance(body["to"]) + body["amount"] > MAX_AMOUNT:
+    # _funds, debit and credit written out: the commonest transaction, one overlay call per read and write
+    amount, to, balances = body["amount"], body["to"], draft.balances
+    have = int(balances.get(env.sender, 0))
+    if have < amount:
+        raise InvalidTx(LedgerReason.INSUFFICIENT_FUNDS, f"balance {have} < {amount}")
+    if int(balances.get(to, 0)) + amount > MAX_AMOUNT:
         raise InvalidTx(LedgerReason.OVERFLOW, "recipient balance would overflow")
-    draft.debit(env.sender, body["amount"])
-    draft.credit(body["to"], body["amount"])
+    balances.set(env.sender, have - amount)
+    balances.set(to, int(balances.get(to, 0)) + amount)  # read again: the sender may pay itself
 
 
 def _escrow_lock(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
