@@ -249,39 +249,39 @@ def decode_txs(
         leaves: ``sha256(0x00 ‖ raw)`` of each (``Block.leaves()``), or None to hash them here.
     """
     nid = network_id.encode()
-    sizes_ok = [len(raw) <= MAX_TX for raw in raws]
     if leaves is None:
-        leaves = [_sha256(b"\x00" + raw).digest() if ok else b"" for raw, ok in zip(raws, sizes_ok, strict=True)]
+        leaves = [_sha256(b"\x00" + raw).digest() if len(raw) <= MAX_TX else b"" for raw in raws]
     keys = [leaf + nid for leaf in leaves]
     cached = [key in _VERIFIED for key in keys]
-    opened = open_envelopes(
-        [raw if ok else b"" for raw, ok in zip(raws, sizes_ok, strict=True)], network_id, max_size=MAX_TX,
-        verified=cached,
-    )
+    opened = open_envelopes(raws, network_id, max_size=MAX_TX, verified=cached)
+    decoded = verified = 0
     for i, env in enumerate(opened):
-        if not sizes_ok[i]:
-            opened[i] = OversizeError(f"transaction of {len(raws[i])} bytes > cap {MAX_TX}")
-            continue
         if isinstance(env, ProtocolError):
+            if isinstance(env, OversizeError) and len(raws[i]) > MAX_TX:  # decode_tx's own words for it
+                opened[i] = OversizeError(f"transaction of {len(raws[i])} bytes > cap {MAX_TX}")
             continue
-        TX_STATS.decoded += 1
-        key = keys[i]
+        decoded += 1
         if cached[i]:  # these exact bytes passed every check below before
-            _VERIFIED.move_to_end(key)
+            _VERIFIED.move_to_end(keys[i])
             continue
         try:
             _check_stateless(env)
         except ProtocolError as err:
             opened[i] = err
             continue
-        _remember(key)
+        verified += 1
+        _VERIFIED[keys[i]] = None
+    TX_STATS.decoded += decoded
+    TX_STATS.verified += verified
+    while len(_VERIFIED) > _CACHE_BOUND[0]:  # the oldest forgotten first, as one by one
+        _VERIFIED.popitem(last=False)
     return opened
 
 
 def _check_stateless(env: Envelope) -> None:
     """What :func:`decode_tx` checks after opening the envelope: a transaction type, its body schema, and
     ``seq`` equal to the body's nonce."""
-    kind = tx_kind(env)
+    kind = _KIND_OF_TYPE.get(env.type) or tx_kind(env)  # tx_kind raises for a type that is no transaction
     SCHEMAS[kind].check(env.body, "body")  # validate_basic(env): the registry holds this very schema
     expected_seq = 0 if kind in NONCELESS else env.body["nonce"]
     if env.seq != expected_seq:

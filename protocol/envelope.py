@@ -192,10 +192,13 @@ def open_envelopes(
             opened.append(err)
         else:
             opened.append(_PENDING)
+    prefix = _signed(network_id, b"")
+    skip = [False] * len(parts) if verified is None else verified
     for i, part in enumerate(parts):
-        if part is not None and not (verified is not None and verified[i]):
+        if part is not None and not skip[i]:
+            sender, payload, signature = part
             try:
-                verify(part[0], _signed(network_id, part[1]), part[2])
+                verify(sender, prefix + payload, signature)
             except ProtocolError as err:
                 parts[i] = None
                 opened[i] = err
@@ -217,6 +220,15 @@ def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool)
 
 def _outer(data: bytes, max_size: int) -> tuple[bytes, bytes, bytes]:
     """The outer map's key, payload and signature, checked for type and length."""
+    if type(data) is bytes and len(data) <= max_size:
+        sliced = _sliced(data)
+        if sliced is not None:
+            return sliced
+    return _outer_decoded(data, max_size)
+
+
+def _outer_decoded(data: bytes, max_size: int) -> tuple[bytes, bytes, bytes]:
+    """:func:`_outer` through the msgpack decoder: any layout, every error named."""
     outer = codec.decode(data, max_size=max_size)
     if not isinstance(outer, dict) or outer.keys() != _OUTER_KEYS:
         raise DecodeError("envelope must be a map with keys k, p, s")
@@ -226,6 +238,38 @@ def _outer(data: bytes, max_size: int) -> tuple[bytes, bytes, bytes]:
     if len(sender) != PUBKEY_LEN or len(signature) != SIG_LEN:
         raise DecodeError("bad key or signature length")
     return sender, payload, signature
+
+
+def _sliced(data: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """Key, payload and signature of ``data`` read by position when ``data`` is laid out as :attr:`Envelope.wire`
+    writes it: ``{"k": bin 32, "p": bin, "s": bin 64}``, the three keys as fixstr in that order, nothing after
+    the signature. Bytes with exactly that layout decode to exactly those three values, so this equals the
+    general path's result; any other layout returns None and takes the general path (docs/adr/0161)."""
+    if data[:5] != _OUTER_HEAD or len(data) < _OUTER_MIN or data[37:39] != b"\xa1p":
+        return None
+    marker = data[39]
+    if marker == 0xC4:
+        start = 41
+        end = start + data[40]
+    elif marker == 0xC5:
+        start = 42
+        end = start + int.from_bytes(data[40:42], "big")
+    elif marker == 0xC6:
+        start = 44
+        end = start + int.from_bytes(data[40:44], "big")
+    else:
+        return None
+    if len(data) != end + 4 + SIG_LEN or data[end : end + 4] != _OUTER_SIG_HEAD:
+        return None
+    return data[5:37], data[start:end], data[end + 4 :]
+
+
+_OUTER_HEAD = b"\x83\xa1k\xc4\x20"
+"""fixmap of 3, fixstr "k", bin8 of 32 bytes: how every sealed envelope starts."""
+_OUTER_SIG_HEAD = b"\xa1s\xc4\x40"
+"""fixstr "s", bin8 of 64 bytes: what follows the payload."""
+_OUTER_MIN = len(_OUTER_HEAD) + PUBKEY_LEN + 2 + 2 + len(_OUTER_SIG_HEAD) + SIG_LEN
+"""The shortest such layout (an empty payload)."""
 
 
 def _payload(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> Envelope:

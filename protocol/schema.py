@@ -85,7 +85,7 @@ class Int(Field):
     high: int | None = 2**64 - 1
 
     def check(self, value: Any, path: str = "body") -> None:
-        if not isinstance(value, int) or isinstance(value, bool):
+        if type(value) is not int and (not isinstance(value, int) or isinstance(value, bool)):
             raise _fail(path, f"expected int, got {_typename(value)}")
         if self.low is not None and value < self.low:
             raise _fail(path, f"below {self.low}")
@@ -260,13 +260,14 @@ class Schema(Field):
             raise _fail(path, f"expected map, got {_typename(value)}")
         keys = value.keys()
         names: frozenset[str] = self._names  # type: ignore[attr-defined]
-        if not keys <= names:
-            unknown = [k for k in value if k not in names]
-            raise _fail(path, f"unknown field {sorted(map(repr, unknown))[0]}")
-        required: frozenset[str] = self._required  # type: ignore[attr-defined]
-        if not required <= keys:
-            missing = sorted(required - keys)[0]
-            raise _fail(f"{path}.{missing}", "missing")
+        if keys != names:  # every field present (the common case) passes both checks below at once
+            if not keys <= names:
+                unknown = [k for k in value if k not in names]
+                raise _fail(path, f"unknown field {sorted(map(repr, unknown))[0]}")
+            required: frozenset[str] = self._required  # type: ignore[attr-defined]
+            if not required <= keys:
+                missing = sorted(required - keys)[0]
+                raise _fail(f"{path}.{missing}", "missing")
         fields = self.fields
         try:
             for name, item in value.items():  # the fast path builds no per-field path strings
