@@ -97,22 +97,55 @@ def _sorted_map(value: dict[Any, Any]) -> dict[Any, Any]:
     """``object_hook``: a map whose keys are not strictly increasing in encoded order is not canonical.
 
     msgpack builds the dict in C, in wire order; a duplicate key keeps its first position and shrinks the dict,
-    which the byte comparison after decoding refuses (the re-packed map announces fewer entries). The verdict
-    for a key sequence is cached: an envelope header or a message body has the same keys every time.
+    which the byte comparison after decoding refuses (the re-packed map announces fewer entries).
     """
     keys = tuple(value)
-    if keys not in _SORTED_KEYS:
-        previous = b""
-        for key in keys:
-            encoded = _encoded_key(key)
-            if encoded <= previous:
-                raise DecodeError("not canonical msgpack: map keys not strictly sorted")
-            previous = encoded
-        if len(_SORTED_KEYS) < _KEY_CACHE and len(keys) <= _CACHED_KEYS_MAX:
-            _SORTED_KEYS.add(keys)
+    if keys not in _SORTED_KEYS and not _keys_sorted(keys):
+        raise DecodeError("not canonical msgpack: map keys not strictly sorted")
     return value
 
 
+def _keys_sorted(keys: tuple[Any, ...]) -> bool:
+    """Whether ``keys`` are strictly increasing in encoded order. The verdict for a short key sequence is
+    cached in ``_SORTED_KEYS`` (callers look there first): an envelope header or a message body has the same
+    keys every time."""
+    previous = b""
+    for key in keys:
+        encoded = _encoded_key(key)
+        if encoded <= previous:
+            return False
+        previous = encoded
+    if len(_SORTED_KEYS) < _KEY_CACHE and len(keys) <= _CACHED_KEYS_MAX:
+        _SORTED_KEYS.add(keys)
+    return True
+
+
+def maps_sorted(value: Any) -> bool:
+    """Whether every map in ``value`` (a decoded value) has its keys strictly increasing in encoded order: the
+    key-order half of :func:`decode_canonical`, for a value from :func:`decode_repacked`. Iterative, so any
+    depth msgpack decodes is walked without recursion."""
+    if type(value) is dict and tuple(value) in _SORTED_KEYS and _SCALARS.issuperset(map(type, value.values())):
+        return True  # a flat map with a known key sequence (a transaction body)
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            keys = tuple(item)
+            if keys not in _SORTED_KEYS and not _keys_sorted(keys):
+                return False
+            values: Any = item.values()
+        elif kind is list:
+            values = item
+        else:
+            continue
+        if not _SCALARS.issuperset(map(type, values)):
+            pending.extend(v for v in values if type(v) is dict or type(v) is list)
+    return True
+
+
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+"""What msgpack decodes to besides dict and list (extension types are refused)."""
 _SORTED_KEYS: set[tuple[Any, ...]] = set()
 _CACHED_KEYS_MAX = 32
 """Only key sequences this short are cached (a field list, not a data-keyed map such as balances)."""
@@ -164,6 +197,22 @@ def decode_canonical(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
         DecodeError: well-formed but not canonical (unsorted or duplicate keys, non-minimal ints, float32, ...).
     """
     value = _unpack(data, max_size, _sorted_map)
+    if _repack(value) != data:
+        raise DecodeError("not canonical msgpack")
+    return value
+
+
+def decode_repacked(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
+    """:func:`decode_canonical` but for the order of map keys: ``data`` must be what plain msgpack re-encoding
+    of its value gives (minimal integers and lengths, float64, no duplicate keys), but a map's keys may come in
+    any order. ``decode_canonical(data)`` succeeds exactly when this does and :func:`maps_sorted` holds for the
+    value; a caller that knows where the maps are checks them for less than an ``object_hook`` costs
+    (protocol/envelope.py: the header's keys against their fixed order, then the body).
+
+    Raises:
+        OversizeError, DecodeError: as :func:`decode_canonical`, but for unsorted keys.
+    """
+    value = _unpack(data, max_size, None)
     if _repack(value) != data:
         raise DecodeError("not canonical msgpack")
     return value

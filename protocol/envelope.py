@@ -273,7 +273,44 @@ _OUTER_MIN = len(_OUTER_HEAD) + PUBKEY_LEN + 2 + 2 + len(_OUTER_SIG_HEAD) + SIG_
 
 
 def _payload(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> Envelope:
-    """The envelope of a signature-checked payload: canonical decoding and the header checks."""
+    """The envelope of a signature-checked payload: canonical decoding and the header checks.
+
+    The common case is decided without an ``object_hook``: a payload that re-packs to itself, whose header has
+    exactly the eight keys in canonical order with values of the exact types, in range, and whose body's maps
+    are sorted, is the envelope :func:`_payload_checked` would return (every map in it is sorted: the header's
+    other values are scalars). Anything else, valid or not, goes through :func:`_payload_checked`, which names
+    the exact error.
+    """
+    try:
+        header = codec.decode_repacked(payload, max_size=max_size)
+    except ProtocolError:
+        header = None
+    if type(header) is dict and tuple(header) == HEADER_WIRE_ORDER:
+        v, ts, seq, body, mtype, rnd, market, signer = header.values()
+        if (
+            type(v) is int
+            and type(ts) is int
+            and type(seq) is int
+            and type(body) is dict
+            and type(mtype) is str
+            and type(rnd) is int
+            and type(market) is str
+            and type(signer) is bytes
+            and v == VERSION
+            and 0 < len(mtype) <= MAX_TYPE_LEN
+            and len(market) <= MAX_MARKET_LEN
+            and rnd >= 0
+            and seq >= 0
+            and ts >= 0
+            and signer == sender
+            and codec.maps_sorted(body)
+        ):
+            return _new_envelope(Envelope, (mtype, market, rnd, sender, seq, ts, body, payload, signature, v))
+    return _payload_checked(sender, payload, signature, max_size)
+
+
+def _payload_checked(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> Envelope:
+    """:func:`_payload` for any payload, one check after the other."""
     header = codec.decode_canonical(payload, max_size=max_size)
     if not isinstance(header, dict):
         raise DecodeError("payload must be a map")
@@ -330,5 +367,5 @@ HEADER_FIELDS = ("v", "type", "market", "round", "sender", "seq", "ts", "body")
 _HEADER_KINDS: tuple[type, ...] = (int, str, str, int, bytes, int, int, dict)
 _HEADER_KEYS = frozenset(HEADER_FIELDS)
 HEADER_WIRE_ORDER = ("v", "ts", "seq", "body", "type", "round", "market", "sender")
-"""The header's keys in canonical (encoded-byte) order, the order ``_open`` unpacks ``header.values()`` in."""
+"""The header's keys in canonical (encoded-byte) order, the order ``_payload`` unpacks ``header.values()`` in."""
 _OUTER_KEYS = frozenset({"k", "p", "s"})

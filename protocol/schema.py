@@ -250,6 +250,7 @@ class Schema(Field):
         required = frozenset(n for n, d in self.fields.items() if not isinstance(d, Optional))
         object.__setattr__(self, "_names", names)
         object.__setattr__(self, "_required", required)
+        object.__setattr__(self, "_checks", {name: d.check for name, d in self.fields.items()})
 
     def __hash__(self) -> int:
         return hash(tuple(sorted(self.fields)))
@@ -268,11 +269,12 @@ class Schema(Field):
             if not required <= keys:
                 missing = sorted(required - keys)[0]
                 raise _fail(f"{path}.{missing}", "missing")
-        fields = self.fields
+        checks = self._checks  # type: ignore[attr-defined]
         try:
             for name, item in value.items():  # the fast path builds no per-field path strings
-                fields[name].check(item, path)
+                checks[name](item, path)
         except SchemaError:
+            fields = self.fields
             for name in fields:  # name the offending field, in declaration order
                 if name in value:
                     fields[name].check(value[name], f"{path}.{name}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -266,6 +267,58 @@ def test_open_envelopes_equals_open_envelope_item_by_item() -> None:
 
 
 def msgpack_reordered(h: dict[str, object]) -> bytes:
-    import msgpack
-
     return msgpack.packb(dict(reversed(list(h.items()))), use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _payload_variants() -> st.SearchStrategy[bytes]:
+    odd = {
+        "v": [2, True, 1.0],
+        "type": ["", "x" * 65, 3],
+        "market": ["m", "x" * 65, b"m"],
+        "round": [5, -1, 2**64 - 1],
+        "sender": [MALLORY.public, "k", b""],
+        "seq": [7, -3, 1.5],
+        "ts": [1_700_000_000_000, -1],
+        "body": [{"b": 1, "a": 2}, {"a": [{"y": 1, "x": 2}]}, {"a": {"x": [1.5]}}, {"a": [1, {"b": 2}]}, [1], None],
+        "extra": [1],
+    }
+    edits = st.lists(
+        st.sampled_from(sorted(odd)).flatmap(
+            lambda k: st.sampled_from([*odd[k], _DROP]).map(lambda v: (k, v))
+        ),
+        max_size=2,
+    )
+
+    def build(changes: list[tuple[str, object]]) -> dict[str, object]:
+        h = header(body={"a": 1, "b": [2.5, b"x"]})
+        for key, value in changes:
+            if value is _DROP:
+                h.pop(key, None)
+            else:
+                h[key] = value
+        return h
+
+    headers = edits.map(build)
+    return (headers.map(codec.encode) | headers.map(lambda h: msgpack.packb(h, use_bin_type=True))
+            | headers.map(msgpack_reordered) | st.binary(max_size=60))
+
+
+_DROP = object()
+
+
+@settings(max_examples=500, deadline=None)
+@given(_payload_variants())
+def test_payload_fast_path_equals_the_checked_path(payload: bytes) -> None:
+    """The hook-free header check returns the checked path's envelope, or the same error."""
+    from bazaar.protocol.envelope import _payload, _payload_checked
+
+    sig = b"\x00" * 64
+    try:
+        expected: object = _payload_checked(ALICE.public, payload, sig, 1 << 20)
+    except ProtocolError as err:
+        expected = (type(err), str(err))
+    try:
+        got: object = _payload(ALICE.public, payload, sig, 1 << 20)
+    except ProtocolError as err:
+        got = (type(err), str(err))
+    assert got == expected
