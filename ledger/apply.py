@@ -30,7 +30,7 @@ def block_reward(genesis: Genesis, n_txs: int) -> int:
 
 
 def _check_genesis(state: State, genesis: Genesis) -> None:
-    if state.genesis.hash() != genesis.hash():
+    if state.genesis is not genesis and state.genesis.hash() != genesis.hash():  # the hash encodes every balance
         raise ValueError("state and genesis belong to different networks")
 
 

@@ -266,7 +266,7 @@ class Block:
             raise InvalidBlock(LedgerReason.MALFORMED, "block must be a map with keys h, t, s")
         header = Header.from_map(outer["h"])
         txs, signature = outer["t"], outer["s"]
-        if not isinstance(txs, list) or not all(isinstance(t, bytes) for t in txs):
+        if not isinstance(txs, list) or not {bytes}.issuperset(map(type, txs)):  # msgpack bin is exactly bytes
             raise InvalidBlock(LedgerReason.MALFORMED, "block.t must be a list of bin")
         if len(txs) > MAX_TXS:
             raise InvalidBlock(LedgerReason.OVERSIZE, f"{len(txs)} transactions > cap {MAX_TXS}")

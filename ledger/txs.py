@@ -159,13 +159,14 @@ def tx_kind(env: Envelope) -> str:
     Raises:
         SchemaError: not a transaction type (reason ``unknown-type``).
     """
-    kind = _KIND_OF_TYPE.get(env.type)
+    kind = KIND_OF_TYPE.get(env.type)
     if kind is None:
         raise SchemaError(f"not a transaction type: {env.type[:64]!r}", reason=ProtocolReason.UNKNOWN_TYPE)
     return kind
 
 
-_KIND_OF_TYPE: dict[str, str] = {"tx/" + kind: kind for kind in SCHEMAS}
+KIND_OF_TYPE: dict[str, str] = {"tx/" + kind: kind for kind in SCHEMAS}
+"""Envelope type → transaction kind, for every kind (what :func:`tx_kind` looks up)."""
 
 
 def make_tx(
@@ -264,8 +265,14 @@ def decode_txs(
         if cached[i]:  # these exact bytes passed every check below before
             _VERIFIED.move_to_end(keys[i])
             continue
+        kind = KIND_OF_TYPE.get(env.type)  # _check_stateless(env), written out for the common case
         try:
-            _check_stateless(env)
+            if kind is None:
+                kind = tx_kind(env)  # raises: no transaction type
+            SCHEMAS[kind].check(env.body, "body")
+            expected_seq = 0 if kind in NONCELESS else env.body["nonce"]
+            if env.seq != expected_seq:
+                raise SchemaError(f"envelope seq {env.seq} differs from body nonce {expected_seq}")
         except ProtocolError as err:
             opened[i] = err
             continue
@@ -281,7 +288,7 @@ def decode_txs(
 def _check_stateless(env: Envelope) -> None:
     """What :func:`decode_tx` checks after opening the envelope: a transaction type, its body schema, and
     ``seq`` equal to the body's nonce."""
-    kind = _KIND_OF_TYPE.get(env.type) or tx_kind(env)  # tx_kind raises for a type that is no transaction
+    kind = KIND_OF_TYPE.get(env.type) or tx_kind(env)  # tx_kind raises for a type that is no transaction
     SCHEMAS[kind].check(env.body, "body")  # validate_basic(env): the registry holds this very schema
     expected_seq = 0 if kind in NONCELESS else env.body["nonce"]
     if env.seq != expected_seq:

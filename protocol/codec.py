@@ -212,7 +212,23 @@ def decode_repacked(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
     Raises:
         OversizeError, DecodeError: as :func:`decode_canonical`, but for unsorted keys.
     """
-    value = _unpack(data, max_size, None)
+    if type(data) is bytes and len(data) <= max_size:  # _unpack's checks passed: decode in this frame
+        try:
+            value = msgpack.unpackb(
+                data,
+                raw=False,
+                use_list=True,
+                strict_map_key=True,
+                max_str_len=max_size,
+                max_bin_len=max_size,
+                max_array_len=_MAX_CONTAINER,
+                max_map_len=_MAX_CONTAINER,
+                max_ext_len=0,
+            )
+        except Exception:  # the exact error, as _unpack words it
+            value = _unpack(data, max_size, None)
+    else:
+        value = _unpack(data, max_size, None)
     if _repack(value) != data:
         raise DecodeError("not canonical msgpack")
     return value
