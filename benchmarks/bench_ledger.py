@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     args = parser.parse_args()
-    applied = bench_apply(200 if args.quick else 2000, 2 if args.quick else 5)
+    applied = bench_apply(200 if args.quick else 2000, 2 if args.quick else 7)
     signed = bench_bls(4 if args.quick else 16)
     if args.json:
         print(json.dumps({"import": applied, "bls": signed}))

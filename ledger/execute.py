@@ -164,14 +164,15 @@ def _funds(draft: Draft, account: bytes, amount: int) -> None:
 
 def _transfer(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
     # _funds, debit and credit written out: the commonest transaction, one overlay call per read and write
-    amount, to, balances = body["amount"], body["to"], draft.balances
-    have = int(balances.get(env.sender, 0))
+    amount, to, sender, balances = body["amount"], body["to"], env.sender, draft.balances
+    have = int(balances.get(sender, 0))
     if have < amount:
         raise InvalidTx(LedgerReason.INSUFFICIENT_FUNDS, f"balance {have} < {amount}")
-    if int(balances.get(to, 0)) + amount > MAX_AMOUNT:
+    dest = have if to == sender else int(balances.get(to, 0))
+    if dest + amount > MAX_AMOUNT:
         raise InvalidTx(LedgerReason.OVERFLOW, "recipient balance would overflow")
-    balances.set(env.sender, have - amount)
-    balances.set(to, int(balances.get(to, 0)) + amount)  # read again: the sender may pay itself
+    balances.set(sender, have - amount)
+    balances.set(to, (have - amount if to == sender else dest) + amount)  # paying oneself leaves the balance
 
 
 def _escrow_lock(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:

@@ -500,3 +500,12 @@ def test_a_block_reports_its_first_failing_transaction_opening_or_applying() -> 
         with pytest.raises(InvalidBlock) as info:
             apply(net.state, forged, net.genesis)
         assert info.value.tx_index == index and info.value.tx_reason == reason, info.value
+
+
+def test_a_transfer_to_oneself_keeps_the_balance_and_still_needs_the_funds() -> None:
+    net = Net()
+    a = net.acct("alice")
+    before = net.state.balance(a)
+    _, rejected = net.commit([net.tx("alice", "transfer", to=a, amount=250)])
+    assert not rejected and net.state.balance(a) == before and net.state.conserved()
+    assert reject(net, net.tx("alice", "transfer", to=a, amount=before + 1)) == "insufficient-funds"
