@@ -124,8 +124,14 @@ def maps_sorted(value: Any) -> bool:
     """Whether every map in ``value`` (a decoded value) has its keys strictly increasing in encoded order: the
     key-order half of :func:`decode_canonical`, for a value from :func:`decode_repacked`. Iterative, so any
     depth msgpack decodes is walked without recursion."""
-    if type(value) is dict and tuple(value) in _SORTED_KEYS and _SCALARS.issuperset(map(type, value.values())):
-        return True  # a flat map with a known key sequence (a transaction body)
+    if type(value) is dict and tuple(value) in _SORTED_KEYS:  # a message body with a known key sequence
+        kinds = set(map(type, value.values()))
+        if kinds <= _SCALARS:
+            return True  # flat (a transaction body)
+        if kinds <= _SCALARS_OR_LIST and all(
+            _SCALARS.issuperset(map(type, v)) for v in value.values() if type(v) is list
+        ):
+            return True  # scalars and lists of scalars (prices, demand vectors)
     pending = [value]
     while pending:
         item = pending.pop()
@@ -146,6 +152,7 @@ def maps_sorted(value: Any) -> bool:
 
 _SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
 """What msgpack decodes to besides dict and list (extension types are refused)."""
+_SCALARS_OR_LIST = _SCALARS | {list}
 _SORTED_KEYS: set[tuple[Any, ...]] = set()
 _CACHED_KEYS_MAX = 32
 """Only key sequences this short are cached (a field list, not a data-keyed map such as balances)."""
