@@ -21,7 +21,7 @@ from .errors import InvalidBlock, InvalidTx, LedgerReason
 from .execute import Draft, apply_tx
 from .genesis import Genesis
 from .state import State
-from .txs import decode_tx
+from .txs import decode_tx, decode_txs
 
 
 def block_reward(genesis: Genesis, n_txs: int) -> int:
@@ -30,7 +30,7 @@ def block_reward(genesis: Genesis, n_txs: int) -> int:
 
 
 def _check_genesis(state: State, genesis: Genesis) -> None:
-    if state.genesis.hash() != genesis.hash():
+    if state.genesis is not genesis and state.genesis.hash() != genesis.hash():  # the hash encodes every balance
         raise ValueError("state and genesis belong to different networks")
 
 
@@ -76,16 +76,20 @@ def apply(
     check_header_signature(genesis.network_id, header, block.signature)
     if len(block.txs) > MAX_TXS:
         raise InvalidBlock(LedgerReason.OVERSIZE, f"{len(block.txs)} transactions > cap {MAX_TXS}")
-    if merkle_root(block.txs) != header.tx_root:
+    if not block.tx_root_matches():  # remembered when Block.decode checked it
         raise InvalidBlock(LedgerReason.BAD_TX_ROOT, "tx_root does not match the transactions")
     reward = block_reward(genesis, len(block.txs))
     if header.reward != reward:
         raise InvalidBlock(LedgerReason.BAD_REWARD, f"reward {header.reward} != {reward}")
     outcome = check_consensus(state, header)
     draft = Draft(state, header.height, header.proposer)
-    for i, raw in enumerate(block.txs):
+    # every transaction opened first (signatures back to back), then applied in order; the first one that
+    # fails, to open or to apply, is the block's error, as if each were opened just before it is applied
+    opened = decode_txs(block.txs, genesis.network_id, leaves=block.leaves())
+    for i, env in enumerate(opened):
+        if isinstance(env, ProtocolError):
+            raise InvalidBlock(LedgerReason.BAD_TX, f"tx {i}: {env}", tx_index=i, tx_reason=env.reason) from env
         try:
-            env = decode_tx(raw, genesis.network_id)
             apply_tx(draft, env)
         except ProtocolError as err:
             raise InvalidBlock(LedgerReason.BAD_TX, f"tx {i}: {err}", tx_index=i, tx_reason=err.reason) from err

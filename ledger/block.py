@@ -32,6 +32,7 @@ MAX_BLOCK = 8 << 20
 MAX_TXS = 10_000
 """Cap on the number of transactions in one block."""
 EMPTY_ROOT = hashlib.sha256(b"").digest()
+_sha256 = hashlib.sha256
 
 _HEADER_FIELDS = (
     "height",
@@ -46,24 +47,35 @@ _HEADER_FIELDS = (
 
 
 def _leaf(item: bytes) -> bytes:
-    return hashlib.sha256(b"\x00" + item).digest()
+    return _sha256(b"\x00" + item).digest()
 
 
 def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
+    return _sha256(b"\x01" + left + right).digest()
 
 
-def merkle_root(items: Sequence[bytes]) -> bytes:
-    """The Merkle root of ``items`` (raw transaction bytes); ``sha256(b"")`` for no items."""
-    if not items:
+def leaf_hashes(items: Sequence[bytes]) -> tuple[bytes, ...]:
+    """The Merkle leaves ``sha256(0x00 || item)`` of ``items``, in order."""
+    return tuple([_sha256(b"\x00" + item).digest() for item in items])
+
+
+def root_of_leaves(leaves: Sequence[bytes]) -> bytes:
+    """The Merkle root over already hashed leaves (:func:`leaf_hashes`); ``sha256(b"")`` for none."""
+    if not leaves:
         return EMPTY_ROOT
-    level = [_leaf(x) for x in items]
+    level = list(leaves)
     while len(level) > 1:
-        nxt = [_node(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        pairs = zip(level[::2], level[1::2], strict=False)  # an odd last node has no partner: carried up below
+        nxt = [_sha256(b"\x01" + left + right).digest() for left, right in pairs]
         if len(level) % 2:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def merkle_root(items: Sequence[bytes]) -> bytes:
+    """The Merkle root of ``items`` (raw transaction bytes); ``sha256(b"")`` for no items."""
+    return root_of_leaves(leaf_hashes(items))
 
 
 def merkle_proof(items: Sequence[bytes], index: int) -> list[tuple[bytes, bool]]:
@@ -195,9 +207,27 @@ class Block:
     header: Header
     txs: tuple[bytes, ...]
     signature: bytes
+    _leaves: tuple[bytes, ...] | None = field(init=False, default=None, repr=False, compare=False)
+    _root_ok: bool = field(init=False, default=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "txs", tuple(self.txs))
+
+    def leaves(self) -> tuple[bytes, ...]:
+        """The transactions' Merkle leaves (:func:`leaf_hashes`), hashed once per block object: the tx root
+        check and the verified-transaction cache's keys (ledger/txs.py) both start from them."""
+        leaves = self._leaves
+        if leaves is None:
+            leaves = leaf_hashes(self.txs)
+            object.__setattr__(self, "_leaves", leaves)
+        return leaves
+
+    def tx_root_matches(self) -> bool:
+        """Whether ``header.tx_root`` is the Merkle root of ``txs``; a match is remembered (both are immutable),
+        so the import of a block :meth:`decode` checked does not hash the tree again."""
+        if not self._root_ok and root_of_leaves(self.leaves()) == self.header.tx_root:
+            object.__setattr__(self, "_root_ok", True)
+        return self._root_ok
 
     @property
     def hash(self) -> bytes:
@@ -236,16 +266,17 @@ class Block:
             raise InvalidBlock(LedgerReason.MALFORMED, "block must be a map with keys h, t, s")
         header = Header.from_map(outer["h"])
         txs, signature = outer["t"], outer["s"]
-        if not isinstance(txs, list) or not all(isinstance(t, bytes) for t in txs):
+        if not isinstance(txs, list) or not {bytes}.issuperset(map(type, txs)):  # msgpack bin is exactly bytes
             raise InvalidBlock(LedgerReason.MALFORMED, "block.t must be a list of bin")
         if len(txs) > MAX_TXS:
             raise InvalidBlock(LedgerReason.OVERSIZE, f"{len(txs)} transactions > cap {MAX_TXS}")
         if not isinstance(signature, bytes) or len(signature) != 64:
             raise InvalidBlock(LedgerReason.MALFORMED, "block.s must be 64 bytes")
         check_header_signature(network_id, header, signature)
-        if merkle_root(txs) != header.tx_root:
+        block = cls(header, tuple(txs), signature)
+        if not block.tx_root_matches():
             raise InvalidBlock(LedgerReason.BAD_TX_ROOT, "tx_root does not match the transactions")
-        return cls(header, tuple(txs), signature)
+        return block
 
 
 def decode_signed_header(raw: bytes, network_id: str, *, max_size: int = 128 << 10) -> tuple[Header, bytes]:

@@ -411,6 +411,10 @@ def expiry_index(escrows: Mapping[bytes, Escrow]) -> dict[int, frozenset[bytes]]
     return {h: frozenset(ids) for h, ids in out.items()}
 
 
+_ABSENT: Any = object()
+"""Not in an overlay's changes (distinct from a deleted key)."""
+
+
 class Overlay(Generic[K, V]):
     """Copy-on-write view of a mapping: reads fall through to ``base``, writes stay local until merged."""
 
@@ -422,10 +426,10 @@ class Overlay(Generic[K, V]):
 
     def get(self, key: K, default: Any = None) -> Any:
         """The current value of ``key``."""
-        if key in self.changes:
-            value = self.changes[key]
-            return default if value is self._DELETED else value
-        return self.base.get(key, default)
+        value = self.changes.get(key, _ABSENT)
+        if value is _ABSENT:
+            return self.base.get(key, default)
+        return default if value is self._DELETED else value
 
     def __contains__(self, key: object) -> bool:
         if key in self.changes:

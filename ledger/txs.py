@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msgpack
 
 from bazaar.protocol import codec
-from bazaar.protocol.envelope import Envelope, open_envelope, reopen_envelope, seal
-from bazaar.protocol.errors import OversizeError, ProtocolReason, SchemaError
+from bazaar.protocol.envelope import Envelope, open_envelope, open_envelopes, reopen_envelope, seal
+from bazaar.protocol.errors import OversizeError, ProtocolError, ProtocolReason, SchemaError
 from bazaar.protocol.keys import KeyPair
-from bazaar.protocol.messages import register, validate_basic
+from bazaar.protocol.messages import register
 from bazaar.protocol.schema import Bytes, Field, Int, Map, Num, Optional, Schema, Str
 
 from .amounts import MAX_AMOUNT
@@ -158,9 +159,14 @@ def tx_kind(env: Envelope) -> str:
     Raises:
         SchemaError: not a transaction type (reason ``unknown-type``).
     """
-    if not env.type.startswith("tx/") or env.type[3:] not in SCHEMAS:
+    kind = KIND_OF_TYPE.get(env.type)
+    if kind is None:
         raise SchemaError(f"not a transaction type: {env.type[:64]!r}", reason=ProtocolReason.UNKNOWN_TYPE)
-    return env.type[3:]
+    return kind
+
+
+KIND_OF_TYPE: dict[str, str] = {"tx/" + kind: kind for kind in SCHEMAS}
+"""Envelope type → transaction kind, for every kind (what :func:`tx_kind` looks up)."""
 
 
 def make_tx(
@@ -191,16 +197,23 @@ def make_tx(
     return env
 
 
-def decode_tx(raw: bytes, network_id: str) -> Envelope:
+def decode_tx(raw: bytes, network_id: str, *, leaf: bytes | None = None) -> Envelope:
     """Open a transaction received from a peer: size cap, signature, header, body schema, nonce/seq match.
 
     The signature of a given transaction is verified once: a transaction travels through the mempool, the
     block proposal, the block import, the consensus proof and the markets' block checks, and each decodes it.
-    A bounded cache of sha256(network ‖ bytes) of fully validated transactions lets the later decodes skip
-    the Ed25519 check (the signature cache of Bitcoin Core, docs/adr/0125-verified-transaction-cache.md) and the
-    stateless checks after it — header, schema, nonce/seq: all functions of the same bytes and network, which
-    passed them (docs/adr/0171); the envelope is still decoded from the bytes, canonical check included, and
-    each call returns a fresh envelope (callers may not share one).
+    A bounded cache of fully validated transactions lets the later decodes skip the Ed25519 check (the
+    signature cache of Bitcoin Core, docs/adr/0125-verified-transaction-cache.md) and the stateless checks
+    after it — header, schema, nonce/seq: all functions of the same bytes and network, which passed them
+    (docs/adr/0171); the envelope is still decoded from the bytes, canonical check included, and each call
+    returns a fresh envelope (callers may not share one). The cache's key is the transaction's Merkle leaf
+    ``sha256(0x00 ‖ raw)`` followed by the network id (docs/adr/0161), so a block import passes the leaves it
+    hashed for the tx root instead of hashing every transaction twice.
+
+    Args:
+        raw: the transaction's wire bytes.
+        network_id: the ledger's network id.
+        leaf: ``sha256(0x00 ‖ raw)`` when the caller has it (``Block.leaves()``); computed otherwise.
 
     Raises:
         ProtocolError: any subclass (``OversizeError``, ``DecodeError``, ``SignatureError``, ``SchemaError``);
@@ -208,24 +221,89 @@ def decode_tx(raw: bytes, network_id: str) -> Envelope:
     """
     if len(raw) > MAX_TX:
         raise OversizeError(f"transaction of {len(raw)} bytes > cap {MAX_TX}")
-    digest = hashlib.sha256(network_id.encode() + b"\x00" + raw).digest()
-    if digest in _VERIFIED:  # these exact bytes passed every check below before: only rebuild the envelope
+    key = (_sha256(b"\x00" + raw).digest() if leaf is None else leaf) + network_id.encode()
+    if key in _VERIFIED:  # these exact bytes passed every check below before: only rebuild the envelope
         env = reopen_envelope(raw, network_id, max_size=MAX_TX)
         TX_STATS.decoded += 1
-        _VERIFIED.move_to_end(digest)
+        _VERIFIED.move_to_end(key)
         return env
     env = open_envelope(raw, network_id, max_size=MAX_TX)
     TX_STATS.decoded += 1
-    kind = tx_kind(env)
-    validate_basic(env)
+    _check_stateless(env)
+    _remember(key)
+    return env
+
+
+def decode_txs(
+    raws: Sequence[bytes], network_id: str, *, leaves: Sequence[bytes] | None = None
+) -> list[Envelope | ProtocolError]:
+    """:func:`decode_tx` of each of ``raws`` (a block's transactions): for each its envelope or the error
+    ``decode_tx`` would raise, in order, with the same checks, cache and counters.
+
+    The envelopes are opened by :func:`~bazaar.protocol.envelope.open_envelopes`, whose signature checks run
+    back to back (docs/adr/0161); a transaction found in the cache skips its signature and stateless checks as
+    in ``decode_tx``. A transaction listed twice is verified twice (neither is in the cache yet).
+
+    Args:
+        raws: transactions' wire bytes.
+        network_id: the ledger's network id.
+        leaves: ``sha256(0x00 ‖ raw)`` of each (``Block.leaves()``), or None to hash them here.
+    """
+    nid = network_id.encode()
+    if leaves is None:
+        leaves = [_sha256(b"\x00" + raw).digest() if len(raw) <= MAX_TX else b"" for raw in raws]
+    keys = [leaf + nid for leaf in leaves]
+    cached = [key in _VERIFIED for key in keys]
+    opened = open_envelopes(raws, network_id, max_size=MAX_TX, verified=cached)
+    decoded = verified = 0
+    for i, env in enumerate(opened):
+        if isinstance(env, ProtocolError):
+            if isinstance(env, OversizeError) and len(raws[i]) > MAX_TX:  # decode_tx's own words for it
+                opened[i] = OversizeError(f"transaction of {len(raws[i])} bytes > cap {MAX_TX}")
+            continue
+        decoded += 1
+        if cached[i]:  # these exact bytes passed every check below before
+            _VERIFIED.move_to_end(keys[i])
+            continue
+        kind = KIND_OF_TYPE.get(env.type)  # _check_stateless(env), written out for the common case
+        try:
+            if kind is None:
+                kind = tx_kind(env)  # raises: no transaction type
+            SCHEMAS[kind].check(env.body, "body")
+            expected_seq = 0 if kind in NONCELESS else env.body["nonce"]
+            if env.seq != expected_seq:
+                raise SchemaError(f"envelope seq {env.seq} differs from body nonce {expected_seq}")
+        except ProtocolError as err:
+            opened[i] = err
+            continue
+        verified += 1
+        _VERIFIED[keys[i]] = None
+    TX_STATS.decoded += decoded
+    TX_STATS.verified += verified
+    while len(_VERIFIED) > _CACHE_BOUND[0]:  # the oldest forgotten first, as one by one
+        _VERIFIED.popitem(last=False)
+    return opened
+
+
+def _check_stateless(env: Envelope) -> None:
+    """What :func:`decode_tx` checks after opening the envelope: a transaction type, its body schema, and
+    ``seq`` equal to the body's nonce."""
+    kind = KIND_OF_TYPE.get(env.type) or tx_kind(env)  # tx_kind raises for a type that is no transaction
+    SCHEMAS[kind].check(env.body, "body")  # validate_basic(env): the registry holds this very schema
     expected_seq = 0 if kind in NONCELESS else env.body["nonce"]
     if env.seq != expected_seq:
         raise SchemaError(f"envelope seq {env.seq} differs from body nonce {expected_seq}")
+
+
+def _remember(key: bytes) -> None:
+    """Count a verification and remember its transaction's key (oldest forgotten first past the bound)."""
     TX_STATS.verified += 1
-    _VERIFIED[digest] = None
+    _VERIFIED[key] = None
     if len(_VERIFIED) > _CACHE_BOUND[0]:
         _VERIFIED.popitem(last=False)
-    return env
+
+
+_sha256 = hashlib.sha256
 
 
 def reserve_verified(entries: int) -> int:
@@ -250,6 +328,6 @@ class TxStats:
 
 TX_STATS = TxStats()
 VERIFIED_CACHE = 16_384
-"""Transactions whose signature verification is remembered (32-byte digests, about 2 MB at most)."""
+"""Transactions whose signature verification is remembered (32-byte digests and the network id, a few MB at most)."""
 _VERIFIED: OrderedDict[bytes, None] = OrderedDict()
 _CACHE_BOUND = [VERIFIED_CACHE]

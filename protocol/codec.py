@@ -11,7 +11,6 @@ and map (py-libp2p's msgio and STYLE §4: "bound before you decode").
 
 from __future__ import annotations
 
-import operator
 from typing import Any
 
 import msgpack
@@ -94,32 +93,76 @@ _KEY_BYTES: dict[str | bytes, bytes] = {}
 _KEY_CACHE = 4096
 
 
-def _sorted_pairs(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
-    """``object_pairs_hook``: a map whose keys are not strictly increasing in encoded order is not canonical.
+def _sorted_map(value: dict[Any, Any]) -> dict[Any, Any]:
+    """``object_hook``: a map whose keys are not strictly increasing in encoded order is not canonical.
 
-    Strictly increasing also refuses duplicate keys, which a plain ``dict`` would silently merge. The verdict
-    for a key sequence is cached: an envelope header or a message body has the same keys every time.
+    msgpack builds the dict in C, in wire order; a duplicate key keeps its first position and shrinks the dict,
+    which the byte comparison after decoding refuses (the re-packed map announces fewer entries).
     """
-    keys = tuple(map(_first, pairs))
-    if keys not in _SORTED_KEYS:
-        previous = b""
-        for key in keys:
-            encoded = _encoded_key(key)
-            if encoded <= previous:
-                raise DecodeError("not canonical msgpack: map keys not strictly sorted")
-            previous = encoded
-        if len(_SORTED_KEYS) < _KEY_CACHE and len(keys) <= _CACHED_KEYS_MAX:
-            _SORTED_KEYS.add(keys)
-    return dict(pairs)
+    keys = tuple(value)
+    if keys not in _SORTED_KEYS and not _keys_sorted(keys):
+        raise DecodeError("not canonical msgpack: map keys not strictly sorted")
+    return value
 
 
-_first = operator.itemgetter(0)
+def _keys_sorted(keys: tuple[Any, ...]) -> bool:
+    """Whether ``keys`` are strictly increasing in encoded order. The verdict for a short key sequence is
+    cached in ``_SORTED_KEYS`` (callers look there first): an envelope header or a message body has the same
+    keys every time."""
+    previous = b""
+    for key in keys:
+        encoded = _encoded_key(key)
+        if encoded <= previous:
+            return False
+        previous = encoded
+    if len(_SORTED_KEYS) < _KEY_CACHE and len(keys) <= _CACHED_KEYS_MAX:
+        _SORTED_KEYS.add(keys)
+    return True
+
+
+def maps_sorted(value: Any) -> bool:
+    """Whether every map in ``value`` (a decoded value) has its keys strictly increasing in encoded order: the
+    key-order half of :func:`decode_canonical`, for a value from :func:`decode_repacked`. Iterative, so any
+    depth msgpack decodes is walked without recursion."""
+    if type(value) is dict and tuple(value) in _SORTED_KEYS:  # a message body with a known key sequence
+        kinds = set(map(type, value.values()))
+        if kinds <= _SCALARS:
+            return True  # flat (a transaction body)
+        if kinds <= _SCALARS_OR_LIST and all(
+            _SCALARS.issuperset(map(type, v)) for v in value.values() if type(v) is list
+        ):
+            return True  # scalars and lists of scalars (prices, demand vectors)
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            keys = tuple(item)
+            if keys not in _SORTED_KEYS and not _keys_sorted(keys):
+                return False
+            values: Any = item.values()
+        elif kind is list:
+            values = item
+        else:
+            continue
+        if not _SCALARS.issuperset(map(type, values)):
+            pending.extend(v for v in values if type(v) is dict or type(v) is list)
+    return True
+
+
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+"""What msgpack decodes to besides dict and list (extension types are refused)."""
+_SCALARS_OR_LIST = _SCALARS | {list}
 _SORTED_KEYS: set[tuple[Any, ...]] = set()
 _CACHED_KEYS_MAX = 32
 """Only key sequences this short are cached (a field list, not a data-keyed map such as balances)."""
+_repack = msgpack.Packer(use_bin_type=True).pack
+"""Plain msgpack re-encoding with one reused packer (``packb`` allocates a packer and its buffer per call). A
+call runs in C under the GIL without calling back into Python (no ``default``), and the packer resets itself
+after every call, failed or not, so sharing it is safe."""
 
 
-def _unpack(data: bytes, max_size: int, pairs_hook: Any) -> Any:
+def _unpack(data: bytes, max_size: int, object_hook: Any) -> Any:
     """Bounded ``msgpack.unpackb`` whose every failure is a :class:`DecodeError` (or :class:`OversizeError`)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise DecodeError(f"expected bytes, got {type(data).__name__}")
@@ -131,7 +174,7 @@ def _unpack(data: bytes, max_size: int, pairs_hook: Any) -> Any:
             raw=False,
             use_list=True,
             strict_map_key=True,
-            object_pairs_hook=pairs_hook,
+            object_hook=object_hook,
             max_str_len=max_size,
             max_bin_len=max_size,
             max_array_len=_MAX_CONTAINER,
@@ -151,14 +194,48 @@ def decode_canonical(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
 
     Used for signed payloads and blocks, whose hash must be unique for their content. Two checks, both in C
     but for one small Python call per map: while decoding, every map's keys must be strictly increasing in
-    encoded order; after decoding, plain msgpack re-encoding (which keeps the decoded key order and writes
-    minimal integers, float64 and ``bin``/``str`` by type) must give ``data`` back byte for byte. Together
-    they equal ``encode(decode(data)) == data`` (the test suite holds the two equal on random values).
+    encoded order (an ``object_hook`` on the dict msgpack built); after decoding, plain msgpack re-encoding
+    (which keeps the decoded key order and writes minimal integers, float64 and ``bin``/``str`` by type) must
+    give ``data`` back byte for byte, which also refuses duplicate keys (the decoded dict holds fewer entries
+    than the wire map announces). Together they equal ``encode(decode(data)) == data`` (the test suite holds
+    the two equal on random values).
 
     Raises:
         DecodeError: well-formed but not canonical (unsorted or duplicate keys, non-minimal ints, float32, ...).
     """
-    value = _unpack(data, max_size, _sorted_pairs)
-    if msgpack.packb(value, use_bin_type=True) != bytes(data):
+    value = _unpack(data, max_size, _sorted_map)
+    if _repack(value) != data:
+        raise DecodeError("not canonical msgpack")
+    return value
+
+
+def decode_repacked(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
+    """:func:`decode_canonical` but for the order of map keys: ``data`` must be what plain msgpack re-encoding
+    of its value gives (minimal integers and lengths, float64, no duplicate keys), but a map's keys may come in
+    any order. ``decode_canonical(data)`` succeeds exactly when this does and :func:`maps_sorted` holds for the
+    value; a caller that knows where the maps are checks them for less than an ``object_hook`` costs
+    (protocol/envelope.py: the header's keys against their fixed order, then the body).
+
+    Raises:
+        OversizeError, DecodeError: as :func:`decode_canonical`, but for unsorted keys.
+    """
+    if type(data) is bytes and len(data) <= max_size:  # _unpack's checks passed: decode in this frame
+        try:
+            value = msgpack.unpackb(
+                data,
+                raw=False,
+                use_list=True,
+                strict_map_key=True,
+                max_str_len=max_size,
+                max_bin_len=max_size,
+                max_array_len=_MAX_CONTAINER,
+                max_map_len=_MAX_CONTAINER,
+                max_ext_len=0,
+            )
+        except Exception:  # the exact error, as _unpack words it
+            value = _unpack(data, max_size, None)
+    else:
+        value = _unpack(data, max_size, None)
+    if _repack(value) != data:
         raise DecodeError("not canonical msgpack")
     return value

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import codec
-from .errors import DecodeError, SchemaError
+from .errors import DecodeError, ProtocolError, SchemaError
 from .keys import PUBKEY_LEN, SIG_LEN, KeyPair, verify
 
 VERSION = 1
@@ -49,9 +48,12 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000 if source is None else source()
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """A verified (or freshly signed) message.
+class Envelope(NamedTuple):
+    """A verified (or freshly signed) message; immutable.
+
+    A named tuple rather than a frozen dataclass: receivers build one per message, and a tuple is built in
+    one C call where a frozen dataclass sets each of its ten fields through ``object.__setattr__``
+    (docs/adr/0161). Compare envelopes with envelopes only (a tuple of the same fields compares equal).
 
     Attributes:
         type: message type, e.g. ``"ai-bazaar/price"`` or ``"tx/transfer"``.
@@ -72,9 +74,15 @@ class Envelope:
     seq: int
     ts: int
     body: dict[str, Any]
-    payload: bytes = field(repr=False)
-    signature: bytes = field(repr=False)
+    payload: bytes
+    signature: bytes
     v: int = VERSION
+
+    def __repr__(self) -> str:
+        return (
+            f"Envelope(type={self.type!r}, market={self.market!r}, round={self.round!r}, sender={self.sender!r}, "
+            f"seq={self.seq!r}, ts={self.ts!r}, body={self.body!r}, v={self.v!r})"
+        )
 
     @property
     def wire(self) -> bytes:
@@ -158,7 +166,69 @@ def reopen_envelope(data: bytes, network_id: str, *, max_size: int = codec.MAX_M
     return _open(data, network_id, max_size, check_signature=False)
 
 
+def open_envelopes(
+    items: Sequence[bytes],
+    network_id: str,
+    *,
+    max_size: int = codec.MAX_MESSAGE,
+    verified: Sequence[bool] | None = None,
+) -> list[Envelope | ProtocolError]:
+    """:func:`open_envelope` for many items at once (a block's transactions): for each item its envelope, or the
+    error ``open_envelope`` would have raised, in order.
+
+    Every check of :func:`open_envelope` runs for every item and in the same order per item (outer map,
+    signature over the raw payload, then the payload); only the passes are grouped: all outer maps, then all
+    signature verifications back to back, then all payloads. Interleaving an Ed25519 verification with the
+    Python decoding of each item costs noticeably more per item (docs/adr/0161). ``verified[i]`` true marks an
+    item whose exact bytes were verified before (as :func:`reopen_envelope`): its signature check is skipped.
+    """
+    opened: list[Envelope | ProtocolError] = []
+    parts: list[tuple[bytes, bytes, bytes] | None] = []
+    for data in items:
+        try:
+            parts.append(_outer(data, max_size))
+        except ProtocolError as err:
+            parts.append(None)
+            opened.append(err)
+        else:
+            opened.append(_PENDING)
+    prefix = _signed(network_id, b"")
+    skip = [False] * len(parts) if verified is None else verified
+    for i, part in enumerate(parts):
+        if part is not None and not skip[i]:
+            sender, payload, signature = part
+            try:
+                verify(sender, prefix + payload, signature)
+            except ProtocolError as err:
+                parts[i] = None
+                opened[i] = err
+    for i, part in enumerate(parts):
+        if part is not None:
+            try:
+                opened[i] = _payload(*part, max_size)
+            except ProtocolError as err:
+                opened[i] = err
+    return opened
+
+
 def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool) -> Envelope:
+    sender, payload, signature = _outer(data, max_size)
+    if check_signature:
+        verify(sender, _signed(network_id, payload), signature)
+    return _payload(sender, payload, signature, max_size)
+
+
+def _outer(data: bytes, max_size: int) -> tuple[bytes, bytes, bytes]:
+    """The outer map's key, payload and signature, checked for type and length."""
+    if type(data) is bytes and len(data) <= max_size:
+        sliced = _sliced(data)
+        if sliced is not None:
+            return sliced
+    return _outer_decoded(data, max_size)
+
+
+def _outer_decoded(data: bytes, max_size: int) -> tuple[bytes, bytes, bytes]:
+    """:func:`_outer` through the msgpack decoder: any layout, every error named."""
     outer = codec.decode(data, max_size=max_size)
     if not isinstance(outer, dict) or outer.keys() != _OUTER_KEYS:
         raise DecodeError("envelope must be a map with keys k, p, s")
@@ -167,8 +237,80 @@ def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool)
         raise DecodeError("envelope k, p, s must be bin")
     if len(sender) != PUBKEY_LEN or len(signature) != SIG_LEN:
         raise DecodeError("bad key or signature length")
-    if check_signature:
-        verify(sender, sign_bytes(network_id, payload), signature)
+    return sender, payload, signature
+
+
+def _sliced(data: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """Key, payload and signature of ``data`` read by position when ``data`` is laid out as :attr:`Envelope.wire`
+    writes it: ``{"k": bin 32, "p": bin, "s": bin 64}``, the three keys as fixstr in that order, nothing after
+    the signature. Bytes with exactly that layout decode to exactly those three values, so this equals the
+    general path's result; any other layout returns None and takes the general path (docs/adr/0161)."""
+    if data[:5] != _OUTER_HEAD or len(data) < _OUTER_MIN or data[37:39] != b"\xa1p":
+        return None
+    marker = data[39]
+    if marker == 0xC4:
+        start = 41
+        end = start + data[40]
+    elif marker == 0xC5:
+        start = 42
+        end = start + int.from_bytes(data[40:42], "big")
+    elif marker == 0xC6:
+        start = 44
+        end = start + int.from_bytes(data[40:44], "big")
+    else:
+        return None
+    if len(data) != end + 4 + SIG_LEN or data[end : end + 4] != _OUTER_SIG_HEAD:
+        return None
+    return data[5:37], data[start:end], data[end + 4 :]
+
+
+_OUTER_HEAD = b"\x83\xa1k\xc4\x20"
+"""fixmap of 3, fixstr "k", bin8 of 32 bytes: how every sealed envelope starts."""
+_OUTER_SIG_HEAD = b"\xa1s\xc4\x40"
+"""fixstr "s", bin8 of 64 bytes: what follows the payload."""
+_OUTER_MIN = len(_OUTER_HEAD) + PUBKEY_LEN + 2 + 2 + len(_OUTER_SIG_HEAD) + SIG_LEN
+"""The shortest such layout (an empty payload)."""
+
+
+def _payload(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> Envelope:
+    """The envelope of a signature-checked payload: canonical decoding and the header checks.
+
+    The common case is decided without an ``object_hook``: a payload that re-packs to itself, whose header has
+    exactly the eight keys in canonical order with values of the exact types, in range, and whose body's maps
+    are sorted, is the envelope :func:`_payload_checked` would return (every map in it is sorted: the header's
+    other values are scalars). Anything else, valid or not, goes through :func:`_payload_checked`, which names
+    the exact error.
+    """
+    try:
+        header = codec.decode_repacked(payload, max_size=max_size)
+    except ProtocolError:
+        header = None
+    if type(header) is dict and tuple(header) == HEADER_WIRE_ORDER:
+        v, ts, seq, body, mtype, rnd, market, signer = header.values()
+        if (
+            type(v) is int
+            and type(ts) is int
+            and type(seq) is int
+            and type(body) is dict
+            and type(mtype) is str
+            and type(rnd) is int
+            and type(market) is str
+            and type(signer) is bytes
+            and v == VERSION
+            and 0 < len(mtype) <= MAX_TYPE_LEN
+            and len(market) <= MAX_MARKET_LEN
+            and rnd >= 0
+            and seq >= 0
+            and ts >= 0
+            and signer == sender
+            and codec.maps_sorted(body)
+        ):
+            return _new_envelope(Envelope, (mtype, market, rnd, sender, seq, ts, body, payload, signature, v))
+    return _payload_checked(sender, payload, signature, max_size)
+
+
+def _payload_checked(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> Envelope:
+    """:func:`_payload` for any payload, one check after the other."""
     header = codec.decode_canonical(payload, max_size=max_size)
     if not isinstance(header, dict):
         raise DecodeError("payload must be a map")
@@ -178,8 +320,8 @@ def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool)
             raise SchemaError(f"unknown envelope fields {sorted(extra)}")
         for name in HEADER_FIELDS:
             _field(header, name, object)  # names the first missing field
-    v, mtype, market, rnd = header["v"], header["type"], header["market"], header["round"]
-    seq, ts, body = header["seq"], header["ts"], header["body"]
+    # decode_canonical left the keys in canonical order and they are exactly the header's: unpack in that order
+    v, ts, seq, body, mtype, rnd, market, signer = header.values()
     if not (
         type(v) is int
         and type(mtype) is str
@@ -188,7 +330,7 @@ def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool)
         and type(seq) is int
         and type(ts) is int
         and type(body) is dict
-        and type(header["sender"]) is bytes
+        and type(signer) is bytes
     ):
         for name, kind in zip(HEADER_FIELDS, _HEADER_KINDS, strict=True):
             _field(header, name, kind)  # names the first field of the wrong type
@@ -198,13 +340,32 @@ def _open(data: bytes, network_id: str, max_size: int, *, check_signature: bool)
         raise SchemaError("type/market length out of range")
     if rnd < 0 or seq < 0 or ts < 0:
         raise SchemaError("round, seq and ts must be non-negative")
-    if header["sender"] != sender:
+    if signer != sender:
         raise SchemaError("payload sender differs from the signing key")
-    return Envelope(mtype, market, rnd, sender, seq, ts, body, payload, signature)
+    return _new_envelope(Envelope, (mtype, market, rnd, sender, seq, ts, body, payload, signature, v))
+
+
+def _signed(network_id: str, payload: bytes) -> bytes:
+    """:func:`sign_bytes` with the checked prefix of each network id kept (a node uses one or two)."""
+    prefix = _SIGN_PREFIXES.get(network_id)
+    if prefix is None:
+        prefix = sign_bytes(network_id, b"")
+        if len(_SIGN_PREFIXES) < 64:
+            _SIGN_PREFIXES[network_id] = prefix
+    return prefix + payload
+
+
+_SIGN_PREFIXES: dict[str, bytes] = {}
+_PENDING: Any = None
+"""Placeholder in :func:`open_envelopes`' result until an item's payload is opened."""
+_new_envelope = tuple.__new__
+"""Builds an :class:`Envelope` from a tuple of all ten fields in one C call (what ``Envelope._make`` does)."""
 
 
 HEADER_FIELDS = ("v", "type", "market", "round", "sender", "seq", "ts", "body")
 """The signed payload's keys, all required."""
 _HEADER_KINDS: tuple[type, ...] = (int, str, str, int, bytes, int, int, dict)
 _HEADER_KEYS = frozenset(HEADER_FIELDS)
+HEADER_WIRE_ORDER = ("v", "ts", "seq", "body", "type", "round", "market", "sender")
+"""The header's keys in canonical (encoded-byte) order, the order ``_payload`` unpacks ``header.values()`` in."""
 _OUTER_KEYS = frozenset({"k", "p", "s"})

@@ -13,8 +13,9 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from nacl.bindings import crypto_sign_open
 from nacl.exceptions import BadSignatureError
-from nacl.signing import SigningKey, VerifyKey
+from nacl.signing import SigningKey
 
 from .errors import SignatureError
 
@@ -62,8 +63,10 @@ def verify(public: bytes, message: bytes, signature: bytes) -> None:
     """
     if len(public) != PUBKEY_LEN or len(signature) != SIG_LEN:
         raise SignatureError("bad key or signature length")
+    if not (isinstance(public, bytes) and isinstance(signature, bytes)):  # what VerifyKey(...).verify refuses
+        raise SignatureError("key and signature must be bytes")
     try:
-        VerifyKey(public).verify(message, signature)
+        crypto_sign_open(signature + message, public)  # VerifyKey.verify's own call, without its wrapper objects
     except (BadSignatureError, ValueError, TypeError) as err:
         raise SignatureError("signature does not verify") from err
 

@@ -85,7 +85,7 @@ class Int(Field):
     high: int | None = 2**64 - 1
 
     def check(self, value: Any, path: str = "body") -> None:
-        if not isinstance(value, int) or isinstance(value, bool):
+        if type(value) is not int and (not isinstance(value, int) or isinstance(value, bool)):
             raise _fail(path, f"expected int, got {_typename(value)}")
         if self.low is not None and value < self.low:
             raise _fail(path, f"below {self.low}")
@@ -250,6 +250,7 @@ class Schema(Field):
         required = frozenset(n for n, d in self.fields.items() if not isinstance(d, Optional))
         object.__setattr__(self, "_names", names)
         object.__setattr__(self, "_required", required)
+        object.__setattr__(self, "_checks", {name: d.check for name, d in self.fields.items()})
 
     def __hash__(self) -> int:
         return hash(tuple(sorted(self.fields)))
@@ -260,18 +261,20 @@ class Schema(Field):
             raise _fail(path, f"expected map, got {_typename(value)}")
         keys = value.keys()
         names: frozenset[str] = self._names  # type: ignore[attr-defined]
-        if not keys <= names:
-            unknown = [k for k in value if k not in names]
-            raise _fail(path, f"unknown field {sorted(map(repr, unknown))[0]}")
-        required: frozenset[str] = self._required  # type: ignore[attr-defined]
-        if not required <= keys:
-            missing = sorted(required - keys)[0]
-            raise _fail(f"{path}.{missing}", "missing")
-        fields = self.fields
+        if keys != names:  # every field present (the common case) passes both checks below at once
+            if not keys <= names:
+                unknown = [k for k in value if k not in names]
+                raise _fail(path, f"unknown field {sorted(map(repr, unknown))[0]}")
+            required: frozenset[str] = self._required  # type: ignore[attr-defined]
+            if not required <= keys:
+                missing = sorted(required - keys)[0]
+                raise _fail(f"{path}.{missing}", "missing")
+        checks = self._checks  # type: ignore[attr-defined]
         try:
             for name, item in value.items():  # the fast path builds no per-field path strings
-                fields[name].check(item, path)
+                checks[name](item, path)
         except SchemaError:
+            fields = self.fields
             for name in fields:  # name the offending field, in declaration order
                 if name in value:
                     fields[name].check(value[name], f"{path}.{name}")

@@ -348,3 +348,20 @@ def test_a_lottery_draws_accounts_with_a_bls_key_only_and_they_need_no_stake() -
     proof = lottery_consensus(net.state, net.bls_secret("carol"), NID)
     with pytest.raises(InvalidBlock, match="bad-reveal"):
         build_block(net.state, net.genesis, net.keys["alice"], [], timestamp_ms=10**7, consensus=proof)
+
+
+def test_a_block_hashes_its_leaves_once_and_a_copy_checks_again() -> None:
+    """Block.decode's tx root check is remembered on the block (apply does not hash the tree again); a block
+    built by ``replace`` with other transactions starts unchecked (docs/adr/0161)."""
+    from dataclasses import replace
+
+    from bazaar.ledger.block import leaf_hashes, root_of_leaves
+
+    net = Net()
+    block, _, _ = net.build([net.tx("alice", "transfer", to=net.acct("bob"), amount=1)])
+    decoded = Block.decode(block.encode(), NID)
+    assert decoded._root_ok and decoded.leaves() == leaf_hashes(block.txs)
+    assert root_of_leaves(decoded.leaves()) == merkle_root(block.txs) == block.header.tx_root
+    other = replace(decoded, txs=(b"x",))
+    assert not other._root_ok and other.leaves() == leaf_hashes([b"x"]) and not other.tx_root_matches()
+    assert decoded == Block(decoded.header, decoded.txs, decoded.signature)  # the cache is not compared

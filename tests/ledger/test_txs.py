@@ -431,3 +431,81 @@ def test_a_contract_escrow_moves_only_by_the_proposer_of_its_market() -> None:
         net.commit([net.tx("carol", "transfer", to=net.acct("dave"), amount=1)])
     net.commit([net.tx("alice", "escrow_refund", id=ESC, market="cloudchain")])
     assert net.state.escrow(ESC) is None and net.state.conserved()
+
+
+def test_decode_txs_equals_decode_tx_one_by_one() -> None:
+    """The block import's batched decode gives each transaction decode_tx's envelope or error, and the cache
+    and counters end as decode_tx leaves them (docs/adr/0161)."""
+    from bazaar.ledger import txs as txs_module
+    from bazaar.ledger.txs import MAX_TX, TX_STATS, decode_txs
+    from bazaar.protocol.envelope import seal
+    from bazaar.protocol.errors import ProtocolError
+
+    net = Net()
+    bob = net.acct("bob")
+    good = net.tx("alice", "transfer", to=bob, amount=1)
+    tampered = bytearray(net.tx("carol", "transfer", to=bob, amount=2))
+    tampered[-1] ^= 1
+    seq_mismatch = seal(net.keys["alice"], NID, "tx/transfer", {"to": bob, "amount": 1, "nonce": 2}, seq=5).wire
+    not_a_tx = seal(net.keys["alice"], NID, "ai-bazaar/price", {}, seq=1).wire
+    bad_schema = seal(net.keys["alice"], NID, "tx/transfer", {"to": b"x", "amount": 1, "nonce": 1}, seq=1).wire
+    items = [good, bytes(tampered), b"\xc1", seq_mismatch, not_a_tx, bad_schema, b"\x00" * (MAX_TX + 1), good]
+
+    def outcomes(results: list[object]) -> list[object]:
+        return [(type(r), str(r)) if isinstance(r, ProtocolError) else r for r in results]
+
+    txs_module._VERIFIED.clear()
+    one_by_one: list[object] = []
+    before = (TX_STATS.decoded, TX_STATS.verified)
+    for raw in items:
+        try:
+            one_by_one.append(decode_tx(raw, NID))
+        except ProtocolError as err:
+            one_by_one.append(err)
+    single_counts = (TX_STATS.decoded - before[0], TX_STATS.verified - before[1])
+    single_cache = list(txs_module._VERIFIED)
+
+    txs_module._VERIFIED.clear()
+    before = (TX_STATS.decoded, TX_STATS.verified)
+    batched = decode_txs(items, NID)
+    assert outcomes(batched) == outcomes(one_by_one)  # type: ignore[arg-type]
+    assert list(txs_module._VERIFIED) == single_cache
+    # the duplicate is verified twice in one batch (neither is cached yet), once one by one
+    assert (TX_STATS.decoded - before[0], TX_STATS.verified - before[1]) == (single_counts[0], single_counts[1] + 1)
+    # a second pass finds ``good`` in the cache, as decode_tx would
+    before = (TX_STATS.decoded, TX_STATS.verified)
+    assert outcomes(decode_txs([good], NID)) == outcomes([one_by_one[0]])
+    assert (TX_STATS.decoded - before[0], TX_STATS.verified - before[1]) == (1, 0)
+
+
+def test_a_block_reports_its_first_failing_transaction_opening_or_applying() -> None:
+    """Transactions are opened in passes before any is applied; the error is still the first transaction's that
+    fails, whether it fails to open (a later signature) or to apply (an earlier balance)."""
+    from dataclasses import replace
+
+    from bazaar.ledger.apply import apply
+    from bazaar.ledger.block import Block, merkle_root, sign_header
+
+    net = Net()
+    good = net.tx("alice", "transfer", to=net.acct("bob"), amount=1)
+    block, _, _ = net.build([good])
+    poor = net.tx("bob", "transfer", to=net.acct("alice"), amount=10**9)
+    forged_sig = bytearray(net.tx("carol", "transfer", to=net.acct("alice"), amount=1))
+    forged_sig[-1] ^= 1
+    key = net.by_account[block.header.proposer]
+    for txs, index, reason in (((good, poor, bytes(forged_sig)), 1, "insufficient-funds"),
+                               ((good, bytes(forged_sig), poor), 1, "bad-signature")):
+        header = replace(block.header, tx_root=merkle_root(txs), reward=block.header.reward + len(txs) - 1)
+        forged = Block(header, txs, sign_header(key, NID, header))
+        with pytest.raises(InvalidBlock) as info:
+            apply(net.state, forged, net.genesis)
+        assert info.value.tx_index == index and info.value.tx_reason == reason, info.value
+
+
+def test_a_transfer_to_oneself_keeps_the_balance_and_still_needs_the_funds() -> None:
+    net = Net()
+    a = net.acct("alice")
+    before = net.state.balance(a)
+    _, rejected = net.commit([net.tx("alice", "transfer", to=a, amount=250)])
+    assert not rejected and net.state.balance(a) == before and net.state.conserved()
+    assert reject(net, net.tx("alice", "transfer", to=a, amount=before + 1)) == "insufficient-funds"

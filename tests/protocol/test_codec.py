@@ -166,3 +166,52 @@ def test_duplicate_map_keys_are_not_canonical() -> None:
     data = b"\x82\xa1a\x01\xa1a\x02"  # {"a": 1, "a": 2} on the wire
     with pytest.raises(DecodeError):
         decode_canonical(data)
+
+
+nested_unsorted = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(keys, inner, min_size=2, max_size=4).map(lambda m: dict(reversed(list(m.items())))),
+    max_leaves=12,
+).map(lambda v: msgpack.packb(v, use_bin_type=True))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    values.map(encode)
+    | values.map(lambda v: msgpack.packb(v, use_bin_type=True))
+    | nested_unsorted
+    | unsorted_maps
+    | st.binary(max_size=40)
+)
+def test_repacked_plus_maps_sorted_equals_decode_canonical(data: bytes) -> None:
+    """decode_repacked + maps_sorted (the envelope's fast path) accept exactly what decode_canonical accepts,
+    with the same value."""
+    from bazaar.protocol.codec import decode_repacked, maps_sorted
+
+    try:
+        expected: object = decode_canonical(data)
+    except (DecodeError, OversizeError):
+        expected = DecodeError
+    try:
+        value = decode_repacked(data)
+        got: object = value if maps_sorted(value) else DecodeError
+    except (DecodeError, OversizeError):
+        got = DecodeError
+    if expected is DecodeError or got is DecodeError:
+        assert got is expected
+    else:  # compared by encoding: a NaN inside compares unequal to itself
+        assert msgpack.packb(got, use_bin_type=True) == msgpack.packb(expected, use_bin_type=True)
+
+
+def test_maps_sorted_walks_deep_values_without_recursion() -> None:
+    from bazaar.protocol.codec import maps_sorted
+
+    deep: object = {"a": 1}
+    for _ in range(5_000):
+        deep = [deep]
+    assert maps_sorted(deep)
+    bad: object = {"b": 1, "a": 2}
+    for _ in range(5_000):
+        bad = [bad]
+    assert not maps_sorted(bad)

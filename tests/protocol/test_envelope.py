@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 
+import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -193,3 +194,131 @@ def test_golden_vectors_open_and_reseal(index: int) -> None:
     assert sign_bytes(NETWORK_ID, env.payload).hex() == vec["sign_bytes"]
     assert KeyPair(bytes.fromhex(vec["seed"])).public == env.sender
     assert seal_case(CASES[index]).wire == wire
+
+
+# --- the import path's shortcuts (docs/adr/0161) --------------------------------------------------
+
+
+def test_header_wire_order_is_the_canonical_key_order() -> None:
+    """``_payload`` unpacks ``header.values()`` in this order; it must be the order decode_canonical leaves."""
+    from bazaar.protocol.envelope import HEADER_FIELDS, HEADER_WIRE_ORDER
+
+    assert tuple(codec.decode_canonical(codec.encode(header()))) == HEADER_WIRE_ORDER
+    assert sorted(HEADER_WIRE_ORDER) == sorted(HEADER_FIELDS)
+
+
+def _wire_variants() -> st.SearchStrategy[bytes]:
+    def sealed(size: int) -> bytes:
+        return seal(ALICE, NET, "a/b", {"d": b"x" * size}, seq=1).wire
+
+    sizes = st.sampled_from([0, 1, 180, 250, 300, 65_600]) | st.integers(min_value=0, max_value=600)
+    base = sizes.map(sealed)
+
+    def mutate(data: bytes, pos: int, byte: int, cut: int, tail: bytes) -> bytes:
+        out = bytearray(data)
+        out[pos % len(out)] = byte
+        return bytes(out[: len(out) - cut % 3]) + tail
+
+    mutated = st.builds(mutate, base, st.integers(0, 1_000), st.integers(0, 255), st.integers(0, 5),
+                        st.sampled_from([b"", b"\x00", b"\xc0"]))
+    prefixed = st.binary(max_size=200).map(lambda b: b"\x83\xa1k\xc4\x20" + b)
+    return base | mutated | prefixed
+
+
+@settings(max_examples=400, deadline=None)
+@given(_wire_variants())
+def test_outer_read_by_position_equals_the_decoder(data: bytes) -> None:
+    """The positional read of a sealed envelope's outer map returns what msgpack decoding returns, or declines."""
+    from bazaar.protocol.envelope import _outer, _outer_decoded, _sliced
+
+    try:
+        expected: object = _outer_decoded(data, 1 << 20)
+    except ProtocolError as err:
+        expected = type(err)
+    if _sliced(data) is not None:
+        assert _sliced(data) == expected
+    try:
+        got: object = _outer(data, 1 << 20)
+    except ProtocolError as err:
+        got = type(err)
+    assert got == expected
+
+
+def test_open_envelopes_equals_open_envelope_item_by_item() -> None:
+    from bazaar.protocol.envelope import open_envelopes
+
+    good = [make(seq=i) for i in range(4)]
+    bad_sig = bytearray(good[1])
+    bad_sig[-1] ^= 1
+    items = [good[0], bytes(bad_sig), b"\xc1", resign(header(v=2)), good[2],
+             resign(header(), raw_payload=msgpack_reordered(header())), make(seq=9) + b"x"]
+    results = open_envelopes(items, NET)
+    assert len(results) == len(items)
+    for item, result in zip(items, results, strict=True):
+        try:
+            expected: object = open_envelope(item, NET)
+        except ProtocolError as err:
+            assert type(result) is type(err) and str(result) == str(err)
+        else:
+            assert result == expected
+    # an item marked verified skips only its signature check
+    skipped = open_envelopes([bytes(bad_sig)], NET, verified=[True])[0]
+    assert not isinstance(skipped, ProtocolError) and skipped.seq == 1
+
+
+def msgpack_reordered(h: dict[str, object]) -> bytes:
+    return msgpack.packb(dict(reversed(list(h.items()))), use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _payload_variants() -> st.SearchStrategy[bytes]:
+    odd = {
+        "v": [2, True, 1.0],
+        "type": ["", "x" * 65, 3],
+        "market": ["m", "x" * 65, b"m"],
+        "round": [5, -1, 2**64 - 1],
+        "sender": [MALLORY.public, "k", b""],
+        "seq": [7, -3, 1.5],
+        "ts": [1_700_000_000_000, -1],
+        "body": [{"b": 1, "a": 2}, {"a": [{"y": 1, "x": 2}]}, {"a": {"x": [1.5]}}, {"a": [1, {"b": 2}]}, [1], None],
+        "extra": [1],
+    }
+    edits = st.lists(
+        st.sampled_from(sorted(odd)).flatmap(
+            lambda k: st.sampled_from([*odd[k], _DROP]).map(lambda v: (k, v))
+        ),
+        max_size=2,
+    )
+
+    def build(changes: list[tuple[str, object]]) -> dict[str, object]:
+        h = header(body={"a": 1, "b": [2.5, b"x"]})
+        for key, value in changes:
+            if value is _DROP:
+                h.pop(key, None)
+            else:
+                h[key] = value
+        return h
+
+    headers = edits.map(build)
+    return (headers.map(codec.encode) | headers.map(lambda h: msgpack.packb(h, use_bin_type=True))
+            | headers.map(msgpack_reordered) | st.binary(max_size=60))
+
+
+_DROP = object()
+
+
+@settings(max_examples=500, deadline=None)
+@given(_payload_variants())
+def test_payload_fast_path_equals_the_checked_path(payload: bytes) -> None:
+    """The hook-free header check returns the checked path's envelope, or the same error."""
+    from bazaar.protocol.envelope import _payload, _payload_checked
+
+    sig = b"\x00" * 64
+    try:
+        expected: object = _payload_checked(ALICE.public, payload, sig, 1 << 20)
+    except ProtocolError as err:
+        expected = (type(err), str(err))
+    try:
+        got: object = _payload(ALICE.public, payload, sig, 1 << 20)
+    except ProtocolError as err:
+        got = (type(err), str(err))
+    assert got == expected
