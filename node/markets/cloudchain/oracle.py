@@ -469,8 +469,10 @@ class OracleNode(CloudchainRole):
         """Post the quorums of a round's tasks in one sealed batch (docs/adr/0174): the round's first aggregator
         posts once every task of the round it watches has t agreeing attestations — each from every oracle, or
         ``DISSENT_WAIT_S`` after its t-th — and holds the ready ones at most ``BATCH_HOLD_S`` for the rest; the
-        next aggregators do the same ``AGGREGATE_GRACE_S`` per rank later for tasks still undecided."""
-        grace = self._round_rank(round_no) * AGGREGATE_GRACE_S
+        next aggregators do the same ``AGGREGATE_GRACE_S`` + ``block_s`` per rank later for tasks still undecided."""
+        # a later rank steps in only when the batch before it should have landed: a fallback proposer's wait
+        # (block_s) beyond the per-task grace, so a chain that stalls one proposer does not get duplicate batches
+        grace = self._round_rank(round_no) * (AGGREGATE_GRACE_S + self.ctx.deadline("block_s"))
         n = len(self.oracles)
         try:
             while True:
