@@ -457,13 +457,13 @@ class OracleNode(CloudchainRole):
                     await heard.wait()
                     nursery.cancel_scope.cancel()
 
-                async def on_block() -> None:
+                async def on_moved() -> None:
                     with contextlib.suppress(trio.TooSlowError):
                         await chain.wait_for(lambda: chain.height != height, timeout=timeout + 1)
                     nursery.cancel_scope.cancel()
 
                 nursery.start_soon(on_heard)
-                nursery.start_soon(on_block)
+                nursery.start_soon(on_moved)
 
     async def aggregate_round(self, round_no: int) -> None:
         """Post the quorums of a round's tasks in one sealed batch (docs/adr/0174): the round's first aggregator
