@@ -39,7 +39,8 @@ from .config import agent_names, round_tasks
 from .report import round_outcome
 
 AGGREGATE_GRACE_S = 1.5
-"""How long an oracle that is not a task's first aggregator waits before posting the quorum itself."""
+"""How long an oracle that is not a round's (or a ruling's) first aggregator waits, per rank, before posting the
+quorums itself (a round's later ranks also wait the scenario's ``block_s``: docs/adr/0174)."""
 DISSENT_WAIT_S = 0.5
 """How long an aggregator that has t matching attestations waits for the remaining oracles' (their dissent)."""
 BATCH_HOLD_S = 5.0
@@ -637,8 +638,8 @@ class OracleNode(CloudchainRole):
             e = self.book.tasks.get(k)
             return k in self.settled or (e is not None and e.state == "decided")
 
-        # the close goes out once every verdict is on chain, so it rides in the block that settles them (the
-        # contract settles a decided task in the next block, which can carry nothing earlier than the close)
+        # the close goes out once every verdict is on chain: the contract settles a decided task in the very next
+        # block, so the close lands in that block or a later one — usually in it (docs/adr/0174)
         with trio.move_on_at(t_settle):
             await ctx.chain.wait_for(lambda: all(decided(k) for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
         close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
