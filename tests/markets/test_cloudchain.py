@@ -203,6 +203,36 @@ def test_a_large_window_is_allocated_over_several_blocks(monkeypatch: pytest.Mon
     assert [c.book.tasks[k].state for k in keys] == ["allocated", "allocated"] and not c.book.windows
 
 
+def test_a_window_that_expects_its_tasks_allocates_in_the_block_after_the_last_landed() -> None:
+    c = _registered()
+    second = replace(TASK, id="t-2")
+    keys = [task_key(c.net.acct("bob"), t.id) for t in (TASK, second)]
+    with pytest.raises(Refuse) as err:
+        c.admit(c.record("dave", msg.WINDOW, {"tasks": 2, "expect": [b"short"]}))
+    assert err.value.reason == "malformed"
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 2, "expect": keys})])  # at the day call, before any task
+    assert c.book.windows and c.book.expect == frozenset(keys)
+    _post(c)
+    assert c.book.tasks[keys[0]].state == "open"  # one expected task still to land: no allocation
+    _post(c, second)
+    assert [c.book.tasks[k].state for k in keys] == ["open", "open"]
+    c.block([])  # the allocation, in the block after the last expected task
+    assert [c.book.tasks[k].state for k in keys] == ["allocated", "allocated"]
+    assert not c.book.windows and not c.book.expect
+
+
+def test_a_window_shut_by_the_leader_allocates_what_landed_without_the_missing_task() -> None:
+    c = _registered()
+    key, missing = task_key(c.net.acct("bob"), TASK.id), task_key(c.net.acct("bob"), "never-posted")
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 2, "expect": [key, missing]})])
+    _post(c)
+    c.block([])
+    assert c.book.tasks[key].state == "open"  # waits for the task that never lands ...
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 1})])  # ... until the leader shuts the window
+    c.block([])
+    assert c.book.tasks[key].state == "allocated" and not c.book.expect
+
+
 def test_a_quorum_pays_the_provider_and_the_oracles_and_refunds_the_rest() -> None:
     c, key = _allocated()
     entry = c.book.tasks[key]
@@ -361,6 +391,16 @@ async def test_rounds_settle_as_the_offline_contract_allocates(tmp_path: Path) -
         done = [t for t in leader.app.settled.values() if t.get("completion_ms")]  # type: ignore[union-attr]
         # every signer read the completion from the chain's timestamps, not its own clock (docs/adr/0165)
         assert done and all(len(set(t["completion_ms"])) == 1 for t in done), done
+        # a round's verdicts go on chain as one batch from one aggregator (docs/adr/0174)
+        quorum_blocks: dict[int, set[tuple[int, bytes]]] = {}
+        for h in range(1, leader.chain.height + 1):
+            block = leader.chain.block(h)
+            assert block is not None
+            for t in (decode_tx(raw, leader.network_id) for raw in block.txs):
+                if t.type == "tx/record" and t.body["kind"] == msg.QUORUM:
+                    rnd = leader.app.settled[t.body["data"]["task"]]["round"]  # type: ignore[union-attr]
+                    quorum_blocks.setdefault(rnd, set()).add((h, t.sender))
+        assert quorum_blocks and all(len(v) == 1 for v in quorum_blocks.values()), quorum_blocks
         for node in nodes.values():
             st = node.chain.state
             assert st.conserved() and not [k for k, e in st.escrows.items() if e.ref == b"cloudchain/task"]

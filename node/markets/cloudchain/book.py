@@ -42,6 +42,8 @@ MAX_ALLOC_TASKS = 150
 """Open tasks one block's allocation takes, in (round, task id) order: the allocation record (≈ 72 bytes per task)
 and the refunds of the unserved (≈ 276 bytes each) must fit in the quarter of a block the proposer leaves beside
 the mempool's transactions (docs/adr/0154); the rest are allocated in the next block, on the providers' load."""
+MAX_EXPECT = 4096
+"""Task keys one window record may name (the tasks whose landing closes it)."""
 ESCROW_MOVES = ("tx/escrow_release", "tx/escrow_refund", "tx/escrow_settle", "tx/escrow_split", "tx/escrow_take")
 
 
@@ -146,6 +148,9 @@ class Book:
     closed: Mapping[bytes, Entry] = field(default_factory=dict)
     """Settled tasks kept ``dispute_blocks`` blocks (or while disputed), so a party can contest them."""
     disputes: Mapping[bytes, Dispute] = field(default_factory=dict)
+    expect: frozenset[bytes] = frozenset()
+    """The tasks a pending window waits for: the allocation comes in the block after the last of them landed
+    (docs/adr/0174); empty for a window the leader shut (the next block allocates)."""
 
     # ------------------------------------------------------------------ derived views
     def load(self) -> dict[bytes, float]:
@@ -189,6 +194,10 @@ class Book:
         elif kind == msg.WINDOW:
             if env.sender != rules.leader:
                 raise Refuse("not-authorised", "only the round leader closes a submission window")
+            expect = data.get("expect")
+            if expect is not None and not (isinstance(expect, list) and len(expect) <= MAX_EXPECT and all(
+                    isinstance(k, bytes) and len(k) == 32 for k in expect)):
+                raise Refuse("malformed", f"a window expects at most {MAX_EXPECT} 32-byte task keys")
         elif kind == msg.AGENTS:
             agents = data.get("agents")
             if not isinstance(agents, list) or not 1 <= len(agents) <= 1000 or not all(
@@ -291,6 +300,7 @@ class Book:
         privacy = dict(self.privacy)
         hosts = dict(self.hosts)
         closed, disputes = dict(self.closed), dict(self.disputes)
+        expect = self.expect
         locks = {t.body["id"]: t for t in txs if t.type == "tx/escrow_lock" and t.market == msg.MARKET}
         for env in txs:
             if env.type != "tx/record" or env.market != msg.MARKET:
@@ -307,6 +317,8 @@ class Book:
                     tasks[key] = Entry(key, env.sender, env.round, task, seed, dataset, height)
             elif kind == msg.WINDOW:
                 windows.append(env.round)
+                keys = data.get("expect")
+                expect = frozenset(k for k in keys if isinstance(k, bytes)) if isinstance(keys, list) else frozenset()
             elif kind == msg.AGENTS:
                 hosts[env.sender] = tuple(data["agents"])
             elif kind == msg.DISPUTE:
@@ -347,6 +359,7 @@ class Book:
                         del tasks[key]  # unserved: refunded in this very block
                 # a window stays pending while tasks are left open for the next block (MAX_ALLOC_TASKS)
                 windows = windows if any(e.state == "open" for e in tasks.values()) else []
+                expect = frozenset()  # an allocation ran: what the window waited for had landed
             elif kind == msg.RESULT:
                 r = tasks.get(data["task"])
                 if r is not None and r.state == "allocated" and not r.result:
@@ -376,7 +389,8 @@ class Book:
                         o = rules.oracles[idx]
                         faults[o] = faults.get(o, 0) + 1
         closed = {k: e for k, e in closed.items() if height <= e.settled_height + rules.dispute_blocks or k in disputes}
-        return Book(providers, tasks, tuple(windows), faults, earned, penalties, privacy, hosts, closed, disputes)
+        return Book(providers, tasks, tuple(windows), faults, earned, penalties, privacy, hosts, closed, disputes,
+                    expect)
 
     # ------------------------------------------------------------------ the contract
     def allocation(self, state: State, task_expiry: int
@@ -386,8 +400,8 @@ class Book:
         providers in registration order — and, last, the open tasks left unserved because their escrow would not
         outlive their settlement (the ledger refunds an escrow at ``expires + 1`` on its own, docs/ledger.md §End
         of block; a task allocated now is settled at the latest at ``height + task_expiry + 1``)."""
-        if not self.windows:
-            return None
+        if not self.windows or any(k not in self.tasks and k not in self.closed for k in self.expect):
+            return None  # no window pending, or one waits for tasks still to land
         open_ = sorted((e for e in self.tasks.values() if e.state == "open"), key=lambda e: (e.round, e.task.id))
         open_ = open_[:MAX_ALLOC_TASKS]  # the rest in the next block(s): one block must fit one gossip message
         if not open_:

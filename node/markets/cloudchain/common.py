@@ -31,6 +31,8 @@ KEEP_BOOKS = 64
 """Books kept for recent heads (a node re-folds from its chain when it needs an older one)."""
 
 
+MAX_BLOBS_PER_REQUEST = 3
+"""Blobs one request of the blob protocol may ask for (an oracle fetches a result's model and metadata at once)."""
 DECODED_KEPT = 32
 """Blocks whose opened transactions :func:`decode_all` keeps (per process)."""
 _DECODED: OrderedDict[bytes, tuple[Envelope, ...] | None] = OrderedDict()
@@ -97,13 +99,20 @@ class BlobStore:
         return self._blobs.get(h)
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
-        """``{hash}`` -> ``{data}``."""
+        """``{hash}`` -> ``{data}``, or ``{hashes: [..]}`` (at most ``MAX_BLOBS_PER_REQUEST``) -> ``{data: [..]}``."""
         try:
-            req = codec.decode(request, max_size=256)
+            req = codec.decode(request, max_size=512)
         except ProtocolError as err:
             raise RejectRequest(err.reason) from err
+        if isinstance(req, dict) and set(req) == {"hashes"} and isinstance(req["hashes"], list) \
+                and 1 <= len(req["hashes"]) <= MAX_BLOBS_PER_REQUEST and all(isinstance(h, bytes)
+                                                                           for h in req["hashes"]):
+            blobs = [self.get(h) for h in req["hashes"]]
+            if any(b is None for b in blobs):
+                raise RejectRequest(NodeReason.UNKNOWN_CONTENT)
+            return codec.encode({"data": blobs})
         if not isinstance(req, dict) or set(req) != {"hash"} or not isinstance(req["hash"], bytes):
-            raise RejectRequest(ProtocolReason.MALFORMED)  # want {hash: bytes}
+            raise RejectRequest(ProtocolReason.MALFORMED)  # want {hash: bytes} or {hashes: [bytes]}
         data = self.get(req["hash"])
         if data is None:
             raise RejectRequest(NodeReason.UNKNOWN_CONTENT)
@@ -115,22 +124,37 @@ class BlobStore:
         Raises:
             RequestFailed: no answer, or bytes that do not match.
         """
-        held = self.get(h)
-        if held is not None:
-            return held
-        if size > msg.MAX_BLOB:
-            raise RequestFailed("bad-answer", f"blob of {size} bytes > {msg.MAX_BLOB}")
-        raw = await self.ctx.request_raw(holder, msg.BLOB_PROTOCOL, codec.encode({"hash": h}), timeout=timeout)
-        try:
-            answer = codec.decode(raw, max_size=msg.MAX_BLOB + 64)
-        except Exception as err:
-            raise RequestFailed("bad-answer", str(err)[:200]) from err
-        data = answer.get("data") if isinstance(answer, dict) else None
-        if not isinstance(data, bytes) or len(data) != size or hashlib.sha256(data).digest() != h:
-            raise RequestFailed("bad-answer", "blob does not match its hash or size")
-        self.fetched += 1
-        self.fetched_bytes += len(data)
-        return data
+        return (await self.fetch_many([(h, size)], holder, timeout=timeout))[0]
+
+    async def fetch_many(self, wanted: Sequence[tuple[bytes, int]], holder: bytes, *, timeout: float) -> list[bytes]:
+        """The blobs ``(hash, size)`` from ``holder`` in one request (those we hold are not asked for), each checked
+        against its hash and size.
+
+        Raises:
+            RequestFailed: no answer, or bytes that do not match.
+        """
+        out: dict[bytes, bytes] = {h: b for h, _ in wanted if (b := self.get(h)) is not None}
+        ask = [(h, size) for h, size in dict(wanted).items() if h not in out]
+        if len(ask) > MAX_BLOBS_PER_REQUEST or any(size > msg.MAX_BLOB for _, size in ask):
+            raise RequestFailed("bad-answer", f"more than {MAX_BLOBS_PER_REQUEST} blobs or one > {msg.MAX_BLOB} bytes")
+        if ask:
+            req = {"hash": ask[0][0]} if len(ask) == 1 else {"hashes": [h for h, _ in ask]}
+            raw = await self.ctx.request_raw(holder, msg.BLOB_PROTOCOL, codec.encode(req), timeout=timeout)
+            try:
+                answer = codec.decode(raw, max_size=len(ask) * (msg.MAX_BLOB + 64))
+            except Exception as err:
+                raise RequestFailed("bad-answer", str(err)[:200]) from err
+            data = answer.get("data") if isinstance(answer, dict) else None
+            got = [data] if len(ask) == 1 else data
+            if not isinstance(got, list) or len(got) != len(ask):
+                raise RequestFailed("bad-answer", "not one blob per hash asked")
+            for (h, size), blob in zip(ask, got, strict=True):
+                if not isinstance(blob, bytes) or len(blob) != size or hashlib.sha256(blob).digest() != h:
+                    raise RequestFailed("bad-answer", "blob does not match its hash or size")
+                out[h] = blob
+                self.fetched += 1
+                self.fetched_bytes += len(blob)
+        return [out[h] for h, _ in wanted]
 
 
 class CloudchainRole(Role):

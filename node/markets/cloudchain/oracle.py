@@ -33,14 +33,19 @@ from ...byzantine import LYING_ORACLE
 from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, lifespan, on, on_block
 from ..context import Refuse, RequestFailed
+from .book import task_key
 from .common import ORACLE, PROVIDER, REQUESTER, BlobStore, CloudchainRole, decode_all
 from .config import agent_names, round_tasks
 from .report import round_outcome
 
 AGGREGATE_GRACE_S = 1.5
-"""How long an oracle that is not a task's first aggregator waits before posting the quorum itself."""
+"""How long an oracle that is not a round's (or a ruling's) first aggregator waits, per rank, before posting the
+quorums itself (a round's later ranks also wait the scenario's ``block_s``: docs/adr/0174)."""
 DISSENT_WAIT_S = 0.5
 """How long an aggregator that has t matching attestations waits for the remaining oracles' (their dissent)."""
+BATCH_HOLD_S = 5.0
+"""How long a round's aggregator holds the quorums it could post while other tasks of the round it watches have no
+quorum yet, so that the round's verdicts land in one block (docs/adr/0174)."""
 CUT_GRACE_S = 1.0
 """How long past a task's deadline (on our clock, from the allocation) and past the last block it imported, beyond
 the scenario's ``block_s``, an oracle waits for a block stamped past the deadline before it calls the result
@@ -75,6 +80,8 @@ class _Watch:
     """The timestamp of the first block of our chain stamped past the deadline (the verdict's cut)."""
     remeasured: bool = False
     """Whether we measured again because every oracle attested and no t of them agreed."""
+    agreed_at: float | None = None
+    """When (our clock) t attestations first agreed."""
 
 
 def ruling_key(task: bytes) -> bytes:
@@ -117,6 +124,10 @@ class OracleNode(CloudchainRole):
         self.quorums = 0
         self.was_ready = False
         """Whether the leader has waited for the network's bonds and funds once (it does so only once)."""
+        self.aggregating: set[int] = set()
+        """Rounds whose quorum batch this oracle's aggregator task is gathering."""
+        self.heard = trio.Event()
+        """Set (and replaced) whenever an attestation is taken: wakes the round aggregators."""
 
     # ------------------------------------------------------------------ examining tasks
     @lifespan
@@ -303,10 +314,10 @@ class OracleNode(CloudchainRole):
         ctx, task = self.ctx, entry.task
         try:
             t_fetch = trio.current_time()
-            model = await self.blobs.fetch(entry.result, provider, size=entry.sizes[0], timeout=5.0)
-            ctx.events.info("oracle.fetched", task=task.id, bytes=len(model),
+            wanted = [(entry.result, entry.sizes[0]), (entry.meta, entry.sizes[1])]
+            model, meta_raw = await self.blobs.fetch_many(wanted, provider, timeout=5.0)  # one request for both
+            ctx.events.info("oracle.fetched", task=task.id, bytes=len(model) + len(meta_raw),
                             ms=round((trio.current_time() - t_fetch) * 1000, 2))
-            meta_raw = await self.blobs.fetch(entry.meta, provider, size=entry.sizes[1], timeout=5.0)
             meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
             return isinstance(meta, dict) and bool(await ctx.compute(
                 lambda: spot_check(task.kind, task.units, entry.seed, model, meta, epsilon=task.epsilon,
@@ -394,11 +405,17 @@ class OracleNode(CloudchainRole):
         watch.attestations[idx] = (b["verdict"], b["result"], float(b["rtt_ms"]), float(b["completion_ms"]), b["sig"])
         if self._agreeing(watch) is not None and not watch.posted and not watch.quorum.is_set():
             watch.quorum.set()
-            self.ctx.spawn(f"quorum.{watch.key.hex()[:8]}", self.aggregate, watch.key)
+            watch.agreed_at = trio.current_time()
+            if ruling:
+                self.ctx.spawn(f"quorum.{watch.key.hex()[:8]}", self.aggregate, watch.key)
+            else:
+                self._gather(watch.key)
         elif not ruling and not watch.remeasured and len(watch.attestations) == len(self.oracles) \
                 and self._agreeing(watch) is None and not self._decided(watch.key):
             watch.remeasured = True  # a split vote (probes near the bound on a loaded machine): measure once more
             self.ctx.spawn(f"remeasure.{watch.key.hex()[:8]}", self.remeasure, watch.key)
+        self.heard.set()
+        self.heard = trio.Event()
 
     def _agreeing(self, watch: _Watch) -> tuple[str, bytes, list[int]] | None:
         groups: dict[tuple[str, bytes], list[int]] = {}
@@ -413,8 +430,101 @@ class OracleNode(CloudchainRole):
         order = sorted(range(len(self.oracles)), key=lambda i: hashlib.sha256(key + self.oracles[i]).digest())
         return order.index(self.index)
 
+    def _round_rank(self, round_no: int) -> int:
+        """Our place among a round's quorum aggregators: an order drawn from the round, the leader last (it also
+        closes the round and, in the demo networks, aggregates the finality votes)."""
+        seed = b"cloudchain/aggregator" + round_no.to_bytes(8, "big")
+        order = sorted(range(len(self.oracles)),
+                       key=lambda i: (i == 0, hashlib.sha256(seed + self.oracles[i]).digest()))
+        return order.index(self.index)
+
+    def _round_of(self, key: bytes) -> int | None:
+        e = self.book.tasks.get(key)
+        return e.round if e is not None else None
+
+    def _gather(self, key: bytes) -> None:
+        """A task of ours reached t agreeing attestations: make sure its round's aggregator task runs."""
+        round_no = self._round_of(key)
+        if round_no is not None and round_no not in self.aggregating:
+            self.aggregating.add(round_no)
+            self.ctx.spawn(f"quorums.{round_no}", self.aggregate_round, round_no)
+
+    async def _heard_or_block(self, timeout: float) -> None:
+        """Return when an attestation is taken, our head moves, or ``timeout`` passes."""
+        chain, heard, height = self.ctx.chain, self.heard, self.ctx.chain.height
+        with trio.move_on_after(max(0.0, timeout)):
+            async with trio.open_nursery() as nursery:
+                async def on_heard() -> None:
+                    await heard.wait()
+                    nursery.cancel_scope.cancel()
+
+                async def on_moved() -> None:
+                    with contextlib.suppress(trio.TooSlowError):
+                        await chain.wait_for(lambda: chain.height != height, timeout=timeout + 1)
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(on_heard)
+                nursery.start_soon(on_moved)
+
+    async def aggregate_round(self, round_no: int) -> None:
+        """Post the quorums of a round's tasks in one sealed batch (docs/adr/0174): the round's first aggregator
+        posts once every task of the round it watches has t agreeing attestations — each from every oracle, or
+        ``DISSENT_WAIT_S`` after its t-th — and holds the ready ones at most ``BATCH_HOLD_S`` for the rest; the
+        next aggregators do the same ``AGGREGATE_GRACE_S`` + ``block_s`` per rank later for tasks still undecided."""
+        # a later rank steps in only when the batch before it should have landed: a fallback proposer's wait
+        # (block_s) beyond the per-task grace, so a chain that stalls one proposer does not get duplicate batches
+        grace = self._round_rank(round_no) * (AGGREGATE_GRACE_S + self.ctx.deadline("block_s"))
+        n = len(self.oracles)
+        try:
+            while True:
+                now = trio.current_time()
+                pending = [w for w in self.watching.values() if not w.ruling and not w.posted
+                           and self._round_of(w.key) == round_no and not self._decided(w.key)]
+                agreed = [w for w in pending if w.agreed_at is not None and self._agreeing(w) is not None]
+                if not agreed:
+                    return
+                due = {w.key: w.agreed_at + (0.0 if len(w.attestations) == n else DISSENT_WAIT_S) + grace
+                       for w in agreed if w.agreed_at is not None}
+                ready = [w for w in agreed if due[w.key] <= now]
+                hold_until = min(due.values()) + BATCH_HOLD_S
+                if ready and (len(ready) == len(pending) or now >= hold_until):
+                    await self._post_quorums(ready)
+                    continue
+                wake = min([d for d in due.values() if d > now] + [hold_until])
+                await self._heard_or_block(wake - now)
+        finally:
+            self.aggregating.discard(round_no)
+
+    async def _post_quorums(self, watches: list[_Watch]) -> None:
+        """Submit the quorum records of ``watches`` (each with t agreeing attestations) in one sealed batch."""
+        ctx, txs = self.ctx, []
+        for watch in watches:
+            agreed = self._agreeing(watch)
+            if agreed is None:
+                continue
+            watch.posted = True
+            txs.append(ctx.chain.sign_tx("record", {"kind": msg.QUORUM, "data": self._quorum_data(watch, agreed)}))
+        if not txs:
+            return
+        await ctx.chain.submit([t.wire for t in txs], seal=True)
+        self.quorums += len(txs)
+        ctx.events.info("oracle.quorum", kind=msg.QUORUM, tasks=len(txs),
+                        verdicts=sorted(t.body["data"]["verdict"] for t in txs),
+                        dissent=sum(len(t.body["data"]["dissent"]) for t in txs))
+
+    def _quorum_data(self, watch: _Watch, agreed: tuple[str, bytes, list[int]]) -> dict[str, Any]:
+        """A quorum (or ruling) record's data from the attestations that agree and those that dissent."""
+        verdict, result, signers = agreed
+        rows = [watch.attestations[i] for i in signers]
+        strip = len(msg.RULING_PREFIX) if watch.ruling else 0
+        return {"task": watch.task or watch.key, "verdict": verdict[strip:], "result": result, "signers": signers,
+                "sig": bls.aggregate([r[4] for r in rows]), "rtt_ms": [r[2] for r in rows],
+                "completion_ms": [r[3] for r in rows],
+                "dissent": [[i, a[0][strip:], a[1], a[4]] for i, a in sorted(watch.attestations.items())
+                            if a[0] != verdict]}
+
     async def aggregate(self, key: bytes) -> None:
-        """Post the quorum record (first aggregator at once, the others after a grace period if still needed)."""
+        """Post a ruling's record (first aggregator at once, the others after a grace period if still needed)."""
         ctx, watch = self.ctx, self.watching[key]
         rank = self._rank(key)
         wait = DISSENT_WAIT_S + rank * AGGREGATE_GRACE_S
@@ -426,20 +536,13 @@ class OracleNode(CloudchainRole):
         agreed = self._agreeing(watch)
         if agreed is None:
             return
-        verdict, result, signers = agreed
-        rows = [watch.attestations[i] for i in signers]
-        strip = len(msg.RULING_PREFIX) if watch.ruling else 0
-        data = {"task": watch.task or key, "verdict": verdict[strip:], "result": result, "signers": signers,
-                "sig": bls.aggregate([r[4] for r in rows]), "rtt_ms": [r[2] for r in rows],
-                "completion_ms": [r[3] for r in rows],
-                "dissent": [[i, a[0][strip:], a[1], a[4]] for i, a in sorted(watch.attestations.items())
-                            if a[0] != verdict]}
+        data = self._quorum_data(watch, agreed)
         watch.posted = True
         kind = msg.RULING if watch.ruling else msg.QUORUM
         await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": kind, "data": data}).wire])
         self.quorums += 1
-        ctx.events.info("oracle.quorum", kind=kind, task=(watch.task or key).hex()[:8], verdict=verdict,
-                        signers=len(signers), dissent=len(data["dissent"]))
+        ctx.events.info("oracle.quorum", kind=kind, task=(watch.task or key).hex()[:8], verdict=data["verdict"],
+                        signers=len(data["signers"]), dissent=len(data["dissent"]))
 
     def _landed(self, round_no: int, ids: list[str]) -> dict[str, bytes]:
         """Task id -> key of the round's planned tasks that are on chain (open, running or settled)."""
@@ -449,6 +552,23 @@ class OracleNode(CloudchainRole):
             if s["round"] == round_no and s["task"] in want:
                 out[s["task"]] = key
         return out
+
+    def _expected(self, plan: list[tuple[str, Any, int]], ids: list[str]) -> list[bytes]:
+        """The keys of the round's planned tasks, for a window that closes once they all landed — or none (the
+        window is then shut by the leader's clock) when an agent's account is not on chain yet or a task is."""
+        want, book, keys = set(ids), self.book, []
+        for agent, task, _ in plan:
+            if task.id not in want:
+                continue
+            host, _, idx = agent.rpartition("/")
+            accounts = book.hosts.get(next((e.key for e in self.ctx.peers(REQUESTER) if e.name == host), b""), ())
+            if not idx.isdigit() or int(idx) >= len(accounts):
+                return []
+            key = task_key(accounts[int(idx)], task.id)
+            if key in book.tasks or key in book.closed or key in self.settled:
+                return []
+            keys.append(key)
+        return keys
 
     def _decided(self, key: bytes) -> bool:
         watch = self.watching.get(key)
@@ -494,24 +614,40 @@ class OracleNode(CloudchainRole):
         if not live or not [e for e in ctx.peers(PROVIDER) if e.key in connected]:
             raise RoundError("no requester or no provider is connected")
         window_s = ctx.deadline("window_s")
+        expect = self._expected(plan, ids)
         await ctx.publish(msg.MSG_DAY, {"day": rnd.number, "window_ms": int(window_s * 1000)}, round=rnd.number)
         t_call = trio.current_time()
+        if expect:  # the window closes itself on chain once these tasks landed (docs/adr/0174); not sealed: the
+            # proposer's quiet window may gather the requesters' tasks into the same block
+            await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {
+                "tasks": len(expect), "expect": expect}}, round=rnd.number).wire])
         with trio.move_on_after(window_s):
             await ctx.chain.wait_for(lambda: len(self._landed(rnd.number, ids)) == len(ids), timeout=window_s + 1)
         on_time = self._landed(rnd.number, ids)  # task id -> key of the tasks that made the window
         landed = list(on_time.values())
-        await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": len(landed)}},
-                                                  round=rnd.number).wire], seal=True)  # the window is shut
+        if not expect or set(expect) - set(landed):  # not every expected task landed: the window is shut now
+            await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {
+                "tasks": len(landed)}}, round=rnd.number).wire], seal=True)
         t_window = trio.current_time()
         ctx.events.info("oracle.window", round=rnd.number, landed=len(landed), planned=len(ids),
-                        s=round(t_window - t_call, 3))
+                        s=round(t_window - t_call, 3), expected=len(expect))
         settle_s = self.cfg.deadline_s + ctx.deadline("settle_s")
-        with trio.move_on_after(settle_s + SETTLE_MARGIN_S):
+        t_settle = t_window + settle_s + SETTLE_MARGIN_S
+
+        def decided(k: bytes) -> bool:
+            e = self.book.tasks.get(k)
+            return k in self.settled or (e is not None and e.state == "decided")
+
+        # the close goes out once every verdict is on chain: the contract settles a decided task in the very next
+        # block, so the close lands in that block or a later one — usually in it (docs/adr/0174)
+        with trio.move_on_at(t_settle):
+            await ctx.chain.wait_for(lambda: all(decided(k) for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
+        close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
+        await ctx.chain.submit([close.wire], seal=True)  # the round's last transaction
+        with trio.move_on_at(t_settle):
             await ctx.chain.wait_for(lambda: all(k in self.settled for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
         ctx.events.info("oracle.settled", round=rnd.number, settled=sum(k in self.settled for k in landed),
                         landed=len(landed), s=round(trio.current_time() - t_window, 3))
-        close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
-        await ctx.chain.submit([close.wire], seal=True)  # the round's last transaction
         names = {e.key: e.name for e in ctx.peers()}
         outcome, metrics = round_outcome(self, rnd.number, landed, names)
         for tid in unservable:  # refused at admission (no registered provider could serve them): unserved

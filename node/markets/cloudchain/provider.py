@@ -90,50 +90,71 @@ class ProviderNode(CloudchainRole):
 
     @on_block
     def on_alloc(self, block: Block) -> None:
-        """Start every task the block's allocation gives us."""
+        """Start every task the block's allocation gives us (their results go out together: one batch)."""
         me = self.ctx.key.public
+        keys = []
         for t in decode_all(block, self.ctx.network_id) or []:
             if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] == msg.ALLOC \
                     and t.sender == block.header.proposer:
                 for key, prov in zip(t.body["data"]["tasks"], t.body["data"]["providers"], strict=True):
                     if prov == me and key not in self.running:
                         self.running.add(key)
-                        self.ctx.spawn(f"job.{key.hex()[:8]}", self.run_task, key)
+                        keys.append(key)
+        if keys:
+            self.ctx.spawn(f"jobs.{keys[0].hex()[:8]}", self.run_tasks, keys)
 
-    async def run_task(self, key: bytes) -> None:
-        """Run one task, store its blobs and post the result."""
+    async def run_tasks(self, keys: list[bytes]) -> None:
+        """Run the tasks one allocation gave us side by side, and post their results in one submission (one
+        ``chain/txs`` message instead of one per task: docs/adr/0174)."""
+        results: list[bytes] = []
+
+        async def one(key: bytes) -> None:
+            try:
+                await self.run_task(key, results)
+            except Exception as err:  # one job's failure must not drop the others' results
+                self.ctx.events.error("job.failed", task=key.hex()[:8], error=type(err).__name__,
+                                      detail=str(err)[:120])
+
+        try:
+            async with trio.open_nursery() as nursery:
+                for key in keys:
+                    nursery.start_soon(one, key)
+            if results:
+                await self.ctx.chain.submit(results)
+        finally:
+            self.running.difference_update(keys)
+
+    async def run_task(self, key: bytes, results: list[bytes]) -> None:
+        """Run one task, store its blobs and add its signed result to ``results``."""
         from bazaar.mechanisms.cloudchain.jobs import run_job
 
         ctx = self.ctx
-        try:
-            entry = self.book.tasks.get(key)
-            if entry is None:
-                return
-            self.round = max(self.round, entry.round)
-            task = entry.task
-            if self._faulty(self.cfg.fail):
-                ctx.events.warning("job.dropped", task=task.id)
-                return
-            # the DP noise seed: a keyed draw from our secret key and the task (as unpredictable to others as a
-            # fresh random draw, and reproducible, so a simulation with one seed gives one chain: docs/sim.md)
-            secret = hashlib.sha256(b"cloudchain/noise" + ctx.key.seed + key).digest()
-            noise = int.from_bytes(secret[:4], "big") if task.epsilon is not None else None
-            with self.work.timed(entry.round):  # the workload itself
-                job = await ctx.compute(lambda: run_job(task.kind, task.units, entry.seed, epsilon=task.epsilon,
-                                                        delta=task.delta, noise_seed=noise, clip_bound=self.cfg.clip))
-            model = job.blob
-            if self._faulty(self.cfg.wrong):
-                model = (hashlib.sha256(secret + b"wrong").digest() * (len(model) // 32 + 1))[: len(model)]
-            meta = codec.encode(job.metadata)
-            hm, hd = self.blobs.put(model), self.blobs.put(meta)
-            await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.RESULT, "data": {
-                "task": key, "model": hm, "meta": hd, "sizes": [len(model), len(meta)]}}, round=entry.round).wire])
-            self.jobs_done += 1
-            ctx.events.info("job.done", task=task.id, kind=task.kind, units=task.units,
-                            seconds=round(job.seconds, 5), private=task.epsilon is not None,
-                            quality=round(job.quality, 5), bytes=len(model))
-        finally:
-            self.running.discard(key)
+        entry = self.book.tasks.get(key)
+        if entry is None:
+            return
+        self.round = max(self.round, entry.round)
+        task = entry.task
+        if self._faulty(self.cfg.fail):
+            ctx.events.warning("job.dropped", task=task.id)
+            return
+        # the DP noise seed: a keyed draw from our secret key and the task (as unpredictable to others as a
+        # fresh random draw, and reproducible, so a simulation with one seed gives one chain: docs/sim.md)
+        secret = hashlib.sha256(b"cloudchain/noise" + ctx.key.seed + key).digest()
+        noise = int.from_bytes(secret[:4], "big") if task.epsilon is not None else None
+        with self.work.timed(entry.round):  # the workload itself
+            job = await ctx.compute(lambda: run_job(task.kind, task.units, entry.seed, epsilon=task.epsilon,
+                                                    delta=task.delta, noise_seed=noise, clip_bound=self.cfg.clip))
+        model = job.blob
+        if self._faulty(self.cfg.wrong):
+            model = (hashlib.sha256(secret + b"wrong").digest() * (len(model) // 32 + 1))[: len(model)]
+        meta = codec.encode(job.metadata)
+        hm, hd = self.blobs.put(model), self.blobs.put(meta)
+        results.append(ctx.chain.sign_tx("record", {"kind": msg.RESULT, "data": {
+            "task": key, "model": hm, "meta": hd, "sizes": [len(model), len(meta)]}}, round=entry.round).wire)
+        self.jobs_done += 1
+        ctx.events.info("job.done", task=task.id, kind=task.kind, units=task.units,
+                        seconds=round(job.seconds, 5), private=task.epsilon is not None,
+                        quality=round(job.quality, 5), bytes=len(model))
 
     @on_block
     def contest(self, block: Block) -> None:
