@@ -12,6 +12,7 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
@@ -92,6 +93,10 @@ class Supply:
     def total(self) -> int:
         """Tokens that must exist."""
         return self.genesis + self.minted - self.burned
+
+
+_AMOUNT = attrgetter("amount")
+_EXPIRES = attrgetter("expires")
 
 
 def _frozen(m: Mapping[K, V]) -> Mapping[K, V]:
@@ -256,7 +261,7 @@ class State:
         """All tokens held: Σ balances + Σ escrow + Σ stake + Σ unbonding."""
         return (
             sum(self.balances.values())
-            + sum(e.amount for e in self.escrows.values())
+            + sum(map(_AMOUNT, self.escrows.values()))
             + sum(self.stakes.values())
             + sum(sum(batch.values()) for batch in self.unbonding.values())
         )
@@ -264,9 +269,11 @@ class State:
     def conserved(self) -> bool:
         """Token conservation and non-negativity (docs/ledger.md, state invariants), and the two end-of-block
         rules' invariants: no open escrow expired before this height, no unbonding entry due at or before it."""
-        if any(v < 0 for v in self.balances.values()) or any(v < 0 for v in self.stakes.values()):
+        # every entry of every state map is checked at every block: min over C iterators, not Python generators
+        if min(self.balances.values(), default=0) < 0 or min(self.stakes.values(), default=0) < 0:
             return False
-        if any(e.amount <= 0 or e.expires < self.height for e in self.escrows.values()):
+        escrows = self.escrows.values()
+        if escrows and (min(map(_AMOUNT, escrows)) <= 0 or min(map(_EXPIRES, escrows)) < self.height):
             return False
         if any(h <= self.height or not batch or any(v <= 0 for v in batch.values())
                for h, batch in self.unbonding.items()):

@@ -394,7 +394,8 @@ class Book:
             return None
         settle_by = state.height + 1 + task_expiry
         batch = [e for e in open_ if (esc := state.escrows.get(e.key)) is not None and esc.expires >= settle_by]
-        stale = [e for e in open_ if e not in batch]
+        kept = {e.key for e in batch}  # by key, not dataclass equality: 150 x 150 field-by-field comparisons
+        stale = [e for e in open_ if e.key not in kept]
         bonded = self.bonded(state)
         load = self.load()
         accts = [a for a, _ in bonded]
