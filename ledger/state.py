@@ -317,10 +317,13 @@ class State:
 
     @cached_property
     def _root(self) -> bytes:
-        body = _encode_by_sections(self)
-        if body is None:
-            body = canonical_state_bytes(self.to_canonical(copy=False))
-        return hashlib.sha256(STATE_DOMAIN + body).digest()
+        chunks = _encode_by_sections(self)
+        if chunks is None:
+            chunks = [canonical_state_bytes(self.to_canonical(copy=False))]
+        h = hashlib.sha256(STATE_DOMAIN)
+        for chunk in chunks:  # the encoding's pieces in order, not joined into one more copy of the state
+            h.update(chunk)
+        return h.digest()
 
     def root(self) -> bytes:
         """The 32-byte state root (cached; the state is immutable)."""
@@ -463,10 +466,11 @@ def _map_header(n: int) -> bytes:
     return b"\xdf" + n.to_bytes(4, "big")
 
 
-def _encode_by_sections(state: State) -> bytes | None:
-    """:func:`canonical_state_bytes` of ``state`` from its maps' sorted entry encodings, derived from its parent's
-    when :meth:`State.derived` names the parent and the changes (O(changes) encodings and a join, not a sort and
-    an encoding of every entry per block: docs/adr/0167); None when a map does not take the fast path."""
+def _encode_by_sections(state: State) -> list[bytes] | None:
+    """:func:`canonical_state_bytes` of ``state`` in pieces, from its maps' sorted entry encodings, derived from
+    its parent's when :meth:`State.derived` names the parent and the changes (O(changes) encodings and a join,
+    not a sort and an encoding of every entry per block: docs/adr/0167); None when a map does not take the fast
+    path."""
     src = state.__dict__.pop("_derived_from", None)
     parent: Sections | None = None
     if src is not None:
@@ -499,7 +503,7 @@ def _encode_by_sections(state: State) -> bytes | None:
     except (TypeError, ValueError, OverflowError):  # a value plain msgpack does not take: the exact rules
         return None
     state.__dict__["_sections"] = sections
-    return b"".join(out)
+    return out
 
 
 def _exact(doc: Mapping[str, Any]) -> bytes:
