@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from bisect import bisect_left
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
@@ -323,7 +324,10 @@ class State:
         h = hashlib.sha256(STATE_DOMAIN)
         for chunk in chunks:  # the encoding's pieces in order, not joined into one more copy of the state
             h.update(chunk)
-        return h.digest()
+        root = h.digest()
+        if "_sections" in self.__dict__:
+            self.__dict__["_sections"] = _shared_sections(root, self.__dict__["_sections"])
+        return root
 
     def root(self) -> bytes:
         """The 32-byte state root (cached; the state is immutable)."""
@@ -504,6 +508,25 @@ def _encode_by_sections(state: State) -> list[bytes] | None:
         return None
     state.__dict__["_sections"] = sections
     return out
+
+
+SECTIONS_SHARED = 8
+"""States whose entry encodings a process shares by root: the replicas of one process (``bazaar sim``, the
+in-memory tests) that reach a state each keep the same encodings, not one copy each (docs/adr/0167)."""
+_SHARED: OrderedDict[bytes, Sections] = OrderedDict()
+
+
+def _shared_sections(root: bytes, sections: Sections) -> Sections:
+    """The encodings of the state with ``root`` as the first replica of this process derived them (equal roots:
+    equal canonical bytes, hence equal entries), keeping ``sections`` when none is remembered."""
+    kept = _SHARED.get(root)
+    if kept is not None:
+        _SHARED.move_to_end(root)
+        return kept
+    _SHARED[root] = sections
+    while len(_SHARED) > SECTIONS_SHARED:
+        _SHARED.popitem(last=False)
+    return sections
 
 
 def _exact(doc: Mapping[str, Any]) -> bytes:
