@@ -187,4 +187,4 @@ def build_block(
     block = Block(header, tuple(included), sign_header(proposer_key, genesis.network_id, header))
     for check in checks:
         check(state, block)
-    return block, replace(unsigned, head=header.hash), rejected
+    return block, unsigned.with_head(header.hash), rejected  # the root and its encoding kept

@@ -153,7 +153,8 @@ class Draft:
             unbonding={h: batch for h, batch in self.unbonding.items() if batch},
             expired=tuple(sorted(self.expired)),
             expiring=self._expiring(),
-        )
+        ).derived(base, {name: getattr(self, name).changes.keys()
+                         for name in ("balances", "nonces", "escrows", "stakes", "validators", "slashed")})
 
 
 def _funds(draft: Draft, account: bytes, amount: int) -> None:

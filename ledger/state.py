@@ -8,9 +8,12 @@ whole state, sorted by key (docs/ledger.md §State root; docs/adr/0009 for why n
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
@@ -91,6 +94,10 @@ class Supply:
     def total(self) -> int:
         """Tokens that must exist."""
         return self.genesis + self.minted - self.burned
+
+
+_AMOUNT = attrgetter("amount")
+_EXPIRES = attrgetter("expires")
 
 
 def _frozen(m: Mapping[K, V]) -> Mapping[K, V]:
@@ -255,7 +262,7 @@ class State:
         """All tokens held: Σ balances + Σ escrow + Σ stake + Σ unbonding."""
         return (
             sum(self.balances.values())
-            + sum(e.amount for e in self.escrows.values())
+            + sum(map(_AMOUNT, self.escrows.values()))
             + sum(self.stakes.values())
             + sum(sum(batch.values()) for batch in self.unbonding.values())
         )
@@ -263,9 +270,11 @@ class State:
     def conserved(self) -> bool:
         """Token conservation and non-negativity (docs/ledger.md, state invariants), and the two end-of-block
         rules' invariants: no open escrow expired before this height, no unbonding entry due at or before it."""
-        if any(v < 0 for v in self.balances.values()) or any(v < 0 for v in self.stakes.values()):
+        # every entry of every state map is checked at every block: min over C iterators, not Python generators
+        if min(self.balances.values(), default=0) < 0 or min(self.stakes.values(), default=0) < 0:
             return False
-        if any(e.amount <= 0 or e.expires < self.height for e in self.escrows.values()):
+        escrows = self.escrows.values()
+        if escrows and (min(map(_AMOUNT, escrows)) <= 0 or min(map(_EXPIRES, escrows)) < self.height):
             return False
         if any(h <= self.height or not batch or any(v <= 0 for v in batch.values())
                for h, batch in self.unbonding.items()):
@@ -278,11 +287,8 @@ class State:
         """The map whose canonical encoding is hashed into the state root; with ``copy=False`` its account-keyed
         maps are the state's own read-only views (for :func:`canonical_state_bytes`, which copies them sorted)."""
         own: Any = dict if copy else (lambda m: m)
-        return {
-            "genesis": self.genesis.hash(),
-            "height": self.height,
-            "timestamp_ms": self.timestamp_ms,
-            "seed": self.seed,
+        doc = self._fixed_sections()
+        doc.update({
             "balances": own(self.balances),
             "nonces": own(self.nonces),
             "escrows": {k: e.to_canonical() for k, e in self.escrows.items()} if copy
@@ -290,8 +296,18 @@ class State:
             "stakes": own(self.stakes),
             "validators": own(self.validators),
             "slashed": own(self.slashed),
-            "evidence": sorted([p, h] for p, h in self.evidence),
             "weights": own(self.weights),
+        })
+        return doc
+
+    def _fixed_sections(self) -> dict[str, Any]:
+        """The sections of :meth:`to_canonical` that are not account-keyed maps (each small)."""
+        return {
+            "genesis": self.genesis.hash(),
+            "height": self.height,
+            "timestamp_ms": self.timestamp_ms,
+            "seed": self.seed,
+            "evidence": sorted([p, h] for p, h in self.evidence),
             "records": [self.records_root, self.records_count],
             "models": [m.to_canonical() for m in self.models],
             "pol_round": self.pol_round,
@@ -302,12 +318,35 @@ class State:
 
     @cached_property
     def _root(self) -> bytes:
-        doc = self.to_canonical(copy=False)
-        return hashlib.sha256(STATE_DOMAIN + canonical_state_bytes(doc)).digest()
+        chunks = _encode_by_sections(self)
+        if chunks is None:
+            chunks = [canonical_state_bytes(self.to_canonical(copy=False))]
+        h = hashlib.sha256(STATE_DOMAIN)
+        for chunk in chunks:  # the encoding's pieces in order, not joined into one more copy of the state
+            h.update(chunk)
+        root = h.digest()
+        if "_sections" in self.__dict__:
+            self.__dict__["_sections"] = _shared_sections(root, self.__dict__["_sections"])
+        return root
 
     def root(self) -> bytes:
         """The 32-byte state root (cached; the state is immutable)."""
         return self._root
+
+    def derived(self, base: State, changed: Mapping[str, Iterable[bytes]]) -> State:
+        """Note that this state is ``base`` with the entries ``changed`` (map name -> keys set or deleted; every map
+        not named is unchanged, ``weights`` is compared by identity) rewritten: its root then re-encodes only those
+        entries (docs/adr/0167). Returns ``self``."""
+        self.__dict__["_derived_from"] = (base, changed)
+        return self
+
+    def with_head(self, head: bytes) -> State:
+        """This state with another ``head`` (not hashed into the root): the root and its encoding are kept."""
+        new = replace(self, head=head)
+        for name in ("_root", "_sections"):
+            if name in self.__dict__:
+                new.__dict__[name] = self.__dict__[name]
+        return new
 
     def export(self) -> dict[str, Any]:
         """JSON-able balances, escrows, stakes and supply (hex strings for bytes)."""
@@ -370,6 +409,123 @@ def canonical_state_bytes(doc: Mapping[str, Any]) -> bytes:
         return _exact(doc)
 
 
+Sections = dict[str, tuple[int, list[bytes]]]
+"""Per account-keyed map of a state: its keys' length and its entries' encodings (``packb(key) + packb(value)``),
+sorted (docs/adr/0167)."""
+
+
+def _pack(value: Any) -> bytes:
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def _section_value(name: str, value: Any) -> Any:
+    return value.canonical if name == "escrows" else value
+
+
+def _build_section(name: str, m: Mapping[Any, Any]) -> tuple[int, list[bytes]] | None:
+    """Every entry of ``m`` encoded, in canonical order (None: keys not all bytes of one length < 256)."""
+    if not m:
+        return 0, []
+    keys = list(m)
+    if set(map(type, keys)) != {bytes} or len(lengths := set(map(len, keys))) != 1 or (klen := lengths.pop()) >= 256:
+        return None
+    return klen, [_pack(k) + _pack(_section_value(name, m[k])) for k in sorted(keys)]
+
+
+def _derive_section(name: str, parent: tuple[int, list[bytes]], m: Mapping[Any, Any], changed: Iterable[Any]
+                    ) -> tuple[int, list[bytes]] | None:
+    """The section of ``m`` from its parent's, re-encoding only the ``changed`` keys: the unchanged runs between
+    them are copied as list slices (None: a changed key breaks the one-length rule; the caller rebuilds)."""
+    klen, parts = parent
+    keys = sorted(changed)
+    if not keys:
+        return parent
+    if not parts:
+        return _build_section(name, m)
+    if any(type(k) is not bytes or len(k) != klen for k in keys):
+        return None
+    out: list[bytes] = []
+    i = 0
+    for k in keys:  # an entry's encoding starts with its key's, all of one length: the parts sort as the keys
+        probe = _pack(k)
+        j = bisect_left(parts, probe, i)
+        out += parts[i:j]
+        i = j + 1 if j < len(parts) and parts[j].startswith(probe) else j
+        value = m.get(k, _ABSENT)
+        if value is not _ABSENT:
+            out.append(probe + _pack(_section_value(name, value)))
+    out += parts[i:]
+    return klen, out
+
+
+def _map_header(n: int) -> bytes:
+    """msgpack's map header for ``n`` entries (the smallest form, as ``packb`` writes it)."""
+    if n <= 15:
+        return bytes([0x80 | n])
+    if n <= 0xFFFF:
+        return b"\xde" + n.to_bytes(2, "big")
+    return b"\xdf" + n.to_bytes(4, "big")
+
+
+def _encode_by_sections(state: State) -> list[bytes] | None:
+    """:func:`canonical_state_bytes` of ``state`` in pieces, from its maps' sorted entry encodings, derived from
+    its parent's when :meth:`State.derived` names the parent and the changes (O(changes) encodings and a join,
+    not a sort and an encoding of every entry per block: docs/adr/0167); None when a map does not take the fast
+    path."""
+    src = state.__dict__.pop("_derived_from", None)
+    parent: Sections | None = None
+    if src is not None:
+        parent = src[0].__dict__.get("_sections")
+    sections: Sections = {}
+    try:
+        for name in _STATE_MAPS:
+            m = getattr(state, name)
+            section = None
+            if parent is not None:
+                if name == "weights":
+                    section = parent[name] if m is src[0].weights else None
+                else:
+                    section = _derive_section(name, parent[name], m, src[1].get(name, ()))
+            if section is None:
+                section = _build_section(name, m)
+            if section is None:
+                return None
+            sections[name] = section
+        doc = state._fixed_sections()
+        out = [_map_header(len(doc) + len(_STATE_MAPS))]
+        for name in _top_order({**doc, **dict.fromkeys(_STATE_MAPS)}):
+            out.append(_pack(name))
+            if name in sections:
+                parts = sections[name][1]
+                out.append(_map_header(len(parts)))
+                out.append(b"".join(parts))
+            else:
+                out.append(_pack(doc[name]))
+    except (TypeError, ValueError, OverflowError):  # a value plain msgpack does not take: the exact rules
+        return None
+    state.__dict__["_sections"] = sections
+    return out
+
+
+SECTIONS_SHARED = 8
+"""States whose entry encodings a process shares by root: the replicas of one process (``bazaar sim``, the
+in-memory tests) that reach a state each keep the same encodings, not one copy each (docs/adr/0167)."""
+_SHARED: OrderedDict[bytes, Sections] = OrderedDict()
+
+
+def _shared_sections(root: bytes, sections: Sections) -> Sections:
+    """The encodings of the state with ``root`` as the first replica of this process derived them (equal roots:
+    equal canonical bytes, hence equal entries), keeping ``sections`` when none is remembered."""
+    kept = _SHARED.get(root)
+    if kept is not None:
+        _SHARED.move_to_end(root)
+        return kept
+    _SHARED[root] = sections
+    while len(_SHARED) > SECTIONS_SHARED:
+        _SHARED.popitem(last=False)
+    return sections
+
+
 def _exact(doc: Mapping[str, Any]) -> bytes:
     """The document through :func:`codec.encode`'s exact rules (its read-only views copied to dicts)."""
     return codec.encode({k: dict(v) if isinstance(v, Mapping) else v for k, v in doc.items()})
@@ -412,7 +568,7 @@ def expiry_index(escrows: Mapping[bytes, Escrow]) -> dict[int, frozenset[bytes]]
 
 
 _ABSENT: Any = object()
-"""Not in an overlay's changes (distinct from a deleted key)."""
+"""Not in a mapping (an overlay's changes, a section being re-encoded): distinct from a deleted key or None."""
 
 
 class Overlay(Generic[K, V]):

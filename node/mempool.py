@@ -17,6 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from bazaar.ledger.state import State
@@ -230,14 +231,25 @@ class Mempool:
     def ordered_pending(self, state: State | None = None) -> list[PendingTx]:
         """The pending transactions (raw and opened) in the order of :meth:`ordered`; with ``state``, only those
         with no nonce gap before them (the others cannot apply on it)."""
-        arrived = list(self._txs.values())
-        if state is not None:
-            missing = {sender: self._first_missing(sender, state) for sender in self._by_sender}
-            arrived = [p for p in arrived if p.nonce < missing[p.env.sender]]
-        queues: dict[bytes, list[PendingTx]] = {}
-        for p in sorted(arrived, key=_by_nonce_and_id, reverse=True):
-            queues.setdefault(p.env.sender, []).append(p)
-        return [*self._evidence.values(), *(queues[p.env.sender].pop() for p in arrived)]
+        return list(self.iter_pending(state))
+
+    def iter_pending(self, state: State | None = None) -> Iterator[PendingTx]:
+        """:meth:`ordered_pending` one at a time, for a caller that stops after a block's worth: each sender's
+        queue is sorted when the walk first meets the sender, not the whole pool per proposal. The pool must not
+        change while the walk goes on."""
+        yield from self._evidence.values()
+        queues: dict[bytes, tuple[int | None, list[PendingTx]]] = {}
+        for p in list(self._txs.values()):
+            sender = p.env.sender
+            entry = queues.get(sender)
+            if entry is None:
+                limit = None if state is None else self._first_missing(sender, state)
+                mine = [q for q in self._by_sender[sender].values() if limit is None or q.nonce < limit]
+                entry = queues[sender] = (limit, sorted(mine, key=_by_nonce_and_id, reverse=True))
+            limit, queue = entry
+            if limit is not None and p.nonce >= limit:
+                continue  # behind a nonce gap: cannot apply on ``state``
+            yield queue.pop()
 
     def prune(self, state: State) -> None:
         """Drop what a new head made stale (included or superseded nonces) and re-check what can apply."""

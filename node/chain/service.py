@@ -256,16 +256,16 @@ class ChainService:
         escrow settlement on a lock signed by the payer) fails on the first pass and lands on the second, in
         the same block; duplicates of included ones are skipped by their nonce."""
         state = self.chain.state  # behind a nonce gap: cannot apply, never offered (docs/ledger.md, Mempool)
-        if any(h.admit is not None for h in self.hooks):  # the market rules may refuse what the head moved past
-            ordered = [p.raw for p in self.mempool.ordered_pending(state) if self._refusal(state, p.env) is None]
-        else:
-            ordered = [p.raw for p in self.mempool.ordered_pending(state)]
+        admits = any(h.admit is not None for h in self.hooks)  # the market rules may refuse what the head moved past
+        ordered: list[bytes] = []
         size = 0
-        for i, raw in enumerate(ordered):  # a prefix in block order: no sender's nonces skip one
-            size += len(raw)
+        for p in self.mempool.iter_pending(state):  # a prefix in block order: no sender's nonces skip one
+            if admits and self._refusal(state, p.env) is not None:
+                continue
+            size += len(p.raw)
             if size > BLOCK_TX_BYTES:
-                ordered = ordered[:i]
-                break
+                break  # a block's worth: the rest of the pool is neither ordered nor checked
+            ordered.append(p.raw)
         return ordered + ordered
 
     def would_include(self, consensus: dict[str, Any], *, timestamp_ms: int) -> int:

@@ -156,3 +156,34 @@ def test_one_pass_per_sender_agrees_with_the_per_transaction_rule() -> None:
     assert {p.digest for p in pool.ordered_pending(state)} == {p.digest for p in pending if pool._applies(p, state)}
     assert set(pool._gapped) == {p.digest for p in pending if not pool._applies(p, state)}
     assert list(pool._gapped) == [d for d in pool._txs if d in set(pool._gapped)]  # arrival order kept
+
+
+def _whole_pool_order(pool: Mempool, state: Any) -> list[bytes]:
+    """The block order as it was computed before iter_pending: every pending transaction sorted per proposal."""
+    arrived = list(pool._txs.values())
+    if state is not None:
+        missing = {sender: pool._first_missing(sender, state) for sender in pool._by_sender}
+        arrived = [p for p in arrived if p.nonce < missing[p.env.sender]]
+    queues: dict[bytes, list[Any]] = {}
+    for p in sorted(arrived, key=lambda p: (p.nonce, p.digest), reverse=True):
+        queues.setdefault(p.env.sender, []).append(p)
+    return [queues[p.env.sender].pop().digest for p in arrived]
+
+
+def test_the_walk_sorting_each_sender_on_first_sight_gives_the_whole_pools_order() -> None:
+    """iter_pending (a sender's queue sorted when the walk meets it; docs/adr/0167) yields the order the whole
+    pool's sort gave, with and without a state, and any prefix of it."""
+    import itertools
+    import random
+
+    rng = random.Random(11)
+    senders = [os.urandom(32) for _ in range(15)]
+    pool, state = Mempool(), _State()
+    for _ in range(400):
+        _add(pool, _junk(rng.choice(senders), rng.randint(1, 25)), state)
+    state = _State(nonces={s: rng.randint(0, 6) for s in senders})
+    for st in (None, state):
+        want = _whole_pool_order(pool, st)
+        assert [p.digest for p in pool.iter_pending(st)] == want
+        assert [p.digest for p in itertools.islice(pool.iter_pending(st), 37)] == want[:37]
+        assert [p.digest for p in pool.ordered_pending(st)] == want

@@ -17,6 +17,7 @@ own expiry, should the contract never run).
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -402,13 +403,16 @@ class Book:
         of block; a task allocated now is settled at the latest at ``height + task_expiry + 1``)."""
         if not self.windows or any(k not in self.tasks and k not in self.closed for k in self.expect):
             return None  # no window pending, or one waits for tasks still to land
-        open_ = sorted((e for e in self.tasks.values() if e.state == "open"), key=lambda e: (e.round, e.task.id))
-        open_ = open_[:MAX_ALLOC_TASKS]  # the rest in the next block(s): one block must fit one gossip message
+        # the first MAX_ALLOC_TASKS in that order (nsmallest is sorted(...)[:n], ties included, without sorting
+        # every open task per block); the rest in the next block(s): one block must fit one gossip message
+        open_ = heapq.nsmallest(MAX_ALLOC_TASKS, (e for e in self.tasks.values() if e.state == "open"),
+                                key=lambda e: (e.round, e.task.id))
         if not open_:
             return None
         settle_by = state.height + 1 + task_expiry
         batch = [e for e in open_ if (esc := state.escrows.get(e.key)) is not None and esc.expires >= settle_by]
-        stale = [e for e in open_ if e not in batch]
+        kept = {e.key for e in batch}  # by key, not dataclass equality: 150 x 150 field-by-field comparisons
+        stale = [e for e in open_ if e.key not in kept]
         bonded = self.bonded(state)
         load = self.load()
         accts = [a for a, _ in bonded]
@@ -417,7 +421,18 @@ class Book:
 
     def contract_work(self, state: State, rules: Rules) -> list[tuple[str, dict[str, Any]]]:
         """The contract's transactions for the block on ``state``, in order: the allocation (and the refunds of
-        unserved tasks), then the settlement of every decided or expired task (and its escrow moves)."""
+        unserved tasks), then the settlement of every decided or expired task (and its escrow moves).
+
+        Kept on the book for the last head it was asked for (a node derives it when it proposes on this book and
+        again when it checks the next block against it; each pass reads every task): callers only read it."""
+        kept = self.__dict__.get("_work")
+        if kept is not None and kept[0] == state.head and kept[1] is rules:
+            return kept[2]  # type: ignore[no-any-return]
+        out = self._contract_work(state, rules)
+        self.__dict__["_work"] = (state.head, rules, out)
+        return out
+
+    def _contract_work(self, state: State, rules: Rules) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
         planned = self.allocation(state, rules.task_expiry)
         if planned is not None:
