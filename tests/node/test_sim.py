@@ -126,3 +126,21 @@ def test_the_mempool_is_sized_for_the_population_unless_the_scenario_says(tmp_pa
     small = build_population("cloudchain", tmp_path / "b", agents=10, rounds=1)
     assert load_scenario(small.scenario).chain["mempool"] == 10_000  # never below the default
     assert "chain" not in tomllib.loads(small.scenario.read_text())  # and then not written at all
+
+
+@pytest.mark.parametrize("scenario", ["cloudchain-small", "hierarchical-small"])
+def test_the_same_seed_gives_the_same_head_in_another_process_and_hash_seed(scenario: str, tmp_path: Path) -> None:
+    """Nothing that decides the chain may follow the interpreter's string hashing (set and dict-of-set order)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from bazaar.node.cli import main; "
+            f"sys.exit(main(['sim', '--scenario', '{scenario}', '--rounds', '2', '--seed', '3', '--json']))")
+    heads = set()
+    for hash_seed in ("0", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300, check=True).stdout
+        heads.add(json.loads(out)["head_hash"])
+    assert len(heads) == 1, heads
