@@ -9,6 +9,7 @@ cancels them and closes the store.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -284,6 +285,34 @@ class Node:
         return out
 
 
+FINAL_WAIT_MAX_S = 60.0
+"""The longest ``GET /final`` holds a request open."""
+
+
+async def wait_final(node: Node, query: dict[str, str]) -> dict[str, Any]:
+    """``GET /final?height=H&wait=S``: answer once our finalized height reaches ``H``, or after ``S`` seconds
+    (at most ``FINAL_WAIT_MAX_S``), with ``{"finalized", "final_at_ms"}`` (the time ``H`` became final here, or
+    null: not yet, or synced rather than seen). One request per node replaces polling ``/status`` while a round
+    finalizes (docs/adr/0149).
+
+    Raises:
+        HttpError: 400 for a missing or malformed ``height`` or ``wait``.
+    """
+    try:
+        height = int(query["height"])
+        wait = float(query.get("wait", "0"))
+    except (KeyError, ValueError) as err:
+        raise HttpError(400, "GET /final needs height=<int> and optionally wait=<seconds>") from err
+    if height < 0 or not 0 <= wait <= FINAL_WAIT_MAX_S:
+        raise HttpError(400, f"height must be >= 0 and wait within 0..{FINAL_WAIT_MAX_S:g} s")
+    chain = node.chain
+    if wait > 0 and chain.finalized_height < height:
+        with contextlib.suppress(trio.TooSlowError):
+            await chain.wait_for(lambda: chain.finalized_height >= height, wait)
+    stamp = node.chain.finality.final_at_status().get(str(height))
+    return {"finalized": chain.finalized_height, "final_at_ms": stamp}
+
+
 async def post_partition(node: Node, request: dict[str, Any]) -> Any:
     """``POST /partition {"peers": [name, ...]}``: exchange no traffic with these address-book peers (replacing
     the previous set; ``[]`` heals) — a testnet's ``disconnect``/``heal`` (docs/testnets.md)."""
@@ -448,11 +477,15 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             async def get_status(_: dict[str, Any]) -> Any:
                 return node.status()
 
+            async def get_final(request: dict[str, Any]) -> Any:
+                return await wait_final(node, request["query"])
+
             async def post_stop(_: dict[str, Any]) -> Any:
                 node.stop.set()
                 return {"stopping": True}
 
             node.http.route("GET", "/status", get_status)
+            node.http.route("GET", "/final", get_final)
             views = explorer.register(node.http, node)
             metrics = NodeMetrics(node)
             service.observe_import = metrics.observe_import

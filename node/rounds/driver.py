@@ -22,8 +22,10 @@ from ..markets.registry import get_spec
 from ..markets.spec import MarketSpec
 from ..scenario import load_scenario
 
-FINAL_POLL_S = 0.02
-"""Between two asks of the nodes not yet final (each ask is one local HTTP request per such node)."""
+FINAL_POLL_S = 0.2
+"""Before asking again a node whose HTTP API did not answer."""
+FINAL_WAIT_S = 2.0
+"""How long one ``GET /final`` may wait at a node before the driver checks which nodes are still alive."""
 FINAL_POLL_TIMEOUT_S = 5.0
 
 
@@ -70,22 +72,26 @@ def _apply_faults(root: Path, scenario: Any, next_round: int, progress: Callable
 
 def _final_everywhere(root: Path, height: int, timeout: float) -> tuple[bool, list[int | None]]:
     """Whether every live node finalized ``height`` within ``timeout``, and the wall-clock time (unix ms) at which
-    each node says it did (its ``GET /status`` ``final_at_ms``; None when it has no stamp, e.g. it synced the
-    height). The nodes not yet final are asked concurrently, every ``FINAL_POLL_S`` (another process's state:
-    nothing signals it here)."""
+    each node says it did (its ``final_at_ms``; None when it has no stamp, e.g. it synced the height). Each node
+    not yet final is asked once with ``GET /final?height=H&wait=S``, which it answers as soon as the height is
+    final there (or after ``FINAL_WAIT_S``, when the question is asked again of the nodes still alive): no
+    polling while the nodes are busy finalizing (docs/adr/0149)."""
     info = launcher.NetDir(root).load()
     pending = dict(info["nodes"])
     stamps: list[int | None] = []
+    deadline = time.monotonic() + timeout
 
-    async def probe(name: str, node: dict[str, Any], done: list[str]) -> None:
+    async def ask(name: str, node: dict[str, Any], done: list[str]) -> None:
+        wait = round(max(0.0, min(FINAL_WAIT_S, deadline - time.monotonic())), 3)
         try:
-            status = await http_json(node["http_port"], "GET", "/status", timeout=FINAL_POLL_TIMEOUT_S)
+            answer = await http_json(node["http_port"], "GET", f"/final?height={height}&wait={wait}",
+                                     timeout=wait + FINAL_POLL_TIMEOUT_S)
         except (OSError, trio.TooSlowError, HttpError, ValueError):
+            await trio.sleep(min(FINAL_POLL_S, max(0.0, deadline - time.monotonic())))  # not listening (yet)
             return
-        if isinstance(status, dict) and isinstance(status.get("finalized"), int) and status["finalized"] >= height:
+        if isinstance(answer, dict) and isinstance(answer.get("finalized"), int) and answer["finalized"] >= height:
             done.append(name)
-            at = status.get("final_at_ms")
-            stamp = at.get(str(height)) if isinstance(at, dict) else None
+            stamp = answer.get("final_at_ms")
             stamps.append(stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None)
 
     async def wait_all() -> bool:
@@ -96,12 +102,11 @@ def _final_everywhere(root: Path, height: int, timeout: float) -> tuple[bool, li
                 done: list[str] = []
                 async with trio.open_nursery() as nursery:
                     for name, node in pending.items():
-                        nursery.start_soon(probe, name, node, done)
+                        nursery.start_soon(ask, name, node, done)
                 for name in done:
                     del pending[name]
                 if not pending:
                     return True
-                await trio.sleep(FINAL_POLL_S)
         return False
 
     return bool(trio.run(wait_all)), stamps
