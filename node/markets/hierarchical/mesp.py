@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import trio
 
 from bazaar.ledger.amounts import to_units
 from bazaar.mechanisms.errors import MechanismError
@@ -14,11 +15,17 @@ from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.markets import hierarchical as msg
 
+from ...notify import Changes
 from ...rounds.collector import Collector
 from ..app import RoleApp, on, serve
 from ..context import Refuse, RequestFailed
 from .clearing import MinerBid, bundle_row, clear, escrow_id, escrow_ref, lower_result, parse_bid, parse_offer
 from .common import CCSP, MINER, HierarchicalRole
+
+EARLY_BID_S = 1.0
+"""How long a bid for a round we have not heard called yet waits for the CCSP's call: a miner that got the
+gossiped call a hop before us bids at once (before, such bids were refused and the round waited out its whole bid
+deadline for them)."""
 
 
 @dataclass
@@ -41,6 +48,10 @@ class Mesp(HierarchicalRole):
 
     current: _Round | None = None
 
+    def __init__(self, ctx: Any) -> None:
+        super().__init__(ctx)
+        self.called = Changes()
+
     @property
     def index(self) -> int:
         """Our index in the parameter file."""
@@ -56,12 +67,19 @@ class Mesp(HierarchicalRole):
                     and self.index in reach_of(self.p, self.roster.miners.index(k), len(self.roster.mesps))]
         wait_s = max(0.0, (env.body["bid_deadline_ms"] - now_ms()) / 1000)
         self.current = _Round(env.round, env.body, Collector(expected, wait_s))
+        self.called.notify()
         self.ctx.spawn("offer", self.offer, self.current)
 
     @serve(msg.MSG_BID, reply=msg.MSG_BID_ACK, from_roles=(MINER,))
     async def on_bid(self, env: Envelope) -> dict[str, Any]:
-        """A miner's bid and escrow lock for the round in progress."""
+        """A miner's bid and escrow lock for the round in progress (a bid for a later round waits up to
+        ``EARLY_BID_S`` for its call: the miner may have heard the call before us)."""
         rnd = self.current
+        if rnd is None or env.round > rnd.number:
+            with trio.move_on_after(EARLY_BID_S):
+                await self.called.wait_for(lambda: self.current is not None and self.current.number >= env.round,
+                                           timeout=EARLY_BID_S * 2)
+            rnd = self.current
         if rnd is None or env.round != rnd.number:
             raise Refuse("wrong-round", "no round open")
         bid = parse_bid(env.wire, self.ctx.network_id, env.round, self.roster, self.cfg.max_bid)
