@@ -229,6 +229,8 @@ class FinalityTracker:
             raise InvalidAttestation(LedgerReason.UNKNOWN_VALIDATOR, f"{att.validator.hex()[:16]} is not a validator")
         tally = self._tallies.setdefault(att.height, _Tally(dict(validators)))
         key = (att.height, att.validator)
+        if tally.votes.get(att.block_hash, {}).get(att.validator) == att.signature:
+            return None  # a vote we verified and counted already (a relayed copy)
         waiting = [b for b, pend in tally.pending.items() if att.validator in pend]
         if (key in self._voted or att.validator in self._suspects
                 or any(b != att.block_hash for b in waiting)):
