@@ -189,20 +189,28 @@ async def test_a_repeated_or_older_call_mid_round_changes_nothing(protocol: str,
         roster = app.roster
         stage = "confirm" if protocol == "declared" else "regulate"
 
+        fired: list[int] = []
+
         async def repeat_calls() -> None:
+            # checked at every scheduler step (sleep(0)), not every 5 ms: a fast round could pass through the
+            # stage between two looks, and this task then waited forever with the round long over
             while app.current is None or app.current.stage != stage or (protocol == "iterative"
                                                                           and app.current.iteration < 2):
-                await trio.sleep(0.005)
+                await trio.sleep(0)
             r = app.current.number
             for number in (r, r - 1):
                 body = {"devices": list(roster.devices), "publishers": list(roster.publishers),
                         "offer_deadline_ms": 0, "expires": 1}
                 for node in (dev, pub):
                     await node.router.dispatch(pool.seal(msg.MSG_CALL, body, round=number))
+            fired.append(r)
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(repeat_calls)
-            summary = await _play(nodes)
+        with trio.fail_after(120):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(repeat_calls)
+                summary = await _play(nodes)
+                nursery.cancel_scope.cancel()  # never left waiting for a stage the round is past
+        assert fired, f"the round never showed stage {stage!r} to the test"
         assert summary["final"] and summary["left_out"] == [], summary
         assert summary["outcome"]["trades"] == _offline("collab-small")["trades"]
 
