@@ -27,3 +27,11 @@ class Changes:
         with trio.fail_after(timeout):
             while not predicate():
                 await self._event.wait()
+
+    async def holds_within(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Whether ``predicate()`` holds within ``timeout`` s (re-checked on each :meth:`notify`); never raises."""
+        try:
+            await self.wait_for(predicate, timeout)
+        except trio.TooSlowError:
+            return False
+        return True

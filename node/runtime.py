@@ -309,8 +309,8 @@ async def wait_final(node: Node, query: dict[str, str]) -> dict[str, Any]:
     if wait > 0 and chain.finalized_height < height:
         with contextlib.suppress(trio.TooSlowError):
             await chain.wait_for(lambda: chain.finalized_height >= height, wait)
-    stamp = node.chain.finality.final_at_status().get(str(height))
-    return {"finalized": chain.finalized_height, "final_at_ms": stamp}
+    at = chain.finality.final_at.get(height)
+    return {"finalized": chain.finalized_height, "final_at_ms": None if at is None else int(at * 1000)}
 
 
 async def post_partition(node: Node, request: dict[str, Any]) -> Any:

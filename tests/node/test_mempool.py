@@ -139,17 +139,23 @@ def test_capacity_is_the_scenarios_and_the_verified_cache_follows_it(tmp_path: P
         load_scenario(scenario)
 
 
+def _random_pool(*, seed: int, senders: int, txs: int, max_nonce: int, max_done: int) -> tuple[Mempool, Any]:
+    """A pool of ``txs`` random transactions (nonces 1..``max_nonce``, gaps and repeats included) over ``senders``
+    senders, and a state in which each sender has used a random 0..``max_done`` nonces."""
+    import random
+
+    rng = random.Random(seed)
+    keys = [os.urandom(32) for _ in range(senders)]
+    pool, empty = Mempool(), _State()
+    for _ in range(txs):
+        _add(pool, _junk(rng.choice(keys), rng.randint(1, max_nonce)), empty)
+    return pool, _State(nonces={k: rng.randint(0, max_done) for k in keys})
+
+
 def test_one_pass_per_sender_agrees_with_the_per_transaction_rule() -> None:
     """ordered_pending(state) and prune's gapped set (one pass per sender) select exactly the transactions
     :meth:`Mempool._applies` accepts, on random queues with gaps and stale nonces."""
-    import random
-
-    rng = random.Random(5)
-    senders = [os.urandom(32) for _ in range(12)]
-    pool, state = Mempool(), _State()
-    for _ in range(300):
-        _add(pool, _junk(rng.choice(senders), rng.randint(1, 20)), state)
-    state = _State(nonces={s: rng.randint(0, 8) for s in senders})
+    pool, state = _random_pool(seed=5, senders=12, txs=300, max_nonce=20, max_done=8)
     pool.prune(state)
     pending = list(pool._txs.values())
     assert all(p.nonce > state.nonce(p.env.sender) for p in pending)
@@ -174,14 +180,8 @@ def test_the_walk_sorting_each_sender_on_first_sight_gives_the_whole_pools_order
     """iter_pending (a sender's queue sorted when the walk meets it; docs/adr/0167) yields the order the whole
     pool's sort gave, with and without a state, and any prefix of it."""
     import itertools
-    import random
 
-    rng = random.Random(11)
-    senders = [os.urandom(32) for _ in range(15)]
-    pool, state = Mempool(), _State()
-    for _ in range(400):
-        _add(pool, _junk(rng.choice(senders), rng.randint(1, 25)), state)
-    state = _State(nonces={s: rng.randint(0, 6) for s in senders})
+    pool, state = _random_pool(seed=11, senders=15, txs=400, max_nonce=25, max_done=6)
     for st in (None, state):
         want = _whole_pool_order(pool, st)
         assert [p.digest for p in pool.iter_pending(st)] == want

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import trio
 
 from bazaar.ledger.amounts import to_units
 from bazaar.mechanisms.errors import MechanismError
@@ -76,9 +75,8 @@ class Mesp(HierarchicalRole):
         ``EARLY_BID_S`` for its call: the miner may have heard the call before us)."""
         rnd = self.current
         if rnd is None or env.round > rnd.number:
-            with trio.move_on_after(EARLY_BID_S):
-                await self.called.wait_for(lambda: self.current is not None and self.current.number >= env.round,
-                                           timeout=EARLY_BID_S * 2)
+            await self.called.holds_within(lambda: self.current is not None and self.current.number >= env.round,
+                                           EARLY_BID_S)
             rnd = self.current
         if rnd is None or env.round != rnd.number:
             raise Refuse("wrong-round", "no round open")

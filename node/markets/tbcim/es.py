@@ -195,8 +195,7 @@ class EdgeServer(TbcimRole):
         Raises:
             Refuse: ``wrong-epoch`` for an update of any other epoch or model.
         """
-        with trio.move_on_after(EARLY_UPDATE_S):
-            await self.opened.wait_for(lambda: (task, epoch) in self.epochs, timeout=EARLY_UPDATE_S * 2)
+        await self.opened.holds_within(lambda: (task, epoch) in self.epochs, EARLY_UPDATE_S)
         if (task, epoch) in self.epochs:
             return self.epochs[(task, epoch)]
         book = self.books.get(task)
