@@ -116,6 +116,10 @@ class Mempool:
         self._evidence[key] = PendingTx(env, raw, 0, digest=env.digest)
         return True
 
+    def holds(self, digest: bytes) -> bool:
+        """Whether the transaction with this envelope digest is pending."""
+        return digest in self._txs
+
     def pending_of(self, sender: bytes) -> int:
         """How many transactions of ``sender`` are pending."""
         return len(self._by_sender.get(sender, ()))

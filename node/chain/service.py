@@ -43,7 +43,10 @@ BLOCK_TX_BYTES = MAX_GOSSIP * 3 // 4
 
 
 DIRECT_TXS_TIMEOUT = 2.0
-"""Deadline of the direct push of a sealed batch to the drawn proposer (the gossiped copy is the fallback)."""
+"""Deadline of the direct push of a sealed batch to the drawn proposer (a failed push gossips the batch at once)."""
+SEALED_GOSSIP_DELAY_S = 1.0
+"""A sealed batch pushed to the drawn proposer is gossiped only if some of it is still pending here this long after
+(the proposer was silent or left some out), at most half the driver's fallback (docs/adr/0176)."""
 
 
 class ChainService:
@@ -72,9 +75,16 @@ class ChainService:
         ``pos``/``lottery`` proposer seals at once instead of waiting for a quiet mempool (docs/adr/0155)."""
         self.direct_txs_served = 0
         """Sealed batches sent to us directly as the drawn proposer (``/bazaar/txs/1``)."""
+        self.sealed_pushes = {"landed": 0, "gossiped": 0, "failed": 0}
+        """How our sealed batches pushed to the drawn proposer ended: all landed before the gossip delay, some
+        gossiped after it, or the push failed and the whole batch was gossiped."""
         self.next_proposer: Callable[[], bytes | None] | None = None
         """The account drawn to propose the next block at its first attempt (the ``pos``/``lottery`` driver hands
-        it; None for other rules): a sealed batch is also sent to it directly (docs/adr/0159)."""
+        it; None for other rules): a sealed batch goes to it directly, and is gossiped only if it is still pending
+        here ``sealed_gossip_delay_s`` later (docs/adr/0159, 0176)."""
+        self.sealed_gossip_delay_s = SEALED_GOSSIP_DELAY_S
+        """How long a sealed batch pushed to the drawn proposer waits before its leftovers are gossiped (the driver
+        sets it below its fallback, so a silent proposer's replacement holds the batch in time)."""
         self.aggregator: bytes | None = None
         """The account large networks send attestations to (the scenario's first node, docs/adr/0148); None:
         votes are gossiped."""
@@ -171,38 +181,70 @@ class ChainService:
         """Keep transactions locally and gossip them in batches of at most ``TXS_PER_MESSAGE``.
 
         ``seal``: these transactions complete what the block should carry now (a round's settlement): the last
-        message says so, and a ``pos``/``lottery`` proposer that holds it seals at once (docs/adr/0155)."""
+        message says so, and a ``pos``/``lottery`` proposer that holds it seals at once (docs/adr/0155). A sealed
+        batch that can go straight to the drawn proposer goes there instead, and only what is still pending here
+        after ``sealed_gossip_delay_s`` (or all of it, when the push fails) is gossiped (docs/adr/0159, 0176)."""
         if seal:
             self.sealed = True
-        for raw in raws:
-            self.add_tx(raw)
-        if seal:
-            self._push_to_proposer(raws)
+        kept = {raw: env.digest for raw, env in zip(raws, map(self.add_tx, raws), strict=True) if env is not None}
+        if seal and self._push_to_proposer(raws, kept):
+            return
+        await self._gossip_txs(raws, seal=seal)
+
+    async def _gossip_txs(self, raws: list[bytes], *, seal: bool) -> None:
         for i in range(0, len(raws), TXS_PER_MESSAGE):
             last = i + TXS_PER_MESSAGE >= len(raws)
             await self.publish(MSG_TXS, {"txs": raws[i:i + TXS_PER_MESSAGE], **({"seal": True} if seal and last
                                                                                else {})})
 
-    def _push_to_proposer(self, raws: list[bytes]) -> None:
-        """Send a sealed batch straight to the next block's attempt-0 proposer too, when it is another node we are
-        connected to and the batch fits one request: it proposes a gossip hop sooner (docs/adr/0159)."""
+    def _push_to_proposer(self, raws: list[bytes], kept: dict[bytes, bytes]) -> bool:
+        """Send a sealed batch straight to the next block's attempt-0 proposer when it is another node we are
+        connected to and the batch fits one request, gossiping it later only if needed (:meth:`_push_sealed`);
+        False when it cannot go directly (the caller gossips it now)."""
         if self.next_proposer is None or self.spawn is None or len(raws) > TXS_PER_MESSAGE:
-            return
+            return False
         try:
             proposer = self.next_proposer()
         except lerr.LedgerError:
-            return
-        if proposer is None or proposer == self.key.public or proposer not in self.transport.peers():
-            return
+            return False
+        if proposer is None or (proposer != self.key.public and proposer not in self.transport.peers()):
+            return False
         body = codec.encode({"txs": raws, "seal": True})
-        if len(body) <= MAX_GOSSIP:
-            self.spawn("txs.direct", self._send_txs, proposer, body)
+        if len(body) > MAX_GOSSIP:
+            return False
+        peer = None if proposer == self.key.public else proposer  # we propose it ourselves: nothing to push
+        self.spawn("txs.direct", self._push_sealed, peer, body, raws, kept)
+        return True
 
-    async def _send_txs(self, peer: bytes, body: bytes) -> None:
-        try:
-            await self.transport.request(peer, PROTO_TXS, body, timeout=DIRECT_TXS_TIMEOUT)
-        except (PeerUnavailable, RemoteRejected, trio.TooSlowError) as err:  # the gossiped copy still goes
-            _events.info("txs.direct_failed", error=repr(err)[:200])
+    async def _push_sealed(self, peer: bytes | None, body: bytes, raws: list[bytes], kept: dict[bytes, bytes]
+                           ) -> None:
+        """Push a sealed batch to the drawn proposer (``peer``; None: we are it); gossip the batch when the push
+        fails, or what is still pending here once ``sealed_gossip_delay_s`` has passed (a silent proposer's
+        replacement, and any transaction the block left out, then come from the gossiped copy as before)."""
+        since = trio.current_time()
+        if peer is not None:
+            try:
+                await self.transport.request(peer, PROTO_TXS, body, timeout=DIRECT_TXS_TIMEOUT)
+            except (PeerUnavailable, RemoteRejected, trio.TooSlowError) as err:
+                _events.info("txs.direct_failed", error=repr(err)[:200])
+                self.sealed_pushes["failed"] += 1
+                await self._gossip_txs(raws, seal=True)
+                return
+
+        def settled() -> bool:
+            return not any(self.mempool.holds(d) for d in kept.values())
+
+        left = max(0.0, since + self.sealed_gossip_delay_s - trio.current_time())
+        with trio.move_on_after(left):
+            await self.changes.wait_for(settled, timeout=left + 1.0)
+        leftovers = [raw for raw, digest in kept.items() if self.mempool.holds(digest)]
+        if not leftovers:
+            self.sealed_pushes["landed"] += 1
+            self.changes.notify()
+            return
+        self.sealed_pushes["gossiped"] += 1
+        _events.info("txs.sealed_gossiped", pending=len(leftovers), of=len(raws))
+        await self._gossip_txs(leftovers, seal=True)
 
     async def serve_txs(self, peer: bytes, request: bytes) -> bytes:
         """``/bazaar/txs/1`` handler: a sealed batch ``{txs, seal}`` (the ``chain/txs`` body) sent to us as the

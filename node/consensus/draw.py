@@ -24,6 +24,7 @@ from bazaar.ledger.errors import LedgerError
 
 from .. import byzantine
 from ..chain.hooks import BlockHooks
+from ..chain.service import SEALED_GOSSIP_DELAY_S
 from ..logs import Events
 from .base import DriverHost
 
@@ -47,7 +48,8 @@ class DrawDriver:
         self.proposed = 0
         self.fallbacks = 0
         self._proposed_at: set[tuple[int, int]] = set()
-        node.chain.next_proposer = lambda: self.drawn(0)  # a sealed batch goes to it directly too (ADR 0159)
+        node.chain.next_proposer = lambda: self.drawn(0)  # a sealed batch goes to it directly (ADRs 0159, 0176)
+        node.chain.sealed_gossip_delay_s = min(SEALED_GOSSIP_DELAY_S, fallback_s / 2)  # the replacement holds it
 
     def drawn(self, attempt: int) -> bytes:
         """The account drawn to propose the next block at ``attempt``."""

@@ -1,0 +1,69 @@
+"""A sealed batch goes to the drawn proposer only (docs/adr/0176): it is gossiped when the push fails, or when
+some of it is still pending at its sender ``sealed_gossip_delay_s`` later (the drawn proposer stayed silent)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from bazaar.ledger.consensus import pos_proposer
+from bazaar.node.memnet import open_memory_network
+from bazaar.protocol.chainmsg import MSG_TXS
+
+from .test_draw_driver import _scenario
+
+
+def _count_txs_gossip(chain: Any) -> list[int]:
+    """Wrap ``chain.publish``: the returned list grows by the number of transactions in each ``chain/txs``."""
+    sent: list[int] = []
+    publish = chain.publish
+
+    async def counting(mtype: str, body: dict[str, Any]) -> None:
+        if mtype == MSG_TXS:
+            sent.append(len(body["txs"]))
+        await publish(mtype, body)
+
+    chain.publish = counting
+    return sent
+
+
+async def test_a_pushed_batch_that_lands_is_never_gossiped(tmp_path: Path) -> None:
+    async with open_memory_network(_scenario(tmp_path, "pos"), tmp_path / "net") as nodes:
+        ccsp = nodes["ccsp"]
+        sent = _count_txs_gossip(ccsp.chain)
+        pushed = 0
+        for _ in range(3):
+            pushed += pos_proposer(ccsp.chain.state) != ccsp.key.public
+            with trio.fail_after(60):
+                summary = await ccsp.engine.play()
+            assert summary["final"], summary
+        outcomes = ccsp.chain.sealed_pushes
+        # each push (and each batch we draw ourselves for) ends once its block landed: nothing left to gossip
+        await ccsp.chain.wait_for(lambda: sum(outcomes.values()) >= 3, 30)
+        assert outcomes == {"landed": 3, "gossiped": 0, "failed": 0}, outcomes
+        assert sent == [], f"{len(sent)} batch(es) gossiped after {pushed} direct pushes"
+
+
+async def test_a_silent_proposer_that_took_the_push_gets_the_batch_gossiped_to_its_replacement(
+        tmp_path: Path) -> None:
+    async with open_memory_network(_scenario(tmp_path, "pos"), tmp_path / "net",
+                                   byzantine={"mesp-0": ["withhold-block"]}) as nodes:
+        ccsp, silent = nodes["ccsp"], nodes["mesp-0"]
+        sent = _count_txs_gossip(ccsp.chain)
+        for _ in range(8):  # until a round's first draw names the withholding MESP
+            drawn = pos_proposer(ccsp.chain.state)
+            served = silent.chain.direct_txs_served
+            with trio.fail_after(90):
+                summary = await ccsp.engine.play()
+            assert summary["final"], summary
+            if drawn != silent.key.public:
+                continue
+            block = ccsp.chain.block(summary["height"])
+            assert block.header.proposer != silent.key.public
+            assert block.header.consensus.get("attempt", 0) >= 1
+            assert silent.chain.direct_txs_served > served  # it took the push, then kept silent
+            assert sent, "the replacement proposer got the batch from the gossiped copy"
+            return
+        raise AssertionError("the withholding MESP was never drawn first in 8 rounds")
