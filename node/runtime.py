@@ -463,6 +463,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             node_ref.append(node)
             service.spawn = node.spawn
             service.aggregator = _first_node_key(scenario, config, key)
+            service.network_size = len(scenario.nodes)
             task = spec.learning_task(settings) if spec.learning_task is not None else None
             driver: ConsensusDriver = make_driver(genesis.consensus, node, learning_task=task, data_dir=data_dir)
             node.consensus = driver

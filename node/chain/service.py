@@ -85,6 +85,9 @@ class ChainService:
         self.sealed_gossip_delay_s = SEALED_GOSSIP_DELAY_S
         """How long a sealed batch pushed to the drawn proposer waits before its leftovers are gossiped (the driver
         sets it below its fallback, so a silent proposer's replacement holds the batch in time)."""
+        self.network_size = 0
+        """Nodes in the scenario (0: unknown); with few validators among many nodes votes go to the aggregator
+        (docs/adr/0178)."""
         self.aggregator: bytes | None = None
         """The account large networks send attestations to (the scenario's first node, docs/adr/0148); None:
         votes are gossiped."""

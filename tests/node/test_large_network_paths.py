@@ -4,6 +4,7 @@ and votes go to the aggregator (the scenario's first node), which gossips the ce
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import trio
 from bazaar.node.chain import finality
 from bazaar.node.consensus import pol
 from bazaar.node.consensus.pol_models import weights_bytes
+from bazaar.node.launcher import NetDir, prepare_network
+from bazaar.node.scenario import load_scenario
 from bazaar.protocol import codec
 from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_CERT, PROTO_ATTEST
 from bazaar.protocol.transport import RemoteRejected
@@ -77,9 +80,13 @@ async def test_weights_carried_in_a_claim_are_kept_only_when_they_hash_to_the_cl
         assert np.array_equal(judge.models.get(h), w)
 
 
+@pytest.mark.parametrize("rule", ["many validators", "many nodes per validator"])
 async def test_votes_go_to_the_aggregator_and_its_certificate_finalizes_every_node(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(finality, "ATTEST_DIRECT_ABOVE", 0)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rule: str) -> None:
+    if rule == "many validators":
+        monkeypatch.setattr(finality, "ATTEST_DIRECT_ABOVE", 0)
+    else:  # every node of the small scenario validates: one node per validator suffices (ADR 0178)
+        monkeypatch.setattr(finality, "ATTEST_DIRECT_SPREAD", 1)
     async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
         assert {n.chain.aggregator for n in nodes.values()} == {nodes["cpp"].key.public}  # the first node
         sent: dict[str, list[str]] = {name: [] for name in nodes}
@@ -120,3 +127,15 @@ async def test_a_direct_vote_that_is_malformed_or_too_far_ahead_is_refused_with_
         answer = codec.decode(await a.transport.request(b.key.public, PROTO_ATTEST, again, timeout=5))
         assert answer == {"counted": False}  # its second vote at that height: both checked at once, both fail
         assert b.chain.finality.tracker.rejected == [] and a.key.public in b.chain.finality.tracker._suspects
+
+
+def test_the_demo_networks_with_few_validators_among_many_nodes_send_votes_to_the_aggregator(
+        tmp_path: Path) -> None:
+    direct = {}
+    for name in ("ai-bazaar", "collab", "tbcim", "cloudchain", "hierarchical"):
+        scenario = load_scenario(name)
+        prepare_network(scenario, NetDir(tmp_path / name), log_json=False)
+        genesis = json.loads((tmp_path / name / "genesis.json").read_text())
+        validators = sum(1 for v in genesis["stakes"].values() if v)
+        direct[name] = validators * finality.ATTEST_DIRECT_SPREAD <= len(scenario.nodes)
+    assert direct == {"ai-bazaar": False, "collab": False, "tbcim": True, "cloudchain": False, "hierarchical": True}
