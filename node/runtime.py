@@ -27,13 +27,13 @@ from bazaar.ledger.bls import bls_keygen
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.genesis import Genesis
 from bazaar.ledger.store import SqliteStore
-from bazaar.protocol import Envelope, KeyPair, ProtocolError, open_envelope, seal
+from bazaar.protocol import Envelope, KeyPair, ProtocolError, seal
 from bazaar.protocol.chainmsg import chain_topic, market_protocol, market_topic
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.errors import BazaarError
 from bazaar.protocol.keys import load_or_create_seed
-from bazaar.protocol.messages import validate_basic
 from bazaar.protocol.transport import PeerUnavailable, RemoteRejected, Transport
+from bazaar.protocol.verified import open_checked
 
 from . import explorer
 from .byzantine import check_behaviours
@@ -190,8 +190,7 @@ class Node:
         """
         raw = await self.request_raw(peer, market_protocol(self.market), request.wire, timeout=timeout)
         try:
-            answer = open_envelope(raw, self.network_id)
-            validate_basic(answer)
+            answer = open_checked(raw, self.network_id)  # remembered: a role may open the answer's bytes again
         except ProtocolError as err:
             raise RequestFailed("bad-answer", err.reason) from err
         if answer.sender != peer:
