@@ -408,14 +408,7 @@ class ChainService:
         h = block.header.height
         self.highest_seen = max(self.highest_seen, min(h, self.chain.height + 1))  # unverified: one past our head
         if h <= self.chain.height:
-            try:
-                evidence = self.chain.import_block(block)
-            except lerr.LedgerError as err:
-                _events.warning("block.rejected", height=h, reason=err.reason, detail=str(err)[:200])
-                return
-            if evidence is not None:
-                _events.warning("block.equivocation", height=h, proposer=block.header.proposer)
-                await self.broadcast_txs([evidence.to_tx(self.key, self.network_id).wire])  # no nonce
+            await self._known_height(block)
             return
         if h > self.chain.height + 1:
             self._pending_blocks[h] = block
@@ -426,6 +419,21 @@ class ChainService:
         await self.import_block(block, announce=False)
         while self.chain.height + 1 in self._pending_blocks:
             await self.import_block(self._pending_blocks.pop(self.chain.height + 1), announce=False)
+
+    async def _known_height(self, block: Block) -> bool:
+        """A block at a height we hold: True when it is our block there; a twin by the same proposer becomes
+        equivocation evidence (gossiped), any other is refused. Never runs the import's follow-ups again."""
+        h = block.header.height
+        try:
+            evidence = self.chain.import_block(block)
+        except lerr.LedgerError as err:
+            _events.warning("block.rejected", height=h, reason=err.reason, detail=str(err)[:200])
+            return False
+        if evidence is not None:
+            _events.warning("block.equivocation", height=h, proposer=block.header.proposer)
+            await self.broadcast_txs([evidence.to_tx(self.key, self.network_id).wire])  # no nonce
+            return False
+        return True
 
     def _trim_pending(self) -> None:
         for table in (self._pending_blocks, self.finality.pending):
@@ -447,6 +455,8 @@ class ChainService:
                     prepared = await hooks.prepare(block)
                     if prepared is not None:
                         checks.append(prepared)
+        if block.header.height <= self.chain.height:  # imported meanwhile (a sync, or its gossiped copy, while a
+            return await self._known_height(block)     # hook prepared): its follow-ups ran once already
         try:
             self.chain.import_block(block, checks=checks)
         except lerr.LedgerError as err:
