@@ -1,11 +1,15 @@
 """Content-addressed weights (global models and ED updates) kept in memory and served to peers by hash over
-:data:`~bazaar.protocol.markets.tbcim.BLOB_PROTOCOL`; only hashes and sizes go on chain."""
+:data:`~bazaar.protocol.markets.tbcim.BLOB_PROTOCOL`; only hashes and sizes go on chain.
+
+Two requests on the stream: ``{hash}`` -> ``{data}`` (a fetch) and ``{put: [data, ...]}`` -> ``{held: n}`` (a push
+of weights the receiver will need, from a peer it trusts to send them: the requester hands the edge servers the
+update weights of an epoch before its block, docs/adr/0162)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +23,8 @@ from ..context import RequestFailed, RoleContext
 
 KEEP = 512
 """Blobs kept in memory (least recently used go first; a node fetches again what it lost)."""
+MAX_PUT = 64
+"""Most blobs in one push (which is at most ``MAX_BLOB`` bytes in all)."""
 
 
 def to_bytes(w: np.ndarray) -> bytes:
@@ -34,11 +40,13 @@ def blob_hash(w: np.ndarray) -> bytes:
 class BlobStore:
     """Weights by hash, served to peers and fetched from them (verified against the hash)."""
 
-    def __init__(self, ctx: RoleContext) -> None:
+    def __init__(self, ctx: RoleContext, pushers: Callable[[], Sequence[bytes]] = tuple) -> None:
         self.ctx = ctx
         self._blobs: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._pushers = pushers
         self.fetched = 0
         self.fetched_bytes = 0
+        self.pushed_in = 0
         ctx.set_protocol(msg.BLOB_PROTOCOL, self.serve)
 
     def put(self, w: np.ndarray) -> bytes:
@@ -66,11 +74,13 @@ class BlobStore:
         return w
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
-        """``{hash}`` -> ``{data}``."""
+        """``{hash}`` -> ``{data}``; ``{put: [data, ...]}`` -> ``{held: n}`` from a peer allowed to push."""
         try:
-            req = codec.decode(request, max_size=256)
+            req = codec.decode(request, max_size=msg.MAX_BLOB + 64 * MAX_PUT)
         except ProtocolError as err:
             raise RejectRequest(err.reason) from err
+        if isinstance(req, dict) and set(req) == {"put"}:
+            return codec.encode({"held": self.take(peer, req["put"])})
         if not isinstance(req, dict) or set(req) != {"hash"} or not isinstance(req["hash"], bytes) \
                 or len(req["hash"]) != 32:
             raise RejectRequest(ProtocolReason.MALFORMED)  # want {hash: 32 bytes}
@@ -78,6 +88,31 @@ class BlobStore:
         if w is None:
             raise RejectRequest(NodeReason.UNKNOWN_CONTENT)
         return codec.encode({"data": to_bytes(w)})
+
+    def take(self, peer: bytes, blobs: object) -> int:
+        """Keep the blobs a trusted peer pushed (each under its own hash); returns how many.
+
+        Raises:
+            RejectRequest: the peer may not push, or the push is malformed.
+        """
+        if peer not in self._pushers():
+            raise RejectRequest(NodeReason.NOT_AUTHORISED)  # only the roster peers that hand out weights push
+        if not isinstance(blobs, list) or len(blobs) > MAX_PUT or \
+                not all(isinstance(b, bytes) and 0 < len(b) <= msg.MAX_BLOB and len(b) % 8 == 0 for b in blobs):
+            raise RejectRequest(ProtocolReason.MALFORMED)
+        for data in blobs:
+            arr = np.frombuffer(data, dtype="<f8").astype(np.float64)
+            if not np.all(np.isfinite(arr)):
+                raise RejectRequest(ProtocolReason.MALFORMED)
+            self.put(arr)
+        self.pushed_in += len(blobs)
+        return len(blobs)
+
+    async def push(self, peer: bytes, hashes: Sequence[bytes], *, timeout: float) -> None:
+        """Hand ``peer`` the held blobs of ``hashes`` in one request (raises ``RequestFailed``)."""
+        data = [to_bytes(w) for w in (self.get(h) for h in dict.fromkeys(hashes)) if w is not None]
+        if data and len(data) <= MAX_PUT and sum(map(len, data)) <= msg.MAX_BLOB:
+            await self.ctx.request_raw(peer, msg.BLOB_PROTOCOL, codec.encode({"put": data}), timeout=timeout)
 
     async def fetch(self, h: bytes, holders: Sequence[bytes], *, size: int | None, timeout: float) -> np.ndarray:
         """The weights with hash ``h``: held, or from the first holder that has them (checked against ``h`` and

@@ -23,7 +23,7 @@ from ...notify import Changes
 from ...rounds.collector import Collector
 from ..app import RoleApp, block_check, block_prepare, on, serve
 from ..context import Refuse, RequestFailed
-from .common import ED, ES, FETCH_TIMEOUT_S, REQUESTER, TbcimRole, escrow_lock_body
+from .common import ED, FETCH_TIMEOUT_S, REQUESTER, TbcimRole, escrow_lock_body
 from .contract import MissingBlob, Update, check_report, derive_auction, parse_lower, parse_update
 
 MARGIN_S = 0.3
@@ -52,7 +52,7 @@ class EdgeServer(TbcimRole):
     """An ES (a validator)."""
 
     def __init__(self, ctx: Any) -> None:
-        super().__init__(ctx)
+        super().__init__(ctx, pushers=lambda: (self.roster.requester,))
         self.tasks: dict[int, _Task] = {}
         self.epochs: dict[tuple[int, int], _Epoch] = {}
         self.screened = 0
@@ -245,34 +245,24 @@ class EdgeServer(TbcimRole):
         return {"accepted": ok, "reason": "" if ok else "cosine-filter", "score": score}
 
     async def publish_verdicts(self, state: _Epoch) -> None:
-        """When every worker has sent (or at the deadline): our signed verdicts, to everyone."""
+        """When every worker has sent (or at the deadline): our updates' weights, then our signed verdicts, to the
+        requester (it re-executes them at once and hands every ES the weights the epoch's block needs)."""
         got = await state.updates.wait()
         rows = sorted(got.answers.values(), key=lambda r: r[0].ed)
         body = {"task": state.task, "epoch": state.epoch, "updates": [r[0].wire for r in rows],
                 "accepted": [r[1] for r in rows], "scores": [r[2] for r in rows]}
-        await self.ctx.publish(msg.MSG_VERDICTS, body, round=state.round)  # the other ESs prefetch the blobs
+        timeout = self.ctx.deadline("epoch_s")
         try:
-            await self.ctx.ask(self.roster.requester, msg.MSG_VERDICTS, body, round=state.round,
-                               timeout=self.ctx.deadline("epoch_s"))
+            await self.blobs.push(self.roster.requester, [r[0].hash for r in rows], timeout=timeout)
+        except RequestFailed as err:  # the requester fetches them instead
+            self.ctx.events.warning("blobs.push_failed", task=state.task, epoch=state.epoch, error=str(err)[:200])
+        try:
+            await self.ctx.ask(self.roster.requester, msg.MSG_VERDICTS, body, round=state.round, timeout=timeout)
         except RequestFailed as err:
             self.ctx.events.warning("verdicts.refused", task=state.task, epoch=state.epoch, error=str(err)[:200])
             return
         self.ctx.events.info("verdicts.published", task=state.task, epoch=state.epoch, updates=len(rows),
                              rejected=sum(1 for r in rows if not r[1]))
-
-    @on(msg.MSG_VERDICTS, from_roles=(ES,), slow=True)
-    async def on_verdicts(self, env: Envelope) -> None:
-        """Another ES's verdicts: pull the update blobs now, so the epoch's block re-executes at once."""
-        book = self.books.get(env.body["task"])
-        if book is None:
-            return
-        updates = []
-        for w in env.body["updates"]:
-            try:
-                updates.append(parse_update(w, self.ctx.network_id, self.roster, book.task, env.body["epoch"]))
-            except Refuse:
-                continue
-        await self.ensure(self.needed(book, updates))
 
     # ------------------------------------------------------------------ the contract
     @block_prepare

@@ -26,10 +26,11 @@ from bazaar.protocol.markets import tbcim as msg
 from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, lifespan, on, serve
-from ..context import Refuse
+from ..context import Refuse, RequestFailed
 from .common import ES, TbcimRole, escrow_lock_body
 from .contract import (
     Auction,
+    EpochResult,
     MissingBlob,
     TaskBook,
     Update,
@@ -43,6 +44,8 @@ from .contract import (
 from .outcome import TaskOutcome
 
 MARGIN_S = 0.5
+PUSH_TIMEOUT_S = 1.0
+"""How long the requester waits for an ES to take an epoch's update weights before it submits the record anyway."""
 
 
 @dataclass
@@ -68,7 +71,7 @@ class Requester(TbcimRole):
     epoch: _Epoch | None = None
 
     def __init__(self, ctx: Any) -> None:
-        super().__init__(ctx)
+        super().__init__(ctx, pushers=lambda: self.roster.es)
         self.accuracy: dict[int, list[float]] = {}
 
     # ------------------------------------------------------------------ handlers
@@ -221,6 +224,7 @@ class Requester(TbcimRole):
         self.epoch = None
         envs = [got.answers[k] for k in active if k in got.answers]
         result, kept = await self.aggregate(book, epoch, envs)
+        await self.hand_out(result.updates)
         record = ctx.chain.sign_tx("record", {"kind": msg.EPOCH_RECORD, "data": {
             "task": book.task, "epoch": epoch, "parent": book.model, "model": result.model_hash,
             "verdicts": [e.wire for e in kept]}}, round=rnd.number)
@@ -235,34 +239,72 @@ class Requester(TbcimRole):
         return {"nonce": int(record.body["nonce"]), "accuracy": acc, "updates": len(result.updates),
                 "rejected": result.accepted.count(False), "model": result.model_hash}, missing
 
-    async def aggregate(self, book: TaskBook, epoch: int, envs: list[Envelope]) -> tuple[Any, list[Envelope]]:
+    async def aggregate(self, book: TaskBook, epoch: int, envs: list[Envelope]) -> tuple[EpochResult, list[Envelope]]:
         """Re-execute the ESs' verdicts; drop an ES whose verdicts the contract would refuse."""
-        kept: list[Envelope] = []
-        wanted = []
-        for env in envs:  # pull every blob of every ES's verdicts at once
-            try:
-                wanted += self.needed(book, [parse_update(w, self.ctx.network_id, self.roster, book.task, epoch)
-                                             for w in env.body["updates"]])
-            except Refuse:
-                continue
-        await self.ensure(wanted)
+        parsed: list[tuple[Envelope, list[Update]]] = []
         for env in envs:
             try:
                 updates = [parse_update(w, self.ctx.network_id, self.roster, book.task, epoch)
                            for w in env.body["updates"]]
                 if any(self.roster.home[u.ed] != self.roster.es.index(env.sender) for u in updates):
                     raise Refuse("not-authorised", "a verdict on another ES's edge device")
-                mine = await self.ctx.compute(self.reexecute, book, updates)
-                if mine.accepted != [bool(x) for x in env.body["accepted"]] or len(updates) != len(mine.updates):
+            except Refuse as err:
+                self.ctx.events.warning("verdicts.dropped", es=self.ctx.name_of(env.sender), error=str(err)[:200])
+                continue
+            parsed.append((env, updates))
+        await self.ensure([w for _, updates in parsed for w in self.needed(book, updates)])  # held when pushed
+        result, kept, dropped = await self.ctx.compute(self.judge, book, parsed)
+        for env, reason in dropped:
+            self.ctx.events.warning("verdicts.dropped", es=self.ctx.name_of(env.sender), error=reason[:200])
+        self.blobs.put(result.model)
+        return result, kept
+
+    async def hand_out(self, updates: list[Update]) -> None:
+        """Push every validating ES the epoch's update weights it does not hold (those of the other ESs' EDs), all
+        at once and before the record: its block then re-executes at once (a failed push is fetched instead)."""
+        ctx = self.ctx
+        connected = ctx.connected()
+
+        async def one(s: int, es: bytes) -> None:
+            try:
+                await self.blobs.push(es, [u.hash for u in updates if self.roster.home[u.ed] != s],
+                                      timeout=PUSH_TIMEOUT_S)
+            except RequestFailed as err:
+                ctx.events.warning("blobs.push_failed", es=ctx.name_of(es), error=str(err)[:200])
+
+        async with trio.open_nursery() as nursery:
+            for s, es in enumerate(self.roster.es):
+                if es in connected:
+                    nursery.start_soon(one, s, es)
+
+    def judge(self, book: TaskBook, parsed: list[tuple[Envelope, list[Update]]]) -> tuple[
+            EpochResult, list[Envelope], list[tuple[Envelope, str]]]:
+        """The contract over every ES's updates at once: an update's verdict depends only on its own ED's history,
+        so one run gives every verdict; an ES whose verdicts differ is dropped and FedAvg re-runs without it. Any
+        refusal of the joint run falls back to one run per ES (the ES at fault is dropped)."""
+        kept: list[Envelope] = []
+        dropped: list[tuple[Envelope, str]] = []
+        try:
+            joint: EpochResult | None = self.reexecute(book, [u for _, updates in parsed for u in updates])
+        except (Refuse, MissingBlob):
+            joint = None
+        for env, updates in parsed:
+            claimed = [bool(x) for x in env.body["accepted"]]
+            try:
+                if joint is not None:
+                    verdict = {u.ed: ok for u, ok in zip(joint.updates, joint.accepted, strict=True)}
+                    mine = [verdict[u.ed] for u in sorted(updates, key=lambda u: u.ed)]
+                else:
+                    mine = self.reexecute(book, updates).accepted
+                if mine != claimed:
                     raise Refuse("filter-mismatch", "verdicts differ from the re-executed filter")
                 kept.append(env)
             except (Refuse, MissingBlob) as err:
-                self.ctx.events.warning("verdicts.dropped", es=self.ctx.name_of(env.sender), error=str(err)[:200])
-        every: list[Update] = [parse_update(w, self.ctx.network_id, self.roster, book.task, epoch)
-                               for env in kept for w in env.body["updates"]]
-        result = await self.ctx.compute(self.reexecute, book, every)
-        self.blobs.put(result.model)
-        return result, kept
+                dropped.append((env, str(err)))
+        if joint is not None and len(kept) == len(parsed):
+            return joint, kept, dropped
+        every = [u for env, updates in parsed if env in kept for u in updates]
+        return self.reexecute(book, every), kept, dropped
 
     async def finish(self, rnd: RoundStart, book: TaskBook, epoch_nonce: int) -> int:
         """After the last epoch settles: accuracy, the final record and every escrow of the task released."""
