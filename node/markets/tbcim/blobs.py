@@ -1,15 +1,17 @@
 """Content-addressed weights (global models and ED updates) kept in memory and served to peers by hash over
 :data:`~bazaar.protocol.markets.tbcim.BLOB_PROTOCOL`; only hashes and sizes go on chain.
 
-Two requests on the stream: ``{hash}`` -> ``{data}`` (a fetch) and ``{put: [data, ...]}`` -> ``{held: n}`` (a push
-of weights the receiver will need, from a peer it trusts to send them: the requester hands the edge servers the
-update weights of an epoch before its block, docs/adr/0162)."""
+Two requests on the stream: ``{hash}`` -> ``{data}`` (a fetch) and ``{put: [data, ...], note?}`` ->
+``{held, accepted, reason}`` (a push of weights the receiver will need, from a roster peer that hands them out,
+with an optional signed message they come with: an ES's verdicts to the requester with its updates' weights; the
+requester's push of an epoch's update weights to the edge servers before its block; docs/adr/0162)."""
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,12 +21,16 @@ from bazaar.protocol.markets import tbcim as msg
 from bazaar.protocol.transport import RejectRequest
 
 from ...reasons import NodeReason
-from ..context import RequestFailed, RoleContext
+from ..context import Refuse, RequestFailed, RoleContext
 
 KEEP = 512
 """Blobs kept in memory (least recently used go first; a node fetches again what it lost)."""
 MAX_PUT = 64
 """Most blobs in one push (which is at most ``MAX_BLOB`` bytes in all)."""
+
+
+def _no_note(peer: bytes, note: bytes) -> None:
+    raise Refuse("unexpected-type", "this node takes no message with pushed weights")
 
 
 def to_bytes(w: np.ndarray) -> bytes:
@@ -40,10 +46,12 @@ def blob_hash(w: np.ndarray) -> bytes:
 class BlobStore:
     """Weights by hash, served to peers and fetched from them (verified against the hash)."""
 
-    def __init__(self, ctx: RoleContext, pushers: Callable[[], Sequence[bytes]] = tuple) -> None:
+    def __init__(self, ctx: RoleContext, pushers: Callable[[], Sequence[bytes]] = tuple,
+                 on_note: Callable[[bytes, bytes], None] | None = None) -> None:
         self.ctx = ctx
         self._blobs: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._pushers = pushers
+        self._on_note = on_note or _no_note
         self.fetched = 0
         self.fetched_bytes = 0
         self.pushed_in = 0
@@ -74,13 +82,23 @@ class BlobStore:
         return w
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
-        """``{hash}`` -> ``{data}``; ``{put: [data, ...]}`` -> ``{held: n}`` from a peer allowed to push."""
+        """``{hash}`` -> ``{data}``; ``{put: [data, ...], note?: signed message}`` -> ``{held, accepted, reason}``
+        from a peer allowed to push (the note goes to the role's ``on_note``)."""
         try:
-            req = codec.decode(request, max_size=msg.MAX_BLOB + 64 * MAX_PUT)
+            req = codec.decode(request, max_size=msg.MAX_BLOB + 64 * MAX_PUT + msg.MAX_VERDICT_WIRE)
         except ProtocolError as err:
             raise RejectRequest(err.reason) from err
-        if isinstance(req, dict) and set(req) == {"put"}:
-            return codec.encode({"held": self.take(peer, req["put"])})
+        if isinstance(req, dict) and "put" in req and set(req) <= {"put", "note"}:
+            held = self.take(peer, req["put"])
+            accepted, reason = True, ""
+            if "note" in req:
+                if not isinstance(req["note"], bytes) or len(req["note"]) > msg.MAX_VERDICT_WIRE:
+                    raise RejectRequest(ProtocolReason.MALFORMED)
+                try:
+                    self._on_note(peer, req["note"])
+                except Refuse as err:
+                    accepted, reason = False, err.reason
+            return codec.encode({"held": held, "accepted": accepted, "reason": reason})
         if not isinstance(req, dict) or set(req) != {"hash"} or not isinstance(req["hash"], bytes) \
                 or len(req["hash"]) != 32:
             raise RejectRequest(ProtocolReason.MALFORMED)  # want {hash: 32 bytes}
@@ -100,19 +118,45 @@ class BlobStore:
         if not isinstance(blobs, list) or len(blobs) > MAX_PUT or \
                 not all(isinstance(b, bytes) and 0 < len(b) <= msg.MAX_BLOB and len(b) % 8 == 0 for b in blobs):
             raise RejectRequest(ProtocolReason.MALFORMED)
-        for data in blobs:
-            arr = np.frombuffer(data, dtype="<f8").astype(np.float64)
-            if not np.all(np.isfinite(arr)):
-                raise RejectRequest(ProtocolReason.MALFORMED)
+        arrays = [np.frombuffer(data, dtype="<f8").astype(np.float64) for data in blobs]
+        if not all(np.all(np.isfinite(arr)) for arr in arrays):
+            raise RejectRequest(ProtocolReason.MALFORMED)
+        for arr in arrays:
             self.put(arr)
-        self.pushed_in += len(blobs)
-        return len(blobs)
+        self.pushed_in += len(arrays)
+        return len(arrays)
 
-    async def push(self, peer: bytes, hashes: Sequence[bytes], *, timeout: float) -> None:
-        """Hand ``peer`` the held blobs of ``hashes`` in one request (raises ``RequestFailed``)."""
+    async def push(self, peer: bytes, hashes: Sequence[bytes], *, timeout: float,
+                   note: bytes | None = None) -> tuple[bool, str]:
+        """Hand ``peer`` the held blobs of ``hashes`` in one request, with a signed ``note`` for its role (blobs
+        too many or too large for one request are left for the peer to fetch); returns the note's
+        ``(accepted, reason)``.
+
+        Raises:
+            RequestFailed: no answer, or a malformed one.
+        """
         data = [to_bytes(w) for w in (self.get(h) for h in dict.fromkeys(hashes)) if w is not None]
-        if data and len(data) <= MAX_PUT and sum(map(len, data)) <= msg.MAX_BLOB:
-            await self.ctx.request_raw(peer, msg.BLOB_PROTOCOL, codec.encode({"put": data}), timeout=timeout)
+        if len(data) > MAX_PUT or sum(map(len, data)) > msg.MAX_BLOB:
+            data = []
+        if not data and note is None:
+            return True, ""
+        req: dict[str, Any] = {"put": data} if note is None else {"put": data, "note": note}
+        raw = await self.ctx.request_raw(peer, msg.BLOB_PROTOCOL, codec.encode(req), timeout=timeout)
+        try:
+            answer = codec.decode(raw, max_size=1024)
+            return bool(answer["accepted"]), str(answer["reason"])[:200]
+        except Exception as err:
+            raise RequestFailed("bad-answer", str(err)[:200]) from err
+
+    def take_inline(self, h: bytes, data: bytes, *, size: int) -> bool:
+        """Keep weights a signed message carried, if they are ``size`` finite values with hash ``h``."""
+        if len(data) != 8 * size or hashlib.sha256(data).digest() != h:
+            return False
+        arr = np.frombuffer(data, dtype="<f8").astype(np.float64)
+        if not np.all(np.isfinite(arr)):
+            return False
+        self.put(arr)
+        return True
 
     async def fetch(self, h: bytes, holders: Sequence[bytes], *, size: int | None, timeout: float) -> np.ndarray:
         """The weights with hash ``h``: held, or from the first holder that has them (checked against ``h`` and

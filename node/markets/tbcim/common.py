@@ -73,13 +73,14 @@ def revenue_weights(paid: dict[int, float]) -> dict[int, int]:
 class TbcimRole(Role):
     """Roster, blobs and the task books; every node follows the chain's tbcim records."""
 
-    def __init__(self, ctx: RoleContext, *, pushers: Callable[[], Sequence[bytes]] = tuple) -> None:
+    def __init__(self, ctx: RoleContext, *, pushers: Callable[[], Sequence[bytes]] = tuple,
+                 on_note: Callable[[bytes, bytes], None] | None = None) -> None:
         super().__init__(ctx)
         self.settings: TbcimSettings = ctx.settings
         self.cfg = self.settings.market
         self.roster = Roster(ctx.peers(REQUESTER)[0].key, tuple(e.key for e in ctx.peers(ES)),
                              tuple(e.key for e in ctx.peers(ED)), self.cfg.home)
-        self.blobs = BlobStore(ctx, pushers)
+        self.blobs = BlobStore(ctx, pushers, on_note)
         self.books: dict[int, TaskBook] = {}
         self._data: mk.TaskData | None = None
         self._loading = trio.Lock()

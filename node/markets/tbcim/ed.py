@@ -1,7 +1,7 @@
 """An edge device: reports its shard (size, label histogram, EMD) and its costs to its ES, answers its ES's
-price with its best response, and in every epoch it works in pulls the global model by hash, trains locally
-for the epochs its compute buys, and sends its ES the hash of its update (the weights are pulled over the blob
-stream). A device named in ``[mechanism] poisoners`` poisons its updates (a Byzantine device)."""
+price with its best response, and in every epoch it works in takes the global model (from the announcement, or
+pulled by hash), trains locally for the epochs its compute buys, and sends its ES the hash of its update (the
+weights are pulled over the blob stream). A device named in ``[mechanism] poisoners`` poisons its updates (a Byzantine device)."""
 
 from __future__ import annotations
 
@@ -99,6 +99,8 @@ class EdgeDevice(TbcimRole):
         if compute is None:
             self.ctx.events.warning("epoch.no_compute", task=b["task"])
             return
+        if b.get("weights") is not None:
+            self.blobs.take_inline(b["model"], b["weights"], size=self.init_model.size)
         try:
             model = await self.blobs.fetch(b["model"], [self.roster.requester, self.home],
                                            size=self.init_model.size, timeout=FETCH_TIMEOUT_S)

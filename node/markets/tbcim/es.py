@@ -245,21 +245,20 @@ class EdgeServer(TbcimRole):
         return {"accepted": ok, "reason": "" if ok else "cosine-filter", "score": score}
 
     async def publish_verdicts(self, state: _Epoch) -> None:
-        """When every worker has sent (or at the deadline): our updates' weights, then our signed verdicts, to the
-        requester (it re-executes them at once and hands every ES the weights the epoch's block needs)."""
+        """When every worker has sent (or at the deadline): our signed verdicts with our updates' weights, to the
+        requester in one push (it re-executes them at once and hands every ES the weights the epoch's block needs)."""
         got = await state.updates.wait()
         rows = sorted(got.answers.values(), key=lambda r: r[0].ed)
         body = {"task": state.task, "epoch": state.epoch, "updates": [r[0].wire for r in rows],
                 "accepted": [r[1] for r in rows], "scores": [r[2] for r in rows]}
-        timeout = self.ctx.deadline("epoch_s")
-        try:
-            await self.blobs.push(self.roster.requester, [r[0].hash for r in rows], timeout=timeout)
-        except RequestFailed as err:  # the requester fetches them instead
-            self.ctx.events.warning("blobs.push_failed", task=state.task, epoch=state.epoch, error=str(err)[:200])
-        try:
-            await self.ctx.ask(self.roster.requester, msg.MSG_VERDICTS, body, round=state.round, timeout=timeout)
+        verdicts = self.ctx.seal(msg.MSG_VERDICTS, body, round=state.round)
+        try:  # one request: the weights, and the verdicts they come with
+            accepted, reason = await self.blobs.push(self.roster.requester, [r[0].hash for r in rows],
+                                                     timeout=self.ctx.deadline("epoch_s"), note=verdicts.wire)
         except RequestFailed as err:
-            self.ctx.events.warning("verdicts.refused", task=state.task, epoch=state.epoch, error=str(err)[:200])
+            accepted, reason = False, str(err)
+        if not accepted:
+            self.ctx.events.warning("verdicts.refused", task=state.task, epoch=state.epoch, error=reason[:200])
             return
         self.ctx.events.info("verdicts.published", task=state.task, epoch=state.epoch, updates=len(rows),
                              rejected=sum(1 for r in rows if not r[1]))

@@ -27,6 +27,7 @@ from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, lifespan, on, serve
 from ..context import Refuse, RequestFailed
+from .blobs import to_bytes
 from .common import ES, TbcimRole, escrow_lock_body
 from .contract import (
     Auction,
@@ -36,6 +37,7 @@ from .contract import (
     Update,
     derive_auction,
     escrow_id,
+    open_signed,
     parse_bid,
     parse_lower,
     parse_task,
@@ -71,7 +73,7 @@ class Requester(TbcimRole):
     epoch: _Epoch | None = None
 
     def __init__(self, ctx: Any) -> None:
-        super().__init__(ctx, pushers=lambda: self.roster.es)
+        super().__init__(ctx, pushers=lambda: self.roster.es, on_note=self.take_verdicts)
         self.accuracy: dict[int, list[float]] = {}
 
     # ------------------------------------------------------------------ handlers
@@ -98,12 +100,27 @@ class Requester(TbcimRole):
 
     @serve(msg.MSG_VERDICTS, reply=msg.MSG_VERDICTS_ACK, from_roles=(ES,))
     async def on_verdicts(self, env: Envelope) -> dict[str, Any]:
-        """An ES's verdicts on its EDs' updates of the epoch in progress."""
+        """An ES's verdicts on its EDs' updates of the epoch in progress (sent alone)."""
+        self.offer_verdicts(env)
+        return {"accepted": True, "reason": ""}
+
+    def take_verdicts(self, peer: bytes, wire: bytes) -> None:
+        """An ES's signed verdicts pushed with its updates' weights (the blob stream's note).
+
+        Raises:
+            Refuse: not verdicts signed by the ES that pushed them, or not of the epoch in progress.
+        """
+        env = open_signed(wire, self.ctx.network_id, msg.MSG_VERDICTS)
+        if env.sender != peer or peer not in self.roster.es:
+            raise Refuse("not-authorised", "verdicts not signed by the edge server that sent them")
+        self.offer_verdicts(env)
+
+    def offer_verdicts(self, env: Envelope) -> None:
+        """Count an ES's verdicts for the epoch in progress (raises ``Refuse``)."""
         ep = self.epoch
         if ep is None or env.body["task"] != ep.task or env.body["epoch"] != ep.epoch:
             raise Refuse("wrong-epoch", "no epoch open for these verdicts")
         ep.verdicts.offer(env.sender, env)
-        return {"accepted": True, "reason": ""}
 
     def task_body(self, cur: _Task) -> dict[str, Any]:
         """The body of our own task message."""
@@ -217,14 +234,17 @@ class Requester(TbcimRole):
         active = [self.roster.es[s] for s in sorted(book.lowers) if book.lowers[s].joined]
         expected = [k for k in active if k in connected]
         self.epoch = _Epoch(book.task, epoch, Collector(expected, epoch_s + MARGIN_S))
-        await ctx.publish(msg.MSG_EPOCH, {"task": book.task, "epoch": epoch, "model": book.model,
-                                          "workers": [self.roster.ed[i] for i in workers],
-                                          "deadline_ms": now_ms() + int(epoch_s * 1000)}, round=rnd.number)
+        announce: dict[str, Any] = {"task": book.task, "epoch": epoch, "model": book.model,
+                                    "workers": [self.roster.ed[i] for i in workers],
+                                    "deadline_ms": now_ms() + int(epoch_s * 1000)}
+        model = self.blobs.get(book.model)
+        if model is not None and 8 * model.size <= msg.MAX_INLINE_MODEL:  # the workers need not pull it
+            announce["weights"] = to_bytes(model)
+        await ctx.publish(msg.MSG_EPOCH, announce, round=rnd.number)
         got = await self.epoch.verdicts.wait()
         self.epoch = None
         envs = [got.answers[k] for k in active if k in got.answers]
         result, kept = await self.aggregate(book, epoch, envs)
-        await self.hand_out(result.updates)
         record = ctx.chain.sign_tx("record", {"kind": msg.EPOCH_RECORD, "data": {
             "task": book.task, "epoch": epoch, "parent": book.model, "model": result.model_hash,
             "verdicts": [e.wire for e in kept]}}, round=rnd.number)
@@ -253,7 +273,9 @@ class Requester(TbcimRole):
                 continue
             parsed.append((env, updates))
         await self.ensure([w for _, updates in parsed for w in self.needed(book, updates)])  # held when pushed
-        result, kept, dropped = await self.ctx.compute(self.judge, book, parsed)
+        async with trio.open_nursery() as nursery:  # the ESs take the weights while we re-execute
+            nursery.start_soon(self.hand_out, [u for _, updates in parsed for u in updates])
+            result, kept, dropped = await self.ctx.compute(self.judge, book, parsed)
         for env, reason in dropped:
             self.ctx.events.warning("verdicts.dropped", es=self.ctx.name_of(env.sender), error=reason[:200])
         self.blobs.put(result.model)
