@@ -22,6 +22,7 @@ never needs a record that is not on chain yet.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,7 +42,7 @@ from bazaar.protocol.markets import tbcim as msg
 
 from ..app import Role, on_block
 from ..context import Refuse, RequestFailed, RoleContext
-from .blobs import BlobStore
+from .blobs import BlobStore, Note
 from .config import TbcimSettings
 from .contract import (
     Auction,
@@ -60,6 +61,8 @@ from .contract import (
 
 REQUESTER, ES, ED = "requester", "es", "ed"
 FETCH_TIMEOUT_S = 3.0
+FOLLOWED_KEPT = 64
+"""Hashes of the last blocks followed (a block is followed once)."""
 
 
 def revenue_weights(paid: dict[int, float]) -> dict[int, int]:
@@ -74,7 +77,7 @@ class TbcimRole(Role):
     """Roster, blobs and the task books; every node follows the chain's tbcim records."""
 
     def __init__(self, ctx: RoleContext, *, pushers: Callable[[], Sequence[bytes]] = tuple,
-                 on_note: Callable[[bytes, bytes], None] | None = None) -> None:
+                 on_note: Note | None = None) -> None:
         super().__init__(ctx)
         self.settings: TbcimSettings = ctx.settings
         self.cfg = self.settings.market
@@ -82,6 +85,7 @@ class TbcimRole(Role):
                              tuple(e.key for e in ctx.peers(ED)), self.cfg.home)
         self.blobs = BlobStore(ctx, pushers, on_note)
         self.books: dict[int, TaskBook] = {}
+        self._followed: OrderedDict[bytes, None] = OrderedDict()
         self._data: mk.TaskData | None = None
         self._loading = trio.Lock()
         self.init_model = mk.initial_model(self.cfg)
@@ -130,7 +134,13 @@ class TbcimRole(Role):
 
     @on_block
     def follow(self, block: Block) -> None:
-        """Advance the task books with the block's records (already checked by the contract or certified)."""
+        """Advance the task books with the block's records (already checked by the contract or certified); a block
+        reported twice (a block synced and gossiped at once after a restart) is followed once."""
+        if block.hash in self._followed:
+            return
+        self._followed[block.hash] = None
+        while len(self._followed) > FOLLOWED_KEPT:
+            self._followed.popitem(last=False)
         for rec in self.records(block):
             try:
                 self.apply_record(rec)

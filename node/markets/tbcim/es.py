@@ -24,7 +24,7 @@ from ...rounds.collector import Collector
 from ..app import RoleApp, block_check, block_prepare, on, serve
 from ..context import Refuse, RequestFailed
 from .common import ED, FETCH_TIMEOUT_S, REQUESTER, TbcimRole, escrow_lock_body
-from .contract import MissingBlob, Update, check_report, derive_auction, parse_lower, parse_update
+from .contract import MissingBlob, Update, check_report, derive_auction, open_signed, parse_lower, parse_update
 
 MARGIN_S = 0.3
 EARLY_UPDATE_S = 1.0
@@ -52,7 +52,7 @@ class EdgeServer(TbcimRole):
     """An ES (a validator)."""
 
     def __init__(self, ctx: Any) -> None:
-        super().__init__(ctx, pushers=lambda: (self.roster.requester,))
+        super().__init__(ctx, pushers=lambda: (self.roster.requester,), on_note=self.take_update)
         self.tasks: dict[int, _Task] = {}
         self.epochs: dict[tuple[int, int], _Epoch] = {}
         self.screened = 0
@@ -216,7 +216,19 @@ class EdgeServer(TbcimRole):
 
     @serve(msg.MSG_UPDATE, reply=msg.MSG_UPDATE_ACK, from_roles=(ED,))
     async def on_update(self, env: Envelope) -> dict[str, Any]:
-        """A worker's update: pull its weights by hash, check shape and hash, screen it with the filter."""
+        """A worker's update sent alone: pull its weights by hash, then screen it (:meth:`screen`)."""
+        return await self.screen(env, None)
+
+    async def take_update(self, peer: bytes, wire: bytes, blobs: list[bytes]) -> dict[str, Any]:
+        """A worker's signed update pushed with its weights (the blob stream's note): screen it."""
+        env = open_signed(wire, self.ctx.network_id, msg.MSG_UPDATE)
+        if env.sender != peer:
+            raise Refuse("not-authorised", "update not signed by the edge device that sent it")
+        return await self.screen(env, blobs[0] if len(blobs) == 1 else None)
+
+    async def screen(self, env: Envelope, data: bytes | None) -> dict[str, Any]:
+        """Check an update's shape and parent, take its weights (``data``, or pulled by hash), screen it with the
+        filter and count it; the answer carries the verdict and the score."""
         b = env.body
         state = await self.epoch_state(b["task"], b["epoch"], b["parent"], env.round)
         book = self.books[b["task"]]
@@ -227,6 +239,8 @@ class EdgeServer(TbcimRole):
         if u.size != size or u.parent != book.model:
             raise Refuse("bad-update", f"update of {u.size} values on parent {u.parent.hex()[:12]}; the model has "
                                        f"{size} values, hash {book.model.hex()[:12]}")
+        if data is not None:
+            self.blobs.take_inline(u.hash, data, size=size)
         try:
             await self.blobs.fetch(u.hash, [env.sender], size=size, timeout=FETCH_TIMEOUT_S)
         except RequestFailed as err:
@@ -253,12 +267,13 @@ class EdgeServer(TbcimRole):
                 "accepted": [r[1] for r in rows], "scores": [r[2] for r in rows]}
         verdicts = self.ctx.seal(msg.MSG_VERDICTS, body, round=state.round)
         try:  # one request: the weights, and the verdicts they come with
-            accepted, reason = await self.blobs.push(self.roster.requester, [r[0].hash for r in rows],
-                                                     timeout=self.ctx.deadline("epoch_s"), note=verdicts.wire)
+            answer = await self.blobs.push(self.roster.requester, [r[0].hash for r in rows],
+                                           timeout=self.ctx.deadline("epoch_s"), note=verdicts.wire)
         except RequestFailed as err:
-            accepted, reason = False, str(err)
-        if not accepted:
-            self.ctx.events.warning("verdicts.refused", task=state.task, epoch=state.epoch, error=reason[:200])
+            answer = {"accepted": False, "reason": str(err)}
+        if not answer["accepted"]:
+            self.ctx.events.warning("verdicts.refused", task=state.task, epoch=state.epoch,
+                                    error=str(answer.get("reason"))[:200])
             return
         self.ctx.events.info("verdicts.published", task=state.task, epoch=state.epoch, updates=len(rows),
                              rejected=sum(1 for r in rows if not r[1]))

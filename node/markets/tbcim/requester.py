@@ -104,8 +104,9 @@ class Requester(TbcimRole):
         self.offer_verdicts(env)
         return {"accepted": True, "reason": ""}
 
-    def take_verdicts(self, peer: bytes, wire: bytes) -> None:
-        """An ES's signed verdicts pushed with its updates' weights (the blob stream's note).
+    async def take_verdicts(self, peer: bytes, wire: bytes, blobs: list[bytes]) -> dict[str, Any]:
+        """An ES's signed verdicts pushed with its updates' weights (the blob stream's note): keep the weights, then
+        count the verdicts.
 
         Raises:
             Refuse: not verdicts signed by the ES that pushed them, or not of the epoch in progress.
@@ -113,7 +114,9 @@ class Requester(TbcimRole):
         env = open_signed(wire, self.ctx.network_id, msg.MSG_VERDICTS)
         if env.sender != peer or peer not in self.roster.es:
             raise Refuse("not-authorised", "verdicts not signed by the edge server that sent them")
+        self.blobs.take(peer, blobs)
         self.offer_verdicts(env)
+        return {}
 
     def offer_verdicts(self, env: Envelope) -> None:
         """Count an ES's verdicts for the epoch in progress (raises ``Refuse``)."""
