@@ -146,7 +146,7 @@ class EdgeDevice(TbcimRole):
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
-        return {"trained": self.trained, "blob_bytes_in": self.blobs.fetched_bytes}
+        return {"trained": self.trained, "blob_bytes_in": self.blobs.bytes_in}
 
 
 APP = RoleApp("ed", EdgeDevice)

@@ -301,7 +301,7 @@ class EdgeServer(TbcimRole):
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
-        return {"tasks": len(self.books), "screened": self.screened, "blob_bytes_in": self.blobs.fetched_bytes}
+        return {"tasks": len(self.books), "screened": self.screened, "blob_bytes_in": self.blobs.bytes_in}
 
 
 APP = RoleApp("es", EdgeServer)

@@ -153,7 +153,7 @@ class Requester(TbcimRole):
         metrics = {"accuracy": result["accuracy"], "workers": len(book.workers()),
                    "updates": result["updates"], "rejected": result["rejected"],
                    "winners": len(book.lowers), "paid": sum(outcome.paid.values()),
-                   "requester_utility": outcome.requester_utility, "blob_bytes_in": self.blobs.fetched_bytes}
+                   "requester_utility": outcome.requester_utility, "blob_bytes_in": self.blobs.bytes_in}
         return RoundResult(invited, left_out, nonce, 5 * self.ctx.deadline("block_s"), metrics=metrics,
                            outcome=outcome.doc(), fields={"task": task, "epoch": epoch})
 
@@ -395,7 +395,7 @@ class Requester(TbcimRole):
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
-        return {"tasks": len(self.books), "blob_bytes_in": self.blobs.fetched_bytes}
+        return {"tasks": len(self.books), "blob_bytes_in": self.blobs.bytes_in}
 
 
 APP = RoleApp("requester", Requester)
