@@ -247,7 +247,7 @@ class EdgeServer(TbcimRole):
             raise Refuse("bad-update", f"update weights unavailable: {err.reason}") from err
         await self.ensure(self.needed(book, [u]))
         try:
-            res = await self.ctx.compute(self.reexecute, book, [u])
+            res = await self.contract_run(self.reexecute, book, [u])
         except MissingBlob as err:
             raise Refuse("bad-update", f"filter history unavailable: {err}") from err
         ok, score = res.accepted[0], res.scores[0]
