@@ -276,10 +276,11 @@ class Requester(TbcimRole):
                 continue
             parsed.append((env, updates))
         await self.ensure([w for _, updates in parsed for w in self.needed(book, updates)])  # held when pushed
-        # the ESs take the weights while we re-execute and submit: the push started first reaches the drawn
-        # proposer before the record (one that does not, or fails, is fetched by the ES's block_prepare)
-        self.ctx.spawn("blobs.hand_out", self.hand_out, [u for _, updates in parsed for u in updates])
-        result, kept, dropped = await self.contract_run(self.judge, book, parsed)
+        # the ESs take the weights while we re-execute; the record waits for them: a drawn proposer that got the
+        # record first would pull the weights itself (docs/adr/0162)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.hand_out, [u for _, updates in parsed for u in updates])
+            result, kept, dropped = await self.contract_run(self.judge, book, parsed)
         for env, reason in dropped:
             self.ctx.events.warning("verdicts.dropped", es=self.ctx.name_of(env.sender), error=reason[:200])
         self.blobs.put(result.model)
@@ -287,7 +288,7 @@ class Requester(TbcimRole):
 
     async def hand_out(self, updates: list[Update]) -> None:
         """Push every validating ES the epoch's update weights it does not hold (those of the other ESs' EDs), all
-        at once as the record is made: its block then re-executes at once (a failed push is fetched instead)."""
+        at once and before the record: its block then re-executes at once (a failed push is fetched instead)."""
         ctx = self.ctx
         connected = ctx.connected()
 
