@@ -7,8 +7,9 @@ requester; the requester gossips ``allocation`` (the signed bids it ran RANet on
 each winning ES gossips ``price``, its EDs answer with ``answer``, and the ES gossips ``lower`` (the signed
 answers, with the escrow locks of the EDs' fees). Each global epoch: the requester gossips ``epoch`` (the
 global model's hash and the workers, and the model's weights when they are at most ``MAX_INLINE_MODEL`` bytes);
-each worker takes the model (pulls it by hash when not inline), trains and sends ``update`` (the hash and size of
-its update; the weights travel over the blob stream) to its ES; each ES sends ``verdicts`` (the signed updates with
+each worker takes the model (pulls it by hash when not inline), trains and pushes its ES ``update`` (the hash and
+size of its update) with the weights in one request over the blob stream (or sends it alone, and the ES pulls the
+weights by hash); each ES sends ``verdicts`` (the signed updates with
 its filter verdicts) to the requester, with its updates' weights, in one push over the blob stream (or alone as a
 direct request, ``verdicts-ack``); the requester pushes every ES the update weights of the other ESs before the
 epoch's record, so each ES re-executes the epoch's block at once (docs/adr/0162).
