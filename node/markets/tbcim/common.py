@@ -90,6 +90,7 @@ class TbcimRole(Role):
         self.blobs = BlobStore(ctx, pushers, on_note)
         self.books: dict[int, TaskBook] = {}
         self._followed: OrderedDict[bytes, None] = OrderedDict()
+        self._cosines: dict[tuple[bytes, bytes], float] = {}
         self._data: mk.TaskData | None = None
         self._loading = trio.Lock()
         self.init_model = mk.initial_model(self.cfg)
@@ -230,7 +231,7 @@ class TbcimRole(Role):
 
     def reexecute(self, book: TaskBook, updates: list[Update]) -> EpochResult:
         """The FedAvg contract on an epoch's updates (raises ``MissingBlob`` or ``Refuse``)."""
-        return book.epoch_result(self.cfg, updates, self.blob, self.blob(book.model))
+        return book.epoch_result(self.cfg, updates, self.blob, self.blob(book.model), self._cosines)
 
     async def contract_run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run the contract's re-execution (``fn(*args)``) on the event loop when the model is small — the block
