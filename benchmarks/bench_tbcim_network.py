@@ -110,8 +110,9 @@ def main() -> None:
         print(f"global epoch over the network (start -> final on every node): p50 {out['epoch_p50_s']:.3f} s, "
               f"p95 {out['epoch_p95_s']:.3f} s; offline epoch {out['offline_epoch_s'] * 1000:.1f} ms; "
               f"ratio {out['ratio_network_offline']:.1f}x")
-    print(f"weights pulled per epoch: {out['blob_bytes_per_epoch'] / 1024:.1f} KiB (minimum: one model down and one "
-          f"update up per worker = {out['min_bytes_per_epoch'] / 1024:.1f} KiB)")
+    print(f"weights taken in per epoch (pulled, pushed, or carried by the epoch announcement): "
+          f"{out['blob_bytes_per_epoch'] / 1024:.1f} KiB (minimum: one model down and one update up per worker = "
+          f"{out['min_bytes_per_epoch'] / 1024:.1f} KiB)")
     print(f"rounds final everywhere: {out['final_everywhere']}/{out['epochs']}; accuracy {out['accuracy']:.3f}")
     if out["rss_max_mb"] is not None:
         print(f"peak RSS per process: max {out['rss_max_mb']:.0f} MB, median {out['rss_median_mb']:.0f} MB")

@@ -6,11 +6,13 @@ ED sends ``report`` to its ES; each ES sends ``bid`` (its kept EDs, its cost, th
 requester; the requester gossips ``allocation`` (the signed bids it ran RANet on, ``z``, payments, winners);
 each winning ES gossips ``price``, its EDs answer with ``answer``, and the ES gossips ``lower`` (the signed
 answers, with the escrow locks of the EDs' fees). Each global epoch: the requester gossips ``epoch`` (the
-global model's hash and the workers); each worker pulls the model by hash, trains and sends ``update`` (the
-hash and size of its update; the weights travel over the blob stream) to its ES; each ES gossips ``verdicts``
-(the signed updates with its filter verdicts) and sends the same signed message to the requester as a direct
-request (``verdicts-ack``): the gossip lets the other ESs pull the update blobs before the epoch's block comes,
-the request is what the requester counts (a node that just restarted may not be in the gossip mesh yet).
+global model's hash and the workers, and the model's weights when they are at most ``MAX_INLINE_MODEL`` bytes);
+each worker takes the model (pulls it by hash when not inline), trains and pushes its ES ``update`` (the hash and
+size of its update) with the weights in one request over the blob stream (or sends it alone, and the ES pulls the
+weights by hash); each ES sends ``verdicts`` (the signed updates with
+its filter verdicts) to the requester, with its updates' weights, in one push over the blob stream (or alone as a
+direct request, ``verdicts-ack``); the requester pushes every ES the update weights of the other ESs before the
+epoch's record, so each ES re-executes the epoch's block at once (docs/adr/0162).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ MAX_UPDATE_WIRE = 1024
 MAX_VERDICT_WIRE = 64 << 10
 MAX_BLOB = 8 << 20
 """Largest model or update blob (bytes) served over the blob stream."""
+MAX_INLINE_MODEL = 64 << 10
+"""Largest global model (bytes) the ``epoch`` announcement carries itself; a larger one is pulled by hash."""
 
 MSG_TASK = "tbcim/task"
 MSG_REPORT = "tbcim/report"
@@ -128,6 +132,7 @@ EPOCH = register(MSG_EPOCH, Schema({
     "model": _HASH,
     "workers": List(_KEY, max_len=MAX_ED),
     "deadline_ms": Int(low=0),
+    "weights": Optional(Bytes(max_len=MAX_INLINE_MODEL)),
 }))
 UPDATE = register(MSG_UPDATE, Schema({
     "task": Int(low=1),

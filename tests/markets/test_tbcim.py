@@ -220,3 +220,41 @@ async def test_bad_reports_bids_and_updates_are_refused_with_reasons(tmp_path: P
         assert summary["final"]
         for node in nodes.values():
             assert node.router.rejected.get("handler-error", 0) == 0
+
+
+async def test_pushed_weights_are_taken_only_from_the_peers_that_hand_them_out(tmp_path: Path) -> None:
+    """The blob stream's push (docs/adr/0162): weights come only from the roster peers that hand them out, a note
+    is honoured only when its signer is the pusher and it is of the epoch in progress, and a pushed update whose
+    weights do not match its hash is refused like one whose weights cannot be pulled."""
+    async with open_memory_network(SMALL, tmp_path / "net") as nodes:
+        await _play(nodes)
+        req, ed, es, es2 = nodes["requester"], nodes["ed-0"], nodes["es-0"], nodes["es-1"]
+        app: Any = req.app
+        w = np.ones(app.init_model.size)
+        with pytest.raises(RequestFailed) as rf:  # an edge device may not push weights to the requester
+            await ed.app.blobs.push(req.key.public, [ed.app.blobs.put(w)], timeout=5)  # type: ignore[union-attr]
+        assert rf.value.reason == "refused" and "not-authorised" in rf.value.detail
+        verdicts = {"task": 1, "epoch": 1, "updates": [], "accepted": [], "scores": []}
+        foreign = es2.seal(msg.MSG_VERDICTS, verdicts, round=2).wire  # es-1's verdicts pushed by es-0
+        answer = await es.app.blobs.push(req.key.public, [], timeout=5, note=foreign)  # type: ignore[union-attr]
+        assert answer == {"accepted": False, "reason": "not-authorised"}
+        own = es.seal(msg.MSG_VERDICTS, verdicts, round=2).wire  # no epoch is open between rounds
+        answer = await es.app.blobs.push(req.key.public, [], timeout=5, note=own)  # type: ignore[union-attr]
+        assert answer == {"accepted": False, "reason": "wrong-epoch"}
+        assert app.blobs.get(es.app.blobs.put(w)) is None  # type: ignore[union-attr]
+        # a worker's update pushed with weights that are not the ones its hash commits to
+        book = app.books[1]
+        worker = next(i for i in sorted(book.workers()))
+        wnode = nodes[es.scenario.names("ed")[worker]]
+        home = nodes[es.scenario.names("es")[app.cfg.home[worker]]]
+        upd = {"task": 1, "epoch": 1, "parent": book.model, "hash": bytes(range(32)), "size": int(w.size),
+               "samples": 5}
+        summaries: list[dict[str, Any]] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: _collect(nodes, summaries))
+            await home.app.opened.wait_for(lambda: (1, 1) in home.app.epochs, timeout=20)  # type: ignore
+            note = wnode.seal(msg.MSG_UPDATE, upd, round=2).wire
+            answer = await wnode.app.blobs.push(  # type: ignore[union-attr]
+                home.key.public, [wnode.app.blobs.put(w)], timeout=10, note=note)  # type: ignore[union-attr]
+            assert answer == {"accepted": False, "reason": "bad-update"}
+        assert summaries[0]["final"] and summaries[0]["metrics"]["updates"] == len(book.workers())

@@ -22,7 +22,9 @@ never needs a record that is not on chain yet.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import trio
@@ -40,7 +42,7 @@ from bazaar.protocol.markets import tbcim as msg
 
 from ..app import Role, on_block
 from ..context import Refuse, RequestFailed, RoleContext
-from .blobs import BlobStore
+from .blobs import BlobStore, Note
 from .config import TbcimSettings
 from .contract import (
     Auction,
@@ -58,7 +60,13 @@ from .contract import (
 )
 
 REQUESTER, ES, ED = "requester", "es", "ed"
+T = TypeVar("T")
 FETCH_TIMEOUT_S = 3.0
+INLINE_VALUES = 1 << 12
+"""Largest model (values) whose re-execution runs on the event loop: the filter and FedAvg are O(updates x history x
+values) with exactly rounded sums; the shipped softmax model (650 values) re-executes a 5-update epoch in ~2 ms."""
+FOLLOWED_KEPT = 64
+"""Hashes of the last blocks followed (a block is followed once)."""
 
 
 def revenue_weights(paid: dict[int, float]) -> dict[int, int]:
@@ -72,14 +80,17 @@ def revenue_weights(paid: dict[int, float]) -> dict[int, int]:
 class TbcimRole(Role):
     """Roster, blobs and the task books; every node follows the chain's tbcim records."""
 
-    def __init__(self, ctx: RoleContext) -> None:
+    def __init__(self, ctx: RoleContext, *, pushers: Callable[[], Sequence[bytes]] = tuple,
+                 on_note: Note | None = None) -> None:
         super().__init__(ctx)
         self.settings: TbcimSettings = ctx.settings
         self.cfg = self.settings.market
         self.roster = Roster(ctx.peers(REQUESTER)[0].key, tuple(e.key for e in ctx.peers(ES)),
                              tuple(e.key for e in ctx.peers(ED)), self.cfg.home)
-        self.blobs = BlobStore(ctx)
+        self.blobs = BlobStore(ctx, pushers, on_note)
         self.books: dict[int, TaskBook] = {}
+        self._followed: OrderedDict[bytes, None] = OrderedDict()
+        self._cosines: dict[tuple[bytes, bytes], float] = {}
         self._data: mk.TaskData | None = None
         self._loading = trio.Lock()
         self.init_model = mk.initial_model(self.cfg)
@@ -128,7 +139,13 @@ class TbcimRole(Role):
 
     @on_block
     def follow(self, block: Block) -> None:
-        """Advance the task books with the block's records (already checked by the contract or certified)."""
+        """Advance the task books with the block's records (already checked by the contract or certified); a block
+        reported twice (a block synced and gossiped at once after a restart) is followed once."""
+        if block.hash in self._followed:
+            return
+        self._followed[block.hash] = None
+        while len(self._followed) > FOLLOWED_KEPT:
+            self._followed.popitem(last=False)
         for rec in self.records(block):
             try:
                 self.apply_record(rec)
@@ -214,7 +231,16 @@ class TbcimRole(Role):
 
     def reexecute(self, book: TaskBook, updates: list[Update]) -> EpochResult:
         """The FedAvg contract on an epoch's updates (raises ``MissingBlob`` or ``Refuse``)."""
-        return book.epoch_result(self.cfg, updates, self.blob, self.blob(book.model))
+        return book.epoch_result(self.cfg, updates, self.blob, self.blob(book.model), self._cosines)
+
+    async def contract_run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run the contract's re-execution (``fn(*args)``) on the event loop when the model is small — the block
+        check runs it there anyway, and a thread's hop costs more than the work on a loaded machine — and off it
+        (``ctx.compute``) for a larger model."""
+        if self.init_model.size > INLINE_VALUES:
+            return cast(T, await self.ctx.compute(fn, *args))
+        await trio.lowlevel.checkpoint()
+        return fn(*args)
 
     def check_block(self, parent: State, block: Block) -> None:
         """The market contract (module docstring); raises ``InvalidBlock``."""

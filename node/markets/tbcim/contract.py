@@ -320,7 +320,7 @@ class TaskBook:
         return {i: c for low in self.lowers.values() for i, (c, _) in low.joined.items()}
 
     def epoch_result(self, cfg: mk.MarketConfig, updates: Sequence[Update], blob: Callable[[bytes], np.ndarray],
-                     parent_model: np.ndarray) -> EpochResult:
+                     parent_model: np.ndarray, cosines: dict[tuple[bytes, bytes], float] | None = None) -> EpochResult:
         """The FedAvg contract: screen every update against its ED's accepted history, average the accepted
         ones (weights = samples, ED order) onto the parent model.
 
@@ -344,7 +344,7 @@ class TaskBook:
             ok, score = True, None
             past = self.history.get(u.ed)
             if cfg.filter_threshold is not None and past:
-                score = math.fsum(cosine_similarity(blob(h), delta) for h in past) / len(past)
+                score = math.fsum(_cosine(cosines, blob, h, u.hash, delta) for h in past) / len(past)
                 ok = score >= cfg.filter_threshold
             accepted.append(ok)
             scores.append(score)
@@ -363,6 +363,26 @@ class TaskBook:
                 self.rejected.append((self.epochs, u.ed, score))
         self.model = result.model_hash
         self.epochs += 1
+
+
+def _cosine(memo: dict[tuple[bytes, bytes], float] | None, blob: Callable[[bytes], np.ndarray], past: bytes,
+            update: bytes, delta: np.ndarray) -> float:
+    """The filter's cosine of an update with one of its ED's past updates; both are content-addressed, so the value
+    is a function of the two hashes and ``memo`` keeps it (the ES screened its own updates already, and a proposer
+    checks its candidate before it imports it)."""
+    if memo is None:
+        return cosine_similarity(blob(past), delta)
+    key = (past, update)
+    value = memo.get(key)
+    if value is None:
+        if len(memo) >= COSINES_KEPT:
+            memo.clear()
+        value = memo[key] = cosine_similarity(blob(past), delta)
+    return value
+
+
+COSINES_KEPT = 4096
+"""Filter cosines a node keeps by ``(past update hash, update hash)``."""
 
 
 def decode_record(raw: bytes, network_id: str) -> Envelope | None:

@@ -1,7 +1,8 @@
 """An edge device: reports its shard (size, label histogram, EMD) and its costs to its ES, answers its ES's
-price with its best response, and in every epoch it works in pulls the global model by hash, trains locally
-for the epochs its compute buys, and sends its ES the hash of its update (the weights are pulled over the blob
-stream). A device named in ``[mechanism] poisoners`` poisons its updates (a Byzantine device)."""
+price with its best response, and in every epoch it works in takes the global model (from the announcement, or
+pulled by hash), trains locally for the epochs its compute buys, and pushes its ES the signed hash of its update
+with the weights, in one request over the blob stream. A device named in ``[mechanism] poisoners`` poisons its
+updates (a Byzantine device)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,8 @@ class EdgeDevice(TbcimRole):
         if compute is None:
             self.ctx.events.warning("epoch.no_compute", task=b["task"])
             return
+        if b.get("weights") is not None:
+            self.blobs.take_inline(b["model"], b["weights"], size=self.init_model.size)
         try:
             model = await self.blobs.fetch(b["model"], [self.roster.requester, self.home],
                                            size=self.init_model.size, timeout=FETCH_TIMEOUT_S)
@@ -112,14 +115,19 @@ class EdgeDevice(TbcimRole):
         body = {"task": b["task"], "epoch": b["epoch"], "parent": b["model"], "hash": h, "size": int(delta.size),
                 "samples": int(self.data.parts[self.index].size)}
         timeout = max(0.2, (b["deadline_ms"] - now_ms()) / 1000)
-        try:
-            ack = await self.ctx.ask(self.home, msg.MSG_UPDATE, body, round=env.round, timeout=timeout)
+        update = self.ctx.seal(msg.MSG_UPDATE, body, round=env.round)
+        try:  # one request: the signed update with its weights
+            ack = await self.blobs.push(self.home, [h], timeout=timeout, note=update.wire)
         except RequestFailed as err:
             self.ctx.events.warning("update.refused", task=b["task"], epoch=b["epoch"], error=str(err)[:200])
             return
+        if "score" not in ack:  # refused: the ES said why
+            self.ctx.events.warning("update.refused", task=b["task"], epoch=b["epoch"],
+                                    error=str(ack.get("reason"))[:200])
+            return
         self.trained += 1
-        self.ctx.events.info("update.sent", task=b["task"], epoch=b["epoch"], accepted=ack.body["accepted"],
-                             score=ack.body["score"])
+        self.ctx.events.info("update.sent", task=b["task"], epoch=b["epoch"], accepted=ack["accepted"],
+                             score=ack["score"])
         cfg = self.worker_cfg
         if POISON_UPDATE in self.ctx.byzantine and b["epoch"] >= cfg.attack_start:  # what a testnet matches
             self.ctx.events.warning("byzantine.poisoned", task=b["task"], epoch=b["epoch"])
@@ -138,7 +146,7 @@ class EdgeDevice(TbcimRole):
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
-        return {"trained": self.trained, "blob_bytes_in": self.blobs.fetched_bytes}
+        return {"trained": self.trained, "blob_bytes_in": self.blobs.bytes_in}
 
 
 APP = RoleApp("ed", EdgeDevice)

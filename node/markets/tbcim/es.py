@@ -23,8 +23,8 @@ from ...notify import Changes
 from ...rounds.collector import Collector
 from ..app import RoleApp, block_check, block_prepare, on, serve
 from ..context import Refuse, RequestFailed
-from .common import ED, ES, FETCH_TIMEOUT_S, REQUESTER, TbcimRole, escrow_lock_body
-from .contract import MissingBlob, Update, check_report, derive_auction, parse_lower, parse_update
+from .common import ED, FETCH_TIMEOUT_S, REQUESTER, TbcimRole, escrow_lock_body
+from .contract import MissingBlob, Update, check_report, derive_auction, open_signed, parse_lower, parse_update
 
 MARGIN_S = 0.3
 EARLY_UPDATE_S = 1.0
@@ -52,7 +52,7 @@ class EdgeServer(TbcimRole):
     """An ES (a validator)."""
 
     def __init__(self, ctx: Any) -> None:
-        super().__init__(ctx)
+        super().__init__(ctx, pushers=lambda: (self.roster.requester,), on_note=self.take_update)
         self.tasks: dict[int, _Task] = {}
         self.epochs: dict[tuple[int, int], _Epoch] = {}
         self.screened = 0
@@ -216,7 +216,19 @@ class EdgeServer(TbcimRole):
 
     @serve(msg.MSG_UPDATE, reply=msg.MSG_UPDATE_ACK, from_roles=(ED,))
     async def on_update(self, env: Envelope) -> dict[str, Any]:
-        """A worker's update: pull its weights by hash, check shape and hash, screen it with the filter."""
+        """A worker's update sent alone: pull its weights by hash, then screen it (:meth:`screen`)."""
+        return await self.screen(env, None)
+
+    async def take_update(self, peer: bytes, wire: bytes, blobs: list[bytes]) -> dict[str, Any]:
+        """A worker's signed update pushed with its weights (the blob stream's note): screen it."""
+        env = open_signed(wire, self.ctx.network_id, msg.MSG_UPDATE)
+        if env.sender != peer:
+            raise Refuse("not-authorised", "update not signed by the edge device that sent it")
+        return await self.screen(env, blobs[0] if len(blobs) == 1 else None)
+
+    async def screen(self, env: Envelope, data: bytes | None) -> dict[str, Any]:
+        """Check an update's shape and parent, take its weights (``data``, or pulled by hash), screen it with the
+        filter and count it; the answer carries the verdict and the score."""
         b = env.body
         state = await self.epoch_state(b["task"], b["epoch"], b["parent"], env.round)
         book = self.books[b["task"]]
@@ -227,13 +239,15 @@ class EdgeServer(TbcimRole):
         if u.size != size or u.parent != book.model:
             raise Refuse("bad-update", f"update of {u.size} values on parent {u.parent.hex()[:12]}; the model has "
                                        f"{size} values, hash {book.model.hex()[:12]}")
+        if data is not None:
+            self.blobs.take_inline(u.hash, data, size=size)
         try:
             await self.blobs.fetch(u.hash, [env.sender], size=size, timeout=FETCH_TIMEOUT_S)
         except RequestFailed as err:
             raise Refuse("bad-update", f"update weights unavailable: {err.reason}") from err
         await self.ensure(self.needed(book, [u]))
         try:
-            res = await self.ctx.compute(self.reexecute, book, [u])
+            res = await self.contract_run(self.reexecute, book, [u])
         except MissingBlob as err:
             raise Refuse("bad-update", f"filter history unavailable: {err}") from err
         ok, score = res.accepted[0], res.scores[0]
@@ -245,34 +259,24 @@ class EdgeServer(TbcimRole):
         return {"accepted": ok, "reason": "" if ok else "cosine-filter", "score": score}
 
     async def publish_verdicts(self, state: _Epoch) -> None:
-        """When every worker has sent (or at the deadline): our signed verdicts, to everyone."""
+        """When every worker has sent (or at the deadline): our signed verdicts with our updates' weights, to the
+        requester in one push (it re-executes them at once and hands every ES the weights the epoch's block needs)."""
         got = await state.updates.wait()
         rows = sorted(got.answers.values(), key=lambda r: r[0].ed)
         body = {"task": state.task, "epoch": state.epoch, "updates": [r[0].wire for r in rows],
                 "accepted": [r[1] for r in rows], "scores": [r[2] for r in rows]}
-        await self.ctx.publish(msg.MSG_VERDICTS, body, round=state.round)  # the other ESs prefetch the blobs
-        try:
-            await self.ctx.ask(self.roster.requester, msg.MSG_VERDICTS, body, round=state.round,
-                               timeout=self.ctx.deadline("epoch_s"))
+        verdicts = self.ctx.seal(msg.MSG_VERDICTS, body, round=state.round)
+        try:  # one request: the weights, and the verdicts they come with
+            answer = await self.blobs.push(self.roster.requester, [r[0].hash for r in rows],
+                                           timeout=self.ctx.deadline("epoch_s"), note=verdicts.wire)
         except RequestFailed as err:
-            self.ctx.events.warning("verdicts.refused", task=state.task, epoch=state.epoch, error=str(err)[:200])
+            answer = {"accepted": False, "reason": str(err)}
+        if not answer["accepted"]:
+            self.ctx.events.warning("verdicts.refused", task=state.task, epoch=state.epoch,
+                                    error=str(answer.get("reason"))[:200])
             return
         self.ctx.events.info("verdicts.published", task=state.task, epoch=state.epoch, updates=len(rows),
                              rejected=sum(1 for r in rows if not r[1]))
-
-    @on(msg.MSG_VERDICTS, from_roles=(ES,), slow=True)
-    async def on_verdicts(self, env: Envelope) -> None:
-        """Another ES's verdicts: pull the update blobs now, so the epoch's block re-executes at once."""
-        book = self.books.get(env.body["task"])
-        if book is None:
-            return
-        updates = []
-        for w in env.body["updates"]:
-            try:
-                updates.append(parse_update(w, self.ctx.network_id, self.roster, book.task, env.body["epoch"]))
-            except Refuse:
-                continue
-        await self.ensure(self.needed(book, updates))
 
     # ------------------------------------------------------------------ the contract
     @block_prepare
@@ -297,7 +301,7 @@ class EdgeServer(TbcimRole):
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
-        return {"tasks": len(self.books), "screened": self.screened, "blob_bytes_in": self.blobs.fetched_bytes}
+        return {"tasks": len(self.books), "screened": self.screened, "blob_bytes_in": self.blobs.bytes_in}
 
 
 APP = RoleApp("es", EdgeServer)

@@ -26,15 +26,18 @@ from bazaar.protocol.markets import tbcim as msg
 from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, lifespan, on, serve
-from ..context import Refuse
+from ..context import Refuse, RequestFailed
+from .blobs import to_bytes
 from .common import ES, TbcimRole, escrow_lock_body
 from .contract import (
     Auction,
+    EpochResult,
     MissingBlob,
     TaskBook,
     Update,
     derive_auction,
     escrow_id,
+    open_signed,
     parse_bid,
     parse_lower,
     parse_task,
@@ -43,6 +46,8 @@ from .contract import (
 from .outcome import TaskOutcome
 
 MARGIN_S = 0.5
+PUSH_TIMEOUT_S = 1.0
+"""How long the requester waits for an ES to take an epoch's update weights before it submits the record anyway."""
 
 
 @dataclass
@@ -68,7 +73,7 @@ class Requester(TbcimRole):
     epoch: _Epoch | None = None
 
     def __init__(self, ctx: Any) -> None:
-        super().__init__(ctx)
+        super().__init__(ctx, pushers=lambda: self.roster.es, on_note=self.take_verdicts)
         self.accuracy: dict[int, list[float]] = {}
 
     # ------------------------------------------------------------------ handlers
@@ -95,12 +100,30 @@ class Requester(TbcimRole):
 
     @serve(msg.MSG_VERDICTS, reply=msg.MSG_VERDICTS_ACK, from_roles=(ES,))
     async def on_verdicts(self, env: Envelope) -> dict[str, Any]:
-        """An ES's verdicts on its EDs' updates of the epoch in progress."""
+        """An ES's verdicts on its EDs' updates of the epoch in progress (sent alone)."""
+        self.offer_verdicts(env)
+        return {"accepted": True, "reason": ""}
+
+    async def take_verdicts(self, peer: bytes, wire: bytes, blobs: list[bytes]) -> dict[str, Any]:
+        """An ES's signed verdicts pushed with its updates' weights (the blob stream's note): keep the weights, then
+        count the verdicts.
+
+        Raises:
+            Refuse: not verdicts signed by the ES that pushed them, or not of the epoch in progress.
+        """
+        env = open_signed(wire, self.ctx.network_id, msg.MSG_VERDICTS)
+        if env.sender != peer or peer not in self.roster.es:
+            raise Refuse("not-authorised", "verdicts not signed by the edge server that sent them")
+        self.blobs.take(peer, blobs)
+        self.offer_verdicts(env)
+        return {}
+
+    def offer_verdicts(self, env: Envelope) -> None:
+        """Count an ES's verdicts for the epoch in progress (raises ``Refuse``)."""
         ep = self.epoch
         if ep is None or env.body["task"] != ep.task or env.body["epoch"] != ep.epoch:
             raise Refuse("wrong-epoch", "no epoch open for these verdicts")
         ep.verdicts.offer(env.sender, env)
-        return {"accepted": True, "reason": ""}
 
     def task_body(self, cur: _Task) -> dict[str, Any]:
         """The body of our own task message."""
@@ -130,7 +153,7 @@ class Requester(TbcimRole):
         metrics = {"accuracy": result["accuracy"], "workers": len(book.workers()),
                    "updates": result["updates"], "rejected": result["rejected"],
                    "winners": len(book.lowers), "paid": sum(outcome.paid.values()),
-                   "requester_utility": outcome.requester_utility, "blob_bytes_in": self.blobs.fetched_bytes}
+                   "requester_utility": outcome.requester_utility, "blob_bytes_in": self.blobs.bytes_in}
         return RoundResult(invited, left_out, nonce, 5 * self.ctx.deadline("block_s"), metrics=metrics,
                            outcome=outcome.doc(), fields={"task": task, "epoch": epoch})
 
@@ -214,9 +237,13 @@ class Requester(TbcimRole):
         active = [self.roster.es[s] for s in sorted(book.lowers) if book.lowers[s].joined]
         expected = [k for k in active if k in connected]
         self.epoch = _Epoch(book.task, epoch, Collector(expected, epoch_s + MARGIN_S))
-        await ctx.publish(msg.MSG_EPOCH, {"task": book.task, "epoch": epoch, "model": book.model,
-                                          "workers": [self.roster.ed[i] for i in workers],
-                                          "deadline_ms": now_ms() + int(epoch_s * 1000)}, round=rnd.number)
+        announce: dict[str, Any] = {"task": book.task, "epoch": epoch, "model": book.model,
+                                    "workers": [self.roster.ed[i] for i in workers],
+                                    "deadline_ms": now_ms() + int(epoch_s * 1000)}
+        model = self.blobs.get(book.model)
+        if model is not None and 8 * model.size <= msg.MAX_INLINE_MODEL:  # the workers need not pull it
+            announce["weights"] = to_bytes(model)
+        await ctx.publish(msg.MSG_EPOCH, announce, round=rnd.number)
         got = await self.epoch.verdicts.wait()
         self.epoch = None
         envs = [got.answers[k] for k in active if k in got.answers]
@@ -235,34 +262,76 @@ class Requester(TbcimRole):
         return {"nonce": int(record.body["nonce"]), "accuracy": acc, "updates": len(result.updates),
                 "rejected": result.accepted.count(False), "model": result.model_hash}, missing
 
-    async def aggregate(self, book: TaskBook, epoch: int, envs: list[Envelope]) -> tuple[Any, list[Envelope]]:
+    async def aggregate(self, book: TaskBook, epoch: int, envs: list[Envelope]) -> tuple[EpochResult, list[Envelope]]:
         """Re-execute the ESs' verdicts; drop an ES whose verdicts the contract would refuse."""
-        kept: list[Envelope] = []
-        wanted = []
-        for env in envs:  # pull every blob of every ES's verdicts at once
-            try:
-                wanted += self.needed(book, [parse_update(w, self.ctx.network_id, self.roster, book.task, epoch)
-                                             for w in env.body["updates"]])
-            except Refuse:
-                continue
-        await self.ensure(wanted)
+        parsed: list[tuple[Envelope, list[Update]]] = []
         for env in envs:
             try:
                 updates = [parse_update(w, self.ctx.network_id, self.roster, book.task, epoch)
                            for w in env.body["updates"]]
                 if any(self.roster.home[u.ed] != self.roster.es.index(env.sender) for u in updates):
                     raise Refuse("not-authorised", "a verdict on another ES's edge device")
-                mine = await self.ctx.compute(self.reexecute, book, updates)
-                if mine.accepted != [bool(x) for x in env.body["accepted"]] or len(updates) != len(mine.updates):
+            except Refuse as err:
+                self.ctx.events.warning("verdicts.dropped", es=self.ctx.name_of(env.sender), error=str(err)[:200])
+                continue
+            parsed.append((env, updates))
+        await self.ensure([w for _, updates in parsed for w in self.needed(book, updates)])  # held when pushed
+        # the ESs take the weights while we re-execute; the record waits for them: a drawn proposer that got the
+        # record first would pull the weights itself (docs/adr/0162)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.hand_out, [u for _, updates in parsed for u in updates])
+            result, kept, dropped = await self.contract_run(self.judge, book, parsed)
+        for env, reason in dropped:
+            self.ctx.events.warning("verdicts.dropped", es=self.ctx.name_of(env.sender), error=reason[:200])
+        self.blobs.put(result.model)
+        return result, kept
+
+    async def hand_out(self, updates: list[Update]) -> None:
+        """Push every validating ES the epoch's update weights it does not hold (those of the other ESs' EDs), all
+        at once and before the record: its block then re-executes at once (a failed push is fetched instead)."""
+        ctx = self.ctx
+        connected = ctx.connected()
+
+        async def one(s: int, es: bytes) -> None:
+            try:
+                await self.blobs.push(es, [u.hash for u in updates if self.roster.home[u.ed] != s],
+                                      timeout=PUSH_TIMEOUT_S)
+            except RequestFailed as err:
+                ctx.events.warning("blobs.push_failed", es=ctx.name_of(es), error=str(err)[:200])
+
+        async with trio.open_nursery() as nursery:
+            for s, es in enumerate(self.roster.es):
+                if es in connected:
+                    nursery.start_soon(one, s, es)
+
+    def judge(self, book: TaskBook, parsed: list[tuple[Envelope, list[Update]]]) -> tuple[
+            EpochResult, list[Envelope], list[tuple[Envelope, str]]]:
+        """The contract over every ES's updates at once: an update's verdict depends only on its own ED's history,
+        so one run gives every verdict; an ES whose verdicts differ is dropped and FedAvg re-runs without it. Any
+        refusal of the joint run falls back to one run per ES (the ES at fault is dropped)."""
+        kept: list[Envelope] = []
+        dropped: list[tuple[Envelope, str]] = []
+        try:
+            joint: EpochResult | None = self.reexecute(book, [u for _, updates in parsed for u in updates])
+        except (Refuse, MissingBlob):
+            joint = None
+        for env, updates in parsed:
+            claimed = [bool(x) for x in env.body["accepted"]]
+            try:
+                if joint is not None:
+                    verdict = {u.ed: ok for u, ok in zip(joint.updates, joint.accepted, strict=True)}
+                    mine = [verdict[u.ed] for u in sorted(updates, key=lambda u: u.ed)]
+                else:
+                    mine = self.reexecute(book, updates).accepted
+                if mine != claimed:
                     raise Refuse("filter-mismatch", "verdicts differ from the re-executed filter")
                 kept.append(env)
             except (Refuse, MissingBlob) as err:
-                self.ctx.events.warning("verdicts.dropped", es=self.ctx.name_of(env.sender), error=str(err)[:200])
-        every: list[Update] = [parse_update(w, self.ctx.network_id, self.roster, book.task, epoch)
-                               for env in kept for w in env.body["updates"]]
-        result = await self.ctx.compute(self.reexecute, book, every)
-        self.blobs.put(result.model)
-        return result, kept
+                dropped.append((env, str(err)))
+        if joint is not None and len(kept) == len(parsed):
+            return joint, kept, dropped
+        every = [u for env, updates in parsed if env in kept for u in updates]
+        return self.reexecute(book, every), kept, dropped
 
     async def finish(self, rnd: RoundStart, book: TaskBook, epoch_nonce: int) -> int:
         """After the last epoch settles: accuracy, the final record and every escrow of the task released."""
@@ -328,7 +397,7 @@ class Requester(TbcimRole):
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
-        return {"tasks": len(self.books), "blob_bytes_in": self.blobs.fetched_bytes}
+        return {"tasks": len(self.books), "blob_bytes_in": self.blobs.bytes_in}
 
 
 APP = RoleApp("requester", Requester)
