@@ -84,6 +84,14 @@ class _Watch:
     """When (our clock) t attestations first agreed."""
 
 
+@dataclass
+class _Closing:
+    """A round the leader is to close: the tasks that made its window, and the close once signed."""
+
+    landed: list[bytes]
+    sent: Envelope | None = None
+
+
 def ruling_key(task: bytes) -> bytes:
     """The key under which oracles collect their ruling attestations on a disputed task."""
     return hashlib.sha256(b"cloudchain/ruling" + task).digest()
@@ -128,6 +136,8 @@ class OracleNode(CloudchainRole):
         """Rounds whose quorum batch this oracle's aggregator task is gathering."""
         self.heard = trio.Event()
         """Set (and replaced) whenever an attestation is taken: wakes the round aggregators."""
+        self.closing: dict[int, _Closing] = {}
+        """Rounds the leader is waiting to close (its quorum batch may carry the close: docs/adr/0164)."""
 
     # ------------------------------------------------------------------ examining tasks
     @lifespan
@@ -227,7 +237,9 @@ class OracleNode(CloudchainRole):
         return slot[1][0] if slot[1] else (math.inf, 0.0)
 
     async def examine(self, key: bytes) -> None:
-        """Probe the provider while waiting for the result, spot-check it, attest.
+        """Probe the provider while waiting for the result, spot-check the result as soon as it is on chain (also
+        while the probes still run: a provider that does not answer them in time holds them for the SLA's whole
+        latency bound, and the fetch no longer waits behind that, docs/adr/0164), attest.
 
         Whether the result came in time is read from the chain, not from our clock (docs/adr/0165): its
         completion is the time between the blocks that allocated the task and carried the result, and the
@@ -243,6 +255,7 @@ class OracleNode(CloudchainRole):
             return
         task = entry.task
         probes: list[tuple[float, float]] = []
+        checked: dict[bytes, bool] = {}  # result hash -> whether it passed our spot check (taken while probing)
         ctx.events.info("oracle.examine", round=entry.round, task=task.id)
 
         def decided() -> bool:
@@ -267,6 +280,9 @@ class OracleNode(CloudchainRole):
                     await ctx.chain.wait_for(decided, timeout=wake - now)
             if watch.result_ms is not None:
                 ctx.events.info("oracle.result_seen", task=task.id)
+                seen = self.book.tasks.get(key)
+                if seen is not None and seen.state == "allocated" and seen.result:
+                    checked[seen.result] = await self.check_result(seen, watch.provider, self.index)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(take_probes)
@@ -281,7 +297,8 @@ class OracleNode(CloudchainRole):
             delivered, completion_ms = False, float(watch.cut_ms - watch.alloc_ms)
         else:  # no block past the deadline came (or we folded the blocks without seeing them): our clock
             delivered, completion_ms = bool(current.result), (trio.current_time() - watch.started) * 1000
-        ok = delivered and await self.check_result(current, watch.provider, self.index)
+        ok = delivered and (checked[current.result] if current.result in checked
+                            else await self.check_result(current, watch.provider, self.index))
         verdict = judge(task, delivered, ok, rtt, availability, completion_ms)
         await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
 
@@ -431,11 +448,11 @@ class OracleNode(CloudchainRole):
         return order.index(self.index)
 
     def _round_rank(self, round_no: int) -> int:
-        """Our place among a round's quorum aggregators: an order drawn from the round, the leader last (it also
-        closes the round and, in the demo networks, aggregates the finality votes)."""
+        """Our place among a round's quorum aggregators: the leader first (its quorum batch carries the round's
+        close, docs/adr/0164; a round needs the leader anyway), then an order drawn from the round."""
         seed = b"cloudchain/aggregator" + round_no.to_bytes(8, "big")
         order = sorted(range(len(self.oracles)),
-                       key=lambda i: (i == 0, hashlib.sha256(seed + self.oracles[i]).digest()))
+                       key=lambda i: (i != 0, hashlib.sha256(seed + self.oracles[i]).digest()))
         return order.index(self.index)
 
     def _round_of(self, key: bytes) -> int | None:
@@ -496,7 +513,8 @@ class OracleNode(CloudchainRole):
             self.aggregating.discard(round_no)
 
     async def _post_quorums(self, watches: list[_Watch]) -> None:
-        """Submit the quorum records of ``watches`` (each with t agreeing attestations) in one sealed batch."""
+        """Submit the quorum records of ``watches`` (each with t agreeing attestations) in one sealed batch; the
+        leader adds the close of a round whose every task is then decided or in this batch (docs/adr/0164)."""
         ctx, txs = self.ctx, []
         for watch in watches:
             agreed = self._agreeing(watch)
@@ -506,11 +524,16 @@ class OracleNode(CloudchainRole):
             txs.append(ctx.chain.sign_tx("record", {"kind": msg.QUORUM, "data": self._quorum_data(watch, agreed)}))
         if not txs:
             return
-        await ctx.chain.submit([t.wire for t in txs], seal=True)
+        closes = []
+        for round_no, closing in self.closing.items():
+            if closing.sent is None and all(self._verdict_known(k) for k in closing.landed):
+                closing.sent = self._close_tx(round_no, closing.landed)
+                closes.append(closing.sent)
+        await ctx.chain.submit([t.wire for t in txs + closes], seal=True)
         self.quorums += len(txs)
         ctx.events.info("oracle.quorum", kind=msg.QUORUM, tasks=len(txs),
                         verdicts=sorted(t.body["data"]["verdict"] for t in txs),
-                        dissent=sum(len(t.body["data"]["dissent"]) for t in txs))
+                        dissent=sum(len(t.body["data"]["dissent"]) for t in txs), closes=len(closes))
 
     def _quorum_data(self, watch: _Watch, agreed: tuple[str, bytes, list[int]]) -> dict[str, Any]:
         """A quorum (or ruling) record's data from the attestations that agree and those that dissent."""
@@ -569,6 +592,16 @@ class OracleNode(CloudchainRole):
                 return []
             keys.append(key)
         return keys
+
+    def _verdict_known(self, key: bytes) -> bool:
+        """Whether a task's verdict is on our chain (decided or settled) or in a quorum batch we posted."""
+        e = self.book.tasks.get(key)
+        watch = self.watching.get(key)
+        return key in self.settled or (e is not None and e.state == "decided") or (watch is not None and watch.posted)
+
+    def _close_tx(self, round_no: int, landed: list[bytes]) -> Envelope:
+        """The round's close (the round engine waits for its block, then for the head's finality)."""
+        return self.ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=round_no)
 
     def _decided(self, key: bytes) -> bool:
         watch = self.watching.get(key)
@@ -638,12 +671,21 @@ class OracleNode(CloudchainRole):
             e = self.book.tasks.get(k)
             return k in self.settled or (e is not None and e.state == "decided")
 
-        # the close goes out once every verdict is on chain: the contract settles a decided task in the very next
-        # block, so the close lands in that block or a later one — usually in it (docs/adr/0174)
-        with trio.move_on_at(t_settle):
-            await ctx.chain.wait_for(lambda: all(decided(k) for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
-        close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
-        await ctx.chain.submit([close.wire], seal=True)  # the round's last transaction
+        # the close rides in our quorum batch when that batch completes the round's verdicts (we are the round's
+        # first aggregator, docs/adr/0164); else it goes out once every verdict is on chain, as before. Either way
+        # we return only once the round is settled on our chain, and the engine then waits for the finality of
+        # our head at the close's inclusion: the settlement's block or a later one
+        closing = self.closing[rnd.number] = _Closing(landed)
+        try:
+            with trio.move_on_at(t_settle):
+                await ctx.chain.wait_for(lambda: closing.sent is not None or all(decided(k) for k in landed),
+                                         timeout=settle_s + SETTLE_MARGIN_S)
+            if closing.sent is None:
+                closing.sent = self._close_tx(rnd.number, landed)
+                await ctx.chain.submit([closing.sent.wire], seal=True)
+            close = closing.sent
+        finally:
+            del self.closing[rnd.number]
         with trio.move_on_at(t_settle):
             await ctx.chain.wait_for(lambda: all(k in self.settled for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
         ctx.events.info("oracle.settled", round=rnd.number, settled=sum(k in self.settled for k in landed),
