@@ -34,7 +34,16 @@ from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, lifespan, on, on_block
 from ..context import Refuse, RequestFailed
 from .book import task_key
-from .common import ORACLE, PROVIDER, REQUESTER, BlobStore, CloudchainRole, decode_all
+from .common import (
+    MAX_BLOB_BATCH,
+    MAX_BLOBS_PER_REQUEST,
+    ORACLE,
+    PROVIDER,
+    REQUESTER,
+    BlobStore,
+    CloudchainRole,
+    decode_all,
+)
 from .config import agent_names, round_tasks
 from .report import round_outcome
 
@@ -54,6 +63,8 @@ CUT_HOLD_S = 10.0
 """The longest an oracle still importing blocks waits past its grace for the block past the deadline."""
 EARLY_KEEP = 4096
 """Attestations kept for tasks whose allocation this oracle has not imported yet (oldest dropped first)."""
+FETCHED_KEEP = 64
+"""Results' blobs kept that were fetched with another task's and not taken yet (oldest dropped first)."""
 SETTLE_MARGIN_S = 10.0
 WARM_UP_S = 30.0
 READY_S = 30.0
@@ -82,14 +93,6 @@ class _Watch:
     """Whether we measured again because every oracle attested and no t of them agreed."""
     agreed_at: float | None = None
     """When (our clock) t attestations first agreed."""
-
-
-@dataclass
-class _Closing:
-    """A round the leader is to close: the tasks that made its window, and the close once signed."""
-
-    landed: list[bytes]
-    sent: Envelope | None = None
 
 
 def ruling_key(task: bytes) -> bytes:
@@ -136,8 +139,12 @@ class OracleNode(CloudchainRole):
         """Rounds whose quorum batch this oracle's aggregator task is gathering."""
         self.heard = trio.Event()
         """Set (and replaced) whenever an attestation is taken: wakes the round aggregators."""
-        self.closing: dict[int, _Closing] = {}
-        """Rounds the leader is waiting to close (its quorum batch may carry the close: docs/adr/0164)."""
+        self.fetching: dict[bytes, trio.Event] = {}
+        """Task key -> set once the blob request that asks for its result's blobs is over."""
+        self.fetched: dict[bytes, tuple[bytes, bytes]] = {}
+        """Task key -> its result's model and metadata, fetched with another task's (taken once)."""
+        self.fetch_failed: set[bytes] = set()
+        """Tasks whose result's blobs a batch asked for from a provider that did not answer in time."""
 
     # ------------------------------------------------------------------ examining tasks
     @lifespan
@@ -324,6 +331,61 @@ class OracleNode(CloudchainRole):
         ctx.events.info("oracle.remeasured", task=task.id, verdict=verdict)
         await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
 
+    async def _fetch_blobs(self, entry: Any, provider: bytes) -> tuple[bytes, bytes]:
+        """A result's model and metadata, fetched together with those of the provider's other results on our chain
+        that no examination has fetched yet (one request of the blob protocol for them all, docs/adr/0164).
+
+        A task whose result another examination is fetching waits for that request; when it failed, and
+        when the batch was refused or answered wrongly, the task's own blobs are asked for alone, so one result's
+        blobs never decide another's verdict (a provider that did not answer in time is not asked again).
+
+        Raises:
+            RequestFailed: no answer, or bytes that do not match.
+        """
+        key = entry.key
+        if key in self.fetching:
+            await self.fetching[key].wait()
+        kept = self.fetched.pop(key, None)
+        if kept is not None:
+            return kept
+        if key in self.fetch_failed:
+            self.fetch_failed.discard(key)
+            raise RequestFailed("timeout", "the provider did not answer the batch that asked for this result")
+        batch, wanted, size = [entry], [(entry.result, entry.sizes[0]), (entry.meta, entry.sizes[1])], sum(entry.sizes)
+        for other in self.book.tasks.values():
+            if len(wanted) + 2 > MAX_BLOBS_PER_REQUEST:
+                break
+            if other.key == key or other.provider != provider or other.state != "allocated" or not other.result \
+                    or other.key not in self.watching or other.key in self.fetching or other.key in self.fetched \
+                    or size + sum(other.sizes) > MAX_BLOB_BATCH:
+                continue
+            batch.append(other)
+            wanted += [(other.result, other.sizes[0]), (other.meta, other.sizes[1])]
+            size += sum(other.sizes)
+        done = trio.Event()
+        for e in batch[1:]:
+            self.fetching[e.key] = done
+        try:
+            blobs = await self.blobs.fetch_many(wanted, provider, timeout=5.0)
+        except RequestFailed as err:
+            if err.reason == "timeout":
+                self.fetch_failed.update(e.key for e in batch[1:])
+            if len(batch) == 1 or err.reason == "timeout":
+                raise
+            blobs = await self.blobs.fetch_many(wanted[:2], provider, timeout=5.0)
+        else:
+            for i, e in enumerate(batch[1:], start=1):
+                self.fetched[e.key] = (blobs[2 * i], blobs[2 * i + 1])
+            while len(self.fetched) > FETCHED_KEEP:
+                del self.fetched[next(iter(self.fetched))]
+        finally:
+            for e in batch[1:]:
+                del self.fetching[e.key]
+            done.set()
+            while len(self.fetch_failed) > EARLY_KEEP:
+                self.fetch_failed.pop()
+        return blobs[0], blobs[1]
+
     async def check_result(self, entry: Any, provider: bytes, sample_seed: int) -> bool:
         """Fetch a result's blobs from its provider and spot-check them."""
         from bazaar.mechanisms.cloudchain.jobs import spot_check
@@ -331,8 +393,7 @@ class OracleNode(CloudchainRole):
         ctx, task = self.ctx, entry.task
         try:
             t_fetch = trio.current_time()
-            wanted = [(entry.result, entry.sizes[0]), (entry.meta, entry.sizes[1])]
-            model, meta_raw = await self.blobs.fetch_many(wanted, provider, timeout=5.0)  # one request for both
+            model, meta_raw = await self._fetch_blobs(entry, provider)
             ctx.events.info("oracle.fetched", task=task.id, bytes=len(model) + len(meta_raw),
                             ms=round((trio.current_time() - t_fetch) * 1000, 2))
             meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
@@ -448,11 +509,11 @@ class OracleNode(CloudchainRole):
         return order.index(self.index)
 
     def _round_rank(self, round_no: int) -> int:
-        """Our place among a round's quorum aggregators: the leader first (its quorum batch carries the round's
-        close, docs/adr/0164; a round needs the leader anyway), then an order drawn from the round."""
+        """Our place among a round's quorum aggregators: an order drawn from the round, the leader last (it also
+        closes the round and, in the demo networks, aggregates the finality votes)."""
         seed = b"cloudchain/aggregator" + round_no.to_bytes(8, "big")
         order = sorted(range(len(self.oracles)),
-                       key=lambda i: (i != 0, hashlib.sha256(seed + self.oracles[i]).digest()))
+                       key=lambda i: (i == 0, hashlib.sha256(seed + self.oracles[i]).digest()))
         return order.index(self.index)
 
     def _round_of(self, key: bytes) -> int | None:
@@ -513,8 +574,7 @@ class OracleNode(CloudchainRole):
             self.aggregating.discard(round_no)
 
     async def _post_quorums(self, watches: list[_Watch]) -> None:
-        """Submit the quorum records of ``watches`` (each with t agreeing attestations) in one sealed batch; the
-        leader adds the close of a round whose every task is then decided or in this batch (docs/adr/0164)."""
+        """Submit the quorum records of ``watches`` (each with t agreeing attestations) in one sealed batch."""
         ctx, txs = self.ctx, []
         for watch in watches:
             agreed = self._agreeing(watch)
@@ -524,16 +584,11 @@ class OracleNode(CloudchainRole):
             txs.append(ctx.chain.sign_tx("record", {"kind": msg.QUORUM, "data": self._quorum_data(watch, agreed)}))
         if not txs:
             return
-        closes = []
-        for round_no, closing in self.closing.items():
-            if closing.sent is None and all(self._verdict_known(k) for k in closing.landed):
-                closing.sent = self._close_tx(round_no, closing.landed)
-                closes.append(closing.sent)
-        await ctx.chain.submit([t.wire for t in txs + closes], seal=True)
+        await ctx.chain.submit([t.wire for t in txs], seal=True)
         self.quorums += len(txs)
         ctx.events.info("oracle.quorum", kind=msg.QUORUM, tasks=len(txs),
                         verdicts=sorted(t.body["data"]["verdict"] for t in txs),
-                        dissent=sum(len(t.body["data"]["dissent"]) for t in txs), closes=len(closes))
+                        dissent=sum(len(t.body["data"]["dissent"]) for t in txs))
 
     def _quorum_data(self, watch: _Watch, agreed: tuple[str, bytes, list[int]]) -> dict[str, Any]:
         """A quorum (or ruling) record's data from the attestations that agree and those that dissent."""
@@ -593,15 +648,30 @@ class OracleNode(CloudchainRole):
             keys.append(key)
         return keys
 
-    def _verdict_known(self, key: bytes) -> bool:
-        """Whether a task's verdict is on our chain (decided or settled) or in a quorum batch we posted."""
-        e = self.book.tasks.get(key)
-        watch = self.watching.get(key)
-        return key in self.settled or (e is not None and e.state == "decided") or (watch is not None and watch.posted)
+    def _verdicts_due(self, landed: list[bytes]) -> float | None:
+        """When (our clock) the round's first aggregator posts the last of these tasks' quorums by what we heard:
+        each undecided task has t agreeing attestations, from every oracle or ``DISSENT_WAIT_S`` after the t-th
+        (the aggregator's rule, :meth:`aggregate_round`); None while a task has no t agreeing attestations."""
+        n, due = len(self.oracles), 0.0
+        for key in landed:
+            e = self.book.tasks.get(key)
+            if key in self.settled or (e is not None and e.state == "decided"):
+                continue
+            watch = self.watching.get(key)
+            if watch is None or watch.agreed_at is None or self._agreeing(watch) is None:
+                return None
+            due = max(due, watch.agreed_at + (0.0 if len(watch.attestations) == n else DISSENT_WAIT_S))
+        return due
 
-    def _close_tx(self, round_no: int, landed: list[bytes]) -> Envelope:
-        """The round's close (the round engine waits for its block, then for the head's finality)."""
-        return self.ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=round_no)
+    async def _await_verdicts(self, landed: list[bytes], deadline: float) -> None:
+        """Return once every task's verdict is on chain or due from the round's first aggregator (by what we
+        heard), or at ``deadline``."""
+        while True:
+            now = trio.current_time()
+            due = self._verdicts_due(landed)
+            if now >= deadline or (due is not None and due <= now):
+                return
+            await self._heard_or_block(min(deadline, due if due is not None else deadline) - now)
 
     def _decided(self, key: bytes) -> bool:
         watch = self.watching.get(key)
@@ -671,21 +741,17 @@ class OracleNode(CloudchainRole):
             e = self.book.tasks.get(k)
             return k in self.settled or (e is not None and e.state == "decided")
 
-        # the close rides in our quorum batch when that batch completes the round's verdicts (we are the round's
-        # first aggregator, docs/adr/0164); else it goes out once every verdict is on chain, as before. Either way
-        # we return only once the round is settled on our chain, and the engine then waits for the finality of
-        # our head at the close's inclusion: the settlement's block or a later one
-        closing = self.closing[rnd.number] = _Closing(landed)
-        try:
-            with trio.move_on_at(t_settle):
-                await ctx.chain.wait_for(lambda: closing.sent is not None or all(decided(k) for k in landed),
-                                         timeout=settle_s + SETTLE_MARGIN_S)
-            if closing.sent is None:
-                closing.sent = self._close_tx(rnd.number, landed)
-                await ctx.chain.submit([closing.sent.wire], seal=True)
-            close = closing.sent
-        finally:
-            del self.closing[rnd.number]
+        # the close goes out once the round's verdicts are due from its first aggregator by what we heard (we hear
+        # the same attestations): not sealed, so that it joins the quorum batch's block or the settlement's rather
+        # than sealing one of its own (docs/adr/0164). When the verdicts reach our chain first (we heard too few
+        # attestations), it goes out sealed as before: the contract settles a decided task in the very next block.
+        # Either way we return once the round is settled on our chain, and the engine then waits for the
+        # finality of our head: the settlement's block or a later one
+        await self._await_verdicts(landed, t_settle)
+        on_chain = all(decided(k) for k in landed)
+        close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
+        await ctx.chain.submit([close.wire], seal=on_chain)  # the round's last transaction
+        ctx.events.info("oracle.close", round=rnd.number, on_chain=on_chain)
         with trio.move_on_at(t_settle):
             await ctx.chain.wait_for(lambda: all(k in self.settled for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
         ctx.events.info("oracle.settled", round=rnd.number, settled=sum(k in self.settled for k in landed),
