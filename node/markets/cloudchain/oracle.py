@@ -648,31 +648,6 @@ class OracleNode(CloudchainRole):
             keys.append(key)
         return keys
 
-    def _verdicts_due(self, landed: list[bytes]) -> float | None:
-        """When (our clock) the round's first aggregator posts the last of these tasks' quorums by what we heard:
-        each undecided task has t agreeing attestations, from every oracle or ``DISSENT_WAIT_S`` after the t-th
-        (the aggregator's rule, :meth:`aggregate_round`); None while a task has no t agreeing attestations."""
-        n, due = len(self.oracles), 0.0
-        for key in landed:
-            e = self.book.tasks.get(key)
-            if key in self.settled or (e is not None and e.state == "decided"):
-                continue
-            watch = self.watching.get(key)
-            if watch is None or watch.agreed_at is None or self._agreeing(watch) is None:
-                return None
-            due = max(due, watch.agreed_at + (0.0 if len(watch.attestations) == n else DISSENT_WAIT_S))
-        return due
-
-    async def _await_verdicts(self, landed: list[bytes], deadline: float) -> None:
-        """Return once every task's verdict is on chain or due from the round's first aggregator (by what we
-        heard), or at ``deadline``."""
-        while True:
-            now = trio.current_time()
-            due = self._verdicts_due(landed)
-            if now >= deadline or (due is not None and due <= now):
-                return
-            await self._heard_or_block(min(deadline, due if due is not None else deadline) - now)
-
     def _decided(self, key: bytes) -> bool:
         watch = self.watching.get(key)
         if watch is not None and watch.ruling:
@@ -741,13 +716,15 @@ class OracleNode(CloudchainRole):
             e = self.book.tasks.get(k)
             return k in self.settled or (e is not None and e.state == "decided")
 
-        # the close goes out once the round's verdicts are due from its first aggregator by what we heard (we hear
-        # the same attestations): not sealed, so that it joins the quorum batch's block or the settlement's rather
-        # than sealing one of its own (docs/adr/0164). When the verdicts reach our chain first (we heard too few
-        # attestations), it goes out sealed as before: the contract settles a decided task in the very next block.
-        # Either way we return once the round is settled on our chain, and the engine then waits for the
-        # finality of our head: the settlement's block or a later one
-        await self._await_verdicts(landed, t_settle)
+        # the close goes out once every verdict is on our chain or its quorum record reached our mempool (the batch
+        # is on its way to the proposers): not sealed then, so that it joins the quorum batch's block or the
+        # settlement's — the contract settles a decided task in the very next block — rather than sealing one of
+        # its own (docs/adr/0164); sealed, as before, when the verdicts are on chain already. Either way we return
+        # once the round is settled on our chain, and the engine then waits for the finality of our head: the
+        # settlement's block or a later one
+        with trio.move_on_at(t_settle):
+            await ctx.chain.wait_for(lambda: all(decided(k) or k in self.quorums_heard for k in landed),
+                                     timeout=settle_s + SETTLE_MARGIN_S)
         on_chain = all(decided(k) for k in landed)
         close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
         await ctx.chain.submit([close.wire], seal=on_chain)  # the round's last transaction
