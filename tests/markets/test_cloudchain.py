@@ -422,6 +422,9 @@ async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tm
         book = leader.app.book  # type: ignore[union-attr]
         liar = leader.app.oracles[2]  # type: ignore[union-attr]
         assert book.faults[liar] == len(out["quorum"])
+        # every oracle waited out the SLA's 2 s latency bound for the slow provider, and says so (docs/adr/0164)
+        waits = [n.app.status()["sla_wait_s"] for n in nodes.values() if n.role == "oracle"]  # type: ignore[union-attr]
+        assert waits and all(w.get(str(s["round"]), 0.0) >= 2.0 for w in waits), waits
 
 
 async def test_a_wrong_result_is_caught_and_a_silent_provider_refunds_its_requester(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import math
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,8 @@ CUT_HOLD_S = 10.0
 """The longest an oracle still importing blocks waits past its grace for the block past the deadline."""
 EARLY_KEEP = 4096
 """Attestations kept for tasks whose allocation this oracle has not imported yet (oldest dropped first)."""
+SLA_WAITS_KEPT = 64
+"""Rounds whose SLA wait ``GET /status`` shows."""
 FETCHED_KEEP = 64
 """Results' blobs kept that were fetched with another task's and not taken yet (oldest dropped first)."""
 SETTLE_MARGIN_S = 10.0
@@ -139,6 +142,9 @@ class OracleNode(CloudchainRole):
         """Rounds whose quorum batch this oracle's aggregator task is gathering."""
         self.heard = trio.Event()
         """Set (and replaced) whenever an attestation is taken: wakes the round aggregators."""
+        self.sla_waits: OrderedDict[int, float] = OrderedDict()
+        """Round -> the longest our probes of one provider waited out the SLA's latency bound with no answer (the
+        wait the contract imposes on a provider that does not answer in time; ``GET /status`` ``sla_wait_s``)."""
         self.fetching: dict[bytes, trio.Event] = {}
         """Task key -> set once the blob request that asks for its result's blobs is over."""
         self.fetched: dict[bytes, tuple[bytes, bytes]] = {}
@@ -235,9 +241,13 @@ class OracleNode(CloudchainRole):
             try:
                 t_probe = trio.current_time()
                 slot[1].append(await self.probe(provider, bound_ms))
+                waited = trio.current_time() - t_probe
                 self.ctx.events.info("oracle.probed", round=round_no, provider=self.ctx.name_of(provider),
-                                     rtt_ms=min(slot[1][0][0], 1e9),
-                                     ms=round((trio.current_time() - t_probe) * 1000, 1))
+                                     rtt_ms=min(slot[1][0][0], 1e9), ms=round(waited * 1000, 1))
+                if math.isinf(slot[1][0][0]):  # no answer within the SLA's bound: a wait the contract imposes
+                    self.sla_waits[round_no] = max(self.sla_waits.get(round_no, 0.0), waited)
+                    while len(self.sla_waits) > SLA_WAITS_KEPT:
+                        self.sla_waits.popitem(last=False)
             finally:
                 slot[0].set()
         await slot[0].wait()
@@ -758,7 +768,7 @@ class OracleNode(CloudchainRole):
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
         return {**super().status(), "oracle": self.index, "attested": self.attested, "quorums": self.quorums,
-                "liar": self.liar}
+                "liar": self.liar, "sla_wait_s": {str(r): round(s, 4) for r, s in self.sla_waits.items()}}
 
 
 APP = RoleApp("oracle", OracleNode)
