@@ -147,8 +147,9 @@ class OracleNode(CloudchainRole):
         wait the contract imposes on a provider that does not answer in time; ``GET /status`` ``sla_wait_s``)."""
         self.fetching: dict[bytes, trio.Event] = {}
         """Task key -> set once the blob request that asks for its result's blobs is over."""
-        self.fetched: dict[bytes, tuple[bytes, bytes]] = {}
-        """Task key -> its result's model and metadata, fetched with another task's (taken once)."""
+        self.fetched: dict[tuple[bytes, bytes, bytes], tuple[bytes, bytes]] = {}
+        """(task key, model hash, metadata hash) -> the result's model and metadata, fetched with another task's
+        (taken once)."""
         self.fetch_failed: set[bytes] = set()
         """Tasks whose result's blobs a batch asked for from a provider that did not answer in time."""
 
@@ -272,7 +273,7 @@ class OracleNode(CloudchainRole):
             return
         task = entry.task
         probes: list[tuple[float, float]] = []
-        checked: dict[bytes, bool] = {}  # result hash -> whether it passed our spot check (taken while probing)
+        checked: dict[tuple[bytes, bytes], bool] = {}  # (model, metadata hash) -> spot check passed (while probing)
         ctx.events.info("oracle.examine", round=entry.round, task=task.id)
 
         def decided() -> bool:
@@ -299,7 +300,7 @@ class OracleNode(CloudchainRole):
                 ctx.events.info("oracle.result_seen", task=task.id)
                 seen = self.book.tasks.get(key)
                 if seen is not None and seen.state == "allocated" and seen.result:
-                    checked[seen.result] = await self.check_result(seen, watch.provider, self.index)
+                    checked[(seen.result, seen.meta)] = await self.check_result(seen, watch.provider, self.index)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(take_probes)
@@ -314,8 +315,8 @@ class OracleNode(CloudchainRole):
             delivered, completion_ms = False, float(watch.cut_ms - watch.alloc_ms)
         else:  # no block past the deadline came (or we folded the blocks without seeing them): our clock
             delivered, completion_ms = bool(current.result), (trio.current_time() - watch.started) * 1000
-        ok = delivered and (checked[current.result] if current.result in checked
-                            else await self.check_result(current, watch.provider, self.index))
+        done = checked.get((current.result, current.meta))
+        ok = delivered and (done if done is not None else await self.check_result(current, watch.provider, self.index))
         verdict = judge(task, delivered, ok, rtt, availability, completion_ms)
         await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
 
@@ -355,7 +356,7 @@ class OracleNode(CloudchainRole):
         key = entry.key
         if key in self.fetching:
             await self.fetching[key].wait()
-        kept = self.fetched.pop(key, None)
+        kept = self.fetched.pop((key, entry.result, entry.meta), None)
         if kept is not None:
             return kept
         if key in self.fetch_failed:
@@ -366,7 +367,8 @@ class OracleNode(CloudchainRole):
             if len(wanted) + 2 > MAX_BLOBS_PER_REQUEST:
                 break
             if other.key == key or other.provider != provider or other.state != "allocated" or not other.result \
-                    or other.key not in self.watching or other.key in self.fetching or other.key in self.fetched \
+                    or other.key not in self.watching or other.key in self.fetching \
+                    or (other.key, other.result, other.meta) in self.fetched \
                     or size + sum(other.sizes) > MAX_BLOB_BATCH:
                 continue
             batch.append(other)
@@ -385,7 +387,7 @@ class OracleNode(CloudchainRole):
             blobs = await self.blobs.fetch_many(wanted[:2], provider, timeout=5.0)
         else:
             for i, e in enumerate(batch[1:], start=1):
-                self.fetched[e.key] = (blobs[2 * i], blobs[2 * i + 1])
+                self.fetched[(e.key, e.result, e.meta)] = (blobs[2 * i], blobs[2 * i + 1])
             while len(self.fetched) > FETCHED_KEEP:
                 del self.fetched[next(iter(self.fetched))]
         finally:
