@@ -21,7 +21,11 @@ Also per round: the SLA probing window the slow provider imposes (the longest ``
 contract's latency bound, not protocol cost), blocks the leader imported, and per block the mean time from its
 proposal to its import and to its finality on the leader, silent proposers and fork rejections. ``overhead_s`` is
 latency minus the slowest job (ADR 0116, what bench_network.py reports); ``overhead_beyond_sla_s`` also subtracts
-the probing window. Nothing is asserted: read the figures of one run (and ``uptime`` beside them).
+the probing window. ``overhead_net_sla_s`` is the figure the nodes measure themselves (docs/adr/0164): latency
+minus the larger of the slowest participant's work (``GET /status`` ``work_s``, as bench_network.py takes it) and
+the longest SLA wait an oracle's probes sat out for a provider that did not answer within the bound (oracles'
+``sla_wait_s``) — the two run side by side from the allocation. Nothing is asserted: read the figures of one run
+(and ``uptime`` beside them).
 """
 
 from __future__ import annotations
@@ -50,8 +54,23 @@ def _events(root: Path) -> list[dict[str, Any]]:
     return [r.to_json() for r in merged(files) if r.event]
 
 
-def breakdown(events: list[dict[str, Any]], result: dict[str, Any], leader: str) -> dict[str, Any]:
-    """The phases of one round (seconds) from the merged log events and the driver's round result."""
+def _statuses(root: Path) -> list[dict[str, Any]]:
+    info = launcher.NetDir(root).load()
+    return [st for st in (launcher.node_status(node) for node in info["nodes"].values()) if st is not None]
+
+
+def node_waits(statuses: list[dict[str, Any]], rnd: int) -> tuple[float, float]:
+    """``(work, SLA wait)`` of round ``rnd`` as the nodes measured them: the most seconds one node spent on its own
+    work, and the longest one oracle's probes of one provider waited out the SLA's bound with no answer."""
+    work = max([float(st.get("work_s", {}).get(str(rnd), 0.0)) for st in statuses] or [0.0])
+    sla = max([float(st.get("app", {}).get("sla_wait_s", {}).get(str(rnd), 0.0)) for st in statuses] or [0.0])
+    return work, sla
+
+
+def breakdown(events: list[dict[str, Any]], result: dict[str, Any], leader: str,
+              statuses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The phases of one round (seconds) from the merged log events and the driver's round result (and the nodes'
+    own work and SLA-wait figures from their ``GET /status``, when given)."""
     rnd = int(result["round"])
     mine = [e for e in events if e["node"] == leader]
     t0 = next(e["ts"] for e in mine if e["event"] == "round.open" and e.get("round") == rnd)
@@ -84,11 +103,14 @@ def breakdown(events: list[dict[str, Any]], result: dict[str, Any], leader: str)
     to_import = [imported[h] - proposed[h] for h in imported if h in proposed]
     to_final = [final[h] - proposed[h] for h in final if h in proposed]
     latency = latency_all / 1000 if latency_all is not None else None
+    node_work, sla_wait = node_waits(statuses or [], rnd)
     return {
         "round": rnd, "latency_s": latency, "final_everywhere": latency is not None, "phases_s": phases,
         "work_s": round(work, 4), "sla_probing_s": round(probing, 3),
         "overhead_s": round(latency - work, 3) if latency is not None else None,
         "overhead_beyond_sla_s": round(latency - work - probing, 3) if latency is not None else None,
+        "node_work_s": round(node_work, 4), "sla_wait_s": round(sla_wait, 4),
+        "overhead_net_sla_s": round(latency - max(node_work, sla_wait), 3) if latency is not None else None,
         "blocks": len(imported),
         "block_propose_to_import_s": round(statistics.mean(to_import), 3) if to_import else None,
         "block_propose_to_final_s": round(statistics.mean(to_final), 3) if to_final else None,
@@ -110,20 +132,24 @@ def measure(scenario: str, rounds: int, keep: Path | None = None) -> dict[str, A
             _wait_synced(info, time.monotonic() + 300)
             list(run_rounds(root, 1))  # warm-up: bonds, registrations, the agents' funds
             results = list(run_rounds(root, rounds))
+            statuses = _statuses(root)
         finally:
             launcher.net_down(root)
         events = _events(root)
     leader = next(e["node"] for e in events if e["event"] == "round.open")
-    per_round = [breakdown(events, r, leader) for r in results]
+    per_round = [breakdown(events, r, leader, statuses) for r in results]
     lat = [r["latency_s"] for r in per_round if r["latency_s"] is not None]
     over = [r["overhead_s"] for r in per_round if r["overhead_s"] is not None]
     beyond = [r["overhead_beyond_sla_s"] for r in per_round if r["overhead_beyond_sla_s"] is not None]
+    net = [r["overhead_net_sla_s"] for r in per_round if r["overhead_net_sla_s"] is not None]
     return {
         "scenario": scenario, "rounds": rounds, "net_up_s": round(up, 2), "final_everywhere": len(lat),
         "latency_p50_s": round(statistics.median(lat), 3) if lat else None,
         "overhead_p50_s": round(statistics.median(over), 3) if over else None,
         "overhead_max_s": round(max(over), 3) if over else None,
         "overhead_beyond_sla_p50_s": round(statistics.median(beyond), 3) if beyond else None,
+        "overhead_net_sla_p50_s": round(statistics.median(net), 3) if net else None,
+        "overhead_net_sla_max_s": round(max(net), 3) if net else None,
         "loadavg_before": [round(x, 2) for x in load0], "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "per_round": per_round,
     }
@@ -145,7 +171,8 @@ def table(out: dict[str, Any]) -> str:
                  r["fork_rejections"]]
         lines.append(" ".join(f"{f(c):>8}" for c in cells))
     lines.append(f"overhead p50 {f(out['overhead_p50_s'])} s (max {f(out['overhead_max_s'])} s); beyond the SLA's "
-                 f"probing window p50 {f(out['overhead_beyond_sla_p50_s'])} s")
+                 f"probing window p50 {f(out['overhead_beyond_sla_p50_s'])} s; net of the nodes' SLA wait "
+                 f"p50 {f(out['overhead_net_sla_p50_s'])} s (max {f(out['overhead_net_sla_max_s'])} s)")
     return "\n".join(lines)
 
 

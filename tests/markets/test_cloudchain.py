@@ -422,6 +422,9 @@ async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tm
         book = leader.app.book  # type: ignore[union-attr]
         liar = leader.app.oracles[2]  # type: ignore[union-attr]
         assert book.faults[liar] == len(out["quorum"])
+        # every oracle waited out the SLA's 2 s latency bound for the slow provider, and says so (docs/adr/0164)
+        waits = [n.app.status()["sla_wait_s"] for n in nodes.values() if n.role == "oracle"]  # type: ignore[union-attr]
+        assert waits and all(w.get(str(s["round"]), 0.0) >= 2.0 for w in waits), waits
 
 
 async def test_a_wrong_result_is_caught_and_a_silent_provider_refunds_its_requester(tmp_path: Path) -> None:
@@ -532,3 +535,23 @@ async def test_a_slow_provider_that_contests_its_penalties_loses_its_deposits(tm
         for node in nodes.values():
             assert node.chain.state.conserved()
             assert not [e for e in node.chain.state.escrows.values() if e.ref == b"cloudchain/dispute"]
+
+
+async def test_the_blob_protocol_answers_a_provider_s_results_at_once_within_its_bounds() -> None:
+    from types import SimpleNamespace
+
+    from bazaar.node.markets.cloudchain.common import MAX_BLOB_BATCH, MAX_BLOBS_PER_REQUEST, BlobStore
+    from bazaar.protocol import codec
+    from bazaar.protocol.transport import RejectRequest
+
+    store = BlobStore(SimpleNamespace(set_protocol=lambda *_: None))  # type: ignore[arg-type]
+    small = [store.put(bytes([i]) * (i + 1)) for i in range(MAX_BLOBS_PER_REQUEST)]
+    answer = codec.decode(await store.serve(b"", codec.encode({"hashes": small})))
+    assert answer == {"data": [bytes([i]) * (i + 1) for i in range(MAX_BLOBS_PER_REQUEST)]}
+    with pytest.raises(RejectRequest) as err:  # one more hash than a request may name
+        await store.serve(b"", codec.encode({"hashes": [*small, small[0]]}))
+    assert err.value.reason == "malformed"
+    big = [store.put(bytes([i]) * msg.MAX_BLOB) for i in range(MAX_BLOB_BATCH // msg.MAX_BLOB + 1)]
+    with pytest.raises(RejectRequest) as err:  # more bytes than one answer may carry
+        await store.serve(b"", codec.encode({"hashes": big}))
+    assert err.value.reason == "oversize"

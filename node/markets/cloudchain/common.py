@@ -31,8 +31,13 @@ KEEP_BOOKS = 64
 """Books kept for recent heads (a node re-folds from its chain when it needs an older one)."""
 
 
-MAX_BLOBS_PER_REQUEST = 3
-"""Blobs one request of the blob protocol may ask for (an oracle fetches a result's model and metadata at once)."""
+QUORUMS_HEARD_KEPT = 4096
+"""Task keys kept in :attr:`CloudchainRole.quorums_heard` (oldest dropped first)."""
+MAX_BLOBS_PER_REQUEST = 16
+"""Blobs one request of the blob protocol may ask for (an oracle fetches the models and metadata of a provider's
+results of a round at once, docs/adr/0164)."""
+MAX_BLOB_BATCH = 12 << 20
+"""Bytes one request of the blob protocol may ask for in all (an answer must fit one frame of the transport)."""
 DECODED_KEPT = 32
 """Blocks whose opened transactions :func:`decode_all` keeps (per process)."""
 _DECODED: OrderedDict[bytes, tuple[Envelope, ...] | None] = OrderedDict()
@@ -99,9 +104,10 @@ class BlobStore:
         return self._blobs.get(h)
 
     async def serve(self, peer: bytes, request: bytes) -> bytes:
-        """``{hash}`` -> ``{data}``, or ``{hashes: [..]}`` (at most ``MAX_BLOBS_PER_REQUEST``) -> ``{data: [..]}``."""
+        """``{hash}`` -> ``{data}``, or ``{hashes: [..]}`` (at most ``MAX_BLOBS_PER_REQUEST``, ``MAX_BLOB_BATCH`` bytes
+        in all) -> ``{data: [..]}``."""
         try:
-            req = codec.decode(request, max_size=512)
+            req = codec.decode(request, max_size=64 + 40 * MAX_BLOBS_PER_REQUEST)
         except ProtocolError as err:
             raise RejectRequest(err.reason) from err
         if isinstance(req, dict) and set(req) == {"hashes"} and isinstance(req["hashes"], list) \
@@ -110,6 +116,8 @@ class BlobStore:
             blobs = [self.get(h) for h in req["hashes"]]
             if any(b is None for b in blobs):
                 raise RejectRequest(NodeReason.UNKNOWN_CONTENT)
+            if sum(len(b) for b in blobs if b is not None) > MAX_BLOB_BATCH:
+                raise RejectRequest(ProtocolReason.OVERSIZE)
             return codec.encode({"data": blobs})
         if not isinstance(req, dict) or set(req) != {"hash"} or not isinstance(req["hash"], bytes):
             raise RejectRequest(ProtocolReason.MALFORMED)  # want {hash: bytes} or {hashes: [bytes]}
@@ -135,8 +143,10 @@ class BlobStore:
         """
         out: dict[bytes, bytes] = {h: b for h, _ in wanted if (b := self.get(h)) is not None}
         ask = [(h, size) for h, size in dict(wanted).items() if h not in out]
-        if len(ask) > MAX_BLOBS_PER_REQUEST or any(size > msg.MAX_BLOB for _, size in ask):
-            raise RequestFailed("bad-answer", f"more than {MAX_BLOBS_PER_REQUEST} blobs or one > {msg.MAX_BLOB} bytes")
+        if len(ask) > MAX_BLOBS_PER_REQUEST or any(size > msg.MAX_BLOB for _, size in ask) \
+                or sum(size for _, size in ask) > MAX_BLOB_BATCH:
+            raise RequestFailed("bad-answer", f"more than {MAX_BLOBS_PER_REQUEST} blobs, one > {msg.MAX_BLOB} bytes "
+                                              f"or > {MAX_BLOB_BATCH} bytes in all")
         if ask:
             req = {"hash": ask[0][0]} if len(ask) == 1 else {"hashes": [h for h, _ in ask]}
             raw = await self.ctx.request_raw(holder, msg.BLOB_PROTOCOL, codec.encode(req), timeout=timeout)
@@ -174,6 +184,8 @@ class CloudchainRole(Role):
         self.settled: dict[bytes, dict[str, Any]] = {}
         """Task key -> how it ended (from the chain): the leader's round report reads it."""
         self._work: tuple[bytes, list[tuple[str, dict[str, Any]]]] | None = None
+        self.quorums_heard: OrderedDict[bytes, None] = OrderedDict()
+        """Keys of the tasks whose quorum record reached our mempool (the leader times its close by them)."""
         self._refold()
 
     # ------------------------------------------------------------------ books
@@ -257,9 +269,14 @@ class CloudchainRole(Role):
     # ------------------------------------------------------------------ contract hooks
     @tx_admit
     def admit(self, state: State, env: Envelope) -> None:
-        """The market's rules for a cloudchain record against our head."""
+        """The market's rules for a cloudchain record against our head (a quorum record that passes them is noted in
+        :attr:`quorums_heard`)."""
         if env.type == "tx/record" and env.market == msg.MARKET:
             self.book_at(state.head).admit(state, env, self.rules)
+            if env.body["kind"] == msg.QUORUM and isinstance(env.body["data"].get("task"), bytes):
+                self.quorums_heard[env.body["data"]["task"]] = None
+                while len(self.quorums_heard) > QUORUMS_HEARD_KEPT:
+                    self.quorums_heard.popitem(last=False)
 
     @block_propose
     def contract_txs(self, parent: State) -> list[tuple[str, dict[str, Any]]]:

@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import math
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,16 @@ from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, lifespan, on, on_block
 from ..context import Refuse, RequestFailed
 from .book import task_key
-from .common import ORACLE, PROVIDER, REQUESTER, BlobStore, CloudchainRole, decode_all
+from .common import (
+    MAX_BLOB_BATCH,
+    MAX_BLOBS_PER_REQUEST,
+    ORACLE,
+    PROVIDER,
+    REQUESTER,
+    BlobStore,
+    CloudchainRole,
+    decode_all,
+)
 from .config import agent_names, round_tasks
 from .report import round_outcome
 
@@ -54,6 +64,10 @@ CUT_HOLD_S = 10.0
 """The longest an oracle still importing blocks waits past its grace for the block past the deadline."""
 EARLY_KEEP = 4096
 """Attestations kept for tasks whose allocation this oracle has not imported yet (oldest dropped first)."""
+SLA_WAITS_KEPT = 64
+"""Rounds whose SLA wait ``GET /status`` shows."""
+FETCHED_KEEP = 64
+"""Results' blobs kept that were fetched with another task's and not taken yet (oldest dropped first)."""
 SETTLE_MARGIN_S = 10.0
 WARM_UP_S = 30.0
 READY_S = 30.0
@@ -128,6 +142,16 @@ class OracleNode(CloudchainRole):
         """Rounds whose quorum batch this oracle's aggregator task is gathering."""
         self.heard = trio.Event()
         """Set (and replaced) whenever an attestation is taken: wakes the round aggregators."""
+        self.sla_waits: OrderedDict[int, float] = OrderedDict()
+        """Round -> the longest our probes of one provider waited out the SLA's latency bound with no answer (the
+        wait the contract imposes on a provider that does not answer in time; ``GET /status`` ``sla_wait_s``)."""
+        self.fetching: dict[bytes, trio.Event] = {}
+        """Task key -> set once the blob request that asks for its result's blobs is over."""
+        self.fetched: dict[tuple[bytes, bytes, bytes], tuple[bytes, bytes]] = {}
+        """(task key, model hash, metadata hash) -> the result's model and metadata, fetched with another task's
+        (taken once)."""
+        self.fetch_failed: set[bytes] = set()
+        """Tasks whose result's blobs a batch asked for from a provider that did not answer in time."""
 
     # ------------------------------------------------------------------ examining tasks
     @lifespan
@@ -218,16 +242,22 @@ class OracleNode(CloudchainRole):
             try:
                 t_probe = trio.current_time()
                 slot[1].append(await self.probe(provider, bound_ms))
+                waited = trio.current_time() - t_probe
                 self.ctx.events.info("oracle.probed", round=round_no, provider=self.ctx.name_of(provider),
-                                     rtt_ms=min(slot[1][0][0], 1e9),
-                                     ms=round((trio.current_time() - t_probe) * 1000, 1))
+                                     rtt_ms=min(slot[1][0][0], 1e9), ms=round(waited * 1000, 1))
+                if math.isinf(slot[1][0][0]):  # no answer within the SLA's bound: a wait the contract imposes
+                    self.sla_waits[round_no] = max(self.sla_waits.get(round_no, 0.0), waited)
+                    while len(self.sla_waits) > SLA_WAITS_KEPT:
+                        self.sla_waits.popitem(last=False)
             finally:
                 slot[0].set()
         await slot[0].wait()
         return slot[1][0] if slot[1] else (math.inf, 0.0)
 
     async def examine(self, key: bytes) -> None:
-        """Probe the provider while waiting for the result, spot-check it, attest.
+        """Probe the provider while waiting for the result, spot-check the result as soon as it is on chain (also
+        while the probes still run: a provider that does not answer them in time holds them for the SLA's whole
+        latency bound, and the fetch no longer waits behind that, docs/adr/0164), attest.
 
         Whether the result came in time is read from the chain, not from our clock (docs/adr/0165): its
         completion is the time between the blocks that allocated the task and carried the result, and the
@@ -243,6 +273,7 @@ class OracleNode(CloudchainRole):
             return
         task = entry.task
         probes: list[tuple[float, float]] = []
+        checked: dict[tuple[bytes, bytes], bool] = {}  # (model, metadata hash) -> spot check passed (while probing)
         ctx.events.info("oracle.examine", round=entry.round, task=task.id)
 
         def decided() -> bool:
@@ -267,6 +298,9 @@ class OracleNode(CloudchainRole):
                     await ctx.chain.wait_for(decided, timeout=wake - now)
             if watch.result_ms is not None:
                 ctx.events.info("oracle.result_seen", task=task.id)
+                seen = self.book.tasks.get(key)
+                if seen is not None and seen.state == "allocated" and seen.result:
+                    checked[(seen.result, seen.meta)] = await self.check_result(seen, watch.provider, self.index)
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(take_probes)
@@ -281,7 +315,8 @@ class OracleNode(CloudchainRole):
             delivered, completion_ms = False, float(watch.cut_ms - watch.alloc_ms)
         else:  # no block past the deadline came (or we folded the blocks without seeing them): our clock
             delivered, completion_ms = bool(current.result), (trio.current_time() - watch.started) * 1000
-        ok = delivered and await self.check_result(current, watch.provider, self.index)
+        done = checked.get((current.result, current.meta))
+        ok = delivered and (done if done is not None else await self.check_result(current, watch.provider, self.index))
         verdict = judge(task, delivered, ok, rtt, availability, completion_ms)
         await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
 
@@ -307,6 +342,62 @@ class OracleNode(CloudchainRole):
         ctx.events.info("oracle.remeasured", task=task.id, verdict=verdict)
         await self.attest(key, verdict, current.result, rtt, availability, completion_ms, entry.round, "")
 
+    async def _fetch_blobs(self, entry: Any, provider: bytes) -> tuple[bytes, bytes]:
+        """A result's model and metadata, fetched together with those of the provider's other results on our chain
+        that no examination has fetched yet (one request of the blob protocol for them all, docs/adr/0164).
+
+        A task whose result another examination is fetching waits for that request; when it failed, and
+        when the batch was refused or answered wrongly, the task's own blobs are asked for alone, so one result's
+        blobs never decide another's verdict (a provider that did not answer in time is not asked again).
+
+        Raises:
+            RequestFailed: no answer, or bytes that do not match.
+        """
+        key = entry.key
+        if key in self.fetching:
+            await self.fetching[key].wait()
+        kept = self.fetched.pop((key, entry.result, entry.meta), None)
+        if kept is not None:
+            return kept
+        if key in self.fetch_failed:
+            self.fetch_failed.discard(key)
+            raise RequestFailed("timeout", "the provider did not answer the batch that asked for this result")
+        batch, wanted, size = [entry], [(entry.result, entry.sizes[0]), (entry.meta, entry.sizes[1])], sum(entry.sizes)
+        for other in self.book.tasks.values():
+            if len(wanted) + 2 > MAX_BLOBS_PER_REQUEST:
+                break
+            if other.key == key or other.provider != provider or other.state != "allocated" or not other.result \
+                    or other.key not in self.watching or other.key in self.fetching \
+                    or (other.key, other.result, other.meta) in self.fetched \
+                    or size + sum(other.sizes) > MAX_BLOB_BATCH:
+                continue
+            batch.append(other)
+            wanted += [(other.result, other.sizes[0]), (other.meta, other.sizes[1])]
+            size += sum(other.sizes)
+        done = trio.Event()
+        for e in batch[1:]:
+            self.fetching[e.key] = done
+        try:
+            blobs = await self.blobs.fetch_many(wanted, provider, timeout=5.0)
+        except RequestFailed as err:
+            if err.reason == "timeout":
+                self.fetch_failed.update(e.key for e in batch[1:])
+            if len(batch) == 1 or err.reason == "timeout":
+                raise
+            blobs = await self.blobs.fetch_many(wanted[:2], provider, timeout=5.0)
+        else:
+            for i, e in enumerate(batch[1:], start=1):
+                self.fetched[(e.key, e.result, e.meta)] = (blobs[2 * i], blobs[2 * i + 1])
+            while len(self.fetched) > FETCHED_KEEP:
+                del self.fetched[next(iter(self.fetched))]
+        finally:
+            for e in batch[1:]:
+                del self.fetching[e.key]
+            done.set()
+            while len(self.fetch_failed) > EARLY_KEEP:
+                self.fetch_failed.pop()
+        return blobs[0], blobs[1]
+
     async def check_result(self, entry: Any, provider: bytes, sample_seed: int) -> bool:
         """Fetch a result's blobs from its provider and spot-check them."""
         from bazaar.mechanisms.cloudchain.jobs import spot_check
@@ -314,8 +405,7 @@ class OracleNode(CloudchainRole):
         ctx, task = self.ctx, entry.task
         try:
             t_fetch = trio.current_time()
-            wanted = [(entry.result, entry.sizes[0]), (entry.meta, entry.sizes[1])]
-            model, meta_raw = await self.blobs.fetch_many(wanted, provider, timeout=5.0)  # one request for both
+            model, meta_raw = await self._fetch_blobs(entry, provider)
             ctx.events.info("oracle.fetched", task=task.id, bytes=len(model) + len(meta_raw),
                             ms=round((trio.current_time() - t_fetch) * 1000, 2))
             meta = codec.decode(meta_raw, max_size=msg.MAX_BLOB)
@@ -638,12 +728,19 @@ class OracleNode(CloudchainRole):
             e = self.book.tasks.get(k)
             return k in self.settled or (e is not None and e.state == "decided")
 
-        # the close goes out once every verdict is on chain: the contract settles a decided task in the very next
-        # block, so the close lands in that block or a later one — usually in it (docs/adr/0174)
+        # the close goes out once every verdict is on our chain or its quorum record reached our mempool (the batch
+        # is on its way to the proposers): not sealed then, so that it joins the quorum batch's block or the
+        # settlement's — the contract settles a decided task in the very next block — rather than sealing one of
+        # its own (docs/adr/0164); sealed, as before, when the verdicts are on chain already. Either way we return
+        # once the round is settled on our chain, and the engine then waits for the finality of our head: the
+        # settlement's block or a later one
         with trio.move_on_at(t_settle):
-            await ctx.chain.wait_for(lambda: all(decided(k) for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
+            await ctx.chain.wait_for(lambda: all(decided(k) or k in self.quorums_heard for k in landed),
+                                     timeout=settle_s + SETTLE_MARGIN_S)
+        on_chain = all(decided(k) for k in landed)
         close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
-        await ctx.chain.submit([close.wire], seal=True)  # the round's last transaction
+        await ctx.chain.submit([close.wire], seal=on_chain)  # the round's last transaction
+        ctx.events.info("oracle.close", round=rnd.number, on_chain=on_chain)
         with trio.move_on_at(t_settle):
             await ctx.chain.wait_for(lambda: all(k in self.settled for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
         ctx.events.info("oracle.settled", round=rnd.number, settled=sum(k in self.settled for k in landed),
@@ -673,7 +770,7 @@ class OracleNode(CloudchainRole):
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
         return {**super().status(), "oracle": self.index, "attested": self.attested, "quorums": self.quorums,
-                "liar": self.liar}
+                "liar": self.liar, "sla_wait_s": {str(r): round(s, 4) for r, s in self.sla_waits.items()}}
 
 
 APP = RoleApp("oracle", OracleNode)
