@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bazaar.deploy import scenario_file
 from bazaar.ledger.chain import verify_data_dir
 from bazaar.node import launcher
 from bazaar.node.cli import main
@@ -23,20 +24,35 @@ pytestmark = pytest.mark.network
 SMALL = "cloudchain-small"
 
 
+def _loose_sla(folder: Path) -> Path:
+    """cloudchain-small with SLA bounds a loaded CI machine cannot miss by accident (4 s probes, 6 s deadline): an
+    honest provider whose probe round trip crossed the shipped 2 s bound on an oversubscribed machine was judged
+    ``late``, truly, and failed the test's "honest round" check. The offline solve reads the same file."""
+    text = scenario_file(SMALL).read_text()
+    for old, new in (("latency_ms = 2000.0", "latency_ms = 4000.0"), ("deadline_s = 3.0", "deadline_s = 6.0")):
+        assert old in text, old
+        text = text.replace(old, new)
+    path = folder / f"{SMALL}-loose.toml"
+    path.write_text(text)
+    return path
+
+
 def _round(capsys: pytest.CaptureFixture[str], root: Path) -> dict:
     assert main(["round", "--dir", str(root), "--rounds", "1", "--json"]) == 0
     return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
 
 
-def _offline(capsys: pytest.CaptureFixture[str], round_no: int) -> dict:
-    assert main(["solve", "cloudchain-allocate", "--scenario", SMALL, "--round", str(round_no), "--json"]) == 0
+def _offline(capsys: pytest.CaptureFixture[str], scenario: Path, round_no: int) -> dict:
+    assert main(["solve", "cloudchain-allocate", "--scenario", str(scenario), "--round", str(round_no),
+                 "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 
 def test_eight_processes_settle_as_the_offline_contract_and_survive_a_killed_oracle_and_provider(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "net"
-    launcher.net_up(SMALL, root, timeout=120)
+    scenario = _loose_sla(tmp_path)
+    launcher.net_up(str(scenario), root, timeout=120)
     try:
         line = _round(capsys, root)
         for key in ("round", "market", "height", "final_everywhere", "left_out", "outcome"):
@@ -44,7 +60,7 @@ def test_eight_processes_settle_as_the_offline_contract_and_survive_a_killed_ora
         for key in ("allocation", "attestations", "quorum", "penalties", "payments", "jain", "tokens"):
             assert key in line["outcome"], key
         assert line["final_everywhere"] and line["left_out"] == [], line
-        assert line["outcome"]["allocation"] == _offline(capsys, line["round"])["allocation"]
+        assert line["outcome"]["allocation"] == _offline(capsys, scenario, line["round"])["allocation"]
         assert set(line["outcome"]["verdicts"]) <= {"met", "unserved", "unservable"}
 
         launcher.net_kill(root, "oracle-2")
