@@ -134,6 +134,7 @@ class Header:
     state_root: bytes
     reward: int
     consensus: dict[str, Any] = field(default_factory=dict)
+    _encoded: bytes | None = field(init=False, default=None, repr=False, compare=False)
 
     def to_map(self) -> dict[str, Any]:
         """The header as the map that is encoded and hashed."""
@@ -163,8 +164,14 @@ class Header:
         )
 
     def encode(self) -> bytes:
-        """Canonical msgpack of :meth:`to_map`."""
-        return codec.encode(self.to_map())
+        """Canonical msgpack of :meth:`to_map`, encoded once per header object: a header is immutable (its
+        ``consensus`` map is never changed after construction; ``dataclasses.replace`` builds a new header),
+        and an import reads its hash several times (signature, state head, store)."""
+        encoded = self._encoded
+        if encoded is None:
+            encoded = codec.encode(self.to_map())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     @property
     def hash(self) -> bytes:
@@ -209,6 +216,7 @@ class Block:
     signature: bytes
     _leaves: tuple[bytes, ...] | None = field(init=False, default=None, repr=False, compare=False)
     _root_ok: bool = field(init=False, default=False, repr=False, compare=False)
+    _signed_on: str | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "txs", tuple(self.txs))
@@ -228,6 +236,18 @@ class Block:
         if not self._root_ok and root_of_leaves(self.leaves()) == self.header.tx_root:
             object.__setattr__(self, "_root_ok", True)
         return self._root_ok
+
+    def check_signature(self, network_id: str) -> None:
+        """:func:`check_header_signature` of this block on ``network_id``; a pass is remembered (header and
+        signature are immutable), so :func:`~.apply.apply` of a block :meth:`decode` checked does not verify
+        the proposer's signature a second time.
+
+        Raises:
+            InvalidBlock: reason ``bad-signature``.
+        """
+        if self._signed_on != network_id:
+            check_header_signature(network_id, self.header, self.signature)
+            object.__setattr__(self, "_signed_on", network_id)
 
     @property
     def hash(self) -> bytes:
@@ -272,8 +292,8 @@ class Block:
             raise InvalidBlock(LedgerReason.OVERSIZE, f"{len(txs)} transactions > cap {MAX_TXS}")
         if not isinstance(signature, bytes) or len(signature) != 64:
             raise InvalidBlock(LedgerReason.MALFORMED, "block.s must be 64 bytes")
-        check_header_signature(network_id, header, signature)
         block = cls(header, tuple(txs), signature)
+        block.check_signature(network_id)
         if not block.tx_root_matches():
             raise InvalidBlock(LedgerReason.BAD_TX_ROOT, "tx_root does not match the transactions")
         return block

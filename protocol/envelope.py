@@ -202,10 +202,12 @@ def open_envelopes(
             except ProtocolError as err:
                 parts[i] = None
                 opened[i] = err
+    live = [part for part in parts if part is not None]
+    headers = iter(codec.decode_repacked_many([part[1] for part in live], max_size=max_size))
     for i, part in enumerate(parts):
         if part is not None:
             try:
-                opened[i] = _payload(*part, max_size)
+                opened[i] = _payload(*part, max_size, next(headers))
             except ProtocolError as err:
                 opened[i] = err
     return opened
@@ -272,8 +274,12 @@ _OUTER_MIN = len(_OUTER_HEAD) + PUBKEY_LEN + 2 + 2 + len(_OUTER_SIG_HEAD) + SIG_
 """The shortest such layout (an empty payload)."""
 
 
-def _payload(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> Envelope:
-    """The envelope of a signature-checked payload: canonical decoding and the header checks.
+def _payload(
+    sender: bytes, payload: bytes, signature: bytes, max_size: int, decoded: Any = codec.NOT_DECODED
+) -> Envelope:
+    """The envelope of a signature-checked payload: canonical decoding and the header checks. ``decoded`` is
+    ``codec.decode_repacked(payload)`` when the caller has it (:func:`open_envelopes` decodes a block's payloads
+    together); ``codec.NOT_DECODED`` decodes here.
 
     The common case is decided without an ``object_hook``: a payload that re-packs to itself, whose header has
     exactly the eight keys in canonical order with values of the exact types, in range, and whose body's maps
@@ -281,10 +287,12 @@ def _payload(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> 
     other values are scalars). Anything else, valid or not, goes through :func:`_payload_checked`, which names
     the exact error.
     """
-    try:
-        header = codec.decode_repacked(payload, max_size=max_size)
-    except ProtocolError:
-        header = None
+    header = decoded
+    if header is codec.NOT_DECODED:
+        try:
+            header = codec.decode_repacked(payload, max_size=max_size)
+        except ProtocolError:
+            header = None
     if type(header) is dict and tuple(header) == HEADER_WIRE_ORDER:
         v, ts, seq, body, mtype, rnd, market, signer = header.values()
         if (
