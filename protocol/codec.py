@@ -255,7 +255,7 @@ def decode_repacked_many(items: Sequence[bytes], *, max_size: int = MAX_MESSAGE)
     decoder's depth limit) leaves every item to the per-item path.
     """
     values: list[Any] = [NOT_DECODED] * len(items)
-    if not items or not all(type(item) is bytes and len(item) <= max_size for item in items):
+    if not items or not {bytes}.issuperset(map(type, items)) or max(map(len, items)) > max_size:
         return values
     try:
         decoded = msgpack.unpackb(
