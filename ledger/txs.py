@@ -253,7 +253,7 @@ def decode_txs(
     if leaves is None:
         leaves = [_sha256(b"\x00" + raw).digest() if len(raw) <= MAX_TX else b"" for raw in raws]
     keys = [leaf + nid for leaf in leaves]
-    cached = [key in _VERIFIED for key in keys]
+    cached = list(map(_VERIFIED.__contains__, keys))
     opened = open_envelopes(raws, network_id, max_size=MAX_TX, verified=cached)
     decoded = verified = 0
     kinds, schemas, remembered = KIND_OF_TYPE, SCHEMAS, _VERIFIED

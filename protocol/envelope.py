@@ -204,6 +204,8 @@ def open_envelopes(
                 opened[i] = err
     live = [part for part in parts if part is not None]
     headers = codec.decode_repacked_many([part[1] for part in live], max_size=max_size)
+    if len(live) == len(parts):  # no item failed before its payload (the common case)
+        return _payloads(live, headers, max_size)
     payloads = iter(_payloads(live, headers, max_size))
     for i, part in enumerate(parts):
         if part is not None:
