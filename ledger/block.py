@@ -217,6 +217,7 @@ class Block:
     _leaves: tuple[bytes, ...] | None = field(init=False, default=None, repr=False, compare=False)
     _root_ok: bool = field(init=False, default=False, repr=False, compare=False)
     _signed_on: str | None = field(init=False, default=None, repr=False, compare=False)
+    _wire: bytes | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "txs", tuple(self.txs))
@@ -260,8 +261,14 @@ class Block:
         return self.header.height
 
     def encode(self) -> bytes:
-        """The canonical wire form ``{"h", "t", "s"}``."""
-        return codec.encode({"h": self.header.to_map(), "t": list(self.txs), "s": self.signature})
+        """The canonical wire form ``{"h", "t", "s"}``, encoded once per block object (header, transactions and
+        signature are immutable); a block :meth:`decode` read keeps the bytes it was read from, which are that
+        encoding (``decode_canonical`` accepted them), so storing or relaying it encodes nothing."""
+        wire = self._wire
+        if wire is None:
+            wire = codec.encode({"h": self.header.to_map(), "t": list(self.txs), "s": self.signature})
+            object.__setattr__(self, "_wire", wire)
+        return wire
 
     def signed_header(self) -> bytes:
         """The signed header alone (``{"h", "s"}``), as carried by ``tx/evidence``."""
@@ -293,6 +300,8 @@ class Block:
         if not isinstance(signature, bytes) or len(signature) != 64:
             raise InvalidBlock(LedgerReason.MALFORMED, "block.s must be 64 bytes")
         block = cls(header, tuple(txs), signature)
+        if type(raw) is bytes:  # the canonical encoding of exactly this block (decode_canonical checked it)
+            object.__setattr__(block, "_wire", raw)
         block.check_signature(network_id)
         if not block.tx_root_matches():
             raise InvalidBlock(LedgerReason.BAD_TX_ROOT, "tx_root does not match the transactions")

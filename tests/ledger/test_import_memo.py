@@ -61,3 +61,17 @@ def test_a_remembered_signature_holds_for_its_network_only() -> None:
         apply(net.state, forged, net.genesis)
     with pytest.raises(InvalidBlock, match="bad-signature"):
         apply(net.state, replace(decoded, signature=bytes(64)), net.genesis)  # replace forgets what was checked
+
+
+def test_block_encoding_is_kept_and_a_decoded_block_keeps_its_bytes() -> None:
+    net = Net()
+    block, _, _ = net.build([net.tx("alice", "transfer", to=net.acct("bob"), amount=5)])
+    wire = block.encode()
+    assert block.encode() is wire
+    assert wire == codec.encode({"h": block.header.to_map(), "t": list(block.txs), "s": block.signature})
+    decoded = Block.decode(wire, NID)
+    assert decoded.encode() is wire  # the bytes it was read from: canonical, so equal to a fresh encoding
+    assert Block.decode(bytearray(wire), NID).encode() == wire  # not bytes: encoded afresh on demand
+    other = replace(decoded, signature=bytes(64))  # replace forgets the kept bytes
+    assert other.encode() != wire
+    assert other.encode() == codec.encode({"h": other.header.to_map(), "t": list(other.txs), "s": bytes(64)})
