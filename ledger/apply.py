@@ -14,7 +14,7 @@ from bazaar.protocol.envelope import Envelope
 from bazaar.protocol.errors import ProtocolError
 from bazaar.protocol.keys import KeyPair
 
-from .block import MAX_TXS, Block, Header, check_header_signature, merkle_root, sign_header
+from .block import MAX_TXS, Block, Header, merkle_root, sign_header
 from .checks import BlockCheck
 from .consensus import check_consensus
 from .errors import InvalidBlock, InvalidTx, LedgerReason
@@ -73,7 +73,7 @@ def apply(
     _check_genesis(state, genesis)
     header = block.header
     _check_frame(state, header, genesis)
-    check_header_signature(genesis.network_id, header, block.signature)
+    block.check_signature(genesis.network_id)  # remembered when Block.decode checked it
     if len(block.txs) > MAX_TXS:
         raise InvalidBlock(LedgerReason.OVERSIZE, f"{len(block.txs)} transactions > cap {MAX_TXS}")
     if not block.tx_root_matches():  # remembered when Block.decode checked it

@@ -134,6 +134,7 @@ class Header:
     state_root: bytes
     reward: int
     consensus: dict[str, Any] = field(default_factory=dict)
+    _encoded: bytes | None = field(init=False, default=None, repr=False, compare=False)
 
     def to_map(self) -> dict[str, Any]:
         """The header as the map that is encoded and hashed."""
@@ -163,8 +164,14 @@ class Header:
         )
 
     def encode(self) -> bytes:
-        """Canonical msgpack of :meth:`to_map`."""
-        return codec.encode(self.to_map())
+        """Canonical msgpack of :meth:`to_map`, encoded once per header object: a header is immutable (its
+        ``consensus`` map is never changed after construction; ``dataclasses.replace`` builds a new header),
+        and an import reads its hash several times (signature, state head, store)."""
+        encoded = self._encoded
+        if encoded is None:
+            encoded = codec.encode(self.to_map())
+            object.__setattr__(self, "_encoded", encoded)
+        return encoded
 
     @property
     def hash(self) -> bytes:
@@ -209,6 +216,8 @@ class Block:
     signature: bytes
     _leaves: tuple[bytes, ...] | None = field(init=False, default=None, repr=False, compare=False)
     _root_ok: bool = field(init=False, default=False, repr=False, compare=False)
+    _signed_on: str | None = field(init=False, default=None, repr=False, compare=False)
+    _wire: bytes | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "txs", tuple(self.txs))
@@ -229,6 +238,18 @@ class Block:
             object.__setattr__(self, "_root_ok", True)
         return self._root_ok
 
+    def check_signature(self, network_id: str) -> None:
+        """:func:`check_header_signature` of this block on ``network_id``; a pass is remembered (header and
+        signature are immutable), so :func:`~.apply.apply` of a block :meth:`decode` checked does not verify
+        the proposer's signature a second time.
+
+        Raises:
+            InvalidBlock: reason ``bad-signature``.
+        """
+        if self._signed_on != network_id:
+            check_header_signature(network_id, self.header, self.signature)
+            object.__setattr__(self, "_signed_on", network_id)
+
     @property
     def hash(self) -> bytes:
         """The header hash."""
@@ -240,8 +261,14 @@ class Block:
         return self.header.height
 
     def encode(self) -> bytes:
-        """The canonical wire form ``{"h", "t", "s"}``."""
-        return codec.encode({"h": self.header.to_map(), "t": list(self.txs), "s": self.signature})
+        """The canonical wire form ``{"h", "t", "s"}``, encoded once per block object (header, transactions and
+        signature are immutable); a block :meth:`decode` read keeps the bytes it was read from, which are that
+        encoding (``decode_canonical`` accepted them), so storing or relaying it encodes nothing."""
+        wire = self._wire
+        if wire is None:
+            wire = codec.encode({"h": self.header.to_map(), "t": list(self.txs), "s": self.signature})
+            object.__setattr__(self, "_wire", wire)
+        return wire
 
     def signed_header(self) -> bytes:
         """The signed header alone (``{"h", "s"}``), as carried by ``tx/evidence``."""
@@ -272,8 +299,10 @@ class Block:
             raise InvalidBlock(LedgerReason.OVERSIZE, f"{len(txs)} transactions > cap {MAX_TXS}")
         if not isinstance(signature, bytes) or len(signature) != 64:
             raise InvalidBlock(LedgerReason.MALFORMED, "block.s must be 64 bytes")
-        check_header_signature(network_id, header, signature)
         block = cls(header, tuple(txs), signature)
+        if type(raw) is bytes:  # the canonical encoding of exactly this block (decode_canonical checked it)
+            object.__setattr__(block, "_wire", raw)
+        block.check_signature(network_id)
         if not block.tx_root_matches():
             raise InvalidBlock(LedgerReason.BAD_TX_ROOT, "tx_root does not match the transactions")
         return block

@@ -16,7 +16,7 @@ from bazaar.protocol.errors import ProtocolError
 from bazaar.protocol.keys import KeyPair
 
 from .apply import apply, build_block
-from .block import Block, check_header_signature
+from .block import Block
 from .checks import BlockCheck
 from .errors import InvalidAttestation, InvalidBlock, InvalidTx, LedgerError, LedgerReason, StoreCorrupt, UnknownParent
 from .evidence import Evidence, evidence_from_blocks
@@ -220,7 +220,7 @@ class Chain:
             row = self.store.get_block(height)
             if row is not None and row.hash == block.hash:
                 return None
-            check_header_signature(self.network_id, block.header, block.signature)
+            block.check_signature(self.network_id)
             existing = self.block(height)
             if existing is not None and existing.header.proposer == block.header.proposer:
                 try:

@@ -164,16 +164,27 @@ def _funds(draft: Draft, account: bytes, amount: int) -> None:
 
 
 def _transfer(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:
-    # _funds, debit and credit written out: the commonest transaction, one overlay call per read and write
+    # _funds, debit and credit written out: the commonest transaction. A balance this block already wrote is
+    # read from the overlay's changes directly (an int there is exactly what Overlay.get returns); anything
+    # else, and every write, is the overlay's own get / set (set is a store into changes)
     amount, to, sender, balances = body["amount"], body["to"], env.sender, draft.balances
-    have = int(balances.get(sender, 0))
+    changes = balances.changes
+    have: Any = changes.get(sender)
+    if type(have) is not int:
+        have = int(balances.get(sender, 0))
     if have < amount:
         raise InvalidTx(LedgerReason.INSUFFICIENT_FUNDS, f"balance {have} < {amount}")
-    dest = have if to == sender else int(balances.get(to, 0))
+    dest: Any
+    if to == sender:
+        dest = have
+    else:
+        dest = changes.get(to)
+        if type(dest) is not int:
+            dest = int(balances.get(to, 0))
     if dest + amount > MAX_AMOUNT:
         raise InvalidTx(LedgerReason.OVERFLOW, "recipient balance would overflow")
-    balances.set(sender, have - amount)
-    balances.set(to, (have - amount if to == sender else dest) + amount)  # paying oneself leaves the balance
+    changes[sender] = have - amount
+    changes[to] = (have - amount if to == sender else dest) + amount  # paying oneself leaves the balance
 
 
 def _escrow_lock(draft: Draft, env: Envelope, body: dict[str, Any]) -> None:

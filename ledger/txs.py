@@ -253,31 +253,33 @@ def decode_txs(
     if leaves is None:
         leaves = [_sha256(b"\x00" + raw).digest() if len(raw) <= MAX_TX else b"" for raw in raws]
     keys = [leaf + nid for leaf in leaves]
-    cached = [key in _VERIFIED for key in keys]
+    cached = list(map(_VERIFIED.__contains__, keys))
     opened = open_envelopes(raws, network_id, max_size=MAX_TX, verified=cached)
     decoded = verified = 0
+    kinds, schemas, remembered = KIND_OF_TYPE, SCHEMAS, _VERIFIED
     for i, env in enumerate(opened):
-        if isinstance(env, ProtocolError):
+        if type(env) is not Envelope:  # the ProtocolError open_envelopes returned for it
             if isinstance(env, OversizeError) and len(raws[i]) > MAX_TX:  # decode_tx's own words for it
                 opened[i] = OversizeError(f"transaction of {len(raws[i])} bytes > cap {MAX_TX}")
             continue
         decoded += 1
         if cached[i]:  # these exact bytes passed every check below before
-            _VERIFIED.move_to_end(keys[i])
+            remembered.move_to_end(keys[i])
             continue
-        kind = KIND_OF_TYPE.get(env.type)  # _check_stateless(env), written out for the common case
+        seq, body = env.seq, env.body  # _check_stateless(env), written out for the common case
+        kind = kinds.get(env.type)
         try:
             if kind is None:
                 kind = tx_kind(env)  # raises: no transaction type
-            SCHEMAS[kind].check(env.body, "body")
-            expected_seq = 0 if kind in NONCELESS else env.body["nonce"]
-            if env.seq != expected_seq:
-                raise SchemaError(f"envelope seq {env.seq} differs from body nonce {expected_seq}")
+            schemas[kind].check(body, "body")
+            expected_seq = 0 if kind in NONCELESS else body["nonce"]
+            if seq != expected_seq:
+                raise SchemaError(f"envelope seq {seq} differs from body nonce {expected_seq}")
         except ProtocolError as err:
             opened[i] = err
             continue
         verified += 1
-        _VERIFIED[keys[i]] = None
+        remembered[keys[i]] = None
     TX_STATS.decoded += decoded
     TX_STATS.verified += verified
     while len(_VERIFIED) > _CACHE_BOUND[0]:  # the oldest forgotten first, as one by one

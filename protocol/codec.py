@@ -11,6 +11,7 @@ and map (py-libp2p's msgio and STYLE §4: "bound before you decode").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import msgpack
@@ -125,9 +126,9 @@ def maps_sorted(value: Any) -> bool:
     key-order half of :func:`decode_canonical`, for a value from :func:`decode_repacked`. Iterative, so any
     depth msgpack decodes is walked without recursion."""
     if type(value) is dict and tuple(value) in _SORTED_KEYS:  # a message body with a known key sequence
-        kinds = set(map(type, value.values()))
-        if kinds <= _SCALARS:
+        if _SCALARS.issuperset(map(type, value.values())):
             return True  # flat (a transaction body)
+        kinds = set(map(type, value.values()))
         if kinds <= _SCALARS_OR_LIST and all(
             _SCALARS.issuperset(map(type, v)) for v in value.values() if type(v) is list
         ):
@@ -239,3 +240,42 @@ def decode_repacked(data: bytes, *, max_size: int = MAX_MESSAGE) -> Any:
     if _repack(value) != data:
         raise DecodeError("not canonical msgpack")
     return value
+
+
+def decode_repacked_many(items: Sequence[bytes], *, max_size: int = MAX_MESSAGE) -> list[Any]:
+    """:func:`decode_repacked` of each of ``items`` (a block's transaction payloads), decoded in one msgpack
+    call: for each item its value, or :data:`NOT_DECODED` where this cannot vouch for it (the caller then calls
+    :func:`decode_repacked` on that item alone, which decodes it or names its error).
+
+    The items are decoded as the elements of one array (their concatenation after an array header), then each
+    value must re-pack to exactly its item. That equals decoding each alone: re-packing ``value[i]`` gives
+    ``items[i]``, a complete msgpack value, so the decoder, reading the same bytes from the same offset, ended
+    value ``i`` exactly where ``items[i]`` ends; every limit is the per-item one (a string or container inside an
+    item is no longer than the item). Any failure of the joint decode (a malformed item, one nested at the
+    decoder's depth limit) leaves every item to the per-item path.
+    """
+    values: list[Any] = [NOT_DECODED] * len(items)
+    if not items or not {bytes}.issuperset(map(type, items)) or max(map(len, items)) > max_size:
+        return values
+    try:
+        decoded = msgpack.unpackb(
+            b"\xdd" + len(items).to_bytes(4, "big") + b"".join(items),
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_str_len=max_size,
+            max_bin_len=max_size,
+            max_array_len=max(_MAX_CONTAINER, len(items)),
+            max_map_len=_MAX_CONTAINER,
+            max_ext_len=0,
+        )
+    except Exception:  # any refusal: every item alone, with its own error
+        return values
+    for i, (value, item) in enumerate(zip(decoded, items, strict=True)):
+        if _repack(value) == item:
+            values[i] = value
+    return values
+
+
+NOT_DECODED: Any = object()
+"""What :func:`decode_repacked_many` leaves for an item it could not vouch for."""

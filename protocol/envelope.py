@@ -202,12 +202,14 @@ def open_envelopes(
             except ProtocolError as err:
                 parts[i] = None
                 opened[i] = err
+    live = [part for part in parts if part is not None]
+    headers = codec.decode_repacked_many([part[1] for part in live], max_size=max_size)
+    if len(live) == len(parts):  # no item failed before its payload (the common case)
+        return _payloads(live, headers, max_size)
+    payloads = iter(_payloads(live, headers, max_size))
     for i, part in enumerate(parts):
         if part is not None:
-            try:
-                opened[i] = _payload(*part, max_size)
-            except ProtocolError as err:
-                opened[i] = err
+            opened[i] = next(payloads)
     return opened
 
 
@@ -245,7 +247,7 @@ def _sliced(data: bytes) -> tuple[bytes, bytes, bytes] | None:
     writes it: ``{"k": bin 32, "p": bin, "s": bin 64}``, the three keys as fixstr in that order, nothing after
     the signature. Bytes with exactly that layout decode to exactly those three values, so this equals the
     general path's result; any other layout returns None and takes the general path (docs/adr/0161)."""
-    if data[:5] != _OUTER_HEAD or len(data) < _OUTER_MIN or data[37:39] != b"\xa1p":
+    if len(data) < _OUTER_MIN or not data.startswith(_OUTER_HEAD) or not data.startswith(b"\xa1p", 37):
         return None
     marker = data[39]
     if marker == 0xC4:
@@ -259,7 +261,7 @@ def _sliced(data: bytes) -> tuple[bytes, bytes, bytes] | None:
         end = start + int.from_bytes(data[40:44], "big")
     else:
         return None
-    if len(data) != end + 4 + SIG_LEN or data[end : end + 4] != _OUTER_SIG_HEAD:
+    if len(data) != end + 4 + SIG_LEN or not data.startswith(_OUTER_SIG_HEAD, end):
         return None
     return data[5:37], data[start:end], data[end + 4 :]
 
@@ -275,16 +277,45 @@ _OUTER_MIN = len(_OUTER_HEAD) + PUBKEY_LEN + 2 + 2 + len(_OUTER_SIG_HEAD) + SIG_
 def _payload(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> Envelope:
     """The envelope of a signature-checked payload: canonical decoding and the header checks.
 
-    The common case is decided without an ``object_hook``: a payload that re-packs to itself, whose header has
-    exactly the eight keys in canonical order with values of the exact types, in range, and whose body's maps
-    are sorted, is the envelope :func:`_payload_checked` would return (every map in it is sorted: the header's
-    other values are scalars). Anything else, valid or not, goes through :func:`_payload_checked`, which names
-    the exact error.
+    The common case is decided by :func:`_plain_envelope`, without an ``object_hook``; anything else, valid or
+    not, goes through :func:`_payload_checked`, which names the exact error.
     """
     try:
         header = codec.decode_repacked(payload, max_size=max_size)
     except ProtocolError:
-        header = None
+        return _payload_checked(sender, payload, signature, max_size)
+    env = _plain_envelope(header, sender, payload, signature)
+    return _payload_checked(sender, payload, signature, max_size) if env is None else env
+
+
+def _payloads(
+    parts: Sequence[tuple[bytes, bytes, bytes]], headers: Sequence[Any], max_size: int
+) -> list[Envelope | ProtocolError]:
+    """:func:`_payload` of each signature-checked ``(sender, payload, signature)``: its envelope or the error it
+    raises. ``headers[i]`` is ``codec.decode_repacked(payload)``, or ``codec.NOT_DECODED`` where that is not
+    known (:func:`open_envelopes` decodes a block's payloads together, ``codec.decode_repacked_many``)."""
+    out: list[Envelope | ProtocolError] = []
+    append, plain = out.append, _plain_envelope
+    for (sender, payload, signature), header in zip(parts, headers, strict=True):
+        env = plain(header, sender, payload, signature)
+        if env is not None:
+            append(env)
+            continue
+        try:
+            append(_payload_checked(sender, payload, signature, max_size))
+        except ProtocolError as err:
+            append(err)
+    return out
+
+
+def _plain_envelope(header: Any, sender: bytes, payload: bytes, signature: bytes) -> Envelope | None:
+    """The envelope of ``payload`` when its decoded ``header`` (``codec.decode_repacked``: it re-packs to the
+    payload) is the common case, else None.
+
+    The common case: exactly the eight keys in canonical order, values of the exact types and in range, and
+    the body's maps sorted. That is the envelope :func:`_payload_checked` would return (every map in it is
+    sorted: the header's other values are scalars).
+    """
     if type(header) is dict and tuple(header) == HEADER_WIRE_ORDER:
         v, ts, seq, body, mtype, rnd, market, signer = header.values()
         if (
@@ -306,7 +337,7 @@ def _payload(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> 
             and codec.maps_sorted(body)
         ):
             return _new_envelope(Envelope, (mtype, market, rnd, sender, seq, ts, body, payload, signature, v))
-    return _payload_checked(sender, payload, signature, max_size)
+    return None
 
 
 def _payload_checked(sender: bytes, payload: bytes, signature: bytes, max_size: int) -> Envelope:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,10 +66,52 @@ def verify(public: bytes, message: bytes, signature: bytes) -> None:
         raise SignatureError("bad key or signature length")
     if not (isinstance(public, bytes) and isinstance(signature, bytes)):  # what VerifyKey(...).verify refuses
         raise SignatureError("key and signature must be bytes")
+    if _verify_detached is not None and type(message) is bytes:  # other bytes-likes: crypto_sign_open takes them
+        if _verify_detached(signature, message, len(message), public) != 0:
+            raise SignatureError("signature does not verify")
+        return
+    _open_verify(public, message, signature)
+
+
+def _open_verify(public: bytes, message: bytes, signature: bytes) -> None:
+    """:func:`verify` through PyNaCl's ``crypto_sign_open`` (``VerifyKey.verify``'s own call)."""
     try:
-        crypto_sign_open(signature + message, public)  # VerifyKey.verify's own call, without its wrapper objects
+        crypto_sign_open(signature + message, public)
     except (BadSignatureError, ValueError, TypeError) as err:
         raise SignatureError("signature does not verify") from err
+
+
+def _load_verify_detached() -> Callable[[bytes, bytes, int, bytes], int] | None:
+    """libsodium's ``crypto_sign_verify_detached`` from the copy PyNaCl loaded, or None where it is not exported.
+
+    ``crypto_sign_open`` (PyNaCl's ``VerifyKey.verify``) is this very function followed by a copy of the
+    message into a fresh buffer: PyNaCl allocates that buffer and a length cell per call, and the caller first
+    concatenates signature and message. Calling the detached form directly runs the same Ed25519 verification
+    (same library, same checks: canonical S, small-order keys refused) without them (docs/adr/0169). It must
+    agree with ``crypto_sign_open`` on a known-good and a tampered signature, else the PyNaCl path is kept.
+    """
+    try:
+        import cffi
+        from nacl import _sodium
+
+        ffi = cffi.FFI()
+        ffi.cdef(
+            "int crypto_sign_verify_detached(const unsigned char *sig, const unsigned char *m,"
+            " unsigned long long mlen, const unsigned char *pk);"
+        )
+        fn: Callable[[bytes, bytes, int, bytes], int] = ffi.dlopen(_sodium.__file__).crypto_sign_verify_detached
+        key = SigningKey(hashlib.sha256(b"bazaar/keys/self-test").digest())
+        public, message = bytes(key.verify_key), b"bazaar/keys/self-test message"
+        signature = key.sign(message).signature
+        tampered = signature[:-1] + bytes([signature[-1] ^ 1])
+        if fn(signature, message, len(message), public) != 0 or fn(tampered, message, len(message), public) == 0:
+            return None
+    except Exception:  # no cffi, no such symbol, another build of PyNaCl: keep crypto_sign_open
+        return None
+    return fn
+
+
+_verify_detached = _load_verify_detached()
 
 
 def load_or_create_seed(path: Path) -> bytes:

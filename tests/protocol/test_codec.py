@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 
 import msgpack
@@ -215,3 +216,47 @@ def test_maps_sorted_walks_deep_values_without_recursion() -> None:
     for _ in range(5_000):
         bad = [bad]
     assert not maps_sorted(bad)
+
+
+def _split_variants() -> st.SearchStrategy[list[bytes]]:
+    """Lists of items: canonical and plain encodings, random bytes, and encodings cut at random places (so that
+    an item's value runs on into the next item when the items are decoded joined)."""
+    whole = values.map(encode) | values.map(lambda v: msgpack.packb(v, use_bin_type=True)) | nested_unsorted
+
+    @st.composite
+    def cut(draw: st.DrawFn) -> list[bytes]:
+        joined = b"".join(draw(st.lists(whole, min_size=1, max_size=4)))
+        points = sorted(draw(st.lists(st.integers(0, len(joined)), max_size=4)))
+        edges = [0, *points, len(joined)]
+        return [joined[a:b] for a, b in itertools.pairwise(edges)]
+
+    return st.lists(whole | st.binary(max_size=12), max_size=6) | cut()
+
+
+@settings(max_examples=400, deadline=None)
+@given(_split_variants())
+def test_decode_repacked_many_equals_decode_repacked_item_by_item(items: list[bytes]) -> None:
+    """Each value decode_repacked_many vouches for is decode_repacked's value of that item alone; the rest is
+    left to the per-item path, which raises for it or decodes it."""
+    from bazaar.protocol.codec import NOT_DECODED, decode_repacked, decode_repacked_many
+
+    got = decode_repacked_many(items)
+    assert len(got) == len(items)
+    for item, value in zip(items, got, strict=True):
+        try:
+            expected: object = decode_repacked(item)
+        except (DecodeError, OversizeError):
+            assert value is NOT_DECODED
+            continue
+        if value is not NOT_DECODED:  # compared by encoding: a NaN inside compares unequal to itself
+            assert msgpack.packb(value, use_bin_type=True) == msgpack.packb(expected, use_bin_type=True)
+
+
+def test_decode_repacked_many_decodes_every_well_formed_item() -> None:
+    from bazaar.protocol.codec import decode_repacked_many
+
+    items = [encode({"a": i, "b": [1.5, b"x"]}) for i in range(5)]
+    assert decode_repacked_many(items) == [{"a": i, "b": [1.5, b"x"]} for i in range(5)]
+    from bazaar.protocol.codec import NOT_DECODED
+
+    assert all(v is NOT_DECODED for v in decode_repacked_many(items, max_size=3))  # over the cap: item by item

@@ -244,14 +244,18 @@ def test_outer_read_by_position_equals_the_decoder(data: bytes) -> None:
     assert got == expected
 
 
-def test_open_envelopes_equals_open_envelope_item_by_item() -> None:
+@pytest.mark.parametrize("malformed", [True, False])  # a malformed payload sends every item down the one-by-one path
+def test_open_envelopes_equals_open_envelope_item_by_item(malformed: bool) -> None:
     from bazaar.protocol.envelope import open_envelopes
 
     good = [make(seq=i) for i in range(4)]
     bad_sig = bytearray(good[1])
     bad_sig[-1] ^= 1
     items = [good[0], bytes(bad_sig), b"\xc1", resign(header(v=2)), good[2],
-             resign(header(), raw_payload=msgpack_reordered(header())), make(seq=9) + b"x"]
+             resign(header(), raw_payload=msgpack_reordered(header())), make(seq=9) + b"x",
+             resign(header(), raw_payload=codec.encode(header())[:-3])]
+    if not malformed:
+        items = items[:2] + items[3:-1]
     results = open_envelopes(items, NET)
     assert len(results) == len(items)
     for item, result in zip(items, results, strict=True):
