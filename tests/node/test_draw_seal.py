@@ -18,11 +18,19 @@ from bazaar.protocol.chainmsg import MSG_TXS
 from bazaar.protocol.messages import REGISTRY
 
 
+class _Pool(list):  # type: ignore[type-arg]
+    """A mempool whose every transaction applies."""
+
+    def has_applicable(self, state: object) -> bool:
+        return bool(self)
+
+
 class _Chain:
     """The parts of a ChainService the quiet wait reads."""
 
     def __init__(self) -> None:
-        self.mempool: list[bytes] = []
+        self.mempool = _Pool()
+        self.state = None
         self.sealed = False
         self.changes = Changes()
 
@@ -84,6 +92,13 @@ async def test_without_a_seal_the_proposer_waits_for_quiet(autojump_clock: trio.
         waited = trio.current_time() - t0
         nursery.cancel_scope.cancel()
     assert waited == pytest.approx(MAX_BATCH_WAIT_S)
+
+
+async def test_a_block_for_the_contract_work_alone_does_not_wait(autojump_clock: trio.testing.MockClock) -> None:
+    chain = _Chain()  # nothing in the mempool applies: the block is wanted for the market contract's own work
+    t0 = trio.current_time()
+    await _driver(chain)._quiet()
+    assert trio.current_time() == t0
 
 
 def test_the_seal_field_is_optional_and_boolean() -> None:
