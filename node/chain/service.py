@@ -70,9 +70,8 @@ class ChainService:
         self.observe_import: Callable[[float], None] = lambda seconds: None
         """Called with the seconds each successful :meth:`import_block` took (the node's metrics)."""
         self.highest_seen = 0
-        self.sealed = False
-        """A sealed ``chain/txs`` batch (its sender's batch is complete) arrived since our head last moved: a
-        ``pos``/``lottery`` proposer seals at once instead of waiting for a quiet mempool (docs/adr/0155)."""
+        self._sealed: set[bytes] = set()
+        """Digests of pending transactions that came in a sealed batch (:attr:`sealed`)."""
         self.direct_txs_served = 0
         """Sealed batches sent to us directly as the drawn proposer (``/bazaar/txs/1``)."""
         self.sealed_pushes = {"landed": 0, "gossiped": 0, "failed": 0}
@@ -180,6 +179,24 @@ class ChainService:
                     return err
         return None
 
+    @property
+    def sealed(self) -> bool:
+        """A sealed ``chain/txs`` batch (its sender's batch is complete) has transactions pending here: a
+        ``pos``/``lottery`` proposer seals at once instead of waiting for a quiet mempool (docs/adr/0155). The seal
+        lasts until a block carries them: a batch pushed to the drawn proposer before it imported the previous
+        block keeps its seal through that import (docs/adr/0176)."""
+        return bool(self._sealed)
+
+    def _seal(self, raws: Sequence[bytes]) -> None:
+        """Note the transactions of a sealed batch that are pending here (after :meth:`add_tx`)."""
+        for raw in raws:
+            try:
+                digest = decode_tx(raw, self.network_id).digest  # verified already: the cache only re-decodes
+            except ProtocolError:
+                continue
+            if self.mempool.holds(digest):
+                self._sealed.add(digest)
+
     async def broadcast_txs(self, raws: list[bytes], *, seal: bool = False) -> None:
         """Keep transactions locally and gossip them in batches of at most ``TXS_PER_MESSAGE``.
 
@@ -187,9 +204,9 @@ class ChainService:
         message says so, and a ``pos``/``lottery`` proposer that holds it seals at once (docs/adr/0155). A sealed
         batch that can go straight to the drawn proposer goes there instead, and only what is still pending here
         after ``sealed_gossip_delay_s`` (or all of it, when the push fails) is gossiped (docs/adr/0159, 0176)."""
-        if seal:
-            self.sealed = True
         kept = {raw: env.digest for raw, env in zip(raws, map(self.add_tx, raws), strict=True) if env is not None}
+        if seal:
+            self._seal(raws)
         if seal and self._push_to_proposer(raws, kept):
             return
         await self._gossip_txs(raws, seal=seal)
@@ -261,10 +278,10 @@ class ChainService:
             raise RejectRequest(ProtocolReason.MALFORMED)
         added = 0
         self.direct_txs_served += 1
-        if body.get("seal"):
-            self.sealed = True
         for raw in body["txs"]:
             added += self.add_tx(raw) is not None
+        if body.get("seal"):
+            self._seal(body["txs"])
         self.changes.notify()
         return codec.encode({"added": added})
 
@@ -288,11 +305,10 @@ class ChainService:
 
     async def on_txs(self, env: Envelope) -> None:
         """Gossip handler: a batch of transactions (``seal``: its sender's batch is complete)."""
-        if env.body.get("seal"):
-            self.sealed = True
         for raw in env.body["txs"]:
             self.add_tx(raw)
         if env.body.get("seal"):
+            self._seal(env.body["txs"])
             self.changes.notify()  # a proposer waiting for a quiet mempool may seal now
 
     # ------------------------------------------------------------------ blocks
@@ -470,7 +486,7 @@ class ChainService:
     async def _imported(self, block: Block, *, announce: bool) -> None:
         """Everything that follows a new head: mempool, market hook, gossip, pending certificate, our vote."""
         self.mempool.prune(self.chain.state)
-        self.sealed = False  # a seal speaks for the batch the next block should carry
+        self._sealed = {d for d in self._sealed if self.mempool.holds(d)}  # a seal lasts until its batch lands
         h = block.header.height
         for hooks in self.hooks:
             if hooks.imported is not None:

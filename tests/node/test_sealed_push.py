@@ -8,9 +8,16 @@ from typing import Any
 
 import trio
 
+from bazaar.ledger import bls
+from bazaar.ledger.chain import Chain
 from bazaar.ledger.consensus import pos_proposer
+from bazaar.ledger.store import MemoryStore
+from bazaar.node.chain.service import ChainService
 from bazaar.node.memnet import open_memory_network
+from bazaar.protocol import codec
 from bazaar.protocol.chainmsg import MSG_TXS
+from tests.fuzz.ledger_targets import _no_publish, _NoTransport
+from tests.ledger.helpers import NID, Net
 
 from .test_draw_driver import _scenario
 
@@ -67,3 +74,23 @@ async def test_a_silent_proposer_that_took_the_push_gets_the_batch_gossiped_to_i
             assert sent, "the replacement proposer got the batch from the gossiped copy"
             return
         raise AssertionError("the withholding MESP was never drawn first in 8 rounds")
+
+
+async def test_a_seal_lasts_until_a_block_carries_its_batch() -> None:
+    """The batch pushed to the drawn proposer may arrive before the proposer imported the block before it: that
+    import must not drop the seal (the proposer would wait a quiet window for nothing, ADR 0176)."""
+    net = Net("pos")
+    chain = Chain(MemoryStore(), net.genesis)
+    me = net.validators[0]
+    svc = ChainService(chain, key=me, bls_secret=bls.bls_keygen(me.seed),
+                       transport=_NoTransport(), publish=_no_publish, network_id=NID)  # type: ignore[arg-type]
+    sealed = net.tx("alice", "transfer", to=net.acct("bob"), amount=5)
+    other = net.tx("carol", "transfer", to=net.acct("bob"), amount=7)
+    await svc.serve_txs(net.acct("alice"), codec.encode({"txs": [sealed], "seal": True}))
+    assert svc.sealed
+    first, _ = net.commit([other])  # the block before ours arrives after the push
+    assert await svc.import_block(first, announce=False)
+    assert svc.sealed  # still: its batch is pending
+    second, _ = net.commit([sealed])
+    assert await svc.import_block(second, announce=False)
+    assert not svc.sealed  # the block carried it
