@@ -187,15 +187,22 @@ class ChainService:
         block keeps its seal through that import (docs/adr/0176)."""
         return bool(self._sealed)
 
-    def _seal(self, raws: Sequence[bytes]) -> None:
-        """Note the transactions of a sealed batch that are pending here (after :meth:`add_tx`)."""
+    def _pending(self, raws: Sequence[bytes]) -> dict[bytes, bytes]:
+        """Those of ``raws`` pending in our mempool (after :meth:`add_tx`; duplicates of pending ones included), with
+        their digests."""
+        out: dict[bytes, bytes] = {}
         for raw in raws:
             try:
                 digest = decode_tx(raw, self.network_id).digest  # verified already: the cache only re-decodes
             except ProtocolError:
                 continue
             if self.mempool.holds(digest):
-                self._sealed.add(digest)
+                out[raw] = digest
+        return out
+
+    def _seal(self, raws: Sequence[bytes]) -> None:
+        """Note the transactions of a sealed batch that are pending here."""
+        self._sealed.update(self._pending(raws).values())
 
     async def broadcast_txs(self, raws: list[bytes], *, seal: bool = False) -> None:
         """Keep transactions locally and gossip them in batches of at most ``TXS_PER_MESSAGE``.
@@ -204,11 +211,13 @@ class ChainService:
         message says so, and a ``pos``/``lottery`` proposer that holds it seals at once (docs/adr/0155). A sealed
         batch that can go straight to the drawn proposer goes there instead, and only what is still pending here
         after ``sealed_gossip_delay_s`` (or all of it, when the push fails) is gossiped (docs/adr/0159, 0176)."""
-        kept = {raw: env.digest for raw, env in zip(raws, map(self.add_tx, raws), strict=True) if env is not None}
+        for raw in raws:
+            self.add_tx(raw)
         if seal:
-            self._seal(raws)
-        if seal and self._push_to_proposer(raws, kept):
-            return
+            kept = self._pending(raws)
+            self._sealed.update(kept.values())
+            if self._push_to_proposer(raws, kept):
+                return
         await self._gossip_txs(raws, seal=seal)
 
     async def _gossip_txs(self, raws: list[bytes], *, seal: bool) -> None:
