@@ -175,10 +175,10 @@ def _apply_one(run: _Run, action: str, name: str, skew_ms: int) -> str:
 
 
 def _apply(run: _Run, round_no: int, stage: str, p: Perturbation | None, action: str, nodes: list[str],
-           skew_ms: int = 0) -> None:
+           skew_ms: int = 0, note: str = "") -> None:
     """Apply one perturbation to ``nodes`` and record it; a perturbation that fails is recorded, not fatal."""
     entry: dict[str, Any] = {"round": round_no, "at": stage, "action": action, "nodes": nodes, "ok": True}
-    details = []
+    details = [note] if note else []
     try:
         if action == "disconnect":
             run.groups = [nodes]
@@ -201,13 +201,13 @@ def _apply(run: _Run, round_no: int, stage: str, p: Perturbation | None, action:
         run.undo.setdefault(round_no + p.for_rounds, []).append((UNDO[action], tuple(nodes)))
 
 
-def _due(run: _Run, round_no: int, stage: str) -> None:
+def _due(run: _Run, round_no: int, stage: str, note: str = "") -> None:
     if stage == "start":
         for action, nodes in run.undo.pop(round_no, []):
             _apply(run, round_no, stage, None, action, list(nodes))
     for p in run.testnet.perturbations:
         if round_no in p.rounds() and p.at == stage:
-            _apply(run, round_no, stage, p, p.action, _select(run, p), p.skew_ms)
+            _apply(run, round_no, stage, p, p.action, _select(run, p), p.skew_ms, note)
 
 
 def _post_round(port: int, timeout: float, token: str | None) -> dict[str, Any]:
@@ -257,7 +257,8 @@ def _play_round(run: _Run, round_no: int, asker: ThreadPoolExecutor) -> dict[str
         future = asker.submit(_post_round, node["http_port"], timeout, run.net.control_token())
         row["ran"] = True
         settle_due = any(round_no in p.rounds() and p.at == "settle" for p in run.testnet.perturbations)
-        if settle_due and _wait_stage(run, node, round_no, "settle", future, timeout):
+        seen = settle_due and _wait_stage(run, node, round_no, "settle", future, timeout)
+        if seen:
             _due(run, round_no, "settle")
         try:
             summary = future.result(timeout=timeout + 10)
@@ -266,6 +267,8 @@ def _play_round(run: _Run, round_no: int, asker: ThreadPoolExecutor) -> dict[str
         except Exception as err:  # the leader died, was paused or refused: the round did not settle
             row["error"] = f"{type(err).__name__}: {str(err)[:200]}"
         row["seconds"] = round(time.monotonic() - t0, 2)
+        if settle_due and not seen:  # the round passed its settle stage between two looks: apply it now, say so
+            _due(run, round_no, "settle", "late: the round ended before its settle stage was seen")
     left_out = f", left out {', '.join(row['left_out'])}" if row.get("left_out") else ""
     run.progress(f"round {round_no}: " + (f"height {row['height']}, final {row['final']}{left_out}" if row["ran"]
                                           else f"not run ({row['error']})"))

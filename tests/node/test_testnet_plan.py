@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import random
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from bazaar.deploy import shipped_names
 from bazaar.node.params import ParamError
-from bazaar.node.testnet import INVARIANTS, load_testnet
+from bazaar.node.testnet import INVARIANTS, load_testnet, runner
 
 GOOD = """
 name = "t"
@@ -113,3 +115,29 @@ def test_the_launcher_writes_byzantine_behaviours_and_clock_skew_into_node_toml(
     two = load_node_config(net.node_dir("consumer-2") / "node.toml")
     assert one.byzantine == ("equivocate", "replay-flood") and one.clock_skew_ms == 0
     assert two.byzantine == () and two.clock_skew_ms == -700
+
+
+def test_a_settle_perturbation_of_a_round_faster_than_the_runner_looks_is_applied_after_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text('name = "late"\nscenario = "ai-bazaar-small"\nrounds = 2\n\n[[perturbations]]\nround = 1\n'
+                    'at = "settle"\naction = "kill"\nnodes = ["consumer-1"]\nfor_rounds = 1\n')
+    testnet = load_testnet(path)
+    killed: list[str] = []
+
+    class Run(runner._Run):
+        def info(self) -> dict:
+            return {"nodes": {"cpp": {"http_port": 1}}}
+
+        def leader(self) -> str:
+            return "cpp"
+
+    run = Run(testnet, tmp_path, lambda line: None, random.Random(1))
+    monkeypatch.setattr(runner, "_wait_stage", lambda *a, **k: False)  # the round ended before a look saw 'settle'
+    monkeypatch.setattr(runner, "_post_round", lambda *a: {"final": True, "height": 1, "round": 1, "left_out": []})
+    monkeypatch.setattr(runner.launcher, "net_kill", lambda root, name: killed.append(name))
+    with ThreadPoolExecutor(1) as asker:
+        row = runner._play_round(run, 1, asker)
+    assert row["final"] and killed == ["consumer-1"]
+    [entry] = [e for e in run.applied if e["action"] == "kill"]
+    assert entry["ok"] and entry["at"] == "settle" and entry["detail"].startswith("late:")
