@@ -31,14 +31,21 @@ ATTEST_DIRECT_ABOVE = 16
 the network's aggregator — the first node of the scenario, the one every node keeps connected (``dial_set``'s
 first hub) — instead of gossiping it; the aggregator gossips one certificate. Gossip costs every node CPU for
 every message (libp2p.md §3): 50 attestations gossiped to 50 nodes cost ≈ 15 CPU-s a block on 2 cores; 49
-requests over open connections and one certificate cost ≈ 1 (docs/adr/0148). Up to this size (every demo
-network) votes are gossiped as before."""
+requests over open connections and one certificate cost ≈ 1 (docs/adr/0148). Up to this size votes are gossiped
+unless few of the nodes validate (``ATTEST_DIRECT_SPREAD``)."""
 ATTEST_DIRECT_SPREAD = 4
 """Votes also go to the aggregator on a network of at least this many nodes per validator (hierarchical: 3
 validators among 23 nodes; tbcim: 5 among 21): every gossiped vote costs each of the many non-validating nodes a
 receive, a relay and a tally, where one certificate costs them one. Measured on those two demo networks: node CPU
-per round −12 % and −20 %, latency no worse; on the networks where most nodes validate (ai-bazaar, collab) the extra
+per round −12 % and −13 %, latency no worse; on the networks where most nodes validate (ai-bazaar, collab) the extra
 hop showed in the latency and the CPU saved was small, so they keep gossiping (docs/adr/0178)."""
+
+
+def votes_to_aggregator(validators: int, nodes: int) -> bool:
+    """Whether ``validators`` among ``nodes`` (0: unknown) send their votes to the aggregator (docs/adr/0148, 0178)."""
+    return validators > ATTEST_DIRECT_ABOVE or 0 < validators * ATTEST_DIRECT_SPREAD <= nodes
+
+
 ATTEST_DIRECT_TIMEOUT = 5.0
 """Deadline of one direct attestation request; on failure the vote is gossiped."""
 FINAL_AT_KEPT = 64
@@ -69,8 +76,7 @@ class Finality:
         many nodes (docs/adr/0178)."""
         if self.svc.spawn is None or self.svc.aggregator is None:
             return False
-        validators = len(self.svc.validator_set(height))
-        return validators > ATTEST_DIRECT_ABOVE or 0 < validators * ATTEST_DIRECT_SPREAD <= self.svc.network_size
+        return votes_to_aggregator(len(self.svc.validator_set(height)), self.svc.network_size)
 
     async def attest(self, block: Block) -> None:
         if not self.svc.sync.synced:  # a (re)started node votes only once it holds the certified head
