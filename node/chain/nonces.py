@@ -32,6 +32,11 @@ class OwnNonces:
         self._inflight[nonce] = self.chain.height
         return nonce
 
+    @property
+    def in_flight(self) -> dict[int, int]:
+        """Our nonces handed out and not yet below the state's: nonce -> chain height when it was handed out."""
+        return dict(self._inflight)
+
     def forget(self, nonce: int) -> None:
         """Our transaction with ``nonce`` will never be sent: reuse the nonce if nothing later was signed."""
         if self._inflight and nonce == max(self._inflight):
