@@ -1,4 +1,4 @@
-"""The settlement contract every node re-executes: a block whose escrow settlement differs from the signed
+"""The settlement contract every validator re-executes: a block whose escrow settlement differs from the signed
 round it claims to settle is refused (`market-contract`), so no escrow moves without its signed result."""
 
 from __future__ import annotations
@@ -64,3 +64,30 @@ async def test_the_remembered_parse_and_clearing_equal_a_cold_one(tmp_path: Path
         warm_cleared, warm = role.settlement_of(rec.round, rec.body["data"])
         assert clearing.OFFERS.hits >= 2 and clearing.CLEARED.hits >= 1
         assert warm == cold and warm_cleared.book and (warm_cleared.miner_payments >= 0).all()
+
+
+async def test_the_validators_run_the_contract_on_every_block_a_miner_only_on_its_own(tmp_path: Path) -> None:
+    """docs/adr/0179: CCSPs and MESPs (the validators) refuse a forged settlement whoever proposed it; a miner
+    re-derives only a block it proposes itself (others' blocks are final only with the validators'
+    certificate)."""
+    async with open_memory_network("hierarchical-small", tmp_path / "net") as nodes:
+        ccsp, mesp, miner = nodes["ccsp"], nodes["mesp-0"], nodes["miner-0"]
+        with trio.fail_after(60):
+            await ccsp.engine.play()
+        block = mesp.chain.block(1)
+        parent = type(mesp.chain.state).from_genesis(mesp.genesis)
+        txs = [decode_tx(raw, mesp.network_id) for raw in block.txs]
+        victim = next(t for t in txs if t.type == "tx/escrow_settle" and t.body["amount"] > 0)
+        body = {**victim.body, "amount": victim.body["amount"] + 1}
+        forged = make_tx(ccsp.key, ccsp.network_id, "escrow_settle", body, market=msg.MARKET, round=victim.round).wire
+        tampered = [forged if raw == victim.wire else raw for raw in block.txs]
+        by_other = SimpleNamespace(txs=tampered, header=SimpleNamespace(proposer=ccsp.key.public))
+        by_miner = SimpleNamespace(txs=tampered, header=SimpleNamespace(proposer=miner.key.public))
+        for validator in (ccsp, mesp):
+            for b in (by_other, by_miner):
+                with pytest.raises(InvalidBlock, match="market-contract"):
+                    validator.app.contract(parent, b)
+        miner.app.own_proposal(parent, by_other)  # not ours: the certificate decides
+        with pytest.raises(InvalidBlock, match="market-contract"):
+            miner.app.own_proposal(parent, by_miner)
+        assert not hasattr(miner.app, "contract")

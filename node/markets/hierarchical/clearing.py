@@ -3,9 +3,10 @@ and the settlement every validator re-derives (pure; no I/O).
 
 Everyone computes with the same functions: a MESP its bundle row (:func:`bundle_row`), the CCSP the upper and
 lower clearing (:func:`clear`), every MESP the same clearing to check the CCSP and publish its lower result,
-and every node the settlement a block must carry (:func:`expected_settlement`) from the signed messages the
-settlement record holds. With every participant present the result equals ``bazaar solve hierarchical`` on
-the same parameter file (the same mechanism functions, called the same way).
+and every validator (and a miner proposing a block) the settlement a block must carry
+(:func:`expected_settlement`) from the signed messages the settlement record holds. With every participant
+present the result equals ``bazaar solve hierarchical`` on the same parameter file (the same mechanism
+functions, called the same way).
 """
 
 from __future__ import annotations

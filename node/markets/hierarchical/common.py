@@ -1,12 +1,17 @@
-"""What every hierarchical node shares: the roster, and the settlement contract every node re-executes.
+"""What every hierarchical node shares: the roster, and the settlement contract the validators re-execute.
 
-The settlement contract (``@block_check``): a block that moves any escrow of this market must carry the
-leading CCSP's settlement record of that round; every node re-derives the round's clearing from the signed
-messages in the record (the MESPs' offers with the miners' bids inside, the MESPs' lower results) and refuses
-the block unless every escrow settlement in it and the lottery ``weights`` record match it exactly. So no escrow
-is released without the signed result that justifies it, and a CCSP cannot forge a bid, an offer or a payment.
-A settlement may be missing — a miner that emptied its account after bidding makes its own lock fail, so its
-settlement cannot apply — and the block still settles everyone else (an escrow never locked moves nothing).
+The settlement contract (:meth:`HierarchicalRole.settlement_matches`): a block that moves any escrow of this market
+must carry the leading CCSP's settlement record of that round; a node re-derives the round's clearing from the
+signed messages in the record (the MESPs' offers with the miners' bids inside, the MESPs' lower results) and
+refuses the block unless every escrow settlement in it and the lottery ``weights`` record match it exactly. So no
+escrow is released without the signed result that justifies it, and a CCSP cannot forge a bid, an offer or a
+payment. A settlement may be missing — a miner that emptied its account after bidding makes its own lock fail, so
+its settlement cannot apply — and the block still settles everyone else (an escrow never locked moves nothing).
+
+Who runs it (``@block_check``, docs/adr/0179): the validating roles (CCSPs and MESPs) on every block, as
+tbcim's edge servers run theirs; a miner only on a block it proposes itself. A miner does not attest: a block
+becomes final only with the validators' certificate, so a block that breaks the contract is never final, and a
+miner holding one rewinds to the certified block at that height (fork choice by certificate).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from bazaar.mechanisms.errors import MechanismError
 from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.markets import hierarchical as msg
 
-from ..app import Role, block_check
+from ..app import Role
 from ..context import Refuse, RoleContext
 from .clearing import Roster, expected_settlement, n_steps, parse_lower, parse_offer
 from .config import HierarchicalConfig
@@ -63,9 +68,12 @@ class HierarchicalRole(Role):
         lowers = dict(parse_lower(w, nid, round_no, self.roster) for w in data["lowers"])
         return expected_settlement(self.p, round_no, offers, lowers, self.roster)
 
-    @block_check
     def settlement_matches(self, parent: State, block: Block) -> None:
-        """The settlement contract (module docstring)."""
+        """The settlement contract (module docstring).
+
+        Raises:
+            InvalidBlock: ``market-contract``.
+        """
         txs: list[Envelope] = []
         for raw in block.txs:
             try:

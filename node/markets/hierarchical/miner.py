@@ -9,12 +9,13 @@ import trio
 
 from bazaar.ledger.amounts import to_units
 from bazaar.ledger.block import Block
+from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx
 from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.envelope import now_ms, reopen_envelope
 from bazaar.protocol.markets import hierarchical as msg
 
-from ..app import RoleApp, on, on_block
+from ..app import RoleApp, block_check, on, on_block
 from ..context import RequestFailed, RoleContext
 from .clearing import escrow_id, escrow_ref
 from .common import CCSP, HierarchicalRole
@@ -87,15 +88,25 @@ class Miner(HierarchicalRole):
             ctx.chain.forget_nonce(nonce)
         ctx.events.info("bid.sent", round=env.round, accepted=accepted, bid=mine["bid"])
 
+    @block_check
+    def own_proposal(self, parent: State, block: Block) -> None:
+        """The settlement contract on a block we propose ourselves (a miner is drawn by the lottery), so we never
+        propose a settlement the validators would refuse. Other blocks are not re-derived here: a miner does not
+        attest, and a block becomes final only with the validators' certificate (``common.py``, docs/adr/0179)."""
+        if block.header.proposer == self.ctx.key.public:
+            self.settlement_matches(parent, block)
+
     @on_block
     def left_out(self, block: Block) -> None:
         """When the block that settles a round we bid in comes, and our lock is not in it: our bid is not in the
         cleared book, the lock never lands, give its nonce back.
 
         The settlement batch carries the lock of every bid in the cleared book, so our lock's exact bytes in the
-        block say we are in; otherwise the round's settlement record (already checked by the contract) is read,
-        and only our own signed bid is looked for among its offers' bids (docs/adr/0157). The upper result,
-        which told us this before, now goes to the MESPs only (docs/adr/0177)."""
+        block say we are in; otherwise the round's settlement record is read, and only our own signed bid is
+        looked for among its offers' bids (docs/adr/0157). The upper result, which told us this before, now goes
+        to the MESPs only (docs/adr/0177). A miner does not re-derive the record (docs/adr/0179): a block whose
+        record the validators refuse is never final, and at worst gives our nonce back early (the chain service
+        gives up a lost nonce anyway)."""
         if not self.pending:
             return
         txs = set(block.txs)
