@@ -98,6 +98,17 @@ def _request_server(node: Node, app: RoleApp, role: Role) -> Callable[[bytes, by
     return serve
 
 
+def _own_only(node: Node, contract: Callable[[State, Block], None]) -> Callable[[State, Block], None]:
+    """A ``@block_check(own_proposals=True)``: run on the blocks this node proposes, skipped on the others."""
+    me = node.key.public
+
+    def check(parent: State, block: Block) -> None:
+        if block.header.proposer == me:
+            contract(parent, block)
+
+    return check
+
+
 def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
     """Instantiate the node's role app and plug every declared handler into the node."""
     app = load_app(ref)
@@ -108,7 +119,8 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
         node.router.on(h.declared.mtype, _gossip_handler(node, h.declared, getattr(role, h.name)))
     if app.of_kind("request"):
         node.set_protocol(market_protocol(spec.name), _request_server(node, app, role))
-    checks = [getattr(role, h.name) for h in app.of_kind("block_check")]
+    checks = [_own_only(node, getattr(role, h.name)) if h.declared.own_proposals else getattr(role, h.name)
+              for h in app.of_kind("block_check")]
     prepares = [getattr(role, h.name) for h in app.of_kind("block_prepare")]
     observers = [getattr(role, h.name) for h in app.of_kind("on_block")]
     proposers = [getattr(role, h.name) for h in app.of_kind("block_propose")]

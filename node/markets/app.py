@@ -20,7 +20,9 @@ logged and counted. A handler raises :class:`~.context.Refuse` to refuse with a 
   slow one never stalls the topic.
 * ``@serve(mtype, reply=..., from_roles=...)`` — a direct request; returns the body of the signed reply.
 * ``@block_check`` — ``check(parent_state, block)``: a market contract every validator re-executes when it
-  imports a block; raise ``InvalidBlock`` to refuse the block.
+  imports a block; raise ``InvalidBlock`` to refuse the block. ``@block_check(own_proposals=True)``: a role that
+  does not attest runs it live only on the blocks it proposes itself (the validators' certificate vouches for
+  the others, docs/adr/0179); ``bazaar chain audit`` runs it on every stored block all the same.
 * ``@block_prepare`` — ``async prepare(block)`` before the checks of a block received from a peer (fetch what
   the contract needs, e.g. content-addressed weights).
 * ``@block_propose`` — ``propose(parent_state) -> [(kind, body), ...]``: the transactions the market contract
@@ -55,6 +57,8 @@ class Declared:
     reply: str = ""
     from_roles: tuple[str, ...] | None = None
     slow: bool = False
+    own_proposals: bool = False
+    """A ``block_check`` run live only on the node's own proposals."""
 
 
 def _mark(fn: F, declared: Declared) -> F:
@@ -72,9 +76,13 @@ def serve(mtype: str, *, reply: str, from_roles: tuple[str, ...] | None = None) 
     return lambda fn: _mark(fn, Declared("request", mtype, reply, from_roles))
 
 
-def block_check(fn: F) -> F:
-    """Declare a market contract ``check(self, parent_state, block)`` re-executed on every import."""
-    return _mark(fn, Declared("block_check"))
+def block_check(fn: F | None = None, *, own_proposals: bool = False) -> Any:
+    """Declare a market contract ``check(self, parent_state, block)`` re-executed on every import; with
+    ``own_proposals=True`` only on the blocks this node proposes (offline audits still run it on every block)."""
+    def mark(f: F) -> F:
+        return _mark(f, Declared("block_check", own_proposals=own_proposals))
+
+    return mark(fn) if fn is not None else mark
 
 
 def block_prepare(fn: F) -> F:

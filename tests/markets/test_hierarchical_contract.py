@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import trio
@@ -83,11 +84,20 @@ async def test_the_validators_run_the_contract_on_every_block_a_miner_only_on_it
         tampered = [forged if raw == victim.wire else raw for raw in block.txs]
         by_other = SimpleNamespace(txs=tampered, header=SimpleNamespace(proposer=ccsp.key.public))
         by_miner = SimpleNamespace(txs=tampered, header=SimpleNamespace(proposer=miner.key.public))
-        for validator in (ccsp, mesp):
+        for node in (ccsp, mesp, miner):  # the contract itself refuses it on every role
             for b in (by_other, by_miner):
                 with pytest.raises(InvalidBlock, match="market-contract"):
-                    validator.app.contract(parent, b)
-        miner.app.own_proposal(parent, by_other)  # not ours: the certificate decides
+                    node.app.contract(parent, b)
+        for validator in (ccsp, mesp):  # live, through the node's block hooks
+            for b in (by_other, by_miner):
+                with pytest.raises(InvalidBlock, match="market-contract"):
+                    _market_check(validator)(parent, b)
+        _market_check(miner)(parent, by_other)  # not ours: the certificate decides
         with pytest.raises(InvalidBlock, match="market-contract"):
-            miner.app.own_proposal(parent, by_miner)
-        assert not hasattr(miner.app, "contract")
+            _market_check(miner)(parent, by_miner)
+
+
+def _market_check(node: Any) -> Any:
+    """The block check the node's market role put into its chain service's hooks."""
+    (check,) = [h.check for h in node.chain.hooks if h.check is not None]
+    return check
