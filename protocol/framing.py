@@ -6,7 +6,10 @@ Frame: a 4-byte big-endian unsigned length ``n``, then ``n`` bytes. The reader c
 
 Direct exchange (docs/protocol.md "Direct streams"): the requester writes one request frame; the responder
 answers with one response frame whose first byte is a status: ``0x00`` then the response bytes, or ``0x01``
-then a UTF-8 reject reason (at most :data:`MAX_REASON` bytes). Any other failure resets the stream.
+then a UTF-8 reject reason (at most :data:`MAX_REASON` bytes). Any other failure resets the stream. A stream may
+carry several exchanges, one after the other (the libp2p transport keeps streams open for the next request,
+docs/adr/0180); a responder that closes a stream between exchanges has read nothing of the next request, which
+the requester sees as :class:`StreamEnded` before any byte of the response.
 
 The functions work on libp2p streams (``read(n)`` / ``write(b)``) and on trio streams (``receive_some`` /
 ``send_all``), so the in-memory transport runs the very same exchange code over ``trio.testing`` stream pairs.
@@ -45,6 +48,10 @@ async def _write(stream: Any, data: bytes) -> None:
         await stream.send_all(data)
 
 
+class StreamEnded(PeerUnavailable):
+    """The stream ended cleanly (EOF) before the first byte of a frame: between exchanges, nothing was lost."""
+
+
 async def read_exactly(stream: Any, n: int) -> bytes:
     """Read exactly ``n`` bytes.
 
@@ -56,10 +63,16 @@ async def read_exactly(stream: Any, n: int) -> bytes:
         while len(buf) < n:
             chunk = await _read_some(stream, n - len(buf))
             if not chunk:
+                if not buf:
+                    raise StreamEnded(f"stream ended before any of {n} bytes")
                 raise PeerUnavailable(f"stream ended after {len(buf)} of {n} bytes")
             buf += chunk
-    except (EOFError, trio.BrokenResourceError) as err:
+    except EOFError as err:  # libp2p's clean end of stream
+        if not buf:
+            raise StreamEnded(f"stream ended before any of {n} bytes") from err
         raise PeerUnavailable(f"stream ended after {len(buf)} of {n} bytes") from err
+    except trio.BrokenResourceError as err:
+        raise PeerUnavailable(f"stream broke after {len(buf)} of {n} bytes") from err
     return bytes(buf)
 
 
@@ -70,10 +83,34 @@ async def read_frame(stream: Any, max_size: int) -> bytes:
         OversizeError: the announced length exceeds ``max_size`` (nothing of the body was read).
         PeerUnavailable: EOF or a broken stream.
     """
+    return await read_frame_body(stream, await read_frame_length(stream, max_size))
+
+
+async def read_frame_length(stream: Any, max_size: int) -> int:
+    """Read a frame's 4-byte length prefix (a responder waits for the next request with its own deadline).
+
+    Raises:
+        OversizeError: the announced length exceeds ``max_size``.
+        StreamEnded: a clean EOF before the prefix; PeerUnavailable: EOF inside it or a broken stream.
+    """
     (length,) = HEADER.unpack(await read_exactly(stream, HEADER.size))
     if length > max_size:
         raise OversizeError(f"frame of {length} bytes > cap {max_size}")
-    return await read_exactly(stream, length) if length else b""
+    return int(length)
+
+
+async def read_frame_body(stream: Any, length: int) -> bytes:
+    """Read the ``length`` bytes of a frame whose prefix :func:`read_frame_length` read (checked against its cap).
+
+    Raises:
+        PeerUnavailable: EOF or a broken stream.
+    """
+    if not length:
+        return b""
+    try:
+        return await read_exactly(stream, length)
+    except StreamEnded as err:
+        raise PeerUnavailable(str(err)) from err  # inside a frame: not a clean end
 
 
 async def write_frame(stream: Any, data: bytes, *, max_size: int | None = None) -> None:
@@ -102,8 +139,10 @@ def _encode_reason(reason: str) -> bytes:
     return raw.decode("utf-8", errors="ignore").encode("utf-8")  # never cut a character in half
 
 
-async def serve_exchange(stream: Any, peer: bytes, handler: RequestHandler, *, max_frame: int) -> bool:
-    """Responder side: read one request, run ``handler``, write the response (or its rejection).
+async def serve_exchange(stream: Any, peer: bytes, handler: RequestHandler, *, max_frame: int,
+                         length: int | None = None) -> bool:
+    """Responder side: read one request, run ``handler``, write the response (or its rejection). ``length``: the
+    request frame's prefix, already read (:func:`read_frame_length`).
 
     Exceptions other than :class:`RejectRequest` propagate; the caller resets the stream.
 
@@ -115,7 +154,7 @@ async def serve_exchange(stream: Any, peer: bytes, handler: RequestHandler, *, m
         PeerUnavailable: the requester went away.
         ValueError: the handler returned more than ``max_frame`` bytes.
     """
-    request = await read_frame(stream, max_frame)
+    request = await read_frame(stream, max_frame) if length is None else await read_frame_body(stream, length)
     try:
         response = await handler(peer, request)
     except RejectRequest as rejection:
@@ -135,6 +174,8 @@ async def client_exchange(stream: Any, request: bytes, *, max_frame: int) -> byt
     Raises:
         ValueError: ``request`` is longer than ``max_frame``.
         RemoteRejected: the responder refused with a reason.
+        StreamEnded: the responder closed the stream before any byte of the response (it read nothing of a
+            request on a stream it had already served: the request was not handled).
         PeerUnavailable: EOF, a broken stream, or a malformed/oversize response (chained).
     """
     await write_frame(stream, request, max_size=max_frame)

@@ -47,9 +47,10 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from .framing import client_exchange, serve_exchange
+from .framing import StreamEnded, client_exchange, read_frame_length, serve_exchange
 from .keys import PUBKEY_LEN, KeyPair
 from .p2p_settings import GossipSettings, apply_process_patches, make_gossipsub, quiet_libp2p_logging
+from .stream_pool import SERVE_IDLE_S, StreamPool
 from .transport import MAX_FRAME, MAX_GOSSIP, Delivery, PeerUnavailable, RemoteRejected, RequestHandler
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ log = logging.getLogger(__name__)
 HANDLER_CONCURRENCY = 8
 """Concurrent handler runs per protocol; further inbound streams wait for a slot."""
 HANDLER_TIMEOUT = 30.0
-"""Responder deadline for one whole exchange (read request, handle, write response)."""
+"""Responder deadline for one whole exchange (read the request after its length prefix, handle, write the
+response); a kept stream waits up to ``stream_pool.SERVE_IDLE_S`` for the next request's prefix."""
 NEW_STREAM_TIMEOUT = 5.0
 """Dial + protocol negotiation deadline (negotiation can hang 10-30 s on a sick peer, §2.5)."""
 CONNECT_TIMEOUT = 5.0
@@ -114,6 +116,7 @@ _STAT_KEYS = (
     "requests_failed",
     "dials_failed",
     "watchdog_kicks",
+    "streams_reused",
 )
 
 
@@ -299,6 +302,7 @@ class Libp2pTransport:
         self._blocked: set[ID] = set()
         self._on_demand: dict[ID, float] = {}  # peers we dialled for a request -> when a request last ended
         self._in_flight: dict[ID, int] = {}  # requests under way per peer
+        self._pool = StreamPool()  # request streams kept for the next request (docs/adr/0180)
 
     # --- identity and addresses -------------------------------------------------------------------
     @property
@@ -308,8 +312,10 @@ class Libp2pTransport:
 
     @property
     def stats(self) -> dict[str, int]:
-        """Counters: gossip_out/in/dropped/replayed, publish_waited, requests_*, dials_failed, watchdog_kicks."""
+        """Counters: gossip_out/in/dropped/replayed, publish_waited, requests_*, dials_failed, watchdog_kicks,
+        streams_reused."""
         self._stats["gossip_replayed"] = self._seen.refused
+        self._stats["streams_reused"] = self._pool.reused
         return self._stats
 
     @property
@@ -473,17 +479,26 @@ class Libp2pTransport:
     async def _serve(
         self, protocol: str, handler: RequestHandler, limiter: trio.CapacityLimiter, stream: Any
     ) -> None:
-        peer = self._key_of(stream.muxed_conn.peer_id)  # authenticated by the noise handshake
+        """Serve exchanges on one inbound stream, one after the other, until the requester closes it or sends
+        nothing for ``SERVE_IDLE_S`` (docs/adr/0180)."""
+        pid = stream.muxed_conn.peer_id
+        peer = self._key_of(pid)  # authenticated by the noise handshake
         try:
             if peer is None:
                 raise PeerUnavailable("peer identity is not an Ed25519 key")
-            if stream.muxed_conn.peer_id in self._blocked:
-                raise PeerUnavailable("peer is blocked (partition)")
-            async with limiter:
-                with trio.fail_after(HANDLER_TIMEOUT):
-                    answered = await serve_exchange(stream, peer, handler, max_frame=MAX_FRAME)
-                    await stream.close()
-            self._stats["requests_served" if answered else "requests_rejected"] += 1
+            while True:
+                if pid in self._blocked:
+                    raise PeerUnavailable("peer is blocked (partition)")
+                length = None
+                with trio.move_on_after(SERVE_IDLE_S), contextlib.suppress(StreamEnded):  # ended between exchanges
+                    length = await read_frame_length(stream, MAX_FRAME)
+                if length is None:
+                    await _close_quietly(stream)
+                    return
+                async with limiter:
+                    with trio.fail_after(HANDLER_TIMEOUT):
+                        answered = await serve_exchange(stream, peer, handler, max_frame=MAX_FRAME, length=length)
+                self._stats["requests_served" if answered else "requests_rejected"] += 1
         except Exception as err:  # a failing handler or peer must never take the node down
             self._stats["requests_failed"] += 1
             log.warning("request on %s from %s failed: %r", protocol, (peer or b"").hex()[:16], err)
@@ -525,17 +540,28 @@ class Libp2pTransport:
     async def _request(self, pid: ID, protocol: str, data: bytes, timeout: float) -> bytes:
         try:
             with trio.fail_after(timeout):
-                stream = await self._open_stream(pid, protocol)
-                try:
-                    response = await client_exchange(stream, bytes(data), max_frame=MAX_FRAME)
-                except RemoteRejected:
-                    await _close_quietly(stream)
-                    raise
-                except BaseException:
-                    await _reset_quietly(stream)
-                    raise
-                await _close_quietly(stream)
-                return response
+                while True:
+                    stream, stale = self._pool.take(pid, protocol)
+                    for old in stale:
+                        await _close_quietly(old)
+                    kept = stream is not None
+                    if stream is None:
+                        stream = await self._open_stream(pid, protocol)
+                    try:
+                        response = await client_exchange(stream, bytes(data), max_frame=MAX_FRAME)
+                    except RemoteRejected:
+                        await self._keep(pid, protocol, stream)
+                        raise
+                    except StreamEnded:
+                        await _reset_quietly(stream)
+                        if kept:
+                            continue  # the responder closed a kept stream unread: send it on a new one
+                        raise
+                    except BaseException:
+                        await _reset_quietly(stream)
+                        raise
+                    await self._keep(pid, protocol, stream)
+                    return response
         except RemoteRejected:
             raise
         except _PEER_ERRORS as err:
@@ -544,6 +570,16 @@ class Libp2pTransport:
         except BaseException:
             self._stats["requests_failed"] += 1
             raise
+
+    async def _keep(self, pid: ID, protocol: str, stream: Any) -> None:
+        """Keep a stream whose exchange ended cleanly for the next request (closing the oldest kept beyond the
+        pool's bound, or this one when the transport is closing or the peer is blocked)."""
+        if self._closed or pid in self._blocked:
+            await _close_quietly(stream)
+            return
+        extra = self._pool.give_back(pid, protocol, stream)
+        if extra is not None:
+            await _close_quietly(extra)
 
     async def _open_stream(self, pid: ID, protocol: str) -> Any:
         network: Any = self._host.get_network()  # the Swarm; unblock_peer is not on the interface
@@ -564,6 +600,8 @@ class Libp2pTransport:
             for pid in [p for p in self._host.get_connected_peers() if p in self._blocked]:
                 with contextlib.suppress(*_PEER_ERRORS):
                     await self._host.disconnect(pid)
+            for stale in [*self._pool.expire(), *(st for pid in self._blocked for st in self._pool.drop_peer(pid))]:
+                self._nursery.start_soon(_close_quietly, stale)
             if self._dial_ids is None:
                 self._dial_ids = {peer_id_for(k) for k in self.dialled()}
             todo = [
