@@ -269,6 +269,7 @@ class Node:
             "finalized_hash": _hash_at(chain, chain.finalized_height),
             "peers": len(self.transport.peers()), "synced": self.chain.synced, "mempool": len(self.chain.mempool),
             "sealed_pushes": dict(self.chain.sealed_pushes),
+            "cert_pushes": dict(self.chain.finality.pushes),
             "mesh_min": self.transport.mesh_min() if hasattr(self.transport, "mesh_min") else None,
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,

@@ -24,6 +24,11 @@ PROTO_TXS = "/bazaar/txs/1"
 (docs/adr/0159)."""
 PROTO_ATTEST = "/bazaar/attest/1"
 """A validator's attestation sent straight to the block's proposer (large networks, docs/adr/0148)."""
+PROTO_CERT = "/bazaar/cert/1"
+"""The aggregator's certificate pushed to each peer when votes come to it directly (docs/adr/0181): the raw
+certificate (≤ ``MAX_CERT`` bytes), answered with an empty body."""
+MAX_CERT = 64 << 10
+"""Longest encoded certificate a node reads (the ``chain/cert`` schema's bound)."""
 
 
 def chain_topic(network_id: str) -> str:
@@ -43,7 +48,7 @@ def market_protocol(market: str) -> str:
 
 register(MSG_BLOCK, Schema({"block": Bytes(max_len=MAX_BLOCK)}))
 register(MSG_ATTEST, Schema({"height": Int(low=1), "hash": Bytes(size=32), "sig": Bytes(size=96)}))
-register(MSG_CERT, Schema({"cert": Bytes(max_len=64 << 10)}))
+register(MSG_CERT, Schema({"cert": Bytes(max_len=MAX_CERT)}))
 register(MSG_TXS, Schema({"txs": List(Bytes(max_len=MAX_TX), max_len=256, min_len=1), "seal": Optional(Bool())}))
 """``seal``: the sender's batch is complete (its last message): a ``pos``/``lottery`` proposer seals its block at
 once instead of waiting for a quiet mempool (docs/adr/0155)."""

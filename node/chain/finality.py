@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import trio
 
@@ -13,7 +13,7 @@ from bazaar.ledger import errors as lerr
 from bazaar.ledger.block import Block
 from bazaar.ledger.finality import Attestation, Certificate, FinalityTracker, make_attestation, verify_certificate
 from bazaar.protocol import Envelope, ProtocolError, codec
-from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_CERT, PROTO_ATTEST
+from bazaar.protocol.chainmsg import MAX_CERT, MSG_ATTEST, MSG_CERT, PROTO_ATTEST, PROTO_CERT
 from bazaar.protocol.errors import ProtocolReason
 from bazaar.protocol.transport import PeerUnavailable, RejectRequest, RemoteRejected
 
@@ -48,6 +48,8 @@ def votes_to_aggregator(validators: int, nodes: int) -> bool:
 
 ATTEST_DIRECT_TIMEOUT = 5.0
 """Deadline of one direct attestation request; on failure the vote is gossiped."""
+CERT_PUSH_TIMEOUT = 2.0
+"""Deadline of one certificate push from the aggregator; when any fails, the certificate is gossiped."""
 FINAL_AT_KEPT = 64
 """Heights whose finality time :attr:`Finality.final_at` keeps."""
 ATTEST_FALLBACK_S = 10.0
@@ -65,6 +67,9 @@ class Finality:
         self.rewinds = 0
         self.on_final: Callable[[int, bytes], None] | None = None
         """Called with (height, hash) when our finalized height advances (the node notes it durably)."""
+        self.pushes = {"pushed": 0, "gossiped": 0}
+        """Certificates we pushed to peers as the aggregator, and how often we also gossiped one (``GET /status``
+        ``cert_pushes``, docs/adr/0181)."""
         self.final_at: dict[int, float] = {}
         """Wall-clock time (``time.time()``) at which each recent height became final here (the last
         ``FINAL_AT_KEPT``): ``GET /status`` ``final_at_ms``, read by ``bazaar round`` to time a round to finality on
@@ -174,12 +179,49 @@ class Finality:
         return True
 
     def _announce(self, cert: Certificate) -> None:
-        """Gossip a certificate our own tally formed, when votes come to us directly (we are the aggregator: no
+        """Spread a certificate our own tally formed, when votes come to us directly (we are the aggregator: no
         other node holds the votes to form it)."""
         if self.svc.aggregator != self.svc.key.public or not self.direct(cert.height) or self.svc.spawn is None:
             return
-        payload: dict[str, Any] = {"cert": cert.encode()}
-        self.svc.spawn("cert.announce", self.svc.publish, MSG_CERT, payload)
+        self.svc.spawn("cert.announce", self._push, cert.encode())
+
+    async def _push(self, raw: bytes) -> None:
+        """Send the certificate to every connected peer (``/bazaar/cert/1``): one message each, none relayed,
+        where gossip costs every node a receive per mesh peer and a relay (docs/adr/0181). It is gossiped as
+        well when a push failed or a node of the network is not connected to us, so no node depends on the
+        pushes alone."""
+        svc = self.svc
+        peers = [k for k in svc.transport.peers() if k != svc.key.public]
+        failed = 0
+
+        async def one(peer: bytes) -> None:
+            nonlocal failed
+            try:
+                await svc.transport.request(peer, PROTO_CERT, raw, timeout=CERT_PUSH_TIMEOUT)
+            except (PeerUnavailable, RemoteRejected, trio.TooSlowError):
+                failed += 1
+                return
+            self.pushes["pushed"] += 1
+
+        async with trio.open_nursery() as nursery:
+            for peer in peers:
+                nursery.start_soon(one, peer)
+        if failed or len(peers) < svc.network_size - 1:
+            self.pushes["gossiped"] += 1
+            _events.info("certificate.gossiped", failed=failed, pushed=len(peers) - failed)
+            await svc.publish(MSG_CERT, {"cert": raw})
+
+    async def serve_certificate(self, peer: bytes, request: bytes) -> bytes:
+        """``/bazaar/cert/1`` handler: a certificate pushed by the aggregator (self-authenticating: verified
+        against the validators we know before it is believed)."""
+        if len(request) > MAX_CERT:
+            raise RejectRequest(ProtocolReason.OVERSIZE)
+        try:
+            cert = Certificate.decode(request)
+        except lerr.LedgerError as err:
+            raise RejectRequest(ProtocolReason.MALFORMED) from err
+        self.take(cert)
+        return b""
 
     def finalize(self, cert: Certificate) -> None:
         if cert.height > self.svc.chain.height:
@@ -250,7 +292,10 @@ class Finality:
 
     async def on_certificate(self, env: Envelope) -> None:
         """Gossip handler: an aggregated finality certificate."""
-        cert = Certificate.decode(env.body["cert"])
+        self.take(Certificate.decode(env.body["cert"]))
+
+    def take(self, cert: Certificate) -> None:
+        """A certificate from a peer (gossiped or pushed)."""
         if cert.height <= self.svc.chain.finalized_height:
             return
         try:  # a height is believed only from a certificate that verifies against the validators we know

@@ -19,7 +19,16 @@ from bazaar.ledger.evidence import check_evidence
 from bazaar.ledger.state import State
 from bazaar.ledger.txs import decode_tx, make_tx
 from bazaar.protocol import Envelope, KeyPair, ProtocolError, codec
-from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_BLOCK, MSG_CERT, MSG_TXS, PROTO_ATTEST, PROTO_SYNC, PROTO_TXS
+from bazaar.protocol.chainmsg import (
+    MSG_ATTEST,
+    MSG_BLOCK,
+    MSG_CERT,
+    MSG_TXS,
+    PROTO_ATTEST,
+    PROTO_CERT,
+    PROTO_SYNC,
+    PROTO_TXS,
+)
 from bazaar.protocol.errors import ProtocolReason
 from bazaar.protocol.messages import REGISTRY
 from bazaar.protocol.transport import MAX_GOSSIP, PeerUnavailable, RejectRequest, RemoteRejected, Transport
@@ -98,6 +107,7 @@ class ChainService:
         self.sync = ChainSync(self)
         transport.set_handler(PROTO_SYNC, self.sync.serve)
         transport.set_handler(PROTO_ATTEST, self.finality.serve)
+        transport.set_handler(PROTO_CERT, self.finality.serve_certificate)
         transport.set_handler(PROTO_TXS, self.serve_txs)
 
     # ------------------------------------------------------------------ queries

@@ -18,9 +18,10 @@ from bazaar.node.consensus import pol
 from bazaar.node.consensus.pol_models import weights_bytes
 from bazaar.node.launcher import NetDir, prepare_network
 from bazaar.node.scenario import load_scenario
+from bazaar.node.waiting import wait_until_async
 from bazaar.protocol import codec
-from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_CERT, PROTO_ATTEST
-from bazaar.protocol.transport import RemoteRejected
+from bazaar.protocol.chainmsg import MAX_CERT, MSG_ATTEST, MSG_CERT, PROTO_ATTEST, PROTO_CERT
+from bazaar.protocol.transport import RejectRequest, RemoteRejected
 
 from .harness import memory_net, small_scenario
 
@@ -104,10 +105,32 @@ async def test_votes_go_to_the_aggregator_and_its_certificate_finalizes_every_no
             for node in nodes.values():
                 await node.chain.changes.wait_for(lambda n=node: n.chain.finalized_height >= height, timeout=20)
         assert summary["final"], summary
-        assert MSG_CERT in sent["cpp"]
-        assert all(MSG_ATTEST not in mtypes for mtypes in sent.values())  # no vote went over gossip
+        assert all(MSG_ATTEST not in mtypes and MSG_CERT not in mtypes for mtypes in sent.values())  # none gossiped
+        pushes = nodes["cpp"].chain.finality.pushes  # the certificate went to each peer directly (ADR 0181)
+        await wait_until_async(lambda: pushes["pushed"] >= len(nodes) - 1, timeout=10, what="the pushes' answers")
+        assert pushes["gossiped"] == 0
         hashes = {n.chain.chain.block(height).hash for n in nodes.values()}
         assert len(hashes) == 1
+
+
+async def test_a_certificate_push_that_fails_is_made_up_by_gossip_and_a_bad_one_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(finality, "ATTEST_DIRECT_SPREAD", 1)
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
+        cpp, deaf = nodes["cpp"], nodes["consumer-2"]
+        for body, reason in ((b"\xc1", "malformed"), (b"\x00" * (MAX_CERT + 1), "oversize")):
+            with pytest.raises(RemoteRejected) as err:
+                await cpp.transport.request(deaf.key.public, PROTO_CERT, body, timeout=5)
+            assert err.value.reason == reason
+
+        async def refuse(peer: bytes, request: bytes) -> bytes:
+            raise RejectRequest("busy")
+
+        deaf.transport.set_handler(PROTO_CERT, refuse)
+        with trio.fail_after(60):
+            summary = await cpp.engine.play()
+            await deaf.chain.changes.wait_for(lambda: deaf.chain.finalized_height >= summary["height"], timeout=20)
+        assert cpp.chain.finality.pushes["gossiped"] >= 1  # the refused push was made up by gossip
 
 
 async def test_a_direct_vote_that_is_malformed_or_too_far_ahead_is_refused_with_a_reason(tmp_path: Path) -> None:
