@@ -490,9 +490,9 @@ class Libp2pTransport:
                 if pid in self._blocked:
                     raise PeerUnavailable("peer is blocked (partition)")
                 length = None
-                with trio.move_on_after(SERVE_IDLE_S), contextlib.suppress(StreamEnded):  # ended between exchanges
-                    length = await read_frame_length(stream, MAX_FRAME)
-                if length is None:
+                with trio.move_on_after(SERVE_IDLE_S), contextlib.suppress(PeerUnavailable, *_PEER_ERRORS):
+                    length = await read_frame_length(stream, MAX_FRAME)  # ended or broke between exchanges: no
+                if length is None:                                       # request was made, none failed
                     await _close_quietly(stream)
                     return
                 async with limiter:
