@@ -83,6 +83,7 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
         ref: str | Path = scale_scenario(scenario, nodes, Path(tmp) / "scenario") if nodes else scenario
         sc = load_scenario(ref)
         spec = get_spec(sc.market_name)
+        minimum = spec.report.min_messages(sc) if spec.report.min_messages else None  # reads the scenario's files
         root = Path(tmp) / "net"
         t0 = time.monotonic()
         info = launcher.net_up(ref, root)
@@ -114,7 +115,7 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
         "latency_polled_p50_s": round(percentile(polled, 0.5), 3) if polled else None,
         "latency_polled_s": [round(x, 3) for x in polled], "work_s": [round(work[int(r["round"])], 3) for r in timed],
         "messages_per_round": per_round["messages"], "bytes_per_round": per_round["bytes"],
-        "min_messages": spec.report.min_messages(sc) if spec.report.min_messages else None,
+        "min_messages": minimum,
         "node_cpu_s_per_round": (round((cpu_after - cpu_before) / max(1, rounds), 3)
                                  if cpu_before is not None and cpu_after is not None else None),
         "rss_max_mb": max(rss) if rss else None, "rss_median_mb": statistics.median(rss) if rss else None,
