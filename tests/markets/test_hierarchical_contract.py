@@ -14,6 +14,7 @@ from bazaar.ledger.errors import InvalidBlock
 from bazaar.ledger.txs import decode_tx, make_tx
 from bazaar.node.markets.hierarchical import clearing
 from bazaar.node.memnet import open_memory_network
+from bazaar.protocol import codec
 from bazaar.protocol.markets import hierarchical as msg
 from bazaar.protocol.verified import forget_checked
 
@@ -101,3 +102,40 @@ def _market_check(node: Any) -> Any:
     """The block check the node's market role put into its chain service's hooks."""
     (check,) = [h.check for h in node.chain.hooks if h.check is not None]
     return check
+
+
+def test_a_settlement_record_too_large_for_one_transaction_is_split_in_order() -> None:
+    offers, lowers = [bytes([i]) * 100 for i in range(3)], [b"L" * 40]
+    one = clearing.record_parts(offers, lowers)
+    assert one == [{"offers": offers, "lowers": lowers}]
+    parts = clearing.record_parts(offers, lowers, cap=250)
+    assert parts is not None and len(parts) >= 2
+    assert all(len(codec.encode(p)) <= 250 for p in parts)
+    assert clearing.joined_record(parts) == {"offers": offers, "lowers": lowers}
+    assert clearing.record_parts(offers, [b"L" * 200], cap=250)[-1] == {"offers": [], "lowers": [b"L" * 200]}
+    assert clearing.record_parts([b"x" * 300], lowers, cap=250) is None  # one offer alone does not fit
+
+
+async def test_a_round_whose_record_comes_in_parts_settles_and_re_derives(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/adr/0182: with a record cap below two offers, the settlement goes out as one record per offer; every
+    validator joins the parts and re-derives the round, and every node finalizes it."""
+    from bazaar.node.markets.hierarchical import ccsp as ccsp_app
+
+    monkeypatch.setattr(ccsp_app, "record_parts", lambda offers, lowers: clearing.record_parts(
+        offers, lowers, cap=max(len(codec.encode({"offers": [w], "lowers": lowers})) for w in offers)))
+    async with open_memory_network("hierarchical-small", tmp_path / "net") as nodes:
+        ccsp = nodes["ccsp"]
+        with trio.fail_after(60):
+            summary = await ccsp.engine.play()
+        assert summary["final"], summary
+        block = ccsp.chain.block(summary["height"])
+        records = [t for t in (decode_tx(raw, ccsp.network_id) for raw in block.txs)
+                   if t.type == "tx/record" and t.body["kind"] == msg.SETTLEMENT_RECORD]
+        assert len(records) >= 2
+        moved = [t for t in (decode_tx(raw, ccsp.network_id) for raw in block.txs)
+                 if t.type == "tx/escrow_settle" and t.body["amount"] > 0]
+        assert moved  # the joined record re-derives a settlement that pays
+        with trio.fail_after(30):
+            for node in nodes.values():
+                await node.chain.wait_for(lambda n=node: n.chain.finalized_height >= summary["height"], timeout=30)

@@ -11,7 +11,7 @@ import trio
 from bazaar.ledger.amounts import from_units, to_units
 from bazaar.ledger.block import Block
 from bazaar.ledger.state import State
-from bazaar.ledger.txs import MAX_RECORD_DATA, WEIGHTS_RECORD, decode_tx
+from bazaar.ledger.txs import WEIGHTS_RECORD, decode_tx
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.protocol import Envelope, codec
 from bazaar.protocol.envelope import now_ms
@@ -21,7 +21,17 @@ from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
 from ..app import RoleApp, block_check, serve
 from ..context import Refuse, RequestFailed, RoleContext
-from .clearing import Cleared, Offer, clear, lower_result, outcome_doc, parse_lower, parse_offer, settle_cleared
+from .clearing import (
+    Cleared,
+    Offer,
+    clear,
+    lower_result,
+    outcome_doc,
+    parse_lower,
+    parse_offer,
+    record_parts,
+    settle_cleared,
+)
 from .common import MESP, HierarchicalRole
 from .reference import PendingOptimum, ReferenceSolver, reference_instance
 
@@ -151,19 +161,20 @@ class Ccsp(HierarchicalRole):
         our own clearing of these offers and the lower results we checked as they came: what every importer
         re-derives from the record)."""
         ctx = self.ctx
-        data = {"offers": [o.wire for o in sorted(offers, key=lambda o: o.index)], "lowers": lower_wires}
-        if len(codec.encode(data)) > MAX_RECORD_DATA:
-            ctx.events.error("round.record_too_large", round=round_no, bytes=len(codec.encode(data)))
-            return None  # nothing moves; every lock stays off chain
         ordered = sorted(offers, key=lambda o: o.index)
+        parts = record_parts([o.wire for o in ordered], lower_wires)
+        if parts is None:
+            ctx.events.error("round.record_too_large", round=round_no,
+                             bytes=max(len(codec.encode({"offers": [o.wire], "lowers": []})) for o in ordered))
+            return None  # nothing moves; every lock stays off chain
         _, settlement = settle_cleared(cleared, round_no, ordered, lowers, self.roster)
         txs = list(settlement.locks)
         for escrow, (to, amount) in sorted(settlement.settles.items()):
             txs.append(ctx.chain.sign_tx("escrow_settle", {"id": escrow, "to": to, "amount": amount},
                                          round=round_no).wire)
-        record = ctx.chain.sign_tx("record", {"kind": msg.SETTLEMENT_RECORD, "data": data}, round=round_no)
-        txs.append(record.wire)
-        last = record
+        for data in parts:  # one record, or several when the signed offers exceed one record's data
+            last = ctx.chain.sign_tx("record", {"kind": msg.SETTLEMENT_RECORD, "data": data}, round=round_no)
+            txs.append(last.wire)
         if settlement.weights and self.lottery:
             last = ctx.chain.sign_tx("record", {"kind": WEIGHTS_RECORD, "data": {"weights": settlement.weights}},
                                      round=round_no)

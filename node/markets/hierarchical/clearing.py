@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from bazaar.ledger.amounts import to_units
-from bazaar.ledger.txs import decode_tx
+from bazaar.ledger.txs import MAX_RECORD_DATA, decode_tx
 from bazaar.mechanisms import hierarchical as mech
 from bazaar.mechanisms.hierarchical.network import n_bundle_steps
-from bazaar.protocol import Envelope, ProtocolError
+from bazaar.protocol import Envelope, ProtocolError, codec
 from bazaar.protocol.markets import hierarchical as msg
 from bazaar.protocol.verified import checked_key, open_checked
 
@@ -427,3 +427,39 @@ def parse_lower(wire: bytes, network_id: str, round_no: int, roster: Roster) -> 
         raise Refuse("not-authorised", "lower result not signed by a MESP")
     return roster.mesps.index(env.sender), {k: float(v) for k, v in env.body["served"].items()}
 
+
+
+def record_parts(offers: list[bytes], lowers: list[bytes], *,
+                 cap: int = MAX_RECORD_DATA) -> list[dict[str, Any]] | None:
+    """The settlement record's data ``{offers, lowers}`` split into as few parts as fit ``cap`` bytes each (every
+    part one ``tx/record`` of the round; the contract joins a round's parts in their block order). Offers stay
+    whole and in order, the lower results go into the last part (a part of their own when they do not fit).
+    None when one offer alone exceeds ``cap`` (the round cannot settle: its MESP forwarded too many bids)."""
+    parts: list[dict[str, Any]] = []
+    current: list[bytes] = []
+    for wire in offers:
+        if len(codec.encode({"offers": [*current, wire], "lowers": []})) <= cap:
+            current.append(wire)
+            continue
+        if not current:
+            return None
+        parts.append({"offers": current, "lowers": []})
+        current = [wire]
+        if len(codec.encode({"offers": current, "lowers": []})) > cap:
+            return None
+    if len(codec.encode({"offers": current, "lowers": lowers})) <= cap:
+        parts.append({"offers": current, "lowers": lowers})
+    elif len(codec.encode({"offers": [], "lowers": lowers})) <= cap:
+        parts += [{"offers": current, "lowers": []}, {"offers": [], "lowers": lowers}]
+    else:
+        return None
+    return parts
+
+
+def joined_record(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One round's settlement record parts (in block order) joined into ``{offers, lowers}``.
+
+    Raises:
+        KeyError, TypeError: a part is not ``{offers: [...], lowers: [...]}``.
+    """
+    return {"offers": [w for p in parts for w in p["offers"]], "lowers": [w for p in parts for w in p["lowers"]]}

@@ -29,7 +29,7 @@ from bazaar.protocol.markets import hierarchical as msg
 
 from ..app import Role
 from ..context import Refuse, RoleContext
-from .clearing import Roster, expected_settlement, n_steps, parse_lower, parse_offer
+from .clearing import Roster, expected_settlement, joined_record, n_steps, parse_lower, parse_offer
 from .config import HierarchicalConfig
 
 CCSP, MESP, MINER = "ccsp", "mesp", "miner"
@@ -101,11 +101,14 @@ class HierarchicalRole(Role):
             return
         expected: dict[bytes, tuple[bytes, int]] = {}
         expected_weights: list[list[Any]] | None = None
+        rounds: dict[int, list[dict[str, Any]]] = {}
         for rec in records:
             if rec.sender != self.roster.leader:
                 raise InvalidBlock("market-contract", "settlement record not signed by the leading CCSP")
+            rounds.setdefault(rec.round, []).append(rec.body["data"])
+        for round_no, parts in rounds.items():  # a round's record may come in parts (docs/adr/0182)
             try:
-                _, settlement = self.settlement_of(rec.round, rec.body["data"])
+                _, settlement = self.settlement_of(round_no, joined_record(parts))
             except (Refuse, MechanismError, KeyError, TypeError, ValueError) as err:
                 raise InvalidBlock("market-contract", f"settlement record does not re-derive: {err}") from err
             expected.update(settlement.settles)

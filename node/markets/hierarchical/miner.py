@@ -17,7 +17,7 @@ from bazaar.protocol.markets import hierarchical as msg
 
 from ..app import RoleApp, block_check, on, on_block
 from ..context import RequestFailed, RoleContext
-from .clearing import escrow_id, escrow_ref
+from .clearing import escrow_id, escrow_ref, joined_record
 from .common import CCSP, HierarchicalRole
 from .mesp import reach_of
 
@@ -126,7 +126,8 @@ class Miner(HierarchicalRole):
 
 
 def _settlement_record(raws: list[bytes], network_id: str, round_no: int, leader: bytes) -> dict[str, Any] | None:
-    """The data of the leader's settlement record of ``round_no`` among a block's transactions, if any."""
+    """The leader's settlement record of ``round_no`` among a block's transactions, its parts joined, if any."""
+    parts = []
     for raw in raws:
         try:
             tx = decode_tx(raw, network_id)
@@ -134,8 +135,13 @@ def _settlement_record(raws: list[bytes], network_id: str, round_no: int, leader
             continue
         if (tx.type == "tx/record" and tx.sender == leader and tx.round == round_no
                 and tx.body.get("kind") == msg.SETTLEMENT_RECORD and isinstance(tx.body.get("data"), dict)):
-            return tx.body["data"]
-    return None
+            parts.append(tx.body["data"])
+    if not parts:
+        return None
+    try:
+        return joined_record(parts)
+    except (KeyError, TypeError):
+        return {"offers": []}  # a record the validators refuse: never final
 
 
 def _bids_of(offer_wire: bytes, network_id: str) -> list[bytes]:
