@@ -596,7 +596,9 @@ class OracleNode(CloudchainRole):
             txs.append(ctx.chain.sign_tx("record", {"kind": msg.QUORUM, "data": self._quorum_data(watch, agreed)}))
         if not txs:
             return
-        await ctx.chain.submit([t.wire for t in txs], seal=True)
+        # the leader, which sends the round's close once every verdict is on its chain or in its mempool, gets
+        # the batch too: the close then joins the quorum or the settlement block (docs/adr/0164, 0183)
+        await ctx.chain.submit([t.wire for t in txs], seal=True, also_to=[self.rules.leader])
         self.quorums += len(txs)
         ctx.events.info("oracle.quorum", kind=msg.QUORUM, tasks=len(txs),
                         verdicts=sorted(t.body["data"]["verdict"] for t in txs),
