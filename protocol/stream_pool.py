@@ -57,7 +57,7 @@ class StreamPool:
         now = self._clock()
         while entries:
             at, stream = entries.pop()
-            if now - at <= self.idle_s and usable(stream):
+            if self._fresh(at, stream, now):
                 if not entries:
                     del self._idle[key]
                 self.reused += 1
@@ -65,6 +65,10 @@ class StreamPool:
             stale.append(stream)
         self._idle.pop(key, None)
         return None, stale
+
+    def _fresh(self, at: float, stream: Any, now: float) -> bool:
+        """Whether a stream kept since ``at`` may carry the next request."""
+        return now - at <= self.idle_s and usable(stream)
 
     def give_back(self, peer: Hashable, protocol: str, stream: Any) -> Any | None:
         """Keep ``stream`` (its exchange ended cleanly) for the next request; returns a stream the caller must
@@ -86,9 +90,13 @@ class StreamPool:
         """Forget the kept streams idle longer than ``idle_s`` or no longer usable; returns them to close."""
         now = self._clock()
         out: list[Any] = []
-        for key in list(self._idle):
-            keep = [(at, st) for at, st in self._idle[key] if now - at <= self.idle_s and usable(st)]
-            out.extend(st for at, st in self._idle[key] if (at, st) not in keep)
+        for key, entries in list(self._idle.items()):
+            keep = []
+            for at, stream in entries:
+                if self._fresh(at, stream, now):
+                    keep.append((at, stream))
+                else:
+                    out.append(stream)
             if keep:
                 self._idle[key] = keep
             else:

@@ -9,8 +9,6 @@ from typing import Any
 import trio
 
 from bazaar.ledger.amounts import from_units, to_units
-from bazaar.ledger.block import Block
-from bazaar.ledger.state import State
 from bazaar.ledger.txs import WEIGHTS_RECORD, decode_tx
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.protocol import Envelope, codec
@@ -19,7 +17,7 @@ from bazaar.protocol.markets import hierarchical as msg
 
 from ...rounds.collector import Collector
 from ...rounds.engine import RoundError, RoundResult, RoundStart
-from ..app import RoleApp, block_check, serve
+from ..app import RoleApp, serve
 from ..context import Refuse, RequestFailed, RoleContext
 from .clearing import (
     Cleared,
@@ -56,11 +54,6 @@ class Ccsp(HierarchicalRole):
         super().__init__(ctx)
         self.references = ReferenceSolver()
         """The joint-MILP optimum of each distinct cleared instance (solved in a child process)."""
-
-    @block_check
-    def contract(self, parent: State, block: Block) -> None:
-        """A CCSP validates: the settlement contract on every block (``common.py``)."""
-        self.settlement_matches(parent, block)
 
     @serve(msg.MSG_BUNDLE, reply=msg.MSG_BUNDLE_ACK, from_roles=(MESP,))
     async def on_offer(self, env: Envelope) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from bazaar.mechanisms.errors import MechanismError
 from bazaar.protocol import Envelope, ProtocolError
 from bazaar.protocol.markets import hierarchical as msg
 
-from ..app import Role
+from ..app import Role, block_check
 from ..context import Refuse, RoleContext
 from .clearing import Roster, expected_settlement, joined_record, n_steps, parse_lower, parse_offer
 from .config import HierarchicalConfig
@@ -67,6 +67,12 @@ class HierarchicalRole(Role):
             raise Refuse("duplicate", "two offers of one MESP")
         lowers = dict(parse_lower(w, nid, round_no, self.roster) for w in data["lowers"])
         return expected_settlement(self.p, round_no, offers, lowers, self.roster)
+
+    @block_check
+    def contract(self, parent: State, block: Block) -> None:
+        """The validators' settlement contract on every block (CCSPs and MESPs; a miner narrows it to its own
+        proposals, ``miner.py``)."""
+        self.settlement_matches(parent, block)
 
     def settlement_matches(self, parent: State, block: Block) -> None:
         """The settlement contract (module docstring).

@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 
 from bazaar.ledger.amounts import to_units
-from bazaar.ledger.block import Block
-from bazaar.ledger.state import State
 from bazaar.mechanisms.errors import MechanismError
 from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
@@ -18,7 +16,7 @@ from bazaar.protocol.markets import hierarchical as msg
 
 from ...notify import Changes
 from ...rounds.collector import Collector
-from ..app import RoleApp, block_check, on, serve
+from ..app import RoleApp, on, serve
 from ..context import Refuse, RequestFailed
 from .clearing import MinerBid, bundle_row, clear, escrow_id, escrow_ref, lower_result, parse_bid, parse_offer
 from .common import CCSP, MINER, HierarchicalRole
@@ -70,11 +68,6 @@ class Mesp(HierarchicalRole):
         self.current = _Round(env.round, env.body, Collector(expected, wait_s))
         self.called.notify()
         self.ctx.spawn("offer", self.offer, self.current)
-
-    @block_check
-    def contract(self, parent: State, block: Block) -> None:
-        """A MESP validates: the settlement contract on every block (``common.py``)."""
-        self.settlement_matches(parent, block)
 
     @serve(msg.MSG_BID, reply=msg.MSG_BID_ACK, from_roles=(MINER,))
     async def on_bid(self, env: Envelope) -> dict[str, Any]:
