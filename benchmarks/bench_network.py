@@ -2,9 +2,12 @@
 every node, by each node's own finality stamp; beside it the latency as `bazaar round` saw it, its polling and the
 leader's report work after finality included, docs/adr/0156) p50/p95, the work the round needed (the slowest
 participant's own training or solving, as the nodes measured it themselves: ``GET /status`` ``work_s``), the
-overhead (latency minus that work) p50/p95, messages and bytes per round against the minimum the protocol needs,
-the CPU seconds all node processes used per round (``/proc``; the protocol's cost, which a loaded machine does
-not inflate the way it inflates wall time) and peak memory per node process.
+overhead (latency minus that work) p50/p95 and, beside it, net of the deadlines the contract made a node wait
+out for a participant that did not answer in time (``deadline_wait_s``, e.g. cloudchain's SLA latency bound for
+a slow provider: latency minus the larger of the work and that wait, docs/adr/0184), messages and bytes per
+round against the minimum the protocol needs, the CPU seconds all node processes used per round (``/proc``; the
+protocol's cost, which a loaded machine does not inflate the way it inflates wall time) and peak memory per node
+process.
 
     python benchmarks/bench_network.py [--scenario NAME] [--nodes N] [--rounds K] [--quick] [--json]
 
@@ -71,9 +74,10 @@ def _cpu_s(root: Path) -> float | None:
     return total
 
 
-def work_per_round(statuses: list[dict[str, Any]], rounds: list[int]) -> dict[int, float]:
-    """Per round, the most seconds one node spent on its own work (0 when no node reported any)."""
-    return {r: max([float(st.get("work_s", {}).get(str(r), 0.0)) for st in statuses] or [0.0]) for r in rounds}
+def work_per_round(statuses: list[dict[str, Any]], rounds: list[int], field: str = "work_s") -> dict[int, float]:
+    """Per round, the most seconds one node spent on its own work (0 when no node reported any); with
+    ``field="deadline_wait_s"``, the longest one node waited out a contract deadline for a late participant."""
+    return {r: max([float(st.get(field, {}).get(str(r), 0.0)) for st in statuses] or [0.0]) for r in rounds}
 
 
 def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, Any]:
@@ -101,19 +105,25 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
     after = _traffic(statuses)
     timed = [r for r in results if r.get("latency_all_ms") is not None]
     work = work_per_round(statuses, [int(r["round"]) for r in timed])
+    waits = work_per_round(statuses, [int(r["round"]) for r in timed], "deadline_wait_s")
     lat = [r["latency_all_ms"] / 1000 for r in timed]
     polled = [r["latency_polled_ms"] / 1000 for r in timed if r.get("latency_polled_ms") is not None]
     over = [r["latency_all_ms"] / 1000 - work[int(r["round"])] for r in timed]
+    # net of the deadlines the contract sets for a participant that did not answer (docs/adr/0184): the work and
+    # such a wait run side by side, so the larger of the two is the round's floor
+    net = [r["latency_all_ms"] / 1000 - max(work[int(r["round"])], waits[int(r["round"])]) for r in timed]
     rss = [row["rss_mb"] for row in status["nodes"] if row["rss_mb"] is not None]
     per_round = {k: (after[k] - before[k]) / max(1, rounds) for k in after}
     out: dict[str, Any] = {
         "scenario": sc.name, "market": sc.market_name, "nodes": len(info["nodes"]), "rounds": rounds,
         "net_up_s": round(up, 2), "final_everywhere": len(timed),
         "latency_p50_s": None, "latency_p95_s": None, "work_p50_s": None, "overhead_p50_s": None,
-        "overhead_p95_s": None,
+        "overhead_p95_s": None, "deadline_wait_p50_s": None, "overhead_net_deadline_p50_s": None,
+        "overhead_net_deadline_p95_s": None,
         "latency_s": [round(x, 3) for x in lat],
         "latency_polled_p50_s": round(percentile(polled, 0.5), 3) if polled else None,
         "latency_polled_s": [round(x, 3) for x in polled], "work_s": [round(work[int(r["round"])], 3) for r in timed],
+        "deadline_wait_s": [round(waits[int(r["round"])], 3) for r in timed],
         "messages_per_round": per_round["messages"], "bytes_per_round": per_round["bytes"],
         "min_messages": minimum,
         "node_cpu_s_per_round": (round((cpu_after - cpu_before) / max(1, rounds), 3)
@@ -123,7 +133,10 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
     if lat:
         out.update(latency_p50_s=round(percentile(lat, 0.5), 3), latency_p95_s=round(percentile(lat, 0.95), 3),
                    work_p50_s=round(percentile(list(work.values()), 0.5), 3),
-                   overhead_p50_s=round(percentile(over, 0.5), 3), overhead_p95_s=round(percentile(over, 0.95), 3))
+                   overhead_p50_s=round(percentile(over, 0.5), 3), overhead_p95_s=round(percentile(over, 0.95), 3),
+                   deadline_wait_p50_s=round(percentile(list(waits.values()), 0.5), 3),
+                   overhead_net_deadline_p50_s=round(percentile(net, 0.5), 3),
+                   overhead_net_deadline_p95_s=round(percentile(net, 0.95), 3))
     return out
 
 
@@ -139,6 +152,9 @@ def table(out: dict[str, Any]) -> str:
         ("latency as `bazaar round` saw it p50", s(out["latency_polled_p50_s"])),
         ("slowest participant's work p50", s(out["work_p50_s"])),
         ("overhead (latency - work) p50 / p95", f"{s(out['overhead_p50_s'])} / {s(out['overhead_p95_s'])}"),
+        ("deadline waited out for a late participant p50", s(out["deadline_wait_p50_s"])),
+        ("overhead net of that wait p50 / p95",
+         f"{s(out['overhead_net_deadline_p50_s'])} / {s(out['overhead_net_deadline_p95_s'])}"),
         ("messages per round", f"{out['messages_per_round']:.1f} (protocol minimum {out['min_messages']})"),
         ("KiB originated per round", f"{out['bytes_per_round'] / 1024:.1f}"),
         ("node CPU per round (all processes)", s(out["node_cpu_s_per_round"])),

@@ -71,7 +71,7 @@ class _OfflineChain:
     def add_tx(self, raw: bytes) -> Envelope | None:
         return None
 
-    async def submit(self, raws: Sequence[bytes], *, seal: bool = False, also_to: Sequence[bytes] = ()) -> None:
+    async def submit(self, raws: Sequence[bytes], *, seal: bool = False) -> None:
         raise RequestFailed("unavailable", "an audit submits nothing")
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:

@@ -281,6 +281,7 @@ class Node:
         if self.app is not None:
             out["app"] = self.app.status()
             out["work_s"] = self.app.work.status()
+            out["deadline_wait_s"] = self.app.deadline_waits.status()
         if self.engine is not None:
             out["rounds"] = self.engine.status()
         return out

@@ -214,26 +214,19 @@ class ChainService:
         """Note the transactions of a sealed batch that are pending here."""
         self._sealed.update(self._pending(raws).values())
 
-    async def broadcast_txs(self, raws: list[bytes], *, seal: bool = False, also_to: Sequence[bytes] = ()) -> None:
+    async def broadcast_txs(self, raws: list[bytes], *, seal: bool = False) -> None:
         """Keep transactions locally and gossip them in batches of at most ``TXS_PER_MESSAGE``.
 
         ``seal``: these transactions complete what the block should carry now (a round's settlement): the last
         message says so, and a ``pos``/``lottery`` proposer that holds it seals at once (docs/adr/0155). A sealed
         batch that can go straight to the drawn proposer goes there instead, and only what is still pending here
-        after ``sealed_gossip_delay_s`` (or all of it, when the push fails) is gossiped (docs/adr/0159, 0176).
-        ``also_to``: other nodes we are connected to that need such a pushed batch in their mempool at once (a
-        round's leader waiting for it, docs/adr/0183): it goes to them too, unsealed, best effort."""
+        after ``sealed_gossip_delay_s`` (or all of it, when the push fails) is gossiped (docs/adr/0159, 0176)."""
         for raw in raws:
             self.add_tx(raw)
         if seal:
             kept = self._pending(raws)
             self._sealed.update(kept.values())
             if self._push_to_proposer(raws, kept):
-                peers = self.transport.peers()
-                body = codec.encode({"txs": raws})
-                for key in dict.fromkeys(also_to):
-                    if key != self.key.public and key in peers and self.spawn is not None:
-                        self.spawn("txs.also", self._push_copy, key, body)
                 return
         await self._gossip_txs(raws, seal=seal)
 
@@ -292,14 +285,6 @@ class ChainService:
         _events.info("txs.sealed_gossiped", pending=len(leftovers), of=len(raws))
         await self._gossip_txs(leftovers, seal=True)
 
-    async def _push_copy(self, peer: bytes, body: bytes) -> None:
-        """A pushed sealed batch's copy for another node than the proposer (unsealed: it proposes nothing by it);
-        a failure costs nothing but the time the copy would have saved (the batch lands in a block anyway)."""
-        try:
-            await self.transport.request(peer, PROTO_TXS, body, timeout=DIRECT_TXS_TIMEOUT)
-        except (PeerUnavailable, RemoteRejected, trio.TooSlowError) as err:
-            _events.info("txs.copy_failed", error=repr(err)[:200])
-
     async def serve_txs(self, peer: bytes, request: bytes) -> bytes:
         """``/bazaar/txs/1`` handler: a sealed batch ``{txs, seal}`` (the ``chain/txs`` body) sent to us as the
         drawn proposer; each transaction is verified and kept as a gossiped one would be. Answers ``{added}``."""
@@ -319,10 +304,10 @@ class ChainService:
         self.changes.notify()
         return codec.encode({"added": added})
 
-    async def submit(self, raws: Sequence[bytes], *, seal: bool = False, also_to: Sequence[bytes] = ()) -> None:
+    async def submit(self, raws: Sequence[bytes], *, seal: bool = False) -> None:
         """Keep transactions locally and gossip them in one batch (:meth:`broadcast_txs`); ``seal``: the batch is
-        complete, a proposer need not wait for more; ``also_to``: see :meth:`broadcast_txs`."""
-        await self.broadcast_txs(list(raws), seal=seal, also_to=also_to)
+        complete, a proposer need not wait for more."""
+        await self.broadcast_txs(list(raws), seal=seal)
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Return once ``predicate()`` holds after some chain change (``trio.TooSlowError`` at the deadline)."""

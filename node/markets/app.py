@@ -118,6 +118,9 @@ class Role:
         self.ctx = ctx
         self.work = WorkLog()
         """Seconds of this node's own work (training, solving) per round (``GET /status`` ``work_s``)."""
+        self.deadline_waits = WorkLog()
+        """Per round, the longest this node waited out a deadline the contract sets for a participant that did
+        not answer in time (e.g. an SLA's latency bound; ``GET /status`` ``deadline_wait_s``, docs/adr/0184)."""
 
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""

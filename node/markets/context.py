@@ -80,10 +80,9 @@ class ChainView(Protocol):
         """Keep a verified transaction in the mempool (None when unusable)."""
         ...
 
-    async def submit(self, raws: Sequence[bytes], *, seal: bool = False, also_to: Sequence[bytes] = ()) -> None:
+    async def submit(self, raws: Sequence[bytes], *, seal: bool = False) -> None:
         """Keep transactions locally and gossip them in one batch (``seal``: the batch is complete, a ``pos`` or
-        ``lottery`` proposer may seal its block at once, docs/adr/0155; ``also_to``: nodes that need a sealed
-        batch pushed to the drawn proposer in their own mempool at once as well, docs/adr/0183)."""
+        ``lottery`` proposer may seal its block at once, docs/adr/0155)."""
         ...
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:

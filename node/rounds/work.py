@@ -3,7 +3,9 @@
 A role times the calls that are its own work — a miner's training, a bidder's or a leader's solver — with
 :meth:`WorkLog.timed`; ``GET /status`` shows the last rounds under ``work_s`` (round number -> seconds), so a
 benchmark can subtract the slowest participant's work from a round's latency (benchmarks/bench_network.py,
-docs/adr/0116). Nothing here waits or changes a round.
+docs/adr/0116). The same log keeps, under ``deadline_wait_s``, the longest a node waited out a contract deadline
+for a participant that did not answer in time (:meth:`WorkLog.longest`; docs/adr/0184). Nothing here waits or
+changes a round.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ class WorkLog:
         self.rounds.move_to_end(round_no)
         while len(self.rounds) > ROUNDS_KEPT:
             self.rounds.popitem(last=False)
+
+    def longest(self, round_no: int, seconds: float) -> None:
+        """Keep ``seconds`` for ``round_no`` if it is the longest so far (for waits that run side by side)."""
+        if seconds > self.rounds.get(round_no, 0.0):
+            self.add(round_no, seconds - self.rounds.get(round_no, 0.0))
 
     @contextmanager
     def timed(self, round_no: int) -> Iterator[None]:

@@ -425,6 +425,10 @@ async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tm
         # every oracle waited out the SLA's 2 s latency bound for the slow provider, and says so (docs/adr/0164)
         waits = [n.app.status()["sla_wait_s"] for n in nodes.values() if n.role == "oracle"]  # type: ignore[union-attr]
         assert waits and all(w.get(str(s["round"]), 0.0) >= 2.0 for w in waits), waits
+        # ... and GET /status says it under the generic name every market uses (docs/adr/0184); no one else waited
+        for n in nodes.values():
+            st = n.status()
+            assert st["deadline_wait_s"] == (st["app"]["sla_wait_s"] if n.role == "oracle" else {}), (n.name, st)
 
 
 async def test_a_wrong_result_is_caught_and_a_silent_provider_refunds_its_requester(tmp_path: Path) -> None:

@@ -94,21 +94,3 @@ async def test_a_seal_lasts_until_a_block_carries_its_batch() -> None:
     second, _ = net.commit([sealed])
     assert await svc.import_block(second, announce=False)
     assert not svc.sealed  # the block carried it
-
-
-async def test_a_pushed_batch_is_copied_unsealed_to_the_nodes_named_also_to(tmp_path: Path) -> None:
-    """docs/adr/0183: a sealed batch pushed to the drawn proposer reaches the nodes named ``also_to`` at once
-    (in their mempool, not sealed there), and still only the proposer seals on it."""
-    async with open_memory_network(_scenario(tmp_path, "pos"), tmp_path / "net") as nodes:
-        sender = nodes["ccsp"]
-        proposer = pos_proposer(sender.chain.state)
-        others = [n for n in nodes.values() if n.key.public not in (proposer, sender.key.public)]
-        watcher, bystander = others[0], others[1]
-        sent = _count_txs_gossip(sender.chain)
-        tx = sender.chain.sign_tx("transfer", {"to": watcher.key.public, "amount": 1})
-        await sender.chain.submit([tx.wire], seal=True, also_to=[watcher.key.public, sender.key.public])
-        with trio.fail_after(10):
-            await watcher.chain.wait_for(lambda: watcher.chain.mempool.holds(tx.digest), 10)
-        assert not watcher.chain.sealed  # a copy: the watcher proposes nothing by it
-        assert not bystander.chain.mempool.holds(tx.digest)  # nobody else got it yet (not gossiped)
-        assert sent == []

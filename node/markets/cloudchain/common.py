@@ -31,8 +31,6 @@ KEEP_BOOKS = 64
 """Books kept for recent heads (a node re-folds from its chain when it needs an older one)."""
 
 
-QUORUMS_HEARD_KEPT = 4096
-"""Task keys kept in :attr:`CloudchainRole.quorums_heard` (oldest dropped first)."""
 MAX_BLOBS_PER_REQUEST = 16
 """Blobs one request of the blob protocol may ask for (an oracle fetches the models and metadata of a provider's
 results of a round at once, docs/adr/0164)."""
@@ -184,8 +182,6 @@ class CloudchainRole(Role):
         self.settled: dict[bytes, dict[str, Any]] = {}
         """Task key -> how it ended (from the chain): the leader's round report reads it."""
         self._work: tuple[bytes, list[tuple[str, dict[str, Any]]]] | None = None
-        self.quorums_heard: OrderedDict[bytes, None] = OrderedDict()
-        """Keys of the tasks whose quorum record reached our mempool (the leader times its close by them)."""
         self._refold()
 
     # ------------------------------------------------------------------ books
@@ -269,14 +265,9 @@ class CloudchainRole(Role):
     # ------------------------------------------------------------------ contract hooks
     @tx_admit
     def admit(self, state: State, env: Envelope) -> None:
-        """The market's rules for a cloudchain record against our head (a quorum record that passes them is noted in
-        :attr:`quorums_heard`)."""
+        """The market's rules for a cloudchain record against our head."""
         if env.type == "tx/record" and env.market == msg.MARKET:
             self.book_at(state.head).admit(state, env, self.rules)
-            if env.body["kind"] == msg.QUORUM and isinstance(env.body["data"].get("task"), bytes):
-                self.quorums_heard[env.body["data"]["task"]] = None
-                while len(self.quorums_heard) > QUORUMS_HEARD_KEPT:
-                    self.quorums_heard.popitem(last=False)
 
     @block_propose
     def contract_txs(self, parent: State) -> list[tuple[str, dict[str, Any]]]:

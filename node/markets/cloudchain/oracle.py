@@ -8,8 +8,8 @@ drawn from the task's key; the others step in after a grace period) aggregates t
 posts the ``quorum`` record with every dissent it heard; the contract settles on it.
 
 The leader's round (one simulated day): it calls the day, waits for the requesters' tasks to land, closes the
-submission window (the next block allocates), waits for every task of the round to be settled or refunded, and
-closes the round.
+submission window (the next block allocates) and waits for every task of the round to be settled or refunded
+on its chain: the round is over once that block is final (docs/adr/0184).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import math
 import os
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,8 +63,6 @@ CUT_HOLD_S = 10.0
 """The longest an oracle still importing blocks waits past its grace for the block past the deadline."""
 EARLY_KEEP = 4096
 """Attestations kept for tasks whose allocation this oracle has not imported yet (oldest dropped first)."""
-SLA_WAITS_KEPT = 64
-"""Rounds whose SLA wait ``GET /status`` shows."""
 FETCHED_KEEP = 64
 """Results' blobs kept that were fetched with another task's and not taken yet (oldest dropped first)."""
 SETTLE_MARGIN_S = 10.0
@@ -142,9 +139,6 @@ class OracleNode(CloudchainRole):
         """Rounds whose quorum batch this oracle's aggregator task is gathering."""
         self.heard = trio.Event()
         """Set (and replaced) whenever an attestation is taken: wakes the round aggregators."""
-        self.sla_waits: OrderedDict[int, float] = OrderedDict()
-        """Round -> the longest our probes of one provider waited out the SLA's latency bound with no answer (the
-        wait the contract imposes on a provider that does not answer in time; ``GET /status`` ``sla_wait_s``)."""
         self.fetching: dict[bytes, trio.Event] = {}
         """Task key -> set once the blob request that asks for its result's blobs is over."""
         self.fetched: dict[tuple[bytes, bytes, bytes], tuple[bytes, bytes]] = {}
@@ -194,8 +188,30 @@ class OracleNode(CloudchainRole):
         for key in [k for k in self.uncut if stamp - (self.watching[k].alloc_ms or stamp) > deadline_ms]:
             self.watching[key].cut_ms = stamp
             self.uncut.discard(key)
+        self._foresee(block)
 
-    async def probe(self, provider: bytes, bound_ms: float) -> tuple[float, float]:
+    def _foresee(self, block: Block) -> None:
+        """Start measuring the providers of the allocation the next block must carry as soon as our head fixes it
+        (the contract is a deterministic function of the head), not when that block arrives: the probes then run
+        while it is proposed and imported, and :meth:`examine` joins them (one measurement per provider and round,
+        :meth:`measured`; docs/adr/0184). A head that loses a fork costs at most one measurement of a provider
+        that gets no task. A node still catching up on old blocks foresees nothing."""
+        chain = self.ctx.chain
+        state = chain.state
+        if state.head != block.header.hash or not chain.synced:
+            return
+        started: set[tuple[bytes, int]] = set()
+        for kind, body in self.book.contract_work(state, self.rules):  # cached: the next block's check reads it
+            if kind != "record" or body["kind"] != msg.ALLOC:
+                continue
+            for key, prov in zip(body["data"]["tasks"], body["data"]["providers"], strict=True):
+                entry = self.book.tasks.get(key)
+                if not prov or entry is None or (prov, entry.round) in self.probed or (prov, entry.round) in started:
+                    continue
+                started.add((prov, entry.round))
+                self.ctx.spawn(f"probe.{prov.hex()[:8]}", self.measured, prov, entry.round, entry.task.sla.latency_ms)
+
+    async def probe(self, provider: bytes, bound_ms: float, round_no: int) -> tuple[float, float]:
         """``(least round trip in ms of the answered probes, share of probes answered before the timeout)``.
 
         The least, not the median: on a loaded machine a round trip is the network's latency plus queueing
@@ -214,7 +230,8 @@ class OracleNode(CloudchainRole):
         async def one() -> None:
             t0 = trio.current_time()
             try:
-                await self.ctx.ask(provider, msg.MSG_PROBE, {"nonce": os.urandom(16)}, round=0, timeout=timeout)
+                await self.ctx.ask(provider, msg.MSG_PROBE, {"nonce": os.urandom(16)}, round=round_no,
+                                   timeout=timeout)
                 rtts.append((trio.current_time() - t0) * 1000)
             except RequestFailed:
                 pass
@@ -241,14 +258,12 @@ class OracleNode(CloudchainRole):
                 del self.probed[old]
             try:
                 t_probe = trio.current_time()
-                slot[1].append(await self.probe(provider, bound_ms))
+                slot[1].append(await self.probe(provider, bound_ms, round_no))
                 waited = trio.current_time() - t_probe
                 self.ctx.events.info("oracle.probed", round=round_no, provider=self.ctx.name_of(provider),
                                      rtt_ms=min(slot[1][0][0], 1e9), ms=round(waited * 1000, 1))
                 if math.isinf(slot[1][0][0]):  # no answer within the SLA's bound: a wait the contract imposes
-                    self.sla_waits[round_no] = max(self.sla_waits.get(round_no, 0.0), waited)
-                    while len(self.sla_waits) > SLA_WAITS_KEPT:
-                        self.sla_waits.popitem(last=False)
+                    self.deadline_waits.longest(round_no, waited)
             finally:
                 slot[0].set()
         await slot[0].wait()
@@ -329,7 +344,7 @@ class OracleNode(CloudchainRole):
         if entry is None or entry.state != "allocated" or self.index not in watch.attestations:
             return
         ctx, task = self.ctx, entry.task
-        rtt, availability = await self.probe(watch.provider, task.sla.latency_ms)
+        rtt, availability = await self.probe(watch.provider, task.sla.latency_ms, entry.round)
         current = self.book.tasks.get(key)
         if current is None or current.state != "allocated":
             return
@@ -452,7 +467,7 @@ class OracleNode(CloudchainRole):
             return
         wk = ruling_key(key)
         self.watching.setdefault(wk, _Watch(wk, done.provider, trio.current_time(), task=key, ruling=True))
-        rtt, availability = await self.probe(done.provider, done.task.sla.latency_ms)
+        rtt, availability = await self.probe(done.provider, done.task.sla.latency_ms, done.round)
         completion = sorted(done.completion_ms)[len(done.completion_ms) // 2] if done.completion_ms else math.inf
         ok = bool(done.result) and await self.check_result(done, done.provider, 1000 + self.index)
         verdict = judge(done.task, bool(done.result), ok, rtt, availability, completion)
@@ -596,9 +611,7 @@ class OracleNode(CloudchainRole):
             txs.append(ctx.chain.sign_tx("record", {"kind": msg.QUORUM, "data": self._quorum_data(watch, agreed)}))
         if not txs:
             return
-        # the leader, which sends the round's close once every verdict is on its chain or in its mempool, gets
-        # the batch too: the close then joins the quorum or the settlement block (docs/adr/0164, 0183)
-        await ctx.chain.submit([t.wire for t in txs], seal=True, also_to=[self.rules.leader])
+        await ctx.chain.submit([t.wire for t in txs], seal=True)
         self.quorums += len(txs)
         ctx.events.info("oracle.quorum", kind=msg.QUORUM, tasks=len(txs),
                         verdicts=sorted(t.body["data"]["verdict"] for t in txs),
@@ -709,40 +722,31 @@ class OracleNode(CloudchainRole):
         expect = self._expected(plan, ids)
         await ctx.publish(msg.MSG_DAY, {"day": rnd.number, "window_ms": int(window_s * 1000)}, round=rnd.number)
         t_call = trio.current_time()
+        window: Envelope | None = None
         if expect:  # the window closes itself on chain once these tasks landed (docs/adr/0174); not sealed: the
             # proposer's quiet window may gather the requesters' tasks into the same block
-            await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {
-                "tasks": len(expect), "expect": expect}}, round=rnd.number).wire])
+            window = ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {
+                "tasks": len(expect), "expect": expect}}, round=rnd.number)
+            await ctx.chain.submit([window.wire])
         with trio.move_on_after(window_s):
             await ctx.chain.wait_for(lambda: len(self._landed(rnd.number, ids)) == len(ids), timeout=window_s + 1)
         on_time = self._landed(rnd.number, ids)  # task id -> key of the tasks that made the window
         landed = list(on_time.values())
         if not expect or set(expect) - set(landed):  # not every expected task landed: the window is shut now
-            await ctx.chain.submit([ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {
-                "tasks": len(landed)}}, round=rnd.number).wire], seal=True)
+            window = ctx.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": len(landed)}},
+                                       round=rnd.number)
+            await ctx.chain.submit([window.wire], seal=True)
+        assert window is not None  # one of the two above was sent
         t_window = trio.current_time()
         ctx.events.info("oracle.window", round=rnd.number, landed=len(landed), planned=len(ids),
                         s=round(t_window - t_call, 3), expected=len(expect))
         settle_s = self.cfg.deadline_s + ctx.deadline("settle_s")
         t_settle = t_window + settle_s + SETTLE_MARGIN_S
 
-        def decided(k: bytes) -> bool:
-            e = self.book.tasks.get(k)
-            return k in self.settled or (e is not None and e.state == "decided")
-
-        # the close goes out once every verdict is on our chain or its quorum record reached our mempool (the batch
-        # is on its way to the proposers): not sealed then, so that it joins the quorum batch's block or the
-        # settlement's — the contract settles a decided task in the very next block — rather than sealing one of
-        # its own (docs/adr/0164); sealed, as before, when the verdicts are on chain already. Either way we return
-        # once the round is settled on our chain, and the engine then waits for the finality of our head: the
-        # settlement's block or a later one
-        with trio.move_on_at(t_settle):
-            await ctx.chain.wait_for(lambda: all(decided(k) or k in self.quorums_heard for k in landed),
-                                     timeout=settle_s + SETTLE_MARGIN_S)
-        on_chain = all(decided(k) for k in landed)
-        close = ctx.chain.sign_tx("record", {"kind": msg.CLOSE, "data": {"tasks": len(landed)}}, round=rnd.number)
-        await ctx.chain.submit([close.wire], seal=on_chain)  # the round's last transaction
-        ctx.events.info("oracle.close", round=rnd.number, on_chain=on_chain)
+        # the round ends when every task that made the window is settled on our chain: the engine then waits for
+        # the finality of our head, the settlement's block or a later one. No close record follows it (it took
+        # a block of its own whenever it missed the settlement proposer's batch, docs/adr/0184); the engine's
+        # settle nonce is the window's, already on chain by then
         with trio.move_on_at(t_settle):
             await ctx.chain.wait_for(lambda: all(k in self.settled for k in landed), timeout=settle_s + SETTLE_MARGIN_S)
         ctx.events.info("oracle.settled", round=rnd.number, settled=sum(k in self.settled for k in landed),
@@ -759,7 +763,7 @@ class OracleNode(CloudchainRole):
         metrics.update({"window_s": round(t_window - t_call, 3), "tasks_posted": len(landed),
                         "tasks_planned": len(ids)})
         return RoundResult(participants=[e.name for e in ctx.peers() if e.key != ctx.key.public],
-                           left_out=left_out, settle_nonce=int(close.body["nonce"]),
+                           left_out=left_out, settle_nonce=int(window.body["nonce"]),
                            settle_wait_s=ctx.deadline("block_s") + 5, metrics=metrics, outcome=outcome)
 
     async def close_round(self, rnd: RoundStart, result: RoundResult, summary: dict[str, Any]) -> None:
@@ -772,7 +776,7 @@ class OracleNode(CloudchainRole):
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
         return {**super().status(), "oracle": self.index, "attested": self.attested, "quorums": self.quorums,
-                "liar": self.liar, "sla_wait_s": {str(r): round(s, 4) for r, s in self.sla_waits.items()}}
+                "liar": self.liar, "sla_wait_s": self.deadline_waits.status()}
 
 
 APP = RoleApp("oracle", OracleNode)
