@@ -4,7 +4,8 @@
 check, ``check(parent_state, block)`` is a market contract re-executed on import, ``may_attest(block)`` says
 whether this validator endorses a block it could import, ``imported(block)`` observes every new head, and
 ``propose(parent_state)`` lists the market contract's own transactions for a block this node proposes, and
-``admit(state, env)`` refuses (``ProtocolError``) a transaction the market's rules do not let the head take.
+``admit(state, env)`` refuses (``ProtocolError``) a transaction the market's rules do not let the head take, and
+``complete(state)`` says the mempool holds the whole batch the market's next block waits for (a proposer seals).
 """
 
 from __future__ import annotations
@@ -29,3 +30,4 @@ class BlockHooks:
     imported: Callable[[Block], None] | None = None
     propose: Callable[[State], list[tuple[str, dict[str, Any]]]] | None = None
     admit: Callable[[State, Envelope], None] | None = None
+    complete: Callable[[State], bool] | None = None

@@ -197,6 +197,18 @@ class ChainService:
         block keeps its seal through that import (docs/adr/0176)."""
         return bool(self._sealed)
 
+    def batch_complete(self) -> bool:
+        """A market says the mempool holds the whole batch its next block waits for (``@batch_complete``): a
+        ``pos``/``lottery`` proposer seals now, as for a sealed batch (docs/adr/0185)."""
+        for hooks in self.hooks:
+            if hooks.complete is not None:
+                try:
+                    if hooks.complete(self.chain.state):
+                        return True
+                except Exception as err:  # a market's bug must not stop the proposer loop: wait as before
+                    _events.error("market.complete_failed", error=type(err).__name__, detail=str(err)[:200])
+        return False
+
     def _pending(self, raws: Sequence[bytes]) -> dict[bytes, bytes]:
         """Those of ``raws`` pending in our mempool (after :meth:`add_tx`; duplicates of pending ones included), with
         their digests."""

@@ -47,6 +47,8 @@ class DrawDriver:
         self.hooks = BlockHooks()
         self.proposed = 0
         self.fallbacks = 0
+        self.batch_seals = 0
+        """Quiet windows cut short because a market said the mempool holds its whole batch (docs/adr/0185)."""
         self._proposed_at: set[tuple[int, int]] = set()
         node.chain.next_proposer = lambda: self.drawn(0)  # a sealed batch goes to it directly (ADRs 0159, 0176)
         node.chain.sealed_gossip_delay_s = min(SEALED_GOSSIP_DELAY_S, fallback_s / 2)  # the replacement holds it
@@ -66,7 +68,8 @@ class DrawDriver:
         return lottery_consensus(state, self.node.bls_secret, self.node.network_id, attempt)
 
     async def _quiet(self) -> None:
-        """Wait until a sealed batch arrived (its sender says it is complete: at once) or no new transaction
+        """Wait until a sealed batch arrived (its sender says it is complete: at once), a market says the mempool
+        holds the whole batch its next block waits for (``@batch_complete``, docs/adr/0185), or no new transaction
         arrived for ``QUIET_S`` (at most ``MAX_BATCH_WAIT_S``). A block wanted for the market contract's own work
         alone (nothing in the mempool applies) does not wait: no batch is arriving for it to gather."""
         chain = self.node.chain
@@ -74,6 +77,9 @@ class DrawDriver:
             return
         with trio.move_on_after(MAX_BATCH_WAIT_S):
             while not chain.sealed:
+                if chain.batch_complete():
+                    self.batch_seals += 1
+                    return
                 size = len(chain.mempool)
 
                 def changed(size: int = size) -> bool:
@@ -152,4 +158,5 @@ class DrawDriver:
 
     def status(self) -> dict[str, Any]:
         """Fields for ``GET /status``."""
-        return {"rule": self.rule, "proposed": self.proposed, "fallbacks": self.fallbacks}
+        return {"rule": self.rule, "proposed": self.proposed, "fallbacks": self.fallbacks,
+                "batch_seals": self.batch_seals}

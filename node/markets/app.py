@@ -31,6 +31,9 @@ logged and counted. A handler raises :class:`~.context.Refuse` to refuse with a 
   contract work to propose at all.
 * ``@tx_admit`` — ``admit(state, env)``: the market's rules for one of its transactions against the head (raise
   ``Refuse``): the mempool refuses what fails (logged with the reason) and a proposer never builds on it.
+* ``@batch_complete`` — ``complete(state) -> bool``: the mempool holds everything the market's next block is
+  waiting for (e.g. every task a window names), so a ``pos``/``lottery`` proposer seals now instead of waiting
+  out its quiet window (docs/adr/0185). Pure and cheap: asked on every mempool change while a block is wanted.
 * ``@on_block`` — ``observe(block)`` after every import.
 * ``@lifespan`` — ``async run()``: background work for the node's lifetime.
 """
@@ -101,6 +104,11 @@ def tx_admit(fn: F) -> F:
     return _mark(fn, Declared("tx_admit"))
 
 
+def batch_complete(fn: F) -> F:
+    """Declare ``complete(self, state) -> bool``: the mempool holds the whole batch the next block waits for."""
+    return _mark(fn, Declared("batch_complete"))
+
+
 def on_block(fn: F) -> F:
     """Declare an observer ``observe(self, block)`` called after every import."""
     return _mark(fn, Declared("on_block"))
@@ -158,7 +166,7 @@ class RoleApp:
 
     def of_kind(self, kind: str) -> list[Handler]:
         """The handlers of one kind (``gossip``, ``request``, ``block_check``, ``block_prepare``,
-        ``block_propose``, ``tx_admit``, ``on_block``, ``lifespan``)."""
+        ``block_propose``, ``tx_admit``, ``batch_complete``, ``on_block``, ``lifespan``)."""
         return [h for h in self.handlers if h.declared.kind == kind]
 
     def create(self, ctx: RoleContext) -> Role:

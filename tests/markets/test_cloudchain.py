@@ -406,6 +406,39 @@ async def test_rounds_settle_as_the_offline_contract_allocates(tmp_path: Path) -
             assert st.conserved() and not [k for k, e in st.escrows.items() if e.ref == b"cloudchain/task"]
 
 
+async def test_a_window_is_complete_once_every_task_it_names_is_heard_and_only_while_it_is_pending(
+        tmp_path: Path) -> None:
+    """docs/adr/0185: a proposer seals the tasks' block as soon as the leader's window and every task it names are
+    in its mempool, instead of waiting out its quiet window."""
+    async with open_memory_network("cloudchain-small", tmp_path / "net") as nodes:
+        (s,) = await _rounds(nodes, 1)
+        assert s["final"], s
+        leader = next(n for n in nodes.values() if n.engine is not None)
+        role: Any = leader.app
+        state = leader.chain.state
+        assert not role.window_complete(state)  # round 1's window is on chain: nothing is waited for
+        requester = next(n for n in nodes.values() if n.role == "requester")
+        agent_name, task, seed = round_tasks(role.cfg, 2, agent_names(role.cfg, [requester.name]))[0]
+        agent = requester.app.by_name[agent_name]  # type: ignore[union-attr]
+        key = task_key(agent.public, task.id)
+        landed = next(iter(role.settled))  # a task of round 1, settled on chain
+        window = leader.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": 2, "expect": [landed, key]}},
+                                      round=2)
+        role.admit(state, window)
+        assert not role.window_complete(state)  # the new task is not heard yet
+        posted = requester.app._sign(agent, "record", {"kind": msg.TASK,  # type: ignore[union-attr]
+                                                       "data": task_data(task, seed, "main")}, 2)
+        role.admit(state, posted)
+        assert role.window_complete(state)
+        # a window that does not name its tasks (the leader shut it) never completes a batch
+        role.admit(state, leader.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": 1}}, round=2))
+        assert role.window_complete(state)  # the naming window is still the one pending
+        other = nodes["oracle-1"].chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": 1, "expect": []}},
+                                                round=2)
+        with pytest.raises(Refuse):
+            role.admit(state, other)  # only the leader opens a window
+
+
 async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tmp_path: Path) -> None:
     path = _scenario(tmp_path, 'slow = ["provider-0"]\nlying_oracles = ["oracle-2"]\n')
     async with open_memory_network(path, tmp_path / "net") as nodes:

@@ -21,14 +21,16 @@ from bazaar.protocol.markets import cloudchain as msg
 from bazaar.protocol.transport import RejectRequest
 
 from ...reasons import NodeReason
-from ..app import Role, block_check, block_propose, on_block, tx_admit
+from ..app import Role, batch_complete, block_check, block_propose, on_block, tx_admit
 from ..context import RequestFailed, RoleContext
-from .book import CONTRACT_RECORDS, Book, Rules, verify_block
+from .book import CONTRACT_RECORDS, Book, Rules, task_key, verify_block
 from .config import CloudchainConfig
 
 PROVIDER, REQUESTER, ORACLE = "provider", "requester", "oracle"
 KEEP_BOOKS = 64
 """Books kept for recent heads (a node re-folds from its chain when it needs an older one)."""
+TASKS_HEARD_KEPT = 4096
+"""Keys of admitted task records kept for :meth:`CloudchainRole.window_complete` (oldest dropped first)."""
 
 
 MAX_BLOBS_PER_REQUEST = 16
@@ -182,6 +184,10 @@ class CloudchainRole(Role):
         self.settled: dict[bytes, dict[str, Any]] = {}
         """Task key -> how it ended (from the chain): the leader's round report reads it."""
         self._work: tuple[bytes, list[tuple[str, dict[str, Any]]]] | None = None
+        self._window: tuple[int, frozenset[bytes]] | None = None
+        """The leader's last admitted window record that names its tasks: (its nonce, the expected task keys)."""
+        self._tasks_heard: OrderedDict[bytes, None] = OrderedDict()
+        """Keys of the task records our mempool admitted (newest last)."""
         self._refold()
 
     # ------------------------------------------------------------------ books
@@ -265,9 +271,29 @@ class CloudchainRole(Role):
     # ------------------------------------------------------------------ contract hooks
     @tx_admit
     def admit(self, state: State, env: Envelope) -> None:
-        """The market's rules for a cloudchain record against our head."""
+        """The market's rules for a cloudchain record against our head (an admitted window that names its tasks, and
+        every admitted task, are noted for :meth:`window_complete`)."""
         if env.type == "tx/record" and env.market == msg.MARKET:
             self.book_at(state.head).admit(state, env, self.rules)
+            kind, data = env.body["kind"], env.body["data"]
+            if kind == msg.TASK and isinstance(data.get("id"), str):
+                self._tasks_heard[task_key(env.sender, data["id"])] = None
+                while len(self._tasks_heard) > TASKS_HEARD_KEPT:
+                    self._tasks_heard.popitem(last=False)
+            elif kind == msg.WINDOW and env.sender == self.rules.leader and isinstance(data.get("expect"), list):
+                self._window = (int(env.body["nonce"]), frozenset(k for k in data["expect"] if isinstance(k, bytes)))
+
+    @batch_complete
+    def window_complete(self, state: State) -> bool:
+        """The leader's window that names the round's tasks is pending in our mempool and so is every task it names
+        (or the task is on chain already): the block that carries them is complete, so its proposer need not wait
+        out its quiet window for more (docs/adr/0185). The contract allocates in the next block either way."""
+        window = self._window
+        if window is None or state.nonce(self.rules.leader) >= window[0]:
+            return False  # no such window, or it is on chain already
+        book = self.book_at(state.head)
+        heard = self._tasks_heard
+        return all(k in heard or k in book.tasks or k in book.closed for k in window[1])
 
     @block_propose
     def contract_txs(self, parent: State) -> list[tuple[str, dict[str, Any]]]:
