@@ -32,7 +32,11 @@ class _Chain:
         self.mempool = _Pool()
         self.state = None
         self.sealed = False
+        self.complete = False
         self.changes = Changes()
+
+    def batch_complete(self) -> bool:
+        return self.complete
 
     def arrive(self, n: int = 1, *, seal: bool = False) -> None:
         self.mempool += [b"tx"] * n
@@ -99,6 +103,25 @@ async def test_a_block_for_the_contract_work_alone_does_not_wait(autojump_clock:
     t0 = trio.current_time()
     await _driver(chain)._quiet()
     assert trio.current_time() == t0
+
+
+async def test_a_batch_a_market_calls_complete_ends_the_wait_when_it_completes(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """docs/adr/0185: the market says the mempool holds its whole batch (``@batch_complete``)."""
+    chain = _Chain()
+    chain.arrive(1)
+    driver = _driver(chain)
+    t0 = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        async def last_arrives() -> None:
+            await trio.sleep(QUIET_S / 3)
+            chain.complete = True
+            chain.arrive(1)
+
+        nursery.start_soon(last_arrives)
+        await driver._quiet()
+    assert trio.current_time() - t0 == pytest.approx(QUIET_S / 3)  # not a quiet window after it
+    assert driver.status()["batch_seals"] == 1
 
 
 def test_the_seal_field_is_optional_and_boolean() -> None:
