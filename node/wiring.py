@@ -9,7 +9,7 @@ may send this type (``not-authorised``), and for direct requests the signer is t
 from __future__ import annotations
 
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -140,8 +140,8 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
             for fn in prepares:
                 await fn(block)
 
-        def propose(parent: State) -> list[tuple[str, dict[str, Any]]]:
-            return [tx for fn in proposers for tx in fn(parent)]
+        def propose(parent: State, txs: Sequence[Envelope]) -> list[tuple[str, dict[str, Any]]]:
+            return [tx for fn in proposers for tx in fn(parent, txs)]
 
         def admit(state: State, env: Envelope) -> None:
             for fn in admits:

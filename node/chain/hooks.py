@@ -3,14 +3,15 @@
 ``prepare(block)`` (async; e.g. fetch and re-evaluate a PoL winner's model) returns a synchronous ledger
 check, ``check(parent_state, block)`` is a market contract re-executed on import, ``may_attest(block)`` says
 whether this validator endorses a block it could import, ``imported(block)`` observes every new head, and
-``propose(parent_state)`` lists the market contract's own transactions for a block this node proposes, and
+``propose(parent_state, txs)`` lists the market contract's own transactions for a block this node proposes that
+carries ``txs`` (decoded, in block order) before them, and
 ``admit(state, env)`` refuses (``ProtocolError``) a transaction the market's rules do not let the head take, and
 ``complete(state)`` says the mempool holds the whole batch the market's next block waits for (a proposer seals).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,6 @@ class BlockHooks:
     check: BlockCheck | None = None
     may_attest: Callable[[Block], bool] | None = None
     imported: Callable[[Block], None] | None = None
-    propose: Callable[[State], list[tuple[str, dict[str, Any]]]] | None = None
+    propose: Callable[[State, Sequence[Envelope]], list[tuple[str, dict[str, Any]]]] | None = None
     admit: Callable[[State, Envelope], None] | None = None
     complete: Callable[[State], bool] | None = None

@@ -364,13 +364,14 @@ class ChainService:
         """How many transactions a block proposed now would carry (a dry run, nothing stored)."""
         return len(self.dry_run(consensus, timestamp_ms=timestamp_ms).txs)
 
-    def contract_work(self) -> list[tuple[str, dict[str, Any]]]:
-        """The market contracts' own transactions for a block proposed on our head (``@block_propose``)."""
+    def contract_work(self, txs: Sequence[Envelope] = ()) -> list[tuple[str, dict[str, Any]]]:
+        """The market contracts' own transactions for a block proposed on our head that carries ``txs`` before
+        them (``@block_propose``)."""
         out: list[tuple[str, dict[str, Any]]] = []
         for hooks in self.hooks:
             if hooks.propose is not None:
                 try:
-                    out.extend(hooks.propose(self.chain.state))
+                    out.extend(hooks.propose(self.chain.state, txs))
                 except Exception as err:  # a contract bug must not stop the proposer loop
                     _events.error("contract.propose_failed", error=type(err).__name__, detail=str(err)[:200])
         return out
@@ -384,16 +385,19 @@ class ChainService:
         """The contract's transactions signed with the nonces that follow our own transactions the block
         carries (a dry build of the candidates finds them), so an own transaction the market rules dropped
         since we sent it never leaves the contract's behind a nonce gap. Our dropped transactions' nonces are
-        taken over (they could never land)."""
-        work = self.contract_work()
-        if not work:
+        taken over (they could never land). The contract sees the transactions that dry build carried (it may act
+        on them in the same block: docs/adr/0186)."""
+        if not any(h.propose is not None for h in self.hooks):
             return []
         block, _, _ = build_block(self.chain.state, self.chain.genesis, self.key, candidates,
                                   timestamp_ms=timestamp_ms, consensus=consensus)
+        carried = [decode_tx(raw, self.network_id) for raw in block.txs]
+        work = self.contract_work(carried)
+        if not work:
+            return []
         me = self.key.public
         nonce = self.chain.state.nonce(me)
-        for raw in block.txs:
-            env = decode_tx(raw, self.network_id)
+        for env in carried:
             if env.sender == me and "nonce" in env.body:
                 nonce = max(nonce, int(env.body["nonce"]))
         return [make_tx(self.key, self.network_id, kind, {**body, "nonce": nonce + 1 + i}, market=self.market)

@@ -25,10 +25,11 @@ logged and counted. A handler raises :class:`~.context.Refuse` to refuse with a 
   the others, docs/adr/0179); ``bazaar chain audit`` runs it on every stored block all the same.
 * ``@block_prepare`` — ``async prepare(block)`` before the checks of a block received from a peer (fetch what
   the contract needs, e.g. content-addressed weights).
-* ``@block_propose`` — ``propose(parent_state) -> [(kind, body), ...]``: the transactions the market contract
-  makes this node write into the block it proposes on ``parent_state`` (signed by the proposer, for the market's
-  contract escrows); every validator's ``@block_check`` re-derives them. Pure: also asked whether there is
-  contract work to propose at all.
+* ``@block_propose`` — ``propose(parent_state, txs) -> [(kind, body), ...]``: the transactions the market
+  contract makes this node write into the block it proposes on ``parent_state``, after the block's other
+  transactions ``txs`` (decoded, in block order; the contract may act on them in the same block, docs/adr/0186),
+  signed by the proposer, for the market's contract escrows; every validator's ``@block_check`` re-derives them.
+  Pure: also asked, with no ``txs``, whether there is contract work to propose at all.
 * ``@tx_admit`` — ``admit(state, env)``: the market's rules for one of its transactions against the head (raise
   ``Refuse``): the mempool refuses what fails (logged with the reason) and a proposer never builds on it.
 * ``@batch_complete`` — ``complete(state) -> bool``: the mempool holds everything the market's next block is

@@ -70,16 +70,16 @@ class Chain:
         key, _ = self.net.proposer_and_proof(self.net.state)
         return self.label_of(key.public)
 
-    def work(self) -> list[bytes]:
-        """The contract's transactions signed by the next block's proposer."""
+    def work(self, txs: list[bytes] = ()) -> list[bytes]:  # type: ignore[assignment]
+        """The contract's transactions signed by the next block's proposer, for a block that carries ``txs``."""
         who = self.proposer()
         return [self.net.tx(who, kind, market=M, **body) for kind, body in self.book.contract_work(
-            self.net.state, self.rules)]
+            self.net.state, self.rules, [decode_tx(raw, NID) for raw in txs])]
 
     def block(self, txs: list[bytes], *, contract: list[bytes] | None = None) -> None:
         """Commit a block of ``txs`` plus the contract's transactions, checked as a validator would."""
         parent = self.net.state
-        carried = self.work() if contract is None else contract
+        carried = self.work(txs) if contract is None else contract
         block, _, rejected = self.net.build(txs + carried)
         assert not rejected, [(r[1].reason, str(r[1])) for r in rejected]
         envs = [decode_tx(raw, NID) for raw in block.txs]
@@ -259,18 +259,34 @@ def test_a_quorum_pays_the_provider_and_the_oracles_and_refunds_the_rest() -> No
     quorum = _quorum(c, key, "met", [0, 1], model)
     lie = bls.sign(c.net.bls_secret("v2"), msg.verdict_message(NID, key, "late", model))
     quorum["dissent"] = [[2, "late", model, lie]]
-    c.block([c.record("carol", msg.QUORUM, quorum)])
+    c.block([c.record("carol", msg.QUORUM, quorum)])  # settled in the quorum's own block (docs/adr/0186)
+    assert key not in c.net.state.escrows and key not in c.book.tasks
     with pytest.raises(Refuse) as err:
         c.admit(c.record("carol", msg.QUORUM, quorum))
-    assert err.value.reason == "decided"
-    c.block([])  # the settlement
-    assert key not in c.net.state.escrows and key not in c.book.tasks
+    assert err.value.reason == "unknown-task"
     paid = int(entry.price * TASK.units * UNIT)
     assert c.net.state.balance(entry.provider) >= provider + paid  # (+ its fee share and rewards if it proposed)
     fee = int(c.rules.oracle_fee * UNIT) // 2 * 2
     assert c.net.state.balance(c.net.acct("bob")) == bob + task_escrow(TASK, c.rules.oracle_fee) - paid - fee
     assert c.book.earned[entry.provider] == paid and c.book.faults == {c.rules.oracles[2]: 1}
     assert c.net.state.conserved()
+
+
+def test_a_block_that_carries_a_quorum_without_its_settlement_is_refused() -> None:
+    """docs/adr/0186: the contract settles a task in the block whose quorum record decides it, so a proposer that
+    leaves the settlement for later proposes what every validator refuses."""
+    c, key = _allocated()
+    prov = c.label_of(c.book.tasks[key].provider)
+    model = b"\x01" * 32
+    c.block([c.record(prov, msg.RESULT, {"task": key, "model": model, "meta": model, "sizes": [8, 8]})])
+    quorum = c.record("carol", msg.QUORUM, _quorum(c, key, "met", [0, 1], model))
+    assert [b["kind"] for k, b in c.book.contract_work(c.net.state, c.rules) if k == "record"] == []
+    with pytest.raises(InvalidBlock) as err:
+        c.block([quorum], contract=c.work())  # the parent's work alone: no settlement
+    assert err.value.reason == "market-contract"
+    c.net._nonces.clear()
+    c.block([quorum])
+    assert key not in c.book.tasks and c.book.earned
 
 
 @pytest.mark.parametrize(("verdict", "factor"), [("late", 1.0), ("missing", 1.0), ("wrong", 3.0)])
@@ -282,9 +298,8 @@ def test_a_violation_refunds_the_requester_and_takes_the_penalty_from_the_bond(v
         c.block([c.record(c.label_of(entry.provider), msg.RESULT,
                           {"task": key, "model": model, "meta": model, "sizes": [8, 8]})])
     bob = c.net.state.balance(c.net.acct("bob"))
-    c.block([c.record("carol", msg.QUORUM, _quorum(c, key, verdict, [1, 2], b"" if verdict == "missing" else model))])
     bond = c.net.state.escrows[bond_id(entry.provider)].amount
-    c.block([])
+    c.block([c.record("carol", msg.QUORUM, _quorum(c, key, verdict, [1, 2], b"" if verdict == "missing" else model))])
     penalty = min(int(0.1 * factor * UNIT), bond)  # never more than the bond holds
     fee = int(c.rules.oracle_fee * UNIT) // 2 * 2
     left = c.net.state.escrows.get(bond_id(entry.provider))

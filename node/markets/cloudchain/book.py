@@ -419,20 +419,30 @@ class Book:
         alloc = allocate([e.task for e in batch], [p for _, p in bonded], [load.get(a, 0.0) for a in accts])
         return batch, accts, alloc, stale
 
-    def contract_work(self, state: State, rules: Rules) -> list[tuple[str, dict[str, Any]]]:
+    def contract_work(self, state: State, rules: Rules, txs: Sequence[Envelope] = ()
+                      ) -> list[tuple[str, dict[str, Any]]]:
         """The contract's transactions for the block on ``state``, in order: the allocation (and the refunds of
-        unserved tasks), then the settlement of every decided or expired task (and its escrow moves).
+        unserved tasks), then the settlement of every decided or expired task (and its escrow moves), then the
+        resettlement of ruled disputes.
 
-        Kept on the book for the last head it was asked for (a node derives it when it proposes on this book and
-        again when it checks the next block against it; each pass reads every task): callers only read it."""
+        ``txs``: the transactions the block carries before the contract's, in block order. A task that a quorum
+        record among them decides is settled in that same block (docs/adr/0186): the settlement reads this book
+        with the block's quorum records applied; the allocation and the disputes read this book alone.
+
+        Kept on the book for the last head and quorum records it was asked for (a node derives it when it
+        proposes on this book and again when it checks the block; each pass reads every task): callers only
+        read it."""
+        quorums = [t for t in txs if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] == msg.QUORUM]
+        key = (state.head, tuple((q.sender, q.body["nonce"]) for q in quorums))
         kept = self.__dict__.get("_work")
-        if kept is not None and kept[0] == state.head and kept[1] is rules:
+        if kept is not None and kept[0] == key and kept[1] is rules:
             return kept[2]  # type: ignore[no-any-return]
-        out = self._contract_work(state, rules)
-        self.__dict__["_work"] = (state.head, rules, out)
+        decided = self.apply(state, quorums, b"", state.height + 1, rules) if quorums else self
+        out = self._contract_work(state, rules, decided)
+        self.__dict__["_work"] = (key, rules, out)
         return out
 
-    def _contract_work(self, state: State, rules: Rules) -> list[tuple[str, dict[str, Any]]]:
+    def _contract_work(self, state: State, rules: Rules, decided: Book) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
         planned = self.allocation(state, rules.task_expiry)
         if planned is not None:
@@ -447,7 +457,7 @@ class Book:
         rows: list[list[Any]] = []
         moves: list[tuple[str, dict[str, Any]]] = []
         bonds: dict[bytes, int] = {}
-        for e in self.tasks.values():
+        for e in decided.tasks.values():  # this book's tasks, as the block's own quorum records left them
             expired = e.state == "allocated" and state.height + 1 > e.alloc_height + rules.task_expiry
             if e.state != "decided" and not expired:
                 continue
@@ -549,7 +559,7 @@ def verify_block(book: Book, parent: State, txs: Sequence[Envelope], proposer: b
     Raises:
         InvalidBlock: ``market-contract``.
     """
-    want = book.contract_work(parent, rules)
+    want = book.contract_work(parent, rules, _before_contract(txs, proposer, parent))
     got = contract_outputs(txs, proposer, parent)
     if codec.encode(want) != codec.encode(got):
         raise InvalidBlock("market-contract", f"the block's contract transactions differ from the re-executed "
@@ -564,6 +574,24 @@ def verify_block(book: Book, parent: State, txs: Sequence[Envelope], proposer: b
                     raise InvalidBlock("market-contract", f"{t.body['kind']}: {err.reason}: {err.detail}") from err
             running = running.apply(parent, [t], proposer, height, rules)
     return book.apply(parent, txs, proposer, height, rules)
+
+
+def _is_contract_output(t: Envelope, proposer: bytes, parent: State) -> bool:
+    if t.type == "tx/record" and t.market == msg.MARKET:
+        return bool(t.body["kind"] in CONTRACT_RECORDS)
+    if t.type in ESCROW_MOVES:
+        escrow = parent.escrows.get(t.body["id"])
+        return escrow is not None and escrow.arbiter == CONTRACT and t.sender == proposer
+    return False
+
+
+def _before_contract(txs: Sequence[Envelope], proposer: bytes, parent: State) -> Sequence[Envelope]:
+    """The block's transactions before its first contract transaction: the ones the contract's work may read (a
+    quorum record placed after the settlement is settled in the next block, as a proposer never builds it)."""
+    for i, t in enumerate(txs):
+        if _is_contract_output(t, proposer, parent):
+            return txs[:i]
+    return txs
 
 
 def contract_outputs(txs: Sequence[Envelope], proposer: bytes, parent: State) -> list[tuple[str, dict[str, Any]]]:

@@ -183,7 +183,6 @@ class CloudchainRole(Role):
         self.books: OrderedDict[bytes, Book] = OrderedDict()
         self.settled: dict[bytes, dict[str, Any]] = {}
         """Task key -> how it ended (from the chain): the leader's round report reads it."""
-        self._work: tuple[bytes, list[tuple[str, dict[str, Any]]]] | None = None
         self._window: tuple[int, frozenset[bytes]] | None = None
         """The leader's last admitted window record that names its tasks: (its nonce, the expected task keys)."""
         self._tasks_heard: OrderedDict[bytes, None] = OrderedDict()
@@ -254,9 +253,10 @@ class CloudchainRole(Role):
                 for key, ruling, delta in data["tasks"]:
                     if key in self.settled and ruling:
                         self.settled[key] = {**self.settled[key], "ruling": ruling, "resettled": delta}
-            else:
+            else:  # a settlement: the task as the block closed it (a quorum record in the same block decided it,
+                # docs/adr/0186; the parent's book still has it allocated)
                 for key, verdict, paid, penalty, fee in data["tasks"]:
-                    e = old.tasks.get(key)
+                    e = new.closed.get(key) or old.tasks.get(key)
                     if e is None:
                         continue
                     self.settled[key] = {
@@ -296,13 +296,10 @@ class CloudchainRole(Role):
         return all(k in heard or k in book.tasks or k in book.closed for k in window[1])
 
     @block_propose
-    def contract_txs(self, parent: State) -> list[tuple[str, dict[str, Any]]]:
-        """The contract's transactions for a block we propose on ``parent`` (cached per head)."""
-        if self._work is not None and self._work[0] == parent.head:
-            return self._work[1]
-        work = self.book_at(parent.head).contract_work(parent, self.rules)
-        self._work = (parent.head, work)
-        return work
+    def contract_txs(self, parent: State, txs: Sequence[Envelope]) -> list[tuple[str, dict[str, Any]]]:
+        """The contract's transactions for a block we propose on ``parent`` that carries ``txs`` before them (the
+        book caches them per head and quorum records)."""
+        return self.book_at(parent.head).contract_work(parent, self.rules, txs)
 
     @block_check
     def contract_holds(self, parent: State, block: Block) -> None:
