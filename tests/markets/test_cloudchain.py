@@ -32,6 +32,7 @@ from bazaar.node.markets.cloudchain.book import (
     task_key,
     verify_block,
 )
+from bazaar.node.markets.cloudchain.common import results_complete, window_complete
 from bazaar.node.markets.cloudchain.config import agent_names, market_config, provider_profiles, round_tasks
 from bazaar.node.markets.context import Refuse
 from bazaar.node.memnet import open_memory_network
@@ -287,6 +288,28 @@ def test_a_block_that_carries_a_quorum_without_its_settlement_is_refused() -> No
     c.net._nonces.clear()
     c.block([quorum])
     assert key not in c.book.tasks and c.book.earned
+
+
+def test_the_results_batch_is_complete_once_every_allocated_task_s_result_is_heard() -> None:
+    """docs/adr/0185: the proposer of the results' block seals once every allocated task's result is in its
+    mempool; a task with its result on chain is not waited for, and nothing allocated means nothing to seal."""
+    c = _registered()
+    assert not results_complete(c.book, set())
+    first = _post(c)
+    second = _post(c, replace(TASK, id="job-2"))
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 2})])
+    c.block([])  # the allocation
+    assert {c.book.tasks[k].state for k in (first, second)} == {"allocated"}
+    assert not results_complete(c.book, {first})
+    assert results_complete(c.book, {first, second})
+    e = c.book.tasks[first]
+    model = b"\x01" * 32
+    c.block([c.record(c.label_of(e.provider), msg.RESULT, {"task": first, "model": model, "meta": model,
+                                                           "sizes": [8, 8]})])
+    assert results_complete(c.book, {second})  # the first result is on chain already
+    assert window_complete(c.book, frozenset({first, second}), set())  # both tasks are on chain
+    assert not window_complete(c.book, frozenset({first, b"\x07" * 32}), set())
+    assert window_complete(c.book, frozenset({first, b"\x07" * 32}), {b"\x07" * 32})
 
 
 @pytest.mark.parametrize(("verdict", "factor"), [("late", 1.0), ("missing", 1.0), ("wrong", 3.0)])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from typing import Any
 
 from bazaar.ledger.amounts import to_units
@@ -30,7 +30,8 @@ PROVIDER, REQUESTER, ORACLE = "provider", "requester", "oracle"
 KEEP_BOOKS = 64
 """Books kept for recent heads (a node re-folds from its chain when it needs an older one)."""
 TASKS_HEARD_KEPT = 4096
-"""Keys of admitted task records kept for :meth:`CloudchainRole.window_complete` (oldest dropped first)."""
+"""Keys of admitted task and result records kept for :meth:`CloudchainRole.window_complete` and
+:meth:`CloudchainRole.results_complete` (oldest dropped first)."""
 
 
 MAX_BLOBS_PER_REQUEST = 16
@@ -167,6 +168,25 @@ class BlobStore:
         return [out[h] for h, _ in wanted]
 
 
+def window_complete(book: Book, expect: frozenset[bytes], heard: Container[bytes]) -> bool:
+    """Every task a window names was heard (admitted to the mempool) or is on chain in ``book``."""
+    return all(k in heard or k in book.tasks or k in book.closed for k in expect)
+
+
+def results_complete(book: Book, heard: Container[bytes]) -> bool:
+    """Some allocated task in ``book`` still has no result on chain, and every such task's result was heard."""
+    waiting = [k for k, e in book.tasks.items() if e.state == "allocated" and not e.result]
+    return bool(waiting) and all(k in heard for k in waiting)
+
+
+def _note_key(kept: OrderedDict[bytes, None], key: bytes) -> None:
+    """Remember ``key`` (newest last), forgetting the oldest beyond ``TASKS_HEARD_KEPT``."""
+    kept[key] = None
+    kept.move_to_end(key)
+    while len(kept) > TASKS_HEARD_KEPT:
+        kept.popitem(last=False)
+
+
 class CloudchainRole(Role):
     """Roster, rules, books and the contract hooks; every node follows the chain's cloudchain records."""
 
@@ -187,6 +207,8 @@ class CloudchainRole(Role):
         """The leader's last admitted window record that names its tasks: (its nonce, the expected task keys)."""
         self._tasks_heard: OrderedDict[bytes, None] = OrderedDict()
         """Keys of the task records our mempool admitted (newest last)."""
+        self._results_heard: OrderedDict[bytes, None] = OrderedDict()
+        """Keys of the tasks whose result record our mempool admitted (newest last)."""
         self._refold()
 
     # ------------------------------------------------------------------ books
@@ -277,9 +299,9 @@ class CloudchainRole(Role):
             self.book_at(state.head).admit(state, env, self.rules)
             kind, data = env.body["kind"], env.body["data"]
             if kind == msg.TASK and isinstance(data.get("id"), str):
-                self._tasks_heard[task_key(env.sender, data["id"])] = None
-                while len(self._tasks_heard) > TASKS_HEARD_KEPT:
-                    self._tasks_heard.popitem(last=False)
+                _note_key(self._tasks_heard, task_key(env.sender, data["id"]))
+            elif kind == msg.RESULT and isinstance(data.get("task"), bytes):
+                _note_key(self._results_heard, data["task"])
             elif kind == msg.WINDOW and env.sender == self.rules.leader and isinstance(data.get("expect"), list):
                 self._window = (int(env.body["nonce"]), frozenset(k for k in data["expect"] if isinstance(k, bytes)))
 
@@ -291,9 +313,14 @@ class CloudchainRole(Role):
         window = self._window
         if window is None or state.nonce(self.rules.leader) >= window[0]:
             return False  # no such window, or it is on chain already
-        book = self.book_at(state.head)
-        heard = self._tasks_heard
-        return all(k in heard or k in book.tasks or k in book.closed for k in window[1])
+        return window_complete(self.book_at(state.head), window[1], self._tasks_heard)
+
+    @batch_complete
+    def results_complete(self, state: State) -> bool:
+        """Every allocated task still without a result on chain has its result record in our mempool: the block
+        that carries the providers' results is complete (docs/adr/0185). A provider that never posts (failed,
+        silent) keeps this false, and the proposer waits its quiet window as before."""
+        return results_complete(self.book_at(state.head), self._results_heard)
 
     @block_propose
     def contract_txs(self, parent: State, txs: Sequence[Envelope]) -> list[tuple[str, dict[str, Any]]]:
