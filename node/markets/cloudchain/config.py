@@ -37,6 +37,9 @@ FIELDS = (
     Field("quorum", "int", required=False, default=0, low=0,
           doc="t: oracles that must agree (0: a majority of the oracles)"),
     Field("probes", "int", required=False, default=3, low=1, high=50, doc="latency probes per oracle and task"),
+    Field("probe_from", "str", required=False, default="day", choices=("day", "allocation"),
+          doc="when an oracle starts a round's latency probes of a provider: at the day's call (every bonded "
+              "provider) or once its head fixes the allocation that gives the provider a task (docs/adr/0186)"),
     Field("oracle_fee", "float", required=False, default=0.05, low=0, doc="tokens per task paid to the quorum"),
     Field("bond", "float", required=False, default=50.0, low=0, low_open=True,
           doc="tokens each provider bonds to the contract for SLA penalties and slashing"),
@@ -98,6 +101,7 @@ class CloudchainConfig:
     dispute_blocks: int = 10
     dispute_deposit: float = 1.0
     requester_bond: float = 5.0
+    probe_from: str = "day"
 
     def active_agents(self, round_no: int) -> int:
         """Requester agents active in round ``round_no`` (1-based): a linear ramp from ``agents_start`` to
@@ -168,7 +172,7 @@ def market_config(scenario: Scenario) -> CloudchainConfig:
         slow=_faults("slow", v["slow"], providers), fail=_faults("fail", v["fail"], providers),
         wrong=_faults("wrong", v["wrong"], providers), lying_oracles=tuple(v["lying_oracles"]),
         contest=tuple(v["contest"]), dispute_blocks=v["dispute_blocks"], dispute_deposit=v["dispute_deposit"],
-        requester_bond=v["requester_bond"])
+        requester_bond=v["requester_bond"], probe_from=v["probe_from"])
 
 
 def provider_profiles(cfg: CloudchainConfig, names: list[str]) -> list[Provider]:

@@ -123,7 +123,8 @@ class OracleNode(CloudchainRole):
         self.blobs = BlobStore(ctx)
         self.watching: dict[bytes, _Watch] = {}
         self.examined: set[bytes] = set()
-        self.probed: dict[tuple[bytes, int], tuple[trio.Event, list[tuple[float, float]]]] = {}
+        self.probed: dict[tuple[bytes, int, float], tuple[trio.Event, list[tuple[float, float]]]] = {}
+        """(provider, round, latency bound) -> the measurement (taken once, shared by the provider's tasks)."""
         self.early: dict[bytes, dict[int, dict[str, Any]]] = {}
         """Task key -> oracle index -> a verified attestation that came before we saw the task allocated."""
         self.last_block_at = 0.0
@@ -200,16 +201,35 @@ class OracleNode(CloudchainRole):
         state = chain.state
         if state.head != block.header.hash or not chain.synced:
             return
-        started: set[tuple[bytes, int]] = set()
+        started: set[tuple[bytes, int, float]] = set()
         for kind, body in self.book.contract_work(state, self.rules):  # cached: the next block's check reads it
             if kind != "record" or body["kind"] != msg.ALLOC:
                 continue
             for key, prov in zip(body["data"]["tasks"], body["data"]["providers"], strict=True):
                 entry = self.book.tasks.get(key)
-                if not prov or entry is None or (prov, entry.round) in self.probed or (prov, entry.round) in started:
+                slot = (prov, entry.round, entry.task.sla.latency_ms) if prov and entry is not None else None
+                if slot is None or slot in self.probed or slot in started:
                     continue
-                started.add((prov, entry.round))
-                self.ctx.spawn(f"probe.{prov.hex()[:8]}", self.measured, prov, entry.round, entry.task.sla.latency_ms)
+                started.add(slot)
+                self.ctx.spawn(f"probe.{prov.hex()[:8]}", self.measured, *slot)
+
+    def probe_the_day(self, round_no: int) -> None:
+        """With ``probe_from = "day"``: start this round's measurement of every bonded provider we are connected to
+        as soon as the day is called, with the scenario's latency bound (every shipped task carries it; a task
+        with another bound gets a measurement of its own). The probes then run while the tasks, the allocation
+        and the results land, instead of after them (docs/adr/0186)."""
+        if self.cfg.probe_from != "day":
+            return
+        connected = self.ctx.connected()
+        for prov, _ in self.book.bonded(self.ctx.chain.state):
+            slot = (prov, round_no, self.cfg.latency_ms)
+            if prov in connected and slot not in self.probed:
+                self.ctx.spawn(f"probe.{prov.hex()[:8]}", self.measured, *slot)
+
+    @on(msg.MSG_DAY, from_roles=(ORACLE,))
+    async def on_day(self, env: Envelope) -> None:
+        """The leader called the day: start its probes (:meth:`probe_the_day`)."""
+        self.probe_the_day(env.round)
 
     async def probe(self, provider: bytes, bound_ms: float, round_no: int) -> tuple[float, float]:
         """``(least round trip in ms of the answered probes, share of probes answered before the timeout)``.
@@ -250,10 +270,11 @@ class OracleNode(CloudchainRole):
         return (min(rtts) if rtts else math.inf), len(rtts) / self.cfg.probes
 
     async def measured(self, provider: bytes, round_no: int, bound_ms: float) -> tuple[float, float]:
-        """The provider's probes of this round: taken once per provider and round, shared by its tasks."""
-        slot = self.probed.get((provider, round_no))
+        """The provider's probes of this round: taken once per provider, round and latency bound, shared by its
+        tasks."""
+        slot = self.probed.get((provider, round_no, bound_ms))
         if slot is None:
-            slot = self.probed[(provider, round_no)] = (trio.Event(), [])
+            slot = self.probed[(provider, round_no, bound_ms)] = (trio.Event(), [])
             for old in [k for k in self.probed if k[1] < round_no - 1]:
                 del self.probed[old]
             try:
@@ -721,6 +742,7 @@ class OracleNode(CloudchainRole):
         window_s = ctx.deadline("window_s")
         expect = self._expected(plan, ids)
         await ctx.publish(msg.MSG_DAY, {"day": rnd.number, "window_ms": int(window_s * 1000)}, round=rnd.number)
+        self.probe_the_day(rnd.number)  # our own gossip does not come back to us
         t_call = trio.current_time()
         window: Envelope | None = None
         if expect:  # the window closes itself on chain once these tasks landed (docs/adr/0174); not sealed: the
