@@ -477,8 +477,9 @@ async def test_a_window_is_complete_once_every_task_it_names_is_heard_and_only_w
             role.admit(state, other)  # only the leader opens a window
 
 
-async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tmp_path: Path) -> None:
-    path = _scenario(tmp_path, 'slow = ["provider-0"]\nlying_oracles = ["oracle-2"]\n')
+@pytest.mark.parametrize("probe_from", ["day", "allocation"])  # when the probes start (docs/adr/0184, 0186)
+async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tmp_path: Path, probe_from: str) -> None:
+    path = _scenario(tmp_path, f'slow = ["provider-0"]\nlying_oracles = ["oracle-2"]\nprobe_from = "{probe_from}"\n')
     async with open_memory_network(path, tmp_path / "net") as nodes:
         (s,) = await _rounds(nodes, 1)
         assert s["final"], s
