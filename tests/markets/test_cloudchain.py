@@ -120,8 +120,7 @@ def _post(c: Chain, task: Task = TASK, who: str = "bob", expires: int = 500) -> 
 def _allocated() -> tuple[Chain, bytes]:
     c = _registered()
     key = _post(c)
-    c.block([c.record("dave", msg.WINDOW, {"tasks": 1})])
-    c.block([])  # the allocation is the contract's work in the next block
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 1})])  # allocated in the window's own block
     assert c.book.tasks[key].state == "allocated"
     return c, key
 
@@ -162,11 +161,12 @@ def test_a_task_no_provider_can_serve_is_refused_with_its_reason() -> None:
 def test_the_proposer_allocates_and_a_block_with_another_allocation_is_refused() -> None:
     c = _registered()
     key = _post(c)
-    c.block([c.record("dave", msg.WINDOW, {"tasks": 1})])
     with pytest.raises(Refuse) as err:  # only the leader closes a window; only the contract allocates
         c.admit(c.record("bob", msg.WINDOW, {"tasks": 1}))
     assert err.value.reason == "not-authorised"
-    work = c.book.contract_work(c.net.state, c.rules)
+    window = c.record("dave", msg.WINDOW, {"tasks": 1})
+    assert c.book.contract_work(c.net.state, c.rules) == []  # no window on chain: nothing to allocate
+    work = c.book.contract_work(c.net.state, c.rules, [decode_tx(window, NID)])  # the window's own block
     assert [b["kind"] for k, b in work] == [msg.ALLOC]
     alloc = work[0][1]["data"]
     offline = allocate([TASK], [_provider("v0", 0.01), _provider("v1", 0.012)], [0.0, 0.0])
@@ -175,17 +175,16 @@ def test_the_proposer_allocates_and_a_block_with_another_allocation_is_refused()
     forged = {**alloc, "providers": [c.net.acct("v1") if p == c.net.acct("v0") else c.net.acct("v0")
                                      for p in alloc["providers"]]}
     for contract in ([], [c.net.tx(who, "record", market=M, kind=msg.ALLOC, data=forged)]):
-        c.net._nonces.clear()
         parent = c.net.state
-        block, _, _ = c.net.build(contract)
+        block, _, _ = c.net.build([window, *contract])
         envs = [decode_tx(raw, NID) for raw in block.txs]
         with pytest.raises(InvalidBlock, match="contract"):
             verify_block(c.book, parent, envs, block.header.proposer, block.header.height, c.rules)
-    c.net._nonces.clear()
+        c.net._nonces.clear()
     with pytest.raises(Refuse) as err:  # and nobody may submit the contract's records
         c.admit(c.net.tx("bob", "record", market=M, kind=msg.ALLOC, data=alloc))
     assert err.value.reason == "contract-only"
-    c.block([])
+    c.block([window])  # allocated in the window's own block (docs/adr/0187)
     assert c.book.tasks[key].state == "allocated" and c.book.tasks[key].provider == c.net.acct("v0")
 
 
@@ -197,14 +196,14 @@ def test_a_large_window_is_allocated_over_several_blocks(monkeypatch: pytest.Mon
     second = Task(id="t-2", kind=TASK.kind, units=TASK.units, max_price=TASK.max_price, value=TASK.value,
                   sla=TASK.sla)
     keys = [_post(c), _post(c, second)]
-    c.block([c.record("dave", msg.WINDOW, {"tasks": 2})])
-    c.block([])  # the first task (in task-id order); the window stays pending for the other
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 2})])  # the first task (in task-id order), in the window's
+    # own block; the window stays pending for the other
     assert [c.book.tasks[k].state for k in keys] == ["allocated", "open"] and c.book.windows
     c.block([])
     assert [c.book.tasks[k].state for k in keys] == ["allocated", "allocated"] and not c.book.windows
 
 
-def test_a_window_that_expects_its_tasks_allocates_in_the_block_after_the_last_landed() -> None:
+def test_a_window_that_expects_its_tasks_allocates_in_the_block_the_last_lands_in() -> None:
     c = _registered()
     second = replace(TASK, id="t-2")
     keys = [task_key(c.net.acct("bob"), t.id) for t in (TASK, second)]
@@ -215,9 +214,7 @@ def test_a_window_that_expects_its_tasks_allocates_in_the_block_after_the_last_l
     assert c.book.windows and c.book.expect == frozenset(keys)
     _post(c)
     assert c.book.tasks[keys[0]].state == "open"  # one expected task still to land: no allocation
-    _post(c, second)
-    assert [c.book.tasks[k].state for k in keys] == ["open", "open"]
-    c.block([])  # the allocation, in the block after the last expected task
+    _post(c, second)  # the allocation rides in the block of the last expected task (docs/adr/0187)
     assert [c.book.tasks[k].state for k in keys] == ["allocated", "allocated"]
     assert not c.book.windows and not c.book.expect
 
@@ -229,8 +226,7 @@ def test_a_window_shut_by_the_leader_allocates_what_landed_without_the_missing_t
     _post(c)
     c.block([])
     assert c.book.tasks[key].state == "open"  # waits for the task that never lands ...
-    c.block([c.record("dave", msg.WINDOW, {"tasks": 1})])  # ... until the leader shuts the window
-    c.block([])
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 1})])  # ... until the leader shuts the window: allocated
     assert c.book.tasks[key].state == "allocated" and not c.book.expect
 
 
@@ -360,6 +356,26 @@ def test_a_task_whose_escrow_expires_before_its_settlement_is_never_allocated() 
     assert c.book.tasks[ok].state == "allocated" and short not in c.book.tasks and gone not in c.book.tasks
     assert short not in c.net.state.escrows and c.net.state.conserved()
     assert c.net.state.balance(c.net.acct("bob")) >= bob + task_escrow(TASK, c.rules.oracle_fee)
+
+
+def test_tasks_posted_with_their_window_are_allocated_or_refunded_in_that_very_block() -> None:
+    """docs/adr/0187: the contract reads the block's own task records and escrow locks, so a window whose tasks
+    land with it allocates in that block — and a task whose escrow, locked in that block, would expire before its
+    settlement is left unserved and refunded in it too."""
+    c = _registered()
+    bob = c.net.state.balance(c.net.acct("bob"))
+    short_task = replace(TASK, id="job-short")
+    keys = [task_key(c.net.acct("bob"), t.id) for t in (TASK, short_task)]
+    txs = []
+    for task, key, expires in ((TASK, keys[0], 500), (short_task, keys[1], c.net.state.height + c.rules.task_expiry)):
+        txs += [c.net.tx("bob", "escrow_lock", market=M, id=key, payee=c.net.acct("bob"),
+                         amount=task_escrow(task, c.rules.oracle_fee), expires=expires, arbiter=CONTRACT),
+                c.record("bob", msg.TASK, task_data(task, 7, "main"))]
+    c.block([*txs, c.record("dave", msg.WINDOW, {"tasks": 2, "expect": keys})])
+    assert c.book.tasks[keys[0]].state == "allocated" and keys[1] not in c.book.tasks
+    assert keys[1] not in c.net.state.escrows and keys[0] in c.net.state.escrows
+    assert c.net.state.balance(c.net.acct("bob")) == bob - task_escrow(TASK, c.rules.oracle_fee)
+    assert not c.book.windows and c.net.state.conserved()
 
 
 def test_a_requester_cannot_take_back_an_allocated_task_escrow() -> None:

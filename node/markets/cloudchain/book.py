@@ -394,7 +394,7 @@ class Book:
                     expect)
 
     # ------------------------------------------------------------------ the contract
-    def allocation(self, state: State, task_expiry: int
+    def allocation(self, state: State, task_expiry: int, locked: Mapping[bytes, int] | None = None
                    ) -> tuple[list[Entry], list[bytes], Allocation, list[Entry]] | None:
         """The allocation the next block must carry (None: no window is pending or nothing is open): every open
         task, ordered by round and task id (never by arrival, which a proposer could influence), over the bonded
@@ -410,7 +410,13 @@ class Book:
         if not open_:
             return None
         settle_by = state.height + 1 + task_expiry
-        batch = [e for e in open_ if (esc := state.escrows.get(e.key)) is not None and esc.expires >= settle_by]
+        locked = locked or {}
+
+        def expires(key: bytes) -> int | None:  # a task escrow held, or locked earlier in the block itself
+            esc = state.escrows.get(key)
+            return esc.expires if esc is not None else locked.get(key)
+
+        batch = [e for e in open_ if (x := expires(e.key)) is not None and x >= settle_by]
         kept = {e.key for e in batch}  # by key, not dataclass equality: 150 x 150 field-by-field comparisons
         stale = [e for e in open_ if e.key not in kept]
         bonded = self.bonded(state)
@@ -425,26 +431,29 @@ class Book:
         unserved tasks), then the settlement of every decided or expired task (and its escrow moves), then the
         resettlement of ruled disputes.
 
-        ``txs``: the transactions the block carries before the contract's, in block order. A task that a quorum
-        record among them decides is settled in that same block (docs/adr/0186): the settlement reads this book
-        with the block's quorum records applied; the allocation and the disputes read this book alone.
+        ``txs``: the transactions the block carries before the contract's, in block order. The allocation and the
+        settlement read this book with the block's own task, window and quorum records (and task escrow locks)
+        applied: a window whose tasks land in the block is allocated in it (docs/adr/0187), a task a quorum record
+        among them decides is settled in it (docs/adr/0186). The disputes read this book alone.
 
         Kept on the book for the last head and quorum records it was asked for (a node derives it when it
         proposes on this book and again when it checks the block; each pass reads every task): callers only
         read it."""
-        quorums = [t for t in txs if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] == msg.QUORUM]
-        key = (state.head, tuple((q.sender, q.body["nonce"]) for q in quorums))
+        read = [t for t in txs if t.market == msg.MARKET and (
+            (t.type == "tx/record" and t.body["kind"] in BLOCK_READ) or t.type == "tx/escrow_lock")]
+        key = (state.head, tuple((t.sender, t.body["nonce"]) for t in read))
         kept = self.__dict__.get("_work")
         if kept is not None and kept[0] == key and kept[1] is rules:
             return kept[2]  # type: ignore[no-any-return]
-        decided = self.apply(state, quorums, b"", state.height + 1, rules) if quorums else self
-        out = self._contract_work(state, rules, decided)
+        mid = self.apply(state, read, b"", state.height + 1, rules) if read else self
+        out = self._contract_work(state, rules, mid, locked_in(read))
         self.__dict__["_work"] = (key, rules, out)
         return out
 
-    def _contract_work(self, state: State, rules: Rules, decided: Book) -> list[tuple[str, dict[str, Any]]]:
+    def _contract_work(self, state: State, rules: Rules, mid: Book, locked: Mapping[bytes, int]
+                       ) -> list[tuple[str, dict[str, Any]]]:
         out: list[tuple[str, dict[str, Any]]] = []
-        planned = self.allocation(state, rules.task_expiry)
+        planned = mid.allocation(state, rules.task_expiry, locked)
         if planned is not None:
             batch, accts, alloc, stale = planned
             provs = [accts[i] if i >= 0 else b"" for i in alloc.assignment] + [b""] * len(stale)
@@ -452,12 +461,12 @@ class Book:
                 "rounds": sorted(set(self.windows)), "tasks": [e.key for e in (*batch, *stale)], "providers": provs,
                 "prices": [float(p) for p in alloc.prices] + [0.0] * len(stale), "objective": float(alloc.objective)}}))
             for e, prov in zip((*batch, *stale), provs, strict=True):
-                if not prov and e.key in state.escrows:
+                if not prov and (e.key in state.escrows or e.key in locked):
                     out.append(("escrow_refund", {"id": e.key}))
         rows: list[list[Any]] = []
         moves: list[tuple[str, dict[str, Any]]] = []
         bonds: dict[bytes, int] = {}
-        for e in decided.tasks.values():  # this book's tasks, as the block's own quorum records left them
+        for e in mid.tasks.values():  # this book's tasks, as the block's own records left them
             expired = e.state == "allocated" and state.height + 1 > e.alloc_height + rules.task_expiry
             if e.state != "decided" and not expired:
                 continue
@@ -538,6 +547,16 @@ class Book:
         return [("record", {"kind": msg.RESETTLE, "data": {"tasks": rows}}), *moves]
 
 
+BLOCK_READ = frozenset({msg.TASK, msg.WINDOW, msg.QUORUM})
+"""The records of a block that its own contract work reads (docs/adr/0186, 0187)."""
+
+
+def locked_in(txs: Sequence[Envelope]) -> dict[bytes, int]:
+    """Escrow id -> expiry of the cloudchain contract escrows that ``txs`` lock."""
+    return {t.body["id"]: int(t.body["expires"]) for t in txs
+            if t.type == "tx/escrow_lock" and t.market == msg.MARKET and t.body.get("arbiter") == CONTRACT}
+
+
 def _funded(lock: Envelope | None, held: Any, payer: bytes, need: int) -> bool:
     """Whether ``payer`` funds a contract escrow of at least ``need``: locked in the block (``lock``) or held."""
     return (lock is not None and lock.sender == payer and lock.body.get("arbiter") == CONTRACT
@@ -576,20 +595,22 @@ def verify_block(book: Book, parent: State, txs: Sequence[Envelope], proposer: b
     return book.apply(parent, txs, proposer, height, rules)
 
 
-def _is_contract_output(t: Envelope, proposer: bytes, parent: State) -> bool:
+def _is_contract_output(t: Envelope, proposer: bytes, parent: State, locked: Mapping[bytes, int]) -> bool:
     if t.type == "tx/record" and t.market == msg.MARKET:
         return bool(t.body["kind"] in CONTRACT_RECORDS)
-    if t.type in ESCROW_MOVES:
+    if t.type in ESCROW_MOVES and t.sender == proposer:
         escrow = parent.escrows.get(t.body["id"])
-        return escrow is not None and escrow.arbiter == CONTRACT and t.sender == proposer
+        return (escrow is not None and escrow.arbiter == CONTRACT) or (escrow is None and t.body["id"] in locked)
     return False
 
 
 def _before_contract(txs: Sequence[Envelope], proposer: bytes, parent: State) -> Sequence[Envelope]:
     """The block's transactions before its first contract transaction: the ones the contract's work may read (a
-    quorum record placed after the settlement is settled in the next block, as a proposer never builds it)."""
+    record placed after the contract's transactions is acted on in the next block, as a proposer never builds
+    it)."""
+    locked = locked_in(txs)
     for i, t in enumerate(txs):
-        if _is_contract_output(t, proposer, parent):
+        if _is_contract_output(t, proposer, parent, locked):
             return txs[:i]
     return txs
 
@@ -598,12 +619,12 @@ def contract_outputs(txs: Sequence[Envelope], proposer: bytes, parent: State) ->
     """The contract transactions a block carries: the proposer's ``alloc`` and ``settle`` records and every move of
     a cloudchain contract escrow, in block order, without their nonces."""
     out: list[tuple[str, dict[str, Any]]] = []
+    locked = locked_in(txs)
     for t in txs:
-        if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] in CONTRACT_RECORDS:
-            out.append(("record", {"kind": t.body["kind"], "data": t.body["data"]}))
-        elif t.type in ESCROW_MOVES:
-            escrow = parent.escrows.get(t.body["id"])
-            if escrow is not None and escrow.arbiter == CONTRACT and t.sender == proposer:
+        if _is_contract_output(t, proposer, parent, locked):
+            if t.type == "tx/record":
+                out.append(("record", {"kind": t.body["kind"], "data": t.body["data"]}))
+            else:
                 out.append((t.type[3:], {k: v for k, v in t.body.items() if k != "nonce"}))
     return out
 

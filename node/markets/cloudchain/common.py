@@ -22,8 +22,8 @@ from bazaar.protocol.transport import RejectRequest
 
 from ...reasons import NodeReason
 from ..app import Role, batch_complete, block_check, block_propose, on_block, tx_admit
-from ..context import RequestFailed, RoleContext
-from .book import CONTRACT_RECORDS, Book, Rules, task_key, verify_block
+from ..context import Refuse, RequestFailed, RoleContext
+from .book import CONTRACT_RECORDS, Book, Entry, Rules, task_key, task_of, verify_block
 from .config import CloudchainConfig
 
 PROVIDER, REQUESTER, ORACLE = "provider", "requester", "oracle"
@@ -168,6 +168,20 @@ class BlobStore:
         return [out[h] for h, _ in wanted]
 
 
+def _posted_in(txs: Sequence[Envelope]) -> dict[bytes, Entry]:
+    """Task key -> the open entry of every task record in ``txs`` (for the report: funding is the book's)."""
+    out: dict[bytes, Entry] = {}
+    for t in txs:
+        if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] == msg.TASK:
+            try:
+                task, seed, dataset = task_of(t.body["data"])
+            except Refuse:
+                continue
+            key = task_key(t.sender, task.id)
+            out[key] = Entry(key, t.sender, t.round, task, seed, dataset, 0)
+    return out
+
+
 def window_complete(book: Book, expect: frozenset[bytes], heard: Container[bytes]) -> bool:
     """Every task a window names was heard (admitted to the mempool) or is on chain in ``book``."""
     return all(k in heard or k in book.tasks or k in book.closed for k in expect)
@@ -265,8 +279,9 @@ class CloudchainRole(Role):
                 continue
             data = t.body["data"]
             if t.body["kind"] == msg.ALLOC:
+                posted = _posted_in(txs)  # tasks the same block posted and allocated (docs/adr/0187)
                 for key, prov in zip(data["tasks"], data["providers"], strict=True):
-                    e = old.tasks.get(key)
+                    e = old.tasks.get(key) or posted.get(key)
                     if e is not None and not prov:
                         self.settled[key] = {"round": e.round, "task": e.task.id, "requester": e.requester,
                                              "provider": None, "verdict": "unserved", "paid": 0, "penalty": 0,
