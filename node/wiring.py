@@ -147,8 +147,9 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
             for fn in admits:
                 fn(state, env)
 
-        def complete(state: State) -> bool:
-            return any(fn(state) for fn in completes)
+        def complete(state: State) -> bool | None:
+            said = [fn(state) for fn in completes]
+            return True if any(said) else (False if False in said else None)
 
         node.chain.hooks.append(BlockHooks(prepare=prepare if prepares else None, check=check if checks else None,
                                            imported=imported if observers else None,

@@ -6,7 +6,8 @@ whether this validator endorses a block it could import, ``imported(block)`` obs
 ``propose(parent_state, txs)`` lists the market contract's own transactions for a block this node proposes that
 carries ``txs`` (decoded, in block order) before them, and
 ``admit(state, env)`` refuses (``ProtocolError``) a transaction the market's rules do not let the head take, and
-``complete(state)`` says the mempool holds the whole batch the market's next block waits for (a proposer seals).
+``complete(state)`` says whether the mempool holds the whole batch the market's next block waits for (True: a
+proposer seals; False: it holds on; None: no batch is awaited).
 """
 
 from __future__ import annotations
@@ -31,4 +32,4 @@ class BlockHooks:
     imported: Callable[[Block], None] | None = None
     propose: Callable[[State, Sequence[Envelope]], list[tuple[str, dict[str, Any]]]] | None = None
     admit: Callable[[State, Envelope], None] | None = None
-    complete: Callable[[State], bool] | None = None
+    complete: Callable[[State], bool | None] | None = None

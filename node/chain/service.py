@@ -197,17 +197,24 @@ class ChainService:
         block keeps its seal through that import (docs/adr/0176)."""
         return bool(self._sealed)
 
-    def batch_complete(self) -> bool:
-        """A market says the mempool holds the whole batch its next block waits for (``@batch_complete``): a
-        ``pos``/``lottery`` proposer seals now, as for a sealed batch (docs/adr/0185)."""
+    def batch_complete(self) -> bool | None:
+        """What the markets say of the batch their next block waits for (``@batch_complete``): True — the mempool
+        holds all of it, a ``pos``/``lottery`` proposer seals now, as for a sealed batch; False — some of it is
+        still to come, the proposer holds on past a quiet mempool (at most its batch wait); None — no market
+        waits for a batch (docs/adr/0185)."""
+        verdict: bool | None = None
         for hooks in self.hooks:
             if hooks.complete is not None:
                 try:
-                    if hooks.complete(self.chain.state):
-                        return True
+                    said = hooks.complete(self.chain.state)
                 except Exception as err:  # a market's bug must not stop the proposer loop: wait as before
                     _events.error("market.complete_failed", error=type(err).__name__, detail=str(err)[:200])
-        return False
+                    continue
+                if said:
+                    return True
+                if said is False:
+                    verdict = False
+        return verdict
 
     def _pending(self, raws: Sequence[bytes]) -> dict[bytes, bytes]:
         """Those of ``raws`` pending in our mempool (after :meth:`add_tx`; duplicates of pending ones included), with

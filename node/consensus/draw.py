@@ -70,14 +70,16 @@ class DrawDriver:
     async def _quiet(self) -> None:
         """Wait until a sealed batch arrived (its sender says it is complete: at once), a market says the mempool
         holds the whole batch its next block waits for (``@batch_complete``, docs/adr/0185), or no new transaction
-        arrived for ``QUIET_S`` (at most ``MAX_BATCH_WAIT_S``). A block wanted for the market contract's own work
-        alone (nothing in the mempool applies) does not wait: no batch is arriving for it to gather."""
+        arrived for ``QUIET_S`` — unless a market says its batch is still incomplete, which holds the block on —
+        at most ``MAX_BATCH_WAIT_S`` in all. A block wanted for the market contract's own work alone (nothing in
+        the mempool applies) does not wait: no batch is arriving for it to gather."""
         chain = self.node.chain
         if not chain.mempool.has_applicable(chain.state):
             return
         with trio.move_on_after(MAX_BATCH_WAIT_S):
             while not chain.sealed:
-                if chain.batch_complete():
+                complete = chain.batch_complete()
+                if complete:
                     self.batch_seals += 1
                     return
                 size = len(chain.mempool)
@@ -87,7 +89,7 @@ class DrawDriver:
 
                 with trio.move_on_after(QUIET_S) as quiet:
                     await chain.changes.wait_for(changed, timeout=QUIET_S * 2)
-                if quiet.cancelled_caught:
+                if quiet.cancelled_caught and complete is None:  # a batch known incomplete holds on (capped)
                     return
 
     async def run(self) -> None:

@@ -32,9 +32,11 @@ logged and counted. A handler raises :class:`~.context.Refuse` to refuse with a 
   Pure: also asked, with no ``txs``, whether there is contract work to propose at all.
 * ``@tx_admit`` — ``admit(state, env)``: the market's rules for one of its transactions against the head (raise
   ``Refuse``): the mempool refuses what fails (logged with the reason) and a proposer never builds on it.
-* ``@batch_complete`` — ``complete(state) -> bool``: the mempool holds everything the market's next block is
-  waiting for (e.g. every task a window names), so a ``pos``/``lottery`` proposer seals now instead of waiting
-  out its quiet window (docs/adr/0185). Pure and cheap: asked on every mempool change while a block is wanted.
+* ``@batch_complete`` — ``complete(state) -> bool | None``: True — the mempool holds everything the market's
+  next block is waiting for (e.g. every task a window names), so a ``pos``/``lottery`` proposer seals now
+  instead of waiting out its quiet window; False — some of it is known to be still on its way, so the proposer
+  holds on past a quiet mempool (at most its batch wait, 1 s); None — nothing awaited (docs/adr/0185). Pure and
+  cheap: asked on every mempool change while a block is wanted.
 * ``@on_block`` — ``observe(block)`` after every import.
 * ``@lifespan`` — ``async run()``: background work for the node's lifetime.
 """
@@ -106,7 +108,8 @@ def tx_admit(fn: F) -> F:
 
 
 def batch_complete(fn: F) -> F:
-    """Declare ``complete(self, state) -> bool``: the mempool holds the whole batch the next block waits for."""
+    """Declare ``complete(self, state) -> bool | None``: whether the mempool holds the whole batch the next block
+    waits for (None: no batch awaited)."""
     return _mark(fn, Declared("batch_complete"))
 
 

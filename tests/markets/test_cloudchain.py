@@ -470,7 +470,7 @@ async def test_a_window_is_complete_once_every_task_it_names_is_heard_and_only_w
         leader = next(n for n in nodes.values() if n.engine is not None)
         role: Any = leader.app
         state = leader.chain.state
-        assert not role.window_complete(state)  # round 1's window is on chain: nothing is waited for
+        assert role.window_complete(state) is None  # round 1's window is on chain: nothing is waited for
         requester = next(n for n in nodes.values() if n.role == "requester")
         agent_name, task, seed = round_tasks(role.cfg, 2, agent_names(role.cfg, [requester.name]))[0]
         agent = requester.app.by_name[agent_name]  # type: ignore[union-attr]
@@ -479,11 +479,11 @@ async def test_a_window_is_complete_once_every_task_it_names_is_heard_and_only_w
         window = leader.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": 2, "expect": [landed, key]}},
                                       round=2)
         role.admit(state, window)
-        assert not role.window_complete(state)  # the new task is not heard yet
+        assert role.window_complete(state) is False  # the new task is not heard yet: a proposer holds on
         posted = requester.app._sign(agent, "record", {"kind": msg.TASK,  # type: ignore[union-attr]
                                                        "data": task_data(task, seed, "main")}, 2)
         role.admit(state, posted)
-        assert role.window_complete(state)
+        assert role.window_complete(state) is True
         # a window that does not name its tasks (the leader shut it) never completes a batch
         role.admit(state, leader.chain.sign_tx("record", {"kind": msg.WINDOW, "data": {"tasks": 1}}, round=2))
         assert role.window_complete(state)  # the naming window is still the one pending

@@ -32,10 +32,10 @@ class _Chain:
         self.mempool = _Pool()
         self.state = None
         self.sealed = False
-        self.complete = False
+        self.complete: bool | None = None
         self.changes = Changes()
 
-    def batch_complete(self) -> bool:
+    def batch_complete(self) -> bool | None:
         return self.complete
 
     def arrive(self, n: int = 1, *, seal: bool = False) -> None:
@@ -122,6 +122,31 @@ async def test_a_batch_a_market_calls_complete_ends_the_wait_when_it_completes(
         await driver._quiet()
     assert trio.current_time() - t0 == pytest.approx(QUIET_S / 3)  # not a quiet window after it
     assert driver.status()["batch_seals"] == 1
+
+
+async def test_a_batch_a_market_knows_incomplete_holds_the_block_past_a_quiet_mempool(
+        autojump_clock: trio.testing.MockClock) -> None:
+    """docs/adr/0185: half a round's tasks are not sealed because the rest is one quiet window late; a batch that
+    never completes holds the block at most ``MAX_BATCH_WAIT_S``."""
+    chain = _Chain()
+    chain.complete = False
+    chain.arrive(1)
+    t0 = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        async def rest_arrives_late() -> None:
+            await trio.sleep(QUIET_S * 3)
+            chain.complete = True
+            chain.arrive(1)
+
+        nursery.start_soon(rest_arrives_late)
+        await _driver(chain)._quiet()
+    assert trio.current_time() - t0 == pytest.approx(QUIET_S * 3)
+    never = _Chain()
+    never.complete = False
+    never.arrive(1)
+    t0 = trio.current_time()
+    await _driver(never)._quiet()
+    assert trio.current_time() - t0 == pytest.approx(MAX_BATCH_WAIT_S)
 
 
 def test_the_seal_field_is_optional_and_boolean() -> None:

@@ -321,21 +321,23 @@ class CloudchainRole(Role):
                 self._window = (int(env.body["nonce"]), frozenset(k for k in data["expect"] if isinstance(k, bytes)))
 
     @batch_complete
-    def window_complete(self, state: State) -> bool:
-        """The leader's window that names the round's tasks is pending in our mempool and so is every task it names
-        (or the task is on chain already): the block that carries them is complete, so its proposer need not wait
-        out its quiet window for more (docs/adr/0185). The contract allocates in the next block either way."""
+    def window_complete(self, state: State) -> bool | None:
+        """While the leader's window that names the round's tasks is pending in our mempool: True once every task
+        it names is heard too (or on chain already) — the block that carries them is complete, its proposer need
+        not wait out its quiet window — and False before, so that it holds on for the rest (at most its batch
+        wait) instead of sealing half the round's tasks. None when no such window is pending (docs/adr/0185)."""
         window = self._window
         if window is None or state.nonce(self.rules.leader) >= window[0]:
-            return False  # no such window, or it is on chain already
+            return None  # no such window, or it is on chain already
         return window_complete(self.book_at(state.head), window[1], self._tasks_heard)
 
     @batch_complete
-    def results_complete(self, state: State) -> bool:
-        """Every allocated task still without a result on chain has its result record in our mempool: the block
-        that carries the providers' results is complete (docs/adr/0185). A provider that never posts (failed,
-        silent) keeps this false, and the proposer waits its quiet window as before."""
-        return results_complete(self.book_at(state.head), self._results_heard)
+    def results_complete(self, state: State) -> bool | None:
+        """True when every allocated task still without a result on chain has its result record in our mempool:
+        the block that carries the providers' results is complete (docs/adr/0185). Otherwise None, never a hold:
+        a provider that never posts (failed, silent) must not hold every block; the proposer waits its quiet
+        window as before."""
+        return results_complete(self.book_at(state.head), self._results_heard) or None
 
     @block_propose
     def contract_txs(self, parent: State, txs: Sequence[Envelope]) -> list[tuple[str, dict[str, Any]]]:
