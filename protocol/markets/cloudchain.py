@@ -21,7 +21,6 @@ MAX_BLOB = 4 << 20
 
 MSG_DAY = "cloudchain/day"
 MSG_ATTEST = "cloudchain/attest"
-MSG_ATTEST_ACK = "cloudchain/attest-ack"
 MSG_PROBE = "cloudchain/probe"
 MSG_PROBE_ACK = "cloudchain/probe-ack"
 
@@ -63,7 +62,6 @@ ATTEST = register(MSG_ATTEST, Schema({
     "completion_ms": Num(low=0),
     "sig": Bytes(size=96),
 }))
-ATTEST_ACK = register(MSG_ATTEST_ACK, Schema({"ok": Bool()}))
 PROBE = register(MSG_PROBE, Schema({"nonce": Bytes(size=16)}))
 PROBE_ACK = register(MSG_PROBE_ACK, Schema({"nonce": Bytes(size=16), "busy": Bool()}))
 

@@ -517,9 +517,6 @@ async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tm
         for n in nodes.values():
             st = n.status()
             assert st["deadline_wait_s"] == (st["app"]["sla_wait_s"] if n.role == "oracle" else {}), (n.name, st)
-        # the other oracles sent their attestations straight to the round's first aggregator too (docs/adr/0188)
-        pushed = {n.name: n.status()["app"]["attestations_pushed_in"] for n in nodes.values() if n.role == "oracle"}
-        assert sum(v > 0 for v in pushed.values()) == 1, pushed
 
 
 async def test_a_wrong_result_is_caught_and_a_silent_provider_refunds_its_requester(tmp_path: Path) -> None:

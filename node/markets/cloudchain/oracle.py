@@ -31,7 +31,7 @@ from bazaar.protocol.markets import cloudchain as msg
 
 from ...byzantine import LYING_ORACLE
 from ...rounds.engine import RoundError, RoundResult, RoundStart
-from ..app import RoleApp, lifespan, on, on_block, serve
+from ..app import RoleApp, lifespan, on, on_block
 from ..context import Refuse, RequestFailed
 from .book import task_key
 from .common import (
@@ -61,8 +61,6 @@ the scenario's ``block_s``, an oracle waits for a block stamped past the deadlin
 missing on its own (a quiet chain seals no block: docs/adr/0165)."""
 CUT_HOLD_S = 10.0
 """The longest an oracle still importing blocks waits past its grace for the block past the deadline."""
-ATTEST_PUSH_TIMEOUT_S = 2.0
-"""Deadline of an attestation's direct push to the round's first aggregator (docs/adr/0188)."""
 EARLY_KEEP = 4096
 """Attestations kept for tasks whose allocation this oracle has not imported yet (oldest dropped first)."""
 FETCHED_KEEP = 64
@@ -135,8 +133,6 @@ class OracleNode(CloudchainRole):
         """Allocated tasks whose deadline no block of our chain has passed yet."""
         self.liar = ctx.name in self.cfg.lying_oracles or LYING_ORACLE in ctx.byzantine
         self.attested = 0
-        self.pushed_in = 0
-        """Attestations other oracles sent straight to us as a round's first aggregator (docs/adr/0188)."""
         self.quorums = 0
         self.was_ready = False
         """Whether the leader has waited for the network's bonds and funds once (it does so only once)."""
@@ -470,25 +466,7 @@ class OracleNode(CloudchainRole):
                 "completion_ms": min(completion_ms, 1e9), "sig": sig}
         self._take(self.index, body)
         self.attested += 1
-        if not prefix:  # the round's first aggregator gets it straight away too (docs/adr/0188)
-            first = self.oracles[self._round_order(round_no)[0]]
-            if first != ctx.key.public:
-                ctx.spawn(f"attest.push.{key.hex()[:8]}", self._push_attestation, first, body, round_no)
         await ctx.publish(msg.MSG_ATTEST, body, round=round_no)
-
-    async def _push_attestation(self, aggregator: bytes, body: dict[str, Any], round_no: int) -> None:
-        """Send an attestation to the round's first aggregator directly, beside the gossiped copy (a failure costs
-        only the time the push would have saved: the gossiped copy still reaches it)."""
-        with contextlib.suppress(RequestFailed):
-            await self.ctx.ask(aggregator, msg.MSG_ATTEST, body, round=round_no, timeout=ATTEST_PUSH_TIMEOUT_S)
-
-    @serve(msg.MSG_ATTEST, reply=msg.MSG_ATTEST_ACK, from_roles=(ORACLE,))
-    async def on_attest_pushed(self, env: Envelope) -> dict[str, Any]:
-        """An attestation sent straight to us as the round's first aggregator: taken as its gossiped copy is,
-        whichever of the two comes first (taking it twice changes nothing)."""
-        await self.on_attest(env)
-        self.pushed_in += 1
-        return {"ok": True}
 
     @on_block
     def on_dispute(self, block: Block) -> None:
@@ -578,15 +556,13 @@ class OracleNode(CloudchainRole):
         order = sorted(range(len(self.oracles)), key=lambda i: hashlib.sha256(key + self.oracles[i]).digest())
         return order.index(self.index)
 
-    def _round_order(self, round_no: int) -> list[int]:
-        """A round's quorum aggregators, first to last: an order drawn from the round, the leader last (it also
+    def _round_rank(self, round_no: int) -> int:
+        """Our place among a round's quorum aggregators: an order drawn from the round, the leader last (it also
         closes the round and, in the demo networks, aggregates the finality votes)."""
         seed = b"cloudchain/aggregator" + round_no.to_bytes(8, "big")
-        return sorted(range(len(self.oracles)), key=lambda i: (i == 0, hashlib.sha256(seed + self.oracles[i]).digest()))
-
-    def _round_rank(self, round_no: int) -> int:
-        """Our place among a round's quorum aggregators (:meth:`_round_order`)."""
-        return self._round_order(round_no).index(self.index)
+        order = sorted(range(len(self.oracles)),
+                       key=lambda i: (i == 0, hashlib.sha256(seed + self.oracles[i]).digest()))
+        return order.index(self.index)
 
     def _round_of(self, key: bytes) -> int | None:
         e = self.book.tasks.get(key)
@@ -822,8 +798,7 @@ class OracleNode(CloudchainRole):
     def status(self) -> dict[str, Any]:
         """Role fields for ``GET /status``."""
         return {**super().status(), "oracle": self.index, "attested": self.attested, "quorums": self.quorums,
-                "liar": self.liar, "sla_wait_s": self.deadline_waits.status(),
-                "attestations_pushed_in": self.pushed_in}
+                "liar": self.liar, "sla_wait_s": self.deadline_waits.status()}
 
 
 APP = RoleApp("oracle", OracleNode)
