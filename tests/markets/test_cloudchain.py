@@ -371,7 +371,10 @@ def test_tasks_posted_with_their_window_are_allocated_or_refunded_in_that_very_b
         txs += [c.net.tx("bob", "escrow_lock", market=M, id=key, payee=c.net.acct("bob"),
                          amount=task_escrow(task, c.rules.oracle_fee), expires=expires, arbiter=CONTRACT),
                 c.record("bob", msg.TASK, task_data(task, 7, "main"))]
-    c.block([*txs, c.record("dave", msg.WINDOW, {"tasks": 2, "expect": keys})])
+    txs.append(c.record("dave", msg.WINDOW, {"tasks": 2, "expect": keys}))
+    work = c.book.contract_work(c.net.state, c.rules, [decode_tx(raw, NID) for raw in txs])
+    assert work[0][1]["kind"] == msg.ALLOC and work[0][1]["data"]["rounds"] == [0]  # the window's own round
+    c.block(txs)
     assert c.book.tasks[keys[0]].state == "allocated" and keys[1] not in c.book.tasks
     assert keys[1] not in c.net.state.escrows and keys[0] in c.net.state.escrows
     assert c.net.state.balance(c.net.acct("bob")) == bob - task_escrow(TASK, c.rules.oracle_fee)

@@ -458,7 +458,7 @@ class Book:
             batch, accts, alloc, stale = planned
             provs = [accts[i] if i >= 0 else b"" for i in alloc.assignment] + [b""] * len(stale)
             out.append(("record", {"kind": msg.ALLOC, "data": {
-                "rounds": sorted(set(self.windows)), "tasks": [e.key for e in (*batch, *stale)], "providers": provs,
+                "rounds": sorted(set(mid.windows)), "tasks": [e.key for e in (*batch, *stale)], "providers": provs,
                 "prices": [float(p) for p in alloc.prices] + [0.0] * len(stale), "objective": float(alloc.objective)}}))
             for e, prov in zip((*batch, *stale), provs, strict=True):
                 if not prov and (e.key in state.escrows or e.key in locked):
