@@ -8,8 +8,8 @@ drawn from the task's key; the others step in after a grace period) aggregates t
 posts the ``quorum`` record with every dissent it heard; the contract settles on it.
 
 The leader's round (one simulated day): it calls the day, waits for the requesters' tasks to land, closes the
-submission window (the next block allocates) and waits for every task of the round to be settled or refunded
-on its chain: the round is over once that block is final (docs/adr/0184).
+submission window (the block its last task lands in allocates, docs/adr/0187) and waits for every task of the
+round to be settled or refunded on its chain: the round is over once that block is final (docs/adr/0184).
 """
 
 from __future__ import annotations
@@ -194,8 +194,8 @@ class OracleNode(CloudchainRole):
     def _foresee(self, block: Block) -> None:
         """Start measuring the providers of the allocation the next block must carry as soon as our head fixes it
         (the contract is a deterministic function of the head), not when that block arrives: the probes then run
-        while it is proposed and imported, and :meth:`examine` joins them (one measurement per provider and round,
-        :meth:`measured`; docs/adr/0184). A head that loses a fork costs at most one measurement of a provider
+        while it is proposed and imported, and :meth:`examine` joins them (one measurement per provider, round and
+        bound, :meth:`measured`; docs/adr/0184). A head that loses a fork costs at most one measurement of a provider
         that gets no task. A node still catching up on old blocks foresees nothing."""
         chain = self.ctx.chain
         state = chain.state
@@ -229,6 +229,8 @@ class OracleNode(CloudchainRole):
     @on(msg.MSG_DAY, from_roles=(ORACLE,))
     async def on_day(self, env: Envelope) -> None:
         """The leader called the day: start its probes (:meth:`probe_the_day`)."""
+        if env.sender != self.rules.leader:
+            raise Refuse("not-authorised", "only the round leader calls a day")
         self.probe_the_day(env.round)
 
     async def probe(self, provider: bytes, bound_ms: float, round_no: int) -> tuple[float, float]:
