@@ -7,14 +7,15 @@ Starts the scenario's network with JSON logs (`bazaar net up --log-json`), runs 
 the nodes logged, on the round leader's clock unless named:
 
 * ``tasks``     — the day call to the last planned task on chain (``oracle.window``, leader);
-* ``alloc``     — window record to the first task examined (the allocation block imported, leader);
+* ``alloc``     — window record to the first task examined (the allocation imported, leader; since ADR 0187 it
+  rides in the block of the last task, so this is the leader's examine starting);
 * ``results``   — allocation to the last result on chain (leader's ``oracle.result_seen``; the providers' jobs,
   the participants' work, are inside: ``work_s`` is the largest ``job.done`` time);
 * ``attest``    — last result to the last attestation (any oracle: probes, blob fetches, spot checks; a slow
   oracle's attestation after its task's quorum counts too, so this phase can outlast what gates settlement);
 * ``quorum``    — last attestation to the last quorum record posted (any oracle, duplicates included);
 * ``settle``    — last quorum to every task of the round settled on the leader's chain (``oracle.settled``);
-* ``close``     — settled to the round closed (the close record's block);
+* ``close``     — settled to the round closed (the leader's own head final; no close record since ADR 0184);
 * ``final``     — closed to final on every node (the driver's ``latency_all_ms``).
 
 Also per round: the SLA probing window the slow provider imposes (the longest ``oracle.probed``; ADR 0151: the
@@ -24,8 +25,8 @@ latency minus the slowest job (ADR 0116, what bench_network.py reports); ``overh
 the probing window. ``overhead_net_sla_s`` is the figure the nodes measure themselves (docs/adr/0164): latency
 minus the larger of the slowest participant's work (``GET /status`` ``work_s``, as bench_network.py takes it) and
 the longest SLA wait an oracle's probes sat out for a provider that did not answer within the bound (oracles'
-``sla_wait_s``) — the two run side by side from the allocation. Nothing is asserted: read the figures of one run
-(and ``uptime`` beside them).
+``sla_wait_s``) — the two run side by side (the probes from the day's call, ADR 0186). Nothing is asserted:
+read the figures of one run (and ``uptime`` beside them).
 """
 
 from __future__ import annotations
