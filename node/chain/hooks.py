@@ -2,12 +2,12 @@
 
 ``prepare(block)`` (async; e.g. fetch and re-evaluate a PoL winner's model) returns a synchronous ledger
 check, ``check(parent_state, block)`` is a market contract re-executed on import, ``may_attest(block)`` says
-whether this validator endorses a block it could import, ``imported(block)`` observes every new head, and
+whether this validator endorses a block it could import, ``imported(block)`` observes every new head,
 ``propose(parent_state, txs)`` lists the market contract's own transactions for a block this node proposes that
-carries ``txs`` (decoded, in block order) before them, and
-``admit(state, env)`` refuses (``ProtocolError``) a transaction the market's rules do not let the head take, and
-``complete(state)`` says whether the mempool holds the whole batch the market's next block waits for (True: a
-proposer seals; False: it holds on; None: no batch is awaited).
+carries ``txs`` (decoded, in block order) before them, ``admit(state, env)`` refuses (``ProtocolError``) a
+transaction the market's rules do not let the head take, and ``complete(state)`` says whether the mempool holds
+the whole batch the market's next block waits for (True: a proposer seals; False: it holds on; None: no batch is
+awaited).
 """
 
 from __future__ import annotations
