@@ -201,17 +201,17 @@ class OracleNode(CloudchainRole):
         state = chain.state
         if state.head != block.header.hash or not chain.synced:
             return
+        planned = self.book.allocation(state, self.rules.task_expiry)  # the contract's allocation part alone
+        if planned is None:
+            return
+        batch, accounts, alloc, _ = planned
         started: set[tuple[bytes, int, float]] = set()
-        for kind, body in self.book.contract_work(state, self.rules):  # cached: the next block's check reads it
-            if kind != "record" or body["kind"] != msg.ALLOC:
+        for entry, i in zip(batch, alloc.assignment, strict=True):
+            slot = (accounts[i], entry.round, entry.task.sla.latency_ms) if i >= 0 else None
+            if slot is None or slot in self.probed or slot in started:
                 continue
-            for key, prov in zip(body["data"]["tasks"], body["data"]["providers"], strict=True):
-                entry = self.book.tasks.get(key)
-                slot = (prov, entry.round, entry.task.sla.latency_ms) if prov and entry is not None else None
-                if slot is None or slot in self.probed or slot in started:
-                    continue
-                started.add(slot)
-                self.ctx.spawn(f"probe.{prov.hex()[:8]}", self.measured, *slot)
+            started.add(slot)
+            self.ctx.spawn(f"probe.{slot[0].hex()[:8]}", self.measured, *slot)
 
     def probe_the_day(self, round_no: int) -> None:
         """With ``probe_from = "day"``: start this round's measurement of every bonded provider we are connected to
