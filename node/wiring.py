@@ -21,7 +21,7 @@ from bazaar.protocol.chainmsg import market_protocol
 from bazaar.protocol.errors import BazaarError
 from bazaar.protocol.transport import RejectRequest
 
-from .chain.hooks import BlockHooks
+from .chain.hooks import BlockHooks, batch_verdict
 from .markets.app import Declared, Role, RoleApp
 from .markets.spec import MarketSpec
 
@@ -148,8 +148,7 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
                 fn(state, env)
 
         def complete(state: State) -> bool | None:
-            said = [fn(state) for fn in completes]
-            return True if any(said) else (False if False in said else None)
+            return batch_verdict(fn(state) for fn in completes)
 
         node.chain.hooks.append(BlockHooks(prepare=prepare if prepares else None, check=check if checks else None,
                                            imported=imported if observers else None,

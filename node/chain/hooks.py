@@ -12,7 +12,7 @@ awaited).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,3 +33,15 @@ class BlockHooks:
     propose: Callable[[State, Sequence[Envelope]], list[tuple[str, dict[str, Any]]]] | None = None
     admit: Callable[[State, Envelope], None] | None = None
     complete: Callable[[State], bool | None] | None = None
+
+
+def batch_verdict(said: Iterable[bool | None]) -> bool | None:
+    """Several ``complete`` answers folded into one: True as soon as one says its batch is complete, else False if
+    one says its batch is still incomplete, else None (docs/adr/0185, 0187)."""
+    verdict: bool | None = None
+    for one in said:
+        if one:
+            return True
+        if one is False:
+            verdict = False
+    return verdict

@@ -38,7 +38,7 @@ from ..logs import Events
 from ..mempool import Mempool
 from ..notify import Changes
 from .finality import Finality
-from .hooks import BlockHooks
+from .hooks import BlockHooks, batch_verdict
 from .nonces import OwnNonces
 from .sync import SYNC_BATCH, ChainSync
 
@@ -202,19 +202,14 @@ class ChainService:
         holds all of it, a ``pos``/``lottery`` proposer seals now, as for a sealed batch; False — some of it is
         still to come, the proposer holds on past a quiet mempool (at most its batch wait); None — no market
         waits for a batch (docs/adr/0185)."""
-        verdict: bool | None = None
+        said: list[bool | None] = []
         for hooks in self.hooks:
             if hooks.complete is not None:
                 try:
-                    said = hooks.complete(self.chain.state)
+                    said.append(hooks.complete(self.chain.state))
                 except Exception as err:  # a market's bug must not stop the proposer loop: wait as before
                     _events.error("market.complete_failed", error=type(err).__name__, detail=str(err)[:200])
-                    continue
-                if said:
-                    return True
-                if said is False:
-                    verdict = False
-        return verdict
+        return batch_verdict(said)
 
     def _pending(self, raws: Sequence[bytes]) -> dict[bytes, bytes]:
         """Those of ``raws`` pending in our mempool (after :meth:`add_tx`; duplicates of pending ones included), with

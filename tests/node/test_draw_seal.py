@@ -163,3 +163,11 @@ def test_round_latency_is_the_last_nodes_own_finality_stamp() -> None:
     assert latency_final_ms(1000.0, [1_000_250, 1_000_400, 1_000_300]) == 400.0
     assert latency_final_ms(1000.0, [1_000_250, None]) is None  # a node that synced the height has no stamp
     assert latency_final_ms(1000.0, []) is None
+
+
+def test_the_markets_answers_fold_into_one() -> None:
+    from bazaar.node.chain.hooks import batch_verdict
+
+    assert batch_verdict([]) is None and batch_verdict([None, None]) is None
+    assert batch_verdict([None, False]) is False
+    assert batch_verdict([False, True, None]) is True  # one complete batch seals the block
