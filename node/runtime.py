@@ -124,6 +124,18 @@ class Node:
         """
         return float(self.scenario.deadlines[name])
 
+    @property
+    def topics(self) -> list[str]:
+        """The gossip topics this node subscribes to: the chain's, its market's, and its role's audiences'."""
+        return node_topics(self.network_id, self.spec, self.role)
+
+    def shared_topics(self) -> list[str]:
+        """Our topics that another node of the scenario also subscribes to: the ones a gossip mesh must form on
+        (the audience topic of a role only we hold in this scenario has none to wait for)."""
+        roles = {r for n, r in self.scenario.nodes if n != self.name}
+        theirs = {t for r in roles for t in node_topics(self.network_id, self.spec, r)}
+        return [t for t in self.topics if t in theirs]
+
     def peers(self, role: str | None = None) -> list[PeerEntry]:
         """Address-book entries (ourselves included) of one role or all, in scenario order."""
         me = PeerEntry(self.name, self.role, self.key.public, "")
@@ -166,7 +178,7 @@ class Node:
     async def publish(self, mtype: str, body: dict[str, Any], *, round: int) -> Envelope:
         """Gossip a market message."""
         env = self.seal(mtype, body, round=round)
-        await self.transport.publish(market_topic(self.network_id, self.market), env.wire)
+        await self.transport.publish(market_topic(self.network_id, self.market, self.spec.audience(mtype)), env.wire)
         return env
 
     async def publish_chain(self, mtype: str, body: dict[str, Any]) -> None:
@@ -270,7 +282,7 @@ class Node:
             "peers": len(self.transport.peers()), "synced": self.chain.synced, "mempool": len(self.chain.mempool),
             "sealed_pushes": dict(self.chain.sealed_pushes),
             "cert_pushes": dict(self.chain.finality.pushes),
-            "mesh_min": self.transport.mesh_min() if hasattr(self.transport, "mesh_min") else None,
+            "mesh_min": self.transport.mesh_min(self.shared_topics()) if hasattr(self.transport, "mesh_min") else None,
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),
@@ -340,6 +352,12 @@ async def post_clock(node: Node, request: dict[str, Any]) -> Any:
     node.clock.skew_ms = skew
     _events.warning("node.clock_skew", skew_ms=skew)
     return {"clock_skew_ms": skew}
+
+
+def node_topics(network_id: str, spec: MarketSpec, role: str) -> list[str]:
+    """The gossip topics a node of ``role`` subscribes to: the chain's, its market's, and its role's audiences'
+    (``MarketSpec.gossip_among``, docs/adr/0188)."""
+    return [chain_topic(network_id), *spec.topics(network_id, role)]
 
 
 def _hash_at(chain: Chain, height: int) -> str | None:
@@ -437,7 +455,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
     store = SqliteStore.in_dir(data_dir)
     try:
         chain = Chain(store, genesis)
-        topics = [chain_topic(genesis.network_id), market_topic(genesis.network_id, spec.name)]
+        topics = node_topics(genesis.network_id, spec, config.role)
         factory = transport_factory or libp2p_transport
         async with factory(key, config, topics) as transport, trio.open_nursery() as nursery:
             clock = Clock(config.clock_skew_ms)

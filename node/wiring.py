@@ -116,6 +116,10 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
         raise TypeError(f"{ref} is the app of role {app.role!r}, not {node.role!r}")
     role = app.create(node)
     for h in app.of_kind("gossip"):
+        audience = spec.audience(h.declared.mtype)
+        if audience and node.role not in audience:
+            raise TypeError(f"{ref} handles {h.declared.mtype}, which {spec.name} gossips only among "
+                            f"{', '.join(audience)} (MarketSpec.gossip_among)")
         node.router.on(h.declared.mtype, _gossip_handler(node, h.declared, getattr(role, h.name)))
     if app.of_kind("request"):
         node.set_protocol(market_protocol(spec.name), _request_server(node, app, role))

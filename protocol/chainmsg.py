@@ -36,9 +36,11 @@ def chain_topic(network_id: str) -> str:
     return f"bazaar/{network_id}/chain"
 
 
-def market_topic(network_id: str, market: str) -> str:
-    """The gossip topic of one market's announcements."""
-    return f"bazaar/{network_id}/market/{market}"
+def market_topic(network_id: str, market: str, audience: tuple[str, ...] = ()) -> str:
+    """The gossip topic of one market's announcements; with ``audience``, the topic of its messages that only
+    those roles subscribe to (``bazaar/<network>/market/<market>/<role>+<role>``, docs/adr/0188)."""
+    base = f"bazaar/{network_id}/market/{market}"
+    return f"{base}/{'+'.join(sorted(audience))}" if audience else base
 
 
 def market_protocol(market: str) -> str:

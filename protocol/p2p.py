@@ -397,10 +397,11 @@ class Libp2pTransport:
         keys = (self._key_of(pid) for pid in self._gs.mesh.get(topic, ()))
         return [k for k in keys if k is not None]
 
-    def mesh_min(self) -> int:
-        """The smallest gossipsub mesh over our subscribed topics: 0 while some topic would reach nobody (peers
-        connected but not yet registered in pubsub, or no GRAFT yet). The launcher waits for ≥ 1 (ADR 0120)."""
-        return min((len(self._gs.mesh.get(t, ())) for t in self._subs), default=0)
+    def mesh_min(self, topics: Sequence[str] | None = None) -> int:
+        """The smallest gossipsub mesh over ``topics`` (default: every topic we subscribe to): 0 while some topic
+        would reach nobody (peers connected but not yet registered in pubsub, or no GRAFT yet). The launcher
+        waits for ≥ 1 (ADR 0120)."""
+        return min((len(self._gs.mesh.get(t, ())) for t in (self._subs if topics is None else topics)), default=0)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from bazaar.protocol import codec
-from bazaar.protocol.chainmsg import MSG_TXS, PROTO_SYNC, chain_topic, market_protocol, market_topic
+from bazaar.protocol.chainmsg import MSG_TXS, PROTO_SYNC, market_protocol
 from bazaar.protocol.transport import TransportError
 
 from ..logs import Events
@@ -65,7 +65,7 @@ async def _request(node: Node, peer: bytes, protocol: str, data: bytes) -> None:
 
 async def send_frames(node: Node, *, garbage: bool, oversize: bool) -> None:
     """Send volleys for the node's lifetime (``garbage``: malformed frames; ``oversize``: over-limit ones)."""
-    topics = [chain_topic(node.network_id), market_topic(node.network_id, node.market)]
+    topics = node.topics
     protocols = [market_protocol(node.market), PROTO_SYNC]
     volleys = 0
     while True:

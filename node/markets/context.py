@@ -174,7 +174,7 @@ class RoleContext(Protocol):
         ...
 
     async def publish(self, mtype: str, body: dict[str, Any], *, round: int) -> Envelope:
-        """Gossip a market message on the market's topic."""
+        """Gossip a market message on the market's topic (or its audience's: ``MarketSpec.gossip_among``)."""
         ...
 
     async def ask(self, peer: bytes, mtype: str, body: dict[str, Any], *, round: int,

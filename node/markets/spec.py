@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bazaar.protocol.chainmsg import market_topic
+
 from ..params import Field
 
 if TYPE_CHECKING:
@@ -131,6 +133,9 @@ class MarketSpec:
             a ``@block_check`` contract settled in ``block`` (``bazaar chain audit``, docs/adr/0097); raises
             ``InvalidBlock`` when a recorded trade does not re-verify. ``peers``: the address book in scenario
             order.
+        gossip_among: message types gossiped on a topic of their own that only the named roles subscribe to
+            (docs/adr/0188): the other nodes neither receive, check nor relay them. Every role with a handler
+            for such a type must be named (checked when the role is wired).
     """
 
     name: str
@@ -148,6 +153,24 @@ class MarketSpec:
     learning_task: Callable[[Any], Any] | None = None
     byzantine: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     audit: Callable[..., None] | None = None
+    gossip_among: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for mtype, roles in self.gossip_among.items():
+            unknown = sorted(set(roles) - set(self.role_names))
+            if not roles or unknown:
+                raise ValueError(f"market {self.name}: gossip_among[{mtype!r}] names no role or unknown roles "
+                                 f"{unknown} (roles: {', '.join(self.role_names)})")
+
+    def audience(self, mtype: str) -> tuple[str, ...]:
+        """The roles that subscribe to ``mtype``'s topic; ``()``: the market topic, every node."""
+        return tuple(sorted(self.gossip_among.get(mtype, ())))
+
+    def topics(self, network_id: str, role: str) -> list[str]:
+        """The market topics a node of ``role`` subscribes to: the market's own, then those of the audiences it
+        belongs to."""
+        audiences = sorted({self.audience(t) for t in self.gossip_among if role in self.gossip_among[t]})
+        return [market_topic(network_id, self.name)] + [market_topic(network_id, self.name, a) for a in audiences]
 
     def role(self, name: str) -> RoleSpec:
         """The spec of role ``name``.

@@ -12,7 +12,7 @@ streams).
 from __future__ import annotations
 
 from ..messages import register
-from ..schema import Bool, Bytes, Int, Num, Schema, Str
+from ..schema import Bool, Bytes, Int, List, Num, Schema, Str
 
 MARKET = "cloudchain"
 BLOB_PROTOCOL = "/bazaar/cloudchain-blob/1"
@@ -54,14 +54,19 @@ VERDICTS = ("met", "late", "missing", "wrong")
 by the deadline; ``wrong``: the spot check failed."""
 
 DAY = register(MSG_DAY, Schema({"day": Int(low=0), "window_ms": Int(low=0)}))
-ATTEST = register(MSG_ATTEST, Schema({
+ATTEST_ITEMS = 256
+"""Most verdicts one ``cloudchain/attest`` message carries (≈ 60 KiB)."""
+VERDICT = Schema({
     "task": Bytes(size=32),
     "verdict": Str(max_len=16),
     "result": Bytes(max_len=32),
     "rtt_ms": Num(low=0),
     "completion_ms": Num(low=0),
     "sig": Bytes(size=96),
-}))
+})
+"""One signed verdict of an oracle on one task."""
+ATTEST = register(MSG_ATTEST, Schema({"items": List(VERDICT, min_len=1, max_len=ATTEST_ITEMS)}))
+"""An oracle's verdicts reached at once, in one message (docs/adr/0188)."""
 PROBE = register(MSG_PROBE, Schema({"nonce": Bytes(size=16)}))
 PROBE_ACK = register(MSG_PROBE_ACK, Schema({"nonce": Bytes(size=16), "busy": Bool()}))
 

@@ -38,6 +38,7 @@ from bazaar.node.markets.context import Refuse
 from bazaar.node.memnet import open_memory_network
 from bazaar.node.runtime import Node
 from bazaar.node.scenario import load_scenario
+from bazaar.protocol import Envelope, seal
 from bazaar.protocol.markets import cloudchain as msg
 from tests.ledger.helpers import NID, Net
 
@@ -461,6 +462,41 @@ async def test_rounds_settle_as_the_offline_contract_allocates(tmp_path: Path) -
         for node in nodes.values():
             st = node.chain.state
             assert st.conserved() and not [k for k, e in st.escrows.items() if e.ref == b"cloudchain/task"]
+            # attestations travel among the oracles alone (docs/adr/0188): no other node receives or relays one
+            heard = node.router.received[msg.MSG_ATTEST]
+            assert (heard > 0) if node.role == "oracle" else (heard == 0), (node.name, heard)
+
+
+async def test_an_oracle_takes_another_s_verdicts_in_one_message_and_refuses_a_message_with_a_bad_signature(
+        tmp_path: Path) -> None:
+    """docs/adr/0188: the verdicts an oracle reaches at once travel in one ``cloudchain/attest``."""
+    async with open_memory_network("cloudchain-small", tmp_path / "net") as nodes:
+        (s,) = await _rounds(nodes, 1)
+        assert s["final"], s
+        me, them = nodes["oracle-1"], nodes["oracle-2"]
+        role: Any = me.app
+        secret = bls.bls_keygen(them.key.seed)
+        settled = next(iter(role.settled))  # decided already: refused as stale
+        ahead = [bytes([i]) * 32 for i in (1, 2)]  # not allocated on our chain yet: kept for when they are
+
+        def verdict(key: bytes, sig: bytes | None = None) -> dict[str, Any]:
+            good = bls.sign(secret, msg.verdict_message(me.network_id, key, "met", b""))
+            return {"task": key, "verdict": "met", "result": b"", "rtt_ms": 1.0, "completion_ms": 2.0,
+                    "sig": sig or good}
+
+        def batch(items: list[dict[str, Any]], seq: int) -> Envelope:
+            return seal(them.key, me.network_id, msg.MSG_ATTEST, {"items": items}, seq=seq, market=msg.MARKET,
+                        round=2)
+
+        idx = role.oracles.index(them.key.public)
+        forged = verdict(ahead[1], sig=bls.sign(secret, b"something else"))
+        with pytest.raises(Refuse) as err:
+            await role.on_attest(batch([verdict(ahead[0]), forged], 1))
+        assert err.value.reason == "bad-attestation" and not set(ahead) & set(role.early)  # nothing taken
+        with pytest.raises(Refuse) as err:
+            await role.on_attest(batch([verdict(settled), *(verdict(k) for k in ahead)], 2))
+        assert err.value.reason == "unknown-task" and "1 of 3" in err.value.detail
+        assert all(role.early[k][idx]["task"] == k for k in ahead)  # the fresh ones were taken all the same
 
 
 async def test_a_window_is_complete_once_every_task_it_names_is_heard_and_only_while_it_is_pending(

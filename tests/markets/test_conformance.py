@@ -3,6 +3,7 @@ checks of its scenario loading and of its in-memory network; per-market tests th
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,31 @@ def _a_gossip_type(spec: MarketSpec) -> str:
         for h in load_app(role.app).of_kind("gossip"):
             return h.declared.mtype
     raise AssertionError("a market without gossip")
+
+
+@pytest.mark.parametrize("market", MARKETS)
+def test_a_type_gossiped_among_some_roles_is_handled_by_those_roles_alone(market: str) -> None:
+    spec = get_spec(market)
+    for role in spec.roles:
+        for h in load_app(role.app).of_kind("gossip"):
+            audience = spec.audience(h.declared.mtype)
+            assert not audience or role.name in audience, (role.name, h.declared.mtype, audience)
+        topics = spec.topics("n", role.name)
+        assert topics[0] == market_topic("n", market) and len(set(topics)) == len(topics)
+
+
+def test_an_audience_of_unknown_roles_is_refused() -> None:
+    spec = get_spec("cloudchain")
+    with pytest.raises(ValueError, match="unknown roles"):
+        dataclasses.replace(spec, gossip_among={"cloudchain/attest": ("auditor",)})
+
+
+async def test_a_role_that_handles_a_type_outside_its_audience_does_not_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = dataclasses.replace(get_spec("cloudchain"), gossip_among={"cloudchain/attest": ("provider",)})
+    monkeypatch.setattr("bazaar.node.runtime.get_spec", lambda _name: spec)
+    with pytest.raises(ExceptionGroup) as err:  # raised inside the network's nurseries
+        async with open_memory_network(spec.small_scenario, tmp_path / "net"):
+            pass
+    assert err.group_contains(TypeError, match="oracle:APP handles cloudchain/attest, which cloudchain gossips "
+                                               "only among provider", depth=2)

@@ -3,9 +3,10 @@
 For every task the contract allocates, each oracle independently probes the provider (real round trips over
 libp2p), waits for the provider's result on chain (its completion time), fetches the result's blobs and spot-
 checks them, decides a verdict (``met``, ``late``, ``missing`` or ``wrong``), signs it with its BLS key and
-gossips the attestation. Once t oracles agree on a verdict, the task's aggregator (the first oracle in an order
-drawn from the task's key; the others step in after a grace period) aggregates their signatures into one and
-posts the ``quorum`` record with every dissent it heard; the contract settles on it.
+gossips it among the oracles, with the other verdicts it reached at once (docs/adr/0188). Once t oracles agree
+on a verdict, the task's aggregator (the first oracle in an order drawn from the task's key; the others step in
+after a grace period) aggregates their signatures into one and posts the ``quorum`` record with every dissent it
+heard; the contract settles on it.
 
 The leader's round (one simulated day): it calls the day, waits for the requesters' tasks to land, closes the
 submission window (the block its last task lands in allocates, docs/adr/0187) and waits for every task of the
@@ -133,6 +134,9 @@ class OracleNode(CloudchainRole):
         """Allocated tasks whose deadline no block of our chain has passed yet."""
         self.liar = ctx.name in self.cfg.lying_oracles or LYING_ORACLE in ctx.byzantine
         self.attested = 0
+        self.outbox: dict[int, list[dict[str, Any]]] = {}
+        """Round -> our verdicts not gossiped yet (:meth:`_send_attestations`)."""
+        self.sending = False
         self.quorums = 0
         self.was_ready = False
         """Whether the leader has waited for the network's bonds and funds once (it does so only once)."""
@@ -468,7 +472,24 @@ class OracleNode(CloudchainRole):
                 "completion_ms": min(completion_ms, 1e9), "sig": sig}
         self._take(self.index, body)
         self.attested += 1
-        await ctx.publish(msg.MSG_ATTEST, body, round=round_no)
+        self.outbox.setdefault(round_no, []).append(body)
+        if not self.sending:
+            self.sending = True
+            ctx.spawn("attest.send", self._send_attestations)
+
+    async def _send_attestations(self) -> None:
+        """Gossip our outbox's verdicts, one message per round for all those reached by then (docs/adr/0188):
+        the verdicts a probe's timeout or a batch fetch decides at once go together, and those reached while a
+        message is being sent go in the next."""
+        try:
+            while self.outbox:
+                batch, self.outbox = self.outbox, {}
+                for round_no, items in sorted(batch.items()):
+                    for i in range(0, len(items), msg.ATTEST_ITEMS):
+                        await self.ctx.publish(msg.MSG_ATTEST, {"items": items[i:i + msg.ATTEST_ITEMS]},
+                                               round=round_no)
+        finally:
+            self.sending = False
 
     @on_block
     def on_dispute(self, block: Block) -> None:
@@ -498,34 +519,46 @@ class OracleNode(CloudchainRole):
 
     @on(msg.MSG_ATTEST, from_roles=(ORACLE,))
     async def on_attest(self, env: Envelope) -> None:
-        """Another oracle's attestation (checked: an oracle, a task awaiting its verdict, a BLS signature)."""
-        key, b = env.body["task"], env.body
+        """Another oracle's verdicts (checked: an oracle, known verdicts, BLS signatures; a message with one bad
+        signature is refused whole). Each verdict on a task that awaits one is taken; the others are refused, after
+        the rest is taken, as ``unknown-task``."""
+        pk = self.ctx.chain.state.validators.get(env.sender)
+        items = env.body["items"]
+        if pk is None or not all(b["verdict"].removeprefix(msg.RULING_PREFIX) in msg.VERDICTS and bls.verify(
+                pk, msg.verdict_message(self.ctx.network_id, b["task"], b["verdict"], b["result"]), b["sig"])
+                for b in items):
+            raise Refuse("bad-attestation", "unknown verdict or BLS signature that does not verify")
+        idx = self.oracles.index(env.sender)
+        stale = [b["task"].hex()[:8] for b in items if not self._attested(idx, b)]
+        if stale:
+            raise Refuse("unknown-task", f"no task awaits a verdict under {len(stale)} of {len(items)} keys "
+                                         f"({', '.join(stale[:4])})")
+
+    def _attested(self, idx: int, b: dict[str, Any]) -> bool:
+        """Take oracle ``idx``'s verified verdict ``b``; False when no task (or open dispute) awaits it."""
+        key = b["task"]
         ruling = b["verdict"].startswith(msg.RULING_PREFIX)
         if ruling:
             d, done = self.book.disputes.get(key), self.book.closed.get(key)
             if d is None or d.ruling or done is None:
-                raise Refuse("unknown-task", "no open dispute on this task")
+                return False
             provider = done.provider
         else:
             entry = self.book.tasks.get(key)
             if key in self.book.closed or key in self.settled or (entry is not None and entry.state == "decided"):
-                raise Refuse("unknown-task", "no allocated task awaits a verdict under this key")
-            provider = entry.provider if entry is not None else b""
-        idx = self.oracles.index(env.sender)
-        pk = self.ctx.chain.state.validators.get(env.sender)
-        if b["verdict"].removeprefix(msg.RULING_PREFIX) not in msg.VERDICTS or pk is None or not bls.verify(
-                pk, msg.verdict_message(self.ctx.network_id, key, b["verdict"], b["result"]), b["sig"]):
-            raise Refuse("bad-attestation", "unknown verdict or BLS signature that does not verify")
-        if not ruling and (entry is None or entry.state != "allocated"):
-            # an oracle ahead of us attested a task whose allocation we have not imported yet: keep it for then
-            self.early.setdefault(key, {})[idx] = b
-            while sum(len(v) for v in self.early.values()) > EARLY_KEEP:
-                del self.early[next(iter(self.early))]
-            return
+                return False
+            if entry is None or entry.state != "allocated":
+                # an oracle ahead of us attested a task whose allocation we have not imported yet: keep it for then
+                self.early.setdefault(key, {})[idx] = b
+                while sum(len(v) for v in self.early.values()) > EARLY_KEEP:
+                    del self.early[next(iter(self.early))]
+                return True
+            provider = entry.provider
         wk = ruling_key(key) if ruling else key
         if wk not in self.watching:
             self.watching[wk] = _Watch(wk, provider, trio.current_time(), task=key, ruling=ruling)
         self._take(idx, b)
+        return True
 
     def _take(self, idx: int, b: dict[str, Any]) -> None:
         ruling = b["verdict"].startswith(msg.RULING_PREFIX)

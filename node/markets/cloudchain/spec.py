@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bazaar.protocol.markets.cloudchain import MSG_ATTEST
+
 from ...byzantine import declare
 from ...params import Field
 from ..spec import Column, MarketSpec, Report, RoleSpec
@@ -87,6 +89,7 @@ SPEC = MarketSpec(
     small_scenario="cloudchain-small",
     byzantine=declare(everyone=("oracle", "provider", "requester"), proposers=("oracle", "provider"),
                       lying_oracle=("oracle",)),
+    gossip_among={MSG_ATTEST: ("oracle",)},
     report=Report(
         title="cloudchain: allocation contract, SLA oracles (t-of-m BLS quorum), escrow settlement, PoS",
         columns=(
