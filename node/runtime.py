@@ -483,6 +483,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             service.spawn = node.spawn
             service.aggregator = _first_node_key(scenario, config, key)
             service.network_size = len(scenario.nodes)
+            service.votes = scenario.chain["votes"]
             task = spec.learning_task(settings) if spec.learning_task is not None else None
             driver: ConsensusDriver = make_driver(genesis.consensus, node, learning_task=task, data_dir=data_dir)
             node.consensus = driver

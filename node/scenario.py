@@ -34,6 +34,9 @@ DEADLINES = (
 CHAIN = (
     Field("mempool", "int", low=1, high=10_000_000, required=False, default=10_000,
           doc="pending transactions a node's mempool keeps from peers (docs/adr/0082, 0170)"),
+    Field("votes", "str", required=False, default="aggregator", choices=("aggregator", "gossip"),
+          doc="how validators' finality votes travel: to the network's aggregator, which pushes the certificate "
+              "(gossiped when it fails), or gossiped to every node (docs/adr/0189)"),
 )
 PHASE = (
     Field("name", "str"),
@@ -88,8 +91,9 @@ class Scenario:
     market: dict[str, Any]
     source: Path
     nodes: tuple[tuple[str, str], ...] = field(default=())
-    chain: dict[str, Any] = field(default_factory=lambda: {"mempool": 10_000})
-    """The checked ``[chain]`` table (node rules every node of the network applies alike: ``mempool``)."""
+    chain: dict[str, Any] = field(default_factory=lambda: {"mempool": 10_000, "votes": "aggregator"})
+    """The checked ``[chain]`` table (node rules every node of the network applies alike: ``mempool``,
+    ``votes``)."""
 
     def role_of(self, name: str) -> str:
         """The role of node ``name``."""

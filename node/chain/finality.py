@@ -26,26 +26,6 @@ if TYPE_CHECKING:
 _events = Events("chain")
 ATTEST_WINDOW = 64
 """Votes for heights further than this past our head are not counted (their tallies would be unbounded)."""
-ATTEST_DIRECT_ABOVE = 16
-"""With more validators than this, a validator sends its attestation by direct request (``/bazaar/attest/1``) to
-the network's aggregator — the first node of the scenario, the one every node keeps connected (``dial_set``'s
-first hub) — instead of gossiping it; the aggregator gossips one certificate. Gossip costs every node CPU for
-every message (libp2p.md §3): 50 attestations gossiped to 50 nodes cost ≈ 15 CPU-s a block on 2 cores; 49
-requests over open connections and one certificate cost ≈ 1 (docs/adr/0148). Up to this size votes are gossiped
-unless few of the nodes validate (``ATTEST_DIRECT_SPREAD``)."""
-ATTEST_DIRECT_SPREAD = 4
-"""Votes also go to the aggregator on a network of at least this many nodes per validator (hierarchical: 3
-validators among 23 nodes; tbcim: 5 among 21): every gossiped vote costs each of the many non-validating nodes a
-receive, a relay and a tally, where one certificate costs them one. Measured on those two demo networks: node CPU
-per round −12 % and −13 %, latency no worse; on the networks where most nodes validate (ai-bazaar, collab) the extra
-hop showed in the latency and the CPU saved was small, so they keep gossiping (docs/adr/0178)."""
-
-
-def votes_to_aggregator(validators: int, nodes: int) -> bool:
-    """Whether ``validators`` among ``nodes`` (0: unknown) send their votes to the aggregator (docs/adr/0148, 0178)."""
-    return validators > ATTEST_DIRECT_ABOVE or 0 < validators * ATTEST_DIRECT_SPREAD <= nodes
-
-
 ATTEST_DIRECT_TIMEOUT = 5.0
 """Deadline of one direct attestation request; on failure the vote is gossiped."""
 CERT_PUSH_TIMEOUT = 2.0
@@ -76,12 +56,12 @@ class Finality:
         every node without its polling in the figure (docs/adr/0156)."""
 
     def direct(self, height: int) -> bool:
-        """Whether votes for ``height`` go to the aggregator by direct request rather than over gossip, and the
-        certificate is gossiped by the aggregator: a large validator set (docs/adr/0148), or few validators among
-        many nodes (docs/adr/0178)."""
-        if self.svc.spawn is None or self.svc.aggregator is None:
-            return False
-        return votes_to_aggregator(len(self.svc.validator_set(height)), self.svc.network_size)
+        """Whether votes go to the network's aggregator by direct request (``/bazaar/attest/1``) and the
+        aggregator pushes the certificate its tally forms, rather than every vote being gossiped to every node: the
+        scenario's ``[chain] votes`` (docs/adr/0148, 0181, 0189). Gossip costs every node a receive, a check and a
+        relay of every vote (libp2p.md §3); one request per validator and one push per node cost far less. A vote
+        whose request fails, or whose block is not final ``ATTEST_FALLBACK_S`` later, is gossiped as well."""
+        return self.svc.votes == "aggregator" and self.svc.spawn is not None and self.svc.aggregator is not None
 
     async def attest(self, block: Block) -> None:
         if not self.svc.sync.synced:  # a (re)started node votes only once it holds the certified head

@@ -94,11 +94,14 @@ class ChainService:
         """How long a sealed batch pushed to the drawn proposer waits before its leftovers are gossiped (the driver
         sets it below its fallback, so a silent proposer's replacement holds the batch in time)."""
         self.network_size = 0
-        """Nodes in the scenario (0: unknown); with few validators among many nodes votes go to the aggregator
-        (docs/adr/0178)."""
+        """Nodes in the scenario (0: unknown): the aggregator gossips its certificate too when it reached fewer
+        peers (docs/adr/0181)."""
         self.aggregator: bytes | None = None
-        """The account large networks send attestations to (the scenario's first node, docs/adr/0148); None:
+        """The account validators send their votes to (the scenario's first node, docs/adr/0148, 0189); None:
         votes are gossiped."""
+        self.votes = "aggregator"
+        """The scenario's ``[chain] votes``: ``aggregator`` (direct requests, the certificate pushed back) or
+        ``gossip`` (docs/adr/0189)."""
         self.spawn: Callable[..., None] | None = None
         """``spawn(name, fn, *args)``: run a background task in the node's nursery (the runtime hands it the
         node's own). Without it, votes are always gossiped (no background sends)."""
