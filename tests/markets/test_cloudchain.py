@@ -287,6 +287,42 @@ def test_a_block_that_carries_a_quorum_without_its_settlement_is_refused() -> No
     assert key not in c.book.tasks and c.book.earned
 
 
+def test_a_block_s_quorum_signatures_are_checked_in_one_batch_and_a_bad_one_is_still_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/adr/0190: a validator checks every BLS signature of a block's quorum records together; when the batch
+    fails, the records' own checks name the bad one and the block is refused."""
+    c = _registered()
+    keys = [_post(c), _post(c, replace(TASK, id="job-2"))]
+    c.block([c.record("dave", msg.WINDOW, {"tasks": 2})])
+    c.block([])  # the allocation
+    model = b"\x01" * 32
+    c.block([c.record(c.label_of(c.book.tasks[k].provider), msg.RESULT,
+                      {"task": k, "model": model, "meta": model, "sizes": [8, 8]}) for k in keys])
+    quorums = []
+    for k in keys:
+        q = _quorum(c, k, "met", [0, 1], model)
+        lie = bls.sign(c.net.bls_secret("v2"), msg.verdict_message(NID, k, "late", model))
+        q["dissent"] = [[2, "late", model, lie]]
+        quorums.append(q)
+    batches: list[int] = []
+    real = bls.FAST.batch_verify
+
+    def counted(claims: Any, scalars: Any) -> bool:
+        batches.append(len(claims))
+        return real(claims, scalars)
+
+    monkeypatch.setattr(bls.FAST, "batch_verify", counted)
+    bls._VERIFIED.clear()
+    forged = [quorums[0], {**quorums[1], "dissent": [[2, "late", model, quorums[0]["dissent"][0][3]]]}]
+    with pytest.raises(InvalidBlock) as err:
+        c.block([c.record("carol", msg.QUORUM, q) for q in forged])
+    assert "a dissenting attestation does not verify" in str(err.value) and batches == [4]
+    c.net._nonces.clear()
+    c.block([c.record("carol", msg.QUORUM, q) for q in quorums])
+    # every claim but the new dissent passed its own check above and was remembered: that one is checked alone
+    assert batches == [4] and not set(keys) & set(c.book.tasks)
+
+
 def test_the_results_batch_is_complete_once_every_allocated_task_s_result_is_heard() -> None:
     """docs/adr/0185: the proposer of the results' block seals once every allocated task's result is in its
     mempool; a task with its result on chain is not waited for, and nothing allocated means nothing to seal."""

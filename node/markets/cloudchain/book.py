@@ -16,6 +16,7 @@ own expiry, should the contract never run).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import math
@@ -583,6 +584,7 @@ def verify_block(book: Book, parent: State, txs: Sequence[Envelope], proposer: b
     if codec.encode(want) != codec.encode(got):
         raise InvalidBlock("market-contract", f"the block's contract transactions differ from the re-executed "
                                               f"contract ({len(got)} carried, {len(want)} derived)")
+    verify_signatures_together(parent, txs, rules)
     running = book
     for t in txs:
         if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] not in CONTRACT_RECORDS:
@@ -629,40 +631,38 @@ def contract_outputs(txs: Sequence[Envelope], proposer: bytes, parent: State) ->
     return out
 
 
-def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State, prefix: str = "") -> None:
-    """A quorum record: t distinct oracles whose aggregated BLS signature verifies the verdict, measurements for
-    each signer, and dissent (oracles that signed another verdict) that verifies too.
+def quorum_claims(data: dict[str, Any], rules: Rules, state: State,
+                  prefix: str = "") -> list[tuple[list[bytes], bytes, bytes]]:
+    """The BLS signatures a quorum (or ruling) record carries, as ``(keys, message, signature)`` claims: its t
+    signers' aggregate first, then one per dissent row (an oracle that signed another verdict).
 
     Raises:
-        Refuse: ``bad-quorum``.
+        Refuse: ``bad-quorum`` (a malformed record, too few distinct signers, an oracle without a BLS key).
     """
     try:
         verdict, result = data["verdict"], data["result"]
         signers = [int(i) for i in data["signers"]]
         rtt, done = list(data["rtt_ms"]), list(data["completion_ms"])
         dissent = list(data["dissent"])
-        sig = data["sig"]
+        sig, task = data["sig"], data["task"]
     except (KeyError, TypeError, ValueError) as err:
         raise Refuse("bad-quorum", f"malformed quorum record: {err}") from err
-    if verdict not in msg.VERDICTS or not isinstance(result, bytes) or not isinstance(sig, bytes):
-        raise Refuse("bad-quorum", f"unknown verdict {verdict!r} or malformed result/signature")
+    if verdict not in msg.VERDICTS or not isinstance(result, bytes) or not isinstance(sig, bytes) \
+            or not isinstance(task, bytes):
+        raise Refuse("bad-quorum", f"unknown verdict {verdict!r} or malformed task/result/signature")
     if len(set(signers)) != len(signers) or len(signers) < rules.quorum \
             or any(not 0 <= i < len(rules.oracles) for i in signers):
         raise Refuse("bad-quorum", f"{len(set(signers))} distinct oracles < quorum {rules.quorum}")
     if len(rtt) != len(signers) or len(done) != len(signers):
         raise Refuse("bad-quorum", "one measurement per signer")
-    want = b"" if verdict == "missing" else entry.result
-    if result != want or (verdict != "missing" and not entry.result):  # a ruling names the settled result
-        raise Refuse("bad-quorum", "the verdict names another result than the provider posted")
-    pks = []
-    for i in signers:
+
+    def key(i: int) -> bytes:
         pk = state.validators.get(rules.oracles[i])
         if pk is None:
             raise Refuse("bad-quorum", f"oracle {i} has no BLS key on the ledger")
-        pks.append(pk)
-    if not bls.fast_aggregate_verify(pks, msg.verdict_message(rules.network_id, entry.key, prefix + verdict, result),
-                                     sig):
-        raise Refuse("bad-quorum", "the aggregated BLS signature does not verify")
+        return pk
+
+    claims = [([key(i) for i in signers], msg.verdict_message(rules.network_id, task, prefix + verdict, result), sig)]
     for d in dissent:
         if not (isinstance(d, list) and len(d) == 4):
             raise Refuse("bad-quorum", "dissent rows are [oracle, verdict, result, signature]")
@@ -670,9 +670,42 @@ def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State,
         if not isinstance(i, int) or not 0 <= i < len(rules.oracles) or i in signers or v == verdict \
                 or not isinstance(v, str) or not isinstance(r, bytes) or not isinstance(s, bytes):
             raise Refuse("bad-quorum", "a dissent row must name another oracle and another verdict")
-        pk = state.validators.get(rules.oracles[i])
-        if pk is None or not bls.verify(pk, msg.verdict_message(rules.network_id, entry.key, prefix + v, r), s):
-            raise Refuse("bad-quorum", "a dissenting attestation does not verify")
+        claims.append(([key(i)], msg.verdict_message(rules.network_id, task, prefix + v, r), s))
+    return claims
+
+
+def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State, prefix: str = "") -> None:
+    """A quorum record: t distinct oracles whose aggregated BLS signature verifies the verdict on ``entry``,
+    measurements for each signer, and dissent (oracles that signed another verdict) that verifies too.
+
+    Raises:
+        Refuse: ``bad-quorum``.
+    """
+    claims = quorum_claims(data, rules, state, prefix)
+    if data["task"] != entry.key:
+        raise Refuse("bad-quorum", "the record names another task")
+    want = b"" if data["verdict"] == "missing" else entry.result
+    if data["result"] != want or (data["verdict"] != "missing" and not entry.result):  # a ruling names the settled
+        raise Refuse("bad-quorum", "the verdict names another result than the provider posted")  # result
+    if not bls.fast_aggregate_verify(*claims[0]):
+        raise Refuse("bad-quorum", "the aggregated BLS signature does not verify")
+    if not all(bls.verify(keys[0], message, sig) for keys, message, sig in claims[1:]):
+        raise Refuse("bad-quorum", "a dissenting attestation does not verify")
+
+
+def verify_signatures_together(parent: State, txs: Sequence[Envelope], rules: Rules) -> None:
+    """Check the BLS signatures of a block's quorum and ruling records in one batch (docs/adr/0190), so that each
+    record's own check (:func:`check_quorum`) finds them remembered. A malformed record or a batch that fails
+    changes nothing: the records' own checks find and name the bad one."""
+    claims: list[tuple[list[bytes], bytes, bytes]] = []
+    for t in txs:
+        if t.type == "tx/record" and t.market == msg.MARKET and t.body["kind"] in (msg.QUORUM, msg.RULING) \
+                and isinstance(t.body.get("data"), dict):
+            with contextlib.suppress(Refuse):
+                prefix = msg.RULING_PREFIX if t.body["kind"] == msg.RULING else ""
+                claims += quorum_claims(t.body["data"], rules, parent, prefix)
+    if len(claims) > 1:
+        bls.verify_batch(claims)
 
 
 def profile_of(sender: bytes, data: dict[str, Any]) -> Provider:
