@@ -31,6 +31,7 @@ from bazaar.ledger.genesis import Genesis
 from bazaar.ledger.state import State
 from bazaar.ledger.store import CHAIN_DB, SqliteStore
 from bazaar.protocol import Envelope, KeyPair, ProtocolError
+from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.keys import load_or_create_seed
 
 from .config import NodeConfig, PeerEntry, load_node_config
@@ -131,6 +132,9 @@ class _OfflineContext:
 
     def connected(self) -> set[bytes]:
         return set()
+
+    def now_ms(self) -> int:
+        return now_ms()
 
     def seal(self, mtype: str, body: dict[str, Any], *, round: int = 0) -> Envelope:
         raise RequestFailed("unavailable", "an audit signs nothing")

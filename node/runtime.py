@@ -162,6 +162,10 @@ class Node:
         return set(self.transport.peers())
 
     # ------------------------------------------------------------------ messages
+    def now_ms(self) -> int:
+        """The node's wall clock in Unix milliseconds (skewed in a ``clock-skew`` testnet)."""
+        return self.clock.now_ms()
+
     def seal(self, mtype: str, body: dict[str, Any], *, round: int = 0) -> Envelope:
         """Sign a message of ours.
 

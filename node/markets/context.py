@@ -169,6 +169,10 @@ class RoleContext(Protocol):
         """Keys of the peers we are connected to right now."""
         ...
 
+    def now_ms(self) -> int:
+        """The node's wall clock in Unix milliseconds, the one it stamps its envelopes with."""
+        ...
+
     def seal(self, mtype: str, body: dict[str, Any], *, round: int = 0) -> Envelope:
         """Sign a message of ours."""
         ...

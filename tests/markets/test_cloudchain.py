@@ -32,7 +32,7 @@ from bazaar.node.markets.cloudchain.book import (
     task_key,
     verify_block,
 )
-from bazaar.node.markets.cloudchain.common import results_complete, window_complete
+from bazaar.node.markets.cloudchain.common import probe_window, results_complete, window_complete
 from bazaar.node.markets.cloudchain.config import agent_names, market_config, provider_profiles, round_tasks
 from bazaar.node.markets.context import Refuse
 from bazaar.node.memnet import open_memory_network
@@ -323,6 +323,14 @@ def test_a_block_s_quorum_signatures_are_checked_in_one_batch_and_a_bad_one_is_s
     assert batches == [4] and not set(keys) & set(c.book.tasks)
 
 
+def test_the_day_s_probe_window_closes_at_the_call_plus_the_bound_for_every_oracle() -> None:
+    """docs/adr/0191: an oracle that heard the call 80 ms after the leader stamped it waits 80 ms less."""
+    assert probe_window(2000.0, 10_000, 10_000) == 2.0
+    assert probe_window(2000.0, 10_000, 10_080) == pytest.approx(1.92)
+    assert probe_window(2000.0, 10_000, 9_000) == 2.0  # a clock behind the leader's: never beyond the bound
+    assert probe_window(2000.0, 10_000, 60_000) == 1.0  # far ahead: never under half the bound
+
+
 def test_the_results_batch_is_complete_once_every_allocated_task_s_result_is_heard() -> None:
     """docs/adr/0185: the proposer of the results' block seals once every allocated task's result is in its
     mempool; a task with its result on chain is not waited for, and nothing allocated means nothing to seal."""
@@ -585,9 +593,12 @@ async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tm
         book = leader.app.book  # type: ignore[union-attr]
         liar = leader.app.oracles[2]  # type: ignore[union-attr]
         assert book.faults[liar] == len(out["quorum"])
-        # every oracle waited out the SLA's 2 s latency bound for the slow provider, and says so (docs/adr/0164)
-        waits = [n.app.status()["sla_wait_s"] for n in nodes.values() if n.role == "oracle"]  # type: ignore[union-attr]
-        assert waits and all(w.get(str(s["round"]), 0.0) >= 2.0 for w in waits), waits
+        # every oracle waited out the SLA's 2 s latency bound for the slow provider, and says so (docs/adr/0164):
+        # from the day's call, so the oracles that heard the call after the leader waited that much less (ADR 0191)
+        waits = {n.name: n.app.status()["sla_wait_s"].get(str(s["round"]), 0.0)  # type: ignore[union-attr]
+                 for n in nodes.values() if n.role == "oracle"}
+        bound = 2.0 if probe_from == "allocation" else 1.0
+        assert waits["oracle-0"] >= 2.0 and all(bound <= w for w in waits.values()), waits
         # ... and GET /status says it under the generic name every market uses (docs/adr/0184); no one else waited
         for n in nodes.values():
             st = n.status()

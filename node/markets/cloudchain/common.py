@@ -381,3 +381,11 @@ class CloudchainRole(Role):
         """Role fields for ``GET /status``."""
         book = self.book
         return {"providers": len(book.providers), "open_tasks": len(book.tasks), "settled_tasks": len(self.settled)}
+
+
+def probe_window(bound_ms: float, called_ms: int, now_ms: int) -> float:
+    """Seconds a probe of the day's call started at ``now_ms`` waits for an answer: until the call's stamp plus the
+    SLA's latency bound, the same instant for every oracle however late the call reached it (docs/adr/0191), and
+    never less than half the bound (a clock far ahead of the leader's) nor more than the bound (one behind it)."""
+    bound = bound_ms / 1000
+    return min(bound, max(bound / 2, bound - (now_ms - called_ms) / 1000))

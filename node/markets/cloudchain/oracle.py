@@ -44,6 +44,7 @@ from .common import (
     BlobStore,
     CloudchainRole,
     decode_all,
+    probe_window,
 )
 from .config import agent_names, round_tasks
 from .report import round_outcome
@@ -217,27 +218,29 @@ class OracleNode(CloudchainRole):
             started.add(slot)
             self.ctx.spawn(f"probe.{slot[0].hex()[:8]}", self.measured, *slot)
 
-    def probe_the_day(self, round_no: int) -> None:
+    def probe_the_day(self, round_no: int, called_ms: int) -> None:
         """With ``probe_from = "day"``: start this round's measurement of every bonded provider we are connected to
         as soon as the day is called, with the scenario's latency bound (every shipped task carries it; a task
         with another bound gets a measurement of its own). The probes then run while the tasks, the allocation
-        and the results land, instead of after them (docs/adr/0186)."""
+        and the results land, instead of after them (docs/adr/0186); their window closes ``called_ms`` (the
+        leader's stamp of the call) plus the bound, for every oracle alike (docs/adr/0191)."""
         if self.cfg.probe_from != "day":
             return
         connected = self.ctx.connected()
         for prov, _ in self.book.bonded(self.ctx.chain.state):
             slot = (prov, round_no, self.cfg.latency_ms)
             if prov in connected and slot not in self.probed:
-                self.ctx.spawn(f"probe.{prov.hex()[:8]}", self.measured, *slot)
+                self.ctx.spawn(f"probe.{prov.hex()[:8]}", self.measured, *slot, called_ms)
 
     @on(msg.MSG_DAY, from_roles=(ORACLE,))
     async def on_day(self, env: Envelope) -> None:
         """The leader called the day: start its probes (:meth:`probe_the_day`)."""
         if env.sender != self.rules.leader:
             raise Refuse("not-authorised", "only the round leader calls a day")
-        self.probe_the_day(env.round)
+        self.probe_the_day(env.round, env.ts)
 
-    async def probe(self, provider: bytes, bound_ms: float, round_no: int) -> tuple[float, float]:
+    async def probe(self, provider: bytes, bound_ms: float, round_no: int,
+                    called_ms: int | None = None) -> tuple[float, float]:
         """``(least round trip in ms of the answered probes, share of probes answered before the timeout)``.
 
         The least, not the median: on a loaded machine a round trip is the network's latency plus queueing
@@ -247,11 +250,16 @@ class OracleNode(CloudchainRole):
         The probes go out at once, and the measurement closes as soon as it is decided (docs/adr/0151): when
         every probe has answered, or when the SLA's latency bound has passed with no answer — then the least
         round trip exceeds the bound whatever comes later, the verdict is ``late`` (or worse), and the result
-        is ``(inf, 0.0)`` without waiting out the probes' timeouts."""
+        is ``(inf, 0.0)`` without waiting out the probes' timeouts.
+
+        ``called_ms``: probes of the day's call, whose window closes at the call's stamp plus the bound, so that
+        every oracle closes it at once however late the call reached it (docs/adr/0191); it stays open at least
+        half the bound (a clock far off the leader's cannot close it at once)."""
         rtts: list[float] = []
         finished = [0]
         decided = trio.Event()
         timeout = max(1.0, 4 * bound_ms / 1000)
+        window = bound_ms / 1000 if called_ms is None else probe_window(bound_ms, called_ms, self.ctx.now_ms())
 
         async def one() -> None:
             t0 = trio.current_time()
@@ -269,15 +277,16 @@ class OracleNode(CloudchainRole):
         async with trio.open_nursery() as nursery:
             for _ in range(self.cfg.probes):
                 nursery.start_soon(one)
-            with trio.move_on_after(bound_ms / 1000):
+            with trio.move_on_after(window):
                 await decided.wait()
             if not rtts:
                 nursery.cancel_scope.cancel()  # no answer within the bound: late, whatever comes later
         return (min(rtts) if rtts else math.inf), len(rtts) / self.cfg.probes
 
-    async def measured(self, provider: bytes, round_no: int, bound_ms: float) -> tuple[float, float]:
+    async def measured(self, provider: bytes, round_no: int, bound_ms: float,
+                       called_ms: int | None = None) -> tuple[float, float]:
         """The provider's probes of this round: taken once per provider, round and latency bound, shared by its
-        tasks."""
+        tasks (``called_ms``: started by the day's call, :meth:`probe`)."""
         slot = self.probed.get((provider, round_no, bound_ms))
         if slot is None:
             slot = self.probed[(provider, round_no, bound_ms)] = (trio.Event(), [])
@@ -285,7 +294,7 @@ class OracleNode(CloudchainRole):
                 del self.probed[old]
             try:
                 t_probe = trio.current_time()
-                slot[1].append(await self.probe(provider, bound_ms, round_no))
+                slot[1].append(await self.probe(provider, bound_ms, round_no, called_ms))
                 waited = trio.current_time() - t_probe
                 self.ctx.events.info("oracle.probed", round=round_no, provider=self.ctx.name_of(provider),
                                      rtt_ms=min(slot[1][0][0], 1e9), ms=round(waited * 1000, 1))
@@ -776,8 +785,9 @@ class OracleNode(CloudchainRole):
             raise RoundError("no requester or no provider is connected")
         window_s = ctx.deadline("window_s")
         expect = self._expected(plan, ids)
-        await ctx.publish(msg.MSG_DAY, {"day": rnd.number, "window_ms": int(window_s * 1000)}, round=rnd.number)
-        self.probe_the_day(rnd.number)  # our own gossip does not come back to us
+        call = await ctx.publish(msg.MSG_DAY, {"day": rnd.number, "window_ms": int(window_s * 1000)},
+                                 round=rnd.number)
+        self.probe_the_day(rnd.number, call.ts)  # our own gossip does not come back to us
         t_call = trio.current_time()
         window: Envelope | None = None
         if expect:  # the window closes itself on chain once these tasks landed (docs/adr/0174); not sealed: the
