@@ -331,6 +331,26 @@ def fast_aggregate_verify(pks: Sequence[bytes], message: bytes, signature: bytes
     return _once(b"a", keys, message, signature, lambda: FAST.fast_aggregate_verify(keys, message, signature))
 
 
+def aggregate_checked(pks: Sequence[bytes], message: bytes, signatures: Sequence[bytes]) -> bytes:
+    """The aggregate of ``signatures``, each ``pks[i]``'s signature of ``message``, remembered as verified for those
+    keys (a sum of valid signatures of one message is a valid aggregate for the keys together), so the aggregator
+    that builds a quorum from attestations it checked on receipt does not check the sum again (docs/adr/0190).
+    A signature not remembered as verified is checked here first.
+
+    Raises:
+        ValueError: no signatures, a count that differs from the keys', or a signature that does not verify.
+    """
+    keys, sigs = list(pks), list(signatures)
+    if not sigs or len(keys) != len(sigs):
+        raise ValueError("one signature per key, at least one")
+    if not all(verify(pk, message, sig) for pk, sig in zip(keys, sigs, strict=True)):
+        raise ValueError("a signature in the aggregate does not verify")
+    total = aggregate(sigs)
+    if all(type(pk) is bytes for pk in keys) and type(message) is bytes:
+        _remember(_cache_key(b"a", keys, message, total))
+    return total
+
+
 def verify_batch(claims: Iterable[tuple[Sequence[bytes], bytes, bytes]]) -> bool:
     """Whether every claim ``(pks, message, signature)`` holds as :func:`fast_aggregate_verify` would say (a claim
     with one key: as :func:`verify`), checked together (docs/adr/0190): Π e(r_i·apk_i, H(m_i)) = e(g1, Σ r_i·sig_i)

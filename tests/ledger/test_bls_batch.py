@@ -79,4 +79,35 @@ def test_a_batch_verifies_exactly_when_every_claim_does(spec: list[tuple[set[int
     expected = all(bls.FAST.fast_aggregate_verify(*c) for c in claims)
     assert expected == all(honest for _, honest in spec)
     assert bls.verify_batch(claims) == expected
-    assert bls.REFERENCE.batch_verify(claims, [1] * len(claims)) == expected
+
+
+def test_the_reference_backend_checks_a_batch_claim_by_claim() -> None:
+    good, other = _claim([0, 1], b"a"), _claim([2], b"b")
+    assert bls.REFERENCE.batch_verify([good, other], [3, 5]) and bls.FAST.batch_verify([good, other], [3, 5])
+    swapped = [(good[0], good[1], other[2]), (other[0], other[1], good[2])]
+    assert not bls.REFERENCE.batch_verify(swapped, [3, 5]) and not bls.FAST.batch_verify(swapped, [3, 5])
+    assert not bls.REFERENCE.batch_verify([good], [0]) and not bls.FAST.batch_verify([good], [0])  # weight 0
+
+
+def test_an_aggregate_of_checked_signatures_is_remembered_as_verified() -> None:
+    """docs/adr/0190: the aggregator does not check the sum of signatures it checked one by one."""
+    keys, message, agg = _claim([0, 1, 2], b"task late")
+    sigs = [bls.sign(SKS[i], message) for i in (0, 1, 2)]
+    assert all(bls.verify(k, message, s) for k, s in zip(keys, sigs, strict=True))
+    calls: list[int] = []
+    real = bls.FAST.fast_aggregate_verify
+
+    def counted(*a: object) -> bool:
+        calls.append(1)
+        return real(*a)  # type: ignore[arg-type]
+
+    bls.FAST.fast_aggregate_verify = counted  # type: ignore[method-assign]
+    try:
+        assert bls.aggregate_checked(keys, message, sigs) == agg
+        assert bls.fast_aggregate_verify(keys, message, agg) and not calls
+    finally:
+        bls.FAST.fast_aggregate_verify = real  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="does not verify"):
+        bls.aggregate_checked(keys, message + b"!", sigs)
+    with pytest.raises(ValueError, match="one signature per key"):
+        bls.aggregate_checked(keys, message, sigs[:2])

@@ -597,8 +597,10 @@ async def test_a_slow_provider_is_penalised_and_a_lying_oracle_moves_no_money(tm
         # from the day's call, so the oracles that heard the call after the leader waited that much less (ADR 0191)
         waits = {n.name: n.app.status()["sla_wait_s"].get(str(s["round"]), 0.0)  # type: ignore[union-attr]
                  for n in nodes.values() if n.role == "oracle"}
-        bound = 2.0 if probe_from == "allocation" else 1.0
-        assert waits["oracle-0"] >= 2.0 and all(bound <= w for w in waits.values()), waits
+        if probe_from == "allocation":
+            assert all(w >= 2.0 for w in waits.values()), waits
+        else:  # the leader stamped the call just before its own probes: it waited nearly the whole bound
+            assert waits["oracle-0"] >= 1.9 and all(w >= 1.0 for w in waits.values()), waits
         # ... and GET /status says it under the generic name every market uses (docs/adr/0184); no one else waited
         for n in nodes.values():
             st = n.status()
