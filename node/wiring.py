@@ -129,9 +129,8 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
     observers = [getattr(role, h.name) for h in app.of_kind("on_block")]
     proposers = [getattr(role, h.name) for h in app.of_kind("block_propose")]
     admits = [getattr(role, h.name) for h in app.of_kind("tx_admit")]
-    tx_prepares = [getattr(role, h.name) for h in app.of_kind("tx_prepare")]
     completes = [getattr(role, h.name) for h in app.of_kind("batch_complete")]
-    if checks or observers or prepares or proposers or admits or tx_prepares or completes:
+    if checks or observers or prepares or proposers or admits or completes:
 
         def check(parent: State, block: Block) -> None:
             for fn in checks:
@@ -152,17 +151,12 @@ def wire_role(node: Node, spec: MarketSpec, ref: str) -> Role:
             for fn in admits:
                 fn(state, env)
 
-        def prepare_txs(state: State, envs: Sequence[Envelope]) -> None:
-            for fn in tx_prepares:
-                fn(state, envs)
-
         def complete(state: State) -> bool | None:
             return batch_verdict(fn(state) for fn in completes)
 
         node.chain.hooks.append(BlockHooks(prepare=prepare if prepares else None, check=check if checks else None,
                                            imported=imported if observers else None,
                                            propose=propose if proposers else None, admit=admit if admits else None,
-                                           prepare_txs=prepare_txs if tx_prepares else None,
                                            complete=complete if completes else None))
     for h in app.of_kind("lifespan"):
         node.spawn(f"{node.role}.{h.name}", getattr(role, h.name))

@@ -5,8 +5,7 @@ check, ``check(parent_state, block)`` is a market contract re-executed on import
 whether this validator endorses a block it could import, ``imported(block)`` observes every new head,
 ``propose(parent_state, txs)`` lists the market contract's own transactions for a block this node proposes that
 carries ``txs`` (decoded, in block order) before them, ``admit(state, env)`` refuses (``ProtocolError``) a
-transaction the market's rules do not let the head take, ``prepare_txs(state, envs)`` checks in one go what a
-peer's batch of transactions shares before each is admitted, and ``complete(state)`` says whether the mempool holds
+transaction the market's rules do not let the head take, and ``complete(state)`` says whether the mempool holds
 the whole batch the market's next block waits for (True: a proposer seals; False: it holds on; None: no batch is
 awaited).
 """
@@ -33,7 +32,6 @@ class BlockHooks:
     imported: Callable[[Block], None] | None = None
     propose: Callable[[State, Sequence[Envelope]], list[tuple[str, dict[str, Any]]]] | None = None
     admit: Callable[[State, Envelope], None] | None = None
-    prepare_txs: Callable[[State, Sequence[Envelope]], None] | None = None
     complete: Callable[[State], bool | None] | None = None
 
 

@@ -4,7 +4,6 @@ jobs — finality (``finality.py``), sync (``sync.py``), our own nonces (``nonce
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -170,22 +169,6 @@ class ChainService:
         self.changes.notify()
         return env
 
-    def _prepare_txs(self, raws: Sequence[bytes]) -> None:
-        """Let the markets check in one go what a peer's batch of transactions shares (``@tx_prepare``), before each
-        is admitted on its own; a transaction that does not decode is left to :meth:`add_tx` to refuse."""
-        preparers = [h.prepare_txs for h in self.hooks if h.prepare_txs is not None]
-        if not preparers or len(raws) < 2:
-            return
-        envs = []
-        for raw in raws:
-            with contextlib.suppress(ProtocolError):
-                envs.append(decode_tx(raw, self.network_id))
-        for prepare in preparers:
-            try:
-                prepare(self.chain.state, envs)
-            except Exception as err:  # it decides nothing: a bug here must not lose the batch
-                _events.error("contract.prepare_failed", error=type(err).__name__, detail=str(err)[:200])
-
     def _add_evidence(self, env: Envelope, raw: bytes) -> Envelope | None:
         """Keep equivocation evidence (it has no nonce) once per proposer and height not punished yet."""
         try:
@@ -331,7 +314,6 @@ class ChainService:
             raise RejectRequest(ProtocolReason.MALFORMED)
         added = 0
         self.direct_txs_served += 1
-        self._prepare_txs(body["txs"])
         for raw in body["txs"]:
             added += self.add_tx(raw) is not None
         if body.get("seal"):
@@ -359,7 +341,6 @@ class ChainService:
 
     async def on_txs(self, env: Envelope) -> None:
         """Gossip handler: a batch of transactions (``seal``: its sender's batch is complete)."""
-        self._prepare_txs(env.body["txs"])
         for raw in env.body["txs"]:
             self.add_tx(raw)
         if env.body.get("seal"):

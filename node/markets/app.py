@@ -32,10 +32,6 @@ logged and counted. A handler raises :class:`~.context.Refuse` to refuse with a 
   Pure: also asked, with no ``txs``, whether there is contract work to propose at all.
 * ``@tx_admit`` — ``admit(state, env)``: the market's rules for one of its transactions against the head (raise
   ``Refuse``): the mempool refuses what fails (logged with the reason) and a proposer never builds on it.
-* ``@tx_prepare`` — ``prepare(state, envs)``: before a batch of transactions from a peer (a gossiped or pushed
-  ``chain/txs``) is admitted one by one, check in one go what they share (e.g. their BLS signatures in one
-  batch, docs/adr/0190) so that each ``@tx_admit`` finds it done. It decides nothing: a failure leaves each
-  transaction's own check to find and name the bad one.
 * ``@batch_complete`` — ``complete(state) -> bool | None``: True — the mempool holds everything the market's
   next block is waiting for (e.g. every task a window names), so a ``pos``/``lottery`` proposer seals now
   instead of waiting out its quiet window; False — some of it is known to be still on its way, so the proposer
@@ -111,12 +107,6 @@ def tx_admit(fn: F) -> F:
     return _mark(fn, Declared("tx_admit"))
 
 
-def tx_prepare(fn: F) -> F:
-    """Declare ``prepare(self, state, envs)``: check in one go what a batch of transactions from a peer shares,
-    before each is admitted (it refuses nothing)."""
-    return _mark(fn, Declared("tx_prepare"))
-
-
 def batch_complete(fn: F) -> F:
     """Declare ``complete(self, state) -> bool | None``: whether the mempool holds the whole batch the next block
     waits for (None: no batch awaited)."""
@@ -180,7 +170,7 @@ class RoleApp:
 
     def of_kind(self, kind: str) -> list[Handler]:
         """The handlers of one kind (``gossip``, ``request``, ``block_check``, ``block_prepare``,
-        ``block_propose``, ``tx_admit``, ``tx_prepare``, ``batch_complete``, ``on_block``, ``lifespan``)."""
+        ``block_propose``, ``tx_admit``, ``batch_complete``, ``on_block``, ``lifespan``)."""
         return [h for h in self.handlers if h.declared.kind == kind]
 
     def create(self, ctx: RoleContext) -> Role:

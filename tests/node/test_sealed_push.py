@@ -12,10 +12,9 @@ from bazaar.ledger import bls
 from bazaar.ledger.chain import Chain
 from bazaar.ledger.consensus import pos_proposer
 from bazaar.ledger.store import MemoryStore
-from bazaar.node.chain.hooks import BlockHooks
 from bazaar.node.chain.service import ChainService
 from bazaar.node.memnet import open_memory_network
-from bazaar.protocol import codec, seal
+from bazaar.protocol import codec
 from bazaar.protocol.chainmsg import MSG_TXS
 from tests.fuzz.ledger_targets import _no_publish, _NoTransport
 from tests.ledger.helpers import NID, Net
@@ -95,28 +94,3 @@ async def test_a_seal_lasts_until_a_block_carries_its_batch() -> None:
     second, _ = net.commit([sealed])
     assert await svc.import_block(second, announce=False)
     assert not svc.sealed  # the block carried it
-
-
-async def test_a_peer_s_batch_is_prepared_in_one_go_before_each_transaction_is_admitted() -> None:
-    """``@tx_prepare`` (docs/adr/0190): a market sees a pushed or gossiped batch whole before each transaction's
-    own admission; one that fails to prepare loses nothing, and a transaction that does not decode is skipped."""
-    net = Net("pos")
-    chain = Chain(MemoryStore(), net.genesis)
-    me = net.validators[0]
-    svc = ChainService(chain, key=me, bls_secret=bls.bls_keygen(me.seed),
-                       transport=_NoTransport(), publish=_no_publish, network_id=NID)  # type: ignore[arg-type]
-    seen: list[tuple[int, int]] = []
-
-    def prepare(state: Any, envs: Any) -> None:
-        seen.append((len(envs), len(svc.mempool)))  # before any of them is admitted
-        raise RuntimeError("a market's bug")
-
-    svc.hooks.append(BlockHooks(prepare_txs=prepare))
-    txs = [net.tx("alice", "transfer", to=net.acct("bob"), amount=5),
-           net.tx("carol", "transfer", to=net.acct("bob"), amount=7)]
-    await svc.serve_txs(net.acct("alice"), codec.encode({"txs": [*txs, b"\x01not a tx"], "seal": True}))
-    assert seen == [(2, 0)] and len(svc.mempool) == 2  # both kept all the same
-    more = [net.tx("alice", "transfer", to=net.acct("bob"), amount=1),
-            net.tx("carol", "transfer", to=net.acct("bob"), amount=2)]
-    await svc.on_txs(seal(net.keys["alice"], NID, MSG_TXS, {"txs": more}, seq=1))
-    assert seen == [(2, 0), (2, 2)] and len(svc.mempool) == 4

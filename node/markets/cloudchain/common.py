@@ -21,9 +21,9 @@ from bazaar.protocol.markets import cloudchain as msg
 from bazaar.protocol.transport import RejectRequest
 
 from ...reasons import NodeReason
-from ..app import Role, batch_complete, block_check, block_propose, on_block, tx_admit, tx_prepare
+from ..app import Role, batch_complete, block_check, block_propose, on_block, tx_admit
 from ..context import Refuse, RequestFailed, RoleContext
-from .book import CONTRACT_RECORDS, Book, Entry, Rules, task_key, task_of, verify_block, verify_signatures_together
+from .book import CONTRACT_RECORDS, Book, Entry, Rules, task_key, task_of, verify_block
 from .config import CloudchainConfig
 
 PROVIDER, REQUESTER, ORACLE = "provider", "requester", "oracle"
@@ -319,12 +319,6 @@ class CloudchainRole(Role):
                 _note_key(self._results_heard, data["task"])
             elif kind == msg.WINDOW and env.sender == self.rules.leader and isinstance(data.get("expect"), list):
                 self._window = (int(env.body["nonce"]), frozenset(k for k in data["expect"] if isinstance(k, bytes)))
-
-    @tx_prepare
-    def prepare_txs(self, state: State, envs: Sequence[Envelope]) -> None:
-        """The BLS signatures of a batch's quorum and ruling records checked in one go (a round's quorums arrive
-        together, pushed to the drawn proposer), so that each record's admission finds them remembered."""
-        verify_signatures_together(state, envs, self.rules)
 
     @batch_complete
     def window_complete(self, state: State) -> bool | None:
