@@ -684,9 +684,9 @@ def check_quorum(data: dict[str, Any], entry: Entry, rules: Rules, state: State,
     claims = quorum_claims(data, rules, state, prefix)
     if data["task"] != entry.key:
         raise Refuse("bad-quorum", "the record names another task")
-    want = b"" if data["verdict"] == "missing" else entry.result
-    if data["result"] != want or (data["verdict"] != "missing" and not entry.result):  # a ruling names the settled
-        raise Refuse("bad-quorum", "the verdict names another result than the provider posted")  # result
+    want = b"" if data["verdict"] == "missing" else entry.result  # a ruling names the settled result
+    if data["result"] != want or (data["verdict"] != "missing" and not entry.result):
+        raise Refuse("bad-quorum", "the verdict names another result than the provider posted")
     if not bls.fast_aggregate_verify(*claims[0]):
         raise Refuse("bad-quorum", "the aggregated BLS signature does not verify")
     if not all(bls.verify(keys[0], message, sig) for keys, message, sig in claims[1:]):
