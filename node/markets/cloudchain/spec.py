@@ -61,8 +61,9 @@ def plots(rounds: list[dict[str, Any]], out: Path) -> list[str]:
 
 def min_messages(scenario: Scenario) -> int:
     """Per round at least: the day call, one transaction batch per requester process, the window, the block that
-    allocates, one result per task, m attestations per task and one quorum, the settling block, the close, and a
-    block and its attestations for each of those blocks (here counted once: the phases overlap)."""
+    allocates, the results, one verdict message per oracle (its verdicts of the round together, docs/adr/0188)
+    and one quorum batch, the settling block, and a block and its votes (here counted once: the phases
+    overlap)."""
     m = scenario.roles["oracle"]
     validators = m + scenario.roles["provider"]
     return 1 + scenario.roles["requester"] + 1 + 1 + (1 + m + 1) + 1 + 1 + validators
