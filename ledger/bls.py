@@ -190,16 +190,21 @@ class BlstBackend:
             total = total + point
         return bytes(total.compress())
 
-    def fast_aggregate_verify(self, pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+    def _key_sum(self, pks: Sequence[bytes]):  # type: ignore[no-untyped-def]
+        """The sum of ``pks``' points; None when there is none or one is malformed."""
         if not pks:
-            return False
+            return None
         total = self._p1()
         for pk in pks:
             point = self._pk_point(pk)
             if point is None:
-                return False
+                return None
             total = total + point
-        return self._core_verify(total, message, signature, DST_SIG)
+        return total
+
+    def fast_aggregate_verify(self, pks: Sequence[bytes], message: bytes, signature: bytes) -> bool:
+        total = self._key_sum(pks)
+        return total is not None and self._core_verify(total, message, signature, DST_SIG)
 
     def batch_verify(self, claims: Sequence[tuple[Sequence[bytes], bytes, bytes]], scalars: Sequence[int]) -> bool:
         # Π e(r_i·apk_i, H(m_i)) == e(g1, Σ r_i·sig_i): n + 1 Miller loops and one final exponentiation
@@ -208,16 +213,8 @@ class BlstBackend:
         lhs = None
         total = self._p2()
         for (pks, message, signature), r in zip(claims, scalars, strict=True):
-            if not pks or not 0 < r < CURVE_ORDER:
-                return False
-            apk = self._p1()
-            for pk in pks:
-                point = self._pk_point(pk)
-                if point is None:
-                    return False
-                apk = apk + point
-            sig = self._sig_point(signature)
-            if sig is None:
+            apk, sig = self._key_sum(pks), self._sig_point(signature)
+            if apk is None or sig is None or not 0 < r < CURVE_ORDER:
                 return False
             term = self._miller(apk.scalar_mul(r), self._p2.hash_to_group(message, DST_SIG))
             lhs = term if lhs is None else lhs * term

@@ -29,9 +29,9 @@ def _fresh_cache() -> None:
     bls._VERIFIED.clear()
 
 
-def test_a_batch_of_valid_claims_verifies_and_each_is_then_remembered() -> None:
-    claims = [_claim([0, 1, 2], b"verdict a"), _claim([3], b"verdict b"), _claim([1, 4], b"verdict c")]
-    assert bls.verify_batch(claims)
+@pytest.fixture
+def pairings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the backend's aggregate checks from here on (a remembered claim makes none)."""
     calls: list[int] = []
     real = bls.FAST.fast_aggregate_verify
 
@@ -39,12 +39,15 @@ def test_a_batch_of_valid_claims_verifies_and_each_is_then_remembered() -> None:
         calls.append(1)
         return real(*a)  # type: ignore[arg-type]
 
-    bls.FAST.fast_aggregate_verify = counted  # type: ignore[method-assign]
-    try:
-        assert all(bls.fast_aggregate_verify(*c) for c in claims) and not calls  # remembered, not recomputed
-        assert bls.verify(claims[1][0][0], claims[1][1], claims[1][2])  # a one-key claim counts as a verify too
-    finally:
-        bls.FAST.fast_aggregate_verify = real  # type: ignore[method-assign]
+    monkeypatch.setattr(bls.FAST, "fast_aggregate_verify", counted)
+    return calls
+
+
+def test_a_batch_of_valid_claims_verifies_and_each_is_then_remembered(pairings: list[int]) -> None:
+    claims = [_claim([0, 1, 2], b"verdict a"), _claim([3], b"verdict b"), _claim([1, 4], b"verdict c")]
+    assert bls.verify_batch(claims)
+    assert all(bls.fast_aggregate_verify(*c) for c in claims) and not pairings  # remembered, not recomputed
+    assert bls.verify(claims[1][0][0], claims[1][1], claims[1][2])  # a one-key claim counts as a verify too
     assert bls.verify_batch([])
 
 
@@ -89,24 +92,13 @@ def test_the_reference_backend_checks_a_batch_claim_by_claim() -> None:
     assert not bls.REFERENCE.batch_verify([good], [0]) and not bls.FAST.batch_verify([good], [0])  # weight 0
 
 
-def test_an_aggregate_of_checked_signatures_is_remembered_as_verified() -> None:
+def test_an_aggregate_of_checked_signatures_is_remembered_as_verified(pairings: list[int]) -> None:
     """docs/adr/0190: the aggregator does not check the sum of signatures it checked one by one."""
     keys, message, agg = _claim([0, 1, 2], b"task late")
     sigs = [bls.sign(SKS[i], message) for i in (0, 1, 2)]
     assert all(bls.verify(k, message, s) for k, s in zip(keys, sigs, strict=True))
-    calls: list[int] = []
-    real = bls.FAST.fast_aggregate_verify
-
-    def counted(*a: object) -> bool:
-        calls.append(1)
-        return real(*a)  # type: ignore[arg-type]
-
-    bls.FAST.fast_aggregate_verify = counted  # type: ignore[method-assign]
-    try:
-        assert bls.aggregate_checked(keys, message, sigs) == agg
-        assert bls.fast_aggregate_verify(keys, message, agg) and not calls
-    finally:
-        bls.FAST.fast_aggregate_verify = real  # type: ignore[method-assign]
+    assert bls.aggregate_checked(keys, message, sigs) == agg
+    assert bls.fast_aggregate_verify(keys, message, agg) and not pairings
     with pytest.raises(ValueError, match="does not verify"):
         bls.aggregate_checked(keys, message + b"!", sigs)
     with pytest.raises(ValueError, match="one signature per key"):
