@@ -286,6 +286,7 @@ class Node:
             "peers": len(self.transport.peers()), "synced": self.chain.synced, "mempool": len(self.chain.mempool),
             "sealed_pushes": dict(self.chain.sealed_pushes),
             "cert_pushes": dict(self.chain.finality.pushes),
+            "block_pushes": dict(self.chain.blockpush.counts),
             "mesh_min": self.transport.mesh_min(self.shared_topics()) if hasattr(self.transport, "mesh_min") else None,
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
@@ -488,6 +489,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
             service.aggregator = _first_node_key(scenario, config, key)
             service.network_size = len(scenario.nodes)
             service.votes = scenario.chain["votes"]
+            service.blocks = scenario.chain["blocks"]
             task = spec.learning_task(settings) if spec.learning_task is not None else None
             driver: ConsensusDriver = make_driver(genesis.consensus, node, learning_task=task, data_dir=data_dir)
             node.consensus = driver

@@ -37,6 +37,9 @@ CHAIN = (
     Field("votes", "str", required=False, default="aggregator", choices=("aggregator", "gossip"),
           doc="how validators' finality votes travel: to the network's aggregator, which pushes the certificate "
               "(gossiped when it fails), or gossiped to every node (docs/adr/0189)"),
+    Field("blocks", "str", required=False, default="push", choices=("push", "gossip"),
+          doc="how a proposer spreads its block: pushed to every peer (gossiped as well when a push fails or a node "
+              "is not connected), or gossiped (docs/adr/0192)"),
 )
 PHASE = (
     Field("name", "str"),
@@ -91,9 +94,10 @@ class Scenario:
     market: dict[str, Any]
     source: Path
     nodes: tuple[tuple[str, str], ...] = field(default=())
-    chain: dict[str, Any] = field(default_factory=lambda: {"mempool": 10_000, "votes": "aggregator"})
+    chain: dict[str, Any] = field(default_factory=lambda: {"mempool": 10_000, "votes": "aggregator",
+                                                          "blocks": "push"})
     """The checked ``[chain]`` table (node rules every node of the network applies alike: ``mempool``,
-    ``votes``)."""
+    ``votes``, ``blocks``)."""
 
     def role_of(self, name: str) -> str:
         """The role of node ``name``."""

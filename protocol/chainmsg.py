@@ -27,6 +27,10 @@ PROTO_ATTEST = "/bazaar/attest/1"
 PROTO_CERT = "/bazaar/cert/1"
 """The aggregator's certificate pushed to each peer when votes come to it directly (docs/adr/0181): the raw
 certificate (≤ ``MAX_CERT`` bytes), answered with an empty body."""
+PROTO_BLOCK = "/bazaar/block/1"
+"""A new block pushed by its proposer to each peer (docs/adr/0192): the encoded block (≤ ``MAX_BLOCK`` bytes,
+self-authenticating by its proposer's signature), answered with an empty body once the peer has offered it to
+its chain."""
 MAX_CERT = 64 << 10
 """Longest encoded certificate a node reads (the ``chain/cert`` schema's bound)."""
 

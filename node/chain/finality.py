@@ -19,6 +19,7 @@ from bazaar.protocol.transport import PeerUnavailable, RejectRequest, RemoteReje
 
 from ..logs import Events
 from ..reasons import NodeReason
+from .push import push_to_peers
 
 if TYPE_CHECKING:
     from .service import ChainService
@@ -166,29 +167,15 @@ class Finality:
         self.svc.spawn("cert.announce", self._push, cert.encode())
 
     async def _push(self, raw: bytes) -> None:
-        """Send the certificate to every connected peer (``/bazaar/cert/1``): one message each, none relayed,
-        where gossip costs every node a receive per mesh peer and a relay (docs/adr/0181). It is gossiped as
-        well when a push failed or a node of the network is not connected to us, so no node depends on the
-        pushes alone."""
+        """Send the certificate to every connected peer (``/bazaar/cert/1``, :func:`push_to_peers`). It is gossiped
+        as well when a push failed or a node of the network is not connected to us, so no node depends on the
+        pushes alone (docs/adr/0181)."""
         svc = self.svc
-        peers = [k for k in svc.transport.peers() if k != svc.key.public]
-        failed = 0
-
-        async def one(peer: bytes) -> None:
-            nonlocal failed
-            try:
-                await svc.transport.request(peer, PROTO_CERT, raw, timeout=CERT_PUSH_TIMEOUT)
-            except (PeerUnavailable, RemoteRejected, trio.TooSlowError):
-                failed += 1
-                return
-            self.pushes["pushed"] += 1
-
-        async with trio.open_nursery() as nursery:
-            for peer in peers:
-                nursery.start_soon(one, peer)
-        if failed or len(peers) < svc.network_size - 1:
+        pushed = await push_to_peers(svc.transport, svc.key.public, PROTO_CERT, raw, timeout=CERT_PUSH_TIMEOUT)
+        self.pushes["pushed"] += pushed.landed
+        if pushed.short(svc.network_size):
             self.pushes["gossiped"] += 1
-            _events.info("certificate.gossiped", failed=failed, pushed=len(peers) - failed)
+            _events.info("certificate.gossiped", failed=pushed.failed, pushed=pushed.landed)
             await svc.publish(MSG_CERT, {"cert": raw})
 
     async def serve_certificate(self, peer: bytes, request: bytes) -> bytes:

@@ -25,6 +25,7 @@ from bazaar.protocol.chainmsg import (
     MSG_CERT,
     MSG_TXS,
     PROTO_ATTEST,
+    PROTO_BLOCK,
     PROTO_CERT,
     PROTO_SYNC,
     PROTO_TXS,
@@ -37,6 +38,7 @@ from ..clock import Clock
 from ..logs import Events
 from ..mempool import Mempool
 from ..notify import Changes
+from .blockpush import BlockPush
 from .finality import Finality
 from .hooks import BlockHooks, batch_verdict
 from .nonces import OwnNonces
@@ -102,16 +104,21 @@ class ChainService:
         self.votes = "aggregator"
         """The scenario's ``[chain] votes``: ``aggregator`` (direct requests, the certificate pushed back) or
         ``gossip`` (docs/adr/0189)."""
+        self.blocks = "push"
+        """The scenario's ``[chain] blocks``: ``push`` (a proposer sends its block to every peer directly, gossiping
+        it only when that falls short) or ``gossip`` (docs/adr/0192)."""
         self.spawn: Callable[..., None] | None = None
         """``spawn(name, fn, *args)``: run a background task in the node's nursery (the runtime hands it the
         node's own). Without it, votes are always gossiped (no background sends)."""
         self.nonces = OwnNonces(chain, key.public)
         self.finality = Finality(self)
         self.sync = ChainSync(self)
+        self.blockpush = BlockPush(self)
         transport.set_handler(PROTO_SYNC, self.sync.serve)
         transport.set_handler(PROTO_ATTEST, self.finality.serve)
         transport.set_handler(PROTO_CERT, self.finality.serve_certificate)
         transport.set_handler(PROTO_TXS, self.serve_txs)
+        transport.set_handler(PROTO_BLOCK, self.blockpush.serve)
 
     # ------------------------------------------------------------------ queries
     @property
@@ -537,7 +544,7 @@ class ChainService:
         _events.info("block.imported", height=h, hash=block.hash, proposer=block.header.proposer,
                      txs=len(block.txs))
         if announce:
-            await self.publish(MSG_BLOCK, {"block": block.encode()})
+            await self.blockpush.announce(block)
         cert = self.finality.pending.pop(h, None)
         if cert is not None:
             self.finality.finalize(cert)
