@@ -43,6 +43,7 @@ class ChainSync:
         self.answered = False  # some peer answered a sync request since we started
         self.certified_seen = 0  # the highest certified height a peer backed (or a verified certificate showed)
         self._claim: int | None = None
+        self._stuck_at: int | None = None  # our finalized height at the last tick, when it lagged what we saw
 
     @property
     def synced(self) -> bool:
@@ -159,18 +160,32 @@ class ChainSync:
 
     async def loop(self, *, interval: float = 2.0, probe_every: int = 5) -> None:
         """Catch up whenever a peer shows a height above ours (blocks, attestations, certificates), and
-        probe one peer every ``probe_every`` intervals in case the network is idle after our restart."""
+        probe one peer every ``probe_every`` intervals in case the network is idle after our restart.
+
+        A block we lack sends us to our peers at once. A certificate we lack does only once our finalized
+        height has not moved for a whole interval (or while we are not synced): every block waits a moment
+        for its certificate, and a sweep in that moment asked up to eight peers for what was on its way
+        (docs/adr/0193)."""
         tick = 0
         probed = False  # a restarted node probes as soon as it has a peer, not ``probe_every`` ticks later
         while True:
             peers = self.svc.transport.peers()
-            chain, seen = self.svc.chain, self.svc.highest_seen
-            behind = seen > chain.height or chain.finalized_height < seen
+            behind = self.behind()
             if peers and (behind or not probed or tick % probe_every == 0):
                 probed = True
                 await self.sweep(peers, tick, behind=behind)
             tick += 1
             await trio.sleep(interval if self.synced else min(interval, UNSYNCED_INTERVAL_S))
+
+    def behind(self) -> bool:
+        """Whether the loop's tick now should sync from several peers: a peer showed a block we lack, or our
+        finalized height lags what we saw and has not moved since the last tick (at once while we are not
+        synced). Called once per tick: it remembers the finalized height it saw lagging."""
+        chain, seen = self.svc.chain, self.svc.highest_seen
+        lagging = chain.finalized_height < seen
+        stale = lagging and (self._stuck_at == chain.finalized_height or not self.synced)
+        self._stuck_at = chain.finalized_height if lagging else None
+        return seen > chain.height or stale
 
     async def sweep(self, peers: list[bytes], tick: int, *, behind: bool) -> None:
         """Sync from every peer when behind (else from one); when none of them had anything past our head or

@@ -27,6 +27,9 @@ FINAL_POLL_S = 0.2
 FINAL_WAIT_S = 2.0
 """How long one ``GET /final`` may wait at a node before the driver checks which nodes are still alive."""
 FINAL_POLL_TIMEOUT_S = 5.0
+EARLY_WAIT_S = 60.0
+"""How long a ``GET /final`` sent before the round's block exists may wait (the node's most; given up as soon as
+the round turns out to have put its block at another height)."""
 
 
 def leader_of(info: dict[str, Any], spec: MarketSpec) -> tuple[str, dict[str, Any]]:
@@ -50,11 +53,44 @@ def progress_line(spec: MarketSpec, summary: Mapping[str, Any]) -> str:
             f"{len(summary.get('left_out', []))}, final everywhere: {summary.get('final_everywhere')}")
 
 
-def _post_round(port: int, timeout: float, token: str | None) -> dict[str, Any]:
-    async def go() -> Any:
-        return await http_json(port, "POST", "/round", {}, timeout=timeout, token=token)
+def _post_round(port: int, timeout: float, token: str | None, *, nodes: Mapping[str, dict[str, Any]] | None = None,
+                guess: int | None = None) -> tuple[dict[str, Any], dict[str, int | None]]:
+    """``POST /round`` at the leader; returns its summary and the finality stamps already collected.
 
-    return dict(trio.run(go))
+    With ``nodes`` and ``guess`` (the height the round's block will most likely have), every node is asked
+    ``GET /final?height=guess`` while the round runs, so the nodes read those requests before the round rather
+    than while they finalize its block (docs/adr/0193); the answers count only if the round's block has that height
+    (the waits are given up at once otherwise), and only from nodes that finalized it."""
+    stamps: dict[str, int | None] = {}
+    summary: dict[str, Any] = {}
+
+    async def ask(name: str, node: dict[str, Any]) -> None:
+        try:
+            answer = await http_json(node["http_port"], "GET", f"/final?height={guess}&wait={EARLY_WAIT_S:g}",
+                                     timeout=EARLY_WAIT_S + FINAL_POLL_TIMEOUT_S)
+        except (OSError, trio.TooSlowError, HttpError, ValueError):
+            return  # asked again once the round is known
+        if isinstance(answer, dict) and isinstance(answer.get("finalized"), int) and guess is not None \
+                and answer["finalized"] >= guess:
+            stamp = answer.get("final_at_ms")
+            stamps[name] = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
+
+    async def go() -> None:
+        async with trio.open_nursery() as nursery:
+            async def post() -> None:
+                summary.update(await http_json(port, "POST", "/round", {}, timeout=timeout, token=token))
+                if summary.get("height") != guess or not summary.get("final"):
+                    nursery.cancel_scope.cancel()  # the early waits are for another height
+                else:  # nodes not final by then are asked again, between checks of which nodes are alive
+                    nursery.cancel_scope.deadline = trio.current_time() + FINAL_WAIT_S
+
+            nursery.start_soon(post)
+            if nodes is not None and guess is not None:
+                for name, node in nodes.items():
+                    nursery.start_soon(ask, name, node)
+
+    trio.run(go)
+    return summary, (stamps if summary.get("height") == guess else {})
 
 
 def _apply_faults(root: Path, scenario: Any, next_round: int, progress: Callable[[str], None] | None) -> None:
@@ -70,15 +106,18 @@ def _apply_faults(root: Path, scenario: Any, next_round: int, progress: Callable
             progress(f"fault before round {next_round}: {fault.action} {fault.node}")
 
 
-def _final_everywhere(root: Path, height: int, timeout: float) -> tuple[bool, list[int | None]]:
+def _final_everywhere(root: Path, height: int, timeout: float, known: Mapping[str, int | None] | None = None,
+                      ) -> tuple[bool, list[int | None]]:
     """Whether every live node finalized ``height`` within ``timeout``, and the wall-clock time (unix ms) at which
     each node says it did (its ``final_at_ms``; None when it has no stamp, e.g. it synced the height). Each node
     not yet final is asked once with ``GET /final?height=H&wait=S``, which it answers as soon as the height is
     final there (or after ``FINAL_WAIT_S``, when the question is asked again of the nodes still alive): no
-    polling while the nodes are busy finalizing (docs/adr/0149)."""
+    polling while the nodes are busy finalizing (docs/adr/0149). ``known``: nodes already seen final, with their
+    stamps (asked before the round, :func:`_post_round`)."""
     info = launcher.NetDir(root).load()
-    pending = dict(info["nodes"])
-    stamps: list[int | None] = []
+    known = known or {}
+    pending = {name: node for name, node in info["nodes"].items() if name not in known}
+    stamps: list[int | None] = list(known.values())
     deadline = time.monotonic() + timeout
 
     async def ask(name: str, node: dict[str, Any], done: list[str]) -> None:
@@ -130,6 +169,7 @@ def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | Non
     scenario = load_scenario(net.load()["scenario"])
     spec = get_spec(scenario.market_name)
     round_timeout = sum(scenario.deadlines.values()) + 60
+    blocks_per_round = 1
     for _ in range(rounds):
         info = net.load()
         leader_name, leader = leader_of(info, spec)
@@ -139,14 +179,18 @@ def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | Non
         next_round = status.get("rounds", {}).get("round", 0) + 1
         _apply_faults(root, scenario, next_round, progress)
         info = net.load()
+        head = status.get("height")
+        guess = head + blocks_per_round if isinstance(head, int) else None
         t0, t0_unix = time.monotonic(), time.time()
         try:
-            summary = _post_round(info["nodes"][leader_name]["http_port"], round_timeout,
-                                  launcher.NetDir(root).control_token())
+            summary, early = _post_round(info["nodes"][leader_name]["http_port"], round_timeout,
+                                         launcher.NetDir(root).control_token(), nodes=info["nodes"], guess=guess)
         except (OSError, trio.TooSlowError, HttpError) as err:
             raise launcher.LaunchError(f"round {next_round} failed at the leader: {err}") from err
         height = summary.get("height")
-        final_everywhere, stamps = (_final_everywhere(root, height, scenario.deadlines["final_s"] + 15)
+        if isinstance(head, int) and isinstance(height, int) and height > head:
+            blocks_per_round = height - head  # e.g. cloudchain's tasks block and settlement block
+        final_everywhere, stamps = (_final_everywhere(root, height, scenario.deadlines["final_s"] + 15, early)
                                     if height is not None and summary.get("final") else (False, []))
         summary["final_everywhere"] = final_everywhere
         leader_ms = float(summary.get("latency_ms") or 0.0)

@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import trio
+
 from bazaar.ledger.finality import make_attestation
 from bazaar.protocol import KeyPair, seal
-from bazaar.protocol.chainmsg import MSG_ATTEST
+from bazaar.protocol.chainmsg import MSG_ATTEST, MSG_CERT, PROTO_CERT
 
 from .harness import memory_net, small_scenario
 
@@ -62,3 +64,27 @@ async def test_an_unsubstantiated_height_costs_one_sweep(tmp_path: Path) -> None
         for peer in peers:
             await svc.sync_from(peer)
         assert svc.sync.requests - before <= len(peers)  # each peer is asked at most once for it
+
+
+async def test_a_missing_certificate_is_synced_after_one_quiet_tick_not_at_once(tmp_path: Path) -> None:
+    """A block waits a moment for its certificate: the sync loop goes to its peers for it only once the finalized
+    height has not moved for a whole tick (docs/adr/0193), and then it does catch up."""
+    async with memory_net(small_scenario(tmp_path), tmp_path / "net") as nodes:
+        deaf = nodes["consumer-2"]
+
+        async def ignore(*_: object) -> bytes:
+            return b""
+
+        deaf.transport.set_handler(PROTO_CERT, ignore)  # neither the aggregator's push nor the gossiped copy
+        deaf.router.handlers[MSG_CERT] = ignore
+        with trio.fail_after(60):
+            summary = await nodes["cpp"].engine.play()
+            height = summary["height"]
+            await deaf.chain.changes.wait_for(lambda: deaf.chain.height >= height, timeout=20)
+        sync = deaf.chain.sync
+        assert deaf.chain.finalized_height < height <= deaf.chain.highest_seen
+        sync._stuck_at = None
+        assert not sync.behind()  # the certificate may be on its way
+        assert sync.behind()  # a tick later nothing moved: go and get it
+        with trio.fail_after(30):  # the node's own loop (every 2 s) syncs it from a peer
+            await deaf.chain.changes.wait_for(lambda: deaf.chain.finalized_height >= height, timeout=25)
