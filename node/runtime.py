@@ -55,6 +55,7 @@ from .readiness import notify_ready
 from .rounds.engine import RoundEngine, RoundPlan
 from .router import Router
 from .scenario import Scenario, load_scenario
+from .spread import Spread, node_topics
 from .wiring import wire_role
 
 TransportFactory = Callable[[KeyPair, NodeConfig, list[str]], AbstractAsyncContextManager[Transport]]
@@ -94,6 +95,11 @@ class Node:
     """The misbehaviours this node was started with (checked against its market's declaration; node/byzantine)."""
     sent: Counter[str] = field(default_factory=Counter)
     """Envelopes this node signed, by type (``/metrics``; a bid sent to several peers counts once)."""
+
+    @functools.cached_property
+    def spread(self) -> Spread:
+        """How this node sends its market messages (pushed or gossiped, docs/adr/0194)."""
+        return Spread(self)
 
     # ------------------------------------------------------------------ identity and peers
     @property
@@ -180,9 +186,9 @@ class Node:
                     ts=self.clock.now_ms())
 
     async def publish(self, mtype: str, body: dict[str, Any], *, round: int) -> Envelope:
-        """Gossip a market message."""
+        """Send a market message to every node of its topic: pushed or gossiped (:class:`~.spread.Spread`)."""
         env = self.seal(mtype, body, round=round)
-        await self.transport.publish(market_topic(self.network_id, self.market, self.spec.audience(mtype)), env.wire)
+        await self.spread.send(market_topic(self.network_id, self.market, self.spec.audience(mtype)), env.wire)
         return env
 
     async def publish_chain(self, mtype: str, body: dict[str, Any]) -> None:
@@ -287,6 +293,7 @@ class Node:
             "sealed_pushes": dict(self.chain.sealed_pushes),
             "cert_pushes": dict(self.chain.finality.pushes),
             "block_pushes": dict(self.chain.blockpush.counts),
+            "msg_pushes": dict(self.spread.counts),
             "mesh_min": self.transport.mesh_min(self.shared_topics()) if hasattr(self.transport, "mesh_min") else None,
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
@@ -357,12 +364,6 @@ async def post_clock(node: Node, request: dict[str, Any]) -> Any:
     node.clock.skew_ms = skew
     _events.warning("node.clock_skew", skew_ms=skew)
     return {"clock_skew_ms": skew}
-
-
-def node_topics(network_id: str, spec: MarketSpec, role: str) -> list[str]:
-    """The gossip topics a node of ``role`` subscribes to: the chain's, its market's, and its role's audiences'
-    (``MarketSpec.gossip_among``, docs/adr/0188)."""
-    return [chain_topic(network_id), *spec.topics(network_id, role)]
 
 
 def _hash_at(chain: Chain, height: int) -> str | None:

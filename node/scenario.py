@@ -40,6 +40,9 @@ CHAIN = (
     Field("blocks", "str", required=False, default="push", choices=("push", "gossip"),
           doc="how a proposer spreads its block: pushed to every peer (gossiped as well when a push fails or a node "
               "is not connected), or gossiped (docs/adr/0192)"),
+    Field("messages", "str", required=False, default="push", choices=("push", "gossip"),
+          doc="how a node sends a market message: pushed to every node of its topic when connected to all of them "
+              "(gossiped otherwise, and as well when a push fails), or gossiped (docs/adr/0194)"),
 )
 PHASE = (
     Field("name", "str"),
@@ -95,9 +98,9 @@ class Scenario:
     source: Path
     nodes: tuple[tuple[str, str], ...] = field(default=())
     chain: dict[str, Any] = field(default_factory=lambda: {"mempool": 10_000, "votes": "aggregator",
-                                                          "blocks": "push"})
+                                                          "blocks": "push", "messages": "push"})
     """The checked ``[chain]`` table (node rules every node of the network applies alike: ``mempool``,
-    ``votes``, ``blocks``)."""
+    ``votes``, ``blocks``, ``messages``)."""
 
     def role_of(self, name: str) -> str:
         """The role of node ``name``."""

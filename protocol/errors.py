@@ -38,6 +38,7 @@ class ProtocolReason(StrEnum):
     UNKNOWN_TYPE = "unknown-type"
     REPLAY = "replay"
     STALE = "stale"
+    NOT_SUBSCRIBED = "not-subscribed"
 
 
 class ProtocolError(BazaarError):

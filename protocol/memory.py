@@ -32,6 +32,7 @@ from contextlib import asynccontextmanager
 import trio
 import trio.testing
 
+from .errors import ProtocolReason
 from .framing import client_exchange, serve_exchange
 from .keys import KeyPair
 from .transport import MAX_FRAME, MAX_GOSSIP, Delivery, PeerUnavailable, RemoteRejected, RequestHandler
@@ -56,6 +57,7 @@ _STAT_KEYS = (
     "requests_served",
     "requests_rejected",
     "requests_failed",
+    "gossip_pushed",
 )
 
 
@@ -194,6 +196,26 @@ class MemoryTransport:
                 member._receive(delivery)
         self._stats["gossip_out"] += 1
         self._stats["gossip_out_bytes"] += len(data)
+        await trio.lowlevel.checkpoint()
+
+    async def push(self, peer: bytes, topic: str, data: bytes, *, timeout: float) -> None:
+        """Hand one gossip payload of ours straight to ``peer``'s subscription (``PROTO_PUSH``; here a
+        delivery on the one link).
+
+        Raises:
+            ValueError: ``data`` is longer than ``MAX_GOSSIP``.
+            PeerUnavailable: no link to ``peer``.
+            RemoteRejected: ``not-subscribed``.
+        """
+        self._check_open()
+        if len(data) > MAX_GOSSIP:
+            raise ValueError(f"gossip payload of {len(data)} bytes > MAX_GOSSIP {MAX_GOSSIP}")
+        member = self._network._route(self._key, peer)  # a cut or blocked link: PeerUnavailable
+        if topic not in member._subs:
+            raise RemoteRejected(ProtocolReason.NOT_SUBSCRIBED)
+        self._stats["requests_sent"] += 1
+        self._stats["gossip_pushed"] += 1
+        member._receive(Delivery(topic, bytes(data), self._key))
         await trio.lowlevel.checkpoint()
 
     def _receive(self, delivery: Delivery) -> None:

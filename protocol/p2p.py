@@ -47,11 +47,22 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
+from .errors import ProtocolReason
 from .framing import StreamEnded, client_exchange, read_frame_length, serve_exchange
 from .keys import PUBKEY_LEN, KeyPair
 from .p2p_settings import GossipSettings, apply_process_patches, make_gossipsub, quiet_libp2p_logging
+from .push import decode_push, encode_push
 from .stream_pool import SERVE_IDLE_S, StreamPool
-from .transport import MAX_FRAME, MAX_GOSSIP, Delivery, PeerUnavailable, RemoteRejected, RequestHandler
+from .transport import (
+    MAX_FRAME,
+    MAX_GOSSIP,
+    PROTO_PUSH,
+    Delivery,
+    PeerUnavailable,
+    RejectRequest,
+    RemoteRejected,
+    RequestHandler,
+)
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +128,7 @@ _STAT_KEYS = (
     "dials_failed",
     "watchdog_kicks",
     "streams_reused",
+    "gossip_pushed",
 )
 
 
@@ -268,8 +280,12 @@ class SeenPayloads:
 
     def fresh(self, forwarder: ID, msg: Any) -> bool:
         """True the first time a payload is seen (it is remembered), False for a copy of a recent one."""
-        digest = hashlib.blake2b(bytes(msg.data), digest_size=16).digest()
-        if digest in self._seen and forwarder != self.own:
+        return self.remember(bytes(msg.data), own=forwarder == self.own)
+
+    def remember(self, data: bytes, *, own: bool = False) -> bool:
+        """Remember ``data``; False when a recent payload was the same (never for ``own``: our publishes)."""
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        if digest in self._seen and not own:
             self.refused += 1
             return False
         self._seen[digest] = None
@@ -466,6 +482,30 @@ class Libp2pTransport:
                 self._stats["gossip_in"] += 1
             except (trio.WouldBlock, trio.BrokenResourceError):
                 self._stats["gossip_dropped"] += 1
+
+    async def push(self, peer: bytes, topic: str, data: bytes, *, timeout: float) -> None:
+        """Hand one gossip payload of ours straight to ``peer``'s subscription (``PROTO_PUSH``, docs/adr/0194).
+
+        Raises:
+            ValueError: ``data`` is longer than ``MAX_GOSSIP``.
+            PeerUnavailable, RemoteRejected, trio.TooSlowError: as :meth:`request`.
+        """
+        await self.request(peer, PROTO_PUSH, encode_push(topic, data), timeout=timeout)
+        self._stats["gossip_pushed"] += 1
+
+    async def _serve_push(self, peer: bytes, request: bytes) -> bytes:
+        """A payload pushed to us: delivered as a gossiped one, unless its gossiped copy came first."""
+        topic, data = decode_push(request)
+        channels = self._subs.get(topic)
+        if channels is None:
+            raise RejectRequest(ProtocolReason.NOT_SUBSCRIBED)
+        if self._seen.remember(data):
+            try:
+                channels[0].send_nowait(Delivery(topic, data, peer))
+                self._stats["gossip_in"] += 1
+            except (trio.WouldBlock, trio.BrokenResourceError):
+                self._stats["gossip_dropped"] += 1
+        return b""
 
     # --- direct requests ----------------------------------------------------------------------------
     def set_handler(self, protocol: str, handler: RequestHandler) -> None:
@@ -753,6 +793,7 @@ async def open_libp2p_transport(
         trio.open_nursery() as nursery,
     ):
         transport = Libp2pTransport(key, host, pubsub, gossipsub, nursery)
+        transport.set_handler(PROTO_PUSH, transport._serve_push)
         try:
             for peer_key, maddr in peers:
                 transport.add_peer(peer_key, maddr)

@@ -61,6 +61,11 @@ class RemoteRejected(TransportError):
         super().__init__(f"peer rejected the request: {reason}")
 
 
+PROTO_PUSH = "/bazaar/push/1"
+"""A gossip payload handed straight to one subscriber (:meth:`Transport.push`): request ``{topic: str, data: bin}``
+(canonical msgpack), answered empty; refused ``not-subscribed`` or ``malformed`` (docs/adr/0194)."""
+
+
 @dataclass(frozen=True)
 class Delivery:
     """One gossip message as received.
@@ -95,6 +100,16 @@ class Transport(Protocol):
 
     def subscribe(self, topic: str) -> trio.MemoryReceiveChannel[Delivery]:
         """Start receiving ``topic``; one channel per topic (calling twice returns the same channel)."""
+        ...
+
+    async def push(self, peer: bytes, topic: str, data: bytes, *, timeout: float) -> None:
+        """Hand one gossip payload of ours straight to ``peer``'s subscription of ``topic`` (``PROTO_PUSH``): it
+        arrives there as a gossiped one would, and a gossiped copy of it is then dropped as already seen.
+
+        Raises:
+            PeerUnavailable, RemoteRejected (``not-subscribed``, ``malformed``), trio.TooSlowError: as
+                :meth:`request`.
+        """
         ...
 
     def set_handler(self, protocol: str, handler: RequestHandler) -> None:

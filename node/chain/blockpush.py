@@ -21,7 +21,7 @@ from bazaar.protocol.keys import PUBKEY_LEN
 from bazaar.protocol.transport import RejectRequest
 
 from ..logs import Events
-from .push import push_to_peers
+from ..push import push_to_peers
 
 if TYPE_CHECKING:
     from .service import ChainService

@@ -18,8 +18,8 @@ from bazaar.protocol.errors import ProtocolReason
 from bazaar.protocol.transport import PeerUnavailable, RejectRequest, RemoteRejected
 
 from ..logs import Events
+from ..push import push_to_peers
 from ..reasons import NodeReason
-from .push import push_to_peers
 
 if TYPE_CHECKING:
     from .service import ChainService

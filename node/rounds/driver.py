@@ -68,17 +68,24 @@ def _post_round(port: int, timeout: float, token: str | None, *, nodes: Mapping[
         try:
             answer = await http_json(node["http_port"], "GET", f"/final?height={guess}&wait={EARLY_WAIT_S:g}",
                                      timeout=EARLY_WAIT_S + FINAL_POLL_TIMEOUT_S)
-        except (OSError, trio.TooSlowError, HttpError, ValueError):
-            return  # asked again once the round is known
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError, HttpError, ValueError):
+            return  # asked again once the round is known (a node may be down, or killed by a fault meanwhile)
         if isinstance(answer, dict) and isinstance(answer.get("finalized"), int) and guess is not None \
                 and answer["finalized"] >= guess:
             stamp = answer.get("final_at_ms")
             stamps[name] = stamp if isinstance(stamp, int) and not isinstance(stamp, bool) else None
 
+    failed: list[BaseException] = []
+
     async def go() -> None:
         async with trio.open_nursery() as nursery:
             async def post() -> None:
-                summary.update(await http_json(port, "POST", "/round", {}, timeout=timeout, token=token))
+                try:
+                    summary.update(await http_json(port, "POST", "/round", {}, timeout=timeout, token=token))
+                except (OSError, trio.TooSlowError, trio.BrokenResourceError, HttpError) as err:  # raised below
+                    failed.append(err)
+                    nursery.cancel_scope.cancel()
+                    return
                 if summary.get("height") != guess or not summary.get("final"):
                     nursery.cancel_scope.cancel()  # the early waits are for another height
                 else:  # nodes not final by then are asked again, between checks of which nodes are alive
@@ -90,6 +97,8 @@ def _post_round(port: int, timeout: float, token: str | None, *, nodes: Mapping[
                     nursery.start_soon(ask, name, node)
 
     trio.run(go)
+    if failed:
+        raise failed[0]
     return summary, (stamps if summary.get("height") == guess else {})
 
 
@@ -185,7 +194,7 @@ def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | Non
         try:
             summary, early = _post_round(info["nodes"][leader_name]["http_port"], round_timeout,
                                          launcher.NetDir(root).control_token(), nodes=info["nodes"], guess=guess)
-        except (OSError, trio.TooSlowError, HttpError) as err:
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError, HttpError) as err:
             raise launcher.LaunchError(f"round {next_round} failed at the leader: {err}") from err
         height = summary.get("height")
         if isinstance(head, int) and isinstance(height, int) and height > head:

@@ -5,6 +5,7 @@ relay is honoured only for the block's own proposer."""
 from __future__ import annotations
 
 from pathlib import Path
+
 import pytest
 import trio
 

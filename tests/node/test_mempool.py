@@ -130,10 +130,11 @@ def test_capacity_is_the_scenarios_and_the_verified_cache_follows_it(tmp_path: P
     Mempool(capacity=40_000)
     assert txs._CACHE_BOUND[0] >= 80_000 and txs.reserve_verified(10) == txs._CACHE_BOUND[0]  # never shrinks
     scenario = small_scenario(tmp_path)
-    assert load_scenario(scenario).chain == {"mempool": 10_000, "votes": "aggregator", "blocks": "push"}
+    defaults = {"votes": "aggregator", "blocks": "push", "messages": "push"}
+    assert load_scenario(scenario).chain == {"mempool": 10_000, **defaults}
     text = scenario.read_text()
     scenario.write_text(text + "\n[chain]\nmempool = 25000\n")
-    assert load_scenario(scenario).chain == {"mempool": 25_000, "votes": "aggregator", "blocks": "push"}
+    assert load_scenario(scenario).chain == {"mempool": 25_000, **defaults}
     scenario.write_text(text + "\n[chain]\nmempool = 0\n")
     with pytest.raises(ParamError, match=r"chain\.mempool"):
         load_scenario(scenario)
