@@ -490,6 +490,8 @@ class Libp2pTransport:
             ValueError: ``data`` is longer than ``MAX_GOSSIP``.
             PeerUnavailable, RemoteRejected, trio.TooSlowError: as :meth:`request`.
         """
+        if len(data) > MAX_GOSSIP:
+            raise ValueError(f"gossip payload of {len(data)} bytes > MAX_GOSSIP {MAX_GOSSIP}")
         await self.request(peer, PROTO_PUSH, encode_push(topic, data), timeout=timeout)
         self._stats["gossip_pushed"] += 1
 
