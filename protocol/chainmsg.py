@@ -55,6 +55,8 @@ def market_protocol(market: str) -> str:
 register(MSG_BLOCK, Schema({"block": Bytes(max_len=MAX_BLOCK)}))
 register(MSG_ATTEST, Schema({"height": Int(low=1), "hash": Bytes(size=32), "sig": Bytes(size=96)}))
 register(MSG_CERT, Schema({"cert": Bytes(max_len=MAX_CERT)}))
-register(MSG_TXS, Schema({"txs": List(Bytes(max_len=MAX_TX), max_len=256, min_len=1), "seal": Optional(Bool())}))
+register(MSG_TXS, Schema({"txs": List(Bytes(max_len=MAX_TX), max_len=256, min_len=1), "seal": Optional(Bool()),
+                          "fwd": Optional(Bool())}))
 """``seal``: the sender's batch is complete (its last message): a ``pos``/``lottery`` proposer seals its block at
-once instead of waiting for a quiet mempool (docs/adr/0155)."""
+once instead of waiting for a quiet mempool (docs/adr/0155). ``fwd``: a sealed batch on ``/bazaar/txs/1`` that a
+node drawn too late passed on to the node drawn after it; not passed on again (docs/adr/0195)."""

@@ -85,6 +85,8 @@ class ChainService:
         """Digests of pending transactions that came in a sealed batch (:attr:`sealed`)."""
         self.direct_txs_served = 0
         """Sealed batches sent to us directly as the drawn proposer (``/bazaar/txs/1``)."""
+        self.sealed_forwards = 0
+        """Sealed batches we passed on to the node drawn after us (:meth:`_forward_sealed`)."""
         self.sealed_pushes = {"landed": 0, "gossiped": 0, "failed": 0}
         """How our sealed batches pushed to the drawn proposer ended: all landed before the gossip delay, some
         gossiped after it, or the push failed and the whole batch was gossiped."""
@@ -325,8 +327,34 @@ class ChainService:
             added += self.add_tx(raw) is not None
         if body.get("seal"):
             self._seal(body["txs"])
+            if not body.get("fwd"):
+                self._forward_sealed(body["txs"])
         self.changes.notify()
         return codec.encode({"added": added})
+
+    def _forward_sealed(self, raws: list[bytes]) -> None:
+        """A sealed batch pushed to us for a block we will not propose — we proposed the block its sender had not
+        imported yet, so another node is drawn for the next one now: pass what is still pending here on to that
+        node, once (``fwd``), instead of holding it until the sender's gossip delay (docs/adr/0195)."""
+        if self.next_proposer is None or self.spawn is None:
+            return
+        try:
+            proposer = self.next_proposer()
+        except lerr.LedgerError:
+            return
+        if proposer is None or proposer == self.key.public or proposer not in self.transport.peers():
+            return
+        pending = list(self._pending(raws))
+        if pending:
+            self.sealed_forwards += 1
+            self.spawn("txs.forward", self._send_forward, proposer,
+                       codec.encode({"txs": pending, "seal": True, "fwd": True}))
+
+    async def _send_forward(self, peer: bytes, body: bytes) -> None:
+        try:
+            await self.transport.request(peer, PROTO_TXS, body, timeout=DIRECT_TXS_TIMEOUT)
+        except (PeerUnavailable, RemoteRejected, trio.TooSlowError) as err:  # its sender gossips it after its delay
+            _events.info("txs.forward_failed", error=repr(err)[:200])
 
     async def submit(self, raws: Sequence[bytes], *, seal: bool = False) -> None:
         """Keep transactions locally and gossip them in one batch (:meth:`broadcast_txs`); ``seal``: the batch is

@@ -15,7 +15,7 @@ from bazaar.ledger.store import MemoryStore
 from bazaar.node.chain.service import ChainService
 from bazaar.node.memnet import open_memory_network
 from bazaar.protocol import codec
-from bazaar.protocol.chainmsg import MSG_TXS
+from bazaar.protocol.chainmsg import MSG_TXS, PROTO_TXS
 from tests.fuzz.ledger_targets import _no_publish, _NoTransport
 from tests.ledger.helpers import NID, Net
 
@@ -94,3 +94,28 @@ async def test_a_seal_lasts_until_a_block_carries_its_batch() -> None:
     second, _ = net.commit([sealed])
     assert await svc.import_block(second, announce=False)
     assert not svc.sealed  # the block carried it
+
+
+async def test_a_batch_pushed_to_a_node_not_drawn_next_is_passed_on_once_to_the_one_that_is(tmp_path: Path) -> None:
+    """A sender that had not imported the block its drawn proposer just made pushes to the wrong node: that node
+    passes the batch on to the node drawn now, once (docs/adr/0195), and the next block carries it."""
+    async with open_memory_network(_scenario(tmp_path, "pos"), tmp_path / "net") as nodes:
+        with trio.fail_after(60):
+            summary = await nodes["ccsp"].engine.play()
+        assert summary["final"], summary
+        drawn = pos_proposer(nodes["ccsp"].chain.state)
+        stale = next(n for n in nodes.values() if n.key.public != drawn)  # not drawn for the next block
+        sender = next(n for n in nodes.values() if n.key.public not in (drawn, stale.key.public))
+        tx = sender.chain.sign_tx("transfer", {"to": stale.key.public, "amount": 1}).wire
+        answer = await sender.transport.request(stale.key.public, PROTO_TXS,
+                                                codec.encode({"txs": [tx], "seal": True}), timeout=10)
+        assert codec.decode(answer) == {"added": 1} and stale.chain.sealed_forwards == 1
+        proposer = next(n for n in nodes.values() if n.key.public == drawn)
+        with trio.fail_after(30):  # the drawn node got it and seals a block with it at once
+            await proposer.chain.changes.wait_for(
+                lambda: any(tx in (proposer.chain.block(h).txs if proposer.chain.block(h) else ())
+                            for h in range(1, proposer.chain.height + 1)), timeout=25)
+        forwarded = codec.encode({"txs": [tx], "seal": True, "fwd": True})  # a forwarded batch is not passed on
+        before = stale.chain.sealed_forwards
+        await sender.transport.request(stale.key.public, PROTO_TXS, forwarded, timeout=10)
+        assert stale.chain.sealed_forwards == before

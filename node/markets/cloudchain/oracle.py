@@ -54,9 +54,11 @@ AGGREGATE_GRACE_S = 1.5
 quorums itself (a round's later ranks also wait the scenario's ``block_s``: docs/adr/0174)."""
 DISSENT_WAIT_S = 0.5
 """How long an aggregator that has t matching attestations waits for the remaining oracles' (their dissent)."""
-BATCH_HOLD_S = 5.0
+BATCH_HOLD_S = 0.5
 """How long a round's aggregator holds the quorums it could post while other tasks of the round it watches have no
-quorum yet, so that the round's verdicts land in one block (docs/adr/0174)."""
+quorum yet, so that verdicts reached together land in one block (docs/adr/0174). Half a second, not the round:
+the quorums of tasks met early land while a slow provider's tasks still wait out their SLA bound, and the block
+after the bound carries only the late ones, whose BLS checks every node then makes (docs/adr/0195)."""
 CUT_GRACE_S = 1.0
 """How long past a task's deadline (on our clock, from the allocation) and past the last block it imported, beyond
 the scenario's ``block_s``, an oracle waits for a block stamped past the deadline before it calls the result
