@@ -258,3 +258,20 @@ async def test_pushed_weights_are_taken_only_from_the_peers_that_hand_them_out(t
                 home.key.public, [wnode.app.blobs.put(w)], timeout=10, note=note)  # type: ignore[union-attr]
             assert answer == {"accepted": False, "reason": "bad-update"}
         assert summaries[0]["final"] and summaries[0]["metrics"]["updates"] == len(book.workers())
+
+
+async def test_a_report_that_reaches_an_es_before_its_task_is_sent_again(tmp_path: Path) -> None:
+    """The requester's task is pushed to every node at once (docs/adr/0194), so an ED's report may reach its ES
+    before the ES took the task: refused ``wrong-task``, the ED asks again until the report deadline."""
+    async with open_memory_network(SMALL, tmp_path / "net") as nodes:
+        es = nodes["es-0"]
+        take = es.router.handlers[msg.MSG_TASK]
+
+        async def late(env: Any) -> None:
+            await trio.sleep(0.2)  # the ES takes the task after its EDs have reported
+            await take(env)
+
+        es.router.handlers[msg.MSG_TASK] = late
+        summary = await _play(nodes)
+        assert summary["final"] and summary["left_out"] == [], summary
+        assert es.router.rejected["wrong-task"] >= 1  # the early reports were refused, then sent again

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import trio
+
 from bazaar.mechanisms.tbcim import market as mk
 from bazaar.protocol import Envelope
 from bazaar.protocol.envelope import now_ms
@@ -20,6 +22,8 @@ from ..context import RequestFailed
 from .common import ES, FETCH_TIMEOUT_S, REQUESTER, TbcimRole
 
 POISON_SCALE = 3.0
+REPORT_RETRY_S = 0.02
+"""A report our ES refused ``wrong-task`` (the requester's task reached us first) is sent again this much later."""
 """A ``poison-update`` device sends ``-3 x`` its honest update (the shipped ``tbcim-poison`` attack)."""
 
 
@@ -61,11 +65,21 @@ class EdgeDevice(TbcimRole):
         report = await self.my_report()
         body = {"task": env.body["task"], "d": report.d, "histogram": list(report.histogram), "theta": report.theta,
                 "gamma": report.gamma, "beta": report.beta, "compute": report.compute, "c_m": report.c_m}
-        timeout = max(0.1, (env.body["report_deadline_ms"] - now_ms()) / 1000)
-        try:
-            await self.ctx.ask(self.home, msg.MSG_REPORT, body, round=env.round, timeout=timeout)
-        except RequestFailed as err:
-            self.ctx.events.warning("report.refused", task=env.body["task"], error=str(err)[:200])
+        deadline_ms = env.body["report_deadline_ms"]
+        while True:
+            timeout = max(0.1, (deadline_ms - now_ms()) / 1000)
+            try:
+                await self.ctx.ask(self.home, msg.MSG_REPORT, body, round=env.round, timeout=timeout)
+                return
+            except RequestFailed as err:
+                # the requester's task reached us before our ES took it (it is pushed to every node at once,
+                # docs/adr/0194): ask again shortly, until the report deadline
+                if err.reason == "refused" and err.detail == "wrong-task" \
+                        and now_ms() + REPORT_RETRY_S * 1000 < deadline_ms:
+                    await trio.sleep(REPORT_RETRY_S)
+                    continue
+                self.ctx.events.warning("report.refused", task=env.body["task"], error=str(err)[:200])
+                return
 
     @on(msg.MSG_PRICE, from_roles=(ES,), slow=True)
     async def on_price(self, env: Envelope) -> None:
