@@ -311,6 +311,16 @@ class ChainService:
         _events.info("txs.sealed_gossiped", pending=len(leftovers), of=len(raws))
         await self._gossip_txs(leftovers, seal=True)
 
+    async def regossip_own(self) -> int:
+        """Gossip again our own transactions still pending; returns how many. Called when a drawn proposer stayed
+        silent: a transaction gossiped before the mesh formed (a provider's registration at start-up) may have
+        reached some nodes only, and a drawn node without any applicable transaction never wants a block, so the
+        height waited until a node holding it was drawn (docs/adr/0195)."""
+        raws = [p.raw for p in self.mempool.iter_pending() if p.own]
+        if raws:
+            await self._gossip_txs(raws, seal=False)
+        return len(raws)
+
     async def serve_txs(self, peer: bytes, request: bytes) -> bytes:
         """``/bazaar/txs/1`` handler: a sealed batch ``{txs, seal}`` (the ``chain/txs`` body) sent to us as the
         drawn proposer; each transaction is verified and kept as a gossiped one would be. Answers ``{added}``."""

@@ -135,6 +135,7 @@ class DrawDriver:
                 if chain.height + 1 == height:
                     self.fallbacks += 1
                     _events.warning("draw.silent_proposer", height=height, attempt=attempt)
+                    await chain.regossip_own()  # the drawn node may lack them, and then never wants a block
 
     async def _propose(self, height: int, attempt: int) -> None:
         chain = self.node.chain

@@ -122,3 +122,16 @@ async def test_a_batch_pushed_to_a_node_not_drawn_next_is_passed_on_once_to_the_
         before = stale.chain.sealed_forwards
         await sender.transport.request(stale.key.public, PROTO_TXS, forwarded, timeout=10)
         assert stale.chain.sealed_forwards == before
+
+
+async def test_own_pending_transactions_are_gossiped_again_when_asked() -> None:
+    """After a silent drawn proposer the driver gossips our own pending transactions again (docs/adr/0195)."""
+    net = Net("pos")
+    me = net.keys["alice"]
+    svc = ChainService(Chain(MemoryStore(), net.genesis), key=me, bls_secret=bls.bls_keygen(me.seed),
+                       transport=_NoTransport(), publish=_no_publish, network_id=NID)  # type: ignore[arg-type]
+    sent = _count_txs_gossip(svc)
+    assert await svc.regossip_own() == 0 and sent == []
+    svc.add_tx(net.tx("carol", "transfer", to=net.acct("bob"), amount=7))  # a peer's: not ours to spread again
+    svc.add_tx(net.tx("alice", "transfer", to=net.acct("bob"), amount=5))
+    assert await svc.regossip_own() == 1 and sent == [1]
