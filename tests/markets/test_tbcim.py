@@ -267,8 +267,8 @@ async def test_a_report_that_reaches_an_es_before_its_task_is_sent_again(tmp_pat
         es = nodes["es-0"]
         take = es.router.handlers[msg.MSG_TASK]
 
-        async def late(env: Any) -> None:
-            await trio.sleep(0.2)  # the ES takes the task after its EDs have reported
+        async def late(env: Any) -> None:  # the ES takes the task only once it has refused an early report
+            await es.router.changes.wait_for(lambda: es.router.rejected.get("wrong-task", 0) >= 1, timeout=10)
             await take(env)
 
         es.router.handlers[msg.MSG_TASK] = late
