@@ -1,7 +1,8 @@
 """A scenario grown (or shrunk) to N node processes, for benchmarks and large local networks.
 
 The role with the most members (ai-bazaar's consumers, hierarchical's miners, tbcim's edge devices, ...) takes
-up the difference; every other role keeps its count. Parameter files the scenario names under
+up the difference (the largest its market lets grow that far: cloudchain's providers stop at 28, so its
+requesters grow); every other role keeps its count. Parameter files the scenario names under
 ``[mechanism]`` (ai-bazaar's ``param_sets``) are rewritten beside the new scenario when they describe that role
 member by member: ``n`` becomes the new count and every list of the old count's length is tiled to the new one
 (member i of the grown set repeats member ``i mod n_old``). Other file names are made absolute, so the written
@@ -33,9 +34,10 @@ def scaled_deadlines(deadlines: dict[str, Any], old_nodes: int, new_nodes: int) 
             else round(float(value) * factor, 3) for key, value in deadlines.items()}
 
 
-def scaled_role(scenario: Scenario) -> str:
-    """The role that grows: the one with the most members (the last of equals)."""
-    return max(reversed(list(scenario.roles.items())), key=lambda kv: kv[1])[0]
+def scaled_roles(scenario: Scenario) -> list[str]:
+    """The roles that may grow, in the order tried: most members first (the last of equals first)."""
+    ranked = sorted(reversed(list(scenario.roles.items())), key=lambda kv: kv[1], reverse=True)
+    return [role for role, _ in ranked]
 
 
 def _tile(doc: dict[str, Any], old: int, new: int) -> tuple[dict[str, Any], bool]:
@@ -58,11 +60,30 @@ def _tile(doc: dict[str, Any], old: int, new: int) -> tuple[dict[str, Any], bool
 def scale_scenario(ref: str | Path, nodes: int, folder: Path) -> Path:
     """Write scenario ``ref`` grown to ``nodes`` node processes into ``folder``; returns the new file.
 
+    The role with the most members grows; when the scenario that makes does not load (the market caps that
+    role's count, or another of its rules breaks: cloudchain's providers stop at 28 and its oracles' quorum must
+    stay a majority), the next role by members is tried, so cloudchain grows its requesters.
+
     Raises:
-        ParamError: ``nodes`` leaves the growing role outside its allowed count, or the result does not load.
+        ParamError: no role can take up the difference (the first role's error), e.g. ``nodes`` leaves the
+            growing role no member.
     """
     sc = load_scenario(ref)
-    role = scaled_role(sc)
+    roles = scaled_roles(sc)
+    if nodes <= sum(sc.roles.values()):
+        roles = roles[:1]  # shrinking: only the largest role gives members up
+    first: ParamError | None = None
+    for role in roles:
+        try:
+            return _grow(sc, role, nodes, folder)
+        except ParamError as err:
+            first = first or err
+    assert first is not None
+    raise first
+
+
+def _grow(sc: Scenario, role: str, nodes: int, folder: Path) -> Path:
+    """``sc`` with ``role`` taking up the difference to ``nodes``, written into ``folder`` and loaded."""
     old = sc.roles[role]
     new = nodes - (sum(sc.roles.values()) - old)
     if new < 1:

@@ -79,6 +79,10 @@ def test_a_scenario_grows_to_n_nodes_with_member_wise_parameters(tmp_path: Path)
         assert list(params.beta[8:16]) == list(params.beta[:8])  # member i repeats member i mod 8
     with pytest.raises(ParamError):
         scale_scenario("hierarchical", 3, tmp_path)  # leaves no miner
+    # 39 providers is over cloudchain's 28, 41 oracles would make t = 3 a minority quorum: the requesters grow
+    cloud = load_scenario(scale_scenario("cloudchain", 50, tmp_path / "cloud"))
+    assert cloud.roles == {"oracle": 5, "provider": 6, "requester": 39}
+    assert load_scenario(scale_scenario("cloudchain", 20, tmp_path / "cloud20")).roles["provider"] == 12
 
 
 def test_a_grown_scenario_gets_windows_in_proportion_but_the_same_fallback_wait(tmp_path: Path) -> None:
