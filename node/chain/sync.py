@@ -158,6 +158,29 @@ class ChainSync:
                 break
         return imported, True
 
+    async def fetch_next(self, peer: bytes, *, timeout: float) -> bool:
+        """Ask ``peer`` for the block after our head and import it; whether it was imported. A fallback proposer
+        asks the silent-looking earlier proposers first, whose block may only be late (docs/adr/0196). Anything
+        that goes wrong is logged and answered False: the caller proposes as before."""
+        chain = self.svc.chain
+        height = chain.height
+        self.requests += 1
+        try:
+            raw = await self.svc.transport.request(
+                peer, PROTO_SYNC, codec.encode({"from": height, "limit": 1}), timeout=timeout)
+            answer = codec.decode(raw)
+            blocks = answer["blocks"]
+            if not isinstance(blocks, list) or not blocks:
+                return False
+            block = Block.decode(blocks[0], self.svc.network_id)
+        except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ProtocolError, lerr.LedgerError,
+                KeyError, TypeError) as err:
+            _events.info("sync.fetch_failed", peer=peer, height=height + 1, error=repr(err)[:200])
+            return False
+        if block.height != height + 1 or chain.height != height:
+            return chain.height > height  # a block arrived meanwhile: as good
+        return await self.svc.import_block(block, announce=False)
+
     async def loop(self, *, interval: float = 2.0, probe_every: int = 5) -> None:
         """Catch up whenever a peer shows a height above ours (blocks, attestations, certificates), and
         probe one peer every ``probe_every`` intervals in case the network is idle after our restart.

@@ -48,6 +48,10 @@ class DrawDriver:
         self.proposed = 0
         self.fallbacks = 0
         self.batch_seals = 0
+        self.asked = 0
+        """Fallback proposals preceded by a question to the earlier attempts' proposers (docs/adr/0196) ..."""
+        self.found_late = 0
+        """... and those that found the earlier block, and proposed nothing."""
         """Quiet windows cut short because a market said the mempool holds its whole batch (docs/adr/0185)."""
         self._proposed_at: set[tuple[int, int]] = set()
         node.chain.next_proposer = lambda: self.drawn(0)  # a sealed batch goes to it directly (ADRs 0159, 0176)
@@ -124,7 +128,8 @@ class DrawDriver:
             if proposer == self.node.key.public and (height, attempt) not in self._proposed_at:
                 self._proposed_at = {(h, a) for h, a in self._proposed_at if h >= height}
                 self._proposed_at.add((height, attempt))
-                await self._propose(height, attempt)
+                if attempt == 0 or not await self._ask_earlier(height, attempt):
+                    await self._propose(height, attempt)
             next_attempt_at = since + (attempt + 1) * self.fallback_s
             def advanced(height: int = height) -> bool:
                 return chain.height >= height
@@ -136,6 +141,39 @@ class DrawDriver:
                     self.fallbacks += 1
                     _events.warning("draw.silent_proposer", height=height, attempt=attempt)
                     await chain.regossip_own()  # the drawn node may lack them, and then never wants a block
+
+    async def _ask_earlier(self, height: int, attempt: int) -> bool:
+        """Before a fallback proposal: ask the proposers drawn at the earlier attempts for their block, at once
+        and for at most half a fallback wait; whether one of them made our head move (then we propose nothing).
+        A drawn proposer looks silent when its block is only slow to reach us — a loaded machine, a sparse
+        topology, a start-up — and a second block at the same height splits the finality votes (docs/adr/0196).
+        One that crashed answers nothing, and the fallback proposal follows as before."""
+        chain = self.node.chain
+        own = self.node.key.public
+        earlier = []
+        for k in range(attempt):
+            try:
+                drawn = self.drawn(k)
+            except LedgerError:
+                continue
+            if drawn != own and drawn not in earlier:
+                earlier.append(drawn)
+        if not earlier:
+            return False
+        self.asked += 1
+        with trio.move_on_after(self.fallback_s / 2):
+            async with trio.open_nursery() as nursery:
+                async def ask(peer: bytes) -> None:
+                    if await chain.sync.fetch_next(peer, timeout=self.fallback_s / 2):
+                        nursery.cancel_scope.cancel()
+
+                for peer in earlier:
+                    nursery.start_soon(ask, peer)
+        found = chain.height + 1 != height
+        if found:
+            self.found_late += 1
+            _events.info("draw.found_late", height=height, attempt=attempt)
+        return found
 
     async def _propose(self, height: int, attempt: int) -> None:
         chain = self.node.chain
@@ -162,4 +200,4 @@ class DrawDriver:
     def status(self) -> dict[str, Any]:
         """Fields for ``GET /status``."""
         return {"rule": self.rule, "proposed": self.proposed, "fallbacks": self.fallbacks,
-                "batch_seals": self.batch_seals}
+                "batch_seals": self.batch_seals, "asked_earlier": self.asked, "found_late": self.found_late}
