@@ -139,6 +139,7 @@ class ChainSync:
                 return imported, True
             if not blocks:
                 break
+            self._take_certified_branch(blocks, certs, peer)
             progressed = False
             for block, cert in zip(blocks, certs, strict=False):
                 if block.height <= self.svc.chain.height:
@@ -157,6 +158,31 @@ class ChainSync:
             if len(blocks) < SYNC_BATCH or not progressed:
                 break
         return imported, True
+
+    def _take_certified_branch(self, blocks: list[Block], certs: list[Certificate | None], peer: bytes) -> None:
+        """Fork choice on a pulled batch: where the peer's blocks differ from ours above our finalized height and
+        a block of the batch that descends from the first differing one carries a certificate that verifies,
+        drop our tail from that height, so the batch imports (docs/adr/0196). A node that took the losing block
+        of a split height otherwise kept it: the certificate came for a later height, whose parent it lacked,
+        and every pull after it stopped at ``unknown-parent``."""
+        chain = self.svc.chain
+        start = next((i for i, b in enumerate(blocks) if b.height <= chain.height
+                      and (ours := chain.block(b.height)) is not None and ours.hash != b.hash), None)
+        if start is None or blocks[start].height <= chain.finalized_height:
+            return
+        end = start + 1
+        while end < len(blocks) and blocks[end].header.parent == blocks[end - 1].hash:
+            end += 1
+        for i in range(end - 1, start - 1, -1):
+            cert = certs[i]
+            if cert is not None and self.svc.finality.cert_ok(cert, blocks[i]):
+                height = blocks[start].height
+                dropped = chain.block(height)
+                removed = chain.rewind(height - 1)
+                self.svc.finality.rewinds += 1
+                _events.warning("chain.rewound", height=height, removed=removed,
+                                dropped=dropped.hash if dropped else None, certified=blocks[i].hash, peer=peer)
+                return
 
     async def fetch_next(self, peer: bytes, *, timeout: float) -> bool:
         """Ask ``peer`` for the block after our head and import it; whether it was imported. A fallback proposer

@@ -1,0 +1,161 @@
+"""A drawn proposer's block that is only late does not get a competitor, and a node that took the losing block
+of a split height takes the certified branch (docs/adr/0196)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from bazaar.ledger.block import Block
+from bazaar.node.chain.sync import ChainSync
+from bazaar.node.memnet import open_memory_network
+
+
+async def test_a_fallback_proposer_takes_the_late_block_of_the_drawn_one_instead_of_forking(tmp_path: Path) -> None:
+    async with open_memory_network("hierarchical-small", tmp_path / "net") as nodes:
+        ccsp = nodes["ccsp"]
+        driver: Any = ccsp.consensus
+        for node in nodes.values():  # a 1 s fallback wait keeps a take-over at attempt 3 within the round
+            node.consensus.fallback_s = 1.0  # type: ignore[union-attr]
+            node.chain.sealed_gossip_delay_s = 0.5  # the others get a round's batch this late (docs/adr/0176)
+        by_key = {n.key.public: n for n in nodes.values()}
+        with trio.fail_after(120):
+            while driver.drawn(0) == ccsp.key.public:  # the CCSP sends the round's batch: had it drawn, nobody
+                done = int((await ccsp.engine.play())["height"])  # type: ignore[union-attr]  # else would want a block
+                for node in nodes.values():
+                    await node.chain.changes.wait_for(lambda n=node: n.chain.finalized_height >= done, timeout=60)
+        start = ccsp.chain.height + 1
+        before = sum(n.consensus.proposed for n in nodes.values())  # type: ignore[union-attr]
+        first = by_key[driver.drawn(0)]  # the proposer drawn for the round's first block
+        attempt = next(k for k in range(1, 50) if driver.drawn(k) != first.key.public)
+        fallback = by_key[driver.drawn(attempt)]  # the first other node drawn to take over
+        announce, ask = first.chain.blockpush.announce, fallback.consensus._ask_earlier  # type: ignore[union-attr]
+        asked = trio.Event()
+
+        async def asking(height: int, attempt: int) -> bool:
+            asked.set()
+            return bool(await ask(height, attempt))
+
+        async def late(block: Block) -> None:  # its block reaches the others only once the fallback's turn came
+            async def send() -> None:
+                with trio.move_on_after(60):
+                    await asked.wait()
+                await announce(block)
+
+            first.spawn("test.late", send)
+
+        fallback.consensus._ask_earlier = asking  # type: ignore[union-attr]
+        first.chain.blockpush.announce = late  # type: ignore[method-assign]
+        await fallback.chain.changes.wait_for(lambda: fallback.chain.synced, timeout=30)  # its first sweep is done
+        fallback.chain.sync.sweep = _no_sweep  # type: ignore[method-assign]  # it could fetch it by asking only
+        with trio.fail_after(120):
+            summary = await ccsp.engine.play()  # type: ignore[union-attr]  # final or not by its deadline
+        del fallback.chain.sync.sweep
+        height = int(summary["height"])
+        for node in nodes.values():
+            await node.chain.changes.wait_for(lambda n=node: n.chain.finalized_height >= height, timeout=60)
+        block = ccsp.chain.chain.block(start)
+        assert block is not None and block.header.proposer == first.key.public
+        assert block.header.consensus.get("attempt", 0) == 0  # the drawn proposer's block, no fallback's
+        status = fallback.consensus.status()  # type: ignore[union-attr]
+        # when its turn came before the block reached it some other way (a certificate of the validators that
+        # had it), it asked and fetched the block instead of proposing one
+        assert status["found_late"] == status["asked_earlier"], status
+        heights = range(start, height + 1)
+        assert sum(n.consensus.proposed for n in nodes.values()) - before == len(heights)  # type: ignore[union-attr]
+        assert len({n.chain.chain.block(height).hash for n in nodes.values()}) == 1
+
+
+async def _no_sweep(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+# -- the certified branch on a pulled batch: the fork choice's rule alone, on a chain that records what it did --
+
+
+@dataclass
+class _Header:
+    parent: bytes
+
+
+@dataclass
+class _Block:
+    height: int
+    hash: bytes
+    header: _Header
+
+
+def _branch(tag: bytes, parent: bytes, start: int, end: int) -> list[_Block]:
+    out = []
+    for h in range(start, end + 1):
+        block = _Block(h, tag + bytes([h]) * 31, _Header(parent))
+        out.append(block)
+        parent = block.hash
+    return out
+
+
+@dataclass
+class _Chain:
+    blocks: list[_Block]
+    finalized_height: int
+    rewound_to: list[int] = field(default_factory=list)
+
+    @property
+    def height(self) -> int:
+        return self.blocks[-1].height
+
+    def block(self, height: int) -> _Block | None:
+        return next((b for b in self.blocks if b.height == height), None)
+
+    def rewind(self, height: int) -> int:
+        self.rewound_to.append(height)
+        removed = [b for b in self.blocks if b.height > height]
+        self.blocks = [b for b in self.blocks if b.height <= height]
+        return len(removed)
+
+
+@dataclass
+class _Finality:
+    good: set[bytes]
+    rewinds: int = 0
+
+    def cert_ok(self, cert: Any, block: _Block) -> bool:
+        return cert == "cert" and block.hash in self.good
+
+
+@dataclass
+class _Svc:
+    chain: _Chain
+    finality: _Finality
+
+
+def _sync(ours: list[_Block], finalized: int, good: set[bytes]) -> tuple[ChainSync, _Chain]:
+    chain = _Chain(list(ours), finalized)
+    sync = ChainSync.__new__(ChainSync)
+    sync.svc = _Svc(chain, _Finality(good))  # type: ignore[assignment]
+    return sync, chain
+
+
+def test_a_node_on_the_losing_block_of_an_uncertified_height_takes_the_certified_branch() -> None:
+    common = _branch(b"c", bytes(32), 1, 1)
+    ours = common + _branch(b"o", common[-1].hash, 2, 2)  # we took the losing block at height 2
+    theirs = _branch(b"t", common[-1].hash, 2, 4)  # height 2 never got a certificate; height 3 did
+    batch: list[Any] = theirs
+    sync, chain = _sync(ours, 1, {theirs[1].hash})
+    sync._take_certified_branch(batch, [None, "cert", None], b"peer")
+    assert chain.rewound_to == [1] and chain.height == 1  # the batch now imports from height 2
+    assert sync.svc.finality.rewinds == 1
+
+    for certs, good, finalized in (([None, None, None], set(), 1),  # nothing certified: first-seen stands
+                                   ([None, "cert", None], set(), 1),  # a certificate that does not verify
+                                   ([None, "cert", None], {theirs[1].hash}, 2)):  # the fork is at a final height
+        sync, chain = _sync(ours, finalized, good)
+        sync._take_certified_branch(batch, certs, b"peer")
+        assert chain.rewound_to == [] and chain.height == 2
+    broken: list[Any] = [theirs[0], _Block(3, b"x" * 32, _Header(b"y" * 32))]  # not a descendant of the fork
+    sync, chain = _sync(ours, 1, {broken[1].hash})
+    sync._take_certified_branch(broken, [None, "cert"], b"peer")
+    assert chain.rewound_to == []
