@@ -26,7 +26,8 @@ async def test_a_fallback_proposer_takes_the_late_block_of_the_drawn_one_instead
             while driver.drawn(0) == ccsp.key.public:  # the CCSP sends the round's batch: had it drawn, nobody
                 done = int((await ccsp.engine.play())["height"])  # type: ignore[union-attr]  # else would want a block
                 for node in nodes.values():
-                    await node.chain.changes.wait_for(lambda n=node: n.chain.finalized_height >= done, timeout=60)
+                    await node.chain.changes.wait_for(lambda n=node, d=done: n.chain.finalized_height >= d,
+                                                      timeout=60)
         start = ccsp.chain.height + 1
         before = sum(n.consensus.proposed for n in nodes.values())  # type: ignore[union-attr]
         first = by_key[driver.drawn(0)]  # the proposer drawn for the round's first block
