@@ -48,11 +48,11 @@ class DrawDriver:
         self.proposed = 0
         self.fallbacks = 0
         self.batch_seals = 0
+        """Quiet windows cut short because a market said the mempool holds its whole batch (docs/adr/0185)."""
         self.asked = 0
         """Fallback proposals preceded by a question to the earlier attempts' proposers (docs/adr/0196) ..."""
         self.found_late = 0
         """... and those that found the earlier block, and proposed nothing."""
-        """Quiet windows cut short because a market said the mempool holds its whole batch (docs/adr/0185)."""
         self._proposed_at: set[tuple[int, int]] = set()
         node.chain.next_proposer = lambda: self.drawn(0)  # a sealed batch goes to it directly (ADRs 0159, 0176)
         node.chain.sealed_gossip_delay_s = min(SEALED_GOSSIP_DELAY_S, fallback_s / 2)  # the replacement holds it
