@@ -19,6 +19,7 @@ from typing import Any
 
 import trio
 
+from bazaar.ledger.block import Block
 from bazaar.ledger.consensus import lottery_consensus, lottery_next, pos_consensus, pos_proposer
 from bazaar.ledger.errors import LedgerError
 
@@ -32,6 +33,9 @@ QUIET_S = 0.15
 """Transactions keep arriving for this long before the proposer seals (a round's batch lands in one block)."""
 MAX_BATCH_WAIT_S = 1.0
 IDLE_WAIT_S = 30.0
+MAX_BACKOFF = 8.0
+"""A node's fallback wait grows to at most this many times ``block_s`` while the proposers it declares silent
+keep turning out to have been only late (docs/adr/0197)."""
 _events = Events("draw")
 
 
@@ -44,7 +48,6 @@ class DrawDriver:
         self.node = node
         self.rule = rule
         self.fallback_s = fallback_s
-        self.hooks = BlockHooks()
         self.proposed = 0
         self.fallbacks = 0
         self.batch_seals = 0
@@ -54,6 +57,13 @@ class DrawDriver:
         self.found_late = 0
         """... and those that found the earlier block, and proposed nothing."""
         self._proposed_at: set[tuple[int, int]] = set()
+        self.backoff = 1.0
+        """The fallback wait is ``backoff × fallback_s``: doubled (up to ``MAX_BACKOFF``) when a height we declared
+        silent at attempt k gets a block of attempt ≤ k — its proposer was late, not silent, and the fallback
+        made a competing block — and eased back by a quarter at every height that needed no fallback
+        (docs/adr/0197)."""
+        self._declared: dict[int, int] = {}  # height -> the highest attempt we declared silent there
+        self.hooks = BlockHooks(imported=self._observe)
         node.chain.next_proposer = lambda: self.drawn(0)  # a sealed batch goes to it directly (ADRs 0159, 0176)
         node.chain.sealed_gossip_delay_s = min(SEALED_GOSSIP_DELAY_S, fallback_s / 2)  # the replacement holds it
 
@@ -119,7 +129,8 @@ class DrawDriver:
                 await self._quiet()
                 if chain.height + 1 != height:
                     continue
-            attempt = int((trio.current_time() - since) // self.fallback_s)
+            wait_s = self.fallback_s * self.backoff
+            attempt = int((trio.current_time() - since) // wait_s)
             try:
                 proposer = self.drawn(attempt)
             except LedgerError as err:
@@ -130,7 +141,7 @@ class DrawDriver:
                 self._proposed_at.add((height, attempt))
                 if attempt == 0 or not await self._ask_earlier(height, attempt):
                     await self._propose(height, attempt)
-            next_attempt_at = since + (attempt + 1) * self.fallback_s
+            next_attempt_at = since + (attempt + 1) * wait_s
             def advanced(height: int = height) -> bool:
                 return chain.height >= height
 
@@ -139,8 +150,22 @@ class DrawDriver:
             except trio.TooSlowError:
                 if chain.height + 1 == height:
                     self.fallbacks += 1
+                    self._declared[height] = max(attempt, self._declared.get(height, 0))
                     _events.warning("draw.silent_proposer", height=height, attempt=attempt)
                     await chain.regossip_own()  # the drawn node may lack them, and then never wants a block
+
+    def _observe(self, block: Block) -> None:
+        """Every new head: a false alarm (a block of an attempt we had declared silent) doubles the fallback wait,
+        a height without a declaration eases it back (docs/adr/0197)."""
+        height = block.header.height
+        declared = self._declared.pop(height, None)
+        for h in [h for h in self._declared if h < height]:
+            del self._declared[h]
+        if declared is None:
+            self.backoff = max(1.0, self.backoff * 0.75)
+        elif int(block.header.consensus.get("attempt", 0)) <= declared:
+            self.backoff = min(MAX_BACKOFF, self.backoff * 2)
+            _events.info("draw.false_alarm", height=height, attempt=declared, backoff=self.backoff)
 
     async def _ask_earlier(self, height: int, attempt: int) -> bool:
         """Before a fallback proposal: ask the proposers drawn at the earlier attempts for their block, at once
@@ -200,4 +225,5 @@ class DrawDriver:
     def status(self) -> dict[str, Any]:
         """Fields for ``GET /status``."""
         return {"rule": self.rule, "proposed": self.proposed, "fallbacks": self.fallbacks,
-                "batch_seals": self.batch_seals, "asked_earlier": self.asked, "found_late": self.found_late}
+                "batch_seals": self.batch_seals, "asked_earlier": self.asked, "found_late": self.found_late,
+                "backoff": round(self.backoff, 3)}
