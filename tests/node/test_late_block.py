@@ -160,3 +160,35 @@ def test_a_node_on_the_losing_block_of_an_uncertified_height_takes_the_certified
     sync, chain = _sync(ours, 1, {broken[1].hash})
     sync._take_certified_branch(broken, [None, "cert"], b"peer")
     assert chain.rewound_to == []
+
+
+def test_the_fallback_wait_backs_off_after_false_alarms_and_eases_back() -> None:
+    """docs/adr/0197: a block of an attempt we had declared silent doubles the wait (up to MAX_BACKOFF); a height
+    that needed no fallback eases it back by a quarter, never below block_s; a really silent proposer (the block
+    comes from a later attempt) changes nothing."""
+    from types import SimpleNamespace
+
+    from bazaar.node.consensus.draw import MAX_BACKOFF, DrawDriver
+
+    driver = DrawDriver(SimpleNamespace(chain=SimpleNamespace()), "pos", fallback_s=2.0)  # type: ignore[arg-type]
+
+    def block(height: int, attempt: int) -> Any:
+        return SimpleNamespace(header=SimpleNamespace(height=height, consensus={"attempt": attempt}))
+
+    driver._declared[5] = 0  # we declared attempt 0 silent at height 5 ...
+    driver._observe(block(5, 0))  # ... and its block came after all: a false alarm
+    assert driver.backoff == 2.0
+    driver._declared[6] = 0
+    driver._observe(block(6, 1))  # attempt 0 really was silent: attempt 1's block
+    assert driver.backoff == 2.0
+    for h in range(7, 12):
+        driver._declared[h] = 1
+        driver._observe(block(h, 1))
+    assert driver.backoff == MAX_BACKOFF
+    driver._declared[20] = 0  # a declaration at a height the chain passed without our seeing its block
+    driver._observe(block(21, 0))
+    assert 20 not in driver._declared and driver.backoff == MAX_BACKOFF * 0.75
+    for h in range(22, 60):
+        driver._observe(block(h, 0))
+    assert driver.backoff == 1.0
+    assert driver.status()["backoff"] == 1.0
