@@ -240,15 +240,22 @@ class Finality:
     def _switch_to(self, cert: Certificate) -> None:
         """Fork choice: 2/3 of the stake finalized another block at a height we hold unfinalized, so drop our
         tail from that height and sync the certified block from peers."""
-        ours = self.svc.chain.block(cert.height)
-        removed = self.svc.chain.rewind(cert.height - 1)
-        self.rewinds += 1
-        _events.warning("chain.rewound", height=cert.height, removed=removed, dropped=ours.hash if ours else None,
-                        certified=cert.block_hash)
+        self.drop_from(cert.height, cert.block_hash)
         self.pending[cert.height] = cert
         self.svc.highest_seen = max(self.svc.highest_seen, cert.height)
         self.svc.sync.saw_certified(cert.height)
         self.svc.changes.notify()
+
+    def drop_from(self, height: int, certified: bytes, **fields: object) -> int:
+        """Fork choice: drop our non-final blocks from ``height`` up, for the certified block ``certified`` (at that
+        height, or a descendant of the block there: docs/adr/0196); counted in ``rewinds`` and logged. Returns how
+        many blocks were removed."""
+        ours = self.svc.chain.block(height)
+        removed = self.svc.chain.rewind(height - 1)
+        self.rewinds += 1
+        _events.warning("chain.rewound", height=height, removed=removed, dropped=ours.hash if ours else None,
+                        certified=certified, **fields)
+        return removed
 
     def cert_ok(self, cert: Certificate, block: Block) -> bool:
         try:

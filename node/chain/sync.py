@@ -30,6 +30,8 @@ a hub of 49 peers that saw a block before its certificate asked all 49 in a row,
 UNSYNCED_INTERVAL_S = 0.1
 """Until it is synced, a (re)started node looks for a peer to sync from this often."""
 _events = Events("chain")
+_REFUSED_ANSWER = (RemoteRejected, trio.TooSlowError, ProtocolError, lerr.LedgerError, KeyError, TypeError)
+"""What a sync answer we refuse raises (a refusal, a timeout, bytes that do not decode, a map of the wrong shape)."""
 
 
 class ChainSync:
@@ -119,19 +121,12 @@ class ChainSync:
         while True:
             try:
                 start = min(self.svc.chain.height, self.svc.chain.finalized_height)
-                self.requests += 1
-                raw = await self.svc.transport.request(
-                    peer, PROTO_SYNC, codec.encode({"from": start, "limit": SYNC_BATCH}), timeout=timeout)
-                answer = codec.decode(raw)
-                blocks = [Block.decode(b, self.svc.network_id) for b in answer["blocks"]]
-                certs = [Certificate.decode(c) if c else None for c in answer["certs"]]
-                claim = answer.get("finalized", 0)
+                blocks, certs, claim = await self._ask(peer, start, SYNC_BATCH, timeout)
                 self._claim = max(self._claim or 0, claim if isinstance(claim, int) else 0)
             except PeerUnavailable as err:
                 _events.warning("sync.failed", peer=peer, error=repr(err)[:200])
                 return imported, imported > 0
-            except (RemoteRejected, trio.TooSlowError, ProtocolError, lerr.LedgerError,
-                    KeyError, TypeError) as err:  # the peer's answer is refused: say why by its code
+            except _REFUSED_ANSWER as err:  # the peer's answer is refused: say why by its code
                 reason = getattr(err, "reason", None)
                 if isinstance(err, (KeyError, TypeError)):
                     reason = ProtocolReason.MALFORMED  # an answer of the wrong shape
@@ -176,13 +171,24 @@ class ChainSync:
         for i in range(end - 1, start - 1, -1):
             cert = certs[i]
             if cert is not None and self.svc.finality.cert_ok(cert, blocks[i]):
-                height = blocks[start].height
-                dropped = chain.block(height)
-                removed = chain.rewind(height - 1)
-                self.svc.finality.rewinds += 1
-                _events.warning("chain.rewound", height=height, removed=removed,
-                                dropped=dropped.hash if dropped else None, certified=blocks[i].hash, peer=peer)
+                self.svc.finality.drop_from(blocks[start].height, blocks[i].hash, peer=peer)
                 return
+
+    async def _ask(self, peer: bytes, start: int, limit: int,
+                   timeout: float) -> tuple[list[Block], list[Certificate | None], object]:
+        """One ``/bazaar/sync/1`` request: ``peer``'s blocks after height ``start`` (at most ``limit``), their
+        certificates, and the finalized height it claims (unchecked).
+
+        Raises:
+            PeerUnavailable: no stream to ``peer``; or one of ``_REFUSED_ANSWER``: an answer we refuse.
+        """
+        self.requests += 1
+        raw = await self.svc.transport.request(
+            peer, PROTO_SYNC, codec.encode({"from": start, "limit": limit}), timeout=timeout)
+        answer = codec.decode(raw)
+        blocks = [Block.decode(b, self.svc.network_id) for b in answer["blocks"]]
+        certs = [Certificate.decode(c) if c else None for c in answer["certs"]]
+        return blocks, certs, answer.get("finalized", 0)
 
     async def fetch_next(self, peer: bytes, *, timeout: float) -> bool:
         """Ask ``peer`` for the block after our head and import it; whether it was imported. A fallback proposer
@@ -190,19 +196,14 @@ class ChainSync:
         that goes wrong is logged and answered False: the caller proposes as before."""
         chain = self.svc.chain
         height = chain.height
-        self.requests += 1
         try:
-            raw = await self.svc.transport.request(
-                peer, PROTO_SYNC, codec.encode({"from": height, "limit": 1}), timeout=timeout)
-            answer = codec.decode(raw)
-            blocks = answer["blocks"]
-            if not isinstance(blocks, list) or not blocks:
-                return False
-            block = Block.decode(blocks[0], self.svc.network_id)
-        except (PeerUnavailable, RemoteRejected, trio.TooSlowError, ProtocolError, lerr.LedgerError,
-                KeyError, TypeError) as err:
+            blocks, _, _ = await self._ask(peer, height, 1, timeout)
+        except (PeerUnavailable, *_REFUSED_ANSWER) as err:
             _events.info("sync.fetch_failed", peer=peer, height=height + 1, error=repr(err)[:200])
             return False
+        if not blocks:
+            return False
+        block = blocks[0]
         if block.height != height + 1 or chain.height != height:
             return chain.height > height  # a block arrived meanwhile: as good
         return await self.svc.import_block(block, announce=False)

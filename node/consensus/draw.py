@@ -8,9 +8,10 @@ Both seeds advance with the proposer's BLS reveal, which is unique per key and h
 grind the next draw. A block is wanted as soon as the mempool holds a transaction that applies: every node
 notes when that happened for the next height, waits a short quiet window (so a round's batch lands in one
 block) — or not at all once the batch's sender sealed it (``chain/txs`` ``seal``: a round's settlement is
-complete, docs/adr/0155) — and the draw for attempt ``k = ⌊waited / fallback_s⌋`` may propose — when the
-attempt-0 proposer is silent (crashed, partitioned), the attempt-1 draw takes over after ``fallback_s``, and so
-on.
+complete, docs/adr/0155) — and the draw for attempt ``k = ⌊waited / (backoff · fallback_s)⌋`` may propose —
+when the attempt-0 proposer is silent (crashed, partitioned), the attempt-1 draw takes over after ``fallback_s``
+(longer after false alarms: ``backoff``, docs/adr/0197), first asking the earlier draws for a block that is only
+late (docs/adr/0196), and so on.
 """
 
 from __future__ import annotations

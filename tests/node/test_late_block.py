@@ -120,11 +120,16 @@ class _Chain:
 
 @dataclass
 class _Finality:
+    chain: _Chain
     good: set[bytes]
     rewinds: int = 0
 
     def cert_ok(self, cert: Any, block: _Block) -> bool:
         return cert == "cert" and block.hash in self.good
+
+    def drop_from(self, height: int, certified: bytes, **fields: object) -> int:
+        self.rewinds += 1
+        return self.chain.rewind(height - 1)
 
 
 @dataclass
@@ -136,7 +141,7 @@ class _Svc:
 def _sync(ours: list[_Block], finalized: int, good: set[bytes]) -> tuple[ChainSync, _Chain]:
     chain = _Chain(list(ours), finalized)
     sync = ChainSync.__new__(ChainSync)
-    sync.svc = _Svc(chain, _Finality(good))  # type: ignore[assignment]
+    sync.svc = _Svc(chain, _Finality(chain, good))  # type: ignore[assignment]
     return sync, chain
 
 
