@@ -11,6 +11,7 @@ import contextlib
 import faulthandler
 import io
 import json
+import os
 import signal
 import sys
 import time
@@ -69,6 +70,8 @@ def _cmd_node(args: argparse.Namespace) -> int:
                     events.info("node.stopping")
                     nursery.cancel_scope.cancel()
 
+    if cfg.nice:
+        os.nice(cfg.nice)  # a leaf of a sparse one-machine network yields CPU to the hubs (docs/adr/0198)
     t0 = time.monotonic()
     trio.run(run)
     events.info("node.stopped", seconds=round(time.monotonic() - t0, 2))

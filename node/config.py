@@ -36,6 +36,8 @@ class NodeConfig:
         byzantine: misbehaviours this node is started with (a testnet's Byzantine node; the names a market's
             spec declares, docs/testnets.md); empty for an honest node.
         clock_skew_ms: added to this node's wall clock (a testnet perturbation); 0 for an honest clock.
+        nice: how much the node process lowers its CPU priority at start (``os.nice``; 0: unchanged). The launcher
+            sets it for the leaves of a sparse network on one machine (docs/adr/0198).
     """
 
     name: str
@@ -49,6 +51,7 @@ class NodeConfig:
     log_json: bool = False
     byzantine: tuple[str, ...] = ()
     clock_skew_ms: int = 0
+    nice: int = 0
 
     def to_toml(self) -> str:
         """Serialise (the launcher writes ``node.toml`` with this)."""
@@ -57,7 +60,7 @@ class NodeConfig:
             f'genesis = "{self.genesis}"', f'scenario = "{self.scenario}"', f'listen = "{self.listen}"',
             f"http_port = {self.http_port}", f"log_json = {'true' if self.log_json else 'false'}",
             "byzantine = [" + ", ".join(f'"{b}"' for b in self.byzantine) + "]",
-            f"clock_skew_ms = {self.clock_skew_ms}", "",
+            f"clock_skew_ms = {self.clock_skew_ms}", f"nice = {self.nice}", "",
         ]
         for p in self.peers:
             lines += ["[[peers]]", f'name = "{p.name}"', f'role = "{p.role}"', f'key = "{p.key.hex()}"',
@@ -72,6 +75,7 @@ _TOP = (
     Field("log_json", "bool", required=False, default=False),
     Field("byzantine", "list_str", required=False, default=[]),
     Field("clock_skew_ms", "int", required=False, default=0, low=-86_400_000, high=86_400_000),
+    Field("nice", "int", required=False, default=0, low=0, high=19),
 )
 _PEER = (Field("name", "str"), Field("role", "str"), Field("key", "str"), Field("addr", "str"))
 
@@ -105,7 +109,7 @@ def load_node_config(path: str | Path, **overrides: Any) -> NodeConfig:
         name=top["name"], role=top["role"], data_dir=Path(top["data_dir"]), genesis=Path(top["genesis"]),
         scenario=Path(top["scenario"]), listen=top["listen"], http_port=top["http_port"],
         peers=tuple(_peer(p, i) for i, p in enumerate(peers_raw)), log_json=top["log_json"],
-        byzantine=_byzantine(top["byzantine"]), clock_skew_ms=top["clock_skew_ms"],
+        byzantine=_byzantine(top["byzantine"]), clock_skew_ms=top["clock_skew_ms"], nice=top["nice"],
     )
 
 

@@ -28,6 +28,7 @@ from bazaar.ledger.amounts import to_units
 from bazaar.ledger.genesis import Genesis, make_genesis
 from bazaar.protocol import KeyPair
 from bazaar.protocol.keys import load_or_create_seed
+from bazaar.protocol.p2p import DIAL_ALL_UP_TO, DIAL_HUBS
 
 from .config import NodeConfig, PeerEntry
 from .hosts import Hosts, HostsError
@@ -263,12 +264,13 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
     hosts = hosts or Hosts()
     entries = [PeerEntry(name, role, keys[name].public, hosts.listen_addr(name)) for name, role in scenario.nodes]
     configs = {}
-    for entry in entries:
+    for i, entry in enumerate(entries):
         cfg = NodeConfig(
             name=entry.name, role=entry.role, data_dir=net.node_dir(entry.name).resolve(),
             genesis=net.genesis.resolve(), scenario=scenario.source, listen=entry.addr, http_port=0,
             peers=tuple(e for e in entries if e.name != entry.name), log_json=log_json,
             byzantine=tuple(byzantine.get(entry.name, ())), clock_skew_ms=int(clock_skew_ms.get(entry.name, 0)),
+            nice=leaf_nice(i, len(entries)),
         )
         (net.node_dir(entry.name) / "node.toml").write_text(cfg.to_toml())
         configs[entry.name] = cfg
@@ -276,6 +278,19 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
     if spec.prepare is not None:  # market-specific set-up of a fresh network
         spec.prepare(scenario, {name: net.node_dir(name) for name, _ in scenario.nodes})
     return configs
+
+
+LEAF_NICE = 10
+"""The nice value of a leaf of a sparse network (a CFS weight of 110 against a hub's 1024)."""
+
+
+def leaf_nice(index: int, nodes: int) -> int:
+    """The CPU priority a node of a one-machine network gives up at start: :data:`LEAF_NICE` for every node but
+    the hubs (the scenario's first ``DIAL_HUBS``) once the network is sparse (more than ``DIAL_ALL_UP_TO`` + 1
+    nodes, ``protocol.p2p.dial_set``), else 0. Every node keeps the hubs connected, so on 2 cores shared by 50
+    processes a hub's equal share was too little for its 49 connections: its gossip queued for 90 s, its stream
+    negotiations timed out, and the network never formed (docs/adr/0198)."""
+    return LEAF_NICE if nodes > DIAL_ALL_UP_TO + 1 and index >= DIAL_HUBS else 0
 
 
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,

@@ -142,6 +142,19 @@ class Node:
         theirs = {t for r in roles for t in node_topics(self.network_id, self.spec, r)}
         return [t for t in self.topics if t in theirs]
 
+    def mesh_min(self) -> int | None:
+        """Our smallest gossip mesh over :meth:`shared_topics` (what ``bazaar net up`` waits to be ≥ 1); None on a
+        transport without meshes (in memory) or when no other node shares a topic with us."""
+        topics = self.shared_topics()
+        mesh_min = getattr(self.transport, "mesh_min", None)
+        return mesh_min(topics) if mesh_min is not None and topics else None
+
+    def gossip_formed(self) -> bool:
+        """Whether our part of the gossip overlay has formed (``Libp2pTransport.formed`` over
+        :meth:`shared_topics`); True on a transport without one (in memory)."""
+        formed = getattr(self.transport, "formed", None)
+        return formed is None or formed(self.shared_topics())
+
     def peers(self, role: str | None = None) -> list[PeerEntry]:
         """Address-book entries (ourselves included) of one role or all, in scenario order."""
         me = PeerEntry(self.name, self.role, self.key.public, "")
@@ -294,7 +307,7 @@ class Node:
             "cert_pushes": dict(self.chain.finality.pushes),
             "block_pushes": dict(self.chain.blockpush.counts),
             "msg_pushes": dict(self.spread.counts),
-            "mesh_min": self.transport.mesh_min(self.shared_topics()) if hasattr(self.transport, "mesh_min") else None,
+            "mesh_min": self.mesh_min(),
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),

@@ -419,6 +419,13 @@ class Libp2pTransport:
         waits for ≥ 1 (ADR 0120)."""
         return min((len(self._gs.mesh.get(t, ())) for t in (self._subs if topics is None else topics)), default=0)
 
+    def formed(self, topics: Sequence[str]) -> bool:
+        """Whether our part of the overlay has formed: every peer we keep connected (:meth:`dialled`, but the
+        blocked) is connected and registered by pubsub, and each of ``topics`` has a mesh (docs/adr/0198)."""
+        keep = {peer_id_for(k) for k in self.dialled()} - self._blocked
+        connected = set(self._host.get_connected_peers())
+        return keep <= connected and keep <= set(self._ps.peers) and (not topics or self.mesh_min(topics) >= 1)
+
     def _check_open(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("transport is closed")

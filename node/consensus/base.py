@@ -51,6 +51,11 @@ class DriverHost(Protocol):
         """The transport (model weights are fetched over direct streams)."""
         ...
 
+    def gossip_formed(self) -> bool:
+        """Whether the node's part of the gossip overlay has formed (its kept peers connected and registered, a
+        mesh on every topic it shares with others); True on a transport without one."""
+        ...
+
     def deadline(self, name: str) -> float:
         """A named scenario deadline in seconds."""
         ...

@@ -37,6 +37,14 @@ IDLE_WAIT_S = 30.0
 MAX_BACKOFF = 8.0
 """A node's fallback wait grows to at most this many times ``block_s`` while the proposers it declares silent
 keep turning out to have been only late (docs/adr/0197)."""
+FORMATION_MAX_S = 30.0
+"""At start-up a node counts no fallback attempt and proposes nothing until its gossip meshes have formed (what
+``bazaar net up`` waits for), or for at most this long (docs/adr/0198)."""
+FORMATION_POLL_S = 0.25
+MAX_REGOSSIP_GAP = 16.0
+"""After a silent proposer a node gossips its own pending transactions again, then waits twice as long before the
+next such regossip, up to this many fallback waits: 50 nodes regossiping at every 2 s declaration flooded a
+2-core machine at start-up, where no height passes (docs/adr/0198)."""
 _events = Events("draw")
 
 
@@ -64,6 +72,14 @@ class DrawDriver:
         made a competing block — and eased back by a quarter at every height that needed no fallback
         (docs/adr/0197)."""
         self._declared: dict[int, int] = {}  # height -> the highest attempt we declared silent there
+        self.regossips = 0
+        """Own pending transactions gossiped again after a silent proposer (ADR 0195), spaced by ..."""
+        self._regossip_gap = 1.0
+        """... this many fallback waits, doubled after each (up to ``MAX_REGOSSIP_GAP``) and reset at a height
+        that needed no fallback (docs/adr/0198)."""
+        self._regossip_at = float("-inf")
+        self.formation_s = 0.0
+        """How long the driver waited at start-up for the gossip meshes to form (docs/adr/0198)."""
         self.hooks = BlockHooks(imported=self._observe)
         node.chain.next_proposer = lambda: self.drawn(0)  # a sealed batch goes to it directly (ADRs 0159, 0176)
         node.chain.sealed_gossip_delay_s = min(SEALED_GOSSIP_DELAY_S, fallback_s / 2)  # the replacement holds it
@@ -116,6 +132,8 @@ class DrawDriver:
         def wanted() -> bool:  # a (re)started node proposes only once it holds the certified head
             return chain.synced and chain.wants_block()
 
+        if await self._await_mesh():
+            await self.node.chain.regossip_own()  # they went out before anyone could relay them
         while True:
             try:
                 await chain.changes.wait_for(wanted, timeout=IDLE_WAIT_S)
@@ -153,7 +171,34 @@ class DrawDriver:
                     self.fallbacks += 1
                     self._declared[height] = max(attempt, self._declared.get(height, 0))
                     _events.warning("draw.silent_proposer", height=height, attempt=attempt)
-                    await chain.regossip_own()  # the drawn node may lack them, and then never wants a block
+                    await self._regossip(wait_s)
+
+    async def _await_mesh(self) -> bool:
+        """Wait until the node's part of the gossip overlay has formed, at most ``FORMATION_MAX_S``; whether it had
+        to wait. A block proposed before then reaches few nodes, the others' fallback proposers make competing
+        ones, and on a 50-process start-up the forks' syncs, block relays and connection kicks kept the hubs'
+        meshes from ever forming (docs/adr/0198)."""
+        if self.node.gossip_formed():
+            return False
+        since = trio.current_time()
+        with trio.move_on_after(FORMATION_MAX_S):
+            while not self.node.gossip_formed():
+                await trio.sleep(FORMATION_POLL_S)
+        self.formation_s = round(trio.current_time() - since, 3)
+        _events.info("draw.mesh_formed" if self.node.gossip_formed() else "draw.mesh_not_formed",
+                     waited_s=self.formation_s)
+        return True
+
+    async def _regossip(self, wait_s: float) -> None:
+        """Gossip our own pending transactions again — the drawn node may lack them, and then never wants a block
+        (docs/adr/0195) — unless we did so less than the current gap ago; each regossip doubles the gap."""
+        now = trio.current_time()
+        if now < self._regossip_at:
+            return
+        if await self.node.chain.regossip_own():
+            self.regossips += 1
+            self._regossip_at = now + self._regossip_gap * wait_s
+            self._regossip_gap = min(MAX_REGOSSIP_GAP, self._regossip_gap * 2)
 
     def _observe(self, block: Block) -> None:
         """Every new head: a false alarm (a block of an attempt we had declared silent) doubles the fallback wait,
@@ -164,6 +209,8 @@ class DrawDriver:
             del self._declared[h]
         if declared is None:
             self.backoff = max(1.0, self.backoff * 0.75)
+            self._regossip_gap = 1.0
+            self._regossip_at = float("-inf")
         elif int(block.header.consensus.get("attempt", 0)) <= declared:
             self.backoff = min(MAX_BACKOFF, self.backoff * 2)
             _events.info("draw.false_alarm", height=height, attempt=declared, backoff=self.backoff)
@@ -226,5 +273,6 @@ class DrawDriver:
     def status(self) -> dict[str, Any]:
         """Fields for ``GET /status``."""
         return {"rule": self.rule, "proposed": self.proposed, "fallbacks": self.fallbacks,
-                "batch_seals": self.batch_seals, "asked_earlier": self.asked, "found_late": self.found_late,
+                "batch_seals": self.batch_seals, "regossips": self.regossips, "formation_s": self.formation_s,
+                "asked_earlier": self.asked, "found_late": self.found_late,
                 "backoff": round(self.backoff, 3)}

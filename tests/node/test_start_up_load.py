@@ -1,0 +1,102 @@
+"""What keeps a 50-process start-up on one machine from drowning its hubs (docs/adr/0198): the draw driver waits
+for the node's part of the overlay before it counts attempts, regossips its own transactions at widening gaps,
+pubsub retries a registration whose stream negotiation failed, and the launcher lowers the leaves' priority."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from bazaar.node.config import NodeConfig, load_node_config
+from bazaar.node.consensus.draw import FORMATION_MAX_S, MAX_REGOSSIP_GAP, DrawDriver
+from bazaar.node.launcher import LEAF_NICE, leaf_nice
+from bazaar.protocol.p2p import DIAL_ALL_UP_TO, DIAL_HUBS
+
+
+class _Chain:
+    def __init__(self) -> None:
+        self.regossiped: list[float] = []
+
+    async def regossip_own(self) -> int:
+        self.regossiped.append(trio.current_time())
+        return 3
+
+
+def _driver(formed: Any = lambda: True) -> tuple[DrawDriver, _Chain]:
+    chain = _Chain()
+    node = SimpleNamespace(chain=chain, gossip_formed=formed)
+    return DrawDriver(node, "pos", fallback_s=2.0), chain  # type: ignore[arg-type]
+
+
+def _block(height: int) -> Any:
+    return SimpleNamespace(header=SimpleNamespace(height=height, consensus={"attempt": 0}))
+
+
+async def test_regossips_after_silent_proposers_come_at_doubling_gaps_and_reset_at_a_clean_height(
+        autojump_clock: trio.testing.MockClock) -> None:
+    driver, chain = _driver()
+    start = trio.current_time()
+    for _ in range(200):  # a declaration every 2 s for 400 s, as at a start-up where no height passes
+        await driver._regossip(2.0)
+        await trio.sleep(2.0)
+    gaps = [b - a for a, b in zip(chain.regossiped, chain.regossiped[1:], strict=False)]
+    assert gaps[:4] == [2.0, 4.0, 8.0, 16.0]
+    assert max(gaps) == MAX_REGOSSIP_GAP * 2.0 and len(chain.regossiped) < 20  # not 200
+    assert chain.regossiped[0] == start and driver.status()["regossips"] == len(chain.regossiped)
+    driver._observe(_block(1))  # a height without a declaration: the next silent proposer regossips at once
+    before = len(chain.regossiped)
+    await driver._regossip(2.0)
+    assert len(chain.regossiped) == before + 1
+
+
+async def test_the_driver_waits_for_the_overlay_before_it_counts_attempts(
+        autojump_clock: trio.testing.MockClock) -> None:
+    formed_at = trio.current_time() + 7.0
+    driver, _ = _driver(lambda: trio.current_time() >= formed_at)
+    assert await driver._await_mesh() is True
+    assert 7.0 <= driver.formation_s < 7.5 and driver.status()["formation_s"] == driver.formation_s
+    driver, _ = _driver(lambda: True)  # formed (or in memory): no wait at all
+    assert await driver._await_mesh() is False and driver.formation_s == 0.0
+    driver, _ = _driver(lambda: False)  # never formed: it goes on after FORMATION_MAX_S
+    start = trio.current_time()
+    assert await driver._await_mesh() is True
+    assert trio.current_time() - start == pytest.approx(FORMATION_MAX_S, abs=0.5)
+
+
+async def test_pubsub_retries_a_registration_whose_stream_negotiation_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import libp2p.pubsub.pubsub as pubsub_mod
+    from libp2p.host.exceptions import StreamFailure
+    from libp2p.network.exceptions import SwarmException
+
+    from bazaar.protocol.p2p_settings import retry_pubsub_registration
+
+    calls = []
+
+    async def fails(self: Any, peer_id: Any) -> None:
+        calls.append(peer_id)
+        raise StreamFailure("failed to open a stream to peer")
+
+    monkeypatch.setattr(pubsub_mod.Pubsub, "_handle_new_peer", fails)
+    retry_pubsub_registration()
+    retry_pubsub_registration()  # idempotent: wrapped once
+    with pytest.raises(SwarmException):  # the exception _handle_new_peer_with_retry retries on
+        await pubsub_mod.Pubsub._handle_new_peer(object(), "peer")  # type: ignore[arg-type]
+    assert calls == ["peer"]
+
+
+def test_leaves_of_a_sparse_network_yield_cpu_to_the_hubs(tmp_path: Path) -> None:
+    sparse = DIAL_ALL_UP_TO + 2
+    assert [leaf_nice(i, sparse) for i in range(DIAL_HUBS + 1)] == [0] * DIAL_HUBS + [LEAF_NICE]
+    assert {leaf_nice(i, DIAL_ALL_UP_TO + 1) for i in range(DIAL_ALL_UP_TO + 1)} == {0}  # a full mesh: no hubs
+    cfg = NodeConfig(name="n", role="r", data_dir=tmp_path, genesis=tmp_path / "g", scenario=tmp_path / "s",
+                     nice=LEAF_NICE)
+    (tmp_path / "node.toml").write_text(cfg.to_toml())
+    assert load_node_config(tmp_path / "node.toml").nice == LEAF_NICE
+    (tmp_path / "node.toml").write_text(cfg.to_toml().replace(f"nice = {LEAF_NICE}", "nice = -5"))
+    with pytest.raises(Exception, match="nice"):
+        load_node_config(tmp_path / "node.toml")
