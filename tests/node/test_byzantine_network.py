@@ -68,15 +68,18 @@ async def _rounds(nodes: dict[str, Node], n: int, *, timeout: float = 60,
 
 
 async def _safe(honest: Iterable[Node], *, timeout: float = 30) -> None:
-    """Every honest node holds the same finalized head, and tokens are conserved in every one's state."""
+    """Every honest node has finalized a block, their finalized chains agree (the same block at the lowest finalized
+    height among them, and so below it: blocks link by parent hash), and tokens are conserved in every one's state.
+    Not the same finalized height: a last round whose votes split leaves some a height behind until the next."""
     nodes = list(honest)
 
     def agreed() -> bool:
-        heads = {(n.chain.finalized_height, n.chain.chain.block(n.chain.finalized_height).hash)
-                 for n in nodes if n.chain.finalized_height}
-        return len(heads) == 1 and all(n.chain.finalized_height for n in nodes)
+        if not all(n.chain.finalized_height for n in nodes):
+            return False
+        low = min(n.chain.finalized_height for n in nodes)
+        return len({n.chain.chain.block(low).hash for n in nodes}) == 1
 
-    await wait_until_async(agreed, timeout=timeout, what="one finalized head on every honest node")
+    await wait_until_async(agreed, timeout=timeout, what="agreeing finalized chains on every honest node")
     for n in nodes:
         assert n.chain.state.conserved(), n.name
 
@@ -116,7 +119,10 @@ async def test_an_equivocating_proposer_leaves_evidence_and_is_slashed(tmp_path:
 async def test_an_equivocating_pol_winner_is_slashed(tmp_path: Path) -> None:
     every = {f"consumer-{i}": ["equivocate"] for i in range(3)}  # whoever wins the PoL race equivocates
     async with open_memory_network(small_scenario(tmp_path), tmp_path / "net", byzantine=every) as nodes:
-        summary, _ = await _rounds(nodes, 2, timeout=30)  # PoL blocks come with rounds: the next one carries it
+        # PoL blocks come with rounds: the next one carries the evidence. Its winner equivocates as well, and when
+        # its two blocks split the votes the round is not final within its deadline (3 of 12 runs at 88d3d4b):
+        # what this test holds is the slashing and safety, waited for below, bounded.
+        summary, _ = await _rounds(nodes, 2, timeout=30, final=False)
         cheat = nodes[summary["winner"]]
         honest = [n for n in nodes.values() if n is not cheat]
         await _until(lambda: all(n.chain.state.is_slashed(cheat.key.public) for n in honest), "the slashing")
