@@ -280,8 +280,9 @@ def prepare_network(scenario: Scenario, net: NetDir, log_json: bool, *,
     return configs
 
 
-LEAF_NICE = 10
-"""The nice value of a leaf of a sparse network (a CFS weight of 110 against a hub's 1024)."""
+LEAF_NICE = 5
+"""The nice value of a leaf of a sparse network: a CFS weight of 335 against a hub's 1024. 10 (a weight of 110)
+starved ai-bazaar's consumers at 50 processes (docs/adr/0198)."""
 
 
 def leaf_nice(index: int, nodes: int) -> int:
