@@ -5,7 +5,8 @@ MB that fail, 32-slot queues that drop silently, a 120 s gossip heartbeat. Four 
 module attributes; :func:`apply_process_patches` sets them idempotently (it compares the current values, no
 flag of its own) and is called when a transport opens, never at import. It also installs two CPU savings
 measured on our networks (docs/adr/0145): signed peer records checked once (:mod:`.p2p_records`) and yamux
-window updates at half a window (:mod:`.p2p_yamux`).
+window updates at half a window (:mod:`.p2p_yamux`). And pubsub retries a peer's registration after a failed
+stream negotiation (:func:`retry_pubsub_registration`, docs/adr/0198).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ RPC_QUEUE = 512
 
 
 def apply_process_patches() -> None:
-    """Set the four process-wide py-libp2p fixes of libp2p.md §1 and the two savings of ADR 0145 (idempotent).
+    """Set the four process-wide py-libp2p fixes of libp2p.md §1, the two savings of ADR 0145 and the pubsub
+    registration retry of ADR 0198 (idempotent).
 
     Must run before hosts and pubsub objects are created: ``SUBSCRIPTION_CHANNEL_SIZE`` is read at
     ``subscribe()`` and ``RpcQueue`` when a peer joins.

@@ -313,9 +313,9 @@ class ChainService:
 
     async def regossip_own(self) -> int:
         """Gossip again our own transactions still pending; returns how many. Called when a drawn proposer stayed
-        silent: a transaction gossiped before the mesh formed (a provider's registration at start-up) may have
-        reached some nodes only, and a drawn node without any applicable transaction never wants a block, so the
-        height waited until a node holding it was drawn (docs/adr/0195)."""
+        silent (at doubling gaps, docs/adr/0198): a transaction gossiped before the mesh formed (a provider's
+        registration at start-up) may have reached some nodes only, and a drawn node without any applicable
+        transaction never wants a block, so the height waited until a node holding it was drawn (docs/adr/0195)."""
         raws = [p.raw for p in self.mempool.iter_pending() if p.own]
         if raws:
             await self._gossip_txs(raws, seal=False)

@@ -38,8 +38,9 @@ MAX_BACKOFF = 8.0
 """A node's fallback wait grows to at most this many times ``block_s`` while the proposers it declares silent
 keep turning out to have been only late (docs/adr/0197)."""
 FORMATION_MAX_S = 30.0
-"""At start-up a node counts no fallback attempt and proposes nothing until its gossip meshes have formed (what
-``bazaar net up`` waits for), or for at most this long (docs/adr/0198)."""
+"""At start-up a node counts no fallback attempt and proposes nothing until its part of the gossip overlay has
+formed (every peer it keeps connected registered by pubsub, a mesh on every shared topic), or for at most this
+long (docs/adr/0198)."""
 FORMATION_POLL_S = 0.25
 MAX_REGOSSIP_GAP = 16.0
 """After a silent proposer a node gossips its own pending transactions again, then waits twice as long before the
