@@ -27,8 +27,8 @@ from typing import Any
 from bazaar.ledger.amounts import to_units
 from bazaar.ledger.genesis import Genesis, make_genesis
 from bazaar.protocol import KeyPair
+from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS
 from bazaar.protocol.keys import load_or_create_seed
-from bazaar.protocol.p2p import DIAL_ALL_UP_TO, DIAL_HUBS
 
 from .config import NodeConfig, PeerEntry
 from .hosts import Hosts, HostsError
@@ -288,7 +288,7 @@ starved ai-bazaar's consumers at 50 processes (docs/adr/0198)."""
 def leaf_nice(index: int, nodes: int) -> int:
     """The CPU priority a node of a one-machine network gives up at start: :data:`LEAF_NICE` for every node but
     the hubs (the scenario's first ``DIAL_HUBS``) once the network is sparse (more than ``DIAL_ALL_UP_TO`` + 1
-    nodes, ``protocol.p2p.dial_set``), else 0. Every node keeps the hubs connected, so on 2 cores shared by 50
+    nodes, ``protocol.dial_set``), else 0. Every node keeps the hubs connected, so on 2 cores shared by 50
     processes a hub's equal share was too little for its 49 connections: its gossip queued for 90 s, its stream
     negotiations timed out, and the network never formed (docs/adr/0198)."""
     return LEAF_NICE if nodes > DIAL_ALL_UP_TO + 1 and index >= DIAL_HUBS else 0

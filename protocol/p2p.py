@@ -47,6 +47,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
+from .dial_set import dial_set
 from .errors import ProtocolReason
 from .framing import StreamEnded, client_exchange, read_frame_length, serve_exchange
 from .keys import PUBKEY_LEN, KeyPair
@@ -95,12 +96,6 @@ PUBLISH_HIGH_WATER = 64
 PUBLISH_MAX_WAIT = 2.0
 """Longest a publish waits for queues to drain; after that it publishes anyway (gossip is best effort)."""
 INBOX_SIZE = 1000
-DIAL_ALL_UP_TO = 16
-"""Address books up to this size are kept fully connected; larger ones use :func:`dial_set` (docs/adr/0123)."""
-DIAL_HUBS = 3
-"""Sparse topology: the first address-book entries every node keeps connected (the scenario's leaders)."""
-DIAL_RING = 2
-"""Sparse topology: ring neighbours kept connected on each side, in the order of the peers' keys."""
 ON_DEMAND_LINGER = 10.0
 """A connection we opened for a request to a peer outside :func:`dial_set` is closed after this long without a
 request: otherwise every peer a node ever asked (a round's proposer, to which every validator sends its vote)
@@ -148,29 +143,6 @@ def key_for_peer_id(peer_id: ID) -> bytes | None:
     if not isinstance(public, Ed25519PublicKey):
         return None
     return public.to_bytes()
-
-
-def dial_set(own: bytes, book: Sequence[bytes]) -> list[bytes]:
-    """The peers a node keeps connected when its address book is large (docs/adr/0123, libp2p.md §3).
-
-    A full mesh of 50 processes is 1225 noise handshakes and as many yamux sessions, heartbeats and pubsub
-    registrations: on 2 cores dials time out and the mesh watchdog kicks half-registered connections. Up to
-    :data:`DIAL_ALL_UP_TO` peers every one is kept connected; beyond, only the first :data:`DIAL_HUBS` entries
-    of ``book`` (the launcher lists peers in scenario order, leaders first) and :data:`DIAL_RING` neighbours on
-    each side on the ring of all keys sorted (own included). Every node dials the hubs, so the graph is
-    connected with diameter ≤ 2; each non-hub holds ≈ 7 connections. Other peers stay in the peerstore and
-    are dialled on demand by a direct request.
-    """
-    peers = [k for k in dict.fromkeys(book) if k != own]
-    if len(peers) <= DIAL_ALL_UP_TO:
-        return peers
-    chosen = dict.fromkeys(peers[:DIAL_HUBS])
-    ring = sorted({*peers, own})
-    i = ring.index(own)
-    for step in range(1, DIAL_RING + 1):
-        chosen.setdefault(ring[(i + step) % len(ring)])
-        chosen.setdefault(ring[(i - step) % len(ring)])
-    return [k for k in chosen if k != own]
 
 
 def meshless_kicks(subscribers: set[ID], dialled: set[ID], limit: int = WATCHDOG_MAX_KICKS) -> list[ID]:

@@ -15,7 +15,7 @@ import trio.testing
 from bazaar.node.config import NodeConfig, load_node_config
 from bazaar.node.consensus.draw import FORMATION_MAX_S, MAX_REGOSSIP_GAP, DrawDriver
 from bazaar.node.launcher import LEAF_NICE, leaf_nice
-from bazaar.protocol.p2p import DIAL_ALL_UP_TO, DIAL_HUBS
+from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS
 
 
 class _Chain:

@@ -1,10 +1,10 @@
-"""Which address-book peers a libp2p node keeps connected (protocol/p2p.py dial_set, docs/adr/0123)."""
+"""Which address-book peers a libp2p node keeps connected (protocol/dial_set.py, docs/adr/0123)."""
 
 from __future__ import annotations
 
 import hashlib
 
-from bazaar.protocol.p2p import DIAL_ALL_UP_TO, DIAL_HUBS, dial_set
+from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS, dial_set
 
 
 def _keys(n: int) -> list[bytes]:
