@@ -391,10 +391,16 @@ class Libp2pTransport:
         waits for ≥ 1 (ADR 0120)."""
         return min((len(self._gs.mesh.get(t, ())) for t in (self._subs if topics is None else topics)), default=0)
 
+    def _kept_ids(self) -> set[ID]:
+        """Peer ids of :meth:`dialled`, computed once per address book."""
+        if self._dial_ids is None:
+            self._dial_ids = {peer_id_for(k) for k in self.dialled()}
+        return self._dial_ids
+
     def formed(self, topics: Sequence[str]) -> bool:
         """Whether our part of the overlay has formed: every peer we keep connected (:meth:`dialled`, but the
         blocked) is connected and registered by pubsub, and each of ``topics`` has a mesh (docs/adr/0198)."""
-        keep = {peer_id_for(k) for k in self.dialled()} - self._blocked
+        keep = self._kept_ids() - self._blocked
         connected = set(self._host.get_connected_peers())
         return keep <= connected and keep <= set(self._ps.peers) and (not topics or self.mesh_min(topics) >= 1)
 
@@ -624,18 +630,17 @@ class Libp2pTransport:
                     await self._host.disconnect(pid)
             for stale in [*self._pool.expire(), *(st for pid in self._blocked for st in self._pool.drop_peer(pid))]:
                 self._nursery.start_soon(_close_quietly, stale)
-            if self._dial_ids is None:
-                self._dial_ids = {peer_id_for(k) for k in self.dialled()}
+            kept = self._kept_ids()
             todo = [
                 pid for pid in self._book
-                if pid in self._dial_ids and pid not in self._blocked and not network.get_connections(pid)
+                if pid in kept and pid not in self._blocked and not network.get_connections(pid)
                 and due.get(pid, 0.0) <= now
             ]
             if todo:
                 async with trio.open_nursery() as nursery:
                     for pid in todo:
                         nursery.start_soon(self._dial, pid, backoff, due)
-            for pid in [p for p in self._on_demand if p in self._dial_ids]:
+            for pid in [p for p in self._on_demand if p in kept]:
                 del self._on_demand[pid]  # now kept by the supervisor
             for pid in idle_on_demand(self._on_demand, self._in_flight, now):
                 del self._on_demand[pid]
