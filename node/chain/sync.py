@@ -135,14 +135,15 @@ class ChainSync:
             if not blocks:
                 break
             self._take_certified_branch(blocks, certs, peer)
+            vouched = self._vouched(blocks, certs)
             progressed = False
-            for block, cert in zip(blocks, certs, strict=False):
+            for i, (block, cert) in enumerate(zip(blocks, certs, strict=False)):
                 if block.height <= self.svc.chain.height:
                     if cert is not None and cert.height > self.svc.chain.finalized_height:
                         self.svc.finality.finalize(cert)
                         progressed = True
                     continue
-                certified = cert is not None and self.svc.finality.cert_ok(cert, block)
+                certified = i in vouched
                 if block.height != self.svc.chain.height + 1 or not await self.svc.import_block(
                         block, announce=False, certified=certified):
                     return imported, True
@@ -153,6 +154,26 @@ class ChainSync:
             if len(blocks) < SYNC_BATCH or not progressed:
                 break
         return imported, True
+
+    def _vouched(self, blocks: list[Block], certs: list[Certificate | None]) -> set[int]:
+        """Indices of the pulled blocks a certificate vouches for: a block whose own certificate verifies, and
+        every block before it in the batch that it descends from by parent hash (a final block's ancestors are
+        final). A height that never got its own certificate — the round after a partition, say, whose later
+        height did — is then imported without the market's re-execution check, which it could fail only for
+        lack of what the node missed (a PoL round's submissions while it was paused), and which stopped every
+        later pull at that height (docs/adr/0199)."""
+        vouched: set[int] = set()
+        for i in range(len(blocks) - 1, -1, -1):
+            cert = certs[i]
+            if (i in vouched or cert is None or blocks[i].height <= self.svc.chain.height
+                    or not self.svc.finality.cert_ok(cert, blocks[i])):
+                continue
+            vouched.add(i)
+            j = i
+            while j > 0 and blocks[j].header.parent == blocks[j - 1].hash:
+                j -= 1
+                vouched.add(j)
+        return vouched
 
     def _take_certified_branch(self, blocks: list[Block], certs: list[Certificate | None], peer: bytes) -> None:
         """Fork choice on a pulled batch: where the peer's blocks differ from ours above our finalized height and
