@@ -137,7 +137,7 @@ class ChainSync:
             self._take_certified_branch(blocks, certs, peer)
             vouched = self._vouched(blocks, certs)
             progressed = False
-            for i, (block, cert) in enumerate(zip(blocks, certs, strict=False)):
+            for i, (block, cert) in enumerate(zip(blocks, certs, strict=True)):
                 if block.height <= self.svc.chain.height:
                     if cert is not None and cert.height > self.svc.chain.finalized_height:
                         self.svc.finality.finalize(cert)
@@ -209,6 +209,9 @@ class ChainSync:
         answer = codec.decode(raw)
         blocks = [Block.decode(b, self.svc.network_id) for b in answer["blocks"]]
         certs = [Certificate.decode(c) if c else None for c in answer["certs"]]
+        if len(certs) != len(blocks):  # one certificate (or b"") per block
+            raise ProtocolError(f"{len(blocks)} blocks with {len(certs)} certificates",
+                                reason=ProtocolReason.MALFORMED)
         return blocks, certs, answer.get("finalized", 0)
 
     async def fetch_next(self, peer: bytes, *, timeout: float) -> bool:

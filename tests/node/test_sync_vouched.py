@@ -118,3 +118,25 @@ def test_a_node_that_missed_a_round_pulls_past_the_height_it_cannot_recheck() ->
         count, reached = trio.run(sync._pull, b"peer", 5.0)
         assert svc.imports == imported and reached
         assert count == sum(1 for h, _ in imported if h in {b.height for b in svc.chain.blocks})
+
+
+def test_an_answer_with_fewer_certificate_slots_than_blocks_is_refused_as_malformed() -> None:
+    """One certificate (or empty bytes) per block: the rule reads them by index (a fuzzed answer with none made it
+    index past the end)."""
+    from types import SimpleNamespace
+
+    import pytest
+
+    from bazaar.protocol import ProtocolError, codec
+
+    async def request(peer: bytes, proto: str, body: bytes, *, timeout: float) -> bytes:
+        return codec.encode({"blocks": [b"x"], "certs": [], "finalized": 1})
+
+    sync = ChainSync.__new__(ChainSync)
+    sync.requests = 0
+    sync.svc = SimpleNamespace(transport=SimpleNamespace(request=request), network_id="n")  # type: ignore[assignment]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("bazaar.node.chain.sync.Block.decode", lambda raw, network_id: raw)
+        with pytest.raises(ProtocolError) as caught:
+            trio.run(sync._ask, b"peer", 0, 64, 5.0)
+    assert caught.value.reason == "malformed"
