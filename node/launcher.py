@@ -410,12 +410,15 @@ def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _
     reaches someone: without it the first round's price can go to nobody), and the first node sees all others."""
     nodes = info["nodes"]
     first = next(iter(nodes))
+    last: dict[str, dict[str, Any] | None] = {}
 
     def ready(s: dict[str, Any] | None) -> bool:
         return s is not None and s["peers"] >= 1 and (s.get("mesh_min") is None or s["mesh_min"] >= 1)
 
     def connected() -> bool:
         statuses = {n: node_status(v) for n, v in nodes.items() if pid_alive(v["pid"], v["config"])}
+        last.clear()
+        last.update(statuses)
         if on_progress is not None:
             on_progress({"event": "connecting", "node": first, "total": len(nodes),
                          "done": sum(1 for s in statuses.values() if ready(s))})
@@ -427,10 +430,29 @@ def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _
     try:
         wait_until(connected, deadline=deadline, interval=0.1, what="the nodes to connect")
     except WaitTimeout as err:
-        raise LaunchError("nodes did not connect in time") from err
+        raise LaunchError(f"nodes did not connect in time: {unconnected(last, first, len(nodes))}") from err
     progress(f"network connected ({len(nodes)} nodes)")
     if on_progress is not None:
         on_progress({"event": "connected", "node": first, "done": len(nodes), "total": len(nodes)})
+
+
+def unconnected(statuses: dict[str, dict[str, Any] | None], first: str, total: int, *, most: int = 6) -> str:
+    """What kept the network from counting as connected at the last look, for the launcher's error: the nodes
+    that had exited, did not answer ``GET /status``, had no peer or no gossip mesh on a topic, and how many peers
+    the first node saw."""
+    why = [f"{total - len(statuses)} exited"] if len(statuses) < total else []
+    silent = sorted(n for n, s in statuses.items() if s is None)
+    lonely = sorted(n for n, s in statuses.items() if s is not None and s["peers"] < 1)
+    meshless = sorted(n for n, s in statuses.items() if s is not None and s["peers"] >= 1
+                      and s.get("mesh_min") is not None and s["mesh_min"] < 1)
+    for label, names in (("no status answer", silent), ("no peer", lonely), ("no gossip mesh on a topic", meshless)):
+        if names:
+            shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
+            why.append(f"{label}: {shown}")
+    hub = statuses.get(first)
+    if hub is not None and hub["peers"] < len(statuses) - 1:
+        why.append(f"{first} saw {hub['peers']} of {len(statuses) - 1} peers")
+    return "; ".join(why) or "the last look found every node connected"
 
 
 def net_down(root: Path, *, grace: float = 10.0) -> list[str]:

@@ -14,7 +14,7 @@ import trio.testing
 
 from bazaar.node.config import NodeConfig, load_node_config
 from bazaar.node.consensus.draw import FORMATION_MAX_S, MAX_REGOSSIP_GAP, DrawDriver
-from bazaar.node.launcher import LEAF_NICE, leaf_nice
+from bazaar.node.launcher import LEAF_NICE, leaf_nice, unconnected
 from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS
 
 
@@ -79,3 +79,16 @@ def test_leaves_of_a_sparse_network_yield_cpu_to_the_hubs(tmp_path: Path) -> Non
     (tmp_path / "node.toml").write_text(cfg.to_toml().replace(f"nice = {LEAF_NICE}", "nice = -5"))
     with pytest.raises(Exception, match="nice"):
         load_node_config(tmp_path / "node.toml")
+
+
+def test_a_start_up_that_does_not_connect_says_which_nodes_held_it_back() -> None:
+    def st(peers: int, mesh: int | None = 2) -> dict[str, Any]:
+        return {"peers": peers, "mesh_min": mesh}
+
+    statuses: dict[str, dict[str, Any] | None] = {"hub": st(45), "a": st(0), "b": st(3, 0), "c": None, "d": st(4),
+                                                  "e": st(1, None)}
+    why = unconnected(statuses, "hub", 7)
+    assert why.split("; ") == ["1 exited", "no status answer: c", "no peer: a", "no gossip mesh on a topic: b"]
+    many = {f"n{i}": st(0) for i in range(9)} | {"hub": st(2)}
+    assert unconnected(many, "hub", 10) == "no peer: n0, n1, n2, n3, n4, n5 and 3 more; hub saw 2 of 9 peers"
+    assert unconnected({"hub": st(1), "a": st(1)}, "hub", 2) == "the last look found every node connected"
