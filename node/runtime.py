@@ -29,6 +29,7 @@ from bazaar.ledger.genesis import Genesis
 from bazaar.ledger.store import SqliteStore
 from bazaar.protocol import Envelope, KeyPair, ProtocolError, seal
 from bazaar.protocol.chainmsg import chain_topic, market_protocol, market_topic
+from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.errors import BazaarError
 from bazaar.protocol.keys import load_or_create_seed
@@ -417,15 +418,17 @@ def _write_ready(node: Node) -> None:
     notify_ready(ready)
 
 
-def _first_node_key(scenario: Scenario, config: NodeConfig, key: KeyPair) -> bytes | None:
-    """The key of the scenario's first node (the launcher's first address-book entry, a hub every node keeps
-    connected): the attestation aggregator of large networks (docs/adr/0148)."""
+def _aggregator_key(scenario: Scenario, config: NodeConfig, key: KeyPair) -> bytes | None:
+    """The key of the attestation aggregator and block relay (docs/adr/0148): a hub every node keeps connected.
+    On a fully connected network the scenario's first node; on a sparse one the last of its hubs, so the round
+    leader (the first node) and the aggregator are different processes (docs/adr/0200)."""
     if not scenario.nodes:
         return None
-    first = scenario.nodes[0][0]
-    if first == config.name:
+    sparse = len(scenario.nodes) > DIAL_ALL_UP_TO + 1
+    name = scenario.nodes[min(DIAL_HUBS, len(scenario.nodes)) - 1 if sparse else 0][0]
+    if name == config.name:
         return key.public
-    return next((p.key for p in config.peers if p.name == first), None)
+    return next((p.key for p in config.peers if p.name == name), None)
 
 
 def _leads(node: Node) -> bool:
@@ -500,7 +503,7 @@ async def open_node(config: NodeConfig, *, transport_factory: TransportFactory |
                         bls_secret=service.bls_secret, nursery=nursery, byzantine=byzantine, clock=clock)
             node_ref.append(node)
             service.spawn = node.spawn
-            service.aggregator = _first_node_key(scenario, config, key)
+            service.aggregator = _aggregator_key(scenario, config, key)
             service.network_size = len(scenario.nodes)
             service.votes = scenario.chain["votes"]
             service.blocks = scenario.chain["blocks"]

@@ -86,6 +86,12 @@ WATCHDOG_GRACE_PER_PEER = 0.5
 kicking it for that starts the registration over (a churn loop seen at 50 processes, docs/adr/0123)."""
 WATCHDOG_MAX_KICKS = 2
 """Connections kicked for a missing pubsub stream per watchdog period, oldest first."""
+WATCHDOG_MAX_DOUBLINGS = 3
+"""A peer kicked for a missing pubsub stream gets twice the grace the next time, up to 2**3 times: a peer too
+busy to finish the registration in time (a hub at 50 processes) was kicked every grace period, each redial a new
+noise handshake for it, and never caught up (docs/adr/0200)."""
+MAX_TRACKED_KICKS = 4096
+"""Peers whose kicks the watchdog remembers at most (forgotten all at once past it)."""
 STALE_GRACE = 1.0
 """How long a connected peer's pubsub stream may sit on a closed connection (a quick restart) before a kick."""
 SEEN_PAYLOADS = 16_384
@@ -143,6 +149,12 @@ def key_for_peer_id(peer_id: ID) -> bytes | None:
     if not isinstance(public, Ed25519PublicKey):
         return None
     return public.to_bytes()
+
+
+def stuck_grace(grace: float, kicks: int) -> float:
+    """The grace a peer gets to register with pubsub after ``kicks`` kicks for not registering in time: doubled
+    per kick, up to :data:`WATCHDOG_MAX_DOUBLINGS` times."""
+    return grace * 2 ** min(kicks, WATCHDOG_MAX_DOUBLINGS)
 
 
 def meshless_kicks(subscribers: set[ID], dialled: set[ID], limit: int = WATCHDOG_MAX_KICKS) -> list[ID]:
@@ -667,6 +679,7 @@ class Libp2pTransport:
     async def _watchdog(self) -> None:
         """Kick connections that pubsub silently failed to register (§6.9)."""
         stuck_since: dict[ID, float] = {}
+        stuck_kicks: dict[ID, int] = {}  # kicks for no pubsub stream since the peer last registered
         stale_since: dict[ID, float] = {}
         meshless_since: dict[str, float] = {}
         while True:
@@ -680,12 +693,17 @@ class Libp2pTransport:
             for pid in connected:
                 if pid in self._ps.peers:
                     stuck_since.pop(pid, None)
-                elif now - stuck_since.setdefault(pid, now) > grace:
+                    stuck_kicks.pop(pid, None)
+                elif now - stuck_since.setdefault(pid, now) > stuck_grace(grace, stuck_kicks.get(pid, 0)):
                     stuck.append(pid)
             kick.update(sorted(stuck, key=lambda p: stuck_since[p])[:WATCHDOG_MAX_KICKS])
             reasons.update(dict.fromkeys(kick, "no pubsub stream"))
+            for pid in kick:
+                stuck_kicks[pid] = stuck_kicks.get(pid, 0) + 1
             for pid in set(stuck_since) - connected:
                 del stuck_since[pid]
+            if len(stuck_kicks) > MAX_TRACKED_KICKS:
+                stuck_kicks.clear()
             for pid in connected & set(self._ps.peers):
                 # A peer that restarted before we noticed its death reconnects while pubsub still holds its old
                 # stream (``_handle_new_peer`` skips a known peer): we never send it our subscriptions, it
