@@ -92,3 +92,31 @@ def test_a_start_up_that_does_not_connect_says_which_nodes_held_it_back() -> Non
     many = {f"n{i}": st(0) for i in range(9)} | {"hub": st(2)}
     assert unconnected(many, "hub", 10) == "no peer: n0, n1, n2, n3, n4, n5 and 3 more; hub saw 2 of 9 peers"
     assert unconnected({"hub": st(1), "a": st(1)}, "hub", 2) == "the last look found every node connected"
+
+
+def test_a_peer_kicked_for_not_registering_gets_more_grace_each_time() -> None:
+    """docs/adr/0200: a hub too busy to finish pubsub registrations within the grace was kicked every period, and
+    each redial cost it a new handshake; the grace doubles per kick, up to 8 times."""
+    from bazaar.protocol.p2p import WATCHDOG_MAX_DOUBLINGS, stuck_grace
+
+    assert [stuck_grace(10.0, k) for k in range(5)] == [10.0, 20.0, 40.0, 80.0, 80.0]
+    assert stuck_grace(10.0, 100) == 10.0 * 2 ** WATCHDOG_MAX_DOUBLINGS
+
+
+def test_the_aggregator_of_a_sparse_network_is_its_last_hub_not_the_leader() -> None:
+    """docs/adr/0200: on a sparse network the round leader (the first node) and the aggregator (votes, block
+    relay, certificate pushes) are different hubs; a fully connected network keeps its first node."""
+    from bazaar.node.runtime import _aggregator_key
+
+    def names(n: int) -> list[tuple[str, str]]:
+        return [(f"n{i}", "r") for i in range(n)]
+
+    me = SimpleNamespace(public=b"me")
+    for n, expect in ((DIAL_ALL_UP_TO + 1, "n0"), (DIAL_ALL_UP_TO + 2, f"n{DIAL_HUBS - 1}"), (50, f"n{DIAL_HUBS - 1}")):
+        scenario = SimpleNamespace(nodes=names(n))
+        config = SimpleNamespace(name="n9", peers=[SimpleNamespace(name=x, key=x.encode()) for x, _ in names(n)
+                                                   if x != "n9"])
+        assert _aggregator_key(scenario, config, me) == expect.encode()  # type: ignore[arg-type]
+        config.name = expect
+        assert _aggregator_key(scenario, config, me) == b"me"  # type: ignore[arg-type]
+    assert _aggregator_key(SimpleNamespace(nodes=[]), config, me) is None  # type: ignore[arg-type]
