@@ -5,7 +5,8 @@ MB that fail, 32-slot queues that drop silently, a 120 s gossip heartbeat. Four 
 module attributes; :func:`apply_process_patches` sets them idempotently (it compares the current values, no
 flag of its own) and is called when a transport opens, never at import. It also installs two CPU savings
 measured on our networks (docs/adr/0145): signed peer records checked once (:mod:`.p2p_records`) and yamux
-window updates at half a window (:mod:`.p2p_yamux`).
+window updates at half a window (:mod:`.p2p_yamux`). And pubsub retries a peer's registration after a failed
+stream negotiation (:func:`retry_pubsub_registration`, docs/adr/0198).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import libp2p.io.utils as _io_utils
 import libp2p.network.swarm as _swarm
 import libp2p.pubsub.pubsub as _pubsub_mod
 from libp2p.custom_types import TProtocol
+from libp2p.host.exceptions import StreamFailure
+from libp2p.network.exceptions import SwarmException
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.rpc_queue import RpcQueue
 
@@ -60,7 +63,8 @@ RPC_QUEUE = 512
 
 
 def apply_process_patches() -> None:
-    """Set the four process-wide py-libp2p fixes of libp2p.md §1 and the two savings of ADR 0145 (idempotent).
+    """Set the four process-wide py-libp2p fixes of libp2p.md §1, the two savings of ADR 0145 and the pubsub
+    registration retry of ADR 0198 (idempotent).
 
     Must run before hosts and pubsub objects are created: ``SUBSCRIPTION_CHANNEL_SIZE`` is read at
     ``subscribe()`` and ``RpcQueue`` when a peer joins.
@@ -71,9 +75,34 @@ def apply_process_patches() -> None:
     _pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_CHANNEL
     cache_peer_records()
     half_window_updates()
+    retry_pubsub_registration()
     current = _pubsub_mod.RpcQueue
     if not (isinstance(current, functools.partial) and current.keywords.get("max_size") == RPC_QUEUE):
         _pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=RPC_QUEUE)  # type: ignore[misc,assignment]
+
+
+def retry_pubsub_registration() -> None:
+    """Make pubsub retry a peer's registration after a failed stream negotiation too (idempotent).
+
+    py-libp2p 0.8.1 retries opening the pubsub stream to a new peer, with backoff while it stays connected, on
+    ``SwarmException`` only. A ``StreamFailure`` — the negotiation timing out or reset on a CPU-saturated
+    start-up — ends the attempt for good: the connection stays up, pubsub never sends to that peer, and our
+    watchdog kicked it after its grace (34 s on a hub of 49 peers) to redial, a new noise handshake each
+    (libp2p.md §6.9; 238 kicks in the first two minutes of a 50-process start-up, docs/adr/0198).
+    """
+    original = _pubsub_mod.Pubsub._handle_new_peer
+    if getattr(original, "retries_stream_failure", False):
+        return
+
+    @functools.wraps(original)
+    async def handle_new_peer(self: Any, peer_id: Any) -> None:
+        try:
+            await original(self, peer_id)
+        except StreamFailure as err:
+            raise SwarmException(f"pubsub stream negotiation with {peer_id} failed: {err}") from err
+
+    handle_new_peer.retries_stream_failure = True  # type: ignore[attr-defined]
+    _pubsub_mod.Pubsub._handle_new_peer = handle_new_peer  # type: ignore[method-assign]
 
 
 def quiet_libp2p_logging() -> None:

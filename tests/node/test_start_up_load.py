@@ -1,6 +1,6 @@
 """What keeps a 50-process start-up on one machine from drowning its hubs (docs/adr/0198): the draw driver waits
 for the node's part of the overlay before it counts attempts, regossips its own transactions at widening gaps,
-and the launcher lowers the leaves' priority."""
+pubsub retries a registration whose stream negotiation failed, and the launcher lowers the leaves' priority."""
 
 from __future__ import annotations
 
@@ -66,6 +66,27 @@ async def test_the_driver_waits_for_the_overlay_before_it_counts_attempts(
     start = trio.current_time()
     assert await driver._await_mesh() is True
     assert trio.current_time() - start == pytest.approx(FORMATION_MAX_S, abs=0.5)
+
+
+async def test_pubsub_retries_a_registration_whose_stream_negotiation_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import libp2p.pubsub.pubsub as pubsub_mod
+    from libp2p.host.exceptions import StreamFailure
+    from libp2p.network.exceptions import SwarmException
+
+    from bazaar.protocol.p2p_settings import retry_pubsub_registration
+
+    calls = []
+
+    async def fails(self: Any, peer_id: Any) -> None:
+        calls.append(peer_id)
+        raise StreamFailure("failed to open a stream to peer")
+
+    monkeypatch.setattr(pubsub_mod.Pubsub, "_handle_new_peer", fails)
+    retry_pubsub_registration()
+    retry_pubsub_registration()  # idempotent: wrapped once
+    with pytest.raises(SwarmException):  # the exception _handle_new_peer_with_retry retries on
+        await pubsub_mod.Pubsub._handle_new_peer(object(), "peer")  # type: ignore[arg-type]
+    assert calls == ["peer"]
 
 
 def test_leaves_of_a_sparse_network_yield_cpu_to_the_hubs(tmp_path: Path) -> None:
