@@ -9,6 +9,7 @@ comes from its spec.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -21,6 +22,7 @@ from ..httpapi import HttpError, http_json
 from ..markets.registry import get_spec
 from ..markets.spec import MarketSpec
 from ..scenario import load_scenario
+from ..waiting import WaitTimeout, wait_until
 
 FINAL_POLL_S = 0.2
 """Before asking again a node whose HTTP API did not answer."""
@@ -167,6 +169,30 @@ def latency_final_ms(started_unix: float, stamps: list[int | None]) -> float | N
     return round(max(0.0, max(s for s in stamps if s is not None) - started_unix * 1000), 1)
 
 
+LEADER_SYNC_WAIT_S = 120.0
+"""How long a round waits for a leader that is still catching up with the chain (a hub of a 50-process network
+just after ``net up``) before it is asked anyway and refuses with ``not synced`` (docs/adr/0200)."""
+
+
+def _synced_status(name: str, leader: dict[str, Any], progress: Callable[[str], None] | None,
+                   wait_s: float = LEADER_SYNC_WAIT_S) -> dict[str, Any]:
+    """The leader's ``GET /status`` once it says it is synced (or whatever it said last, after ``wait_s``)."""
+    last: dict[str, Any] = launcher.node_status(leader) or {}
+    if last.get("synced", True):
+        return last
+    if progress is not None:
+        progress(f"waiting (up to {wait_s:g} s) for the leader {name} to catch up with the chain")
+
+    def synced() -> bool:
+        last.clear()
+        last.update(launcher.node_status(leader) or {})
+        return bool(last.get("synced", False))
+
+    with contextlib.suppress(WaitTimeout):  # the leader then refuses the round and says why
+        wait_until(synced, timeout=wait_s, interval=0.5, what=f"the leader {name} to sync")
+    return last
+
+
 def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | None = None,
                ) -> Iterator[dict[str, Any]]:
     """Run ``rounds`` rounds; yields each round's summary as soon as it settles everywhere.
@@ -184,7 +210,7 @@ def run_rounds(root: Path, rounds: int, *, progress: Callable[[str], None] | Non
         leader_name, leader = leader_of(info, spec)
         if not launcher.pid_alive(leader["pid"], leader["config"]):
             raise launcher.LaunchError(f"the leader {leader_name} is not running")
-        status = launcher.node_status(leader) or {}
+        status = _synced_status(leader_name, leader, progress)
         next_round = status.get("rounds", {}).get("round", 0) + 1
         _apply_faults(root, scenario, next_round, progress)
         info = net.load()

@@ -141,3 +141,20 @@ def test_the_aggregator_of_a_sparse_network_is_its_last_hub_not_the_leader() -> 
         config.name = expect
         assert _aggregator_key(scenario, config, me) == b"me"  # type: ignore[arg-type]
     assert _aggregator_key(SimpleNamespace(nodes=[]), config, me) is None  # type: ignore[arg-type]
+
+
+def test_a_round_waits_for_a_leader_that_is_still_catching_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/adr/0200: right after a 50-process start-up the leader can still be syncing; the round driver waits
+    for it (bounded) instead of asking at once and being refused with ``not synced``."""
+    from bazaar.node import launcher
+    from bazaar.node.rounds import driver
+
+    answers = iter([{"synced": False, "height": 0}, None, {"synced": False}, {"synced": True, "height": 4}])
+    monkeypatch.setattr(launcher, "node_status", lambda node, timeout=5.0: next(answers, {"synced": True}))
+    said: list[str] = []
+    assert driver._synced_status("oracle-0", {}, said.append, wait_s=30) == {"synced": True, "height": 4}
+    assert said and "oracle-0" in said[0]
+    monkeypatch.setattr(launcher, "node_status", lambda node, timeout=5.0: {"synced": False, "height": 1})
+    assert driver._synced_status("oracle-0", {}, None, wait_s=0.6) == {"synced": False, "height": 1}  # gives up
+    monkeypatch.setattr(launcher, "node_status", lambda node, timeout=5.0: {"height": 2})  # an older node
+    assert driver._synced_status("oracle-0", {}, None) == {"height": 2}
