@@ -3,7 +3,7 @@ of a split height takes the certified branch (docs/adr/0196)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,8 @@ import trio
 from bazaar.ledger.block import Block
 from bazaar.node.chain.sync import ChainSync
 from bazaar.node.memnet import open_memory_network
+
+from .fake_chain import FakeBlock, FakeChain, FakeHeader, branch
 
 
 async def test_a_fallback_proposer_takes_the_late_block_of_the_drawn_one_instead_of_forking(tmp_path: Path) -> None:
@@ -78,53 +80,12 @@ async def _no_sweep(*args: Any, **kwargs: Any) -> None:
 
 
 @dataclass
-class _Header:
-    parent: bytes
-
-
-@dataclass
-class _Block:
-    height: int
-    hash: bytes
-    header: _Header
-
-
-def _branch(tag: bytes, parent: bytes, start: int, end: int) -> list[_Block]:
-    out = []
-    for h in range(start, end + 1):
-        block = _Block(h, tag + bytes([h]) * 31, _Header(parent))
-        out.append(block)
-        parent = block.hash
-    return out
-
-
-@dataclass
-class _Chain:
-    blocks: list[_Block]
-    finalized_height: int
-    rewound_to: list[int] = field(default_factory=list)
-
-    @property
-    def height(self) -> int:
-        return self.blocks[-1].height
-
-    def block(self, height: int) -> _Block | None:
-        return next((b for b in self.blocks if b.height == height), None)
-
-    def rewind(self, height: int) -> int:
-        self.rewound_to.append(height)
-        removed = [b for b in self.blocks if b.height > height]
-        self.blocks = [b for b in self.blocks if b.height <= height]
-        return len(removed)
-
-
-@dataclass
 class _Finality:
-    chain: _Chain
+    chain: FakeChain
     good: set[bytes]
     rewinds: int = 0
 
-    def cert_ok(self, cert: Any, block: _Block) -> bool:
+    def cert_ok(self, cert: Any, block: FakeBlock) -> bool:
         return cert == "cert" and block.hash in self.good
 
     def drop_from(self, height: int, certified: bytes, **fields: object) -> int:
@@ -134,21 +95,21 @@ class _Finality:
 
 @dataclass
 class _Svc:
-    chain: _Chain
+    chain: FakeChain
     finality: _Finality
 
 
-def _sync(ours: list[_Block], finalized: int, good: set[bytes]) -> tuple[ChainSync, _Chain]:
-    chain = _Chain(list(ours), finalized)
+def _sync(ours: list[FakeBlock], finalized: int, good: set[bytes]) -> tuple[ChainSync, FakeChain]:
+    chain = FakeChain(list(ours), finalized)
     sync = ChainSync.__new__(ChainSync)
     sync.svc = _Svc(chain, _Finality(chain, good))  # type: ignore[assignment]
     return sync, chain
 
 
 def test_a_node_on_the_losing_block_of_an_uncertified_height_takes_the_certified_branch() -> None:
-    common = _branch(b"c", bytes(32), 1, 1)
-    ours = common + _branch(b"o", common[-1].hash, 2, 2)  # we took the losing block at height 2
-    theirs = _branch(b"t", common[-1].hash, 2, 4)  # height 2 never got a certificate; height 3 did
+    common = branch(b"c", bytes(32), 1, 1)
+    ours = common + branch(b"o", common[-1].hash, 2, 2)  # we took the losing block at height 2
+    theirs = branch(b"t", common[-1].hash, 2, 4)  # height 2 never got a certificate; height 3 did
     batch: list[Any] = theirs
     sync, chain = _sync(ours, 1, {theirs[1].hash})
     sync._take_certified_branch(batch, [None, "cert", None], b"peer")
@@ -161,7 +122,7 @@ def test_a_node_on_the_losing_block_of_an_uncertified_height_takes_the_certified
         sync, chain = _sync(ours, finalized, good)
         sync._take_certified_branch(batch, certs, b"peer")
         assert chain.rewound_to == [] and chain.height == 2
-    broken: list[Any] = [theirs[0], _Block(3, b"x" * 32, _Header(b"y" * 32))]  # not a descendant of the fork
+    broken: list[Any] = [theirs[0], FakeBlock(3, b"x" * 32, FakeHeader(b"y" * 32))]  # not a descendant of the fork
     sync, chain = _sync(ours, 1, {broken[1].hash})
     sync._take_certified_branch(broken, [None, "cert"], b"peer")
     assert chain.rewound_to == []

@@ -12,48 +12,16 @@ import trio
 
 from bazaar.node.chain.sync import ChainSync
 
-
-@dataclass
-class _Header:
-    parent: bytes
-
-
-@dataclass
-class _Block:
-    height: int
-    hash: bytes
-    header: _Header
-
-
-def _branch(tag: bytes, parent: bytes, start: int, end: int) -> list[_Block]:
-    out = []
-    for h in range(start, end + 1):
-        block = _Block(h, tag + bytes([h]) * 31, _Header(parent))
-        out.append(block)
-        parent = block.hash
-    return out
-
-
-@dataclass
-class _Chain:
-    blocks: list[_Block]
-    finalized_height: int = 0
-
-    @property
-    def height(self) -> int:
-        return self.blocks[-1].height if self.blocks else 0
-
-    def block(self, height: int) -> _Block | None:
-        return next((b for b in self.blocks if b.height == height), None)
+from .fake_chain import FakeBlock, FakeChain, FakeHeader, branch
 
 
 @dataclass
 class _Finality:
-    chain: _Chain
+    chain: FakeChain
     good: set[bytes]
     checked: list[int] = field(default_factory=list)
 
-    def cert_ok(self, cert: Any, block: _Block) -> bool:
+    def cert_ok(self, cert: Any, block: FakeBlock) -> bool:
         self.checked.append(block.height)
         return cert == "cert" and block.hash in self.good
 
@@ -63,12 +31,12 @@ class _Finality:
 
 @dataclass
 class _Svc:
-    chain: _Chain
+    chain: FakeChain
     finality: _Finality
     recheck: set[int]  # heights the market's re-execution check refuses (what the node missed)
     imports: list[tuple[int, bool]] = field(default_factory=list)
 
-    async def import_block(self, block: _Block, *, announce: bool, certified: bool = False) -> bool:
+    async def import_block(self, block: FakeBlock, *, announce: bool, certified: bool = False) -> bool:
         self.imports.append((block.height, certified))
         if not certified and block.height in self.recheck:
             return False
@@ -76,8 +44,8 @@ class _Svc:
         return True
 
 
-def _sync(ours: list[_Block], good: set[bytes], recheck: frozenset[int] = frozenset()) -> tuple[ChainSync, _Svc]:
-    chain = _Chain(list(ours))
+def _sync(ours: list[FakeBlock], good: set[bytes], recheck: frozenset[int] = frozenset()) -> tuple[ChainSync, _Svc]:
+    chain = FakeChain(list(ours))
     svc = _Svc(chain, _Finality(chain, good), set(recheck))
     sync = ChainSync.__new__(ChainSync)
     sync.svc = svc  # type: ignore[assignment]
@@ -85,8 +53,8 @@ def _sync(ours: list[_Block], good: set[bytes], recheck: frozenset[int] = frozen
 
 
 def test_a_certificate_vouches_for_the_ancestors_of_its_block_in_the_batch() -> None:
-    ours = _branch(b"a", bytes(32), 1, 2)
-    batch: list[Any] = _branch(b"a", ours[-1].hash, 3, 7)  # heights 3..7; 5 is certified, 7 is not
+    ours = branch(b"a", bytes(32), 1, 2)
+    batch: list[Any] = branch(b"a", ours[-1].hash, 3, 7)  # heights 3..7; 5 is certified, 7 is not
     sync, svc = _sync(ours, {batch[2].hash})
     assert sync._vouched(batch, [None, None, "cert", None, "cert"]) == {0, 1, 2}  # 7's cert does not verify
     assert svc.finality.checked == [7, 5]  # from the top down; 3 and 4 need no check of their own
@@ -95,7 +63,7 @@ def test_a_certificate_vouches_for_the_ancestors_of_its_block_in_the_batch() -> 
     sync, _ = _sync(ours, set())
     assert sync._vouched(batch, [None] * 5) == set()  # nothing certified: every block is checked as before
 
-    broken: list[Any] = [batch[0], _Block(4, b"x" * 32, _Header(b"y" * 32))]  # 4 does not descend from 3
+    broken: list[Any] = [batch[0], FakeBlock(4, b"x" * 32, FakeHeader(b"y" * 32))]  # 4 does not descend from 3
     sync, _ = _sync(ours, {broken[1].hash})
     assert sync._vouched(broken, [None, "cert"]) == {1}
     sync, svc = _sync(ours + batch[:3], {batch[2].hash})  # a certificate of a height we hold vouches for nothing
@@ -103,8 +71,8 @@ def test_a_certificate_vouches_for_the_ancestors_of_its_block_in_the_batch() -> 
 
 
 def test_a_node_that_missed_a_round_pulls_past_the_height_it_cannot_recheck() -> None:
-    ours = _branch(b"a", bytes(32), 1, 2)
-    batch: list[Any] = _branch(b"a", ours[-1].hash, 3, 4)  # 3 never got a certificate (the round left us out)
+    ours = branch(b"a", bytes(32), 1, 2)
+    batch: list[Any] = branch(b"a", ours[-1].hash, 3, 4)  # 3 never got a certificate (the round left us out)
     certs: list[Any] = [None, "cert"]
     for good, imported in (({batch[1].hash}, [(3, True), (4, True)]),  # 4's certificate vouches for 3
                            (set(), [(3, False)])):  # without it 3 is rechecked, refused, and the pull stops
