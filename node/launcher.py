@@ -27,7 +27,7 @@ from typing import Any
 from bazaar.ledger.amounts import to_units
 from bazaar.ledger.genesis import Genesis, make_genesis
 from bazaar.protocol import KeyPair
-from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS
+from bazaar.protocol.dial_set import DIAL_HUBS, sparse
 from bazaar.protocol.keys import load_or_create_seed
 
 from .config import NodeConfig, PeerEntry
@@ -291,7 +291,7 @@ def leaf_nice(index: int, nodes: int) -> int:
     nodes, ``protocol.dial_set``), else 0. Every node keeps the hubs connected, so on 2 cores shared by 50
     processes a hub's equal share was too little for its 49 connections: its gossip queued for 90 s, its stream
     negotiations timed out, and the network never formed (docs/adr/0198)."""
-    return LEAF_NICE if nodes > DIAL_ALL_UP_TO + 1 and index >= DIAL_HUBS else 0
+    return LEAF_NICE if sparse(nodes) and index >= DIAL_HUBS else 0
 
 
 def net_up(scenario_ref: str | Path, root: Path, *, timeout: float = 120.0, log_json: bool = False,

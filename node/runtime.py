@@ -29,7 +29,7 @@ from bazaar.ledger.genesis import Genesis
 from bazaar.ledger.store import SqliteStore
 from bazaar.protocol import Envelope, KeyPair, ProtocolError, seal
 from bazaar.protocol.chainmsg import chain_topic, market_protocol, market_topic
-from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS
+from bazaar.protocol.dial_set import DIAL_HUBS, sparse
 from bazaar.protocol.envelope import now_ms
 from bazaar.protocol.errors import BazaarError
 from bazaar.protocol.keys import load_or_create_seed
@@ -424,8 +424,8 @@ def _aggregator_key(scenario: Scenario, config: NodeConfig, key: KeyPair) -> byt
     leader (the first node) and the aggregator are different processes (docs/adr/0200)."""
     if not scenario.nodes:
         return None
-    sparse = len(scenario.nodes) > DIAL_ALL_UP_TO + 1
-    name = scenario.nodes[min(DIAL_HUBS, len(scenario.nodes)) - 1 if sparse else 0][0]
+    n = len(scenario.nodes)
+    name = scenario.nodes[min(DIAL_HUBS, n) - 1 if sparse(n) else 0][0]
     if name == config.name:
         return key.public
     return next((p.key for p in config.peers if p.name == name), None)

@@ -13,6 +13,12 @@ DIAL_RING = 2
 """Sparse topology: ring neighbours kept connected on each side, in the order of the peers' keys."""
 
 
+def sparse(nodes: int) -> bool:
+    """Whether a network of ``nodes`` nodes uses the sparse topology of :func:`dial_set` (hubs and a ring):
+    each node's address book holds more than :data:`DIAL_ALL_UP_TO` peers."""
+    return nodes - 1 > DIAL_ALL_UP_TO
+
+
 def dial_set(own: bytes, book: Sequence[bytes]) -> list[bytes]:
     """The peers a node keeps connected when its address book is large (docs/adr/0123, libp2p.md §3).
 
@@ -25,7 +31,7 @@ def dial_set(own: bytes, book: Sequence[bytes]) -> list[bytes]:
     are dialled on demand by a direct request.
     """
     peers = [k for k in dict.fromkeys(book) if k != own]
-    if len(peers) <= DIAL_ALL_UP_TO:
+    if not sparse(len(peers) + 1):
         return peers
     chosen = dict.fromkeys(peers[:DIAL_HUBS])
     ring = sorted({*peers, own})
