@@ -3,10 +3,11 @@
 The library's defaults are wrong for a small market network: a 250 ms stall on every dial, frames over a few
 MB that fail, 32-slot queues that drop silently, a 120 s gossip heartbeat. Four of the fixes are process-wide
 module attributes; :func:`apply_process_patches` sets them idempotently (it compares the current values, no
-flag of its own) and is called when a transport opens, never at import. It also installs two CPU savings
-measured on our networks (docs/adr/0145): signed peer records checked once (:mod:`.p2p_records`) and yamux
-window updates at half a window (:mod:`.p2p_yamux`). And pubsub retries a peer's registration after a failed
-stream negotiation (:func:`retry_pubsub_registration`, docs/adr/0198).
+flag of its own) and is called when a transport opens, never at import. One of them is a ``read_exactly`` that
+reads a frame in any number of pieces and stops at end of stream (:mod:`.p2p_reads`, docs/adr/0201). It also
+installs two CPU savings measured on our networks (docs/adr/0145): signed peer records checked once
+(:mod:`.p2p_records`) and yamux window updates at half a window (:mod:`.p2p_yamux`). And pubsub retries a peer's
+registration after a failed stream negotiation (:func:`retry_pubsub_registration`, docs/adr/0198).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-import libp2p.io.utils as _io_utils
 import libp2p.network.swarm as _swarm
 import libp2p.pubsub.pubsub as _pubsub_mod
 from libp2p.custom_types import TProtocol
@@ -26,6 +26,7 @@ from libp2p.network.exceptions import SwarmException
 from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.rpc_queue import RpcQueue
 
+from . import p2p_reads
 from .p2p_records import cache_peer_records
 from .p2p_yamux import half_window_updates
 
@@ -54,8 +55,6 @@ class GossipSettings:
                 f"hb={self.heartbeat_s:g}s")
 
 
-READ_EXACTLY_RETRIES = 100_000
-"""py-libp2p's read_exactly gives up after 100 partial reads; a 10 MB msgio frame then fails (§6.4)."""
 SUBSCRIPTION_CHANNEL = 1024
 """Pubsub's per-subscription channel (default 32, overflow is a silent drop)."""
 RPC_QUEUE = 512
@@ -63,15 +62,14 @@ RPC_QUEUE = 512
 
 
 def apply_process_patches() -> None:
-    """Set the four process-wide py-libp2p fixes of libp2p.md §1, the two savings of ADR 0145 and the pubsub
-    registration retry of ADR 0198 (idempotent).
+    """Set the four process-wide py-libp2p fixes of libp2p.md §1 (the ``read_exactly`` one as ADR 0201 amends it),
+    the two savings of ADR 0145 and the pubsub registration retry of ADR 0198 (idempotent).
 
     Must run before hosts and pubsub objects are created: ``SUBSCRIPTION_CHANNEL_SIZE`` is read at
     ``subscribe()`` and ``RpcQueue`` when a peer joins.
     """
     _swarm._HAPPY_EYEBALLS_DELAY = 0.0
-    if _io_utils.read_exactly.__defaults__ != (READ_EXACTLY_RETRIES,):
-        _io_utils.read_exactly.__defaults__ = (READ_EXACTLY_RETRIES,)
+    p2p_reads.install()
     _pubsub_mod.SUBSCRIPTION_CHANNEL_SIZE = SUBSCRIPTION_CHANNEL
     cache_peer_records()
     half_window_updates()
