@@ -436,6 +436,15 @@ def wait_connected(info: dict[str, Any], deadline: float, progress: Progress = _
         on_progress({"event": "connected", "node": first, "done": len(nodes), "total": len(nodes)})
 
 
+def _with_empty_meshes(name: str, status: dict[str, Any] | None) -> str:
+    """``provider-25 (market/cloudchain: 5 subscribers, 5 in prune backoff)``: a meshless node and, from its
+    ``gossip`` report, each topic whose mesh is empty."""
+    report = (status or {}).get("gossip") or {}
+    empty = [f"{topic.split('/', 2)[-1]}: {r['subscribers']} subscribers, {r['backed_off']} in prune backoff"
+             for topic, r in sorted(report.items()) if r.get("mesh", 0) < 1]
+    return f"{name} ({'; '.join(empty)})" if empty else name
+
+
 def unconnected(statuses: dict[str, dict[str, Any] | None], first: str, total: int, *, most: int = 6) -> str:
     """What kept the network from counting as connected at the last look, for the launcher's error: the nodes
     that had exited, did not answer ``GET /status``, had no peer or no gossip mesh on a topic, and how many peers
@@ -447,8 +456,8 @@ def unconnected(statuses: dict[str, dict[str, Any] | None], first: str, total: i
                       and s.get("mesh_min") is not None and s["mesh_min"] < 1)
     for label, names in (("no status answer", silent), ("no peer", lonely), ("no gossip mesh on a topic", meshless)):
         if names:
-            shown = ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
-            why.append(f"{label}: {shown}")
+            shown = ", ".join(_with_empty_meshes(n, statuses[n]) if names is meshless else n for n in names[:most])
+            why.append(f"{label}: {shown}" + (f" and {len(names) - most} more" if len(names) > most else ""))
     hub = statuses.get(first)
     if hub is not None and hub["peers"] < len(statuses) - 1:
         why.append(f"{first} saw {hub['peers']} of {len(statuses) - 1} peers")

@@ -292,6 +292,12 @@ class Node:
         tmp.replace(self.data_dir / name)
 
     # ------------------------------------------------------------------ status
+    def gossip_report(self) -> dict[str, dict[str, int]] | None:
+        """Per shared topic: mesh size, connected subscribers and how many of them are in gossipsub's prune
+        backoff (why a mesh is empty); None on a transport without meshes."""
+        report = getattr(self.transport, "mesh_report", None)
+        return report(self.shared_topics()) if report is not None else None
+
     def status(self) -> dict[str, Any]:
         """The fields of ``GET /status``."""
         chain = self.chain.chain
@@ -308,7 +314,7 @@ class Node:
             "cert_pushes": dict(self.chain.finality.pushes),
             "block_pushes": dict(self.chain.blockpush.counts),
             "msg_pushes": dict(self.spread.counts),
-            "mesh_min": self.mesh_min(),
+            "mesh_min": self.mesh_min(), "gossip": self.gossip_report(),
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),

@@ -115,6 +115,15 @@ def test_a_start_up_that_does_not_connect_says_which_nodes_held_it_back() -> Non
     assert unconnected({"hub": st(1), "a": st(1)}, "hub", 2) == "the last look found every node connected"
 
 
+def test_a_meshless_node_is_named_with_its_empty_topics_and_their_backoffs() -> None:
+    gossip = {"bazaar/net/chain": {"mesh": 3, "subscribers": 7, "backed_off": 0},
+              "bazaar/net/market/cloudchain": {"mesh": 0, "subscribers": 5, "backed_off": 4}}
+    statuses: dict[str, dict[str, Any] | None] = {
+        "hub": {"peers": 2, "mesh_min": 2}, "leaf": {"peers": 5, "mesh_min": 0, "gossip": gossip}}
+    assert unconnected(statuses, "hub", 2) == (
+        "no gossip mesh on a topic: leaf (market/cloudchain: 5 subscribers, 4 in prune backoff)")
+
+
 def test_a_peer_kicked_for_not_registering_gets_more_grace_each_time() -> None:
     """docs/adr/0200: a hub too busy to finish pubsub registrations within the grace was kicked every period, and
     each redial cost it a new handshake; the grace doubles per kick, up to 8 times."""

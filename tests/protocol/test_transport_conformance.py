@@ -194,3 +194,15 @@ async def test_a_pushed_payload_arrives_as_gossip_once_and_an_unsubscribed_topic
         nxt = await b.subscribe(TOPIC).receive()
     if cluster.kind == "libp2p":  # gossip's seen set dropped the copy; the in-memory transport keeps none (the
         assert nxt.data == b"marker"  # envelope layer's replay check drops such a copy there)
+
+
+async def test_the_gossip_report_counts_the_mesh_the_subscribers_and_their_prune_backoffs(cluster: Cluster) -> None:
+    if cluster.kind != "libp2p":
+        pytest.skip("only gossipsub has meshes and prune backoffs")
+    from bazaar.protocol.p2p import peer_id_for
+
+    a, b, _ = cluster.nodes
+    assert a.mesh_report([TOPIC]) == {TOPIC: {"mesh": 2, "subscribers": 2, "backed_off": 0}}
+    a._gs._add_back_off(peer_id_for(b.local_key), TOPIC, False)  # what a PRUNE sent or received leaves behind
+    assert a.mesh_report([TOPIC])[TOPIC]["backed_off"] == 1
+    assert a.mesh_report(["nobody/joined"]) == {"nobody/joined": {"mesh": 0, "subscribers": 0, "backed_off": 0}}
