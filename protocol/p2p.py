@@ -404,17 +404,19 @@ class Libp2pTransport:
         return min((len(self._gs.mesh.get(t, ())) for t in (self._subs if topics is None else topics)), default=0)
 
     def mesh_report(self, topics: Sequence[str]) -> dict[str, dict[str, int]]:
-        """Per topic: our mesh size, the connected peers subscribed to it, and how many of those gossipsub will not
-        graft now because one side pruned the other less than its prune backoff ago (``GET /status`` ``gossip``:
-        why a mesh is empty)."""
+        """Per topic: our mesh size, the connected peers subscribed to it, how many of those gossipsub will not
+        graft now because one side pruned the other less than its prune backoff ago, and how many connected peers
+        pubsub has registered (an outbound stream open) (``GET /status`` ``gossip``: why a mesh is empty)."""
         now = int(time.time())  # gossipsub stamps its backoffs in wall-clock seconds
         connected = set(self._host.get_connected_peers())
+        registered = len(connected & set(self._ps.peers))
         out = {}
         for topic in topics:
             subscribers = self._ps.peer_topics.get(topic, set()) & connected
             until = self._gs.back_off.get(topic, {})
             out[topic] = {"mesh": len(self._gs.mesh.get(topic, ())), "subscribers": len(subscribers),
-                          "backed_off": sum(1 for p in subscribers if until.get(p, 0) > now)}
+                          "backed_off": sum(1 for p in subscribers if until.get(p, 0) > now),
+                          "connected": len(connected), "registered": registered}
         return out
 
     def _kept_ids(self) -> set[ID]:

@@ -7,7 +7,9 @@ flag of its own) and is called when a transport opens, never at import. One of t
 reads a frame in any number of pieces and stops at end of stream (:mod:`.p2p_reads`, docs/adr/0201). It also
 installs two CPU savings measured on our networks (docs/adr/0145): signed peer records checked once
 (:mod:`.p2p_records`) and yamux window updates at half a window (:mod:`.p2p_yamux`). And pubsub retries a peer's
-registration after a failed stream negotiation (:func:`retry_pubsub_registration`, docs/adr/0198).
+registration after a failed stream negotiation (:func:`retry_pubsub_registration`, docs/adr/0198) and keeps the
+topics of a peer that stays connected when a stream with it dies (:func:`keep_subscriptions_of_connected_peers`,
+docs/adr/0202).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ RPC_QUEUE = 512
 
 def apply_process_patches() -> None:
     """Set the four process-wide py-libp2p fixes of libp2p.md §1 (the ``read_exactly`` one as ADR 0201 amends it),
-    the two savings of ADR 0145 and the pubsub registration retry of ADR 0198 (idempotent).
+    the two savings of ADR 0145, the pubsub registration retry of ADR 0198 and the kept subscriptions of ADR 0202
+    (idempotent).
 
     Must run before hosts and pubsub objects are created: ``SUBSCRIPTION_CHANNEL_SIZE`` is read at
     ``subscribe()`` and ``RpcQueue`` when a peer joins.
@@ -74,6 +77,7 @@ def apply_process_patches() -> None:
     cache_peer_records()
     half_window_updates()
     retry_pubsub_registration()
+    keep_subscriptions_of_connected_peers()
     current = _pubsub_mod.RpcQueue
     if not (isinstance(current, functools.partial) and current.keywords.get("max_size") == RPC_QUEUE):
         _pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=RPC_QUEUE)  # type: ignore[misc,assignment]
@@ -101,6 +105,43 @@ def retry_pubsub_registration() -> None:
 
     handle_new_peer.retries_stream_failure = True  # type: ignore[attr-defined]
     _pubsub_mod.Pubsub._handle_new_peer = handle_new_peer  # type: ignore[method-assign]
+
+
+def keep_subscriptions_of_connected_peers() -> None:
+    """Make pubsub keep what a peer subscribed to when one of the two streams with it dies while the peer stays
+    connected (idempotent).
+
+    py-libp2p 0.8.1's ``Pubsub._handle_dead_peer`` runs when our outbound pubsub stream to a peer fails a write,
+    or when its stream to us fails a read, and first forgets every topic the peer announced. If the peer is still
+    connected it then re-opens *our* stream only. The peer's subscriptions came on *its* stream, which may be
+    alive, and the peer has no reason to announce them again. So the peer stays connected and registered, but
+    it is no longer a subscriber of anything here, so never again a mesh candidate. After a 50-process start-up,
+    91 of 466 registered links had lost their subscriptions this way within a minute, and a third of the nodes
+    had fewer than ``degree_low`` mesh peers on the chain topic (docs/adr/0202).
+
+    Kept subscriptions are harmless when the peer's own stream is the one that died: its next write fails, it
+    re-opens its stream and announces the same topics again (an idempotent add). They are forgotten as before
+    once the peer is no longer connected.
+    """
+    original = _pubsub_mod.Pubsub._handle_dead_peer
+    if getattr(original, "keeps_connected_subscriptions", False):
+        return
+
+    @functools.wraps(original)
+    def handle_dead_peer(self: Any, peer_id: Any) -> None:
+        if not self._peer_is_connected(peer_id):
+            original(self, peer_id)
+            return
+        topics = [topic for topic, peers in self.peer_topics.items() if peer_id in peers]
+        count = self._peer_subscription_count.get(peer_id)
+        original(self, peer_id)
+        for topic in topics:
+            self.peer_topics.setdefault(topic, set()).add(peer_id)
+        if count is not None:
+            self._peer_subscription_count[peer_id] = count
+
+    handle_dead_peer.keeps_connected_subscriptions = True  # type: ignore[attr-defined]
+    _pubsub_mod.Pubsub._handle_dead_peer = handle_dead_peer  # type: ignore[method-assign]
 
 
 def quiet_libp2p_logging() -> None:

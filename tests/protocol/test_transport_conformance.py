@@ -202,7 +202,26 @@ async def test_the_gossip_report_counts_the_mesh_the_subscribers_and_their_prune
     from bazaar.protocol.p2p import peer_id_for
 
     a, b, _ = cluster.nodes
-    assert a.mesh_report([TOPIC]) == {TOPIC: {"mesh": 2, "subscribers": 2, "backed_off": 0}}
+    assert a.mesh_report([TOPIC]) == {TOPIC: {"mesh": 2, "subscribers": 2, "backed_off": 0, "connected": 2,
+                                              "registered": 2}}
     a._gs._add_back_off(peer_id_for(b.local_key), TOPIC, False)  # what a PRUNE sent or received leaves behind
     assert a.mesh_report([TOPIC])[TOPIC]["backed_off"] == 1
-    assert a.mesh_report(["nobody/joined"]) == {"nobody/joined": {"mesh": 0, "subscribers": 0, "backed_off": 0}}
+    assert a.mesh_report(["nobody/joined"])["nobody/joined"] == {"mesh": 0, "subscribers": 0, "backed_off": 0,
+                                                                 "connected": 2, "registered": 2}
+
+
+async def test_a_dead_pubsub_stream_to_a_connected_peer_keeps_what_it_subscribed_to(cluster: Cluster) -> None:
+    """py-libp2p forgot a connected peer's topics when a stream with it died, and the peer never announced them
+    again: connected and registered, it was no mesh candidate any more (docs/adr/0202)."""
+    if cluster.kind != "libp2p":
+        pytest.skip("pubsub streams are libp2p's")
+    from bazaar.protocol.p2p import peer_id_for
+
+    a, b, _ = cluster.nodes
+    pid = peer_id_for(b.local_key)
+    a._ps._handle_dead_peer(pid)  # what a failed write on our stream to b runs while b stays connected
+    assert pid in a._ps.peer_topics[TOPIC]
+    with trio.fail_after(DEADLINE):  # pubsub re-opens our stream to b on the same connection
+        while pid not in a._ps.peers:
+            await trio.sleep(0.05)
+    assert a.mesh_report([TOPIC])[TOPIC]["subscribers"] == 2
