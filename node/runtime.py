@@ -293,8 +293,9 @@ class Node:
 
     # ------------------------------------------------------------------ status
     def gossip_report(self) -> dict[str, dict[str, int]] | None:
-        """Per shared topic: mesh size, connected subscribers and how many of them are in gossipsub's prune
-        backoff (why a mesh is empty); None on a transport without meshes."""
+        """Per shared topic: mesh size, connected subscribers, how many of them are in gossipsub's prune backoff,
+        and the connected and pubsub-registered peers (why a mesh is empty, docs/adr/0202); None on a transport
+        without meshes."""
         report = getattr(self.transport, "mesh_report", None)
         return report(self.shared_topics()) if report is not None else None
 

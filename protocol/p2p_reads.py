@@ -7,7 +7,7 @@ traps follow:
 - a frame that arrives in more than 101 pieces fails on a healthy connection (a 10 MB msgio frame did,
   libp2p.md §6.4), which is why Bazaar raised the count to 100 000;
 - at end of stream every read returns ``b""`` at once, so a connection the peer closed is read ``retry_count``
-  more times before the ``IncompleteReadError``: with 100 000 that is 1.3 CPU s of empty ``recv`` calls for
+  more times before the ``IncompleteReadError``: with 100 000 that is about 1.4 CPU s of empty ``recv`` calls for
   every closed connection (``benchmarks/bench_eof.py``). At 50 processes every watchdog kick, expired
   on-demand link and duplicate dial cost the other side that much; the starved nodes answered stream
   negotiations late, which caused more kicks.

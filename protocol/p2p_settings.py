@@ -116,7 +116,7 @@ def keep_subscriptions_of_connected_peers() -> None:
     connected it then re-opens *our* stream only. The peer's subscriptions came on *its* stream, which may be
     alive, and the peer has no reason to announce them again. So the peer stays connected and registered, but
     it is no longer a subscriber of anything here, so never again a mesh candidate. After a 50-process start-up,
-    91 of 466 registered links had lost their subscriptions this way within a minute, and a third of the nodes
+    91 of 464 registered links had lost their subscriptions this way within a minute, and a third of the nodes
     had fewer than ``degree_low`` mesh peers on the chain topic (docs/adr/0202).
 
     Kept subscriptions are harmless when the peer's own stream is the one that died: its next write fails, it
