@@ -8,8 +8,8 @@ reads a frame in any number of pieces and stops at end of stream (:mod:`.p2p_rea
 installs two CPU savings measured on our networks (docs/adr/0145): signed peer records checked once
 (:mod:`.p2p_records`) and yamux window updates at half a window (:mod:`.p2p_yamux`). And pubsub retries a peer's
 registration after a failed stream negotiation (:func:`retry_pubsub_registration`, docs/adr/0198) and keeps the
-topics of a peer that stays connected when a stream with it dies (:func:`keep_subscriptions_of_connected_peers`,
-docs/adr/0202).
+topics of a peer that stays connected when a stream with it dies (:func:`keep_subscriptions_of_connected_peers`),
+and writes only to a peer's registered stream (:func:`write_only_to_registered_streams`, both docs/adr/0202).
 """
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ RPC_QUEUE = 512
 
 def apply_process_patches() -> None:
     """Set the four process-wide py-libp2p fixes of libp2p.md §1 (the ``read_exactly`` one as ADR 0201 amends it),
-    the two savings of ADR 0145, the pubsub registration retry of ADR 0198 and the kept subscriptions of ADR 0202
-    (idempotent).
+    the two savings of ADR 0145, the pubsub registration retry of ADR 0198, and the kept subscriptions and
+    registered-stream writes of ADR 0202 (idempotent).
 
     Must run before hosts and pubsub objects are created: ``SUBSCRIPTION_CHANNEL_SIZE`` is read at
     ``subscribe()`` and ``RpcQueue`` when a peer joins.
@@ -78,6 +78,7 @@ def apply_process_patches() -> None:
     half_window_updates()
     retry_pubsub_registration()
     keep_subscriptions_of_connected_peers()
+    write_only_to_registered_streams()
     current = _pubsub_mod.RpcQueue
     if not (isinstance(current, functools.partial) and current.keywords.get("max_size") == RPC_QUEUE):
         _pubsub_mod.RpcQueue = functools.partial(RpcQueue, max_size=RPC_QUEUE)  # type: ignore[misc,assignment]
@@ -142,6 +143,36 @@ def keep_subscriptions_of_connected_peers() -> None:
 
     handle_dead_peer.keeps_connected_subscriptions = True  # type: ignore[attr-defined]
     _pubsub_mod.Pubsub._handle_dead_peer = handle_dead_peer  # type: ignore[method-assign]
+
+
+def write_only_to_registered_streams() -> None:
+    """Make pubsub's ``write_msg`` refuse a stream that is no longer the peer's registered one (idempotent).
+
+    py-libp2p 0.8.1's gossipsub ``flush_pending_messages`` and ``send_recent_messages`` look the peer's stream
+    up once and then write every queued message to it. When that stream has died (at start-up, often because
+    it was opened on one of two duplicate connections, and the swarm closed that one), each failed write runs
+    ``_handle_dead_peer``. The first call drops the registration, and pubsub opens a new stream on the
+    surviving connection. Every later failed write on the *old* stream then tears down the *new* registration:
+    mesh links go, the peer's queue closes, and a new stream opens again. One 50-process start-up logged 2230
+    such calls from ``flush_pending_messages`` in 40 s (docs/adr/0202).
+
+    A write to a stream that pubsub no longer holds for its peer now returns ``False`` (what a failed write
+    returns) without touching the peer's current registration. Every write to a registered stream is
+    unchanged, its failure handling included.
+    """
+    original = _pubsub_mod.Pubsub.write_msg
+    if getattr(original, "registered_streams_only", False):
+        return
+
+    @functools.wraps(original)
+    async def write_msg(self: Any, stream: Any, rpc_msg: Any) -> bool:
+        peer_id = getattr(getattr(stream, "muxed_conn", None), "peer_id", None)
+        if peer_id is not None and self.peers.get(peer_id) is not stream:
+            return False
+        return bool(await original(self, stream, rpc_msg))
+
+    write_msg.registered_streams_only = True  # type: ignore[attr-defined]
+    _pubsub_mod.Pubsub.write_msg = write_msg  # type: ignore[method-assign]
 
 
 def quiet_libp2p_logging() -> None:

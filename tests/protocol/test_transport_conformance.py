@@ -225,3 +225,25 @@ async def test_a_dead_pubsub_stream_to_a_connected_peer_keeps_what_it_subscribed
         while pid not in a._ps.peers:
             await trio.sleep(0.05)
     assert a.mesh_report([TOPIC])[TOPIC]["subscribers"] == 2
+
+
+async def test_a_failed_write_on_a_replaced_pubsub_stream_leaves_the_new_one_registered(cluster: Cluster) -> None:
+    """gossipsub flushed queued messages to a stream it had looked up once; when that stream died, every failed
+    write tore down the registration pubsub had meanwhile made on a new stream (docs/adr/0202)."""
+    if cluster.kind != "libp2p":
+        pytest.skip("pubsub streams are libp2p's")
+    from libp2p.pubsub.pb import rpc_pb2
+
+    from bazaar.protocol.p2p import peer_id_for
+
+    a, b, _ = cluster.nodes
+    pid = peer_id_for(b.local_key)
+    old = a._ps.peers[pid]
+    a._ps._handle_dead_peer(pid)
+    with trio.fail_after(DEADLINE):  # pubsub registers b again, on a new stream
+        while a._ps.peers.get(pid) in (None, old):
+            await trio.sleep(0.05)
+    new = a._ps.peers[pid]
+    await old.reset()
+    assert await a._ps.write_msg(old, rpc_pb2.RPC()) is False
+    assert a._ps.peers.get(pid) is new  # the failed write on the old stream left the new registration alone
