@@ -143,12 +143,11 @@ class Node:
         theirs = {t for r in roles for t in node_topics(self.network_id, self.spec, r)}
         return [t for t in self.topics if t in theirs]
 
-    def mesh_min(self) -> int | None:
-        """Our smallest gossip mesh over :meth:`shared_topics` (what ``bazaar net up`` waits to be ≥ 1); None on a
+    @staticmethod
+    def mesh_min(report: dict[str, dict[str, int]] | None) -> int | None:
+        """Our smallest gossip mesh in a :meth:`gossip_report` (what ``bazaar net up`` waits to be ≥ 1); None on a
         transport without meshes (in memory) or when no other node shares a topic with us."""
-        topics = self.shared_topics()
-        mesh_min = getattr(self.transport, "mesh_min", None)
-        return mesh_min(topics) if mesh_min is not None and topics else None
+        return min(r["mesh"] for r in report.values()) if report else None
 
     def gossip_formed(self) -> bool:
         """Whether our part of the gossip overlay has formed (``Libp2pTransport.formed`` over
@@ -302,6 +301,7 @@ class Node:
     def status(self) -> dict[str, Any]:
         """The fields of ``GET /status``."""
         chain = self.chain.chain
+        gossip = self.gossip_report()
         head = chain.head
         out = {
             "name": self.name, "role": self.role, "market": self.market, "pid": os.getpid(),
@@ -315,7 +315,7 @@ class Node:
             "cert_pushes": dict(self.chain.finality.pushes),
             "block_pushes": dict(self.chain.blockpush.counts),
             "msg_pushes": dict(self.spread.counts),
-            "mesh_min": self.mesh_min(), "gossip": self.gossip_report(),
+            "mesh_min": self.mesh_min(gossip), "gossip": gossip,
             "accepted": self.router.accepted, "rejected": dict(self.router.rejected),
             "ignored": self.router.ignored,
             "transport": dict(self.transport.stats), "uptime_s": round(time.time() - self.started, 1),
