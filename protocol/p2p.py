@@ -51,6 +51,7 @@ from .dial_set import dial_set
 from .errors import ProtocolReason
 from .framing import StreamEnded, client_exchange, read_frame_length, serve_exchange
 from .keys import PUBKEY_LEN, KeyPair
+from .mesh_events import count_mesh_events
 from .p2p_settings import GossipSettings, apply_process_patches, make_gossipsub, quiet_libp2p_logging
 from .push import decode_push, encode_push
 from .stream_pool import SERVE_IDLE_S, StreamPool
@@ -303,6 +304,7 @@ class Libp2pTransport:
         self._on_demand: dict[ID, float] = {}  # peers we dialled for a request -> when a request last ended
         self._in_flight: dict[ID, int] = {}  # requests under way per peer
         self._pool = StreamPool()  # request streams kept for the next request (docs/adr/0180)
+        self._mesh_events = count_mesh_events(gossipsub)  # why mesh links form and go (docs/adr/0203)
 
     # --- identity and addresses -------------------------------------------------------------------
     @property
@@ -313,9 +315,10 @@ class Libp2pTransport:
     @property
     def stats(self) -> dict[str, int]:
         """Counters: gossip_out/in/dropped/replayed, publish_waited, requests_*, dials_failed, watchdog_kicks,
-        streams_reused."""
+        streams_reused, and gossipsub's mesh decisions (``mesh_*``, :mod:`.mesh_events`)."""
         self._stats["gossip_replayed"] = self._seen.refused
         self._stats["streams_reused"] = self._pool.reused
+        self._stats.update(self._mesh_events)
         return self._stats
 
     @property

@@ -6,6 +6,8 @@ The ``cluster`` fixture (conftest.py) yields three connected transports, in memo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import trio
 
@@ -247,3 +249,38 @@ async def test_a_failed_write_on_a_replaced_pubsub_stream_leaves_the_new_one_reg
     await old.reset()
     assert await a._ps.write_msg(old, rpc_pb2.RPC()) is False
     assert a._ps.peers.get(pid) is new  # the failed write on the old stream left the new registration alone
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    with trio.fail_after(DEADLINE):
+        while not condition():
+            await trio.sleep(0.02)
+
+
+async def test_the_mesh_event_counters_name_why_links_form_and_go(cluster: Cluster) -> None:
+    """``stats`` counts gossipsub's GRAFT and PRUNE decisions by reason (docs/adr/0203)."""
+    if cluster.kind != "libp2p":
+        pytest.skip("only gossipsub has meshes")
+    from bazaar.protocol.mesh_events import MESH_EVENTS
+    from bazaar.protocol.p2p import peer_id_for
+
+    a, b, _ = cluster.nodes
+    assert set(MESH_EVENTS) <= set(a.stats)
+    formed = sum(n.stats[k] for n in cluster.nodes for k in ("mesh_graft_heartbeat", "mesh_graft_on_subscribe"))
+    assert formed >= 3  # three links, each grafted by at least one end
+    pa, pb = peer_id_for(a.local_key), peer_id_for(b.local_key)
+    assert pa in b._gs.mesh[TOPIC]
+    await a._gs.emit_prune(TOPIC, pb, False, False)
+    await _until(lambda: b.stats["mesh_pruned_by_peer"] == 1)
+    assert pa not in b._gs.mesh[TOPIC]
+    a._gs._add_back_off(pb, TOPIC, False)
+    await b._gs.emit_graft(TOPIC, pa)
+    await _until(lambda: a.stats["mesh_graft_refused_backoff"] == 1)
+    accepted = b.stats["mesh_graft_accepted"]
+    b._gs.back_off.clear()
+    b._gs.graft_flood_tracking.clear()
+    await a._gs.emit_graft(TOPIC, pb)
+    await _until(lambda: b.stats["mesh_graft_accepted"] == accepted + 1)
+    assert pa in b._gs.mesh[TOPIC]
+    b._gs.remove_peer(pa)  # what pubsub runs when a's connection or stream dies
+    assert b.stats["mesh_lost_disconnect"] == 1
