@@ -29,6 +29,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.rpc_queue import RpcQueue
 
 from . import p2p_reads
+from .gossip_mesh import mend_mesh_upkeep
 from .p2p_records import cache_peer_records
 from .p2p_yamux import half_window_updates
 
@@ -203,7 +204,9 @@ def make_gossipsub(settings: GossipSettings | None = None) -> GossipSub:
         spam_protection_enabled=False,
     )
     _shuffle_ties(router)
+    mend_mesh_upkeep(router)
     return router
+
 
 
 def _shuffle_ties(router: GossipSub) -> None:
