@@ -23,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,28 +82,61 @@ def work_per_round(statuses: list[dict[str, Any]], rounds: list[int], field: str
     return {r: max([float(st.get(field, {}).get(str(r), 0.0)) for st in statuses] or [0.0]) for r in rounds}
 
 
-def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, Any]:
+CHURN = {"mesh_prunes": ("mesh_prune_over_high",),
+         "grafts_refused": ("mesh_graft_refused_backoff", "mesh_graft_refused_flood", "mesh_graft_refused_unjoined"),
+         "mesh_links_lost": ("mesh_lost_disconnect",), "watchdog_kicks": ("watchdog_kicks",)}
+"""What :func:`churn` sums: transport counters of ``GET /status`` that grow when the overlay is unsettled."""
+
+
+def churn(statuses: list[dict[str, Any]]) -> dict[str, int]:
+    """Over all nodes since start-up: mesh links pruned, GRAFTs refused, mesh links lost with a connection, and
+    watchdog kicks (docs/adr/0203: on a settled network they stay near 0 after start-up)."""
+    return {name: sum(int(st.get("transport", {}).get(k, 0)) for st in statuses for k in keys)
+            for name, keys in CHURN.items()}
+
+
+def measure(scenario: str, rounds: int, nodes: int | None = None, keep: Path | None = None) -> dict[str, Any]:
     """Start the scenario's network (grown to ``nodes`` processes), run ``rounds`` rounds after one warm-up
-    round, stop it; return the figures."""
-    with tempfile.TemporaryDirectory(prefix="bench-net-") as tmp:
-        ref: str | Path = scale_scenario(scenario, nodes, Path(tmp) / "scenario") if nodes else scenario
-        sc = load_scenario(ref)
-        spec = get_spec(sc.market_name)
-        minimum = spec.report.min_messages(sc) if spec.report.min_messages else None  # reads the scenario's files
-        root = Path(tmp) / "net"
-        t0 = time.monotonic()
-        info = launcher.net_up(ref, root)
-        up = time.monotonic() - t0
-        try:
-            list(run_rounds(root, 1))  # warm-up round (first sync, first lottery draw from stakes)
-            before = _traffic(_statuses(root))
-            cpu_before = _cpu_s(root)
-            results = list(run_rounds(root, rounds))
-            cpu_after = _cpu_s(root)
-            statuses = _statuses(root)
-            status = launcher.net_status(root)
-        finally:
-            launcher.net_down(root)
+    round, stop it; return the figures.
+
+    The run folder (scenario, node logs, chains) goes under ``keep`` when given. Otherwise it is a temporary
+    folder, removed after a run whose every round was final everywhere and kept after any other run, its path
+    in the figures (``run_dir``) and on stderr, so that a bad run can be read afterwards."""
+    tmp = keep if keep is not None else Path(tempfile.mkdtemp(prefix="bench-net-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    clean = False
+    try:
+        out = _measure_in(tmp, scenario, rounds, nodes)
+        clean = keep is None and out["final_everywhere"] == rounds
+        out["run_dir"] = None if clean else str(tmp)
+        return out
+    finally:
+        if clean:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"bench_network: run folder kept at {tmp}", file=sys.stderr)
+
+
+def _measure_in(tmp: Path, scenario: str, rounds: int, nodes: int | None) -> dict[str, Any]:
+    """:func:`measure` in the run folder ``tmp``."""
+    ref: str | Path = scale_scenario(scenario, nodes, tmp / "scenario") if nodes else scenario
+    sc = load_scenario(ref)
+    spec = get_spec(sc.market_name)
+    minimum = spec.report.min_messages(sc) if spec.report.min_messages else None  # reads the scenario's files
+    root = tmp / "net"
+    t0 = time.monotonic()
+    info = launcher.net_up(ref, root)
+    up = time.monotonic() - t0
+    try:
+        list(run_rounds(root, 1))  # warm-up round (first sync, first lottery draw from stakes)
+        before = _traffic(_statuses(root))
+        cpu_before = _cpu_s(root)
+        results = list(run_rounds(root, rounds))
+        cpu_after = _cpu_s(root)
+        statuses = _statuses(root)
+        status = launcher.net_status(root)
+    finally:
+        launcher.net_down(root)
     after = _traffic(statuses)
     timed = [r for r in results if r.get("latency_all_ms") is not None]
     work = work_per_round(statuses, [int(r["round"]) for r in timed])
@@ -129,6 +164,7 @@ def measure(scenario: str, rounds: int, nodes: int | None = None) -> dict[str, A
         "node_cpu_s_per_round": (round((cpu_after - cpu_before) / max(1, rounds), 3)
                                  if cpu_before is not None and cpu_after is not None else None),
         "rss_max_mb": max(rss) if rss else None, "rss_median_mb": statistics.median(rss) if rss else None,
+        "churn": churn(statuses),
     }
     if lat:
         out.update(latency_p50_s=round(percentile(lat, 0.5), 3), latency_p95_s=round(percentile(lat, 0.95), 3),
@@ -158,6 +194,7 @@ def table(out: dict[str, Any]) -> str:
         ("messages per round", f"{out['messages_per_round']:.1f} (protocol minimum {out['min_messages']})"),
         ("KiB originated per round", f"{out['bytes_per_round'] / 1024:.1f}"),
         ("node CPU per round (all processes)", s(out["node_cpu_s_per_round"])),
+        ("overlay churn since start-up", ", ".join(f"{k} {v}" for k, v in out["churn"].items())),
         ("peak RSS per process max / median", "-" if out["rss_max_mb"] is None else
          f"{out['rss_max_mb']:.0f} MB / {out['rss_median_mb']:.0f} MB"),
     ]
@@ -172,9 +209,11 @@ def main() -> None:
     ap.add_argument("--scenario", default="ai-bazaar")
     ap.add_argument("--nodes", type=int, default=None, help="grow the scenario to N node processes")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="run in this folder and keep it (default: a temporary one, kept only after a bad run)")
     args = ap.parse_args()
     try:
-        out = measure(args.scenario, 3 if args.quick else args.rounds, args.nodes)
+        out = measure(args.scenario, 3 if args.quick else args.rounds, args.nodes, args.keep)
     except (ParamError, launcher.LaunchError) as err:
         raise SystemExit(f"bench_network: {err}") from None
     print(json.dumps(out) if args.json else table(out))
