@@ -46,6 +46,8 @@ class ChainSync:
         self.certified_seen = 0  # the highest certified height a peer backed (or a verified certificate showed)
         self._claim: int | None = None
         self._stuck_at: int | None = None  # our finalized height at the last tick, when it lagged what we saw
+        self.pulled_head = -1
+        """The height of the last block a pull imported (:meth:`caught_up`)."""
 
     @property
     def synced(self) -> bool:
@@ -53,6 +55,12 @@ class ChainSync:
         certified head the peers showed us (a restarted node first catches up, so it never builds on an old
         head). A peer's reported certified height counts only once its blocks got us there."""
         return self.answered and self.svc.chain.finalized_height >= self.certified_seen
+
+    def caught_up(self) -> bool:
+        """Whether our head came by a pull — we had fallen behind the network — rather than live (its proposer's
+        announcement, gossip): the draw then asks the next attempts' proposers before it proposes on it
+        (docs/adr/0204)."""
+        return self.pulled_head == self.svc.chain.height
 
     def saw_certified(self, height: int) -> None:
         """A verified certificate (or a peer that backed its claim) shows ``height`` is final."""
@@ -149,6 +157,7 @@ class ChainSync:
                     return imported, True
                 imported += 1
                 progressed = True
+                self.pulled_head = block.height
                 if cert is not None:
                     self.svc.finality.finalize(cert)
             if len(blocks) < SYNC_BATCH or not progressed:
@@ -230,7 +239,10 @@ class ChainSync:
         block = blocks[0]
         if block.height != height + 1 or chain.height != height:
             return chain.height > height  # a block arrived meanwhile: as good
-        return await self.svc.import_block(block, announce=False)
+        imported = await self.svc.import_block(block, announce=False)
+        if imported:
+            self.pulled_head = block.height
+        return imported
 
     async def loop(self, *, interval: float = 2.0, probe_every: int = 5) -> None:
         """Catch up whenever a peer shows a height above ours (blocks, attestations, certificates), and

@@ -46,6 +46,9 @@ MAX_REGOSSIP_GAP = 16.0
 """After a silent proposer a node gossips its own pending transactions again, then waits twice as long before the
 next such regossip, up to this many fallback waits: 50 nodes regossiping at every 2 s declaration flooded a
 2-core machine at start-up, where no height passes (docs/adr/0198)."""
+LOOKAHEAD_ATTEMPTS = 2
+"""A proposer that may have fallen behind (:meth:`DrawDriver.behind`) first asks the proposers drawn at this many
+attempts after its own: the others may have declared it silent and taken over meanwhile (docs/adr/0204)."""
 _events = Events("draw")
 
 
@@ -66,6 +69,11 @@ class DrawDriver:
         """Fallback proposals preceded by a question to the earlier attempts' proposers (docs/adr/0196) ..."""
         self.found_late = 0
         """... and those that found the earlier block, and proposed nothing."""
+        self.asked_ahead = 0
+        """Proposals preceded by a question to the next attempts' proposers because we may have fallen behind
+        (docs/adr/0204) ..."""
+        self.found_ahead = 0
+        """... and those that found a later attempt's block, and proposed nothing."""
         self._proposed_at: set[tuple[int, int]] = set()
         self.backoff = 1.0
         """The fallback wait is ``backoff × fallback_s``: doubled (up to ``MAX_BACKOFF``) when a height we declared
@@ -73,6 +81,7 @@ class DrawDriver:
         made a competing block — and eased back by a quarter at every height that needed no fallback
         (docs/adr/0197)."""
         self._declared: dict[int, int] = {}  # height -> the highest attempt we declared silent there
+        self._head_late: tuple[int, float] = (-1, 0.0)  # (height, seconds after its timestamp it reached us)
         self.regossips = 0
         """Own pending transactions gossiped again after a silent proposer (ADR 0195), spaced by ..."""
         self._regossip_gap = 1.0
@@ -159,7 +168,7 @@ class DrawDriver:
             if proposer == self.node.key.public and (height, attempt) not in self._proposed_at:
                 self._proposed_at = {(h, a) for h, a in self._proposed_at if h >= height}
                 self._proposed_at.add((height, attempt))
-                if attempt == 0 or not await self._ask_earlier(height, attempt):
+                if not await self._ask_drawn(height, attempt):
                     await self._propose(height, attempt)
             next_attempt_at = since + (attempt + 1) * wait_s
             def advanced(height: int = height) -> bool:
@@ -203,8 +212,12 @@ class DrawDriver:
 
     def _observe(self, block: Block) -> None:
         """Every new head: a false alarm (a block of an attempt we had declared silent) doubles the fallback wait,
-        a height without a declaration eases it back (docs/adr/0197)."""
+        a height without a declaration eases it back (docs/adr/0197); and how late the head reached us, by its
+        timestamp (:meth:`behind`)."""
         height = block.header.height
+        clock = getattr(self.node.chain, "clock", None)
+        if clock is not None:
+            self._head_late = (height, max(0.0, (clock.now_ms() - block.header.timestamp_ms) / 1000))
         declared = self._declared.pop(height, None)
         for h in [h for h in self._declared if h < height]:
             del self._declared[h]
@@ -216,38 +229,66 @@ class DrawDriver:
             self.backoff = min(MAX_BACKOFF, self.backoff * 2)
             _events.info("draw.false_alarm", height=height, attempt=declared, backoff=self.backoff)
 
-    async def _ask_earlier(self, height: int, attempt: int) -> bool:
-        """Before a fallback proposal: ask the proposers drawn at the earlier attempts for their block, at once
+    def behind(self) -> bool:
+        """Whether we may have fallen behind the network at the height after our head: the head came by a sync
+        pull, or reached us more than half a fallback wait after its proposer stamped it. The others then started
+        counting the next height's attempts before we did (docs/adr/0204)."""
+        chain = self.node.chain
+        height, late_s = self._head_late
+        return chain.sync.caught_up() or (height == chain.height and late_s > self.fallback_s * self.backoff / 2)
+
+    async def _ask_drawn(self, height: int, attempt: int) -> bool:
+        """Before proposing at ``attempt``: ask the proposers drawn at the earlier attempts for their block — and,
+        when we may have fallen :meth:`behind`, those drawn at the next :data:`LOOKAHEAD_ATTEMPTS` too — at once
         and for at most half a fallback wait; whether one of them made our head move (then we propose nothing).
+
         A drawn proposer looks silent when its block is only slow to reach us — a loaded machine, a sparse
         topology, a start-up — and a second block at the same height splits the finality votes (docs/adr/0196).
-        One that crashed answers nothing, and the fallback proposal follows as before."""
+        The mirror case: a node that fell behind and has just caught up starts counting the next height's
+        attempts late, and proposes as attempt 0 a block the others replaced by a later attempt's seconds ago;
+        at 50 processes such a block split the votes of one height in half, and no certificate ever formed
+        (docs/adr/0204). One that crashed answers nothing, and the proposal follows as before."""
         chain = self.node.chain
-        own = self.node.key.public
-        earlier = []
-        for k in range(attempt):
-            try:
-                drawn = self.drawn(k)
-            except LedgerError:
-                continue
-            if drawn != own and drawn not in earlier:
-                earlier.append(drawn)
-        if not earlier:
+        ahead = self.behind()
+        attempts = [*range(attempt), *(range(attempt + 1, attempt + 1 + LOOKAHEAD_ATTEMPTS) if ahead else ())]
+        peers = self._drawn_others(attempts)
+        if not peers:
             return False
-        self.asked += 1
+        if attempt:
+            self.asked += 1
+        if ahead:
+            self.asked_ahead += 1
         with trio.move_on_after(self.fallback_s / 2):
             async with trio.open_nursery() as nursery:
                 async def ask(peer: bytes) -> None:
                     if await chain.sync.fetch_next(peer, timeout=self.fallback_s / 2):
                         nursery.cancel_scope.cancel()
 
-                for peer in earlier:
+                for peer in peers:
                     nursery.start_soon(ask, peer)
         found = chain.height + 1 != height
         if found:
-            self.found_late += 1
-            _events.info("draw.found_late", height=height, attempt=attempt)
+            later = chain.chain.block(height)
+            if later is not None and int(later.header.consensus.get("attempt", 0)) > attempt:
+                self.found_ahead += 1
+                _events.info("draw.found_ahead", height=height, attempt=attempt)
+            else:
+                self.found_late += 1
+                _events.info("draw.found_late", height=height, attempt=attempt)
         return found
+
+    def _drawn_others(self, attempts: list[int]) -> list[bytes]:
+        """The proposers drawn at ``attempts``, without us, each once, in attempt order."""
+        own = self.node.key.public
+        out: list[bytes] = []
+        for k in attempts:
+            try:
+                drawn = self.drawn(k)
+            except LedgerError:
+                continue
+            if drawn != own and drawn not in out:
+                out.append(drawn)
+        return out
 
     async def _propose(self, height: int, attempt: int) -> None:
         chain = self.node.chain
@@ -276,4 +317,5 @@ class DrawDriver:
         return {"rule": self.rule, "proposed": self.proposed, "fallbacks": self.fallbacks,
                 "batch_seals": self.batch_seals, "regossips": self.regossips, "formation_s": self.formation_s,
                 "asked_earlier": self.asked, "found_late": self.found_late,
+                "asked_ahead": self.asked_ahead, "found_ahead": self.found_ahead,
                 "backoff": round(self.backoff, 3)}

@@ -35,7 +35,7 @@ async def test_a_fallback_proposer_takes_the_late_block_of_the_drawn_one_instead
         first = by_key[driver.drawn(0)]  # the proposer drawn for the round's first block
         attempt = next(k for k in range(1, 50) if driver.drawn(k) != first.key.public)
         fallback = by_key[driver.drawn(attempt)]  # the first other node drawn to take over
-        announce, ask = first.chain.blockpush.announce, fallback.consensus._ask_earlier  # type: ignore[union-attr]
+        announce, ask = first.chain.blockpush.announce, fallback.consensus._ask_drawn  # type: ignore[union-attr]
         asked = trio.Event()
 
         async def asking(height: int, attempt: int) -> bool:
@@ -50,7 +50,7 @@ async def test_a_fallback_proposer_takes_the_late_block_of_the_drawn_one_instead
 
             first.spawn("test.late", send)
 
-        fallback.consensus._ask_earlier = asking  # type: ignore[union-attr]
+        fallback.consensus._ask_drawn = asking  # type: ignore[union-attr]
         first.chain.blockpush.announce = late  # type: ignore[method-assign]
         await fallback.chain.changes.wait_for(lambda: fallback.chain.synced, timeout=30)  # its first sweep is done
         fallback.chain.sync.sweep = _no_sweep  # type: ignore[method-assign]  # it could fetch it by asking only
@@ -158,3 +158,77 @@ def test_the_fallback_wait_backs_off_after_false_alarms_and_eases_back() -> None
         driver._observe(block(h, 0))
     assert driver.backoff == 1.0
     assert driver.status()["backoff"] == 1.0
+
+
+# -- a proposer that fell behind asks the next attempts' proposers first (docs/adr/0204) --
+
+
+class _Sync:
+    def __init__(self, chain: Any, blocks: dict[bytes, Any], pulled: bool) -> None:
+        self.chain, self.blocks, self.pulled, self.asked = chain, blocks, pulled, []
+
+    def caught_up(self) -> bool:
+        return self.pulled
+
+    async def fetch_next(self, peer: bytes, *, timeout: float) -> bool:
+        self.asked.append(peer)
+        block = self.blocks.get(peer)
+        if block is None:
+            return False
+        self.chain.height += 1
+        self.chain.chain.stored[self.chain.height] = block
+        return True
+
+
+def _driver(*, pulled: bool = False, late_s: float = 0.0, holder: int | None = None) -> tuple[Any, _Sync]:
+    """A driver at height 9 whose attempt ``k`` draws the key ``bytes([k])`` (ours is attempt 0's), with the
+    proposer drawn at attempt ``holder`` holding a block of that attempt for height 10."""
+    from types import SimpleNamespace
+
+    from bazaar.node.consensus.draw import DrawDriver
+
+    stored: dict[int, Any] = {}
+    chain = SimpleNamespace(height=9, chain=SimpleNamespace(stored=stored, block=stored.get))
+    blocks = {} if holder is None else {
+        bytes([holder]): SimpleNamespace(header=SimpleNamespace(height=10, consensus={"attempt": holder}))}
+    sync = _Sync(chain, blocks, pulled)
+    chain.sync = sync
+    chain.clock = SimpleNamespace(now_ms=lambda: 100_000)
+    node = SimpleNamespace(chain=chain, key=SimpleNamespace(public=bytes([0])))
+    driver = DrawDriver(node, "pos", fallback_s=2.0)  # type: ignore[arg-type]
+    driver.drawn = lambda attempt: bytes([attempt])  # type: ignore[method-assign]
+    driver._observe(SimpleNamespace(header=SimpleNamespace(height=9, consensus={}, timestamp_ms=100_000 - int(late_s * 1000))))  # type: ignore[arg-type]
+    return driver, sync
+
+
+async def test_a_proposer_that_kept_up_asks_nobody_before_attempt_0() -> None:
+    driver, sync = _driver(late_s=0.5, holder=1)
+    assert not driver.behind()
+    assert not await driver._ask_drawn(10, 0)
+    assert sync.asked == [] and driver.status()["asked_ahead"] == 0
+
+
+async def test_a_proposer_that_caught_up_takes_the_next_attempts_block_instead_of_forking() -> None:
+    """At 50 processes a node that had fallen 17 s behind proposed as attempt 0 a block the others had replaced
+    by attempt 1's 2.5 s earlier: the height's votes split in half and no certificate ever formed."""
+    for kwargs in ({"pulled": True}, {"late_s": 1.5}):  # a sync pull brought our head; or it came 1.5 s late
+        driver, sync = _driver(holder=1, **kwargs)  # type: ignore[arg-type]
+        assert driver.behind()
+        with trio.fail_after(5):
+            assert await driver._ask_drawn(10, 0)
+        assert bytes([1]) in sync.asked and set(sync.asked) <= {bytes([1]), bytes([2])}
+        status = driver.status()
+        assert (status["asked_ahead"], status["found_ahead"], status["found_late"]) == (1, 1, 0)
+    driver, sync = _driver(pulled=True)  # nobody took over: we propose after asking
+    with trio.fail_after(5):
+        assert not await driver._ask_drawn(10, 0)
+    assert sorted(sync.asked) == [bytes([1]), bytes([2])]
+
+
+async def test_a_fallback_that_fell_behind_asks_both_ways() -> None:
+    driver, sync = _driver(pulled=True, holder=4)
+    with trio.fail_after(5):
+        assert await driver._ask_drawn(10, 2)
+    assert set(sync.asked) <= {bytes([1]), bytes([3]), bytes([4])} and bytes([4]) in sync.asked
+    status = driver.status()
+    assert (status["asked_earlier"], status["asked_ahead"], status["found_ahead"]) == (1, 1, 1)
