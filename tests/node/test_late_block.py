@@ -197,7 +197,8 @@ def _driver(*, pulled: bool = False, late_s: float = 0.0, holder: int | None = N
     node = SimpleNamespace(chain=chain, key=SimpleNamespace(public=bytes([0])))
     driver = DrawDriver(node, "pos", fallback_s=2.0)  # type: ignore[arg-type]
     driver.drawn = lambda attempt: bytes([attempt])  # type: ignore[method-assign]
-    driver._observe(SimpleNamespace(header=SimpleNamespace(height=9, consensus={}, timestamp_ms=100_000 - int(late_s * 1000))))  # type: ignore[arg-type]
+    head = SimpleNamespace(height=9, consensus={}, timestamp_ms=100_000 - int(late_s * 1000))
+    driver._observe(SimpleNamespace(header=head))  # type: ignore[arg-type]
     return driver, sync
 
 
