@@ -16,6 +16,7 @@ late (docs/adr/0196), and so on.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import trio
@@ -46,10 +47,32 @@ MAX_REGOSSIP_GAP = 16.0
 """After a silent proposer a node gossips its own pending transactions again, then waits twice as long before the
 next such regossip, up to this many fallback waits: 50 nodes regossiping at every 2 s declaration flooded a
 2-core machine at start-up, where no height passes (docs/adr/0198)."""
+ANCHOR_MAX_WAITS = 4
+"""A node counts a height's fallback attempts from when its parent became final, waiting for that at most this
+many fallback waits after it first wanted the block (docs/adr/0205)."""
 LOOKAHEAD_ATTEMPTS = 2
 """A proposer that may have fallen behind (:meth:`DrawDriver.behind`) first asks the proposers drawn at this many
 attempts after its own: the others may have declared it silent and taken over meanwhile (docs/adr/0204)."""
 _events = Events("draw")
+
+
+def attempt_anchor(wanted: float, parent_final: float | None, now: float, cap_s: float) -> float | None:
+    """When a node starts counting fallback attempts at a height (attempt k's turn begins ``k`` fallback waits
+    later), or None while attempt 0's turn lasts: from when it first wanted the block (``wanted``) or saw the
+    block's parent final (``parent_final``, None if not yet), whichever is later, and at most ``cap_s`` after
+    ``wanted`` (docs/adr/0205). It never moves once the count has begun: a node's attempt number only grows.
+
+    Each node first wants a height when the parent block reaches it, and on a loaded 50-process network a block
+    reaches its last node 6–15 s after its first: counted from there, two nodes' attempt numbers differed by 2, and
+    the drawn proposers of attempts 1 and 3 proposed 150 ms apart (a fork whose votes split 24 to 26). A
+    certificate reaches every node within about a second (it is pushed to all by the aggregator), so counting
+    from the parent's finality keeps the nodes' attempt numbers together. The cap keeps a height live when its
+    parent is never certified on its own (a split height, finalized only through a later certificate)."""
+    if parent_final is not None:
+        return min(max(wanted, parent_final), wanted + cap_s)
+    if now - wanted >= cap_s:
+        return wanted + cap_s
+    return None
 
 
 class DrawDriver:
@@ -137,6 +160,7 @@ class DrawDriver:
         """The proposer loop, for the node's lifetime."""
         chain = self.node.chain
         wanted_since: dict[int, float] = {}
+        final_since: dict[int, float] = {}  # height -> when we first wanted it with its parent final
         # trio's clock, not time.monotonic(): the same in a node process, the virtual clock in `bazaar sim` (a
         # wall-clock attempt count made a loaded simulation draw fallback proposers and fork: docs/adr/0152)
         def wanted() -> bool:  # a (re)started node proposes only once it holds the certified head
@@ -159,7 +183,13 @@ class DrawDriver:
                 if chain.height + 1 != height:
                     continue
             wait_s = self.fallback_s * self.backoff
-            attempt = int((trio.current_time() - since) // wait_s)
+            now = trio.current_time()
+            if chain.finalized_height >= height - 1:
+                final_since.setdefault(height, now)
+            for h in [h for h in final_since if h < height]:
+                del final_since[h]
+            anchor = attempt_anchor(since, final_since.get(height), now, ANCHOR_MAX_WAITS * wait_s)
+            attempt = 0 if anchor is None else int((now - anchor) // wait_s)
             try:
                 proposer = self.drawn(attempt)
             except LedgerError as err:
@@ -170,9 +200,18 @@ class DrawDriver:
                 self._proposed_at.add((height, attempt))
                 if not await self._ask_drawn(height, attempt):
                     await self._propose(height, attempt)
-            next_attempt_at = since + (attempt + 1) * wait_s
             def advanced(height: int = height) -> bool:
                 return chain.height >= height
+
+            if anchor is None:  # attempt 0's turn lasts until the parent is final, or the cap
+                def parent_final(height: int = height) -> bool:
+                    return chain.height >= height or chain.finalized_height >= height - 1
+
+                cap_at = since + ANCHOR_MAX_WAITS * wait_s
+                with contextlib.suppress(trio.TooSlowError):
+                    await chain.changes.wait_for(parent_final, timeout=max(0.01, cap_at - now))
+                continue
+            next_attempt_at = anchor + (attempt + 1) * wait_s
 
             try:
                 await chain.changes.wait_for(advanced, timeout=max(0.01, next_attempt_at - trio.current_time()))

@@ -233,3 +233,19 @@ async def test_a_fallback_that_fell_behind_asks_both_ways() -> None:
     assert set(sync.asked) <= {bytes([1]), bytes([3]), bytes([4])} and bytes([4]) in sync.asked
     status = driver.status()
     assert (status["asked_earlier"], status["asked_ahead"], status["found_ahead"]) == (1, 1, 1)
+
+
+def test_fallback_attempts_count_from_the_parents_finality_up_to_a_cap() -> None:
+    """docs/adr/0205: nodes that got the parent block 8 s apart count the same attempt numbers once the parent's
+    certificate reached them; a parent never certified on its own delays the count by the cap at most."""
+    from bazaar.node.consensus.draw import attempt_anchor
+
+    assert attempt_anchor(10.0, 10.0, 10.0, 8.0) == 10.0  # the parent was final when we wanted the block: as before
+    early, late = attempt_anchor(10.0, 25.4, 26.0, 16.0), attempt_anchor(17.4, 25.6, 26.0, 16.0)
+    assert early is not None and late is not None and abs(early - late) < 0.5  # were 7.4 s apart
+    assert attempt_anchor(10.0, None, 17.9, 8.0) is None  # attempt 0's turn while the parent is not final
+    assert attempt_anchor(10.0, None, 18.0, 8.0) == 18.0  # the cap: a split parent does not stall the height
+    assert attempt_anchor(10.0, 30.0, 31.0, 8.0) == 18.0  # final after the cap: the count that began stays
+    for now in (12.0, 17.0, 19.0, 25.0, 31.0):  # the anchor never moves once the count has begun
+        first = attempt_anchor(10.0, None, now, 8.0)
+        assert first is None or first == attempt_anchor(10.0, now + 1.0, now + 1.0, 8.0)
