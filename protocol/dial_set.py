@@ -40,3 +40,11 @@ def dial_set(own: bytes, book: Sequence[bytes]) -> list[bytes]:
         chosen.setdefault(ring[(i + step) % len(ring)])
         chosen.setdefault(ring[(i - step) % len(ring)])
     return [k for k in chosen if k != own]
+
+
+def hubs(book: Sequence[bytes]) -> list[bytes]:
+    """The hubs of a sparse topology as a leaf sees them: the first :data:`DIAL_HUBS` entries of its address book
+    ``book`` (the leaders, which every node keeps connected, :func:`dial_set`); none when the book is small enough
+    for a full mesh. A hub holds a connection to every node, so it registers new peers slowest (docs/adr/0206)."""
+    keys = list(dict.fromkeys(book))
+    return keys[:DIAL_HUBS] if sparse(len(keys) + 1) else []

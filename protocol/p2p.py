@@ -47,7 +47,7 @@ from libp2p.pubsub.gossipsub import GossipSub
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 
-from .dial_set import dial_set
+from .dial_set import dial_set, hubs
 from .errors import ProtocolReason
 from .framing import StreamEnded, client_exchange, read_frame_length, serve_exchange
 from .keys import PUBKEY_LEN, KeyPair
@@ -297,6 +297,7 @@ class Libp2pTransport:
         self._book: dict[ID, list[multiaddr.Multiaddr]] = {}
         self._book_keys: list[bytes] = []
         self._dial_ids: set[ID] | None = None  # the peers the supervisor keeps connected (None: recompute)
+        self._hubs: set[ID] | None = None  # the address book's hubs (None: recompute)
         self._book_changed = trio.Event()
         self._keys: dict[bytes, bytes | None] = {}  # raw peer-id bytes -> Ed25519 key (cache)
         self._seen = SeenPayloads(host.get_id())
@@ -355,6 +356,7 @@ class Libp2pTransport:
         if key not in self._book_keys:
             self._book_keys.append(key)
             self._dial_ids = None
+            self._hubs = None
         self._book_changed.set()
 
     def dialled(self) -> list[bytes]:
@@ -421,6 +423,14 @@ class Libp2pTransport:
                           "backed_off": sum(1 for p in subscribers if until.get(p, 0) > now),
                           "connected": len(connected), "registered": registered}
         return out
+
+    def _hub_ids(self) -> set[ID]:
+        """Peer ids of the address book's hubs (:func:`~.dial_set.hubs`): a registration with one of them takes as
+        long as the hub's own grace allows, since it is the hub, connected to every node, that answers slowly
+        (docs/adr/0206)."""
+        if self._hubs is None:
+            self._hubs = {peer_id_for(k) for k in hubs(self._book_keys) if k != self._key}
+        return self._hubs
 
     def _kept_ids(self) -> set[ID]:
         """Peer ids of :meth:`dialled`, computed once per address book."""
@@ -706,6 +716,8 @@ class Libp2pTransport:
             now = trio.current_time()
             connected = set(self._host.get_connected_peers())
             grace = WATCHDOG_GRACE + WATCHDOG_GRACE_PER_PEER * len(connected)
+            hub_grace = max(grace, WATCHDOG_GRACE + WATCHDOG_GRACE_PER_PEER * len(self._book_keys))
+            hub_ids = self._hub_ids()
             kick: set[ID] = set()
             reasons: dict[ID, str] = {}
             stuck = []
@@ -713,7 +725,8 @@ class Libp2pTransport:
                 if pid in self._ps.peers:
                     stuck_since.pop(pid, None)
                     stuck_kicks.pop(pid, None)
-                elif now - stuck_since.setdefault(pid, now) > stuck_grace(grace, stuck_kicks.get(pid, 0)):
+                elif now - stuck_since.setdefault(pid, now) > stuck_grace(hub_grace if pid in hub_ids else grace,
+                                                                          stuck_kicks.get(pid, 0)):
                     stuck.append(pid)
             kick.update(sorted(stuck, key=lambda p: stuck_since[p])[:WATCHDOG_MAX_KICKS])
             reasons.update(dict.fromkeys(kick, "no pubsub stream"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS, dial_set
+from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS, dial_set, hubs
 
 
 def _keys(n: int) -> list[bytes]:
@@ -99,3 +99,13 @@ def test_our_own_publish_reaches_subscribers_when_the_mesh_is_empty_and_relays_d
     assert set(router._get_peers_to_send(["t"], other, other)) == set()  # a relayed message: unchanged
     router.mesh["t"] = set(list(subscribers)[:router.degree_low])
     assert set(router._get_peers_to_send(["t"], me, me)) == router.mesh["t"]  # a healthy mesh: unchanged
+
+
+def test_a_leaf_names_the_hubs_it_gives_a_hubs_grace() -> None:
+    """docs/adr/0206: the watchdog waits as long for a hub's pubsub registration as the hub waits for its own."""
+    keys = [hashlib.sha256(b"k%d" % i).digest() for i in range(50)]
+    own, book = keys[20], [k for k in keys if k != keys[20]]
+    assert hubs(book) == keys[:DIAL_HUBS]
+    assert set(hubs(book)) <= set(dial_set(own, book))  # every node keeps its hubs connected
+    assert hubs(keys[:DIAL_ALL_UP_TO]) == []  # a full mesh has no hubs
+    assert hubs(book + book[:5]) == keys[:DIAL_HUBS]  # a repeated entry changes nothing
