@@ -288,14 +288,15 @@ class DrawDriver:
         at 50 processes such a block split the votes of one height in half, and no certificate ever formed
         (docs/adr/0204). One that crashed answers nothing, and the proposal follows as before."""
         chain = self.node.chain
-        ahead = self.behind()
-        attempts = [*range(attempt), *(range(attempt + 1, attempt + 1 + LOOKAHEAD_ATTEMPTS) if ahead else ())]
-        peers = self._drawn_others(attempts)
+        earlier = self._drawn_others(range(attempt))
+        later = ([p for p in self._drawn_others(range(attempt + 1, attempt + 1 + LOOKAHEAD_ATTEMPTS))
+                  if p not in earlier] if self.behind() else [])
+        peers = earlier + later
         if not peers:
             return False
-        if attempt:
+        if earlier:
             self.asked += 1
-        if ahead:
+        if later:
             self.asked_ahead += 1
         with trio.move_on_after(self.fallback_s / 2):
             async with trio.open_nursery() as nursery:
@@ -307,8 +308,9 @@ class DrawDriver:
                     nursery.start_soon(ask, peer)
         found = chain.height + 1 != height
         if found:
-            later = chain.chain.block(height)
-            if later is not None and int(later.header.consensus.get("attempt", 0)) > attempt:
+            block = chain.chain.block(height)
+            took_over = block is not None and int(block.header.consensus.get("attempt", 0)) > attempt
+            if later and (took_over or not earlier):
                 self.found_ahead += 1
                 _events.info("draw.found_ahead", height=height, attempt=attempt)
             else:
@@ -316,7 +318,7 @@ class DrawDriver:
                 _events.info("draw.found_late", height=height, attempt=attempt)
         return found
 
-    def _drawn_others(self, attempts: list[int]) -> list[bytes]:
+    def _drawn_others(self, attempts: range) -> list[bytes]:
         """The proposers drawn at ``attempts``, without us, each once, in attempt order."""
         own = self.node.key.public
         out: list[bytes] = []
