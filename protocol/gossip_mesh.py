@@ -72,17 +72,8 @@ def mend_mesh_upkeep(router: GossipSub) -> None:
             waiting = backed_off(peer_id, topic)
         finally:
             grafting = False
-        if waiting:
-            return
-        await on_subscribed(peer_id, topic)  # grafts while the mesh is under degree_low
-        mesh = router.mesh.get(topic)
-        if (mesh is not None and peer_id not in mesh and len(mesh) < router.degree
-                and peer_id not in router.direct_peers and router._is_gossipsub_peer(peer_id)):
-            mesh.add(peer_id)  # and on to degree, as go-libp2p's join takes degree peers (mend 4)
-            router._notify_mesh_peer_added(peer_id, topic)
-            if router.scorer is not None:
-                router.scorer.on_join_mesh(peer_id, topic)
-            await router.emit_graft(topic, peer_id)
+        if not waiting:
+            await on_subscribed(peer_id, topic)
 
     router._perform_opportunistic_grafting = _no_opportunistic_grafting  # type: ignore[method-assign]
     router._check_back_off = backed_off  # type: ignore[method-assign]
