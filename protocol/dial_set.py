@@ -33,7 +33,7 @@ def dial_set(own: bytes, book: Sequence[bytes]) -> list[bytes]:
     peers = [k for k in dict.fromkeys(book) if k != own]
     if not sparse(len(peers) + 1):
         return peers
-    chosen = dict.fromkeys(peers[:DIAL_HUBS])
+    chosen = dict.fromkeys(hubs(peers))
     ring = sorted({*peers, own})
     i = ring.index(own)
     for step in range(1, DIAL_RING + 1):

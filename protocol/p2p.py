@@ -429,7 +429,7 @@ class Libp2pTransport:
         long as the hub's own grace allows, since it is the hub, connected to every node, that answers slowly
         (docs/adr/0206)."""
         if self._hubs is None:
-            self._hubs = {peer_id_for(k) for k in hubs(self._book_keys) if k != self._key}
+            self._hubs = {peer_id_for(k) for k in hubs(self._book_keys)}  # the book never holds our own key
         return self._hubs
 
     def _kept_ids(self) -> set[ID]:
