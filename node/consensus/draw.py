@@ -254,9 +254,7 @@ class DrawDriver:
         a height without a declaration eases it back (docs/adr/0197); and how late the head reached us, by its
         timestamp (:meth:`behind`)."""
         height = block.header.height
-        clock = getattr(self.node.chain, "clock", None)
-        if clock is not None:
-            self._head_late = (height, max(0.0, (clock.now_ms() - block.header.timestamp_ms) / 1000))
+        self._head_late = (height, max(0.0, (self.node.chain.clock.now_ms() - block.header.timestamp_ms) / 1000))
         declared = self._declared.pop(height, None)
         for h in [h for h in self._declared if h < height]:
             del self._declared[h]

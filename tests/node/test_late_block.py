@@ -136,10 +136,11 @@ def test_the_fallback_wait_backs_off_after_false_alarms_and_eases_back() -> None
 
     from bazaar.node.consensus.draw import MAX_BACKOFF, DrawDriver
 
-    driver = DrawDriver(SimpleNamespace(chain=SimpleNamespace()), "pos", fallback_s=2.0)  # type: ignore[arg-type]
+    chain = SimpleNamespace(clock=SimpleNamespace(now_ms=lambda: 0))
+    driver = DrawDriver(SimpleNamespace(chain=chain), "pos", fallback_s=2.0)  # type: ignore[arg-type]
 
     def block(height: int, attempt: int) -> Any:
-        return SimpleNamespace(header=SimpleNamespace(height=height, consensus={"attempt": attempt}))
+        return SimpleNamespace(header=SimpleNamespace(height=height, consensus={"attempt": attempt}, timestamp_ms=0))
 
     driver._declared[5] = 0  # we declared attempt 0 silent at height 5 ...
     driver._observe(block(5, 0))  # ... and its block came after all: a false alarm
