@@ -21,6 +21,7 @@ from bazaar.protocol.dial_set import DIAL_ALL_UP_TO, DIAL_HUBS
 class _Chain:
     def __init__(self) -> None:
         self.regossiped: list[float] = []
+        self.clock = SimpleNamespace(now_ms=lambda: 0)  # the driver notes how late each head came (ADR 0204)
 
     async def regossip_own(self) -> int:
         self.regossiped.append(trio.current_time())
@@ -34,7 +35,7 @@ def _driver(formed: Any = lambda: True) -> tuple[DrawDriver, _Chain]:
 
 
 def _block(height: int) -> Any:
-    return SimpleNamespace(header=SimpleNamespace(height=height, consensus={"attempt": 0}))
+    return SimpleNamespace(header=SimpleNamespace(height=height, consensus={"attempt": 0}, timestamp_ms=0))
 
 
 async def test_regossips_after_silent_proposers_come_at_doubling_gaps_and_reset_at_a_clean_height(
