@@ -99,7 +99,8 @@ def measure(scenario: str, rounds: int, nodes: int | None = None, keep: Path | N
     """Start the scenario's network (grown to ``nodes`` processes), run ``rounds`` rounds after one warm-up
     round, stop it; return the figures.
 
-    The run folder (scenario, node logs, chains) goes under ``keep`` when given. Otherwise it is a temporary
+    The run folder (scenario, node logs, chains, each round's result in ``rounds.jsonl`` and every node's last
+    ``GET /status`` in ``statuses.json``) goes under ``keep`` when given. Otherwise it is a temporary
     folder, removed after a run whose every round was final everywhere and kept after any other run, its path
     in the figures (``run_dir``) and on stderr, so that a bad run can be read afterwards."""
     tmp = keep if keep is not None else Path(tempfile.mkdtemp(prefix="bench-net-"))
@@ -137,6 +138,9 @@ def _measure_in(tmp: Path, scenario: str, rounds: int, nodes: int | None) -> dic
         status = launcher.net_status(root)
     finally:
         launcher.net_down(root)
+    # what a kept run folder needs to be read afterwards: each round's result and every node's last status
+    (tmp / "rounds.jsonl").write_text("".join(json.dumps(r, default=str) + "\n" for r in results))
+    (tmp / "statuses.json").write_text(json.dumps(statuses, default=str, indent=1))
     after = _traffic(statuses)
     timed = [r for r in results if r.get("latency_all_ms") is not None]
     work = work_per_round(statuses, [int(r["round"]) for r in timed])

@@ -52,6 +52,7 @@ from .errors import ProtocolReason
 from .framing import StreamEnded, client_exchange, read_frame_length, serve_exchange
 from .keys import PUBKEY_LEN, KeyPair
 from .mesh_events import count_mesh_events
+from .p2p_disconnect import disconnect
 from .p2p_settings import GossipSettings, apply_process_patches, make_gossipsub, quiet_libp2p_logging
 from .push import decode_push, encode_push
 from .stream_pool import SERVE_IDLE_S, StreamPool
@@ -129,6 +130,7 @@ _STAT_KEYS = (
     "requests_failed",
     "dials_failed",
     "watchdog_kicks",
+    "disconnects_aborted",
     "streams_reused",
     "gossip_pushed",
 )
@@ -316,7 +318,8 @@ class Libp2pTransport:
     @property
     def stats(self) -> dict[str, int]:
         """Counters: gossip_out/in/dropped/replayed, publish_waited, requests_*, dials_failed, watchdog_kicks,
-        streams_reused, and gossipsub's mesh decisions (``mesh_*``, :mod:`.mesh_events`)."""
+        disconnects_aborted (a close that hung, its sockets closed under it: :mod:`.p2p_disconnect`), streams_reused,
+        and gossipsub's mesh decisions (``mesh_*``, :mod:`.mesh_events`)."""
         self._stats["gossip_replayed"] = self._seen.refused
         self._stats["streams_reused"] = self._pool.reused
         self._stats.update(self._mesh_events)
@@ -666,9 +669,7 @@ class Libp2pTransport:
         network = self._host.get_network()
         while True:
             now = trio.current_time()
-            for pid in [p for p in self._host.get_connected_peers() if p in self._blocked]:
-                with contextlib.suppress(*_PEER_ERRORS):
-                    await self._host.disconnect(pid)
+            unwanted = [p for p in self._host.get_connected_peers() if p in self._blocked]
             for stale in [*self._pool.expire(), *(st for pid in self._blocked for st in self._pool.drop_peer(pid))]:
                 self._nursery.start_soon(_close_quietly, stale)
             kept = self._kept_ids()
@@ -686,8 +687,11 @@ class Libp2pTransport:
             for pid in idle_on_demand(self._on_demand, self._in_flight, now):
                 del self._on_demand[pid]
                 if network.get_connections(pid):
-                    with contextlib.suppress(*_PEER_ERRORS):
-                        await self._host.disconnect(pid)
+                    unwanted.append(pid)
+            if unwanted:  # side by side, each bounded: a close that hangs must not stop the supervisor (ADR 0207)
+                async with trio.open_nursery() as nursery:
+                    for pid in unwanted:
+                        nursery.start_soon(self._disconnect, pid)
             self._book_changed = trio.Event()
             with trio.move_on_after(SUPERVISOR_PERIOD):
                 await self._book_changed.wait()
@@ -763,10 +767,15 @@ class Libp2pTransport:
                 stuck_since.pop(pid, None)
                 stale_since.pop(pid, None)
                 log.info("watchdog: disconnecting %s to re-run pubsub registration (%s)", pid, reasons.get(pid, "?"))
-                try:
-                    await self._host.disconnect(pid)
-                except _PEER_ERRORS as err:
-                    log.debug("watchdog disconnect of %s failed: %r", pid, err)
+                await self._disconnect(pid)
+
+    async def _disconnect(self, pid: ID) -> None:
+        """Close our connections to ``pid``, bounded whatever the peer does (:func:`.p2p_disconnect.disconnect`)."""
+        try:
+            if not await disconnect(self._host, pid):
+                self._stats["disconnects_aborted"] += 1
+        except _PEER_ERRORS as err:
+            log.debug("disconnect of %s failed: %r", pid, err)
 
 
 async def _quietly(action: Callable[[], Awaitable[None]]) -> None:
