@@ -84,13 +84,15 @@ def work_per_round(statuses: list[dict[str, Any]], rounds: list[int], field: str
 
 CHURN = {"mesh_prunes": ("mesh_prune_over_high",),
          "grafts_refused": ("mesh_graft_refused_backoff", "mesh_graft_refused_flood", "mesh_graft_refused_unjoined"),
-         "mesh_links_lost": ("mesh_lost_disconnect",), "watchdog_kicks": ("watchdog_kicks",)}
+         "mesh_links_lost": ("mesh_lost_disconnect",), "watchdog_kicks": ("watchdog_kicks",),
+         "disconnects_aborted": ("disconnects_aborted",)}
 """What :func:`churn` sums: transport counters of ``GET /status`` that grow when the overlay is unsettled."""
 
 
 def churn(statuses: list[dict[str, Any]]) -> dict[str, int]:
-    """Over all nodes since start-up: mesh links pruned, GRAFTs refused, mesh links lost with a connection, and
-    watchdog kicks (docs/adr/0203: on a settled network they stay near 0 after start-up)."""
+    """Over all nodes since start-up: mesh links pruned, GRAFTs refused, mesh links lost with a connection,
+    watchdog kicks (docs/adr/0203: on a settled network they stay near 0 after start-up), and disconnects whose
+    close hung and had its sockets closed under it (docs/adr/0207)."""
     return {name: sum(int(st.get("transport", {}).get(k, 0)) for st in statuses for k in keys)
             for name, keys in CHURN.items()}
 
