@@ -17,6 +17,7 @@ late (docs/adr/0196), and so on.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -97,6 +98,9 @@ class DrawDriver:
         (docs/adr/0204) ..."""
         self.found_ahead = 0
         """... and those that found a later attempt's block, and proposed nothing."""
+        self.past_turn = 0
+        """Blocks of ours prepared only after our turn had passed, and so preceded by a question to the later
+        attempts' proposers (docs/adr/0209; those that found a block count in ``found_ahead``)."""
         self._proposed_at: set[tuple[int, int]] = set()
         self.backoff = 1.0
         """The fallback wait is ``backoff × fallback_s``: doubled (up to ``MAX_BACKOFF``) when a height we declared
@@ -190,6 +194,14 @@ class DrawDriver:
                 del final_since[h]
             anchor = attempt_anchor(since, final_since.get(height), now, ANCHOR_MAX_WAITS * wait_s)
             attempt = 0 if anchor is None else int((now - anchor) // wait_s)
+
+            def attempt_now(height: int = height, since: float = since, wait_s: float = wait_s) -> int:
+                """The attempt whose turn it is now at ``height``, by this node's count (as above)."""
+                now = trio.current_time()
+                if chain.finalized_height >= height - 1:
+                    final_since.setdefault(height, now)
+                begun = attempt_anchor(since, final_since.get(height), now, ANCHOR_MAX_WAITS * wait_s)
+                return 0 if begun is None else int((now - begun) // wait_s)
             try:
                 proposer = self.drawn(attempt)
             except LedgerError as err:
@@ -199,7 +211,7 @@ class DrawDriver:
                 self._proposed_at = {(h, a) for h, a in self._proposed_at if h >= height}
                 self._proposed_at.add((height, attempt))
                 if not await self._ask_drawn(height, attempt):
-                    await self._propose(height, attempt)
+                    await self._propose(height, attempt, attempt_now)
             def advanced(height: int = height) -> bool:
                 return chain.height >= height
 
@@ -285,10 +297,28 @@ class DrawDriver:
         attempts late, and proposes as attempt 0 a block the others replaced by a later attempt's seconds ago;
         at 50 processes such a block split the votes of one height in half, and no certificate ever formed
         (docs/adr/0204). One that crashed answers nothing, and the proposal follows as before."""
-        chain = self.node.chain
         earlier = self._drawn_others(range(attempt))
         later = ([p for p in self._drawn_others(range(attempt + 1, attempt + 1 + LOOKAHEAD_ATTEMPTS))
                   if p not in earlier] if self.behind() else [])
+        return await self._ask(height, attempt, earlier, later)
+
+    async def _ask_past_turn(self, height: int, attempt: int, current: int) -> bool:
+        """Our block for ``attempt`` was ready only once attempt ``current`` had begun by our count: ask the
+        proposers drawn at the attempts after ours, up to :data:`LOOKAHEAD_ATTEMPTS` past ``current``, for a block of
+        theirs (as :meth:`_ask_drawn` asks ahead); whether one of them made our head move (docs/adr/0209).
+
+        Preparing a block (the market's dry run of a few hundred transactions, on a loaded machine) can outlast a
+        turn: the others declared us silent and the next attempts' proposers took over. At 50 processes the
+        attempt-0 proposer, the network's aggregator, had its block ready 11 s after the parent's certificate and
+        proposed it 0.5 s after attempt 3's block; the votes split 5 to 6 of 11 and no certificate ever formed."""
+        self.past_turn += 1
+        return await self._ask(height, attempt, [], self._drawn_others(range(attempt + 1,
+                                                                                current + 1 + LOOKAHEAD_ATTEMPTS)))
+
+    async def _ask(self, height: int, attempt: int, earlier: list[bytes], later: list[bytes]) -> bool:
+        """Ask ``earlier`` (the proposers drawn before ``attempt``) and ``later`` (those drawn after it) for their
+        block at ``height``, at once and for at most half a fallback wait; whether one of them made our head move."""
+        chain = self.node.chain
         peers = earlier + later
         if not peers:
             return False
@@ -329,7 +359,9 @@ class DrawDriver:
                 out.append(drawn)
         return out
 
-    async def _propose(self, height: int, attempt: int) -> None:
+    async def _propose(self, height: int, attempt: int, attempt_now: Callable[[], int]) -> None:
+        """Propose the next block as the proposer drawn at ``attempt`` (``attempt_now``: the attempt whose turn it
+        is by our count, read again once the block is prepared)."""
         chain = self.node.chain
         proof = self.proof(attempt)
         candidate = chain.dry_run(proof, timestamp_ms=chain.clock.now_ms())
@@ -338,6 +370,9 @@ class DrawDriver:
         await chain.prepare_candidate(candidate)
         if chain.height + 1 != height or not chain.synced:
             return  # a block arrived while we prepared (or showed us we are behind)
+        current = attempt_now()
+        if current > attempt and await self._ask_past_turn(height, attempt, current):
+            return  # our turn passed while we prepared, and a later attempt's block was there (docs/adr/0209)
         try:  # through node/byzantine: a Byzantine node may withhold or equivocate here
             block = await byzantine.propose(self.node, proof, timestamp_ms=chain.clock.now_ms())
         except LedgerError as err:  # e.g. a market contract refuses what the mempool holds: propose nothing
@@ -356,5 +391,5 @@ class DrawDriver:
         return {"rule": self.rule, "proposed": self.proposed, "fallbacks": self.fallbacks,
                 "batch_seals": self.batch_seals, "regossips": self.regossips, "formation_s": self.formation_s,
                 "asked_earlier": self.asked, "found_late": self.found_late,
-                "asked_ahead": self.asked_ahead, "found_ahead": self.found_ahead,
+                "asked_ahead": self.asked_ahead, "found_ahead": self.found_ahead, "past_turn": self.past_turn,
                 "backoff": round(self.backoff, 3)}

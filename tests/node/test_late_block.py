@@ -250,3 +250,67 @@ def test_fallback_attempts_count_from_the_parents_finality_up_to_a_cap() -> None
     for now in (12.0, 17.0, 19.0, 25.0, 31.0):  # the anchor never moves once the count has begun
         first = attempt_anchor(10.0, None, now, 8.0)
         assert first is None or first == attempt_anchor(10.0, now + 1.0, now + 1.0, 8.0)
+
+
+# -- a block ready only after our turn passed: ask the later attempts' proposers first (docs/adr/0209) --
+
+
+def _preparing_driver(holder: int | None, prepare_s: float) -> tuple[Any, _Sync, list[int]]:
+    """:func:`_driver`'s driver (kept up), whose chain takes ``prepare_s`` to prepare a candidate and records the
+    attempts it was asked to propose at."""
+    from types import SimpleNamespace
+
+    driver, sync = _driver(holder=holder)
+    chain = driver.node.chain
+    proposed: list[int] = []
+    chain.synced = True
+    chain.dry_run = lambda proof, timestamp_ms: SimpleNamespace(txs=[b"tx"])
+
+    async def prepare_candidate(candidate: Any) -> None:
+        await trio.sleep(prepare_s)
+
+    chain.prepare_candidate = prepare_candidate
+    driver.proof = lambda attempt: {"attempt": attempt}
+    return driver, sync, proposed
+
+
+async def _propose_at_0(driver: Any, proposed: list[int], monkeypatch: Any) -> None:
+    """Run ``_propose`` for attempt 0 at height 10 with a 2 s fallback wait counted from now."""
+    from types import SimpleNamespace
+
+    from bazaar.node.consensus import draw
+
+    async def propose(node: Any, proof: dict[str, Any], *, timestamp_ms: int) -> Any:
+        proposed.append(proof["attempt"])
+        return SimpleNamespace(height=10, txs=[b"tx"])
+
+    monkeypatch.setattr(draw.byzantine, "propose", propose)
+    start = trio.current_time()
+    with trio.fail_after(60):
+        await driver._propose(10, 0, lambda: int((trio.current_time() - start) // 2.0))
+
+
+async def test_a_block_prepared_past_its_turn_gives_way_to_a_later_attempts_block(autojump_clock: Any,
+                                                                                  monkeypatch: Any) -> None:
+    """At 50 processes the attempt-0 proposer had its block ready 11 s after its turn began and proposed it 0.5 s
+    after attempt 3's: the votes split 5 to 6 of 11 and no certificate ever formed."""
+    driver, sync, proposed = _preparing_driver(holder=3, prepare_s=7.0)  # attempt 3's turn runs when it is ready
+    await _propose_at_0(driver, proposed, monkeypatch)
+    assert proposed == [] and driver.node.chain.height == 10  # took attempt 3's block
+    assert bytes([3]) in sync.asked and set(sync.asked) <= {bytes([k]) for k in range(1, 6)}
+    status = driver.status()
+    assert (status["past_turn"], status["asked_ahead"], status["found_ahead"]) == (1, 1, 1)
+
+
+async def test_a_block_prepared_past_its_turn_is_proposed_when_no_later_attempt_has_one(autojump_clock: Any,
+                                                                                        monkeypatch: Any) -> None:
+    driver, sync, proposed = _preparing_driver(holder=None, prepare_s=7.0)
+    await _propose_at_0(driver, proposed, monkeypatch)
+    assert proposed == [0] and sorted(sync.asked) == [bytes([k]) for k in range(1, 6)]
+    assert driver.status()["past_turn"] == 1
+
+
+async def test_a_block_prepared_within_its_turn_asks_nobody(autojump_clock: Any, monkeypatch: Any) -> None:
+    driver, sync, proposed = _preparing_driver(holder=1, prepare_s=0.5)
+    await _propose_at_0(driver, proposed, monkeypatch)
+    assert proposed == [0] and sync.asked == [] and driver.status()["past_turn"] == 0
