@@ -21,16 +21,25 @@ from .params import ParamError, read_toml
 from .scenario import Scenario, load_scenario
 
 FIXED_DEADLINES = frozenset({"block_s"})
-"""Deadlines that do not grow with the network: a consensus fallback's wait (a silent proposer's replacement)."""
+"""Deadlines that do not grow with the network under ``pol`` consensus: its wait for the round's block."""
+FALLBACK_CONSENSUS = frozenset({"pos", "lottery"})
+"""Consensus rules whose ``block_s`` is the proposer fallback's wait, which grows with the network (ADR 0210)."""
 
 
-def scaled_deadlines(deadlines: dict[str, Any], old_nodes: int, new_nodes: int) -> dict[str, Any]:
+def scaled_deadlines(deadlines: dict[str, Any], old_nodes: int, new_nodes: int, consensus: str = "pol"
+                     ) -> dict[str, Any]:
     """``deadlines`` grown in proportion to the node processes when they grow (never shrunk), but for
-    :data:`FIXED_DEADLINES`. On one machine the CPU a collection window has to hold grows with the processes that
-    share it (every one trains, solves, gossips on the same cores); a window closes as soon as every participant
-    answered, so a longer deadline costs time only when one is missing (docs/adr/0147)."""
+    :data:`FIXED_DEADLINES` under ``pol`` consensus. On one machine the CPU a collection window has to hold grows
+    with the processes that share it (every one trains, solves, gossips on the same cores); a window closes as soon
+    as every participant answered, so a longer deadline costs time only when one is missing (docs/adr/0147).
+
+    Under ``pos`` and ``lottery`` ``block_s`` is the wait after which the next attempt's proposer replaces a silent
+    one, and it grows too: a block's way to every node grows with the processes, and a fallback wait shorter than
+    that makes fallback proposers compete with a block that was only slow; at 50 processes such a race split the
+    finality votes of a height for good (docs/adr/0210). A longer wait costs time only when a proposer is silent."""
     factor = max(1.0, new_nodes / old_nodes) if old_nodes > 0 else 1.0
-    return {key: value if key in FIXED_DEADLINES or not isinstance(value, (int, float)) or isinstance(value, bool)
+    fixed = frozenset() if consensus in FALLBACK_CONSENSUS else FIXED_DEADLINES
+    return {key: value if key in fixed or not isinstance(value, (int, float)) or isinstance(value, bool)
             else round(float(value) * factor, 3) for key, value in deadlines.items()}
 
 
@@ -93,7 +102,7 @@ def _grow(sc: Scenario, role: str, nodes: int, folder: Path) -> Path:
     data["roles"][role] = new
     data["name"] = f"{data['name']}-n{nodes}"
     if isinstance(data.get("deadlines"), dict):
-        data["deadlines"] = scaled_deadlines(data["deadlines"], sum(sc.roles.values()), nodes)
+        data["deadlines"] = scaled_deadlines(data["deadlines"], sum(sc.roles.values()), nodes, sc.consensus)
     folder.mkdir(parents=True, exist_ok=True)
     mech = data.get("mechanism", {})
 

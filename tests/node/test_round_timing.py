@@ -85,7 +85,7 @@ def test_a_scenario_grows_to_n_nodes_with_member_wise_parameters(tmp_path: Path)
     assert load_scenario(scale_scenario("cloudchain", 20, tmp_path / "cloud20")).roles["provider"] == 12
 
 
-def test_a_grown_scenario_gets_windows_in_proportion_but_the_same_fallback_wait(tmp_path: Path) -> None:
+def test_a_grown_scenario_gets_windows_in_proportion_and_pol_keeps_its_block_wait(tmp_path: Path) -> None:
     base = load_scenario("ai-bazaar")
     grown = load_scenario(scale_scenario("ai-bazaar", 45, tmp_path))  # 9 -> 45 processes: 5x
     for key, value in base.deadlines.items():
@@ -93,3 +93,15 @@ def test_a_grown_scenario_gets_windows_in_proportion_but_the_same_fallback_wait(
         assert grown.deadlines[key] == pytest.approx(expected), key
     shrunk = load_scenario(scale_scenario("ai-bazaar", 5, tmp_path / "small"))
     assert shrunk.deadlines == base.deadlines  # never shorter than the scenario's own
+
+
+def test_a_grown_pos_or_lottery_scenario_gets_a_fallback_wait_in_proportion(tmp_path: Path) -> None:
+    """docs/adr/0210: the demo's cloudchain grown from 14 to 50 processes kept a 2 s fallback wait where a block
+    took up to 9 s to reach every node, and fallback proposers split a height's votes for good."""
+    for name, nodes in (("cloudchain", 50), ("hierarchical", 40)):
+        base = load_scenario(name)
+        assert base.consensus in ("pos", "lottery")
+        grown = load_scenario(scale_scenario(name, nodes, tmp_path / name))
+        factor = nodes / sum(base.roles.values())
+        for key, value in base.deadlines.items():
+            assert grown.deadlines[key] == pytest.approx(value * factor, abs=1e-3), (name, key)
