@@ -187,21 +187,19 @@ class DrawDriver:
                 if chain.height + 1 != height:
                     continue
             wait_s = self.fallback_s * self.backoff
-            now = trio.current_time()
-            if chain.finalized_height >= height - 1:
-                final_since.setdefault(height, now)
             for h in [h for h in final_since if h < height]:
                 del final_since[h]
-            anchor = attempt_anchor(since, final_since.get(height), now, ANCHOR_MAX_WAITS * wait_s)
-            attempt = 0 if anchor is None else int((now - anchor) // wait_s)
 
-            def attempt_now(height: int = height, since: float = since, wait_s: float = wait_s) -> int:
-                """The attempt whose turn it is now at ``height``, by this node's count (as above)."""
+            def count(height: int = height, since: float = since, wait_s: float = wait_s) -> tuple[float | None, int]:
+                """When this node began counting ``height``'s attempts (None while attempt 0's turn lasts), and the
+                attempt whose turn it is now."""
                 now = trio.current_time()
                 if chain.finalized_height >= height - 1:
                     final_since.setdefault(height, now)
                 begun = attempt_anchor(since, final_since.get(height), now, ANCHOR_MAX_WAITS * wait_s)
-                return 0 if begun is None else int((now - begun) // wait_s)
+                return begun, 0 if begun is None else int((now - begun) // wait_s)
+
+            anchor, attempt = count()
             try:
                 proposer = self.drawn(attempt)
             except LedgerError as err:
@@ -211,7 +209,7 @@ class DrawDriver:
                 self._proposed_at = {(h, a) for h, a in self._proposed_at if h >= height}
                 self._proposed_at.add((height, attempt))
                 if not await self._ask_drawn(height, attempt):
-                    await self._propose(height, attempt, attempt_now)
+                    await self._propose(height, attempt, count)
             def advanced(height: int = height) -> bool:
                 return chain.height >= height
 
@@ -221,7 +219,7 @@ class DrawDriver:
 
                 cap_at = since + ANCHOR_MAX_WAITS * wait_s
                 with contextlib.suppress(trio.TooSlowError):
-                    await chain.changes.wait_for(parent_final, timeout=max(0.01, cap_at - now))
+                    await chain.changes.wait_for(parent_final, timeout=max(0.01, cap_at - trio.current_time()))
                 continue
             next_attempt_at = anchor + (attempt + 1) * wait_s
 
@@ -359,9 +357,9 @@ class DrawDriver:
                 out.append(drawn)
         return out
 
-    async def _propose(self, height: int, attempt: int, attempt_now: Callable[[], int]) -> None:
-        """Propose the next block as the proposer drawn at ``attempt`` (``attempt_now``: the attempt whose turn it
-        is by our count, read again once the block is prepared)."""
+    async def _propose(self, height: int, attempt: int, count: Callable[[], tuple[float | None, int]]) -> None:
+        """Propose the next block as the proposer drawn at ``attempt`` (``count``: the draw loop's attempt count at
+        this height, read again once the block is prepared)."""
         chain = self.node.chain
         proof = self.proof(attempt)
         candidate = chain.dry_run(proof, timestamp_ms=chain.clock.now_ms())
@@ -370,7 +368,7 @@ class DrawDriver:
         await chain.prepare_candidate(candidate)
         if chain.height + 1 != height or not chain.synced:
             return  # a block arrived while we prepared (or showed us we are behind)
-        current = attempt_now()
+        _, current = count()
         if current > attempt and await self._ask_past_turn(height, attempt, current):
             return  # our turn passed while we prepared, and a later attempt's block was there (docs/adr/0209)
         try:  # through node/byzantine: a Byzantine node may withhold or equivocate here

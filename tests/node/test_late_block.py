@@ -287,7 +287,7 @@ async def _propose_at_0(driver: Any, proposed: list[int], monkeypatch: Any) -> N
     monkeypatch.setattr(draw.byzantine, "propose", propose)
     start = trio.current_time()
     with trio.fail_after(60):
-        await driver._propose(10, 0, lambda: int((trio.current_time() - start) // 2.0))
+        await driver._propose(10, 0, lambda: (start, int((trio.current_time() - start) // 2.0)))
 
 
 async def test_a_block_prepared_past_its_turn_gives_way_to_a_later_attempts_block(autojump_clock: Any,
