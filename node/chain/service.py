@@ -87,6 +87,9 @@ class ChainService:
         """Sealed batches sent to us directly as the drawn proposer (``/bazaar/txs/1``)."""
         self.sealed_forwards = 0
         """Sealed batches we passed on to the node drawn after us (:meth:`_forward_sealed`)."""
+        self._held: list[bytes] = []
+        """A sealed batch pushed to us as the drawn proposer: what the next block leaves out of it (it came while we
+        built ours, or another node's block came first) is passed on once to the node drawn then (docs/adr/0211)."""
         self.sealed_pushes = {"landed": 0, "gossiped": 0, "failed": 0}
         """How our sealed batches pushed to the drawn proposer ended: all landed before the gossip delay, some
         gossiped after it, or the push failed and the whole batch was gossiped."""
@@ -345,14 +348,20 @@ class ChainService:
     def _forward_sealed(self, raws: list[bytes]) -> None:
         """A sealed batch pushed to us for a block we will not propose — we proposed the block its sender had not
         imported yet, so another node is drawn for the next one now: pass what is still pending here on to that
-        node, once (``fwd``), instead of holding it until the sender's gossip delay (docs/adr/0195)."""
+        node, once (``fwd``), instead of holding it until the sender's gossip delay (docs/adr/0195). One for a block we
+        will propose is held until the next block, and what that block leaves out is passed on then: at 20 processes
+        a batch reached the drawn proposer while it was building its block, and waited a second at its sender
+        (docs/adr/0211)."""
         if self.next_proposer is None or self.spawn is None:
             return
         try:
             proposer = self.next_proposer()
         except lerr.LedgerError:
             return
-        if proposer is None or proposer == self.key.public or proposer not in self.transport.peers():
+        if proposer == self.key.public:  # ours to propose: what the next block leaves out is passed on then
+            self._held = list(self._pending(raws))
+            return
+        if proposer is None or proposer not in self.transport.peers():
             return
         pending = list(self._pending(raws))
         if pending:
@@ -572,6 +581,9 @@ class ChainService:
         """Everything that follows a new head: mempool, market hook, gossip, pending certificate, our vote."""
         self.mempool.prune(self.chain.state)
         self._sealed = {d for d in self._sealed if self.mempool.holds(d)}  # a seal lasts until its batch lands
+        if self._held:  # a batch pushed to us as the drawn proposer: what this block left out goes on (ADR 0211)
+            held, self._held = self._held, []
+            self._forward_sealed(held)
         h = block.header.height
         for hooks in self.hooks:
             if hooks.imported is not None:
