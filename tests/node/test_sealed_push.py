@@ -137,27 +137,34 @@ async def test_own_pending_transactions_are_gossiped_again_when_asked() -> None:
     assert await svc.regossip_own() == 1 and sent == [1]
 
 
-async def test_a_batch_pushed_to_the_drawn_proposer_that_its_block_left_out_is_passed_on_after_it() -> None:
-    """docs/adr/0211: at 20 processes a sealed batch reached the drawn proposer while it was building its block; the
-    block left it out, the node drawn next did not have it, and it waited a second at its sender for the gossip."""
+
+def _drawn_service() -> tuple[ChainService, Net, list[bytes], list[tuple[str, bytes, bytes]]]:
+    """A chain service drawn to propose the next block (``drawn[0]``: who is drawn), connected to the second
+    validator, whose spawned sends are recorded as ``(name, peer, body)``."""
     net = Net("pos")
-    chain = Chain(MemoryStore(), net.genesis)
     me, nxt = net.validators[0], net.validators[1]
-    svc = ChainService(chain, key=me, bls_secret=bls.bls_keygen(me.seed),
+    svc = ChainService(Chain(MemoryStore(), net.genesis), key=me, bls_secret=bls.bls_keygen(me.seed),
                        transport=_NoTransport(), publish=_no_publish, network_id=NID)  # type: ignore[arg-type]
-    drawn = [me.public]
+    drawn = [me.public, nxt.public]
     svc.next_proposer = lambda: drawn[0]
     spawned: list[tuple[str, bytes, bytes]] = []
     svc.spawn = lambda name, fn, peer, body: spawned.append((name, peer, body))
     svc.transport.peers = lambda: [nxt.public]  # type: ignore[method-assign]
+    return svc, net, drawn, spawned
+
+
+async def test_a_batch_pushed_to_the_drawn_proposer_that_its_block_left_out_is_passed_on_after_it() -> None:
+    """docs/adr/0211: at 20 processes a sealed batch reached the drawn proposer while it was building its block; the
+    block left it out, the node drawn next did not have it, and it waited a second at its sender for the gossip."""
+    svc, net, drawn, spawned = _drawn_service()
     sealed = net.tx("alice", "transfer", to=net.acct("bob"), amount=5)
     other = net.tx("carol", "transfer", to=net.acct("bob"), amount=7)
     await svc.serve_txs(net.acct("alice"), codec.encode({"txs": [sealed], "seal": True}))
     assert spawned == []  # ours to propose: held
     block, _ = net.commit([other])  # our block, built before the batch came, leaves it out
-    drawn[0] = nxt.public
+    drawn[0] = drawn[1]
     assert await svc.import_block(block, announce=False)
-    assert [(name, peer) for name, peer, _ in spawned] == [("txs.forward", nxt.public)]
+    assert [(name, peer) for name, peer, _ in spawned] == [("txs.forward", drawn[1])]
     assert codec.decode(spawned[0][2]) == {"txs": [sealed], "seal": True, "fwd": True}
     assert svc.sealed_forwards == 1
     second, _ = net.commit([sealed])
@@ -166,19 +173,10 @@ async def test_a_batch_pushed_to_the_drawn_proposer_that_its_block_left_out_is_p
 
 
 async def test_a_held_batch_that_the_next_block_carries_is_not_passed_on() -> None:
-    net = Net("pos")
-    chain = Chain(MemoryStore(), net.genesis)
-    me, nxt = net.validators[0], net.validators[1]
-    svc = ChainService(chain, key=me, bls_secret=bls.bls_keygen(me.seed),
-                       transport=_NoTransport(), publish=_no_publish, network_id=NID)  # type: ignore[arg-type]
-    drawn = [me.public]
-    svc.next_proposer = lambda: drawn[0]
-    spawned: list[Any] = []
-    svc.spawn = lambda *args: spawned.append(args)
-    svc.transport.peers = lambda: [nxt.public]  # type: ignore[method-assign]
+    svc, net, drawn, spawned = _drawn_service()
     sealed = net.tx("alice", "transfer", to=net.acct("bob"), amount=5)
     await svc.serve_txs(net.acct("alice"), codec.encode({"txs": [sealed], "seal": True}))
     block, _ = net.commit([sealed])
-    drawn[0] = nxt.public
+    drawn[0] = drawn[1]
     assert await svc.import_block(block, announce=False)
     assert spawned == [] and svc.sealed_forwards == 0
