@@ -88,8 +88,8 @@ class ChainService:
         self.sealed_forwards = 0
         """Sealed batches we passed on to the node drawn after us (:meth:`_forward_sealed`)."""
         self._held: list[bytes] = []
-        """A sealed batch pushed to us as the drawn proposer: what the next block leaves out of it (it came while we
-        built ours, or another node's block came first) is passed on once to the node drawn then (docs/adr/0211)."""
+        """Sealed batches pushed to us as the drawn proposer: what the next block leaves out of them (they came while
+        we built ours, or another node's block came first) is passed on once to the node drawn then (docs/adr/0211)."""
         self.sealed_pushes = {"landed": 0, "gossiped": 0, "failed": 0}
         """How our sealed batches pushed to the drawn proposer ended: all landed before the gossip delay, some
         gossiped after it, or the push failed and the whole batch was gossiped."""
@@ -359,7 +359,7 @@ class ChainService:
         except lerr.LedgerError:
             return
         if proposer == self.key.public:  # ours to propose: what the next block leaves out is passed on then
-            self._held = list(self._pending(raws))
+            self._held = list(dict.fromkeys([*self._held, *self._pending(raws)]))
             return
         if proposer is None or proposer not in self.transport.peers():
             return
